@@ -1,0 +1,970 @@
+//! The command line: clap types, raw arguments turned into validated settings, one function per
+//! command, and the mapping of every outcome to SPEC §3's exit codes. The binary's edge: `anyhow`
+//! is used here and in `main.rs` only.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::ledger::sled::SledLedger;
+use crate::ledger::{AuditEvent, BatchStatus, Ledger, LedgerError, Record, RecordFilter, State};
+use crate::report::{exit, RunReport};
+use crate::sync::{ExportSelection, Mode, RunError, RunOptions};
+
+/// facto — finalized invoices and credit notes to accounting software, never twice, never lost.
+#[derive(Debug, Parser)]
+#[command(name = "facto", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "facto.toml")]
+    pub config: PathBuf,
+    /// Ledger folder (overrides `data_dir` of the configuration).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Machine-readable output (JSON) on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (errors only).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One pass of every job (or one): pull, map, check, deliver, record.
+    Sync {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+        /// Do everything but deliver and record.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// What a sync or export would do now, per document. Changes nothing.
+    Preview {
+        /// Job (default: the only job).
+        #[arg(long)]
+        job: Option<String>,
+        /// First issue date (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last issue date (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Write one export batch (journal file) for a period.
+    Export(ExportArgs),
+    /// Export history: list, show, download, cancel.
+    Exports {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ExportsCmd,
+    },
+    /// Inspect and act on per-document transfer records.
+    Ledger {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: LedgerCmd,
+    },
+    /// Validate mapping files and list the source's unmapped codes.
+    Mappings {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: MappingsCmd,
+    },
+}
+
+/// `facto export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Job (default: the only job).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Journal-file target of the job.
+    #[arg(long)]
+    pub target: String,
+    /// First issue date (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last issue date (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Journal code to write (default: the mapping's).
+    #[arg(long)]
+    pub journal: Option<String>,
+    /// Folder to write the file to (default: the target's `out_dir`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Export documents already in an active batch again.
+    #[arg(long)]
+    pub include_exported: bool,
+    /// Only these document numbers.
+    #[arg(long, num_args = 1..)]
+    pub only: Vec<String>,
+    /// Leave these document numbers out.
+    #[arg(long, num_args = 1..)]
+    pub exclude: Vec<String>,
+}
+
+/// `facto exports ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportsCmd {
+    /// All batches, oldest first.
+    List,
+    /// One batch, its documents and the report of the run that wrote it.
+    Show {
+        /// Batch id.
+        id: u64,
+    },
+    /// The exact bytes first produced.
+    Download {
+        /// Batch id.
+        id: u64,
+        /// Where to write (default: the batch's file name in the current folder; `-` for stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Cancel a batch: kept in history, its documents free for a new export.
+    Cancel {
+        /// Batch id.
+        id: u64,
+    },
+}
+
+/// `facto ledger ...`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCmd {
+    /// Records, filtered.
+    List {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this state (held, claimed, delivered, released, accepted, rejected, paid, failed).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Every record of a document (by id or number), with its history.
+    Show {
+        /// Document id or number.
+        doc: String,
+    },
+    /// Make a held, failed or rejected document eligible again on the next sync.
+    Retry {
+        /// Document id or number.
+        doc: String,
+        /// Only for this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Remove a record (the next sync treats the document as new). Audited.
+    Forget {
+        /// Document id or number.
+        doc: String,
+        /// Target.
+        #[arg(long)]
+        target: String,
+        /// Job, when the document is in several.
+        #[arg(long)]
+        job: Option<String>,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Kept run reports: the list, or one.
+    Reports {
+        /// Run id.
+        run: Option<String>,
+    },
+}
+
+/// `facto mappings ...`.
+#[derive(Debug, Subcommand)]
+pub enum MappingsCmd {
+    /// Validate the mapping files and list every unmapped code of the source.
+    Check {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
+}
+
+/// An error with the exit code it calls for.
+struct Failure(u8, anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(exit::USAGE, e.into())
+    }
+}
+
+fn fail(code: u8, e: impl Into<anyhow::Error>) -> Failure {
+    Failure(code, e.into())
+}
+
+fn ledger_failure(e: LedgerError) -> Failure {
+    fail(exit::USAGE, e)
+}
+
+fn run_failure(e: RunError) -> Failure {
+    match e {
+        RunError::Config(_) => fail(exit::USAGE, e),
+        RunError::Ledger(e) => ledger_failure(e),
+        RunError::Target(_) => fail(exit::UNREACHABLE, e),
+    }
+}
+
+/// Parses the arguments, runs the command, returns the exit code.
+pub fn main_entry() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, e)) => {
+            if cli.json {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::json!({ "error": format!("{e:#}"), "exit_code": code })
+                );
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("facto={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+fn load(cli: &Cli) -> Result<Config, Failure> {
+    Config::load(&cli.config, cli.data_dir.as_deref()).map_err(|e| fail(exit::USAGE, e))
+}
+
+fn open_ledger(cfg: &Config) -> Result<SledLedger, Failure> {
+    SledLedger::open(&cfg.data_dir).map_err(ledger_failure)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
+    let s = serde_json::to_string_pretty(v).context("cannot encode the JSON output")?;
+    writeln!(std::io::stdout(), "{s}").context("cannot write to stdout")?;
+    Ok(())
+}
+
+fn out(s: &str) -> Result<(), Failure> {
+    std::io::stdout()
+        .write_all(s.as_bytes())
+        .context("cannot write to stdout")?;
+    Ok(())
+}
+
+fn pick_job<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a crate::config::Job, Failure> {
+    match name {
+        Some(n) => cfg.job(n).map_err(|e| fail(exit::USAGE, e)),
+        None => match cfg.jobs.as_slice() {
+            [only] => Ok(only),
+            [] => Err(fail(
+                exit::USAGE,
+                anyhow!("{} declares no job", cfg.path.display()),
+            )),
+            _ => Err(fail(
+                exit::USAGE,
+                anyhow!("several jobs are configured; name one with --job"),
+            )),
+        },
+    }
+}
+
+fn progress(cli: &Cli) -> Option<indicatif::ProgressBar> {
+    if cli.json || cli.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {pos} documents processed {elapsed}")
+    {
+        pb.set_style(style);
+    }
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(pb)
+}
+
+fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+async fn run(cli: &Cli) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::Sync { job, dry_run } => sync(cli, job.as_deref(), *dry_run).await,
+        Command::Preview {
+            job,
+            from,
+            to,
+            target,
+        } => {
+            let cfg = load(cli)?;
+            let job = pick_job(&cfg, job.as_deref())?;
+            let ledger = open_ledger(&cfg)?;
+            let p = crate::preview::preview(&cfg, &ledger, job, *from, *to, target.as_deref())
+                .await
+                .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?;
+            if cli.json {
+                print_json(&p)?;
+            } else {
+                out(&p.render())?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Export(args) => export(cli, args).await,
+        Command::Exports { cmd } => exports(cli, cmd),
+        Command::Ledger { cmd } => ledger_cmd(cli, cmd),
+        Command::Mappings {
+            cmd: MappingsCmd::Check { job },
+        } => mappings_check(cli, job.as_deref()).await,
+    }
+}
+
+fn emit_reports(cli: &Cli, reports: &[RunReport]) -> Result<u8, Failure> {
+    if cli.json {
+        match reports {
+            [one] => print_json(one)?,
+            many => print_json(&serde_json::json!({ "reports": many }))?,
+        }
+    } else {
+        for r in reports {
+            out(&r.render())?;
+        }
+    }
+    Ok(reports
+        .iter()
+        .map(RunReport::exit_code)
+        .max()
+        .unwrap_or(exit::OK))
+}
+
+async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let jobs: Vec<&crate::config::Job> = match job {
+        Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
+        None => cfg.jobs.iter().collect(),
+    };
+    let ledger = open_ledger(&cfg)?;
+    let recovery = if dry_run {
+        Vec::new()
+    } else {
+        crate::sync::recover(&ledger).map_err(run_failure)?
+    };
+    let pb = progress(cli);
+    let opts = RunOptions {
+        dry_run,
+        today: today(),
+        progress: pb.clone(),
+    };
+    let mut reports = Vec::new();
+    for (i, j) in jobs.into_iter().enumerate() {
+        let mut r = crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts)
+            .await
+            .map_err(run_failure)?;
+        if i == 0 {
+            r.recovery.clone_from(&recovery);
+        }
+        reports.push(r);
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    emit_reports(cli, &reports)
+}
+
+async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
+    if a.from > a.to {
+        return Err(fail(
+            exit::USAGE,
+            anyhow!("--from {} is after --to {}", a.from, a.to),
+        ));
+    }
+    let cfg = load(cli)?;
+    let job = pick_job(&cfg, a.job.as_deref())?;
+    let ledger = open_ledger(&cfg)?;
+    let recovery = crate::sync::recover(&ledger).map_err(run_failure)?;
+    let pb = progress(cli);
+    let opts = RunOptions {
+        dry_run: false,
+        today: today(),
+        progress: pb.clone(),
+    };
+    let sel = ExportSelection {
+        target: a.target.clone(),
+        from: a.from,
+        to: a.to,
+        journal: a.journal.clone(),
+        out_dir: a.out.clone(),
+        include_exported: a.include_exported,
+        only: a.only.clone(),
+        exclude: a.exclude.clone(),
+    };
+    let mut r = crate::sync::run_job(&cfg, &ledger, job, &Mode::Export(sel), &opts)
+        .await
+        .map_err(run_failure)?;
+    r.recovery = recovery;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if r.batches.is_empty() && r.error.is_none() && !cli.json {
+        out("no document to export in this period (see `facto preview`)\n")?;
+    }
+    emit_reports(cli, &[r])
+}
+
+fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let ledger = open_ledger(&cfg)?;
+    match cmd {
+        ExportsCmd::List => {
+            let batches = ledger.batches().map_err(ledger_failure)?;
+            if cli.json {
+                print_json(&batches)?;
+            } else if batches.is_empty() {
+                out("no export batch yet\n")?;
+            } else {
+                let mut s = format!(
+                    "{:>5}  {:<9}  {:<8} {:<12} {:<14} {:<3} {:<23} {:>5} {:>12}  {}\n",
+                    "id",
+                    "status",
+                    "job",
+                    "target",
+                    "format",
+                    "jnl",
+                    "period",
+                    "docs",
+                    "total",
+                    "file"
+                );
+                for b in &batches {
+                    s.push_str(&format!(
+                        "{:>5}  {:<9}  {:<8} {:<12} {:<14} {:<3} {} → {} {:>5} {:>12.2}  {}\n",
+                        b.id,
+                        if b.status == BatchStatus::Active {
+                            "active"
+                        } else {
+                            "cancelled"
+                        },
+                        b.job,
+                        b.target,
+                        b.format,
+                        b.journal,
+                        b.period_from,
+                        b.period_to,
+                        b.documents,
+                        b.total_debit,
+                        b.file_name
+                    ));
+                }
+                out(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        ExportsCmd::Show { id } => {
+            let b = ledger
+                .batch(*id)
+                .map_err(ledger_failure)?
+                .ok_or_else(|| anyhow!("no export batch {id}; `facto exports list` shows them"))?;
+            let keys = ledger.batch_documents(*id).map_err(ledger_failure)?;
+            let mut docs = Vec::new();
+            for k in &keys {
+                if let Some(r) = ledger.get(k).map_err(ledger_failure)? {
+                    docs.push(r);
+                }
+            }
+            let report = ledger.report(&b.run_id).map_err(ledger_failure)?;
+            if cli.json {
+                let docs: Vec<_> = docs
+                    .iter()
+                    .map(|r| serde_json::json!({"doc_id": r.key.doc_id, "number": r.number, "customer": r.customer_name, "gross": r.gross, "state": r.state, "batch_id": r.batch_id}))
+                    .collect();
+                print_json(
+                    &serde_json::json!({ "batch": b, "documents": docs, "run_report": report }),
+                )?;
+            } else {
+                let mut s = format!(
+                    "export batch {} ({})\n  job {} · target {} · format {} · journal {}\n  period {} → {} · {} documents · debit {:.2} · credit {:.2}\n  file {} ({} bytes, sha256 {})\n  created {} by {} (run {}){}\n  documents:\n",
+                    b.id,
+                    if b.status == BatchStatus::Active { "active" } else { "cancelled" },
+                    b.job, b.target, b.format, b.journal, b.period_from, b.period_to, b.documents,
+                    b.total_debit, b.total_credit, b.path.display(), b.size, b.sha256,
+                    b.created_at.format("%Y-%m-%d %H:%M:%S UTC"), b.origin, b.run_id,
+                    b.cancelled_at.map(|t| format!("\n  cancelled {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default()
+                );
+                for r in &docs {
+                    let now_in = if r.batch_id == Some(b.id) {
+                        String::new()
+                    } else {
+                        format!("  (now {})", r.state.as_str())
+                    };
+                    s.push_str(&format!(
+                        "    {:<14} {:<28} {:>12}{now_in}\n",
+                        r.number,
+                        r.customer_name,
+                        r.gross.map(|g| format!("{g:.2}")).unwrap_or_default()
+                    ));
+                }
+                if let Some(rep) = report.and_then(|v| serde_json::from_value::<RunReport>(v).ok())
+                {
+                    s.push_str("  report of that run:\n");
+                    for line in rep.render().lines() {
+                        s.push_str(&format!("    {line}\n"));
+                    }
+                }
+                out(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        ExportsCmd::Download { id, out: dest } => {
+            let b = ledger
+                .batch(*id)
+                .map_err(ledger_failure)?
+                .ok_or_else(|| anyhow!("no export batch {id}; `facto exports list` shows them"))?;
+            let bytes = ledger.batch_file(*id).map_err(ledger_failure)?;
+            if hex::encode(Sha256::digest(&bytes)) != b.sha256 {
+                return Err(fail(exit::USAGE, anyhow!("the stored bytes of batch {id} do not match its recorded sha256; the ledger is damaged")));
+            }
+            match dest.as_deref() {
+                Some(p) if p == Path::new("-") => {
+                    std::io::stdout()
+                        .write_all(&bytes)
+                        .context("cannot write to stdout")?;
+                }
+                other => {
+                    let path = other
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from(&b.file_name));
+                    let path = if path.is_dir() {
+                        path.join(&b.file_name)
+                    } else {
+                        path
+                    };
+                    crate::fsutil::write_atomic(&path, &bytes, None)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    if cli.json {
+                        print_json(
+                            &serde_json::json!({"batch": id, "path": path, "bytes": bytes.len(), "sha256": b.sha256}),
+                        )?;
+                    } else {
+                        out(&format!(
+                            "batch {id} written to {} ({} bytes, sha256 {})\n",
+                            path.display(),
+                            bytes.len(),
+                            b.sha256
+                        ))?;
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        ExportsCmd::Cancel { id } => {
+            let audit = AuditEvent {
+                at: Utc::now(),
+                action: "cancel-batch".into(),
+                detail: format!("export batch {id} cancelled from the command line"),
+            };
+            let (b, n) = ledger.cancel_batch(*id, audit).map_err(|e| match e {
+                LedgerError::NotFound(_) | LedgerError::Invalid(_) => fail(exit::USAGE, e),
+                e => ledger_failure(e),
+            })?;
+            if cli.json {
+                print_json(&serde_json::json!({"batch": b, "released": n}))?;
+            } else {
+                out(&format!(
+                    "export batch {id} cancelled ({}): {n} documents are free for a new export. It stays in the history and can still be downloaded.\nIf its file was already imported into the accounting software, delete that import there before importing a new export.\n",
+                    b.file_name
+                ))?;
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn record_line(r: &Record) -> String {
+    let why = r
+        .problems
+        .first()
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .unwrap_or_default();
+    format!(
+        "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {}  {}\n",
+        r.key.job,
+        r.key.target,
+        r.key.doc_id,
+        r.number,
+        r.state.as_str(),
+        r.batch_id.map(|b| b.to_string()).unwrap_or_default(),
+        r.updated_at.format("%Y-%m-%d %H:%M"),
+        why
+    )
+}
+
+fn find_records(
+    ledger: &SledLedger,
+    doc: &str,
+    target: Option<&str>,
+) -> Result<Vec<Record>, Failure> {
+    let found: Vec<Record> = ledger
+        .find(doc)
+        .map_err(ledger_failure)?
+        .into_iter()
+        .filter(|r| target.is_none_or(|t| r.key.target == t))
+        .collect();
+    if found.is_empty() {
+        return Err(fail(
+            exit::USAGE,
+            anyhow!(
+                "no ledger record for document `{doc}`{}",
+                target
+                    .map(|t| format!(" and target {t}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let ledger = open_ledger(&cfg)?;
+    match cmd {
+        LedgerCmd::List { job, target, state } => {
+            let state = match state.as_deref() {
+                Some(s) => Some(State::parse(s).ok_or_else(|| {
+                    let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                    anyhow!("unknown state `{s}`; one of: {}", all.join(", "))
+                })?),
+                None => None,
+            };
+            let records = ledger
+                .list(&RecordFilter {
+                    job: job.clone(),
+                    target: target.clone(),
+                    state,
+                })
+                .map_err(ledger_failure)?;
+            if cli.json {
+                print_json(&records)?;
+            } else {
+                let mut s = format!(
+                    "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {:<16}  {}\n",
+                    "job", "target", "doc", "number", "state", "batch", "updated", "problem"
+                );
+                for r in &records {
+                    s.push_str(&record_line(r));
+                }
+                s.push_str(&format!("{} records\n", records.len()));
+                out(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Show { doc } => {
+            let found = find_records(&ledger, doc, None)?;
+            if cli.json {
+                print_json(&found)?;
+            } else {
+                let mut s = String::new();
+                for r in &found {
+                    s.push_str(&format!(
+                        "{} — {} {} ({} {}), state {}\n  origin {}\n  source sha256 {}\n  payload sha256 {}\n  mapping sha256 {}\n  batch {} · attempts {}{}\n",
+                        r.key, r.kind, r.number, r.customer_id, r.customer_name, r.state.as_str(), r.origin, r.source_hash,
+                        r.payload_hash.as_deref().unwrap_or("-"), r.mapping_hash.as_deref().unwrap_or("-"),
+                        r.batch_id.map(|b| b.to_string()).unwrap_or_else(|| "-".into()), r.attempts,
+                        r.last_error.as_ref().map(|e| format!("\n  last error: {e}")).unwrap_or_default()
+                    ));
+                    for p in &r.problems {
+                        s.push_str(&format!(
+                            "  problem {}: {}\n    fix: {}\n",
+                            p.field, p.message, p.fix
+                        ));
+                    }
+                    if let Some(c) = &r.changed_after_delivery {
+                        s.push_str(&format!(
+                            "  changed in the source after delivery (seen {}):\n",
+                            c.detected_at.format("%Y-%m-%d %H:%M")
+                        ));
+                        for ch in &c.changes {
+                            s.push_str(&format!(
+                                "    {}: {} → {}\n",
+                                ch.field, ch.before, ch.after
+                            ));
+                        }
+                    }
+                    s.push_str("  history:\n");
+                    for e in &r.history {
+                        s.push_str(&format!(
+                            "    {} {:<10} {}\n",
+                            e.at.format("%Y-%m-%d %H:%M:%S"),
+                            e.state.as_str(),
+                            e.note
+                        ));
+                    }
+                }
+                out(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Retry { doc, target } => {
+            let found = find_records(&ledger, doc, target.as_deref())?;
+            let now = Utc::now();
+            let mut changed = Vec::new();
+            let mut notes = Vec::new();
+            for mut r in found {
+                match r.state {
+                    State::Held => notes.push(format!("{}: held; it is checked again by the next sync", r.key)),
+                    State::Failed | State::Rejected | State::Released => {
+                        r.transition(State::Released, "retry asked from the command line", now);
+                        notes.push(format!("{}: released; the next sync delivers it again", r.key));
+                        changed.push(r);
+                    }
+                    State::Claimed => {
+                        return Err(fail(exit::USAGE, anyhow!("{} is claimed by a delivery in progress; run `facto sync` to complete it", r.key)))
+                    }
+                    _ => {
+                        return Err(fail(exit::USAGE, anyhow!(
+                            "{} is {} (batch {}): it is never sent twice; cancel its batch (`facto exports cancel {}`) or export with --include-exported",
+                            r.key,
+                            r.state.as_str(),
+                            r.batch_id.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+                            r.batch_id.map(|b| b.to_string()).unwrap_or_else(|| "ID".into())
+                        )))
+                    }
+                }
+            }
+            ledger.put_records(&changed).map_err(ledger_failure)?;
+            let mut jobs: Vec<&str> = changed.iter().map(|r| r.key.job.as_str()).collect();
+            jobs.dedup();
+            for j in jobs {
+                let mut c = ledger
+                    .cursor(j)
+                    .map_err(ledger_failure)?
+                    .unwrap_or_default();
+                c.rescan = true;
+                ledger.set_cursor(j, &c).map_err(ledger_failure)?;
+            }
+            ledger
+                .audit(AuditEvent {
+                    at: now,
+                    action: "retry".into(),
+                    detail: notes.join("; "),
+                })
+                .map_err(ledger_failure)?;
+            if cli.json {
+                print_json(&notes)?;
+            } else {
+                out(&(notes.join("\n") + "\n"))?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Forget {
+            doc,
+            target,
+            job,
+            yes,
+        } => {
+            let found: Vec<Record> = find_records(&ledger, doc, Some(target))?
+                .into_iter()
+                .filter(|r| job.as_ref().is_none_or(|j| r.key.job == *j))
+                .collect();
+            let [r] = found.as_slice() else {
+                return Err(fail(
+                    exit::USAGE,
+                    anyhow!("`{doc}` has records in several jobs; name one with --job"),
+                ));
+            };
+            if !yes {
+                return Err(fail(exit::USAGE, anyhow!(
+                    "forget removes the record of {} ({}): the next sync treats the document as new and may deliver it again. Add --yes to confirm",
+                    r.key,
+                    r.state.as_str()
+                )));
+            }
+            let audit = AuditEvent {
+                at: Utc::now(),
+                action: "forget".into(),
+                detail: format!(
+                    "{} forgotten (was {}, batch {:?}, payload {:?})",
+                    r.key,
+                    r.state.as_str(),
+                    r.batch_id,
+                    r.payload_hash
+                ),
+            };
+            let removed = ledger.forget(&r.key, audit).map_err(|e| match e {
+                LedgerError::Invalid(_) => fail(exit::USAGE, e),
+                e => ledger_failure(e),
+            })?;
+            if cli.json {
+                print_json(&removed)?;
+            } else {
+                out(&format!(
+                    "forgot {} (was {}); audited\n",
+                    removed.key,
+                    removed.state.as_str()
+                ))?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Reports { run } => {
+            match run {
+                Some(id) => {
+                    let rep = ledger
+                        .report(id)
+                        .map_err(ledger_failure)?
+                        .ok_or_else(|| anyhow!("no kept report for run {id}"))?;
+                    if cli.json {
+                        print_json(&rep)?;
+                    } else {
+                        let r: RunReport =
+                            serde_json::from_value(rep).context("the kept report is unreadable")?;
+                        out(&r.render())?;
+                    }
+                }
+                None => {
+                    let ids = ledger.report_ids().map_err(ledger_failure)?;
+                    if cli.json {
+                        print_json(&ids)?;
+                    } else {
+                        out(&(ids.join("\n") + "\n"))?;
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let jobs: Vec<&crate::config::Job> = match job {
+        Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
+        None => cfg.jobs.iter().collect(),
+    };
+    let mut results = Vec::new();
+    let mut any_gap = false;
+    for j in jobs {
+        let m = &cfg.mappings[&j.mapping];
+        let (docs, gaps) = crate::preview::mapping_gaps(&cfg, j)
+            .await
+            .map_err(|e| fail(exit::UNREACHABLE, e))?;
+        any_gap |= !gaps.is_empty();
+        results.push(serde_json::json!({
+            "job": j.name,
+            "mapping": m.path,
+            "valid": true,
+            "gl_accounts": m.gl.accounts.len(),
+            "gl_products": m.gl.products.len(),
+            "tax_codes": m.tax.len(),
+            "customers": m.customers.accounts.len(),
+            "documents_scanned": docs,
+            "unmapped": gaps,
+        }));
+    }
+    if cli.json {
+        print_json(&serde_json::json!({ "jobs": results }))?;
+    } else {
+        let mut s = String::new();
+        for r in &results {
+            s.push_str(&format!(
+                "{}: valid — {} GL accounts, {} products, {} tax codes, {} customers (job {})\n",
+                r["mapping"].as_str().unwrap_or_default(),
+                r["gl_accounts"],
+                r["gl_products"],
+                r["tax_codes"],
+                r["customers"],
+                r["job"].as_str().unwrap_or_default()
+            ));
+            let gaps = r["unmapped"].as_array().cloned().unwrap_or_default();
+            if gaps.is_empty() {
+                s.push_str(&format!(
+                    "  every code of the {} documents in the source is mapped\n",
+                    r["documents_scanned"]
+                ));
+            } else {
+                s.push_str(&format!(
+                    "  codes in the source with no mapping ({} documents scanned):\n",
+                    r["documents_scanned"]
+                ));
+                for g in gaps {
+                    let ex: Vec<String> = g["examples"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect();
+                    s.push_str(&format!(
+                        "  - [{}.\"{}\"] used by {} document(s), e.g. {}\n",
+                        g["table"].as_str().unwrap_or_default(),
+                        g["code"].as_str().unwrap_or_default(),
+                        g["documents"],
+                        ex.join(", ")
+                    ));
+                }
+            }
+        }
+        out(&s)?;
+    }
+    Ok(if any_gap { exit::PROBLEMS } else { exit::OK })
+}

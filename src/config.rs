@@ -1,0 +1,680 @@
+//! Configuration: `facto.toml`, `connectors/*.toml` and the loading of `mappings/*.toml`, turned from
+//! raw serde types into validated types. Every error names the file and, where it can, the line.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::mapping::Mapping;
+
+/// A configuration problem, located in its file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl ConfigError {
+    /// An error about a whole file.
+    pub fn new(file: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error at a line of the file.
+    pub fn at(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line number of a byte offset in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Line of the first line of `text` that, trimmed, starts with one of `needles` (a table header
+/// or a key), for errors found after parsing.
+pub fn find_line(text: &str, needles: &[&str]) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            needles.iter().any(|n| t.starts_with(n))
+        })
+        .map(|i| i + 1)
+}
+
+/// Reads and parses a TOML file into `T`; syntax errors and unknown keys come back with the line.
+///
+/// # Errors
+///
+/// The file cannot be read, or its content does not fit `T`.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read the file: {e}")))?;
+    let value = parse_toml(path, &text)?;
+    Ok((value, text))
+}
+
+/// Parses TOML text (see [`load_toml`]).
+///
+/// # Errors
+///
+/// The content does not fit `T`; the error carries the line of the offending key.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str::<T>(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        ConfigError::at(path, line, e.message().trim().to_owned())
+    })
+}
+
+/// The company whose sales are booked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Company {
+    /// Company name.
+    pub name: String,
+    /// SIREN (9 digits, Luhn key checked): names the FEC files.
+    pub siren: String,
+    /// Closing day of the fiscal year, `MM-DD` (default `12-31`).
+    #[serde(default = "default_fy_end")]
+    pub fiscal_year_end: String,
+}
+
+fn default_fy_end() -> String {
+    "12-31".to_owned()
+}
+
+impl Company {
+    /// Closing date of the fiscal year that contains `date`.
+    pub fn fiscal_year_closing(&self, date: chrono::NaiveDate) -> chrono::NaiveDate {
+        use chrono::Datelike;
+        let (m, d) = parse_month_day(&self.fiscal_year_end).unwrap_or((12, 31));
+        let this_year = chrono::NaiveDate::from_ymd_opt(date.year(), m, d)
+            .unwrap_or_else(|| last_day_of_month(date.year(), m));
+        if date <= this_year {
+            this_year
+        } else {
+            chrono::NaiveDate::from_ymd_opt(date.year() + 1, m, d)
+                .unwrap_or_else(|| last_day_of_month(date.year() + 1, m))
+        }
+    }
+}
+
+fn last_day_of_month(year: i32, month: u32) -> chrono::NaiveDate {
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(ny, nm, 1)
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(chrono::NaiveDate::MIN)
+}
+
+fn parse_month_day(s: &str) -> Option<(u32, u32)> {
+    let (m, d) = s.split_once('-')?;
+    let (m, d): (u32, u32) = (m.parse().ok()?, d.parse().ok()?);
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((m, d))
+}
+
+/// True when `siren` is 9 digits with a valid Luhn key.
+pub fn siren_is_valid(siren: &str) -> bool {
+    siren.len() == 9 && siren.bytes().all(|b| b.is_ascii_digit()) && luhn(siren)
+}
+
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// `facto.toml` as written by the admin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Where the ledger lives (relative to this file). Default `data`.
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    /// Folder of connector files. Default `connectors`.
+    #[serde(default)]
+    connectors_dir: Option<PathBuf>,
+    /// Folder of mapping files. Default `mappings`.
+    #[serde(default)]
+    mappings_dir: Option<PathBuf>,
+    /// The company.
+    company: Company,
+    /// Jobs, `[[job]]` tables.
+    #[serde(default)]
+    job: Vec<RawJob>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: String,
+    source: String,
+    mapping: String,
+    targets: Vec<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+}
+
+/// A job: one source, one mapping, one or more targets.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Job name (ledger key part).
+    pub name: String,
+    /// Source connector name.
+    pub source: String,
+    /// Mapping name.
+    pub mapping: String,
+    /// Target connector names.
+    pub targets: Vec<String>,
+    /// Schedule for the daemon (`every 15m` or a cron expression); unused by `sync`.
+    pub schedule: Option<String>,
+}
+
+/// Separator of a FEC file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FecSeparator {
+    /// Tabulation (default).
+    Tab,
+    /// `|`.
+    Pipe,
+}
+
+/// Text encoding of a journal file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Encoding {
+    /// ISO-8859-15 (Latin-9), characters outside it transliterated.
+    #[serde(rename = "iso-8859-15")]
+    Iso885915,
+    /// UTF-8 without BOM.
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// UTF-8 with a BOM (what spreadsheet software expects of a CSV).
+    #[serde(rename = "utf-8-bom")]
+    Utf8Bom,
+}
+
+/// Layout of a journal file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JournalFormat {
+    /// FEC layout (18 columns), the import format most French accounting software takes.
+    Fec,
+    /// CSV, one row per document with the payer's totals.
+    CsvDocuments,
+    /// CSV, one row per invoice line.
+    CsvLines,
+}
+
+impl JournalFormat {
+    /// Short name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalFormat::Fec => "fec",
+            JournalFormat::CsvDocuments => "csv-documents",
+            JournalFormat::CsvLines => "csv-lines",
+        }
+    }
+}
+
+/// `kind = "journal-file"`: a target writing import files for accounting software.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalFileConfig {
+    /// Always `journal-file`.
+    pub kind: String,
+    /// File layout.
+    pub format: JournalFormat,
+    /// Folder the files are written to (relative to `facto.toml`). Default `out`.
+    #[serde(default = "default_out")]
+    pub out_dir: PathBuf,
+    /// FEC separator (`tab` or `pipe`). Default `tab`.
+    #[serde(default)]
+    pub separator: Option<FecSeparator>,
+    /// CSV field separator, one character. Default `;`.
+    #[serde(default)]
+    pub csv_separator: Option<char>,
+    /// Encoding. Default `iso-8859-15` for FEC, `utf-8` for CSV.
+    #[serde(default)]
+    pub encoding: Option<Encoding>,
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from("out")
+}
+
+/// `kind = "json-dir"`: documents as JSON files in a folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonDirConfig {
+    /// Always `json-dir`.
+    pub kind: String,
+    /// Folder to read (relative to `facto.toml`).
+    pub path: PathBuf,
+    /// Documents handed to the pipeline at a time (memory bound). Default 500.
+    #[serde(default = "default_page")]
+    pub page_size: usize,
+}
+
+fn default_page() -> usize {
+    500
+}
+
+/// How an HTTP source pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pagination {
+    /// Follow a `next` URL found in the body (`next_field`) or the `Link` header.
+    NextLink,
+    /// Increment a page-number parameter until a page comes back empty or short.
+    PageNumber,
+}
+
+/// `kind = "http"`: a paged JSON API of the invoicing application.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Always `http`.
+    pub kind: String,
+    /// Endpoint listing documents.
+    pub url: String,
+    /// Name of the environment variable holding the bearer token (never the token itself).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Query parameter carrying the cursor. Default `updated_since`.
+    #[serde(default = "default_cursor_param")]
+    pub cursor_param: String,
+    /// Paging style. Default `next-link`.
+    #[serde(default = "default_pagination")]
+    pub pagination: Pagination,
+    /// Page-number parameter. Default `page`.
+    #[serde(default = "default_page_param")]
+    pub page_param: String,
+    /// Page-size parameter. Default `per_page`.
+    #[serde(default = "default_per_page_param")]
+    pub per_page_param: String,
+    /// Page size asked for. Default 100.
+    #[serde(default = "default_http_page")]
+    pub page_size: usize,
+    /// Field of the response object holding the documents (absent: the body is an array).
+    #[serde(default)]
+    pub items_field: Option<String>,
+    /// Field of the response object holding the next page's URL. Default `next`.
+    #[serde(default = "default_next_field")]
+    pub next_field: String,
+    /// Per-request timeout, seconds. Default 30.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Give up retrying a request after this long, seconds. Default 120.
+    #[serde(default = "default_retry_secs")]
+    pub max_retry_secs: u64,
+    /// First retry delay, milliseconds. Default 500.
+    #[serde(default = "default_initial_ms")]
+    pub initial_retry_ms: u64,
+}
+
+fn default_cursor_param() -> String {
+    "updated_since".to_owned()
+}
+fn default_pagination() -> Pagination {
+    Pagination::NextLink
+}
+fn default_page_param() -> String {
+    "page".to_owned()
+}
+fn default_per_page_param() -> String {
+    "per_page".to_owned()
+}
+fn default_http_page() -> usize {
+    100
+}
+fn default_next_field() -> String {
+    "next".to_owned()
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_retry_secs() -> u64 {
+    120
+}
+fn default_initial_ms() -> u64 {
+    500
+}
+
+/// A configured connector instance.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    /// JSON files in a folder.
+    JsonDir(JsonDirConfig),
+    /// A paged HTTP API.
+    Http(HttpConfig),
+    /// Journal import files.
+    JournalFile(JournalFileConfig),
+}
+
+impl Connector {
+    /// True for connectors that can be a job's source.
+    pub fn is_source(&self) -> bool {
+        matches!(self, Connector::JsonDir(_) | Connector::Http(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: Option<String>,
+}
+
+/// Loads one connector file.
+///
+/// # Errors
+///
+/// Unreadable file, unknown `kind`, unknown keys, bad values.
+pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read the file: {e}")))?;
+    let kind: KindOnly = parse_toml(path, &text)?;
+    let kind_line = find_line(&text, &["kind"]);
+    match kind.kind.as_deref() {
+        Some("json-dir") => Ok(Connector::JsonDir(parse_toml(path, &text)?)),
+        Some("http") => {
+            let c: HttpConfig = parse_toml(path, &text)?;
+            if url::Url::parse(&c.url).is_err() {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["url"]),
+                    format!("url `{}` is not an absolute URL", c.url),
+                ));
+            }
+            Ok(Connector::Http(c))
+        }
+        Some("journal-file") => {
+            let c: JournalFileConfig = parse_toml(path, &text)?;
+            if c.format == JournalFormat::Fec && c.csv_separator.is_some() {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["csv_separator"]),
+                    "csv_separator applies to CSV formats; a FEC file takes `separator = \"tab\"` or \"pipe\"",
+                ));
+            }
+            Ok(Connector::JournalFile(c))
+        }
+        Some(other) => Err(ConfigError::at(
+            path,
+            kind_line,
+            format!("unknown connector kind `{other}`; expected json-dir, http or journal-file"),
+        )),
+        None => Err(ConfigError::new(
+            path,
+            "missing `kind`; add kind = \"json-dir\", \"http\" or \"journal-file\"",
+        )),
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `facto.toml` file.
+    pub path: PathBuf,
+    /// Folder relative paths are resolved against.
+    pub base_dir: PathBuf,
+    /// Ledger folder.
+    pub data_dir: PathBuf,
+    /// The company.
+    pub company: Company,
+    /// Jobs in file order.
+    pub jobs: Vec<Job>,
+    /// Connectors by name.
+    pub connectors: BTreeMap<String, Connector>,
+    /// Mappings by name.
+    pub mappings: BTreeMap<String, Mapping>,
+    /// Folder of mapping files.
+    pub mappings_dir: PathBuf,
+}
+
+impl Config {
+    /// Loads `facto.toml` and every connector and mapping its jobs name.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found, with file and line.
+    pub fn load(path: &Path, data_dir_override: Option<&Path>) -> Result<Config, ConfigError> {
+        let (raw, text): (RawConfig, String) = load_toml(path)?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !siren_is_valid(&raw.company.siren) {
+            return Err(ConfigError::at(
+                path,
+                find_line(&text, &["siren"]),
+                format!(
+                    "company siren `{}` is not a valid SIREN (9 digits with a correct Luhn key)",
+                    raw.company.siren
+                ),
+            ));
+        }
+        if parse_month_day(&raw.company.fiscal_year_end).is_none() {
+            return Err(ConfigError::at(
+                path,
+                find_line(&text, &["fiscal_year_end"]),
+                format!(
+                    "fiscal_year_end `{}` is not MM-DD (for example \"12-31\")",
+                    raw.company.fiscal_year_end
+                ),
+            ));
+        }
+        let data_dir = match data_dir_override {
+            Some(d) => d.to_owned(),
+            None => base_dir.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("data"))),
+        };
+        let connectors_dir = base_dir.join(
+            raw.connectors_dir
+                .unwrap_or_else(|| PathBuf::from("connectors")),
+        );
+        let mappings_dir = base_dir.join(
+            raw.mappings_dir
+                .unwrap_or_else(|| PathBuf::from("mappings")),
+        );
+        let mut connectors = BTreeMap::new();
+        let mut mappings = BTreeMap::new();
+        let mut jobs = Vec::new();
+        for rj in raw.job {
+            let job_line = find_line(&text, &[&format!("name = \"{}\"", rj.name)]);
+            if jobs.iter().any(|j: &Job| j.name == rj.name) {
+                return Err(ConfigError::at(
+                    path,
+                    job_line,
+                    format!("job `{}` is declared twice", rj.name),
+                ));
+            }
+            if rj.name.is_empty() || rj.name.contains(['\0', '/']) {
+                return Err(ConfigError::at(
+                    path,
+                    job_line,
+                    "a job name must be non-empty, without `/`",
+                ));
+            }
+            if rj.targets.is_empty() {
+                return Err(ConfigError::at(
+                    path,
+                    job_line,
+                    format!(
+                        "job `{}` has no targets; list at least one connector in `targets`",
+                        rj.name
+                    ),
+                ));
+            }
+            for name in std::iter::once(&rj.source).chain(rj.targets.iter()) {
+                if !connectors.contains_key(name) {
+                    let file = connectors_dir.join(format!("{name}.toml"));
+                    if !file.exists() {
+                        return Err(ConfigError::at(
+                            path,
+                            job_line,
+                            format!(
+                                "job `{}` names connector `{name}` but {} does not exist",
+                                rj.name,
+                                file.display()
+                            ),
+                        ));
+                    }
+                    connectors.insert(name.clone(), load_connector(&file)?);
+                }
+            }
+            if !connectors[&rj.source].is_source() {
+                return Err(ConfigError::at(
+                    path,
+                    job_line,
+                    format!(
+                        "job `{}`: connector `{}` is not a source (json-dir or http)",
+                        rj.name, rj.source
+                    ),
+                ));
+            }
+            for t in &rj.targets {
+                if connectors[t].is_source() {
+                    return Err(ConfigError::at(
+                        path,
+                        job_line,
+                        format!(
+                            "job `{}`: connector `{t}` is a source, not a target",
+                            rj.name
+                        ),
+                    ));
+                }
+            }
+            if !mappings.contains_key(&rj.mapping) {
+                let file = mappings_dir.join(format!("{}.toml", rj.mapping));
+                if !file.exists() {
+                    return Err(ConfigError::at(
+                        path,
+                        job_line,
+                        format!(
+                            "job `{}` names mapping `{}` but {} does not exist",
+                            rj.name,
+                            rj.mapping,
+                            file.display()
+                        ),
+                    ));
+                }
+                mappings.insert(rj.mapping.clone(), Mapping::load(&file)?);
+            }
+            jobs.push(Job {
+                name: rj.name,
+                source: rj.source,
+                mapping: rj.mapping,
+                targets: rj.targets,
+                schedule: rj.schedule,
+            });
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            base_dir,
+            data_dir,
+            company: raw.company,
+            jobs,
+            connectors,
+            mappings,
+            mappings_dir,
+        })
+    }
+
+    /// The job named `name`.
+    ///
+    /// # Errors
+    ///
+    /// No such job; the message lists the jobs there are.
+    pub fn job(&self, name: &str) -> Result<&Job, ConfigError> {
+        self.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.jobs.iter().map(|j| j.name.as_str()).collect();
+            ConfigError::new(
+                &self.path,
+                format!("no job named `{name}`; jobs: {}", names.join(", ")),
+            )
+        })
+    }
+
+    /// Resolves a path of the configuration against its folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn siren_luhn() {
+        assert!(siren_is_valid("123456782"));
+        assert!(!siren_is_valid("123456789"));
+        assert!(!siren_is_valid("12345678"));
+    }
+
+    #[test]
+    fn fiscal_year_closing_handles_offset_years() {
+        let c = Company {
+            name: "x".into(),
+            siren: "123456782".into(),
+            fiscal_year_end: "06-30".into(),
+        };
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(c.fiscal_year_closing(d("2026-03-01")), d("2026-06-30"));
+        assert_eq!(c.fiscal_year_closing(d("2026-07-01")), d("2027-06-30"));
+    }
+
+    #[test]
+    fn unknown_key_reports_line() {
+        let text = "kind = \"json-dir\"\npath = \"x\"\npage_sise = 3\n";
+        let err = parse_toml::<JsonDirConfig>(Path::new("c.toml"), text).unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("page_sise"), "{}", err.message);
+    }
+}

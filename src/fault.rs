@@ -1,0 +1,55 @@
+//! Test-only fault injection for the crash-safety tests: when `FACTO_TEST_PAUSE_AT` names a
+//! point (`after-claim`, `mid-write`, `after-write`, `after-commit`, `after-publish`, optionally
+//! `:N` for its N-th passage and `@target` for one target), the process writes the point's name
+//! to `FACTO_TEST_PAUSE_FILE` and sleeps, so that the test can kill it there with SIGKILL.
+//! Unset (always, outside tests), it costs one environment lookup per run.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+struct Plan {
+    point: String,
+    nth: u32,
+    target: Option<String>,
+    file: Option<String>,
+}
+
+fn plan() -> Option<&'static Plan> {
+    static PLAN: OnceLock<Option<Plan>> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let spec = std::env::var("FACTO_TEST_PAUSE_AT").ok()?;
+        let (spec, target) = match spec.split_once('@') {
+            Some((s, t)) => (s.to_owned(), Some(t.to_owned())),
+            None => (spec, None),
+        };
+        let (point, nth) = match spec.split_once(':') {
+            Some((p, n)) => (p.to_owned(), n.parse().unwrap_or(1)),
+            None => (spec, 1),
+        };
+        Some(Plan {
+            point,
+            nth,
+            target,
+            file: std::env::var("FACTO_TEST_PAUSE_FILE").ok(),
+        })
+    })
+    .as_ref()
+}
+
+/// Marks a point of the delivery; pauses forever there when a test asked for it.
+pub fn point(name: &str, target: &str) {
+    static HITS: AtomicU32 = AtomicU32::new(0);
+    let Some(p) = plan() else { return };
+    if p.point != name || p.target.as_deref().is_some_and(|t| t != target) {
+        return;
+    }
+    if HITS.fetch_add(1, Ordering::SeqCst) + 1 != p.nth {
+        return;
+    }
+    if let Some(f) = &p.file {
+        let _ = std::fs::write(f, name);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,573 @@
+//! The ledger: the single source of truth for what was sent where (SPEC §5). This module owns the
+//! record and batch types and the state machine; `sled.rs` stores them. Nothing else writes state.
+//!
+//! States of a (job, target, document) record:
+//! `held` → `claimed` (flushed before any file write or network call) → `delivered` →
+//! target follow-ups (`accepted`, `rejected`, `paid`). `released` marks a document freed by a
+//! cancelled or rolled-back batch, or by `ledger retry`: it is eligible again. `failed` is a
+//! permanent refusal by the target.
+
+pub mod sled;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::problem::Problem;
+
+/// Version of the on-disk layout. Opening a ledger of another version fails.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// State of one (job, target, document) record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// A mapping or check problem; re-checked on every run.
+    Held,
+    /// Payload built and recorded; delivery in progress (or interrupted: look it up first).
+    Claimed,
+    /// Written to an export batch, or accepted by the remote API (remote id recorded).
+    Delivered,
+    /// Eligible again: its batch was cancelled or rolled back, or an admin asked for a retry.
+    Released,
+    /// The target accepted the document after processing (API targets).
+    Accepted,
+    /// The target rejected the document after delivery (API targets); a human must act.
+    Rejected,
+    /// The target reports the document paid (API targets).
+    Paid,
+    /// The target refused the document permanently at delivery.
+    Failed,
+}
+
+impl State {
+    /// All states, for parsing and listing.
+    pub const ALL: [State; 8] = [
+        State::Held,
+        State::Claimed,
+        State::Delivered,
+        State::Released,
+        State::Accepted,
+        State::Rejected,
+        State::Paid,
+        State::Failed,
+    ];
+
+    /// The state's name, as in `--state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Held => "held",
+            State::Claimed => "claimed",
+            State::Delivered => "delivered",
+            State::Released => "released",
+            State::Accepted => "accepted",
+            State::Rejected => "rejected",
+            State::Paid => "paid",
+            State::Failed => "failed",
+        }
+    }
+
+    /// Parses a state name.
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// One byte stored before the record, so that counting states reads no JSON.
+    fn code(self) -> u8 {
+        State::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8
+    }
+
+    fn from_code(b: u8) -> Option<State> {
+        State::ALL.get(usize::from(b)).copied()
+    }
+
+    /// True when the document reached the target (it must never be sent there again by `sync`).
+    pub fn is_delivered(self) -> bool {
+        matches!(
+            self,
+            State::Delivered | State::Accepted | State::Rejected | State::Paid
+        )
+    }
+
+    /// True when a run may (re)process the document for this target.
+    pub fn is_eligible(self) -> bool {
+        matches!(self, State::Held | State::Released)
+    }
+}
+
+/// Identity of a record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordKey {
+    /// Job name.
+    pub job: String,
+    /// Target connector name.
+    pub target: String,
+    /// Source document id.
+    pub doc_id: String,
+}
+
+impl std::fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.job, self.target, self.doc_id)
+    }
+}
+
+/// One state change, kept in the record's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The new state.
+    pub state: State,
+    /// Why (run id, batch id, admin action...).
+    pub note: String,
+}
+
+/// A field whose value changed in the source after delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// Field path.
+    pub field: String,
+    /// Value as delivered.
+    pub before: String,
+    /// Value now in the source.
+    pub after: String,
+}
+
+/// Report of a change made in the source after delivery: never re-sent, shown to a human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeNote {
+    /// When facto saw it.
+    pub detected_at: DateTime<Utc>,
+    /// Hash of the changed source document.
+    pub source_hash: String,
+    /// What changed.
+    pub changes: Vec<FieldChange>,
+}
+
+/// What the ledger knows of one document for one target of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Identity.
+    pub key: RecordKey,
+    /// Current state.
+    pub state: State,
+    /// Invoice number.
+    pub number: String,
+    /// `invoice` or `credit_note`.
+    pub kind: String,
+    /// Buyer's customer id.
+    pub customer_id: String,
+    /// Buyer's name.
+    pub customer_name: String,
+    /// Issue date.
+    pub issue_date: Option<NaiveDate>,
+    /// Gross total.
+    pub gross: Option<Decimal>,
+    /// Where the document was read (file or URL).
+    pub origin: String,
+    /// SHA-256 of the canonical source document.
+    pub source_hash: String,
+    /// SHA-256 of what was (or will be) delivered: the rendered entry or request body.
+    pub payload_hash: Option<String>,
+    /// SHA-256 of the mapping file used.
+    pub mapping_hash: Option<String>,
+    /// Idempotency key sent with the payload (API targets).
+    pub idempotency_key: Option<String>,
+    /// Export batch holding the document (journal-file targets).
+    pub batch_id: Option<u64>,
+    /// Remote identifier (API targets).
+    pub remote_id: Option<String>,
+    /// Last remote status (API targets).
+    pub remote_status: Option<String>,
+    /// Delivery attempts.
+    pub attempts: u32,
+    /// Last error, never holding a secret.
+    pub last_error: Option<String>,
+    /// Why the document is held.
+    pub problems: Vec<Problem>,
+    /// Key fields as delivered, to explain a later change.
+    pub snapshot: BTreeMap<String, String>,
+    /// The held document as last read, so that it is re-checked on the next run.
+    pub held_document: Option<serde_json::Value>,
+    /// A change seen in the source after delivery.
+    pub changed_after_delivery: Option<ChangeNote>,
+    /// State and batch to return to if the batch now claiming the document is rolled back or
+    /// cancelled (a re-export with `--include-exported` of a document still in an active batch).
+    #[serde(default)]
+    pub restore_to: Option<(State, Option<u64>)>,
+    /// First seen.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// State changes, oldest first.
+    pub history: Vec<Event>,
+}
+
+impl Record {
+    /// Moves the record to `state`, stamping the time and noting why.
+    pub fn transition(&mut self, state: State, note: impl Into<String>, now: DateTime<Utc>) {
+        self.state = state;
+        self.updated_at = now;
+        self.history.push(Event {
+            at: now,
+            state,
+            note: note.into(),
+        });
+    }
+}
+
+/// Status of an export batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchStatus {
+    /// Its documents count as exported.
+    Active,
+    /// Kept for history; its documents are free again.
+    Cancelled,
+}
+
+/// One export batch: one journal file (or file set) for a job, target, journal and period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Sequential id.
+    pub id: u64,
+    /// Job.
+    pub job: String,
+    /// Target connector.
+    pub target: String,
+    /// File format.
+    pub format: String,
+    /// Journal code.
+    pub journal: String,
+    /// First document date.
+    pub period_from: NaiveDate,
+    /// Last document date.
+    pub period_to: NaiveDate,
+    /// File name.
+    pub file_name: String,
+    /// Where the file was written.
+    pub path: PathBuf,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Documents in the batch.
+    pub documents: u64,
+    /// Sum of debits.
+    pub total_debit: Decimal,
+    /// Sum of credits.
+    pub total_credit: Decimal,
+    /// First and last entry numbers.
+    pub entries: Option<(String, String)>,
+    /// Active or cancelled.
+    pub status: BatchStatus,
+    /// Created by `sync` or `export`.
+    pub origin: String,
+    /// Run that produced it.
+    pub run_id: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// When it was cancelled.
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// A batch being written: recorded (and flushed) before its file is started, so that an
+/// interrupted run can be rolled back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenBatch {
+    /// Batch id.
+    pub id: u64,
+    /// Job.
+    pub job: String,
+    /// Target.
+    pub target: String,
+    /// The temporary file being written.
+    pub tmp_path: PathBuf,
+    /// Started at.
+    pub started_at: DateTime<Utc>,
+}
+
+impl OpenBatch {
+    /// Name of the temp file of batch `id`, beside the final file.
+    pub fn tmp_name(id: u64) -> String {
+        format!(".batch-{id:06}.facto-tmp")
+    }
+}
+
+/// Everything a batch commit writes at once.
+#[derive(Debug)]
+pub struct BatchCommit<'a> {
+    /// The finished batch.
+    pub batch: &'a Batch,
+    /// Continuous numbering counters to advance (`name`, next value).
+    pub counters: Vec<(String, u64)>,
+}
+
+/// What the recovery at start-up found and did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Batches that were being written when a run stopped: rolled back; their temp files.
+    pub rolled_back: Vec<OpenBatch>,
+    /// Documents freed by those roll-backs.
+    pub released: u64,
+    /// Committed batches whose file may not be in place yet.
+    pub unpublished: Vec<Batch>,
+}
+
+/// Filter for [`Ledger::list`].
+#[derive(Debug, Default, Clone)]
+pub struct RecordFilter {
+    /// Only this job.
+    pub job: Option<String>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only this state.
+    pub state: Option<State>,
+}
+
+/// Source cursor of a job, as the source defines it, plus a rescan request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Source-specific position.
+    pub state: serde_json::Value,
+    /// Set by `exports cancel` and `ledger retry`: the next sync reads the source from the start.
+    pub rescan: bool,
+}
+
+/// An admin action, kept forever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What (`forget`, `retry`, `cancel-batch`...).
+    pub action: String,
+    /// On what, and anything worth keeping.
+    pub detail: String,
+}
+
+/// Errors of the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Another process holds the ledger.
+    #[error("the ledger at {0} is in use by another facto process (a running `facto run` daemon or another sync); wait for it to finish or stop it")]
+    Locked(PathBuf),
+    /// The ledger was written by another version of facto.
+    #[error("the ledger at {path} has schema version {found}, this facto reads version {expected}; use the facto version that wrote it")]
+    Schema {
+        /// Ledger folder.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version expected.
+        expected: u32,
+    },
+    /// The store failed.
+    #[error("ledger storage error: {0}")]
+    Store(#[from] ::sled::Error),
+    /// A stored value could not be read.
+    #[error("ledger entry {key} is unreadable: {detail}")]
+    Corrupt {
+        /// Key.
+        key: String,
+        /// Why.
+        detail: String,
+    },
+    /// No such record or batch.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation is not allowed in the current state.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// The ledger's operations. Every method that changes state flushes to disk before it returns.
+pub trait Ledger {
+    /// Reads one record.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn get(&self, key: &RecordKey) -> Result<Option<Record>>;
+
+    /// Writes records (held, released, follow-ups) in one atomic batch and flushes.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn put_records(&self, records: &[Record]) -> Result<()>;
+
+    /// Lists records matching the filter, in key order.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn list(&self, filter: &RecordFilter) -> Result<Vec<Record>>;
+
+    /// Records whose document id or number is `doc`, across jobs and targets.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn find(&self, doc: &str) -> Result<Vec<Record>>;
+
+    /// Counts the records of a job and target per state (reads no JSON).
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn count_states(&self, job: &str, target: &str) -> Result<BTreeMap<State, u64>>;
+
+    /// Removes a record, keeping an audit event.
+    ///
+    /// # Errors
+    ///
+    /// No such record, or storage failure.
+    fn forget(&self, key: &RecordKey, audit: AuditEvent) -> Result<Record>;
+
+    /// Allocates the next batch id and records the open batch (flushed); its temp file is
+    /// [`OpenBatch::tmp_name`] in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn begin_batch(&self, job: &str, target: &str, dir: &std::path::Path) -> Result<OpenBatch>;
+
+    /// Records claims (state `claimed`, batch id set) and other records (held) in one atomic
+    /// batch, then flushes: the group commit done before any byte of the file is written.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn claim(&self, open: &OpenBatch, claimed: &[Record], others: &[Record]) -> Result<()>;
+
+    /// Stores the file and marks every claimed document of the batch delivered; the batch becomes
+    /// active in one final atomic write, flushed. Until then a crash rolls the batch back.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn commit_batch(
+        &self,
+        open: &OpenBatch,
+        commit: BatchCommit<'_>,
+        file: &mut dyn std::io::Read,
+    ) -> Result<()>;
+
+    /// Gives up an open batch: its claimed documents are released, its marker removed.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn abort_batch(&self, open: &OpenBatch, note: &str) -> Result<u64>;
+
+    /// Notes that a committed batch's file is in place.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn mark_published(&self, id: u64) -> Result<()>;
+
+    /// Rolls back interrupted batches and lists committed ones whose file may be missing.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn recover(&self) -> Result<Recovery>;
+
+    /// One batch.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn batch(&self, id: u64) -> Result<Option<Batch>>;
+
+    /// All batches, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn batches(&self) -> Result<Vec<Batch>>;
+
+    /// The exact bytes of a batch's file.
+    ///
+    /// # Errors
+    ///
+    /// No such batch, or storage failure.
+    fn batch_file(&self, id: u64) -> Result<Vec<u8>>;
+
+    /// Keys of the documents of a batch.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn batch_documents(&self, id: u64) -> Result<Vec<RecordKey>>;
+
+    /// Cancels a batch: kept in history as cancelled; its documents are released.
+    ///
+    /// # Errors
+    ///
+    /// No such batch, already cancelled, or storage failure.
+    fn cancel_batch(&self, id: u64, audit: AuditEvent) -> Result<(Batch, u64)>;
+
+    /// A numbering counter's next value (1 if never used).
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn counter(&self, name: &str) -> Result<u64>;
+
+    /// The job's source cursor.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn cursor(&self, job: &str) -> Result<Option<Cursor>>;
+
+    /// Saves the job's source cursor (flushed).
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn set_cursor(&self, job: &str, cursor: &Cursor) -> Result<()>;
+
+    /// Keeps a run report (JSON), keyed by run id.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn save_report(&self, run_id: &str, report: &serde_json::Value) -> Result<()>;
+
+    /// A kept run report.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn report(&self, run_id: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Ids of the kept run reports, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn report_ids(&self) -> Result<Vec<String>>;
+
+    /// Appends an audit event (flushed).
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn audit(&self, event: AuditEvent) -> Result<()>;
+
+    /// The audit trail, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn audit_trail(&self) -> Result<Vec<AuditEvent>>;
+}

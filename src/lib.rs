@@ -1,0 +1,20 @@
+//! facto: an accounting-integration gateway. Finalized invoices and credit notes flow
+//! `source → mapping → checks → format → target`, and the ledger records every transfer so that
+//! nothing is sent twice and nothing is lost.
+
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod fault;
+pub mod format;
+pub mod fsutil;
+pub mod ledger;
+pub mod mapping;
+pub mod model;
+pub mod preview;
+pub mod problem;
+pub mod report;
+pub mod retry;
+pub mod source;
+pub mod sync;
+pub mod target;

@@ -1,0 +1,510 @@
+//! The canonical document (SPEC §4): invoices and credit notes as every source delivers them.
+//!
+//! Money and quantities are `rust_decimal::Decimal`, read from JSON strings. The model carries the
+//! French e-invoicing reform's fields from the start (SPEC §9) even where no target uses them yet.
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Invoice or credit note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    /// A sales invoice (UNTDID 1001 code 380).
+    Invoice,
+    /// A credit note, "avoir" (UNTDID 1001 code 381). Amounts are positive; the kind gives the sense.
+    CreditNote,
+}
+
+impl DocKind {
+    /// The word used in reports and CSV files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Invoice => "invoice",
+            DocKind::CreditNote => "credit_note",
+        }
+    }
+}
+
+/// Life-cycle status in the source application. Only `final` documents are ever transferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocStatus {
+    /// Still being edited.
+    Draft,
+    /// A quote-like document with no accounting value.
+    Proforma,
+    /// Finalized: numbered, immutable, to be booked.
+    Final,
+    /// Cancelled before finalization.
+    Cancelled,
+}
+
+impl DocStatus {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocStatus::Draft => "draft",
+            DocStatus::Proforma => "proforma",
+            DocStatus::Final => "final",
+            DocStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Nature of the operation (reform mention: goods, services or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationNature {
+    /// Delivery of goods.
+    Goods,
+    /// Supply of services.
+    Services,
+    /// Both.
+    Mixed,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    /// Street lines, first to last.
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// Postal code.
+    #[serde(default)]
+    pub postcode: Option<String>,
+    /// City.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    #[serde(default)]
+    pub country_code: Option<String>,
+    /// SIRET of the establishment the address belongs to (Chorus Pro requires it).
+    #[serde(default)]
+    pub siret: Option<String>,
+}
+
+/// An electronic address (EN 16931 BT-34/BT-49), e.g. scheme `0225` for the French directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElectronicAddress {
+    /// Scheme identifier (ISO 6523 ICD or EAS code).
+    pub scheme: String,
+    /// The address itself.
+    pub value: String,
+}
+
+/// Seller or buyer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Party {
+    /// Legal or trading name.
+    pub name: String,
+    /// Buyer: the identifier shared with the accounting software.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// SIRET (14 digits).
+    #[serde(default)]
+    pub siret: Option<String>,
+    /// SIREN (9 digits).
+    #[serde(default)]
+    pub siren: Option<String>,
+    /// Intra-community VAT number.
+    #[serde(default)]
+    pub vat_id: Option<String>,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Billing address.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
+    /// Delivery address.
+    #[serde(default)]
+    pub delivery_address: Option<Address>,
+    /// This customer's invoices go to Chorus Pro.
+    #[serde(default)]
+    pub chorus: bool,
+    /// Electronic address in the e-invoicing directory.
+    #[serde(default)]
+    pub electronic_address: Option<ElectronicAddress>,
+    /// Bank account (seller).
+    #[serde(default)]
+    pub iban: Option<String>,
+    /// Bank identifier (seller).
+    #[serde(default)]
+    pub bic: Option<String>,
+}
+
+/// A note with an optional UNTDID 4451 subject code (PMT, PMD, AAB, BAR, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    /// Subject code, if any.
+    #[serde(default)]
+    pub subject_code: Option<String>,
+    /// Free text.
+    pub text: String,
+}
+
+/// One invoice line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// Line identifier within the document.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// What was sold.
+    #[serde(default)]
+    pub description: String,
+    /// Quantity invoiced.
+    #[serde(deserialize_with = "amount::strict")]
+    pub quantity: Decimal,
+    /// UN/ECE recommendation 20 unit code.
+    #[serde(default = "default_unit")]
+    pub unit: String,
+    /// Net unit price.
+    #[serde(deserialize_with = "amount::strict")]
+    pub unit_price: Decimal,
+    /// Line allowance, as an amount.
+    #[serde(default, deserialize_with = "amount::strict_opt")]
+    pub discount: Option<Decimal>,
+    /// Line net amount (quantity × price − discount), as the invoice states it.
+    #[serde(deserialize_with = "amount::strict")]
+    pub net_amount: Decimal,
+    /// Source GL account code.
+    #[serde(default)]
+    pub gl_account: Option<String>,
+    /// Source product code (used for the GL mapping when `gl_account` is absent).
+    #[serde(default)]
+    pub product_code: Option<String>,
+    /// Source tax code.
+    pub tax_code: String,
+    /// Dossier / job number.
+    #[serde(default)]
+    pub job_ref: Option<String>,
+}
+
+fn default_unit() -> String {
+    "C62".to_owned()
+}
+
+/// Document totals, as the invoice states them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Sum of line nets (HT).
+    #[serde(deserialize_with = "amount::strict")]
+    pub net: Decimal,
+    /// Total VAT.
+    #[serde(deserialize_with = "amount::strict")]
+    pub tax: Decimal,
+    /// Net + VAT (TTC).
+    #[serde(deserialize_with = "amount::strict")]
+    pub gross: Decimal,
+    /// Already paid.
+    #[serde(default, deserialize_with = "amount::strict")]
+    pub paid: Decimal,
+    /// Amount due.
+    #[serde(deserialize_with = "amount::strict")]
+    pub due: Decimal,
+}
+
+/// VAT per rate, as the invoice states it (the truth for the VAT lines of the entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxBreakdown {
+    /// Source tax code.
+    pub tax_code: String,
+    /// Rate in percent.
+    #[serde(deserialize_with = "amount::strict")]
+    pub rate: Decimal,
+    /// Taxable base.
+    #[serde(deserialize_with = "amount::strict")]
+    pub base: Decimal,
+    /// VAT amount.
+    #[serde(deserialize_with = "amount::strict")]
+    pub amount: Decimal,
+}
+
+/// What an attachment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    /// The invoice's own PDF as the invoicing application rendered it.
+    InvoicePdf,
+    /// A supporting document.
+    Supporting,
+}
+
+/// A file attached to the document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// What it is.
+    pub kind: AttachmentKind,
+    /// Local path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Remote URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// MIME type.
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Expected SHA-256 (hex).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// An invoice or credit note in facto's canonical shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// Stable source identifier.
+    pub id: String,
+    /// Invoice number.
+    pub number: String,
+    /// Invoice or credit note.
+    pub kind: DocKind,
+    /// Source status.
+    pub status: DocStatus,
+    /// Issue date.
+    pub issue_date: NaiveDate,
+    /// Due date.
+    #[serde(default)]
+    pub due_date: Option<NaiveDate>,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Last change in the source (the source cursor).
+    pub updated_at: DateTime<FixedOffset>,
+    /// Purchase order (BT-13).
+    #[serde(default)]
+    pub purchase_order: Option<String>,
+    /// Numéro d'engagement juridique.
+    #[serde(default)]
+    pub engagement_number: Option<String>,
+    /// Code service exécutant (BT-10).
+    #[serde(default)]
+    pub service_code: Option<String>,
+    /// Contract reference (BT-12).
+    #[serde(default)]
+    pub contract_reference: Option<String>,
+    /// Number of the invoice a credit note corrects (BT-25).
+    #[serde(default)]
+    pub preceding_invoice: Option<String>,
+    /// Chorus Pro billing framework (cadre de facturation).
+    #[serde(default)]
+    pub billing_framework: Option<String>,
+    /// Notes, with optional subject codes.
+    #[serde(default)]
+    pub notes: Vec<Note>,
+    /// Goods, services or mixed.
+    #[serde(default)]
+    pub operation_nature: Option<OperationNature>,
+    /// The seller opted for VAT on debits.
+    #[serde(default)]
+    pub vat_on_debits: Option<bool>,
+    /// The seller.
+    pub seller: Party,
+    /// The buyer.
+    pub buyer: Party,
+    /// UNCL 4461 payment means code.
+    #[serde(default)]
+    pub payment_means: Option<String>,
+    /// IBAN to pay to.
+    #[serde(default)]
+    pub iban: Option<String>,
+    /// BIC to pay to.
+    #[serde(default)]
+    pub bic: Option<String>,
+    /// Payment terms.
+    #[serde(default)]
+    pub payment_terms: Option<String>,
+    /// Lines.
+    pub lines: Vec<Line>,
+    /// Totals.
+    pub totals: Totals,
+    /// VAT per rate.
+    #[serde(default)]
+    pub tax_breakdown: Vec<TaxBreakdown>,
+    /// Attached files.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+impl Document {
+    /// The buyer's customer identifier, or an empty string.
+    pub fn customer_id(&self) -> &str {
+        self.buyer.customer_id.as_deref().unwrap_or("")
+    }
+}
+
+/// Strict readers for amounts: a JSON string holding a decimal, never a JSON number (a float would
+/// already have lost cents before we could see it).
+pub mod amount {
+    use rust_decimal::Decimal;
+    use serde::{de::Error, Deserialize, Deserializer};
+    use std::str::FromStr;
+
+    fn parse<E: Error>(s: &str) -> Result<Decimal, E> {
+        Decimal::from_str(s.trim()).map_err(|_| {
+            E::custom(format!(
+                "`{s}` is not a decimal amount; write it as a string such as \"1358.25\""
+            ))
+        })
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Str(String),
+        Num(serde_json::Number),
+    }
+
+    fn from_raw<E: Error>(raw: Raw) -> Result<Decimal, E> {
+        match raw {
+            Raw::Str(s) => parse(&s),
+            Raw::Num(n) => Err(E::custom(format!(
+                "amount {n} is a JSON number; amounts must be JSON strings such as \"{n}\" \
+                 (fix the source export)"
+            ))),
+        }
+    }
+
+    /// Reads a required amount.
+    ///
+    /// # Errors
+    ///
+    /// When the value is not a string holding a decimal.
+    pub fn strict<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        from_raw(Raw::deserialize(d)?)
+    }
+
+    /// Reads an optional amount (`null` or absent is `None`).
+    ///
+    /// # Errors
+    ///
+    /// When the value is present and not a string holding a decimal.
+    pub fn strict_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<Raw>::deserialize(d)?.map(from_raw).transpose()
+    }
+}
+
+/// Error reading one document out of its JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: document {doc}: field `{path}`: {message}")]
+pub struct DocParseError {
+    /// File or URL the document came from.
+    pub origin: String,
+    /// The document's id (or number, or position) as far as it could be read.
+    pub doc: String,
+    /// JSON path of the bad field.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Best-effort identity of a raw JSON document: its `id`, else its `number`, else `#position`.
+pub fn raw_identity(value: &serde_json::Value, position: usize) -> (String, Option<String>) {
+    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+    let number = value
+        .get("number")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    match id {
+        Some(id) if !id.is_empty() => (id, number),
+        _ => (format!("#{position}"), number),
+    }
+}
+
+/// Parses one JSON value into a [`Document`], naming the JSON path of the first bad field.
+///
+/// # Errors
+///
+/// [`DocParseError`] with the origin, the document identity and the JSON path.
+pub fn parse_document(
+    value: serde_json::Value,
+    origin: &str,
+    position: usize,
+) -> Result<Document, DocParseError> {
+    let (id, number) = raw_identity(&value, position);
+    let doc_label = match number {
+        Some(n) => format!("{n} (id {id})"),
+        None => id.clone(),
+    };
+    let doc: Document = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde reports a missing field at its parent: name the field itself.
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let path = match (path.as_str(), missing) {
+            (".", Some(field)) => field,
+            (_, Some(field)) => format!("{path}.{field}"),
+            (".", None) => "(document)".to_owned(),
+            _ => path,
+        };
+        DocParseError { origin: origin.to_owned(), doc: doc_label.clone(), path, message: inner }
+    })?;
+    if doc.id.trim().is_empty() {
+        return Err(DocParseError {
+            origin: origin.to_owned(),
+            doc: doc_label,
+            path: "id".to_owned(),
+            message: "must not be empty".to_owned(),
+        });
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn minimal() -> serde_json::Value {
+        json!({
+            "id": "d1", "number": "F1", "kind": "invoice", "status": "final",
+            "issue_date": "2026-01-15", "currency": "EUR", "updated_at": "2026-01-15T10:00:00Z",
+            "seller": {"name": "S"}, "buyer": {"name": "B", "customer_id": "C1"},
+            "lines": [{"quantity": "1", "unit_price": "10.00", "net_amount": "10.00", "tax_code": "T20"}],
+            "totals": {"net": "10.00", "tax": "2.00", "gross": "12.00", "due": "12.00"},
+            "tax_breakdown": [{"tax_code": "T20", "rate": "20", "base": "10.00", "amount": "2.00"}]
+        })
+    }
+
+    #[test]
+    fn parses_minimal_document_with_defaults() {
+        let doc = parse_document(minimal(), "f.json", 0).unwrap();
+        assert_eq!(doc.lines[0].unit, "C62");
+        assert_eq!(doc.totals.gross, Decimal::new(1200, 2));
+        assert_eq!(doc.customer_id(), "C1");
+    }
+
+    #[test]
+    fn bad_amount_names_file_document_and_path() {
+        let mut v = minimal();
+        v["lines"][0]["net_amount"] = json!("ten");
+        let err = parse_document(v, "f.json", 3).unwrap_err();
+        assert_eq!(err.path, "lines[0].net_amount");
+        let text = err.to_string();
+        assert!(
+            text.contains("f.json") && text.contains("F1 (id d1)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn numeric_amount_is_refused_with_the_fix() {
+        let mut v = minimal();
+        v["totals"]["gross"] = json!(12.0);
+        let err = parse_document(v, "f.json", 0).unwrap_err();
+        assert_eq!(err.path, "totals.gross");
+        assert!(err.message.contains("JSON strings"), "{}", err.message);
+    }
+
+    #[test]
+    fn document_without_id_is_named_by_position() {
+        let mut v = minimal();
+        v.as_object_mut().unwrap().remove("id");
+        v.as_object_mut().unwrap().remove("number");
+        let err = parse_document(v, "f.json", 4).unwrap_err();
+        assert_eq!(err.doc, "#4");
+        assert_eq!(err.path, "id");
+    }
+}

@@ -1,0 +1,318 @@
+//! Read-only looks at a job: `preview` (what a sync or export would do, per document) and the
+//! source scan of `mappings check` (every code the source uses that the mapping lacks). Neither
+//! writes anything.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::checks::prepare;
+use crate::config::{Config, Job};
+use crate::ledger::{BatchStatus, Ledger, RecordKey, State};
+use crate::mapping::unmapped_codes;
+use crate::model::{DocStatus, Document};
+use crate::source::{Item, Source, SourceError};
+
+/// One document's fate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewRow {
+    /// Source id.
+    pub doc_id: String,
+    /// Number.
+    pub number: String,
+    /// Issue date.
+    pub date: Option<NaiveDate>,
+    /// Customer.
+    pub customer: String,
+    /// Gross total.
+    pub gross: Option<Decimal>,
+    /// `new`, `already-transferred`, `held`, `changed-after-delivery`, `failed`, `in-progress`.
+    pub status: String,
+    /// Batch, reasons, fixes.
+    pub detail: String,
+}
+
+/// Preview of one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetPreview {
+    /// Target.
+    pub target: String,
+    /// Documents to transfer.
+    pub to_transfer: u64,
+    /// Final documents in the period.
+    pub documents: u64,
+    /// Per document.
+    pub rows: Vec<PreviewRow>,
+}
+
+/// What a run would do now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// Job.
+    pub job: String,
+    /// Period, if one was given.
+    pub from: Option<NaiveDate>,
+    /// End of the period.
+    pub to: Option<NaiveDate>,
+    /// Documents skipped because not final, per status.
+    pub skipped: BTreeMap<String, u64>,
+    /// Per target.
+    pub targets: Vec<TargetPreview>,
+}
+
+impl Preview {
+    /// Text for a terminal.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let period = match (self.from, self.to) {
+            (None, None) => "all dates".to_owned(),
+            (f, t) => format!(
+                "{} to {}",
+                f.map(|d| d.to_string()).unwrap_or_else(|| "…".into()),
+                t.map(|d| d.to_string()).unwrap_or_else(|| "…".into())
+            ),
+        };
+        let _ = writeln!(
+            s,
+            "preview of job {} ({period}) — nothing is changed",
+            self.job
+        );
+        for t in &self.targets {
+            let _ = writeln!(s, "\ntarget {}:", t.target);
+            for r in &t.rows {
+                let _ = writeln!(
+                    s,
+                    "  {:<14} {:<10} {:<24} {:>10}  {:<22} {}",
+                    r.number,
+                    r.date.map(|d| d.to_string()).unwrap_or_default(),
+                    r.customer.chars().take(24).collect::<String>(),
+                    r.gross.map(|g| format!("{g:.2}")).unwrap_or_default(),
+                    r.status,
+                    r.detail
+                );
+            }
+            let _ = writeln!(
+                s,
+                "  {} to transfer of {} documents in the period",
+                t.to_transfer, t.documents
+            );
+        }
+        if !self.skipped.is_empty() {
+            let v: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "\nskipped (not final, never transferred): {}",
+                v.join(", ")
+            );
+        }
+        s
+    }
+}
+
+/// Reads every document of the job's source (no cursor), calling `f` on each item.
+///
+/// # Errors
+///
+/// The source fails.
+pub async fn scan_source(
+    cfg: &Config,
+    job: &Job,
+    mut f: impl FnMut(Item),
+) -> Result<(), SourceError> {
+    let mut src = Source::open(cfg, &job.source, None)?;
+    while let Some(page) = src.next_page().await? {
+        page.items.into_iter().for_each(&mut f);
+    }
+    Ok(())
+}
+
+fn in_period(doc: &Document, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
+    from.is_none_or(|f| doc.issue_date >= f) && to.is_none_or(|t| doc.issue_date <= t)
+}
+
+/// What a sync or export would do now, per document and target.
+///
+/// # Errors
+///
+/// Source or ledger failure.
+pub async fn preview(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    job: &Job,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    target: Option<&str>,
+) -> Result<Preview, Box<dyn std::error::Error + Send + Sync>> {
+    let targets: Vec<String> = match target {
+        Some(t) if !job.targets.iter().any(|x| x == t) => {
+            return Err(format!(
+                "job `{}` has no target `{t}`; its targets: {}",
+                job.name,
+                job.targets.join(", ")
+            )
+            .into())
+        }
+        Some(t) => vec![t.to_owned()],
+        None => job.targets.clone(),
+    };
+    let mapping = &cfg.mappings[&job.mapping];
+    let mut items = Vec::new();
+    scan_source(cfg, job, |i| items.push(i)).await?;
+    let mut out = Preview {
+        job: job.name.clone(),
+        from,
+        to,
+        skipped: BTreeMap::new(),
+        targets: Vec::new(),
+    };
+    let mut docs: Vec<&Document> = Vec::new();
+    let mut bad = Vec::new();
+    for item in &items {
+        match item {
+            Item::Doc { doc, .. } if in_period(doc, from, to) => {
+                if doc.status == DocStatus::Final {
+                    docs.push(doc);
+                } else {
+                    *out.skipped
+                        .entry(doc.status.as_str().to_owned())
+                        .or_insert(0) += 1;
+                }
+            }
+            Item::Doc { .. } => {}
+            Item::Bad { id, number, error } => bad.push((id, number, error)),
+        }
+    }
+    docs.sort_by(|a, b| (a.issue_date, &a.number).cmp(&(b.issue_date, &b.number)));
+    for t in targets {
+        let mut tp = TargetPreview {
+            target: t.clone(),
+            to_transfer: 0,
+            documents: docs.len() as u64,
+            rows: Vec::new(),
+        };
+        for doc in &docs {
+            let key = RecordKey {
+                job: job.name.clone(),
+                target: t.clone(),
+                doc_id: doc.id.clone(),
+            };
+            let rec = ledger.get(&key)?;
+            let (status, detail) = match rec.as_ref().map(|r| r.state) {
+                Some(s) if s.is_delivered() => {
+                    let r = rec.as_ref().map(|r| (r.batch_id, r.source_hash.clone()));
+                    let batch = match r.as_ref().and_then(|(b, _)| *b) {
+                        Some(id) => match ledger.batch(id)? {
+                            Some(b) if b.status == BatchStatus::Active => {
+                                format!("in export batch {id} ({})", b.file_name)
+                            }
+                            _ => format!("batch {id}"),
+                        },
+                        None => s.as_str().to_owned(),
+                    };
+                    if r.is_some_and(|(_, h)| h != crate::sync::source_hash(doc)) {
+                        (
+                            "changed-after-delivery".to_owned(),
+                            format!("{batch}; changed in the source since, never re-sent"),
+                        )
+                    } else {
+                        ("already-transferred".to_owned(), batch)
+                    }
+                }
+                Some(State::Claimed) => (
+                    "in-progress".into(),
+                    "claimed by a delivery in progress".into(),
+                ),
+                Some(State::Failed) => (
+                    "failed".into(),
+                    rec.and_then(|r| r.last_error).unwrap_or_default(),
+                ),
+                _ => match prepare(doc, mapping) {
+                    Ok(_) => {
+                        tp.to_transfer += 1;
+                        ("new".into(), String::new())
+                    }
+                    Err(problems) => (
+                        "held".into(),
+                        problems
+                            .iter()
+                            .map(|p| format!("{}: {} — fix: {}", p.field, p.message, p.fix))
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                    ),
+                },
+            };
+            tp.rows.push(PreviewRow {
+                doc_id: doc.id.clone(),
+                number: doc.number.clone(),
+                date: Some(doc.issue_date),
+                customer: doc.buyer.name.clone(),
+                gross: Some(doc.totals.gross),
+                status,
+                detail,
+            });
+        }
+        for (id, number, error) in &bad {
+            tp.rows.push(PreviewRow {
+                doc_id: (*id).clone(),
+                number: Option::clone(number).unwrap_or_else(|| (*id).clone()),
+                date: None,
+                customer: String::new(),
+                gross: None,
+                status: "held".into(),
+                detail: error.to_string(),
+            });
+        }
+        out.targets.push(tp);
+    }
+    Ok(out)
+}
+
+/// A code the source uses that the mapping lacks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gap {
+    /// Mapping table to add it to (`tax`, `gl.accounts`, `gl.products`, `customers.accounts`).
+    pub table: String,
+    /// The code.
+    pub code: String,
+    /// Documents using it.
+    pub documents: u64,
+    /// A few of their numbers.
+    pub examples: Vec<String>,
+}
+
+/// Every code seen in the job's source with no mapping, with counts and example numbers.
+///
+/// # Errors
+///
+/// Source failure.
+pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), SourceError> {
+    let mapping = &cfg.mappings[&job.mapping];
+    let mut gaps: BTreeMap<(&'static str, String), Gap> = BTreeMap::new();
+    let mut n = 0u64;
+    scan_source(cfg, job, |item| {
+        if let Item::Doc { doc, .. } = item {
+            n += 1;
+            for (table, code) in unmapped_codes(&doc, mapping) {
+                let g = gaps.entry((table, code.clone())).or_insert_with(|| Gap {
+                    table: table.to_owned(),
+                    code,
+                    documents: 0,
+                    examples: Vec::new(),
+                });
+                g.documents += 1;
+                if g.examples.len() < 5 {
+                    g.examples.push(doc.number.clone());
+                }
+            }
+        }
+    })
+    .await?;
+    Ok((n, gaps.into_values().collect()))
+}

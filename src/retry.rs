@@ -1,0 +1,146 @@
+//! Retries, in one place: exponential backoff with jitter (the `backoff` crate), `Retry-After`
+//! honoured, bounded in time. Every HTTP call facto makes goes through [`send`], which classifies
+//! each outcome as success, retry (with an optional delay) or permanent failure.
+
+use std::time::Duration;
+
+use backoff::ExponentialBackoffBuilder;
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+/// How hard to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay between two attempts.
+    pub max_interval: Duration,
+    /// Give up after this long in all.
+    pub max_elapsed: Duration,
+    /// Longest `Retry-After` honoured (a server asking for more is waited on this long).
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(500),
+            max_interval: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(120),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why a request finally failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpFailure {
+    /// No answer (connection refused, DNS, timeout) even after retries.
+    #[error("{url}: no answer after retries: {detail}")]
+    Unreachable {
+        /// URL (without credentials).
+        url: String,
+        /// Last transport error.
+        detail: String,
+    },
+    /// The server kept answering 429 or 5xx until the retry budget ran out.
+    #[error("{url}: HTTP {status} after retries")]
+    Exhausted {
+        /// URL.
+        url: String,
+        /// Last status.
+        status: u16,
+    },
+    /// The server refused the request (4xx other than 429): retrying would not help.
+    #[error("{url}: HTTP {status}: {body}")]
+    Refused {
+        /// URL.
+        url: String,
+        /// Status.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(resp: &Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.signed_duration_since(chrono::Utc::now());
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn transient_status(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error()
+}
+
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_owned()
+}
+
+/// Sends an idempotent request (GET), retrying transport errors, 408, 429 and 5xx.
+/// `make` builds a fresh request for each attempt.
+///
+/// # Errors
+///
+/// [`HttpFailure`] once retrying is pointless or the budget is spent.
+pub async fn send<F>(policy: RetryPolicy, url: &str, make: F) -> Result<Response, HttpFailure>
+where
+    F: Fn() -> RequestBuilder,
+{
+    let shown = strip_query(url);
+    let backoff = ExponentialBackoffBuilder::new()
+        .with_initial_interval(policy.initial)
+        .with_max_interval(policy.max_interval)
+        .with_max_elapsed_time(Some(policy.max_elapsed))
+        .with_randomization_factor(0.5)
+        .build();
+    let op = || async {
+        match make().send().await {
+            Ok(resp) if resp.status().is_success() => Ok(resp),
+            Ok(resp) if transient_status(resp.status()) => {
+                let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
+                let status = resp.status().as_u16();
+                tracing::warn!(url = %shown, status, retry_after = ?wait, "Server asked to retry later.");
+                Err(backoff::Error::Transient {
+                    err: HttpFailure::Exhausted {
+                        url: shown.clone(),
+                        status,
+                    },
+                    retry_after: wait,
+                })
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body: String = resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                Err(backoff::Error::Permanent(HttpFailure::Refused {
+                    url: shown.clone(),
+                    status,
+                    body,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(url = %shown, error = %e, "Request failed; retrying.");
+                Err(backoff::Error::transient(HttpFailure::Unreachable {
+                    url: shown.clone(),
+                    detail: e.without_url().to_string(),
+                }))
+            }
+        }
+    };
+    backoff::future::retry(backoff, op).await
+}

@@ -1,0 +1,147 @@
+//! Sources: where documents come from. Each kind pages through its documents and reports the
+//! cursor to save once every page was processed; a run that fails keeps the old cursor, so no
+//! document is skipped.
+
+pub mod http;
+pub mod json_dir;
+
+use crate::config::{Config, Connector};
+use crate::model::{DocParseError, Document};
+
+/// One thing read from a source.
+#[derive(Debug)]
+pub enum Item {
+    /// A well-formed document.
+    Doc {
+        /// The document.
+        doc: Box<Document>,
+        /// File or URL it came from.
+        origin: String,
+    },
+    /// Something that could not be read as a document: held with the message.
+    Bad {
+        /// Ledger id: the document's id, or `<file>#<position>`, or `file:<file>`.
+        id: String,
+        /// Invoice number when it could be read.
+        number: Option<String>,
+        /// What is wrong.
+        error: DocParseError,
+    },
+}
+
+/// A page of items, plus the ids of file-level problems now solved (their held records go).
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Items.
+    pub items: Vec<Item>,
+    /// `file:<name>` ids of files that now read correctly.
+    pub readable_files: Vec<String>,
+}
+
+/// Errors that stop a pull (the cursor is not advanced).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The folder cannot be listed.
+    #[error("cannot read source folder {path}: {detail}")]
+    Folder {
+        /// Folder.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// An HTTP request failed for good.
+    #[error(transparent)]
+    Http(#[from] crate::retry::HttpFailure),
+    /// A page of the API is not the JSON expected.
+    #[error("{url}: page {page} is malformed: {detail}; nothing after the last good page was taken, the cursor stays where it was")]
+    MalformedPage {
+        /// URL.
+        url: String,
+        /// Page number (1-based).
+        page: usize,
+        /// Why.
+        detail: String,
+    },
+    /// The connector is misconfigured (missing token variable...).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A source opened for one pull.
+pub enum Source {
+    /// JSON files in a folder.
+    JsonDir(json_dir::JsonDirSource),
+    /// A paged HTTP API.
+    Http(Box<http::HttpSource>),
+}
+
+impl Source {
+    /// Opens the job's source. `cursor` is where the last complete pull ended; `None` reads
+    /// everything.
+    ///
+    /// # Errors
+    ///
+    /// A folder that cannot be listed, a missing token variable.
+    pub fn open(
+        cfg: &Config,
+        name: &str,
+        cursor: Option<&serde_json::Value>,
+    ) -> Result<Source, SourceError> {
+        match cfg.connectors.get(name) {
+            Some(Connector::JsonDir(c)) => Ok(Source::JsonDir(json_dir::JsonDirSource::open(
+                &cfg.resolve(&c.path),
+                c.page_size,
+                cursor,
+            )?)),
+            Some(Connector::Http(c)) => Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?))),
+            _ => Err(SourceError::Config(format!(
+                "connector `{name}` is not a source"
+            ))),
+        }
+    }
+
+    /// The next page, or `None` when the pull is complete.
+    ///
+    /// # Errors
+    ///
+    /// See [`SourceError`].
+    pub async fn next_page(&mut self) -> Result<Option<Page>, SourceError> {
+        match self {
+            Source::JsonDir(s) => s.next_page(),
+            Source::Http(s) => s.next_page().await,
+        }
+    }
+
+    /// The cursor to save after every page was processed.
+    pub fn cursor(&self) -> serde_json::Value {
+        match self {
+            Source::JsonDir(s) => s.cursor(),
+            Source::Http(s) => s.cursor(),
+        }
+    }
+}
+
+/// Splits a parsed JSON value (one document or an array of them) into items.
+pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, out: &mut Vec<Item>) {
+    let values = match value {
+        serde_json::Value::Array(v) => v,
+        other => vec![other],
+    };
+    for (pos, v) in values.into_iter().enumerate() {
+        let (raw_id, number) = crate::model::raw_identity(&v, pos);
+        match crate::model::parse_document(v, origin, pos) {
+            Ok(doc) => out.push(Item::Doc {
+                doc: Box::new(doc),
+                origin: origin.to_owned(),
+            }),
+            Err(error) => {
+                let id = if raw_id.starts_with('#') {
+                    format!("{origin}{raw_id}")
+                } else {
+                    raw_id
+                };
+                out.push(Item::Bad { id, number, error });
+            }
+        }
+    }
+}

@@ -1,0 +1,863 @@
+//! One pass of a job: pull → map → check → claim → deliver → record, page by page, with every
+//! document isolated (a bad one is held with its reason; the rest goes on). `sync` reads what is
+//! new since the cursor; `export` reads a period and writes one batch for one target.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::{NaiveDate, Utc};
+use indicatif::ProgressBar;
+use sha2::{Digest, Sha256};
+
+use crate::checks::prepare;
+use crate::config::{Config, Connector, Job};
+use crate::ledger::{
+    AuditEvent, ChangeNote, Cursor, FieldChange, Ledger, LedgerError, Record, RecordFilter,
+    RecordKey, State,
+};
+use crate::mapping::{MappedDocument, Mapping};
+use crate::model::{DocStatus, Document};
+use crate::problem::Problem;
+use crate::report::{BatchLine, ProblemLine, RunReport, TargetReport};
+use crate::source::{Item, Page, Source};
+use crate::target::journal_file::{self, JournalRun};
+use crate::target::{TargetError, TargetRun};
+
+/// How the run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Do everything but deliver and record.
+    pub dry_run: bool,
+    /// Today's date (the validation date of journal entries).
+    pub today: NaiveDate,
+    /// Progress bar, when on a terminal.
+    pub progress: Option<ProgressBar>,
+}
+
+/// What `export` selects.
+#[derive(Debug, Clone)]
+pub struct ExportSelection {
+    /// Target connector (a journal-file target of the job).
+    pub target: String,
+    /// First issue date.
+    pub from: NaiveDate,
+    /// Last issue date.
+    pub to: NaiveDate,
+    /// Journal code to write instead of the mapping's.
+    pub journal: Option<String>,
+    /// Folder to write to instead of the connector's.
+    pub out_dir: Option<PathBuf>,
+    /// Export documents already in an active batch again.
+    pub include_exported: bool,
+    /// Only these document numbers (empty: all).
+    pub only: Vec<String>,
+    /// Not these document numbers.
+    pub exclude: Vec<String>,
+}
+
+impl ExportSelection {
+    fn selects(&self, doc: &Document) -> bool {
+        doc.issue_date >= self.from
+            && doc.issue_date <= self.to
+            && (self.only.is_empty() || self.only.contains(&doc.number))
+            && !self.exclude.contains(&doc.number)
+    }
+}
+
+/// Sync (incremental) or export (a period, one target).
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// `facto sync`.
+    Sync,
+    /// `facto export`.
+    Export(ExportSelection),
+}
+
+/// Errors that stop a run before it can report.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration does not allow this run.
+    #[error("{0}")]
+    Config(String),
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A target failed in a way that stops the run.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+}
+
+/// A new run id, sortable by time.
+pub fn new_run_id() -> String {
+    Utc::now().format("R%Y%m%dT%H%M%S%3fZ").to_string()
+}
+
+/// SHA-256 of the canonical JSON of a document.
+pub fn source_hash(doc: &Document) -> String {
+    hex::encode(Sha256::digest(serde_json::to_vec(doc).unwrap_or_default()))
+}
+
+/// Key fields of a document, to explain a change made after delivery.
+pub fn snapshot(doc: &Document) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let t = &doc.totals;
+    for (k, v) in [
+        ("status", doc.status.as_str().to_owned()),
+        ("number", doc.number.clone()),
+        ("kind", doc.kind.as_str().to_owned()),
+        ("issue_date", doc.issue_date.to_string()),
+        (
+            "due_date",
+            doc.due_date.map(|d| d.to_string()).unwrap_or_default(),
+        ),
+        ("currency", doc.currency.clone()),
+        ("buyer.customer_id", doc.customer_id().to_owned()),
+        ("buyer.name", doc.buyer.name.clone()),
+        ("totals.net", t.net.to_string()),
+        ("totals.tax", t.tax.to_string()),
+        ("totals.gross", t.gross.to_string()),
+        ("totals.paid", t.paid.to_string()),
+        ("totals.due", t.due.to_string()),
+        ("lines", doc.lines.len().to_string()),
+    ] {
+        m.insert(k.to_owned(), v);
+    }
+    for (i, l) in doc.lines.iter().enumerate() {
+        m.insert(
+            format!("lines[{i}]"),
+            format!(
+                "{} | {} x {} = {} {}",
+                l.description, l.quantity, l.unit_price, l.net_amount, l.tax_code
+            ),
+        );
+    }
+    m
+}
+
+fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<FieldChange> {
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| FieldChange {
+            field: k.clone(),
+            before: before.get(k).cloned().unwrap_or_default(),
+            after: after.get(k).cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Rolls back interrupted batches and puts committed files in place; returns what it did.
+///
+/// # Errors
+///
+/// Ledger or file failure.
+pub fn recover(ledger: &dyn Ledger) -> Result<Vec<String>, RunError> {
+    let rec = ledger.recover()?;
+    let mut notes = Vec::new();
+    for open in &rec.rolled_back {
+        let _ = std::fs::remove_file(&open.tmp_path);
+        notes.push(format!(
+            "export batch {} of {}/{} was interrupted before its commit: rolled back, its documents are exported again",
+            open.id, open.job, open.target
+        ));
+    }
+    for batch in &rec.unpublished {
+        if journal_file::publish(ledger, batch)? {
+            notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, batch.path.display()));
+        }
+    }
+    Ok(notes)
+}
+
+fn new_record(key: RecordKey, existing: Option<Record>, now: chrono::DateTime<Utc>) -> Record {
+    existing.unwrap_or_else(|| Record {
+        key,
+        state: State::Released,
+        number: String::new(),
+        kind: String::new(),
+        customer_id: String::new(),
+        customer_name: String::new(),
+        issue_date: None,
+        gross: None,
+        origin: String::new(),
+        source_hash: String::new(),
+        payload_hash: None,
+        mapping_hash: None,
+        idempotency_key: None,
+        batch_id: None,
+        remote_id: None,
+        remote_status: None,
+        attempts: 0,
+        last_error: None,
+        problems: Vec::new(),
+        snapshot: BTreeMap::new(),
+        held_document: None,
+        changed_after_delivery: None,
+        restore_to: None,
+        created_at: now,
+        updated_at: now,
+        history: Vec::new(),
+    })
+}
+
+fn fill_from_doc(r: &mut Record, doc: &Document, origin: &str, hash: &str) {
+    r.number.clone_from(&doc.number);
+    r.kind = doc.kind.as_str().to_owned();
+    r.customer_id = doc.customer_id().to_owned();
+    r.customer_name.clone_from(&doc.buyer.name);
+    r.issue_date = Some(doc.issue_date);
+    r.gross = Some(doc.totals.gross);
+    r.origin = origin.to_owned();
+    r.source_hash = hash.to_owned();
+}
+
+fn hold(
+    r: &mut Record,
+    problems: Vec<Problem>,
+    held_doc: Option<serde_json::Value>,
+    run_id: &str,
+    now: chrono::DateTime<Utc>,
+) {
+    let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
+    let note = format!("run {run_id}: held ({})", codes.join(", "));
+    if r.state != State::Held || r.problems != problems {
+        r.transition(State::Held, note, now);
+    }
+    r.updated_at = now;
+    r.problems = problems;
+    r.held_document = held_doc;
+}
+
+fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
+    r.problems
+        .iter()
+        .map(|p| ProblemLine {
+            target: target.to_owned(),
+            doc_id: r.key.doc_id.clone(),
+            number: r.number.clone(),
+            customer: if r.customer_name.is_empty() {
+                r.customer_id.clone()
+            } else {
+                r.customer_name.clone()
+            },
+            status: status.to_owned(),
+            field: p.field.clone(),
+            reason: p.message.clone(),
+            fix: p.fix.clone(),
+        })
+        .collect()
+}
+
+/// Per-target work of one page.
+#[derive(Default)]
+struct Pending {
+    deliver: Vec<(MappedDocument, Record)>,
+    others: Vec<Record>,
+}
+
+/// In-run tallies per target.
+#[derive(Default, Clone)]
+struct Tally {
+    already: u64,
+    held: u64,
+    changed: u64,
+}
+
+struct JobRun<'a> {
+    ledger: &'a dyn Ledger,
+    mapping: &'a Mapping,
+    job: &'a Job,
+    mode: &'a Mode,
+    run_id: String,
+    dry_run: bool,
+    targets: Vec<String>,
+    tallies: Vec<Tally>,
+    lines: Vec<ProblemLine>,
+    report: RunReport,
+}
+
+impl JobRun<'_> {
+    fn key(&self, target: &str, doc_id: &str) -> RecordKey {
+        RecordKey {
+            job: self.job.name.clone(),
+            target: target.to_owned(),
+            doc_id: doc_id.to_owned(),
+        }
+    }
+
+    /// Sorts one page's items into per-target deliveries and records.
+    fn process(
+        &mut self,
+        page: Page,
+        progress: Option<&ProgressBar>,
+    ) -> Result<Vec<Pending>, RunError> {
+        let now = Utc::now();
+        let mut pending: Vec<Pending> = self.targets.iter().map(|_| Pending::default()).collect();
+        if !self.dry_run {
+            for file_id in &page.readable_files {
+                for t in &self.targets {
+                    let key = self.key(t, file_id);
+                    if self
+                        .ledger
+                        .get(&key)?
+                        .is_some_and(|r| r.state == State::Held)
+                    {
+                        self.ledger.forget(
+                            &key,
+                            AuditEvent {
+                                at: now,
+                                action: "resolved".into(),
+                                detail: format!("{key}: the file reads correctly now"),
+                            },
+                        )?;
+                    }
+                }
+            }
+        }
+        for item in page.items {
+            if let Some(p) = progress {
+                p.inc(1);
+            }
+            match item {
+                Item::Bad { id, number, error } => {
+                    self.report.documents_read += 1;
+                    let problem = Problem::new(
+                        "malformed-document",
+                        error.path.clone(),
+                        error.to_string(),
+                        "correct this field in the source document; it is read again on the next run",
+                    );
+                    for (ti, t) in self.targets.clone().iter().enumerate() {
+                        let existing = self.ledger.get(&self.key(t, &id))?;
+                        if existing
+                            .as_ref()
+                            .is_some_and(|r| r.state.is_delivered() || r.state == State::Claimed)
+                        {
+                            tracing::warn!(doc = %id, target = %t, "Document already delivered is now unreadable in the source.");
+                            continue;
+                        }
+                        let mut r = new_record(self.key(t, &id), existing, now);
+                        r.number = number.clone().unwrap_or_else(|| id.clone());
+                        r.origin.clone_from(&error.origin);
+                        hold(&mut r, vec![problem.clone()], None, &self.run_id, now);
+                        self.tallies[ti].held += 1;
+                        self.lines.extend(problem_lines(t, &r, "held"));
+                        pending[ti].others.push(r);
+                    }
+                }
+                Item::Doc { doc, origin } => self.process_doc(&doc, &origin, &mut pending, now)?,
+            }
+        }
+        Ok(pending)
+    }
+
+    fn process_doc(
+        &mut self,
+        doc: &Document,
+        origin: &str,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), RunError> {
+        let export = match self.mode {
+            Mode::Export(sel) => {
+                if !sel.selects(doc) {
+                    return Ok(());
+                }
+                Some(sel)
+            }
+            Mode::Sync => None,
+        };
+        self.report.documents_read += 1;
+        let hash = source_hash(doc);
+        let mut prepared: Option<Result<MappedDocument, Vec<Problem>>> = None;
+        let mut skipped_counted = false;
+        for (ti, t) in self.targets.clone().iter().enumerate() {
+            let key = self.key(t, &doc.id);
+            let existing = self.ledger.get(&key)?;
+            let state = existing.as_ref().map(|r| r.state);
+            if let Some(st) = state.filter(|s| s.is_delivered()) {
+                let rec = existing.unwrap_or_else(|| new_record(key.clone(), None, now));
+                if let Some(sel) = export {
+                    if sel.include_exported && doc.status == DocStatus::Final {
+                        self.deliver_or_hold(
+                            ti,
+                            t,
+                            doc,
+                            origin,
+                            &hash,
+                            rec,
+                            Some((st, None)),
+                            &mut prepared,
+                            pending,
+                            now,
+                        );
+                    } else {
+                        self.tallies[ti].already += 1;
+                    }
+                    continue;
+                }
+                if rec.source_hash != hash {
+                    self.note_change(ti, t, doc, rec, &hash, pending, now);
+                } else {
+                    self.tallies[ti].already += 1;
+                }
+                continue;
+            }
+            if doc.status != DocStatus::Final {
+                if !skipped_counted {
+                    *self
+                        .report
+                        .skipped
+                        .entry(doc.status.as_str().to_owned())
+                        .or_insert(0) += 1;
+                    skipped_counted = true;
+                }
+                continue;
+            }
+            match state {
+                Some(State::Claimed) => {
+                    tracing::warn!(doc = %doc.number, target = %t, "Document is claimed by a delivery in progress; left alone.");
+                }
+                Some(State::Failed) => {
+                    tracing::info!(doc = %doc.number, target = %t, "Document failed earlier; `facto ledger retry` sends it again.");
+                }
+                _ => {
+                    let rec = new_record(key, existing, now);
+                    self.deliver_or_hold(
+                        ti,
+                        t,
+                        doc,
+                        origin,
+                        &hash,
+                        rec,
+                        None,
+                        &mut prepared,
+                        pending,
+                        now,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_or_hold(
+        &mut self,
+        ti: usize,
+        target: &str,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        mut rec: Record,
+        restore: Option<(State, Option<u64>)>,
+        prepared: &mut Option<Result<MappedDocument, Vec<Problem>>>,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) {
+        let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping));
+        fill_from_doc(&mut rec, doc, origin, hash);
+        match result {
+            Ok(md) => {
+                rec.problems.clear();
+                rec.held_document = None;
+                rec.mapping_hash = Some(self.mapping.hash.clone());
+                rec.snapshot = snapshot(doc);
+                rec.changed_after_delivery = None;
+                rec.restore_to = restore.map(|(st, _)| (st, rec.batch_id));
+                pending[ti].deliver.push((md.clone(), rec));
+            }
+            Err(problems) => {
+                hold(
+                    &mut rec,
+                    problems.clone(),
+                    serde_json::to_value(doc).ok(),
+                    &self.run_id,
+                    now,
+                );
+                self.tallies[ti].held += 1;
+                self.lines.extend(problem_lines(target, &rec, "held"));
+                pending[ti].others.push(rec);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn note_change(
+        &mut self,
+        ti: usize,
+        target: &str,
+        doc: &Document,
+        mut rec: Record,
+        hash: &str,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) {
+        if rec
+            .changed_after_delivery
+            .as_ref()
+            .is_some_and(|c| c.source_hash == hash)
+        {
+            self.tallies[ti].already += 1;
+            return;
+        }
+        let changes = diff(&rec.snapshot, &snapshot(doc));
+        let summary: Vec<String> = changes
+            .iter()
+            .take(6)
+            .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
+            .collect();
+        self.tallies[ti].changed += 1;
+        self.lines.push(ProblemLine {
+            target: target.to_owned(),
+            doc_id: doc.id.clone(),
+            number: doc.number.clone(),
+            customer: doc.buyer.name.clone(),
+            status: "changed-after-delivery".into(),
+            field: changes.first().map(|c| c.field.clone()).unwrap_or_else(|| "(document)".into()),
+            reason: format!("changed in the source after delivery, not sent again: {}", summary.join("; ")),
+            fix: "a delivered document is corrected with a credit note and a new invoice in the invoicing application".into(),
+        });
+        rec.changed_after_delivery = Some(ChangeNote {
+            detected_at: now,
+            source_hash: hash.to_owned(),
+            changes,
+        });
+        rec.updated_at = now;
+        pending[ti].others.push(rec);
+    }
+}
+
+fn build_targets(
+    cfg: &Config,
+    job: &Job,
+    names: &[String],
+    mode: &Mode,
+    opts: &RunOptions,
+    origin: &str,
+) -> Result<Vec<TargetRun>, RunError> {
+    names
+        .iter()
+        .map(|name| match cfg.connectors.get(name) {
+            Some(Connector::JournalFile(c)) => {
+                let (journal, out) = match mode {
+                    Mode::Export(sel) => (sel.journal.clone(), sel.out_dir.clone()),
+                    Mode::Sync => (None, None),
+                };
+                let out_dir = out.unwrap_or_else(|| cfg.resolve(&c.out_dir));
+                Ok(TargetRun::JournalFile(JournalRun::new(
+                    name,
+                    &job.name,
+                    c,
+                    out_dir,
+                    &cfg.company,
+                    journal,
+                    opts.today,
+                    opts.dry_run,
+                    origin,
+                )))
+            }
+            _ => Err(RunError::Config(format!(
+                "connector `{name}` is not a target facto can deliver to"
+            ))),
+        })
+        .collect()
+}
+
+fn deliver(
+    runs: &mut [TargetRun],
+    ledger: &dyn Ledger,
+    pending: Vec<Pending>,
+    run_id: &str,
+) -> Result<(), TargetError> {
+    for (run, p) in runs.iter_mut().zip(pending) {
+        match run {
+            TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs one job once (sync or export) and returns its report, also kept in the ledger.
+///
+/// A source that fails part-way is reported (exit 3): what was read is delivered, the cursor
+/// stays, so the next run reads the rest.
+///
+/// # Errors
+///
+/// Configuration problems, ledger failures.
+pub async fn run_job(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    job: &Job,
+    mode: &Mode,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
+    let run_id = new_run_id();
+    let command = match mode {
+        Mode::Sync => "sync",
+        Mode::Export(_) => "export",
+    };
+    let targets: Vec<String> = match mode {
+        Mode::Sync => job.targets.clone(),
+        Mode::Export(sel) => {
+            if !job.targets.contains(&sel.target) {
+                return Err(RunError::Config(format!(
+                    "job `{}` has no target `{}`; its targets: {}",
+                    job.name,
+                    sel.target,
+                    job.targets.join(", ")
+                )));
+            }
+            vec![sel.target.clone()]
+        }
+    };
+    let mapping = cfg
+        .mappings
+        .get(&job.mapping)
+        .ok_or_else(|| RunError::Config(format!("mapping `{}` is not loaded", job.mapping)))?;
+    let mut runs = build_targets(cfg, job, &targets, mode, opts, command)?;
+    let mut jr = JobRun {
+        ledger,
+        mapping,
+        job,
+        mode,
+        run_id: run_id.clone(),
+        dry_run: opts.dry_run,
+        tallies: vec![Tally::default(); targets.len()],
+        targets,
+        lines: Vec::new(),
+        report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
+    };
+    let started = Utc::now();
+    let cursor = ledger.cursor(&job.name)?;
+    let from_cursor = match (mode, &cursor) {
+        (Mode::Sync, Some(c)) if !c.rescan => Some(&c.state),
+        _ => None,
+    };
+    let progress = opts.progress.as_ref();
+    let mut source = match Source::open(cfg, &job.source, from_cursor) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            jr.report.error = Some(e.to_string());
+            None
+        }
+    };
+    let mut export_pool: Vec<Pending> = jr.targets.iter().map(|_| Pending::default()).collect();
+    let mut failure: Option<TargetError> = None;
+    if let Some(src) = source.as_mut() {
+        loop {
+            match src.next_page().await {
+                Ok(Some(page)) => {
+                    let pending = jr.process(page, progress)?;
+                    if matches!(mode, Mode::Export(_)) {
+                        for (pool, p) in export_pool.iter_mut().zip(pending) {
+                            pool.deliver.extend(p.deliver);
+                            pool.others.extend(p.others);
+                        }
+                    } else if let Err(e) = deliver(&mut runs, ledger, pending, &run_id) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(job = %job.name, error = %e, "Source failed; delivering what was read.");
+                    jr.report.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    // Held documents not seen in this pull are checked again from the copy the ledger keeps, so
+    // a mapping fixed by an admin releases them without touching the source.
+    if failure.is_none() && matches!(mode, Mode::Sync) {
+        let mut seen = BTreeSet::new();
+        let mut docs = Vec::new();
+        for t in &jr.targets {
+            let held = ledger.list(&RecordFilter {
+                job: Some(job.name.clone()),
+                target: Some(t.clone()),
+                state: Some(State::Held),
+            })?;
+            for r in held {
+                if r.updated_at >= started || !seen.insert(r.key.doc_id.clone()) {
+                    continue;
+                }
+                if let Some(v) = r.held_document {
+                    if let Ok(doc) = serde_json::from_value::<Document>(v) {
+                        docs.push(Item::Doc {
+                            doc: Box::new(doc),
+                            origin: r.origin.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if !docs.is_empty() {
+            let read_before = jr.report.documents_read;
+            let pending = jr.process(
+                Page {
+                    items: docs,
+                    readable_files: vec![],
+                },
+                progress,
+            )?;
+            jr.report.documents_read = read_before;
+            if let Err(e) = deliver(&mut runs, ledger, pending, &run_id) {
+                failure = Some(e);
+            }
+        }
+    }
+    if failure.is_none() && matches!(mode, Mode::Export(_)) {
+        for pool in &mut export_pool {
+            pool.deliver.sort_by(|a, b| {
+                (a.0.doc.issue_date, &a.0.doc.number).cmp(&(b.0.doc.issue_date, &b.0.doc.number))
+            });
+        }
+        for (run, pool) in runs.iter_mut().zip(export_pool) {
+            let TargetRun::JournalFile(j) = run;
+            let mut others = Some(pool.others);
+            let mut docs = pool.deliver.into_iter().peekable();
+            while docs.peek().is_some() || others.is_some() {
+                let page: Vec<_> = docs.by_ref().take(500).collect();
+                if let Err(e) =
+                    j.deliver_page(ledger, page, others.take().unwrap_or_default(), &run_id)
+                {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let mut delivered = Vec::new();
+    for run in runs {
+        let TargetRun::JournalFile(j) = run;
+        delivered.push(j.delivered());
+        if let Some(e) = &failure {
+            j.abort(ledger, &format!("run {run_id} failed: {e}"))?;
+            continue;
+        }
+        match j.finish(ledger, &run_id) {
+            Ok(Some(b)) => jr.report.batches.push(BatchLine {
+                id: b.id,
+                target: b.target.clone(),
+                path: b.path.display().to_string(),
+                documents: b.documents,
+                sha256: b.sha256.clone(),
+            }),
+            Ok(None) => {}
+            Err(e) => jr.report.error = Some(e.to_string()),
+        }
+    }
+    if let Some(e) = failure {
+        jr.report.error = Some(e.to_string());
+    }
+    if !opts.dry_run && matches!(mode, Mode::Sync) && jr.report.error.is_none() {
+        if let Some(src) = &source {
+            ledger.set_cursor(
+                &job.name,
+                &Cursor {
+                    state: src.cursor(),
+                    rescan: false,
+                },
+            )?;
+        }
+    }
+    finish_report(cfg, ledger, &mut jr, &delivered)?;
+    let mut report = jr.report;
+    report.finished_at = Some(Utc::now());
+    if !opts.dry_run {
+        ledger.save_report(
+            &report.run_id,
+            &serde_json::to_value(&report).unwrap_or_default(),
+        )?;
+    }
+    Ok(report)
+}
+
+fn finish_report(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    jr: &mut JobRun<'_>,
+    delivered: &[u64],
+) -> Result<(), RunError> {
+    let sync_live = matches!(jr.mode, Mode::Sync) && !jr.dry_run;
+    let mut lines = std::mem::take(&mut jr.lines);
+    for (ti, t) in jr.targets.iter().enumerate() {
+        let kind = match cfg.connectors.get(t) {
+            Some(Connector::JournalFile(c)) => format!("journal-file/{}", c.format.as_str()),
+            _ => "target".into(),
+        };
+        let tally = &jr.tallies[ti];
+        let mut tr = TargetReport {
+            target: t.clone(),
+            kind,
+            delivered: delivered[ti],
+            ..Default::default()
+        };
+        let counts = ledger.count_states(&jr.job.name, t)?;
+        let count = |s: State| counts.get(&s).copied().unwrap_or(0);
+        tr.rejected = count(State::Rejected);
+        tr.failed = count(State::Failed);
+        tr.changed_after_delivery = tally.changed;
+        if sync_live {
+            let total_delivered: u64 = counts
+                .iter()
+                .filter(|(s, _)| s.is_delivered())
+                .map(|(_, n)| n)
+                .sum();
+            tr.already_delivered = total_delivered.saturating_sub(tr.delivered);
+            tr.held = count(State::Held);
+            // Held documents not read this run (unchanged files) still deserve their line.
+            let listed: BTreeSet<(String, String)> = lines
+                .iter()
+                .map(|l| (l.target.clone(), l.doc_id.clone()))
+                .collect();
+            for state in [State::Held, State::Failed, State::Rejected] {
+                let filter = RecordFilter {
+                    job: Some(jr.job.name.clone()),
+                    target: Some(t.clone()),
+                    state: Some(state),
+                };
+                for r in ledger.list(&filter)? {
+                    if listed.contains(&(t.clone(), r.key.doc_id.clone())) {
+                        continue;
+                    }
+                    if state == State::Held {
+                        lines.extend(problem_lines(t, &r, "held"));
+                    } else {
+                        lines.push(ProblemLine {
+                            target: t.clone(),
+                            doc_id: r.key.doc_id.clone(),
+                            number: r.number.clone(),
+                            customer: r.customer_name.clone(),
+                            status: state.as_str().into(),
+                            field: "(document)".into(),
+                            reason: r
+                                .last_error
+                                .clone()
+                                .unwrap_or_else(|| format!("{} by the target", state.as_str())),
+                            fix: "correct the document, then `facto ledger retry`".into(),
+                        });
+                    }
+                }
+            }
+        } else {
+            tr.already_delivered = if matches!(jr.mode, Mode::Sync) {
+                counts
+                    .iter()
+                    .filter(|(s, _)| s.is_delivered())
+                    .map(|(_, n)| n)
+                    .sum()
+            } else {
+                tally.already
+            };
+            tr.held = tally.held;
+        }
+        jr.report.targets.push(tr);
+    }
+    lines.sort_by(|a, b| (&a.target, &a.number, &a.field).cmp(&(&b.target, &b.number, &b.field)));
+    jr.report.problems = lines;
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The journal-file target: one export batch (one file) per run, written page by page to a temp
+//! file beside its final name. Order of a batch: open marker (flushed) → per page, claims
+//! (flushed) then bytes → fsync → ledger commit (flushed) → rename → published. A crash before
+//! the commit rolls the batch back; after it, the file is (re)published from the ledger's bytes.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+use super::TargetError;
+use crate::config::{Company, Encoding, FecSeparator, JournalFileConfig, JournalFormat};
+use crate::fault;
+use crate::format::{csv, fec, text};
+use crate::fsutil;
+use crate::ledger::{Batch, BatchCommit, BatchStatus, Ledger, OpenBatch, Record, State};
+use crate::mapping::MappedDocument;
+
+struct Open {
+    batch: OpenBatch,
+    file: BufWriter<File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+/// One run's delivery to a journal-file target.
+pub struct JournalRun {
+    name: String,
+    job: String,
+    cfg: JournalFileConfig,
+    out_dir: PathBuf,
+    company: Company,
+    journal_code: Option<String>,
+    valid_date: NaiveDate,
+    dry_run: bool,
+    origin: String,
+    open: Option<Open>,
+    docs: u64,
+    debit: Decimal,
+    credit: Decimal,
+    period: Option<(NaiveDate, NaiveDate)>,
+    entries: Option<(String, String)>,
+    counter: Option<(String, u64)>,
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TargetError + '_ {
+    move |source| TargetError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl JournalRun {
+    /// Prepares a run; nothing is written until the first document is delivered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        job: &str,
+        cfg: &JournalFileConfig,
+        out_dir: PathBuf,
+        company: &Company,
+        journal_override: Option<String>,
+        valid_date: NaiveDate,
+        dry_run: bool,
+        origin: &str,
+    ) -> Self {
+        JournalRun {
+            name: name.to_owned(),
+            job: job.to_owned(),
+            cfg: cfg.clone(),
+            out_dir,
+            company: company.clone(),
+            journal_code: journal_override,
+            valid_date,
+            dry_run,
+            origin: origin.to_owned(),
+            open: None,
+            docs: 0,
+            debit: Decimal::ZERO,
+            credit: Decimal::ZERO,
+            period: None,
+            entries: None,
+            counter: None,
+        }
+    }
+
+    /// Target name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Documents delivered so far in this run.
+    pub fn delivered(&self) -> u64 {
+        self.docs
+    }
+
+    fn encoding(&self) -> Encoding {
+        self.cfg.encoding.unwrap_or(match self.cfg.format {
+            JournalFormat::Fec => Encoding::Iso885915,
+            _ => Encoding::Utf8,
+        })
+    }
+
+    fn csv_style(&self) -> csv::CsvStyle {
+        csv::CsvStyle::new(self.cfg.csv_separator.unwrap_or(';'))
+    }
+
+    fn fec_sep(&self) -> FecSeparator {
+        self.cfg.separator.unwrap_or(FecSeparator::Tab)
+    }
+
+    fn header(&self) -> String {
+        match self.cfg.format {
+            JournalFormat::Fec => fec::header(self.fec_sep()),
+            JournalFormat::CsvDocuments => csv::header(&csv::DOCUMENT_COLUMNS, self.csv_style()),
+            JournalFormat::CsvLines => csv::header(&csv::LINE_COLUMNS, self.csv_style()),
+        }
+    }
+
+    fn begin(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
+        std::fs::create_dir_all(&self.out_dir).map_err(io_err(&self.out_dir))?;
+        let batch = ledger.begin_batch(&self.job, &self.name, &self.out_dir)?;
+        let tmp = batch.tmp_path.clone();
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut open = Open {
+            batch,
+            file: BufWriter::new(file),
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let mut head = text::preamble(self.encoding()).to_vec();
+        head.extend(text::encode(&self.header(), self.encoding()));
+        write_counted(&mut open, &head).map_err(io_err(&tmp))?;
+        self.open = Some(open);
+        Ok(())
+    }
+
+    /// Claims and writes one page of documents; `others` (held records) are recorded in the
+    /// same group commit.
+    ///
+    /// # Errors
+    ///
+    /// Ledger or file failure: the batch is left open and is rolled back by the next run.
+    pub fn deliver_page(
+        &mut self,
+        ledger: &dyn Ledger,
+        mut docs: Vec<(MappedDocument, Record)>,
+        others: Vec<Record>,
+        run_id: &str,
+    ) -> Result<(), TargetError> {
+        if self.dry_run {
+            self.docs += docs.len() as u64;
+            return Ok(());
+        }
+        if docs.is_empty() {
+            ledger.put_records(&others)?;
+            return Ok(());
+        }
+        if self.open.is_none() {
+            self.begin(ledger)?;
+        }
+        docs.sort_by(|a, b| {
+            (a.0.doc.issue_date, &a.0.doc.number).cmp(&(b.0.doc.issue_date, &b.0.doc.number))
+        });
+        let journal = self
+            .journal_code
+            .clone()
+            .unwrap_or_else(|| docs[0].0.entry.journal_code.clone());
+        let counter_name = format!("entry\0{}\0{journal}", self.name);
+        let mut next = match &self.counter {
+            Some((_, n)) => *n,
+            None => ledger.counter(&counter_name)?,
+        };
+        let (style, sep, enc) = (self.csv_style(), self.fec_sep(), self.encoding());
+        let mut page_text = String::new();
+        let mut claimed = Vec::with_capacity(docs.len());
+        let open_id = self.open.as_ref().map(|o| o.batch.id);
+        let now = Utc::now();
+        for (mut md, mut rec) in docs {
+            if let Some(code) = &self.journal_code {
+                md.entry.journal_code.clone_from(code);
+            }
+            let num = fec::entry_number(&journal, next);
+            next += 1;
+            let mut piece = String::new();
+            match self.cfg.format {
+                JournalFormat::Fec => {
+                    fec::render_entry(&mut piece, &md, &num, self.valid_date, sep)
+                }
+                JournalFormat::CsvDocuments => csv::render_document(&mut piece, &md, style),
+                JournalFormat::CsvLines => csv::render_lines(&mut piece, &md, style),
+            }
+            let (d, c) = md.entry.sums();
+            self.debit += d;
+            self.credit += c;
+            self.docs += 1;
+            let date = md.doc.issue_date;
+            self.period = Some(match self.period {
+                Some((a, b)) => (a.min(date), b.max(date)),
+                None => (date, date),
+            });
+            self.entries = Some(match self.entries.take() {
+                Some((first, _)) => (first, num.clone()),
+                None => (num.clone(), num.clone()),
+            });
+            rec.payload_hash = Some(hex::encode(Sha256::digest(piece.as_bytes())));
+            rec.batch_id = open_id;
+            rec.attempts += 1;
+            rec.transition(
+                State::Claimed,
+                format!(
+                    "run {run_id}: claimed for export batch {}",
+                    open_id.unwrap_or(0)
+                ),
+                now,
+            );
+            page_text.push_str(&piece);
+            claimed.push(rec);
+        }
+        self.counter = Some((counter_name, next));
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        ledger.claim(&open.batch, &claimed, &others)?;
+        fault::point("after-claim", &self.name);
+        let bytes = text::encode(&page_text, enc);
+        let tmp = open.batch.tmp_path.clone();
+        let half = bytes.len() / 2;
+        write_counted(open, &bytes[..half]).map_err(io_err(&tmp))?;
+        open.file.flush().map_err(io_err(&tmp))?;
+        fault::point("mid-write", &self.name);
+        write_counted(open, &bytes[half..]).map_err(io_err(&tmp))?;
+        Ok(())
+    }
+
+    fn final_name(&self, id: u64, from: NaiveDate, to: NaiveDate, journal: &str) -> String {
+        match self.cfg.format {
+            JournalFormat::Fec => fec::file_name(
+                &self.company.siren,
+                self.company.fiscal_year_closing(to),
+                "",
+            ),
+            JournalFormat::CsvDocuments => {
+                format!(
+                    "{journal}_{}_{}_B{id:06}.csv",
+                    from.format("%Y%m%d"),
+                    to.format("%Y%m%d")
+                )
+            }
+            JournalFormat::CsvLines => {
+                format!(
+                    "{journal}_lines_{}_{}_B{id:06}.csv",
+                    from.format("%Y%m%d"),
+                    to.format("%Y%m%d")
+                )
+            }
+        }
+    }
+
+    /// Completes the batch: fsync, ledger commit, rename into place. `None` when nothing was
+    /// delivered (no empty file is produced).
+    ///
+    /// # Errors
+    ///
+    /// Ledger or file failure; a batch not committed is rolled back by the next run.
+    pub fn finish(
+        mut self,
+        ledger: &dyn Ledger,
+        run_id: &str,
+    ) -> Result<Option<Batch>, TargetError> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(None);
+        };
+        let tmp = open.batch.tmp_path.clone();
+        open.file.flush().map_err(io_err(&tmp))?;
+        open.file.get_ref().sync_all().map_err(io_err(&tmp))?;
+        fault::point("after-write", &self.name);
+        let (from, to) = self.period.unwrap_or((self.valid_date, self.valid_date));
+        let journal = self
+            .entries
+            .as_ref()
+            .map(|(first, _)| {
+                first
+                    .trim_end_matches(|c: char| c.is_ascii_digit())
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        let file_name = self.final_name(open.batch.id, from, to, &journal);
+        // The FEC name is fixed by the norm (SIREN + FEC + closing date): each batch gets its own
+        // folder so that batches of one fiscal year never overwrite each other.
+        let dir = match self.cfg.format {
+            JournalFormat::Fec => self.out_dir.join(format!(
+                "{journal}_{}_{}_B{:06}",
+                from.format("%Y%m%d"),
+                to.format("%Y%m%d"),
+                open.batch.id
+            )),
+            _ => self.out_dir.clone(),
+        };
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(&file_name);
+        let batch = Batch {
+            id: open.batch.id,
+            job: self.job.clone(),
+            target: self.name.clone(),
+            format: self.cfg.format.as_str().to_owned(),
+            journal,
+            period_from: from,
+            period_to: to,
+            file_name,
+            path: path.clone(),
+            sha256: hex::encode(open.hasher.clone().finalize()),
+            size: open.size,
+            documents: self.docs,
+            total_debit: self.debit,
+            total_credit: self.credit,
+            entries: self.entries.clone(),
+            status: BatchStatus::Active,
+            origin: self.origin.clone(),
+            run_id: run_id.to_owned(),
+            created_at: Utc::now(),
+            cancelled_at: None,
+        };
+        let mut reader = File::open(&tmp).map_err(io_err(&tmp))?;
+        let counters = self.counter.take().into_iter().collect();
+        ledger.commit_batch(
+            &open.batch,
+            BatchCommit {
+                batch: &batch,
+                counters,
+            },
+            &mut reader,
+        )?;
+        fault::point("after-commit", &self.name);
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
+        fault::point("after-publish", &self.name);
+        ledger.mark_published(batch.id)?;
+        Ok(Some(batch))
+    }
+
+    /// Gives up the batch after an error: temp file removed, claims released.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure (the next run's recovery then does the same).
+    pub fn abort(mut self, ledger: &dyn Ledger, why: &str) -> Result<(), TargetError> {
+        if let Some(open) = self.open.take() {
+            let _ = std::fs::remove_file(&open.batch.tmp_path);
+            ledger.abort_batch(&open.batch, why)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
+    open.file.write_all(bytes)?;
+    open.hasher.update(bytes);
+    open.size += bytes.len() as u64;
+    Ok(())
+}
+
+/// Puts a committed batch's file in place from the ledger's bytes when it is missing or differs
+/// (a run stopped between the commit and the rename), then marks it published.
+///
+/// # Errors
+///
+/// Ledger or file failure.
+pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> {
+    let current = std::fs::read(&batch.path)
+        .ok()
+        .map(|b| hex::encode(Sha256::digest(&b)));
+    let rewritten = current.as_deref() != Some(batch.sha256.as_str());
+    if rewritten {
+        let bytes = ledger.batch_file(batch.id)?;
+        fsutil::write_atomic(&batch.path, &bytes, None).map_err(io_err(&batch.path))?;
+    }
+    // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
+    for dir in batch.path.ancestors().skip(1).take(2) {
+        let _ = std::fs::remove_file(dir.join(OpenBatch::tmp_name(batch.id)));
+    }
+    ledger.mark_published(batch.id)?;
+    Ok(rewritten)
+}

@@ -1,0 +1,38 @@
+//! Targets: where mapped documents go. One file per kind; `sync` drives them through the ledger's
+//! claim → deliver → record steps. Journal files are the first kind; Chorus Pro and the accounting
+//! APIs join as further variants of [`TargetRun`].
+
+pub mod journal_file;
+
+use crate::ledger::LedgerError;
+
+/// Errors of a target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The ledger failed: nothing more is delivered in this run.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// File or folder.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A target being delivered to during one run.
+pub enum TargetRun {
+    /// Journal import files.
+    JournalFile(journal_file::JournalRun),
+}
+
+impl TargetRun {
+    /// Target connector name.
+    pub fn name(&self) -> &str {
+        match self {
+            TargetRun::JournalFile(j) => j.name(),
+        }
+    }
+}
