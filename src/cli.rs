@@ -855,6 +855,15 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                 LedgerError::Invalid(_) => fail(exit::USAGE, e),
                 e => ledger_failure(e),
             })?;
+            // The source is read again from the start, so the document is seen as new.
+            let mut c = ledger
+                .cursor(&removed.key.job)
+                .map_err(ledger_failure)?
+                .unwrap_or_default();
+            c.rescan = true;
+            ledger
+                .set_cursor(&removed.key.job, &c)
+                .map_err(ledger_failure)?;
             if cli.json {
                 print_json(&removed)?;
             } else {

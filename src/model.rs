@@ -439,7 +439,12 @@ pub fn parse_document(
             (".", None) => "(document)".to_owned(),
             _ => path,
         };
-        DocParseError { origin: origin.to_owned(), doc: doc_label.clone(), path, message: inner }
+        DocParseError {
+            origin: origin.to_owned(),
+            doc: doc_label.clone(),
+            path,
+            message: inner,
+        }
     })?;
     if doc.id.trim().is_empty() {
         return Err(DocParseError {

@@ -1,1 +1,9 @@
+//! Integration tests: they drive the real `facto` binary on copies of the demo configuration in
+//! temp folders, and local servers for the HTTP source. One binary, a module per area.
 
+mod common;
+
+mod crash;
+mod demo;
+mod http_source;
+mod lifecycle;

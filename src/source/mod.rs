@@ -93,7 +93,9 @@ impl Source {
                 c.page_size,
                 cursor,
             )?)),
-            Some(Connector::Http(c)) => Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?))),
+            Some(Connector::Http(c)) => {
+                Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
+            }
             _ => Err(SourceError::Config(format!(
                 "connector `{name}` is not a source"
             ))),

@@ -1,0 +1,177 @@
+//! Shared helpers: a temp copy of the demo project and a runner for the real binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A copy of the demo project (facto.toml, connectors, mappings, examples) in a temp folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Project {
+    pub fn demo() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let root = repo();
+        std::fs::copy(root.join("facto.toml"), dir.path().join("facto.toml")).unwrap();
+        for d in ["connectors", "mappings", "examples"] {
+            copy_dir(&root.join(d), &dir.path().join(d));
+        }
+        Project { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_facto"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("FACTO_TEST_PAUSE_AT");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs with `--json` and parses stdout; returns (exit code, JSON).
+    pub fn json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        let code = out.status.code().unwrap_or(-1);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "facto {args:?} did not print JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, v)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// Every file under `out/`, relative paths, sorted.
+    pub fn out_files(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, base: &Path, v: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(d) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, base, v);
+                    } else {
+                        v.push(p.strip_prefix(base).unwrap().to_owned());
+                    }
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.path("out"), self.dir.path(), &mut v);
+        v.sort();
+        v
+    }
+}
+
+/// The target report of `target` in a run report.
+pub fn target<'a>(report: &'a Value, target: &str) -> &'a Value {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == target)
+        .unwrap()
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Active batches of a target with the ids of the documents they hold (from `exports show`).
+pub fn active_batches(p: &Project, target_name: &str) -> Vec<(Value, Vec<String>)> {
+    let (_, list) = p.json(&["exports", "list"]);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["target"] == target_name && b["status"] == "active")
+        .map(|b| {
+            let (_, show) = p.json(&["exports", "show", &b["id"].to_string()]);
+            let docs = show["documents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["batch_id"] == b["id"])
+                .map(|d| d["doc_id"].as_str().unwrap().to_owned())
+                .collect();
+            (b.clone(), docs)
+        })
+        .collect()
+}
+
+/// The final documents of the demo that map and check cleanly.
+pub const DEMO_DELIVERABLE: u64 = 41;
+
+/// Python with django-accounting-fr, from `.ci/run` (FACTO_FEC_PYTHON) or target/fec-venv.
+/// `None` when absent; CI always has it, so a test fails there instead of skipping.
+pub fn fec_python() -> Option<PathBuf> {
+    let p = std::env::var_os("FACTO_FEC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/fec-venv/bin/python"));
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but the FEC checker is missing: .ci/run installs django-accounting-fr into target/fec-venv"
+    );
+    eprintln!(
+        "note: django-accounting-fr not installed (run .ci/run once); its checks are skipped here"
+    );
+    None
+}
+
+/// `../shared/tools/fec_tcd_rules.py`, or `None` (a failure under CI=true).
+pub fn tcd_rules() -> Option<PathBuf> {
+    let p = repo().join("../shared/tools/fec_tcd_rules.py");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but ../shared/tools/fec_tcd_rules.py is absent"
+    );
+    eprintln!("note: ../shared is absent; the TCD rules check is skipped");
+    None
+}
