@@ -59,15 +59,40 @@ fn from_json<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     })
 }
 
+/// A record is stored as a 9-byte header — state, batch id (`u64::MAX` for none) — then its JSON.
+/// The header is authoritative: a batch commit flips the state of thousands of records without
+/// decoding or encoding any JSON.
+const HEADER: usize = 9;
+
 fn encode_record(r: &Record) -> Result<Vec<u8>> {
-    let mut v = vec![r.state.code()];
-    v.extend(to_json(r)?);
+    let mut v = Vec::with_capacity(1024);
+    v.push(r.state.code());
+    v.extend_from_slice(&r.batch_id.unwrap_or(u64::MAX).to_be_bytes());
+    serde_json::to_writer(&mut v, r)
+        .map_err(|e| LedgerError::Corrupt { key: "(encode)".into(), detail: e.to_string() })?;
     Ok(v)
 }
 
+fn header(v: &[u8]) -> Option<(State, Option<u64>)> {
+    let state = State::from_code(*v.first()?)?;
+    let id = u64::from_be_bytes(v.get(1..HEADER)?.try_into().ok()?);
+    Some((state, (id != u64::MAX).then_some(id)))
+}
+
 fn decode_record(key: &[u8], v: &[u8]) -> Result<Record> {
-    let body = v.get(1..).unwrap_or_default();
-    from_json(key, body)
+    let mut r: Record = from_json(key, v.get(HEADER..).unwrap_or_default())?;
+    if let Some((state, batch)) = header(v) {
+        if state != r.state {
+            let note = match batch {
+                Some(id) => format!("export batch {id} committed"),
+                None => "state changed".to_owned(),
+            };
+            r.history.push(super::Event { at: r.updated_at, state, note });
+            r.state = state;
+        }
+        r.batch_id = batch;
+    }
+    Ok(r)
 }
 
 /// Reads until `buf` is full or the reader ends.
@@ -277,7 +302,7 @@ impl Ledger for SledLedger {
         for kv in self.db.scan_prefix(prefix.as_bytes()) {
             let (k, v) = kv?;
             if let Some(s) = f.state {
-                if v.first().copied().and_then(State::from_code) != Some(s) {
+                if header(&v).map(|h| h.0) != Some(s) {
                     continue;
                 }
             }
@@ -309,7 +334,7 @@ impl Ledger for SledLedger {
             .scan_prefix(format!("r\0{job}\0{target}\0").as_bytes())
         {
             let (_, v) = kv?;
-            if let Some(s) = v.first().copied().and_then(State::from_code) {
+            if let Some((s, _)) = header(&v) {
                 *out.entry(s).or_insert(0) += 1;
             }
         }
@@ -377,7 +402,6 @@ impl Ledger for SledLedger {
         file: &mut dyn std::io::Read,
     ) -> Result<()> {
         let id = open.id;
-        let t = now();
         // 1. The file bytes, then every member marked delivered, in bounded groups.
         let mut buf = vec![0u8; CHUNK];
         for i in 0.. {
@@ -398,14 +422,10 @@ impl Ledger for SledLedger {
             for key in group {
                 let k = rkey(key);
                 if let Some(v) = self.db.get(&k)? {
-                    let mut r = decode_record(&k, &v)?;
-                    if r.state == State::Claimed && r.batch_id == Some(id) {
-                        r.transition(
-                            State::Delivered,
-                            format!("written to export batch {id} ({})", commit.batch.file_name),
-                            t,
-                        );
-                        b.insert(k, encode_record(&r)?);
+                    if header(&v) == Some((State::Claimed, Some(id))) {
+                        let mut v = v.to_vec();
+                        v[0] = State::Delivered.code();
+                        b.insert(k, v);
                     }
                 }
             }

@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use super::{items_from_value, Item, Page, SourceError};
-use crate::model::DocParseError;
+use crate::model::{DocParseError, Document};
 
 /// Size and modification time (ns) of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +19,29 @@ struct Fingerprint(u64, u128);
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct DirCursor {
     files: BTreeMap<String, Fingerprint>,
+}
+
+/// Reads a file straight into documents when every one of them is well formed (the common case,
+/// and several times faster than going through `serde_json::Value`). On any error nothing is
+/// added and the caller takes the slow path, which names the bad document and field.
+fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let docs: Vec<Document> = match first {
+        Some(b'[') => match serde_json::from_slice::<Vec<Document>>(bytes) {
+            Ok(d) => d,
+            Err(_) => return false,
+        },
+        Some(b'{') => match serde_json::from_slice::<Document>(bytes) {
+            Ok(d) => vec![d],
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    if docs.iter().any(|d| d.id.trim().is_empty()) {
+        return false;
+    }
+    out.extend(docs.into_iter().map(|doc| Item::Doc { doc: Box::new(doc), origin: origin.to_owned() }));
+    true
 }
 
 /// A folder being read.
@@ -121,6 +144,7 @@ impl JsonDirSource {
                     self.seen.remove(&name);
                 }
                 Err(e) => page.items.push(bad(format!("cannot read the file: {e}"))),
+                Ok(bytes) if fast_parse(&bytes, &origin, &mut page.items) => page.readable_files.push(file_id),
                 Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
                     Ok(value) => {
                         page.readable_files.push(file_id);

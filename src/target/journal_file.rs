@@ -44,6 +44,7 @@ pub struct JournalRun {
     period: Option<(NaiveDate, NaiveDate)>,
     entries: Option<(String, String)>,
     counter: Option<(String, u64)>,
+    journal: String,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TargetError + '_ {
@@ -84,6 +85,7 @@ impl JournalRun {
             period: None,
             entries: None,
             counter: None,
+            journal: String::new(),
         }
     }
 
@@ -169,6 +171,7 @@ impl JournalRun {
             .journal_code
             .clone()
             .unwrap_or_else(|| docs[0].0.entry.journal_code.clone());
+        self.journal.clone_from(&journal);
         let counter_name = format!("entry\0{}\0{journal}", self.name);
         let mut next = match &self.counter {
             Some((_, n)) => *n,
@@ -279,15 +282,7 @@ impl JournalRun {
         open.file.get_ref().sync_all().map_err(io_err(&tmp))?;
         fault::point("after-write", &self.name);
         let (from, to) = self.period.unwrap_or((self.valid_date, self.valid_date));
-        let journal = self
-            .entries
-            .as_ref()
-            .map(|(first, _)| {
-                first
-                    .trim_end_matches(|c: char| c.is_ascii_digit())
-                    .to_owned()
-            })
-            .unwrap_or_default();
+        let journal = self.journal.clone();
         let file_name = self.final_name(open.batch.id, from, to, &journal);
         // The FEC name is fixed by the norm (SIREN + FEC + closing date): each batch gets its own
         // folder so that batches of one fiscal year never overwrite each other.
