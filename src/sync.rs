@@ -92,9 +92,25 @@ pub fn new_run_id() -> String {
     Utc::now().format("R%Y%m%dT%H%M%S%3fZ").to_string()
 }
 
+/// Feeds serialized bytes straight into the hash (no intermediate buffer).
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// SHA-256 of the canonical JSON of a document.
 pub fn source_hash(doc: &Document) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(doc).unwrap_or_default()))
+    let mut w = HashWriter(Sha256::new());
+    // Serializing plain data into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut w, doc);
+    hex::encode(w.0.finalize())
 }
 
 /// Key fields of a document, to explain a change made after delivery.

@@ -9,7 +9,8 @@
 use chrono::Utc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -18,12 +19,14 @@ use super::{
 };
 
 const CHUNK: usize = 1 << 20;
-const WRITE_GROUP: usize = 2_000;
 
 /// The sled-backed ledger. Holds sled's exclusive lock on its folder while open.
 pub struct SledLedger {
     db: ::sled::Db,
     path: PathBuf,
+    /// Ids of the open (uncommitted) batches, mirrored from the `o\0` keys. The process holds
+    /// sled's exclusive lock, so this copy is exact.
+    open_batches: Mutex<BTreeSet<u64>>,
 }
 
 fn rkey(k: &RecordKey) -> Vec<u8> {
@@ -60,8 +63,9 @@ fn from_json<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 }
 
 /// A record is stored as a 9-byte header — state, batch id (`u64::MAX` for none) — then its JSON.
-/// The header is authoritative: a batch commit flips the state of thousands of records without
-/// decoding or encoding any JSON.
+/// The header is authoritative. A record claimed for a batch that has since been committed is
+/// delivered: the commit is one small atomic write, however many documents the batch holds, and
+/// an interrupted batch (its open marker still there) is rolled back record by record.
 const HEADER: usize = 9;
 
 fn encode_record(r: &Record) -> Result<Vec<u8>> {
@@ -79,19 +83,18 @@ fn header(v: &[u8]) -> Option<(State, Option<u64>)> {
     Some((state, (id != u64::MAX).then_some(id)))
 }
 
-fn decode_record(key: &[u8], v: &[u8]) -> Result<Record> {
+fn decode_record(key: &[u8], v: &[u8], state: State) -> Result<Record> {
     let mut r: Record = from_json(key, v.get(HEADER..).unwrap_or_default())?;
-    if let Some((state, batch)) = header(v) {
-        if state != r.state {
-            let note = match batch {
-                Some(id) => format!("export batch {id} committed"),
-                None => "state changed".to_owned(),
-            };
-            r.history.push(super::Event { at: r.updated_at, state, note });
-            r.state = state;
-        }
-        r.batch_id = batch;
+    let batch = header(v).and_then(|h| h.1);
+    if state != r.state {
+        let note = match batch {
+            Some(id) => format!("export batch {id} committed"),
+            None => "state changed".to_owned(),
+        };
+        r.history.push(super::Event { at: r.updated_at, state, note });
+        r.state = state;
     }
+    r.batch_id = batch;
     Ok(r)
 }
 
@@ -150,15 +153,50 @@ impl SledLedger {
                 db.flush()?;
             }
         }
-        Ok(SledLedger {
-            db,
-            path: path.to_owned(),
-        })
+        let mut open_batches = BTreeSet::new();
+        for kv in db.scan_prefix(b"o\0") {
+            let (k, _) = kv?;
+            if let Ok(id) = String::from_utf8_lossy(&k[2..]).parse::<u64>() {
+                open_batches.insert(id);
+            }
+        }
+        Ok(SledLedger { db, path: path.to_owned(), open_batches: Mutex::new(open_batches) })
     }
 
     /// Where the ledger lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The state a stored header stands for: `claimed` in a committed batch is `delivered`.
+    fn logical(&self, v: &[u8]) -> Option<State> {
+        let (state, batch) = header(v)?;
+        Some(match (state, batch) {
+            (State::Claimed, Some(id)) if !self.is_open(id) => State::Delivered,
+            _ => state,
+        })
+    }
+
+    fn is_open(&self, id: u64) -> bool {
+        self.open_batches.lock().map(|s| s.contains(&id)).unwrap_or(true)
+    }
+
+    fn set_open(&self, id: u64, open: bool) {
+        if let Ok(mut s) = self.open_batches.lock() {
+            if open {
+                s.insert(id);
+            } else {
+                s.remove(&id);
+            }
+        }
+    }
+
+    fn decode(&self, key: &[u8], v: &[u8]) -> Result<Record> {
+        let state = self.logical(v).ok_or_else(|| LedgerError::Corrupt {
+            key: String::from_utf8_lossy(key).replace('\0', "/"),
+            detail: "bad record header".into(),
+        })?;
+        decode_record(key, v, state)
     }
 
     /// Size of the ledger on disk, in bytes.
@@ -234,7 +272,7 @@ impl SledLedger {
                 batch.remove(mk);
             }
             if let Some(v) = self.db.get(&k)? {
-                let mut r = decode_record(&k, &v)?;
+                let mut r = self.decode(&k, &v)?;
                 if r.batch_id == Some(id) && (r.state == State::Claimed || r.state.is_delivered()) {
                     // A document re-exported from a batch that is still active goes back to it.
                     let back = match r.restore_to.take() {
@@ -276,7 +314,7 @@ impl SledLedger {
 impl Ledger for SledLedger {
     fn get(&self, key: &RecordKey) -> Result<Option<Record>> {
         let k = rkey(key);
-        self.db.get(&k)?.map(|v| decode_record(&k, &v)).transpose()
+        self.db.get(&k)?.map(|v| self.decode(&k, &v)).transpose()
     }
 
     fn put_records(&self, records: &[Record]) -> Result<()> {
@@ -302,11 +340,11 @@ impl Ledger for SledLedger {
         for kv in self.db.scan_prefix(prefix.as_bytes()) {
             let (k, v) = kv?;
             if let Some(s) = f.state {
-                if header(&v).map(|h| h.0) != Some(s) {
+                if self.logical(&v) != Some(s) {
                     continue;
                 }
             }
-            let r = decode_record(&k, &v)?;
+            let r = self.decode(&k, &v)?;
             if f.target.as_ref().is_some_and(|t| *t != r.key.target) {
                 continue;
             }
@@ -319,7 +357,7 @@ impl Ledger for SledLedger {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(b"r\0") {
             let (k, v) = kv?;
-            let r = decode_record(&k, &v)?;
+            let r = self.decode(&k, &v)?;
             if r.key.doc_id == doc || r.number == doc {
                 out.push(r);
             }
@@ -334,7 +372,7 @@ impl Ledger for SledLedger {
             .scan_prefix(format!("r\0{job}\0{target}\0").as_bytes())
         {
             let (_, v) = kv?;
-            if let Some((s, _)) = header(&v) {
+            if let Some(s) = self.logical(&v) {
                 *out.entry(s).or_insert(0) += 1;
             }
         }
@@ -346,7 +384,7 @@ impl Ledger for SledLedger {
         let Some(v) = self.db.get(&k)? else {
             return Err(LedgerError::NotFound(format!("no ledger record for {key}")));
         };
-        let r = decode_record(&k, &v)?;
+        let r = self.decode(&k, &v)?;
         if r.state == State::Claimed {
             return Err(LedgerError::Invalid(format!(
                 "{key} is claimed by a delivery in progress; run `facto sync` first so it is completed or rolled back"
@@ -373,6 +411,7 @@ impl Ledger for SledLedger {
             tmp_path,
             started_at: now(),
         };
+        self.set_open(id, true);
         self.db.insert(okey(id), to_json(&open)?)?;
         self.db.flush()?;
         Ok(open)
@@ -402,7 +441,7 @@ impl Ledger for SledLedger {
         file: &mut dyn std::io::Read,
     ) -> Result<()> {
         let id = open.id;
-        // 1. The file bytes, then every member marked delivered, in bounded groups.
+        // 1. The file bytes (its members are already claimed for this batch).
         let mut buf = vec![0u8; CHUNK];
         for i in 0.. {
             let n = read_full(file, &mut buf).map_err(|e| LedgerError::Store(e.into()))?;
@@ -416,23 +455,9 @@ impl Ledger for SledLedger {
                 break;
             }
         }
-        let members = self.docs_of(id)?;
-        for group in members.chunks(WRITE_GROUP) {
-            let mut b = ::sled::Batch::default();
-            for key in group {
-                let k = rkey(key);
-                if let Some(v) = self.db.get(&k)? {
-                    if header(&v) == Some((State::Claimed, Some(id))) {
-                        let mut v = v.to_vec();
-                        v[0] = State::Delivered.code();
-                        b.insert(k, v);
-                    }
-                }
-            }
-            self.db.apply_batch(b)?;
-        }
         self.db.flush()?;
-        // 2. The commit point: the batch becomes active and the open marker goes, atomically.
+        // 2. The commit point: the batch becomes active and the open marker goes, atomically;
+        // from then on every record claimed for it reads as delivered.
         let mut b = ::sled::Batch::default();
         b.insert(bkey(id), to_json(commit.batch)?);
         b.insert(ukey(id), &[][..]);
@@ -445,6 +470,7 @@ impl Ledger for SledLedger {
         }
         self.db.apply_batch(b)?;
         self.db.flush()?;
+        self.set_open(id, false);
         Ok(())
     }
 
@@ -457,6 +483,7 @@ impl Ledger for SledLedger {
         b.remove(okey(open.id));
         self.db.apply_batch(b)?;
         self.db.flush()?;
+        self.set_open(open.id, false);
         Ok(n)
     }
 
