@@ -8,6 +8,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use facto::config::Config;
 use facto::ledger::sled::SledLedger;
 use facto::sync::{run_job, Mode, RunOptions};

@@ -361,7 +361,10 @@ impl JobRun<'_> {
                         pending[ti].others.push(r);
                     }
                 }
-                Item::Doc { doc, origin } => self.process_doc(&doc, &origin, &mut pending, now)?,
+                Item::Doc { doc, origin, hash } => {
+                    let hash = hash.unwrap_or_else(|| source_hash(&doc));
+                    self.process_doc(&doc, &origin, &hash, &mut pending, now)?;
+                }
             }
         }
         Ok(pending)
@@ -371,6 +374,7 @@ impl JobRun<'_> {
         &mut self,
         doc: &Document,
         origin: &str,
+        hash: &str,
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
     ) -> Result<(), RunError> {
@@ -384,7 +388,6 @@ impl JobRun<'_> {
             Mode::Sync => None,
         };
         self.report.documents_read += 1;
-        let hash = source_hash(doc);
         let mut prepared: Option<Result<MappedDocument, Vec<Problem>>> = None;
         let mut skipped_counted = false;
         for (ti, t) in self.targets.clone().iter().enumerate() {
@@ -413,7 +416,7 @@ impl JobRun<'_> {
                     continue;
                 }
                 if rec.source_hash != hash {
-                    self.note_change(ti, t, doc, rec, &hash, pending, now);
+                    self.note_change(ti, t, doc, rec, hash, pending, now);
                 } else {
                     self.tallies[ti].already += 1;
                 }
@@ -518,6 +521,11 @@ impl JobRun<'_> {
             return;
         }
         let changes = diff(&rec.snapshot, &snapshot(doc));
+        if changes.is_empty() {
+            // Same content, other bytes (the source re-wrote the file): nothing to report.
+            self.tallies[ti].already += 1;
+            return;
+        }
         let summary: Vec<String> = changes
             .iter()
             .take(6)
@@ -705,6 +713,7 @@ pub async fn run_job(
                         docs.push(Item::Doc {
                             doc: Box::new(doc),
                             origin: r.origin.clone(),
+                            hash: None,
                         });
                     }
                 }

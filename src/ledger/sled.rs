@@ -231,27 +231,31 @@ impl SledLedger {
             .collect()
     }
 
+    /// Members of a batch: one key per claimed page (`d\0<id>\0<page>`), its value the member
+    /// keys joined by `\n` — one insert per page rather than per document.
     fn docs_of(&self, id: u64) -> Result<Vec<RecordKey>> {
-        let prefix = dprefix(id);
-        self.db
-            .scan_prefix(&prefix)
-            .map(|kv| {
-                let (k, _) = kv?;
-                let rest = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                let mut parts = rest.splitn(3, '\0');
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(dprefix(id)) {
+            let (k, v) = kv?;
+            for member in v.split(|b| *b == b'\n').filter(|m| !m.is_empty()) {
+                let text = String::from_utf8_lossy(member);
+                let mut parts = text.splitn(3, '\0');
                 match (parts.next(), parts.next(), parts.next()) {
-                    (Some(job), Some(target), Some(doc)) => Ok(RecordKey {
+                    (Some(job), Some(target), Some(doc)) => out.push(RecordKey {
                         job: job.into(),
                         target: target.into(),
                         doc_id: doc.into(),
                     }),
-                    _ => Err(LedgerError::Corrupt {
-                        key: rest.replace('\0', "/"),
-                        detail: "bad membership key".into(),
-                    }),
+                    _ => {
+                        return Err(LedgerError::Corrupt {
+                            key: String::from_utf8_lossy(&k).replace('\0', "/"),
+                            detail: "bad membership entry".into(),
+                        })
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        Ok(out)
     }
 
     /// Releases the documents of batch `id` still pointing at it; returns how many.
@@ -264,13 +268,13 @@ impl SledLedger {
     ) -> Result<u64> {
         let t = now();
         let mut n = 0;
+        if remove_membership {
+            for kv in self.db.scan_prefix(dprefix(id)) {
+                batch.remove(kv?.0);
+            }
+        }
         for key in self.docs_of(id)? {
             let k = rkey(&key);
-            if remove_membership {
-                let mut mk = dprefix(id);
-                mk.extend(format!("{}\0{}\0{}", key.job, key.target, key.doc_id).into_bytes());
-                batch.remove(mk);
-            }
             if let Some(v) = self.db.get(&k)? {
                 let mut r = self.decode(&k, &v)?;
                 if r.batch_id == Some(id) && (r.state == State::Claimed || r.state.is_delivered()) {
@@ -419,12 +423,16 @@ impl Ledger for SledLedger {
 
     fn claim(&self, open: &OpenBatch, claimed: &[Record], others: &[Record]) -> Result<()> {
         let mut b = ::sled::Batch::default();
+        let mut members = Vec::with_capacity(claimed.len() * 32);
         for r in claimed {
             debug_assert_eq!(r.state, State::Claimed);
-            let mut mk = dprefix(open.id);
-            mk.extend(format!("{}\0{}\0{}", r.key.job, r.key.target, r.key.doc_id).into_bytes());
-            b.insert(mk, &[][..]);
+            members.extend_from_slice(format!("{}\0{}\0{}\n", r.key.job, r.key.target, r.key.doc_id).as_bytes());
             b.insert(rkey(&r.key), encode_record(r)?);
+        }
+        if !claimed.is_empty() {
+            let mut mk = dprefix(open.id);
+            mk.extend(format!("{:016}", self.next_seq("page")?).into_bytes());
+            b.insert(mk, members);
         }
         for r in others {
             b.insert(rkey(&r.key), encode_record(r)?);

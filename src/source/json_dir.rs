@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{items_from_value, Item, Page, SourceError};
 use crate::model::{DocParseError, Document};
@@ -25,22 +26,30 @@ struct DirCursor {
 /// and several times faster than going through `serde_json::Value`). On any error nothing is
 /// added and the caller takes the slow path, which names the bad document and field.
 fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
+    use serde_json::value::RawValue;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    let docs: Vec<Document> = match first {
-        Some(b'[') => match serde_json::from_slice::<Vec<Document>>(bytes) {
-            Ok(d) => d,
+    let raws: Vec<&RawValue> = match first {
+        Some(b'[') => match serde_json::from_slice::<Vec<&RawValue>>(bytes) {
+            Ok(r) => r,
             Err(_) => return false,
         },
-        Some(b'{') => match serde_json::from_slice::<Document>(bytes) {
-            Ok(d) => vec![d],
+        Some(b'{') => match serde_json::from_slice::<&RawValue>(bytes) {
+            Ok(r) => vec![r],
             Err(_) => return false,
         },
         _ => return false,
     };
-    if docs.iter().any(|d| d.id.trim().is_empty()) {
-        return false;
+    let mut items = Vec::with_capacity(raws.len());
+    for raw in raws {
+        match serde_json::from_str::<Document>(raw.get()) {
+            Ok(doc) if !doc.id.trim().is_empty() => {
+                let hash = hex::encode(Sha256::digest(raw.get().as_bytes()));
+                items.push(Item::Doc { doc: Box::new(doc), origin: origin.to_owned(), hash: Some(hash) });
+            }
+            _ => return false,
+        }
     }
-    out.extend(docs.into_iter().map(|doc| Item::Doc { doc: Box::new(doc), origin: origin.to_owned() }));
+    out.extend(items);
     true
 }
 

@@ -17,6 +17,9 @@ pub enum Item {
         doc: Box<Document>,
         /// File or URL it came from.
         origin: String,
+        /// SHA-256 of the document's bytes as read, when the source has them (else the
+        /// pipeline hashes the canonical JSON).
+        hash: Option<String>,
     },
     /// Something that could not be read as a document: held with the message.
     Bad {
@@ -132,10 +135,7 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, out: &mut
     for (pos, v) in values.into_iter().enumerate() {
         let (raw_id, number) = crate::model::raw_identity(&v, pos);
         match crate::model::parse_document(v, origin, pos) {
-            Ok(doc) => out.push(Item::Doc {
-                doc: Box::new(doc),
-                origin: origin.to_owned(),
-            }),
+            Ok(doc) => out.push(Item::Doc { doc: Box::new(doc), origin: origin.to_owned(), hash: None }),
             Err(error) => {
                 let id = if raw_id.starts_with('#') {
                     format!("{origin}{raw_id}")
