@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+// The same allocator as the `facto` binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -31,7 +32,11 @@ fn doc(i: usize) -> String {
 {{"id":"2","description":"Livre technique","quantity":"2","unit_price":"19.99","net_amount":"39.98","product_code":"PRD-LIVRE","tax_code":"TVA55"}}],
 "totals":{{"net":"416.48","tax":"77.50","gross":"493.98","paid":"0.00","due":"493.98"}},
 "tax_breakdown":[{{"tax_code":"TVA20","rate":"20.00","base":"376.50","amount":"75.30"}},{{"tax_code":"TVA55","rate":"5.50","base":"39.98","amount":"2.20"}}]}}"#,
-        kind = if i % 10 == 9 { "credit_note" } else { "invoice" },
+        kind = if i % 10 == 9 {
+            "credit_note"
+        } else {
+            "invoice"
+        },
     )
 }
 
@@ -41,7 +46,9 @@ fn setup(dir: &Path, n: usize) {
     let mut i = 0;
     while i < n {
         let end = (i + PER_FILE).min(n);
-        let mut f = std::io::BufWriter::new(std::fs::File::create(inv.join(format!("part-{i:08}.json"))).unwrap());
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(inv.join(format!("part-{i:08}.json"))).unwrap(),
+        );
         f.write_all(b"[").unwrap();
         for k in i..end {
             if k > i {
@@ -59,13 +66,23 @@ fn setup(dir: &Path, n: usize) {
         "[company]\nname = \"Bench\"\nsiren = \"123456782\"\n[[job]]\nname = \"bench\"\nsource = \"src\"\nmapping = \"m\"\ntargets = [\"fec\"]\n",
     )
     .unwrap();
-    std::fs::write(dir.join("connectors/src.toml"), "kind = \"json-dir\"\npath = \"invoices\"\npage_size = 2000\n").unwrap();
-    std::fs::write(dir.join("connectors/fec.toml"), "kind = \"journal-file\"\nformat = \"fec\"\nout_dir = \"out\"\n").unwrap();
+    std::fs::write(
+        dir.join("connectors/src.toml"),
+        "kind = \"json-dir\"\npath = \"invoices\"\npage_size = 2000\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("connectors/fec.toml"),
+        "kind = \"journal-file\"\nformat = \"fec\"\nout_dir = \"out\"\n",
+    )
+    .unwrap();
     let mut m = String::from(
         "[journal]\ncode = \"VE\"\nlabel = \"Journal des ventes\"\n[customers]\ncollective_account = \"411000\"\n",
     );
     for c in 0..50 {
-        m.push_str(&format!("[customers.accounts.C{c}]\naux = \"CCLIENT{c}\"\n"));
+        m.push_str(&format!(
+            "[customers.accounts.C{c}]\naux = \"CCLIENT{c}\"\n"
+        ));
     }
     m.push_str(
         "[gl.accounts.CONSEIL]\naccount = \"706100\"\nlabel = \"Conseil\"\n[gl.products.PRD-LIVRE]\naccount = \"707100\"\nlabel = \"Livres\"\n\
@@ -77,34 +94,61 @@ fn setup(dir: &Path, n: usize) {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map(|kib| kib / 1024.0)
         .unwrap_or(f64::NAN)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is expected.
-    let n: usize = std::env::var("FACTO_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("FACTO_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     setup(dir.path(), n);
-    println!("generated {n} documents in {:.2?} (peak RSS so far {:.1} MiB)", t.elapsed(), peak_rss_mib());
+    println!(
+        "generated {n} documents in {:.2?} (peak RSS so far {:.1} MiB)",
+        t.elapsed(),
+        peak_rss_mib()
+    );
 
     let cfg = Config::load(&dir.path().join("facto.toml"), None).unwrap();
     let ledger = SledLedger::open(&cfg.data_dir).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let opts = RunOptions { dry_run: false, today: chrono::Local::now().date_naive(), progress: None };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = RunOptions {
+        dry_run: false,
+        today: chrono::Local::now().date_naive(),
+        progress: None,
+    };
     let job = &cfg.jobs[0];
 
     let t = Instant::now();
-    let report = rt.block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts)).unwrap();
+    let report = rt
+        .block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts))
+        .unwrap();
     let first = t.elapsed();
     assert_eq!(report.targets[0].delivered, n as u64, "{}", report.render());
     let rss = peak_rss_mib();
 
     let t = Instant::now();
-    let again = rt.block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts)).unwrap();
+    let again = rt
+        .block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts))
+        .unwrap();
     let second = t.elapsed();
     assert_eq!(again.targets[0].delivered, 0);
     assert_eq!(again.targets[0].already_delivered, n as u64);

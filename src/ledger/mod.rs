@@ -163,36 +163,49 @@ pub struct Record {
     /// Buyer's name.
     pub customer_name: String,
     /// Issue date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_date: Option<NaiveDate>,
     /// Gross total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross: Option<Decimal>,
     /// Where the document was read (file or URL).
     pub origin: String,
     /// SHA-256 of the canonical source document.
     pub source_hash: String,
     /// SHA-256 of what was (or will be) delivered: the rendered entry or request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_hash: Option<String>,
     /// SHA-256 of the mapping file used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping_hash: Option<String>,
     /// Idempotency key sent with the payload (API targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Export batch holding the document (journal-file targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<u64>,
     /// Remote identifier (API targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     /// Last remote status (API targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_status: Option<String>,
     /// Delivery attempts.
     pub attempts: u32,
     /// Last error, never holding a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Why the document is held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
     /// Key fields as delivered, to explain a later change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub snapshot: BTreeMap<String, String>,
     /// The held document as last read, so that it is re-checked on the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_document: Option<serde_json::Value>,
     /// A change seen in the source after delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_after_delivery: Option<ChangeNote>,
     /// State and batch to return to if the batch now claiming the document is rolled back or
     /// cancelled (a re-export with `--include-exported` of a document still in an active batch).
@@ -203,6 +216,7 @@ pub struct Record {
     /// Last change.
     pub updated_at: DateTime<Utc>,
     /// State changes, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
 }
 

@@ -10,8 +10,8 @@ use chrono::Utc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::{
     AuditEvent, Batch, BatchCommit, BatchStatus, Cursor, Ledger, LedgerError, OpenBatch, Record,
@@ -72,8 +72,10 @@ fn encode_record(r: &Record) -> Result<Vec<u8>> {
     let mut v = Vec::with_capacity(1024);
     v.push(r.state.code());
     v.extend_from_slice(&r.batch_id.unwrap_or(u64::MAX).to_be_bytes());
-    serde_json::to_writer(&mut v, r)
-        .map_err(|e| LedgerError::Corrupt { key: "(encode)".into(), detail: e.to_string() })?;
+    serde_json::to_writer(&mut v, r).map_err(|e| LedgerError::Corrupt {
+        key: "(encode)".into(),
+        detail: e.to_string(),
+    })?;
     Ok(v)
 }
 
@@ -91,7 +93,11 @@ fn decode_record(key: &[u8], v: &[u8], state: State) -> Result<Record> {
             Some(id) => format!("export batch {id} committed"),
             None => "state changed".to_owned(),
         };
-        r.history.push(super::Event { at: r.updated_at, state, note });
+        r.history.push(super::Event {
+            at: r.updated_at,
+            state,
+            note,
+        });
         r.state = state;
     }
     r.batch_id = batch;
@@ -160,7 +166,11 @@ impl SledLedger {
                 open_batches.insert(id);
             }
         }
-        Ok(SledLedger { db, path: path.to_owned(), open_batches: Mutex::new(open_batches) })
+        Ok(SledLedger {
+            db,
+            path: path.to_owned(),
+            open_batches: Mutex::new(open_batches),
+        })
     }
 
     /// Where the ledger lives.
@@ -178,7 +188,10 @@ impl SledLedger {
     }
 
     fn is_open(&self, id: u64) -> bool {
-        self.open_batches.lock().map(|s| s.contains(&id)).unwrap_or(true)
+        self.open_batches
+            .lock()
+            .map(|s| s.contains(&id))
+            .unwrap_or(true)
     }
 
     fn set_open(&self, id: u64, open: bool) {
@@ -426,7 +439,9 @@ impl Ledger for SledLedger {
         let mut members = Vec::with_capacity(claimed.len() * 32);
         for r in claimed {
             debug_assert_eq!(r.state, State::Claimed);
-            members.extend_from_slice(format!("{}\0{}\0{}\n", r.key.job, r.key.target, r.key.doc_id).as_bytes());
+            members.extend_from_slice(
+                format!("{}\0{}\0{}\n", r.key.job, r.key.target, r.key.doc_id).as_bytes(),
+            );
             b.insert(rkey(&r.key), encode_record(r)?);
         }
         if !claimed.is_empty() {

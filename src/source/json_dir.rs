@@ -44,7 +44,11 @@ fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
         match serde_json::from_str::<Document>(raw.get()) {
             Ok(doc) if !doc.id.trim().is_empty() => {
                 let hash = hex::encode(Sha256::digest(raw.get().as_bytes()));
-                items.push(Item::Doc { doc: Box::new(doc), origin: origin.to_owned(), hash: Some(hash) });
+                items.push(Item::Doc {
+                    doc: Box::new(doc),
+                    origin: origin.to_owned(),
+                    hash: Some(hash),
+                });
             }
             _ => return false,
         }
@@ -55,11 +59,63 @@ fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
 
 /// A folder being read.
 pub struct JsonDirSource {
-    dir: PathBuf,
-    page_size: usize,
-    pending: std::vec::IntoIter<String>,
+    pages: std::sync::mpsc::Receiver<(Page, Vec<String>)>,
     pending_len: usize,
     seen: BTreeMap<String, Fingerprint>,
+}
+
+/// Reads and parses files into pages on its own thread, one page ahead of the pipeline, so that
+/// parsing overlaps mapping, rendering and ledger writes (the machine has more than one core).
+fn reader(
+    dir: PathBuf,
+    names: Vec<String>,
+    page_size: usize,
+    tx: std::sync::mpsc::SyncSender<(Page, Vec<String>)>,
+) {
+    let mut names = names.into_iter().peekable();
+    while names.peek().is_some() {
+        let mut page = Page::default();
+        let mut vanished = Vec::new();
+        while page.items.len() < page_size {
+            let Some(name) = names.next() else { break };
+            read_file(&dir, &name, &mut page, &mut vanished);
+        }
+        if tx.send((page, vanished)).is_err() {
+            return; // The pull was abandoned.
+        }
+    }
+}
+
+fn read_file(dir: &Path, name: &str, page: &mut Page, vanished: &mut Vec<String>) {
+    let path = dir.join(name);
+    let origin = path.display().to_string();
+    let file_id = format!("file:{origin}");
+    let bad = |detail: String| Item::Bad {
+        id: file_id.clone(),
+        number: None,
+        error: DocParseError {
+            origin: origin.clone(),
+            doc: "(whole file)".into(),
+            path: "(file)".into(),
+            message: detail,
+        },
+    };
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vanished.push(name.to_owned()),
+        Err(e) => page.items.push(bad(format!("cannot read the file: {e}"))),
+        Ok(bytes) if fast_parse(&bytes, &origin, &mut page.items) => page.readable_files.push(file_id),
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(value) => {
+                page.readable_files.push(file_id);
+                items_from_value(value, &origin, &mut page.items);
+            }
+            Err(e) => page.items.push(bad(format!(
+                "invalid JSON at line {} column {}: {e}; fix the file, it is read again on the next run",
+                e.line(),
+                e.column()
+            ))),
+        },
+    }
 }
 
 fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
@@ -109,68 +165,41 @@ impl JsonDirSource {
             seen.insert(name, fp);
         }
         changed.sort();
+        let pending_len = changed.len();
+        let (tx, pages) = std::sync::mpsc::sync_channel(1);
+        let dir = dir.to_owned();
+        let page_size = page_size.max(1);
+        std::thread::Builder::new()
+            .name("facto-json-dir".into())
+            .spawn(move || reader(dir, changed, page_size, tx))
+            .map_err(folder_err)?;
         Ok(JsonDirSource {
-            dir: dir.to_owned(),
-            page_size: page_size.max(1),
-            pending_len: changed.len(),
-            pending: changed.into_iter(),
+            pages,
+            pending_len,
             seen,
         })
     }
 
-    /// Files still to read.
+    /// Files to read in this pull (new or changed since the cursor).
     pub fn pending_files(&self) -> usize {
         self.pending_len
     }
 
-    /// Reads files until a page is full.
+    /// The next page of documents.
     ///
     /// # Errors
     ///
     /// Never for a bad file (that becomes a held item); the signature matches the other sources.
     pub fn next_page(&mut self) -> Result<Option<Page>, SourceError> {
-        let mut page = Page::default();
-        while page.items.len() < self.page_size {
-            let Some(name) = self.pending.next() else {
-                break;
-            };
-            self.pending_len -= 1;
-            let path = self.dir.join(&name);
-            let origin = path.display().to_string();
-            let file_id = format!("file:{origin}");
-            let bad = |detail: String| Item::Bad {
-                id: file_id.clone(),
-                number: None,
-                error: DocParseError {
-                    origin: origin.clone(),
-                    doc: "(whole file)".into(),
-                    path: "(file)".into(),
-                    message: detail,
-                },
-            };
-            match std::fs::read(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match self.pages.recv() {
+            Ok((page, vanished)) => {
+                for name in vanished {
                     self.seen.remove(&name);
                 }
-                Err(e) => page.items.push(bad(format!("cannot read the file: {e}"))),
-                Ok(bytes) if fast_parse(&bytes, &origin, &mut page.items) => page.readable_files.push(file_id),
-                Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    Ok(value) => {
-                        page.readable_files.push(file_id);
-                        items_from_value(value, &origin, &mut page.items);
-                    }
-                    Err(e) => page.items.push(bad(format!(
-                        "invalid JSON at line {} column {}: {e}; fix the file, it is read again on the next run",
-                        e.line(),
-                        e.column()
-                    ))),
-                },
+                Ok(Some(page))
             }
+            Err(_) => Ok(None),
         }
-        if page.items.is_empty() && page.readable_files.is_empty() && self.pending_len == 0 {
-            return Ok(None);
-        }
-        Ok(Some(page))
     }
 
     /// Fingerprints of every file seen.

@@ -135,7 +135,11 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, out: &mut
     for (pos, v) in values.into_iter().enumerate() {
         let (raw_id, number) = crate::model::raw_identity(&v, pos);
         match crate::model::parse_document(v, origin, pos) {
-            Ok(doc) => out.push(Item::Doc { doc: Box::new(doc), origin: origin.to_owned(), hash: None }),
+            Ok(doc) => out.push(Item::Doc {
+                doc: Box::new(doc),
+                origin: origin.to_owned(),
+                hash: None,
+            }),
             Err(error) => {
                 let id = if raw_id.starts_with('#') {
                     format!("{origin}{raw_id}")
