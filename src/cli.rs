@@ -794,14 +794,10 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
             }
             ledger.put_records(&changed).map_err(ledger_failure)?;
             let mut jobs: Vec<&str> = changed.iter().map(|r| r.key.job.as_str()).collect();
+            jobs.sort_unstable();
             jobs.dedup();
             for j in jobs {
-                let mut c = ledger
-                    .cursor(j)
-                    .map_err(ledger_failure)?
-                    .unwrap_or_default();
-                c.rescan = true;
-                ledger.set_cursor(j, &c).map_err(ledger_failure)?;
+                ledger.request_rescan(j).map_err(ledger_failure)?;
             }
             ledger
                 .audit(AuditEvent {
@@ -856,13 +852,8 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                 e => ledger_failure(e),
             })?;
             // The source is read again from the start, so the document is seen as new.
-            let mut c = ledger
-                .cursor(&removed.key.job)
-                .map_err(ledger_failure)?
-                .unwrap_or_default();
-            c.rescan = true;
             ledger
-                .set_cursor(&removed.key.job, &c)
+                .request_rescan(&removed.key.job)
                 .map_err(ledger_failure)?;
             if cli.json {
                 print_json(&removed)?;

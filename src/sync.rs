@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use indicatif::ProgressBar;
@@ -150,6 +151,42 @@ pub fn snapshot(doc: &Document) -> BTreeMap<String, String> {
     m
 }
 
+/// Snapshot fields the record already holds in its own fields; not stored twice.
+const CORE: [&str; 6] = [
+    "number",
+    "kind",
+    "issue_date",
+    "buyer.customer_id",
+    "buyer.name",
+    "totals.gross",
+];
+
+/// What is stored in the record: the snapshot less the fields the record holds anyway.
+fn stored_snapshot(doc: &Document) -> BTreeMap<String, String> {
+    let mut m = snapshot(doc);
+    for k in CORE {
+        m.remove(k);
+    }
+    m
+}
+
+/// The snapshot of a delivered record, rebuilt from its fields and its stored snapshot.
+fn delivered_view(r: &Record) -> BTreeMap<String, String> {
+    let mut m = r.snapshot.clone();
+    let core = [
+        r.number.clone(),
+        r.kind.clone(),
+        r.issue_date.map(|d| d.to_string()).unwrap_or_default(),
+        r.customer_id.clone(),
+        r.customer_name.clone(),
+        r.gross.map(|g| g.to_string()).unwrap_or_default(),
+    ];
+    for (k, v) in CORE.iter().zip(core) {
+        m.insert((*k).to_owned(), v);
+    }
+    m
+}
+
 fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<FieldChange> {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter()
@@ -186,34 +223,7 @@ pub fn recover(ledger: &dyn Ledger) -> Result<Vec<String>, RunError> {
 }
 
 fn new_record(key: RecordKey, existing: Option<Record>, now: chrono::DateTime<Utc>) -> Record {
-    existing.unwrap_or_else(|| Record {
-        key,
-        state: State::Released,
-        number: String::new(),
-        kind: String::new(),
-        customer_id: String::new(),
-        customer_name: String::new(),
-        issue_date: None,
-        gross: None,
-        origin: String::new(),
-        source_hash: String::new(),
-        payload_hash: None,
-        mapping_hash: None,
-        idempotency_key: None,
-        batch_id: None,
-        remote_id: None,
-        remote_status: None,
-        attempts: 0,
-        last_error: None,
-        problems: Vec::new(),
-        snapshot: BTreeMap::new(),
-        held_document: None,
-        changed_after_delivery: None,
-        restore_to: None,
-        created_at: now,
-        updated_at: now,
-        history: Vec::new(),
-    })
+    existing.unwrap_or_else(|| Record::new(key, now))
 }
 
 fn fill_from_doc(r: &mut Record, doc: &Document, origin: &str, hash: &str) {
@@ -267,7 +277,7 @@ fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
 /// Per-target work of one page.
 #[derive(Default)]
 struct Pending {
-    deliver: Vec<(MappedDocument, Record)>,
+    deliver: Vec<(Arc<MappedDocument>, Record)>,
     others: Vec<Record>,
 }
 
@@ -388,7 +398,7 @@ impl JobRun<'_> {
             Mode::Sync => None,
         };
         self.report.documents_read += 1;
-        let mut prepared: Option<Result<MappedDocument, Vec<Problem>>> = None;
+        let mut prepared: Option<Result<Arc<MappedDocument>, Vec<Problem>>> = None;
         let mut skipped_counted = false;
         for (ti, t) in self.targets.clone().iter().enumerate() {
             let key = self.key(t, &doc.id);
@@ -470,21 +480,21 @@ impl JobRun<'_> {
         hash: &str,
         mut rec: Record,
         restore: Option<(State, Option<u64>)>,
-        prepared: &mut Option<Result<MappedDocument, Vec<Problem>>>,
+        prepared: &mut Option<Result<Arc<MappedDocument>, Vec<Problem>>>,
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
     ) {
-        let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping));
+        let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping).map(Arc::new));
         fill_from_doc(&mut rec, doc, origin, hash);
         match result {
             Ok(md) => {
                 rec.problems.clear();
                 rec.held_document = None;
                 rec.mapping_hash = Some(self.mapping.hash.clone());
-                rec.snapshot = snapshot(doc);
+                rec.snapshot = stored_snapshot(doc);
                 rec.changed_after_delivery = None;
                 rec.restore_to = restore.map(|(st, _)| (st, rec.batch_id));
-                pending[ti].deliver.push((md.clone(), rec));
+                pending[ti].deliver.push((Arc::clone(md), rec));
             }
             Err(problems) => {
                 hold(
@@ -520,7 +530,7 @@ impl JobRun<'_> {
             self.tallies[ti].already += 1;
             return;
         }
-        let changes = diff(&rec.snapshot, &snapshot(doc));
+        let changes = diff(&delivered_view(&rec), &snapshot(doc));
         if changes.is_empty() {
             // Same content, other bytes (the source re-wrote the file): nothing to report.
             self.tallies[ti].already += 1;

@@ -237,3 +237,30 @@ async fn missing_token_variable_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FACTO_TEST_TOKEN"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_number_pagination_stops_on_a_short_page() {
+    let server = MockServer::start().await;
+    let d = docs();
+    Mock::given(method("GET"))
+        .and(query_param("page", "1"))
+        .and(query_param("per_page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&d[..2]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&d[2..]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let p = project(&server, "pagination = \"page-number\"\n");
+    let src = p
+        .read("connectors/api.toml")
+        .replace("items_field = \"data\"\n", "");
+    p.write("connectors/api.toml", &src);
+    let (code, r, err) = sync(&p).await;
+    assert_eq!(code, 0, "{r} {err}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 3);
+}

@@ -73,6 +73,7 @@ fn transliterate(c: char) -> Option<&'static str> {
 pub fn encode(s: &str, enc: Encoding) -> Vec<u8> {
     match enc {
         Encoding::Utf8 | Encoding::Utf8Bom => s.as_bytes().to_vec(),
+        Encoding::Iso885915 if s.is_ascii() => s.as_bytes().to_vec(),
         Encoding::Iso885915 => {
             let mut out = Vec::with_capacity(s.len());
             for c in s.chars() {

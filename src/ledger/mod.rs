@@ -221,6 +221,38 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record seen for the first time (state `released`: eligible until a run decides).
+    pub fn new(key: RecordKey, now: DateTime<Utc>) -> Record {
+        Record {
+            key,
+            state: State::Released,
+            number: String::new(),
+            kind: String::new(),
+            customer_id: String::new(),
+            customer_name: String::new(),
+            issue_date: None,
+            gross: None,
+            origin: String::new(),
+            source_hash: String::new(),
+            payload_hash: None,
+            mapping_hash: None,
+            idempotency_key: None,
+            batch_id: None,
+            remote_id: None,
+            remote_status: None,
+            attempts: 0,
+            last_error: None,
+            problems: Vec::new(),
+            snapshot: BTreeMap::new(),
+            held_document: None,
+            changed_after_delivery: None,
+            restore_to: None,
+            created_at: now,
+            updated_at: now,
+            history: Vec::new(),
+        }
+    }
+
     /// Moves the record to `state`, stamping the time and noting why.
     pub fn transition(&mut self, state: State, note: impl Into<String>, now: DateTime<Utc>) {
         self.state = state;
@@ -542,6 +574,18 @@ pub trait Ledger {
     ///
     /// Storage or decoding failure.
     fn cursor(&self, job: &str) -> Result<Option<Cursor>>;
+
+    /// Asks the next sync of `job` to read its source from the start (flushed): after a cancel,
+    /// a retry or a forget, so that freed documents are seen again.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn request_rescan(&self, job: &str) -> Result<()> {
+        let mut c = self.cursor(job)?.unwrap_or_default();
+        c.rescan = true;
+        self.set_cursor(job, &c)
+    }
 
     /// Saves the job's source cursor (flushed).
     ///

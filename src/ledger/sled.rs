@@ -651,38 +651,15 @@ mod tests {
     use rust_decimal::Decimal;
 
     pub(crate) fn record(doc: &str, state: State) -> Record {
-        let t = now();
+        let key = RecordKey {
+            job: "j".into(),
+            target: "t".into(),
+            doc_id: doc.into(),
+        };
         Record {
-            key: RecordKey {
-                job: "j".into(),
-                target: "t".into(),
-                doc_id: doc.into(),
-            },
             state,
             number: format!("N-{doc}"),
-            kind: "invoice".into(),
-            customer_id: "C1".into(),
-            customer_name: "Cust".into(),
-            issue_date: NaiveDate::from_ymd_opt(2026, 1, 1),
-            gross: Some(Decimal::ONE),
-            origin: "x".into(),
-            source_hash: "h".into(),
-            payload_hash: None,
-            mapping_hash: None,
-            idempotency_key: None,
-            batch_id: None,
-            remote_id: None,
-            remote_status: None,
-            attempts: 0,
-            last_error: None,
-            problems: vec![],
-            snapshot: BTreeMap::new(),
-            held_document: None,
-            changed_after_delivery: None,
-            restore_to: None,
-            created_at: t,
-            updated_at: t,
-            history: vec![],
+            ..Record::new(key, now())
         }
     }
 

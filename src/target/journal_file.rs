@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -149,7 +150,7 @@ impl JournalRun {
     pub fn deliver_page(
         &mut self,
         ledger: &dyn Ledger,
-        mut docs: Vec<(MappedDocument, Record)>,
+        mut docs: Vec<(Arc<MappedDocument>, Record)>,
         others: Vec<Record>,
         run_id: &str,
     ) -> Result<(), TargetError> {
@@ -182,10 +183,16 @@ impl JournalRun {
         let mut claimed = Vec::with_capacity(docs.len());
         let open_id = self.open.as_ref().map(|o| o.batch.id);
         let now = Utc::now();
-        for (mut md, mut rec) in docs {
-            if let Some(code) = &self.journal_code {
-                md.entry.journal_code.clone_from(code);
-            }
+        for (md, mut rec) in docs {
+            // A journal code given on the command line replaces the mapping's, in this batch only.
+            let md = match &self.journal_code {
+                Some(code) if *code != md.entry.journal_code => {
+                    let mut m = MappedDocument::clone(&md);
+                    m.entry.journal_code.clone_from(code);
+                    Arc::new(m)
+                }
+                _ => md,
+            };
             let num = fec::entry_number(&journal, next);
             next += 1;
             let mut piece = String::new();
