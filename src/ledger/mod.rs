@@ -413,6 +413,14 @@ pub enum LedgerError {
     /// The store failed.
     #[error("ledger storage error: {0}")]
     Store(#[from] ::sled::Error),
+    /// A file of the ledger (a stored batch) could not be written or read.
+    #[error("ledger file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// A stored value could not be read.
     #[error("ledger entry {key} is unreadable: {detail}")]
     Corrupt {

@@ -1,10 +1,11 @@
 //! The [`Ledger`] on sled. One tree, keys prefixed by kind, so that every group of related writes
 //! is one atomic `sled::Batch`; `flush` after each group makes it durable before the caller goes on.
 //!
-//! Keys: `m\0schema`; `r\0job\0target\0doc` → state byte + record JSON; `b\0<id>` batch;
-//! `o\0<id>` open batch; `u\0<id>` committed but not yet published; `d\0<id>\0job\0target\0doc`
-//! batch membership; `f\0<id>\0<chunk>` file bytes; `n\0name` counters; `c\0job` cursors;
-//! `p\0run` reports; `a\0<seq>` audit trail. Ids are zero-padded so key order is numeric order.
+//! Keys: `m\0schema`; `r\0job\0target\0doc` → 9-byte header (state, batch) + record JSON;
+//! `b\0<id>` batch; `o\0<id>` open batch; `u\0<id>` committed but not yet published;
+//! `d\0<id>\0<page>` batch membership; `n\0name` counters; `c\0job` cursors; `p\0run` reports;
+//! `a\0<seq>` audit trail. Ids are zero-padded so key order is numeric order. The exact bytes of each
+//! batch file are kept as `batches/<id>.bin` beside the tree, written before the commit.
 
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -17,8 +18,6 @@ use super::{
     AuditEvent, Batch, BatchCommit, BatchStatus, Cursor, Ledger, LedgerError, OpenBatch, Record,
     RecordFilter, RecordKey, Recovery, Result, State, SCHEMA_VERSION,
 };
-
-const CHUNK: usize = 1 << 20;
 
 /// The sled-backed ledger. Holds sled's exclusive lock on its folder while open.
 pub struct SledLedger {
@@ -43,9 +42,6 @@ fn ukey(id: u64) -> Vec<u8> {
 }
 fn dprefix(id: u64) -> Vec<u8> {
     format!("d\0{id:016}\0").into_bytes()
-}
-fn fprefix(id: u64) -> Vec<u8> {
-    format!("f\0{id:016}\0").into_bytes()
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -102,20 +98,6 @@ fn decode_record(key: &[u8], v: &[u8], state: State) -> Result<Record> {
     }
     r.batch_id = batch;
     Ok(r)
-}
-
-/// Reads until `buf` is full or the reader ends.
-fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn now() -> chrono::DateTime<Utc> {
@@ -210,6 +192,28 @@ impl SledLedger {
             detail: "bad record header".into(),
         })?;
         decode_record(key, v, state)
+    }
+
+    fn blob_path(&self, id: u64) -> PathBuf {
+        self.path.join("batches").join(format!("{id:016}.bin"))
+    }
+
+    /// Copies a batch's file into `batches/<id>.bin` under the ledger folder: temp file, fsync,
+    /// rename, fsync of the folder.
+    fn store_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
+        let path = self.blob_path(id);
+        let io = |e: std::io::Error| LedgerError::Io {
+            path: path.clone(),
+            source: e,
+        };
+        let dir = self.path.join("batches");
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let tmp = dir.join(format!(".{id:016}.tmp"));
+        let mut out = std::fs::File::create(&tmp).map_err(io)?;
+        std::io::copy(file, &mut out).map_err(io)?;
+        out.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        crate::fsutil::sync_dir(&dir).map_err(io)
     }
 
     /// Size of the ledger on disk, in bytes.
@@ -464,21 +468,9 @@ impl Ledger for SledLedger {
         file: &mut dyn std::io::Read,
     ) -> Result<()> {
         let id = open.id;
-        // 1. The file bytes (its members are already claimed for this batch).
-        let mut buf = vec![0u8; CHUNK];
-        for i in 0.. {
-            let n = read_full(file, &mut buf).map_err(|e| LedgerError::Store(e.into()))?;
-            if n == 0 {
-                break;
-            }
-            let mut k = fprefix(id);
-            k.extend(format!("{i:08}").into_bytes());
-            self.db.insert(k, &buf[..n])?;
-            if n < CHUNK {
-                break;
-            }
-        }
-        self.db.flush()?;
+        // 1. The file's exact bytes, kept beside the tree (sled is no place for large blobs) and
+        // made durable before the commit that refers to them.
+        self.store_blob(id, file)?;
         // 2. The commit point: the batch becomes active and the open marker goes, atomically;
         // from then on every record claimed for it reads as delivered.
         let mut b = ::sled::Batch::default();
@@ -500,13 +492,11 @@ impl Ledger for SledLedger {
     fn abort_batch(&self, open: &OpenBatch, note: &str) -> Result<u64> {
         let mut b = ::sled::Batch::default();
         let n = self.release_members(open.id, note, &mut b, true)?;
-        for kv in self.db.scan_prefix(fprefix(open.id)) {
-            b.remove(kv?.0);
-        }
         b.remove(okey(open.id));
         self.db.apply_batch(b)?;
         self.db.flush()?;
         self.set_open(open.id, false);
+        let _ = std::fs::remove_file(self.blob_path(open.id));
         Ok(n)
     }
 
@@ -554,11 +544,8 @@ impl Ledger for SledLedger {
         if self.batch(id)?.is_none() {
             return Err(LedgerError::NotFound(format!("no export batch {id}")));
         }
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(fprefix(id)) {
-            out.extend_from_slice(&kv?.1);
-        }
-        Ok(out)
+        let path = self.blob_path(id);
+        std::fs::read(&path).map_err(|e| LedgerError::Io { path, source: e })
     }
 
     fn batch_documents(&self, id: u64) -> Result<Vec<RecordKey>> {
@@ -713,7 +700,7 @@ mod tests {
             &[record("c", State::Held)],
         )
         .unwrap();
-        let file = vec![7u8; CHUNK + 10];
+        let file = vec![7u8; (1 << 20) + 10];
         l.commit_batch(
             &open,
             BatchCommit {
