@@ -172,13 +172,16 @@ pub async fn preview(
         skipped: BTreeMap::new(),
         targets: Vec::new(),
     };
-    let mut docs: Vec<&Document> = Vec::new();
+    let mut docs: Vec<(&Document, String)> = Vec::new();
     let mut bad = Vec::new();
     for item in &items {
         match item {
-            Item::Doc { doc, .. } if in_period(doc, from, to) => {
+            Item::Doc { doc, hash, .. } if in_period(doc, from, to) => {
                 if doc.status == DocStatus::Final {
-                    docs.push(doc);
+                    let hash = hash
+                        .clone()
+                        .unwrap_or_else(|| crate::sync::source_hash(doc));
+                    docs.push((doc, hash));
                 } else {
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
@@ -189,7 +192,7 @@ pub async fn preview(
             Item::Bad { id, number, error } => bad.push((id, number, error)),
         }
     }
-    docs.sort_by(|a, b| (a.issue_date, &a.number).cmp(&(b.issue_date, &b.number)));
+    docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
     for t in targets {
         let mut tp = TargetPreview {
             target: t.clone(),
@@ -197,7 +200,7 @@ pub async fn preview(
             documents: docs.len() as u64,
             rows: Vec::new(),
         };
-        for doc in &docs {
+        for (doc, hash) in &docs {
             let key = RecordKey {
                 job: job.name.clone(),
                 target: t.clone(),
@@ -206,8 +209,7 @@ pub async fn preview(
             let rec = ledger.get(&key)?;
             let (status, detail) = match rec.as_ref().map(|r| r.state) {
                 Some(s) if s.is_delivered() => {
-                    let r = rec.as_ref().map(|r| (r.batch_id, r.source_hash.clone()));
-                    let batch = match r.as_ref().and_then(|(b, _)| *b) {
+                    let batch = match rec.as_ref().and_then(|r| r.batch_id) {
                         Some(id) => match ledger.batch(id)? {
                             Some(b) if b.status == BatchStatus::Active => {
                                 format!("in export batch {id} ({})", b.file_name)
@@ -216,7 +218,11 @@ pub async fn preview(
                         },
                         None => s.as_str().to_owned(),
                     };
-                    if r.is_some_and(|(_, h)| h != crate::sync::source_hash(doc)) {
+                    let changed = rec
+                        .as_ref()
+                        .map(|r| crate::sync::changes_after_delivery(r, doc, hash))
+                        .unwrap_or_default();
+                    if !changed.is_empty() {
                         (
                             "changed-after-delivery".to_owned(),
                             format!("{batch}; changed in the source since, never re-sent"),

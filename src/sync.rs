@@ -187,6 +187,15 @@ fn delivered_view(r: &Record) -> BTreeMap<String, String> {
     m
 }
 
+/// What changed in the source since a document was delivered: nothing when the bytes are the
+/// same, or when only their formatting changed (same key fields).
+pub fn changes_after_delivery(r: &Record, doc: &Document, hash: &str) -> Vec<FieldChange> {
+    if r.source_hash == hash {
+        return Vec::new();
+    }
+    diff(&delivered_view(r), &snapshot(doc))
+}
+
 fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<FieldChange> {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter()
@@ -530,7 +539,7 @@ impl JobRun<'_> {
             self.tallies[ti].already += 1;
             return;
         }
-        let changes = diff(&delivered_view(&rec), &snapshot(doc));
+        let changes = changes_after_delivery(&rec, doc, hash);
         if changes.is_empty() {
             // Same content, other bytes (the source re-wrote the file): nothing to report.
             self.tallies[ti].already += 1;

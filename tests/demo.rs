@@ -189,6 +189,28 @@ fn change_after_delivery_is_reported_and_never_resent() {
         "buyer.name"
     );
     assert!(r["batches"].as_array().unwrap().is_empty());
+    let (_, pv) = p.json(&["preview", "--target", "sales-fec", "--to", "2026-01-31"]);
+    let rows = pv["targets"][0]["rows"].as_array().unwrap();
+    let row = rows.iter().find(|x| x["number"] == "F2026-0001").unwrap();
+    assert_eq!(row["status"], "changed-after-delivery");
+    assert!(
+        rows.iter()
+            .filter(|x| x["number"] != "F2026-0001")
+            .all(|x| x["status"] == "already-transferred"),
+        "{pv}"
+    );
+}
+
+#[test]
+fn a_file_rewritten_with_the_same_content_is_not_a_change() {
+    let p = Project::demo();
+    p.json(&["sync"]);
+    let path = "examples/invoices/inv-2026-0002.json";
+    let doc: serde_json::Value = serde_json::from_str(&p.read(path)).unwrap();
+    p.write(path, &doc.to_string()); // compact: other bytes, same document
+    let (_, r) = p.json(&["sync"]);
+    assert_eq!(target(&r, "sales-fec")["changed_after_delivery"], 0, "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 0);
 }
 
 #[test]

@@ -83,6 +83,11 @@ fn export_preview_cancel_download() {
         "2026-03-31",
     ]);
     assert_eq!(pv["targets"][0]["to_transfer"], 0);
+    let rows = pv["targets"][0]["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|r| r["status"] == "already-transferred"),
+        "{pv}"
+    );
     assert!(pv["targets"][0]["rows"][0]["detail"]
         .as_str()
         .unwrap()
