@@ -305,7 +305,7 @@ struct JobRun<'a> {
     mode: &'a Mode,
     run_id: String,
     dry_run: bool,
-    targets: Vec<String>,
+    targets: Arc<[String]>,
     tallies: Vec<Tally>,
     lines: Vec<ProblemLine>,
     report: RunReport,
@@ -330,7 +330,7 @@ impl JobRun<'_> {
         let mut pending: Vec<Pending> = self.targets.iter().map(|_| Pending::default()).collect();
         if !self.dry_run {
             for file_id in &page.readable_files {
-                for t in &self.targets {
+                for t in self.targets.iter() {
                     let key = self.key(t, file_id);
                     if self
                         .ledger
@@ -362,7 +362,8 @@ impl JobRun<'_> {
                         error.to_string(),
                         "correct this field in the source document; it is read again on the next run",
                     );
-                    for (ti, t) in self.targets.clone().iter().enumerate() {
+                    let targets = Arc::clone(&self.targets);
+                    for (ti, t) in targets.iter().enumerate() {
                         let existing = self.ledger.get(&self.key(t, &id))?;
                         if existing
                             .as_ref()
@@ -409,7 +410,8 @@ impl JobRun<'_> {
         self.report.documents_read += 1;
         let mut prepared: Option<Result<Arc<MappedDocument>, Vec<Problem>>> = None;
         let mut skipped_counted = false;
-        for (ti, t) in self.targets.clone().iter().enumerate() {
+        let targets = Arc::clone(&self.targets);
+        for (ti, t) in targets.iter().enumerate() {
             let key = self.key(t, &doc.id);
             let existing = self.ledger.get(&key)?;
             let state = existing.as_ref().map(|r| r.state);
@@ -424,7 +426,7 @@ impl JobRun<'_> {
                             origin,
                             hash,
                             rec,
-                            Some((st, None)),
+                            Some(st),
                             &mut prepared,
                             pending,
                             now,
@@ -442,6 +444,18 @@ impl JobRun<'_> {
                 continue;
             }
             if doc.status != DocStatus::Final {
+                // A held document that went back to draft (or was cancelled) must not be
+                // re-checked from its old final copy: its record goes.
+                if matches!(state, Some(State::Held | State::Released)) && !self.dry_run {
+                    self.ledger.forget(
+                        &key,
+                        AuditEvent {
+                            at: now,
+                            action: "no-longer-final".into(),
+                            detail: format!("{key}: now {} in the source", doc.status.as_str()),
+                        },
+                    )?;
+                }
                 if !skipped_counted {
                     *self
                         .report
@@ -488,7 +502,7 @@ impl JobRun<'_> {
         origin: &str,
         hash: &str,
         mut rec: Record,
-        restore: Option<(State, Option<u64>)>,
+        restore: Option<State>,
         prepared: &mut Option<Result<Arc<MappedDocument>, Vec<Problem>>>,
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
@@ -502,7 +516,7 @@ impl JobRun<'_> {
                 rec.mapping_hash = Some(self.mapping.hash.clone());
                 rec.snapshot = stored_snapshot(doc);
                 rec.changed_after_delivery = None;
-                rec.restore_to = restore.map(|(st, _)| (st, rec.batch_id));
+                rec.restore_to = restore.map(|st| (st, rec.batch_id));
                 pending[ti].deliver.push((Arc::clone(md), rec));
             }
             Err(problems) => {
@@ -668,7 +682,7 @@ pub async fn run_job(
         run_id: run_id.clone(),
         dry_run: opts.dry_run,
         tallies: vec![Tally::default(); targets.len()],
-        targets,
+        targets: targets.into(),
         lines: Vec::new(),
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
     };
@@ -717,7 +731,7 @@ pub async fn run_job(
     if failure.is_none() && matches!(mode, Mode::Sync) {
         let mut seen = BTreeSet::new();
         let mut docs = Vec::new();
-        for t in &jr.targets {
+        for t in jr.targets.iter() {
             let held = ledger.list(&RecordFilter {
                 job: Some(job.name.clone()),
                 target: Some(t.clone()),

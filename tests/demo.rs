@@ -306,3 +306,25 @@ fn demo_fec_passes_both_external_checkers() {
         );
     }
 }
+
+#[test]
+fn a_held_document_put_back_to_draft_is_never_delivered_from_its_old_copy() {
+    let p = Project::demo();
+    p.json(&["sync"]);
+    let path = "examples/invoices/inv-2026-0030.json";
+    let mut doc: serde_json::Value = serde_json::from_str(&p.read(path)).unwrap();
+    doc["status"] = serde_json::json!("draft");
+    p.write(path, &doc.to_string());
+    p.json(&["sync"]);
+    let mut m = p.read("mappings/pcg-demo.toml");
+    m.push_str("\n[tax.TVA85]\nrate = \"8.5\"\ncategory = \"S\"\naccount = \"445715\"\n");
+    p.write("mappings/pcg-demo.toml", &m);
+    let (_, r) = p.json(&["sync"]);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 0, "{r}");
+    let out = p.run(&["ledger", "show", "F2026-0030"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the draft has no record any more"
+    );
+}
