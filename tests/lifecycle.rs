@@ -4,6 +4,15 @@
 use crate::common::{target, Project};
 
 const FEC: &str = "sales-fec";
+const PREVIEW_Q1: &[&str] = &[
+    "preview",
+    "--target",
+    FEC,
+    "--from",
+    "2026-01-01",
+    "--to",
+    "2026-03-31",
+];
 
 fn export(p: &Project, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec![
@@ -23,15 +32,7 @@ fn export(p: &Project, extra: &[&str]) -> (i32, serde_json::Value) {
 fn export_preview_cancel_download() {
     let p = Project::demo();
     // Preview: documents of the first quarter, none exported yet.
-    let (code, pv) = p.json(&[
-        "preview",
-        "--target",
-        FEC,
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-    ]);
+    let (code, pv) = p.json(PREVIEW_Q1);
     assert_eq!(code, 0);
     let t = &pv["targets"][0];
     let (to_transfer, total) = (
@@ -39,19 +40,7 @@ fn export_preview_cancel_download() {
         t["documents"].as_u64().unwrap(),
     );
     assert!(to_transfer > 10 && to_transfer == total, "{pv}");
-    let human = String::from_utf8(
-        p.run(&[
-            "preview",
-            "--target",
-            FEC,
-            "--from",
-            "2026-01-01",
-            "--to",
-            "2026-03-31",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let human = String::from_utf8(p.run(PREVIEW_Q1).stdout).unwrap();
     assert!(
         human.contains(&format!(
             "{to_transfer} to transfer of {total} documents in the period"
@@ -73,15 +62,7 @@ fn export_preview_cancel_download() {
     );
 
     // Preview now shows them as already transferred, in which batch.
-    let (_, pv) = p.json(&[
-        "preview",
-        "--target",
-        FEC,
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-    ]);
+    let (_, pv) = p.json(PREVIEW_Q1);
     assert_eq!(pv["targets"][0]["to_transfer"], 0);
     let rows = pv["targets"][0]["rows"].as_array().unwrap();
     assert!(
