@@ -283,6 +283,10 @@ fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
         .collect()
 }
 
+/// A document through checks and mapping: its entry (shared by the job's targets), or why it
+/// is held.
+type Prepared = Result<Arc<MappedDocument>, Vec<Problem>>;
+
 /// Per-target work of one page.
 #[derive(Default)]
 struct Pending {
@@ -408,7 +412,7 @@ impl JobRun<'_> {
             Mode::Sync => None,
         };
         self.report.documents_read += 1;
-        let mut prepared: Option<Result<Arc<MappedDocument>, Vec<Problem>>> = None;
+        let mut prepared: Option<Prepared> = None;
         let mut skipped_counted = false;
         let targets = Arc::clone(&self.targets);
         for (ti, t) in targets.iter().enumerate() {
@@ -503,7 +507,7 @@ impl JobRun<'_> {
         hash: &str,
         mut rec: Record,
         restore: Option<State>,
-        prepared: &mut Option<Result<Arc<MappedDocument>, Vec<Problem>>>,
+        prepared: &mut Option<Prepared>,
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
     ) {

@@ -4,8 +4,8 @@
 use crate::common::{target, Project};
 
 const FEC: &str = "sales-fec";
-const PREVIEW_Q1: &[&str] = &[
-    "preview",
+/// `--target sales-fec` over the first quarter, as `preview` and `export` take it.
+const Q1: [&str; 6] = [
     "--target",
     FEC,
     "--from",
@@ -14,16 +14,15 @@ const PREVIEW_Q1: &[&str] = &[
     "2026-03-31",
 ];
 
+fn preview(p: &Project) -> (i32, serde_json::Value) {
+    let mut args = vec!["preview"];
+    args.extend_from_slice(&Q1);
+    p.json(&args)
+}
+
 fn export(p: &Project, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut args = vec![
-        "export",
-        "--target",
-        FEC,
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-03-31",
-    ];
+    let mut args = vec!["export"];
+    args.extend_from_slice(&Q1);
     args.extend_from_slice(extra);
     p.json(&args)
 }
@@ -32,7 +31,7 @@ fn export(p: &Project, extra: &[&str]) -> (i32, serde_json::Value) {
 fn export_preview_cancel_download() {
     let p = Project::demo();
     // Preview: documents of the first quarter, none exported yet.
-    let (code, pv) = p.json(PREVIEW_Q1);
+    let (code, pv) = preview(&p);
     assert_eq!(code, 0);
     let t = &pv["targets"][0];
     let (to_transfer, total) = (
@@ -40,7 +39,7 @@ fn export_preview_cancel_download() {
         t["documents"].as_u64().unwrap(),
     );
     assert!(to_transfer > 10 && to_transfer == total, "{pv}");
-    let human = String::from_utf8(p.run(PREVIEW_Q1).stdout).unwrap();
+    let human = String::from_utf8(p.run(&[&["preview"][..], &Q1[..]].concat()).stdout).unwrap();
     assert!(
         human.contains(&format!(
             "{to_transfer} to transfer of {total} documents in the period"
@@ -62,7 +61,7 @@ fn export_preview_cancel_download() {
     );
 
     // Preview now shows them as already transferred, in which batch.
-    let (_, pv) = p.json(PREVIEW_Q1);
+    let (_, pv) = preview(&p);
     assert_eq!(pv["targets"][0]["to_transfer"], 0);
     let rows = pv["targets"][0]["rows"].as_array().unwrap();
     assert!(
