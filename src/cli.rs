@@ -359,8 +359,13 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
             to,
             target,
         } => {
-            let cfg = load(cli)?;
-            let job = pick_job(&cfg, job.as_deref())?;
+            let mut cfg = load(cli)?;
+            let job_name = pick_job(&cfg, job.as_deref())?.name.clone();
+            if let Some(t) = target {
+                cfg.add_export_target(&job_name, t)
+                    .map_err(|e| fail(exit::USAGE, e))?;
+            }
+            let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
             let ledger = open_ledger(&cfg)?;
             let p = crate::preview::preview(&cfg, &ledger, job, *from, *to, target.as_deref())
                 .await
@@ -440,8 +445,11 @@ async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
             anyhow!("--from {} is after --to {}", a.from, a.to),
         ));
     }
-    let cfg = load(cli)?;
-    let job = pick_job(&cfg, a.job.as_deref())?;
+    let mut cfg = load(cli)?;
+    let job_name = pick_job(&cfg, a.job.as_deref())?.name.clone();
+    cfg.add_export_target(&job_name, &a.target)
+        .map_err(|e| fail(exit::USAGE, e))?;
+    let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
     let ledger = open_ledger(&cfg)?;
     let recovery = crate::sync::recover(&ledger).map_err(run_failure)?;
     let pb = progress(cli);

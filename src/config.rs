@@ -199,6 +199,10 @@ struct RawJob {
     targets: Vec<String>,
     #[serde(default)]
     schedule: Option<String>,
+    #[serde(default)]
+    journal: Option<String>,
+    #[serde(default)]
+    journal_label: Option<String>,
 }
 
 /// A job: one source, one mapping, one or more targets.
@@ -214,6 +218,11 @@ pub struct Job {
     pub targets: Vec<String>,
     /// Schedule for the daemon (`every 15m` or a cron expression); unused by `sync`.
     pub schedule: Option<String>,
+    /// Journal code of this job's entries, replacing the mapping's `[journal] code` (two jobs
+    /// sharing one chart can post to two journals).
+    pub journal: Option<String>,
+    /// Journal label that goes with it.
+    pub journal_label: Option<String>,
 }
 
 /// Separator of a FEC file.
@@ -232,6 +241,12 @@ pub enum Encoding {
     /// ISO-8859-15 (Latin-9), characters outside it transliterated.
     #[serde(rename = "iso-8859-15")]
     Iso885915,
+    /// Windows-1252 (what Windows accounting software reads), characters outside it transliterated.
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+    /// Plain ASCII: accents and symbols transliterated (fixed-width formats count bytes).
+    #[serde(rename = "ascii")]
+    Ascii,
     /// UTF-8 without BOM.
     #[serde(rename = "utf-8")]
     Utf8,
@@ -250,6 +265,21 @@ pub enum JournalFormat {
     CsvDocuments,
     /// CSV, one row per invoice line.
     CsvLines,
+    /// QuadraCOMPTA ASCII import, fixed-width `M` records.
+    Quadratus,
+    /// EBP Compta ASCII import (comma separated).
+    Ebp,
+    /// ACD iSuite Expert import (semicolon separated).
+    Acd,
+    /// Agiris Isacompta import (semicolon separated).
+    Agiris,
+    /// Sage Coala import (semicolon separated).
+    Coala,
+    /// Sage 50 / Ciel Compta `XIMPORT.TXT` (fixed width).
+    #[serde(alias = "sage50")]
+    Ciel,
+    /// Cegid import (semicolon separated).
+    Cegid,
 }
 
 impl JournalFormat {
@@ -259,6 +289,33 @@ impl JournalFormat {
             JournalFormat::Fec => "fec",
             JournalFormat::CsvDocuments => "csv-documents",
             JournalFormat::CsvLines => "csv-lines",
+            JournalFormat::Quadratus => "quadratus",
+            JournalFormat::Ebp => "ebp",
+            JournalFormat::Acd => "acd",
+            JournalFormat::Agiris => "agiris",
+            JournalFormat::Coala => "coala",
+            JournalFormat::Ciel => "ciel",
+            JournalFormat::Cegid => "cegid",
+        }
+    }
+
+    /// Whether the layout is fixed width (field positions are byte positions).
+    pub fn fixed_width(self) -> bool {
+        matches!(self, JournalFormat::Quadratus | JournalFormat::Ciel)
+    }
+
+    /// Whether the layout is one of the two generic CSV shapes.
+    pub fn is_csv(self) -> bool {
+        matches!(self, JournalFormat::CsvDocuments | JournalFormat::CsvLines)
+    }
+
+    /// The encoding each accounting package reads (journal-formats note §2.8).
+    pub fn default_encoding(self) -> Encoding {
+        match self {
+            JournalFormat::Fec => Encoding::Iso885915,
+            JournalFormat::CsvDocuments | JournalFormat::CsvLines => Encoding::Utf8,
+            JournalFormat::Quadratus => Encoding::Ascii,
+            _ => Encoding::Windows1252,
         }
     }
 }
@@ -280,9 +337,22 @@ pub struct JournalFileConfig {
     /// CSV field separator, one character. Default `;`.
     #[serde(default)]
     pub csv_separator: Option<char>,
-    /// Encoding. Default `iso-8859-15` for FEC, `utf-8` for CSV.
+    /// Encoding. Default: `iso-8859-15` for FEC, `utf-8` for CSV, `ascii` for Quadratus,
+    /// `windows-1252` for the other accounting packages.
     #[serde(default)]
     pub encoding: Option<Encoding>,
+    /// Pads general account numbers with trailing zeros to this length (`411` → `41100000` for
+    /// 8). Auxiliary accounts are written as mapped. Off by default.
+    #[serde(default)]
+    pub account_length: Option<usize>,
+}
+
+impl JournalFileConfig {
+    /// The encoding in effect.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+            .unwrap_or_else(|| self.format.default_encoding())
+    }
 }
 
 fn default_out() -> PathBuf {
@@ -435,11 +505,33 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
         }
         Some("journal-file") => {
             let c: JournalFileConfig = parse_toml(path, &text)?;
-            if c.format == JournalFormat::Fec && c.csv_separator.is_some() {
+            if !c.format.is_csv() && c.csv_separator.is_some() {
                 return Err(ConfigError::at(
                     path,
                     find_line(&text, &["csv_separator"]),
-                    "csv_separator applies to CSV formats; a FEC file takes `separator = \"tab\"` or \"pipe\"",
+                    format!("csv_separator applies to the csv-documents and csv-lines formats; the {} layout has its own separator", c.format.as_str()),
+                ));
+            }
+            if c.format != JournalFormat::Fec && c.separator.is_some() {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["separator"]),
+                    "separator (tab or pipe) applies to the FEC layout only; remove it",
+                ));
+            }
+            if c.format.fixed_width() && matches!(c.encoding(), Encoding::Utf8 | Encoding::Utf8Bom)
+            {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["encoding"]),
+                    format!("the {} layout is fixed width: positions are bytes, so UTF-8 would shift them; use \"ascii\" or \"windows-1252\"", c.format.as_str()),
+                ));
+            }
+            if c.account_length.is_some_and(|n| !(3..=20).contains(&n)) {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["account_length"]),
+                    "account_length must be between 3 and 20",
                 ));
             }
             Ok(Connector::JournalFile(c))
@@ -475,6 +567,8 @@ pub struct Config {
     pub mappings: BTreeMap<String, Mapping>,
     /// Folder of mapping files.
     pub mappings_dir: PathBuf,
+    /// Folder of connector files.
+    pub connectors_dir: PathBuf,
 }
 
 impl Config {
@@ -586,6 +680,21 @@ impl Config {
                     ));
                 }
             }
+            if let Some(code) = &rj.journal {
+                if code.is_empty()
+                    || code.len() > 10
+                    || !code.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    return Err(ConfigError::at(
+                        path,
+                        find_line(&text, &["journal"]),
+                        format!(
+                            "job `{}`: journal `{code}` must be 1 to 10 letters or digits",
+                            rj.name
+                        ),
+                    ));
+                }
+            }
             if !mappings.contains_key(&rj.mapping) {
                 let file = mappings_dir.join(format!("{}.toml", rj.mapping));
                 if !file.exists() {
@@ -608,6 +717,8 @@ impl Config {
                 mapping: rj.mapping,
                 targets: rj.targets,
                 schedule: rj.schedule,
+                journal: rj.journal,
+                journal_label: rj.journal_label,
             });
         }
         Ok(Config {
@@ -619,7 +730,70 @@ impl Config {
             connectors,
             mappings,
             mappings_dir,
+            connectors_dir,
         })
+    }
+
+    /// The job's mapping, with the job's journal in place of the mapping's when it sets one.
+    /// `None` when the mapping is not loaded (a configuration built by hand).
+    pub fn mapping_for(&self, job: &Job) -> Option<std::borrow::Cow<'_, Mapping>> {
+        let m = self.mappings.get(&job.mapping)?;
+        if job.journal.is_none() && job.journal_label.is_none() {
+            return Some(std::borrow::Cow::Borrowed(m));
+        }
+        let mut m = m.clone();
+        if let Some(code) = &job.journal {
+            m.journal.code.clone_from(code);
+        }
+        if let Some(label) = &job.journal_label {
+            m.journal.label.clone_from(label);
+        }
+        // The journal is part of what was delivered: a record states which mapping produced it.
+        m.hash = format!("{}+{}/{}", m.hash, m.journal.code, m.journal.label);
+        Some(std::borrow::Cow::Owned(m))
+    }
+
+    /// Makes `name` usable as the `--target` of `export` and `preview` for `job`: one of the
+    /// job's targets, or any journal-file connector of the connectors folder (the accountant
+    /// picks the format of their software at export time).
+    ///
+    /// # Errors
+    ///
+    /// No such connector, or one that is not a journal-file target and not in the job.
+    pub fn add_export_target(&mut self, job: &str, name: &str) -> Result<(), ConfigError> {
+        let job = self.job(job)?.clone();
+        if job.targets.iter().any(|t| t == name) {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            ConfigError::new(
+                &self.path,
+                format!(
+                    "{why}; job `{}` delivers to {}, and any journal-file connector of {} can be named",
+                    job.name,
+                    job.targets.join(", "),
+                    self.connectors_dir.display()
+                ),
+            )
+        };
+        let file = self.connectors_dir.join(format!("{name}.toml"));
+        let connector = match self.connectors.get(name) {
+            Some(c) => c.clone(),
+            None if !name.contains(['/', '\\']) && file.exists() => load_connector(&file)?,
+            None => {
+                return Err(refuse(format!(
+                    "no connector `{name}` ({} does not exist)",
+                    file.display()
+                )))
+            }
+        };
+        if !matches!(connector, Connector::JournalFile(_)) {
+            return Err(refuse(format!(
+                "connector `{name}` is not a journal-file target"
+            )));
+        }
+        self.connectors.insert(name.to_owned(), connector);
+        Ok(())
     }
 
     /// The job named `name`.

@@ -71,6 +71,27 @@ pub struct CustomersSection {
     /// Customer id (shared with the accounting software) → auxiliary account.
     #[serde(default)]
     pub accounts: BTreeMap<String, CustomerAccount>,
+    /// Auxiliary account of a customer not listed in `accounts`, built from its id:
+    /// `"{id}"` when the accounting software uses the invoicing app's customer ids, `"C{id}"`
+    /// with a prefix. Off by default: an unlisted customer is held back.
+    #[serde(default)]
+    pub aux_pattern: Option<String>,
+}
+
+impl CustomersSection {
+    /// The accounts of customer `id`: listed, or built from `aux_pattern`.
+    pub fn account(&self, id: &str) -> Option<std::borrow::Cow<'_, CustomerAccount>> {
+        if let Some(c) = self.accounts.get(id) {
+            return Some(std::borrow::Cow::Borrowed(c));
+        }
+        self.aux_pattern.as_ref().map(|p| {
+            std::borrow::Cow::Owned(CustomerAccount {
+                aux: p.replace("{id}", id),
+                label: None,
+                collective_account: None,
+            })
+        })
+    }
 }
 
 fn default_collective_label() -> String {
@@ -247,6 +268,14 @@ impl Mapping {
                     self.customers.collective_account
                 ),
             ));
+        }
+        if let Some(p) = &self.customers.aux_pattern {
+            if p.matches("{id}").count() != 1 || !code_is_valid(&p.replace("{id}", "X")) {
+                return Err(err(
+                    &["aux_pattern"],
+                    format!("[customers] aux_pattern `{p}` must hold `{{id}}` once, with letters, digits, `-` or `_` around it (e.g. \"C{{id}}\")"),
+                ));
+            }
         }
         for (id, c) in &self.customers.accounts {
             let header = format!("[customers.accounts.{id}]");
@@ -475,7 +504,19 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             ));
             None
         }
-        Some(id) => match m.customers.accounts.get(id) {
+        Some(id) => match m.customers.account(id) {
+            Some(c) if !code_is_valid(&c.aux) => {
+                problems.push(Problem::new(
+                    "invalid-customer-account",
+                    "buyer.customer_id",
+                    format!(
+                        "customer id `{id}` ({}) gives auxiliary account `{}` through aux_pattern, which is not 1-20 letters, digits, `-` or `_`",
+                        doc.buyer.name, c.aux
+                    ),
+                    format!("add [customers.accounts.\"{id}\"] with aux = \"...\" to {file}"),
+                ));
+                None
+            }
             Some(c) => Some(c),
             None => {
                 problems.push(Problem::new(
@@ -670,7 +711,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
 pub fn unmapped_codes(doc: &Document, m: &Mapping) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if let Some(id) = doc.buyer.customer_id.as_deref() {
-        if !m.customers.accounts.contains_key(id) {
+        if m.customers.account(id).is_none() {
             out.push(("customers.accounts", id.to_owned()));
         }
     }
@@ -785,6 +826,42 @@ label = "TVA collectée 5,5%"
             0,
         )
         .unwrap()
+    }
+
+    fn mapping_from(text: &str) -> Result<Mapping, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(&p, text).unwrap();
+        Mapping::load(&p)
+    }
+
+    #[test]
+    fn aux_pattern_builds_the_account_of_unlisted_customers() {
+        let m = mapping_from(&MAPPING.replace(
+            "collective_label = \"Clients\"",
+            "collective_label = \"Clients\"\naux_pattern = \"C{id}\"",
+        ))
+        .unwrap();
+        let mut doc = worked_invoice();
+        doc.buyer.customer_id = Some("4711".into());
+        let md = map_document(&doc, &m).unwrap();
+        assert_eq!(md.entry.lines[0].aux.as_deref(), Some("C4711"));
+        assert_eq!(md.entry.lines[0].aux_label.as_deref(), Some("Dupont SARL"));
+        // A listed customer keeps its own account; an id that makes no valid code is held.
+        let md = map_document(&worked_invoice(), &m).unwrap();
+        assert_eq!(md.entry.lines[0].aux.as_deref(), Some("CDUPONT"));
+        doc.buyer.customer_id = Some("47 11".into());
+        let p = map_document(&doc, &m).unwrap_err();
+        assert_eq!(p[0].code, "invalid-customer-account", "{p:?}");
+        assert!(unmapped_codes(&doc, &m).is_empty());
+
+        let err = mapping_from(&MAPPING.replace(
+            "collective_label = \"Clients\"",
+            "collective_label = \"Clients\"\naux_pattern = \"C\"",
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("aux_pattern"), "{err}");
+        assert_eq!(err.line, Some(9), "{err}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::checks::prepare;
-use crate::config::{Config, Job};
+use crate::config::{Config, Connector, Job};
+use crate::format;
 use crate::ledger::{BatchStatus, Ledger, RecordKey, State};
 use crate::mapping::unmapped_codes;
 use crate::model::{DocStatus, Document};
@@ -40,6 +41,8 @@ pub struct PreviewRow {
 pub struct TargetPreview {
     /// Target.
     pub target: String,
+    /// `export` for journal files, `transfer` for the other targets.
+    pub action: &'static str,
     /// Documents to transfer.
     pub to_transfer: u64,
     /// Final documents in the period.
@@ -96,8 +99,8 @@ impl Preview {
             }
             let _ = writeln!(
                 s,
-                "  {} to transfer of {} documents in the period",
-                t.to_transfer, t.documents
+                "  {} to {} of {} documents in the period",
+                t.to_transfer, t.action, t.documents
             );
         }
         if !self.skipped.is_empty() {
@@ -151,9 +154,12 @@ pub async fn preview(
     target: Option<&str>,
 ) -> Result<Preview, Box<dyn std::error::Error + Send + Sync>> {
     let targets: Vec<String> = match target {
-        Some(t) if !job.targets.iter().any(|x| x == t) => {
+        Some(t)
+            if !job.targets.iter().any(|x| x == t)
+                && !matches!(cfg.connectors.get(t), Some(Connector::JournalFile(_))) =>
+        {
             return Err(format!(
-                "job `{}` has no target `{t}`; its targets: {}",
+                "job `{}` has no target `{t}`; its targets: {} (or any journal-file connector)",
                 job.name,
                 job.targets.join(", ")
             )
@@ -162,7 +168,12 @@ pub async fn preview(
         Some(t) => vec![t.to_owned()],
         None => job.targets.clone(),
     };
-    let mapping = &cfg.mappings[&job.mapping];
+    let mapping = cfg
+        .mapping_for(job)
+        .ok_or_else(|| format!("mapping `{}` is not loaded", job.mapping))?;
+    let mapping = mapping.as_ref();
+    let mapping_file = crate::sync::mapping_file(mapping);
+    let layouts = crate::sync::target_layouts(cfg, &targets);
     let mut items = Vec::new();
     scan_source(cfg, job, |i| items.push(i)).await?;
     let mut out = Preview {
@@ -193,8 +204,13 @@ pub async fn preview(
         }
     }
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
-    for t in targets {
+    for (t, layout) in targets.into_iter().zip(layouts) {
         let mut tp = TargetPreview {
+            action: if layout.is_some() {
+                "export"
+            } else {
+                "transfer"
+            },
             target: t.clone(),
             to_transfer: 0,
             documents: docs.len() as u64,
@@ -239,7 +255,14 @@ pub async fn preview(
                     "failed".into(),
                     rec.and_then(|r| r.last_error).unwrap_or_default(),
                 ),
-                _ => match prepare(doc, mapping) {
+                _ => match prepare(doc, mapping).and_then(|md| {
+                    let p = layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
+                    if p.is_empty() {
+                        Ok(md)
+                    } else {
+                        Err(p)
+                    }
+                }) {
                     Ok(_) => {
                         tp.to_transfer += 1;
                         ("new".into(), String::new())

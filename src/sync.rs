@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checks::prepare;
 use crate::config::{Config, Connector, Job};
+use crate::format::{self, Layout};
 use crate::ledger::{
     AuditEvent, ChangeNote, Cursor, FieldChange, Ledger, LedgerError, Record, RecordFilter,
     RecordKey, State,
@@ -310,6 +311,7 @@ struct JobRun<'a> {
     run_id: String,
     dry_run: bool,
     targets: Arc<[String]>,
+    layouts: Vec<Option<Layout>>,
     tallies: Vec<Tally>,
     lines: Vec<ProblemLine>,
     report: RunReport,
@@ -513,6 +515,16 @@ impl JobRun<'_> {
     ) {
         let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping).map(Arc::new));
         fill_from_doc(&mut rec, doc, origin, hash);
+        // What this target's layout cannot hold (an account wider than its field) holds the
+        // document back for this target only.
+        let layout_problems = match (&*result, &self.layouts[ti]) {
+            (Ok(md), Some(layout)) => format::check(layout, md, &mapping_file(self.mapping)),
+            _ => Vec::new(),
+        };
+        let result = match result {
+            Ok(_) if !layout_problems.is_empty() => &Err(layout_problems),
+            r => &*r,
+        };
         match result {
             Ok(md) => {
                 rec.problems.clear();
@@ -589,6 +601,35 @@ impl JobRun<'_> {
     }
 }
 
+/// The file layout of each target that writes journal files.
+pub fn target_layouts(cfg: &Config, names: &[String]) -> Vec<Option<Layout>> {
+    names
+        .iter()
+        .map(|n| match cfg.connectors.get(n) {
+            Some(Connector::JournalFile(c)) => Some(Layout::of(c)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The mapping's file name as admins know it (`mappings/pcg-demo.toml`), for fixes.
+pub fn mapping_file(m: &Mapping) -> String {
+    let parent = m
+        .path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|p| p.to_string_lossy().into_owned());
+    let file = m
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match parent {
+        Some(p) => format!("{p}/{file}"),
+        None => file,
+    }
+}
+
 fn build_targets(
     cfg: &Config,
     job: &Job,
@@ -605,8 +646,17 @@ fn build_targets(
                     Mode::Export(sel) => (sel.journal.clone(), sel.out_dir.clone()),
                     Mode::Sync => (None, None),
                 };
+                let width = Layout::of(c).journal_width();
+                if let (Some(code), Some(w)) = (&journal, width) {
+                    if code.chars().count() > w {
+                        return Err(RunError::Config(format!(
+                            "--journal {code}: the {} layout holds journal codes of {w} characters",
+                            c.format.as_str()
+                        )));
+                    }
+                }
                 let out_dir = out.unwrap_or_else(|| cfg.resolve(&c.out_dir));
-                Ok(TargetRun::JournalFile(JournalRun::new(
+                let run = JournalRun::new(
                     name,
                     &job.name,
                     c,
@@ -616,7 +666,11 @@ fn build_targets(
                     opts.today,
                     opts.dry_run,
                     origin,
-                )))
+                );
+                Ok(TargetRun::JournalFile(match mode {
+                    Mode::Export(sel) => run.for_period(sel.from, sel.to),
+                    Mode::Sync => run,
+                }))
             }
             _ => Err(RunError::Config(format!(
                 "connector `{name}` is not a target facto can deliver to"
@@ -662,9 +716,14 @@ pub async fn run_job(
     let targets: Vec<String> = match mode {
         Mode::Sync => job.targets.clone(),
         Mode::Export(sel) => {
-            if !job.targets.contains(&sel.target) {
+            if !job.targets.contains(&sel.target)
+                && !matches!(
+                    cfg.connectors.get(&sel.target),
+                    Some(Connector::JournalFile(_))
+                )
+            {
                 return Err(RunError::Config(format!(
-                    "job `{}` has no target `{}`; its targets: {}",
+                    "job `{}` has no target `{}`; its targets: {} (or any journal-file connector)",
                     job.name,
                     sel.target,
                     job.targets.join(", ")
@@ -674,9 +733,10 @@ pub async fn run_job(
         }
     };
     let mapping = cfg
-        .mappings
-        .get(&job.mapping)
+        .mapping_for(job)
         .ok_or_else(|| RunError::Config(format!("mapping `{}` is not loaded", job.mapping)))?;
+    let mapping = mapping.as_ref();
+    let layouts = target_layouts(cfg, &targets);
     let mut runs = build_targets(cfg, job, &targets, mode, opts, command)?;
     let mut jr = JobRun {
         ledger,
@@ -686,6 +746,7 @@ pub async fn run_job(
         run_id: run_id.clone(),
         dry_run: opts.dry_run,
         tallies: vec![Tally::default(); targets.len()],
+        layouts,
         targets: targets.into(),
         lines: Vec::new(),
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),

@@ -42,7 +42,7 @@ fn export_preview_cancel_download() {
     let human = String::from_utf8(p.run(&[&["preview"][..], &Q1[..]].concat()).stdout).unwrap();
     assert!(
         human.contains(&format!(
-            "{to_transfer} to transfer of {total} documents in the period"
+            "{to_transfer} to export of {total} documents in the period"
         )),
         "{human}"
     );

@@ -5,5 +5,6 @@ mod common;
 
 mod crash;
 mod demo;
+mod formats;
 mod http_source;
 mod lifecycle;

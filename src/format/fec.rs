@@ -61,6 +61,7 @@ pub fn render_entry(
     entry_num: &str,
     valid_date: NaiveDate,
     sep: FecSeparator,
+    account_length: Option<usize>,
 ) {
     let sep = sep_char(sep);
     let e = &md.entry;
@@ -82,7 +83,7 @@ pub fn render_entry(
             &journal_label,
             entry_num,
             &date,
-            &clean_label(&l.account),
+            &clean_label(&super::pad_account(&l.account, account_length)),
             &clean_label(&l.account_label),
             &l.aux.as_deref().map(clean_label).unwrap_or_default(),
             &l.aux_label.as_deref().map(clean_label).unwrap_or_default(),
@@ -131,6 +132,7 @@ mod tests {
                 &entry_number("VE", i as u64 + 1),
                 d("2024-04-02"),
                 sep,
+                None,
             );
         }
         encode(&s, Encoding::Iso885915)
@@ -172,7 +174,14 @@ VE\tJournal des ventes\tVE000002\t20240320\t445711\tTVA collect\u{e9}e 20%\t\t\t
         doc.number = "F|1\t2".into();
         let md = map_document(&doc, &m).unwrap();
         let mut s = String::new();
-        render_entry(&mut s, &md, "VE000001", d("2024-04-02"), FecSeparator::Tab);
+        render_entry(
+            &mut s,
+            &md,
+            "VE000001",
+            d("2024-04-02"),
+            FecSeparator::Tab,
+            None,
+        );
         for line in s.split("\r\n").filter(|l| !l.is_empty()) {
             assert_eq!(line.split('\t').count(), 18, "{line:?}");
             assert!(!line.contains('|') && !line.contains('\n'));

@@ -6,20 +6,70 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::config::Encoding;
 
-/// Replaces tabs, line breaks, `|` and other control characters by a space, and trims.
-/// A stray separator in a label would shift every later column of the line.
+/// Replaces tabs, line breaks, `|` and other control characters by a space, collapses runs of
+/// spaces and trims. A stray separator in a label would shift every later column of the line.
 pub fn clean_label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_control() || c == '|' || c == '\u{2028}' || c == '\u{2029}' {
+            ' '
+        } else {
+            c
+        };
+        if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
+            out.push(c);
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// Cleans a field of a separated layout: what [`clean_label`] removes, plus the layout's
+/// separator and double quotes (importers do not all read quoting), each replaced by a space.
+pub fn clean_field(s: &str, sep: char) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| {
-            if c.is_control() || c == '|' || c == '\u{2028}' || c == '\u{2029}' {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if c == sep || c == '"' { ' ' } else { c })
         .collect();
-    cleaned.trim().to_owned()
+    clean_label(&cleaned)
+}
+
+/// Left-justifies `s` in exactly `width` characters: cut at the end, padded with spaces.
+/// Callers fold the text to a single-byte encoding first, so characters are bytes.
+pub fn fit(s: &str, width: usize) -> String {
+    let mut out: String = s.chars().take(width).collect();
+    let n = out.chars().count();
+    out.extend(std::iter::repeat_n(' ', width - n));
+    out
+}
+
+/// Right-justifies `s` in exactly `width` characters (the caller checked that it fits).
+pub fn fit_right(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n >= width {
+        return s.chars().skip(n - width).collect();
+    }
+    let mut out: String = std::iter::repeat_n(' ', width - n).collect();
+    out.push_str(s);
+    out
+}
+
+/// The last `n` characters of `s` (the distinctive end of a document number).
+pub fn tail(s: &str, n: usize) -> &str {
+    let count = s.chars().count();
+    if count <= n {
+        return s;
+    }
+    let skip = count - n;
+    let at = s.char_indices().nth(skip).map_or(s.len(), |(i, _)| i);
+    &s[at..]
+}
+
+/// An entry number written in a field of `width` digits: its last `width` digits.
+pub fn seq_field(seq: u64, width: u32) -> String {
+    (seq % 10u64.pow(width)).to_string()
 }
 
 /// Formats an amount with two decimals (half away from zero) and the given decimal separator.
@@ -35,69 +85,158 @@ pub fn amount(d: Decimal, decimal_sep: char) -> String {
 
 fn latin9_byte(c: char) -> Option<u8> {
     let u = c as u32;
-    match c {
-        '€' => Some(0xA4),
-        'Š' => Some(0xA6),
-        'š' => Some(0xA8),
-        'Ž' => Some(0xB4),
-        'ž' => Some(0xB8),
-        'Œ' => Some(0xBC),
-        'œ' => Some(0xBD),
-        'Ÿ' => Some(0xBE),
-        _ if u < 0x80 => Some(u as u8),
-        _ if (0xA0..=0xFF).contains(&u)
-            && !matches!(u, 0xA4 | 0xA6 | 0xA8 | 0xB4 | 0xB8 | 0xBC | 0xBD | 0xBE) =>
-        {
-            Some(u as u8)
-        }
-        _ => None,
+    if let Some((_, b)) = LATIN9_DIFF.iter().find(|(h, _)| *h == c) {
+        return Some(*b);
+    }
+    let replaced = LATIN9_DIFF.iter().any(|(_, b)| u32::from(*b) == u);
+    (u < 0x80 || ((0xA0..=0xFF).contains(&u) && !replaced)).then_some(u as u8)
+}
+
+/// Windows-1252's characters at 0x80–0x9F (typographic signs); the rest is Latin-1.
+const CP1252_HIGH: [(char, u8); 27] = [
+    ('€', 0x80),
+    ('‚', 0x82),
+    ('ƒ', 0x83),
+    ('„', 0x84),
+    ('…', 0x85),
+    ('†', 0x86),
+    ('‡', 0x87),
+    ('ˆ', 0x88),
+    ('‰', 0x89),
+    ('Š', 0x8A),
+    ('‹', 0x8B),
+    ('Œ', 0x8C),
+    ('Ž', 0x8E),
+    ('‘', 0x91),
+    ('’', 0x92),
+    ('“', 0x93),
+    ('”', 0x94),
+    ('•', 0x95),
+    ('–', 0x96),
+    ('—', 0x97),
+    ('˜', 0x98),
+    ('™', 0x99),
+    ('š', 0x9A),
+    ('›', 0x9B),
+    ('œ', 0x9C),
+    ('ž', 0x9E),
+    ('Ÿ', 0x9F),
+];
+
+/// Latin-9's eight differences from Latin-1.
+const LATIN9_DIFF: [(char, u8); 8] = [
+    ('€', 0xA4),
+    ('Š', 0xA6),
+    ('š', 0xA8),
+    ('Ž', 0xB4),
+    ('ž', 0xB8),
+    ('Œ', 0xBC),
+    ('œ', 0xBD),
+    ('Ÿ', 0xBE),
+];
+
+/// The Windows-1252 byte of a character, if it has one.
+fn cp1252_byte(c: char) -> Option<u8> {
+    let u = c as u32;
+    if u < 0x80 || (0xA0..=0xFF).contains(&u) {
+        return Some(u as u8);
+    }
+    CP1252_HIGH.iter().find(|(h, _)| *h == c).map(|(_, b)| *b)
+}
+
+/// Decodes bytes of a single-byte encoding (or UTF-8, lossily): what an importer reads.
+pub fn decode(bytes: &[u8], enc: Encoding) -> String {
+    match enc {
+        Encoding::Utf8 | Encoding::Utf8Bom => String::from_utf8_lossy(bytes).into_owned(),
+        _ => bytes
+            .iter()
+            .map(|&b| {
+                let table: &[(char, u8)] = match enc {
+                    Encoding::Windows1252 if (0x80..0xA0).contains(&b) => &CP1252_HIGH,
+                    Encoding::Iso885915 => &LATIN9_DIFF,
+                    _ => &[],
+                };
+                table
+                    .iter()
+                    .find(|(_, x)| *x == b)
+                    .map_or(char::from(b), |(c, _)| *c)
+            })
+            .collect(),
     }
 }
 
-/// Transliteration of common characters outside Latin-9.
+/// The byte of a character in a single-byte encoding; `None` for UTF-8 or when it has none.
+fn byte_in(c: char, enc: Encoding) -> Option<u8> {
+    match enc {
+        Encoding::Iso885915 => latin9_byte(c),
+        Encoding::Windows1252 => cp1252_byte(c),
+        Encoding::Ascii => c.is_ascii().then_some(c as u8),
+        Encoding::Utf8 | Encoding::Utf8Bom => None,
+    }
+}
+
+/// Transliteration of common characters a single-byte encoding may lack (all ASCII).
 fn transliterate(c: char) -> Option<&'static str> {
     Some(match c {
         '‘' | '’' | '‚' | '′' => "'",
-        '“' | '”' | '„' | '″' => "\"",
+        '“' | '”' | '„' | '″' | '«' | '»' => "\"",
         '–' | '—' | '‐' | '−' => "-",
         '…' => "...",
-        '\u{202F}' | '\u{2009}' => " ",
+        '\u{A0}' | '\u{202F}' | '\u{2009}' => " ",
         '•' => "*",
         '™' => "TM",
+        '€' => "EUR",
+        'œ' => "oe",
+        'Œ' => "OE",
+        'æ' => "ae",
+        'Æ' => "AE",
+        'ß' => "ss",
+        'ø' => "o",
+        'Ø' => "O",
+        '°' => "o",
         _ => return None,
     })
 }
 
-/// Encodes text into the target encoding. For ISO-8859-15, characters outside it are
-/// transliterated (`’`→`'`, `–`→`-`), then decomposed to their base letter, else become `?`.
-pub fn encode(s: &str, enc: Encoding) -> Vec<u8> {
-    match enc {
-        Encoding::Utf8 | Encoding::Utf8Bom => s.as_bytes().to_vec(),
-        Encoding::Iso885915 if s.is_ascii() => s.as_bytes().to_vec(),
-        Encoding::Iso885915 => {
-            let mut out = Vec::with_capacity(s.len());
-            for c in s.chars() {
-                if let Some(b) = latin9_byte(c) {
-                    out.push(b);
-                } else if let Some(t) = transliterate(c) {
-                    out.extend_from_slice(t.as_bytes());
-                } else {
-                    let base: Vec<u8> = c
-                        .to_string()
-                        .nfkd()
-                        .filter_map(latin9_byte)
-                        .filter(|b| *b >= 0x20)
-                        .collect();
-                    if base.is_empty() {
-                        out.push(b'?');
-                    } else {
-                        out.extend(base);
-                    }
-                }
+/// Rewrites text so that every character has a byte in `enc`: characters outside it are
+/// transliterated (`’`→`'`, `–`→`-`, in ASCII `œ`→`oe`, `é`→`e`), else decomposed to their base
+/// letter, else become `?`. One character then stands for one byte, so fixed-width layouts can
+/// cut and pad the result by characters. UTF-8 text is returned unchanged.
+pub fn fold(s: &str, enc: Encoding) -> String {
+    if matches!(enc, Encoding::Utf8 | Encoding::Utf8Bom) || s.is_ascii() {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if byte_in(c, enc).is_some() {
+            out.push(c);
+        } else if let Some(t) = transliterate(c) {
+            out.push_str(t);
+        } else {
+            let base: String = c
+                .to_string()
+                .nfkd()
+                .filter(|b| byte_in(*b, enc).is_some_and(|b| b >= 0x20))
+                .collect();
+            if base.is_empty() {
+                out.push('?');
+            } else {
+                out.push_str(&base);
             }
-            out
         }
     }
+    out
+}
+
+/// Encodes text into the target encoding, folding what it lacks (see [`fold`]).
+pub fn encode(s: &str, enc: Encoding) -> Vec<u8> {
+    if matches!(enc, Encoding::Utf8 | Encoding::Utf8Bom) || s.is_ascii() {
+        return s.as_bytes().to_vec();
+    }
+    fold(s, enc)
+        .chars()
+        .map(|c| byte_in(c, enc).unwrap_or(b'?'))
+        .collect()
 }
 
 /// Bytes to put before the first line (a BOM where asked for).
@@ -135,7 +274,47 @@ mod tests {
     }
 
     #[test]
+    fn windows_1252_keeps_typographic_signs() {
+        assert_eq!(
+            encode("l’œuvre – 5 €…", Encoding::Windows1252),
+            b"l\x92\x9Cuvre \x96 5 \x80\x85"
+        );
+        assert_eq!(
+            encode("TVA collectée", Encoding::Windows1252),
+            b"TVA collect\xE9e"
+        );
+    }
+
+    #[test]
+    fn decoding_reverses_encoding() {
+        for enc in [Encoding::Iso885915, Encoding::Windows1252] {
+            let s = "Œuvre à 5 € – l’été";
+            let folded = fold(s, enc);
+            assert_eq!(decode(&encode(s, enc), enc), folded);
+        }
+    }
+
+    #[test]
+    fn ascii_folding_keeps_one_byte_per_character() {
+        let folded = fold("Société Œuvre à 5 € – Müller", Encoding::Ascii);
+        assert_eq!(folded, "Societe OEuvre a 5 EUR - Muller");
+        assert_eq!(encode("Société", Encoding::Ascii), b"Societe");
+        assert_eq!(fold("日本", Encoding::Ascii), "??");
+    }
+
+    #[test]
+    fn widths_cut_and_pad() {
+        assert_eq!(fit("F2024-0001 Dupont SARL", 20), "F2024-0001 Dupont SA");
+        assert_eq!(fit("VE", 3), "VE ");
+        assert_eq!(fit_right("8,25", 6), "  8,25");
+        assert_eq!(tail("FAC-2026-000123", 10), "026-000123");
+        assert_eq!(tail("é1", 5), "é1");
+        assert_eq!(seq_field(1_234_567, 5), "34567");
+        assert_eq!(clean_field("a;b\"c\td", ';'), "a b c d");
+    }
+
+    #[test]
     fn labels_lose_separators_and_breaks() {
-        assert_eq!(clean_label(" a\tb|c\r\nd "), "a b c  d");
+        assert_eq!(clean_label(" a\tb|c\r\nd "), "a b c d");
     }
 }

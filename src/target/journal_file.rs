@@ -13,9 +13,9 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::TargetError;
-use crate::config::{Company, Encoding, FecSeparator, JournalFileConfig, JournalFormat};
+use crate::config::{Company, JournalFileConfig};
 use crate::fault;
-use crate::format::{csv, fec, text};
+use crate::format::{self, fec, text, EntryView, FileState, Layout};
 use crate::fsutil;
 use crate::ledger::{Batch, BatchCommit, BatchStatus, Ledger, OpenBatch, Record, State};
 use crate::mapping::MappedDocument;
@@ -32,6 +32,8 @@ pub struct JournalRun {
     name: String,
     job: String,
     cfg: JournalFileConfig,
+    layout: Layout,
+    state: FileState,
     out_dir: PathBuf,
     company: Company,
     journal_code: Option<String>,
@@ -43,6 +45,7 @@ pub struct JournalRun {
     debit: Decimal,
     credit: Decimal,
     period: Option<(NaiveDate, NaiveDate)>,
+    requested: Option<(NaiveDate, NaiveDate)>,
     entries: Option<(String, String)>,
     counter: Option<(String, u64)>,
     journal: String,
@@ -73,6 +76,8 @@ impl JournalRun {
             name: name.to_owned(),
             job: job.to_owned(),
             cfg: cfg.clone(),
+            layout: Layout::of(cfg),
+            state: FileState::default(),
             out_dir,
             company: company.clone(),
             journal_code: journal_override,
@@ -84,10 +89,17 @@ impl JournalRun {
             debit: Decimal::ZERO,
             credit: Decimal::ZERO,
             period: None,
+            requested: None,
             entries: None,
             counter: None,
             journal: String::new(),
         }
+    }
+
+    /// Names the batch after the period an export asked for.
+    pub fn for_period(mut self, from: NaiveDate, to: NaiveDate) -> Self {
+        self.requested = Some((from, to));
+        self
     }
 
     /// Target name.
@@ -98,29 +110,6 @@ impl JournalRun {
     /// Documents delivered so far in this run.
     pub fn delivered(&self) -> u64 {
         self.docs
-    }
-
-    fn encoding(&self) -> Encoding {
-        self.cfg.encoding.unwrap_or(match self.cfg.format {
-            JournalFormat::Fec => Encoding::Iso885915,
-            _ => Encoding::Utf8,
-        })
-    }
-
-    fn csv_style(&self) -> csv::CsvStyle {
-        csv::CsvStyle::new(self.cfg.csv_separator.unwrap_or(';'))
-    }
-
-    fn fec_sep(&self) -> FecSeparator {
-        self.cfg.separator.unwrap_or(FecSeparator::Tab)
-    }
-
-    fn header(&self) -> String {
-        match self.cfg.format {
-            JournalFormat::Fec => fec::header(self.fec_sep()),
-            JournalFormat::CsvDocuments => csv::header(&csv::DOCUMENT_COLUMNS, self.csv_style()),
-            JournalFormat::CsvLines => csv::header(&csv::LINE_COLUMNS, self.csv_style()),
-        }
     }
 
     fn begin(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
@@ -134,8 +123,9 @@ impl JournalRun {
             hasher: Sha256::new(),
             size: 0,
         };
-        let mut head = text::preamble(self.encoding()).to_vec();
-        head.extend(text::encode(&self.header(), self.encoding()));
+        let enc = self.layout.encoding;
+        let mut head = text::preamble(enc).to_vec();
+        head.extend(text::encode(&self.layout.header(), enc));
         write_counted(&mut open, &head).map_err(io_err(&tmp))?;
         self.open = Some(open);
         Ok(())
@@ -178,7 +168,7 @@ impl JournalRun {
             Some((_, n)) => *n,
             None => ledger.counter(&counter_name)?,
         };
-        let (style, sep, enc) = (self.csv_style(), self.fec_sep(), self.encoding());
+        let enc = self.layout.encoding;
         let mut page_text = String::new();
         let mut claimed = Vec::with_capacity(docs.len());
         let open_id = self.open.as_ref().map(|o| o.batch.id);
@@ -194,15 +184,10 @@ impl JournalRun {
                 _ => md,
             };
             let num = fec::entry_number(&journal, next);
-            next += 1;
             let mut piece = String::new();
-            match self.cfg.format {
-                JournalFormat::Fec => {
-                    fec::render_entry(&mut piece, &md, &num, self.valid_date, sep)
-                }
-                JournalFormat::CsvDocuments => csv::render_document(&mut piece, &md, style),
-                JournalFormat::CsvLines => csv::render_lines(&mut piece, &md, style),
-            }
+            let view = EntryView::new(&md, next, self.valid_date, &self.layout);
+            format::render(&self.layout, &mut self.state, &view, &mut piece);
+            next += 1;
             let (d, c) = md.entry.sums();
             self.debit += d;
             self.credit += c;
@@ -246,30 +231,6 @@ impl JournalRun {
         Ok(())
     }
 
-    fn final_name(&self, id: u64, from: NaiveDate, to: NaiveDate, journal: &str) -> String {
-        match self.cfg.format {
-            JournalFormat::Fec => fec::file_name(
-                &self.company.siren,
-                self.company.fiscal_year_closing(to),
-                "",
-            ),
-            JournalFormat::CsvDocuments => {
-                format!(
-                    "{journal}_{}_{}_B{id:06}.csv",
-                    from.format("%Y%m%d"),
-                    to.format("%Y%m%d")
-                )
-            }
-            JournalFormat::CsvLines => {
-                format!(
-                    "{journal}_lines_{}_{}_B{id:06}.csv",
-                    from.format("%Y%m%d"),
-                    to.format("%Y%m%d")
-                )
-            }
-        }
-    }
-
     /// Completes the batch: fsync, ledger commit, rename into place. `None` when nothing was
     /// delivered (no empty file is produced).
     ///
@@ -288,19 +249,26 @@ impl JournalRun {
         open.file.flush().map_err(io_err(&tmp))?;
         open.file.get_ref().sync_all().map_err(io_err(&tmp))?;
         fault::point("after-write", &self.name);
-        let (from, to) = self.period.unwrap_or((self.valid_date, self.valid_date));
+        // An export is named after the period asked for; a sync after the documents it holds.
+        let (from, to) = self
+            .requested
+            .or(self.period)
+            .unwrap_or((self.valid_date, self.valid_date));
         let journal = self.journal.clone();
-        let file_name = self.final_name(open.batch.id, from, to, &journal);
-        // The FEC name is fixed by the norm (SIREN + FEC + closing date): each batch gets its own
-        // folder so that batches of one fiscal year never overwrite each other.
-        let dir = match self.cfg.format {
-            JournalFormat::Fec => self.out_dir.join(format!(
-                "{journal}_{}_{}_B{:06}",
-                from.format("%Y%m%d"),
-                to.format("%Y%m%d"),
-                open.batch.id
-            )),
-            _ => self.out_dir.clone(),
+        // Fixed names (the FEC's SIREN + FEC + closing date, Ciel's XIMPORT.TXT) get a folder
+        // per batch so that batches never overwrite each other.
+        let (folder, file_name) = format::file_location(
+            &self.layout,
+            &self.company.siren,
+            self.company.fiscal_year_closing(to),
+            open.batch.id,
+            from,
+            to,
+            &journal,
+        );
+        let dir = match folder {
+            Some(f) => self.out_dir.join(f),
+            None => self.out_dir.clone(),
         };
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let path = dir.join(&file_name);
