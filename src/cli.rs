@@ -96,7 +96,8 @@ pub struct ExportArgs {
     /// Job (default: the only job).
     #[arg(long)]
     pub job: Option<String>,
-    /// Journal-file target of the job.
+    /// Journal-file target: one of the job's, or any journal-file connector (the format of the
+    /// accounting software, e.g. sales-quadratus).
     #[arg(long)]
     pub target: String,
     /// First issue date (YYYY-MM-DD).
