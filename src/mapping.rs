@@ -408,6 +408,12 @@ pub struct MappedLine {
     pub rate: Decimal,
     /// VAT category.
     pub category: VatCategory,
+    /// Exemption reason text (BT-120), from the tax mapping.
+    #[serde(default)]
+    pub exemption_reason: Option<String>,
+    /// Exemption reason code (BT-121), from the tax mapping.
+    #[serde(default)]
+    pub exemption_code: Option<String>,
 }
 
 /// One balanced entry for one document, format-neutral.
@@ -586,6 +592,8 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 account: gl.account.clone(),
                 rate: tax.rate,
                 category: tax.category,
+                exemption_reason: tax.exemption_reason.clone(),
+                exemption_code: tax.exemption_code.clone(),
             });
             let key = (gl.account.clone(), tax.rate);
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {

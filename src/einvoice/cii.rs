@@ -1,0 +1,265 @@
+//! UN/CEFACT Cross Industry Invoice D16B (the EN 16931 CII binding, Chorus Pro's
+//! `IN_DP_E1_CII_16B`): one root for invoices (380) and credit notes (381). BT-10 buyer reference
+//! = service code, BT-13 = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
+//! Element order follows the D16B schema (the tests validate every document against it).
+
+use super::xml::Xml;
+use super::{amount, number, InvoiceView, EN16931};
+use crate::einvoice::ubl::category_code;
+use crate::mapping::VatCategory;
+use crate::model::{Address, Party};
+
+const NS_RSM: &str = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100";
+const NS_RAM: &str =
+    "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100";
+const NS_UDT: &str = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100";
+const NS_QDT: &str = "urn:un:unece:uncefact:data:standard:QualifiedDataType:100";
+
+fn date(x: &mut Xml, tag: &str, d: chrono::NaiveDate) {
+    x.open(tag, &[]);
+    x.leaf(
+        "udt:DateTimeString",
+        &[("format", "102")],
+        &d.format("%Y%m%d").to_string(),
+    );
+    x.close(tag);
+}
+
+fn address(x: &mut Xml, tag: &str, a: &Address) {
+    x.open(tag, &[]);
+    x.opt("ram:PostcodeCode", a.postcode.as_deref());
+    x.opt("ram:LineOne", a.lines.first().map(String::as_str));
+    x.opt("ram:LineTwo", a.lines.get(1).map(String::as_str));
+    if a.lines.len() > 2 {
+        x.leaf("ram:LineThree", &[], &a.lines[2..].join(", "));
+    }
+    x.opt("ram:CityName", a.city.as_deref());
+    x.opt("ram:CountryID", a.country_code.as_deref());
+    x.close(tag);
+}
+
+fn party(x: &mut Xml, tag: &str, p: &Party) {
+    x.open(tag, &[]);
+    if let Some(siret) = &p.siret {
+        x.leaf("ram:GlobalID", &[("schemeID", "0009")], siret);
+    }
+    x.leaf("ram:Name", &[], &p.name);
+    match (&p.siret, &p.siren) {
+        (Some(siret), _) => {
+            x.open("ram:SpecifiedLegalOrganization", &[]);
+            x.leaf("ram:ID", &[("schemeID", "0009")], siret);
+            x.close("ram:SpecifiedLegalOrganization");
+        }
+        (None, Some(siren)) => {
+            x.open("ram:SpecifiedLegalOrganization", &[]);
+            x.leaf("ram:ID", &[("schemeID", "0002")], siren);
+            x.close("ram:SpecifiedLegalOrganization");
+        }
+        _ => {}
+    }
+    if let Some(mail) = &p.email {
+        x.open("ram:DefinedTradeContact", &[]);
+        x.open("ram:EmailURIUniversalCommunication", &[]);
+        x.leaf("ram:URIID", &[], mail);
+        x.close("ram:EmailURIUniversalCommunication");
+        x.close("ram:DefinedTradeContact");
+    }
+    if let Some(a) = &p.billing_address {
+        address(x, "ram:PostalTradeAddress", a);
+    }
+    if let Some(e) = &p.electronic_address {
+        x.open("ram:URIUniversalCommunication", &[]);
+        x.leaf("ram:URIID", &[("schemeID", &e.scheme)], &e.value);
+        x.close("ram:URIUniversalCommunication");
+    }
+    if let Some(vat) = &p.vat_id {
+        x.open("ram:SpecifiedTaxRegistration", &[]);
+        x.leaf("ram:ID", &[("schemeID", "VA")], vat);
+        x.close("ram:SpecifiedTaxRegistration");
+    }
+    x.close(tag);
+}
+
+fn indicator(x: &mut Xml, value: bool) {
+    x.open("ram:ChargeIndicator", &[]);
+    x.leaf("udt:Indicator", &[], if value { "true" } else { "false" });
+    x.close("ram:ChargeIndicator");
+}
+
+/// The CII document of one invoice or credit note.
+pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
+    let d = v.doc;
+    let cur = d.currency.as_str();
+    let mut x = Xml::new();
+    x.open(
+        "rsm:CrossIndustryInvoice",
+        &[
+            ("xmlns:rsm", NS_RSM),
+            ("xmlns:ram", NS_RAM),
+            ("xmlns:udt", NS_UDT),
+            ("xmlns:qdt", NS_QDT),
+        ],
+    );
+    x.open("rsm:ExchangedDocumentContext", &[]);
+    x.open("ram:BusinessProcessSpecifiedDocumentContextParameter", &[]);
+    x.leaf("ram:ID", &[], v.billing_framework());
+    x.close("ram:BusinessProcessSpecifiedDocumentContextParameter");
+    x.open("ram:GuidelineSpecifiedDocumentContextParameter", &[]);
+    x.leaf("ram:ID", &[], EN16931);
+    x.close("ram:GuidelineSpecifiedDocumentContextParameter");
+    x.close("rsm:ExchangedDocumentContext");
+
+    x.open("rsm:ExchangedDocument", &[]);
+    x.leaf("ram:ID", &[], &d.number);
+    x.leaf("ram:TypeCode", &[], v.type_code());
+    date(&mut x, "ram:IssueDateTime", d.issue_date);
+    for n in &d.notes {
+        x.open("ram:IncludedNote", &[]);
+        x.leaf("ram:Content", &[], &n.text);
+        x.opt("ram:SubjectCode", n.subject_code.as_deref());
+        x.close("ram:IncludedNote");
+    }
+    x.close("rsm:ExchangedDocument");
+
+    x.open("rsm:SupplyChainTradeTransaction", &[]);
+    for l in &v.lines {
+        let line = l.line;
+        x.open("ram:IncludedSupplyChainTradeLineItem", &[]);
+        x.open("ram:AssociatedDocumentLineDocument", &[]);
+        let id = line.id.clone().unwrap_or_else(|| l.number.to_string());
+        x.leaf("ram:LineID", &[], &id);
+        x.close("ram:AssociatedDocumentLineDocument");
+        x.open("ram:SpecifiedTradeProduct", &[]);
+        x.opt("ram:SellerAssignedID", line.product_code.as_deref());
+        let name = if line.description.trim().is_empty() {
+            "-"
+        } else {
+            line.description.as_str()
+        };
+        x.leaf("ram:Name", &[], name);
+        x.close("ram:SpecifiedTradeProduct");
+        x.open("ram:SpecifiedLineTradeAgreement", &[]);
+        x.open("ram:NetPriceProductTradePrice", &[]);
+        x.leaf("ram:ChargeAmount", &[], &number(line.unit_price));
+        x.close("ram:NetPriceProductTradePrice");
+        x.close("ram:SpecifiedLineTradeAgreement");
+        x.open("ram:SpecifiedLineTradeDelivery", &[]);
+        x.leaf(
+            "ram:BilledQuantity",
+            &[("unitCode", &line.unit)],
+            &number(line.quantity),
+        );
+        x.close("ram:SpecifiedLineTradeDelivery");
+        x.open("ram:SpecifiedLineTradeSettlement", &[]);
+        x.open("ram:ApplicableTradeTax", &[]);
+        x.leaf("ram:TypeCode", &[], "VAT");
+        x.leaf("ram:CategoryCode", &[], category_code(l.category));
+        if l.category != VatCategory::O {
+            x.leaf("ram:RateApplicablePercent", &[], &number(l.rate));
+        }
+        x.close("ram:ApplicableTradeTax");
+        if let Some(disc) = line.discount.filter(|d| !d.is_zero()) {
+            x.open("ram:SpecifiedTradeAllowanceCharge", &[]);
+            indicator(&mut x, false);
+            x.leaf("ram:ActualAmount", &[], &amount(disc));
+            x.leaf("ram:ReasonCode", &[], "95");
+            x.close("ram:SpecifiedTradeAllowanceCharge");
+        }
+        x.open("ram:SpecifiedTradeSettlementLineMonetarySummation", &[]);
+        x.leaf("ram:LineTotalAmount", &[], &amount(line.net_amount));
+        x.close("ram:SpecifiedTradeSettlementLineMonetarySummation");
+        x.close("ram:SpecifiedLineTradeSettlement");
+        x.close("ram:IncludedSupplyChainTradeLineItem");
+    }
+
+    x.open("ram:ApplicableHeaderTradeAgreement", &[]);
+    x.opt("ram:BuyerReference", d.service_code.as_deref());
+    party(&mut x, "ram:SellerTradeParty", &d.seller);
+    party(&mut x, "ram:BuyerTradeParty", &d.buyer);
+    if let Some(po) = d
+        .engagement_number
+        .as_deref()
+        .or(d.purchase_order.as_deref())
+    {
+        x.open("ram:BuyerOrderReferencedDocument", &[]);
+        x.leaf("ram:IssuerAssignedID", &[], po);
+        x.close("ram:BuyerOrderReferencedDocument");
+    }
+    if let Some(c) = &d.contract_reference {
+        x.open("ram:ContractReferencedDocument", &[]);
+        x.leaf("ram:IssuerAssignedID", &[], c);
+        x.close("ram:ContractReferencedDocument");
+    }
+    x.close("ram:ApplicableHeaderTradeAgreement");
+
+    x.open("ram:ApplicableHeaderTradeDelivery", &[]);
+    if let Some(a) = &d.buyer.delivery_address {
+        x.open("ram:ShipToTradeParty", &[]);
+        x.opt("ram:ID", a.siret.as_deref());
+        address(&mut x, "ram:PostalTradeAddress", a);
+        x.close("ram:ShipToTradeParty");
+    }
+    x.close("ram:ApplicableHeaderTradeDelivery");
+
+    x.open("ram:ApplicableHeaderTradeSettlement", &[]);
+    x.leaf("ram:InvoiceCurrencyCode", &[], cur);
+    if !v.is_credit_note() || d.payment_means.is_some() {
+        x.open("ram:SpecifiedTradeSettlementPaymentMeans", &[]);
+        x.leaf("ram:TypeCode", &[], v.payment_means());
+        if let Some(iban) = v.iban() {
+            x.open("ram:PayeePartyCreditorFinancialAccount", &[]);
+            x.leaf("ram:IBANID", &[], iban);
+            x.close("ram:PayeePartyCreditorFinancialAccount");
+            if let Some(bic) = v.bic() {
+                x.open("ram:PayeeSpecifiedCreditorFinancialInstitution", &[]);
+                x.leaf("ram:BICID", &[], bic);
+                x.close("ram:PayeeSpecifiedCreditorFinancialInstitution");
+            }
+        }
+        x.close("ram:SpecifiedTradeSettlementPaymentMeans");
+    }
+    for r in &v.vat {
+        x.open("ram:ApplicableTradeTax", &[]);
+        x.leaf("ram:CalculatedAmount", &[], &amount(r.amount));
+        x.leaf("ram:TypeCode", &[], "VAT");
+        x.opt("ram:ExemptionReason", r.exemption_reason.as_deref());
+        x.leaf("ram:BasisAmount", &[], &amount(r.base));
+        x.leaf("ram:CategoryCode", &[], category_code(r.category));
+        x.opt("ram:ExemptionReasonCode", r.exemption_code.as_deref());
+        if r.category != VatCategory::O {
+            x.leaf("ram:RateApplicablePercent", &[], &number(r.rate));
+        }
+        x.close("ram:ApplicableTradeTax");
+    }
+    if d.payment_terms.is_some() || d.due_date.is_some() {
+        x.open("ram:SpecifiedTradePaymentTerms", &[]);
+        x.opt("ram:Description", d.payment_terms.as_deref());
+        if let Some(due) = d.due_date {
+            date(&mut x, "ram:DueDateDateTime", due);
+        }
+        x.close("ram:SpecifiedTradePaymentTerms");
+    }
+    x.open("ram:SpecifiedTradeSettlementHeaderMonetarySummation", &[]);
+    x.leaf("ram:LineTotalAmount", &[], &amount(v.line_total));
+    x.leaf("ram:TaxBasisTotalAmount", &[], &amount(d.totals.net));
+    x.leaf(
+        "ram:TaxTotalAmount",
+        &[("currencyID", cur)],
+        &amount(d.totals.tax),
+    );
+    x.leaf("ram:GrandTotalAmount", &[], &amount(d.totals.gross));
+    if !d.totals.paid.is_zero() {
+        x.leaf("ram:TotalPrepaidAmount", &[], &amount(d.totals.paid));
+    }
+    x.leaf("ram:DuePayableAmount", &[], &amount(d.totals.due));
+    x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
+    if let Some(prev) = &d.preceding_invoice {
+        x.open("ram:InvoiceReferencedDocument", &[]);
+        x.leaf("ram:IssuerAssignedID", &[], prev);
+        x.close("ram:InvoiceReferencedDocument");
+    }
+    x.close("ram:ApplicableHeaderTradeSettlement");
+    x.close("rsm:SupplyChainTradeTransaction");
+    x.close("rsm:CrossIndustryInvoice");
+    x.finish()
+}

@@ -1,0 +1,161 @@
+//! EN 16931 e-invoices (Chorus Pro, and the approved platforms of the French reform): the view of a
+//! mapped document that the syntaxes share (VAT breakdown per category and rate, totals), and the
+//! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
+
+pub mod cii;
+pub mod ubl;
+mod xml;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::mapping::{MappedDocument, VatCategory};
+use crate::model::{DocKind, Document};
+
+/// CustomizationID (BT-24) of an EN 16931 document.
+pub const EN16931: &str = "urn:cen.eu:en16931:2017";
+
+/// One row of the VAT breakdown (BG-23).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VatRow {
+    /// VAT category (BT-118).
+    pub category: VatCategory,
+    /// Rate in percent (BT-119).
+    pub rate: Decimal,
+    /// Taxable amount (BT-116): the sum of the line nets of this category and rate.
+    pub base: Decimal,
+    /// VAT amount (BT-117), as the document states it.
+    pub amount: Decimal,
+    /// Exemption reason text (BT-120).
+    pub exemption_reason: Option<String>,
+    /// Exemption reason code (BT-121).
+    pub exemption_code: Option<String>,
+}
+
+/// One line with its VAT category.
+#[derive(Debug, Clone)]
+pub struct LineView<'a> {
+    /// The source line.
+    pub line: &'a crate::model::Line,
+    /// Its position, from 1 (BT-126 when the line has no id).
+    pub number: usize,
+    /// VAT category (BT-151).
+    pub category: VatCategory,
+    /// VAT rate (BT-152).
+    pub rate: Decimal,
+}
+
+/// A mapped document seen as an EN 16931 invoice: what every syntax writes.
+#[derive(Debug, Clone)]
+pub struct InvoiceView<'a> {
+    /// The document.
+    pub doc: &'a Document,
+    /// Lines with their VAT category.
+    pub lines: Vec<LineView<'a>>,
+    /// VAT breakdown, in order of first appearance.
+    pub vat: Vec<VatRow>,
+    /// Sum of line nets (BT-106).
+    pub line_total: Decimal,
+}
+
+/// Rounds to the cent, half away from zero.
+pub fn cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// `1358.25`: an amount as EN 16931 syntaxes write it (two decimals, decimal point).
+pub fn amount(d: Decimal) -> String {
+    format!("{:.2}", cents(d))
+}
+
+/// A quantity, price or rate without trailing zeros (`1`, `15.5`, `0.1234`).
+pub fn number(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+impl<'a> InvoiceView<'a> {
+    /// The view of a mapped document (its lines carry their VAT category from the mapping).
+    pub fn new(md: &'a MappedDocument) -> Self {
+        let doc = &md.doc;
+        let mut vat: Vec<VatRow> = Vec::new();
+        let mut lines = Vec::with_capacity(doc.lines.len());
+        for (i, (line, m)) in doc.lines.iter().zip(&md.lines).enumerate() {
+            lines.push(LineView {
+                line,
+                number: i + 1,
+                category: m.category,
+                rate: m.rate,
+            });
+            match vat
+                .iter_mut()
+                .find(|r| r.category == m.category && r.rate == m.rate)
+            {
+                Some(r) => r.base += line.net_amount,
+                None => vat.push(VatRow {
+                    category: m.category,
+                    rate: m.rate,
+                    base: line.net_amount,
+                    amount: Decimal::ZERO,
+                    exemption_reason: m.exemption_reason.clone(),
+                    exemption_code: m.exemption_code.clone(),
+                }),
+            }
+        }
+        // The VAT per rate is the document's own (the invoice's truth), matched by tax code to
+        // the category and rate of the lines that use it.
+        for b in &doc.tax_breakdown {
+            let key = doc
+                .lines
+                .iter()
+                .zip(&md.lines)
+                .find(|(l, _)| l.tax_code == b.tax_code)
+                .map(|(_, m)| (m.category, m.rate));
+            if let Some(r) = key.and_then(|k| vat.iter_mut().find(|r| (r.category, r.rate) == k)) {
+                r.amount += b.amount;
+            }
+        }
+        let line_total = doc.lines.iter().map(|l| l.net_amount).sum();
+        InvoiceView {
+            doc,
+            lines,
+            vat,
+            line_total,
+        }
+    }
+
+    /// Whether the document is a credit note (type 381).
+    pub fn is_credit_note(&self) -> bool {
+        self.doc.kind == DocKind::CreditNote
+    }
+
+    /// UNTDID 1001 type code (BT-3).
+    pub fn type_code(&self) -> &'static str {
+        if self.is_credit_note() {
+            "381"
+        } else {
+            "380"
+        }
+    }
+
+    /// Business process (BT-23): the Chorus Pro billing framework, `A1` by default.
+    pub fn billing_framework(&self) -> &str {
+        self.doc.billing_framework.as_deref().unwrap_or("A1")
+    }
+
+    /// UNCL 4461 payment means code (BT-81): 30 credit transfer unless the document says.
+    pub fn payment_means(&self) -> &str {
+        self.doc.payment_means.as_deref().unwrap_or("30")
+    }
+
+    /// IBAN to pay to (BT-84): the document's, else the seller's.
+    pub fn iban(&self) -> Option<&str> {
+        self.doc.iban.as_deref().or(self.doc.seller.iban.as_deref())
+    }
+
+    /// BIC (BT-86): the document's, else the seller's.
+    pub fn bic(&self) -> Option<&str> {
+        self.doc.bic.as_deref().or(self.doc.seller.bic.as_deref())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,317 @@
+//! UBL 2.1 `Invoice` and `CreditNote` carrying the EN 16931 business terms facto's model holds,
+//! as Chorus Pro reads them (`IN_DP_E1_UBL_INVOICE`): BT-10 buyer reference = service code,
+//! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
+//! Element order follows the UBL 2.1 schemas (the tests validate every document against them).
+
+use super::xml::Xml;
+use super::{amount, number, InvoiceView, EN16931};
+use crate::mapping::VatCategory;
+use crate::model::{Address, Party};
+
+const NS_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2";
+const NS_CREDIT_NOTE: &str = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2";
+const NS_CAC: &str = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2";
+const NS_CBC: &str = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2";
+
+/// UNCL 5305 code of a VAT category.
+pub fn category_code(c: VatCategory) -> &'static str {
+    match c {
+        VatCategory::S => "S",
+        VatCategory::Z => "Z",
+        VatCategory::E => "E",
+        VatCategory::AE => "AE",
+        VatCategory::K => "K",
+        VatCategory::G => "G",
+        VatCategory::O => "O",
+    }
+}
+
+fn address(x: &mut Xml, tag: &str, a: &Address) {
+    x.open(tag, &[]);
+    x.opt("cbc:StreetName", a.lines.first().map(String::as_str));
+    x.opt(
+        "cbc:AdditionalStreetName",
+        a.lines.get(1).map(String::as_str),
+    );
+    x.opt("cbc:CityName", a.city.as_deref());
+    x.opt("cbc:PostalZone", a.postcode.as_deref());
+    if a.lines.len() > 2 {
+        x.open("cac:AddressLine", &[]);
+        x.leaf("cbc:Line", &[], &a.lines[2..].join(", "));
+        x.close("cac:AddressLine");
+    }
+    if let Some(c) = &a.country_code {
+        x.open("cac:Country", &[]);
+        x.leaf("cbc:IdentificationCode", &[], c);
+        x.close("cac:Country");
+    }
+    x.close(tag);
+}
+
+fn party(x: &mut Xml, tag: &str, p: &Party) {
+    x.open(tag, &[]);
+    x.open("cac:Party", &[]);
+    if let Some(e) = &p.electronic_address {
+        x.leaf("cbc:EndpointID", &[("schemeID", &e.scheme)], &e.value);
+    }
+    if let Some(siret) = &p.siret {
+        x.open("cac:PartyIdentification", &[]);
+        x.leaf("cbc:ID", &[("schemeID", "0009")], siret);
+        x.close("cac:PartyIdentification");
+    }
+    x.open("cac:PartyName", &[]);
+    x.leaf("cbc:Name", &[], &p.name);
+    x.close("cac:PartyName");
+    if let Some(a) = &p.billing_address {
+        address(x, "cac:PostalAddress", a);
+    }
+    if let Some(vat) = &p.vat_id {
+        x.open("cac:PartyTaxScheme", &[]);
+        x.leaf("cbc:CompanyID", &[], vat);
+        x.open("cac:TaxScheme", &[]);
+        x.leaf("cbc:ID", &[], "VAT");
+        x.close("cac:TaxScheme");
+        x.close("cac:PartyTaxScheme");
+    }
+    x.open("cac:PartyLegalEntity", &[]);
+    x.leaf("cbc:RegistrationName", &[], &p.name);
+    match (&p.siret, &p.siren) {
+        (Some(siret), _) => x.leaf("cbc:CompanyID", &[("schemeID", "0009")], siret),
+        (None, Some(siren)) => x.leaf("cbc:CompanyID", &[("schemeID", "0002")], siren),
+        _ => {}
+    }
+    x.close("cac:PartyLegalEntity");
+    if let Some(mail) = &p.email {
+        x.open("cac:Contact", &[]);
+        x.leaf("cbc:ElectronicMail", &[], mail);
+        x.close("cac:Contact");
+    }
+    x.close("cac:Party");
+    x.close(tag);
+}
+
+fn tax_category(
+    x: &mut Xml,
+    tag: &str,
+    c: VatCategory,
+    rate: &str,
+    reason: (Option<&str>, Option<&str>),
+) {
+    x.open(tag, &[]);
+    x.leaf("cbc:ID", &[], category_code(c));
+    if c != VatCategory::O {
+        x.leaf("cbc:Percent", &[], rate);
+    }
+    x.opt("cbc:TaxExemptionReasonCode", reason.1);
+    x.opt("cbc:TaxExemptionReason", reason.0);
+    x.open("cac:TaxScheme", &[]);
+    x.leaf("cbc:ID", &[], "VAT");
+    x.close("cac:TaxScheme");
+    x.close(tag);
+}
+
+fn payment_means(x: &mut Xml, v: &InvoiceView<'_>) {
+    x.open("cac:PaymentMeans", &[]);
+    x.leaf("cbc:PaymentMeansCode", &[], v.payment_means());
+    if v.is_credit_note() {
+        x.opt(
+            "cbc:PaymentDueDate",
+            v.doc.due_date.map(|d| d.to_string()).as_deref(),
+        );
+    }
+    if let Some(iban) = v.iban() {
+        x.open("cac:PayeeFinancialAccount", &[]);
+        x.leaf("cbc:ID", &[], iban);
+        if let Some(bic) = v.bic() {
+            x.open("cac:FinancialInstitutionBranch", &[]);
+            x.leaf("cbc:ID", &[], bic);
+            x.close("cac:FinancialInstitutionBranch");
+        }
+        x.close("cac:PayeeFinancialAccount");
+    }
+    x.close("cac:PaymentMeans");
+}
+
+/// The UBL document of one invoice or credit note.
+pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
+    let d = v.doc;
+    let credit = v.is_credit_note();
+    let cur = d.currency.as_str();
+    let (root, ns, line_tag, qty_tag) = if credit {
+        (
+            "CreditNote",
+            NS_CREDIT_NOTE,
+            "cac:CreditNoteLine",
+            "cbc:CreditedQuantity",
+        )
+    } else {
+        (
+            "Invoice",
+            NS_INVOICE,
+            "cac:InvoiceLine",
+            "cbc:InvoicedQuantity",
+        )
+    };
+    let mut x = Xml::new();
+    x.open(
+        root,
+        &[("xmlns", ns), ("xmlns:cac", NS_CAC), ("xmlns:cbc", NS_CBC)],
+    );
+    x.leaf("cbc:CustomizationID", &[], EN16931);
+    x.leaf("cbc:ProfileID", &[], v.billing_framework());
+    x.leaf("cbc:ID", &[], &d.number);
+    x.leaf("cbc:IssueDate", &[], &d.issue_date.to_string());
+    if !credit {
+        x.opt("cbc:DueDate", d.due_date.map(|x| x.to_string()).as_deref());
+        x.leaf("cbc:InvoiceTypeCode", &[], v.type_code());
+    } else {
+        x.leaf("cbc:CreditNoteTypeCode", &[], v.type_code());
+    }
+    for n in &d.notes {
+        let text = match &n.subject_code {
+            Some(code) => format!("#{code}#{}", n.text),
+            None => n.text.clone(),
+        };
+        x.leaf("cbc:Note", &[], &text);
+    }
+    x.leaf("cbc:DocumentCurrencyCode", &[], cur);
+    x.opt("cbc:BuyerReference", d.service_code.as_deref());
+    if let Some(po) = d
+        .engagement_number
+        .as_deref()
+        .or(d.purchase_order.as_deref())
+    {
+        x.open("cac:OrderReference", &[]);
+        x.leaf("cbc:ID", &[], po);
+        x.close("cac:OrderReference");
+    }
+    if let Some(prev) = &d.preceding_invoice {
+        x.open("cac:BillingReference", &[]);
+        x.open("cac:InvoiceDocumentReference", &[]);
+        x.leaf("cbc:ID", &[], prev);
+        x.close("cac:InvoiceDocumentReference");
+        x.close("cac:BillingReference");
+    }
+    if let Some(c) = &d.contract_reference {
+        x.open("cac:ContractDocumentReference", &[]);
+        x.leaf("cbc:ID", &[], c);
+        x.close("cac:ContractDocumentReference");
+    }
+    party(&mut x, "cac:AccountingSupplierParty", &d.seller);
+    party(&mut x, "cac:AccountingCustomerParty", &d.buyer);
+    if let Some(a) = &d.buyer.delivery_address {
+        x.open("cac:Delivery", &[]);
+        x.open("cac:DeliveryLocation", &[]);
+        x.opt("cbc:ID", a.siret.as_deref());
+        address(&mut x, "cac:Address", a);
+        x.close("cac:DeliveryLocation");
+        x.close("cac:Delivery");
+    }
+    // Chorus Pro takes credit notes without payment means unless the document states some.
+    if !credit || d.payment_means.is_some() {
+        payment_means(&mut x, v);
+    }
+    if let Some(t) = &d.payment_terms {
+        x.open("cac:PaymentTerms", &[]);
+        x.leaf("cbc:Note", &[], t);
+        x.close("cac:PaymentTerms");
+    }
+    x.open("cac:TaxTotal", &[]);
+    x.leaf(
+        "cbc:TaxAmount",
+        &[("currencyID", cur)],
+        &amount(d.totals.tax),
+    );
+    for r in &v.vat {
+        x.open("cac:TaxSubtotal", &[]);
+        x.leaf("cbc:TaxableAmount", &[("currencyID", cur)], &amount(r.base));
+        x.leaf("cbc:TaxAmount", &[("currencyID", cur)], &amount(r.amount));
+        tax_category(
+            &mut x,
+            "cac:TaxCategory",
+            r.category,
+            &number(r.rate),
+            (r.exemption_reason.as_deref(), r.exemption_code.as_deref()),
+        );
+        x.close("cac:TaxSubtotal");
+    }
+    x.close("cac:TaxTotal");
+    x.open("cac:LegalMonetaryTotal", &[]);
+    x.leaf(
+        "cbc:LineExtensionAmount",
+        &[("currencyID", cur)],
+        &amount(v.line_total),
+    );
+    x.leaf(
+        "cbc:TaxExclusiveAmount",
+        &[("currencyID", cur)],
+        &amount(d.totals.net),
+    );
+    x.leaf(
+        "cbc:TaxInclusiveAmount",
+        &[("currencyID", cur)],
+        &amount(d.totals.gross),
+    );
+    if !d.totals.paid.is_zero() {
+        x.leaf(
+            "cbc:PrepaidAmount",
+            &[("currencyID", cur)],
+            &amount(d.totals.paid),
+        );
+    }
+    x.leaf(
+        "cbc:PayableAmount",
+        &[("currencyID", cur)],
+        &amount(d.totals.due),
+    );
+    x.close("cac:LegalMonetaryTotal");
+    for l in &v.lines {
+        let line = l.line;
+        x.open(line_tag, &[]);
+        let id = line.id.clone().unwrap_or_else(|| l.number.to_string());
+        x.leaf("cbc:ID", &[], &id);
+        x.leaf(qty_tag, &[("unitCode", &line.unit)], &number(line.quantity));
+        x.leaf(
+            "cbc:LineExtensionAmount",
+            &[("currencyID", cur)],
+            &amount(line.net_amount),
+        );
+        if let Some(disc) = line.discount.filter(|d| !d.is_zero()) {
+            x.open("cac:AllowanceCharge", &[]);
+            x.leaf("cbc:ChargeIndicator", &[], "false");
+            x.leaf("cbc:AllowanceChargeReasonCode", &[], "95");
+            x.leaf("cbc:Amount", &[("currencyID", cur)], &amount(disc));
+            x.close("cac:AllowanceCharge");
+        }
+        x.open("cac:Item", &[]);
+        let name = if line.description.trim().is_empty() {
+            "-"
+        } else {
+            line.description.as_str()
+        };
+        x.leaf("cbc:Name", &[], name);
+        if let Some(code) = &line.product_code {
+            x.open("cac:SellersItemIdentification", &[]);
+            x.leaf("cbc:ID", &[], code);
+            x.close("cac:SellersItemIdentification");
+        }
+        tax_category(
+            &mut x,
+            "cac:ClassifiedTaxCategory",
+            l.category,
+            &number(l.rate),
+            (None, None),
+        );
+        x.close("cac:Item");
+        x.open("cac:Price", &[]);
+        x.leaf(
+            "cbc:PriceAmount",
+            &[("currencyID", cur)],
+            &number(line.unit_price),
+        );
+        x.close("cac:Price");
+        x.close(line_tag);
+    }
+    x.close(root);
+    x.finish()
+}
