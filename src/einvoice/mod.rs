@@ -3,6 +3,7 @@
 //! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
 
 pub mod cii;
+pub mod rules;
 pub mod ubl;
 mod xml;
 

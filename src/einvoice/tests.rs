@@ -142,3 +142,24 @@ fn representative_documents_snapshots() {
         insta::assert_snapshot!(format!("cii_{number}"), xml);
     }
 }
+
+#[test]
+fn demo_documents_pass_the_business_rules() {
+    let docs = demo();
+    let mut chorus = 0;
+    for md in &docs {
+        let v = InvoiceView::new(md);
+        assert_eq!(rules::en16931(&v), vec![], "{}", md.doc.number);
+        if md.doc.buyer.chorus {
+            chorus += 1;
+            let codes: Vec<String> = rules::chorus(&v).into_iter().map(|p| p.code).collect();
+            // The demo's one Chorus anomaly: a purchase order beside the engagement number.
+            let expected: &[&str] = match md.doc.number.as_str() {
+                "F2026-0004" => &["CHORUS-EJ-OR-PO"],
+                _ => &[],
+            };
+            assert_eq!(codes, expected, "{}", md.doc.number);
+        }
+    }
+    assert!(chorus >= 3, "{chorus} public-buyer documents in the demo");
+}
