@@ -280,6 +280,10 @@ pub enum JournalFormat {
     Ciel,
     /// Cegid import (semicolon separated).
     Cegid,
+    /// Chorus Pro files for the portal: EN 16931 UBL 2.1 documents, in a zip lot.
+    ChorusUbl,
+    /// Chorus Pro files for the portal: EN 16931 CII D16B documents, in a zip lot.
+    ChorusCii,
 }
 
 impl JournalFormat {
@@ -296,7 +300,14 @@ impl JournalFormat {
             JournalFormat::Coala => "coala",
             JournalFormat::Ciel => "ciel",
             JournalFormat::Cegid => "cegid",
+            JournalFormat::ChorusUbl => "chorus-ubl",
+            JournalFormat::ChorusCii => "chorus-cii",
         }
+    }
+
+    /// Whether the target writes EN 16931 e-invoices (Chorus Pro files) rather than entries.
+    pub fn is_einvoice(self) -> bool {
+        matches!(self, JournalFormat::ChorusUbl | JournalFormat::ChorusCii)
     }
 
     /// Whether the layout is fixed width (field positions are byte positions).
@@ -314,6 +325,7 @@ impl JournalFormat {
         match self {
             JournalFormat::Fec => Encoding::Iso885915,
             JournalFormat::CsvDocuments | JournalFormat::CsvLines => Encoding::Utf8,
+            JournalFormat::ChorusUbl | JournalFormat::ChorusCii => Encoding::Utf8,
             JournalFormat::Quadratus => Encoding::Ascii,
             _ => Encoding::Windows1252,
         }
@@ -345,6 +357,9 @@ pub struct JournalFileConfig {
     /// 8). Auxiliary accounts are written as mapped. Off by default.
     #[serde(default)]
     pub account_length: Option<usize>,
+    /// Chorus Pro files: documents per zip lot (the portal takes at most 500). Default 500.
+    #[serde(default)]
+    pub lot_size: Option<usize>,
 }
 
 impl JournalFileConfig {
@@ -525,6 +540,27 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
                     path,
                     find_line(&text, &["encoding"]),
                     format!("the {} layout is fixed width: positions are bytes, so UTF-8 would shift them; use \"ascii\" or \"windows-1252\"", c.format.as_str()),
+                ));
+            }
+            if c.lot_size.is_some() && !c.format.is_einvoice() {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["lot_size"]),
+                    "lot_size applies to the chorus-ubl and chorus-cii formats only",
+                ));
+            }
+            if c.lot_size.is_some_and(|n| !(1..=500).contains(&n)) {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["lot_size"]),
+                    "lot_size must be between 1 and 500 (Chorus Pro takes at most 500 documents per lot)",
+                ));
+            }
+            if c.format.is_einvoice() && c.encoding.is_some_and(|e| e != Encoding::Utf8) {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["encoding"]),
+                    "Chorus Pro documents are UTF-8 XML; remove `encoding`",
                 ));
             }
             if c.account_length.is_some_and(|n| !(3..=20).contains(&n)) {

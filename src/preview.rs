@@ -205,6 +205,11 @@ pub async fn preview(
     }
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
     for (t, layout) in targets.into_iter().zip(layouts) {
+        // Chorus Pro files are for public buyers only: other documents are not in their count.
+        let in_scope: Vec<&(&Document, String)> = docs
+            .iter()
+            .filter(|(d, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
+            .collect();
         let mut tp = TargetPreview {
             action: if layout.is_some() {
                 "export"
@@ -213,10 +218,10 @@ pub async fn preview(
             },
             target: t.clone(),
             to_transfer: 0,
-            documents: docs.len() as u64,
+            documents: in_scope.len() as u64,
             rows: Vec::new(),
         };
-        for (doc, hash) in &docs {
+        for (doc, hash) in in_scope {
             let key = RecordKey {
                 job: job.name.clone(),
                 target: t.clone(),

@@ -418,6 +418,13 @@ impl JobRun<'_> {
         let mut skipped_counted = false;
         let targets = Arc::clone(&self.targets);
         for (ti, t) in targets.iter().enumerate() {
+            // Chorus Pro files are for public buyers only: other documents never reach them.
+            if self.layouts[ti]
+                .as_ref()
+                .is_some_and(|l| !format::in_scope(l, doc))
+            {
+                continue;
+            }
             let key = self.key(t, &doc.id);
             let existing = self.ledger.get(&key)?;
             let state = existing.as_ref().map(|r| r.state);
@@ -857,20 +864,26 @@ pub async fn run_job(
     for run in runs {
         let TargetRun::JournalFile(j) = run;
         delivered.push(j.delivered());
+        let line = |b: &crate::ledger::Batch| BatchLine {
+            id: b.id,
+            target: b.target.clone(),
+            path: b.path.display().to_string(),
+            documents: b.documents,
+            sha256: b.sha256.clone(),
+        };
         if let Some(e) = &failure {
+            // Lots completed before the failure are committed and published: they stay.
+            jr.report.batches.extend(j.closed().iter().map(line));
             j.abort(ledger, &format!("run {run_id} failed: {e}"))?;
             continue;
         }
-        match j.finish(ledger, &run_id) {
-            Ok(Some(b)) => jr.report.batches.push(BatchLine {
-                id: b.id,
-                target: b.target.clone(),
-                path: b.path.display().to_string(),
-                documents: b.documents,
-                sha256: b.sha256.clone(),
-            }),
-            Ok(None) => {}
-            Err(e) => jr.report.error = Some(e.to_string()),
+        let closed: Vec<BatchLine> = j.closed().iter().map(line).collect();
+        match j.finish(ledger) {
+            Ok(batches) => jr.report.batches.extend(batches.iter().map(line)),
+            Err(e) => {
+                jr.report.batches.extend(closed);
+                jr.report.error = Some(e.to_string());
+            }
         }
     }
     if let Some(e) = failure {

@@ -3,6 +3,8 @@
 
 mod common;
 
+mod chorus_files;
+
 mod crash;
 mod demo;
 mod formats;

@@ -14,6 +14,7 @@ pub mod ebp;
 pub mod fec;
 pub mod quadratus;
 pub mod text;
+pub mod zip;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -236,6 +237,8 @@ pub fn render(layout: &Layout, state: &mut FileState, e: &EntryView<'_>, out: &m
         JournalFormat::Coala => coala::render_entry(out, e),
         JournalFormat::Ciel => ciel::render_entry(out, e, layout.encoding),
         JournalFormat::Cegid => cegid::render_entry(out, e),
+        // E-invoices are binary entries of a zip lot: see `einvoice_xml`.
+        JournalFormat::ChorusUbl | JournalFormat::ChorusCii => {}
     }
     state.lines += e.lines.len() as u64;
 }
@@ -248,9 +251,51 @@ fn role_name(role: LineRole) -> &'static str {
     }
 }
 
+/// The EN 16931 document of an e-invoice layout (`None` for journal layouts).
+pub fn einvoice_xml(layout: &Layout, md: &MappedDocument) -> Option<Vec<u8>> {
+    let v = crate::einvoice::InvoiceView::new(md);
+    match layout.format {
+        JournalFormat::ChorusUbl => Some(crate::einvoice::ubl::render(&v)),
+        JournalFormat::ChorusCii => Some(crate::einvoice::cii::render(&v)),
+        _ => None,
+    }
+}
+
+/// Name of a document inside a Chorus Pro lot (the open-source clients' convention).
+pub fn einvoice_name(layout: &Layout, number: &str) -> String {
+    let syntax = match layout.format {
+        JournalFormat::ChorusCii => "CII",
+        _ => "UBL",
+    };
+    let safe: String = number
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{syntax}_chorus_facture_{safe}.xml")
+}
+
+/// Whether a document goes to this target at all: Chorus Pro files are for customers flagged
+/// `chorus` only; journals take every document.
+pub fn in_scope(layout: &Layout, doc: &crate::model::Document) -> bool {
+    !layout.format.is_einvoice() || doc.buyer.chorus
+}
+
 /// What keeps a document out of a file in this layout: an account, journal code or amount wider
-/// than its fixed-width field. Such values are refused, never cut (a cut account books elsewhere).
+/// than its fixed-width field (refused, never cut: a cut account books elsewhere); for Chorus Pro
+/// files, the EN 16931 business rules and Chorus Pro's own.
 pub fn check(layout: &Layout, md: &MappedDocument, mapping_file: &str) -> Vec<Problem> {
+    if layout.format.is_einvoice() {
+        let v = crate::einvoice::InvoiceView::new(md);
+        let mut p = crate::einvoice::rules::en16931(&v);
+        p.extend(crate::einvoice::rules::chorus(&v));
+        return p;
+    }
     let mut problems = Vec::new();
     let name = layout.format.as_str();
     if let Some(w) = layout.journal_width() {
@@ -336,6 +381,10 @@ pub fn file_location(
     let span = format!("{}_{}", from.format("%Y%m%d"), to.format("%Y%m%d"));
     let folder = format!("{journal}_{span}_B{id:06}");
     match layout.format {
+        JournalFormat::ChorusUbl | JournalFormat::ChorusCii => (
+            None,
+            format!("{}_{span}_B{id:06}.zip", layout.format.as_str()),
+        ),
         JournalFormat::Fec => (Some(folder), fec::file_name(siren, closing, "")),
         JournalFormat::Ciel => (Some(folder), ciel::FILE_NAME.to_owned()),
         JournalFormat::CsvDocuments => (None, format!("{journal}_{span}_B{id:06}.csv")),

@@ -41,6 +41,11 @@ pub struct JournalRun {
     dry_run: bool,
     origin: String,
     open: Option<Open>,
+    run_id: String,
+    /// Batches already completed in this run (a Chorus lot is full at `lot_size` documents).
+    closed: Vec<Batch>,
+    zip: format::zip::Zip,
+    batch_docs: u64,
     docs: u64,
     debit: Decimal,
     credit: Decimal,
@@ -85,6 +90,10 @@ impl JournalRun {
             dry_run,
             origin: origin.to_owned(),
             open: None,
+            run_id: String::new(),
+            closed: Vec::new(),
+            zip: format::zip::Zip::default(),
+            batch_docs: 0,
             docs: 0,
             debit: Decimal::ZERO,
             credit: Decimal::ZERO,
@@ -144,10 +153,46 @@ impl JournalRun {
         others: Vec<Record>,
         run_id: &str,
     ) -> Result<(), TargetError> {
+        let Some(lot) = self.lot_size() else {
+            return self.deliver_chunk(ledger, docs, others, run_id);
+        };
+        // A Chorus Pro lot holds at most `lot` documents: a full lot is completed and the next
+        // one begun, each its own batch.
+        let mut others = Some(others);
+        loop {
+            let room = lot.saturating_sub(self.batch_docs as usize);
+            if room == 0 && !docs.is_empty() && !self.dry_run {
+                self.close(ledger)?;
+                continue;
+            }
+            let rest = docs.split_off(docs.len().min(room.max(1)));
+            self.deliver_chunk(ledger, docs, others.take().unwrap_or_default(), run_id)?;
+            if rest.is_empty() {
+                return Ok(());
+            }
+            docs = rest;
+        }
+    }
+
+    fn lot_size(&self) -> Option<usize> {
+        self.layout
+            .format
+            .is_einvoice()
+            .then(|| self.cfg.lot_size.unwrap_or(500))
+    }
+
+    fn deliver_chunk(
+        &mut self,
+        ledger: &dyn Ledger,
+        mut docs: Vec<(Arc<MappedDocument>, Record)>,
+        others: Vec<Record>,
+        run_id: &str,
+    ) -> Result<(), TargetError> {
         if self.dry_run {
             self.docs += docs.len() as u64;
             return Ok(());
         }
+        run_id.clone_into(&mut self.run_id);
         if docs.is_empty() {
             ledger.put_records(&others)?;
             return Ok(());
@@ -170,6 +215,8 @@ impl JournalRun {
         };
         let enc = self.layout.encoding;
         let mut page_text = String::new();
+        let mut page_bytes: Vec<u8> = Vec::new();
+        let base_offset = self.open.as_ref().map_or(0, |o| o.size);
         let mut claimed = Vec::with_capacity(docs.len());
         let open_id = self.open.as_ref().map(|o| o.batch.id);
         let now = Utc::now();
@@ -185,13 +232,25 @@ impl JournalRun {
             };
             let num = fec::entry_number(&journal, next);
             let mut piece = String::new();
-            let view = EntryView::new(&md, next, self.valid_date, &self.layout);
-            format::render(&self.layout, &mut self.state, &view, &mut piece);
+            let payload_hash = match format::einvoice_xml(&self.layout, &md) {
+                Some(xml) => {
+                    let name = format::einvoice_name(&self.layout, &md.doc.number);
+                    let offset = base_offset + page_bytes.len() as u64;
+                    page_bytes.extend(self.zip.entry(&name, &xml, md.doc.issue_date, offset));
+                    Sha256::digest(&xml)
+                }
+                None => {
+                    let view = EntryView::new(&md, next, self.valid_date, &self.layout);
+                    format::render(&self.layout, &mut self.state, &view, &mut piece);
+                    Sha256::digest(piece.as_bytes())
+                }
+            };
             next += 1;
             let (d, c) = md.entry.sums();
             self.debit += d;
             self.credit += c;
             self.docs += 1;
+            self.batch_docs += 1;
             let date = md.doc.issue_date;
             self.period = Some(match self.period {
                 Some((a, b)) => (a.min(date), b.max(date)),
@@ -201,7 +260,7 @@ impl JournalRun {
                 Some((first, _)) => (first, num.clone()),
                 None => (num.clone(), num.clone()),
             });
-            rec.payload_hash = Some(hex::encode(Sha256::digest(piece.as_bytes())));
+            rec.payload_hash = Some(hex::encode(payload_hash));
             rec.batch_id = open_id;
             rec.attempts += 1;
             rec.transition(
@@ -221,7 +280,11 @@ impl JournalRun {
         };
         ledger.claim(&open.batch, &claimed, &others)?;
         fault::point("after-claim", &self.name);
-        let bytes = text::encode(&page_text, enc);
+        let bytes = if self.layout.format.is_einvoice() {
+            page_bytes
+        } else {
+            text::encode(&page_text, enc)
+        };
         let tmp = open.batch.tmp_path.clone();
         let half = bytes.len() / 2;
         write_counted(open, &bytes[..half]).map_err(io_err(&tmp))?;
@@ -237,15 +300,26 @@ impl JournalRun {
     /// # Errors
     ///
     /// Ledger or file failure; a batch not committed is rolled back by the next run.
-    pub fn finish(
-        mut self,
-        ledger: &dyn Ledger,
-        run_id: &str,
-    ) -> Result<Option<Batch>, TargetError> {
+    pub fn finish(mut self, ledger: &dyn Ledger) -> Result<Vec<Batch>, TargetError> {
+        self.close(ledger)?;
+        Ok(self.closed)
+    }
+
+    /// Batches completed so far in this run (kept when a later one fails).
+    pub fn closed(&self) -> &[Batch] {
+        &self.closed
+    }
+
+    /// Completes the open batch, if any, and readies the run for the next one.
+    fn close(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
         let Some(mut open) = self.open.take() else {
-            return Ok(None);
+            return Ok(());
         };
         let tmp = open.batch.tmp_path.clone();
+        if self.layout.format.is_einvoice() {
+            let end = self.zip.finish(open.size);
+            write_counted(&mut open, &end).map_err(io_err(&tmp))?;
+        }
         open.file.flush().map_err(io_err(&tmp))?;
         open.file.get_ref().sync_all().map_err(io_err(&tmp))?;
         fault::point("after-write", &self.name);
@@ -284,18 +358,18 @@ impl JournalRun {
             path: path.clone(),
             sha256: hex::encode(open.hasher.clone().finalize()),
             size: open.size,
-            documents: self.docs,
+            documents: self.batch_docs,
             total_debit: self.debit,
             total_credit: self.credit,
             entries: self.entries.clone(),
             status: BatchStatus::Active,
             origin: self.origin.clone(),
-            run_id: run_id.to_owned(),
+            run_id: self.run_id.clone(),
             created_at: Utc::now(),
             cancelled_at: None,
         };
         let mut reader = File::open(&tmp).map_err(io_err(&tmp))?;
-        let counters = self.counter.take().into_iter().collect();
+        let counters = self.counter.clone().into_iter().collect();
         ledger.commit_batch(
             &open.batch,
             BatchCommit {
@@ -309,7 +383,15 @@ impl JournalRun {
         fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
         fault::point("after-publish", &self.name);
         ledger.mark_published(batch.id)?;
-        Ok(Some(batch))
+        self.closed.push(batch);
+        self.batch_docs = 0;
+        self.debit = Decimal::ZERO;
+        self.credit = Decimal::ZERO;
+        self.period = None;
+        self.entries = None;
+        self.zip = format::zip::Zip::default();
+        self.state = FileState::default();
+        Ok(())
     }
 
     /// Gives up the batch after an error: temp file removed, claims released.
@@ -318,6 +400,7 @@ impl JournalRun {
     ///
     /// Ledger failure (the next run's recovery then does the same).
     pub fn abort(mut self, ledger: &dyn Ledger, why: &str) -> Result<(), TargetError> {
+        self.closed.clear();
         if let Some(open) = self.open.take() {
             let _ = std::fs::remove_file(&open.batch.tmp_path);
             ledger.abort_batch(&open.batch, why)?;

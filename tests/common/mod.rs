@@ -175,3 +175,45 @@ pub fn tcd_rules() -> Option<PathBuf> {
     eprintln!("note: ../shared is absent; the TCD rules check is skipped");
     None
 }
+
+/// An official schema under `../shared/reference/xsd` with xmllint to apply it, or `None` (a
+/// failure under CI=true, where `.ci/run` installs xmllint and `../shared` is present).
+pub fn xsd(rel: &str) -> Option<PathBuf> {
+    let p = repo().join("../shared/reference/xsd").join(rel);
+    let xmllint = Command::new("xmllint").arg("--version").output().is_ok();
+    if p.exists() && xmllint {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but xmllint or {} is missing",
+        p.display()
+    );
+    eprintln!("note: xmllint or ../shared is absent; schema validation is skipped");
+    None
+}
+
+/// Validates XML documents against a schema with xmllint; panics with its messages.
+pub fn xmllint(schema: &Path, docs: &[(String, Vec<u8>)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = docs
+        .iter()
+        .map(|(name, bytes)| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect();
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(schema)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
