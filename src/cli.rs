@@ -82,6 +82,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: LedgerCmd,
     },
+    /// Follow what API targets received: Chorus Pro flow reports and invoice statuses.
+    Status {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
     /// Validate mapping files and list the source's unmapped codes.
     Mappings {
         /// What to do.
@@ -384,7 +390,72 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Mappings {
             cmd: MappingsCmd::Check { job },
         } => mappings_check(cli, job.as_deref()).await,
+        Command::Status { job } => status(cli, job.as_deref()).await,
     }
+}
+
+async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let jobs: Vec<&crate::config::Job> = match job {
+        Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
+        None => cfg.jobs.iter().collect(),
+    };
+    let ledger = open_ledger(&cfg)?;
+    let mut out_json = Vec::new();
+    let mut text = String::new();
+    let mut code = exit::OK;
+    for j in jobs {
+        for t in &j.targets {
+            let Some(crate::config::Connector::ChorusPro(c)) = cfg.connectors.get(t) else {
+                continue;
+            };
+            let run = crate::target::chorus::ChorusRun::new(t, &j.name, c, false)
+                .map_err(|e| fail(exit::USAGE, anyhow!("{e}")))?;
+            let mut changes = Vec::new();
+            let mut error = None;
+            match run.reconcile(&ledger).await {
+                Ok(notes) => changes.extend(notes),
+                Err(e) => error = Some(e.to_string()),
+            }
+            if error.is_none() {
+                match run.poll(&ledger).await {
+                    Ok(c) => changes.extend(c),
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+            let counts = ledger
+                .count_states(&j.name, t)
+                .map_err(ledger_failure)?;
+            let counts: std::collections::BTreeMap<&str, u64> =
+                counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+            if error.is_some() {
+                code = exit::UNREACHABLE;
+            }
+            text.push_str(&format!("job {} → {t}:\n", j.name));
+            for c in &changes {
+                text.push_str(&format!("  {c}\n"));
+            }
+            if changes.is_empty() && error.is_none() {
+                text.push_str("  no change\n");
+            }
+            if let Some(e) = &error {
+                text.push_str(&format!("  error: {e}\n"));
+            }
+            let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            text.push_str(&format!("  now: {}\n", summary.join(", ")));
+            out_json.push(serde_json::json!({
+                "job": j.name, "target": t, "changes": changes, "error": error, "states": counts,
+            }));
+        }
+    }
+    if cli.json {
+        print_json(&out_json)?;
+    } else if out_json.is_empty() {
+        out("no API target to follow (Chorus Pro targets are `kind = \"chorus-pro\"`)\n")?;
+    } else {
+        out(&text)?;
+    }
+    Ok(code)
 }
 
 fn emit_reports(cli: &Cli, reports: &[RunReport]) -> Result<u8, Failure> {

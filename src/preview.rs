@@ -211,7 +211,7 @@ pub async fn preview(
             .filter(|(d, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
         let mut tp = TargetPreview {
-            action: if layout.is_some() {
+            action: if matches!(cfg.connectors.get(&t), Some(Connector::JournalFile(_))) {
                 "export"
             } else {
                 "transfer"

@@ -92,6 +92,9 @@ pub struct RunReport {
     pub batches: Vec<BatchLine>,
     /// What recovery did at the start of the run.
     pub recovery: Vec<String>,
+    /// Remote status changes seen in this run (Chorus Pro flows and invoices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<String>,
     /// Error that stopped the run early (source or target unreachable).
     pub error: Option<String>,
 }
@@ -124,6 +127,7 @@ impl RunReport {
             problems: Vec::new(),
             batches: Vec::new(),
             recovery: Vec::new(),
+            statuses: Vec::new(),
             error: None,
         }
     }
@@ -157,6 +161,9 @@ impl RunReport {
             "{} of job {} — run {}{verb}",
             self.command, self.job, self.run_id
         );
+        for r in &self.statuses {
+            let _ = writeln!(s, "  status: {r}");
+        }
         for r in &self.recovery {
             let _ = writeln!(s, "  recovery: {r}");
         }

@@ -144,3 +144,99 @@ where
     };
     backoff::future::retry(backoff, op).await
 }
+
+/// How a request that must not be repeated blindly (a deposit) finally went.
+#[derive(Debug, thiserror::Error)]
+pub enum OnceFailure {
+    /// Certainly not processed (no connection, 429, 503 until the budget ran out): safe to send
+    /// again later.
+    #[error(transparent)]
+    NotSent(HttpFailure),
+    /// Maybe processed (timeout, 500, 502, 504, connection lost mid-way): look it up before any
+    /// new attempt.
+    #[error("{url}: outcome unknown: {detail}")]
+    Unknown {
+        /// URL.
+        url: String,
+        /// What happened.
+        detail: String,
+    },
+    /// Refused (4xx): not processed.
+    #[error(transparent)]
+    Refused(HttpFailure),
+}
+
+/// Sends a non-idempotent request (a POST that creates something). It is retried only when the
+/// server certainly did not process it: no connection made, 429, 503. Any other failure is
+/// reported as [`OnceFailure::Unknown`], never retried here.
+///
+/// # Errors
+///
+/// [`OnceFailure`].
+pub async fn send_once<F>(policy: RetryPolicy, url: &str, make: F) -> Result<Response, OnceFailure>
+where
+    F: Fn() -> RequestBuilder,
+{
+    let shown = strip_query(url);
+    let backoff = ExponentialBackoffBuilder::new()
+        .with_initial_interval(policy.initial)
+        .with_max_interval(policy.max_interval)
+        .with_max_elapsed_time(Some(policy.max_elapsed))
+        .with_randomization_factor(0.5)
+        .build();
+    let op = || async {
+        match make().send().await {
+            Ok(resp) if resp.status().is_success() => Ok(resp),
+            Ok(resp)
+                if resp.status() == StatusCode::TOO_MANY_REQUESTS
+                    || resp.status() == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
+                let status = resp.status().as_u16();
+                tracing::warn!(url = %shown, status, retry_after = ?wait, "Not processed; retrying later.");
+                Err(backoff::Error::Transient {
+                    err: OnceFailure::NotSent(HttpFailure::Exhausted {
+                        url: shown.clone(),
+                        status,
+                    }),
+                    retry_after: wait,
+                })
+            }
+            Ok(resp) if resp.status().is_client_error() => {
+                let status = resp.status().as_u16();
+                let body: String = resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                Err(backoff::Error::Permanent(OnceFailure::Refused(
+                    HttpFailure::Refused {
+                        url: shown.clone(),
+                        status,
+                        body,
+                    },
+                )))
+            }
+            Ok(resp) => Err(backoff::Error::Permanent(OnceFailure::Unknown {
+                url: shown.clone(),
+                detail: format!("HTTP {}", resp.status().as_u16()),
+            })),
+            Err(e) if e.is_connect() => {
+                tracing::warn!(url = %shown, error = %e, "No connection; retrying.");
+                Err(backoff::Error::transient(OnceFailure::NotSent(
+                    HttpFailure::Unreachable {
+                        url: shown.clone(),
+                        detail: e.without_url().to_string(),
+                    },
+                )))
+            }
+            Err(e) => Err(backoff::Error::Permanent(OnceFailure::Unknown {
+                url: shown.clone(),
+                detail: e.without_url().to_string(),
+            })),
+        }
+    };
+    backoff::future::retry(backoff, op).await
+}

@@ -22,6 +22,7 @@ use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
 use crate::report::{BatchLine, ProblemLine, RunReport, TargetReport};
 use crate::source::{Item, Page, Source};
+use crate::target::chorus::ChorusRun;
 use crate::target::journal_file::{self, JournalRun};
 use crate::target::{TargetError, TargetRun};
 
@@ -614,6 +615,7 @@ pub fn target_layouts(cfg: &Config, names: &[String]) -> Vec<Option<Layout>> {
         .iter()
         .map(|n| match cfg.connectors.get(n) {
             Some(Connector::JournalFile(c)) => Some(Layout::of(c)),
+            Some(Connector::ChorusPro(c)) => Some(ChorusRun::layout(c)),
             _ => None,
         })
         .collect()
@@ -674,10 +676,20 @@ fn build_targets(
                     opts.dry_run,
                     origin,
                 );
-                Ok(TargetRun::JournalFile(match mode {
+                Ok(TargetRun::JournalFile(Box::new(match mode {
                     Mode::Export(sel) => run.for_period(sel.from, sel.to),
                     Mode::Sync => run,
-                }))
+                })))
+            }
+            Some(Connector::ChorusPro(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` deposits on Chorus Pro through its API: `facto sync` sends to it; `facto export` writes files (use a chorus-ubl or chorus-cii journal-file target for the portal)"
+                    )));
+                }
+                ChorusRun::new(name, &job.name, c, opts.dry_run)
+                    .map(|r| TargetRun::Chorus(Box::new(r)))
+                    .map_err(|e| RunError::Config(e.to_string()))
             }
             _ => Err(RunError::Config(format!(
                 "connector `{name}` is not a target facto can deliver to"
@@ -686,15 +698,27 @@ fn build_targets(
         .collect()
 }
 
-fn deliver(
+/// Delivers one page to every target. An API target that fails (unreachable, credentials
+/// refused) stops for this run with its reason, without stopping the others.
+async fn deliver(
     runs: &mut [TargetRun],
+    stopped: &mut [Option<String>],
     ledger: &dyn Ledger,
     pending: Vec<Pending>,
     run_id: &str,
 ) -> Result<(), TargetError> {
-    for (run, p) in runs.iter_mut().zip(pending) {
+    for ((run, p), stop) in runs.iter_mut().zip(pending).zip(stopped.iter_mut()) {
         match run {
             TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
+            TargetRun::Chorus(_) if stop.is_some() => ledger.put_records(&p.others)?,
+            TargetRun::Chorus(c) => match c.deliver_page(ledger, p.deliver, p.others, run_id).await {
+                Ok(()) => {}
+                Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
+                    tracing::error!(target = %c.name(), error = %e, "Target stopped for this run.");
+                    *stop = Some(e.to_string());
+                }
+                Err(e) => return Err(e),
+            },
         }
     }
     Ok(())
@@ -745,6 +769,18 @@ pub async fn run_job(
     let mapping = mapping.as_ref();
     let layouts = target_layouts(cfg, &targets);
     let mut runs = build_targets(cfg, job, &targets, mode, opts, command)?;
+    let mut stopped: Vec<Option<String>> = vec![None; runs.len()];
+    let mut statuses = Vec::new();
+    // Deposits whose answer was lost are settled before anything is sent again.
+    for (run, stop) in runs.iter().zip(stopped.iter_mut()) {
+        if let TargetRun::Chorus(c) = run {
+            match c.reconcile(ledger).await {
+                Ok(notes) => statuses.extend(notes),
+                Err(e @ TargetError::Remote { .. }) => *stop = Some(e.to_string()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let mut jr = JobRun {
         ledger,
         mapping,
@@ -784,7 +820,7 @@ pub async fn run_job(
                             pool.deliver.extend(p.deliver);
                             pool.others.extend(p.others);
                         }
-                    } else if let Err(e) = deliver(&mut runs, ledger, pending, &run_id) {
+                    } else if let Err(e) = deliver(&mut runs, &mut stopped, ledger, pending, &run_id).await {
                         failure = Some(e);
                         break;
                     }
@@ -834,7 +870,7 @@ pub async fn run_job(
                 progress,
             )?;
             jr.report.documents_read = read_before;
-            if let Err(e) = deliver(&mut runs, ledger, pending, &run_id) {
+            if let Err(e) = deliver(&mut runs, &mut stopped, ledger, pending, &run_id).await {
                 failure = Some(e);
             }
         }
@@ -846,7 +882,9 @@ pub async fn run_job(
             });
         }
         for (run, pool) in runs.iter_mut().zip(export_pool) {
-            let TargetRun::JournalFile(j) = run;
+            let TargetRun::JournalFile(j) = run else {
+                continue;
+            };
             let mut others = Some(pool.others);
             let mut docs = pool.deliver.into_iter().peekable();
             while docs.peek().is_some() || others.is_some() {
@@ -861,8 +899,24 @@ pub async fn run_job(
         }
     }
     let mut delivered = Vec::new();
-    for run in runs {
-        let TargetRun::JournalFile(j) = run;
+    for (run, stop) in runs.into_iter().zip(&stopped) {
+        let j = match run {
+            TargetRun::JournalFile(j) => j,
+            TargetRun::Chorus(c) => {
+                delivered.push(c.delivered());
+                if let Some(why) = stop {
+                    jr.report.error = Some(why.clone());
+                } else if failure.is_none() && matches!(mode, Mode::Sync) {
+                    // Statuses of what was deposited, this run or before.
+                    match c.poll(ledger).await {
+                        Ok(changes) => statuses.extend(changes),
+                        Err(e @ TargetError::Remote { .. }) => jr.report.error = Some(e.to_string()),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                continue;
+            }
+        };
         delivered.push(j.delivered());
         let line = |b: &crate::ledger::Batch| BatchLine {
             id: b.id,
@@ -900,6 +954,7 @@ pub async fn run_job(
             )?;
         }
     }
+    jr.report.statuses = statuses;
     finish_report(cfg, ledger, &mut jr, &delivered)?;
     let mut report = jr.report;
     report.finished_at = Some(Utc::now());
@@ -923,6 +978,7 @@ fn finish_report(
     for (ti, t) in jr.targets.iter().enumerate() {
         let kind = match cfg.connectors.get(t) {
             Some(Connector::JournalFile(c)) => format!("journal-file/{}", c.format.as_str()),
+            Some(Connector::ChorusPro(_)) => "chorus-pro".into(),
             _ => "target".into(),
         };
         let tally = &jr.tallies[ti];

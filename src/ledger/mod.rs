@@ -636,4 +636,19 @@ pub trait Ledger {
     ///
     /// Storage or decoding failure.
     fn audit_trail(&self) -> Result<Vec<AuditEvent>>;
+
+    /// Stores a value a target keeps between runs (a cache such as a Chorus Pro buyer's
+    /// structure settings), flushed to disk.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn put_value(&self, key: &str, value: &serde_json::Value) -> Result<()>;
+
+    /// A value stored with [`Ledger::put_value`].
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn value(&self, key: &str) -> Result<Option<serde_json::Value>>;
 }

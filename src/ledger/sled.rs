@@ -629,6 +629,18 @@ impl Ledger for SledLedger {
     fn audit_trail(&self) -> Result<Vec<AuditEvent>> {
         self.scan(b"a\0")
     }
+
+    fn put_value(&self, key: &str, value: &serde_json::Value) -> Result<()> {
+        self.db
+            .insert(format!("k\0{key}").into_bytes(), to_json(value)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn value(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let k = format!("k\0{key}").into_bytes();
+        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+    }
 }
 
 #[cfg(test)]

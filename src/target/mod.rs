@@ -2,6 +2,7 @@
 //! claim → deliver → record steps. Journal files are the first kind; Chorus Pro and the accounting
 //! APIs join as further variants of [`TargetRun`].
 
+pub mod chorus;
 pub mod journal_file;
 
 use crate::ledger::LedgerError;
@@ -12,6 +13,18 @@ pub enum TargetError {
     /// The ledger failed: nothing more is delivered in this run.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A remote API failed (unreachable, credentials refused): nothing more is sent to it in
+    /// this run.
+    #[error("{target}: {detail}")]
+    Remote {
+        /// Target connector.
+        target: String,
+        /// What happened (never a secret).
+        detail: String,
+    },
+    /// The target's configuration cannot work (a secret missing from the environment).
+    #[error("{0}")]
+    Config(String),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -25,7 +38,9 @@ pub enum TargetError {
 /// A target being delivered to during one run.
 pub enum TargetRun {
     /// Journal import files.
-    JournalFile(journal_file::JournalRun),
+    JournalFile(Box<journal_file::JournalRun>),
+    /// The Chorus Pro API.
+    Chorus(Box<chorus::ChorusRun>),
 }
 
 impl TargetRun {
@@ -33,6 +48,7 @@ impl TargetRun {
     pub fn name(&self) -> &str {
         match self {
             TargetRun::JournalFile(j) => j.name(),
+            TargetRun::Chorus(c) => c.name(),
         }
     }
 }

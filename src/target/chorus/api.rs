@@ -1,0 +1,510 @@
+//! The Chorus Pro API through PISTE: OAuth2 client credentials (the `oauth2` crate; token cached
+//! and renewed four minutes before expiry, one request at a time), the `cpro-account` header of
+//! the technical account, and the calls facto makes. Reads are retried (429, 5xx, no answer);
+//! the deposit is sent once, retried only when it was certainly not processed. Secrets stay in
+//! `secrecy` types and never reach an error message or a log.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::ChorusConfig;
+use crate::retry::{self, HttpFailure, OnceFailure, RetryPolicy};
+
+/// Renew the token this long before it expires (what the OCA client does).
+const TOKEN_MARGIN: Duration = Duration::from_secs(240);
+
+/// Errors of the Chorus Pro API.
+#[derive(Debug, thiserror::Error)]
+pub enum ChorusError {
+    /// A secret is missing from the environment.
+    #[error("{0}")]
+    Config(String),
+    /// PISTE or Chorus Pro refused the credentials.
+    #[error("{0}")]
+    Auth(String),
+    /// No answer, or a refusal, for a call that changes nothing.
+    #[error(transparent)]
+    Http(#[from] HttpFailure),
+    /// A deposit that was certainly not processed.
+    #[error("deposit not processed: {0}")]
+    NotSent(String),
+    /// A deposit that may have been processed: look it up before any new attempt.
+    #[error("deposit outcome unknown: {0}")]
+    Unknown(String),
+    /// Chorus Pro answered with a functional error (`codeRetour` not 0).
+    #[error("Chorus Pro refused: {libelle} (code {code})")]
+    Refused {
+        /// `codeRetour`.
+        code: i64,
+        /// `libelle`.
+        libelle: String,
+    },
+    /// An answer that is not what the API documents.
+    #[error("unexpected answer from {path}: {detail}")]
+    Protocol {
+        /// Endpoint.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// `deposer/flux` answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deposit {
+    /// Flow number.
+    pub numero_flux_depot: String,
+    /// Deposit date.
+    #[serde(default)]
+    pub date_depot: Option<String>,
+}
+
+/// One invoice-level error of a flow report.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DpError {
+    /// Invoice number.
+    #[serde(default)]
+    pub numero_dp: Option<String>,
+    /// Why it was rejected.
+    #[serde(default)]
+    pub libelle_erreur_dp: Option<String>,
+}
+
+/// One technical error of a flow report.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TechError {
+    /// Code.
+    #[serde(default)]
+    pub code_erreur: Option<String>,
+    /// Text.
+    #[serde(default)]
+    pub libelle_erreur: Option<String>,
+}
+
+/// `consulterCRDetaille` answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowReport {
+    /// Current state of the flow (`IN_INTEGRE`, `IN_REJETE`, ...).
+    #[serde(default)]
+    pub etat_courant_depot_flux: Option<String>,
+    /// Technical errors.
+    #[serde(default)]
+    pub liste_erreur_technique: Vec<TechError>,
+    /// Invoice-level errors.
+    #[serde(default, rename = "listeErreurDP")]
+    pub liste_erreur_dp: Vec<DpError>,
+}
+
+/// One invoice of `rechercher/fournisseur`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Found {
+    /// Chorus Pro's invoice id.
+    pub identifiant_facture_cpp: i64,
+    /// Invoice number.
+    pub numero_facture: String,
+    /// Current status.
+    #[serde(default)]
+    pub statut: Option<String>,
+    /// Flow it came in.
+    #[serde(default)]
+    pub numero_flux_depot: Option<String>,
+}
+
+/// What `consulter/historique` says of one invoice.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// `statutCourantCode`.
+    pub status: String,
+    /// Comment of the latest status (a rejection reason).
+    pub comment: Option<String>,
+}
+
+/// Settings of a buyer's structure (`structures/v1/consulter`).
+pub use crate::einvoice::rules::StructureRules;
+
+/// A client of one Chorus Pro account.
+pub struct ChorusApi {
+    http: reqwest::Client,
+    base: String,
+    token_url: String,
+    client_id: String,
+    client_secret: SecretString,
+    account: SecretString,
+    policy: RetryPolicy,
+    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+}
+
+fn secret_from_env(var: &str, what: &str) -> Result<SecretString, ChorusError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
+        _ => Err(ChorusError::Config(format!(
+            "the environment variable {var} ({what}) is not set; export it before running facto"
+        ))),
+    }
+}
+
+impl ChorusApi {
+    /// A client for a `chorus-pro` connector, with its secrets read from the environment.
+    ///
+    /// # Errors
+    ///
+    /// A secret is missing, or the HTTP client cannot be built.
+    pub fn new(cfg: &ChorusConfig) -> Result<Self, ChorusError> {
+        let client_id = secret_from_env(&cfg.client_id_env, "PISTE client id")?;
+        let client_secret = secret_from_env(&cfg.client_secret_env, "PISTE client secret")?;
+        let account = secret_from_env(
+            &cfg.cpro_account_env,
+            "Chorus Pro technical account, login:password",
+        )?;
+        if !account.expose_secret().contains(':') {
+            return Err(ChorusError::Config(format!(
+                "{} must hold the technical account as login:password",
+                cfg.cpro_account_env
+            )));
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(account.expose_secret());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ChorusError::Config(format!("HTTP client: {e}")))?;
+        Ok(ChorusApi {
+            http,
+            base: cfg.api_url().trim_end_matches('/').to_owned(),
+            token_url: cfg.token_url(),
+            client_id: client_id.expose_secret().to_owned(),
+            client_secret,
+            account: SecretString::from(encoded),
+            policy: RetryPolicy {
+                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
+                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
+                ..RetryPolicy::default()
+            },
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// A valid access token: the cached one, or a new one (one request at a time).
+    async fn token(&self) -> Result<SecretString, ChorusError> {
+        let mut cached = self.token.lock().await;
+        if let Some((t, until)) = cached.as_ref() {
+            if Instant::now() < *until {
+                return Ok(t.clone());
+            }
+        }
+        let url = TokenUrl::new(self.token_url.clone())
+            .map_err(|e| ChorusError::Config(format!("token_url: {e}")))?;
+        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                self.client_secret.expose_secret().to_owned(),
+            ))
+            .set_auth_type(AuthType::RequestBody)
+            .set_token_uri(url);
+        let resp = client
+            .exchange_client_credentials()
+            .add_scope(Scope::new("openid".into()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                oauth2::RequestTokenError::ServerResponse(r) => ChorusError::Auth(format!(
+                    "PISTE refused the client credentials ({}); check the client id and secret of the PISTE application for this environment",
+                    r.error()
+                )),
+                oauth2::RequestTokenError::Request(e) => ChorusError::Http(HttpFailure::Unreachable {
+                    url: self.token_url.clone(),
+                    detail: e.to_string(),
+                }),
+                other => ChorusError::Auth(format!("PISTE token request failed: {other}")),
+            })?;
+        let life = resp.expires_in().unwrap_or(Duration::from_secs(3600));
+        let token = SecretString::from(resp.access_token().secret().to_owned());
+        *cached = Some((
+            token.clone(),
+            Instant::now() + life.saturating_sub(TOKEN_MARGIN),
+        ));
+        Ok(token)
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    fn request(&self, path: &str, token: &SecretString, body: &Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token.expose_secret())
+            .header("cpro-account", self.account.expose_secret())
+            .header("Content-Type", "application/json;charset=utf-8")
+            .json(body)
+    }
+
+    fn auth_refused(status: u16) -> ChorusError {
+        ChorusError::Auth(if status == 403 {
+            "Chorus Pro answered 403: the PISTE application is not subscribed to the Chorus Pro APIs of this environment, or their terms were not accepted".to_owned()
+        } else {
+            "Chorus Pro refused the credentials (401): check the technical account (cpro-account) and its password expiry".to_owned()
+        })
+    }
+
+    fn parse<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, ChorusError> {
+        let code = v.get("codeRetour").and_then(Value::as_i64).unwrap_or(0);
+        if code != 0 {
+            return Err(ChorusError::Refused {
+                code,
+                libelle: v
+                    .get("libelle")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            });
+        }
+        serde_json::from_value(v).map_err(|e| ChorusError::Protocol {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The functional error of a 400 answer.
+    fn refusal(path: &str, body: &str) -> ChorusError {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        match v.get("codeRetour").and_then(Value::as_i64) {
+            Some(code) if code != 0 => ChorusError::Refused {
+                code,
+                libelle: v
+                    .get("libelle")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            },
+            _ => ChorusError::Protocol {
+                path: path.to_owned(),
+                detail: format!("HTTP 400: {body}"),
+            },
+        }
+    }
+
+    /// A call that changes nothing: retried; a 401 renews the token once.
+    async fn read<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, ChorusError> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let url = format!("{}{path}", self.base);
+            match retry::send(self.policy, &url, || self.request(path, &token, &body)).await {
+                Ok(resp) => {
+                    let v: Value = resp.json().await.map_err(|e| ChorusError::Protocol {
+                        path: path.to_owned(),
+                        detail: e.to_string(),
+                    })?;
+                    return Self::parse(path, v);
+                }
+                Err(HttpFailure::Refused { status: 401, .. }) if attempt == 0 => {
+                    self.forget_token().await;
+                }
+                Err(HttpFailure::Refused { status, .. }) if status == 401 || status == 403 => {
+                    return Err(Self::auth_refused(status))
+                }
+                Err(HttpFailure::Refused { status: 400, body, .. }) => {
+                    return Err(Self::refusal(path, &body));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Self::auth_refused(401))
+    }
+
+    /// Deposits one flow (`deposer/flux`). Sent once: see [`ChorusError::Unknown`].
+    ///
+    /// # Errors
+    ///
+    /// `NotSent` (safe to try again), `Unknown` (look up first), `Refused`, `Auth`.
+    pub async fn deposit(&self, file: &[u8], name: &str, syntax: &str) -> Result<Deposit, ChorusError> {
+        let path = "/cpro/factures/v1/deposer/flux";
+        let body = json!({
+            "fichierFlux": base64::engine::general_purpose::STANDARD.encode(file),
+            "nomFichier": name,
+            "syntaxeFlux": syntax,
+            "avecSignature": false,
+        });
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let url = format!("{}{path}", self.base);
+            match retry::send_once(self.policy, &url, || self.request(path, &token, &body)).await {
+                Ok(resp) => {
+                    let v: Value = resp
+                        .json()
+                        .await
+                        .map_err(|e| ChorusError::Unknown(format!("unreadable answer: {e}")))?;
+                    return Self::parse(path, v);
+                }
+                Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. })) if attempt == 0 => {
+                    self.forget_token().await;
+                }
+                Err(OnceFailure::Refused(HttpFailure::Refused { status, body, .. })) => {
+                    if status == 401 || status == 403 {
+                        return Err(Self::auth_refused(status));
+                    }
+                    return Err(match Self::refusal(path, &body) {
+                        e @ ChorusError::Refused { .. } => e,
+                        _ => ChorusError::Refused {
+                            code: i64::from(status),
+                            libelle: body,
+                        },
+                    });
+                }
+                Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
+                    return Err(ChorusError::NotSent(e.to_string()))
+                }
+                Err(OnceFailure::Unknown { detail, .. }) => return Err(ChorusError::Unknown(detail)),
+            }
+        }
+        Err(Self::auth_refused(401))
+    }
+
+    /// The processing report of a flow (`consulterCRDetaille`).
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure.
+    pub async fn flow_report(&self, flow: &str) -> Result<FlowReport, ChorusError> {
+        self.read(
+            "/cpro/transverses/v1/consulterCRDetaille",
+            json!({"numeroFluxDepot": flow}),
+        )
+        .await
+    }
+
+    /// Invoices found as supplier, every page (the default page holds 10).
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure.
+    pub async fn search(&self, criteria: Value) -> Result<Vec<Found>, ChorusError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            liste_factures: Vec<Found>,
+            #[serde(default)]
+            parametres_retour: Option<PageInfo>,
+        }
+        #[derive(Deserialize)]
+        struct PageInfo {
+            #[serde(default)]
+            pages: Option<u64>,
+        }
+        let mut out = Vec::new();
+        let mut page = 1u64;
+        loop {
+            let mut body = criteria.clone();
+            body["rechercheFactureParFournisseur"] =
+                json!({"nbResultatsParPage": 100, "pageResultatDemandee": page});
+            let p: Page = self
+                .read("/cpro/factures/v1/rechercher/fournisseur", body)
+                .await?;
+            out.extend(p.liste_factures);
+            let pages = p.parametres_retour.and_then(|i| i.pages).unwrap_or(1);
+            if page >= pages || page >= 1000 {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// The status of one invoice (`consulter/historique`).
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure.
+    pub async fn history(&self, id: i64) -> Result<History, ChorusError> {
+        let v: Value = self
+            .read("/cpro/factures/v1/consulter/historique", json!({"idFacture": id}))
+            .await?;
+        let status = v
+            .get("statutCourantCode")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ChorusError::Protocol {
+                path: "consulter/historique".into(),
+                detail: "no statutCourantCode".into(),
+            })?
+            .to_owned();
+        let comment = v
+            .pointer("/historiquesDesStatuts/histoStatut")
+            .and_then(Value::as_array)
+            .and_then(|a| a.last())
+            .and_then(|h| h.get("histoStatutCommentaire"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(History { status, comment })
+    }
+
+    /// A buyer's structure settings from its SIRET; `None` when Chorus Pro does not know it.
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure.
+    pub async fn structure(&self, siret: &str) -> Result<Option<StructureRules>, ChorusError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Found {
+            id_structure_cpp: i64,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Search {
+            #[serde(default)]
+            liste_structures: Vec<Found>,
+        }
+        let s: Search = self
+            .read(
+                "/cpro/structures/v1/rechercher",
+                json!({"structure": {"identifiantStructure": siret, "typeIdentifiantStructure": "SIRET"}}),
+            )
+            .await?;
+        let Some(first) = s.liste_structures.first() else {
+            return Ok(None);
+        };
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Params {
+            code_service_doit_etre_renseigne: bool,
+            numero_ej_doit_etre_renseigne: bool,
+            gestion_numero_ej_ou_code_service: bool,
+        }
+        #[derive(Deserialize)]
+        struct Consult {
+            #[serde(default)]
+            parametres: Params,
+        }
+        let c: Consult = self
+            .read(
+                "/cpro/structures/v1/consulter",
+                json!({"idStructureCPP": first.id_structure_cpp, "codeLangue": "fr"}),
+            )
+            .await?;
+        Ok(Some(StructureRules {
+            service_code_required: c.parametres.code_service_doit_etre_renseigne,
+            engagement_required: c.parametres.numero_ej_doit_etre_renseigne,
+            engagement_or_service: c.parametres.gestion_numero_ej_ou_code_service,
+        }))
+    }
+}
+
+/// A cached structure reading, as kept in the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedStructure {
+    /// When it was read.
+    pub read_at: chrono::DateTime<chrono::Utc>,
+    /// `None`: Chorus Pro does not know this SIRET.
+    pub rules: Option<StructureRules>,
+}
