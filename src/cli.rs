@@ -423,9 +423,7 @@ async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
                     Err(e) => error = Some(e.to_string()),
                 }
             }
-            let counts = ledger
-                .count_states(&j.name, t)
-                .map_err(ledger_failure)?;
+            let counts = ledger.count_states(&j.name, t).map_err(ledger_failure)?;
             let counts: std::collections::BTreeMap<&str, u64> =
                 counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
             if error.is_some() {

@@ -711,7 +711,8 @@ async fn deliver(
         match run {
             TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
             TargetRun::Chorus(_) if stop.is_some() => ledger.put_records(&p.others)?,
-            TargetRun::Chorus(c) => match c.deliver_page(ledger, p.deliver, p.others, run_id).await {
+            TargetRun::Chorus(c) => match c.deliver_page(ledger, p.deliver, p.others, run_id).await
+            {
                 Ok(()) => {}
                 Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
                     tracing::error!(target = %c.name(), error = %e, "Target stopped for this run.");
@@ -820,7 +821,9 @@ pub async fn run_job(
                             pool.deliver.extend(p.deliver);
                             pool.others.extend(p.others);
                         }
-                    } else if let Err(e) = deliver(&mut runs, &mut stopped, ledger, pending, &run_id).await {
+                    } else if let Err(e) =
+                        deliver(&mut runs, &mut stopped, ledger, pending, &run_id).await
+                    {
                         failure = Some(e);
                         break;
                     }
@@ -910,7 +913,9 @@ pub async fn run_job(
                     // Statuses of what was deposited, this run or before.
                     match c.poll(ledger).await {
                         Ok(changes) => statuses.extend(changes),
-                        Err(e @ TargetError::Remote { .. }) => jr.report.error = Some(e.to_string()),
+                        Err(e @ TargetError::Remote { .. }) => {
+                            jr.report.error = Some(e.to_string())
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }

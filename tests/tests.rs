@@ -3,7 +3,9 @@
 
 mod common;
 
+mod chorus_api;
 mod chorus_files;
+mod chorus_sim;
 
 mod crash;
 mod demo;

@@ -72,10 +72,10 @@ pub struct Deposit {
 #[serde(rename_all = "camelCase")]
 pub struct DpError {
     /// Invoice number.
-    #[serde(default)]
+    #[serde(default, rename = "numeroDP")]
     pub numero_dp: Option<String>,
     /// Why it was rejected.
-    #[serde(default)]
+    #[serde(default, rename = "libelleErreurDP")]
     pub libelle_erreur_dp: Option<String>,
 }
 
@@ -111,6 +111,7 @@ pub struct FlowReport {
 #[serde(rename_all = "camelCase")]
 pub struct Found {
     /// Chorus Pro's invoice id.
+    #[serde(rename = "identifiantFactureCPP")]
     pub identifiant_facture_cpp: i64,
     /// Invoice number.
     pub numero_facture: String,
@@ -314,7 +315,9 @@ impl ChorusApi {
                 Err(HttpFailure::Refused { status, .. }) if status == 401 || status == 403 => {
                     return Err(Self::auth_refused(status))
                 }
-                Err(HttpFailure::Refused { status: 400, body, .. }) => {
+                Err(HttpFailure::Refused {
+                    status: 400, body, ..
+                }) => {
                     return Err(Self::refusal(path, &body));
                 }
                 Err(e) => return Err(e.into()),
@@ -328,7 +331,12 @@ impl ChorusApi {
     /// # Errors
     ///
     /// `NotSent` (safe to try again), `Unknown` (look up first), `Refused`, `Auth`.
-    pub async fn deposit(&self, file: &[u8], name: &str, syntax: &str) -> Result<Deposit, ChorusError> {
+    pub async fn deposit(
+        &self,
+        file: &[u8],
+        name: &str,
+        syntax: &str,
+    ) -> Result<Deposit, ChorusError> {
         let path = "/cpro/factures/v1/deposer/flux";
         let body = json!({
             "fichierFlux": base64::engine::general_purpose::STANDARD.encode(file),
@@ -347,7 +355,9 @@ impl ChorusApi {
                         .map_err(|e| ChorusError::Unknown(format!("unreadable answer: {e}")))?;
                     return Self::parse(path, v);
                 }
-                Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. })) if attempt == 0 => {
+                Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
+                    if attempt == 0 =>
+                {
                     self.forget_token().await;
                 }
                 Err(OnceFailure::Refused(HttpFailure::Refused { status, body, .. })) => {
@@ -365,7 +375,9 @@ impl ChorusApi {
                 Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
                     return Err(ChorusError::NotSent(e.to_string()))
                 }
-                Err(OnceFailure::Unknown { detail, .. }) => return Err(ChorusError::Unknown(detail)),
+                Err(OnceFailure::Unknown { detail, .. }) => {
+                    return Err(ChorusError::Unknown(detail))
+                }
             }
         }
         Err(Self::auth_refused(401))
@@ -428,7 +440,10 @@ impl ChorusApi {
     /// Network, credentials or protocol failure.
     pub async fn history(&self, id: i64) -> Result<History, ChorusError> {
         let v: Value = self
-            .read("/cpro/factures/v1/consulter/historique", json!({"idFacture": id}))
+            .read(
+                "/cpro/factures/v1/consulter/historique",
+                json!({"idFacture": id}),
+            )
             .await?;
         let status = v
             .get("statutCourantCode")
@@ -457,6 +472,7 @@ impl ChorusApi {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Found {
+            #[serde(rename = "idStructureCPP")]
             id_structure_cpp: i64,
         }
         #[derive(Deserialize)]
@@ -478,7 +494,9 @@ impl ChorusApi {
         #[serde(rename_all = "camelCase", default)]
         struct Params {
             code_service_doit_etre_renseigne: bool,
+            #[serde(rename = "numeroEJDoitEtreRenseigne")]
             numero_ej_doit_etre_renseigne: bool,
+            #[serde(rename = "gestionNumeroEJOuCodeService")]
             gestion_numero_ej_ou_code_service: bool,
         }
         #[derive(Deserialize)]

@@ -66,7 +66,12 @@ impl ChorusRun {
     /// # Errors
     ///
     /// A secret is missing from the environment.
-    pub fn new(name: &str, job: &str, cfg: &ChorusConfig, dry_run: bool) -> Result<Self, TargetError> {
+    pub fn new(
+        name: &str,
+        job: &str,
+        cfg: &ChorusConfig,
+        dry_run: bool,
+    ) -> Result<Self, TargetError> {
         let api = if dry_run {
             None
         } else {
@@ -293,8 +298,15 @@ impl ChorusRun {
                 }
                 let end = zip.finish(bytes.len() as u64);
                 bytes.extend(end);
-                let syntax = if self.cfg.syntax == EinvoiceSyntax::Cii { "CII" } else { "UBL" };
-                (bytes, format!("{syntax}_chorus_lot_{}_{}.zip", run_id, lot[0].0.doc.number))
+                let syntax = if self.cfg.syntax == EinvoiceSyntax::Cii {
+                    "CII"
+                } else {
+                    "UBL"
+                };
+                (
+                    bytes,
+                    format!("{syntax}_chorus_lot_{}_{}.zip", run_id, lot[0].0.doc.number),
+                )
             };
             let mut claimed: Vec<Record> = lot
                 .into_iter()
@@ -318,7 +330,10 @@ impl ChorusRun {
             first.append(&mut others);
             ledger.put_records(&first)?;
             fault::point("after-claim", &self.name);
-            let result = self.api()?.deposit(&file, &file_name, self.syntax_code()).await;
+            let result = self
+                .api()?
+                .deposit(&file, &file_name, self.syntax_code())
+                .await;
             let now = Utc::now();
             match result {
                 Ok(dep) => {
@@ -394,7 +409,10 @@ impl ChorusRun {
             }
         }
         for (flow, recs) in flows {
-            let report = api.flow_report(&flow).await.map_err(|e| remote(&self.name, &e))?;
+            let report = api
+                .flow_report(&flow)
+                .await
+                .map_err(|e| remote(&self.name, &e))?;
             let etat = report
                 .etat_courant_depot_flux
                 .clone()
@@ -414,13 +432,21 @@ impl ChorusRun {
                     let reason = [technical, dp].concat().join("; ");
                     for mut r in recs {
                         r.remote_status = Some(etat.clone());
-                        r.last_error = Some(format!("Chorus Pro rejected flow {flow} ({etat}): {reason}"));
+                        r.last_error = Some(format!(
+                            "Chorus Pro rejected flow {flow} ({etat}): {reason}"
+                        ));
                         r.transition(State::Rejected, format!("flow {flow}: {etat}"), now);
-                        changes.push(format!("{} ({}): flow {flow} {etat}: rejected: {reason}", r.number, self.name));
+                        changes.push(format!(
+                            "{} ({}): flow {flow} {etat}: rejected: {reason}",
+                            r.number, self.name
+                        ));
                         changed.push(r);
                     }
                 }
-                "IN_INTEGRE" | "IN_INTEGRE_PARTIEL" | "QP_RECEVABLE" | "QP_RECEVABLE_AVEC_ERREUR" => {
+                "IN_INTEGRE"
+                | "IN_INTEGRE_PARTIEL"
+                | "QP_RECEVABLE"
+                | "QP_RECEVABLE_AVEC_ERREUR" => {
                     let found = api
                         .search(json!({"numeroFluxDepot": flow}))
                         .await
@@ -433,17 +459,32 @@ impl ChorusRun {
                         if let Some(e) = dp_error {
                             let why = e.libelle_erreur_dp.clone().unwrap_or_default();
                             r.remote_status = Some(etat.clone());
-                            r.last_error = Some(format!("Chorus Pro rejected it in flow {flow}: {why}"));
+                            r.last_error =
+                                Some(format!("Chorus Pro rejected it in flow {flow}: {why}"));
                             r.transition(State::Rejected, format!("flow {flow}: {why}"), now);
-                            changes.push(format!("{} ({}): rejected in flow {flow}: {why}", r.number, self.name));
+                            changes.push(format!(
+                                "{} ({}): rejected in flow {flow}: {why}",
+                                r.number, self.name
+                            ));
                             changed.push(r);
-                        } else if let Some(f) = found.iter().find(|f| f.numero_facture == r.number) {
+                        } else if let Some(f) = found.iter().find(|f| f.numero_facture == r.number)
+                        {
                             let status = f.statut.clone().unwrap_or_else(|| "DEPOSEE".into());
                             r.remote_id = Some(f.identifiant_facture_cpp.to_string());
                             r.remote_status = Some(status.clone());
                             let st = state_for(&status);
-                            changes.push(format!("{} ({}): flow {flow} {etat}, invoice {} {status}", r.number, self.name, f.identifiant_facture_cpp));
-                            r.transition(st, format!("flow {flow} {etat}; Chorus Pro invoice {} {status}", f.identifiant_facture_cpp), now);
+                            changes.push(format!(
+                                "{} ({}): flow {flow} {etat}, invoice {} {status}",
+                                r.number, self.name, f.identifiant_facture_cpp
+                            ));
+                            r.transition(
+                                st,
+                                format!(
+                                    "flow {flow} {etat}; Chorus Pro invoice {} {status}",
+                                    f.identifiant_facture_cpp
+                                ),
+                                now,
+                            );
                             changed.push(r);
                         }
                     }
@@ -451,7 +492,8 @@ impl ChorusRun {
                 _ => {
                     for mut r in recs {
                         if r.remote_status.as_deref() != Some(etat.as_str()) {
-                            changes.push(format!("{} ({}): flow {flow} {etat}", r.number, self.name));
+                            changes
+                                .push(format!("{} ({}): flow {flow} {etat}", r.number, self.name));
                             r.remote_status = Some(etat.clone());
                             r.updated_at = now;
                             changed.push(r);
@@ -472,7 +514,9 @@ impl ChorusRun {
             if st == State::Rejected {
                 r.last_error = Some(format!(
                     "rejected by the buyer on Chorus Pro: {}",
-                    h.comment.clone().unwrap_or_else(|| "no reason given".into())
+                    h.comment
+                        .clone()
+                        .unwrap_or_else(|| "no reason given".into())
                 ));
             }
             changes.push(format!(

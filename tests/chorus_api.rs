@@ -1,0 +1,308 @@
+//! The Chorus Pro target through the real binary against the in-repo simulator: deposits exactly
+//! once (even when an answer is lost, a call times out or the process is killed right after the
+//! deposit), statuses followed to payment, rejections reported with Chorus Pro's reason and sent
+//! again only when a user asks, structure settings read once and cached, credentials refused
+//! cleanly while the other targets still deliver.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::chorus_sim::{Fault, Sim, ACCOUNT, CLIENT_ID, CLIENT_SECRET};
+use crate::common::{target, Project};
+
+const T: &str = "chorus-pro";
+/// The demo's documents for public buyers that pass every rule (F2026-0004 is held).
+const PUBLIC: usize = 9;
+
+fn project(sim: &Sim, extra: &str) -> Project {
+    let p = Project::demo();
+    p.write("connectors/chorus-pro.toml", &sim.connector(extra));
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"chorus-pro\"]",
+    );
+    assert!(cfg.contains("\"chorus-pro\""));
+    p.write("facto.toml", &cfg);
+    p
+}
+
+fn command(p: &Project, args: &[&str], secret: &str) -> std::process::Command {
+    let mut c = p.command(args);
+    c.env("PISTE_CLIENT_ID", CLIENT_ID)
+        .env("PISTE_CLIENT_SECRET", secret)
+        .env("CHORUS_PRO_ACCOUNT", ACCOUNT);
+    c
+}
+
+async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
+    run_with(p, args, CLIENT_SECRET).await
+}
+
+async fn run_with(p: &Project, args: &[&str], secret: &str) -> (i32, Value, String) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let mut cmd = command(p, &all, secret);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn states(p: &Project, state: &str) -> Vec<Value> {
+    let (_, v) = p.json(&["ledger", "list", "--target", T, "--state", state]);
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn assert_once(sim: &Sim) {
+    let d = sim.deposits();
+    assert_eq!(d.len(), PUBLIC, "{d:?}");
+    assert!(
+        d.values().all(|n| *n == 1),
+        "deposited more than once: {d:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deposits_once_and_follows_statuses_to_payment() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "held documents give 1: {r} {err}");
+    assert_eq!(target(&r, T)["delivered"], PUBLIC as u64, "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_once(&sim);
+    assert!(r["problems"].to_string().contains("CHORUS-EJ-OR-PO"));
+    assert_eq!(
+        sim.state.lock().unwrap().token_requests,
+        1,
+        "one token per run"
+    );
+    // The structures of the two buyers were read once and cached.
+    assert_eq!(sim.calls("/cpro/structures/v1/rechercher"), 2);
+
+    // `facto status` follows flows then invoices until they are paid.
+    let mut last = Value::Null;
+    for _ in 0..6 {
+        let (code, s, err) = run(&p, &["status"]).await;
+        assert_eq!(code, 0, "{s} {err}");
+        last = s;
+    }
+    assert_eq!(states(&p, "paid").len(), PUBLIC, "{last}");
+    let paid = &states(&p, "paid")[0];
+    assert!(
+        paid["remote_id"].is_string()
+            && paid["idempotency_key"]
+                .as_str()
+                .unwrap()
+                .starts_with("FLUX")
+    );
+    let history = paid["history"].to_string();
+    assert!(
+        history.contains("MISE_A_DISPOSITION") && history.contains("MISE_EN_PAIEMENT"),
+        "{history}"
+    );
+
+    // Nothing is deposited again, and the structures come from the cache.
+    let (_, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 0);
+    assert_once(&sim);
+    assert_eq!(sim.calls("/cpro/structures/v1/rechercher"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_answers_and_timeouts_are_looked_up_never_deposited_twice() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "timeout_secs = 1\nlookup_grace_minutes = 0\n");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.faults.push_back(Fault::TooMany);
+        s.faults.push_back(Fault::LoseAnswer);
+    }
+    let (code, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(
+        code, 3,
+        "an outcome unknown stops the target for this run: {r}"
+    );
+    assert!(
+        r["error"].as_str().unwrap().contains("outcome unknown"),
+        "{r}"
+    );
+    assert_eq!(
+        states(&p, "claimed").len(),
+        1,
+        "the lost deposit stays claimed"
+    );
+    // The other targets delivered all the same.
+    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+
+    // Next run: the lost deposit is found on Chorus Pro, not deposited again; then a timeout.
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Slow(Duration::from_secs(3)));
+    let (code, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    assert!(
+        r["statuses"].to_string().contains("not deposited again"),
+        "{r}"
+    );
+    let (code, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert!(states(&p, "claimed").is_empty());
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_right_after_the_deposit_the_next_run_finds_it() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    let flag = p.path("paused");
+    let mut cmd = command(&p, &["sync"], CLIENT_SECRET);
+    cmd.env("FACTO_TEST_PAUSE_AT", "after-deposit:3@chorus-pro")
+        .env("FACTO_TEST_PAUSE_FILE", &flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while !flag.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before the pause"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        sim.deposits().len(),
+        3,
+        "three flows deposited before the kill"
+    );
+    assert_eq!(
+        states(&p, "claimed").len(),
+        1,
+        "the third is claimed, its flow not recorded"
+    );
+
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r} {err}");
+    assert!(states(&p, "claimed").is_empty());
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejections_carry_chorus_reason_and_are_sent_again_only_on_request() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "lot_size = 500\n");
+    // Six more public-buyer invoices: one flow of 15, more than a page of search results.
+    let base: Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0012.json")).unwrap();
+    for i in 0..6 {
+        let mut d = base.clone();
+        d["id"] = serde_json::json!(format!("extra-{i}"));
+        d["number"] = serde_json::json!(format!("F2026-08{i:02}"));
+        p.write(&format!("examples/invoices/extra-{i}.json"), &d.to_string());
+    }
+    sim.state
+        .lock()
+        .unwrap()
+        .buyer_rejects
+        .push("F2026-0008".into());
+    let (_, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], PUBLIC as u64 + 6);
+    assert_eq!(sim.calls("/cpro/factures/v1/deposer/flux"), 1, "one lot");
+    for _ in 0..4 {
+        run(&p, &["status"]).await;
+    }
+    // Every invoice of the flow was identified, though the search pages by 10.
+    let (_, all) = p.json(&["ledger", "list", "--target", T]);
+    let ids = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["remote_id"].is_string())
+        .count();
+    assert_eq!(ids, PUBLIC + 6, "{all}");
+    assert!(sim.calls("/cpro/factures/v1/rechercher/fournisseur") >= 2);
+    let rejected = states(&p, "rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(rejected[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("Numéro d'engagement inconnu"));
+    // Reported, not sent again by sync.
+    let (_, r, _) = run(&p, &["sync"]).await;
+    let problems = r["problems"].to_string();
+    assert!(
+        problems.contains("F2026-0008") && problems.contains("rejected"),
+        "{problems}"
+    );
+    assert_eq!(sim.deposits()["F2026-0008"], 1);
+    // The user asks: it is deposited again.
+    let (code, _) = {
+        let mut c = command(
+            &p,
+            &["--json", "ledger", "retry", "F2026-0008", "--target", T],
+            CLIENT_SECRET,
+        );
+        let out = c.output().unwrap();
+        (out.status.code(), out)
+    };
+    assert_eq!(code, Some(0));
+    let (_, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 1, "{r}");
+    assert_eq!(sim.deposits()["F2026-0008"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn structure_settings_hold_documents_and_credentials_fail_cleanly() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    // The lycée requires an engagement number; one of its invoices has none.
+    sim.state
+        .lock()
+        .unwrap()
+        .structures
+        .insert("19690123400015".into(), (502, false, true));
+    let f = p.read("examples/invoices/inv-2026-0008.json");
+    let v: Value = serde_json::from_str(&f).unwrap();
+    assert_eq!(v["buyer"]["siret"], "19690123400015");
+    let f = f.replace("\"engagement_number\": null", "\"engagement_number\": \"\"");
+    p.write("examples/invoices/inv-2026-0008.json", &f);
+
+    // Wrong PISTE secret: a clear error, nothing deposited, the files still written.
+    let (code, r, _) = run_with(&p, &["sync"], "wrong").await;
+    assert_eq!(code, 3, "{r}");
+    let e = r["error"].as_str().unwrap();
+    assert!(e.contains("PISTE refused the client credentials"), "{e}");
+    assert!(!e.contains("wrong"), "a secret never appears in a message");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert!(sim.deposits().is_empty());
+
+    // A missing variable is named.
+    let mut c = command(&p, &["sync"], CLIENT_SECRET);
+    c.env_remove("PISTE_CLIENT_SECRET");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PISTE_CLIENT_SECRET"));
+
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r} {err}");
+    let problems = r["problems"].to_string();
+    assert!(
+        problems.contains("CHORUS-STRUCTURE-EJ") && problems.contains("F2026-0008"),
+        "{problems}"
+    );
+    // F2026-0025 (in the June batch file) has no engagement number either.
+    assert!(problems.contains("F2026-0025"), "{problems}");
+    assert_eq!(target(&r, T)["delivered"], PUBLIC as u64 - 2);
+    assert!(!sim.deposits().contains_key("F2026-0008"));
+}
