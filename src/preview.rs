@@ -210,6 +210,7 @@ pub async fn preview(
             .iter()
             .filter(|(d, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
+        let is_chorus = matches!(cfg.connectors.get(&t), Some(Connector::ChorusPro(_)));
         let mut tp = TargetPreview {
             action: if matches!(cfg.connectors.get(&t), Some(Connector::JournalFile(_))) {
                 "export"
@@ -261,7 +262,16 @@ pub async fn preview(
                     rec.and_then(|r| r.last_error).unwrap_or_default(),
                 ),
                 _ => match prepare(doc, mapping).and_then(|md| {
-                    let p = layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
+                    let mut p =
+                        layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
+                    if is_chorus {
+                        p.extend(
+                            crate::target::chorus::ChorusRun::cached_structure_problems(
+                                ledger, &t, &md,
+                            )
+                            .unwrap_or_default(),
+                        );
+                    }
                     if p.is_empty() {
                         Ok(md)
                     } else {

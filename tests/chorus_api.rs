@@ -305,4 +305,65 @@ async fn structure_settings_hold_documents_and_credentials_fail_cleanly() {
     assert!(problems.contains("F2026-0025"), "{problems}");
     assert_eq!(target(&r, T)["delivered"], PUBLIC as u64 - 2);
     assert!(!sim.deposits().contains_key("F2026-0008"));
+    // Preview reads the cached settings, calling nothing.
+    let calls = sim.state.lock().unwrap().calls.len();
+    let (_, pv, _) = run(&p, &["preview", "--target", T]).await;
+    let row = pv["targets"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == "F2026-0008")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["status"], "held");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CHORUS-STRUCTURE-EJ"),
+        "{row}"
+    );
+    assert_eq!(sim.state.lock().unwrap().calls.len(), calls);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiring_tokens_are_renewed_and_a_failed_flow_is_rejected_with_its_report() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.token_max_uses = 3;
+        s.faults.push_back(Fault::Corrupt);
+    }
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r} {err}");
+    assert_eq!(target(&r, T)["delivered"], PUBLIC as u64);
+    assert!(
+        sim.state.lock().unwrap().token_requests > 2,
+        "tokens renewed after a 401"
+    );
+    for _ in 0..2 {
+        run(&p, &["status"]).await;
+    }
+    let rejected = states(&p, "rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let why = rejected[0]["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("IN_REJETE") && why.contains("ne respecte pas le format"),
+        "{why}"
+    );
+    assert_once(&sim);
+
+    // A wrong technical account is named as such; nothing is deposited.
+    let mut c = command(&p, &["--json", "status"], CLIENT_SECRET);
+    c.env("CHORUS_PRO_ACCOUNT", "TECH_1_facto@cpro.fr:wrong");
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("technical account") && !text.contains(":wrong"),
+        "{text}"
+    );
 }

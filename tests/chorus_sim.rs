@@ -27,6 +27,8 @@ pub enum Fault {
     LoseAnswer,
     /// Process the flow, then answer after this long (longer than the client waits).
     Slow(Duration),
+    /// Accept the flow, whose processing then fails (`IN_REJETE`, as for an unreadable file).
+    Corrupt,
 }
 
 #[derive(Debug, Clone)]
@@ -46,8 +48,10 @@ struct Flow {
 
 #[derive(Default)]
 pub struct State {
-    tokens: HashMap<String, Instant>,
+    tokens: HashMap<String, (Instant, u32)>,
     pub token_life: u64,
+    /// A token stops working after this many calls (0: never), as if it had expired.
+    pub token_max_uses: u32,
     pub token_requests: u32,
     next_flow: u64,
     next_invoice: i64,
@@ -117,21 +121,27 @@ impl Responder {
         } else {
             s.token_life
         };
-        s.tokens
-            .insert(token.clone(), Instant::now() + Duration::from_secs(life));
+        s.tokens.insert(
+            token.clone(),
+            (Instant::now() + Duration::from_secs(life), 0),
+        );
         ResponseTemplate::new(200).set_body_json(json!({
             "access_token": token, "token_type": "Bearer", "expires_in": life, "scope": "openid"
         }))
     }
 
-    fn authorised(s: &State, req: &Request) -> bool {
+    fn authorised(s: &mut State, req: &Request) -> bool {
+        let max = s.token_max_uses;
         let bearer = req
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| s.tokens.get(t))
-            .is_some_and(|until| Instant::now() < *until);
+            .and_then(|t| s.tokens.get_mut(t))
+            .is_some_and(|(until, uses)| {
+                *uses += 1;
+                Instant::now() < *until && (max == 0 || *uses <= max)
+            });
         let account = base64::engine::general_purpose::STANDARD.encode(ACCOUNT);
         let cpro = req
             .headers
@@ -178,6 +188,10 @@ impl Responder {
         }
         if docs.is_empty() {
             flow.rejected = Some("flux vide".into());
+        }
+        if let Some(Fault::Corrupt) = fault {
+            flow.rejected =
+                Some("Le fichier ne respecte pas le format attendu pour la syntaxe".into());
         }
         if flow.rejected.is_none() {
             for n in &flow.numbers {
@@ -283,7 +297,7 @@ impl Respond for Responder {
         if path == "/api/oauth/token" {
             return self.token(&mut s, req);
         }
-        if !Self::authorised(&s, req) {
+        if !Self::authorised(&mut s, req) {
             return ResponseTemplate::new(401);
         }
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);

@@ -195,6 +195,33 @@ impl ChorusRun {
         Ok(notes)
     }
 
+    fn structure_key(target: &str, siret: &str) -> String {
+        format!("chorus-structure\0{target}\0{siret}")
+    }
+
+    /// What the buyer's structure settings, as last read from Chorus Pro and still cached,
+    /// say of a document (for `preview`, which calls nothing remote).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    pub fn cached_structure_problems(
+        ledger: &dyn Ledger,
+        target: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        let Some(siret) = md.doc.buyer.siret.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let cached: Option<CachedStructure> = ledger
+            .value(&Self::structure_key(target, siret))?
+            .and_then(|v| serde_json::from_value(v).ok());
+        Ok(match cached.and_then(|c| c.rules) {
+            Some(r) => rules::structure(&InvoiceView::new(md), &r),
+            None => Vec::new(),
+        })
+    }
+
     async fn structure_problems(
         &self,
         ledger: &dyn Ledger,
@@ -203,7 +230,7 @@ impl ChorusRun {
         let Some(siret) = md.doc.buyer.siret.as_deref() else {
             return Ok(Vec::new());
         };
-        let key = format!("chorus-structure\0{}\0{siret}", self.name);
+        let key = Self::structure_key(&self.name, siret);
         let ttl = Duration::hours(i64::try_from(self.cfg.structure_cache_hours).unwrap_or(24));
         let cached: Option<CachedStructure> = ledger
             .value(&key)?
