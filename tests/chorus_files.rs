@@ -128,3 +128,25 @@ fn lots_hold_at_most_lot_size_documents_and_cii_is_valid() {
         "{err}"
     );
 }
+
+#[test]
+fn lot_size_one_writes_each_document_as_its_own_xml() {
+    let p = Project::demo();
+    p.write(
+        "connectors/chorus-one.toml",
+        "kind = \"journal-file\"\nformat = \"chorus-ubl\"\nout_dir = \"out/chorus\"\nlot_size = 1\n",
+    );
+    let (_, r) = export(&p, "chorus-one");
+    let batches = r["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 9, "{r}");
+    let first = p.path(batches[0]["path"].as_str().unwrap());
+    assert_eq!(
+        first.file_name().unwrap().to_string_lossy(),
+        "UBL_chorus_facture_F2026-0008.xml"
+    );
+    let bytes = std::fs::read(&first).unwrap();
+    assert!(bytes.starts_with(b"<?xml"));
+    if let Some(s) = xsd("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
+        xmllint(&s, &[("one.xml".into(), bytes)]);
+    }
+}

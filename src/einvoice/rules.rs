@@ -318,6 +318,19 @@ fn vat_rules(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
                 "add exemption_reason (or exemption_code) to the tax code in the mapping",
             ));
         }
+        if c == VatCategory::O {
+            if seller_vat || buyer_vat {
+                out.push(p("BR-O-02", "seller.vat_id", "a document not subject to VAT (category O) carries no VAT number of seller or buyer", "map the tax code to E (exempt) with its reason, or remove the VAT numbers"));
+            }
+            if v.vat.len() > 1 {
+                out.push(p(
+                    "BR-O-11",
+                    field,
+                    "a document not subject to VAT (category O) has no other VAT category",
+                    "issue the out-of-scope lines on a separate document",
+                ));
+            }
+        }
         if matches!(c, VatCategory::AE | VatCategory::K)
             && !buyer_vat
             && !(c == VatCategory::AE && buyer_legal)
@@ -559,6 +572,28 @@ mod tests {
         let got = en16931(&InvoiceView::new(&md));
         assert_eq!(codes(&got), ["BR-CO-17"], "{got:?}");
         assert!(got[0].message.contains("200.00") && got[0].message.contains("201.00"));
+    }
+
+    #[test]
+    fn out_of_scope_documents_carry_no_vat_number_and_no_other_category() {
+        let text = crate::mapping::tests::MAPPING.replace(
+            "[tax.TVA55]\nrate = \"5.5\"\ncategory = \"S\"\naccount = \"445713\"\nlabel = \"TVA collectée 5,5%\"",
+            "[tax.TVA55]\nrate = \"0\"\ncategory = \"O\"\nexemption_reason = \"Hors champ\"",
+        );
+        assert!(text.contains("category = \"O\""));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, text).unwrap();
+        let m = crate::mapping::Mapping::load(&path).unwrap();
+        let mut d = complete();
+        d.tax_breakdown[1].amount = Decimal::ZERO;
+        d.tax_breakdown[1].rate = Decimal::ZERO;
+        d.totals.tax -= Decimal::new(825, 2);
+        d.totals.gross -= Decimal::new(825, 2);
+        d.totals.due -= Decimal::new(825, 2);
+        let md = crate::mapping::map_document(&d, &m).unwrap();
+        let c = codes(&en16931(&InvoiceView::new(&md))).join(",");
+        assert!(c.contains("BR-O-02") && c.contains("BR-O-11"), "{c}");
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub struct JournalRun {
     /// Batches already completed in this run (a Chorus lot is full at `lot_size` documents).
     closed: Vec<Batch>,
     zip: format::zip::Zip,
+    single_name: Option<String>,
     batch_docs: u64,
     docs: u64,
     debit: Decimal,
@@ -93,6 +94,7 @@ impl JournalRun {
             run_id: String::new(),
             closed: Vec::new(),
             zip: format::zip::Zip::default(),
+            single_name: None,
             batch_docs: 0,
             docs: 0,
             debit: Decimal::ZERO,
@@ -235,9 +237,16 @@ impl JournalRun {
             let payload_hash = match format::einvoice_xml(&self.layout, &md) {
                 Some(xml) => {
                     let name = format::einvoice_name(&self.layout, &md.doc.number);
-                    let offset = base_offset + page_bytes.len() as u64;
-                    page_bytes.extend(self.zip.entry(&name, &xml, md.doc.issue_date, offset));
-                    Sha256::digest(&xml)
+                    let hash = Sha256::digest(&xml);
+                    if self.lot_size() == Some(1) {
+                        // One document per file: the XML itself, named after the document.
+                        self.single_name = Some(name);
+                        page_bytes.extend(xml);
+                    } else {
+                        let offset = base_offset + page_bytes.len() as u64;
+                        page_bytes.extend(self.zip.entry(&name, &xml, md.doc.issue_date, offset));
+                    }
+                    hash
                 }
                 None => {
                     let view = EntryView::new(&md, next, self.valid_date, &self.layout);
@@ -316,7 +325,7 @@ impl JournalRun {
             return Ok(());
         };
         let tmp = open.batch.tmp_path.clone();
-        if self.layout.format.is_einvoice() {
+        if self.layout.format.is_einvoice() && self.single_name.is_none() {
             let end = self.zip.finish(open.size);
             write_counted(&mut open, &end).map_err(io_err(&tmp))?;
         }
@@ -340,6 +349,18 @@ impl JournalRun {
             to,
             &journal,
         );
+        // A lone Chorus Pro document keeps its own name, in a folder per batch.
+        let (folder, file_name) = match self.single_name.take() {
+            Some(name) => (
+                Some(format!(
+                    "{}_B{:06}",
+                    self.layout.format.as_str(),
+                    open.batch.id
+                )),
+                name,
+            ),
+            None => (folder, file_name),
+        };
         let dir = match folder {
             Some(f) => self.out_dir.join(f),
             None => self.out_dir.clone(),
