@@ -483,6 +483,45 @@ pub enum Connector {
     JournalFile(JournalFileConfig),
     /// The Chorus Pro API (French public buyers).
     ChorusPro(ChorusConfig),
+    /// Pennylane's Company API v2.
+    Pennylane(PennylaneConfig),
+}
+
+/// `kind = "pennylane"`: imports issued invoices and credit notes into Pennylane (API v2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PennylaneConfig {
+    /// Always `pennylane`.
+    pub kind: String,
+    /// API base URL. Default `https://app.pennylane.com/api/external/v2`.
+    #[serde(default = "pennylane_url")]
+    pub api_url: String,
+    /// Environment variable holding the company API token (Settings › Connectivity › Developers).
+    pub token_env: String,
+    /// Timeout of one call, seconds. Default 30.
+    #[serde(default = "thirty")]
+    pub timeout_secs: u64,
+    /// Longest time spent retrying one call, seconds. Default 120.
+    #[serde(default = "one_twenty")]
+    pub max_retry_secs: u64,
+    /// Requests per 5 seconds. Default 25, Pennylane's limit per token; a higher value only
+    /// makes sense for a proxy or a test server.
+    #[serde(default = "twenty_five")]
+    pub requests_per_5s: u32,
+    /// Prefix of the external reference that identifies facto's invoices (`facto:` by default):
+    /// `<prefix><job>:<document id>`.
+    #[serde(default = "facto_prefix")]
+    pub reference_prefix: String,
+}
+
+fn pennylane_url() -> String {
+    "https://app.pennylane.com/api/external/v2".to_owned()
+}
+fn twenty_five() -> u32 {
+    25
+}
+fn facto_prefix() -> String {
+    "facto:".to_owned()
 }
 
 /// Chorus Pro environment.
@@ -646,6 +685,24 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
             }
             Ok(Connector::ChorusPro(c))
         }
+        Some("pennylane") => {
+            let c: PennylaneConfig = parse_toml(path, &text)?;
+            if url::Url::parse(&c.api_url).is_err() {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["api_url"]),
+                    format!("api_url `{}` is not an absolute URL", c.api_url),
+                ));
+            }
+            if !(1..=1000).contains(&c.requests_per_5s) {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["requests_per_5s"]),
+                    "requests_per_5s must be between 1 and 1000 (Pennylane itself allows 25 per token)",
+                ));
+            }
+            Ok(Connector::Pennylane(c))
+        }
         Some("journal-file") => {
             let c: JournalFileConfig = parse_toml(path, &text)?;
             if !c.format.is_csv() && c.csv_separator.is_some() {
@@ -703,7 +760,7 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
         Some(other) => Err(ConfigError::at(
             path,
             kind_line,
-            format!("unknown connector kind `{other}`; expected json-dir, http, journal-file or chorus-pro"),
+            format!("unknown connector kind `{other}`; expected json-dir, http, journal-file, chorus-pro or pennylane"),
         )),
         None => Err(ConfigError::new(
             path,

@@ -170,6 +170,29 @@ pub struct TaxCode {
     /// Exemption reason code (VATEX), optional.
     #[serde(default)]
     pub exemption_code: Option<String>,
+    /// Pennylane's `vat_rate` code (`FR_200`, `exempt`, `intracom_21`, ...). Standard French
+    /// rates of category S default to theirs (20 % → `FR_200`); other categories need it.
+    #[serde(default)]
+    pub pennylane_vat_rate: Option<String>,
+}
+
+impl TaxCode {
+    /// Pennylane's `vat_rate` for this tax code: the one set, or the standard French rate's.
+    pub fn pennylane_code(&self) -> Option<String> {
+        if let Some(c) = &self.pennylane_vat_rate {
+            return Some(c.clone());
+        }
+        if self.category != VatCategory::S {
+            return None;
+        }
+        let tenths = (self.rate * Decimal::TEN).normalize();
+        match tenths.to_string().as_str() {
+            "200" | "100" | "85" | "55" | "21" | "130" | "9" => {
+                Some(format!("FR_{:0>2}", tenths.to_string()))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -414,6 +437,9 @@ pub struct MappedLine {
     /// Exemption reason code (BT-121), from the tax mapping.
     #[serde(default)]
     pub exemption_code: Option<String>,
+    /// Pennylane `vat_rate`, when the mapping gives or implies one.
+    #[serde(default)]
+    pub pennylane_vat_rate: Option<String>,
 }
 
 /// One balanced entry for one document, format-neutral.
@@ -594,6 +620,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 category: tax.category,
                 exemption_reason: tax.exemption_reason.clone(),
                 exemption_code: tax.exemption_code.clone(),
+                pennylane_vat_rate: tax.pennylane_code(),
             });
             let key = (gl.account.clone(), tax.rate);
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {

@@ -240,3 +240,60 @@ where
     };
     backoff::future::retry(backoff, op).await
 }
+
+/// A sliding-window limit on requests (Pennylane: 25 per 5 s per token), shared by the calls of
+/// one client so that a run never provokes a storm of 429s.
+#[derive(Debug)]
+pub struct RateLimiter {
+    max: usize,
+    window: Duration,
+    sent: tokio::sync::Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+}
+
+impl RateLimiter {
+    /// At most `max` requests per `window`.
+    pub fn new(max: u32, window: Duration) -> Self {
+        RateLimiter {
+            max: max.max(1) as usize,
+            window,
+            sent: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Waits until one more request fits in the window, and counts it.
+    pub async fn acquire(&self) {
+        let mut sent = self.sent.lock().await;
+        loop {
+            let now = tokio::time::Instant::now();
+            while sent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
+                sent.pop_front();
+            }
+            if sent.len() < self.max {
+                sent.push_back(now);
+                return;
+            }
+            let oldest = sent.front().copied().unwrap_or(now);
+            tokio::time::sleep(self.window.saturating_sub(now.duration_since(oldest))).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_is_never_exceeded() {
+        let l = RateLimiter::new(3, Duration::from_secs(5));
+        let start = tokio::time::Instant::now();
+        for _ in 0..7 {
+            l.acquire().await;
+        }
+        // 3 at once, 3 after 5 s, the 7th after 10 s.
+        assert!(start.elapsed() >= Duration::from_secs(10));
+        assert!(start.elapsed() < Duration::from_secs(11));
+    }
+}

@@ -24,6 +24,7 @@ use crate::report::{BatchLine, ProblemLine, RunReport, TargetReport};
 use crate::source::{Item, Page, Source};
 use crate::target::chorus::ChorusRun;
 use crate::target::journal_file::{self, JournalRun};
+use crate::target::pennylane::PennylaneRun;
 use crate::target::{TargetError, TargetRun};
 
 /// How the run behaves.
@@ -691,6 +692,16 @@ fn build_targets(
                     .map(|r| TargetRun::Chorus(Box::new(r)))
                     .map_err(|e| RunError::Config(e.to_string()))
             }
+            Some(Connector::Pennylane(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` imports into Pennylane through its API: `facto sync` sends to it"
+                    )));
+                }
+                PennylaneRun::new(name, &job.name, c, cfg.base_dir.clone(), opts.dry_run)
+                    .map(|r| TargetRun::Pennylane(Box::new(r)))
+                    .map_err(|e| RunError::Config(e.to_string()))
+            }
             _ => Err(RunError::Config(format!(
                 "connector `{name}` is not a target facto can deliver to"
             ))),
@@ -710,7 +721,19 @@ async fn deliver(
     for ((run, p), stop) in runs.iter_mut().zip(pending).zip(stopped.iter_mut()) {
         match run {
             TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
-            TargetRun::Chorus(_) if stop.is_some() => ledger.put_records(&p.others)?,
+            TargetRun::Chorus(_) | TargetRun::Pennylane(_) if stop.is_some() => {
+                ledger.put_records(&p.others)?
+            }
+            TargetRun::Pennylane(c) => {
+                match c.deliver_page(ledger, p.deliver, p.others, run_id).await {
+                    Ok(()) => {}
+                    Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
+                        tracing::error!(target = %c.name(), error = %e, "Target stopped for this run.");
+                        *stop = Some(e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             TargetRun::Chorus(c) => match c.deliver_page(ledger, p.deliver, p.others, run_id).await
             {
                 Ok(()) => {}
@@ -774,12 +797,15 @@ pub async fn run_job(
     let mut statuses = Vec::new();
     // Deposits whose answer was lost are settled before anything is sent again.
     for (run, stop) in runs.iter().zip(stopped.iter_mut()) {
-        if let TargetRun::Chorus(c) = run {
-            match c.reconcile(ledger).await {
-                Ok(notes) => statuses.extend(notes),
-                Err(e @ TargetError::Remote { .. }) => *stop = Some(e.to_string()),
-                Err(e) => return Err(e.into()),
-            }
+        let settled = match run {
+            TargetRun::Chorus(c) => c.reconcile(ledger).await,
+            TargetRun::Pennylane(c) => c.reconcile(ledger).await,
+            TargetRun::JournalFile(_) => Ok(Vec::new()),
+        };
+        match settled {
+            Ok(notes) => statuses.extend(notes),
+            Err(e @ TargetError::Remote { .. }) => *stop = Some(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     let mut jr = JobRun {
@@ -905,6 +931,13 @@ pub async fn run_job(
     for (run, stop) in runs.into_iter().zip(&stopped) {
         let j = match run {
             TargetRun::JournalFile(j) => j,
+            TargetRun::Pennylane(c) => {
+                delivered.push(c.delivered());
+                if let Some(why) = stop {
+                    jr.report.error = Some(why.clone());
+                }
+                continue;
+            }
             TargetRun::Chorus(c) => {
                 delivered.push(c.delivered());
                 if let Some(why) = stop {
@@ -984,6 +1017,7 @@ fn finish_report(
         let kind = match cfg.connectors.get(t) {
             Some(Connector::JournalFile(c)) => format!("journal-file/{}", c.format.as_str()),
             Some(Connector::ChorusPro(_)) => "chorus-pro".into(),
+            Some(Connector::Pennylane(_)) => "pennylane".into(),
             _ => "target".into(),
         };
         let tally = &jr.tallies[ti];

@@ -12,3 +12,5 @@ mod demo;
 mod formats;
 mod http_source;
 mod lifecycle;
+mod pennylane_api;
+mod pennylane_sim;

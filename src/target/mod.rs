@@ -4,6 +4,7 @@
 
 pub mod chorus;
 pub mod journal_file;
+pub mod pennylane;
 
 use crate::ledger::LedgerError;
 
@@ -41,6 +42,8 @@ pub enum TargetRun {
     JournalFile(Box<journal_file::JournalRun>),
     /// The Chorus Pro API.
     Chorus(Box<chorus::ChorusRun>),
+    /// Pennylane's API.
+    Pennylane(Box<pennylane::PennylaneRun>),
 }
 
 impl TargetRun {
@@ -49,6 +52,7 @@ impl TargetRun {
         match self {
             TargetRun::JournalFile(j) => j.name(),
             TargetRun::Chorus(c) => c.name(),
+            TargetRun::Pennylane(p) => p.name(),
         }
     }
 }

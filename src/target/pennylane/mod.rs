@@ -1,0 +1,668 @@
+//! The Pennylane target (Company API v2): imports each issued invoice or credit note with its PDF
+//! (`POST /file_attachments`, then `POST /customer_invoices/import`) with the amounts exactly as
+//! the document states them, the ledger account resolved from the mapped account number, the
+//! customer found by `external_reference` (the customer id shared with the accounting software)
+//! or created. Pennylane has no idempotency key: the record is claimed and flushed with its
+//! external reference before the import, and a claimed record is looked up by that reference
+//! before anything is sent again.
+
+pub mod api;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use self::api::{filter_eq, PennylaneApi, PennylaneError};
+use super::TargetError;
+use crate::config::PennylaneConfig;
+use crate::einvoice::InvoiceView;
+use crate::fault;
+use crate::ledger::{Ledger, Record, RecordFilter, State};
+use crate::mapping::MappedDocument;
+use crate::model::{AttachmentKind, DocKind, Document};
+use crate::problem::Problem;
+
+/// One run's delivery to a Pennylane company.
+pub struct PennylaneRun {
+    name: String,
+    job: String,
+    cfg: PennylaneConfig,
+    base_dir: PathBuf,
+    api: Option<PennylaneApi>,
+    dry_run: bool,
+    delivered: u64,
+    accounts: HashMap<String, Vec<(i64, String)>>,
+    customers: HashMap<String, i64>,
+}
+
+fn remote(target: &str, e: &PennylaneError) -> TargetError {
+    match e {
+        PennylaneError::Config(m) => TargetError::Config(m.clone()),
+        e => TargetError::Remote {
+            target: target.to_owned(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn money(d: Decimal) -> String {
+    format!(
+        "{:.2}",
+        d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    )
+}
+
+/// Account numbers compared without their trailing zeros (`706000` is `706`).
+fn account_key(n: &str) -> String {
+    let t = n.trim_end_matches('0');
+    if t.is_empty() {
+        n.to_owned()
+    } else {
+        t.to_owned()
+    }
+}
+
+/// The VAT of each line: the document's VAT per rate shared over that rate's lines by their net,
+/// the rounding remainder on the largest line, so that the lines add up to the document exactly.
+pub fn line_taxes(v: &InvoiceView<'_>) -> Vec<Decimal> {
+    let mut out = vec![Decimal::ZERO; v.lines.len()];
+    for row in &v.vat {
+        let idx: Vec<usize> = v
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.category == row.category && l.rate == row.rate)
+            .map(|(i, _)| i)
+            .collect();
+        if row.base.is_zero() || idx.is_empty() {
+            continue;
+        }
+        let mut given = Decimal::ZERO;
+        for &i in &idx {
+            let share = (row.amount * v.lines[i].line.net_amount / row.base)
+                .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            out[i] = share;
+            given += share;
+        }
+        if let Some(&largest) = idx
+            .iter()
+            .max_by_key(|&&i| v.lines[i].line.net_amount.abs())
+        {
+            out[largest] += row.amount - given;
+        }
+    }
+    out
+}
+
+impl PennylaneRun {
+    /// Prepares a run; the token is read now (not in a dry run).
+    ///
+    /// # Errors
+    ///
+    /// The token variable is missing.
+    pub fn new(
+        name: &str,
+        job: &str,
+        cfg: &PennylaneConfig,
+        base_dir: PathBuf,
+        dry_run: bool,
+    ) -> Result<Self, TargetError> {
+        let api = if dry_run {
+            None
+        } else {
+            Some(PennylaneApi::new(cfg).map_err(|e| remote(name, &e))?)
+        };
+        Ok(PennylaneRun {
+            name: name.to_owned(),
+            job: job.to_owned(),
+            cfg: cfg.clone(),
+            base_dir,
+            api,
+            dry_run,
+            delivered: 0,
+            accounts: HashMap::new(),
+            customers: HashMap::new(),
+        })
+    }
+
+    /// Target name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Documents imported in this run.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    fn api(&self) -> Result<&PennylaneApi, TargetError> {
+        self.api
+            .as_ref()
+            .ok_or_else(|| TargetError::Config("Pennylane is not called in a dry run".into()))
+    }
+
+    /// The external reference of a document: stable, so a lookup always finds its import.
+    pub fn reference(&self, doc_id: &str) -> String {
+        format!("{}{}:{doc_id}", self.cfg.reference_prefix, self.job)
+    }
+
+    /// Settles imports whose answer was lost: found by external reference → recorded; not found
+    /// → released (Pennylane answers synchronously: an import it does not list did not happen).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or Pennylane unreachable (the records stay claimed).
+    pub async fn reconcile(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        if self.dry_run {
+            return Ok(Vec::new());
+        }
+        let claimed = ledger.list(&RecordFilter {
+            job: Some(self.job.clone()),
+            target: Some(self.name.clone()),
+            state: Some(State::Claimed),
+        })?;
+        let mut notes = Vec::new();
+        let mut changed = Vec::new();
+        let now = Utc::now();
+        for mut r in claimed {
+            let key = self.reference(&r.key.doc_id);
+            let found = self
+                .api()?
+                .list(
+                    "/customer_invoices",
+                    Some(filter_eq("external_reference", &key)),
+                )
+                .await
+                .map_err(|e| remote(&self.name, &e))?;
+            let hit = found.iter().find(|v| {
+                v.get("external_reference").and_then(Value::as_str) == Some(key.as_str())
+            });
+            let note = match hit.and_then(|v| v.get("id")).and_then(Value::as_i64) {
+                Some(id) => {
+                    r.remote_id = Some(id.to_string());
+                    r.last_error = None;
+                    let n = format!(
+                        "found in Pennylane after an interrupted import (id {id}): not sent again"
+                    );
+                    r.transition(State::Delivered, n.clone(), now);
+                    n
+                }
+                None => {
+                    let n =
+                        "not in Pennylane after an interrupted import: released to be sent again"
+                            .to_owned();
+                    r.transition(State::Released, n.clone(), now);
+                    n
+                }
+            };
+            notes.push(format!("{} ({}): {note}", r.number, self.name));
+            changed.push(r);
+        }
+        ledger.put_records(&changed)?;
+        Ok(notes)
+    }
+
+    async fn ledger_account(
+        &mut self,
+        number: &str,
+        vat: &str,
+    ) -> Result<Option<i64>, TargetError> {
+        let key = account_key(number);
+        if !self.accounts.contains_key(&key) {
+            let mut rows = Vec::new();
+            for candidate in [number.to_owned(), key.clone()] {
+                let found = self
+                    .api()?
+                    .list("/ledger_accounts", Some(filter_eq("number", &candidate)))
+                    .await
+                    .map_err(|e| remote(&self.name, &e))?;
+                rows = found
+                    .iter()
+                    .filter(|v| v.get("enabled").and_then(Value::as_bool) != Some(false))
+                    .filter(|v| {
+                        v.get("number")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| account_key(n) == key)
+                    })
+                    .filter_map(|v| {
+                        Some((
+                            v.get("id")?.as_i64()?,
+                            v.get("vat_rate")
+                                .and_then(Value::as_str)
+                                .unwrap_or("any")
+                                .to_owned(),
+                        ))
+                    })
+                    .collect();
+                if !rows.is_empty() || candidate == key {
+                    break;
+                }
+            }
+            self.accounts.insert(key.clone(), rows);
+        }
+        let rows = &self.accounts[&key];
+        Ok(rows
+            .iter()
+            .find(|(_, v)| v == vat)
+            .or_else(|| rows.iter().find(|(_, v)| v == "any"))
+            .or_else(|| rows.first())
+            .map(|(id, _)| *id))
+    }
+
+    async fn customer(&mut self, doc: &Document) -> Result<Result<i64, Problem>, TargetError> {
+        let ext = doc.customer_id().to_owned();
+        if let Some(id) = self.customers.get(&ext) {
+            return Ok(Ok(*id));
+        }
+        let found = self
+            .api()?
+            .list("/customers", Some(filter_eq("external_reference", &ext)))
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        let hit = found
+            .iter()
+            .find(|v| v.get("external_reference").and_then(Value::as_str) == Some(ext.as_str()))
+            .and_then(|v| v.get("id").and_then(Value::as_i64));
+        if let Some(id) = hit {
+            self.customers.insert(ext, id);
+            return Ok(Ok(id));
+        }
+        let b = &doc.buyer;
+        let Some(addr) = b.billing_address.as_ref().filter(|a| {
+            !a.lines.is_empty()
+                && a.postcode.is_some()
+                && a.city.is_some()
+                && a.country_code.is_some()
+        }) else {
+            return Ok(Err(Problem::new(
+                "pennylane-customer-address",
+                "buyer.billing_address",
+                format!("customer `{ext}` is not in Pennylane yet, and creating it needs a full billing address (street, postcode, city, country)"),
+                "complete the customer's billing address in the invoicing application, or create the customer in Pennylane with this external reference",
+            )));
+        };
+        let mut body = json!({
+            "name": b.name,
+            "external_reference": ext,
+            "billing_address": {
+                "address": addr.lines.join(", "),
+                "postal_code": addr.postcode,
+                "city": addr.city,
+                "country_alpha2": addr.country_code,
+            },
+        });
+        if let Some(siren) = b
+            .siren
+            .as_deref()
+            .or(b.siret.as_deref().map(|s| &s[..s.len().min(9)]))
+        {
+            body["reg_no"] = json!(siren);
+        }
+        if let Some(v) = &b.vat_id {
+            body["vat_number"] = json!(v);
+        }
+        if let Some(m) = &b.email {
+            body["emails"] = json!([m]);
+        }
+        match self.api()?.post("/company_customers", &body).await {
+            Ok(v) => {
+                let id =
+                    v.get("id")
+                        .and_then(Value::as_i64)
+                        .ok_or_else(|| TargetError::Remote {
+                            target: self.name.clone(),
+                            detail: "customer created without an id in the answer".into(),
+                        })?;
+                self.customers.insert(ext, id);
+                Ok(Ok(id))
+            }
+            Err(PennylaneError::Refused { status, body }) => Ok(Err(Problem::new(
+                "pennylane-customer-refused",
+                "buyer",
+                format!("Pennylane refused to create customer `{ext}` (HTTP {status}): {body}"),
+                "correct the customer's details in the invoicing application",
+            ))),
+            Err(e) => Err(remote(&self.name, &e)),
+        }
+    }
+
+    fn pdf(&self, rec: &Record, doc: &Document) -> Result<(String, Vec<u8>), Problem> {
+        let missing = || {
+            Problem::new(
+                "pennylane-no-pdf",
+                "attachments",
+                "no invoice PDF is attached: Pennylane imports an issued invoice with its PDF",
+                "attach the invoice PDF in the source (attachments, kind invoice_pdf, with its path)",
+            )
+        };
+        let att = doc
+            .attachments
+            .iter()
+            .find(|a| a.kind == AttachmentKind::InvoicePdf && a.path.is_some())
+            .ok_or_else(missing)?;
+        let rel = PathBuf::from(att.path.as_deref().unwrap_or_default());
+        let path = if rel.is_absolute() {
+            rel
+        } else {
+            let origin = self.base_dir.join(&rec.origin);
+            origin.parent().map_or(rel.clone(), |d| d.join(&rel))
+        };
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Problem::new(
+                "pennylane-pdf-unreadable",
+                "attachments",
+                format!("the invoice PDF {} cannot be read: {e}", path.display()),
+                "put the PDF where the document says, or correct its path",
+            )
+        })?;
+        if let Some(want) = &att.sha256 {
+            let got = hex::encode(Sha256::digest(&bytes));
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(Problem::new(
+                    "pennylane-pdf-changed",
+                    "attachments",
+                    format!(
+                        "the invoice PDF {} does not match its sha256 ({got} instead of {want})",
+                        path.display()
+                    ),
+                    "attach the PDF that was issued with the document",
+                ));
+            }
+        }
+        let name = path.file_name().map_or_else(
+            || format!("{}.pdf", doc.number),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok((name, bytes))
+    }
+
+    async fn credited_invoice(
+        &self,
+        ledger: &dyn Ledger,
+        doc: &Document,
+    ) -> Result<Option<i64>, TargetError> {
+        let Some(prev) = doc.preceding_invoice.as_deref() else {
+            return Ok(None);
+        };
+        let known = ledger
+            .find(prev)?
+            .into_iter()
+            .filter(|r| r.key.target == self.name && r.key.job == self.job)
+            .find_map(|r| r.remote_id.and_then(|id| id.parse::<i64>().ok()));
+        if known.is_some() {
+            return Ok(known);
+        }
+        let found = self
+            .api()?
+            .list(
+                "/customer_invoices",
+                Some(
+                    json!([{"field": "invoice_number", "operator": "eq", "value": prev}])
+                        .to_string(),
+                ),
+            )
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        Ok(found
+            .iter()
+            .find(|v| v.get("invoice_number").and_then(Value::as_str) == Some(prev))
+            .and_then(|v| v.get("id").and_then(Value::as_i64)))
+    }
+
+    /// The import body: amounts as the document states them (negative for a credit note).
+    fn body(
+        md: &MappedDocument,
+        reference: &str,
+        attachment: i64,
+        customer: i64,
+        accounts: &[i64],
+        credited: Option<i64>,
+    ) -> Value {
+        let d = &md.doc;
+        let v = InvoiceView::new(md);
+        let sign = if d.kind == DocKind::CreditNote {
+            -Decimal::ONE
+        } else {
+            Decimal::ONE
+        };
+        let taxes = line_taxes(&v);
+        let lines: Vec<Value> = v
+            .lines
+            .iter()
+            .zip(&md.lines)
+            .zip(taxes.iter().zip(accounts))
+            .map(|((l, m), (tax, account))| {
+                let net = l.line.net_amount;
+                json!({
+                    "label": if l.line.description.trim().is_empty() { d.number.clone() } else { l.line.description.clone() },
+                    "quantity": l.line.quantity.normalize().to_string().parse::<f64>().unwrap_or(0.0),
+                    "raw_currency_unit_price": (sign * l.line.unit_price).normalize().to_string(),
+                    "unit": l.line.unit,
+                    "vat_rate": m.pennylane_vat_rate,
+                    "currency_amount": money(sign * (net + *tax)),
+                    "currency_tax": money(sign * *tax),
+                    "ledger_account_id": account,
+                })
+            })
+            .collect();
+        let mut body = json!({
+            "file_attachment_id": attachment,
+            "customer_id": customer,
+            "invoice_number": d.number,
+            "external_reference": reference,
+            "date": d.issue_date.to_string(),
+            "deadline": d.due_date.unwrap_or(d.issue_date).to_string(),
+            "currency": d.currency,
+            "currency_amount_before_tax": money(sign * d.totals.net),
+            "currency_tax": money(sign * d.totals.tax),
+            "currency_amount": money(sign * d.totals.gross),
+            "invoice_lines": lines,
+        });
+        if let Some(id) = credited {
+            body["credited_invoice_id"] = json!(id);
+        }
+        if let Some(po) = d
+            .purchase_order
+            .as_deref()
+            .or(d.engagement_number.as_deref())
+        {
+            body["purchase_order_reference"] = json!(po);
+        }
+        body
+    }
+
+    /// Checks, then imports each document: customer, PDF, claim (flushed), import.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or Pennylane unreachable or refusing the token: what was not sent is
+    /// released; an import with no answer stays claimed for the next lookup.
+    pub async fn deliver_page(
+        &mut self,
+        ledger: &dyn Ledger,
+        docs: Vec<(Arc<MappedDocument>, Record)>,
+        mut others: Vec<Record>,
+        run_id: &str,
+    ) -> Result<(), TargetError> {
+        if self.dry_run {
+            self.delivered += docs.len() as u64;
+            return Ok(());
+        }
+        let now = Utc::now();
+        // Invoices before credit notes, so that a credit note finds the invoice it credits.
+        let mut docs = docs;
+        docs.sort_by(|a, b| {
+            let key = |m: &MappedDocument| (m.doc.kind == DocKind::CreditNote, m.doc.issue_date);
+            key(&a.0).cmp(&key(&b.0))
+        });
+        for (md, mut rec) in docs {
+            let d = &md.doc;
+            let mut problems = Vec::new();
+            let pdf = match self.pdf(&rec, d) {
+                Ok(p) => Some(p),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            };
+            let mut accounts = Vec::new();
+            for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
+                let Some(vat) = m.pennylane_vat_rate.as_deref() else {
+                    problems.push(Problem::new(
+                        "pennylane-vat-rate",
+                        format!("lines[{i}].tax_code"),
+                        format!("tax code `{}` has no Pennylane vat_rate", l.tax_code),
+                        format!("add pennylane_vat_rate = \"...\" (FR_200, exempt, intracom_21, ...) to [tax.{}] in the mapping", l.tax_code),
+                    ));
+                    continue;
+                };
+                match self.ledger_account(&m.account, vat).await? {
+                    Some(id) => accounts.push(id),
+                    None => problems.push(Problem::new(
+                        "pennylane-account",
+                        format!("lines[{i}]"),
+                        format!("account {} is not in Pennylane's chart of accounts", m.account),
+                        "create the account in Pennylane, or map the line to an account that exists there",
+                    )),
+                }
+            }
+            let credited = if d.kind == DocKind::CreditNote {
+                let c = self.credited_invoice(ledger, d).await?;
+                if c.is_none() {
+                    problems.push(Problem::new(
+                        "pennylane-credited-invoice",
+                        "preceding_invoice",
+                        format!("the credited invoice {} is not in Pennylane yet", d.preceding_invoice.as_deref().unwrap_or("(none)")),
+                        "send the invoice first (it is retried at every run), or set preceding_invoice on the credit note",
+                    ));
+                }
+                c
+            } else {
+                None
+            };
+            let customer = if problems.is_empty() {
+                match self.customer(d).await? {
+                    Ok(id) => Some(id),
+                    Err(p) => {
+                        problems.push(p);
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let (Some((name, bytes)), Some(customer)) = (pdf, customer) else {
+                let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
+                let note = format!("run {run_id}: held ({})", codes.join(", "));
+                rec.problems = problems;
+                rec.held_document = serde_json::to_value(d).ok();
+                rec.transition(State::Held, note, now);
+                others.push(rec);
+                continue;
+            };
+            let attachment = self
+                .api()?
+                .upload(&name, &bytes)
+                .await
+                .map_err(|e| remote(&self.name, &e))?;
+            let reference = self.reference(&rec.key.doc_id);
+            let body = Self::body(&md, &reference, attachment, customer, &accounts, credited);
+            rec.payload_hash = Some(hex::encode(Sha256::digest(body.to_string().as_bytes())));
+            rec.idempotency_key = Some(reference.clone());
+            rec.attempts += 1;
+            rec.last_error = None;
+            rec.transition(
+                State::Claimed,
+                format!("run {run_id}: claimed for Pennylane import {reference}"),
+                now,
+            );
+            let mut batch = vec![rec.clone()];
+            batch.append(&mut others);
+            ledger.put_records(&batch)?;
+            fault::point("after-claim", &self.name);
+            let result = self.api()?.post("/customer_invoices/import", &body).await;
+            let now = Utc::now();
+            match result {
+                Ok(v) => {
+                    fault::point("after-send", &self.name);
+                    let id = v.get("id").and_then(Value::as_i64).map(|i| i.to_string());
+                    rec.remote_id.clone_from(&id);
+                    rec.remote_status = v.get("status").and_then(Value::as_str).map(str::to_owned);
+                    rec.transition(
+                        State::Delivered,
+                        format!(
+                            "imported into Pennylane (id {})",
+                            id.as_deref().unwrap_or("?")
+                        ),
+                        now,
+                    );
+                    ledger.put_records(std::slice::from_ref(&rec))?;
+                    self.delivered += 1;
+                }
+                Err(PennylaneError::Refused { status, body }) => {
+                    rec.last_error = Some(format!(
+                        "Pennylane refused the import (HTTP {status}): {body}"
+                    ));
+                    rec.transition(State::Failed, "import refused by Pennylane", now);
+                    ledger.put_records(std::slice::from_ref(&rec))?;
+                }
+                Err(e @ PennylaneError::Unknown(_)) => {
+                    rec.last_error = Some(format!(
+                        "{e}; looked up by its external reference before any new import"
+                    ));
+                    ledger.put_records(std::slice::from_ref(&rec))?;
+                    return Err(remote(&self.name, &e));
+                }
+                Err(e) => {
+                    rec.last_error = Some(e.to_string());
+                    rec.transition(State::Released, format!("not imported: {e}"), now);
+                    ledger.put_records(std::slice::from_ref(&rec))?;
+                    return Err(remote(&self.name, &e));
+                }
+            }
+        }
+        ledger.put_records(&others)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::prepare;
+    use crate::mapping::tests::{mapping, worked_invoice};
+
+    #[test]
+    fn line_taxes_add_up_to_the_vat_per_rate() {
+        let m = mapping();
+        let mut d = worked_invoice();
+        // Three lines at 20 % of 0.99: per-line rounding would give 0.60, the document says 0.59.
+        let mut line = d.lines[0].clone();
+        line.net_amount = Decimal::new(99, 2);
+        line.unit_price = Decimal::new(99, 2);
+        line.quantity = Decimal::ONE;
+        d.lines = vec![line.clone(), line.clone(), line];
+        d.tax_breakdown.truncate(1);
+        d.tax_breakdown[0].base = Decimal::new(297, 2);
+        d.tax_breakdown[0].amount = Decimal::new(59, 2);
+        d.totals.net = Decimal::new(297, 2);
+        d.totals.tax = Decimal::new(59, 2);
+        d.totals.gross = Decimal::new(356, 2);
+        d.totals.due = d.totals.gross;
+        let md = prepare(&d, &m).unwrap();
+        let taxes = line_taxes(&InvoiceView::new(&md));
+        assert_eq!(taxes.iter().copied().sum::<Decimal>(), Decimal::new(59, 2));
+        assert_eq!(account_key("706000"), "706");
+        assert_eq!(account_key("7061"), "7061");
+        assert_eq!(
+            m.tax["TVA55"].pennylane_code().as_deref(),
+            Some("FR_55"),
+            "standard French rates imply their code"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The Pennylane target through the real binary against the behavioural fake: every document
+//! imported exactly once with its PDF, customer and ledger accounts, credit notes linked to their
+//! invoice with negative amounts; lost answers, timeouts, 429s and a SIGKILL after the import
+//! never import twice; documents that cannot go are held with the reason.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{target, Project};
+use crate::pennylane_sim::{Fault, Sim, TOKEN};
+
+const T: &str = "pennylane";
+const DELIVERABLE: usize = 41;
+
+/// The demo project with a `pennylane` target and an invoice PDF beside every document.
+pub fn project(sim: &Sim, extra: &str) -> Project {
+    let p = Project::demo();
+    p.write("connectors/pennylane.toml", &sim.connector(extra));
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"pennylane\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let dir = p.path("examples/invoices");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let docs: Vec<&mut Value> = match &mut v {
+            Value::Array(a) => a.iter_mut().collect(),
+            one => vec![one],
+        };
+        for d in docs {
+            let id = d["id"].as_str().unwrap().to_owned();
+            let pdf = format!("pdf/{id}.pdf");
+            d["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": pdf, "mime_type": "application/pdf"}]);
+            p.write(
+                &format!("examples/invoices/{pdf}"),
+                &format!("%PDF-1.4\n% {id}\n%%EOF\n"),
+            );
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    p
+}
+
+pub fn command(p: &Project, args: &[&str], token: &str) -> std::process::Command {
+    let mut c = p.command(args);
+    c.env("PENNYLANE_API_TOKEN", token);
+    c
+}
+
+async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
+    run_with(p, args, TOKEN).await
+}
+
+async fn run_with(p: &Project, args: &[&str], token: &str) -> (i32, Value) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let mut cmd = command(p, &all, token);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into_owned())),
+    )
+}
+
+fn state_count(p: &Project, state: &str) -> usize {
+    let (_, v) = p.json(&["ledger", "list", "--target", T, "--state", state]);
+    v.as_array().map_or(0, Vec::len)
+}
+
+fn assert_once(sim: &Sim) {
+    let i = sim.imports();
+    assert_eq!(i.len(), DELIVERABLE, "{i:?}");
+    assert!(
+        i.values().all(|n| *n == 1),
+        "imported more than once: {i:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_once_with_customers_pdfs_and_linked_credit_notes() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    sim.state.lock().unwrap().not_ready_once = true;
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "the demo's two held documents: {r}");
+    assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
+    assert_once(&sim);
+    {
+        let s = sim.state.lock().unwrap();
+        assert_eq!(s.created_customers, 8, "one per customer, then found");
+        assert_eq!(s.attachments as usize, DELIVERABLE);
+        let credit = s
+            .invoices
+            .iter()
+            .find(|i| i["invoice_number"] == "A2026-0001")
+            .unwrap();
+        assert!(credit["currency_amount"].as_str().unwrap().starts_with('-'));
+        let invoice = s
+            .invoices
+            .iter()
+            .find(|i| i["invoice_number"] == "F2026-0002")
+            .unwrap();
+        assert_eq!(credit["credited_invoice_id"], invoice["id"]);
+    }
+    let (_, r) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 0);
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_answers_timeouts_and_429_never_import_twice() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "timeout_secs = 1\n");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.faults.push_back(Fault::TooMany);
+        s.faults.push_back(Fault::LoseAnswer);
+    }
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("outcome unknown"),
+        "{r}"
+    );
+    assert_eq!(state_count(&p, "claimed"), 1);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Slow(Duration::from_secs(3)));
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    assert!(r["statuses"].to_string().contains("not sent again"), "{r}");
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(state_count(&p, "claimed"), 0);
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_an_import_the_next_run_finds_it() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    let flag = p.path("paused");
+    let mut cmd = command(&p, &["sync"], TOKEN);
+    cmd.env("FACTO_TEST_PAUSE_AT", "after-send:5@pennylane")
+        .env("FACTO_TEST_PAUSE_FILE", &flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while !flag.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before the pause"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sim.imports().len(), 5);
+    assert_eq!(state_count(&p, "claimed"), 1);
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(state_count(&p, "claimed"), 0);
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_that_cannot_go_are_held_and_a_bad_token_stops_only_this_target() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    // No PDF for F2026-0001; no Pennylane code for reverse charge; 708500 missing from the chart.
+    let f = p.read("examples/invoices/inv-2026-0001.json");
+    let mut v: Value = serde_json::from_str(&f).unwrap();
+    v["attachments"] = serde_json::json!([]);
+    p.write("examples/invoices/inv-2026-0001.json", &v.to_string());
+    let m = p
+        .read("mappings/pcg-demo.toml")
+        .replace("pennylane_vat_rate = \"crossborder\"\n", "");
+    p.write("mappings/pcg-demo.toml", &m);
+    sim.state
+        .lock()
+        .unwrap()
+        .accounts
+        .retain(|(_, n, _)| n != "708500");
+
+    let (code, r) = run_with(&p, &["sync"], "wrong-token").await;
+    assert_eq!(code, 3, "{r}");
+    let e = r["error"].as_str().unwrap();
+    assert!(
+        e.contains("refused the API token") && !e.contains("wrong-token"),
+        "{e}"
+    );
+    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert!(sim.imports().is_empty());
+
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    let problems = r["problems"].to_string();
+    for (number, code) in [("F2026-0001", "attachments"), ("F2026-0005", "tax_code")] {
+        assert!(
+            problems.contains(number) && problems.contains(code),
+            "{number}: {problems}"
+        );
+    }
+    assert!(problems.contains("708500"), "{problems}");
+    let held = state_count(&p, "held");
+    assert!(held >= 4, "{held}");
+    assert_eq!(sim.imports().len() + held, DELIVERABLE + 2);
+}
