@@ -16,8 +16,13 @@ const DELIVERABLE: usize = 41;
 
 /// The demo project with a `pennylane` target and an invoice PDF beside every document.
 pub fn project(sim: &Sim, extra: &str) -> Project {
+    with_connector(&sim.connector(extra))
+}
+
+/// The demo project with this `pennylane` connector and an invoice PDF beside every document.
+pub fn with_connector(connector: &str) -> Project {
     let p = Project::demo();
-    p.write("connectors/pennylane.toml", &sim.connector(extra));
+    p.write("connectors/pennylane.toml", connector);
     let cfg = p.read("facto.toml").replace(
         "targets = [\"sales-fec\", \"sales-csv\"]",
         "targets = [\"sales-fec\", \"sales-csv\", \"pennylane\"]",

@@ -13,4 +13,5 @@ mod formats;
 mod http_source;
 mod lifecycle;
 mod pennylane_api;
+mod pennylane_contract;
 mod pennylane_sim;
