@@ -1032,8 +1032,12 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
                         .iter()
                         .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect();
+                    let missing = g["key"]
+                        .as_str()
+                        .map(|k| format!(" lacks {k} (needed by a target of the job);"))
+                        .unwrap_or_default();
                     s.push_str(&format!(
-                        "  - [{}.\"{}\"] used by {} document(s), e.g. {}\n",
+                        "  - [{}.\"{}\"]{missing} used by {} document(s), e.g. {}\n",
                         g["table"].as_str().unwrap_or_default(),
                         g["code"].as_str().unwrap_or_default(),
                         g["documents"],

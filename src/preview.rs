@@ -183,16 +183,16 @@ pub async fn preview(
         skipped: BTreeMap::new(),
         targets: Vec::new(),
     };
-    let mut docs: Vec<(&Document, String)> = Vec::new();
+    let mut docs: Vec<(&Document, String, &str)> = Vec::new();
     let mut bad = Vec::new();
     for item in &items {
         match item {
-            Item::Doc { doc, hash, .. } if in_period(doc, from, to) => {
+            Item::Doc { doc, hash, origin } if in_period(doc, from, to) => {
                 if doc.status == DocStatus::Final {
                     let hash = hash
                         .clone()
                         .unwrap_or_else(|| crate::sync::source_hash(doc));
-                    docs.push((doc, hash));
+                    docs.push((doc, hash, origin.as_str()));
                 } else {
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
@@ -206,11 +206,12 @@ pub async fn preview(
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
     for (t, layout) in targets.into_iter().zip(layouts) {
         // Chorus Pro files are for public buyers only: other documents are not in their count.
-        let in_scope: Vec<&(&Document, String)> = docs
+        let in_scope: Vec<&(&Document, String, &str)> = docs
             .iter()
-            .filter(|(d, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
+            .filter(|(d, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
         let is_chorus = matches!(cfg.connectors.get(&t), Some(Connector::ChorusPro(_)));
+        let is_pennylane = matches!(cfg.connectors.get(&t), Some(Connector::Pennylane(_)));
         let mut tp = TargetPreview {
             action: if matches!(cfg.connectors.get(&t), Some(Connector::JournalFile(_))) {
                 "export"
@@ -222,7 +223,7 @@ pub async fn preview(
             documents: in_scope.len() as u64,
             rows: Vec::new(),
         };
-        for (doc, hash) in in_scope {
+        for (doc, hash, origin) in in_scope {
             let key = RecordKey {
                 job: job.name.clone(),
                 target: t.clone(),
@@ -264,6 +265,13 @@ pub async fn preview(
                 _ => match prepare(doc, mapping).and_then(|md| {
                     let mut p =
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
+                    if is_pennylane {
+                        p.extend(crate::target::pennylane::PennylaneRun::offline_problems(
+                            &cfg.base_dir,
+                            origin,
+                            &md,
+                        ));
+                    }
                     if is_chorus {
                         p.extend(
                             crate::target::chorus::ChorusRun::cached_structure_problems(
@@ -325,6 +333,10 @@ pub struct Gap {
     pub table: String,
     /// The code.
     pub code: String,
+    /// The key missing from an existing entry (`pennylane_vat_rate`), when the code is mapped
+    /// but lacks what one of the job's targets needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Documents using it.
     pub documents: u64,
     /// A few of their numbers.
@@ -338,18 +350,45 @@ pub struct Gap {
 /// Source failure.
 pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), SourceError> {
     let mapping = &cfg.mappings[&job.mapping];
+    let pennylane = job
+        .targets
+        .iter()
+        .any(|t| matches!(cfg.connectors.get(t), Some(Connector::Pennylane(_))));
     let mut gaps: BTreeMap<(&'static str, String), Gap> = BTreeMap::new();
     let mut n = 0u64;
     scan_source(cfg, job, |item| {
         if let Item::Doc { doc, .. } = item {
             n += 1;
-            for (table, code) in unmapped_codes(&doc, mapping) {
-                let g = gaps.entry((table, code.clone())).or_insert_with(|| Gap {
-                    table: table.to_owned(),
-                    code,
-                    documents: 0,
-                    examples: Vec::new(),
-                });
+            let mut missing: Vec<(&'static str, String, Option<&str>)> =
+                unmapped_codes(&doc, mapping)
+                    .into_iter()
+                    .map(|(t, c)| (t, c, None))
+                    .collect();
+            if pennylane {
+                // Per-target codes: a Pennylane target needs each tax code's vat_rate.
+                let mut codes: Vec<&str> = doc.lines.iter().map(|l| l.tax_code.as_str()).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                for c in codes {
+                    if mapping
+                        .tax
+                        .get(c)
+                        .is_some_and(|t| t.pennylane_code().is_none())
+                    {
+                        missing.push(("tax", c.to_owned(), Some("pennylane_vat_rate")));
+                    }
+                }
+            }
+            for (table, code, key) in missing {
+                let g = gaps
+                    .entry((table, format!("{code}{}", key.unwrap_or(""))))
+                    .or_insert_with(|| Gap {
+                        table: table.to_owned(),
+                        code,
+                        key: key.map(str::to_owned),
+                        documents: 0,
+                        examples: Vec::new(),
+                    });
                 g.documents += 1;
                 if g.examples.len() < 5 {
                     g.examples.push(doc.number.clone());

@@ -198,6 +198,36 @@ async fn documents_that_cannot_go_are_held_and_a_bad_token_stops_only_this_targe
         .unwrap()
         .accounts
         .retain(|(_, n, _)| n != "708500");
+    // `facto mappings check` names the per-target code that is missing.
+    let (code, check) = p.json(&["mappings", "check"]);
+    assert_eq!(code, 1);
+    let gaps = check["jobs"][0]["unmapped"].to_string();
+    assert!(
+        gaps.contains("AUTOLIQ") && gaps.contains("pennylane_vat_rate"),
+        "{gaps}"
+    );
+    // `facto preview --target pennylane` shows what would not go, calling nothing.
+    let (_, pv) = p.json(&["preview", "--target", T]);
+    let row = |n: &str| {
+        pv["targets"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["number"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("F2026-0001")["status"], "held");
+    assert!(row("F2026-0001")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("PDF"));
+    assert!(row("F2026-0005")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("pennylane_vat_rate"));
+    assert_eq!(row("F2026-0002")["status"], "new");
+    assert_eq!(sim.state.lock().unwrap().requests, 0);
 
     let (code, r) = run_with(&p, &["sync"], "wrong-token").await;
     assert_eq!(code, 3, "{r}");

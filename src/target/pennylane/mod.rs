@@ -332,53 +332,26 @@ impl PennylaneRun {
     }
 
     fn pdf(&self, rec: &Record, doc: &Document) -> Result<(String, Vec<u8>), Problem> {
-        let missing = || {
-            Problem::new(
-                "pennylane-no-pdf",
-                "attachments",
-                "no invoice PDF is attached: Pennylane imports an issued invoice with its PDF",
-                "attach the invoice PDF in the source (attachments, kind invoice_pdf, with its path)",
-            )
-        };
-        let att = doc
-            .attachments
-            .iter()
-            .find(|a| a.kind == AttachmentKind::InvoicePdf && a.path.is_some())
-            .ok_or_else(missing)?;
-        let rel = PathBuf::from(att.path.as_deref().unwrap_or_default());
-        let path = if rel.is_absolute() {
-            rel
-        } else {
-            let origin = self.base_dir.join(&rec.origin);
-            origin.parent().map_or(rel.clone(), |d| d.join(&rel))
-        };
-        let bytes = std::fs::read(&path).map_err(|e| {
-            Problem::new(
-                "pennylane-pdf-unreadable",
-                "attachments",
-                format!("the invoice PDF {} cannot be read: {e}", path.display()),
-                "put the PDF where the document says, or correct its path",
-            )
-        })?;
-        if let Some(want) = &att.sha256 {
-            let got = hex::encode(Sha256::digest(&bytes));
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(Problem::new(
-                    "pennylane-pdf-changed",
-                    "attachments",
-                    format!(
-                        "the invoice PDF {} does not match its sha256 ({got} instead of {want})",
-                        path.display()
-                    ),
-                    "attach the PDF that was issued with the document",
-                ));
+        invoice_pdf(&self.base_dir, &rec.origin, doc)
+    }
+
+    /// What keeps a document from Pennylane that is known without calling it (for `preview`):
+    /// no readable invoice PDF, a tax code without a Pennylane code.
+    pub fn offline_problems(
+        base_dir: &std::path::Path,
+        origin: &str,
+        md: &MappedDocument,
+    ) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if let Err(e) = invoice_pdf(base_dir, origin, &md.doc) {
+            p.push(e);
+        }
+        for (i, (l, m)) in md.doc.lines.iter().zip(&md.lines).enumerate() {
+            if m.pennylane_vat_rate.is_none() {
+                p.push(vat_problem(i, &l.tax_code));
             }
         }
-        let name = path.file_name().map_or_else(
-            || format!("{}.pdf", doc.number),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        Ok((name, bytes))
+        p
     }
 
     async fn credited_invoice(
@@ -513,12 +486,7 @@ impl PennylaneRun {
             let mut accounts = Vec::new();
             for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
                 let Some(vat) = m.pennylane_vat_rate.as_deref() else {
-                    problems.push(Problem::new(
-                        "pennylane-vat-rate",
-                        format!("lines[{i}].tax_code"),
-                        format!("tax code `{}` has no Pennylane vat_rate", l.tax_code),
-                        format!("add pennylane_vat_rate = \"...\" (FR_200, exempt, intracom_21, ...) to [tax.{}] in the mapping", l.tax_code),
-                    ));
+                    problems.push(vat_problem(i, &l.tax_code));
                     continue;
                 };
                 match self.ledger_account(&m.account, vat).await? {
@@ -629,6 +597,70 @@ impl PennylaneRun {
         ledger.put_records(&others)?;
         Ok(())
     }
+}
+
+/// The document's invoice PDF: its file name and bytes, checked against its sha256.
+fn invoice_pdf(
+    base_dir: &std::path::Path,
+    origin: &str,
+    doc: &Document,
+) -> Result<(String, Vec<u8>), Problem> {
+    let missing = || {
+        Problem::new(
+            "pennylane-no-pdf",
+            "attachments",
+            "no invoice PDF is attached: Pennylane imports an issued invoice with its PDF",
+            "attach the invoice PDF in the source (attachments, kind invoice_pdf, with its path)",
+        )
+    };
+    let att = doc
+        .attachments
+        .iter()
+        .find(|a| a.kind == AttachmentKind::InvoicePdf && a.path.is_some())
+        .ok_or_else(missing)?;
+    let rel = PathBuf::from(att.path.as_deref().unwrap_or_default());
+    let path = if rel.is_absolute() {
+        rel
+    } else {
+        let origin = base_dir.join(origin);
+        origin.parent().map_or(rel.clone(), |d| d.join(&rel))
+    };
+    let bytes = std::fs::read(&path).map_err(|e| {
+        Problem::new(
+            "pennylane-pdf-unreadable",
+            "attachments",
+            format!("the invoice PDF {} cannot be read: {e}", path.display()),
+            "put the PDF where the document says, or correct its path",
+        )
+    })?;
+    if let Some(want) = &att.sha256 {
+        let got = hex::encode(Sha256::digest(&bytes));
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(Problem::new(
+                "pennylane-pdf-changed",
+                "attachments",
+                format!(
+                    "the invoice PDF {} does not match its sha256 ({got} instead of {want})",
+                    path.display()
+                ),
+                "attach the PDF that was issued with the document",
+            ));
+        }
+    }
+    let name = path.file_name().map_or_else(
+        || format!("{}.pdf", doc.number),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((name, bytes))
+}
+
+fn vat_problem(i: usize, tax_code: &str) -> Problem {
+    Problem::new(
+        "pennylane-vat-rate",
+        format!("lines[{i}].tax_code"),
+        format!("tax code `{tax_code}` has no Pennylane vat_rate"),
+        format!("add pennylane_vat_rate = \"...\" (FR_200, exempt, intracom_21, ...) to [tax.{tax_code}] in the mapping"),
+    )
 }
 
 #[cfg(test)]
