@@ -82,6 +82,15 @@ pub enum Command {
         #[command(subcommand)]
         cmd: LedgerCmd,
     },
+    /// Connect a target that needs the user's consent (Xero): prints the consent URL, receives
+    /// the redirect on 127.0.0.1, stores the tokens in a 0600 file under the data folder.
+    Connect {
+        /// Target connector name.
+        target: String,
+        /// The organisation to use, when the tokens reach several (id or name).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Follow what API targets received: Chorus Pro flow reports and invoice statuses.
     Status {
         /// Only this job.
@@ -391,7 +400,62 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
             cmd: MappingsCmd::Check { job },
         } => mappings_check(cli, job.as_deref()).await,
         Command::Status { job } => status(cli, job.as_deref()).await,
+        Command::Connect { target, tenant } => connect(cli, target, tenant.as_deref()).await,
     }
+}
+
+async fn connect(cli: &Cli, target: &str, tenant: Option<&str>) -> Result<u8, Failure> {
+    let mut cfg = load(cli)?;
+    let job = cfg.jobs.first().map(|j| j.name.clone()).unwrap_or_default();
+    // The connector may not be in a job yet: connect comes first.
+    let _ = cfg.add_export_target(&job, target);
+    let c = match cfg.connectors.get(target).cloned().or_else(|| {
+        let file = cfg.connectors_dir.join(format!("{target}.toml"));
+        crate::config::load_connector(&file).ok()
+    }) {
+        Some(crate::config::Connector::Xero(c)) => c,
+        Some(_) => {
+            return Err(fail(
+                exit::USAGE,
+                anyhow!("`{target}` needs no consent: only Xero targets are connected this way"),
+            ))
+        }
+        None => {
+            return Err(fail(
+                exit::USAGE,
+                anyhow!(
+                    "no connector `{target}` in {}",
+                    cfg.connectors_dir.display()
+                ),
+            ))
+        }
+    };
+    let store = crate::target::xero::token_path(&c, &cfg.data_dir, target);
+    let json = cli.json;
+    let done = crate::connect::connect_xero(target, &c, &store, tenant, |url| {
+        let msg = format!("Open this address in a browser and allow facto:\n\n  {url}\n\nWaiting for Xero's answer on 127.0.0.1:{}...\n", c.redirect_port);
+        if json {
+            eprint!("{msg}");
+        } else {
+            print!("{msg}");
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    })
+    .await
+    .map_err(|e| match e {
+        crate::connect::ConnectError::Usage(m) => fail(exit::USAGE, anyhow!(m)),
+        crate::connect::ConnectError::Remote(m) => fail(exit::UNREACHABLE, anyhow!(m)),
+    })?;
+    if cli.json {
+        print_json(&done)?;
+    } else {
+        out(&format!(
+            "connected to Xero organisation {} ({}); tokens in {}\n",
+            done.tenant.name, done.tenant.id, done.token_file
+        ))?;
+    }
+    Ok(exit::OK)
 }
 
 async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {

@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod einvoice;
 pub mod fault;
 pub mod format;

@@ -106,6 +106,9 @@ pub struct GlAccount {
     pub account: String,
     /// Its label.
     pub label: String,
+    /// Xero account code, when the Xero chart numbers it differently (default: `account`).
+    #[serde(default)]
+    pub xero_account_code: Option<String>,
 }
 
 /// `[gl]`: source GL codes and product codes → revenue accounts.
@@ -174,6 +177,9 @@ pub struct TaxCode {
     /// rates of category S default to theirs (20 % → `FR_200`); other categories need it.
     #[serde(default)]
     pub pennylane_vat_rate: Option<String>,
+    /// Xero `TaxType` (`OUTPUT2`, `TAX001`, ... from the organisation's tax rates).
+    #[serde(default)]
+    pub xero_tax_type: Option<String>,
 }
 
 impl TaxCode {
@@ -440,6 +446,12 @@ pub struct MappedLine {
     /// Pennylane `vat_rate`, when the mapping gives or implies one.
     #[serde(default)]
     pub pennylane_vat_rate: Option<String>,
+    /// Xero account code of the revenue account.
+    #[serde(default)]
+    pub xero_account_code: String,
+    /// Xero tax type, when the mapping gives one.
+    #[serde(default)]
+    pub xero_tax_type: Option<String>,
 }
 
 /// One balanced entry for one document, format-neutral.
@@ -621,6 +633,11 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 exemption_reason: tax.exemption_reason.clone(),
                 exemption_code: tax.exemption_code.clone(),
                 pennylane_vat_rate: tax.pennylane_code(),
+                xero_account_code: gl
+                    .xero_account_code
+                    .clone()
+                    .unwrap_or_else(|| gl.account.clone()),
+                xero_tax_type: tax.xero_tax_type.clone(),
             });
             let key = (gl.account.clone(), tax.rate);
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {

@@ -82,6 +82,27 @@ fn transient_status(s: StatusCode) -> bool {
     s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error()
 }
 
+/// A 429 that waiting minutes will not cure: Xero's daily limit (`X-Rate-Limit-Problem: day`).
+fn daily_limit(resp: &Response) -> bool {
+    resp.status() == StatusCode::TOO_MANY_REQUESTS
+        && resp
+            .headers()
+            .get("x-rate-limit-problem")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("day"))
+}
+
+/// The refusal for a daily limit: permanent for this run, with when it resets if known.
+fn daily_refusal(url: &str, resp: &Response) -> HttpFailure {
+    let wait =
+        retry_after(resp).map_or_else(String::new, |d| format!("; it resets in {} s", d.as_secs()));
+    HttpFailure::Refused {
+        url: url.to_owned(),
+        status: 429,
+        body: format!("daily call limit reached{wait}"),
+    }
+}
+
 fn strip_query(url: &str) -> String {
     url.split('?').next().unwrap_or(url).to_owned()
 }
@@ -106,6 +127,9 @@ where
     let op = || async {
         match make().send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),
+            Ok(resp) if daily_limit(&resp) => {
+                Err(backoff::Error::Permanent(daily_refusal(&shown, &resp)))
+            }
             Ok(resp) if transient_status(resp.status()) => {
                 let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
                 let status = resp.status().as_u16();
@@ -187,6 +211,9 @@ where
     let op = || async {
         match make().send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),
+            Ok(resp) if daily_limit(&resp) => Err(backoff::Error::Permanent(OnceFailure::Refused(
+                daily_refusal(&shown, &resp),
+            ))),
             Ok(resp)
                 if resp.status() == StatusCode::TOO_MANY_REQUESTS
                     || resp.status() == StatusCode::SERVICE_UNAVAILABLE =>

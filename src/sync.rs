@@ -25,6 +25,7 @@ use crate::source::{Item, Page, Source};
 use crate::target::chorus::ChorusRun;
 use crate::target::journal_file::{self, JournalRun};
 use crate::target::pennylane::PennylaneRun;
+use crate::target::xero::XeroRun;
 use crate::target::{TargetError, TargetRun};
 
 /// How the run behaves.
@@ -692,6 +693,16 @@ fn build_targets(
                     .map(|r| TargetRun::Chorus(Box::new(r)))
                     .map_err(|e| RunError::Config(e.to_string()))
             }
+            Some(Connector::Xero(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` sends to Xero through its API: `facto sync` sends to it"
+                    )));
+                }
+                XeroRun::new(name, &job.name, c, &cfg.data_dir, opts.dry_run)
+                    .map(|r| TargetRun::Xero(Box::new(r)))
+                    .map_err(|e| RunError::Config(e.to_string()))
+            }
             Some(Connector::Pennylane(c)) => {
                 if matches!(mode, Mode::Export(_)) {
                     return Err(RunError::Config(format!(
@@ -721,24 +732,11 @@ async fn deliver(
     for ((run, p), stop) in runs.iter_mut().zip(pending).zip(stopped.iter_mut()) {
         match run {
             TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
-            TargetRun::Chorus(_) | TargetRun::Pennylane(_) if stop.is_some() => {
-                ledger.put_records(&p.others)?
-            }
-            TargetRun::Pennylane(c) => {
-                match c.deliver_page(ledger, p.deliver, p.others, run_id).await {
-                    Ok(()) => {}
-                    Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
-                        tracing::error!(target = %c.name(), error = %e, "Target stopped for this run.");
-                        *stop = Some(e.to_string());
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            TargetRun::Chorus(c) => match c.deliver_page(ledger, p.deliver, p.others, run_id).await
-            {
+            _ if stop.is_some() => ledger.put_records(&p.others)?,
+            api => match api.deliver_api(ledger, p.deliver, p.others, run_id).await {
                 Ok(()) => {}
                 Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
-                    tracing::error!(target = %c.name(), error = %e, "Target stopped for this run.");
+                    tracing::error!(target = %api.name(), error = %e, "Target stopped for this run.");
                     *stop = Some(e.to_string());
                 }
                 Err(e) => return Err(e),
@@ -796,13 +794,8 @@ pub async fn run_job(
     let mut stopped: Vec<Option<String>> = vec![None; runs.len()];
     let mut statuses = Vec::new();
     // Deposits whose answer was lost are settled before anything is sent again.
-    for (run, stop) in runs.iter().zip(stopped.iter_mut()) {
-        let settled = match run {
-            TargetRun::Chorus(c) => c.reconcile(ledger).await,
-            TargetRun::Pennylane(c) => c.reconcile(ledger).await,
-            TargetRun::JournalFile(_) => Ok(Vec::new()),
-        };
-        match settled {
+    for (run, stop) in runs.iter_mut().zip(stopped.iter_mut()) {
+        match run.reconcile(ledger).await {
             Ok(notes) => statuses.extend(notes),
             Err(e @ TargetError::Remote { .. }) => *stop = Some(e.to_string()),
             Err(e) => return Err(e.into()),
@@ -931,8 +924,8 @@ pub async fn run_job(
     for (run, stop) in runs.into_iter().zip(&stopped) {
         let j = match run {
             TargetRun::JournalFile(j) => j,
-            TargetRun::Pennylane(c) => {
-                delivered.push(c.delivered());
+            run @ (TargetRun::Pennylane(_) | TargetRun::Xero(_)) => {
+                delivered.push(run.delivered());
                 if let Some(why) = stop {
                     jr.report.error = Some(why.clone());
                 }
@@ -1018,6 +1011,7 @@ fn finish_report(
             Some(Connector::JournalFile(c)) => format!("journal-file/{}", c.format.as_str()),
             Some(Connector::ChorusPro(_)) => "chorus-pro".into(),
             Some(Connector::Pennylane(_)) => "pennylane".into(),
+            Some(Connector::Xero(_)) => "xero".into(),
             _ => "target".into(),
         };
         let tally = &jr.tallies[ti];

@@ -15,3 +15,5 @@ mod lifecycle;
 mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;
+mod xero_api;
+mod xero_sim;

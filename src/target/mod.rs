@@ -5,8 +5,9 @@
 pub mod chorus;
 pub mod journal_file;
 pub mod pennylane;
+pub mod xero;
 
-use crate::ledger::LedgerError;
+use crate::ledger::{Ledger, LedgerError};
 
 /// Errors of a target.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub enum TargetRun {
     Chorus(Box<chorus::ChorusRun>),
     /// Pennylane's API.
     Pennylane(Box<pennylane::PennylaneRun>),
+    /// Xero's API.
+    Xero(Box<xero::XeroRun>),
 }
 
 impl TargetRun {
@@ -53,6 +56,75 @@ impl TargetRun {
             TargetRun::JournalFile(j) => j.name(),
             TargetRun::Chorus(c) => c.name(),
             TargetRun::Pennylane(p) => p.name(),
+            TargetRun::Xero(x) => x.name(),
         }
     }
+
+    /// Documents delivered in this run.
+    pub fn delivered(&self) -> u64 {
+        match self {
+            TargetRun::JournalFile(j) => j.delivered(),
+            TargetRun::Chorus(c) => c.delivered(),
+            TargetRun::Pennylane(p) => p.delivered(),
+            TargetRun::Xero(x) => x.delivered(),
+        }
+    }
+
+    /// Settles what an interrupted run left claimed at an API target (looked up there before
+    /// anything is sent again). Journal files recover through the ledger instead.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or the API unreachable.
+    pub async fn reconcile(&mut self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        match self {
+            TargetRun::JournalFile(_) => Ok(Vec::new()),
+            TargetRun::Chorus(c) => c.reconcile(ledger).await,
+            TargetRun::Pennylane(p) => p.reconcile(ledger).await,
+            TargetRun::Xero(x) => x.reconcile(ledger).await,
+        }
+    }
+
+    /// Delivers one page to an API target.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or the API unreachable or refusing the credentials.
+    pub async fn deliver_api(
+        &mut self,
+        ledger: &dyn Ledger,
+        docs: Vec<(
+            std::sync::Arc<crate::mapping::MappedDocument>,
+            crate::ledger::Record,
+        )>,
+        others: Vec<crate::ledger::Record>,
+        run_id: &str,
+    ) -> Result<(), TargetError> {
+        match self {
+            TargetRun::JournalFile(j) => j.deliver_page(ledger, docs, others, run_id),
+            TargetRun::Chorus(c) => c.deliver_page(ledger, docs, others, run_id).await,
+            TargetRun::Pennylane(p) => p.deliver_page(ledger, docs, others, run_id).await,
+            TargetRun::Xero(x) => x.deliver_page(ledger, docs, others, run_id).await,
+        }
+    }
+}
+
+/// A decimal written as a JSON number with its exact digits (`1358.25`, never through a float),
+/// for the APIs that take numbers rather than strings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num(pub rust_decimal::Decimal);
+
+impl serde::Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.0.normalize().to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+/// A JSON value holding a decimal as an exact number.
+pub fn num(d: rust_decimal::Decimal) -> serde_json::Value {
+    // Parsing the decimal's own digits keeps them exact (serde_json keeps up to 17 significant
+    // digits of a plain number; amounts and quantities here have far fewer).
+    serde_json::from_str(&d.normalize().to_string()).unwrap_or(serde_json::Value::Null)
 }

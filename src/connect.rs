@@ -1,0 +1,248 @@
+//! `facto connect TARGET`: the OAuth2 authorization-code flow with PKCE for a target that needs
+//! the user's consent (Xero). It prints the consent URL, receives the redirect on 127.0.0.1,
+//! exchanges the code through the `oauth2` crate, lets the user pick the organisation from the
+//! connections the tokens reach, and stores everything in the target's token file (0600,
+//! written atomically). Tokens are never printed.
+
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::XeroConfig;
+use crate::target::xero::api::oauth_client;
+use crate::target::xero::tokens::{self, StoredTokens};
+
+/// Errors of the consent flow.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Configuration or usage.
+    #[error("{0}")]
+    Usage(String),
+    /// The authorization server or the API refused or failed.
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// One organisation the tokens reach.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Tenant {
+    /// `tenantId`.
+    pub id: String,
+    /// `tenantName`.
+    pub name: String,
+}
+
+/// What `connect` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Connected {
+    /// Token file written.
+    pub token_file: String,
+    /// The organisation chosen.
+    pub tenant: Tenant,
+    /// Every organisation the tokens reach.
+    pub tenants: Vec<Tenant>,
+}
+
+async fn wait_for_redirect(
+    listener: tokio::net::TcpListener,
+    state: &str,
+) -> Result<String, ConnectError> {
+    loop {
+        let (mut sock, _) = listener
+            .accept()
+            .await
+            .map_err(|e| ConnectError::Remote(format!("redirect: {e}")))?;
+        let mut buf = vec![0u8; 8192];
+        let n = sock.read(&mut buf).await.unwrap_or(0);
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let url = url::Url::parse(&format!("http://127.0.0.1{target}"))
+            .map_err(|e| ConnectError::Remote(format!("redirect: {e}")))?;
+        if url.path() != "/callback" {
+            let _ = sock
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            continue;
+        }
+        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let (body, result) = match (q.get("code"), q.get("state"), q.get("error")) {
+            (_, _, Some(err)) => (
+                "facto: consent refused. You can close this page.",
+                Err(ConnectError::Remote(format!("consent refused: {err}"))),
+            ),
+            (Some(code), Some(s), _) if s == state => (
+                "facto is connected. You can close this page.",
+                Ok(code.clone()),
+            ),
+            _ => (
+                "facto: this answer does not match the consent asked. You can close this page.",
+                Err(ConnectError::Remote(
+                    "the redirect's state does not match: start `facto connect` again".into(),
+                )),
+            ),
+        };
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(reply.as_bytes()).await;
+        return result;
+    }
+}
+
+/// Runs the consent flow for a Xero connector; `announce` receives the consent URL.
+///
+/// # Errors
+///
+/// Missing secrets, a refused consent or code, no organisation, or an ambiguous one without
+/// `tenant`.
+pub async fn connect_xero(
+    name: &str,
+    cfg: &XeroConfig,
+    store: &std::path::Path,
+    tenant: Option<&str>,
+    announce: impl FnOnce(&str),
+) -> Result<Connected, ConnectError> {
+    let (client_id, secret) = oauth_client(cfg).map_err(|e| ConnectError::Usage(e.to_string()))?;
+    let redirect = format!("http://127.0.0.1:{}/callback", cfg.redirect_port);
+    let bad = |what: &str, e: &dyn std::fmt::Display| ConnectError::Usage(format!("{what}: {e}"));
+    let mut client = BasicClient::new(ClientId::new(client_id))
+        .set_auth_uri(
+            AuthUrl::new(cfg.authorize_url.clone()).map_err(|e| bad("authorize_url", &e))?,
+        )
+        .set_token_uri(TokenUrl::new(cfg.token_url.clone()).map_err(|e| bad("token_url", &e))?)
+        .set_redirect_uri(RedirectUrl::new(redirect).map_err(|e| bad("redirect", &e))?);
+    client = match &secret {
+        Some(s) => client
+            .set_client_secret(ClientSecret::new(s.expose_secret().to_owned()))
+            .set_auth_type(AuthType::BasicAuth),
+        None => client.set_auth_type(AuthType::RequestBody),
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge);
+    for s in cfg.scopes.split_whitespace() {
+        req = req.add_scope(Scope::new(s.to_owned()));
+    }
+    let (url, state) = req.url();
+    // Listening before the address is shown: the browser may answer at once.
+    let port = cfg.redirect_port;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| {
+            ConnectError::Usage(format!(
+                "cannot listen on 127.0.0.1:{port} for the redirect: {e}"
+            ))
+        })?;
+    announce(url.as_str());
+    let code = tokio::time::timeout(
+        Duration::from_secs(600),
+        wait_for_redirect(listener, state.secret()),
+    )
+    .await
+    .map_err(|_| {
+        ConnectError::Remote("no answer from the consent page within 10 minutes".into())
+    })??;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(cfg.timeout_secs))
+        .build()
+        .map_err(|e| ConnectError::Remote(e.to_string()))?;
+    let tok = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .map_err(|e| match e {
+            oauth2::RequestTokenError::ServerResponse(r) => {
+                ConnectError::Remote(format!("Xero refused the code ({})", r.error()))
+            }
+            other => ConnectError::Remote(format!("token request failed: {other}")),
+        })?;
+    let access = tok.access_token().secret().to_owned();
+    let refresh = tok
+        .refresh_token()
+        .map(|r| r.secret().to_owned())
+        .ok_or_else(|| {
+            ConnectError::Remote("no refresh token: add the offline_access scope".into())
+        })?;
+    let life = tok.expires_in().unwrap_or(Duration::from_secs(1800));
+    let conns: Value = http
+        .get(&cfg.connections_url)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .map_err(|e| ConnectError::Remote(format!("connections: {}", e.without_url())))?
+        .json()
+        .await
+        .map_err(|e| ConnectError::Remote(format!("connections: {e}")))?;
+    let tenants: Vec<Tenant> = conns
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    Some(Tenant {
+                        id: c.get("tenantId")?.as_str()?.to_owned(),
+                        name: c
+                            .get("tenantName")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let chosen = match (tenant, tenants.as_slice()) {
+        (_, []) => {
+            return Err(ConnectError::Remote(
+                "the tokens reach no Xero organisation".into(),
+            ))
+        }
+        (Some(t), list) => list
+            .iter()
+            .find(|x| x.id == t || x.name == t)
+            .cloned()
+            .ok_or_else(|| {
+                ConnectError::Usage(format!("no organisation `{t}` among: {}", names(list)))
+            })?,
+        (None, [one]) => one.clone(),
+        (None, list) => {
+            return Err(ConnectError::Usage(format!(
+                "several organisations: run `facto connect {name} --tenant ID` with one of: {}",
+                names(list)
+            )))
+        }
+    };
+    tokens::save(
+        store,
+        &StoredTokens {
+            access_token: access,
+            refresh_token: refresh,
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(life.as_secs() as i64),
+            tenant_id: Some(chosen.id.clone()),
+            tenant_name: Some(chosen.name.clone()),
+        },
+    )
+    .map_err(|e| ConnectError::Remote(format!("cannot write {}: {e}", store.display())))?;
+    Ok(Connected {
+        token_file: store.display().to_string(),
+        tenant: chosen,
+        tenants,
+    })
+}
+
+fn names(list: &[Tenant]) -> String {
+    list.iter()
+        .map(|t| format!("{} ({})", t.id, t.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,318 @@
+//! The Xero target through the real binary against the behavioural fake: `facto connect` (PKCE
+//! consent through a redirect on 127.0.0.1, organisation chosen, tokens in a 0600 file), then
+//! batches sent exactly once with their idempotency key, credit notes allocated, per-item
+//! failures recorded, a lost answer settled by lookup and replay, a minute 429 waited out, the
+//! daily limit stopping only this target, an expired access token refreshed with the rotated
+//! refresh token saved, a preflight that holds unknown tax types, and a SIGKILL after a batch.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{target, Project};
+use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
+
+const T: &str = "xero";
+const DELIVERABLE: usize = 41;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn command(p: &Project, args: &[&str]) -> std::process::Command {
+    let mut c = p.command(args);
+    c.env("XERO_CLIENT_ID", CLIENT_ID)
+        .env("XERO_CLIENT_SECRET", CLIENT_SECRET);
+    c
+}
+
+async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let mut cmd = command(p, &all);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into_owned())),
+    )
+}
+
+/// The demo with a `xero` target, Xero tax types in the mapping, and the consent given.
+async fn connected(sim: &Sim, extra: &str) -> Project {
+    let p = Project::demo();
+    let port = free_port();
+    p.write("connectors/xero.toml", &sim.connector(port, extra));
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"xero\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let mut m = String::new();
+    for line in p.read("mappings/pcg-demo.toml").lines() {
+        m.push_str(line);
+        m.push('\n');
+        let code = match line {
+            "[tax.TVA20]" => "FR20",
+            "[tax.TVA10]" => "FR10",
+            "[tax.TVA55]" => "FR55",
+            "[tax.TVA21]" => "FR21",
+            "[tax.EXO]" => "EXEMPT",
+            "[tax.AUTOLIQ]" => "RCSERV",
+            _ => continue,
+        };
+        m.push_str(&format!("xero_tax_type = \"{code}\"\n"));
+    }
+    p.write("mappings/pcg-demo.toml", &m);
+
+    // `facto connect xero`: read the consent URL, answer as the browser would.
+    let mut child = command(&p, &["connect", T])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads the whole output (the URL is sent on as soon as it shows), so facto's last line
+    // never meets a closed pipe.
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.trim_start().starts_with("http") {
+                let _ = tx.send(line.trim().to_owned());
+            }
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        rest
+    });
+    let url =
+        tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)).unwrap())
+            .await
+            .unwrap();
+    let consent = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["scope"].contains("offline_access"));
+    sim.state.lock().unwrap().challenge = Some(q["code_challenge"].clone());
+    let redirect = format!(
+        "http://127.0.0.1:{port}/callback?code=THE-CODE&state={}",
+        q["state"]
+    );
+    let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();
+    assert!(page.contains("connected"), "{page}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let printed = reader.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("connected to Xero organisation Atelier Demo"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("AT1") && !printed.contains("RT1"),
+        "tokens are never printed"
+    );
+    let store = p.path("data/xero-xero.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let tokens: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    assert_eq!(tokens["tenant_id"], crate::xero_sim::TENANT);
+    p
+}
+
+fn assert_once(sim: &Sim) {
+    let c = sim.created();
+    assert_eq!(c.len(), DELIVERABLE, "{c:?}");
+    assert!(c.values().all(|n| *n == 1), "created more than once: {c:?}");
+}
+
+fn count(p: &Project, state: &str) -> usize {
+    let (_, v) = p.json(&["ledger", "list", "--target", T, "--state", state]);
+    v.as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_then_every_document_once_with_credit_notes_allocated() {
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 10\n").await;
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
+    assert_once(&sim);
+    {
+        let s = sim.state.lock().unwrap();
+        assert_eq!(s.created_contacts, 8);
+        assert_eq!(
+            s.allocations.len(),
+            4,
+            "every credit note allocated to its invoice"
+        );
+    }
+    let (_, r) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 0);
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_answer_minute_limit_and_partial_failure() {
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 10\n").await;
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.faults.push_back(Fault::Minute);
+        s.faults.push_back(Fault::LoseAnswer);
+        s.reject.push("F2026-0003".into());
+    }
+    // The lost answer is retried at once under the same key: Xero answers from its record.
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(count(&p, "claimed"), 0);
+    let failed = {
+        let (_, v) = p.json(&["ledger", "list", "--target", T, "--state", "failed"]);
+        v
+    };
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert!(failed[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("rejected by the test"));
+    let c = sim.created();
+    assert_eq!(c.len(), DELIVERABLE - 1);
+    assert!(c.values().all(|n| *n == 1), "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_claimed_but_unanswered_is_sent_again_identical_with_its_key() {
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 10\n").await;
+    let flag = p.path("paused");
+    let mut cmd = command(&p, &["sync"]);
+    cmd.env("FACTO_TEST_PAUSE_AT", "after-claim:2@xero")
+        .env("FACTO_TEST_PAUSE_FILE", &flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while !flag.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before the pause"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        sim.created().len(),
+        10,
+        "the second batch was claimed, never sent"
+    );
+    assert_eq!(count(&p, "claimed"), 10);
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert!(
+        r["statuses"].to_string().contains("same idempotency key"),
+        "{r}"
+    );
+    assert_eq!(count(&p, "claimed"), 0);
+    assert_once(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daily_limit_stops_only_this_target_and_expired_tokens_are_refreshed() {
+    let sim = Sim::start().await;
+    let p = connected(&sim, "").await;
+    let first = std::fs::read_to_string(p.path("data/xero-xero.json")).unwrap();
+    sim.state.lock().unwrap().faults.push_back(Fault::Day);
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("daily limit"), "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert!(sim.created().is_empty());
+    assert_eq!(
+        count(&p, "claimed"),
+        0,
+        "a refused batch is released, not left claimed"
+    );
+
+    // The access token expires: refreshed once, the rotated refresh token saved first.
+    sim.state.lock().unwrap().expire_access();
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_once(&sim);
+    assert_eq!(sim.state.lock().unwrap().refreshes, 1);
+    let now = std::fs::read_to_string(p.path("data/xero-xero.json")).unwrap();
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&first).unwrap(),
+        serde_json::from_str(&now).unwrap(),
+    );
+    assert_ne!(
+        a["refresh_token"], b["refresh_token"],
+        "the rotated refresh token is persisted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_holds_unknown_codes_and_a_kill_after_a_batch_sends_nothing_twice() {
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 5\n").await;
+    sim.state
+        .lock()
+        .unwrap()
+        .tax_types
+        .retain(|t| t != "RCSERV");
+    let flag = p.path("paused");
+    let mut cmd = command(&p, &["sync"]);
+    cmd.env("FACTO_TEST_PAUSE_AT", "after-send:2@xero")
+        .env("FACTO_TEST_PAUSE_FILE", &flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while !flag.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before the pause"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        sim.created().len(),
+        10,
+        "two batches of five sent before the kill"
+    );
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    let problems = r["problems"].to_string();
+    assert!(
+        problems.contains("RCSERV") && problems.contains("F2026-0005"),
+        "{problems}"
+    );
+    let c = sim.created();
+    assert!(c.values().all(|n| *n == 1), "{c:?}");
+    assert_eq!(c.len() + count(&p, "held"), DELIVERABLE + 2);
+}

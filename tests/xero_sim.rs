@@ -1,0 +1,334 @@
+//! A behavioural fake of Xero on 127.0.0.1 (wiremock, one stateful responder): the OAuth2 token
+//! endpoint (authorization code with PKCE checked against the consent URL's challenge, refresh
+//! tokens rotated on every use), `/connections`, and the Accounting API: accounts and tax rates,
+//! contacts, invoices and credit notes in batches with per-item results, `Idempotency-Key`
+//! replay, lookups by number, allocations. Faults on demand: minute and daily 429s, a lost
+//! answer after processing. It counts creations per number so that tests prove "exactly once".
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const CLIENT_ID: &str = "xero-app-id";
+pub const CLIENT_SECRET: &str = "xero-app-secret";
+pub const TENANT: &str = "tenant-0001";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    Minute,
+    Day,
+    LoseAnswer,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub challenge: Option<String>,
+    access: HashSet<String>,
+    refresh: HashSet<String>,
+    pub refreshes: u32,
+    n: u32,
+    pub accounts: Vec<String>,
+    pub tax_types: Vec<String>,
+    pub contacts: Vec<(String, String)>,
+    pub created_contacts: u32,
+    pub docs: Vec<Value>,
+    pub created: BTreeMap<String, u32>,
+    pub allocations: Vec<(String, String)>,
+    replies: HashMap<String, Value>,
+    pub faults: VecDeque<Fault>,
+    pub reject: Vec<String>,
+    pub calls: u32,
+}
+
+impl State {
+    fn issue(&mut self) -> Value {
+        self.n += 1;
+        let access = format!("AT{}", self.n);
+        let refresh = format!("RT{}", self.n);
+        self.access.insert(access.clone());
+        self.refresh.insert(refresh.clone());
+        json!({"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": 1800})
+    }
+
+    /// Every access token stops working (as when they expire).
+    pub fn expire_access(&mut self) {
+        self.access.clear();
+    }
+}
+
+pub struct Sim {
+    pub server: MockServer,
+    pub state: Arc<Mutex<State>>,
+}
+
+struct Responder(Arc<Mutex<State>>);
+
+fn d(v: &Value) -> Decimal {
+    v.to_string().trim_matches('"').parse().unwrap_or_default()
+}
+
+impl Responder {
+    fn token(s: &mut State, req: &Request) -> ResponseTemplate {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let basic = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if basic.as_deref() != Some(&format!("{CLIENT_ID}:{CLIENT_SECRET}")) {
+            return ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"}));
+        }
+        match form.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => {
+                let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(Sha256::digest(verifier.as_bytes()));
+                if form.get("code").map(String::as_str) != Some("THE-CODE")
+                    || s.challenge.as_deref() != Some(digest.as_str())
+                {
+                    return ResponseTemplate::new(400)
+                        .set_body_json(json!({"error": "invalid_grant"}));
+                }
+                ResponseTemplate::new(200).set_body_json(s.issue())
+            }
+            Some("refresh_token") => {
+                let rt = form.get("refresh_token").cloned().unwrap_or_default();
+                // Rotation: a refresh token works once.
+                if !s.refresh.remove(&rt) {
+                    return ResponseTemplate::new(400)
+                        .set_body_json(json!({"error": "invalid_grant"}));
+                }
+                s.refreshes += 1;
+                ResponseTemplate::new(200).set_body_json(s.issue())
+            }
+            _ => {
+                ResponseTemplate::new(400).set_body_json(json!({"error": "unsupported_grant_type"}))
+            }
+        }
+    }
+
+    fn docs(s: &mut State, req: &Request, credit: bool) -> ResponseTemplate {
+        let key = req
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(k) = &key {
+            if let Some(r) = s.replies.get(k) {
+                return ResponseTemplate::new(200).set_body_json(r.clone());
+            }
+        }
+        let fault = s.faults.pop_front();
+        match fault {
+            Some(Fault::Minute) => {
+                return ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "1")
+                    .insert_header("X-Rate-Limit-Problem", "minute")
+            }
+            Some(Fault::Day) => {
+                return ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "3600")
+                    .insert_header("X-Rate-Limit-Problem", "day")
+            }
+            _ => {}
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let (list, number_field, id_field) = if credit {
+            ("CreditNotes", "CreditNoteNumber", "CreditNoteID")
+        } else {
+            ("Invoices", "InvoiceNumber", "InvoiceID")
+        };
+        let mut out = Vec::new();
+        for item in body[list].as_array().cloned().unwrap_or_default() {
+            let number = item[number_field].as_str().unwrap_or("").to_owned();
+            let mut errors = Vec::new();
+            for l in item["LineItems"].as_array().cloned().unwrap_or_default() {
+                let code = l["AccountCode"].as_str().unwrap_or("");
+                if !s.accounts.iter().any(|a| a == code) {
+                    errors.push(format!(
+                        "Account code '{code}' is not a valid code for this document."
+                    ));
+                }
+                let tax = l["TaxType"].as_str().unwrap_or("");
+                if !s.tax_types.iter().any(|t| t == tax) {
+                    errors.push(format!(
+                        "The TaxType code '{tax}' does not exist or cannot be used."
+                    ));
+                }
+                let expected = d(&l["Quantity"]) * d(&l["UnitAmount"]) - d(&l["DiscountAmount"]);
+                if expected.round_dp(2) != d(&l["LineAmount"]) {
+                    errors.push(format!(
+                        "Line amount {} does not match {}",
+                        l["LineAmount"], expected
+                    ));
+                }
+            }
+            if s.reject.contains(&number) {
+                errors.push("Document rejected by the test".into());
+            }
+            if errors.is_empty() {
+                *s.created.entry(number.clone()).or_insert(0) += 1;
+                let id = format!(
+                    "{:08x}-0000-4000-8000-{:012x}",
+                    s.docs.len() + 1,
+                    s.docs.len() + 1
+                );
+                let total: Decimal = item["LineItems"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|l| d(&l["LineAmount"]) + d(&l["TaxAmount"]))
+                            .sum()
+                    })
+                    .unwrap_or_default();
+                let stored = json!({id_field: id, number_field: number, "Status": "AUTHORISED", "Total": total.to_string(), "Type": item["Type"]});
+                s.docs.push(stored.clone());
+                let mut r = stored;
+                r["HasErrors"] = json!(false);
+                r["StatusAttributeString"] = json!("OK");
+                out.push(r);
+            } else {
+                out.push(json!({number_field: number, "HasErrors": true, "StatusAttributeString": "ERROR",
+                    "ValidationErrors": errors.iter().map(|m| json!({"Message": m})).collect::<Vec<_>>()}));
+            }
+        }
+        let reply = json!({list: out});
+        if let Some(k) = key {
+            s.replies.insert(k, reply.clone());
+        }
+        if let Some(Fault::LoseAnswer) = fault {
+            return ResponseTemplate::new(500);
+        }
+        ResponseTemplate::new(200)
+            .insert_header("X-MinLimit-Remaining", "59")
+            .insert_header("X-DayLimit-Remaining", "4999")
+            .set_body_json(reply)
+    }
+}
+
+impl Respond for Responder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.0.lock().unwrap();
+        s.calls += 1;
+        let path = req.url.path().to_owned();
+        if path == "/connect/token" {
+            return Self::token(&mut s, req);
+        }
+        let bearer = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        if !bearer.is_some_and(|b| s.access.contains(&b)) {
+            return ResponseTemplate::new(401).set_body_json(json!({"Type": null, "Title": "Unauthorized", "Status": 401, "Detail": "TokenExpired: token expired"}));
+        }
+        if path == "/connections" {
+            return ResponseTemplate::new(200).set_body_json(json!([{"id": "c1", "tenantId": TENANT, "tenantType": "ORGANISATION", "tenantName": "Atelier Demo"}]));
+        }
+        if req
+            .headers
+            .get("xero-tenant-id")
+            .and_then(|v| v.to_str().ok())
+            != Some(TENANT)
+        {
+            return ResponseTemplate::new(403).set_body_json(json!({"Title": "Forbidden"}));
+        }
+        let path = path.trim_start_matches("/api.xro/2.0").to_owned();
+        let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+        match (req.method.as_str(), path.as_str()) {
+            ("GET", "/Accounts") => ResponseTemplate::new(200).set_body_json(json!({"Accounts":
+                s.accounts.iter().map(|c| json!({"Code": c, "Status": "ACTIVE"})).collect::<Vec<_>>()})),
+            ("GET", "/TaxRates") => ResponseTemplate::new(200).set_body_json(json!({"TaxRates":
+                s.tax_types.iter().map(|t| json!({"TaxType": t, "Status": "ACTIVE"})).collect::<Vec<_>>()})),
+            ("GET", "/Contacts") => {
+                let w = q.get("where").cloned().unwrap_or_default();
+                let list: Vec<Value> = s.contacts.iter().filter(|(_, n)| w.contains(&format!("\"{n}\""))).map(|(id, n)| json!({"ContactID": id, "ContactNumber": n})).collect();
+                ResponseTemplate::new(200).set_body_json(json!({"Contacts": list}))
+            }
+            ("PUT", "/Contacts") => {
+                let key = req.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                if let Some(r) = key.as_ref().and_then(|k| s.replies.get(k)) {
+                    return ResponseTemplate::new(200).set_body_json(r.clone());
+                }
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let n = body["Contacts"][0]["ContactNumber"].as_str().unwrap_or("").to_owned();
+                let id = format!("c0000000-0000-4000-8000-{:012x}", s.contacts.len() + 1);
+                s.contacts.push((id.clone(), n.clone()));
+                s.created_contacts += 1;
+                let reply = json!({"Contacts": [{"ContactID": id, "ContactNumber": n, "HasValidationErrors": false}]});
+                if let Some(k) = key {
+                    s.replies.insert(k, reply.clone());
+                }
+                ResponseTemplate::new(200).set_body_json(reply)
+            }
+            ("PUT", "/Invoices") => Self::docs(&mut s, req, false),
+            ("PUT", "/CreditNotes") => Self::docs(&mut s, req, true),
+            ("GET", "/Invoices") => {
+                let nums: Vec<String> = q.get("InvoiceNumbers").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default();
+                let list: Vec<Value> = s.docs.iter().filter(|x| x["InvoiceNumber"].as_str().is_some_and(|n| nums.iter().any(|m| m == n))).cloned().collect();
+                ResponseTemplate::new(200).set_body_json(json!({"Invoices": list}))
+            }
+            ("GET", "/CreditNotes") => {
+                let w = q.get("where").cloned().unwrap_or_default();
+                let list: Vec<Value> = s.docs.iter().filter(|x| x["CreditNoteNumber"].as_str().is_some_and(|n| w.contains(&format!("\"{n}\"")))).cloned().collect();
+                ResponseTemplate::new(200).set_body_json(json!({"CreditNotes": list}))
+            }
+            ("PUT", p) if p.starts_with("/CreditNotes/") && p.ends_with("/Allocations") => {
+                let cn = p.trim_start_matches("/CreditNotes/").trim_end_matches("/Allocations").to_owned();
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let inv = body["Allocations"][0]["Invoice"]["InvoiceID"].as_str().unwrap_or("").to_owned();
+                s.allocations.push((cn, inv));
+                ResponseTemplate::new(200).set_body_json(json!({"Allocations": body["Allocations"]}))
+            }
+            _ => ResponseTemplate::new(404),
+        }
+    }
+}
+
+impl Sim {
+    /// An organisation whose chart and tax rates cover the demo mapping (with the Xero codes
+    /// the tests add to it).
+    pub async fn start() -> Sim {
+        let server = MockServer::start().await;
+        let st = State {
+            accounts: [
+                "706100", "706200", "706300", "706400", "707000", "707100", "707200", "708500",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+            tax_types: ["FR20", "FR10", "FR55", "FR21", "EXEMPT", "RCSERV"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            ..State::default()
+        };
+        let state = Arc::new(Mutex::new(st));
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Responder(Arc::clone(&state)))
+            .mount(&server)
+            .await;
+        Sim { server, state }
+    }
+
+    pub fn connector(&self, port: u16, extra: &str) -> String {
+        let u = self.server.uri();
+        format!(
+            "kind = \"xero\"\nclient_id_env = \"XERO_CLIENT_ID\"\nclient_secret_env = \"XERO_CLIENT_SECRET\"\napi_url = \"{u}/api.xro/2.0\"\ntoken_url = \"{u}/connect/token\"\nauthorize_url = \"{u}/identity/connect/authorize\"\nconnections_url = \"{u}/connections\"\nredirect_port = {port}\nmax_retry_secs = 5\ncalls_per_minute = 1000\n{extra}"
+        )
+    }
+
+    pub fn created(&self) -> BTreeMap<String, u32> {
+        self.state.lock().unwrap().created.clone()
+    }
+}
