@@ -16,4 +16,5 @@ mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;
 mod xero_api;
+mod xero_contract;
 mod xero_sim;
