@@ -354,6 +354,10 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), So
         .targets
         .iter()
         .any(|t| matches!(cfg.connectors.get(t), Some(Connector::Pennylane(_))));
+    let xero = job
+        .targets
+        .iter()
+        .any(|t| matches!(cfg.connectors.get(t), Some(Connector::Xero(_))));
     let mut gaps: BTreeMap<(&'static str, String), Gap> = BTreeMap::new();
     let mut n = 0u64;
     scan_source(cfg, job, |item| {
@@ -364,18 +368,20 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), So
                     .into_iter()
                     .map(|(t, c)| (t, c, None))
                     .collect();
-            if pennylane {
-                // Per-target codes: a Pennylane target needs each tax code's vat_rate.
+            if pennylane || xero {
+                // Per-target codes: Pennylane needs each tax code's vat_rate, Xero its tax type.
                 let mut codes: Vec<&str> = doc.lines.iter().map(|l| l.tax_code.as_str()).collect();
                 codes.sort_unstable();
                 codes.dedup();
                 for c in codes {
-                    if mapping
-                        .tax
-                        .get(c)
-                        .is_some_and(|t| t.pennylane_code().is_none())
-                    {
+                    let Some(t) = mapping.tax.get(c) else {
+                        continue;
+                    };
+                    if pennylane && t.pennylane_code().is_none() {
                         missing.push(("tax", c.to_owned(), Some("pennylane_vat_rate")));
+                    }
+                    if xero && t.xero_tax_type.is_none() {
+                        missing.push(("tax", c.to_owned(), Some("xero_tax_type")));
                     }
                 }
             }

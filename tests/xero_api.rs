@@ -282,6 +282,21 @@ async fn preflight_holds_unknown_codes_and_a_kill_after_a_batch_sends_nothing_tw
         .unwrap()
         .tax_types
         .retain(|t| t != "RCSERV");
+    // A tax code without its Xero tax type is named by `facto mappings check`.
+    let m = p
+        .read("mappings/pcg-demo.toml")
+        .replace("xero_tax_type = \"FR21\"\n", "");
+    p.write("mappings/pcg-demo.toml", &m);
+    let (_, check) = p.json(&["mappings", "check"]);
+    let gaps = check["jobs"][0]["unmapped"].to_string();
+    assert!(
+        gaps.contains("TVA21") && gaps.contains("xero_tax_type"),
+        "{gaps}"
+    );
+    let m = p
+        .read("mappings/pcg-demo.toml")
+        .replace("[tax.TVA21]\n", "[tax.TVA21]\nxero_tax_type = \"FR21\"\n");
+    p.write("mappings/pcg-demo.toml", &m);
     let flag = p.path("paused");
     let mut cmd = command(&p, &["sync"]);
     cmd.env("FACTO_TEST_PAUSE_AT", "after-send:2@xero")
