@@ -571,7 +571,31 @@ pub struct PennylaneConfig {
     #[serde(default = "pennylane_url")]
     pub api_url: String,
     /// Environment variable holding the company API token (Settings › Connectivity › Developers).
-    pub token_env: String,
+    /// Either this, or `client_id_env` for the OAuth2 flow (`facto connect`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Environment variable holding the OAuth2 client id (partner apps): tokens then come from
+    /// `facto connect` and are refreshed, the rotated pair saved before use.
+    #[serde(default)]
+    pub client_id_env: Option<String>,
+    /// Environment variable holding the OAuth2 client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// OAuth2 consent URL. Default `https://app.pennylane.com/oauth/authorize`.
+    #[serde(default = "pennylane_authorize")]
+    pub authorize_url: String,
+    /// OAuth2 token URL. Default `https://app.pennylane.com/oauth/token`.
+    #[serde(default = "pennylane_token")]
+    pub token_url: String,
+    /// Scopes asked at `facto connect`.
+    #[serde(default = "pennylane_scopes")]
+    pub scopes: String,
+    /// Port of the redirect `facto connect` listens on (127.0.0.1). Default 5089.
+    #[serde(default = "pennylane_port")]
+    pub redirect_port: u16,
+    /// Where OAuth2 tokens are kept (0600). Default `<data_dir>/pennylane-<name>.json`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// Timeout of one call, seconds. Default 30.
     #[serde(default = "thirty")]
     pub timeout_secs: u64,
@@ -588,6 +612,18 @@ pub struct PennylaneConfig {
     pub reference_prefix: String,
 }
 
+fn pennylane_authorize() -> String {
+    "https://app.pennylane.com/oauth/authorize".to_owned()
+}
+fn pennylane_token() -> String {
+    "https://app.pennylane.com/oauth/token".to_owned()
+}
+fn pennylane_scopes() -> String {
+    "customer_invoices:all file_attachments:all ledger_accounts:readonly customers:all".to_owned()
+}
+fn pennylane_port() -> u16 {
+    5089
+}
 fn pennylane_url() -> String {
     "https://app.pennylane.com/api/external/v2".to_owned()
 }
@@ -766,6 +802,13 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
                     path,
                     find_line(&text, &["api_url"]),
                     format!("api_url `{}` is not an absolute URL", c.api_url),
+                ));
+            }
+            if c.token_env.is_some() == c.client_id_env.is_some() {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &["token_env", "client_id_env", "kind"]),
+                    "set either token_env (a company API token) or client_id_env (OAuth2 with `facto connect`)",
                 ));
             }
             if !(1..=1000).contains(&c.requests_per_5s) {

@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::XeroConfig;
+use crate::target::tokens::{self, StoredTokens};
 use crate::target::xero::api::oauth_client;
-use crate::target::xero::tokens::{self, StoredTokens};
 
 /// Errors of the consent flow.
 #[derive(Debug, thiserror::Error)]
@@ -97,29 +97,52 @@ async fn wait_for_redirect(
     }
 }
 
-/// Runs the consent flow for a Xero connector; `announce` receives the consent URL.
+/// An OAuth2 application and where its consent happens.
+pub struct App<'a> {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret, for confidential apps.
+    pub client_secret: Option<secrecy::SecretString>,
+    /// Consent URL.
+    pub authorize_url: &'a str,
+    /// Token URL.
+    pub token_url: &'a str,
+    /// Scopes, space separated.
+    pub scopes: &'a str,
+    /// Port of the redirect on 127.0.0.1.
+    pub redirect_port: u16,
+    /// Timeout of the token call, seconds.
+    pub timeout_secs: u64,
+}
+
+/// Tokens granted by a consent.
+pub struct Granted {
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+    /// Lifetime of the access token.
+    pub life: Duration,
+    /// The HTTP client used (for follow-up calls).
+    pub http: reqwest::Client,
+}
+
+/// The authorization-code flow with PKCE: consent URL announced, redirect received on
+/// 127.0.0.1, code exchanged.
 ///
 /// # Errors
 ///
-/// Missing secrets, a refused consent or code, no organisation, or an ambiguous one without
-/// `tenant`.
-pub async fn connect_xero(
-    name: &str,
-    cfg: &XeroConfig,
-    store: &std::path::Path,
-    tenant: Option<&str>,
-    announce: impl FnOnce(&str),
-) -> Result<Connected, ConnectError> {
-    let (client_id, secret) = oauth_client(cfg).map_err(|e| ConnectError::Usage(e.to_string()))?;
-    let redirect = format!("http://127.0.0.1:{}/callback", cfg.redirect_port);
+/// Bad URLs, a port in use, a refused consent or code, no refresh token.
+pub async fn consent(app: &App<'_>, announce: impl FnOnce(&str)) -> Result<Granted, ConnectError> {
+    let redirect = format!("http://127.0.0.1:{}/callback", app.redirect_port);
     let bad = |what: &str, e: &dyn std::fmt::Display| ConnectError::Usage(format!("{what}: {e}"));
-    let mut client = BasicClient::new(ClientId::new(client_id))
+    let mut client = BasicClient::new(ClientId::new(app.client_id.clone()))
         .set_auth_uri(
-            AuthUrl::new(cfg.authorize_url.clone()).map_err(|e| bad("authorize_url", &e))?,
+            AuthUrl::new(app.authorize_url.to_owned()).map_err(|e| bad("authorize_url", &e))?,
         )
-        .set_token_uri(TokenUrl::new(cfg.token_url.clone()).map_err(|e| bad("token_url", &e))?)
+        .set_token_uri(TokenUrl::new(app.token_url.to_owned()).map_err(|e| bad("token_url", &e))?)
         .set_redirect_uri(RedirectUrl::new(redirect).map_err(|e| bad("redirect", &e))?);
-    client = match &secret {
+    client = match &app.client_secret {
         Some(s) => client
             .set_client_secret(ClientSecret::new(s.expose_secret().to_owned()))
             .set_auth_type(AuthType::BasicAuth),
@@ -129,12 +152,12 @@ pub async fn connect_xero(
     let mut req = client
         .authorize_url(CsrfToken::new_random)
         .set_pkce_challenge(challenge);
-    for s in cfg.scopes.split_whitespace() {
+    for s in app.scopes.split_whitespace() {
         req = req.add_scope(Scope::new(s.to_owned()));
     }
     let (url, state) = req.url();
     // Listening before the address is shown: the browser may answer at once.
-    let port = cfg.redirect_port;
+    let port = app.redirect_port;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| {
@@ -153,7 +176,7 @@ pub async fn connect_xero(
     })??;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(cfg.timeout_secs))
+        .timeout(Duration::from_secs(app.timeout_secs))
         .build()
         .map_err(|e| ConnectError::Remote(e.to_string()))?;
     let tok = client
@@ -163,21 +186,66 @@ pub async fn connect_xero(
         .await
         .map_err(|e| match e {
             oauth2::RequestTokenError::ServerResponse(r) => {
-                ConnectError::Remote(format!("Xero refused the code ({})", r.error()))
+                ConnectError::Remote(format!("the code was refused ({})", r.error()))
             }
             other => ConnectError::Remote(format!("token request failed: {other}")),
         })?;
-    let access = tok.access_token().secret().to_owned();
-    let refresh = tok
-        .refresh_token()
-        .map(|r| r.secret().to_owned())
-        .ok_or_else(|| {
-            ConnectError::Remote("no refresh token: add the offline_access scope".into())
-        })?;
-    let life = tok.expires_in().unwrap_or(Duration::from_secs(1800));
-    let conns: Value = http
+    Ok(Granted {
+        access: tok.access_token().secret().to_owned(),
+        refresh: tok
+            .refresh_token()
+            .map(|r| r.secret().to_owned())
+            .ok_or_else(|| {
+                ConnectError::Remote("no refresh token was granted (offline access)".into())
+            })?,
+        life: tok.expires_in().unwrap_or(Duration::from_secs(1800)),
+        http,
+    })
+}
+
+fn save(store: &std::path::Path, g: &Granted, tenant: Option<&Tenant>) -> Result<(), ConnectError> {
+    tokens::save(
+        store,
+        &StoredTokens {
+            access_token: g.access.clone(),
+            refresh_token: g.refresh.clone(),
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(g.life.as_secs() as i64),
+            tenant_id: tenant.map(|t| t.id.clone()),
+            tenant_name: tenant.map(|t| t.name.clone()),
+        },
+    )
+    .map_err(|e| ConnectError::Remote(format!("cannot write {}: {e}", store.display())))
+}
+
+/// Runs the consent flow for a Xero connector; `announce` receives the consent URL.
+///
+/// # Errors
+///
+/// Missing secrets, a refused consent or code, no organisation, or an ambiguous one without
+/// `tenant`.
+pub async fn connect_xero(
+    name: &str,
+    cfg: &XeroConfig,
+    store: &std::path::Path,
+    tenant: Option<&str>,
+    announce: impl FnOnce(&str),
+) -> Result<Connected, ConnectError> {
+    let (client_id, client_secret) =
+        oauth_client(cfg).map_err(|e| ConnectError::Usage(e.to_string()))?;
+    let app = App {
+        client_id,
+        client_secret,
+        authorize_url: &cfg.authorize_url,
+        token_url: &cfg.token_url,
+        scopes: &cfg.scopes,
+        redirect_port: cfg.redirect_port,
+        timeout_secs: cfg.timeout_secs,
+    };
+    let g = consent(&app, announce).await?;
+    let conns: Value = g
+        .http
         .get(&cfg.connections_url)
-        .bearer_auth(&access)
+        .bearer_auth(&g.access)
         .send()
         .await
         .map_err(|e| ConnectError::Remote(format!("connections: {}", e.without_url())))?
@@ -222,21 +290,59 @@ pub async fn connect_xero(
             )))
         }
     };
-    tokens::save(
-        store,
-        &StoredTokens {
-            access_token: access,
-            refresh_token: refresh,
-            expires_at: chrono::Utc::now() + chrono::Duration::seconds(life.as_secs() as i64),
-            tenant_id: Some(chosen.id.clone()),
-            tenant_name: Some(chosen.name.clone()),
-        },
-    )
-    .map_err(|e| ConnectError::Remote(format!("cannot write {}: {e}", store.display())))?;
+    save(store, &g, Some(&chosen))?;
     Ok(Connected {
         token_file: store.display().to_string(),
         tenant: chosen,
         tenants,
+    })
+}
+
+/// Runs the consent flow for a Pennylane connector with an OAuth2 client (partner apps).
+///
+/// # Errors
+///
+/// Missing secrets, or a refused consent or code.
+pub async fn connect_pennylane(
+    cfg: &crate::config::PennylaneConfig,
+    store: &std::path::Path,
+    announce: impl FnOnce(&str),
+) -> Result<Connected, ConnectError> {
+    let env = |v: &str| {
+        std::env::var(v)
+            .ok()
+            .filter(|x| !x.trim().is_empty())
+            .ok_or_else(|| ConnectError::Usage(format!("the environment variable {v} is not set")))
+    };
+    let Some(id_var) = &cfg.client_id_env else {
+        return Err(ConnectError::Usage(
+            "this Pennylane connector uses a company API token (token_env): nothing to connect"
+                .into(),
+        ));
+    };
+    let client_secret = match &cfg.client_secret_env {
+        Some(v) => Some(secrecy::SecretString::from(env(v)?)),
+        None => None,
+    };
+    let app = App {
+        client_id: env(id_var)?,
+        client_secret,
+        authorize_url: &cfg.authorize_url,
+        token_url: &cfg.token_url,
+        scopes: &cfg.scopes,
+        redirect_port: cfg.redirect_port,
+        timeout_secs: cfg.timeout_secs,
+    };
+    let g = consent(&app, announce).await?;
+    let company = Tenant {
+        id: "company".into(),
+        name: "the company that gave its consent".into(),
+    };
+    save(store, &g, None)?;
+    Ok(Connected {
+        token_file: store.display().to_string(),
+        tenant: company.clone(),
+        tenants: vec![company],
     })
 }
 

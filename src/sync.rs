@@ -709,7 +709,7 @@ fn build_targets(
                         "`{name}` imports into Pennylane through its API: `facto sync` sends to it"
                     )));
                 }
-                PennylaneRun::new(name, &job.name, c, cfg.base_dir.clone(), opts.dry_run)
+                PennylaneRun::new(name, &job.name, c, cfg.base_dir.clone(), &cfg.data_dir, opts.dry_run)
                     .map(|r| TargetRun::Pennylane(Box::new(r)))
                     .map_err(|e| RunError::Config(e.to_string()))
             }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{target, Project};
-use crate::pennylane_sim::{Fault, Sim, TOKEN};
+use crate::common::{free_port, give_consent, target, Project};
+use crate::pennylane_sim::{Fault, Sim, OAUTH_CLIENT, OAUTH_SECRET, TOKEN};
 
 const T: &str = "pennylane";
 const DELIVERABLE: usize = 41;
@@ -252,4 +252,53 @@ async fn documents_that_cannot_go_are_held_and_a_bad_token_stops_only_this_targe
     let held = state_count(&p, "held");
     assert!(held >= 4, "{held}");
     assert_eq!(sim.imports().len() + held, DELIVERABLE + 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_app_connects_with_oauth_and_its_rotated_tokens_are_saved() {
+    let sim = Sim::start().await;
+    let port = free_port();
+    let u = sim.server.uri();
+    let p = with_connector(&format!(
+        "kind = \"pennylane\"\napi_url = \"{u}/api/external/v2\"\nclient_id_env = \"PL_CLIENT_ID\"\nclient_secret_env = \"PL_CLIENT_SECRET\"\nauthorize_url = \"{u}/oauth/authorize\"\ntoken_url = \"{u}/oauth/token\"\nredirect_port = {port}\nrequests_per_5s = 1000\nmax_retry_secs = 5\n"
+    ));
+    let with_app = |args: &[&str]| {
+        let mut c = p.command(args);
+        c.env("PL_CLIENT_ID", OAUTH_CLIENT)
+            .env("PL_CLIENT_SECRET", OAUTH_SECRET);
+        c
+    };
+    // Not connected yet: the sync says how to connect.
+    let out = with_app(&["sync"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("facto connect pennylane"));
+
+    let state = std::sync::Arc::clone(&sim.state);
+    let printed = give_consent(with_app(&["connect", T]), port, move |c| {
+        state.lock().unwrap().challenge = Some(c);
+    })
+    .await;
+    assert!(
+        !printed.contains("PLA1") && !printed.contains("PLR1"),
+        "{printed}"
+    );
+    let store = p.path("data/pennylane-pennylane.json");
+    let first: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+
+    // The access token expires mid-run: one refresh, the rotated pair saved, nothing twice.
+    sim.state.lock().unwrap().expire_access();
+    let mut c = with_app(&["--json", "sync"]);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
+    assert_eq!(sim.state.lock().unwrap().refreshes, 1);
+    assert_once(&sim);
+    let now: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    assert_ne!(first["refresh_token"], now["refresh_token"]);
+    assert_eq!(
+        now["refresh_token"],
+        sim.state.lock().unwrap().oauth_refresh[0]
+    );
 }

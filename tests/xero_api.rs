@@ -5,25 +5,16 @@
 //! daily limit stopping only this target, an expired access token refreshed with the rotated
 //! refresh token saved, a preflight that holds unknown tax types, and a SIGKILL after a batch.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{target, Project};
+use crate::common::{free_port, give_consent, target, Project};
 use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "xero";
 const DELIVERABLE: usize = 41;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn command(p: &Project, args: &[&str]) -> std::process::Command {
     let mut c = p.command(args);
@@ -74,54 +65,12 @@ async fn connected(sim: &Sim, extra: &str) -> Project {
     p.write("mappings/pcg-demo.toml", &m);
 
     // `facto connect xero`: read the consent URL, answer as the browser would.
-    let mut child = command(&p, &["connect", T])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Reads the whole output (the URL is sent on as soon as it shows), so facto's last line
-    // never meets a closed pipe.
-    let reader = std::thread::spawn(move || {
-        let mut rest = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.trim_start().starts_with("http") {
-                let _ = tx.send(line.trim().to_owned());
-            }
-            rest.push_str(&line);
-            rest.push('\n');
-        }
-        rest
-    });
-    let url =
-        tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)).unwrap())
-            .await
-            .unwrap();
-    let consent = url::Url::parse(&url).unwrap();
-    let q: std::collections::HashMap<String, String> = consent.query_pairs().into_owned().collect();
-    assert_eq!(q["code_challenge_method"], "S256");
-    assert!(q["scope"].contains("offline_access"));
-    sim.state.lock().unwrap().challenge = Some(q["code_challenge"].clone());
-    let redirect = format!(
-        "http://127.0.0.1:{port}/callback?code=THE-CODE&state={}",
-        q["state"]
-    );
-    let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();
-    assert!(page.contains("connected"), "{page}");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let printed = reader.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        printed.contains("connected to Xero organisation Atelier Demo"),
-        "{printed}"
-    );
+    let state = std::sync::Arc::clone(&sim.state);
+    let printed = give_consent(command(&p, &["connect", T]), port, move |c| {
+        state.lock().unwrap().challenge = Some(c);
+    })
+    .await;
+    assert!(printed.contains("connected to Atelier Demo"), "{printed}");
     assert!(
         !printed.contains("AT1") && !printed.contains("RT1"),
         "tokens are never printed"

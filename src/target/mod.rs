@@ -4,7 +4,9 @@
 
 pub mod chorus;
 pub mod journal_file;
+pub mod oauth;
 pub mod pennylane;
+pub mod tokens;
 pub mod xero;
 
 use crate::ledger::{Ledger, LedgerError};

@@ -217,3 +217,64 @@ pub fn xmllint(schema: &Path, docs: &[(String, Vec<u8>)]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `facto connect` (`cmd`) and answers its consent page as a browser would: reads the
+/// consent URL it prints, hands the PKCE challenge to the fake server (`challenge`), calls the
+/// redirect with code `THE-CODE`. Returns what facto printed; panics if it failed.
+pub async fn give_consent(mut cmd: Command, port: u16, challenge: impl FnOnce(String)) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads the whole output (the URL is sent on as soon as it shows), so facto's last line
+    // never meets a closed pipe.
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.trim_start().starts_with("http") {
+                let _ = tx.send(line.trim().to_owned());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let url = tokio::task::spawn_blocking(move || {
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap()
+    })
+    .await
+    .unwrap();
+    let consent = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    challenge(q["code_challenge"].clone());
+    let redirect = format!(
+        "http://127.0.0.1:{port}/callback?code=THE-CODE&state={}",
+        q["state"]
+    );
+    let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();
+    assert!(page.contains("connected"), "{page}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let printed = reader.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

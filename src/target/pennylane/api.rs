@@ -5,11 +5,14 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::config::PennylaneConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RateLimiter, RetryPolicy};
+use crate::target::oauth::{OAuthError, RefreshingToken};
 
 /// Errors of the Pennylane API.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +50,28 @@ pub enum PennylaneError {
     },
 }
 
+/// How calls are authorised: a company API token, or OAuth2 tokens from `facto connect`.
+enum Auth {
+    Company(SecretString),
+    OAuth(Box<RefreshingToken>),
+}
+
 /// A client of one Pennylane company.
 pub struct PennylaneApi {
     http: reqwest::Client,
     base: String,
-    token: SecretString,
+    auth: Auth,
     policy: RetryPolicy,
     limiter: RateLimiter,
+}
+
+fn env_secret(var: &str, what: &str) -> Result<SecretString, PennylaneError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
+        _ => Err(PennylaneError::Config(format!(
+            "the environment variable {var} ({what}) is not set; export it before running facto"
+        ))),
+    }
 }
 
 fn auth_error(status: u16, body: &str) -> PennylaneError {
@@ -70,25 +88,42 @@ impl PennylaneApi {
     /// # Errors
     ///
     /// The token variable is missing, or the HTTP client cannot be built.
-    pub fn new(cfg: &PennylaneConfig) -> Result<Self, PennylaneError> {
-        let token = match std::env::var(&cfg.token_env) {
-            Ok(v) if !v.trim().is_empty() => SecretString::from(v.trim().to_owned()),
-            _ => {
-                return Err(PennylaneError::Config(format!(
-                    "the environment variable {} (Pennylane company API token) is not set; export it before running facto",
-                    cfg.token_env
-                )))
-            }
-        };
+    pub fn new(cfg: &PennylaneConfig, name: &str, store: PathBuf) -> Result<Self, PennylaneError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| PennylaneError::Config(format!("HTTP client: {e}")))?;
+        let auth = match (&cfg.token_env, &cfg.client_id_env) {
+            (Some(var), _) => Auth::Company(env_secret(var, "Pennylane company API token")?),
+            (None, Some(id)) => {
+                let client_id = env_secret(id, "Pennylane OAuth2 client id")?;
+                let secret = match &cfg.client_secret_env {
+                    Some(v) => Some(env_secret(v, "Pennylane OAuth2 client secret")?),
+                    None => None,
+                };
+                Auth::OAuth(Box::new(
+                    RefreshingToken::load(
+                        http.clone(),
+                        store,
+                        &cfg.token_url,
+                        client_id.expose_secret().to_owned(),
+                        secret,
+                        format!("target `{name}` is not connected to Pennylane yet: run `facto connect {name}`"),
+                    )
+                    .map_err(|e| PennylaneError::Config(e.to_string()))?,
+                ))
+            }
+            (None, None) => {
+                return Err(PennylaneError::Config(
+                    "set token_env or client_id_env in the Pennylane connector".into(),
+                ))
+            }
+        };
         Ok(PennylaneApi {
             http,
             base: cfg.api_url.trim_end_matches('/').to_owned(),
-            token,
+            auth,
             policy: RetryPolicy {
                 max_elapsed: Duration::from_secs(cfg.max_retry_secs),
                 max_retry_after: Duration::from_secs(cfg.max_retry_secs),
@@ -96,6 +131,23 @@ impl PennylaneApi {
             },
             limiter: RateLimiter::new(cfg.requests_per_5s, Duration::from_secs(5)),
         })
+    }
+
+    /// The bearer token; OAuth2 tokens are refreshed when they expire, or when `force`.
+    async fn bearer(&self, force: bool) -> Result<SecretString, PennylaneError> {
+        match &self.auth {
+            Auth::Company(t) => Ok(t.clone()),
+            Auth::OAuth(t) => t.access(force).await.map_err(|e| match e {
+                OAuthError::Config(m) => PennylaneError::Config(m),
+                OAuthError::Refused(m) => PennylaneError::Auth(format!("Pennylane: {m}")),
+                OAuthError::Http(h) => PennylaneError::Http(h),
+            }),
+        }
+    }
+
+    /// Whether a 401 may be cured by a refresh (OAuth2 tokens only).
+    fn refreshable(&self) -> bool {
+        matches!(self.auth, Auth::OAuth(_))
     }
 
     fn url(&self, path: &str) -> String {
@@ -109,26 +161,40 @@ impl PennylaneApi {
     /// Network, credentials or protocol failure.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, PennylaneError> {
         let url = self.url(path);
-        self.limiter.acquire().await;
-        let resp = retry::send(self.policy, &url, || {
-            self.http
-                .get(&url)
-                .query(query)
-                .bearer_auth(self.token.expose_secret())
-                .header("Accept", "application/json")
-        })
-        .await
-        .map_err(|e| match e {
-            HttpFailure::Refused { status, body, .. } if status == 401 || status == 403 => {
-                auth_error(status, &body)
-            }
-            HttpFailure::Refused { status, body, .. } => PennylaneError::Refused { status, body },
-            e => PennylaneError::Http(e),
-        })?;
-        resp.json().await.map_err(|e| PennylaneError::Protocol {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })
+        for attempt in 0..2 {
+            let token = self.bearer(attempt > 0).await?;
+            self.limiter.acquire().await;
+            let result = retry::send(self.policy, &url, || {
+                self.http
+                    .get(&url)
+                    .query(query)
+                    .bearer_auth(token.expose_secret())
+                    .header("Accept", "application/json")
+            })
+            .await;
+            let resp = match result {
+                Ok(r) => r,
+                Err(HttpFailure::Refused { status: 401, .. })
+                    if attempt == 0 && self.refreshable() =>
+                {
+                    continue;
+                }
+                Err(HttpFailure::Refused { status, body, .. })
+                    if status == 401 || status == 403 =>
+                {
+                    return Err(auth_error(status, &body))
+                }
+                Err(HttpFailure::Refused { status, body, .. }) => {
+                    return Err(PennylaneError::Refused { status, body })
+                }
+                Err(e) => return Err(PennylaneError::Http(e)),
+            };
+            return resp.json().await.map_err(|e| PennylaneError::Protocol {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            });
+        }
+        Err(auth_error(401, ""))
     }
 
     /// Every item of a cursor-paged list (`{items, has_more, next_cursor}`).
@@ -178,13 +244,15 @@ impl PennylaneApi {
         F: Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     {
         let url = self.url(path);
+        let mut refreshed = false;
         for attempt in 0..5u32 {
+            let token = self.bearer(false).await?;
             self.limiter.acquire().await;
             let result = retry::send_once(self.policy, &url, || {
                 make(
                     self.http
                         .post(&url)
-                        .bearer_auth(self.token.expose_secret())
+                        .bearer_auth(token.expose_secret())
                         .header("Accept", "application/json"),
                 )
             })
@@ -195,6 +263,13 @@ impl PennylaneApi {
                         .json()
                         .await
                         .map_err(|e| PennylaneError::Unknown(format!("unreadable answer: {e}")))
+                }
+                Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
+                    if !refreshed && self.refreshable() =>
+                {
+                    // Refused before processing: refresh the token once and send again.
+                    self.bearer(true).await?;
+                    refreshed = true;
                 }
                 Err(OnceFailure::Refused(HttpFailure::Refused { status: 409, .. }))
                     if attempt < 4 =>

@@ -27,6 +27,13 @@ use crate::mapping::MappedDocument;
 use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
 
+/// Where a connector's OAuth2 tokens live.
+pub fn token_path(cfg: &PennylaneConfig, data_dir: &std::path::Path, name: &str) -> PathBuf {
+    cfg.token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(format!("pennylane-{name}.json")))
+}
+
 /// One run's delivery to a Pennylane company.
 pub struct PennylaneRun {
     name: String,
@@ -110,12 +117,16 @@ impl PennylaneRun {
         job: &str,
         cfg: &PennylaneConfig,
         base_dir: PathBuf,
+        data_dir: &std::path::Path,
         dry_run: bool,
     ) -> Result<Self, TargetError> {
         let api = if dry_run {
             None
         } else {
-            Some(PennylaneApi::new(cfg).map_err(|e| remote(name, &e))?)
+            Some(
+                PennylaneApi::new(cfg, name, token_path(cfg, data_dir, name))
+                    .map_err(|e| remote(name, &e))?,
+            )
         };
         Ok(PennylaneRun {
             name: name.to_owned(),

@@ -8,15 +8,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, RefreshToken, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::tokens::{self, StoredTokens};
 use crate::config::XeroConfig;
 use crate::retry::{self, HttpFailure, RateLimiter, RetryPolicy};
+use crate::target::oauth::{OAuthError, RefreshingToken};
+use crate::target::tokens;
 
 /// Errors of the Xero API.
 #[derive(Debug, thiserror::Error)]
@@ -43,23 +41,12 @@ pub enum XeroError {
     },
 }
 
-struct Tokens {
-    access: SecretString,
-    refresh: SecretString,
-    expires_at: chrono::DateTime<Utc>,
-    tenant: String,
-    tenant_name: Option<String>,
-}
-
 /// A client of one Xero organisation.
 pub struct XeroApi {
     http: reqwest::Client,
     base: String,
-    token_url: String,
-    client_id: String,
-    client_secret: Option<SecretString>,
-    store: PathBuf,
-    state: tokio::sync::Mutex<Tokens>,
+    token: RefreshingToken,
+    tenant: String,
     policy: RetryPolicy,
     limiter: RateLimiter,
 }
@@ -95,37 +82,34 @@ impl XeroApi {
     /// A secret is missing, or the organisation is not connected yet.
     pub fn new(cfg: &XeroConfig, name: &str, store: PathBuf) -> Result<Self, XeroError> {
         let (client_id, client_secret) = oauth_client(cfg)?;
-        let stored = tokens::load(&store)
-            .map_err(XeroError::Config)?
-            .ok_or_else(|| {
-                XeroError::Config(format!(
-                    "target `{name}` is not connected to Xero yet: run `facto connect {name}`"
-                ))
-            })?;
-        let tenant = stored.tenant_id.clone().ok_or_else(|| {
-            XeroError::Config(format!(
-                "no Xero organisation is chosen for `{name}`: run `facto connect {name} --tenant ID`"
-            ))
-        })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| XeroError::Config(format!("HTTP client: {e}")))?;
+        let token = RefreshingToken::load(
+            http.clone(),
+            store,
+            &cfg.token_url,
+            client_id,
+            client_secret,
+            format!("target `{name}` is not connected to Xero yet: run `facto connect {name}`"),
+        )
+        .map_err(|e| XeroError::Config(e.to_string()))?;
+        let tenant = tokens::load(token.store())
+            .ok()
+            .flatten()
+            .and_then(|t| t.tenant_id)
+            .ok_or_else(|| {
+                XeroError::Config(format!(
+                    "no Xero organisation is chosen for `{name}`: run `facto connect {name} --tenant ID`"
+                ))
+            })?;
         Ok(XeroApi {
             http,
             base: cfg.api_url.trim_end_matches('/').to_owned(),
-            token_url: cfg.token_url.clone(),
-            client_id,
-            client_secret,
-            store,
-            state: tokio::sync::Mutex::new(Tokens {
-                access: SecretString::from(stored.access_token),
-                refresh: SecretString::from(stored.refresh_token),
-                expires_at: stored.expires_at,
-                tenant,
-                tenant_name: stored.tenant_name,
-            }),
+            token,
+            tenant,
             policy: RetryPolicy {
                 max_elapsed: Duration::from_secs(cfg.max_retry_secs),
                 max_retry_after: Duration::from_secs(cfg.max_retry_secs),
@@ -135,90 +119,13 @@ impl XeroApi {
         })
     }
 
-    /// The organisation's name, when known.
-    pub async fn tenant_name(&self) -> Option<String> {
-        self.state.lock().await.tenant_name.clone()
-    }
-
-    async fn refresh(&self, st: &mut Tokens) -> Result<(), XeroError> {
-        let url = TokenUrl::new(self.token_url.clone())
-            .map_err(|e| XeroError::Config(format!("token_url: {e}")))?;
-        let mut client = BasicClient::new(ClientId::new(self.client_id.clone())).set_token_uri(url);
-        match &self.client_secret {
-            Some(s) => {
-                client = client
-                    .set_client_secret(ClientSecret::new(s.expose_secret().to_owned()))
-                    .set_auth_type(AuthType::BasicAuth);
-            }
-            None => client = client.set_auth_type(AuthType::RequestBody),
-        }
-        let result = client
-            .exchange_refresh_token(&RefreshToken::new(st.refresh.expose_secret().to_owned()))
-            .request_async(&self.http)
-            .await;
-        let resp = match result {
-            Ok(r) => r,
-            Err(oauth2::RequestTokenError::ServerResponse(e)) => {
-                // Another process may have rotated the pair: read the store once more.
-                if let Ok(Some(s)) = tokens::load(&self.store) {
-                    if s.refresh_token != st.refresh.expose_secret() {
-                        st.access = SecretString::from(s.access_token);
-                        st.refresh = SecretString::from(s.refresh_token);
-                        st.expires_at = s.expires_at;
-                        return Ok(());
-                    }
-                }
-                return Err(XeroError::Auth(format!(
-                    "Xero refused the refresh token ({}): connect again with `facto connect`",
-                    e.error()
-                )));
-            }
-            Err(oauth2::RequestTokenError::Request(e)) => {
-                return Err(XeroError::Http(HttpFailure::Unreachable {
-                    url: self.token_url.clone(),
-                    detail: e.to_string(),
-                }))
-            }
-            Err(e) => return Err(XeroError::Auth(format!("Xero token refresh failed: {e}"))),
-        };
-        let access = resp.access_token().secret().to_owned();
-        let refresh = resp.refresh_token().map_or_else(
-            || st.refresh.expose_secret().to_owned(),
-            |r| r.secret().to_owned(),
-        );
-        let life = resp.expires_in().unwrap_or(Duration::from_secs(1800));
-        let expires_at = Utc::now() + chrono::Duration::seconds(life.as_secs() as i64);
-        // The rotated pair is on disk before the new access token is used.
-        tokens::save(
-            &self.store,
-            &StoredTokens {
-                access_token: access.clone(),
-                refresh_token: refresh.clone(),
-                expires_at,
-                tenant_id: Some(st.tenant.clone()),
-                tenant_name: st.tenant_name.clone(),
-            },
-        )
-        .map_err(|e| {
-            XeroError::Config(format!(
-                "cannot save the tokens to {}: {e}",
-                self.store.display()
-            ))
-        })?;
-        st.access = SecretString::from(access);
-        st.refresh = SecretString::from(refresh);
-        st.expires_at = expires_at;
-        Ok(())
-    }
-
-    /// A valid access token and the tenant; refreshed first when it expires within a minute,
-    /// or when `force` (after a 401).
     async fn access(&self, force: bool) -> Result<(SecretString, String), XeroError> {
-        let mut st = self.state.lock().await;
-        if force || Utc::now() + chrono::Duration::seconds(60) >= st.expires_at {
-            self.refresh(&mut st).await?;
-        }
-        Ok((st.access.clone(), st.tenant.clone()))
+        let t = self.token.access(force).await.map_err(|e| match e {
+            OAuthError::Config(m) => XeroError::Config(m),
+            OAuthError::Refused(m) => XeroError::Auth(format!("Xero: {m}")),
+            OAuthError::Http(h) => XeroError::Http(h),
+        })?;
+        Ok((t, self.tenant.clone()))
     }
 
     /// One call: `body` is sent as is (exact JSON text), with an idempotency key for writes.

@@ -7,7 +7,6 @@
 //! `GET /TaxRates`) holds back a document whose account code or tax type Xero does not have.
 
 pub mod api;
-pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
