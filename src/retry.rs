@@ -308,6 +308,32 @@ impl RateLimiter {
     }
 }
 
+/// When a response says the window has no call left (`X-MinLimit-Remaining: 0`,
+/// `ratelimit-remaining: 0`), how long to wait before the next call: until the reset the server
+/// gives (a unix time in `reset_header`), else `window`, at most `window`.
+pub fn exhausted_wait(
+    resp: &Response,
+    remaining_header: &str,
+    reset_header: Option<&str>,
+    window: Duration,
+) -> Option<Duration> {
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    if header(remaining_header)?.parse::<u64>().ok()? > 0 {
+        return None;
+    }
+    let until_reset = reset_header
+        .and_then(header)
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(|ts| Duration::from_secs((ts - chrono::Utc::now().timestamp()).max(0) as u64));
+    Some(until_reset.unwrap_or(window).min(window))
+}
+
 #[cfg(test)]
 mod limiter_tests {
     use super::*;

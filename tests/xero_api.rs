@@ -280,3 +280,29 @@ async fn preflight_holds_unknown_codes_and_a_kill_after_a_batch_sends_nothing_tw
     assert!(c.values().all(|n| *n == 1), "{c:?}");
     assert_eq!(c.len() + count(&p, "held"), DELIVERABLE + 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_day_limit_reported_in_the_headers_stops_before_any_429() {
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 10\n").await;
+    sim.state.lock().unwrap().day_exhausted_next = true;
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-DayLimit-Remaining"),
+        "{r}"
+    );
+    assert_eq!(
+        sim.state.lock().unwrap().batch_puts,
+        1,
+        "no call after Xero said none is left"
+    );
+    assert_eq!(sim.created().len(), 10);
+    // The next day: the rest goes, nothing twice.
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_once(&sim);
+}

@@ -42,6 +42,9 @@ pub struct State {
     replies: HashMap<String, Value>,
     pub faults: VecDeque<Fault>,
     pub reject: Vec<String>,
+    /// The next batch answer says no call is left today (`X-DayLimit-Remaining: 0`).
+    pub day_exhausted_next: bool,
+    pub batch_puts: u32,
     pub calls: u32,
 }
 
@@ -141,6 +144,7 @@ impl Responder {
             }
             _ => {}
         }
+        s.batch_puts += 1;
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let (list, number_field, id_field) = if credit {
             ("CreditNotes", "CreditNoteNumber", "CreditNoteID")
@@ -208,9 +212,14 @@ impl Responder {
         if let Some(Fault::LoseAnswer) = fault {
             return ResponseTemplate::new(500);
         }
+        let day_left = if std::mem::take(&mut s.day_exhausted_next) {
+            "0"
+        } else {
+            "4999"
+        };
         ResponseTemplate::new(200)
             .insert_header("X-MinLimit-Remaining", "59")
-            .insert_header("X-DayLimit-Remaining", "4999")
+            .insert_header("X-DayLimit-Remaining", day_left)
             .set_body_json(reply)
     }
 }

@@ -173,3 +173,88 @@ impl RefreshingToken {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    struct Rotating(Arc<AtomicU32>);
+
+    impl Respond for Rotating {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            let body = String::from_utf8_lossy(&req.body);
+            // Only the current refresh token works (rotation).
+            let expected = if n == 1 {
+                "RT0".to_owned()
+            } else {
+                format!("RT{}", n - 1)
+            };
+            if !body.contains(&format!("refresh_token={expected}")) {
+                return ResponseTemplate::new(400)
+                    .set_body_json(serde_json::json!({"error": "invalid_grant"}));
+            }
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": format!("AT{n}"), "refresh_token": format!("RT{n}"),
+                "token_type": "Bearer", "expires_in": 1800}))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_callers_share_one_refresh_and_the_rotated_pair_is_saved() {
+        let server = MockServer::start().await;
+        let calls = Arc::new(AtomicU32::new(0));
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(Rotating(Arc::clone(&calls)))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("t.json");
+        tokens::save(
+            &store,
+            &StoredTokens {
+                access_token: "AT0".into(),
+                refresh_token: "RT0".into(),
+                expires_at: Utc::now() - chrono::Duration::seconds(1),
+                tenant_id: None,
+                tenant_name: None,
+            },
+        )
+        .unwrap();
+        let t = Arc::new(
+            RefreshingToken::load(
+                reqwest::Client::new(),
+                store.clone(),
+                &format!("{}/token", server.uri()),
+                "id".into(),
+                Some(SecretString::from("secret".to_owned())),
+                "not connected".into(),
+            )
+            .unwrap(),
+        );
+        let (a, b) = tokio::join!(
+            {
+                let t = Arc::clone(&t);
+                async move { t.access(false).await.unwrap() }
+            },
+            {
+                let t = Arc::clone(&t);
+                async move { t.access(false).await.unwrap() }
+            }
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one refresh for both callers"
+        );
+        assert_eq!(a.expose_secret(), "AT1");
+        assert_eq!(b.expose_secret(), "AT1");
+        assert_eq!(tokens::load(&store).unwrap().unwrap().refresh_token, "RT1");
+        // Forced after a 401: the rotated token is the one sent.
+        assert_eq!(t.access(true).await.unwrap().expose_secret(), "AT2");
+        assert_eq!(tokens::load(&store).unwrap().unwrap().refresh_token, "RT2");
+    }
+}

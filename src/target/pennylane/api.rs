@@ -145,6 +145,22 @@ impl PennylaneApi {
         }
     }
 
+    /// Honours `ratelimit-remaining: 0` by waiting until `ratelimit-reset`.
+    async fn pause_if_exhausted(&self, resp: &reqwest::Response) {
+        if let Some(wait) = retry::exhausted_wait(
+            resp,
+            "ratelimit-remaining",
+            Some("ratelimit-reset"),
+            Duration::from_secs(5),
+        ) {
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "Pennylane rate limit reached; waiting."
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Whether a 401 may be cured by a refresh (OAuth2 tokens only).
     fn refreshable(&self) -> bool {
         matches!(self.auth, Auth::OAuth(_))
@@ -189,6 +205,7 @@ impl PennylaneApi {
                 }
                 Err(e) => return Err(PennylaneError::Http(e)),
             };
+            self.pause_if_exhausted(&resp).await;
             return resp.json().await.map_err(|e| PennylaneError::Protocol {
                 path: path.to_owned(),
                 detail: e.to_string(),
@@ -259,10 +276,11 @@ impl PennylaneApi {
             .await;
             match result {
                 Ok(resp) => {
+                    self.pause_if_exhausted(&resp).await;
                     return resp
                         .json()
                         .await
-                        .map_err(|e| PennylaneError::Unknown(format!("unreadable answer: {e}")))
+                        .map_err(|e| PennylaneError::Unknown(format!("unreadable answer: {e}")));
                 }
                 Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
                     if !refreshed && self.refreshable() =>

@@ -49,6 +49,8 @@ pub struct XeroApi {
     tenant: String,
     policy: RetryPolicy,
     limiter: RateLimiter,
+    /// Set when Xero says no call is left today: nothing more is sent in this run.
+    day_exhausted: std::sync::atomic::AtomicBool,
 }
 
 fn env_secret(var: &str, what: &str) -> Result<SecretString, XeroError> {
@@ -116,6 +118,7 @@ impl XeroApi {
                 ..RetryPolicy::default()
             },
             limiter: RateLimiter::new(cfg.calls_per_minute, Duration::from_secs(60)),
+            day_exhausted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -142,6 +145,14 @@ impl XeroApi {
         key: Option<&str>,
     ) -> Result<Value, XeroError> {
         let url = format!("{}{path}", self.base);
+        if self
+            .day_exhausted
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(XeroError::DailyLimit(
+                "Xero's daily limit for this organisation is reached (X-DayLimit-Remaining: 0); the rest waits for the next run after the reset".into(),
+            ));
+        }
         for attempt in 0..2 {
             let (token, tenant) = self.access(attempt > 0).await?;
             self.limiter.acquire().await;
@@ -166,6 +177,16 @@ impl XeroApi {
             .await;
             match result {
                 Ok(resp) => {
+                    // The limits Xero reports on every answer: no storm of 429s.
+                    if retry::exhausted_wait(&resp, "x-daylimit-remaining", None, Duration::ZERO).is_some() {
+                        self.day_exhausted.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Some(wait) =
+                        retry::exhausted_wait(&resp, "x-minlimit-remaining", None, Duration::from_secs(60))
+                    {
+                        tracing::info!(wait_secs = wait.as_secs(), "Xero minute limit reached; waiting.");
+                        tokio::time::sleep(wait).await;
+                    }
                     return resp.json().await.map_err(|e| XeroError::Protocol {
                         path: path.to_owned(),
                         detail: e.to_string(),
