@@ -212,6 +212,7 @@ pub async fn preview(
             .collect();
         let is_chorus = matches!(cfg.connectors.get(&t), Some(Connector::ChorusPro(_)));
         let is_pennylane = matches!(cfg.connectors.get(&t), Some(Connector::Pennylane(_)));
+        let is_xero = matches!(cfg.connectors.get(&t), Some(Connector::Xero(_)));
         let mut tp = TargetPreview {
             action: if matches!(cfg.connectors.get(&t), Some(Connector::JournalFile(_))) {
                 "export"
@@ -271,6 +272,9 @@ pub async fn preview(
                             origin,
                             &md,
                         ));
+                    }
+                    if is_xero {
+                        p.extend(crate::target::xero::XeroRun::offline_problems(&md));
                     }
                     if is_chorus {
                         p.extend(

@@ -242,6 +242,18 @@ async fn preflight_holds_unknown_codes_and_a_kill_after_a_batch_sends_nothing_tw
         gaps.contains("TVA21") && gaps.contains("xero_tax_type"),
         "{gaps}"
     );
+    let (_, pv) = p.json(&["preview", "--target", T]);
+    let held: Vec<&Value> = pv["targets"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "held")
+        .collect();
+    assert!(
+        held.iter()
+            .any(|r| r["detail"].as_str().unwrap().contains("xero_tax_type")),
+        "{pv}"
+    );
     let m = p
         .read("mappings/pcg-demo.toml")
         .replace("[tax.TVA21]\n", "[tax.TVA21]\nxero_tax_type = \"FR21\"\n");

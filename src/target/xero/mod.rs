@@ -199,6 +199,20 @@ impl XeroRun {
         Ok(())
     }
 
+    /// What keeps a document from Xero that is known without calling it (for `preview`): a tax
+    /// code without a Xero tax type. Account codes and tax types are checked against the
+    /// organisation at the first sync (preflight).
+    pub fn offline_problems(md: &MappedDocument) -> Vec<Problem> {
+        md.doc
+            .lines
+            .iter()
+            .zip(&md.lines)
+            .enumerate()
+            .filter(|(_, (_, m))| m.xero_tax_type.is_none())
+            .map(|(i, (l, _))| tax_type_missing(i, &l.tax_code))
+            .collect()
+    }
+
     fn check(&self, md: &MappedDocument) -> Vec<Problem> {
         let mut out = Vec::new();
         let (Some(accounts), Some(taxes)) = (&self.accounts, &self.tax_types) else {
@@ -217,17 +231,15 @@ impl XeroRun {
                 ));
             }
             match &m.xero_tax_type {
-                None => out.push(Problem::new(
-                    "xero-tax-type",
-                    format!("lines[{i}].tax_code"),
-                    format!("tax code `{}` has no Xero tax type", l.tax_code),
-                    format!("add xero_tax_type = \"...\" (from Xero's tax rates) to [tax.{}] in the mapping", l.tax_code),
-                )),
+                None => out.push(tax_type_missing(i, &l.tax_code)),
                 Some(t) if !taxes.contains(t) => out.push(Problem::new(
                     "xero-tax-type",
                     format!("lines[{i}].tax_code"),
                     format!("tax type {t} is not an active tax rate of the Xero organisation"),
-                    format!("create it in Xero, or correct xero_tax_type of [tax.{}]", l.tax_code),
+                    format!(
+                        "create it in Xero, or correct xero_tax_type of [tax.{}]",
+                        l.tax_code
+                    ),
                 )),
                 Some(_) => {}
             }
@@ -751,3 +763,12 @@ impl XeroRun {
 }
 
 use crate::retry::HttpFailure;
+
+fn tax_type_missing(i: usize, tax_code: &str) -> Problem {
+    Problem::new(
+        "xero-tax-type",
+        format!("lines[{i}].tax_code"),
+        format!("tax code `{tax_code}` has no Xero tax type"),
+        format!("add xero_tax_type = \"...\" (from Xero's tax rates) to [tax.{tax_code}] in the mapping"),
+    )
+}
