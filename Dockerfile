@@ -21,4 +21,7 @@ USER facto
 # The ledger and the export files live on volumes: they must outlive the container.
 VOLUME ["/app/data", "/app/out"]
 ENTRYPOINT ["facto"]
-CMD ["sync"]
+# The daemon: every job on its schedule, status polling, the admin API on 127.0.0.1:8720 inside the
+# container (set [daemon] listen and allow_remote to reach it from outside, with the admin token).
+# `docker run IMAGE sync` runs one pass instead.
+CMD ["run"]

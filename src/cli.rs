@@ -91,6 +91,9 @@ pub enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Run the daemon: every job on its schedule, status polling, the local admin API; stops
+    /// cleanly on SIGINT / SIGTERM.
+    Run,
     /// Follow what API targets received: Chorus Pro flow reports and invoice statuses.
     Status {
         /// Only this job.
@@ -263,6 +266,13 @@ pub fn main_entry() -> ExitCode {
         }
     };
     init_tracing(&cli);
+    if let Some(code) = forward_to_daemon(&cli) {
+        return code;
+    }
+    if matches!(cli.command, Command::Run) {
+        let path = std::fs::canonicalize(&cli.config).unwrap_or_else(|_| cli.config.clone());
+        let _ = DAEMON_CONFIG.set(path);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -315,20 +325,141 @@ fn load(cli: &Cli) -> Result<Config, Failure> {
 }
 
 fn open_ledger(cfg: &Config) -> Result<SledLedger, Failure> {
+    // Inside the daemon, commands use the ledger it holds.
+    if let Some(l) = crate::daemon::SHARED.get() {
+        return Ok(l.clone());
+    }
     SledLedger::open(&cfg.data_dir).map_err(ledger_failure)
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
-    let s = serde_json::to_string_pretty(v).context("cannot encode the JSON output")?;
-    writeln!(std::io::stdout(), "{s}").context("cannot write to stdout")?;
+tokio::task_local! {
+    /// Standard output of a command run for a client of the daemon's admin API.
+    static CAPTURE: std::cell::RefCell<Vec<u8>>;
+}
+
+fn write_out(bytes: &[u8]) -> Result<(), Failure> {
+    if CAPTURE
+        .try_with(|c| c.borrow_mut().extend_from_slice(bytes))
+        .is_ok()
+    {
+        return Ok(());
+    }
+    std::io::stdout()
+        .write_all(bytes)
+        .context("cannot write to stdout")?;
     Ok(())
 }
 
+/// Runs a command forwarded by a client through the daemon's admin API, with the daemon's
+/// configuration and ledger; returns the exit code, standard output and error message.
+fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
+    Box::pin(async move {
+        let config = DAEMON_CONFIG.get().cloned().unwrap_or_default();
+        let mut argv = vec![
+            "facto".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ];
+        argv.extend(args);
+        let cli = match Cli::try_parse_from(&argv) {
+            Ok(c) => c,
+            Err(e) => return (exit::USAGE, Vec::new(), e.to_string()),
+        };
+        CAPTURE
+            .scope(std::cell::RefCell::new(Vec::new()), async move {
+                let result = run(&cli).await;
+                let out = CAPTURE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+                match result {
+                    Ok(code) => (code, out, String::new()),
+                    Err(Failure(code, e)) => (code, out, format!("{e:#}")),
+                }
+            })
+            .await
+    })
+}
+
+/// The configuration file of the daemon of this process, for forwarded commands.
+static DAEMON_CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Commands that use the ledger go through a running daemon (it holds the ledger's lock).
+fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
+    if !matches!(
+        cli.command,
+        Command::Sync { .. }
+            | Command::Preview { .. }
+            | Command::Export(_)
+            | Command::Exports { .. }
+            | Command::Ledger { .. }
+            | Command::Status { .. }
+    ) {
+        return None;
+    }
+    let cfg = Config::load(&cli.config, cli.data_dir.as_deref()).ok()?;
+    let (handle, token) = crate::daemon::running(&cfg.data_dir)?;
+    // The client's own settings that the daemon takes from its configuration are dropped;
+    // relative paths given to --out are made absolute (the daemon runs elsewhere).
+    let mut args: Vec<String> = Vec::new();
+    let mut it = std::env::args().skip(1).peekable();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "--data-dir" => {
+                it.next();
+            }
+            _ if a.starts_with("--config=") || a.starts_with("--data-dir=") => {}
+            "--out" => {
+                args.push(a);
+                if let Some(v) = it.next() {
+                    let p = PathBuf::from(&v);
+                    args.push(if v == "-" || p.is_absolute() {
+                        v
+                    } else {
+                        cwd.join(p).display().to_string()
+                    });
+                }
+            }
+            _ => args.push(a),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let answer: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{}/api/cli", handle.addr))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "args": args }))
+            .timeout(std::time::Duration::from_secs(3600))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })?;
+    use base64::Engine as _;
+    let out = base64::engine::general_purpose::STANDARD
+        .decode(answer["stdout"].as_str().unwrap_or(""))
+        .unwrap_or_default();
+    let _ = std::io::stdout().write_all(&out);
+    if let Some(e) = answer["error"].as_str().filter(|e| !e.is_empty()) {
+        eprintln!("error: {e}");
+    }
+    let code = answer["exit_code"]
+        .as_u64()
+        .unwrap_or(u64::from(exit::USAGE));
+    Some(ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE)))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
+    let mut s = serde_json::to_string_pretty(v).context("cannot encode the JSON output")?;
+    s.push('\n');
+    write_out(s.as_bytes())
+}
+
 fn out(s: &str) -> Result<(), Failure> {
-    std::io::stdout()
-        .write_all(s.as_bytes())
-        .context("cannot write to stdout")?;
-    Ok(())
+    write_out(s.as_bytes())
 }
 
 fn pick_job<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a crate::config::Job, Failure> {
@@ -349,7 +480,8 @@ fn pick_job<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a crate::config
 }
 
 fn progress(cli: &Cli) -> Option<indicatif::ProgressBar> {
-    if cli.json || cli.quiet || !std::io::stderr().is_terminal() {
+    if cli.json || cli.quiet || !std::io::stderr().is_terminal() || CAPTURE.try_with(|_| ()).is_ok()
+    {
         return None;
     }
     let pb = indicatif::ProgressBar::new_spinner();
@@ -400,6 +532,16 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
             cmd: MappingsCmd::Check { job },
         } => mappings_check(cli, job.as_deref()).await,
         Command::Status { job } => status(cli, job.as_deref()).await,
+        Command::Run => {
+            let cfg = load(cli)?;
+            crate::daemon::run(cfg, execute_forwarded)
+                .await
+                .map_err(|e| match e {
+                    crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),
+                    e => fail(exit::USAGE, e),
+                })?;
+            Ok(exit::OK)
+        }
         Command::Connect { target, tenant } => connect(cli, target, tenant.as_deref()).await,
     }
 }
@@ -733,11 +875,7 @@ fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 return Err(fail(exit::USAGE, anyhow!("the stored bytes of batch {id} do not match its recorded sha256; the ledger is damaged")));
             }
             match dest.as_deref() {
-                Some(p) if p == Path::new("-") => {
-                    std::io::stdout()
-                        .write_all(&bytes)
-                        .context("cannot write to stdout")?;
-                }
+                Some(p) if p == Path::new("-") => write_out(&bytes)?,
                 other => {
                     let path = other
                         .map(Path::to_path_buf)

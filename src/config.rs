@@ -188,6 +188,53 @@ struct RawConfig {
     /// Jobs, `[[job]]` tables.
     #[serde(default)]
     job: Vec<RawJob>,
+    /// The daemon (`facto run`).
+    #[serde(default)]
+    daemon: DaemonSection,
+}
+
+/// `[daemon]`: how `facto run` listens and polls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Address of the admin API. Default `127.0.0.1:8720`. Any other than a loopback address
+    /// needs `allow_remote = true` (requests always need the admin token).
+    #[serde(default = "daemon_listen")]
+    pub listen: String,
+    /// Allows a non-loopback `listen`.
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Schedule of the status polling of API targets. Default `every 1h`.
+    #[serde(default = "daemon_status")]
+    pub status_every: String,
+    /// Schedule of jobs that set none. Default `every 15m`.
+    #[serde(default = "daemon_default")]
+    pub default_schedule: String,
+    /// How long in-flight passes may finish after SIGTERM, seconds. Default 30.
+    #[serde(default = "thirty")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            listen: daemon_listen(),
+            allow_remote: false,
+            status_every: daemon_status(),
+            default_schedule: daemon_default(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+fn daemon_listen() -> String {
+    "127.0.0.1:8720".to_owned()
+}
+fn daemon_status() -> String {
+    "every 1h".to_owned()
+}
+fn daemon_default() -> String {
+    "every 15m".to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -932,6 +979,8 @@ pub struct Config {
     pub mappings_dir: PathBuf,
     /// Folder of connector files.
     pub connectors_dir: PathBuf,
+    /// The daemon's settings.
+    pub daemon: DaemonSection,
 }
 
 impl Config {
@@ -1074,6 +1123,15 @@ impl Config {
                 }
                 mappings.insert(rj.mapping.clone(), Mapping::load(&file)?);
             }
+            if let Some(sch) = &rj.schedule {
+                if let Err(e) = crate::daemon::schedule::parse(sch) {
+                    return Err(ConfigError::at(
+                        path,
+                        find_line(&text, &["schedule"]),
+                        format!("job `{}`: schedule {e}", rj.name),
+                    ));
+                }
+            }
             jobs.push(Job {
                 name: rj.name,
                 source: rj.source,
@@ -1084,7 +1142,20 @@ impl Config {
                 journal_label: rj.journal_label,
             });
         }
+        for (key, value) in [
+            ("status_every", &raw.daemon.status_every),
+            ("default_schedule", &raw.daemon.default_schedule),
+        ] {
+            if let Err(e) = crate::daemon::schedule::parse(value) {
+                return Err(ConfigError::at(
+                    path,
+                    find_line(&text, &[key]),
+                    format!("[daemon] {key} {e}"),
+                ));
+            }
+        }
         Ok(Config {
+            daemon: raw.daemon,
             path: path.to_owned(),
             base_dir,
             data_dir,

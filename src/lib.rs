@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod daemon;
 pub mod einvoice;
 pub mod fault;
 pub mod format;

@@ -78,6 +78,15 @@ pub fn retry_after(resp: &Response) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Requests sent again after a transient failure, since the process started (for `/metrics`).
+pub static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Waits imposed by rate limits (429, limiter, exhausted windows), since the process started.
+pub static RATE_LIMIT_WAITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count(c: &std::sync::atomic::AtomicU64) {
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn transient_status(s: StatusCode) -> bool {
     s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error()
 }
@@ -134,6 +143,10 @@ where
                 let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
                 let status = resp.status().as_u16();
                 tracing::warn!(url = %shown, status, retry_after = ?wait, "Server asked to retry later.");
+                count(&RETRIES);
+                if status == 429 {
+                    count(&RATE_LIMIT_WAITS);
+                }
                 Err(backoff::Error::Transient {
                     err: HttpFailure::Exhausted {
                         url: shown.clone(),
@@ -159,6 +172,7 @@ where
             }
             Err(e) => {
                 tracing::warn!(url = %shown, error = %e, "Request failed; retrying.");
+                count(&RETRIES);
                 Err(backoff::Error::transient(HttpFailure::Unreachable {
                     url: shown.clone(),
                     detail: e.without_url().to_string(),
@@ -221,6 +235,8 @@ where
                 let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
                 let status = resp.status().as_u16();
                 tracing::warn!(url = %shown, status, retry_after = ?wait, "Not processed; retrying later.");
+                count(&RETRIES);
+                count(&RATE_LIMIT_WAITS);
                 Err(backoff::Error::Transient {
                     err: OnceFailure::NotSent(HttpFailure::Exhausted {
                         url: shown.clone(),
@@ -302,6 +318,7 @@ impl RateLimiter {
                 sent.push_back(now);
                 return;
             }
+            count(&RATE_LIMIT_WAITS);
             let oldest = sent.front().copied().unwrap_or(now);
             tokio::time::sleep(self.window.saturating_sub(now.duration_since(oldest))).await;
         }

@@ -611,6 +611,18 @@ impl JobRun<'_> {
     }
 }
 
+/// The lock of one job's passes, shared by everything in this process.
+fn job_lock(job: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<
+        std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let map = LOCKS.get_or_init(Default::default);
+    let mut m = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(m.entry(job.to_owned()).or_default())
+}
+
 /// The file layout of each target that writes journal files.
 pub fn target_layouts(cfg: &Config, names: &[String]) -> Vec<Option<Layout>> {
     names
@@ -761,6 +773,9 @@ pub async fn run_job(
     mode: &Mode,
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
+    // Never two passes of one job at once (the daemon's schedule and a `sync` through its API).
+    let lock = job_lock(&job.name);
+    let _pass = lock.lock().await;
     let run_id = new_run_id();
     let command = match mode {
         Mode::Sync => "sync",

@@ -8,6 +8,7 @@ mod chorus_files;
 mod chorus_sim;
 
 mod crash;
+mod daemon;
 mod demo;
 mod formats;
 mod http_source;

@@ -441,7 +441,7 @@ pub enum LedgerError {
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
 /// The ledger's operations. Every method that changes state flushes to disk before it returns.
-pub trait Ledger {
+pub trait Ledger: Send + Sync {
     /// Reads one record.
     ///
     /// # Errors

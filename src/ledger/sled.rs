@@ -20,12 +20,13 @@ use super::{
 };
 
 /// The sled-backed ledger. Holds sled's exclusive lock on its folder while open.
+#[derive(Clone)]
 pub struct SledLedger {
     db: ::sled::Db,
     path: PathBuf,
     /// Ids of the open (uncommitted) batches, mirrored from the `o\0` keys. The process holds
-    /// sled's exclusive lock, so this copy is exact.
-    open_batches: Mutex<BTreeSet<u64>>,
+    /// sled's exclusive lock, so this copy is exact (clones share it).
+    open_batches: std::sync::Arc<Mutex<BTreeSet<u64>>>,
 }
 
 fn rkey(k: &RecordKey) -> Vec<u8> {
@@ -151,7 +152,7 @@ impl SledLedger {
         Ok(SledLedger {
             db,
             path: path.to_owned(),
-            open_batches: Mutex::new(open_batches),
+            open_batches: std::sync::Arc::new(Mutex::new(open_batches)),
         })
     }
 

@@ -1,0 +1,501 @@
+//! `facto run`: the daemon. It holds the ledger (sled's exclusive lock) and:
+//! - runs each job on its schedule (never two passes of one job at once; a failing pass backs
+//!   off that job only) and polls API statuses on their own schedule;
+//! - serves the local admin API: `/health`, Prometheus `/metrics`, and `/api/cli`, through which
+//!   every CLI command that needs the ledger runs while the daemon holds it. Every request but
+//!   `/health` needs the bearer token of `<data_dir>/admin-token` (0600, created on first start);
+//! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
+//!   them and exits 0; a second signal exits at once (the ledger rules still hold).
+
+pub mod http;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::config::{Config, Connector, Job};
+use crate::fsutil;
+use crate::ledger::sled::SledLedger;
+use crate::ledger::Ledger;
+use crate::sync::{run_job, Mode, RunOptions};
+
+/// The ledger the daemon holds: CLI commands run through the admin API use it.
+pub static SHARED: OnceLock<SledLedger> = OnceLock::new();
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Configuration (address, schedules).
+    #[error("{0}")]
+    Config(String),
+    /// The ledger.
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// A file or the socket.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What the daemon has done, for `/health` and `/metrics`.
+#[derive(Default)]
+pub struct Stats {
+    last_success: BTreeMap<String, DateTime<Utc>>,
+    passes: BTreeMap<(String, &'static str), u64>,
+}
+
+/// Where a running daemon can be reached (`<data_dir>/daemon.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Handle {
+    /// Admin API address.
+    pub addr: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// The admin token file.
+pub fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+/// The handle file.
+pub fn handle_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("daemon.json")
+}
+
+fn admin_token(data_dir: &Path) -> Result<String, DaemonError> {
+    let p = token_path(data_dir);
+    if let Ok(t) = std::fs::read_to_string(&p) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_owned());
+        }
+    }
+    let token = format!(
+        "{}{}",
+        oauth2::CsrfToken::new_random().secret(),
+        oauth2::CsrfToken::new_random().secret()
+    );
+    fsutil::write_atomic(&p, token.as_bytes(), Some(0o600))
+        .map_err(|e| DaemonError::Io(format!("cannot write {}: {e}", p.display())))?;
+    Ok(token)
+}
+
+/// Runs a forwarded CLI command (argv without the program name) and returns its exit code, its
+/// standard output and its error message.
+pub type Executor = fn(Vec<String>) -> Forwarded;
+
+/// The outcome of a forwarded command: exit code, standard output, error message.
+pub type Forwarded =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (u8, Vec<u8>, String)> + Send>>;
+
+fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# HELP facto_documents Documents per job, target and ledger state."
+    );
+    let _ = writeln!(s, "# TYPE facto_documents gauge");
+    for j in &cfg.jobs {
+        for t in &j.targets {
+            if let Ok(counts) = ledger.count_states(&j.name, t) {
+                for (state, n) in counts {
+                    let _ = writeln!(
+                        s,
+                        "facto_documents{{job=\"{}\",target=\"{t}\",state=\"{}\"}} {n}",
+                        j.name,
+                        state.as_str()
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP facto_last_success_timestamp_seconds End of the last pass without error, per job."
+    );
+    let _ = writeln!(s, "# TYPE facto_last_success_timestamp_seconds gauge");
+    for (job, at) in &stats.last_success {
+        let _ = writeln!(
+            s,
+            "facto_last_success_timestamp_seconds{{job=\"{job}\"}} {}",
+            at.timestamp()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP facto_passes_total Passes run by the daemon, per job and outcome."
+    );
+    let _ = writeln!(s, "# TYPE facto_passes_total counter");
+    for ((job, outcome), n) in &stats.passes {
+        let _ = writeln!(
+            s,
+            "facto_passes_total{{job=\"{job}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP facto_ledger_size_bytes Size of the ledger on disk."
+    );
+    let _ = writeln!(s, "# TYPE facto_ledger_size_bytes gauge");
+    let _ = writeln!(s, "facto_ledger_size_bytes {}", ledger.size_on_disk());
+    let _ = writeln!(
+        s,
+        "# HELP facto_retries_total HTTP requests sent again after a transient failure."
+    );
+    let _ = writeln!(s, "# TYPE facto_retries_total counter");
+    let _ = writeln!(
+        s,
+        "facto_retries_total {}",
+        crate::retry::RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        s,
+        "# HELP facto_rate_limit_waits_total Waits imposed by rate limits."
+    );
+    let _ = writeln!(s, "# TYPE facto_rate_limit_waits_total counter");
+    let _ = writeln!(
+        s,
+        "facto_rate_limit_waits_total {}",
+        crate::retry::RATE_LIMIT_WAITS.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    s
+}
+
+struct Server {
+    cfg: Arc<Config>,
+    ledger: SledLedger,
+    token: String,
+    stats: Arc<Mutex<Stats>>,
+    exec: Executor,
+}
+
+impl Server {
+    async fn handle(&self, req: http::Request) -> http::Response {
+        if req.path == "/health" {
+            let stats = self
+                .stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let last: BTreeMap<&String, String> = stats
+                .last_success
+                .iter()
+                .map(|(j, t)| (j, t.to_rfc3339()))
+                .collect();
+            return http::Response::json(200, &json!({"status": "ok", "last_success": last}));
+        }
+        let bearer = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if bearer != Some(self.token.as_str()) {
+            return http::Response::json(
+                401,
+                &json!({"error": "the admin token is required (Authorization: Bearer <data_dir/admin-token>)"}),
+            );
+        }
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/metrics") => {
+                let stats = self
+                    .stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                http::Response {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4",
+                    body: metrics(&self.cfg, &self.ledger, &stats).into_bytes(),
+                }
+            }
+            ("POST", "/api/cli") => {
+                let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
+                    return http::Response::json(
+                        400,
+                        &json!({"error": "expected {\"args\": [...]}"}),
+                    );
+                };
+                let args: Vec<String> = v["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if matches!(
+                    args.iter()
+                        .find(|a| !a.starts_with('-'))
+                        .map(String::as_str),
+                    Some("run" | "connect")
+                ) {
+                    return http::Response::json(
+                        400,
+                        &json!({"error": "this command does not go through the daemon"}),
+                    );
+                }
+                let (code, out, err) = (self.exec)(args).await;
+                use base64::Engine as _;
+                http::Response::json(
+                    200,
+                    &json!({
+                        "exit_code": code,
+                        "stdout": base64::engine::general_purpose::STANDARD.encode(out),
+                        "error": err,
+                    }),
+                )
+            }
+            _ => http::Response::json(404, &json!({"error": "no such endpoint"})),
+        }
+    }
+}
+
+async fn job_loop(
+    cfg: Arc<Config>,
+    ledger: SledLedger,
+    job: Job,
+    schedule: schedule::Schedule,
+    mut stop: watch::Receiver<bool>,
+    stats: Arc<Mutex<Stats>>,
+) {
+    let mut failures = 0u32;
+    let mut next = Utc::now();
+    loop {
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let opts = RunOptions {
+            dry_run: false,
+            today: chrono::Local::now().date_naive(),
+            progress: None,
+        };
+        let outcome = match run_job(&cfg, &ledger, &job, &Mode::Sync, &opts).await {
+            Ok(r) if r.error.is_none() => {
+                failures = 0;
+                "ok"
+            }
+            Ok(r) => {
+                failures += 1;
+                tracing::warn!(job = %job.name, error = ?r.error, "Pass ended with an error; backing off.");
+                "error"
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::error!(job = %job.name, error = %e, "Pass failed; backing off.");
+                "failed"
+            }
+        };
+        {
+            let mut s = stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *s.passes.entry((job.name.clone(), outcome)).or_insert(0) += 1;
+            if outcome == "ok" {
+                s.last_success.insert(job.name.clone(), Utc::now());
+            }
+        }
+        let interval = match &schedule {
+            schedule::Schedule::Every(d) => *d,
+            schedule::Schedule::Cron(_) => Duration::from_secs(60),
+        };
+        next = schedule.next(Utc::now(), failures, schedule::jitter(interval));
+    }
+}
+
+async fn status_loop(
+    cfg: Arc<Config>,
+    ledger: SledLedger,
+    schedule: schedule::Schedule,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let next = schedule.next(Utc::now(), 0, Duration::ZERO);
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        for j in &cfg.jobs {
+            for t in &j.targets {
+                let Some(Connector::ChorusPro(c)) = cfg.connectors.get(t) else {
+                    continue;
+                };
+                match crate::target::chorus::ChorusRun::new(t, &j.name, c, false) {
+                    Ok(run) => {
+                        if let Err(e) = run.reconcile(&ledger).await {
+                            tracing::warn!(target = %t, error = %e, "Status polling failed.");
+                            continue;
+                        }
+                        if let Err(e) = run.poll(&ledger).await {
+                            tracing::warn!(target = %t, error = %e, "Status polling failed.");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target = %t, error = %e, "Status polling unavailable.")
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// Runs the daemon until SIGINT / SIGTERM.
+///
+/// # Errors
+///
+/// The ledger is held by another process, the address cannot be bound (or is not loopback
+/// without `allow_remote`), a file cannot be written.
+pub async fn run(cfg: Config, exec: Executor) -> Result<(), DaemonError> {
+    let ledger = SledLedger::open(&cfg.data_dir)?;
+    let _ = SHARED.set(ledger.clone());
+    let token = admin_token(&cfg.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
+        .await
+        .map_err(|e| DaemonError::Io(format!("cannot listen on {}: {e}", cfg.daemon.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Io(e.to_string()))?;
+    if !is_loopback(&addr) && !cfg.daemon.allow_remote {
+        return Err(DaemonError::Config(format!(
+            "[daemon] listen = {addr} is not a loopback address: set allow_remote = true (every request then needs the admin token from {})",
+            token_path(&cfg.data_dir).display()
+        )));
+    }
+    let handle = Handle {
+        addr: addr.to_string(),
+        pid: std::process::id(),
+    };
+    let handle_file = handle_path(&cfg.data_dir);
+    fsutil::write_atomic(
+        &handle_file,
+        &serde_json::to_vec(&handle).unwrap_or_default(),
+        Some(0o600),
+    )
+    .map_err(|e| DaemonError::Io(format!("cannot write {}: {e}", handle_file.display())))?;
+    let recovered = crate::sync::recover(&ledger).map_err(|e| DaemonError::Io(e.to_string()))?;
+    for r in recovered {
+        tracing::info!(recovery = %r, "Recovered at start.");
+    }
+    tracing::warn!(addr = %addr, "facto daemon running; admin API on this address.");
+    let cfg = Arc::new(cfg);
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut passes = tokio::task::JoinSet::new();
+    for job in &cfg.jobs {
+        let text = job
+            .schedule
+            .clone()
+            .unwrap_or_else(|| cfg.daemon.default_schedule.clone());
+        let sch = schedule::parse(&text).map_err(DaemonError::Config)?;
+        passes.spawn(job_loop(
+            Arc::clone(&cfg),
+            ledger.clone(),
+            job.clone(),
+            sch,
+            stop_rx.clone(),
+            Arc::clone(&stats),
+        ));
+    }
+    let status = schedule::parse(&cfg.daemon.status_every).map_err(DaemonError::Config)?;
+    passes.spawn(status_loop(
+        Arc::clone(&cfg),
+        ledger.clone(),
+        status,
+        stop_rx.clone(),
+    ));
+    let server = Arc::new(Server {
+        cfg: Arc::clone(&cfg),
+        ledger: ledger.clone(),
+        token,
+        stats: Arc::clone(&stats),
+        exec,
+    });
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let server = Arc::clone(&server);
+            tokio::spawn(async move {
+                if let Some(req) = http::read(&mut sock).await {
+                    let resp = server.handle(req).await;
+                    http::write(&mut sock, resp).await;
+                }
+            });
+        }
+    });
+    wait_for_signal().await;
+    tracing::warn!("Stopping: no new pass starts; passes in flight finish.");
+    let _ = stop_tx.send(true);
+    // A second signal exits at once: claims are flushed before any send, so nothing is sent
+    // twice; the next start settles what was in flight.
+    tokio::spawn(async {
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+    let grace = Duration::from_secs(cfg.daemon.shutdown_grace_secs);
+    if tokio::time::timeout(grace, async { while passes.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!("Passes still running after the grace period; stopping them.");
+        passes.abort_all();
+    }
+    accept.abort();
+    let _ = std::fs::remove_file(&handle_file);
+    tracing::warn!("facto daemon stopped.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The running daemon of a data folder, if one answers.
+pub fn running(data_dir: &Path) -> Option<(Handle, String)> {
+    let handle: Handle =
+        serde_json::from_slice(&std::fs::read(handle_path(data_dir)).ok()?).ok()?;
+    let token = std::fs::read_to_string(token_path(data_dir))
+        .ok()?
+        .trim()
+        .to_owned();
+    Some((handle, token))
+}
