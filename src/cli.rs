@@ -534,7 +534,11 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Status { job } => status(cli, job.as_deref()).await,
         Command::Run => {
             let cfg = load(cli)?;
-            crate::daemon::run(cfg, execute_forwarded)
+            let path = DAEMON_CONFIG
+                .get()
+                .cloned()
+                .unwrap_or_else(|| cli.config.clone());
+            crate::daemon::run(cfg, path, execute_forwarded)
                 .await
                 .map_err(|e| match e {
                     crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),

@@ -256,8 +256,19 @@ impl Mapping {
     pub fn load(path: &Path) -> Result<Mapping, ConfigError> {
         let bytes = std::fs::read(path)
             .map_err(|e| ConfigError::new(path, format!("cannot read the file: {e}")))?;
-        let text = String::from_utf8(bytes.clone())
+        let text = String::from_utf8(bytes)
             .map_err(|_| ConfigError::new(path, "the file is not UTF-8"))?;
+        Self::from_text(path, &text)
+    }
+
+    /// A mapping from the text it would have at `path` (to check an edit before saving it).
+    ///
+    /// # Errors
+    ///
+    /// The first problem, with the line.
+    pub fn from_text(path: &Path, text: &str) -> Result<Mapping, ConfigError> {
+        let bytes = text.as_bytes();
+        let text = text.to_owned();
         let raw: RawMapping = parse_toml(path, &text)?;
         let name = path
             .file_stem()
@@ -266,7 +277,7 @@ impl Mapping {
         let m = Mapping {
             name,
             path: path.to_owned(),
-            hash: hex::encode(Sha256::digest(&bytes)),
+            hash: hex::encode(Sha256::digest(bytes)),
             journal: raw.journal,
             customers: raw.customers,
             gl: raw.gl,

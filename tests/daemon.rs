@@ -159,3 +159,132 @@ fn sigterm_during_the_first_pass_loses_nothing_and_sends_nothing_twice() {
         assert!(seen.values().all(|n| *n == 1), "{t}: {seen:?}");
     }
 }
+
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, String, Vec<(String, String)>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut r = client.request(method.parse().unwrap(), format!("http://{addr}{path}"));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let hs = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        (resp.status().as_u16(), resp.text().await.unwrap(), hs)
+    })
+}
+
+#[test]
+fn the_mapping_editor_checks_saves_with_comments_kept_and_audits() {
+    let p = Project::demo();
+    let (mut child, addr, token) = start(&p);
+    // Wait for the first pass: F2026-0030 is held for its unmapped tax code.
+    let start_at = Instant::now();
+    while !get(&addr, "/metrics", Some(&token))
+        .1
+        .contains("state=\"held\"} 2")
+    {
+        assert!(start_at.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(call(&addr, "GET", "/editor", &[], None).0, 401);
+    let (code, _, hs) = call(&addr, "GET", &format!("/editor?token={token}"), &[], None);
+    assert_eq!(code, 303);
+    let cookie = hs
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap().to_owned())
+        .unwrap();
+    let (code, page, _) = call(&addr, "GET", "/editor", &[("Cookie", &cookie)], None);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("data-gap=\"tax:TVA85\"") && page.contains("F2026-0030"),
+        "{page}"
+    );
+
+    let edit = |rate: &str| {
+        serde_json::json!({"mapping": "pcg-demo", "table": "tax", "code": "TVA85",
+            "fields": {"rate": rate, "category": "S", "account": "445715", "label": "TVA collectée 8,5%"}})
+    };
+    // The cookie alone cannot change anything.
+    let (code, _, _) = call(
+        &addr,
+        "POST",
+        "/api/mapping/preview",
+        &[("Cookie", &cookie)],
+        Some(edit("8.5")),
+    );
+    assert_eq!(code, 401);
+    let with = [("Cookie", cookie.as_str()), ("X-Facto-Editor", "1")];
+    let (_, bad, _) = call(
+        &addr,
+        "POST",
+        "/api/mapping/preview",
+        &with,
+        Some(edit("huit")),
+    );
+    assert!(
+        bad.contains("\"ok\":false") && bad.contains("huit") && bad.contains("pcg-demo.toml:"),
+        "{bad}"
+    );
+    let (_, good, _) = call(
+        &addr,
+        "POST",
+        "/api/mapping/preview",
+        &with,
+        Some(edit("8.5")),
+    );
+    let good: Value = serde_json::from_str(&good).unwrap();
+    assert_eq!(
+        good["releases"],
+        serde_json::json!(["F2026-0030"]),
+        "{good}"
+    );
+    let before = p.read("mappings/pcg-demo.toml");
+    let (_, saved, _) = call(&addr, "POST", "/api/mapping/save", &with, Some(edit("8.5")));
+    assert!(saved.contains("\"saved\":true"), "{saved}");
+    let after = p.read("mappings/pcg-demo.toml");
+    assert!(
+        after.contains("[tax.TVA85]") && after.contains("rate = \"8.5\""),
+        "{after}"
+    );
+    // Comments and layout kept: the old text is still there, line for line.
+    for line in before.lines().filter(|l| l.starts_with('#')) {
+        assert!(after.contains(line), "lost: {line}");
+    }
+    let (_, page, _) = call(&addr, "GET", "/editor", &[("Cookie", &cookie)], None);
+    assert!(
+        page.contains("+ rate = &quot;8.5&quot;") || page.contains("+ rate = \"8.5\""),
+        "{page}"
+    );
+    // The next pass delivers the released document (the CLI's sync goes through the daemon).
+    let (_, r) = p.json(&["sync"]);
+    let fec = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "sales-fec")
+        .unwrap()
+        .clone();
+    assert_eq!(fec["delivered"], 1, "{r}");
+    assert_eq!(terminate(&mut child), 0);
+}

@@ -17,6 +17,8 @@ pub struct Request {
     pub method: String,
     /// Path without the query.
     pub path: String,
+    /// The query string, if any.
+    pub query: String,
     /// Headers, names in lower case.
     pub headers: HashMap<String, String>,
     /// Body.
@@ -31,6 +33,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// Body.
     pub body: Vec<u8>,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
@@ -40,6 +44,7 @@ impl Response {
             status,
             content_type: "application/json",
             body: v.to_string().into_bytes(),
+            headers: Vec::new(),
         }
     }
 
@@ -49,6 +54,7 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             body: s.into().into_bytes(),
+            headers: Vec::new(),
         }
     }
 }
@@ -97,6 +103,10 @@ pub async fn read(sock: &mut TcpStream) -> Option<Request> {
     body.truncate(len);
     Some(Request {
         method,
+        query: target
+            .split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default(),
         path: target.split('?').next().unwrap_or("/").to_owned(),
         headers,
         body,
@@ -107,14 +117,20 @@ pub async fn read(sock: &mut TcpStream) -> Option<Request> {
 pub async fn write(sock: &mut TcpStream, r: Response) {
     let reason = match r.status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Error",
     };
+    let extra: String = r
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
         r.status,
         r.content_type,
         r.body.len()

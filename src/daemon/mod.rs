@@ -7,6 +7,7 @@
 //! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
 //!   them and exits 0; a second signal exits at once (the ledger rules still hold).
 
+pub mod editor;
 pub mod http;
 pub mod schedule;
 
@@ -170,6 +171,8 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
 
 struct Server {
     cfg: Arc<Config>,
+    config_path: PathBuf,
+    data_dir: PathBuf,
     ledger: SledLedger,
     token: String,
     stats: Arc<Mutex<Stats>>,
@@ -177,6 +180,11 @@ struct Server {
 }
 
 impl Server {
+    /// The configuration as it is on disk now (mappings edited since the start included).
+    fn fresh(&self) -> Result<Config, String> {
+        Config::load(&self.config_path, Some(&self.data_dir)).map_err(|e| e.to_string())
+    }
+
     async fn handle(&self, req: http::Request) -> http::Response {
         if req.path == "/health" {
             let stats = self
@@ -190,12 +198,45 @@ impl Server {
                 .collect();
             return http::Response::json(200, &json!({"status": "ok", "last_success": last}));
         }
+        // The editor page is opened once with `?token=`, which sets a strict cookie.
+        if req.path == "/editor" {
+            let given = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("token="))
+                .map(str::to_owned);
+            if given.as_deref() == Some(self.token.as_str()) {
+                return http::Response {
+                    status: 303,
+                    content_type: "text/plain",
+                    body: Vec::new(),
+                    headers: vec![
+                        ("Location", "/editor".to_owned()),
+                        (
+                            "Set-Cookie",
+                            format!(
+                                "facto_admin={}; HttpOnly; SameSite=Strict; Path=/",
+                                self.token
+                            ),
+                        ),
+                    ],
+                };
+            }
+        }
         let bearer = req
             .headers
             .get("authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if bearer != Some(self.token.as_str()) {
+        let cookie = req.headers.get("cookie").is_some_and(|c| {
+            c.split(';')
+                .any(|kv| kv.trim().strip_prefix("facto_admin=") == Some(self.token.as_str()))
+        });
+        // A cookie alone opens the page; changes also need the editor's own header.
+        let browser_ok = cookie
+            && (req.method == "GET"
+                || req.headers.get("x-facto-editor").map(String::as_str) == Some("1"));
+        if bearer != Some(self.token.as_str()) && !browser_ok {
             return http::Response::json(
                 401,
                 &json!({"error": "the admin token is required (Authorization: Bearer <data_dir/admin-token>)"}),
@@ -211,6 +252,39 @@ impl Server {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",
                     body: metrics(&self.cfg, &self.ledger, &stats).into_bytes(),
+                    headers: Vec::new(),
+                }
+            }
+            ("GET", "/editor") => match self.fresh() {
+                Ok(cfg) => http::Response {
+                    status: 200,
+                    content_type: "text/html; charset=utf-8",
+                    body: editor::page(&cfg, &self.ledger).into_bytes(),
+                    headers: Vec::new(),
+                },
+                Err(e) => http::Response::text(500, e),
+            },
+            ("POST", "/api/mapping/preview" | "/api/mapping/save") => {
+                let edit: editor::Edit = match serde_json::from_slice(&req.body) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        return http::Response::json(
+                            400,
+                            &json!({"error": format!("bad edit: {e}")}),
+                        )
+                    }
+                };
+                let cfg = match self.fresh() {
+                    Ok(c) => c,
+                    Err(e) => return http::Response::json(500, &json!({"error": e})),
+                };
+                if req.path.ends_with("preview") {
+                    http::Response::json(200, &editor::preview(&cfg, &self.ledger, &edit))
+                } else {
+                    match editor::save(&cfg, &self.ledger, &edit) {
+                        Ok(v) => http::Response::json(200, &v),
+                        Err(e) => http::Response::json(200, &json!({"error": e})),
+                    }
                 }
             }
             ("POST", "/api/cli") => {
@@ -256,7 +330,7 @@ impl Server {
 }
 
 async fn job_loop(
-    cfg: Arc<Config>,
+    config: (PathBuf, PathBuf),
     ledger: SledLedger,
     job: Job,
     schedule: schedule::Schedule,
@@ -279,6 +353,22 @@ async fn job_loop(
             today: chrono::Local::now().date_naive(),
             progress: None,
         };
+        // The configuration is read again at every pass: mapping edits take effect at once.
+        let cfg = match Config::load(&config.0, Some(&config.1)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(job = %job.name, error = %e, "Configuration unreadable; pass skipped.");
+                failures += 1;
+                next = schedule.next(Utc::now(), failures, Duration::ZERO);
+                continue;
+            }
+        };
+        let job = cfg
+            .jobs
+            .iter()
+            .find(|j| j.name == job.name)
+            .cloned()
+            .unwrap_or(job.clone());
         let outcome = match run_job(&cfg, &ledger, &job, &Mode::Sync, &opts).await {
             Ok(r) if r.error.is_none() => {
                 failures = 0;
@@ -362,7 +452,7 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 ///
 /// The ledger is held by another process, the address cannot be bound (or is not loopback
 /// without `allow_remote`), a file cannot be written.
-pub async fn run(cfg: Config, exec: Executor) -> Result<(), DaemonError> {
+pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<(), DaemonError> {
     let ledger = SledLedger::open(&cfg.data_dir)?;
     let _ = SHARED.set(ledger.clone());
     let token = admin_token(&cfg.data_dir)?;
@@ -405,7 +495,7 @@ pub async fn run(cfg: Config, exec: Executor) -> Result<(), DaemonError> {
             .unwrap_or_else(|| cfg.daemon.default_schedule.clone());
         let sch = schedule::parse(&text).map_err(DaemonError::Config)?;
         passes.spawn(job_loop(
-            Arc::clone(&cfg),
+            (config_path.clone(), cfg.data_dir.clone()),
             ledger.clone(),
             job.clone(),
             sch,
@@ -422,6 +512,8 @@ pub async fn run(cfg: Config, exec: Executor) -> Result<(), DaemonError> {
     ));
     let server = Arc::new(Server {
         cfg: Arc::clone(&cfg),
+        config_path: config_path.clone(),
+        data_dir: cfg.data_dir.clone(),
         ledger: ledger.clone(),
         token,
         stats: Arc::clone(&stats),

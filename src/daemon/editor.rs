@@ -1,0 +1,376 @@
+//! The mapping editor served by the daemon: a plain HTML page listing each mapping file's
+//! entries and, beside them, the codes that keep documents held back, with counts; an edit is
+//! checked on the spot (the whole file is parsed again with the change), shows which held
+//! documents it would release, and is saved atomically into the TOML file keeping its comments
+//! and layout (`toml_edit`). Every saved change goes to the ledger's audit log with its diff.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::checks::prepare;
+use crate::config::Config;
+use crate::fsutil;
+use crate::ledger::{AuditEvent, Ledger, RecordFilter, State};
+use crate::mapping::{unmapped_codes, Mapping};
+use crate::model::Document;
+
+/// The tables an admin may edit, and the keys each entry takes.
+const TABLES: [(&str, &[&str]); 4] = [
+    (
+        "tax",
+        &[
+            "rate",
+            "category",
+            "account",
+            "label",
+            "exemption_reason",
+            "exemption_code",
+            "pennylane_vat_rate",
+            "xero_tax_type",
+        ],
+    ),
+    ("gl.accounts", &["account", "label", "xero_account_code"]),
+    ("gl.products", &["account", "label", "xero_account_code"]),
+    (
+        "customers.accounts",
+        &["aux", "label", "collective_account"],
+    ),
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An edit of one entry.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Edit {
+    /// Mapping name (file stem under `mappings/`).
+    pub mapping: String,
+    /// Table (`tax`, `gl.accounts`, `gl.products`, `customers.accounts`).
+    pub table: String,
+    /// The code (entry key).
+    pub code: String,
+    /// Its keys; an empty value removes the key.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The text of the file with the edit applied (comments and layout kept).
+///
+/// # Errors
+///
+/// An unknown table or key, or a file that is not TOML.
+pub fn apply(text: &str, e: &Edit) -> Result<String, String> {
+    let keys = TABLES
+        .iter()
+        .find(|(t, _)| *t == e.table)
+        .map(|(_, k)| *k)
+        .ok_or_else(|| format!("table `{}` cannot be edited here", e.table))?;
+    if e.code.trim().is_empty() || e.code.contains(['"', '\n']) {
+        return Err("the code must be non-empty, on one line, without quotes".into());
+    }
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("the file is not valid TOML: {e}"))?;
+    let mut table = doc.as_table_mut();
+    for part in e.table.split('.') {
+        let entry = table.entry(part).or_insert_with(|| {
+            let mut t = toml_edit::Table::new();
+            t.set_implicit(true);
+            toml_edit::Item::Table(t)
+        });
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a table in this file"))?;
+    }
+    let item = table
+        .entry(&e.code)
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    let entry = item
+        .as_table_mut()
+        .ok_or_else(|| format!("`{}` is not a table", e.code))?;
+    for (k, v) in &e.fields {
+        if !keys.contains(&k.as_str()) {
+            return Err(format!(
+                "`{k}` is not a key of [{}] entries; expected one of {}",
+                e.table,
+                keys.join(", ")
+            ));
+        }
+        if v.trim().is_empty() {
+            entry.remove(k);
+        } else {
+            entry.insert(k, toml_edit::value(v.trim()));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// A line diff of two texts (removed lines `-`, added lines `+`), for the audit log.
+pub fn diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut out = String::new();
+    for l in &a[prefix..a.len() - suffix] {
+        let _ = writeln!(out, "- {l}");
+    }
+    for l in &b[prefix..b.len() - suffix] {
+        let _ = writeln!(out, "+ {l}");
+    }
+    out
+}
+
+fn held_documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Document> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut docs = Vec::new();
+    for j in cfg.jobs.iter().filter(|j| j.mapping == mapping) {
+        let Ok(held) = ledger.list(&RecordFilter {
+            job: Some(j.name.clone()),
+            target: None,
+            state: Some(State::Held),
+        }) else {
+            continue;
+        };
+        for r in held {
+            if let Some(d) = r
+                .held_document
+                .and_then(|v| serde_json::from_value::<Document>(v).ok())
+            {
+                if seen.insert(d.id.clone()) {
+                    docs.push(d);
+                }
+            }
+        }
+    }
+    docs
+}
+
+/// Checks an edit: the file as it would be, the errors with their line, and the held documents
+/// it would release.
+pub fn preview(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Value {
+    let path = cfg.mappings_dir.join(format!("{}.toml", e.mapping));
+    let Some(current) = cfg.mappings.get(&e.mapping) else {
+        return json!({"ok": false, "error": format!("no mapping `{}` in use", e.mapping)});
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return json!({"ok": false, "error": format!("cannot read {}", path.display())});
+    };
+    let new_text = match apply(&text, e) {
+        Ok(t) => t,
+        Err(m) => return json!({"ok": false, "error": m}),
+    };
+    let new = match Mapping::from_text(&path, &new_text) {
+        Ok(m) => m,
+        Err(err) => return json!({"ok": false, "error": err.to_string()}),
+    };
+    let released: Vec<String> = held_documents(cfg, ledger, &e.mapping)
+        .iter()
+        .filter(|d| prepare(d, current).is_err() && prepare(d, &new).is_ok())
+        .map(|d| d.number.clone())
+        .collect();
+    json!({"ok": true, "releases": released, "diff": diff(&text, &new_text)})
+}
+
+/// Saves an edit (checked again), writes the audit entry and asks for a re-check of held
+/// documents.
+///
+/// # Errors
+///
+/// The edit does not check, or the file or the ledger cannot be written.
+pub fn save(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Result<Value, String> {
+    let checked = preview(cfg, ledger, e);
+    if checked["ok"] != true {
+        return Err(checked["error"]
+            .as_str()
+            .unwrap_or("the edit does not check")
+            .to_owned());
+    }
+    let path = cfg.mappings_dir.join(format!("{}.toml", e.mapping));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let new_text = apply(&text, e)?;
+    fsutil::write_atomic(&path, new_text.as_bytes(), None)
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    let d = diff(&text, &new_text);
+    ledger
+        .audit(AuditEvent {
+            at: chrono::Utc::now(),
+            action: "mapping-edit".into(),
+            detail: format!("{}: [{}.\"{}\"]\n{d}", display(&path, cfg), e.table, e.code),
+        })
+        .map_err(|err| err.to_string())?;
+    for j in cfg.jobs.iter().filter(|j| j.mapping == e.mapping) {
+        let _ = ledger.request_rescan(&j.name);
+    }
+    Ok(json!({"saved": true, "releases": checked["releases"], "diff": d}))
+}
+
+fn display(path: &Path, cfg: &Config) -> String {
+    path.strip_prefix(&cfg.base_dir)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The editor page.
+pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
+    let mut h = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>facto — mappings</title>\
+         <style>body{font:14px sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
+         td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}.gap{background:#fff4e0}\
+         pre{background:#f4f4f4;padding:.5em}form input{width:9em}</style></head><body>\
+         <h1>Mappings</h1><p>Edits are checked before they are saved; held documents are checked again at the next pass.</p>",
+    );
+    let mut names: Vec<&String> = cfg.mappings.keys().collect();
+    names.sort();
+    for name in names {
+        let m = &cfg.mappings[name];
+        let _ = write!(
+            h,
+            "<section data-mapping=\"{0}\"><h2>{0} <small>({1})</small></h2>",
+            esc(name),
+            esc(&display(&m.path, cfg))
+        );
+        // What keeps documents held back: codes with no mapping, with counts.
+        let mut gaps: BTreeMap<(&'static str, String), (u64, Vec<String>)> = BTreeMap::new();
+        for d in held_documents(cfg, ledger, name) {
+            for (table, code) in unmapped_codes(&d, m) {
+                let g = gaps.entry((table, code)).or_default();
+                g.0 += 1;
+                if g.1.len() < 5 {
+                    g.1.push(d.number.clone());
+                }
+            }
+        }
+        h.push_str("<h3>Held back for lack of a mapping</h3>");
+        if gaps.is_empty() {
+            h.push_str("<p id=\"no-gaps\">None.</p>");
+        } else {
+            h.push_str("<table class=\"gap\"><tr><th>table</th><th>code</th><th>documents</th><th>examples</th></tr>");
+            for ((table, code), (n, ex)) in &gaps {
+                let _ = write!(
+                    h,
+                    "<tr data-gap=\"{t}:{c}\"><td>{t}</td><td>{c}</td><td>{n}</td><td>{e}</td></tr>",
+                    t = esc(table),
+                    c = esc(code),
+                    e = esc(&ex.join(", "))
+                );
+            }
+            h.push_str("</table>");
+        }
+        for (table, keys) in TABLES {
+            let entries: Vec<(String, BTreeMap<&str, String>)> = match table {
+                "tax" => m
+                    .tax
+                    .iter()
+                    .map(|(c, t)| {
+                        let mut f = BTreeMap::new();
+                        f.insert("rate", t.rate.normalize().to_string());
+                        f.insert("category", format!("{:?}", t.category));
+                        f.insert("account", t.account.clone().unwrap_or_default());
+                        f.insert("label", t.label.clone().unwrap_or_default());
+                        f.insert(
+                            "pennylane_vat_rate",
+                            t.pennylane_vat_rate.clone().unwrap_or_default(),
+                        );
+                        f.insert("xero_tax_type", t.xero_tax_type.clone().unwrap_or_default());
+                        (c.clone(), f)
+                    })
+                    .collect(),
+                "gl.accounts" | "gl.products" => {
+                    let src = if table == "gl.accounts" {
+                        &m.gl.accounts
+                    } else {
+                        &m.gl.products
+                    };
+                    src.iter()
+                        .map(|(c, a)| {
+                            let mut f = BTreeMap::new();
+                            f.insert("account", a.account.clone());
+                            f.insert("label", a.label.clone());
+                            (c.clone(), f)
+                        })
+                        .collect()
+                }
+                _ => m
+                    .customers
+                    .accounts
+                    .iter()
+                    .map(|(c, a)| {
+                        let mut f = BTreeMap::new();
+                        f.insert("aux", a.aux.clone());
+                        f.insert("label", a.label.clone().unwrap_or_default());
+                        (c.clone(), f)
+                    })
+                    .collect(),
+            };
+            let _ = write!(h, "<h3>[{}]</h3><table><tr><th>code</th>", esc(table));
+            for k in ["rate", "category", "account", "aux", "label"] {
+                if keys.contains(&k) {
+                    let _ = write!(h, "<th>{k}</th>");
+                }
+            }
+            h.push_str("</tr>");
+            for (code, f) in &entries {
+                let _ = write!(h, "<tr><td>{}</td>", esc(code));
+                for k in ["rate", "category", "account", "aux", "label"] {
+                    if keys.contains(&k) {
+                        let _ = write!(h, "<td>{}</td>", esc(f.get(k).map_or("", String::as_str)));
+                    }
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</table>");
+        }
+        let _ = write!(
+            h,
+            "<h3>Add or change an entry</h3><form id=\"edit-{0}\" data-mapping=\"{0}\" onsubmit=\"return false\">\
+             <select name=\"table\"><option>tax</option><option>gl.accounts</option><option>gl.products</option><option>customers.accounts</option></select>\
+             <input name=\"code\" placeholder=\"code\"> <input name=\"rate\" placeholder=\"rate\"> <input name=\"category\" placeholder=\"category\">\
+             <input name=\"account\" placeholder=\"account\"> <input name=\"aux\" placeholder=\"aux\"> <input name=\"label\" placeholder=\"label\">\
+             <button type=\"button\" name=\"check\" onclick=\"send(this.form,'preview')\">Check</button>\
+             <button type=\"button\" name=\"save\" onclick=\"send(this.form,'save')\">Save</button></form>\
+             <pre class=\"result\" id=\"result-{0}\"></pre></section>",
+            esc(name)
+        );
+    }
+    h.push_str("<h2>Changes</h2><ul id=\"audit\">");
+    if let Ok(trail) = ledger.audit_trail() {
+        for a in trail
+            .iter()
+            .rev()
+            .filter(|a| a.action == "mapping-edit")
+            .take(50)
+        {
+            let _ = write!(
+                h,
+                "<li><b>{}</b><pre>{}</pre></li>",
+                a.at.format("%Y-%m-%d %H:%M:%S"),
+                esc(&a.detail)
+            );
+        }
+    }
+    h.push_str("</ul>");
+    h.push_str(
+        "<script>async function send(f,what){const fields={};for(const k of ['rate','category','account','aux','label']){const v=f.elements[k].value;if(v)fields[k]=v}\
+         const body={mapping:f.dataset.mapping,table:f.elements.table.value,code:f.elements.code.value,fields};\
+         const r=await fetch('/api/mapping/'+what,{method:'POST',headers:{'Content-Type':'application/json','X-Facto-Editor':'1'},body:JSON.stringify(body)});\
+         const j=await r.json();const out=document.getElementById('result-'+f.dataset.mapping);\
+         if(j.error){out.textContent='Refused: '+j.error;out.dataset.state='error';return}\
+         out.textContent=(what==='save'?'Saved. ':'Checks. ')+'Would release: '+((j.releases||[]).join(', ')||'nothing')+'\\n'+(j.diff||'');\
+         out.dataset.state=what==='save'?'saved':'checked';if(what==='save')setTimeout(()=>location.reload(),300)}</script></body></html>",
+    );
+    h
+}
