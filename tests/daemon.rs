@@ -12,7 +12,7 @@ use crate::common::{active_batches, Project, DEMO_DELIVERABLE};
 
 // The child is handed to the caller, which waits for it (`terminate`).
 #[allow(clippy::zombie_processes)]
-fn start(p: &Project) -> (Child, String, String) {
+pub fn start(p: &Project) -> (Child, String, String) {
     let cfg = p.read("facto.toml") + "\n[daemon]\nlisten = \"127.0.0.1:0\"\n";
     p.write("facto.toml", &cfg);
     let mut child = p
@@ -56,7 +56,7 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     })
 }
 
-fn terminate(child: &mut Child) -> i32 {
+pub fn terminate(child: &mut Child) -> i32 {
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -10,6 +10,7 @@ mod chorus_sim;
 mod crash;
 mod daemon;
 mod demo;
+mod editor_browser;
 mod formats;
 mod http_source;
 mod lifecycle;
