@@ -40,6 +40,18 @@ const TABLES: [(&str, &[&str]); 4] = [
     ),
 ];
 
+/// Columns shown in the tables, when the table has them.
+const COLUMNS: [&str; 8] = [
+    "rate",
+    "category",
+    "account",
+    "aux",
+    "label",
+    "pennylane_vat_rate",
+    "xero_tax_type",
+    "xero_account_code",
+];
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -300,6 +312,10 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
                             let mut f = BTreeMap::new();
                             f.insert("account", a.account.clone());
                             f.insert("label", a.label.clone());
+                            f.insert(
+                                "xero_account_code",
+                                a.xero_account_code.clone().unwrap_or_default(),
+                            );
                             (c.clone(), f)
                         })
                         .collect()
@@ -317,7 +333,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
                     .collect(),
             };
             let _ = write!(h, "<h3>[{}]</h3><table><tr><th>code</th>", esc(table));
-            for k in ["rate", "category", "account", "aux", "label"] {
+            for k in COLUMNS {
                 if keys.contains(&k) {
                     let _ = write!(h, "<th>{k}</th>");
                 }
@@ -325,7 +341,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
             h.push_str("</tr>");
             for (code, f) in &entries {
                 let _ = write!(h, "<tr><td>{}</td>", esc(code));
-                for k in ["rate", "category", "account", "aux", "label"] {
+                for k in COLUMNS {
                     if keys.contains(&k) {
                         let _ = write!(h, "<td>{}</td>", esc(f.get(k).map_or("", String::as_str)));
                     }
@@ -340,6 +356,8 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
              <select name=\"table\"><option>tax</option><option>gl.accounts</option><option>gl.products</option><option>customers.accounts</option></select>\
              <input name=\"code\" placeholder=\"code\"> <input name=\"rate\" placeholder=\"rate\"> <input name=\"category\" placeholder=\"category\">\
              <input name=\"account\" placeholder=\"account\"> <input name=\"aux\" placeholder=\"aux\"> <input name=\"label\" placeholder=\"label\">\
+             <input name=\"pennylane_vat_rate\" placeholder=\"pennylane_vat_rate\"> <input name=\"xero_tax_type\" placeholder=\"xero_tax_type\">\
+             <input name=\"xero_account_code\" placeholder=\"xero_account_code\">\
              <button type=\"button\" name=\"check\" onclick=\"send(this.form,'preview')\">Check</button>\
              <button type=\"button\" name=\"save\" onclick=\"send(this.form,'save')\">Save</button></form>\
              <pre class=\"result\" id=\"result-{0}\"></pre></section>",
@@ -364,7 +382,9 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
     }
     h.push_str("</ul>");
     h.push_str(
-        "<script>async function send(f,what){const fields={};for(const k of ['rate','category','account','aux','label']){const v=f.elements[k].value;if(v)fields[k]=v}\
+        "<script>async function send(f,what){const fields={};const keys={'tax':['rate','category','account','label','pennylane_vat_rate','xero_tax_type'],\
+         'gl.accounts':['account','label','xero_account_code'],'gl.products':['account','label','xero_account_code'],'customers.accounts':['aux','label']}[f.elements.table.value]||[];\
+         for(const k of keys){const v=f.elements[k].value;if(v)fields[k]=v}\
          const body={mapping:f.dataset.mapping,table:f.elements.table.value,code:f.elements.code.value,fields};\
          const r=await fetch('/api/mapping/'+what,{method:'POST',headers:{'Content-Type':'application/json','X-Facto-Editor':'1'},body:JSON.stringify(body)});\
          const j=await r.json();const out=document.getElementById('result-'+f.dataset.mapping);\

@@ -334,72 +334,46 @@ async fn job_loop(
     ledger: SledLedger,
     job: Job,
     schedule: schedule::Schedule,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     stats: Arc<Mutex<Stats>>,
 ) {
-    let mut failures = 0u32;
-    let mut next = Utc::now();
-    loop {
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let opts = RunOptions {
-            dry_run: false,
-            today: chrono::Local::now().date_naive(),
-            progress: None,
-        };
-        // The configuration is read again at every pass: mapping edits take effect at once.
-        let cfg = match Config::load(&config.0, Some(&config.1)) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(job = %job.name, error = %e, "Configuration unreadable; pass skipped.");
-                failures += 1;
-                next = schedule.next(Utc::now(), failures, Duration::ZERO);
-                continue;
-            }
-        };
-        let job = cfg
-            .jobs
-            .iter()
-            .find(|j| j.name == job.name)
-            .cloned()
-            .unwrap_or(job.clone());
-        let outcome = match run_job(&cfg, &ledger, &job, &Mode::Sync, &opts).await {
-            Ok(r) if r.error.is_none() => {
-                failures = 0;
-                "ok"
-            }
-            Ok(r) => {
-                failures += 1;
-                tracing::warn!(job = %job.name, error = ?r.error, "Pass ended with an error; backing off.");
-                "error"
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::error!(job = %job.name, error = %e, "Pass failed; backing off.");
-                "failed"
-            }
-        };
-        {
-            let mut s = stats
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+    schedule::drive(&schedule, stop, true, || {
+        let (config, ledger, job, stats) = (&config, &ledger, &job, &stats);
+        async move {
+            let opts = RunOptions {
+                dry_run: false,
+                today: chrono::Local::now().date_naive(),
+                progress: None,
+            };
+            // The configuration is read again at every pass: mapping edits take effect at once.
+            let cfg = match Config::load(&config.0, Some(&config.1)) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(job = %job.name, error = %e, "Configuration unreadable; pass skipped.");
+                    return false;
+                }
+            };
+            let job = cfg.jobs.iter().find(|j| j.name == job.name).cloned().unwrap_or_else(|| job.clone());
+            let outcome = match run_job(&cfg, ledger, &job, &Mode::Sync, &opts).await {
+                Ok(r) if r.error.is_none() => "ok",
+                Ok(r) => {
+                    tracing::warn!(job = %job.name, error = ?r.error, "Pass ended with an error; backing off.");
+                    "error"
+                }
+                Err(e) => {
+                    tracing::error!(job = %job.name, error = %e, "Pass failed; backing off.");
+                    "failed"
+                }
+            };
+            let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             *s.passes.entry((job.name.clone(), outcome)).or_insert(0) += 1;
             if outcome == "ok" {
                 s.last_success.insert(job.name.clone(), Utc::now());
             }
+            outcome == "ok"
         }
-        let interval = match &schedule {
-            schedule::Schedule::Every(d) => *d,
-            schedule::Schedule::Cron(_) => Duration::from_secs(60),
-        };
-        next = schedule.next(Utc::now(), failures, schedule::jitter(interval));
-    }
+    })
+    .await;
 }
 
 async fn status_loop(

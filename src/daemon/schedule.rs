@@ -69,6 +69,56 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// How long from now until the next run.
+    pub fn delay(&self, failures: u32, jitter: Duration) -> Duration {
+        let now = Utc::now();
+        (self.next(now, failures, jitter) - now)
+            .to_std()
+            .unwrap_or_default()
+    }
+
+    /// The base interval (for the jitter): the interval, or a minute for cron expressions.
+    pub fn interval(&self) -> Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::Cron(_) => Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs `pass` at once, then on the schedule, until `stop` turns true. A pass never overlaps
+/// the next: the wait starts when a pass ends. `pass` says whether it went well; failures back
+/// off (see [`Schedule::next`]).
+pub async fn drive<F, Fut>(
+    schedule: &Schedule,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    jittered: bool,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut failures = 0u32;
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        failures = if pass().await { 0 } else { failures + 1 };
+        let j = if jittered {
+            jitter(schedule.interval())
+        } else {
+            Duration::ZERO
+        };
+        wait = schedule.delay(failures, j);
+    }
+}
+
 /// A jitter of up to a tenth of a second per second of interval, at most 30 s, from the clock.
 pub fn jitter(interval: Duration) -> Duration {
     let max = (interval / 10).min(Duration::from_secs(30));
@@ -85,6 +135,38 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn passes_never_overlap_and_failures_back_off() {
+        use std::sync::{Arc, Mutex};
+        let schedule = parse("every 15m").unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let t0 = tokio::time::Instant::now();
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&starts);
+        let driver = tokio::spawn(async move {
+            drive(&schedule, rx, false, move || {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let n = {
+                        let mut s = seen.lock().unwrap();
+                        s.push(t0.elapsed().as_secs() / 60);
+                        s.len()
+                    };
+                    // Each pass takes 20 minutes, longer than the interval; the third fails.
+                    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+                    n != 3
+                }
+            })
+            .await;
+        });
+        tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+        tx.send(true).unwrap();
+        driver.await.unwrap();
+        let s = starts.lock().unwrap().clone();
+        // At once; 20 + 15; 35 + 35; the failure doubles the wait: 70 + 20 + 30; then 15 again.
+        assert_eq!(&s[..5], &[0, 35, 70, 120, 155], "{s:?}");
     }
 
     #[test]
