@@ -144,6 +144,41 @@ pub fn diff(old: &str, new: &str) -> String {
     out
 }
 
+/// A Xero code the organisation does not have, by the last preflight of a Xero target of a job
+/// using this mapping.
+fn unknown_target_code(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Option<String> {
+    for j in cfg.jobs.iter().filter(|j| j.mapping == e.mapping) {
+        for t in &j.targets {
+            if !matches!(
+                cfg.connectors.get(t),
+                Some(crate::config::Connector::Xero(_))
+            ) {
+                continue;
+            }
+            let Ok(Some(seen)) = ledger.value(&format!("xero-preflight\0{t}")) else {
+                continue;
+            };
+            for (key, list) in [
+                ("xero_tax_type", "tax_types"),
+                ("xero_account_code", "accounts"),
+            ] {
+                if let Some(v) = e.fields.get(key).filter(|v| !v.trim().is_empty()) {
+                    let known = seen[list]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(v.trim())));
+                    if !known {
+                        return Some(format!(
+                            "{key} `{v}` is not active in the Xero organisation of target `{t}` (last read {})",
+                            seen["read_at"].as_str().unwrap_or("?")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 fn held_documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Document> {
     let mut seen = std::collections::BTreeSet::new();
     let mut docs = Vec::new();
@@ -187,6 +222,9 @@ pub fn preview(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Value {
         Ok(m) => m,
         Err(err) => return json!({"ok": false, "error": err.to_string()}),
     };
+    if let Some(err) = unknown_target_code(cfg, ledger, e) {
+        return json!({"ok": false, "error": err});
+    }
     let released: Vec<String> = held_documents(cfg, ledger, &e.mapping)
         .iter()
         .filter(|d| prepare(d, current).is_err() && prepare(d, &new).is_ok())
@@ -393,4 +431,83 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
          out.dataset.state=what==='save'?'saved':'checked';if(what==='save')setTimeout(()=>location.reload(),300)}</script></body></html>",
     );
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::sled::SledLedger;
+
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let dest = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy(&p, &dest);
+            } else {
+                std::fs::copy(&p, &dest).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn edits_keep_comments_and_xero_codes_are_checked_against_the_last_preflight() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(repo.join("facto.toml"), dir.path().join("facto.toml")).unwrap();
+        for d in ["connectors", "mappings", "examples"] {
+            copy(&repo.join(d), &dir.path().join(d));
+        }
+        let toml = std::fs::read_to_string(dir.path().join("facto.toml"))
+            .unwrap()
+            .replace("\"sales-csv\"]", "\"sales-csv\", \"xero\"]");
+        std::fs::write(dir.path().join("facto.toml"), toml).unwrap();
+        let cfg = Config::load(&dir.path().join("facto.toml"), None).unwrap();
+        let ledger = SledLedger::open(&cfg.data_dir).unwrap();
+        let edit = |code: &str| Edit {
+            mapping: "pcg-demo".into(),
+            table: "tax".into(),
+            code: "TVA20".into(),
+            fields: [("xero_tax_type".to_owned(), code.to_owned())]
+                .into_iter()
+                .collect(),
+        };
+        // No preflight yet: nothing to check against.
+        assert_eq!(preview(&cfg, &ledger, &edit("ANY"))["ok"], true);
+        ledger
+            .put_value(
+                "xero-preflight\0xero",
+                &json!({"read_at": "2026-11-24T00:00:00Z", "accounts": ["706100"], "tax_types": ["OUTPUT2"]}),
+            )
+            .unwrap();
+        let refused = preview(&cfg, &ledger, &edit("NOPE"));
+        assert_eq!(refused["ok"], false);
+        assert!(
+            refused["error"].as_str().unwrap().contains("NOPE"),
+            "{refused}"
+        );
+        let ok = preview(&cfg, &ledger, &edit("OUTPUT2"));
+        assert_eq!(ok["ok"], true, "{ok}");
+        assert!(ok["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+ xero_tax_type = \"OUTPUT2\""));
+        // The file keeps its comments and the entry its other keys.
+        let text = std::fs::read_to_string(dir.path().join("mappings/pcg-demo.toml")).unwrap();
+        let applied = apply(&text, &edit("OUTPUT2")).unwrap();
+        assert!(applied.contains("# Mapping of the demo invoicing application"));
+        assert!(
+            applied.contains("label = \"TVA collectée 20%\"\nxero_tax_type = \"OUTPUT2\""),
+            "{applied}"
+        );
+        assert!(apply(
+            &text,
+            &Edit {
+                table: "journal".into(),
+                ..edit("X")
+            }
+        )
+        .is_err());
+    }
 }

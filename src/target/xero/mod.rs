@@ -199,6 +199,18 @@ impl XeroRun {
         Ok(())
     }
 
+    /// Keeps what the preflight found, so that the mapping editor checks codes against it.
+    fn remember_preflight(&self, ledger: &dyn Ledger) -> Result<(), TargetError> {
+        let (Some(a), Some(t)) = (&self.accounts, &self.tax_types) else {
+            return Ok(());
+        };
+        ledger.put_value(
+            &format!("xero-preflight\0{}", self.name),
+            &json!({"read_at": Utc::now(), "accounts": a, "tax_types": t}),
+        )?;
+        Ok(())
+    }
+
     /// What keeps a document from Xero that is known without calling it (for `preview`): a tax
     /// code without a Xero tax type. Account codes and tax types are checked against the
     /// organisation at the first sync (preflight).
@@ -628,7 +640,11 @@ impl XeroRun {
             self.delivered += docs.len() as u64;
             return Ok(());
         }
+        let first = self.accounts.is_none();
         self.preflight().await?;
+        if first {
+            self.remember_preflight(ledger)?;
+        }
         let now = Utc::now();
         let mut ready: Vec<(Arc<MappedDocument>, Record, String)> = Vec::new();
         for (md, mut rec) in docs {
