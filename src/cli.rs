@@ -621,11 +621,10 @@ async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
     let mut code = exit::OK;
     for j in jobs {
         for t in &j.targets {
-            let Some(crate::config::Connector::ChorusPro(c)) = cfg.connectors.get(t) else {
+            let Some(run) = crate::sync::api_target(&cfg, j, t) else {
                 continue;
             };
-            let run = crate::target::chorus::ChorusRun::new(t, &j.name, c, false)
-                .map_err(|e| fail(exit::USAGE, anyhow!("{e}")))?;
+            let mut run = run.map_err(run_failure)?;
             let mut changes = Vec::new();
             let mut error = None;
             match run.reconcile(&ledger).await {
@@ -664,7 +663,7 @@ async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
     if cli.json {
         print_json(&out_json)?;
     } else if out_json.is_empty() {
-        out("no API target to follow (Chorus Pro targets are `kind = \"chorus-pro\"`)\n")?;
+        out("no API target to follow (chorus-pro, pennylane or xero)\n")?;
     } else {
         out(&text)?;
     }

@@ -653,6 +653,26 @@ pub fn mapping_file(m: &Mapping) -> String {
     }
 }
 
+/// The run of an API target of a job (Chorus Pro, Pennylane, Xero), to follow statuses; `None`
+/// for targets that are files.
+pub fn api_target(cfg: &Config, job: &Job, name: &str) -> Option<Result<TargetRun, RunError>> {
+    if matches!(
+        cfg.connectors.get(name),
+        Some(Connector::JournalFile(_)) | None
+    ) {
+        return None;
+    }
+    let opts = RunOptions {
+        dry_run: false,
+        today: chrono::Local::now().date_naive(),
+        progress: None,
+    };
+    Some(
+        build_targets(cfg, job, &[name.to_owned()], &Mode::Sync, &opts, "status")
+            .map(|mut v| v.remove(0)),
+    )
+}
+
 fn build_targets(
     cfg: &Config,
     job: &Job,
@@ -939,20 +959,13 @@ pub async fn run_job(
     for (run, stop) in runs.into_iter().zip(&stopped) {
         let j = match run {
             TargetRun::JournalFile(j) => j,
-            run @ (TargetRun::Pennylane(_) | TargetRun::Xero(_)) => {
-                delivered.push(run.delivered());
-                if let Some(why) = stop {
-                    jr.report.error = Some(why.clone());
-                }
-                continue;
-            }
-            TargetRun::Chorus(c) => {
-                delivered.push(c.delivered());
+            api => {
+                delivered.push(api.delivered());
                 if let Some(why) = stop {
                     jr.report.error = Some(why.clone());
                 } else if failure.is_none() && matches!(mode, Mode::Sync) {
-                    // Statuses of what was deposited, this run or before.
-                    match c.poll(ledger).await {
+                    // Statuses of what was sent, this run or before.
+                    match api.poll(ledger).await {
                         Ok(changes) => statuses.extend(changes),
                         Err(e @ TargetError::Remote { .. }) => {
                             jr.report.error = Some(e.to_string())

@@ -117,6 +117,11 @@ async fn imports_once_with_customers_pdfs_and_linked_credit_notes() {
     let (_, r) = run(&p, &["sync"]).await;
     assert_eq!(target(&r, T)["delivered"], 0);
     assert_once(&sim);
+    // A payment in Pennylane reaches the ledger through `facto status`.
+    sim.state.lock().unwrap().paid.push("F2026-0002".into());
+    let (code, st) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{st}");
+    assert_eq!(state_count(&p, "paid"), 1, "{st}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

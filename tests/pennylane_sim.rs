@@ -33,6 +33,8 @@ pub struct State {
     pub faults: VecDeque<Fault>,
     pub requests: u32,
     pub not_ready_once: bool,
+    /// Invoice numbers paid in Pennylane.
+    pub paid: Vec<String>,
     /// OAuth2: the PKCE challenge of the consent, tokens issued, refreshes.
     pub challenge: Option<String>,
     pub oauth_access: Vec<String>,
@@ -240,6 +242,22 @@ impl Respond for Responder {
                     Some(Fault::LoseAnswer) => ResponseTemplate::new(502),
                     Some(Fault::Slow(d)) => answer.set_delay(d),
                     _ => answer,
+                }
+            }
+            ("GET", p) if p.starts_with("/customer_invoices/") => {
+                let id: i64 = p
+                    .trim_start_matches("/customer_invoices/")
+                    .parse()
+                    .unwrap_or(0);
+                match s.invoices.iter().find(|i| i["id"] == id) {
+                    Some(i) => {
+                        let mut i = i.clone();
+                        let paid = s.paid.iter().any(|n| i["invoice_number"] == n.as_str());
+                        i["status"] = json!(if paid { "paid" } else { "upcoming" });
+                        i["paid"] = json!(paid);
+                        ResponseTemplate::new(200).set_body_json(i)
+                    }
+                    None => ResponseTemplate::new(404),
                 }
             }
             ("GET", "/customer_invoices") => {

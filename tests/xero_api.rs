@@ -120,6 +120,12 @@ async fn connect_then_every_document_once_with_credit_notes_allocated() {
     let (_, r) = run(&p, &["sync"]).await;
     assert_eq!(target(&r, T)["delivered"], 0);
     assert_once(&sim);
+    // A payment in Xero reaches the ledger through `facto status`.
+    sim.state.lock().unwrap().paid.push("F2026-0001".into());
+    let (code, st) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{st}");
+    assert!(st.to_string().contains("F2026-0001"), "{st}");
+    assert_eq!(count(&p, "paid"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

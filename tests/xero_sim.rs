@@ -45,6 +45,8 @@ pub struct State {
     /// The next batch answer says no call is left today (`X-DayLimit-Remaining: 0`).
     pub day_exhausted_next: bool,
     pub batch_puts: u32,
+    /// Invoice numbers paid in Xero.
+    pub paid: Vec<String>,
     pub calls: u32,
 }
 
@@ -282,6 +284,22 @@ impl Respond for Responder {
             }
             ("PUT", "/Invoices") => Self::docs(&mut s, req, false),
             ("PUT", "/CreditNotes") => Self::docs(&mut s, req, true),
+            ("GET", "/Invoices") if q.contains_key("IDs") => {
+                let ids: Vec<&str> = q["IDs"].split(',').collect();
+                let list: Vec<Value> = s
+                    .docs
+                    .iter()
+                    .filter(|x| x["InvoiceID"].as_str().is_some_and(|i| ids.contains(&i)))
+                    .map(|x| {
+                        let mut x = x.clone();
+                        if s.paid.iter().any(|n| x["InvoiceNumber"] == n.as_str()) {
+                            x["Status"] = json!("PAID");
+                        }
+                        x
+                    })
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(json!({"Invoices": list}))
+            }
             ("GET", "/Invoices") => {
                 let nums: Vec<String> = q.get("InvoiceNumbers").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default();
                 let list: Vec<Value> = s.docs.iter().filter(|x| x["InvoiceNumber"].as_str().is_some_and(|n| nums.iter().any(|m| m == n))).cloned().collect();

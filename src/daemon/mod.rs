@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::config::{Config, Connector, Job};
+use crate::config::{Config, Job};
 use crate::fsutil;
 use crate::ledger::sled::SledLedger;
 use crate::ledger::Ledger;
@@ -394,22 +394,22 @@ async fn status_loop(
         }
         for j in &cfg.jobs {
             for t in &j.targets {
-                let Some(Connector::ChorusPro(c)) = cfg.connectors.get(t) else {
+                let Some(run) = crate::sync::api_target(&cfg, j, t) else {
                     continue;
                 };
-                match crate::target::chorus::ChorusRun::new(t, &j.name, c, false) {
-                    Ok(run) => {
-                        if let Err(e) = run.reconcile(&ledger).await {
-                            tracing::warn!(target = %t, error = %e, "Status polling failed.");
-                            continue;
-                        }
-                        if let Err(e) = run.poll(&ledger).await {
-                            tracing::warn!(target = %t, error = %e, "Status polling failed.");
-                        }
-                    }
+                let mut run = match run {
+                    Ok(r) => r,
                     Err(e) => {
-                        tracing::warn!(target = %t, error = %e, "Status polling unavailable.")
+                        tracing::warn!(target = %t, error = %e, "Status polling unavailable.");
+                        continue;
                     }
+                };
+                if let Err(e) = run.reconcile(&ledger).await {
+                    tracing::warn!(target = %t, error = %e, "Status polling failed.");
+                    continue;
+                }
+                if let Err(e) = run.poll(&ledger).await {
+                    tracing::warn!(target = %t, error = %e, "Status polling failed.");
                 }
             }
         }

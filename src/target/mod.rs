@@ -87,6 +87,20 @@ impl TargetRun {
         }
     }
 
+    /// Follows what an API target received (statuses, payments); journal files have none.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or the API unreachable.
+    pub async fn poll(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        match self {
+            TargetRun::JournalFile(_) => Ok(Vec::new()),
+            TargetRun::Chorus(c) => c.poll(ledger).await,
+            TargetRun::Pennylane(p) => p.poll(ledger).await,
+            TargetRun::Xero(x) => x.poll(ledger).await,
+        }
+    }
+
     /// Delivers one page to an API target.
     ///
     /// # Errors

@@ -162,6 +162,57 @@ impl PennylaneRun {
         format!("{}{}:{doc_id}", self.cfg.reference_prefix, self.job)
     }
 
+    /// Follows imported invoices: Pennylane's status (`paid` moves the record to paid).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or Pennylane unreachable.
+    pub async fn poll(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        if self.dry_run {
+            return Ok(Vec::new());
+        }
+        let live = ledger.list(&RecordFilter {
+            job: Some(self.job.clone()),
+            target: Some(self.name.clone()),
+            state: Some(State::Delivered),
+        })?;
+        let mut changes = Vec::new();
+        let mut changed = Vec::new();
+        let now = Utc::now();
+        for mut r in live.into_iter().filter(|r| r.kind == "invoice") {
+            let Some(id) = r.remote_id.clone() else {
+                continue;
+            };
+            let v = self
+                .api()?
+                .get(&format!("/customer_invoices/{id}"), &[])
+                .await
+                .map_err(|e| remote(&self.name, &e))?;
+            let paid = v.get("paid").and_then(Value::as_bool) == Some(true);
+            let Some(status) = v.get("status").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            if r.remote_status.as_deref() == Some(status.as_str()) {
+                continue;
+            }
+            changes.push(format!(
+                "{} ({}): {} → {status}",
+                r.number,
+                self.name,
+                r.remote_status.as_deref().unwrap_or("?")
+            ));
+            r.remote_status = Some(status.clone());
+            if paid || status == "paid" {
+                r.transition(State::Paid, "paid in Pennylane", now);
+            } else {
+                r.updated_at = now;
+            }
+            changed.push(r);
+        }
+        ledger.put_records(&changed)?;
+        Ok(changes)
+    }
+
     /// Settles imports whose answer was lost: found by external reference → recorded; not found
     /// → released (Pennylane answers synchronously: an import it does not list did not happen).
     ///

@@ -485,6 +485,66 @@ impl XeroRun {
         Ok(())
     }
 
+    /// Follows delivered invoices: Xero's status (`PAID` moves the record to paid).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure, or Xero unreachable.
+    pub async fn poll(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        if self.dry_run {
+            return Ok(Vec::new());
+        }
+        let live = ledger.list(&RecordFilter {
+            job: Some(self.job.clone()),
+            target: Some(self.name.clone()),
+            state: Some(State::Delivered),
+        })?;
+        let invoices: Vec<Record> = live
+            .into_iter()
+            .filter(|r| r.kind == "invoice" && r.remote_id.is_some())
+            .collect();
+        let mut changes = Vec::new();
+        for chunk in invoices.chunks(50) {
+            let ids: Vec<&str> = chunk
+                .iter()
+                .filter_map(|r| r.remote_id.as_deref())
+                .collect();
+            let v = self.get("/Invoices", &[("IDs", ids.join(","))]).await?;
+            let now = Utc::now();
+            let mut changed = Vec::new();
+            for r in chunk {
+                let found = v.get("Invoices").and_then(Value::as_array).and_then(|a| {
+                    a.iter().find(|x| {
+                        x.get("InvoiceID").and_then(Value::as_str) == r.remote_id.as_deref()
+                    })
+                });
+                let Some(status) = found.and_then(|x| x.get("Status")).and_then(Value::as_str)
+                else {
+                    continue;
+                };
+                if r.remote_status.as_deref() == Some(status) {
+                    continue;
+                }
+                let mut r = r.clone();
+                changes.push(format!(
+                    "{} ({}): {} → {status}",
+                    r.number,
+                    self.name,
+                    r.remote_status.as_deref().unwrap_or("?")
+                ));
+                r.remote_status = Some(status.to_owned());
+                if status == "PAID" {
+                    r.transition(State::Paid, "paid in Xero", now);
+                } else {
+                    r.updated_at = now;
+                }
+                changed.push(r);
+            }
+            ledger.put_records(&changed)?;
+        }
+        Ok(changes)
+    }
+
     /// Settles batches whose answer was lost: documents Xero has are recorded; the rest of the
     /// batch is sent again, identical, under the same idempotency key.
     ///
