@@ -308,12 +308,8 @@ pub async fn connect_pennylane(
     store: &std::path::Path,
     announce: impl FnOnce(&str),
 ) -> Result<Connected, ConnectError> {
-    let env = |v: &str| {
-        std::env::var(v)
-            .ok()
-            .filter(|x| !x.trim().is_empty())
-            .ok_or_else(|| ConnectError::Usage(format!("the environment variable {v} is not set")))
-    };
+    let env =
+        |v: &str, what: &str| crate::target::secret_from_env(v, what).map_err(ConnectError::Usage);
     let Some(id_var) = &cfg.client_id_env else {
         return Err(ConnectError::Usage(
             "this Pennylane connector uses a company API token (token_env): nothing to connect"
@@ -321,11 +317,13 @@ pub async fn connect_pennylane(
         ));
     };
     let client_secret = match &cfg.client_secret_env {
-        Some(v) => Some(secrecy::SecretString::from(env(v)?)),
+        Some(v) => Some(env(v, "Pennylane OAuth2 client secret")?),
         None => None,
     };
     let app = App {
-        client_id: env(id_var)?,
+        client_id: env(id_var, "Pennylane OAuth2 client id")?
+            .expose_secret()
+            .to_owned(),
         client_secret,
         authorize_url: &cfg.authorize_url,
         token_url: &cfg.token_url,

@@ -144,3 +144,18 @@ pub fn num(d: rust_decimal::Decimal) -> serde_json::Value {
     // digits of a plain number; amounts and quantities here have far fewer).
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(serde_json::Value::Null)
 }
+
+/// A secret from the environment variable named in a connector, held in `secrecy`; the error
+/// names the variable and what it holds, never a value.
+///
+/// # Errors
+///
+/// The variable is unset or empty.
+pub fn secret_from_env(var: &str, what: &str) -> Result<secrecy::SecretString, String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(secrecy::SecretString::from(v.trim().to_owned())),
+        _ => Err(format!(
+            "the environment variable {var} ({what}) is not set; export it before running facto"
+        )),
+    }
+}

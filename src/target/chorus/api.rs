@@ -148,12 +148,7 @@ pub struct ChorusApi {
 }
 
 fn secret_from_env(var: &str, what: &str) -> Result<SecretString, ChorusError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
-        _ => Err(ChorusError::Config(format!(
-            "the environment variable {var} ({what}) is not set; export it before running facto"
-        ))),
-    }
+    crate::target::secret_from_env(var, what).map_err(ChorusError::Config)
 }
 
 impl ChorusApi {

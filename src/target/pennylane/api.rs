@@ -66,12 +66,7 @@ pub struct PennylaneApi {
 }
 
 fn env_secret(var: &str, what: &str) -> Result<SecretString, PennylaneError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
-        _ => Err(PennylaneError::Config(format!(
-            "the environment variable {var} ({what}) is not set; export it before running facto"
-        ))),
-    }
+    crate::target::secret_from_env(var, what).map_err(PennylaneError::Config)
 }
 
 fn auth_error(status: u16, body: &str) -> PennylaneError {

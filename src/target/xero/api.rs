@@ -54,12 +54,7 @@ pub struct XeroApi {
 }
 
 fn env_secret(var: &str, what: &str) -> Result<SecretString, XeroError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
-        _ => Err(XeroError::Config(format!(
-            "the environment variable {var} ({what}) is not set; export it before running facto"
-        ))),
-    }
+    crate::target::secret_from_env(var, what).map_err(XeroError::Config)
 }
 
 /// The OAuth2 client of a connector (client id, optional secret, token URL).
