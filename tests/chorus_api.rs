@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::chorus_sim::{Fault, Sim, ACCOUNT, CLIENT_ID, CLIENT_SECRET};
-use crate::common::{target, Project};
+use crate::common::{json_of, target, Project};
 
 const T: &str = "chorus-pro";
 /// The demo's documents for public buyers that pass every rule (F2026-0004 is held).
@@ -43,15 +43,7 @@ async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
 async fn run_with(p: &Project, args: &[&str], secret: &str) -> (i32, Value, String) {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let mut cmd = command(p, &all, secret);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    json_of(command(p, &all, secret)).await
 }
 
 fn states(p: &Project, state: &str) -> Vec<Value> {

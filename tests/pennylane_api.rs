@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, target, Project};
+use crate::common::{free_port, give_consent, json_of, target, Project};
 use crate::pennylane_sim::{Fault, Sim, OAUTH_CLIENT, OAUTH_SECRET, TOKEN};
 
 const T: &str = "pennylane";
@@ -63,15 +63,8 @@ async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
 async fn run_with(p: &Project, args: &[&str], token: &str) -> (i32, Value) {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let mut cmd = command(p, &all, token);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into_owned())),
-    )
+    let (code, v, _) = json_of(command(p, &all, token)).await;
+    (code, v)
 }
 
 fn state_count(p: &Project, state: &str) -> usize {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, target, Project};
+use crate::common::{free_port, give_consent, json_of, target, Project};
 use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "xero";
@@ -26,15 +26,8 @@ fn command(p: &Project, args: &[&str]) -> std::process::Command {
 async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let mut cmd = command(p, &all);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into_owned())),
-    )
+    let (code, v, _) = json_of(command(p, &all)).await;
+    (code, v)
 }
 
 /// The demo with a `xero` target, Xero tax types in the mapping, and the consent given.

@@ -278,3 +278,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs a prepared `facto --json ...` command off the async runtime; returns its exit code,
+/// its JSON output (or, when it printed none, its standard error as a JSON string) and its
+/// standard error.
+pub async fn json_of(mut cmd: Command) -> (i32, Value, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| Value::String(stderr.clone()));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
