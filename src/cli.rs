@@ -452,6 +452,16 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
     Some(ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE)))
 }
 
+/// Settles what an interrupted run left (open batches rolled back, committed ones published).
+/// Inside the daemon it was done at its start: a command run for a client must not roll back
+/// the batch of a pass in flight.
+fn recover(ledger: &SledLedger, dry_run: bool) -> Result<Vec<String>, Failure> {
+    if dry_run || crate::daemon::SHARED.get().is_some() {
+        return Ok(Vec::new());
+    }
+    crate::sync::recover(ledger).map_err(run_failure)
+}
+
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
     let mut s = serde_json::to_string_pretty(v).context("cannot encode the JSON output")?;
     s.push('\n');
@@ -695,11 +705,7 @@ async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure
         None => cfg.jobs.iter().collect(),
     };
     let ledger = open_ledger(&cfg)?;
-    let recovery = if dry_run {
-        Vec::new()
-    } else {
-        crate::sync::recover(&ledger).map_err(run_failure)?
-    };
+    let recovery = recover(&ledger, dry_run)?;
     let pb = progress(cli);
     let opts = RunOptions {
         dry_run,
@@ -735,7 +741,7 @@ async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
         .map_err(|e| fail(exit::USAGE, e))?;
     let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
     let ledger = open_ledger(&cfg)?;
-    let recovery = crate::sync::recover(&ledger).map_err(run_failure)?;
+    let recovery = recover(&ledger, false)?;
     let pb = progress(cli);
     let opts = RunOptions {
         dry_run: false,

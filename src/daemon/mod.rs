@@ -427,6 +427,7 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 /// The ledger is held by another process, the address cannot be bound (or is not loopback
 /// without `allow_remote`), a file cannot be written.
 pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<(), DaemonError> {
+    let mut signals = Signals::new()?;
     let ledger = SledLedger::open(&cfg.data_dir)?;
     let _ = SHARED.set(ledger.clone());
     let token = admin_token(&cfg.data_dir)?;
@@ -507,13 +508,13 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
             });
         }
     });
-    wait_for_signal().await;
+    signals.recv().await;
     tracing::warn!("Stopping: no new pass starts; passes in flight finish.");
     let _ = stop_tx.send(true);
     // A second signal exits at once: claims are flushed before any send, so nothing is sent
     // twice; the next start settles what was in flight.
-    tokio::spawn(async {
-        wait_for_signal().await;
+    tokio::spawn(async move {
+        signals.recv().await;
         std::process::exit(130);
     });
     let grace = Duration::from_secs(cfg.daemon.shutdown_grace_secs);
@@ -530,28 +531,44 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened to from the daemon's start (before it announces itself), so a
+/// signal never meets the default action.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {}
-                    _ = i.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, DaemonError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let e = |e: std::io::Error| DaemonError::Io(format!("cannot listen to signals: {e}"));
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).map_err(e)?,
+                int: signal(SignalKind::interrupt()).map_err(e)?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
