@@ -112,6 +112,16 @@ fn daily_refusal(url: &str, resp: &Response) -> HttpFailure {
     }
 }
 
+/// Exponential backoff with jitter, bounded in time, as a policy asks.
+fn backoff_of(policy: RetryPolicy) -> backoff::ExponentialBackoff {
+    ExponentialBackoffBuilder::new()
+        .with_initial_interval(policy.initial)
+        .with_max_interval(policy.max_interval)
+        .with_max_elapsed_time(Some(policy.max_elapsed))
+        .with_randomization_factor(0.5)
+        .build()
+}
+
 fn strip_query(url: &str) -> String {
     url.split('?').next().unwrap_or(url).to_owned()
 }
@@ -127,12 +137,7 @@ where
     F: Fn() -> RequestBuilder,
 {
     let shown = strip_query(url);
-    let backoff = ExponentialBackoffBuilder::new()
-        .with_initial_interval(policy.initial)
-        .with_max_interval(policy.max_interval)
-        .with_max_elapsed_time(Some(policy.max_elapsed))
-        .with_randomization_factor(0.5)
-        .build();
+    let backoff = backoff_of(policy);
     let op = || async {
         match make().send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),
@@ -216,12 +221,7 @@ where
     F: Fn() -> RequestBuilder,
 {
     let shown = strip_query(url);
-    let backoff = ExponentialBackoffBuilder::new()
-        .with_initial_interval(policy.initial)
-        .with_max_interval(policy.max_interval)
-        .with_max_elapsed_time(Some(policy.max_elapsed))
-        .with_randomization_factor(0.5)
-        .build();
+    let backoff = backoff_of(policy);
     let op = || async {
         match make().send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),

@@ -4,13 +4,12 @@
 //! again only when a user asks, structure settings read once and cached, credentials refused
 //! cleanly while the other targets still deliver.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::chorus_sim::{Fault, Sim, ACCOUNT, CLIENT_ID, CLIENT_SECRET};
-use crate::common::{json_of, target, Project};
+use crate::common::{json_of, kill_at, target, Project};
 
 const T: &str = "chorus-pro";
 /// The demo's documents for public buyers that pass every rule (F2026-0004 is held).
@@ -155,24 +154,12 @@ async fn lost_answers_and_timeouts_are_looked_up_never_deposited_twice() {
 async fn killed_right_after_the_deposit_the_next_run_finds_it() {
     let sim = Sim::start().await;
     let p = project(&sim, "");
-    let flag = p.path("paused");
-    let mut cmd = command(&p, &["sync"], CLIENT_SECRET);
-    cmd.env("FACTO_TEST_PAUSE_AT", "after-deposit:3@chorus-pro")
-        .env("FACTO_TEST_PAUSE_FILE", &flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    while !flag.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "sync ended before the pause"
-        );
-        assert!(start.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(
+        command(&p, &["sync"], CLIENT_SECRET),
+        "after-deposit:3@chorus-pro",
+        &p.path("paused"),
+    )
+    .await;
     assert_eq!(
         sim.deposits().len(),
         3,

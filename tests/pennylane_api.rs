@@ -3,12 +3,11 @@
 //! invoice with negative amounts; lost answers, timeouts, 429s and a SIGKILL after the import
 //! never import twice; documents that cannot go are held with the reason.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, json_of, target, Project};
+use crate::common::{free_port, give_consent, json_of, kill_at, target, Project};
 use crate::pennylane_sim::{Fault, Sim, OAUTH_CLIENT, OAUTH_SECRET, TOKEN};
 
 const T: &str = "pennylane";
@@ -152,24 +151,12 @@ async fn lost_answers_timeouts_and_429_never_import_twice() {
 async fn killed_after_an_import_the_next_run_finds_it() {
     let sim = Sim::start().await;
     let p = project(&sim, "");
-    let flag = p.path("paused");
-    let mut cmd = command(&p, &["sync"], TOKEN);
-    cmd.env("FACTO_TEST_PAUSE_AT", "after-send:5@pennylane")
-        .env("FACTO_TEST_PAUSE_FILE", &flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    while !flag.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "sync ended before the pause"
-        );
-        assert!(start.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(
+        command(&p, &["sync"], TOKEN),
+        "after-send:5@pennylane",
+        &p.path("paused"),
+    )
+    .await;
     assert_eq!(sim.imports().len(), 5);
     assert_eq!(state_count(&p, "claimed"), 1);
     let (code, r) = run(&p, &["sync"]).await;

@@ -5,12 +5,9 @@
 //! daily limit stopping only this target, an expired access token refreshed with the rotated
 //! refresh token saved, a preflight that holds unknown tax types, and a SIGKILL after a batch.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, json_of, target, Project};
+use crate::common::{free_port, give_consent, json_of, kill_at, target, Project};
 use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "xero";
@@ -153,24 +150,12 @@ async fn lost_answer_minute_limit_and_partial_failure() {
 async fn a_batch_claimed_but_unanswered_is_sent_again_identical_with_its_key() {
     let sim = Sim::start().await;
     let p = connected(&sim, "batch_size = 10\n").await;
-    let flag = p.path("paused");
-    let mut cmd = command(&p, &["sync"]);
-    cmd.env("FACTO_TEST_PAUSE_AT", "after-claim:2@xero")
-        .env("FACTO_TEST_PAUSE_FILE", &flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    while !flag.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "sync ended before the pause"
-        );
-        assert!(start.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(
+        command(&p, &["sync"]),
+        "after-claim:2@xero",
+        &p.path("paused"),
+    )
+    .await;
     assert_eq!(
         sim.created().len(),
         10,
@@ -257,24 +242,12 @@ async fn preflight_holds_unknown_codes_and_a_kill_after_a_batch_sends_nothing_tw
         .read("mappings/pcg-demo.toml")
         .replace("[tax.TVA21]\n", "[tax.TVA21]\nxero_tax_type = \"FR21\"\n");
     p.write("mappings/pcg-demo.toml", &m);
-    let flag = p.path("paused");
-    let mut cmd = command(&p, &["sync"]);
-    cmd.env("FACTO_TEST_PAUSE_AT", "after-send:2@xero")
-        .env("FACTO_TEST_PAUSE_FILE", &flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    while !flag.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "sync ended before the pause"
-        );
-        assert!(start.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(
+        command(&p, &["sync"]),
+        "after-send:2@xero",
+        &p.path("paused"),
+    )
+    .await;
     assert_eq!(
         sim.created().len(),
         10,

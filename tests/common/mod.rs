@@ -290,3 +290,27 @@ pub async fn json_of(mut cmd: Command) -> (i32, Value, String) {
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| Value::String(stderr.clone()));
     (out.status.code().unwrap_or(-1), v, stderr)
 }
+
+/// Runs `cmd` (a `facto` command) until it reaches the fault point `point`
+/// (`FACTO_TEST_PAUSE_AT`), then kills it with SIGKILL: nothing runs after that.
+pub async fn kill_at(mut cmd: Command, point: &str, flag: &Path) {
+    let _ = std::fs::remove_file(flag);
+    cmd.env("FACTO_TEST_PAUSE_AT", point)
+        .env("FACTO_TEST_PAUSE_FILE", flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !flag.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("facto ended ({status}) before reaching {point}");
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "facto never reached {point}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
