@@ -250,23 +250,6 @@ fn fill_from_doc(r: &mut Record, doc: &Document, origin: &str, hash: &str) {
     r.source_hash = hash.to_owned();
 }
 
-fn hold(
-    r: &mut Record,
-    problems: Vec<Problem>,
-    held_doc: Option<serde_json::Value>,
-    run_id: &str,
-    now: chrono::DateTime<Utc>,
-) {
-    let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
-    let note = format!("run {run_id}: held ({})", codes.join(", "));
-    if r.state != State::Held || r.problems != problems {
-        r.transition(State::Held, note, now);
-    }
-    r.updated_at = now;
-    r.problems = problems;
-    r.held_document = held_doc;
-}
-
 fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
     r.problems
         .iter()
@@ -384,7 +367,7 @@ impl JobRun<'_> {
                         let mut r = new_record(self.key(t, &id), existing, now);
                         r.number = number.clone().unwrap_or_else(|| id.clone());
                         r.origin.clone_from(&error.origin);
-                        hold(&mut r, vec![problem.clone()], None, &self.run_id, now);
+                        r.hold(vec![problem.clone()], None, &self.run_id, now);
                         self.tallies[ti].held += 1;
                         self.lines.extend(problem_lines(t, &r, "held"));
                         pending[ti].others.push(r);
@@ -546,8 +529,7 @@ impl JobRun<'_> {
                 pending[ti].deliver.push((Arc::clone(md), rec));
             }
             Err(problems) => {
-                hold(
-                    &mut rec,
+                rec.hold(
                     problems.clone(),
                     serde_json::to_value(doc).ok(),
                     &self.run_id,

@@ -253,6 +253,25 @@ impl Record {
         }
     }
 
+    /// Holds the record back with its problems and the document as read (so that it is checked
+    /// again from that copy). A record already held for the same problems gains no new event.
+    pub fn hold(
+        &mut self,
+        problems: Vec<Problem>,
+        held_doc: Option<serde_json::Value>,
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) {
+        let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
+        let note = format!("run {run_id}: held ({})", codes.join(", "));
+        if self.state != State::Held || self.problems != problems {
+            self.transition(State::Held, note, now);
+        }
+        self.updated_at = now;
+        self.problems = problems;
+        self.held_document = held_doc;
+    }
+
     /// Moves the record to `state`, stamping the time and noting why.
     pub fn transition(&mut self, state: State, note: impl Into<String>, now: DateTime<Utc>) {
         self.state = state;

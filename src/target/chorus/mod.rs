@@ -288,11 +288,7 @@ impl ChorusRun {
             if problems.is_empty() {
                 ready.push((md, rec));
             } else {
-                let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
-                let note = format!("run {run_id}: held ({})", codes.join(", "));
-                rec.problems = problems;
-                rec.held_document = serde_json::to_value(&md.doc).ok();
-                rec.transition(State::Held, note, now);
+                rec.hold(problems, serde_json::to_value(&md.doc).ok(), run_id, now);
                 others.push(rec);
             }
         }

@@ -587,11 +587,7 @@ impl PennylaneRun {
                 None
             };
             let (Some((name, bytes)), Some(customer)) = (pdf, customer) else {
-                let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
-                let note = format!("run {run_id}: held ({})", codes.join(", "));
-                rec.problems = problems;
-                rec.held_document = serde_json::to_value(d).ok();
-                rec.transition(State::Held, note, now);
+                rec.hold(problems, serde_json::to_value(d).ok(), run_id, now);
                 others.push(rec);
                 continue;
             };

@@ -710,11 +710,7 @@ impl XeroRun {
         for (md, mut rec) in docs {
             let problems = self.check(&md);
             if !problems.is_empty() {
-                let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
-                let note = format!("run {run_id}: held ({})", codes.join(", "));
-                rec.problems = problems;
-                rec.held_document = serde_json::to_value(&md.doc).ok();
-                rec.transition(State::Held, note, now);
+                rec.hold(problems, serde_json::to_value(&md.doc).ok(), run_id, now);
                 others.push(rec);
                 continue;
             }
