@@ -118,22 +118,12 @@ fn every_request_of_a_sync_is_valid_against_the_pennylane_contract() {
         "invoice_lines": [{"quantity": 1, "raw_currency_unit_price": "1", "unit": "piece",
             "vat_rate": "20%", "currency_amount": "1", "currency_tax": "0", "account": "706"}]
     });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (status, violations) = rt.block_on(async {
-        let resp = reqwest::Client::new()
+    let (status, violations) = send_bad(
+        reqwest::Client::new()
             .post(format!("{base}/customer_invoices/import"))
             .bearer_auth("contract-token")
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
-        let v = resp
-            .headers()
-            .get("sl-violations")
-            .map(|h| h.to_str().unwrap_or("").to_owned())
-            .unwrap_or_default();
-        (resp.status().as_u16(), v)
-    });
+            .json(&bad),
+    );
     assert_eq!(status, 422);
     for field in [
         "customer_id",
@@ -147,4 +137,18 @@ fn every_request_of_a_sync_is_valid_against_the_pennylane_contract() {
             "{field} not flagged: {violations}"
         );
     }
+}
+
+/// Sends a request meant to break the contract; returns its status and Prism's `sl-violations`.
+pub fn send_bad(req: reqwest::RequestBuilder) -> (u16, String) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let resp = req.send().await.unwrap();
+        let v = resp
+            .headers()
+            .get("sl-violations")
+            .map(|h| h.to_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        (resp.status().as_u16(), v)
+    })
 }

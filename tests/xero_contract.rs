@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::common::{target, Project};
-use crate::pennylane_contract::{prism, start};
+use crate::pennylane_contract::{prism, send_bad, start};
 
 fn python_with_yaml() -> Option<PathBuf> {
     let py = std::env::var_os("FACTO_CONTRACT_PYTHON")
@@ -101,24 +101,14 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
     let bad = serde_json::json!({"Invoices": [{"Type": "SALES",
         "Contact": {"ContactID": "not-a-uuid"}, "Status": "FINAL",
         "LineItems": [{"Description": "x", "Quantity": "two", "UnitAmount": 1.0, "Taxtype": "OUTPUT2"}]}]});
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (status, violations) = rt.block_on(async {
-        let resp = reqwest::Client::new()
+    let (status, violations) = send_bad(
+        reqwest::Client::new()
             .put(format!("{base}/Invoices"))
             .bearer_auth("contract")
             .header("xero-tenant-id", "11111111-1111-1111-1111-111111111111")
             .header("Accept", "application/json")
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
-        let v = resp
-            .headers()
-            .get("sl-violations")
-            .map(|h| h.to_str().unwrap_or("").to_owned())
-            .unwrap_or_default();
-        (resp.status().as_u16(), v)
-    });
+            .json(&bad),
+    );
     assert_eq!(status, 400, "{violations}");
     for what in ["Type", "ContactID", "Taxtype", "Quantity", "Status"] {
         assert!(
