@@ -3,6 +3,7 @@
 //! second `sync` with nothing new. Prints documents per second and the peak resident memory.
 //!
 //! Run: `cargo bench --bench pipeline` (or `FACTO_BENCH_N=10000 cargo bench --bench pipeline`).
+//! With `FACTO_BENCH_TRACE=1` it also prints the resident memory every 200 ms, to stderr.
 
 use std::io::Write;
 use std::path::Path;
@@ -137,6 +138,18 @@ fn main() {
     };
     let job = &cfg.jobs[0];
 
+    if std::env::var("FACTO_BENCH_TRACE").is_ok() {
+        let t0 = Instant::now();
+        std::thread::spawn(move || loop {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let rss = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .unwrap_or("");
+            eprintln!("{:>7.2}s {rss}", t0.elapsed().as_secs_f64());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        });
+    }
     let t = Instant::now();
     let report = rt
         .block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts))

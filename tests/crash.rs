@@ -2,7 +2,8 @@
 //! delivery (after the claim, in the middle of writing the file, after the file is written but
 //! before the ledger commit, after the commit but before the rename, after the rename), for each
 //! target and on several pages; the next sync must leave every document in exactly one active
-//! batch, no temp file, committed files byte-identical to the ledger, and no claimed record.
+//! batch, no temp file, committed files byte-identical to the ledger, no claimed record, and the
+//! ledger's indexes in agreement with its records.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -50,6 +51,14 @@ fn assert_consistent(p: &Project, point: &str) {
         leftovers.is_empty(),
         "{point}: temp files left: {leftovers:?}"
     );
+    // The ledger's indexes (state tallies, per-state lists) agree with its records.
+    let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+    assert_eq!(
+        ledger.check_indexes().unwrap(),
+        Vec::<String>::new(),
+        "{point}: ledger indexes"
+    );
+    drop(ledger);
     let (_, claimed) = p.json(&["ledger", "list", "--state", "claimed"]);
     assert!(
         claimed.as_array().unwrap().is_empty(),

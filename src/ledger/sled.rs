@@ -6,6 +6,15 @@
 //! `d\0<id>\0<page>` batch membership; `n\0name` counters; `c\0job` cursors; `p\0run` reports;
 //! `a\0<seq>` audit trail. Ids are zero-padded so key order is numeric order. The exact bytes of each
 //! batch file are kept as `batches/<id>.bin` beside the tree, written before the commit.
+//!
+//! Two indexes, written in the same atomic batch as the records they describe, keep a run's cost
+//! independent of the ledger's size (no scan of every record per sync):
+//! `t\0job\0target` → the number of records in each state (nine big-endian u64: the eight states,
+//! then the records stored as claimed for an export batch); `x\0job\0target\0<state>\0doc` → one
+//! empty value per record, except those stored as claimed for an export batch, which are many and
+//! read back only by `ledger list`. `q\0<id>` counts the records claimed for open batch `id`, so a
+//! commit moves them from claimed to delivered in one write. A ledger without `m\0index` gets both
+//! indexes built once when it is opened.
 
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -27,6 +36,58 @@ pub struct SledLedger {
     /// Ids of the open (uncommitted) batches, mirrored from the `o\0` keys. The process holds
     /// sled's exclusive lock, so this copy is exact (clones share it).
     open_batches: std::sync::Arc<Mutex<BTreeSet<u64>>>,
+    /// Serializes the read-modify-write of records and their indexes (clones share it).
+    writer: std::sync::Arc<Mutex<()>>,
+}
+
+/// Slots of a `t\0` tally: one per state (by code), then the records stored as claimed for an
+/// export batch (which read as delivered once it is committed, and have no `x\0` entry).
+const TALLY: usize = State::ALL.len() + 1;
+const BATCHED: usize = State::ALL.len();
+/// Page cache of the tree. sled's default (1 GiB) would let the cache, and so the process, grow
+/// with the ledger; the working set of a run is the records it touches.
+const CACHE_BYTES: u64 = 32 << 20;
+
+fn tkey(job: &str, target: &str) -> Vec<u8> {
+    format!("t\0{job}\0{target}").into_bytes()
+}
+fn xprefix(job: &str, target: &str, state: State) -> Vec<u8> {
+    format!("x\0{job}\0{target}\0{}\0", state.code()).into_bytes()
+}
+fn xkey(k: &RecordKey, state: State) -> Vec<u8> {
+    let mut v = xprefix(&k.job, &k.target, state);
+    v.extend_from_slice(k.doc_id.as_bytes());
+    v
+}
+fn qkey(id: u64) -> Vec<u8> {
+    format!("q\0{id:016}").into_bytes()
+}
+fn read_u64(v: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(v).map(u64::from_be_bytes).unwrap_or(0)
+}
+fn decode_tally(v: &[u8]) -> [u64; TALLY] {
+    let mut t = [0u64; TALLY];
+    for (slot, chunk) in t.iter_mut().zip(v.chunks_exact(8)) {
+        *slot = read_u64(chunk);
+    }
+    t
+}
+fn encode_tally(t: &[u64; TALLY]) -> Vec<u8> {
+    t.iter().flat_map(|n| n.to_be_bytes()).collect()
+}
+/// A record stored as claimed for an export batch is not in the `x\0` index.
+fn indexed(state: State, batch: Option<u64>) -> bool {
+    !(state == State::Claimed && batch.is_some())
+}
+
+/// Record writes gathered into one atomic sled batch, with what they change in the indexes.
+#[derive(Default)]
+struct Stage {
+    batch: ::sled::Batch,
+    /// Record values written so far in this stage (`None`: removed), read before the tree.
+    records: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    tallies: BTreeMap<(String, String), [i64; TALLY]>,
+    open_claims: BTreeMap<u64, i64>,
 }
 
 fn rkey(k: &RecordKey) -> Vec<u8> {
@@ -116,6 +177,7 @@ impl SledLedger {
         std::fs::create_dir_all(path).map_err(|e| LedgerError::Store(e.into()))?;
         let db = ::sled::Config::new()
             .path(path)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| match &e {
                 ::sled::Error::Io(io)
@@ -149,11 +211,244 @@ impl SledLedger {
                 open_batches.insert(id);
             }
         }
-        Ok(SledLedger {
+        let ledger = SledLedger {
             db,
             path: path.to_owned(),
             open_batches: std::sync::Arc::new(Mutex::new(open_batches)),
-        })
+            writer: std::sync::Arc::new(Mutex::new(())),
+        };
+        if ledger.db.get(b"m\0index")?.is_none() {
+            ledger.rebuild_indexes()?;
+        }
+        Ok(ledger)
+    }
+
+    /// Builds the `t\0`, `x\0` and `q\0` indexes from the records, in one atomic batch, and marks
+    /// the ledger as indexed. Used once for a ledger written before the indexes existed.
+    fn rebuild_indexes(&self) -> Result<()> {
+        let _w = self.write_lock();
+        let mut b = ::sled::Batch::default();
+        for prefix in [&b"t\0"[..], b"x\0", b"q\0"] {
+            for kv in self.db.scan_prefix(prefix) {
+                b.remove(kv?.0);
+            }
+        }
+        let mut tallies: BTreeMap<Vec<u8>, [u64; TALLY]> = BTreeMap::new();
+        let mut open_claims: BTreeMap<u64, u64> = BTreeMap::new();
+        for kv in self.db.scan_prefix(b"r\0") {
+            let (k, v) = kv?;
+            let (Some((state, batch)), Some(logical)) = (header(&v), self.logical(&v)) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&k[2..]).into_owned();
+            let mut parts = text.splitn(3, '\0');
+            let (Some(job), Some(target), Some(doc)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let t = tallies.entry(tkey(job, target)).or_insert([0; TALLY]);
+            t[usize::from(logical.code())] += 1;
+            if indexed(state, batch) {
+                let key = RecordKey {
+                    job: job.into(),
+                    target: target.into(),
+                    doc_id: doc.into(),
+                };
+                b.insert(xkey(&key, state), &[][..]);
+            } else {
+                t[BATCHED] += 1;
+                if let Some(id) = batch.filter(|id| self.is_open(*id)) {
+                    *open_claims.entry(id).or_insert(0) += 1;
+                }
+            }
+        }
+        for (k, t) in tallies {
+            b.insert(k, encode_tally(&t));
+        }
+        for (id, n) in open_claims {
+            b.insert(qkey(id), n.to_be_bytes().to_vec());
+        }
+        b.insert(&b"m\0index"[..], &b"1"[..]);
+        self.db.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stored value of record `k`, as this stage left it.
+    fn current(&self, st: &Stage, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        match st.records.get(k) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.db.get(k)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Stages writing `new` (or removing the record, for `None`) under `key`, with its index
+    /// entries and tally changes.
+    fn stage(&self, st: &mut Stage, key: &RecordKey, new: Option<&Record>) -> Result<()> {
+        let k = rkey(key);
+        let old = self.current(st, &k)?;
+        let tally = st
+            .tallies
+            .entry((key.job.clone(), key.target.clone()))
+            .or_insert([0; TALLY]);
+        if let Some(old) = old {
+            if let (Some((state, batch)), Some(logical)) = (header(&old), self.logical(&old)) {
+                tally[usize::from(logical.code())] -= 1;
+                if indexed(state, batch) {
+                    st.batch.remove(xkey(key, state));
+                } else {
+                    tally[BATCHED] -= 1;
+                    if let Some(id) = batch.filter(|id| self.is_open(*id)) {
+                        *st.open_claims.entry(id).or_insert(0) -= 1;
+                    }
+                }
+            }
+        }
+        match new {
+            Some(r) => {
+                let logical = match (r.state, r.batch_id) {
+                    (State::Claimed, Some(id)) if !self.is_open(id) => State::Delivered,
+                    (s, _) => s,
+                };
+                tally[usize::from(logical.code())] += 1;
+                if indexed(r.state, r.batch_id) {
+                    st.batch.insert(xkey(key, r.state), &[][..]);
+                } else {
+                    tally[BATCHED] += 1;
+                    if let Some(id) = r.batch_id.filter(|id| self.is_open(*id)) {
+                        *st.open_claims.entry(id).or_insert(0) += 1;
+                    }
+                }
+                let v = encode_record(r)?;
+                st.batch.insert(k.clone(), v.clone());
+                st.records.insert(k, Some(v));
+            }
+            None => {
+                st.batch.remove(k.clone());
+                st.records.insert(k, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the stage's tally changes to its batch and applies it atomically. The caller holds
+    /// the write lock and flushes.
+    fn apply(&self, mut st: Stage) -> Result<()> {
+        for ((job, target), delta) in &st.tallies {
+            if delta.iter().all(|d| *d == 0) {
+                continue;
+            }
+            let k = tkey(job, target);
+            let mut t = self
+                .db
+                .get(&k)?
+                .map(|v| decode_tally(&v))
+                .unwrap_or([0; TALLY]);
+            for (slot, d) in t.iter_mut().zip(delta) {
+                *slot = slot.saturating_add_signed(*d);
+            }
+            st.batch.insert(k, encode_tally(&t));
+        }
+        for (id, delta) in &st.open_claims {
+            let k = qkey(*id);
+            let n = self.db.get(&k)?.map(|v| read_u64(&v)).unwrap_or(0);
+            st.batch
+                .insert(k, n.saturating_add_signed(*delta).to_be_bytes().to_vec());
+        }
+        self.db.apply_batch(st.batch)?;
+        Ok(())
+    }
+
+    fn tally(&self, job: &str, target: &str) -> Result<[u64; TALLY]> {
+        Ok(self
+            .db
+            .get(tkey(job, target))?
+            .map(|v| decode_tally(&v))
+            .unwrap_or([0; TALLY]))
+    }
+
+    /// The records of `job`/`target` in stored state `state`, through the `x\0` index.
+    fn list_indexed(&self, job: &str, target: &str, state: State) -> Result<Vec<Record>> {
+        let prefix = xprefix(job, target, state);
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(&prefix) {
+            let (xk, _) = kv?;
+            let key = RecordKey {
+                job: job.into(),
+                target: target.into(),
+                doc_id: String::from_utf8_lossy(&xk[prefix.len()..]).into_owned(),
+            };
+            let k = rkey(&key);
+            let Some(v) = self.db.get(&k)? else {
+                return Err(LedgerError::Corrupt {
+                    key: String::from_utf8_lossy(&xk).replace('\0', "/"),
+                    detail: "index entry without its record".into(),
+                });
+            };
+            let r = self.decode(&k, &v)?;
+            if r.state == state {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Compares the indexes with the records they describe; returns the differences (none when
+    /// the ledger is consistent). For tests and `ledger` diagnostics.
+    pub fn check_indexes(&self) -> Result<Vec<String>> {
+        let _w = self.write_lock();
+        let mut problems = Vec::new();
+        let mut tallies: BTreeMap<Vec<u8>, [u64; TALLY]> = BTreeMap::new();
+        let mut expected_x = BTreeSet::new();
+        for kv in self.db.scan_prefix(b"r\0") {
+            let (k, v) = kv?;
+            let r = self.decode(&k, &v)?;
+            let (state, batch) = header(&v).unwrap_or((State::Held, None));
+            let t = tallies
+                .entry(tkey(&r.key.job, &r.key.target))
+                .or_insert([0; TALLY]);
+            t[usize::from(r.state.code())] += 1;
+            if indexed(state, batch) {
+                expected_x.insert(xkey(&r.key, state));
+            } else {
+                t[BATCHED] += 1;
+            }
+        }
+        let mut found_x = BTreeSet::new();
+        for kv in self.db.scan_prefix(b"x\0") {
+            found_x.insert(kv?.0.to_vec());
+        }
+        for k in expected_x.symmetric_difference(&found_x) {
+            let which = if found_x.contains(k) {
+                "stray"
+            } else {
+                "missing"
+            };
+            problems.push(format!(
+                "{which} index entry {}",
+                String::from_utf8_lossy(k).replace('\0', "/")
+            ));
+        }
+        let mut found_t = BTreeMap::new();
+        for kv in self.db.scan_prefix(b"t\0") {
+            let (k, v) = kv?;
+            let t = decode_tally(&v);
+            if t.iter().any(|n| *n != 0) {
+                found_t.insert(k.to_vec(), t);
+            }
+        }
+        if found_t != tallies {
+            problems.push(format!(
+                "tallies {:?} differ from the records' {:?}",
+                found_t.values().collect::<Vec<_>>(),
+                tallies.values().collect::<Vec<_>>()
+            ));
+        }
+        Ok(problems)
     }
 
     /// Where the ledger lives.
@@ -281,19 +576,19 @@ impl SledLedger {
         &self,
         id: u64,
         note: &str,
-        batch: &mut ::sled::Batch,
+        st: &mut Stage,
         remove_membership: bool,
     ) -> Result<u64> {
         let t = now();
         let mut n = 0;
         if remove_membership {
             for kv in self.db.scan_prefix(dprefix(id)) {
-                batch.remove(kv?.0);
+                st.batch.remove(kv?.0);
             }
         }
         for key in self.docs_of(id)? {
             let k = rkey(&key);
-            if let Some(v) = self.db.get(&k)? {
+            if let Some(v) = self.current(st, &k)? {
                 let mut r = self.decode(&k, &v)?;
                 if r.batch_id == Some(id) && (r.state == State::Claimed || r.state.is_delivered()) {
                     // A document re-exported from a batch that is still active goes back to it.
@@ -318,7 +613,7 @@ impl SledLedger {
                             n += 1;
                         }
                     }
-                    batch.insert(k, encode_record(&r)?);
+                    self.stage(st, &key, Some(&r))?;
                 }
             }
         }
@@ -343,16 +638,27 @@ impl Ledger for SledLedger {
         if records.is_empty() {
             return Ok(());
         }
-        let mut b = ::sled::Batch::default();
+        let w = self.write_lock();
+        let mut st = Stage::default();
         for r in records {
-            b.insert(rkey(&r.key), encode_record(r)?);
+            self.stage(&mut st, &r.key, Some(r))?;
         }
-        self.db.apply_batch(b)?;
+        self.apply(st)?;
+        drop(w);
         self.db.flush()?;
         Ok(())
     }
 
     fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {
+        if let (Some(job), Some(target), Some(state)) = (&f.job, &f.target, f.state) {
+            // Records stored as claimed for an export batch are not in the index; only a
+            // journal-file target has them, and only `claimed`/`delivered` can stand for them.
+            let batched = matches!(state, State::Claimed | State::Delivered)
+                && self.tally(job, target)?[BATCHED] > 0;
+            if !batched {
+                return self.list_indexed(job, target, state);
+            }
+        }
         let prefix = match (&f.job, &f.target) {
             (Some(j), Some(t)) => format!("r\0{j}\0{t}\0"),
             (Some(j), None) => format!("r\0{j}\0"),
@@ -388,17 +694,12 @@ impl Ledger for SledLedger {
     }
 
     fn count_states(&self, job: &str, target: &str) -> Result<BTreeMap<State, u64>> {
-        let mut out = BTreeMap::new();
-        for kv in self
-            .db
-            .scan_prefix(format!("r\0{job}\0{target}\0").as_bytes())
-        {
-            let (_, v) = kv?;
-            if let Some(s) = self.logical(&v) {
-                *out.entry(s).or_insert(0) += 1;
-            }
-        }
-        Ok(out)
+        let t = self.tally(job, target)?;
+        Ok(State::ALL
+            .iter()
+            .map(|s| (*s, t[usize::from(s.code())]))
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 
     fn forget(&self, key: &RecordKey, audit: AuditEvent) -> Result<Record> {
@@ -412,13 +713,15 @@ impl Ledger for SledLedger {
                 "{key} is claimed by a delivery in progress; run `facto sync` first so it is completed or rolled back"
             )));
         }
-        let mut b = ::sled::Batch::default();
-        b.remove(k);
-        b.insert(
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        self.stage(&mut st, key, None)?;
+        st.batch.insert(
             format!("a\0{:016}", self.next_seq("audit")?).into_bytes(),
             to_json(&audit)?,
         );
-        self.db.apply_batch(b)?;
+        self.apply(st)?;
+        drop(w);
         self.db.flush()?;
         Ok(r)
     }
@@ -440,24 +743,26 @@ impl Ledger for SledLedger {
     }
 
     fn claim(&self, open: &OpenBatch, claimed: &[Record], others: &[Record]) -> Result<()> {
-        let mut b = ::sled::Batch::default();
+        let w = self.write_lock();
+        let mut st = Stage::default();
         let mut members = Vec::with_capacity(claimed.len() * 32);
         for r in claimed {
             debug_assert_eq!(r.state, State::Claimed);
             members.extend_from_slice(
                 format!("{}\0{}\0{}\n", r.key.job, r.key.target, r.key.doc_id).as_bytes(),
             );
-            b.insert(rkey(&r.key), encode_record(r)?);
+            self.stage(&mut st, &r.key, Some(r))?;
         }
         if !claimed.is_empty() {
             let mut mk = dprefix(open.id);
             mk.extend(format!("{:016}", self.next_seq("page")?).into_bytes());
-            b.insert(mk, members);
+            st.batch.insert(mk, members);
         }
         for r in others {
-            b.insert(rkey(&r.key), encode_record(r)?);
+            self.stage(&mut st, &r.key, Some(r))?;
         }
-        self.db.apply_batch(b)?;
+        self.apply(st)?;
+        drop(w);
         self.db.flush()?;
         Ok(())
     }
@@ -474,10 +779,27 @@ impl Ledger for SledLedger {
         self.store_blob(id, file)?;
         // 2. The commit point: the batch becomes active and the open marker goes, atomically;
         // from then on every record claimed for it reads as delivered.
+        // The records claimed for the batch now read as delivered: their tally moves with the
+        // commit, in the same atomic write.
+        let w = self.write_lock();
         let mut b = ::sled::Batch::default();
         b.insert(bkey(id), to_json(commit.batch)?);
         b.insert(ukey(id), &[][..]);
         b.remove(okey(id));
+        let claimed = self.db.get(qkey(id))?.map(|v| read_u64(&v)).unwrap_or(0);
+        b.remove(qkey(id));
+        if claimed > 0 {
+            let k = tkey(&open.job, &open.target);
+            let mut t = self
+                .db
+                .get(&k)?
+                .map(|v| decode_tally(&v))
+                .unwrap_or([0; TALLY]);
+            let c = usize::from(State::Claimed.code());
+            t[c] = t[c].saturating_sub(claimed);
+            t[usize::from(State::Delivered.code())] += claimed;
+            b.insert(k, encode_tally(&t));
+        }
         for (name, next) in &commit.counters {
             b.insert(
                 format!("n\0{name}").into_bytes(),
@@ -485,18 +807,23 @@ impl Ledger for SledLedger {
             );
         }
         self.db.apply_batch(b)?;
-        self.db.flush()?;
         self.set_open(id, false);
+        drop(w);
+        self.db.flush()?;
         Ok(())
     }
 
     fn abort_batch(&self, open: &OpenBatch, note: &str) -> Result<u64> {
-        let mut b = ::sled::Batch::default();
-        let n = self.release_members(open.id, note, &mut b, true)?;
-        b.remove(okey(open.id));
-        self.db.apply_batch(b)?;
-        self.db.flush()?;
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        let n = self.release_members(open.id, note, &mut st, true)?;
+        st.batch.remove(okey(open.id));
+        st.batch.remove(qkey(open.id));
+        st.open_claims.remove(&open.id);
+        self.apply(st)?;
         self.set_open(open.id, false);
+        drop(w);
+        self.db.flush()?;
         let _ = std::fs::remove_file(self.blob_path(open.id));
         Ok(n)
     }
@@ -562,17 +889,20 @@ impl Ledger for SledLedger {
                 "export batch {id} is already cancelled"
             )));
         }
-        let mut b = ::sled::Batch::default();
-        let n = self.release_members(id, &format!("export batch {id} cancelled"), &mut b, false)?;
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        let n =
+            self.release_members(id, &format!("export batch {id} cancelled"), &mut st, false)?;
         batch.status = BatchStatus::Cancelled;
         batch.cancelled_at = Some(now());
-        b.insert(bkey(id), to_json(&batch)?);
-        b.insert(
+        st.batch.insert(bkey(id), to_json(&batch)?);
+        st.batch.insert(
             format!("a\0{:016}", self.next_seq("audit")?).into_bytes(),
             to_json(&audit)?,
         );
-        self.set_rescan(&batch.job, &mut b)?;
-        self.db.apply_batch(b)?;
+        self.set_rescan(&batch.job, &mut st.batch)?;
+        self.apply(st)?;
+        drop(w);
         self.db.flush()?;
         Ok((batch, n))
     }
@@ -775,6 +1105,140 @@ mod tests {
             State::Released
         );
         assert_eq!(l.audit_trail().unwrap().len(), 1);
+    }
+
+    /// One step of [`indexes_follow_every_write`].
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// An API-target record written in this state.
+        Put(usize, State),
+        /// An export of these documents: claimed, then committed (true) or abandoned (false).
+        Export(Vec<usize>, bool),
+        /// The last committed batch is cancelled.
+        Cancel,
+        /// The record is forgotten on both targets (where it is not claimed).
+        Forget(usize),
+        /// The process stops and the ledger is opened again (recovery rolls back an open batch).
+        Reopen,
+        /// The indexes are dropped, as in a ledger written before them, and the ledger reopened.
+        Legacy,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let state = proptest::sample::select(State::ALL.to_vec());
+        prop_oneof![
+            4 => (0..6usize, state).prop_map(|(d, s)| Op::Put(d, s)),
+            4 => (proptest::collection::vec(0..6usize, 1..4), any::<bool>())
+                .prop_map(|(d, c)| Op::Export(d, c)),
+            2 => Just(Op::Cancel),
+            1 => (0..6usize).prop_map(Op::Forget),
+            1 => Just(Op::Reopen),
+            1 => Just(Op::Legacy),
+        ]
+    }
+
+    /// Everything the indexes answer matches a scan of the records themselves.
+    fn assert_indexes_match(l: &SledLedger) {
+        assert_eq!(l.check_indexes().unwrap(), Vec::<String>::new());
+        let all = l
+            .list(&RecordFilter {
+                job: Some("j".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        for target in ["t", "api"] {
+            let mut counts = BTreeMap::new();
+            for state in State::ALL {
+                let listed: Vec<String> = l
+                    .list(&RecordFilter {
+                        job: Some("j".into()),
+                        target: Some(target.into()),
+                        state: Some(state),
+                    })
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.key.doc_id)
+                    .collect();
+                let scanned: Vec<String> = all
+                    .iter()
+                    .filter(|r| r.key.target == target && r.state == state)
+                    .map(|r| r.key.doc_id.clone())
+                    .collect();
+                assert_eq!(listed, scanned, "{target} {state:?}");
+                if !scanned.is_empty() {
+                    counts.insert(state, scanned.len() as u64);
+                }
+            }
+            assert_eq!(l.count_states("j", target).unwrap(), counts, "{target}");
+        }
+    }
+
+    fn on(target: &str, doc: &str, state: State) -> Record {
+        let mut r = record(doc, state);
+        r.key.target = target.into();
+        r
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn indexes_follow_every_write(ops in proptest::collection::vec(op(), 1..24)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut l = Some(SledLedger::open(dir.path()).unwrap());
+            let mut committed = Vec::new();
+            for op in ops {
+                let led = l.as_ref().unwrap();
+                match op {
+                    Op::Put(d, state) => led.put_records(&[on("api", &format!("d{d}"), state)]).unwrap(),
+                    Op::Export(docs, commit) => {
+                        let open = led.begin_batch("j", "t", Path::new("tmp")).unwrap();
+                        let mut claimed = Vec::new();
+                        for d in docs {
+                            let key = on("t", &format!("d{d}"), State::Held).key;
+                            let mut rec = led.get(&key).unwrap().unwrap_or_else(|| on("t", &format!("d{d}"), State::Held));
+                            if claimed.iter().any(|c: &Record| c.key == rec.key) || rec.state == State::Claimed {
+                                continue;
+                            }
+                            rec.restore_to = rec.state.is_delivered().then_some((rec.state, rec.batch_id));
+                            rec.batch_id = Some(open.id);
+                            rec.transition(State::Claimed, "claimed", now());
+                            claimed.push(rec);
+                        }
+                        led.claim(&open, &claimed, &[on("t", "h", State::Held)]).unwrap();
+                        if commit {
+                            led.commit_batch(&open, BatchCommit { batch: &batch(open.id), counters: vec![] }, &mut &b"x"[..]).unwrap();
+                            committed.push(open.id);
+                        }
+                    }
+                    Op::Cancel => {
+                        if let Some(id) = committed.pop() {
+                            led.cancel_batch(id, audit("cancel")).unwrap();
+                        }
+                    }
+                    Op::Forget(d) => {
+                        for t in ["t", "api"] {
+                            let _ = led.forget(&on(t, &format!("d{d}"), State::Held).key, audit("forget"));
+                        }
+                    }
+                    Op::Reopen | Op::Legacy => {
+                        if matches!(op, Op::Legacy) {
+                            for prefix in [&b"t\0"[..], b"x\0", b"q\0", b"m\0index"] {
+                                for kv in led.db.scan_prefix(prefix) {
+                                    led.db.remove(kv.unwrap().0).unwrap();
+                                }
+                            }
+                            led.db.flush().unwrap();
+                        }
+                        drop(l.take());
+                        let reopened = SledLedger::open(dir.path()).unwrap();
+                        reopened.recover().unwrap();
+                        l = Some(reopened);
+                    }
+                }
+                assert_indexes_match(l.as_ref().unwrap());
+            }
+        }
     }
 
     #[test]
