@@ -17,8 +17,10 @@ use std::path::PathBuf;
 
 use crate::problem::Problem;
 
-/// Version of the on-disk layout. Opening a ledger of another version fails.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the on-disk layout. Opening a ledger of another version fails, except that a
+/// version-1 ledger (before the state indexes) is upgraded in place: its indexes are built and it
+/// is marked version 2, which an older facto then refuses rather than leave the indexes stale.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// State of one (job, target, document) record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
