@@ -284,7 +284,13 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    match runtime.block_on(run(&cli)) {
+    let result = runtime.block_on(run(&cli));
+    if matches!(cli.command, Command::Run) {
+        // A daemon pass still running after the grace period is not waited for: the ledger
+        // settles it at the next start, as after any stop.
+        runtime.shutdown_background();
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure(code, e)) => {
             if cli.json {

@@ -1,7 +1,8 @@
 //! The daemon through the real binary: `facto run` holds the ledger, runs the job at once and
 //! then on its schedule, serves `/health` and `/metrics`, refuses requests without the admin
 //! token, runs the CLI's ledger commands for clients while it holds the lock, and stops on
-//! SIGTERM (even in the middle of a pass) with exit 0, nothing lost and nothing twice.
+//! SIGTERM (even in the middle of a pass) with exit 0, nothing lost and nothing twice; a second
+//! signal exits at once (130), and the next sync settles the pass it cut short.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -10,13 +11,20 @@ use serde_json::Value;
 
 use crate::common::{active_batches, Project, DEMO_DELIVERABLE};
 
+pub fn start(p: &Project) -> (Child, String, String) {
+    start_with(p, "", &[])
+}
+
+/// Starts `facto run` with more `[daemon]` settings and environment variables; returns the child,
+/// the address it listens on and the admin token.
 // The child is handed to the caller, which waits for it (`terminate`).
 #[allow(clippy::zombie_processes)]
-pub fn start(p: &Project) -> (Child, String, String) {
-    let cfg = p.read("facto.toml") + "\n[daemon]\nlisten = \"127.0.0.1:0\"\n";
+pub fn start_with(p: &Project, daemon: &str, env: &[(&str, &str)]) -> (Child, String, String) {
+    let cfg = p.read("facto.toml") + "\n[daemon]\nlisten = \"127.0.0.1:0\"\n" + daemon;
     p.write("facto.toml", &cfg);
     let mut child = p
         .command(&["run"])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -56,13 +64,16 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     })
 }
 
-pub fn terminate(child: &mut Child) -> i32 {
-    let pid = child.id().to_string();
+fn sigterm(child: &Child) {
     assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap()
         .success());
+}
+
+pub fn terminate(child: &mut Child) -> i32 {
+    sigterm(child);
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -158,6 +169,72 @@ fn sigterm_during_the_first_pass_loses_nothing_and_sends_nothing_twice() {
         assert_eq!(seen.len() as u64, DEMO_DELIVERABLE, "{t}");
         assert!(seen.values().all(|n| *n == 1), "{t}: {seen:?}");
     }
+}
+
+/// Starts the daemon with its first pass paused after its first claim, as a pass that takes long.
+fn daemon_with_a_pass_in_flight(p: &Project, grace_secs: u32) -> Child {
+    let flag = p.path("paused");
+    let flag = flag.to_str().unwrap();
+    let (child, _, _) = start_with(
+        p,
+        &format!("shutdown_grace_secs = {grace_secs}\n"),
+        &[
+            ("FACTO_TEST_PAUSE_AT", "after-claim"),
+            ("FACTO_TEST_PAUSE_FILE", flag),
+        ],
+    );
+    let start = Instant::now();
+    while !std::path::Path::new(flag).exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no claim");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// The claim was flushed before the daemon stopped: the next sync rolls the batch back and
+/// delivers every document once.
+fn next_sync_settles_the_cut_pass(p: &Project) {
+    let (code, _) = p.json(&["sync"]);
+    assert_eq!(code, 1, "the demo holds two documents back");
+    let (_, claimed) = p.json(&["ledger", "list", "--state", "claimed"]);
+    assert_eq!(claimed.as_array().unwrap().len(), 0, "{claimed}");
+    for t in ["sales-fec", "sales-csv"] {
+        let mut seen = std::collections::BTreeMap::<String, u32>::new();
+        for (_, docs) in active_batches(p, t) {
+            for d in docs {
+                *seen.entry(d).or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len() as u64, DEMO_DELIVERABLE, "{t}");
+        assert!(seen.values().all(|n| *n == 1), "{t}: {seen:?}");
+    }
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_the_next_sync_settles_the_pass_in_flight() {
+    let p = Project::demo();
+    // The grace period would wait ten minutes for the pass.
+    let mut child = daemon_with_a_pass_in_flight(&p, 600);
+    sigterm(&child);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal must wait for the pass in flight"
+    );
+    // The admin API still answers while the pass runs.
+    let h = serde_json::from_slice::<Value>(&std::fs::read(p.path("data/daemon.json")).unwrap())
+        .unwrap();
+    assert_eq!(get(h["addr"].as_str().unwrap(), "/health", None).0, 200);
+    assert_eq!(terminate(&mut child), 130);
+    next_sync_settles_the_cut_pass(&p);
+}
+
+#[test]
+fn a_pass_still_running_after_the_grace_period_is_cut_and_settled_by_the_next_sync() {
+    let p = Project::demo();
+    let mut child = daemon_with_a_pass_in_flight(&p, 1);
+    assert_eq!(terminate(&mut child), 0);
+    next_sync_settles_the_cut_pass(&p);
 }
 
 fn call(

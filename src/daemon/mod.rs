@@ -354,7 +354,13 @@ async fn job_loop(
                 }
             };
             let job = cfg.jobs.iter().find(|j| j.name == job.name).cloned().unwrap_or_else(|| job.clone());
-            let outcome = match run_job(&cfg, ledger, &job, &Mode::Sync, &opts).await {
+            // A pass does blocking work (file reads, fsyncs, long CPU stretches). It runs on a
+            // thread of its own, so that the runtime's workers keep serving the admin API and the
+            // signals for the whole pass.
+            let pass = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(run_job(&cfg, ledger, &job, &Mode::Sync, &opts))
+            });
+            let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",
                 Ok(r) => {
                     tracing::warn!(job = %job.name, error = ?r.error, "Pass ended with an error; backing off.");
