@@ -371,16 +371,17 @@ fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
             Ok(c) => c,
             Err(e) => return (exit::USAGE, Vec::new(), e.to_string()),
         };
-        CAPTURE
-            .scope(std::cell::RefCell::new(Vec::new()), async move {
-                let result = run(&cli).await;
-                let out = CAPTURE.with(|c| std::mem::take(&mut *c.borrow_mut()));
-                match result {
-                    Ok(code) => (code, out, String::new()),
-                    Err(Failure(code, e)) => (code, out, format!("{e:#}")),
-                }
-            })
-            .await
+        let command = CAPTURE.scope(std::cell::RefCell::new(Vec::new()), async move {
+            let result = run(&cli).await;
+            let out = CAPTURE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+            match result {
+                Ok(code) => (code, out, String::new()),
+                Err(Failure(code, e)) => (code, out, format!("{e:#}")),
+            }
+        });
+        // Like a pass, a forwarded command (a whole `sync`, an `export`) runs on a thread of its
+        // own, so the daemon keeps answering meanwhile.
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(command))
     })
 }
 
