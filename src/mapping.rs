@@ -399,6 +399,25 @@ impl Mapping {
                     format!("[tax.\"{code}\"] category {:?} needs an `exemption_reason` (EN 16931 requires it on the invoice)", t.category),
                 ));
             }
+            if let Some(c) = &t.pennylane_vat_rate {
+                if let Err(e) = crate::target::pennylane::vat::check(c, t.rate) {
+                    // The key's own line, in this table.
+                    let table = find_line(text, &here);
+                    let line = table
+                        .and_then(|h| {
+                            text.lines()
+                                .skip(h)
+                                .position(|l| l.trim_start().starts_with("pennylane_vat_rate"))
+                                .map(|i| h + i + 1)
+                        })
+                        .or(table);
+                    return Err(ConfigError::at(
+                        &self.path,
+                        line,
+                        format!("[tax.\"{code}\"] {e}"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -1032,6 +1051,36 @@ label = "TVA collectée 5,5%"
         let err = Mapping::load(&p).unwrap_err();
         assert!(err.message.contains("TVA55"), "{}", err.message);
         assert!(err.line.is_some());
+    }
+
+    #[test]
+    fn a_pennylane_code_that_pennylane_lacks_or_that_contradicts_the_rate_is_refused_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        let with = |code: &str| {
+            MAPPING.replace(
+                "account = \"445713\"",
+                &format!("account = \"445713\"\npennylane_vat_rate = \"{code}\""),
+            )
+        };
+        std::fs::write(&p, with("FR_55")).unwrap();
+        assert!(Mapping::load(&p).is_ok());
+        for (code, says) in [("FR_5_5", "write `FR_55`"), ("FR_200", "is 20 % but")] {
+            let text = with(code);
+            std::fs::write(&p, &text).unwrap();
+            let err = Mapping::load(&p).unwrap_err();
+            assert!(
+                err.message.contains("TVA55") && err.message.contains(says),
+                "{}",
+                err.message
+            );
+            let line = text
+                .lines()
+                .position(|l| l.starts_with("pennylane_vat_rate"))
+                .unwrap()
+                + 1;
+            assert_eq!(err.line, Some(line));
+        }
     }
 
     #[test]

@@ -452,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn edits_keep_comments_and_xero_codes_are_checked_against_the_last_preflight() {
+    fn edits_keep_comments_and_target_codes_are_checked() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(repo.join("facto.toml"), dir.path().join("facto.toml")).unwrap();
@@ -489,6 +489,22 @@ mod tests {
         );
         let ok = preview(&cfg, &ledger, &edit("OUTPUT2"));
         assert_eq!(ok["ok"], true, "{ok}");
+        // Pennylane's codes are checked against Pennylane's list and the rate.
+        let pennylane = |code: &str| Edit {
+            fields: [("pennylane_vat_rate".to_owned(), code.to_owned())]
+                .into_iter()
+                .collect(),
+            ..edit("OUTPUT2")
+        };
+        let refused = preview(&cfg, &ledger, &pennylane("FR_20"));
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("write `FR_200`"),
+            "{refused}"
+        );
+        assert_eq!(preview(&cfg, &ledger, &pennylane("FR_200"))["ok"], true);
         assert!(ok["diff"]
             .as_str()
             .unwrap()
