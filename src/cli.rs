@@ -106,6 +106,51 @@ pub enum Command {
         #[command(subcommand)]
         cmd: MappingsCmd,
     },
+    /// Answer Chorus Pro about an invoice it holds for you (suspended, or to recycle).
+    Chorus {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ChorusCmd,
+    },
+}
+
+/// `facto chorus ...`.
+#[derive(Debug, Subcommand)]
+pub enum ChorusCmd {
+    /// Complete an invoice the buyer suspended (status SUSPENDUE): a comment and files.
+    Complete {
+        /// Document id or invoice number.
+        doc: String,
+        /// The answer to what the buyer asked.
+        #[arg(long)]
+        comment: String,
+        /// A file to attach (at most 10 MB; repeat for several).
+        #[arg(long = "attach")]
+        attach: Vec<PathBuf>,
+        /// The Chorus Pro target, when the document went to several.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Correct the routing of an invoice to recycle (status A_RECYCLER).
+    Recycle {
+        /// Document id or invoice number.
+        doc: String,
+        /// The buyer's SIRET on Chorus Pro (the same one, unless it went to the wrong buyer).
+        #[arg(long)]
+        buyer: String,
+        /// The buyer's service code.
+        #[arg(long)]
+        service: Option<String>,
+        /// The commitment (engagement) number.
+        #[arg(long)]
+        commitment: Option<String>,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// The Chorus Pro target, when the document went to several.
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
 
 /// `facto export`.
@@ -398,6 +443,7 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
             | Command::Exports { .. }
             | Command::Ledger { .. }
             | Command::Status { .. }
+            | Command::Chorus { .. }
     ) {
         return None;
     }
@@ -414,7 +460,7 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
                 it.next();
             }
             _ if a.starts_with("--config=") || a.starts_with("--data-dir=") => {}
-            "--out" => {
+            "--out" | "--attach" => {
                 args.push(a);
                 if let Some(v) = it.next() {
                     let p = PathBuf::from(&v);
@@ -549,6 +595,7 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
             cmd: MappingsCmd::Check { job },
         } => mappings_check(cli, job.as_deref()).await,
         Command::Status { job } => status(cli, job.as_deref()).await,
+        Command::Chorus { cmd } => chorus_answer(cli, cmd).await,
         Command::Run => {
             let cfg = load(cli)?;
             let path = DAEMON_CONFIG
@@ -624,6 +671,106 @@ async fn connect(cli: &Cli, target: &str, tenant: Option<&str>) -> Result<u8, Fa
         ))?;
     }
     Ok(exit::OK)
+}
+
+/// `facto chorus complete|recycle`: one answer to Chorus Pro about one invoice.
+async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Failure> {
+    use crate::config::Connector;
+    use crate::target::chorus::answer::{self, Answer, AnswerError};
+    let cfg = load(cli)?;
+    let ledger = open_ledger(&cfg)?;
+    let (doc, target, answer) = match cmd {
+        ChorusCmd::Complete {
+            doc,
+            comment,
+            attach,
+            target,
+        } => {
+            let mut files = Vec::with_capacity(attach.len());
+            for path in attach {
+                let bytes = std::fs::read(path).map_err(|e| {
+                    fail(
+                        exit::USAGE,
+                        anyhow::anyhow!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                files.push((name, bytes));
+            }
+            let answer = Answer::Complete {
+                comment: comment.clone(),
+                files,
+            };
+            (doc, target, answer)
+        }
+        ChorusCmd::Recycle {
+            doc,
+            buyer,
+            service,
+            commitment,
+            comment,
+            target,
+        } => {
+            let routing = crate::target::chorus::api::Routing {
+                buyer_siret: buyer.clone(),
+                service: service.clone(),
+                commitment: commitment.clone(),
+                comment: comment.clone(),
+            };
+            (doc, target, Answer::Recycle(routing))
+        }
+    };
+    let records: Vec<_> = ledger
+        .find(doc)
+        .map_err(ledger_failure)?
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                cfg.connectors.get(&r.key.target),
+                Some(Connector::ChorusPro(_))
+            )
+        })
+        .filter(|r| target.as_ref().is_none_or(|t| *t == r.key.target))
+        .collect();
+    let rec = match records.as_slice() {
+        [r] => r,
+        [] => {
+            return Err(fail(
+                exit::USAGE,
+                anyhow::anyhow!("no Chorus Pro record for `{doc}` (see `facto ledger show {doc}`)"),
+            ))
+        }
+        many => {
+            let targets: Vec<String> = many.iter().map(|r| r.key.to_string()).collect();
+            return Err(fail(
+                exit::USAGE,
+                anyhow::anyhow!(
+                    "`{doc}` went to several Chorus Pro targets ({}); choose one with --target",
+                    targets.join(", ")
+                ),
+            ));
+        }
+    };
+    let Some(Connector::ChorusPro(chorus)) = cfg.connectors.get(&rec.key.target) else {
+        return Err(fail(exit::USAGE, anyhow::anyhow!("no Chorus Pro target")));
+    };
+    match answer::send(chorus, &ledger, &rec.key, answer).await {
+        Ok(done) => {
+            if cli.json {
+                print_json(&serde_json::json!({"doc": rec.key.to_string(), "done": done}))?;
+            } else {
+                out(&format!("{done}\n"))?;
+            }
+            Ok(exit::OK)
+        }
+        Err(e @ AnswerError::NotApplicable(_)) => Err(fail(exit::USAGE, e)),
+        Err(e @ AnswerError::Refused(_)) => Err(fail(exit::PROBLEMS, e)),
+        Err(e @ AnswerError::Remote(_)) => Err(fail(exit::UNREACHABLE, e)),
+        Err(AnswerError::Ledger(e)) => Err(ledger_failure(e)),
+    }
 }
 
 async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {

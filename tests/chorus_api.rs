@@ -1,8 +1,9 @@
 //! The Chorus Pro target through the real binary against the in-repo simulator: deposits exactly
 //! once (even when an answer is lost, a call times out or the process is killed right after the
 //! deposit), statuses followed to payment, rejections reported with Chorus Pro's reason and sent
-//! again only when a user asks, structure settings read once and cached, credentials refused
-//! cleanly while the other targets still deliver.
+//! again only when a user asks, suspended and recycled invoices answered once (`facto chorus
+//! complete|recycle`), structure settings read once and cached, credentials refused cleanly while
+//! the other targets still deliver.
 
 use std::time::Duration;
 
@@ -239,6 +240,138 @@ async fn rejections_carry_chorus_reason_and_are_sent_again_only_on_request() {
     let (_, r, _) = run(&p, &["sync"]).await;
     assert_eq!(target(&r, T)["delivered"], 1, "{r}");
     assert_eq!(sim.deposits()["F2026-0008"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspended_and_recycled_invoices_are_answered_once_after_a_look_at_their_status() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.suspends.push("F2026-0008".into());
+        s.recycles.push("F2026-0012".into());
+    }
+    run(&p, &["sync"]).await;
+    let mut said = String::new();
+    for _ in 0..3 {
+        let (_, s, _) = run(&p, &["status"]).await;
+        said.push_str(&s.to_string());
+    }
+    // `facto status` says what the buyer wants and how to answer.
+    assert!(
+        said.contains("SUSPENDUE")
+            && said.contains("Bon de livraison signé manquant")
+            && said.contains("facto chorus complete")
+            && said.contains("facto chorus recycle"),
+        "{said}"
+    );
+    let answers = |sim: &Sim| sim.state.lock().unwrap().answers.clone();
+
+    // An answer that does not fit the invoice's status at Chorus Pro is not sent.
+    let (code, _, err) = run(&p, &["chorus", "complete", "F2026-0012", "--comment", "x"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is A_RECYCLER at Chorus Pro, not SUSPENDUE"),
+        "{err}"
+    );
+    assert!(answers(&sim).is_empty());
+
+    // A file Chorus Pro would refuse is caught before anything is sent.
+    let long = format!("{}.pdf", "x".repeat(50));
+    p.write(&long, "%PDF");
+    let long = p.path(&long);
+    let args = [
+        "chorus",
+        "complete",
+        "F2026-0008",
+        "--comment",
+        "x",
+        "--attach",
+        long.to_str().unwrap(),
+    ];
+    let (code, _, err) = run(&p, &args).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rename it"), "{err}");
+    assert_eq!(sim.calls("/cpro/transverses/v1/ajouter/fichier"), 0);
+
+    // Completion: the file is uploaded, then the invoice completed with it.
+    p.write("BL-0008.pdf", "%PDF-1.4 bon de livraison signé");
+    let attach = p.path("BL-0008.pdf");
+    let complete = [
+        "chorus",
+        "complete",
+        "F2026-0008",
+        "--comment",
+        "BL signé joint",
+        "--attach",
+        attach.to_str().unwrap(),
+    ];
+    let (code, r, err) = run(&p, &complete).await;
+    assert_eq!(code, 0, "{r} {err}");
+    assert!(r["done"].as_str().unwrap().contains("COMPLETEE"), "{r}");
+    let (files, sent) = {
+        let s = sim.state.lock().unwrap();
+        (s.files.clone(), s.answers.clone())
+    };
+    assert_eq!(files.len(), 1);
+    let (file_id, (name, bytes)) = files.iter().next().unwrap();
+    assert_eq!(
+        (name.as_str(), bytes.as_slice()),
+        ("BL-0008.pdf", "%PDF-1.4 bon de livraison signé".as_bytes())
+    );
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "F2026-0008");
+    assert_eq!(sent[0].1["commentaire"], "BL signé joint");
+    assert_eq!(
+        sent[0].1["pieceJointeComplementaire"][0]["pieceJointeComplementaireId"],
+        *file_id
+    );
+    // Asked again, facto looks at Chorus Pro first: nothing is sent twice.
+    let (code, _, err) = run(&p, &complete).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(answers(&sim).len(), 1);
+    assert_eq!(sim.calls("/cpro/factures/v1/completer"), 1);
+
+    // Recycling: the corrected routing reaches Chorus Pro.
+    let (code, r, err) = run(
+        &p,
+        &[
+            "chorus",
+            "recycle",
+            "F2026-0012",
+            "--buyer",
+            "21690123100011",
+            "--service",
+            "SVC-COMPTA",
+            "--commitment",
+            "EJ-2026-77",
+            "--comment",
+            "service comptable",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{r} {err}");
+    let sent = answers(&sim);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].1["destinataire"]["codeServiceExecutant"],
+        "SVC-COMPTA"
+    );
+    assert_eq!(sent[1].1["reference"]["numeroBonCommande"], "EJ-2026-77");
+
+    // The ledger keeps the intent and the outcome; the invoices then go on to payment.
+    let (_, shown) = p.json(&["ledger", "show", "F2026-0008"]);
+    let shown = shown.to_string();
+    assert!(
+        shown.contains("sending completion")
+            && shown.contains("Chorus Pro accepted the completion"),
+        "{shown}"
+    );
+    for _ in 0..6 {
+        run(&p, &["status"]).await;
+    }
+    assert_eq!(states(&p, "paid").len(), PUBLIC);
+    assert_once(&sim);
 }
 
 #[tokio::test(flavor = "multi_thread")]

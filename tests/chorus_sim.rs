@@ -37,6 +37,8 @@ struct Invoice {
     number: String,
     flow: String,
     status: usize,
+    /// A status waiting for the supplier (`SUSPENDUE`, `A_RECYCLER`), until answered.
+    waiting: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +63,14 @@ pub struct State {
     pub faults: VecDeque<Fault>,
     /// Invoice numbers the buyer rejects (status REJETEE after MISE_A_DISPOSITION).
     pub buyer_rejects: Vec<String>,
+    /// Invoice numbers the buyer suspends (SUSPENDUE after MISE_A_DISPOSITION) until completed.
+    pub suspends: Vec<String>,
+    /// Invoice numbers the buyer sends back for routing (A_RECYCLER) until recycled.
+    pub recycles: Vec<String>,
+    /// Files uploaded (`ajouter/fichier`): id → (name, bytes).
+    pub files: BTreeMap<i64, (String, Vec<u8>)>,
+    /// Answers received (`completer`, `recycler`): invoice number → request body.
+    pub answers: Vec<(String, Value)>,
     /// SIRET → (idStructureCPP, service code required, engagement required).
     pub structures: BTreeMap<String, (i64, bool, bool)>,
     pub calls: Vec<String>,
@@ -200,6 +210,7 @@ impl Responder {
                     id: 1000 + s.next_invoice,
                     number: n.clone(),
                     flow: flow_no.clone(),
+                    waiting: None,
                     status: 0,
                 });
             }
@@ -269,9 +280,32 @@ impl Responder {
             return ResponseTemplate::new(400)
                 .set_body_json(json!({"codeRetour": 1, "libelle": "facture inconnue"}));
         };
+        if let Some(w) = inv.waiting {
+            return ok(
+                json!({"idFacture": id, "numeroFacture": inv.number, "statutCourantCode": w,
+                "historiquesDesStatuts": {"histoStatut": [{"histoStatutCode": w,
+                "histoStatutCommentaire": "Bon de livraison signé manquant"}]}}),
+            );
+        }
         // Each look advances the invoice one step along its path.
         if inv.status < PATH.len() - 1 && inv.status != usize::MAX {
             inv.status += 1;
+        }
+        if inv.status == 1 {
+            if s.suspends.contains(&inv.number) {
+                s.suspends.retain(|n| *n != inv.number);
+                inv.waiting = Some("SUSPENDUE");
+            } else if s.recycles.contains(&inv.number) {
+                s.recycles.retain(|n| *n != inv.number);
+                inv.waiting = Some("A_RECYCLER");
+            }
+            if let Some(w) = inv.waiting {
+                return ok(
+                    json!({"idFacture": id, "numeroFacture": inv.number, "statutCourantCode": w,
+                    "historiquesDesStatuts": {"histoStatut": [{"histoStatutCode": w,
+                    "histoStatutCommentaire": "Bon de livraison signé manquant"}]}}),
+                );
+            }
         }
         let rejected = rejects.contains(&inv.number) && inv.status >= 2;
         if rejected {
@@ -286,6 +320,60 @@ impl Responder {
             json!({"idFacture": id, "numeroFacture": inv.number, "statutCourantCode": code,
             "historiquesDesStatuts": {"histoStatut": [{"histoStatutCode": code, "histoStatutCommentaire": comment}]}}),
         )
+    }
+}
+
+impl Responder {
+    /// `completer` (a SUSPENDUE invoice, with files already uploaded) or `recycler` (an
+    /// A_RECYCLER one, with a buyer); the invoice then goes on along its path.
+    fn answer(s: &mut State, path: &str, body: Value) -> ResponseTemplate {
+        let refuse = |code: i64, why: &str| {
+            ResponseTemplate::new(400).set_body_json(json!({"codeRetour": code, "libelle": why}))
+        };
+        let id = body["identifiantFactureCPP"].as_i64().unwrap_or(0);
+        let completing = path.ends_with("completer");
+        let files_known = body["pieceJointeComplementaire"]
+            .as_array()
+            .map(|a| {
+                a.iter().all(|f| {
+                    f["pieceJointeComplementaireId"]
+                        .as_i64()
+                        .is_some_and(|i| s.files.contains_key(&i))
+                })
+            })
+            .unwrap_or(true);
+        let Some(inv) = s.invoices.iter_mut().find(|i| i.id == id) else {
+            return refuse(20001, "facture inconnue");
+        };
+        let expected = if completing {
+            "SUSPENDUE"
+        } else {
+            "A_RECYCLER"
+        };
+        if inv.waiting != Some(expected) {
+            return refuse(20002, "le statut de la facture ne permet pas cette action");
+        }
+        if completing && !files_known {
+            return refuse(20003, "pièce jointe inconnue");
+        }
+        if !completing
+            && body["destinataire"]["codeDestinataire"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty()
+        {
+            return refuse(20004, "destinataire obligatoire");
+        }
+        inv.waiting = None;
+        let number = inv.number.clone();
+        s.answers.push((number.clone(), body));
+        let status = if completing {
+            "COMPLETEE"
+        } else {
+            "MISE_A_DISPOSITION"
+        };
+        ok(json!({"identifiantFactureCPP": id, "numeroFacture": number,
+            "statutFacture": status, "libelle": "traitement effectué"}))
     }
 }
 
@@ -306,6 +394,18 @@ impl Respond for Responder {
             "/cpro/transverses/v1/consulterCRDetaille" => Self::report(&mut s, &body),
             "/cpro/factures/v1/rechercher/fournisseur" => Self::search(&s, &body),
             "/cpro/factures/v1/consulter/historique" => Self::history(&mut s, &body),
+            "/cpro/transverses/v1/ajouter/fichier" => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(body["pieceJointeFichier"].as_str().unwrap_or(""))
+                    .unwrap_or_default();
+                let id = 7000 + s.files.len() as i64;
+                let name = body["pieceJointeNom"].as_str().unwrap_or("").to_owned();
+                s.files.insert(id, (name, bytes));
+                ok(json!({"pieceJointeIdFichier": id}))
+            }
+            "/cpro/factures/v1/completer" | "/cpro/factures/v1/recycler" => {
+                Self::answer(&mut s, &path, body)
+            }
             "/cpro/structures/v1/rechercher" => {
                 let siret = body["structure"]["identifiantStructure"]
                     .as_str()

@@ -32,11 +32,12 @@ pub enum ChorusError {
     /// No answer, or a refusal, for a call that changes nothing.
     #[error(transparent)]
     Http(#[from] HttpFailure),
-    /// A deposit that was certainly not processed.
-    #[error("deposit not processed: {0}")]
+    /// A deposit (or another change) that was certainly not processed.
+    #[error("not processed by Chorus Pro: {0}")]
     NotSent(String),
-    /// A deposit that may have been processed: look it up before any new attempt.
-    #[error("deposit outcome unknown: {0}")]
+    /// A deposit (or another change) that may have been processed: look it up before any new
+    /// attempt.
+    #[error("outcome unknown (it may have been processed): {0}")]
     Unknown(String),
     /// Chorus Pro answered with a functional error (`codeRetour` not 0).
     #[error("Chorus Pro refused: {libelle} (code {code})")]
@@ -121,6 +122,19 @@ pub struct Found {
     /// Flow it came in.
     #[serde(default)]
     pub numero_flux_depot: Option<String>,
+}
+
+/// The corrected routing of an invoice to recycle.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// The buyer's SIRET.
+    pub buyer_siret: String,
+    /// The buyer's service code, if any.
+    pub service: Option<String>,
+    /// The commitment (engagement) number, if any.
+    pub commitment: Option<String>,
+    /// Why.
+    pub comment: String,
 }
 
 /// What `consulter/historique` says of one invoice.
@@ -332,17 +346,27 @@ impl ChorusApi {
         name: &str,
         syntax: &str,
     ) -> Result<Deposit, ChorusError> {
-        let path = "/cpro/factures/v1/deposer/flux";
         let body = json!({
             "fichierFlux": base64::engine::general_purpose::STANDARD.encode(file),
             "nomFichier": name,
             "syntaxeFlux": syntax,
             "avecSignature": false,
         });
+        self.write_once("/cpro/factures/v1/deposer/flux", &body)
+            .await
+    }
+
+    /// A call that changes something at Chorus Pro: sent once, never retried after it may have
+    /// been processed (a 401 before processing renews the token once).
+    async fn write_once<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ChorusError> {
         for attempt in 0..2 {
             let token = self.token().await?;
             let url = format!("{}{path}", self.base);
-            match retry::send_once(self.policy, &url, || self.request(path, &token, &body)).await {
+            match retry::send_once(self.policy, &url, || self.request(path, &token, body)).await {
                 Ok(resp) => {
                     let v: Value = resp
                         .json()
@@ -376,6 +400,108 @@ impl ChorusApi {
             }
         }
         Err(Self::auth_refused(401))
+    }
+
+    /// Uploads a file for a later action (`transverses/v1/ajouter/fichier`, at most 10 MB);
+    /// returns its id. Repeating it only leaves an unused file, so it is retried.
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure, or Chorus Pro's refusal.
+    pub async fn upload(&self, bytes: &[u8], name: &str) -> Result<i64, ChorusError> {
+        #[derive(Deserialize)]
+        struct Uploaded {
+            #[serde(rename = "pieceJointeIdFichier")]
+            id: i64,
+        }
+        let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+        let mime = match ext.to_ascii_lowercase().as_str() {
+            "pdf" => "application/pdf",
+            "xml" => "application/xml",
+            "png" => "image/png",
+            "jpg" | "jpeg" => "image/jpeg",
+            "zip" => "application/zip",
+            "txt" | "csv" => "text/plain",
+            _ => "application/octet-stream",
+        };
+        let u: Uploaded = self
+            .read(
+                "/cpro/transverses/v1/ajouter/fichier",
+                json!({
+                    "pieceJointeFichier": base64::engine::general_purpose::STANDARD.encode(bytes),
+                    "pieceJointeNom": name,
+                    "pieceJointeTypeMime": mime,
+                    "pieceJointeExtension": ext.to_ascii_uppercase(),
+                }),
+            )
+            .await?;
+        Ok(u.id)
+    }
+
+    /// Completes a suspended invoice (`factures/v1/completer`): a comment and uploaded files.
+    /// Sent once.
+    ///
+    /// # Errors
+    ///
+    /// `Unknown` when the answer was lost (look at the invoice's status before trying again),
+    /// `Refused` with Chorus Pro's reason, network or credentials failure.
+    pub async fn complete(
+        &self,
+        id: i64,
+        comment: &str,
+        files: &[(i64, String)],
+    ) -> Result<(), ChorusError> {
+        let attachments: Vec<Value> = files
+            .iter()
+            .map(|(fid, name)| {
+                json!({
+                    "pieceJointeComplementaireId": fid,
+                    "pieceJointeComplementaireDesignation": name,
+                    "pieceJointeComplementaireType": "DOCUMENT",
+                })
+            })
+            .collect();
+        let _: Value = self
+            .write_once(
+                "/cpro/factures/v1/completer",
+                &json!({
+                    "identifiantFactureCPP": id,
+                    "commentaire": comment,
+                    "pieceJointeComplementaire": attachments,
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Corrects the routing of an invoice to recycle (`factures/v1/recycler`): the buyer's SIRET,
+    /// its service code and the commitment number. Sent once; returns the new status when given.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ChorusApi::complete`].
+    pub async fn recycle(&self, id: i64, routing: &Routing) -> Result<Option<String>, ChorusError> {
+        let mut reference = serde_json::Map::new();
+        if let Some(ej) = &routing.commitment {
+            reference.insert("numeroBonCommande".into(), json!(ej));
+        }
+        let v: Value = self
+            .write_once(
+                "/cpro/factures/v1/recycler",
+                &json!({
+                    "identifiantFactureCPP": id,
+                    "commentaire": routing.comment,
+                    "destinataire": {
+                        "codeDestinataire": routing.buyer_siret,
+                        "codeServiceExecutant": routing.service,
+                    },
+                    "reference": reference,
+                }),
+            )
+            .await?;
+        Ok(v.get("statutFacture")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
     }
 
     /// The processing report of a flow (`consulterCRDetaille`).

@@ -5,6 +5,7 @@
 //! again. Statuses (flow report, then the invoice's history) move records to accepted, paid or
 //! rejected; a rejected document is sent again only when a user asks (`facto ledger retry`).
 
+pub mod answer;
 pub mod api;
 
 use std::collections::BTreeMap;
@@ -542,12 +543,30 @@ impl ChorusRun {
                         .unwrap_or_else(|| "no reason given".into())
                 ));
             }
+            // The two statuses that wait for the supplier say how to answer.
+            let todo = match h.status.as_str() {
+                "SUSPENDUE" => Some(format!(
+                    "the buyer suspended it ({}); answer with `facto chorus complete {} --comment \"...\" [--attach FILE]`",
+                    h.comment.as_deref().unwrap_or("no reason given"),
+                    r.key.doc_id
+                )),
+                "A_RECYCLER" => Some(format!(
+                    "the buyer sends it back for routing ({}); answer with `facto chorus recycle {} --buyer SIRET [--service CODE] [--commitment NUMBER]`",
+                    h.comment.as_deref().unwrap_or("no reason given"),
+                    r.key.doc_id
+                )),
+                _ => None,
+            };
+            if let Some(t) = &todo {
+                r.last_error = Some(t.clone());
+            }
             changes.push(format!(
-                "{} ({}): {} → {}",
+                "{} ({}): {} → {}{}",
                 r.number,
                 self.name,
                 r.remote_status.as_deref().unwrap_or("?"),
-                h.status
+                h.status,
+                todo.map(|t| format!(": {t}")).unwrap_or_default()
             ));
             r.remote_status = Some(h.status.clone());
             r.transition(st, format!("Chorus Pro status {}", h.status), now);
