@@ -332,25 +332,32 @@ async fn suspended_and_recycled_invoices_are_answered_once_after_a_look_at_their
     assert_eq!(answers(&sim).len(), 1);
     assert_eq!(sim.calls("/cpro/factures/v1/completer"), 1);
 
-    // Recycling: the corrected routing reaches Chorus Pro.
-    let (code, r, err) = run(
-        &p,
-        &[
-            "chorus",
-            "recycle",
-            "F2026-0012",
-            "--buyer",
-            "21690123100011",
-            "--service",
-            "SVC-COMPTA",
-            "--commitment",
-            "EJ-2026-77",
-            "--comment",
-            "service comptable",
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{r} {err}");
+    // Recycling: the corrected routing reaches Chorus Pro, but its answer is lost. facto says
+    // the outcome is unknown; asked again, it looks first and sends nothing twice.
+    sim.state.lock().unwrap().lose_next_answer = true;
+    let recycle = [
+        "chorus",
+        "recycle",
+        "F2026-0012",
+        "--buyer",
+        "21690123100011",
+        "--service",
+        "SVC-COMPTA",
+        "--commitment",
+        "EJ-2026-77",
+        "--comment",
+        "service comptable",
+    ];
+    let (code, _, err) = run(&p, &recycle).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("outcome unknown") && err.contains("facto status"),
+        "{err}"
+    );
+    let (code, _, err) = run(&p, &recycle).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not A_RECYCLER: nothing sent"), "{err}");
+    assert_eq!(sim.calls("/cpro/factures/v1/recycler"), 1);
     let sent = answers(&sim);
     assert_eq!(sent.len(), 2);
     assert_eq!(
@@ -358,6 +365,8 @@ async fn suspended_and_recycled_invoices_are_answered_once_after_a_look_at_their
         "SVC-COMPTA"
     );
     assert_eq!(sent[1].1["reference"]["numeroBonCommande"], "EJ-2026-77");
+    let (_, shown) = p.json(&["ledger", "show", "F2026-0012"]);
+    assert!(shown.to_string().contains("outcome unknown"), "{shown}");
 
     // The ledger keeps the intent and the outcome; the invoices then go on to payment.
     let (_, shown) = p.json(&["ledger", "show", "F2026-0008"]);

@@ -71,6 +71,8 @@ pub struct State {
     pub files: BTreeMap<i64, (String, Vec<u8>)>,
     /// Answers received (`completer`, `recycler`): invoice number → request body.
     pub answers: Vec<(String, Value)>,
+    /// The next answer is processed, then its response lost (500).
+    pub lose_next_answer: bool,
     /// SIRET → (idStructureCPP, service code required, engagement required).
     pub structures: BTreeMap<String, (i64, bool, bool)>,
     pub calls: Vec<String>,
@@ -367,6 +369,9 @@ impl Responder {
         inv.waiting = None;
         let number = inv.number.clone();
         s.answers.push((number.clone(), body));
+        if std::mem::take(&mut s.lose_next_answer) {
+            return ResponseTemplate::new(500);
+        }
         let status = if completing {
             "COMPLETEE"
         } else {
