@@ -460,6 +460,16 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
                 it.next();
             }
             _ if a.starts_with("--config=") || a.starts_with("--data-dir=") => {}
+            _ if a.starts_with("--out=") || a.starts_with("--attach=") => {
+                let (flag, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
+                let p = PathBuf::from(v);
+                let v = if v == "-" || p.is_absolute() {
+                    v.to_owned()
+                } else {
+                    cwd.join(p).display().to_string()
+                };
+                args.push(format!("{flag}={v}"));
+            }
             "--out" | "--attach" => {
                 args.push(a);
                 if let Some(v) = it.next() {
@@ -478,19 +488,29 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         .enable_all()
         .build()
         .ok()?;
-    let answer: serde_json::Value = runtime.block_on(async {
-        reqwest::Client::new()
+    // `None`: the daemon could not be reached, so the command runs here. A command the daemon
+    // took but did not answer may have run there: it is not run a second time.
+    let answer: Result<serde_json::Value, Option<String>> = runtime.block_on(async {
+        let resp = reqwest::Client::new()
             .post(format!("http://{}/api/cli", handle.addr))
             .bearer_auth(&token)
             .json(&serde_json::json!({ "args": args }))
             .timeout(std::time::Duration::from_secs(3600))
             .send()
             .await
-            .ok()?
-            .json()
-            .await
-            .ok()
-    })?;
+            .map_err(|e| (!e.is_connect()).then(|| e.to_string()))?;
+        resp.json().await.map_err(|e| Some(e.to_string()))
+    });
+    let answer = match answer {
+        Ok(a) => a,
+        Err(None) => return None,
+        Err(Some(e)) => {
+            eprintln!(
+                "error: the running daemon took the command but did not answer ({e}); it may have run there. Look with `facto ledger show` or `facto exports list` before running it again"
+            );
+            return Some(ExitCode::from(exit::UNREACHABLE));
+        }
+    };
     use base64::Engine as _;
     let out = base64::engine::general_purpose::STANDARD
         .decode(answer["stdout"].as_str().unwrap_or(""))
@@ -688,6 +708,17 @@ async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Failure> {
         } => {
             let mut files = Vec::with_capacity(attach.len());
             for path in attach {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                if size > answer::MAX_FILE_BYTES as u64 {
+                    return Err(fail(
+                        exit::USAGE,
+                        anyhow::anyhow!(
+                            "{} is {size} bytes; Chorus Pro takes at most {} per file",
+                            path.display(),
+                            answer::MAX_FILE_BYTES
+                        ),
+                    ));
+                }
                 let bytes = std::fs::read(path).map_err(|e| {
                     fail(
                         exit::USAGE,

@@ -356,7 +356,10 @@ async fn suspended_and_recycled_invoices_are_answered_once_after_a_look_at_their
     );
     let (code, _, err) = run(&p, &recycle).await;
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not A_RECYCLER: nothing sent"), "{err}");
+    assert!(
+        err.contains("not A_RECYCLER (the earlier answer, whose outcome was unknown, reached it): nothing sent"),
+        "{err}"
+    );
     assert_eq!(sim.calls("/cpro/factures/v1/recycler"), 1);
     let sent = answers(&sim);
     assert_eq!(sent.len(), 2);
@@ -379,7 +382,10 @@ async fn suspended_and_recycled_invoices_are_answered_once_after_a_look_at_their
     for _ in 0..6 {
         run(&p, &["status"]).await;
     }
-    assert_eq!(states(&p, "paid").len(), PUBLIC);
+    let paid = states(&p, "paid");
+    assert_eq!(paid.len(), PUBLIC);
+    // Once settled, no record keeps the hint or the "outcome unknown" warning.
+    assert!(paid.iter().all(|r| r["last_error"].is_null()), "{paid:?}");
     assert_once(&sim);
 }
 

@@ -528,7 +528,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         .await
         .is_err()
     {
-        tracing::warn!("Passes still running after the grace period; stopping them.");
+        tracing::warn!("Passes still running after the grace period; exiting without them (the next start settles what they left).");
         passes.abort_all();
     }
     accept.abort();

@@ -130,8 +130,16 @@ pub async fn send(
         .map_err(|e| AnswerError::Remote(e.to_string()))?;
     let now = Utc::now();
     if live.status != answer.expects() {
-        if rec.remote_status.as_deref() != Some(live.status.as_str()) {
+        // An earlier answer whose outcome was unknown evidently went through.
+        let earlier = rec
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("outcome unknown"));
+        if rec.remote_status.as_deref() != Some(live.status.as_str()) || earlier {
             rec.remote_status = Some(live.status.clone());
+            if !matches!(live.status.as_str(), "SUSPENDUE" | "A_RECYCLER") {
+                rec.last_error = None;
+            }
             rec.transition(
                 state_for(&live.status),
                 format!("Chorus Pro status {}", live.status),
@@ -139,8 +147,13 @@ pub async fn send(
             );
             ledger.put_records(std::slice::from_ref(&rec))?;
         }
+        let why = if earlier {
+            " (the earlier answer, whose outcome was unknown, reached it)"
+        } else {
+            ""
+        };
         return Err(AnswerError::NotApplicable(format!(
-            "{number} is {} at Chorus Pro, not {}: nothing sent",
+            "{number} is {} at Chorus Pro, not {}{why}: nothing sent",
             live.status,
             answer.expects()
         )));
@@ -162,28 +175,32 @@ pub async fn send(
                 }
             }
             match result {
-                Ok(()) => api
-                    .complete(id, comment, &uploaded)
-                    .await
-                    .map(|()| "COMPLETEE".to_owned()),
+                Ok(()) => api.complete(id, comment, &uploaded).await,
                 Err(e) => Err(e),
             }
         }
-        Answer::Recycle(routing) => api
-            .recycle(id, routing)
-            .await
-            .map(|s| s.unwrap_or_else(|| "A_RECYCLER".to_owned())),
+        Answer::Recycle(routing) => api.recycle(id, routing).await,
     };
     let now = Utc::now();
     match outcome {
         Ok(status) => {
-            rec.remote_status = Some(status.clone());
+            // The new status, when the answer gives it; else the next `facto status` reads it.
+            let status = match status {
+                Some(s) => {
+                    rec.remote_status = Some(s.clone());
+                    rec.transition(
+                        state_for(&s),
+                        format!("Chorus Pro accepted the {what}; status {s}"),
+                        now,
+                    );
+                    s
+                }
+                None => {
+                    rec.transition(rec.state, format!("Chorus Pro accepted the {what}"), now);
+                    "to be read by the next `facto status`".to_owned()
+                }
+            };
             rec.last_error = None;
-            rec.transition(
-                state_for(&status),
-                format!("Chorus Pro accepted the {what}; status {status}"),
-                now,
-            );
             ledger.put_records(std::slice::from_ref(&rec))?;
             ledger.audit(AuditEvent {
                 at: now,

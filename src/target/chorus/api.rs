@@ -124,6 +124,14 @@ pub struct Found {
     pub numero_flux_depot: Option<String>,
 }
 
+/// The invoice status an answer gives (`statutFacture`), if it gives one.
+fn new_status(v: &Value) -> Option<String> {
+    v.get("statutFacture")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// The corrected routing of an invoice to recycle.
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
@@ -439,7 +447,7 @@ impl ChorusApi {
     }
 
     /// Completes a suspended invoice (`factures/v1/completer`): a comment and uploaded files.
-    /// Sent once.
+    /// Sent once; returns the new status when the answer gives it.
     ///
     /// # Errors
     ///
@@ -450,7 +458,7 @@ impl ChorusApi {
         id: i64,
         comment: &str,
         files: &[(i64, String)],
-    ) -> Result<(), ChorusError> {
+    ) -> Result<Option<String>, ChorusError> {
         let attachments: Vec<Value> = files
             .iter()
             .map(|(fid, name)| {
@@ -461,7 +469,7 @@ impl ChorusApi {
                 })
             })
             .collect();
-        let _: Value = self
+        let v: Value = self
             .write_once(
                 "/cpro/factures/v1/completer",
                 &json!({
@@ -471,7 +479,7 @@ impl ChorusApi {
                 }),
             )
             .await?;
-        Ok(())
+        Ok(new_status(&v))
     }
 
     /// Corrects the routing of an invoice to recycle (`factures/v1/recycler`): the buyer's SIRET,
@@ -485,23 +493,23 @@ impl ChorusApi {
         if let Some(ej) = &routing.commitment {
             reference.insert("numeroBonCommande".into(), json!(ej));
         }
+        let mut buyer = serde_json::Map::new();
+        buyer.insert("codeDestinataire".into(), json!(routing.buyer_siret));
+        if let Some(service) = &routing.service {
+            buyer.insert("codeServiceExecutant".into(), json!(service));
+        }
         let v: Value = self
             .write_once(
                 "/cpro/factures/v1/recycler",
                 &json!({
                     "identifiantFactureCPP": id,
                     "commentaire": routing.comment,
-                    "destinataire": {
-                        "codeDestinataire": routing.buyer_siret,
-                        "codeServiceExecutant": routing.service,
-                    },
+                    "destinataire": buyer,
                     "reference": reference,
                 }),
             )
             .await?;
-        Ok(v.get("statutFacture")
-            .and_then(Value::as_str)
-            .map(str::to_owned))
+        Ok(new_status(&v))
     }
 
     /// The processing report of a flow (`consulterCRDetaille`).

@@ -557,8 +557,11 @@ impl ChorusRun {
                 )),
                 _ => None,
             };
-            if let Some(t) = &todo {
-                r.last_error = Some(t.clone());
+            match &todo {
+                Some(t) => r.last_error = Some(t.clone()),
+                // A waiting status answered, or an answer whose outcome was unknown: settled.
+                None if st != State::Rejected => r.last_error = None,
+                None => {}
             }
             changes.push(format!(
                 "{} ({}): {} → {}{}",

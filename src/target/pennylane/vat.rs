@@ -214,6 +214,11 @@ pub fn check(code: &str, rate: Decimal) -> Result<(), String> {
             "pennylane_vat_rate `{code}` is not a Pennylane vat_rate code; {hint}other codes include `exempt`, `crossborder`, `extracom`, `intracom_21` (the full list is Pennylane's API reference)"
         ));
     }
+    // The construction codes are reverse-charged (category AE, rate 0 in the mapping): their
+    // percentage is the buyer's to pay, not the tax code's rate.
+    if code.ends_with("_construction") {
+        return Ok(());
+    }
     match french_percent(code) {
         Some(p) if p != rate.normalize() => Err(format!(
             "pennylane_vat_rate `{code}` is {} % but the tax code's rate is {} %; make them agree",
@@ -248,6 +253,8 @@ mod tests {
         assert!(check("FR_200", pct("20")).is_ok());
         assert!(check("FR_55", pct("5.50")).is_ok());
         assert!(check("exempt", Decimal::ZERO).is_ok());
+        assert!(check("FR_200_construction", Decimal::ZERO).is_ok());
+        assert!(check("FR_15_385", pct("15.385")).is_ok());
         let e = check("FR_20", pct("20")).unwrap_err();
         assert!(
             e.contains("`FR_20` is not") && e.contains("write `FR_200`"),
