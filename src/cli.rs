@@ -449,41 +449,8 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
     }
     let cfg = Config::load(&cli.config, cli.data_dir.as_deref()).ok()?;
     let (handle, token) = crate::daemon::running(&cfg.data_dir)?;
-    // The client's own settings that the daemon takes from its configuration are dropped;
-    // relative paths given to --out are made absolute (the daemon runs elsewhere).
-    let mut args: Vec<String> = Vec::new();
-    let mut it = std::env::args().skip(1).peekable();
     let cwd = std::env::current_dir().unwrap_or_default();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--config" | "--data-dir" => {
-                it.next();
-            }
-            _ if a.starts_with("--config=") || a.starts_with("--data-dir=") => {}
-            _ if a.starts_with("--out=") || a.starts_with("--attach=") => {
-                let (flag, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
-                let p = PathBuf::from(v);
-                let v = if v == "-" || p.is_absolute() {
-                    v.to_owned()
-                } else {
-                    cwd.join(p).display().to_string()
-                };
-                args.push(format!("{flag}={v}"));
-            }
-            "--out" | "--attach" => {
-                args.push(a);
-                if let Some(v) = it.next() {
-                    let p = PathBuf::from(&v);
-                    args.push(if v == "-" || p.is_absolute() {
-                        v
-                    } else {
-                        cwd.join(p).display().to_string()
-                    });
-                }
-            }
-            _ => args.push(a),
-        }
-    }
+    let args = forwarded_args(std::env::args().skip(1), &cwd);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -523,6 +490,42 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         .as_u64()
         .unwrap_or(u64::from(exit::USAGE));
     Some(ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE)))
+}
+
+/// The arguments a client sends to the daemon: its own `--config` / `--data-dir` are dropped
+/// (the daemon uses its configuration), and relative paths given to `--out` and `--attach`
+/// (either form) are made absolute, since the daemon runs in another folder.
+fn forwarded_args(argv: impl Iterator<Item = String>, cwd: &Path) -> Vec<String> {
+    let absolute = |v: &str| {
+        let p = PathBuf::from(v);
+        if v == "-" || p.is_absolute() {
+            v.to_owned()
+        } else {
+            cwd.join(p).display().to_string()
+        }
+    };
+    let mut args = Vec::new();
+    let mut it = argv.peekable();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "--data-dir" => {
+                it.next();
+            }
+            _ if a.starts_with("--config=") || a.starts_with("--data-dir=") => {}
+            _ if a.starts_with("--out=") || a.starts_with("--attach=") => {
+                let (flag, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
+                args.push(format!("{flag}={}", absolute(v)));
+            }
+            "--out" | "--attach" => {
+                args.push(a);
+                if let Some(v) = it.next() {
+                    args.push(absolute(&v));
+                }
+            }
+            _ => args.push(a),
+        }
+    }
+    args
 }
 
 /// Settles what an interrupted run left (open batches rolled back, committed ones published).
@@ -1450,4 +1453,47 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
         out(&s)?;
     }
     Ok(if any_gap { exit::PROBLEMS } else { exit::OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_commands_drop_client_settings_and_make_paths_absolute() {
+        let argv = [
+            "--config",
+            "other.toml",
+            "--data-dir=elsewhere",
+            "chorus",
+            "complete",
+            "F1",
+            "--attach",
+            "bl.pdf",
+            "--attach=docs/pv.pdf",
+            "--attach",
+            "/abs/x.pdf",
+            "--out=-",
+            "--comment",
+            "ok",
+        ]
+        .map(String::from);
+        let got = forwarded_args(argv.into_iter(), Path::new("/home/u"));
+        assert_eq!(
+            got,
+            [
+                "chorus",
+                "complete",
+                "F1",
+                "--attach",
+                "/home/u/bl.pdf",
+                "--attach=/home/u/docs/pv.pdf",
+                "--attach",
+                "/abs/x.pdf",
+                "--out=-",
+                "--comment",
+                "ok",
+            ]
+        );
+    }
 }
