@@ -80,6 +80,16 @@ fn indexed(state: State, batch: Option<u64>) -> bool {
     !(state == State::Claimed && batch.is_some())
 }
 
+/// The indexes a ledger's records call for (see [`SledLedger::recount`]).
+#[derive(Default)]
+struct Recount {
+    tallies: BTreeMap<Vec<u8>, [u64; TALLY]>,
+    index: BTreeSet<Vec<u8>>,
+    open_claims: BTreeMap<u64, u64>,
+    /// Records whose key or header cannot be read (left out of the counts).
+    unreadable: Vec<String>,
+}
+
 /// Record writes gathered into one atomic sled batch, with what they change in the indexes.
 #[derive(Default)]
 struct Stage {
@@ -236,39 +246,14 @@ impl SledLedger {
                 b.remove(kv?.0);
             }
         }
-        let mut tallies: BTreeMap<Vec<u8>, [u64; TALLY]> = BTreeMap::new();
-        let mut open_claims: BTreeMap<u64, u64> = BTreeMap::new();
-        for kv in self.db.scan_prefix(b"r\0") {
-            let (k, v) = kv?;
-            let (Some((state, batch)), Some(logical)) = (header(&v), self.logical(&v)) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&k[2..]).into_owned();
-            let mut parts = text.splitn(3, '\0');
-            let (Some(job), Some(target), Some(doc)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let t = tallies.entry(tkey(job, target)).or_insert([0; TALLY]);
-            t[usize::from(logical.code())] += 1;
-            if indexed(state, batch) {
-                let key = RecordKey {
-                    job: job.into(),
-                    target: target.into(),
-                    doc_id: doc.into(),
-                };
-                b.insert(xkey(&key, state), &[][..]);
-            } else {
-                t[BATCHED] += 1;
-                if let Some(id) = batch.filter(|id| self.is_open(*id)) {
-                    *open_claims.entry(id).or_insert(0) += 1;
-                }
-            }
+        let counted = self.recount()?;
+        for k in counted.index {
+            b.insert(k, &[][..]);
         }
-        for (k, t) in tallies {
+        for (k, t) in counted.tallies {
             b.insert(k, encode_tally(&t));
         }
-        for (id, n) in open_claims {
+        for (id, n) in counted.open_claims {
             b.insert(qkey(id), n.to_be_bytes().to_vec());
         }
         b.insert(&b"m\0index"[..], &b"1"[..]);
@@ -276,6 +261,43 @@ impl SledLedger {
         self.db.apply_batch(b)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The indexes as the records call for them, from one scan of the records (headers and
+    /// keys only).
+    fn recount(&self) -> Result<Recount> {
+        let mut c = Recount::default();
+        for kv in self.db.scan_prefix(b"r\0") {
+            let (k, v) = kv?;
+            let text = String::from_utf8_lossy(&k[2..]).into_owned();
+            let mut parts = text.splitn(3, '\0');
+            let (Some((state, batch)), Some(logical), Some(job), Some(target), Some(doc)) = (
+                header(&v),
+                self.logical(&v),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            ) else {
+                c.unreadable.push(text.replace('\0', "/"));
+                continue;
+            };
+            let t = c.tallies.entry(tkey(job, target)).or_insert([0; TALLY]);
+            t[usize::from(logical.code())] += 1;
+            if indexed(state, batch) {
+                let key = RecordKey {
+                    job: job.into(),
+                    target: target.into(),
+                    doc_id: doc.into(),
+                };
+                c.index.insert(xkey(&key, state));
+            } else {
+                t[BATCHED] += 1;
+                if let Some(id) = batch.filter(|id| self.is_open(*id)) {
+                    *c.open_claims.entry(id).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(c)
     }
 
     fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -403,27 +425,12 @@ impl SledLedger {
     /// the ledger is consistent). For tests and `ledger` diagnostics.
     pub fn check_indexes(&self) -> Result<Vec<String>> {
         let _w = self.write_lock();
-        let mut problems = Vec::new();
-        let mut tallies: BTreeMap<Vec<u8>, [u64; TALLY]> = BTreeMap::new();
-        let mut expected_x = BTreeSet::new();
-        let mut open_claims: BTreeMap<u64, u64> = BTreeMap::new();
-        for kv in self.db.scan_prefix(b"r\0") {
-            let (k, v) = kv?;
-            let r = self.decode(&k, &v)?;
-            let (state, batch) = header(&v).unwrap_or((State::Held, None));
-            let t = tallies
-                .entry(tkey(&r.key.job, &r.key.target))
-                .or_insert([0; TALLY]);
-            t[usize::from(r.state.code())] += 1;
-            if indexed(state, batch) {
-                expected_x.insert(xkey(&r.key, state));
-            } else {
-                t[BATCHED] += 1;
-                if let Some(id) = batch.filter(|id| self.is_open(*id)) {
-                    *open_claims.entry(id).or_insert(0) += 1;
-                }
-            }
-        }
+        let expected = self.recount()?;
+        let mut problems: Vec<String> = expected
+            .unreadable
+            .iter()
+            .map(|k| format!("unreadable record {k}"))
+            .collect();
         let mut found_q = BTreeMap::new();
         for kv in self.db.scan_prefix(b"q\0") {
             let (k, v) = kv?;
@@ -432,16 +439,17 @@ impl SledLedger {
                 found_q.insert(id, read_u64(&v));
             }
         }
-        if found_q != open_claims {
+        if found_q != expected.open_claims {
             problems.push(format!(
-                "claims of open batches {found_q:?} differ from the records' {open_claims:?}"
+                "claims of open batches {found_q:?} differ from the records' {:?}",
+                expected.open_claims
             ));
         }
         let mut found_x = BTreeSet::new();
         for kv in self.db.scan_prefix(b"x\0") {
             found_x.insert(kv?.0.to_vec());
         }
-        for k in expected_x.symmetric_difference(&found_x) {
+        for k in expected.index.symmetric_difference(&found_x) {
             let which = if found_x.contains(k) {
                 "stray"
             } else {
@@ -460,11 +468,11 @@ impl SledLedger {
                 found_t.insert(k.to_vec(), t);
             }
         }
-        if found_t != tallies {
+        if found_t != expected.tallies {
             problems.push(format!(
                 "tallies {:?} differ from the records' {:?}",
                 found_t.values().collect::<Vec<_>>(),
-                tallies.values().collect::<Vec<_>>()
+                expected.tallies.values().collect::<Vec<_>>()
             ));
         }
         Ok(problems)
@@ -799,35 +807,28 @@ impl Ledger for SledLedger {
         // made durable before the commit that refers to them.
         self.store_blob(id, file)?;
         // 2. The commit point: the batch becomes active and the open marker goes, atomically;
-        // from then on every record claimed for it reads as delivered.
-        // The records claimed for the batch now read as delivered: their tally moves with the
-        // commit, in the same atomic write.
+        // from then on every record claimed for it reads as delivered, so their tally moves
+        // from claimed to delivered in the same write.
         let w = self.write_lock();
-        let mut b = ::sled::Batch::default();
-        b.insert(bkey(id), to_json(commit.batch)?);
-        b.insert(ukey(id), &[][..]);
-        b.remove(okey(id));
+        let mut st = Stage::default();
+        st.batch.insert(bkey(id), to_json(commit.batch)?);
+        st.batch.insert(ukey(id), &[][..]);
+        st.batch.remove(okey(id));
+        st.batch.remove(qkey(id));
         let claimed = self.db.get(qkey(id))?.map(|v| read_u64(&v)).unwrap_or(0);
-        b.remove(qkey(id));
-        if claimed > 0 {
-            let k = tkey(&open.job, &open.target);
-            let mut t = self
-                .db
-                .get(&k)?
-                .map(|v| decode_tally(&v))
-                .unwrap_or([0; TALLY]);
-            let c = usize::from(State::Claimed.code());
-            t[c] = t[c].saturating_sub(claimed);
-            t[usize::from(State::Delivered.code())] += claimed;
-            b.insert(k, encode_tally(&t));
-        }
+        let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
+        let mut delta = [0i64; TALLY];
+        delta[usize::from(State::Claimed.code())] = -claimed;
+        delta[usize::from(State::Delivered.code())] = claimed;
+        st.tallies
+            .insert((open.job.clone(), open.target.clone()), delta);
         for (name, next) in &commit.counters {
-            b.insert(
+            st.batch.insert(
                 format!("n\0{name}").into_bytes(),
                 next.to_be_bytes().to_vec(),
             );
         }
-        self.db.apply_batch(b)?;
+        self.apply(st)?;
         self.set_open(id, false);
         drop(w);
         self.db.flush()?;
