@@ -368,16 +368,11 @@ impl SledLedger {
             if delta.iter().all(|d| *d == 0) {
                 continue;
             }
-            let k = tkey(job, target);
-            let mut t = self
-                .db
-                .get(&k)?
-                .map(|v| decode_tally(&v))
-                .unwrap_or([0; TALLY]);
+            let mut t = self.tally(job, target)?;
             for (slot, d) in t.iter_mut().zip(delta) {
                 *slot = slot.saturating_add_signed(*d);
             }
-            st.batch.insert(k, encode_tally(&t));
+            st.batch.insert(tkey(job, target), encode_tally(&t));
         }
         for (id, delta) in &st.open_claims {
             let k = qkey(*id);
