@@ -711,27 +711,19 @@ async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Failure> {
         } => {
             let mut files = Vec::with_capacity(attach.len());
             for path in attach {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // The limits first, so that a huge file is never read.
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                if size > answer::MAX_FILE_BYTES as u64 {
-                    return Err(fail(
-                        exit::USAGE,
-                        anyhow::anyhow!(
-                            "{} is {size} bytes; Chorus Pro takes at most {} per file",
-                            path.display(),
-                            answer::MAX_FILE_BYTES
-                        ),
-                    ));
-                }
+                answer::check_file(&name, size).map_err(|e| fail(exit::USAGE, e))?;
                 let bytes = std::fs::read(path).map_err(|e| {
                     fail(
                         exit::USAGE,
                         anyhow::anyhow!("cannot read {}: {e}", path.display()),
                     )
                 })?;
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
                 files.push((name, bytes));
             }
             let answer = Answer::Complete {

@@ -282,32 +282,28 @@ impl Responder {
             return ResponseTemplate::new(400)
                 .set_body_json(json!({"codeRetour": 1, "libelle": "facture inconnue"}));
         };
+        // Each look advances the invoice one step along its path, unless it waits for the
+        // supplier; on reaching the buyer it may be suspended or sent back for recycling.
+        if inv.waiting.is_none() {
+            if inv.status < PATH.len() - 1 && inv.status != usize::MAX {
+                inv.status += 1;
+            }
+            if inv.status == 1 {
+                if s.suspends.contains(&inv.number) {
+                    s.suspends.retain(|n| *n != inv.number);
+                    inv.waiting = Some("SUSPENDUE");
+                } else if s.recycles.contains(&inv.number) {
+                    s.recycles.retain(|n| *n != inv.number);
+                    inv.waiting = Some("A_RECYCLER");
+                }
+            }
+        }
         if let Some(w) = inv.waiting {
             return ok(
                 json!({"idFacture": id, "numeroFacture": inv.number, "statutCourantCode": w,
                 "historiquesDesStatuts": {"histoStatut": [{"histoStatutCode": w,
                 "histoStatutCommentaire": "Bon de livraison signé manquant"}]}}),
             );
-        }
-        // Each look advances the invoice one step along its path.
-        if inv.status < PATH.len() - 1 && inv.status != usize::MAX {
-            inv.status += 1;
-        }
-        if inv.status == 1 {
-            if s.suspends.contains(&inv.number) {
-                s.suspends.retain(|n| *n != inv.number);
-                inv.waiting = Some("SUSPENDUE");
-            } else if s.recycles.contains(&inv.number) {
-                s.recycles.retain(|n| *n != inv.number);
-                inv.waiting = Some("A_RECYCLER");
-            }
-            if let Some(w) = inv.waiting {
-                return ok(
-                    json!({"idFacture": id, "numeroFacture": inv.number, "statutCourantCode": w,
-                    "historiquesDesStatuts": {"histoStatut": [{"histoStatutCode": w,
-                    "histoStatutCommentaire": "Bon de livraison signé manquant"}]}}),
-                );
-            }
         }
         let rejected = rejects.contains(&inv.number) && inv.status >= 2;
         if rejected {

@@ -84,6 +84,26 @@ pub enum AnswerError {
     Ledger(#[from] LedgerError),
 }
 
+/// Checks an attachment against Chorus Pro's limits (size, name length) before anything is read
+/// or sent.
+///
+/// # Errors
+///
+/// [`AnswerError::NotApplicable`], naming the file and the limit.
+pub fn check_file(name: &str, size: u64) -> Result<(), AnswerError> {
+    if size > MAX_FILE_BYTES as u64 {
+        return Err(AnswerError::NotApplicable(format!(
+            "{name} is {size} bytes; Chorus Pro takes at most {MAX_FILE_BYTES} per file"
+        )));
+    }
+    if name.chars().count() > MAX_FILE_NAME {
+        return Err(AnswerError::NotApplicable(format!(
+            "{name}: Chorus Pro takes file names of at most {MAX_FILE_NAME} characters; rename it"
+        )));
+    }
+    Ok(())
+}
+
 /// Sends `answer` for the document of `key` (a record of the Chorus Pro target `key.target`,
 /// configured by `cfg`); returns what was done.
 ///
@@ -109,17 +129,7 @@ pub async fn send(
     };
     if let Answer::Complete { files, .. } = &answer {
         for (name, bytes) in files {
-            if bytes.len() > MAX_FILE_BYTES {
-                return Err(AnswerError::NotApplicable(format!(
-                    "{name} is {} bytes; Chorus Pro takes at most {MAX_FILE_BYTES} per file",
-                    bytes.len()
-                )));
-            }
-            if name.chars().count() > MAX_FILE_NAME {
-                return Err(AnswerError::NotApplicable(format!(
-                    "{name}: Chorus Pro takes file names of at most {MAX_FILE_NAME} characters; rename it"
-                )));
-            }
+            check_file(name, bytes.len() as u64)?;
         }
     }
     let api = ChorusApi::new(cfg).map_err(|e| AnswerError::Remote(e.to_string()))?;
