@@ -17,6 +17,7 @@ mod lifecycle;
 mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;
+mod regression;
 mod xero_api;
 mod xero_contract;
 mod xero_sim;
