@@ -416,6 +416,9 @@ fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
             Ok(c) => c,
             Err(e) => return (exit::USAGE, Vec::new(), e.to_string()),
         };
+        if let Some(refused) = refused_by_daemon(&cli, &config) {
+            return (exit::USAGE, Vec::new(), refused.to_owned());
+        }
         let command = CAPTURE.scope(std::cell::RefCell::new(Vec::new()), async move {
             let result = run(&cli).await;
             let out = CAPTURE.with(|c| std::mem::take(&mut *c.borrow_mut()));
@@ -428,6 +431,21 @@ fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
         // own, so the daemon keeps answering meanwhile.
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(command))
     })
+}
+
+/// Why the daemon refuses a forwarded command, judged on the parsed command (wherever the
+/// arguments put it): the daemon and consent run on their own, and a client cannot point the
+/// daemon at another configuration or ledger folder.
+fn refused_by_daemon(cli: &Cli, daemon_config: &Path) -> Option<&'static str> {
+    match cli.command {
+        Command::Run | Command::Connect { .. } => {
+            Some("`facto run` and `facto connect` do not go through the daemon: run them directly")
+        }
+        _ if cli.config != daemon_config || cli.data_dir.is_some() => Some(
+            "--config and --data-dir are the daemon's own: a command sent to it runs with its configuration",
+        ),
+        _ => None,
+    }
 }
 
 /// The configuration file of the daemon of this process, for forwarded commands.
@@ -455,6 +473,25 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         .enable_all()
         .build()
         .ok()?;
+    // `daemon.json` may outlive its daemon: the token goes only to a server that proves it
+    // knows it. A stale file is ignored (the command runs here); an impostor is an error.
+    let verified = runtime.block_on(crate::daemon::auth::verify(
+        &handle.addr,
+        handle.pid,
+        &token,
+        &cfg.data_dir,
+    ));
+    match verified {
+        Ok(()) => {}
+        Err(crate::daemon::auth::VerifyError::Stale(why)) => {
+            tracing::info!(reason = %why, "No daemon runs for this data folder; running here.");
+            return None;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Some(ExitCode::from(exit::UNREACHABLE));
+        }
+    }
     // `None`: the daemon could not be reached, so the command runs here. A command the daemon
     // took but did not answer may have run there: it is not run a second time.
     let answer: Result<serde_json::Value, Option<String>> = runtime.block_on(async {
@@ -1487,5 +1524,31 @@ mod tests {
                 "ok",
             ]
         );
+    }
+
+    #[test]
+    fn the_daemon_refuses_by_command_wherever_the_arguments_put_it() {
+        let daemon = Path::new("/etc/facto.toml");
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["facto", "--config", "/etc/facto.toml"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv)
+        };
+        for args in [
+            &["run"][..],
+            &["--data-dir", "X", "run"],
+            &["--json", "run"],
+            &["-v", "connect", "xero"],
+            &["--config", "/tmp/other.toml", "ledger", "list"],
+            &["ledger", "list", "--data-dir=X"],
+        ] {
+            // A second `--config` is already a usage error.
+            assert!(
+                parse(args).map_or(true, |c| refused_by_daemon(&c, daemon).is_some()),
+                "{args:?}"
+            );
+        }
+        let plain = parse(&["--json", "ledger", "list"]).unwrap();
+        assert_eq!(refused_by_daemon(&plain, daemon), None);
     }
 }

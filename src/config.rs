@@ -213,6 +213,17 @@ pub struct DaemonSection {
     /// How long in-flight passes may finish after SIGTERM, seconds. Default 30.
     #[serde(default = "thirty")]
     pub shutdown_grace_secs: u64,
+    /// Most connections the admin API keeps open; when all are taken, the oldest one still
+    /// waiting for its request is closed. Default 64.
+    #[serde(default = "daemon_max_connections")]
+    pub max_connections: usize,
+    /// A client that sends nothing for this long is disconnected, seconds. Default 10.
+    #[serde(default = "daemon_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// The whole request must arrive within this, and the answer be taken within it, seconds.
+    /// Default 30.
+    #[serde(default = "thirty")]
+    pub request_timeout_secs: u64,
 }
 
 impl Default for DaemonSection {
@@ -223,8 +234,18 @@ impl Default for DaemonSection {
             status_every: daemon_status(),
             default_schedule: daemon_default(),
             shutdown_grace_secs: 30,
+            max_connections: daemon_max_connections(),
+            idle_timeout_secs: daemon_idle_timeout(),
+            request_timeout_secs: 30,
         }
     }
+}
+
+fn daemon_max_connections() -> usize {
+    64
+}
+fn daemon_idle_timeout() -> u64 {
+    10
 }
 
 fn daemon_listen() -> String {

@@ -3,10 +3,13 @@
 //!   off that job only) and polls API statuses on their own schedule;
 //! - serves the local admin API: `/health`, Prometheus `/metrics`, and `/api/cli`, through which
 //!   every CLI command that needs the ledger runs while the daemon holds it. Every request but
-//!   `/health` needs the bearer token of `<data_dir>/admin-token` (0600, created on first start);
+//!   `/health` and the proof of `/api/hello` ([`auth`]) needs the bearer token of
+//!   `<data_dir>/admin-token` (0600, created on first start); connections are bounded in number
+//!   and time ([`http::Gate`]);
 //! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
 //!   them and exits 0; a second signal exits at once (the ledger rules still hold).
 
+pub mod auth;
 pub mod editor;
 pub mod http;
 pub mod schedule;
@@ -95,6 +98,13 @@ pub type Executor = fn(Vec<String>) -> Forwarded;
 pub type Forwarded =
     std::pin::Pin<Box<dyn std::future::Future<Output = (u8, Vec<u8>, String)> + Send>>;
 
+/// A Prometheus label value: backslash, double quote and line feed escaped (exposition format).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -109,9 +119,10 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
                 for (state, n) in counts {
                     let _ = writeln!(
                         s,
-                        "facto_documents{{job=\"{}\",target=\"{t}\",state=\"{}\"}} {n}",
-                        j.name,
-                        state.as_str()
+                        "facto_documents{{job=\"{}\",target=\"{}\",state=\"{}\"}} {n}",
+                        label(&j.name),
+                        label(t),
+                        label(state.as_str())
                     );
                 }
             }
@@ -125,7 +136,8 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
     for (job, at) in &stats.last_success {
         let _ = writeln!(
             s,
-            "facto_last_success_timestamp_seconds{{job=\"{job}\"}} {}",
+            "facto_last_success_timestamp_seconds{{job=\"{}\"}} {}",
+            label(job),
             at.timestamp()
         );
     }
@@ -137,7 +149,8 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
     for ((job, outcome), n) in &stats.passes {
         let _ = writeln!(
             s,
-            "facto_passes_total{{job=\"{job}\",outcome=\"{outcome}\"}} {n}"
+            "facto_passes_total{{job=\"{}\",outcome=\"{outcome}\"}} {n}",
+            label(job)
         );
     }
     let _ = writeln!(
@@ -175,6 +188,8 @@ struct Server {
     data_dir: PathBuf,
     ledger: SledLedger,
     token: String,
+    /// The address announced in `daemon.json` (bound into the proof of `/api/hello`).
+    addr: String,
     stats: Arc<Mutex<Stats>>,
     exec: Executor,
 }
@@ -198,6 +213,25 @@ impl Server {
                 .collect();
             return http::Response::json(200, &json!({"status": "ok", "last_success": last}));
         }
+        // The CLI's question before it sends the token: answered without it.
+        if req.path == auth::HELLO_PATH {
+            let nonce = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("nonce="))
+                .unwrap_or_default();
+            if nonce.len() < 16 {
+                return http::Response::json(400, &json!({"error": "a nonce is required"}));
+            }
+            return http::Response::json(
+                200,
+                &json!({
+                    "pid": std::process::id(),
+                    "proof": auth::proof(&self.token, nonce, &self.addr),
+                }),
+            );
+        }
+        let is_token = |given: &str| auth::ct_eq(given.as_bytes(), self.token.as_bytes());
         // The editor page is opened once with `?token=`, which sets a strict cookie.
         if req.path == "/editor" {
             let given = req
@@ -205,7 +239,7 @@ impl Server {
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("token="))
                 .map(str::to_owned);
-            if given.as_deref() == Some(self.token.as_str()) {
+            if given.as_deref().is_some_and(is_token) {
                 return http::Response {
                     status: 303,
                     content_type: "text/plain",
@@ -230,13 +264,13 @@ impl Server {
             .map(str::trim);
         let cookie = req.headers.get("cookie").is_some_and(|c| {
             c.split(';')
-                .any(|kv| kv.trim().strip_prefix("facto_admin=") == Some(self.token.as_str()))
+                .any(|kv| kv.trim().strip_prefix("facto_admin=").is_some_and(is_token))
         });
         // A cookie alone opens the page; changes also need the editor's own header.
         let browser_ok = cookie
             && (req.method == "GET"
                 || req.headers.get("x-facto-editor").map(String::as_str) == Some("1"));
-        if bearer != Some(self.token.as_str()) && !browser_ok {
+        if !bearer.is_some_and(is_token) && !browser_ok {
             return http::Response::json(
                 401,
                 &json!({"error": "the admin token is required (Authorization: Bearer <data_dir/admin-token>)"}),
@@ -302,17 +336,8 @@ impl Server {
                             .collect()
                     })
                     .unwrap_or_default();
-                if matches!(
-                    args.iter()
-                        .find(|a| !a.starts_with('-'))
-                        .map(String::as_str),
-                    Some("run" | "connect")
-                ) {
-                    return http::Response::json(
-                        400,
-                        &json!({"error": "this command does not go through the daemon"}),
-                    );
-                }
+                // The executor parses the arguments as the CLI does and refuses, by command,
+                // what does not go through the daemon (`run`, `connect`).
                 let (code, out, err) = (self.exec)(args).await;
                 use base64::Engine as _;
                 http::Response::json(
@@ -422,6 +447,63 @@ async fn status_loop(
     }
 }
 
+/// The admin API's bounds on connections.
+struct Limits {
+    gate: http::Gate,
+    idle: Duration,
+    request: Duration,
+}
+
+impl Limits {
+    fn of(cfg: &Config) -> Limits {
+        Limits {
+            gate: http::Gate::new(cfg.daemon.max_connections),
+            idle: Duration::from_secs(cfg.daemon.idle_timeout_secs.max(1)),
+            request: Duration::from_secs(cfg.daemon.request_timeout_secs.max(1)),
+        }
+    }
+}
+
+/// Accepts connections for ever within `limits`. When accepting fails (no file descriptor
+/// left), an idle connection is dropped to free one and the loop backs off instead of spinning.
+async fn accept_loop(listener: tokio::net::TcpListener, server: Arc<Server>, limits: Limits) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let mut sock = match listener.accept().await {
+            Ok((sock, _)) => {
+                backoff = FIRST_BACKOFF;
+                sock
+            }
+            Err(e) => {
+                if backoff == FIRST_BACKOFF {
+                    tracing::warn!(error = %e, "Admin API cannot accept a connection; backing off.");
+                }
+                limits.gate.evict();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Some(mut ticket) = limits.gate.admit() else {
+            continue;
+        };
+        let server = Arc::clone(&server);
+        let (idle, request) = (limits.idle, limits.request);
+        tokio::spawn(async move {
+            let read = tokio::time::timeout(request, http::read(&mut sock, idle));
+            let req = tokio::select! {
+                r = read => r.ok().flatten(),
+                _ = &mut ticket.evicted => None,
+            };
+            let Some(req) = req else { return };
+            ticket.answering();
+            let resp = server.handle(req).await;
+            let _ = tokio::time::timeout(request, http::write(&mut sock, resp)).await;
+        });
+    }
+}
+
 fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
@@ -497,23 +579,11 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         data_dir: cfg.data_dir.clone(),
         ledger: ledger.clone(),
         token,
+        addr: handle.addr.clone(),
         stats: Arc::clone(&stats),
         exec,
     });
-    let accept = tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let server = Arc::clone(&server);
-            tokio::spawn(async move {
-                if let Some(req) = http::read(&mut sock).await {
-                    let resp = server.handle(req).await;
-                    http::write(&mut sock, resp).await;
-                }
-            });
-        }
-    });
+    let accept = tokio::spawn(accept_loop(listener, server, Limits::of(&cfg)));
     signals.recv().await;
     tracing::warn!("Stopping: no new pass starts; passes in flight finish.");
     let _ = stop_tx.send(true);
@@ -587,4 +657,13 @@ pub fn running(data_dir: &Path) -> Option<(Handle, String)> {
         .trim()
         .to_owned();
     Some((handle, token))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(super::label("demo"), "demo");
+    }
 }
