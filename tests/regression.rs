@@ -185,7 +185,7 @@ fn idle_connections_never_lock_health_out_and_are_closed_after_the_idle_timeout(
     let health = health.unwrap_or_default();
     assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
     assert!(
-        asked.elapsed() < Duration::from_secs(2),
+        asked.elapsed() < Duration::from_secs(5),
         "/health waited for idle clients: {:?}",
         asked.elapsed()
     );

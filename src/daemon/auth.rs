@@ -111,7 +111,7 @@ pub async fn verify(addr: &str, pid: u32, token: &str, data_dir: &Path) -> Resul
         .await;
     let impostor = || {
         VerifyError::Impostor(format!(
-            "the server on {addr} does not prove it is the daemon of {}; the admin token was not sent to it",
+            "the server on {addr} does not prove it is the daemon of {} (process {pid}); the admin token was not sent to it. If that daemon is of an older facto, restart it; otherwise stop what listens there",
             data_dir.display()
         ))
     };
