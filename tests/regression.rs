@@ -213,6 +213,53 @@ fn idle_connections_never_lock_health_out_and_are_closed_after_the_idle_timeout(
 }
 
 #[test]
+fn health_answers_and_the_daemon_does_not_spin_when_file_descriptors_run_out() {
+    use std::time::{Duration, Instant};
+    let p = Project::demo();
+    // More connections allowed than descriptors: accepting fails, and an idle client must make
+    // room instead of the loop spinning.
+    let (child, addr) = daemon_with_few_fds(&p, "idle_timeout_secs = 60\n", 32);
+    let mut child = Running(child);
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let asked = Instant::now();
+    let health = raw_http(
+        &addr,
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_default();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // Still out of descriptors with clients waiting: the daemon waits, it does not spin.
+    let more: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or_default().to_owned();
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    if std::path::Path::new("/proc/self/stat").exists() {
+        std::thread::sleep(Duration::from_millis(500));
+        let before = cpu(child.0.id());
+        std::thread::sleep(Duration::from_secs(2));
+        let ticks = cpu(child.0.id()) - before;
+        // Clock ticks are 1/100 s: a spinning loop burns about 200 in 2 s.
+        assert!(ticks < 60, "the daemon used {ticks} ticks of CPU in 2 s");
+    }
+    drop((idle, more));
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+#[test]
 fn a_forwarded_run_behind_a_global_flag_is_refused() {
     let p = Project::demo();
     let (child, addr, token) = crate::daemon::start(&p);
