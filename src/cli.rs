@@ -52,6 +52,10 @@ pub enum Command {
         /// Do everything but deliver and record.
         #[arg(long)]
         dry_run: bool,
+        /// Which document problems exit with code 1: any (default), new (not reported by the
+        /// job's previous run) or never. Overrides the job's `fail_on`.
+        #[arg(long, value_enum)]
+        fail_on: Option<crate::fail_on::FailOn>,
     },
     /// What a sync or export would do now, per document. Changes nothing.
     Preview {
@@ -586,7 +590,11 @@ fn today() -> NaiveDate {
 
 async fn run(cli: &Cli) -> Result<u8, Failure> {
     match &cli.command {
-        Command::Sync { job, dry_run } => sync(cli, job.as_deref(), *dry_run).await,
+        Command::Sync {
+            job,
+            dry_run,
+            fail_on,
+        } => sync(cli, job.as_deref(), *dry_run, *fail_on).await,
         Command::Preview {
             job,
             from,
@@ -878,7 +886,12 @@ fn emit_reports(cli: &Cli, reports: &[RunReport]) -> Result<u8, Failure> {
         .unwrap_or(exit::OK))
 }
 
-async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure> {
+async fn sync(
+    cli: &Cli,
+    job: Option<&str>,
+    dry_run: bool,
+    fail_on: Option<crate::fail_on::FailOn>,
+) -> Result<u8, Failure> {
     let cfg = load(cli)?;
     let jobs: Vec<&crate::config::Job> = match job {
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
@@ -893,6 +906,7 @@ async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure
         progress: pb.clone(),
     };
     let mut reports = Vec::new();
+    let mut code = exit::OK;
     for (i, j) in jobs.into_iter().enumerate() {
         let mut r = crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts)
             .await
@@ -900,12 +914,14 @@ async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure
         if i == 0 {
             r.recovery.clone_from(&recovery);
         }
+        code = code.max(fail_on.unwrap_or(j.fail_on).exit_code(&r));
         reports.push(r);
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    emit_reports(cli, &reports)
+    emit_reports(cli, &reports)?;
+    Ok(code)
 }
 
 async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {

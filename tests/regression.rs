@@ -23,4 +23,170 @@ use crate::common::*;
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
 
+/// A copy of the demo's F2026-0030 (tax code TVA85 has no mapping) under another id and number.
+fn unmapped_copy(p: &Project, n: u32) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0030.json")).unwrap();
+    v["id"] = format!("inv-2026-9{n:03}").into();
+    v["number"] = format!("F2026-9{n:03}").into();
+    p.write(
+        &format!("examples/invoices/inv-2026-9{n:03}.json"),
+        &serde_json::to_string_pretty(&v).unwrap(),
+    );
+}
+
+#[test]
+fn a_test_that_skips_for_a_missing_tool_says_skipped_and_fails_under_ci() {
+    // The Pennylane contract test needs Prism: pointed at none, it must skip visibly (libtest
+    // would print only "ok"), and fail under CI=true.
+    let name =
+        "pennylane_contract::every_request_of_a_sync_is_valid_against_the_pennylane_contract";
+    let run = |ci: bool| {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.args([name, "--exact", "--test-threads=1"])
+            .env("FACTO_PRISM", "/nonexistent/prism")
+            .env_remove("CI");
+        if ci {
+            c.env("CI", "true");
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains(&format!("skipped: {name}: Prism")), "{all}");
+    // Listed again after libtest's summary, the last thing a user sees.
+    let summary = all.find("test result:").unwrap();
+    assert!(all[summary..].contains("skipped: 1 test(s)"), "{all}");
+    let out = run(true);
+    assert!(!out.status.success(), "under CI=true a missing tool fails");
+}
+
+#[test]
+fn the_report_groups_identical_problems_and_gives_the_amounts_delivered() {
+    use rust_decimal::Decimal;
+    let p = Project::demo();
+    for n in 1..=4 {
+        unmapped_copy(&p, n);
+    }
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1);
+    let groups = r["problem_groups"].as_array().unwrap();
+    let tva85: Vec<_> = groups
+        .iter()
+        .filter(|g| g["reason"].as_str().unwrap().contains("TVA85"))
+        .collect();
+    assert_eq!(tva85.len(), 1, "{groups:#?}");
+    assert_eq!(tva85[0]["documents"], 5);
+    assert_eq!(
+        tva85[0]["targets"],
+        serde_json::json!(["sales-csv", "sales-fec"])
+    );
+    assert_eq!(tva85[0]["examples"].as_array().unwrap().len(), 3);
+    // The amounts of what was delivered: every final document but the two held ones (and the
+    // copies), credit notes deducted.
+    let (mut net, mut tax, mut gross) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for e in std::fs::read_dir(repo().join("examples/invoices")).unwrap() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        let docs = match v {
+            serde_json::Value::Array(a) => a,
+            one => vec![one],
+        };
+        for d in docs {
+            if d["status"] != "final"
+                || ["F2026-0030", "F2026-0032"].contains(&d["number"].as_str().unwrap())
+            {
+                continue;
+            }
+            let sign = if d["kind"] == "credit_note" {
+                -Decimal::ONE
+            } else {
+                Decimal::ONE
+            };
+            let amount =
+                |k: &str| sign * d["totals"][k].as_str().unwrap().parse::<Decimal>().unwrap();
+            net += amount("net");
+            tax += amount("tax");
+            gross += amount("gross");
+        }
+    }
+    for t in ["sales-fec", "sales-csv"] {
+        let a = &target(&r, t)["amounts"];
+        assert_eq!(target(&r, t)["delivered"], DEMO_DELIVERABLE);
+        assert_eq!(
+            a["net"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            net,
+            "{a}"
+        );
+        assert_eq!(
+            a["tax"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            tax,
+            "{a}"
+        );
+        assert_eq!(
+            a["gross"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            gross,
+            "{a}"
+        );
+    }
+    // For humans: one line for the five documents, and the amounts beside the counts.
+    let p2 = Project::demo();
+    for n in 1..=4 {
+        unmapped_copy(&p2, n);
+    }
+    let text = String::from_utf8(p2.run(&["sync"]).stdout).unwrap();
+    assert_eq!(text.matches("`TVA85` has no mapping").count(), 1, "{text}");
+    assert!(text.contains("5 documents, e.g. F2026-0030"), "{text}");
+    assert!(
+        text.contains(&format!("net {net}, VAT {tax}, gross {gross}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn sync_fail_on_new_exits_0_when_nothing_new_went_wrong() {
+    let p = Project::demo();
+    let code = |args: &[&str]| p.run(args).status.code().unwrap();
+    // The demo's two held documents are new at the first run.
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 1);
+    // Still held, already reported: a cron job is not failed again.
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 0);
+    let (c, r) = p.json(&["sync", "--fail-on", "new"]);
+    assert_eq!((c, r["new_problems"].as_u64()), (0, Some(0)));
+    assert_eq!(r["problems"].as_array().unwrap().len(), 4, "still reported");
+    // The default is unchanged.
+    assert_eq!(code(&["sync"]), 1);
+    assert_eq!(code(&["sync", "--fail-on", "never"]), 0);
+    // A new problem fails once.
+    unmapped_copy(&p, 1);
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 1);
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 0);
+    // The job setting, and a bad value named with its line.
+    let toml = p.read("facto.toml");
+    p.write(
+        "facto.toml",
+        &toml.replace("name = \"demo\"", "name = \"demo\"\nfail_on = \"new\""),
+    );
+    assert_eq!(code(&["sync"]), 0);
+    p.write(
+        "facto.toml",
+        &toml.replace(
+            "name = \"demo\"",
+            "name = \"demo\"\nfail_on = \"sometimes\"",
+        ),
+    );
+    let out = p.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("facto.toml:") && err.contains("sometimes"),
+        "{err}"
+    );
+}
+
 // end of sections 7 and 8
