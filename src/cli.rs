@@ -1395,10 +1395,12 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
     let mut any_gap = false;
     for j in jobs {
         let m = &cfg.mappings[&j.mapping];
-        let (docs, gaps) = crate::preview::mapping_gaps(&cfg, j)
+        let scan = crate::preview::mapping_gaps(&cfg, j)
             .await
             .map_err(|e| fail(exit::UNREACHABLE, e))?;
-        any_gap |= !gaps.is_empty();
+        let (docs, gaps) = (scan.documents, scan.gaps);
+        // A document that could not be read had its codes unchecked: not a clean bill.
+        any_gap |= !gaps.is_empty() || !scan.unreadable.is_empty();
         results.push(serde_json::json!({
             "job": j.name,
             "mapping": m.path,
@@ -1409,6 +1411,7 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
             "customers": m.customers.accounts.len(),
             "documents_scanned": docs,
             "unmapped": gaps,
+            "unreadable": scan.unreadable,
         }));
     }
     if cli.json {
@@ -1425,8 +1428,20 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
                 r["customers"],
                 r["job"].as_str().unwrap_or_default()
             ));
+            let unreadable = r["unreadable"].as_array().cloned().unwrap_or_default();
+            if !unreadable.is_empty() {
+                s.push_str(&format!(
+                    "  {} source document(s) could not be read, so their codes are not checked:\n",
+                    unreadable.len()
+                ));
+                for u in unreadable.iter().take(5) {
+                    s.push_str(&format!("  - {}\n", u.as_str().unwrap_or_default()));
+                }
+            }
             let gaps = r["unmapped"].as_array().cloned().unwrap_or_default();
-            if gaps.is_empty() {
+            if gaps.is_empty() && !unreadable.is_empty() && r["documents_scanned"] == 0 {
+                s.push_str("  no document could be read from the source: nothing was checked\n");
+            } else if gaps.is_empty() {
                 s.push_str(&format!(
                     "  every code of the {} documents in the source is mapped\n",
                     r["documents_scanned"]

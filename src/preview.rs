@@ -193,7 +193,12 @@ pub async fn preview(
                         .clone()
                         .unwrap_or_else(|| crate::sync::source_hash(doc));
                     docs.push((doc, hash, origin.as_str()));
-                } else {
+                } else if layouts
+                    .iter()
+                    .any(|l| l.as_ref().is_none_or(|l| format::in_scope(l, doc)))
+                {
+                    // Counted as `export` and `sync` count it: only when a target would take
+                    // the document were it final (Chorus Pro files: public buyers only).
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
                         .or_insert(0) += 1;
@@ -347,12 +352,24 @@ pub struct Gap {
     pub examples: Vec<String>,
 }
 
-/// Every code seen in the job's source with no mapping, with counts and example numbers.
+/// What `mappings check` found in a job's source.
+#[derive(Debug, Default, Serialize)]
+pub struct SourceScan {
+    /// Documents read.
+    pub documents: u64,
+    /// Codes with no mapping.
+    pub gaps: Vec<Gap>,
+    /// Documents or files that could not be read (`id: why`): their codes are not checked.
+    pub unreadable: Vec<String>,
+}
+
+/// Every code seen in the job's source with no mapping, with counts and example numbers, and
+/// what could not be read.
 ///
 /// # Errors
 ///
 /// Source failure.
-pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), SourceError> {
+pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<SourceScan, SourceError> {
     let mapping = &cfg.mappings[&job.mapping];
     let pennylane = job
         .targets
@@ -364,7 +381,11 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), So
         .any(|t| matches!(cfg.connectors.get(t), Some(Connector::Xero(_))));
     let mut gaps: BTreeMap<(&'static str, String), Gap> = BTreeMap::new();
     let mut n = 0u64;
+    let mut unreadable = Vec::new();
     scan_source(cfg, job, |item| {
+        if let Item::Bad { id, error, .. } = &item {
+            unreadable.push(format!("{id}: {error}"));
+        }
         if let Item::Doc { doc, .. } = item {
             n += 1;
             let mut missing: Vec<(&'static str, String, Option<&str>)> =
@@ -407,5 +428,9 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), So
         }
     })
     .await?;
-    Ok((n, gaps.into_values().collect()))
+    Ok(SourceScan {
+        documents: n,
+        gaps: gaps.into_values().collect(),
+        unreadable,
+    })
 }

@@ -189,4 +189,36 @@ fn sync_fail_on_new_exits_0_when_nothing_new_went_wrong() {
     );
 }
 
+#[test]
+fn mappings_check_fails_when_no_source_document_could_be_read() {
+    let p = Project::demo();
+    for e in std::fs::read_dir(p.path("examples/invoices")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    p.write("examples/invoices/broken.json", "{\"id\": \"x\",");
+    let (code, v) = p.json(&["mappings", "check"]);
+    assert_eq!(code, 1, "{v}");
+    let job = &v["jobs"][0];
+    assert_eq!(job["documents_scanned"], 0);
+    let unreadable = job["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1);
+    assert!(
+        unreadable[0].as_str().unwrap().contains("broken.json"),
+        "{v}"
+    );
+    let text = String::from_utf8(p.run(&["mappings", "check"]).stdout).unwrap();
+    assert!(text.contains("no document could be read"), "{text}");
+}
+
+#[test]
+fn preview_and_export_agree_on_the_skipped_counts() {
+    let p = Project::demo();
+    for t in ["chorus-files", "sales-fec"] {
+        let period = ["--target", t, "--from", "2026-01-01", "--to", "2026-12-31"];
+        let (_, preview) = p.json(&[&["preview"][..], &period].concat());
+        let (_, export) = p.json(&[&["export"][..], &period].concat());
+        assert_eq!(preview["skipped"], export["skipped"], "{t}");
+    }
+}
+
 // end of sections 7 and 8
