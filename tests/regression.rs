@@ -221,4 +221,167 @@ fn preview_and_export_agree_on_the_skipped_counts() {
     }
 }
 
+/// A Python with the `jsonschema` package (`.ci/run` installs it into target/fec-venv and sets
+/// FACTO_SCHEMA_PYTHON), or `None` after saying "skipped" (a failure under CI=true).
+fn python_with_jsonschema() -> Option<std::path::PathBuf> {
+    let py = std::env::var_os("FACTO_SCHEMA_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    skip("no Python with the jsonschema package (.ci/run installs it into target/fec-venv)");
+    None
+}
+
+/// Validates JSON files against schema/document.schema.json (draft 2020-12, formats checked);
+/// returns (success, messages).
+fn validate_documents(py: &std::path::Path, files: &[std::path::PathBuf]) -> (bool, String) {
+    const CHECK: &str = r#"
+import json, sys, jsonschema
+V = jsonschema.Draft202012Validator
+schema = json.load(open(sys.argv[1], encoding="utf-8"))
+V.check_schema(schema)
+v = V(schema, format_checker=V.FORMAT_CHECKER)
+bad = 0
+for f in sys.argv[2:]:
+    data = json.load(open(f, encoding="utf-8"))
+    for doc in data if isinstance(data, list) else [data]:
+        for e in v.iter_errors(doc):
+            bad += 1
+            print(f, doc.get("id") if isinstance(doc, dict) else "", e.json_path, e.message[:300])
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", CHECK])
+        .arg(repo().join("schema/document.schema.json"))
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn every_example_document_is_valid_against_the_published_schema() {
+    let Some(py) = python_with_jsonschema() else {
+        return;
+    };
+    fn walk(d: &std::path::Path, v: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, v);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                v.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo().join("examples"), &mut files);
+    assert!(files.len() > 40, "{files:?}");
+    let (ok, msg) = validate_documents(&py, &files);
+    assert!(ok, "{msg}");
+    // The schema refuses what facto refuses: an amount as a JSON number, an unknown kind, a
+    // missing total.
+    let dir = tempfile::tempdir().unwrap();
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("examples/new-invoice.json")).unwrap())
+            .unwrap();
+    let mut bad = Vec::new();
+    for (i, change) in [
+        ("/totals/gross", serde_json::json!(1419.0)),
+        ("/kind", serde_json::json!("quote")),
+        ("/lines/0/quantity", serde_json::json!(1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v = good.clone();
+        *v.pointer_mut(change.0).unwrap() = change.1;
+        let f = dir.path().join(format!("bad{i}.json"));
+        std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
+        bad.push(f);
+    }
+    let mut v = good.clone();
+    v["totals"].as_object_mut().unwrap().remove("due");
+    let f = dir.path().join("bad-due.json");
+    std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
+    bad.push(f);
+    for f in &bad {
+        let (ok, msg) = validate_documents(&py, std::slice::from_ref(f));
+        assert!(!ok, "{} should be invalid: {msg}", f.display());
+    }
+}
+
+#[test]
+fn the_document_schema_names_every_field_the_model_reads() {
+    // Every field facto's model has (serialized from a document that uses them all) is
+    // described in the schema and in docs/document-format.md.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("examples/new-invoice.json")).unwrap())
+            .unwrap();
+    v["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": "f.pdf"}]);
+    v["buyer"]["delivery_address"] = v["buyer"]["billing_address"].clone();
+    let doc = facto::model::parse_document(v, "new-invoice.json", 0).unwrap();
+    let model = serde_json::to_value(&doc).unwrap();
+    fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    out.insert(k.clone());
+                    keys(x, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+            _ => {}
+        }
+    }
+    fn properties(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(p)) = m.get("properties") {
+                    out.extend(p.keys().cloned());
+                }
+                m.values().for_each(|x| properties(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| properties(x, out)),
+            _ => {}
+        }
+    }
+    let mut used = std::collections::BTreeSet::new();
+    keys(&model, &mut used);
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("schema/document.schema.json")).unwrap())
+            .unwrap();
+    let mut described = std::collections::BTreeSet::new();
+    properties(&schema, &mut described);
+    let missing: Vec<_> = used.difference(&described).collect();
+    assert!(missing.is_empty(), "not in the schema: {missing:?}");
+    let doc_text = std::fs::read_to_string(repo().join("docs/document-format.md")).unwrap();
+    let undocumented: Vec<_> = used
+        .iter()
+        .filter(|k| !doc_text.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/document-format.md: {undocumented:?}"
+    );
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(
+        readme.contains("docs/document-format.md")
+            && readme.contains("schema/document.schema.json")
+    );
+}
+
 // end of sections 7 and 8
