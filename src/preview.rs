@@ -193,12 +193,7 @@ pub async fn preview(
                         .clone()
                         .unwrap_or_else(|| crate::sync::source_hash(doc));
                     docs.push((doc, hash, origin.as_str()));
-                } else if layouts
-                    .iter()
-                    .any(|l| l.as_ref().is_none_or(|l| format::in_scope(l, doc)))
-                {
-                    // Counted as `export` and `sync` count it: only when a target would take
-                    // the document were it final (Chorus Pro files: public buyers only).
+                } else if skipped_by_a_target(ledger, job, &targets, &layouts, doc)? {
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
                         .or_insert(0) += 1;
@@ -350,6 +345,32 @@ pub struct Gap {
     pub documents: u64,
     /// A few of their numbers.
     pub examples: Vec<String>,
+}
+
+/// Whether a document that is not final counts as skipped, as `export` and `sync` count it: a
+/// target would take it were it final (Chorus Pro files: public buyers only) and has not already
+/// received it (a delivered document that went back is already delivered, not skipped).
+fn skipped_by_a_target(
+    ledger: &dyn Ledger,
+    job: &Job,
+    targets: &[String],
+    layouts: &[Option<format::Layout>],
+    doc: &Document,
+) -> Result<bool, crate::ledger::LedgerError> {
+    for (t, layout) in targets.iter().zip(layouts) {
+        if layout.as_ref().is_some_and(|l| !format::in_scope(l, doc)) {
+            continue;
+        }
+        let key = RecordKey {
+            job: job.name.clone(),
+            target: t.clone(),
+            doc_id: doc.id.clone(),
+        };
+        if !ledger.get(&key)?.is_some_and(|r| r.state.is_delivered()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What `mappings check` found in a job's source.

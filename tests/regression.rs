@@ -219,6 +219,27 @@ fn preview_and_export_agree_on_the_skipped_counts() {
         let (_, export) = p.json(&[&["export"][..], &period].concat());
         assert_eq!(preview["skipped"], export["skipped"], "{t}");
     }
+    // A delivered document cancelled later in the source is already delivered, not skipped.
+    let p = Project::demo();
+    assert_eq!(p.json(&["sync"]).0, 1);
+    let f = "examples/invoices/inv-2026-0001.json";
+    p.write(
+        f,
+        &p.read(f)
+            .replace("\"status\": \"final\"", "\"status\": \"cancelled\""),
+    );
+    let period = [
+        "--target",
+        "sales-fec",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ];
+    let (_, preview) = p.json(&[&["preview"][..], &period].concat());
+    let (_, export) = p.json(&[&["export"][..], &period].concat());
+    assert_eq!(preview["skipped"], export["skipped"]);
+    assert!(preview["skipped"].get("cancelled").is_none(), "{preview}");
 }
 
 /// A Python with the `jsonschema` package (`.ci/run` installs it into target/fec-venv and sets
