@@ -1441,6 +1441,8 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
             let gaps = r["unmapped"].as_array().cloned().unwrap_or_default();
             if gaps.is_empty() && !unreadable.is_empty() && r["documents_scanned"] == 0 {
                 s.push_str("  no document could be read from the source: nothing was checked\n");
+            } else if gaps.is_empty() && r["documents_scanned"] == 0 {
+                s.push_str("  the source holds no document yet: no code to check\n");
             } else if gaps.is_empty() {
                 s.push_str(&format!(
                     "  every code of the {} documents in the source is mapped\n",

@@ -86,11 +86,13 @@ pub fn count_new(ledger: &dyn Ledger, report: &mut RunReport) -> Result<(), Ledg
         .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
         .map(|r| r.problems.iter().map(identity).collect())
         .unwrap_or_default();
+    // Counted per document and problem, as the report lists them (one line for all targets).
     let new: BTreeSet<_> = report
         .problems
         .iter()
         .map(identity)
         .filter(|i| !known.contains(i))
+        .map(|(_, doc, status, field, reason)| (doc, status, field, reason))
         .collect();
     report.new_problems = new.len() as u64;
     Ok(())
