@@ -52,6 +52,10 @@ pub enum Command {
         /// Do everything but deliver and record.
         #[arg(long)]
         dry_run: bool,
+        /// Which document problems exit with code 1: any (default), new (not reported by the
+        /// job's previous run) or never. Overrides the job's `fail_on`.
+        #[arg(long, value_enum)]
+        fail_on: Option<crate::fail_on::FailOn>,
     },
     /// What a sync or export would do now, per document. Changes nothing.
     Preview {
@@ -623,7 +627,11 @@ fn today() -> NaiveDate {
 
 async fn run(cli: &Cli) -> Result<u8, Failure> {
     match &cli.command {
-        Command::Sync { job, dry_run } => sync(cli, job.as_deref(), *dry_run).await,
+        Command::Sync {
+            job,
+            dry_run,
+            fail_on,
+        } => sync(cli, job.as_deref(), *dry_run, *fail_on).await,
         Command::Preview {
             job,
             from,
@@ -915,7 +923,12 @@ fn emit_reports(cli: &Cli, reports: &[RunReport]) -> Result<u8, Failure> {
         .unwrap_or(exit::OK))
 }
 
-async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure> {
+async fn sync(
+    cli: &Cli,
+    job: Option<&str>,
+    dry_run: bool,
+    fail_on: Option<crate::fail_on::FailOn>,
+) -> Result<u8, Failure> {
     let cfg = load(cli)?;
     let jobs: Vec<&crate::config::Job> = match job {
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
@@ -930,6 +943,7 @@ async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure
         progress: pb.clone(),
     };
     let mut reports = Vec::new();
+    let mut code = exit::OK;
     for (i, j) in jobs.into_iter().enumerate() {
         let mut r = crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts)
             .await
@@ -937,12 +951,14 @@ async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure
         if i == 0 {
             r.recovery.clone_from(&recovery);
         }
+        code = code.max(fail_on.unwrap_or(j.fail_on).exit_code(&r));
         reports.push(r);
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    emit_reports(cli, &reports)
+    emit_reports(cli, &reports)?;
+    Ok(code)
 }
 
 async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
@@ -1416,10 +1432,12 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
     let mut any_gap = false;
     for j in jobs {
         let m = &cfg.mappings[&j.mapping];
-        let (docs, gaps) = crate::preview::mapping_gaps(&cfg, j)
+        let scan = crate::preview::mapping_gaps(&cfg, j)
             .await
             .map_err(|e| fail(exit::UNREACHABLE, e))?;
-        any_gap |= !gaps.is_empty();
+        let (docs, gaps) = (scan.documents, scan.gaps);
+        // A document that could not be read had its codes unchecked: not a clean bill.
+        any_gap |= !gaps.is_empty() || !scan.unreadable.is_empty();
         results.push(serde_json::json!({
             "job": j.name,
             "mapping": m.path,
@@ -1430,6 +1448,7 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
             "customers": m.customers.accounts.len(),
             "documents_scanned": docs,
             "unmapped": gaps,
+            "unreadable": scan.unreadable,
         }));
     }
     if cli.json {
@@ -1446,8 +1465,22 @@ async fn mappings_check(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
                 r["customers"],
                 r["job"].as_str().unwrap_or_default()
             ));
+            let unreadable = r["unreadable"].as_array().cloned().unwrap_or_default();
+            if !unreadable.is_empty() {
+                s.push_str(&format!(
+                    "  {} source document(s) could not be read, so their codes are not checked:\n",
+                    unreadable.len()
+                ));
+                for u in unreadable.iter().take(5) {
+                    s.push_str(&format!("  - {}\n", u.as_str().unwrap_or_default()));
+                }
+            }
             let gaps = r["unmapped"].as_array().cloned().unwrap_or_default();
-            if gaps.is_empty() {
+            if gaps.is_empty() && !unreadable.is_empty() && r["documents_scanned"] == 0 {
+                s.push_str("  no document could be read from the source: nothing was checked\n");
+            } else if gaps.is_empty() && r["documents_scanned"] == 0 {
+                s.push_str("  the source holds no document yet: no code to check\n");
+            } else if gaps.is_empty() {
                 s.push_str(&format!(
                     "  every code of the {} documents in the source is mapped\n",
                     r["documents_scanned"]

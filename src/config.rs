@@ -271,6 +271,8 @@ struct RawJob {
     journal: Option<String>,
     #[serde(default)]
     journal_label: Option<String>,
+    #[serde(default)]
+    fail_on: crate::fail_on::FailOn,
 }
 
 /// A job: one source, one mapping, one or more targets.
@@ -291,6 +293,8 @@ pub struct Job {
     pub journal: Option<String>,
     /// Journal label that goes with it.
     pub journal_label: Option<String>,
+    /// Which document problems make `sync` exit with code 1 (`any`, `new`, `never`).
+    pub fail_on: crate::fail_on::FailOn,
 }
 
 /// Separator of a FEC file.
@@ -1161,6 +1165,7 @@ impl Config {
                 schedule: rj.schedule,
                 journal: rj.journal,
                 journal_label: rj.journal_label,
+                fail_on: rj.fail_on,
             });
         }
         for (key, value) in [

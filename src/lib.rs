@@ -8,6 +8,7 @@ pub mod config;
 pub mod connect;
 pub mod daemon;
 pub mod einvoice;
+pub mod fail_on;
 pub mod fault;
 pub mod format;
 pub mod fsutil;
@@ -21,3 +22,8 @@ pub mod retry;
 pub mod source;
 pub mod sync;
 pub mod target;
+
+/// The tests' "skipped: …" report, one file shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+pub(crate) mod test_skip;

@@ -193,7 +193,7 @@ pub async fn preview(
                         .clone()
                         .unwrap_or_else(|| crate::sync::source_hash(doc));
                     docs.push((doc, hash, origin.as_str()));
-                } else {
+                } else if skipped_by_a_target(ledger, job, &targets, &layouts, doc)? {
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
                         .or_insert(0) += 1;
@@ -347,12 +347,50 @@ pub struct Gap {
     pub examples: Vec<String>,
 }
 
-/// Every code seen in the job's source with no mapping, with counts and example numbers.
+/// Whether a document that is not final counts as skipped, as `export` and `sync` count it: a
+/// target would take it were it final (Chorus Pro files: public buyers only) and has not already
+/// received it (a delivered document that went back is already delivered, not skipped).
+fn skipped_by_a_target(
+    ledger: &dyn Ledger,
+    job: &Job,
+    targets: &[String],
+    layouts: &[Option<format::Layout>],
+    doc: &Document,
+) -> Result<bool, crate::ledger::LedgerError> {
+    for (t, layout) in targets.iter().zip(layouts) {
+        if layout.as_ref().is_some_and(|l| !format::in_scope(l, doc)) {
+            continue;
+        }
+        let key = RecordKey {
+            job: job.name.clone(),
+            target: t.clone(),
+            doc_id: doc.id.clone(),
+        };
+        if !ledger.get(&key)?.is_some_and(|r| r.state.is_delivered()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What `mappings check` found in a job's source.
+#[derive(Debug, Default, Serialize)]
+pub struct SourceScan {
+    /// Documents read.
+    pub documents: u64,
+    /// Codes with no mapping.
+    pub gaps: Vec<Gap>,
+    /// Documents or files that could not be read (`id: why`): their codes are not checked.
+    pub unreadable: Vec<String>,
+}
+
+/// Every code seen in the job's source with no mapping, with counts and example numbers, and
+/// what could not be read.
 ///
 /// # Errors
 ///
 /// Source failure.
-pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), SourceError> {
+pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<SourceScan, SourceError> {
     let mapping = &cfg.mappings[&job.mapping];
     let pennylane = job
         .targets
@@ -364,7 +402,11 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), So
         .any(|t| matches!(cfg.connectors.get(t), Some(Connector::Xero(_))));
     let mut gaps: BTreeMap<(&'static str, String), Gap> = BTreeMap::new();
     let mut n = 0u64;
+    let mut unreadable = Vec::new();
     scan_source(cfg, job, |item| {
+        if let Item::Bad { id, error, .. } = &item {
+            unreadable.push(format!("{id}: {error}"));
+        }
         if let Item::Doc { doc, .. } = item {
             n += 1;
             let mut missing: Vec<(&'static str, String, Option<&str>)> =
@@ -407,5 +449,9 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<(u64, Vec<Gap>), So
         }
     })
     .await?;
-    Ok((n, gaps.into_values().collect()))
+    Ok(SourceScan {
+        documents: n,
+        gaps: gaps.into_values().collect(),
+        unreadable,
+    })
 }

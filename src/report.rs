@@ -6,7 +6,48 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+use crate::model::{DocKind, Document};
+
+/// Money delivered to a target by a run, in the documents' currency, credit notes deducted.
+/// Decimal strings in JSON (`"1358.25"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Amounts {
+    /// Net (HT).
+    pub net: Decimal,
+    /// VAT.
+    pub tax: Decimal,
+    /// Gross (TTC).
+    pub gross: Decimal,
+}
+
+impl Amounts {
+    /// A document's totals, negative for a credit note.
+    pub fn of(doc: &Document) -> Amounts {
+        let t = &doc.totals;
+        match doc.kind {
+            DocKind::Invoice => Amounts {
+                net: t.net,
+                tax: t.tax,
+                gross: t.gross,
+            },
+            DocKind::CreditNote => Amounts {
+                net: -t.net,
+                tax: -t.tax,
+                gross: -t.gross,
+            },
+        }
+    }
+
+    /// Adds `other` (saturating: source amounts never make the report panic).
+    pub fn add(&mut self, other: Amounts) {
+        self.net = self.net.saturating_add(other.net);
+        self.tax = self.tax.saturating_add(other.tax);
+        self.gross = self.gross.saturating_add(other.gross);
+    }
+}
 
 /// Counts for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +68,9 @@ pub struct TargetReport {
     pub failed: u64,
     /// Changed in the source after delivery, seen by this run.
     pub changed_after_delivery: u64,
+    /// Amounts of the documents counted in `delivered`.
+    #[serde(default)]
+    pub amounts: Amounts,
 }
 
 /// One problem document.
@@ -48,6 +92,93 @@ pub struct ProblemLine {
     pub reason: String,
     /// What to do.
     pub fix: String,
+}
+
+/// Documents with one identical problem (same status, targets, field, reason and fix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemGroup {
+    /// `held`, `failed`, `rejected`, `changed-after-delivery`.
+    pub status: String,
+    /// Targets concerned.
+    pub targets: Vec<String>,
+    /// Field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+    /// What to do.
+    pub fix: String,
+    /// How many documents.
+    pub documents: u64,
+    /// Their numbers (the first few), with the customer.
+    pub examples: Vec<String>,
+}
+
+/// Examples kept per group.
+const EXAMPLES: usize = 3;
+
+/// Groups problems: first per document across targets, then documents with the same problem.
+pub fn group_problems(problems: &[ProblemLine]) -> Vec<ProblemGroup> {
+    // One entry per document and problem, naming every target it concerns.
+    let mut per_doc: Vec<(&ProblemLine, Vec<&str>)> = Vec::new();
+    let mut index: BTreeMap<(&str, &str, &str, &str), usize> = BTreeMap::new();
+    for p in problems {
+        let key = (
+            p.doc_id.as_str(),
+            p.status.as_str(),
+            p.field.as_str(),
+            p.reason.as_str(),
+        );
+        match index.get(&key) {
+            Some(&i) => per_doc[i].1.push(&p.target),
+            None => {
+                index.insert(key, per_doc.len());
+                per_doc.push((p, vec![&p.target]));
+            }
+        }
+    }
+    for (_, targets) in &mut per_doc {
+        targets.sort_unstable();
+        targets.dedup();
+    }
+    per_doc.sort_by(|a, b| (&a.0.number, &a.0.field).cmp(&(&b.0.number, &b.0.field)));
+    let mut groups: Vec<ProblemGroup> = Vec::new();
+    let mut by_problem: BTreeMap<(&str, Vec<&str>, &str, &str, &str), usize> = BTreeMap::new();
+    for (p, targets) in &per_doc {
+        let key = (
+            p.status.as_str(),
+            targets.clone(),
+            p.field.as_str(),
+            p.reason.as_str(),
+            p.fix.as_str(),
+        );
+        let example = if p.customer.is_empty() {
+            p.number.clone()
+        } else {
+            format!("{} ({})", p.number, p.customer)
+        };
+        match by_problem.get(&key) {
+            Some(&i) => {
+                let g = &mut groups[i];
+                g.documents += 1;
+                if g.examples.len() < EXAMPLES {
+                    g.examples.push(example);
+                }
+            }
+            None => {
+                by_problem.insert(key, groups.len());
+                groups.push(ProblemGroup {
+                    status: p.status.clone(),
+                    targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+                    field: p.field.clone(),
+                    reason: p.reason.clone(),
+                    fix: p.fix.clone(),
+                    documents: 1,
+                    examples: vec![example],
+                });
+            }
+        }
+    }
+    groups
 }
 
 /// One batch written by the run.
@@ -88,6 +219,12 @@ pub struct RunReport {
     pub targets: Vec<TargetReport>,
     /// Problem documents.
     pub problems: Vec<ProblemLine>,
+    /// The same problems, documents with an identical problem grouped (computed on output).
+    #[serde(default)]
+    pub problem_groups: Vec<ProblemGroup>,
+    /// Problems that the job's previous run did not report (`sync --fail-on new`).
+    #[serde(default)]
+    pub new_problems: u64,
     /// Batches written.
     pub batches: Vec<BatchLine>,
     /// What recovery did at the start of the run.
@@ -125,6 +262,8 @@ impl RunReport {
             skipped: BTreeMap::new(),
             targets: Vec::new(),
             problems: Vec::new(),
+            problem_groups: Vec::new(),
+            new_problems: 0,
             batches: Vec::new(),
             recovery: Vec::new(),
             statuses: Vec::new(),
@@ -203,6 +342,14 @@ impl RunReport {
                     String::new()
                 }
             );
+            if t.delivered > 0 {
+                let a = &t.amounts;
+                let _ = writeln!(
+                    s,
+                    "  {:<18} amounts {word}: net {}, VAT {}, gross {} (credit notes deducted)",
+                    "", a.net, a.tax, a.gross
+                );
+            }
         }
         if !self.dry_run
             && !self.targets.is_empty()
@@ -230,37 +377,40 @@ impl RunReport {
             );
         }
         if !self.problems.is_empty() {
-            // One line per document and problem, naming every target it concerns.
-            let mut grouped: Vec<(&ProblemLine, Vec<&str>)> = Vec::new();
-            for p in &self.problems {
-                match grouped.iter_mut().find(|(q, _)| {
-                    q.doc_id == p.doc_id
-                        && q.status == p.status
-                        && q.field == p.field
-                        && q.reason == p.reason
-                }) {
-                    Some((_, targets)) => targets.push(&p.target),
-                    None => grouped.push((p, vec![&p.target])),
-                }
-            }
-            grouped.sort_by(|a, b| (&a.0.number, &a.0.field).cmp(&(&b.0.number, &b.0.field)));
             let _ = writeln!(s, "  problems ({} documents):", {
                 let mut ids: Vec<&str> = self.problems.iter().map(|p| p.doc_id.as_str()).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 ids.len()
             });
-            for (p, targets) in grouped {
+            for g in group_problems(&self.problems) {
+                let who = match g.documents {
+                    1 => g.examples.join(""),
+                    n => format!(
+                        "{n} documents, e.g. {}{}",
+                        g.examples.join(", "),
+                        if n > g.examples.len() as u64 {
+                            ", …"
+                        } else {
+                            ""
+                        }
+                    ),
+                };
                 let _ = writeln!(
                     s,
-                    "  - {} ({}) {} for {}: {}: {}\n      fix: {}",
-                    p.number,
-                    p.customer,
-                    p.status,
-                    targets.join(", "),
-                    p.field,
-                    p.reason,
-                    p.fix
+                    "  - {who} {} for {}: {}: {}\n      fix: {}",
+                    g.status,
+                    g.targets.join(", "),
+                    g.field,
+                    g.reason,
+                    g.fix
+                );
+            }
+            if self.command == "sync" && !self.dry_run {
+                let _ = writeln!(
+                    s,
+                    "  new problems since the job's previous run: {}",
+                    self.new_problems
                 );
             }
         }

@@ -20,7 +20,7 @@ use crate::ledger::{
 use crate::mapping::{MappedDocument, Mapping};
 use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
-use crate::report::{BatchLine, ProblemLine, RunReport, TargetReport};
+use crate::report::{Amounts, BatchLine, ProblemLine, RunReport, TargetReport};
 use crate::source::{Item, Page, Source};
 use crate::target::chorus::ChorusRun;
 use crate::target::journal_file::{self, JournalRun};
@@ -734,6 +734,45 @@ fn build_targets(
         .collect()
 }
 
+/// The amounts of a page handed to a target, added to the run's sum for the documents the
+/// target counts as delivered.
+struct PageAmounts {
+    before: u64,
+    docs: Vec<(RecordKey, Amounts)>,
+}
+
+impl PageAmounts {
+    fn before(run: &TargetRun, docs: &[(Arc<MappedDocument>, Record)]) -> PageAmounts {
+        PageAmounts {
+            before: run.delivered(),
+            docs: docs
+                .iter()
+                .map(|(m, r)| (r.key.clone(), Amounts::of(&m.doc)))
+                .collect(),
+        }
+    }
+
+    fn after(
+        self,
+        run: &TargetRun,
+        ledger: &dyn Ledger,
+        sum: &mut Amounts,
+    ) -> Result<(), LedgerError> {
+        let n = run.delivered().saturating_sub(self.before);
+        if n == self.docs.len() as u64 {
+            self.docs.into_iter().for_each(|(_, a)| sum.add(a));
+        } else if n > 0 {
+            // Some were refused (per-item errors): the ledger says which went through.
+            for (key, a) in self.docs {
+                if ledger.get(&key)?.is_some_and(|r| r.state.is_delivered()) {
+                    sum.add(a);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Delivers one page to every target. An API target that fails (unreachable, credentials
 /// refused) stops for this run with its reason, without stopping the others.
 async fn deliver(
@@ -742,9 +781,16 @@ async fn deliver(
     ledger: &dyn Ledger,
     pending: Vec<Pending>,
     run_id: &str,
+    amounts: &mut [Amounts],
 ) -> Result<(), TargetError> {
-    for ((run, p), stop) in runs.iter_mut().zip(pending).zip(stopped.iter_mut()) {
-        match run {
+    for (((run, p), stop), sum) in runs
+        .iter_mut()
+        .zip(pending)
+        .zip(stopped.iter_mut())
+        .zip(amounts.iter_mut())
+    {
+        let page = PageAmounts::before(run, &p.deliver);
+        match &mut *run {
             TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
             _ if stop.is_some() => ledger.put_records(&p.others)?,
             api => match api.deliver_api(ledger, p.deliver, p.others, run_id).await {
@@ -756,6 +802,7 @@ async fn deliver(
                 Err(e) => return Err(e),
             },
         }
+        page.after(run, ledger, sum)?;
     }
     Ok(())
 }
@@ -847,6 +894,7 @@ pub async fn run_job(
     };
     let mut export_pool: Vec<Pending> = jr.targets.iter().map(|_| Pending::default()).collect();
     let mut failure: Option<TargetError> = None;
+    let mut amounts = vec![Amounts::default(); jr.targets.len()];
     if let Some(src) = source.as_mut() {
         loop {
             match src.next_page().await {
@@ -857,8 +905,15 @@ pub async fn run_job(
                             pool.deliver.extend(p.deliver);
                             pool.others.extend(p.others);
                         }
-                    } else if let Err(e) =
-                        deliver(&mut runs, &mut stopped, ledger, pending, &run_id).await
+                    } else if let Err(e) = deliver(
+                        &mut runs,
+                        &mut stopped,
+                        ledger,
+                        pending,
+                        &run_id,
+                        &mut amounts,
+                    )
+                    .await
                     {
                         failure = Some(e);
                         break;
@@ -909,7 +964,16 @@ pub async fn run_job(
                 progress,
             )?;
             jr.report.documents_read = read_before;
-            if let Err(e) = deliver(&mut runs, &mut stopped, ledger, pending, &run_id).await {
+            if let Err(e) = deliver(
+                &mut runs,
+                &mut stopped,
+                ledger,
+                pending,
+                &run_id,
+                &mut amounts,
+            )
+            .await
+            {
                 failure = Some(e);
             }
         }
@@ -920,7 +984,7 @@ pub async fn run_job(
                 (a.0.doc.issue_date, &a.0.doc.number).cmp(&(b.0.doc.issue_date, &b.0.doc.number))
             });
         }
-        for (run, pool) in runs.iter_mut().zip(export_pool) {
+        for ((run, pool), sum) in runs.iter_mut().zip(export_pool).zip(amounts.iter_mut()) {
             let TargetRun::JournalFile(j) = run else {
                 continue;
             };
@@ -928,12 +992,16 @@ pub async fn run_job(
             let mut docs = pool.deliver.into_iter().peekable();
             while docs.peek().is_some() || others.is_some() {
                 let page: Vec<_> = docs.by_ref().take(500).collect();
+                // A journal file takes every document of the page, or fails the run.
+                let page_sum: Vec<Amounts> =
+                    page.iter().map(|(m, _)| Amounts::of(&m.doc)).collect();
                 if let Err(e) =
                     j.deliver_page(ledger, page, others.take().unwrap_or_default(), &run_id)
                 {
                     failure = Some(e);
                     break;
                 }
+                page_sum.into_iter().for_each(|a| sum.add(a));
             }
         }
     }
@@ -998,12 +1066,23 @@ pub async fn run_job(
     jr.report.statuses = statuses;
     finish_report(cfg, ledger, &mut jr, &delivered)?;
     let mut report = jr.report;
+    for (t, a) in report.targets.iter_mut().zip(amounts) {
+        t.amounts = a;
+    }
+    report.problem_groups = crate::report::group_problems(&report.problems);
     report.finished_at = Some(Utc::now());
+    let sync = matches!(mode, Mode::Sync);
+    if sync {
+        crate::fail_on::count_new(ledger, &mut report)?;
+    }
     if !opts.dry_run {
         ledger.save_report(
             &report.run_id,
             &serde_json::to_value(&report).unwrap_or_default(),
         )?;
+        if sync {
+            crate::fail_on::remember(ledger, &report)?;
+        }
     }
     Ok(report)
 }

@@ -36,11 +36,9 @@ impl Driver {
             Path::new("/usr/bin/chromium"),
         );
         if !driver.exists() || !browser.exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but chromium or chromium-driver is missing (.ci/run installs them)"
+            crate::common::skip(
+                "chromium or chromium-driver is not installed (.ci/run installs them)",
             );
-            eprintln!("note: chromium / chromedriver not installed; the browser test is skipped");
             return None;
         }
         let port = free_port();

@@ -19,11 +19,7 @@ fn python_with_yaml() -> Option<PathBuf> {
     if ok {
         return Some(py);
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but no Python with PyYAML for the contract inliner (.ci/run installs it)"
-    );
-    eprintln!("note: no Python with PyYAML; the Xero contract test is skipped");
+    crate::common::skip("no Python with PyYAML for the contract inliner (.ci/run installs it)");
     None
 }
 

@@ -26,8 +26,7 @@ fn schema_tools(xsd: &str) -> Option<PathBuf> {
         "schema validation needs xmllint (Debian package libxml2-utils) and {}",
         path.display()
     );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-    eprintln!("SKIPPED: {why}");
+    crate::test_skip::skip(&why);
     None
 }
 

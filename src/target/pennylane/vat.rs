@@ -274,12 +274,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/reference/openapi/pennylane/pennylane_v2.contract.yaml");
         let Ok(text) = std::fs::read_to_string(&path) else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{} is missing (CI always has ../shared)",
-                path.display()
-            );
-            eprintln!("skipped: {} is absent", path.display());
+            crate::test_skip::skip(&format!("{} is absent", path.display()));
             return;
         };
         // Each `vat_rate:` property of an invoice line lists the codes as `- CODE` items.

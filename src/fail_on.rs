@@ -1,0 +1,154 @@
+//! When a `sync` fails (`--fail-on` / a job's `fail_on`): on any problem (SPEC §3's exit 1, the
+//! default), only on problems an earlier run of the job did not already report, or never. A cron
+//! job that should alert once per new problem, not every run while a document waits for a human,
+//! uses `new`.
+//!
+//! "Already reported" is read from the ledger: each live sync's report is kept there, and the
+//! job's last one is named under [`LAST_REPORT`]; a problem is new if that report does not list it.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::report::{exit, ProblemLine, RunReport};
+
+/// Prefix of the ledger value naming the last live sync report of a job.
+pub const LAST_REPORT: &str = "last-sync-report/";
+
+/// Which problems make a `sync` exit with code 1. A source or target that is unreachable (3)
+/// and a usage error (2) fail whatever the setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailOn {
+    /// Any held, failed or rejected document, or change after delivery (today's contract).
+    #[default]
+    Any,
+    /// Only problems that the job's previous run did not report.
+    New,
+    /// Never for document problems (they are still reported).
+    Never,
+}
+
+impl FailOn {
+    /// The name written in `facto.toml` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::Any => "any",
+            FailOn::New => "new",
+            FailOn::Never => "never",
+        }
+    }
+
+    /// The exit code of a run's report under this setting.
+    pub fn exit_code(self, report: &RunReport) -> u8 {
+        let code = report.exit_code();
+        if code != exit::PROBLEMS {
+            return code;
+        }
+        match self {
+            FailOn::Any => code,
+            FailOn::New if report.new_problems > 0 => code,
+            FailOn::New | FailOn::Never => exit::OK,
+        }
+    }
+}
+
+/// What identifies one problem across runs. A failure's message is left out: the remote's words
+/// (request ids, times) may change between attempts while the problem stays the same.
+fn identity(p: &ProblemLine) -> (String, String, String, String, String) {
+    let reason = if p.status == "held" || p.status == "changed-after-delivery" {
+        p.reason.clone()
+    } else {
+        String::new()
+    };
+    (
+        p.target.clone(),
+        p.doc_id.clone(),
+        p.status.clone(),
+        p.field.clone(),
+        reason,
+    )
+}
+
+/// Counts the problems of `report` that the job's previous live sync did not report, into
+/// `report.new_problems` (all of them when there is no previous report).
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn count_new(ledger: &dyn Ledger, report: &mut RunReport) -> Result<(), LedgerError> {
+    let previous = match ledger.value(&format!("{LAST_REPORT}{}", report.job))? {
+        Some(serde_json::Value::String(id)) => ledger.report(&id)?,
+        _ => None,
+    };
+    let known: BTreeSet<_> = previous
+        .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
+        .map(|r| r.problems.iter().map(identity).collect())
+        .unwrap_or_default();
+    // Counted per document and problem, as the report lists them (one line for all targets).
+    let new: BTreeSet<_> = report
+        .problems
+        .iter()
+        .map(identity)
+        .filter(|i| !known.contains(i))
+        .map(|(_, doc, status, field, reason)| (doc, status, field, reason))
+        .collect();
+    report.new_problems = new.len() as u64;
+    Ok(())
+}
+
+/// Names `report` (already saved) as its job's last live sync report.
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn remember(ledger: &dyn Ledger, report: &RunReport) -> Result<(), LedgerError> {
+    ledger.put_value(
+        &format!("{LAST_REPORT}{}", report.job),
+        &serde_json::Value::String(report.run_id.clone()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(doc: &str) -> ProblemLine {
+        ProblemLine {
+            target: "t".into(),
+            doc_id: doc.into(),
+            number: doc.into(),
+            customer: "c".into(),
+            status: "held".into(),
+            field: "tax_code".into(),
+            reason: "no mapping".into(),
+            fix: "add it".into(),
+        }
+    }
+
+    #[test]
+    fn new_fails_only_on_new_problems_and_never_never_does() {
+        let mut r = RunReport::new("r", "sync", "demo", false);
+        r.problems.push(problem("a"));
+        assert_eq!(FailOn::Any.exit_code(&r), exit::PROBLEMS);
+        assert_eq!(FailOn::New.exit_code(&r), exit::OK);
+        assert_eq!(FailOn::Never.exit_code(&r), exit::OK);
+        r.new_problems = 1;
+        assert_eq!(FailOn::New.exit_code(&r), exit::PROBLEMS);
+        r.error = Some("down".into());
+        assert_eq!(FailOn::Never.exit_code(&r), exit::UNREACHABLE);
+    }
+
+    #[test]
+    fn a_failure_is_the_same_problem_whatever_the_remote_said() {
+        let mut a = problem("a");
+        a.status = "failed".into();
+        let mut b = a.clone();
+        b.reason = "request 42 refused".into();
+        assert_eq!(identity(&a), identity(&b));
+        let mut h = problem("a");
+        h.reason = "other code".into();
+        assert_ne!(identity(&problem("a")), identity(&h));
+    }
+}
