@@ -15,6 +15,127 @@ use crate::common::*;
 
 // ── 3. No hang, no panic, no wedge; 4. documents that are always valid ─────────────────────────
 
+/// Runs `facto --json sync` with the Pennylane token set; kills it if it outlives `limit` (a
+/// retry loop that ignores its budget would otherwise hang the test).
+fn sync_within(p: &Project, limit: std::time::Duration) -> (i32, serde_json::Value, String) {
+    let mut c = p.command(&["--json", "sync"]);
+    c.env("PENNYLANE_API_TOKEN", "test-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("facto sync still running after {limit:?}: a retry loop ignores its budget");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| serde_json::Value::String(stderr.clone()));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+/// [`sync_within`] a minute, on a blocking-capable worker (the mock server keeps answering).
+fn run_sync_within(p: &Project) -> (i32, serde_json::Value, String) {
+    tokio::task::block_in_place(|| sync_within(p, std::time::Duration::from_secs(60)))
+}
+
+/// A Pennylane connector on `uri` with a retry budget of `budget` seconds.
+fn pennylane_on(uri: &str, budget: u64) -> Project {
+    crate::pennylane_api::with_connector(&format!(
+        "kind = \"pennylane\"\napi_url = \"{uri}/api/external/v2\"\ntoken_env = \"PENNYLANE_API_TOKEN\"\nmax_retry_secs = {budget}\nrequests_per_5s = 1000\n"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_forever_stays_within_the_retry_budget() {
+    use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .mount(&server)
+        .await;
+    let p = pennylane_on(&server.uri(), 3);
+    let (code, r, err) = run_sync_within(&p);
+    assert!(
+        p.out_files()
+            .iter()
+            .any(|f| f.to_string_lossy().contains("FEC")),
+        "the FEC target is still delivered: {:?}",
+        p.out_files()
+    );
+    assert_eq!(
+        code, 3,
+        "a target that never answers is unreachable: {r}\n{err}"
+    );
+    // A 3 s budget with a 1 s Retry-After: a handful of requests, not one a second for ever.
+    let sent = server.received_requests().await.unwrap().len();
+    assert!((2..=5).contains(&sent), "{sent} requests for a 3 s budget");
+    assert_eq!(
+        target(&r, "sales-fec")["delivered"],
+        DEMO_DELIVERABLE,
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_longer_than_the_budget_stops_the_target_at_once() {
+    use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .mount(&server)
+        .await;
+    let p = pennylane_on(&server.uri(), 3);
+    let (code, r, err) = run_sync_within(&p);
+    assert_eq!(code, 3, "{r}\n{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    let text = r.to_string();
+    assert!(
+        text.contains("Retry-After") && text.contains("3600"),
+        "the reason names the wait asked for: {r}"
+    );
+    assert_eq!(
+        target(&r, "sales-fec")["delivered"],
+        DEMO_DELIVERABLE,
+        "{r}"
+    );
+}
+
+#[test]
+fn quantity_at_decimals_limit_is_held_and_never_panics() {
+    let p = Project::demo();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    doc["lines"][0]["quantity"] = "79228162514264337593543950335".into();
+    doc["lines"][0]["unit_price"] = "2".into();
+    p.write("examples/invoices/zz-huge.json", &doc.to_string());
+    for run in 1..=2 {
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: held documents, no panic: {r}");
+        let problems = r["problems"].as_array().unwrap();
+        let huge = problems
+            .iter()
+            .find(|x| x.to_string().contains("F2026-0040"))
+            .unwrap_or_else(|| panic!("run {run}: the document is held: {r}"));
+        let text = huge.to_string();
+        assert!(
+            text.contains("amount out of range") && text.contains("lines[0].quantity"),
+            "run {run}: {huge}"
+        );
+        if run == 1 {
+            assert_eq!(
+                target(&r, "sales-fec")["delivered"],
+                DEMO_DELIVERABLE,
+                "{r}"
+            );
+        }
+    }
+}
+
 // end of sections 3 and 4
 
 // ── 5. What the accountant receives; 6. source documents ────────────────────────────────────────

@@ -266,9 +266,17 @@ fn vat_rules(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
                         "map the tax code to category Z or E, or give its rate",
                     ));
                 }
-                let expected = cents(r.base * r.rate / Decimal::ONE_HUNDRED);
+                // Checked: the rate comes from the mapping, the base from the source.
+                let expected = r
+                    .base
+                    .checked_mul(r.rate)
+                    .map(|x| cents(x / Decimal::ONE_HUNDRED))
+                    .unwrap_or(Decimal::MAX);
                 // The official schematron accepts a difference below one currency unit.
-                if (r.amount - expected).abs() >= Decimal::ONE {
+                if r.amount
+                    .checked_sub(expected)
+                    .is_none_or(|d| d.abs() >= Decimal::ONE)
+                {
                     out.push(p(
                         "BR-CO-17",
                         field,

@@ -163,3 +163,109 @@ fn demo_documents_pass_the_business_rules() {
     }
     assert!(chorus >= 3, "{chorus} public-buyer documents in the demo");
 }
+
+/// Any text: every character, biased towards what XML forbids or must escape.
+fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop::collection::vec(
+        prop_oneof![
+            any::<char>(),
+            (0u32..0x20).prop_map(|u| char::from_u32(u).unwrap_or(' ')),
+            prop::sample::select(vec![
+                '\u{FFFE}', '\u{FFFF}', '\u{7F}', '\u{85}', '<', '>', '&', '"', '\'', ']',
+                '\u{2028}',
+            ]),
+        ],
+        0..12,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+/// Puts `t` (cycled) into every free-text field of the document.
+fn fill_text_fields(doc: &mut crate::model::Document, t: &[String]) {
+    let mut it = t.iter().cycle().cloned();
+    let mut next = move || it.next().unwrap_or_default();
+    doc.number = next();
+    doc.purchase_order = Some(next());
+    doc.engagement_number = Some(next());
+    doc.service_code = Some(next());
+    doc.contract_reference = Some(next());
+    doc.preceding_invoice = Some(next());
+    doc.payment_terms = Some(next());
+    doc.iban = Some(next());
+    doc.bic = Some(next());
+    doc.notes = vec![
+        crate::model::Note {
+            subject_code: Some(next()),
+            text: next(),
+        },
+        crate::model::Note {
+            subject_code: None,
+            text: next(),
+        },
+    ];
+    for party in [&mut doc.seller, &mut doc.buyer] {
+        party.name = next();
+        party.email = Some(next());
+        party.vat_id = Some(next());
+        for a in [&mut party.billing_address, &mut party.delivery_address] {
+            let a = a.get_or_insert_with(Default::default);
+            a.lines = vec![next(), next()];
+            a.city = Some(next());
+            a.postcode = Some(next());
+        }
+    }
+    for l in &mut doc.lines {
+        l.description = next();
+        l.id = Some(next());
+        l.job_ref = Some(next());
+    }
+}
+
+#[test]
+fn any_text_in_any_field_gives_well_formed_schema_valid_xml() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(any_text(), 40);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ubl_inv, mut ubl_cn, mut cii_all) = (Vec::new(), Vec::new(), Vec::new());
+    for case in 0..64 {
+        let texts = strategy.new_tree(&mut runner).unwrap().current();
+        let base = if case % 2 == 0 {
+            worked_invoice()
+        } else {
+            crate::mapping::tests::worked_credit_note()
+        };
+        let mut md = prepare(&base, &mapping()).unwrap();
+        fill_text_fields(&mut md.doc, &texts);
+        let v = InvoiceView::new(&md);
+        for (syntax, bytes) in [("ubl", ubl::render(&v)), ("cii", cii::render(&v))] {
+            // No character XML 1.0 forbids reaches the bytes.
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+                        || c == '\u{FFFE}'
+                        || c == '\u{FFFF}'),
+                "case {case} {syntax}: {texts:?}"
+            );
+            let p = dir.path().join(format!("{case}.{syntax}.xml"));
+            std::fs::write(&p, bytes).unwrap();
+            match syntax {
+                "cii" => cii_all.push(p),
+                _ if v.is_credit_note() => ubl_cn.push(p),
+                _ => ubl_inv.push(p),
+            }
+        }
+    }
+    if let Some(xsd) = schema_tools("cii-d16b/data/standard/CrossIndustryInvoice_100pD16B.xsd") {
+        validate(&xsd, &cii_all);
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
+        validate(&xsd, &ubl_inv);
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd") {
+        validate(&xsd, &ubl_cn);
+    }
+}
