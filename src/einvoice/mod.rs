@@ -159,4 +159,6 @@ impl<'a> InvoiceView<'a> {
 }
 
 #[cfg(test)]
+mod schematron_tests;
+#[cfg(test)]
 pub(crate) mod tests;

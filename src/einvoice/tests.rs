@@ -48,7 +48,7 @@ fn validate(xsd: &Path, files: &[PathBuf]) {
 }
 
 /// The demo's documents that pass mapping and checks.
-fn demo() -> Vec<crate::mapping::MappedDocument> {
+pub(super) fn demo() -> Vec<crate::mapping::MappedDocument> {
     let m = Mapping::load(&repo().join("mappings/pcg-demo.toml")).unwrap();
     let mut docs = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(repo().join("examples/invoices"))
