@@ -136,6 +136,66 @@ fn quantity_at_decimals_limit_is_held_and_never_panics() {
     }
 }
 
+#[test]
+fn control_characters_in_notes_and_descriptions_give_well_formed_chorus_files() {
+    for (format, schema) in [
+        ("chorus-ubl", "ubl-2.1/maindoc/UBL-Invoice-2.1.xsd"),
+        (
+            "chorus-cii",
+            "cii-d16b/data/standard/CrossIndustryInvoice_100pD16B.xsd",
+        ),
+    ] {
+        let p = Project::demo();
+        let c = p
+            .read("connectors/chorus-files.toml")
+            .replace("format = \"chorus-ubl\"", &format!("format = \"{format}\""));
+        p.write("connectors/chorus-files.toml", &c);
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&p.read("examples/invoices/inv-2026-0008.json")).unwrap();
+        doc["notes"][0]["text"] = "Indemnité\u{1} de 40\u{7} EUR\u{FFFF}".into();
+        doc["lines"][0]["description"] = "Formation\u{2}\u{1F} Excel\u{FFFE}".into();
+        doc["payment_terms"] = "30 jours\u{B}net".into();
+        p.write("examples/invoices/inv-2026-0008.json", &doc.to_string());
+        let (code, r) = p.json(&[
+            "export",
+            "--target",
+            "chorus-files",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+        ]);
+        assert_eq!(code, 1, "{format}: F2026-0004 is held on purpose: {r}");
+        assert_eq!(target(&r, "chorus-files")["delivered"], 9, "{format}: {r}");
+        let path = p.path(r["batches"][0]["path"].as_str().unwrap());
+        let docs = facto::format::zip::read(&std::fs::read(path).unwrap()).unwrap();
+        let (name, bytes) = docs
+            .iter()
+            .find(|(n, _)| n.contains("F2026-0008"))
+            .unwrap_or_else(|| panic!("{format}: F2026-0008 is in the lot"));
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+                    || c == '\u{FFFE}'
+                    || c == '\u{FFFF}'),
+            "{format}: {name} holds a character XML forbids"
+        );
+        assert!(
+            text.contains("Formation") && text.contains("Indemnité"),
+            "{text}"
+        );
+        if let Some(s) = xsd(schema) {
+            let invoices: Vec<_> = docs
+                .into_iter()
+                .filter(|(_, b)| !b.windows(11).any(|w| w == b"<CreditNote"))
+                .collect();
+            xmllint(&s, &invoices);
+        }
+    }
+}
+
 // end of sections 3 and 4
 
 // ── 5. What the accountant receives; 6. source documents ────────────────────────────────────────
