@@ -196,6 +196,54 @@ fn control_characters_in_notes_and_descriptions_give_well_formed_chorus_files() 
     }
 }
 
+#[test]
+fn chorus_documents_the_official_rules_would_reject_are_held_or_written_valid() {
+    let p = Project::demo();
+    let edit = |file: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let path = format!("examples/invoices/{file}");
+        let mut doc: serde_json::Value = serde_json::from_str(&p.read(&path)).unwrap();
+        f(&mut doc);
+        p.write(&path, &doc.to_string());
+    };
+    // A VAT number without its country prefix (BR-CO-09): held with the rule named.
+    edit("inv-2026-0008.json", &|d| {
+        d["buyer"]["vat_id"] = "12345678901".into()
+    });
+    // A blank line id, IBAN and preceding invoice (BR-21, BR-50, BR-55): left out of the
+    // document (the line's number stands for its id) instead of written empty.
+    edit("inv-2026-0012.json", &|d| {
+        d["lines"][0]["id"] = "\u{1} ".into();
+        d["iban"] = " ".into();
+        d["preceding_invoice"] = "\u{2}".into();
+    });
+    let (code, r) = p.json(&[
+        "export",
+        "--target",
+        "chorus-files",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    assert_eq!(code, 1, "{r}");
+    let held = r["problems"].to_string();
+    assert!(
+        held.contains("F2026-0008") && held.contains("BR-CO-09"),
+        "{held}"
+    );
+    assert_eq!(target(&r, "chorus-files")["delivered"], 8, "{r}");
+    let path = p.path(r["batches"][0]["path"].as_str().unwrap());
+    let docs = facto::format::zip::read(&std::fs::read(path).unwrap()).unwrap();
+    let (_, bytes) = docs.iter().find(|(n, _)| n.contains("F2026-0012")).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(!text.contains("<cbc:ID> </cbc:ID>"), "{text}");
+    assert!(!text.contains("BillingReference"), "{text}");
+    assert!(
+        text.contains("<cbc:ID>1</cbc:ID>"),
+        "the line's number is its id: {text}"
+    );
+}
+
 // end of sections 3 and 4
 
 // ── 5. What the accountant receives; 6. source documents ────────────────────────────────────────

@@ -3,9 +3,20 @@
 //! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
 
 pub mod cii;
+pub mod codes;
 pub mod rules;
 pub mod ubl;
 mod xml;
+
+/// `s` unless it is blank once written (see `xml::blank`): such a value is left out.
+pub fn present(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !xml::blank(s))
+}
+
+/// Whether a value is missing or blank once written.
+pub fn blank(s: Option<&str>) -> bool {
+    present(s).is_none()
+}
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -149,12 +160,12 @@ impl<'a> InvoiceView<'a> {
 
     /// IBAN to pay to (BT-84): the document's, else the seller's.
     pub fn iban(&self) -> Option<&str> {
-        self.doc.iban.as_deref().or(self.doc.seller.iban.as_deref())
+        present(self.doc.iban.as_deref()).or(present(self.doc.seller.iban.as_deref()))
     }
 
     /// BIC (BT-86): the document's, else the seller's.
     pub fn bic(&self) -> Option<&str> {
-        self.doc.bic.as_deref().or(self.doc.seller.bic.as_deref())
+        present(self.doc.bic.as_deref()).or(present(self.doc.seller.bic.as_deref()))
     }
 }
 

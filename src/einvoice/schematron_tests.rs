@@ -114,3 +114,49 @@ fn every_corpus_document_passes_the_en16931_schematrons_in_ubl_and_cii() {
         [ubl, cii].map(|r| r.err().unwrap_or_default()).join("\n")
     );
 }
+
+#[test]
+fn any_text_in_any_field_is_held_by_facto_or_passes_the_en16931_schematrons() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let Some(python) = schematron_python() else {
+        return;
+    };
+    // Each text field of a demo document takes, now and then, any text (control characters,
+    // markup, blanks, `#XYZ#`): facto's own rules hold the document, or the official rules
+    // find nothing fatal in what it writes.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(
+        proptest::option::weighted(0.15, super::tests::any_text()),
+        40,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = demo();
+    let (mut ubl_files, mut cii_files) = (Vec::new(), Vec::new());
+    for case in 0..120 {
+        let texts = strategy.new_tree(&mut runner).unwrap().current();
+        let mut md = docs[case % docs.len()].clone();
+        super::tests::fill_text_fields(&mut md.doc, &texts);
+        let v = InvoiceView::new(&md);
+        if !rules::en16931(&v).is_empty() {
+            continue;
+        }
+        let u = tmp.path().join(format!("{case}.ubl.xml"));
+        std::fs::write(&u, ubl::render(&v)).unwrap();
+        ubl_files.push(u);
+        let c = tmp.path().join(format!("{case}.cii.xml"));
+        std::fs::write(&c, cii::render(&v)).unwrap();
+        cii_files.push(c);
+    }
+    assert!(
+        ubl_files.len() >= 40,
+        "only {} documents passed facto's rules",
+        ubl_files.len()
+    );
+    let ubl = run(&python, "EN16931-UBL-validation.xslt", &ubl_files);
+    let cii = run(&python, "EN16931-CII-validation.xslt", &cii_files);
+    assert!(
+        ubl.is_ok() && cii.is_ok(),
+        "{}",
+        [ubl, cii].map(|r| r.err().unwrap_or_default()).join("\n")
+    );
+}

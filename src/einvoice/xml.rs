@@ -12,6 +12,13 @@ fn forbidden(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
 }
 
+/// Whether `s` is empty once written: only whitespace and characters XML forbids (they become
+/// spaces). The writers leave such a value out and the rules treat it as missing, as the official
+/// validators read it.
+pub fn blank(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || forbidden(c))
+}
+
 /// `s` with every character XML 1.0 forbids replaced by a space.
 pub fn xml_text(s: &str) -> Cow<'_, str> {
     if s.chars().any(forbidden) {
@@ -64,7 +71,7 @@ impl Xml {
 
     /// An element holding text, when there is some.
     pub fn opt(&mut self, name: &str, text: Option<&str>) {
-        if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
+        if let Some(t) = text.filter(|t| !blank(t)) {
             self.leaf(name, &[], t);
         }
     }
