@@ -508,13 +508,13 @@ impl JournalEntry {
             })
     }
 
-    /// Sum of debits and sum of credits. Only for entries that passed [`crate::checks::prepare`]
-    /// (their figures are bounded, so the sums cannot overflow); see [`Self::checked_sums`].
+    /// Sum of debits and sum of credits, saturating: exact for entries that passed
+    /// [`crate::checks::prepare`] (their figures are bounded); see [`Self::checked_sums`].
     pub fn sums(&self) -> (Decimal, Decimal) {
         self.lines
             .iter()
             .fold((Decimal::ZERO, Decimal::ZERO), |(d, c), l| {
-                (d + l.debit, c + l.credit)
+                (d.saturating_add(l.debit), c.saturating_add(l.credit))
             })
     }
 }

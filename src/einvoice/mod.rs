@@ -101,7 +101,9 @@ impl<'a> InvoiceView<'a> {
                 .iter_mut()
                 .find(|r| r.category == m.category && r.rate == m.rate)
             {
-                Some(r) => r.base += line.net_amount,
+                // Saturating: figures are bounded by the checks' gate; should one slip through,
+                // a saturated sum differs from the document's and BR-CO rules hold it.
+                Some(r) => r.base = r.base.saturating_add(line.net_amount),
                 None => vat.push(VatRow {
                     category: m.category,
                     rate: m.rate,
@@ -122,10 +124,13 @@ impl<'a> InvoiceView<'a> {
                 .find(|(l, _)| l.tax_code == b.tax_code)
                 .map(|(_, m)| (m.category, m.rate));
             if let Some(r) = key.and_then(|k| vat.iter_mut().find(|r| (r.category, r.rate) == k)) {
-                r.amount += b.amount;
+                r.amount = r.amount.saturating_add(b.amount);
             }
         }
-        let line_total = doc.lines.iter().map(|l| l.net_amount).sum();
+        let line_total = doc
+            .lines
+            .iter()
+            .fold(Decimal::ZERO, |acc, l| acc.saturating_add(l.net_amount));
         InvoiceView {
             doc,
             lines,

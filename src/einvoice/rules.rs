@@ -204,7 +204,10 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
     if v.line_total != t.net {
         out.push(p("BR-CO-13", "totals.net", format!("the total without VAT {} differs from the sum of the lines {} (no document-level allowance or charge is carried)", t.net, v.line_total), "correct the totals in the invoicing application"));
     }
-    let vat_sum: Decimal = v.vat.iter().map(|r| r.amount).sum();
+    let vat_sum = v
+        .vat
+        .iter()
+        .fold(Decimal::ZERO, |acc, r| acc.saturating_add(r.amount));
     if vat_sum != t.tax {
         out.push(p(
             "BR-CO-14",
@@ -216,7 +219,7 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
             "correct tax_breakdown or totals.tax",
         ));
     }
-    if t.gross != t.net + t.tax {
+    if t.net.checked_add(t.tax) != Some(t.gross) {
         out.push(p(
             "BR-CO-15",
             "totals.gross",
@@ -227,7 +230,7 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
             "correct the totals",
         ));
     }
-    if t.due != t.gross - t.paid {
+    if t.gross.checked_sub(t.paid) != Some(t.due) {
         out.push(p(
             "BR-CO-16",
             "totals.due",

@@ -488,7 +488,7 @@ impl PennylaneRun {
                     "raw_currency_unit_price": (sign * l.line.unit_price).normalize().to_string(),
                     "unit": l.line.unit,
                     "vat_rate": m.pennylane_vat_rate,
-                    "currency_amount": money(sign * (net + *tax)),
+                    "currency_amount": money(sign * net.saturating_add(*tax)),
                     "currency_tax": money(sign * *tax),
                     "ledger_account_id": account,
                 })
