@@ -244,6 +244,32 @@ fn chorus_documents_the_official_rules_would_reject_are_held_or_written_valid() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_source_answering_429_for_ever_stops_within_its_budget() {
+    use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .mount(&server)
+        .await;
+    let p = Project::demo();
+    p.write(
+        "connectors/api.toml",
+        &format!(
+            "kind = \"http\"\nurl = \"{}/api/invoices\"\nitems_field = \"data\"\ninitial_retry_ms = 50\nmax_retry_secs = 3\n",
+            server.uri()
+        ),
+    );
+    let cfg = p
+        .read("facto.toml")
+        .replace("source = \"demo-invoices\"", "source = \"api\"");
+    p.write("facto.toml", &cfg);
+    let (code, r, err) = run_sync_within(&p);
+    assert_eq!(code, 3, "{r}\n{err}");
+    let sent = server.received_requests().await.unwrap().len();
+    assert!((2..=5).contains(&sent), "{sent} requests for a 3 s budget");
+}
+
 // end of sections 3 and 4
 
 // ── 5. What the accountant receives; 6. source documents ────────────────────────────────────────
