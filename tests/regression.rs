@@ -17,7 +17,7 @@ use crate::common::*;
 
 /// Runs `facto --json sync` with the Pennylane token set; kills it if it outlives `limit` (a
 /// retry loop that ignores its budget would otherwise hang the test).
-fn sync_within(p: &Project, limit: std::time::Duration) -> (i32, serde_json::Value, String) {
+fn sync_with_deadline(p: &Project, limit: std::time::Duration) -> (i32, serde_json::Value, String) {
     let mut c = p.command(&["--json", "sync"]);
     c.env("PENNYLANE_API_TOKEN", "test-token")
         .stdout(std::process::Stdio::piped())
@@ -38,13 +38,13 @@ fn sync_within(p: &Project, limit: std::time::Duration) -> (i32, serde_json::Val
     (out.status.code().unwrap_or(-1), v, stderr)
 }
 
-/// [`sync_within`] a minute, on a blocking-capable worker (the mock server keeps answering).
-fn run_sync_within(p: &Project) -> (i32, serde_json::Value, String) {
-    tokio::task::block_in_place(|| sync_within(p, std::time::Duration::from_secs(60)))
+/// [`sync_with_deadline`] of a minute, on a blocking-capable worker (the mock server keeps answering).
+fn sync_within_a_minute(p: &Project) -> (i32, serde_json::Value, String) {
+    tokio::task::block_in_place(|| sync_with_deadline(p, std::time::Duration::from_secs(60)))
 }
 
 /// A Pennylane connector on `uri` with a retry budget of `budget` seconds.
-fn pennylane_on(uri: &str, budget: u64) -> Project {
+fn project_with_pennylane_on(uri: &str, budget: u64) -> Project {
     crate::pennylane_api::with_connector(&format!(
         "kind = \"pennylane\"\napi_url = \"{uri}/api/external/v2\"\ntoken_env = \"PENNYLANE_API_TOKEN\"\nmax_retry_secs = {budget}\nrequests_per_5s = 1000\n"
     ))
@@ -58,8 +58,8 @@ async fn retry_after_forever_stays_within_the_retry_budget() {
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .mount(&server)
         .await;
-    let p = pennylane_on(&server.uri(), 3);
-    let (code, r, err) = run_sync_within(&p);
+    let p = project_with_pennylane_on(&server.uri(), 3);
+    let (code, r, err) = sync_within_a_minute(&p);
     assert!(
         p.out_files()
             .iter()
@@ -89,8 +89,8 @@ async fn retry_after_longer_than_the_budget_stops_the_target_at_once() {
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
         .mount(&server)
         .await;
-    let p = pennylane_on(&server.uri(), 3);
-    let (code, r, err) = run_sync_within(&p);
+    let p = project_with_pennylane_on(&server.uri(), 3);
+    let (code, r, err) = sync_within_a_minute(&p);
     assert_eq!(code, 3, "{r}\n{err}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     let text = r.to_string();
@@ -264,7 +264,7 @@ async fn an_http_source_answering_429_for_ever_stops_within_its_budget() {
         .read("facto.toml")
         .replace("source = \"demo-invoices\"", "source = \"api\"");
     p.write("facto.toml", &cfg);
-    let (code, r, err) = run_sync_within(&p);
+    let (code, r, err) = sync_within_a_minute(&p);
     assert_eq!(code, 3, "{r}\n{err}");
     let sent = server.received_requests().await.unwrap().len();
     assert!((2..=5).contains(&sent), "{sent} requests for a 3 s budget");
