@@ -1,6 +1,10 @@
 //! Pure checks on one document: lines, totals and tax breakdown add up (the exact difference is
 //! reported, nothing is fixed), and the journal entry balances to the cent. [`prepare`] chains
 //! checks and mapping: the one gate a document passes before any target sees it.
+//!
+//! Source figures are arbitrary: every sum and product here is checked, and [`amount_range`]
+//! holds a document whose figures are beyond [`MAX_FIGURE`], so the writers and targets after
+//! the gate compute on bounded values and cannot overflow.
 
 use rust_decimal::Decimal;
 
@@ -12,6 +16,12 @@ const CENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 const FIX_SOURCE: &str =
     "correct the amounts in the invoicing application (if the document is final, issue a credit note and a new invoice)";
 
+/// The largest amount, quantity or unit price facto takes (ten thousand billion): products and
+/// sums of such figures stay far inside `Decimal`'s range (about 7.9 × 10^28).
+pub const MAX_FIGURE: Decimal = Decimal::from_parts(0x4E72_A000, 0x0918, 0, false, 0);
+/// The largest VAT rate, in percent.
+const MAX_RATE: Decimal = Decimal::ONE_HUNDRED;
+
 fn mismatch(
     code: &str,
     field: impl Into<String>,
@@ -19,15 +29,75 @@ fn mismatch(
     stated: Decimal,
     computed: Decimal,
 ) -> Problem {
+    let diff = stated
+        .checked_sub(computed)
+        .map_or_else(|| "out of range".to_owned(), |d| d.to_string());
     Problem::new(
         code,
         field,
         format!(
-            "{what}: the document states {stated} but the figures give {computed} (difference {})",
-            stated - computed
+            "{what}: the document states {stated} but the figures give {computed} (difference {diff})"
         ),
         FIX_SOURCE,
     )
+}
+
+/// The problem for a figure, or a sum or product of figures, that facto cannot compute with.
+pub fn out_of_range(field: impl Into<String>, what: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        "amount-out-of-range",
+        field,
+        format!("amount out of range: {what}"),
+        "correct the figure in the invoicing application (facto takes amounts, quantities and unit prices up to ±10 000 000 000 000)",
+    )
+}
+
+/// `Σ values`, or `None` when the sum overflows.
+pub fn checked_sum(values: impl IntoIterator<Item = Decimal>) -> Option<Decimal> {
+    values
+        .into_iter()
+        .try_fold(Decimal::ZERO, |acc, v| acc.checked_add(v))
+}
+
+/// Holds a document with a figure beyond [`MAX_FIGURE`] (or a VAT rate beyond 100 %), naming
+/// each field: the writers and targets compute only on figures this gate let through.
+pub fn amount_range(doc: &Document) -> Vec<Problem> {
+    let mut figures: Vec<(String, Decimal)> = vec![
+        ("totals.net".into(), doc.totals.net),
+        ("totals.tax".into(), doc.totals.tax),
+        ("totals.gross".into(), doc.totals.gross),
+        ("totals.paid".into(), doc.totals.paid),
+        ("totals.due".into(), doc.totals.due),
+    ];
+    for (i, l) in doc.lines.iter().enumerate() {
+        figures.push((format!("lines[{i}].quantity"), l.quantity));
+        figures.push((format!("lines[{i}].unit_price"), l.unit_price));
+        figures.push((format!("lines[{i}].net_amount"), l.net_amount));
+        if let Some(d) = l.discount {
+            figures.push((format!("lines[{i}].discount"), d));
+        }
+    }
+    for (i, b) in doc.tax_breakdown.iter().enumerate() {
+        figures.push((format!("tax_breakdown[{i}].base"), b.base));
+        figures.push((format!("tax_breakdown[{i}].amount"), b.amount));
+    }
+    let mut p: Vec<Problem> = figures
+        .into_iter()
+        .filter(|(_, v)| v.abs() > MAX_FIGURE)
+        .map(|(field, v)| {
+            let what = format!("{field} is {v}, beyond ±{MAX_FIGURE}");
+            out_of_range(field, what)
+        })
+        .collect();
+    for (i, b) in doc.tax_breakdown.iter().enumerate() {
+        if b.rate.abs() > MAX_RATE {
+            p.push(out_of_range(
+                format!("tax_breakdown[{i}].rate"),
+                format!("VAT rate {} % is beyond 100 %", b.rate),
+            ));
+        }
+    }
+    p
 }
 
 /// Checks that the document's figures are consistent: lines → tax breakdown → totals.
@@ -74,9 +144,23 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
         ));
     }
     for (i, l) in doc.lines.iter().enumerate() {
-        let computed = (l.quantity * l.unit_price - l.discount.unwrap_or_default())
+        let Some(computed) = l
+            .quantity
+            .checked_mul(l.unit_price)
+            .and_then(|v| v.checked_sub(l.discount.unwrap_or_default()))
+        else {
+            p.push(out_of_range(
+                format!("lines[{i}].quantity"),
+                format!("line {} quantity × unit_price − discount", i + 1),
+            ));
+            continue;
+        };
+        let computed = computed
             .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        if (computed - l.net_amount).abs() > CENT {
+        if computed
+            .checked_sub(l.net_amount)
+            .is_none_or(|d| d.abs() > CENT)
+        {
             p.push(mismatch(
                 "line-amount-mismatch",
                 format!("lines[{i}].net_amount"),
@@ -89,8 +173,8 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             ));
         }
     }
-    let lines_net: Decimal = doc.lines.iter().map(|l| l.net_amount).sum();
-    if lines_net != doc.totals.net {
+    let lines_net = checked_sum(doc.lines.iter().map(|l| l.net_amount));
+    if let Some(lines_net) = lines_net.filter(|n| *n != doc.totals.net) {
         p.push(mismatch(
             "totals-mismatch",
             "totals.net",
@@ -99,9 +183,23 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             lines_net,
         ));
     }
+    if lines_net.is_none() {
+        p.push(out_of_range(
+            "lines[].net_amount",
+            "the sum of the lines' net amounts",
+        ));
+    }
     if !doc.tax_breakdown.is_empty() || !doc.totals.tax.is_zero() {
-        let base: Decimal = doc.tax_breakdown.iter().map(|b| b.base).sum();
-        let tax: Decimal = doc.tax_breakdown.iter().map(|b| b.amount).sum();
+        let (Some(base), Some(tax)) = (
+            checked_sum(doc.tax_breakdown.iter().map(|b| b.base)),
+            checked_sum(doc.tax_breakdown.iter().map(|b| b.amount)),
+        ) else {
+            p.push(out_of_range(
+                "tax_breakdown",
+                "the sum of the VAT bases or amounts",
+            ));
+            return p;
+        };
         if base != doc.totals.net {
             p.push(mismatch(
                 "totals-mismatch",
@@ -127,7 +225,13 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             .iter()
             .filter(|l| l.tax_code == b.tax_code)
             .collect();
-        let group_net: Decimal = group.iter().map(|l| l.net_amount).sum();
+        let Some(group_net) = checked_sum(group.iter().map(|l| l.net_amount)) else {
+            p.push(out_of_range(
+                format!("tax_breakdown[{i}].base"),
+                format!("the sum of the lines of tax code {}", b.tax_code),
+            ));
+            continue;
+        };
         if group_net != b.base {
             p.push(mismatch(
                 "tax-base-mismatch",
@@ -139,10 +243,24 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
         }
         // VAT per rate is taken as the document states it; it may differ from base × rate by the
         // rounding of each line (at most half a cent per line).
-        let expected = (b.base * b.rate / Decimal::ONE_HUNDRED)
+        let Some(expected) = b
+            .base
+            .checked_mul(b.rate)
+            .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
+        else {
+            p.push(out_of_range(
+                format!("tax_breakdown[{i}].base"),
+                format!("VAT of tax code {} (base × rate)", b.tax_code),
+            ));
+            continue;
+        };
+        let expected = expected
             .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
         let tolerance = CENT * Decimal::from(group.len().max(1));
-        if (expected - b.amount).abs() > tolerance {
+        if expected
+            .checked_sub(b.amount)
+            .is_none_or(|d| d.abs() > tolerance)
+        {
             p.push(mismatch(
                 "tax-amount-mismatch",
                 format!("tax_breakdown[{i}].amount"),
@@ -171,23 +289,27 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             ));
         }
     }
-    if doc.totals.net + doc.totals.tax != doc.totals.gross {
-        p.push(mismatch(
+    match doc.totals.net.checked_add(doc.totals.tax) {
+        None => p.push(out_of_range("totals.gross", "net + VAT")),
+        Some(sum) if sum != doc.totals.gross => p.push(mismatch(
             "totals-mismatch",
             "totals.gross",
             "gross total vs net + VAT".into(),
             doc.totals.gross,
-            doc.totals.net + doc.totals.tax,
-        ));
+            sum,
+        )),
+        Some(_) => {}
     }
-    if doc.totals.gross - doc.totals.paid != doc.totals.due {
-        p.push(mismatch(
+    match doc.totals.gross.checked_sub(doc.totals.paid) {
+        None => p.push(out_of_range("totals.due", "gross − paid")),
+        Some(due) if due != doc.totals.due => p.push(mismatch(
             "totals-mismatch",
             "totals.due",
             "amount due vs gross − paid".into(),
             doc.totals.due,
-            doc.totals.gross - doc.totals.paid,
-        ));
+            due,
+        )),
+        Some(_) => {}
     }
     p
 }
@@ -195,14 +317,20 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
 /// Checks that an entry balances to the cent and that every line has exactly one positive side.
 pub fn check_entry(entry: &JournalEntry) -> Vec<Problem> {
     let mut p = Vec::new();
-    let (d, c) = entry.sums();
+    let Some((d, c)) = entry.checked_sums() else {
+        p.push(out_of_range(
+            "totals.gross",
+            "the journal entry's debit or credit total",
+        ));
+        return p;
+    };
     if d != c {
         p.push(Problem::new(
             "unbalanced-entry",
             "totals.gross",
             format!(
                 "the journal entry does not balance: debit {d}, credit {c} (difference {})",
-                d - c
+                d.checked_sub(c).unwrap_or_default()
             ),
             FIX_SOURCE,
         ));
@@ -232,6 +360,10 @@ pub fn check_entry(entry: &JournalEntry) -> Vec<Problem> {
 ///
 /// Every problem found (all of them, not only the first).
 pub fn prepare(doc: &Document, mapping: &Mapping) -> Result<MappedDocument, Vec<Problem>> {
+    let out_of_range = amount_range(doc);
+    if !out_of_range.is_empty() {
+        return Err(out_of_range);
+    }
     let mut problems = check_totals(doc);
     match map_document(doc, mapping) {
         Ok(md) => {
@@ -338,5 +470,90 @@ mod tests {
             prop_assert_eq!(d, c);
             prop_assert_eq!(d, doc.totals.gross.max(Decimal::ZERO) + md.entry.lines.iter().skip(1).filter(|l| if credit { l.credit > Decimal::ZERO } else { l.debit > Decimal::ZERO }).map(|l| l.debit + l.credit).sum::<Decimal>());
         }
+
+        /// No input panics: extreme figures (up to `Decimal`'s limits, any scale) in any field
+        /// give problems, never an overflow; beyond [`MAX_FIGURE`] the gate names the field.
+        #[test]
+        fn extreme_figures_never_panic(
+            figures in prop::collection::vec(extreme_decimal(), 16),
+            extra_lines in 0usize..4,
+            credit in any::<bool>(),
+        ) {
+            let mut doc = worked_invoice();
+            if credit { doc.kind = DocKind::CreditNote; }
+            let template = doc.lines[0].clone();
+            for _ in 0..extra_lines { doc.lines.push(template.clone()); }
+            let mut f = figures.into_iter().cycle();
+            let mut next = || f.next().unwrap_or_default();
+            for l in &mut doc.lines {
+                l.quantity = next();
+                l.unit_price = next();
+                l.discount = Some(next());
+                l.net_amount = next();
+            }
+            for b in &mut doc.tax_breakdown {
+                b.base = next();
+                b.amount = next();
+                b.rate = next();
+            }
+            doc.totals.net = next();
+            doc.totals.tax = next();
+            doc.totals.gross = next();
+            doc.totals.paid = next();
+            doc.totals.due = next();
+            let _ = check_totals(&doc);
+            let mapped = crate::mapping::map_document(&doc, &mapping());
+            if let Ok(md) = &mapped {
+                let _ = check_entry(&md.entry);
+            }
+            let beyond = amount_range(&doc);
+            let prepared = prepare(&doc, &mapping());
+            if !beyond.is_empty() {
+                let problems = prepared.expect_err("a figure beyond the limit is held");
+                prop_assert!(problems.iter().all(|p| p.code == "amount-out-of-range"));
+            }
+        }
+    }
+
+    /// Any `Decimal`: every mantissa, sign and scale, biased towards the limits.
+    fn extreme_decimal() -> impl Strategy<Value = Decimal> {
+        prop_oneof![
+            Just(Decimal::MAX),
+            Just(Decimal::MIN),
+            Just(Decimal::ZERO),
+            Just(MAX_FIGURE),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<bool>(),
+                0u32..=28
+            )
+                .prop_map(|(lo, mid, hi, neg, scale)| Decimal::from_parts(lo, mid, hi, neg, scale)),
+            (-1_000_000i64..1_000_000, 0u32..4).prop_map(|(n, s)| Decimal::new(n, s)),
+        ]
+    }
+
+    #[test]
+    fn the_limit_is_ten_thousand_billion() {
+        assert_eq!(MAX_FIGURE, Decimal::from(10_000_000_000_000i64));
+    }
+
+    #[test]
+    fn a_quantity_at_decimals_limit_is_held_naming_the_field() {
+        let mut doc = worked_invoice();
+        doc.lines[0].quantity = Decimal::MAX;
+        doc.lines[0].unit_price = Decimal::TWO;
+        let p = prepare(&doc, &mapping()).unwrap_err();
+        assert_eq!(p[0].code, "amount-out-of-range");
+        assert_eq!(p[0].field, "lines[0].quantity");
+        assert!(
+            p[0].message.starts_with("amount out of range"),
+            "{}",
+            p[0].message
+        );
+        // Without the gate, the check itself reports the overflow instead of panicking.
+        let p = check_totals(&doc);
+        assert!(p.iter().any(|p| p.code == "amount-out-of-range"), "{p:?}");
     }
 }

@@ -191,7 +191,7 @@ impl TaxCode {
         if self.category != VatCategory::S {
             return None;
         }
-        let tenths = (self.rate * Decimal::TEN).normalize();
+        let tenths = self.rate.checked_mul(Decimal::TEN)?.normalize();
         match tenths.to_string().as_str() {
             "200" | "100" | "85" | "55" | "21" | "130" | "9" => {
                 Some(format!("FR_{:0>2}", tenths.to_string()))
@@ -498,12 +498,23 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
-    /// Sum of debits and sum of credits.
+    /// Sum of debits and sum of credits, or `None` when a sum overflows (an entry built from
+    /// figures beyond [`crate::checks::MAX_FIGURE`]).
+    pub fn checked_sums(&self) -> Option<(Decimal, Decimal)> {
+        self.lines
+            .iter()
+            .try_fold((Decimal::ZERO, Decimal::ZERO), |(d, c), l| {
+                Some((d.checked_add(l.debit)?, c.checked_add(l.credit)?))
+            })
+    }
+
+    /// Sum of debits and sum of credits, saturating: exact for entries that passed
+    /// [`crate::checks::prepare`] (their figures are bounded); see [`Self::checked_sums`].
     pub fn sums(&self) -> (Decimal, Decimal) {
         self.lines
             .iter()
             .fold((Decimal::ZERO, Decimal::ZERO), |(d, c), l| {
-                (d + l.debit, c + l.credit)
+                (d.saturating_add(l.debit), c.saturating_add(l.credit))
             })
     }
 }
@@ -671,7 +682,13 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             });
             let key = (gl.account.clone(), tax.rate);
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {
-                Some((_, _, sum)) => *sum += line.net_amount,
+                Some((_, _, sum)) => match sum.checked_add(line.net_amount) {
+                    Some(v) => *sum = v,
+                    None => problems.push(crate::checks::out_of_range(
+                        format!("lines[{i}].net_amount"),
+                        format!("the revenue on account {} (sum of the lines)", key.0),
+                    )),
+                },
                 None => revenue.push((key, gl.label.clone(), line.net_amount)),
             }
         }
@@ -730,7 +747,13 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             .clone()
             .unwrap_or_else(|| format!("TVA collectée {} %", t.rate.normalize()));
         match tax_lines.iter_mut().find(|(a, _, _)| a == account) {
-            Some((_, _, sum)) => *sum += b.amount,
+            Some((_, _, sum)) => match sum.checked_add(b.amount) {
+                Some(v) => *sum = v,
+                None => problems.push(crate::checks::out_of_range(
+                    format!("tax_breakdown[{i}].amount"),
+                    format!("the VAT on account {account} (sum of the breakdown)"),
+                )),
+            },
             None => tax_lines.push((account.clone(), label, b.amount)),
         }
     }

@@ -417,13 +417,41 @@ impl RunReport {
         if let Some(e) = &self.error {
             let _ = writeln!(s, "  error: {e}");
         }
-        s
+        // Names and numbers come from the source: no control character (an ANSI escape in a
+        // customer name) reaches the terminal.
+        s.chars()
+            .map(|c| {
+                if c != '\n' && crate::format::text::unwritable(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_from_the_source_never_reach_the_terminal() {
+        let mut r = RunReport::new("r", "sync", "demo", false);
+        r.problems.push(ProblemLine {
+            target: "t".into(),
+            doc_id: "d".into(),
+            number: "F\u{1b}[2J1".into(),
+            customer: "Dupont\u{7}\r".into(),
+            status: "held".into(),
+            field: "f".into(),
+            reason: "r".into(),
+            fix: "x".into(),
+        });
+        let out = r.render();
+        assert!(out.contains("F [2J1 (Dupont  )"), "{out}");
+        assert!(!out.chars().any(|c| c != '\n' && c.is_control()), "{out:?}");
+    }
 
     #[test]
     fn exit_codes_follow_the_contract() {

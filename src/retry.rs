@@ -1,6 +1,7 @@
 //! Retries, in one place: exponential backoff with jitter (the `backoff` crate), `Retry-After`
-//! honoured, bounded in time. Every HTTP call facto makes goes through [`send`], which classifies
-//! each outcome as success, retry (with an optional delay) or permanent failure.
+//! honoured, bounded in time and in attempts. Every HTTP call facto makes goes through [`send`] or
+//! [`send_once`], which classify each outcome as success, retry (with an optional delay) or
+//! permanent failure; [`bounded`] runs the loop, so no `Retry-After` can stretch it.
 
 use std::time::Duration;
 
@@ -16,8 +17,11 @@ pub struct RetryPolicy {
     pub max_interval: Duration,
     /// Give up after this long in all.
     pub max_elapsed: Duration,
-    /// Longest `Retry-After` honoured (a server asking for more is waited on this long).
+    /// Longest `Retry-After` honoured: a server asking for more (or for more than the budget
+    /// has left) is not waited on; the call fails at once with [`HttpFailure::WaitTooLong`].
     pub max_retry_after: Duration,
+    /// Most requests sent in all for one call (the first one included).
+    pub max_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -27,6 +31,7 @@ impl Default for RetryPolicy {
             max_interval: Duration::from_secs(30),
             max_elapsed: Duration::from_secs(120),
             max_retry_after: Duration::from_secs(120),
+            max_attempts: 10,
         }
     }
 }
@@ -49,6 +54,18 @@ pub enum HttpFailure {
         url: String,
         /// Last status.
         status: u16,
+    },
+    /// The server asked to be called again later than the retry budget allows (`Retry-After`).
+    #[error("{url}: HTTP {status}, the server asks to wait {wait_secs} s (Retry-After), longer than the retry budget of {budget_secs} s left; the next run tries again")]
+    WaitTooLong {
+        /// URL.
+        url: String,
+        /// Last status.
+        status: u16,
+        /// The wait asked for, in seconds.
+        wait_secs: u64,
+        /// What was left of the budget, in seconds.
+        budget_secs: u64,
     },
     /// The server refused the request (4xx other than 429): retrying would not help.
     #[error("{url}: HTTP {status}: {body}")]
@@ -137,7 +154,6 @@ where
     F: Fn() -> RequestBuilder,
 {
     let shown = strip_query(url);
-    let backoff = backoff_of(policy);
     let op = || async {
         match make().send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),
@@ -145,7 +161,7 @@ where
                 Err(backoff::Error::Permanent(daily_refusal(&shown, &resp)))
             }
             Ok(resp) if transient_status(resp.status()) => {
-                let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
+                let wait = retry_after(&resp);
                 let status = resp.status().as_u16();
                 tracing::warn!(url = %shown, status, retry_after = ?wait, "Server asked to retry later.");
                 count(&RETRIES);
@@ -185,7 +201,59 @@ where
             }
         }
     };
-    backoff::future::retry(backoff, op).await
+    bounded(policy, op, |e, wait, left| match e {
+        HttpFailure::Exhausted { url, status } => HttpFailure::WaitTooLong {
+            url,
+            status,
+            wait_secs: wait.as_secs(),
+            budget_secs: left.as_secs(),
+        },
+        other => other,
+    })
+    .await
+}
+
+/// Runs `op` until it succeeds, fails for good, or the policy's budget (time and attempts) is
+/// spent. Unlike `backoff::future::retry`, a `Retry-After` never bypasses the budget: a wait
+/// longer than what is left ends the loop at once with the error `too_long` makes of it (given
+/// the wait asked for and the budget left).
+///
+/// # Errors
+///
+/// The last error, once retrying is pointless or the budget is spent.
+pub async fn bounded<T, E, F, Fut, L>(policy: RetryPolicy, mut op: F, too_long: L) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, backoff::Error<E>>>,
+    L: Fn(E, Duration, Duration) -> E,
+{
+    use backoff::backoff::Backoff;
+    let start = tokio::time::Instant::now();
+    let mut backoff = backoff_of(policy);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let (err, asked) = match op().await {
+            Ok(v) => return Ok(v),
+            Err(backoff::Error::Permanent(e)) => return Err(e),
+            Err(backoff::Error::Transient { err, retry_after }) => (err, retry_after),
+        };
+        if attempts >= policy.max_attempts.max(1) {
+            return Err(err);
+        }
+        let left = policy.max_elapsed.saturating_sub(start.elapsed());
+        let delay = match asked {
+            Some(wait) if wait > left || wait > policy.max_retry_after => {
+                return Err(too_long(err, wait, left.min(policy.max_retry_after)))
+            }
+            Some(wait) => wait,
+            None => match backoff.next_backoff() {
+                Some(d) if d <= left => d,
+                _ => return Err(err),
+            },
+        };
+        tokio::time::sleep(delay).await;
+    }
 }
 
 /// How a request that must not be repeated blindly (a deposit) finally went.
@@ -221,7 +289,6 @@ where
     F: Fn() -> RequestBuilder,
 {
     let shown = strip_query(url);
-    let backoff = backoff_of(policy);
     let op = || async {
         match make().send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),
@@ -232,7 +299,7 @@ where
                 if resp.status() == StatusCode::TOO_MANY_REQUESTS
                     || resp.status() == StatusCode::SERVICE_UNAVAILABLE =>
             {
-                let wait = retry_after(&resp).map(|d| d.min(policy.max_retry_after));
+                let wait = retry_after(&resp);
                 let status = resp.status().as_u16();
                 tracing::warn!(url = %shown, status, retry_after = ?wait, "Not processed; retrying later.");
                 count(&RETRIES);
@@ -281,7 +348,18 @@ where
             })),
         }
     };
-    backoff::future::retry(backoff, op).await
+    bounded(policy, op, |e, wait, left| match e {
+        OnceFailure::NotSent(HttpFailure::Exhausted { url, status }) => {
+            OnceFailure::NotSent(HttpFailure::WaitTooLong {
+                url,
+                status,
+                wait_secs: wait.as_secs(),
+                budget_secs: left.as_secs(),
+            })
+        }
+        other => other,
+    })
+    .await
 }
 
 /// A sliding-window limit on requests (Pennylane: 25 per 5 s per token), shared by the calls of
@@ -365,5 +443,92 @@ mod limiter_tests {
         // 3 at once, 3 after 5 s, the 7th after 10 s.
         assert!(start.elapsed() >= Duration::from_secs(10));
         assert!(start.elapsed() < Duration::from_secs(11));
+    }
+
+    fn busy(retry_after: Option<Duration>) -> backoff::Error<HttpFailure> {
+        backoff::Error::Transient {
+            err: HttpFailure::Exhausted {
+                url: "u".into(),
+                status: 429,
+            },
+            retry_after,
+        }
+    }
+
+    fn too_long(e: HttpFailure, wait: Duration, left: Duration) -> HttpFailure {
+        HttpFailure::WaitTooLong {
+            url: e.to_string(),
+            status: 429,
+            wait_secs: wait.as_secs(),
+            budget_secs: left.as_secs(),
+        }
+    }
+
+    fn policy(budget: u64) -> RetryPolicy {
+        RetryPolicy {
+            max_elapsed: Duration::from_secs(budget),
+            max_retry_after: Duration::from_secs(budget),
+            ..RetryPolicy::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_never_stretches_the_budget() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r: Result<(), _> = bounded(
+            policy(6),
+            || async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(busy(Some(Duration::from_secs(1))))
+            },
+            too_long,
+        )
+        .await;
+        assert!(r.is_err());
+        assert!(start.elapsed() <= Duration::from_secs(6));
+        assert!(calls.into_inner() <= 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_are_capped_even_without_a_wait() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), _> = bounded(
+            policy(600),
+            || async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(busy(Some(Duration::ZERO)))
+            },
+            too_long,
+        )
+        .await;
+        assert!(matches!(r, Err(HttpFailure::Exhausted { .. })));
+        assert_eq!(calls.into_inner(), RetryPolicy::default().max_attempts);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_beyond_the_budget_fails_at_once() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), _> = bounded(
+            policy(6),
+            || async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(busy(Some(Duration::from_secs(3600))))
+            },
+            too_long,
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HttpFailure::WaitTooLong {
+                    wait_secs: 3600,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(calls.into_inner(), 1);
     }
 }

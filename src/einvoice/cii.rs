@@ -4,7 +4,7 @@
 //! Element order follows the D16B schema (the tests validate every document against it).
 
 use super::xml::Xml;
-use super::{amount, number, InvoiceView, EN16931};
+use super::{amount, blank, number, present, InvoiceView, EN16931};
 use crate::einvoice::ubl::category_code;
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
@@ -40,11 +40,11 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
 
 fn party(x: &mut Xml, tag: &str, p: &Party) {
     x.open(tag, &[]);
-    if let Some(siret) = &p.siret {
+    if let Some(siret) = present(p.siret.as_deref()) {
         x.leaf("ram:GlobalID", &[("schemeID", "0009")], siret);
     }
     x.leaf("ram:Name", &[], &p.name);
-    match (&p.siret, &p.siren) {
+    match (present(p.siret.as_deref()), present(p.siren.as_deref())) {
         (Some(siret), _) => {
             x.open("ram:SpecifiedLegalOrganization", &[]);
             x.leaf("ram:ID", &[("schemeID", "0009")], siret);
@@ -57,7 +57,7 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
         }
         _ => {}
     }
-    if let Some(mail) = &p.email {
+    if let Some(mail) = present(p.email.as_deref()) {
         x.open("ram:DefinedTradeContact", &[]);
         x.open("ram:EmailURIUniversalCommunication", &[]);
         x.leaf("ram:URIID", &[], mail);
@@ -67,12 +67,16 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
     if let Some(a) = &p.billing_address {
         address(x, "ram:PostalTradeAddress", a);
     }
-    if let Some(e) = &p.electronic_address {
+    if let Some(e) = p
+        .electronic_address
+        .as_ref()
+        .filter(|e| !blank(Some(&e.value)))
+    {
         x.open("ram:URIUniversalCommunication", &[]);
         x.leaf("ram:URIID", &[("schemeID", &e.scheme)], &e.value);
         x.close("ram:URIUniversalCommunication");
     }
-    if let Some(vat) = &p.vat_id {
+    if let Some(vat) = present(p.vat_id.as_deref()) {
         x.open("ram:SpecifiedTaxRegistration", &[]);
         x.leaf("ram:ID", &[("schemeID", "VA")], vat);
         x.close("ram:SpecifiedTaxRegistration");
@@ -126,12 +130,12 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         let line = l.line;
         x.open("ram:IncludedSupplyChainTradeLineItem", &[]);
         x.open("ram:AssociatedDocumentLineDocument", &[]);
-        let id = line.id.clone().unwrap_or_else(|| l.number.to_string());
+        let id = present(line.id.as_deref()).map_or_else(|| l.number.to_string(), str::to_owned);
         x.leaf("ram:LineID", &[], &id);
         x.close("ram:AssociatedDocumentLineDocument");
         x.open("ram:SpecifiedTradeProduct", &[]);
         x.opt("ram:SellerAssignedID", line.product_code.as_deref());
-        let name = if line.description.trim().is_empty() {
+        let name = if blank(Some(&line.description)) {
             "-"
         } else {
             line.description.as_str()
@@ -176,16 +180,14 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     x.opt("ram:BuyerReference", d.service_code.as_deref());
     party(&mut x, "ram:SellerTradeParty", &d.seller);
     party(&mut x, "ram:BuyerTradeParty", &d.buyer);
-    if let Some(po) = d
-        .engagement_number
-        .as_deref()
-        .or(d.purchase_order.as_deref())
+    if let Some(po) =
+        present(d.engagement_number.as_deref()).or(present(d.purchase_order.as_deref()))
     {
         x.open("ram:BuyerOrderReferencedDocument", &[]);
         x.leaf("ram:IssuerAssignedID", &[], po);
         x.close("ram:BuyerOrderReferencedDocument");
     }
-    if let Some(c) = &d.contract_reference {
+    if let Some(c) = present(d.contract_reference.as_deref()) {
         x.open("ram:ContractReferencedDocument", &[]);
         x.leaf("ram:IssuerAssignedID", &[], c);
         x.close("ram:ContractReferencedDocument");
@@ -231,7 +233,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         }
         x.close("ram:ApplicableTradeTax");
     }
-    if d.payment_terms.is_some() || d.due_date.is_some() {
+    if present(d.payment_terms.as_deref()).is_some() || d.due_date.is_some() {
         x.open("ram:SpecifiedTradePaymentTerms", &[]);
         x.opt("ram:Description", d.payment_terms.as_deref());
         if let Some(due) = d.due_date {
@@ -253,7 +255,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.leaf("ram:DuePayableAmount", &[], &amount(d.totals.due));
     x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
-    if let Some(prev) = &d.preceding_invoice {
+    if let Some(prev) = present(d.preceding_invoice.as_deref()) {
         x.open("ram:InvoiceReferencedDocument", &[]);
         x.leaf("ram:IssuerAssignedID", &[], prev);
         x.close("ram:InvoiceReferencedDocument");

@@ -3,9 +3,20 @@
 //! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
 
 pub mod cii;
+pub mod codes;
 pub mod rules;
 pub mod ubl;
 mod xml;
+
+/// `s` unless it is blank once written (see `xml::blank`): such a value is left out.
+pub fn present(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !xml::blank(s))
+}
+
+/// Whether a value is missing or blank once written.
+pub fn blank(s: Option<&str>) -> bool {
+    present(s).is_none()
+}
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -90,7 +101,9 @@ impl<'a> InvoiceView<'a> {
                 .iter_mut()
                 .find(|r| r.category == m.category && r.rate == m.rate)
             {
-                Some(r) => r.base += line.net_amount,
+                // Saturating: figures are bounded by the checks' gate; should one slip through,
+                // a saturated sum differs from the document's and BR-CO rules hold it.
+                Some(r) => r.base = r.base.saturating_add(line.net_amount),
                 None => vat.push(VatRow {
                     category: m.category,
                     rate: m.rate,
@@ -111,10 +124,13 @@ impl<'a> InvoiceView<'a> {
                 .find(|(l, _)| l.tax_code == b.tax_code)
                 .map(|(_, m)| (m.category, m.rate));
             if let Some(r) = key.and_then(|k| vat.iter_mut().find(|r| (r.category, r.rate) == k)) {
-                r.amount += b.amount;
+                r.amount = r.amount.saturating_add(b.amount);
             }
         }
-        let line_total = doc.lines.iter().map(|l| l.net_amount).sum();
+        let line_total = doc
+            .lines
+            .iter()
+            .fold(Decimal::ZERO, |acc, l| acc.saturating_add(l.net_amount));
         InvoiceView {
             doc,
             lines,
@@ -149,14 +165,16 @@ impl<'a> InvoiceView<'a> {
 
     /// IBAN to pay to (BT-84): the document's, else the seller's.
     pub fn iban(&self) -> Option<&str> {
-        self.doc.iban.as_deref().or(self.doc.seller.iban.as_deref())
+        present(self.doc.iban.as_deref()).or(present(self.doc.seller.iban.as_deref()))
     }
 
     /// BIC (BT-86): the document's, else the seller's.
     pub fn bic(&self) -> Option<&str> {
-        self.doc.bic.as_deref().or(self.doc.seller.bic.as_deref())
+        present(self.doc.bic.as_deref()).or(present(self.doc.seller.bic.as_deref()))
     }
 }
 
+#[cfg(test)]
+mod schematron_tests;
 #[cfg(test)]
 pub(crate) mod tests;

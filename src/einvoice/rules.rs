@@ -6,17 +6,14 @@
 
 use rust_decimal::Decimal;
 
-use super::{cents, InvoiceView};
+use super::codes::{subject_code_ok, vat_prefix_ok};
+use super::{blank, cents, present, InvoiceView};
 use crate::mapping::VatCategory;
 use crate::model::{Address, DocKind, Party};
 use crate::problem::Problem;
 
 fn p(rule: &str, field: impl Into<String>, what: impl std::fmt::Display, fix: &str) -> Problem {
     Problem::new(rule, field, format!("{rule}: {what}"), fix)
-}
-
-fn blank(s: Option<&str>) -> bool {
-    s.is_none_or(|s| s.trim().is_empty())
 }
 
 fn decimals(d: Decimal) -> u32 {
@@ -35,7 +32,7 @@ fn party_rules(
     addr_rule: &str,
     country_rule: &str,
 ) {
-    if party.name.trim().is_empty() {
+    if blank(Some(&party.name)) {
         out.push(p(
             name_rule,
             format!("{who}.name"),
@@ -50,7 +47,7 @@ fn party_rules(
             format!("the {who}'s postal address is missing"),
             "fill in the address in the invoicing application",
         )),
-        Some(a) => match a.country_code.as_deref() {
+        Some(a) => match present(a.country_code.as_deref()) {
             None => out.push(p(
                 country_rule,
                 format!("{who}.billing_address.country_code"),
@@ -66,13 +63,49 @@ fn party_rules(
             _ => {}
         },
     }
+    if let Some(vat) = present(party.vat_id.as_deref()).filter(|v| !vat_prefix_ok(v)) {
+        out.push(p(
+            "BR-CO-09",
+            format!("{who}.vat_id"),
+            format!("the {who}'s VAT number `{vat}` does not start with an ISO 3166 country code"),
+            "write the VAT number with its country prefix (FR12345678901)",
+        ));
+    }
+}
+
+/// BR-CL-08: a note's subject code, and what UBL reads as one (`#XYZ#` at the start of its
+/// text), must be UNCL 4451 codes.
+fn note_rules(out: &mut Vec<Problem>, notes: &[crate::model::Note]) {
+    for (i, n) in notes.iter().enumerate() {
+        let code = present(n.subject_code.as_deref());
+        let written = match code {
+            Some(c) => format!("#{c}#{}", n.text),
+            None => n.text.clone(),
+        };
+        let read = written
+            .split_once('#')
+            .and_then(|(_, rest)| rest.split_once('#'))
+            .map(|(mid, _)| mid)
+            .filter(|mid| mid.chars().count() == 3);
+        let bad = code
+            .filter(|c| !subject_code_ok(c))
+            .or(read.filter(|m| !subject_code_ok(m)));
+        if let Some(bad) = bad {
+            out.push(p(
+                "BR-CL-08",
+                format!("notes[{i}].subject_code"),
+                format!("`{bad}` is not a UNCL 4451 subject code"),
+                "use a code such as PMT, PMD, AAB or BAR, or no subject code (and no `#XYZ#` in the text)",
+            ));
+        }
+    }
 }
 
 /// The EN 16931 rules a document breaks.
 pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
     let d = v.doc;
     let mut out = Vec::new();
-    if d.number.trim().is_empty() {
+    if blank(Some(&d.number)) {
         out.push(p(
             "BR-02",
             "number",
@@ -90,8 +123,17 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
     }
     party_rules(&mut out, &d.seller, "seller", "BR-06", "BR-08", "BR-09");
     party_rules(&mut out, &d.buyer, "buyer", "BR-07", "BR-10", "BR-11");
+    note_rules(&mut out, &d.notes);
     if let Some(a) = &d.buyer.delivery_address {
-        if let Some(c) = a.country_code.as_deref().filter(|c| !country_ok(c)) {
+        if blank(a.country_code.as_deref()) {
+            out.push(p(
+                "BR-57",
+                "buyer.delivery_address.country_code",
+                "the delivery address has no country code",
+                "set the ISO 3166 country code (FR) of the delivery address",
+            ));
+        }
+        if let Some(c) = present(a.country_code.as_deref()).filter(|c| !country_ok(c)) {
             out.push(p(
                 "BR-CL-14",
                 "buyer.delivery_address.country_code",
@@ -118,7 +160,7 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
                 "set a UN/ECE rec. 20 unit code (C62 for units)",
             ));
         }
-        if l.line.description.trim().is_empty() {
+        if blank(Some(&l.line.description)) {
             out.push(p(
                 "BR-25",
                 format!("lines[{i}].description"),
@@ -162,7 +204,10 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
     if v.line_total != t.net {
         out.push(p("BR-CO-13", "totals.net", format!("the total without VAT {} differs from the sum of the lines {} (no document-level allowance or charge is carried)", t.net, v.line_total), "correct the totals in the invoicing application"));
     }
-    let vat_sum: Decimal = v.vat.iter().map(|r| r.amount).sum();
+    let vat_sum = v
+        .vat
+        .iter()
+        .fold(Decimal::ZERO, |acc, r| acc.saturating_add(r.amount));
     if vat_sum != t.tax {
         out.push(p(
             "BR-CO-14",
@@ -174,7 +219,7 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
             "correct tax_breakdown or totals.tax",
         ));
     }
-    if t.gross != t.net + t.tax {
+    if t.net.checked_add(t.tax) != Some(t.gross) {
         out.push(p(
             "BR-CO-15",
             "totals.gross",
@@ -185,7 +230,7 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
             "correct the totals",
         ));
     }
-    if t.due != t.gross - t.paid {
+    if t.gross.checked_sub(t.paid) != Some(t.due) {
         out.push(p(
             "BR-CO-16",
             "totals.due",
@@ -266,9 +311,17 @@ fn vat_rules(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
                         "map the tax code to category Z or E, or give its rate",
                     ));
                 }
-                let expected = cents(r.base * r.rate / Decimal::ONE_HUNDRED);
+                // Checked: the rate comes from the mapping, the base from the source.
+                let expected = r
+                    .base
+                    .checked_mul(r.rate)
+                    .map(|x| cents(x / Decimal::ONE_HUNDRED))
+                    .unwrap_or(Decimal::MAX);
                 // The official schematron accepts a difference below one currency unit.
-                if (r.amount - expected).abs() >= Decimal::ONE {
+                if r.amount
+                    .checked_sub(expected)
+                    .is_none_or(|d| d.abs() >= Decimal::ONE)
+                {
                     out.push(p(
                         "BR-CO-17",
                         field,

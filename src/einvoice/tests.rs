@@ -47,7 +47,7 @@ fn validate(xsd: &Path, files: &[PathBuf]) {
 }
 
 /// The demo's documents that pass mapping and checks.
-fn demo() -> Vec<crate::mapping::MappedDocument> {
+pub(super) fn demo() -> Vec<crate::mapping::MappedDocument> {
     let m = Mapping::load(&repo().join("mappings/pcg-demo.toml")).unwrap();
     let mut docs = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(repo().join("examples/invoices"))
@@ -161,4 +161,125 @@ fn demo_documents_pass_the_business_rules() {
         }
     }
     assert!(chorus >= 3, "{chorus} public-buyer documents in the demo");
+}
+
+/// Any text: every character, biased towards what XML forbids or must escape.
+pub(super) fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop::collection::vec(
+        prop_oneof![
+            any::<char>(),
+            (0u32..0x20).prop_map(|u| char::from_u32(u).unwrap_or(' ')),
+            prop::sample::select(vec![
+                '\u{FFFE}', '\u{FFFF}', '\u{7F}', '\u{85}', '<', '>', '&', '"', '\'', ']',
+                '\u{2028}',
+            ]),
+        ],
+        0..12,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+/// Puts the texts of `t` (cycled) into the free-text fields of the document, in order; a `None`
+/// leaves its field as it is.
+pub(super) fn fill_text_fields(doc: &mut crate::model::Document, t: &[Option<String>]) {
+    let mut it = t.iter().cycle().cloned();
+    let mut next = move || it.next().flatten();
+    let set = |field: &mut String, v: Option<String>| {
+        if let Some(v) = v {
+            *field = v;
+        }
+    };
+    let set_opt = |field: &mut Option<String>, v: Option<String>| {
+        if v.is_some() {
+            *field = v;
+        }
+    };
+    set(&mut doc.number, next());
+    set_opt(&mut doc.purchase_order, next());
+    set_opt(&mut doc.engagement_number, next());
+    set_opt(&mut doc.service_code, next());
+    set_opt(&mut doc.contract_reference, next());
+    set_opt(&mut doc.preceding_invoice, next());
+    set_opt(&mut doc.payment_terms, next());
+    set_opt(&mut doc.iban, next());
+    set_opt(&mut doc.bic, next());
+    if let (Some(code), Some(text)) = (next(), next()) {
+        doc.notes.push(crate::model::Note {
+            subject_code: Some(code),
+            text,
+        });
+    }
+    if let Some(text) = next() {
+        doc.notes.push(crate::model::Note {
+            subject_code: None,
+            text,
+        });
+    }
+    for party in [&mut doc.seller, &mut doc.buyer] {
+        set(&mut party.name, next());
+        set_opt(&mut party.email, next());
+        set_opt(&mut party.vat_id, next());
+        for a in [&mut party.billing_address, &mut party.delivery_address] {
+            let (l1, l2, city, postcode) = (next(), next(), next(), next());
+            let Some(a) = a.as_mut() else {
+                continue;
+            };
+            if let (Some(l1), Some(l2)) = (l1, l2) {
+                a.lines = vec![l1, l2];
+            }
+            set_opt(&mut a.city, city);
+            set_opt(&mut a.postcode, postcode);
+        }
+    }
+    for l in &mut doc.lines {
+        set(&mut l.description, next());
+        set_opt(&mut l.id, next());
+        set_opt(&mut l.job_ref, next());
+    }
+}
+
+#[test]
+fn any_text_in_any_field_gives_well_formed_schema_valid_xml() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(any_text().prop_map(Some), 40);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ubl_inv, mut ubl_cn, mut cii_all) = (Vec::new(), Vec::new(), Vec::new());
+    let docs = demo();
+    for case in 0..64 {
+        let texts = strategy.new_tree(&mut runner).unwrap().current();
+        // The demo's documents carry every kind of field (addresses, notes, credit notes).
+        let mut md = docs[case % docs.len()].clone();
+        fill_text_fields(&mut md.doc, &texts);
+        let v = InvoiceView::new(&md);
+        for (syntax, bytes) in [("ubl", ubl::render(&v)), ("cii", cii::render(&v))] {
+            // No character XML 1.0 forbids reaches the bytes.
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+                        || c == '\u{FFFE}'
+                        || c == '\u{FFFF}'),
+                "case {case} {syntax}: {texts:?}"
+            );
+            let p = dir.path().join(format!("{case}.{syntax}.xml"));
+            std::fs::write(&p, bytes).unwrap();
+            match syntax {
+                "cii" => cii_all.push(p),
+                _ if v.is_credit_note() => ubl_cn.push(p),
+                _ => ubl_inv.push(p),
+            }
+        }
+    }
+    if let Some(xsd) = schema_tools("cii-d16b/data/standard/CrossIndustryInvoice_100pD16B.xsd") {
+        validate(&xsd, &cii_all);
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
+        validate(&xsd, &ubl_inv);
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd") {
+        validate(&xsd, &ubl_cn);
+    }
 }

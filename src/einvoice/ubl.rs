@@ -4,7 +4,7 @@
 //! Element order follows the UBL 2.1 schemas (the tests validate every document against them).
 
 use super::xml::Xml;
-use super::{amount, number, InvoiceView, EN16931};
+use super::{amount, blank, number, present, InvoiceView, EN16931};
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
 
@@ -40,7 +40,7 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
         x.leaf("cbc:Line", &[], &a.lines[2..].join(", "));
         x.close("cac:AddressLine");
     }
-    if let Some(c) = &a.country_code {
+    if let Some(c) = present(a.country_code.as_deref()) {
         x.open("cac:Country", &[]);
         x.leaf("cbc:IdentificationCode", &[], c);
         x.close("cac:Country");
@@ -51,10 +51,14 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
 fn party(x: &mut Xml, tag: &str, p: &Party) {
     x.open(tag, &[]);
     x.open("cac:Party", &[]);
-    if let Some(e) = &p.electronic_address {
+    if let Some(e) = p
+        .electronic_address
+        .as_ref()
+        .filter(|e| !blank(Some(&e.value)))
+    {
         x.leaf("cbc:EndpointID", &[("schemeID", &e.scheme)], &e.value);
     }
-    if let Some(siret) = &p.siret {
+    if let Some(siret) = present(p.siret.as_deref()) {
         x.open("cac:PartyIdentification", &[]);
         x.leaf("cbc:ID", &[("schemeID", "0009")], siret);
         x.close("cac:PartyIdentification");
@@ -65,7 +69,7 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
     if let Some(a) = &p.billing_address {
         address(x, "cac:PostalAddress", a);
     }
-    if let Some(vat) = &p.vat_id {
+    if let Some(vat) = present(p.vat_id.as_deref()) {
         x.open("cac:PartyTaxScheme", &[]);
         x.leaf("cbc:CompanyID", &[], vat);
         x.open("cac:TaxScheme", &[]);
@@ -75,13 +79,13 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
     }
     x.open("cac:PartyLegalEntity", &[]);
     x.leaf("cbc:RegistrationName", &[], &p.name);
-    match (&p.siret, &p.siren) {
+    match (present(p.siret.as_deref()), present(p.siren.as_deref())) {
         (Some(siret), _) => x.leaf("cbc:CompanyID", &[("schemeID", "0009")], siret),
         (None, Some(siren)) => x.leaf("cbc:CompanyID", &[("schemeID", "0002")], siren),
         _ => {}
     }
     x.close("cac:PartyLegalEntity");
-    if let Some(mail) = &p.email {
+    if let Some(mail) = present(p.email.as_deref()) {
         x.open("cac:Contact", &[]);
         x.leaf("cbc:ElectronicMail", &[], mail);
         x.close("cac:Contact");
@@ -168,7 +172,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         x.leaf("cbc:CreditNoteTypeCode", &[], v.type_code());
     }
     for n in &d.notes {
-        let text = match &n.subject_code {
+        let text = match present(n.subject_code.as_deref()) {
             Some(code) => format!("#{code}#{}", n.text),
             None => n.text.clone(),
         };
@@ -176,23 +180,21 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.leaf("cbc:DocumentCurrencyCode", &[], cur);
     x.opt("cbc:BuyerReference", d.service_code.as_deref());
-    if let Some(po) = d
-        .engagement_number
-        .as_deref()
-        .or(d.purchase_order.as_deref())
+    if let Some(po) =
+        present(d.engagement_number.as_deref()).or(present(d.purchase_order.as_deref()))
     {
         x.open("cac:OrderReference", &[]);
         x.leaf("cbc:ID", &[], po);
         x.close("cac:OrderReference");
     }
-    if let Some(prev) = &d.preceding_invoice {
+    if let Some(prev) = present(d.preceding_invoice.as_deref()) {
         x.open("cac:BillingReference", &[]);
         x.open("cac:InvoiceDocumentReference", &[]);
         x.leaf("cbc:ID", &[], prev);
         x.close("cac:InvoiceDocumentReference");
         x.close("cac:BillingReference");
     }
-    if let Some(c) = &d.contract_reference {
+    if let Some(c) = present(d.contract_reference.as_deref()) {
         x.open("cac:ContractDocumentReference", &[]);
         x.leaf("cbc:ID", &[], c);
         x.close("cac:ContractDocumentReference");
@@ -211,7 +213,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     if !credit || d.payment_means.is_some() {
         payment_means(&mut x, v);
     }
-    if let Some(t) = &d.payment_terms {
+    if let Some(t) = present(d.payment_terms.as_deref()) {
         x.open("cac:PaymentTerms", &[]);
         x.leaf("cbc:Note", &[], t);
         x.close("cac:PaymentTerms");
@@ -268,7 +270,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     for l in &v.lines {
         let line = l.line;
         x.open(line_tag, &[]);
-        let id = line.id.clone().unwrap_or_else(|| l.number.to_string());
+        let id = present(line.id.as_deref()).map_or_else(|| l.number.to_string(), str::to_owned);
         x.leaf("cbc:ID", &[], &id);
         x.leaf(qty_tag, &[("unitCode", &line.unit)], &number(line.quantity));
         x.leaf(
@@ -284,13 +286,13 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
             x.close("cac:AllowanceCharge");
         }
         x.open("cac:Item", &[]);
-        let name = if line.description.trim().is_empty() {
+        let name = if blank(Some(&line.description)) {
             "-"
         } else {
             line.description.as_str()
         };
         x.leaf("cbc:Name", &[], name);
-        if let Some(code) = &line.product_code {
+        if let Some(code) = present(line.product_code.as_deref()) {
             x.open("cac:SellersItemIdentification", &[]);
             x.leaf("cbc:ID", &[], code);
             x.close("cac:SellersItemIdentification");

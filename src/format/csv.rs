@@ -71,10 +71,11 @@ fn field(out: &mut String, value: &str, style: CsvStyle, first: bool) {
     if !first {
         out.push(style.sep);
     }
-    // Line breaks never survive into a cell: importers split records on them.
+    // Line breaks and other control characters never survive into a cell: importers split
+    // records on them or refuse the file.
     let v: String = value
         .chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .map(|c| if super::text::unwritable(c) { ' ' } else { c })
         .collect();
     if v.contains(style.sep) || v.contains('"') || v.starts_with(' ') || v.ends_with(' ') {
         out.push('"');

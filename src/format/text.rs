@@ -6,16 +6,18 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::config::Encoding;
 
-/// Replaces tabs, line breaks, `|` and other control characters by a space, collapses runs of
-/// spaces and trims. A stray separator in a label would shift every later column of the line.
+/// Whether `c` must never reach a written file: control characters (tab and line breaks
+/// included, C1 too), the line and paragraph separators, and the noncharacters U+FFFE, U+FFFF.
+pub fn unwritable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// Replaces tabs, line breaks, `|` and other [`unwritable`] characters by a space, collapses
+/// runs of spaces and trims. A stray separator in a label would shift every later column.
 pub fn clean_label(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let c = if c.is_control() || c == '|' || c == '\u{2028}' || c == '\u{2029}' {
-            ' '
-        } else {
-            c
-        };
+        let c = if unwritable(c) || c == '|' { ' ' } else { c };
         if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
             out.push(c);
         }
@@ -316,5 +318,9 @@ mod tests {
     #[test]
     fn labels_lose_separators_and_breaks() {
         assert_eq!(clean_label(" a\tb|c\r\nd "), "a b c d");
+        assert_eq!(
+            clean_label("a\u{1}b\u{1F}c\u{FFFE}d\u{FFFF}\u{85}e"),
+            "a b c d e"
+        );
     }
 }

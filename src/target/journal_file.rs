@@ -256,8 +256,9 @@ impl JournalRun {
             };
             next += 1;
             let (d, c) = md.entry.sums();
-            self.debit += d;
-            self.credit += c;
+            // Each entry is bounded by the checks' gate: a batch cannot reach Decimal's limit.
+            self.debit = self.debit.saturating_add(d);
+            self.credit = self.credit.saturating_add(c);
             self.docs += 1;
             self.batch_docs += 1;
             let date = md.doc.issue_date;

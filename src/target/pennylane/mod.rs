@@ -92,8 +92,15 @@ pub fn line_taxes(v: &InvoiceView<'_>) -> Vec<Decimal> {
         }
         let mut given = Decimal::ZERO;
         for &i in &idx {
-            let share = (row.amount * v.lines[i].line.net_amount / row.base)
-                .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            // Checked: a tiny base under a large VAT could overflow; such a share is left to
+            // the largest line below, so the shares still add up to the VAT.
+            let share = row
+                .amount
+                .checked_mul(v.lines[i].line.net_amount)
+                .and_then(|x| x.checked_div(row.base))
+                .map(|x| x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+                .filter(|x| given.checked_add(*x).is_some())
+                .unwrap_or_default();
             out[i] = share;
             given += share;
         }
@@ -101,7 +108,8 @@ pub fn line_taxes(v: &InvoiceView<'_>) -> Vec<Decimal> {
             .iter()
             .max_by_key(|&&i| v.lines[i].line.net_amount.abs())
         {
-            out[largest] += row.amount - given;
+            let rest = row.amount.checked_sub(given).unwrap_or_default();
+            out[largest] = out[largest].checked_add(rest).unwrap_or(rest);
         }
     }
     out
@@ -480,7 +488,7 @@ impl PennylaneRun {
                     "raw_currency_unit_price": (sign * l.line.unit_price).normalize().to_string(),
                     "unit": l.line.unit,
                     "vat_rate": m.pennylane_vat_rate,
-                    "currency_amount": money(sign * (net + *tax)),
+                    "currency_amount": money(sign * net.saturating_add(*tax)),
                     "currency_tax": money(sign * *tax),
                     "ledger_account_id": account,
                 })
