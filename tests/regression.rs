@@ -63,6 +63,39 @@ fn document_id_with_a_control_character_is_held_and_later_syncs_go_on() {
         .collect();
     assert!(ids.contains(&"inv-2026\\n0041"), "{listed}");
     assert!(ids.iter().all(|id| !id.contains('\n')), "{listed}");
+
+    // Corrected in the source: delivered under its new id; the old record goes as documented.
+    let mut fixed: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    fixed["id"] = "inv-2026-0041".into();
+    fixed["number"] = "F2026-0041".into();
+    p.write(
+        "examples/invoices/odd.json",
+        &serde_json::to_string(&[fixed]).unwrap(),
+    );
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 1, "{r}");
+    for t in ["sales-fec", "sales-csv"] {
+        let out = p.run(&[
+            "ledger",
+            "forget",
+            "inv-2026\\n0041",
+            "--target",
+            t,
+            "--yes",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["number"] != "F2026-0041"),
+        "{r}"
+    );
 }
 
 // end of section 2
