@@ -54,3 +54,24 @@ pub(super) fn open_with_wait<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ledger::sled::SledLedger;
+    use crate::ledger::{Ledger, Record, RecordKey};
+
+    #[test]
+    fn a_ledger_closed_by_this_process_opens_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..30 {
+            let l = SledLedger::open(dir.path()).unwrap();
+            let key = RecordKey {
+                job: "j".into(),
+                target: "t".into(),
+                doc_id: format!("d{i}"),
+            };
+            l.put_records(&[Record::new(key, chrono::Utc::now())])
+                .unwrap();
+        }
+    }
+}
