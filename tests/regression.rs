@@ -98,6 +98,68 @@ fn document_id_with_a_control_character_is_held_and_later_syncs_go_on() {
     );
 }
 
+/// A version-2 ledger that a crash left with a line break in an id of an open batch: its
+/// membership page no longer parsed and every sync stopped with exit 2, which no command repaired.
+/// The first run of this facto upgrades it (schema 3) and rolls the batch back.
+#[test]
+fn version_2_ledger_with_a_newline_id_in_an_open_batch_is_upgraded_and_recovers() {
+    let p = Project::demo();
+    {
+        let db = sled::open(p.path("data")).unwrap();
+        let now = "2026-11-30T10:00:00Z";
+        let open = serde_json::json!({"id": 1, "job": "demo", "target": "sales-fec",
+            "tmp_path": p.path("out/.batch-000001.facto-tmp"), "started_at": now});
+        db.insert(b"o\x000000000000000001", serde_json::to_vec(&open).unwrap())
+            .unwrap();
+        for id in ["inv\n9001", "inv-9002"] {
+            let rec = serde_json::json!({
+                "key": {"job": "demo", "target": "sales-fec", "doc_id": id},
+                "state": "claimed", "number": format!("X-{id}"), "kind": "invoice",
+                "customer_id": "C1", "customer_name": "C", "origin": "o", "source_hash": "h",
+                "batch_id": 1, "attempts": 1, "created_at": now, "updated_at": now});
+            // Header: state code (claimed = 1), batch id; then the record.
+            let mut v = vec![1u8];
+            v.extend(1u64.to_be_bytes());
+            v.extend(serde_json::to_vec(&rec).unwrap());
+            db.insert(format!("r\0demo\0sales-fec\0{id}").as_bytes(), v)
+                .unwrap();
+        }
+        db.insert(
+            b"d\x000000000000000001\x000000000000000001",
+            &b"demo\0sales-fec\0inv\n9001\ndemo\0sales-fec\0inv-9002\n"[..],
+        )
+        .unwrap();
+        db.insert(b"n\0batch", 1u64.to_be_bytes().to_vec()).unwrap();
+        db.insert(b"m\0schema", &b"2"[..]).unwrap();
+        db.insert(b"m\0index", &b"1"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    // sled lets go of its lock a moment after the handle is dropped.
+    let mut attempt = 0;
+    let (code, r) = loop {
+        let out = p.run(&["--json", "sync"]);
+        attempt += 1;
+        if out.status.code() == Some(2)
+            && String::from_utf8_lossy(&out.stderr).contains("in use")
+            && attempt < 100
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        }
+        let code = out.status.code().unwrap_or(-1);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("exit {code}, {e}: {}", String::from_utf8_lossy(&out.stderr))
+        });
+        break (code, v);
+    };
+    assert_eq!(code, 1, "{r}");
+    assert!(r["recovery"].to_string().contains("export batch 1"), "{r}");
+    let (_, shown) = p.json(&["ledger", "show", "inv\n9001"]);
+    assert_eq!(shown[0]["state"], "released", "{shown}");
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+}
+
 // end of section 2
 
 // ── 3. No hang, no panic, no wedge; 4. documents that are always valid ─────────────────────────
