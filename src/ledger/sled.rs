@@ -101,7 +101,7 @@ struct Stage {
     open_claims: BTreeMap<u64, i64>,
 }
 
-pub(super) fn rkey(k: &RecordKey) -> Vec<u8> {
+fn rkey(k: &RecordKey) -> Vec<u8> {
     keys::key("r", &[&k.job, &k.target, &k.doc_id])
 }
 fn bkey(id: u64) -> Vec<u8> {
