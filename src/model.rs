@@ -397,13 +397,44 @@ pub struct DocParseError {
     pub message: String,
 }
 
+/// `s` with each control character written as its escape (`\n`, `\u{1}`), so that an id that
+/// is refused for holding one can still name its record and be shown.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_debug().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+/// Why a document's id or number cannot be taken: a control character (a line break, a NUL...)
+/// would end up in ledger keys, report lines, file names and fixed-width journal fields.
+/// Returns the field and the message.
+pub fn identity_problem(id: &str, number: &str) -> Option<(&'static str, String)> {
+    [("id", id), ("number", number)]
+        .into_iter()
+        .find_map(|(field, value)| {
+            let (pos, c) = value.chars().enumerate().find(|(_, c)| c.is_control())?;
+            Some((
+                field,
+                format!(
+                    "holds a control character ({}) at character {}; ids and numbers must be printable text",
+                    c.escape_debug(),
+                    pos + 1
+                ),
+            ))
+        })
+}
+
 /// Best-effort identity of a raw JSON document: its `id`, else its `number`, else `#position`.
+/// Control characters are escaped (see [`printable`]).
 pub fn raw_identity(value: &serde_json::Value, position: usize) -> (String, Option<String>) {
-    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    let number = value
-        .get("number")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    let id = value.get("id").and_then(|v| v.as_str()).map(printable);
+    let number = value.get("number").and_then(|v| v.as_str()).map(printable);
     match id {
         Some(id) if !id.is_empty() => (id, number),
         _ => (format!("#{position}"), number),
@@ -454,6 +485,14 @@ pub fn parse_document(
             message: "must not be empty".to_owned(),
         });
     }
+    if let Some((field, message)) = identity_problem(&doc.id, &doc.number) {
+        return Err(DocParseError {
+            origin: origin.to_owned(),
+            doc: doc_label,
+            path: field.to_owned(),
+            message,
+        });
+    }
     Ok(doc)
 }
 
@@ -501,6 +540,27 @@ mod tests {
         let err = parse_document(v, "f.json", 0).unwrap_err();
         assert_eq!(err.path, "totals.gross");
         assert!(err.message.contains("JSON strings"), "{}", err.message);
+    }
+
+    #[test]
+    fn control_characters_in_id_or_number_are_refused_and_shown_escaped() {
+        let mut v = minimal();
+        v["id"] = json!("d\n1");
+        let err = parse_document(v, "f.json", 0).unwrap_err();
+        assert_eq!(
+            (err.path.as_str(), err.doc.as_str()),
+            ("id", "F1 (id d\\n1)")
+        );
+        assert!(
+            err.message.contains("control character (\\n)"),
+            "{}",
+            err.message
+        );
+        let mut v = minimal();
+        v["number"] = json!("F\u{0}1");
+        let err = parse_document(v, "f.json", 0).unwrap_err();
+        assert_eq!(err.path, "number");
+        assert_eq!(raw_identity(&json!({"id": "a\tb"}), 0).0, "a\\tb");
     }
 
     #[test]

@@ -301,6 +301,8 @@ struct JobRun<'a> {
     tallies: Vec<Tally>,
     lines: Vec<ProblemLine>,
     report: RunReport,
+    /// Ids of the documents held in this run, so that the re-check of held records skips them.
+    held_now: BTreeSet<String>,
 }
 
 impl JobRun<'_> {
@@ -365,12 +367,23 @@ impl JobRun<'_> {
                             continue;
                         }
                         let mut r = new_record(self.key(t, &id), existing, now);
-                        r.number = number.clone().unwrap_or_else(|| id.clone());
+                        let number = number.clone().unwrap_or_else(|| id.clone());
+                        let unchanged = r.state == State::Held
+                            && r.number == number
+                            && r.origin == error.origin
+                            && r.problems.len() == 1
+                            && r.problems[0] == problem;
+                        r.number = number;
                         r.origin.clone_from(&error.origin);
-                        r.hold(vec![problem.clone()], None, &self.run_id, now);
                         self.tallies[ti].held += 1;
+                        self.held_now.insert(id.clone());
+                        if !unchanged {
+                            r.hold(vec![problem.clone()], None, &self.run_id, now);
+                        }
                         self.lines.extend(problem_lines(t, &r, "held"));
-                        pending[ti].others.push(r);
+                        if !unchanged {
+                            pending[ti].others.push(r);
+                        }
                     }
                 }
                 Item::Doc { doc, origin, hash } => {
@@ -507,6 +520,8 @@ impl JobRun<'_> {
         now: chrono::DateTime<Utc>,
     ) {
         let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping).map(Arc::new));
+        let held_as_read =
+            rec.state == State::Held && rec.source_hash == hash && rec.origin == origin;
         fill_from_doc(&mut rec, doc, origin, hash);
         // What this target's layout cannot hold (an account wider than its field) holds the
         // document back for this target only.
@@ -529,13 +544,20 @@ impl JobRun<'_> {
                 pending[ti].deliver.push((Arc::clone(md), rec));
             }
             Err(problems) => {
+                self.tallies[ti].held += 1;
+                self.held_now.insert(doc.id.clone());
+                // Held already, from the same source and for the same reasons: the stored
+                // record stands (rewriting it each run grew the ledger by its size each time).
+                if held_as_read && rec.problems == *problems {
+                    self.lines.extend(problem_lines(target, &rec, "held"));
+                    return;
+                }
                 rec.hold(
                     problems.clone(),
                     serde_json::to_value(doc).ok(),
                     &self.run_id,
                     now,
                 );
-                self.tallies[ti].held += 1;
                 self.lines.extend(problem_lines(target, &rec, "held"));
                 pending[ti].others.push(rec);
             }
@@ -877,6 +899,7 @@ pub async fn run_job(
         targets: targets.into(),
         lines: Vec::new(),
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
+        held_now: BTreeSet::new(),
     };
     let started = Utc::now();
     let cursor = ledger.cursor(&job.name)?;
@@ -940,15 +963,21 @@ pub async fn run_job(
                 state: Some(State::Held),
             })?;
             for r in held {
-                if r.updated_at >= started || !seen.insert(r.key.doc_id.clone()) {
+                if r.updated_at >= started
+                    || jr.held_now.contains(&r.key.doc_id)
+                    || !seen.insert(r.key.doc_id.clone())
+                {
                     continue;
                 }
                 if let Some(v) = r.held_document {
                     if let Ok(doc) = serde_json::from_value::<Document>(v) {
+                        // The copy is the document as read under that hash: an unchanged one
+                        // is not rewritten.
+                        let hash = Some(r.source_hash).filter(|h| !h.is_empty());
                         docs.push(Item::Doc {
                             doc: Box::new(doc),
                             origin: r.origin.clone(),
-                            hash: None,
+                            hash,
                         });
                     }
                 }

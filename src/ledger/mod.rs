@@ -7,6 +7,9 @@
 //! cancelled or rolled-back batch, or by `ledger retry`: it is eligible again. `failed` is a
 //! permanent refusal by the target.
 
+mod keys;
+mod migrate;
+mod reopen;
 pub mod sled;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,10 +20,11 @@ use std::path::PathBuf;
 
 use crate::problem::Problem;
 
-/// Version of the on-disk layout. Opening a ledger of another version fails, except that a
-/// version-1 ledger (before the state indexes) is upgraded in place: its indexes are built and it
-/// is marked version 2, which an older facto then refuses rather than leave the indexes stale.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version of the on-disk layout. Opening a ledger of another version fails, except that an
+/// earlier one is upgraded in place, once: version 1 lacked the state indexes, version 2 joined
+/// ids into keys unescaped (see `keys`). An older facto then refuses the upgraded ledger rather
+/// than write keys or indexes it does not know.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// State of one (job, target, document) record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

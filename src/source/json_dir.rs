@@ -42,7 +42,10 @@ fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
     let mut items = Vec::with_capacity(raws.len());
     for raw in raws {
         match serde_json::from_str::<Document>(raw.get()) {
-            Ok(doc) if !doc.id.trim().is_empty() => {
+            Ok(doc)
+                if !doc.id.trim().is_empty()
+                    && crate::model::identity_problem(&doc.id, &doc.number).is_none() =>
+            {
                 let hash = hex::encode(Sha256::digest(raw.get().as_bytes()));
                 items.push(Item::Doc {
                     doc: Box::new(doc),
