@@ -432,6 +432,10 @@ pub struct JsonDirConfig {
     /// Documents handed to the pipeline at a time (memory bound). Default 500.
     #[serde(default = "default_page")]
     pub page_size: usize,
+    /// A second folder the documents' attachments may live in (relative to `facto.toml`);
+    /// an attachment path never leaves `path` or this folder.
+    #[serde(default)]
+    pub attachments_dir: Option<PathBuf>,
 }
 
 fn default_page() -> usize {
@@ -489,6 +493,10 @@ pub struct HttpConfig {
     /// First retry delay, milliseconds. Default 500.
     #[serde(default = "default_initial_ms")]
     pub initial_retry_ms: u64,
+    /// Folder the documents' attachment paths are relative to (relative to `facto.toml`);
+    /// without it, a document's attachment path is never read.
+    #[serde(default)]
+    pub attachments_dir: Option<PathBuf>,
 }
 
 fn default_cursor_param() -> String {

@@ -723,7 +723,14 @@ fn build_targets(
                         "`{name}` imports into Pennylane through its API: `facto sync` sends to it"
                     )));
                 }
-                PennylaneRun::new(name, &job.name, c, cfg.base_dir.clone(), &cfg.data_dir, opts.dry_run)
+                PennylaneRun::new(
+                    name,
+                    &job.name,
+                    c,
+                    crate::source::attachments::AttachmentRoots::for_source(cfg, &job.source),
+                    &cfg.data_dir,
+                    opts.dry_run,
+                )
                     .map(|r| TargetRun::Pennylane(Box::new(r)))
                     .map_err(|e| RunError::Config(e.to_string()))
             }

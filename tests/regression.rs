@@ -4,8 +4,64 @@
 #![allow(unused_imports)]
 
 use crate::common::*;
+use serde_json::Value;
 
 // ── 1. Secrets and files ────────────────────────────────────────────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attachment_path_outside_the_source_folder_is_held() {
+    use crate::pennylane_sim::{Sim, TOKEN};
+    let sim = Sim::start().await;
+    let p = crate::pennylane_api::project(&sim, "");
+    // A PDF-looking file outside the source folder, and a symlink to it inside.
+    p.write("secret.pdf", "%PDF-1.4 SECRET-OUTSIDE");
+    std::os::unix::fs::symlink(
+        p.path("secret.pdf"),
+        p.path("examples/invoices/pdf/link.pdf"),
+    )
+    .unwrap();
+    p.write("examples/invoices/pdf/fake.pdf", "not a pdf");
+    let paths = [
+        ("inv-2026-0001", "../../../../../../../../etc/passwd"),
+        ("inv-2026-0002", "/proc/self/environ"),
+        ("inv-2026-0003", "../../secret.pdf"),
+        ("inv-2026-0004", "pdf/link.pdf"),
+        ("inv-2026-0006", "pdf/fake.pdf"),
+    ];
+    for (file, path) in paths {
+        let rel = format!("examples/invoices/{file}.json");
+        let mut v: Value = serde_json::from_str(&p.read(&rel)).unwrap();
+        v["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": path}]);
+        p.write(&rel, &v.to_string());
+    }
+    let mut c = p.command(&["--json", "sync"]);
+    c.env("PENNYLANE_API_TOKEN", TOKEN)
+        .env("XERO_CLIENT_SECRET", "xero-secret-value");
+    let (code, r, _) = json_of(c).await;
+    assert_eq!(code, 1, "{r}");
+    let problems = r["problems"].to_string();
+    let outside = problems
+        .matches("leads outside the source's folders")
+        .count()
+        + problems.matches("is absolute").count();
+    assert_eq!(outside, 4, "{problems}");
+    assert!(problems.contains("is not a PDF file"), "{problems}");
+    assert!(!problems.contains("SECRET-OUTSIDE"), "{problems}");
+    let imported = sim.imports();
+    for n in [
+        "F2026-0001",
+        "F2026-0002",
+        "F2026-0003",
+        "F2026-0004",
+        "F2026-0006",
+    ] {
+        assert!(!imported.contains_key(n), "{n} was imported: {imported:?}");
+    }
+    assert_eq!(
+        sim.state.lock().unwrap().attachments as usize,
+        imported.len()
+    );
+}
 
 // end of section 1
 
