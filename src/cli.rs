@@ -170,7 +170,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub to: NaiveDate,
     /// Journal code to write (default: the mapping's).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_journal)]
     pub journal: Option<String>,
     /// Folder to write the file to (default: the target's `out_dir`).
     #[arg(long)]
@@ -297,6 +297,17 @@ fn run_failure(e: RunError) -> Failure {
 }
 
 /// Parses the arguments, runs the command, returns the exit code.
+/// `--journal`: the code also names the export file, so it is checked like the mapping's.
+fn parse_journal(s: &str) -> Result<String, String> {
+    if crate::mapping::code_is_valid(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "journal code `{s}` must be 1 to 20 letters, digits, - or _"
+        ))
+    }
+}
+
 pub fn main_entry() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,

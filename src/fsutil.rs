@@ -13,6 +13,37 @@ pub fn tmp_path(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".{name}.facto-tmp"))
 }
 
+/// A file or folder name made from data (a document number, a journal code): ASCII letters,
+/// digits, `-` and `_` kept, anything else (`/`, `.`, spaces, control characters) becomes `_`,
+/// so the name can never climb out of its folder or hide as a dot file.
+pub fn safe_name(raw: &str) -> String {
+    let s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "_".to_owned()
+    } else {
+        s
+    }
+}
+
+/// `dir` joined with `rel`, or `None` when `rel` is not made of plain names only (absolute,
+/// `..`, `.`): a path built from data must stay under its folder.
+pub fn join_under(dir: &Path, rel: &Path) -> Option<PathBuf> {
+    let plain = rel.components().count() > 0
+        && rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| dir.join(rel))
+}
+
 /// Flushes a folder's entry table to disk (after a rename in it).
 ///
 /// # Errors
@@ -75,5 +106,20 @@ mod tests {
         write_atomic(&p, b"two", Some(0o600)).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert!(!tmp_path(&p).exists());
+    }
+
+    #[test]
+    fn names_from_data_stay_in_their_folder() {
+        assert_eq!(safe_name("../../X"), "______X");
+        assert_eq!(safe_name("F/2026.1"), "F_2026_1");
+        assert_eq!(safe_name(""), "_");
+        let d = Path::new("/out");
+        assert_eq!(
+            join_under(d, Path::new("a/b.txt")),
+            Some(PathBuf::from("/out/a/b.txt"))
+        );
+        assert_eq!(join_under(d, Path::new("../b.txt")), None);
+        assert_eq!(join_under(d, Path::new("/etc/b.txt")), None);
+        assert_eq!(join_under(d, Path::new("")), None);
     }
 }

@@ -63,6 +63,45 @@ async fn attachment_path_outside_the_source_folder_is_held() {
     );
 }
 
+#[test]
+fn export_journal_code_cannot_lead_outside_out_dir() {
+    let p = Project::demo();
+    // Put the project two folders down so that `../../X` would land inside the temp dir.
+    let p2 = Project {
+        dir: tempfile::tempdir_in(p.dir.path()).unwrap(),
+    };
+    for e in ["facto.toml", "connectors", "mappings", "examples"] {
+        std::fs::rename(p.path(e), p2.path(e)).unwrap();
+    }
+    let year = ["--from", "2026-01-01", "--to", "2026-12-31"];
+    for t in ["sales-csv", "sales-fec"] {
+        let mut args = vec!["export", "--target", t, "--journal", "../../X"];
+        args.extend_from_slice(&year);
+        let out = p2.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("journal code `../../X`"),
+            "{out:?}"
+        );
+    }
+    let stray: Vec<_> = std::fs::read_dir(p.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with('X'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    assert!(p2.out_files().is_empty());
+    let mut args = vec!["export", "--target", "sales-csv", "--journal", "VT-2"];
+    args.extend_from_slice(&year);
+    let out = p2.run(&args);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{out:?}"
+    );
+    assert_eq!(p2.out_files().len(), 1, "{:?}", p2.out_files());
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────

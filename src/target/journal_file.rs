@@ -361,12 +361,19 @@ impl JournalRun {
             ),
             None => (folder, file_name),
         };
-        let dir = match folder {
-            Some(f) => self.out_dir.join(f),
-            None => self.out_dir.clone(),
+        let rel = match &folder {
+            Some(f) => Path::new(f).join(&file_name),
+            None => PathBuf::from(&file_name),
         };
+        let path = fsutil::join_under(&self.out_dir, &rel).ok_or_else(|| TargetError::Io {
+            path: rel.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the file name would leave the target's out_dir",
+            ),
+        })?;
+        let dir = path.parent().unwrap_or(&self.out_dir).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(&file_name);
         let batch = Batch {
             id: open.batch.id,
             job: self.job.clone(),
@@ -444,6 +451,21 @@ fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
 ///
 /// Ledger or file failure.
 pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> {
+    // A batch recorded by an older version with a name built from unchecked data is never
+    // recreated outside its folder.
+    if batch
+        .path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        tracing::warn!(
+            batch = batch.id,
+            path = %batch.path.display(),
+            "Batch path leaves its folder: not written; `facto exports download` gives its bytes."
+        );
+        ledger.mark_published(batch.id)?;
+        return Ok(false);
+    }
     let current = std::fs::read(&batch.path)
         .ok()
         .map(|b| hex::encode(Sha256::digest(&b)));
