@@ -102,6 +102,41 @@ fn export_journal_code_cannot_lead_outside_out_dir() {
     assert_eq!(p2.out_files().len(), 1, "{:?}", p2.out_files());
 }
 
+#[test]
+fn chorus_lot_names_stay_unique_when_numbers_differ_only_in_punctuation() {
+    let p = Project::demo();
+    for (file, number) in [
+        ("inv-2026-0008", "F2026/0100"),
+        ("inv-2026-0012", "F2026.0100"),
+        ("inv-2026-0017", "F2026_0100"),
+    ] {
+        let rel = format!("examples/invoices/{file}.json");
+        let mut v: Value = serde_json::from_str(&p.read(&rel)).unwrap();
+        v["number"] = Value::String(number.to_owned());
+        p.write(&rel, &v.to_string());
+    }
+    let (_, r) = p.json(&[
+        "export",
+        "--target",
+        "chorus-files",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    let t = target(&r, "chorus-files");
+    assert_eq!(t["delivered"], 9, "{r}");
+    let path = p.path(r["batches"][0]["path"].as_str().unwrap());
+    let entries = facto::format::zip::read(&std::fs::read(path).unwrap()).unwrap();
+    let mut names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 9);
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 9, "two documents share a file name: {names:?}");
+    let hundred = names.iter().filter(|n| n.contains("F2026_0100")).count();
+    assert_eq!(hundred, 3, "{names:?}");
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────

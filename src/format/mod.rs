@@ -267,7 +267,14 @@ pub fn einvoice_name(layout: &Layout, number: &str) -> String {
         JournalFormat::ChorusCii => "CII",
         _ => "UBL",
     };
-    let safe = crate::fsutil::safe_name(number);
+    let mut safe = crate::fsutil::safe_name(number);
+    if safe != number {
+        // Sanitising can collapse numbers (`F/1`, `F.1`, `F_1`): a short hash of the real one
+        // keeps their files apart.
+        use sha2::Digest;
+        let h = hex::encode(sha2::Sha256::digest(number.as_bytes()));
+        safe = format!("{safe}_{}", &h[..6]);
+    }
     format!("{syntax}_chorus_facture_{safe}.xml")
 }
 
