@@ -407,6 +407,32 @@ pub struct JournalFileConfig {
     /// Chorus Pro files: documents per zip lot (the portal takes at most 500). Default 500.
     #[serde(default)]
     pub lot_size: Option<usize>,
+    /// Permissions of the files written, in octal as a string (`"0640"`). Default `"0640"`:
+    /// the owner writes, the group (the accountants' share) reads, others nothing.
+    #[serde(
+        default = "default_file_mode",
+        deserialize_with = "deserialize_file_mode"
+    )]
+    pub file_mode: u32,
+}
+
+/// Permissions of output files unless a connector says otherwise.
+pub const DEFAULT_FILE_MODE: u32 = 0o640;
+
+fn default_file_mode() -> u32 {
+    DEFAULT_FILE_MODE
+}
+
+fn deserialize_file_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let s = String::deserialize(d)?;
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "file_mode `{s}` is not a file mode: write it in octal as a string, at most \"0777\" and at least owner read and write (for example \"0640\")"
+            ))
+        })
 }
 
 impl JournalFileConfig {

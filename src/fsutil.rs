@@ -44,6 +44,67 @@ pub fn join_under(dir: &Path, rel: &Path) -> Option<PathBuf> {
     plain.then(|| dir.join(rel))
 }
 
+/// Creates (or truncates) `path` for writing with exactly `mode` (the umask cannot widen or
+/// narrow it).
+///
+/// # Errors
+///
+/// The file cannot be created or its permissions set.
+pub fn create_with_mode(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    let f = opts.open(path)?;
+    set_mode(path, mode)?;
+    Ok(f)
+}
+
+/// Sets a file's or folder's permissions (no-op off Unix).
+///
+/// # Errors
+///
+/// The permissions cannot be set.
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Creates the data folder (ledger, batch copies, tokens) readable by its owner only: the
+/// folder 0700, and every file already in it 0600, folders 0700 (older versions left them
+/// world-readable).
+///
+/// # Errors
+///
+/// The folder cannot be created or its permissions set.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    set_mode(dir, 0o700)?;
+    let mut stack = vec![dir.to_path_buf()];
+    // Bounded by the folder's own tree; symlinks are not followed.
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                set_mode(&e.path(), 0o700)?;
+                stack.push(e.path());
+            } else if t.is_file() {
+                set_mode(&e.path(), 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Flushes a folder's entry table to disk (after a rename in it).
 ///
 /// # Errors
@@ -83,6 +144,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Re
         #[cfg(not(unix))]
         let _ = mode;
         let mut f = opts.open(&tmp)?;
+        if let Some(m) = mode {
+            // A temp file left by an earlier attempt keeps its old mode through `open`.
+            set_mode(&tmp, m)?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;

@@ -137,6 +137,56 @@ fn chorus_lot_names_stay_unique_when_numbers_differ_only_in_punctuation() {
     assert_eq!(hundred, 3, "{names:?}");
 }
 
+#[cfg(unix)]
+#[test]
+fn data_files_are_private_and_output_files_follow_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let p = Project::demo();
+    let csv = p.read("connectors/sales-csv.toml");
+    p.write(
+        "connectors/sales-csv.toml",
+        &format!("{csv}\nfile_mode = \"0600\"\n"),
+    );
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(mode(&p.path("data")), 0o700);
+    let mut stack = vec![p.path("data")];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                assert_eq!(mode(&e.path()), 0o700, "{}", e.path().display());
+                stack.push(e.path());
+            } else {
+                assert_eq!(mode(&e.path()), 0o600, "{}", e.path().display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files >= 4, "ledger files and batch copies: {files}");
+    for f in p.out_files() {
+        let want = if f.extension().is_some_and(|e| e == "csv") {
+            0o600
+        } else {
+            0o640
+        };
+        assert_eq!(mode(&p.path(&f.to_string_lossy())), want, "{}", f.display());
+    }
+    // A mode that is not octal is refused with its line.
+    p.write(
+        "connectors/sales-csv.toml",
+        &format!("{csv}\nfile_mode = \"rw\"\n"),
+    );
+    let out = p.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sales-csv.toml:") && err.contains("file_mode"),
+        "{err}"
+    );
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────

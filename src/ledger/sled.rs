@@ -184,7 +184,10 @@ impl SledLedger {
     /// [`LedgerError::Locked`] when another process has it open, [`LedgerError::Schema`] for a
     /// ledger of another version, storage errors otherwise.
     pub fn open(path: &Path) -> Result<SledLedger> {
-        std::fs::create_dir_all(path).map_err(|e| LedgerError::Store(e.into()))?;
+        crate::fsutil::private_dir(path).map_err(|e| LedgerError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
         let db = ::sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
@@ -198,6 +201,11 @@ impl SledLedger {
                 }
                 _ => LedgerError::Store(e),
             })?;
+        // Again now that sled has created its own files.
+        crate::fsutil::private_dir(path).map_err(|e| LedgerError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
         let mut upgrade = false;
         match db.get(b"m\0schema")? {
             Some(v) => {
@@ -526,8 +534,9 @@ impl SledLedger {
         };
         let dir = self.path.join("batches");
         std::fs::create_dir_all(&dir).map_err(io)?;
+        crate::fsutil::set_mode(&dir, 0o700).map_err(io)?;
         let tmp = dir.join(format!(".{id:016}.tmp"));
-        let mut out = std::fs::File::create(&tmp).map_err(io)?;
+        let mut out = crate::fsutil::create_with_mode(&tmp, 0o600).map_err(io)?;
         std::io::copy(file, &mut out).map_err(io)?;
         out.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
@@ -1032,6 +1041,7 @@ mod tests {
             run_id: "r".into(),
             created_at: now(),
             cancelled_at: None,
+            file_mode: None,
         }
     }
 

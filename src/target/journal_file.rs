@@ -127,7 +127,7 @@ impl JournalRun {
         std::fs::create_dir_all(&self.out_dir).map_err(io_err(&self.out_dir))?;
         let batch = ledger.begin_batch(&self.job, &self.name, &self.out_dir)?;
         let tmp = batch.tmp_path.clone();
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = fsutil::create_with_mode(&tmp, self.cfg.file_mode).map_err(io_err(&tmp))?;
         let mut open = Open {
             batch,
             file: BufWriter::new(file),
@@ -395,6 +395,7 @@ impl JournalRun {
             run_id: self.run_id.clone(),
             created_at: Utc::now(),
             cancelled_at: None,
+            file_mode: Some(self.cfg.file_mode),
         };
         let mut reader = File::open(&tmp).map_err(io_err(&tmp))?;
         let counters = self.counter.clone().into_iter().collect();
@@ -472,7 +473,8 @@ pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> 
     let rewritten = current.as_deref() != Some(batch.sha256.as_str());
     if rewritten {
         let bytes = ledger.batch_file(batch.id)?;
-        fsutil::write_atomic(&batch.path, &bytes, None).map_err(io_err(&batch.path))?;
+        let mode = batch.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
+        fsutil::write_atomic(&batch.path, &bytes, Some(mode)).map_err(io_err(&batch.path))?;
     }
     // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
     for dir in batch.path.ancestors().skip(1).take(2) {
