@@ -542,11 +542,11 @@ fn forwarded_args(argv: impl Iterator<Item = String>, cwd: &Path) -> Vec<String>
 /// Settles what an interrupted run left (open batches rolled back, committed ones published).
 /// Inside the daemon it was done at its start: a command run for a client must not roll back
 /// the batch of a pass in flight.
-fn recover(ledger: &SledLedger, dry_run: bool) -> Result<Vec<String>, Failure> {
+fn recover(cfg: &Config, ledger: &SledLedger, dry_run: bool) -> Result<Vec<String>, Failure> {
     if dry_run || crate::daemon::SHARED.get().is_some() {
         return Ok(Vec::new());
     }
-    crate::sync::recover(ledger).map_err(run_failure)
+    crate::sync::recover(ledger, cfg).map_err(run_failure)
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
@@ -896,7 +896,7 @@ async fn sync(cli: &Cli, job: Option<&str>, dry_run: bool) -> Result<u8, Failure
         None => cfg.jobs.iter().collect(),
     };
     let ledger = open_ledger(&cfg)?;
-    let recovery = recover(&ledger, dry_run)?;
+    let recovery = recover(&cfg, &ledger, dry_run)?;
     let pb = progress(cli);
     let opts = RunOptions {
         dry_run,
@@ -932,7 +932,7 @@ async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
         .map_err(|e| fail(exit::USAGE, e))?;
     let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
     let ledger = open_ledger(&cfg)?;
-    let recovery = recover(&ledger, false)?;
+    let recovery = recover(&cfg, &ledger, false)?;
     let pb = progress(cli);
     let opts = RunOptions {
         dry_run: false,

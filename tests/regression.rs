@@ -187,6 +187,43 @@ fn data_files_are_private_and_output_files_follow_file_mode() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn temp_files_of_a_killed_run_are_removed_by_recovery_from_any_folder() {
+    let p = Project::demo();
+    kill_at(
+        p.command(&["sync"]),
+        "mid-write@sales-fec",
+        &p.path("paused"),
+    )
+    .await;
+    // A temp file no recorded batch names (an older version's, another step's).
+    p.write("out/.batch-000099.facto-tmp", "orphan");
+    let temps = |p: &Project| -> Vec<String> {
+        let mut v = Vec::new();
+        let mut stack = vec![p.path("out"), p.path("data/batches")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else if name.ends_with("tmp") {
+                    v.push(e.path().display().to_string());
+                }
+            }
+        }
+        v
+    };
+    assert_eq!(temps(&p).len(), 2, "{:?}", temps(&p));
+    // The next run is started from another folder (cron), with the config's absolute path.
+    let config = p.path("facto.toml").display().to_string();
+    let mut c = p.command(&["--json", "--config", &config, "sync"]);
+    c.current_dir("/");
+    let (code, r, _) = json_of(c).await;
+    assert_eq!(code, 1, "{r}");
+    assert!(r["recovery"].to_string().contains("rolled back"), "{r}");
+    assert!(temps(&p).is_empty(), "{:?}", temps(&p));
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────

@@ -524,6 +524,10 @@ impl SledLedger {
         self.path.join("batches").join(format!("{id:016}.bin"))
     }
 
+    fn blob_tmp_path(&self, id: u64) -> PathBuf {
+        self.path.join("batches").join(format!(".{id:016}.tmp"))
+    }
+
     /// Copies a batch's file into `batches/<id>.bin` under the ledger folder: temp file, fsync,
     /// rename, fsync of the folder.
     fn store_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
@@ -535,7 +539,7 @@ impl SledLedger {
         let dir = self.path.join("batches");
         std::fs::create_dir_all(&dir).map_err(io)?;
         crate::fsutil::set_mode(&dir, 0o700).map_err(io)?;
-        let tmp = dir.join(format!(".{id:016}.tmp"));
+        let tmp = self.blob_tmp_path(id);
         let mut out = crate::fsutil::create_with_mode(&tmp, 0o600).map_err(io)?;
         std::io::copy(file, &mut out).map_err(io)?;
         out.sync_all().map_err(io)?;
@@ -851,6 +855,8 @@ impl Ledger for SledLedger {
         drop(w);
         self.db.flush()?;
         let _ = std::fs::remove_file(self.blob_path(open.id));
+        // The copy being made when the run was killed.
+        let _ = std::fs::remove_file(self.blob_tmp_path(open.id));
         Ok(n)
     }
 

@@ -125,7 +125,9 @@ impl JournalRun {
 
     fn begin(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
         std::fs::create_dir_all(&self.out_dir).map_err(io_err(&self.out_dir))?;
-        let batch = ledger.begin_batch(&self.job, &self.name, &self.out_dir)?;
+        // Recorded absolute: the recovery that removes it may run from another folder.
+        let dir = std::path::absolute(&self.out_dir).unwrap_or_else(|_| self.out_dir.clone());
+        let batch = ledger.begin_batch(&self.job, &self.name, &dir)?;
         let tmp = batch.tmp_path.clone();
         let file = fsutil::create_with_mode(&tmp, self.cfg.file_mode).map_err(io_err(&tmp))?;
         let mut open = Open {
@@ -482,4 +484,49 @@ pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> 
     }
     ledger.mark_published(batch.id)?;
     Ok(rewritten)
+}
+
+/// Removes the temp files (`.*.facto-tmp`) in every journal-file target's folder and its
+/// direct subfolders (FEC batches have a folder each): those a kill left that no recorded batch
+/// names any more (an older version's run, another step's write). Only for recovery, once every
+/// open batch was rolled back: no temp file is then in use. Returns how many were removed.
+pub fn sweep_temps(cfg: &crate::config::Config) -> usize {
+    let dirs = cfg.connectors.values().filter_map(|c| match c {
+        crate::config::Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
+        _ => None,
+    });
+    let mut removed = 0;
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut subdirs = Vec::new();
+        let mut files = Vec::new();
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => subdirs.push(e.path()),
+                Ok(t) if t.is_file() => files.push(e.path()),
+                _ => {}
+            }
+        }
+        for sub in subdirs {
+            if let Ok(rd) = std::fs::read_dir(&sub) {
+                files.extend(
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        for f in files {
+            let is_tmp = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".facto-tmp"));
+            if is_tmp && std::fs::remove_file(&f).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
