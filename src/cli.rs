@@ -1113,11 +1113,25 @@ fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 LedgerError::NotFound(_) | LedgerError::Invalid(_) => fail(exit::USAGE, e),
                 e => ledger_failure(e),
             })?;
+            // Its file leaves its importable name, so nobody imports a cancelled batch.
+            use crate::target::journal_file::{set_aside, SetAside};
+            let file = match set_aside(&b, |p| cfg.resolve(p)) {
+                Ok(SetAside::Renamed(to)) => format!("its file was renamed {}", to.display()),
+                Ok(SetAside::Missing(p)) => format!("its file {} is no longer there", p.display()),
+                Ok(SetAside::Changed(p)) => format!(
+                    "the file at {} is not this batch's (other bytes): left as it is",
+                    p.display()
+                ),
+                Err(e) => format!(
+                    "its file {} could not be renamed ({e}): move it aside yourself",
+                    b.path.display()
+                ),
+            };
             if cli.json {
-                print_json(&serde_json::json!({"batch": b, "released": n}))?;
+                print_json(&serde_json::json!({"batch": b, "released": n, "file": file}))?;
             } else {
                 out(&format!(
-                    "export batch {id} cancelled ({}): {n} documents are free for a new export. It stays in the history and can still be downloaded.\nIf its file was already imported into the accounting software, delete that import there before importing a new export.\n",
+                    "export batch {id} cancelled ({}): {n} documents are free for a new export; {file}. It stays in the history and can still be downloaded.\nIf its file was already imported into the accounting software, delete that import there before importing a new export.\n",
                     b.file_name
                 ))?;
             }

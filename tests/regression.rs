@@ -224,6 +224,47 @@ async fn temp_files_of_a_killed_run_are_removed_by_recovery_from_any_folder() {
     assert!(temps(&p).is_empty(), "{:?}", temps(&p));
 }
 
+#[test]
+fn a_cancelled_batch_file_leaves_its_importable_name() {
+    let p = Project::demo();
+    let (_, r) = p.json(&[
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    let b = &r["batches"][0];
+    let path = p.path(b["path"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    let id = b["id"].to_string();
+    let out = p.run(&["exports", "cancel", &id]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let aside = std::path::PathBuf::from(format!("{}.cancelled", path.display()));
+    assert!(said.contains(".cancelled"), "{said}");
+    assert!(
+        !path.exists(),
+        "the cancelled file keeps its importable name"
+    );
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes);
+    // The next sync's recovery does not put it back, and a new export gets a new name.
+    let (_, r) = p.json(&["sync"]);
+    assert!(!path.exists(), "{r}");
+    let (_, again) = p.json(&[
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    assert_ne!(again["batches"][0]["path"], b["path"]);
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────

@@ -454,6 +454,11 @@ fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
 ///
 /// Ledger or file failure.
 pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> {
+    // A batch cancelled before its file was put in place never gets an importable file.
+    if batch.status == BatchStatus::Cancelled {
+        ledger.mark_published(batch.id)?;
+        return Ok(false);
+    }
     // A batch recorded by an older version with a name built from unchecked data is never
     // recreated outside its folder.
     if batch
@@ -529,4 +534,39 @@ pub fn sweep_temps(cfg: &crate::config::Config) -> usize {
         }
     }
     removed
+}
+
+/// What became of a cancelled batch's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetAside {
+    /// Renamed to this path (`….cancelled`), so it cannot be imported by mistake.
+    Renamed(PathBuf),
+    /// No file at its path (already moved or deleted).
+    Missing(PathBuf),
+    /// The file there is not the batch's (other bytes): left alone.
+    Changed(PathBuf),
+}
+
+/// Renames a cancelled batch's file to `<name>.cancelled` in its folder, if it is still there
+/// with the batch's bytes. `resolve` turns a recorded relative path into one from here.
+///
+/// # Errors
+///
+/// The rename fails.
+pub fn set_aside(batch: &Batch, resolve: impl Fn(&Path) -> PathBuf) -> std::io::Result<SetAside> {
+    let path = resolve(&batch.path);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(SetAside::Missing(path));
+    };
+    if hex::encode(Sha256::digest(&bytes)) != batch.sha256 {
+        return Ok(SetAside::Changed(path));
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".cancelled");
+    let to = path.with_file_name(name);
+    std::fs::rename(&path, &to)?;
+    if let Some(dir) = to.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(SetAside::Renamed(to))
 }
