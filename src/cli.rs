@@ -1077,11 +1077,13 @@ fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
             match dest.as_deref() {
                 Some(p) if p == Path::new("-") => write_out(&bytes)?,
                 other => {
-                    let path = other
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from(&b.file_name));
+                    // The recorded name only, never a path (older ledgers could hold `../`).
+                    let name = Path::new(&b.file_name)
+                        .file_name()
+                        .map_or_else(|| PathBuf::from(format!("batch-{id}")), PathBuf::from);
+                    let path = other.map_or_else(|| name.clone(), Path::to_path_buf);
                     let path = if path.is_dir() {
-                        path.join(&b.file_name)
+                        path.join(&name)
                     } else {
                         path
                     };

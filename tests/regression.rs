@@ -265,6 +265,38 @@ fn a_cancelled_batch_file_leaves_its_importable_name() {
     assert_ne!(again["batches"][0]["path"], b["path"]);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_cancelled_before_its_file_was_in_place_is_never_published() {
+    let p = Project::demo();
+    let export = [
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ];
+    // Killed after the ledger commit, before the rename: the batch exists, its file does not.
+    kill_at(
+        p.command(&export),
+        "after-commit@sales-csv",
+        &p.path("paused"),
+    )
+    .await;
+    let (_, list) = p.json(&["exports", "list"]);
+    let id = list[0]["id"].to_string();
+    let path = p.path(list[0]["path"].as_str().unwrap());
+    let (code, c) = p.json(&["exports", "cancel", &id]);
+    assert_eq!(code, 0, "{c}");
+    assert!(
+        c["file"].as_str().unwrap().contains("no longer there"),
+        "{c}"
+    );
+    let (_, r) = p.json(&["sync"]);
+    assert!(!path.exists(), "recovery published a cancelled batch: {r}");
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────
