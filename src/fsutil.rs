@@ -85,20 +85,30 @@ pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 ///
 /// # Errors
 ///
-/// The folder cannot be created or its permissions set.
+/// The folder cannot be created.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    set_mode(dir, 0o700)?;
+    // Tightening is best effort: a file owned by another user (a shared volume) is named in
+    // the log rather than stopping every command.
+    let tighten = |p: &Path, mode: u32| {
+        if let Err(e) = set_mode(p, mode) {
+            tracing::warn!(path = %p.display(), error = %e, "Cannot make this data file private.");
+        }
+    };
+    tighten(dir, 0o700);
     let mut stack = vec![dir.to_path_buf()];
     // Bounded by the folder's own tree; symlinks are not followed.
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)?.flatten() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
             let Ok(t) = e.file_type() else { continue };
             if t.is_dir() {
-                set_mode(&e.path(), 0o700)?;
+                tighten(&e.path(), 0o700);
                 stack.push(e.path());
             } else if t.is_file() {
-                set_mode(&e.path(), 0o600)?;
+                tighten(&e.path(), 0o600);
             }
         }
     }
