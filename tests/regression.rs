@@ -297,6 +297,35 @@ async fn a_batch_cancelled_before_its_file_was_in_place_is_never_published() {
     assert!(!path.exists(), "recovery published a cancelled batch: {r}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn attachments_dir_names_a_second_folder_for_the_documents_files() {
+    use crate::pennylane_sim::{Sim, TOKEN};
+    let sim = Sim::start().await;
+    let p = crate::pennylane_api::project(&sim, "");
+    // The PDFs live beside the source folder, in the folder the connector names.
+    std::fs::create_dir_all(p.path("attachments")).unwrap();
+    std::fs::rename(p.path("examples/invoices/pdf"), p.path("attachments/pdf")).unwrap();
+    let src = p.read("connectors/demo-invoices.toml");
+    p.write(
+        "connectors/demo-invoices.toml",
+        &format!("{src}\nattachments_dir = \"attachments\"\n"),
+    );
+    let mut c = p.command(&["--json", "sync"]);
+    c.env("PENNYLANE_API_TOKEN", TOKEN);
+    let (code, r, _) = json_of(c).await;
+    assert_eq!(code, 1, "the demo's two held documents: {r}");
+    assert_eq!(target(&r, "pennylane")["delivered"], 41, "{r}");
+    // A typo in the key is refused with its line (deny_unknown_fields).
+    p.write(
+        "connectors/demo-invoices.toml",
+        &format!("{src}\nattachment_dir = \"attachments\"\n"),
+    );
+    let out = p.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("demo-invoices.toml:"), "{err}");
+}
+
 // end of section 1
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────
