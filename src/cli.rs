@@ -174,7 +174,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub to: NaiveDate,
     /// Journal code to write (default: the mapping's).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_journal)]
     pub journal: Option<String>,
     /// Folder to write the file to (default: the target's `out_dir`).
     #[arg(long)]
@@ -301,6 +301,17 @@ fn run_failure(e: RunError) -> Failure {
 }
 
 /// Parses the arguments, runs the command, returns the exit code.
+/// `--journal`: the code also names the export file, so it is checked like the mapping's.
+fn parse_journal(s: &str) -> Result<String, String> {
+    if crate::mapping::code_is_valid(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "journal code `{s}` must be 1 to 20 letters, digits, - or _"
+        ))
+    }
+}
+
 pub fn main_entry() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -572,11 +583,11 @@ fn forwarded_args(argv: impl Iterator<Item = String>, cwd: &Path) -> Vec<String>
 /// Settles what an interrupted run left (open batches rolled back, committed ones published).
 /// Inside the daemon it was done at its start: a command run for a client must not roll back
 /// the batch of a pass in flight.
-fn recover(ledger: &SledLedger, dry_run: bool) -> Result<Vec<String>, Failure> {
+fn recover(cfg: &Config, ledger: &SledLedger, dry_run: bool) -> Result<Vec<String>, Failure> {
     if dry_run || crate::daemon::SHARED.get().is_some() {
         return Ok(Vec::new());
     }
-    crate::sync::recover(ledger).map_err(run_failure)
+    crate::sync::recover(ledger, cfg).map_err(run_failure)
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
@@ -935,7 +946,7 @@ async fn sync(
         None => cfg.jobs.iter().collect(),
     };
     let ledger = open_ledger(&cfg)?;
-    let recovery = recover(&ledger, dry_run)?;
+    let recovery = recover(&cfg, &ledger, dry_run)?;
     let pb = progress(cli);
     let opts = RunOptions {
         dry_run,
@@ -974,7 +985,7 @@ async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
         .map_err(|e| fail(exit::USAGE, e))?;
     let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
     let ledger = open_ledger(&cfg)?;
-    let recovery = recover(&ledger, false)?;
+    let recovery = recover(&cfg, &ledger, false)?;
     let pb = progress(cli);
     let opts = RunOptions {
         dry_run: false,
@@ -1119,11 +1130,13 @@ fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
             match dest.as_deref() {
                 Some(p) if p == Path::new("-") => write_out(&bytes)?,
                 other => {
-                    let path = other
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from(&b.file_name));
+                    // The recorded name only, never a path (older ledgers could hold `../`).
+                    let name = Path::new(&b.file_name)
+                        .file_name()
+                        .map_or_else(|| PathBuf::from(format!("batch-{id}")), PathBuf::from);
+                    let path = other.map_or_else(|| name.clone(), Path::to_path_buf);
                     let path = if path.is_dir() {
-                        path.join(&b.file_name)
+                        path.join(&name)
                     } else {
                         path
                     };
@@ -1155,11 +1168,25 @@ fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 LedgerError::NotFound(_) | LedgerError::Invalid(_) => fail(exit::USAGE, e),
                 e => ledger_failure(e),
             })?;
+            // Its file leaves its importable name, so nobody imports a cancelled batch.
+            use crate::target::journal_file::{set_aside, SetAside};
+            let file = match set_aside(&b, |p| cfg.resolve(p)) {
+                Ok(SetAside::Renamed(to)) => format!("its file was renamed {}", to.display()),
+                Ok(SetAside::Missing(p)) => format!("its file {} is no longer there", p.display()),
+                Ok(SetAside::Changed(p)) => format!(
+                    "the file at {} is not this batch's (other bytes): left as it is",
+                    p.display()
+                ),
+                Err(e) => format!(
+                    "its file {} could not be renamed ({e}): move it aside yourself",
+                    b.path.display()
+                ),
+            };
             if cli.json {
-                print_json(&serde_json::json!({"batch": b, "released": n}))?;
+                print_json(&serde_json::json!({"batch": b, "released": n, "file": file}))?;
             } else {
                 out(&format!(
-                    "export batch {id} cancelled ({}): {n} documents are free for a new export. It stays in the history and can still be downloaded.\nIf its file was already imported into the accounting software, delete that import there before importing a new export.\n",
+                    "export batch {id} cancelled ({}): {n} documents are free for a new export; {file}. It stays in the history and can still be downloaded.\nIf its file was already imported into the accounting software, delete that import there before importing a new export.\n",
                     b.file_name
                 ))?;
             }

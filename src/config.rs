@@ -432,6 +432,32 @@ pub struct JournalFileConfig {
     /// Chorus Pro files: documents per zip lot (the portal takes at most 500). Default 500.
     #[serde(default)]
     pub lot_size: Option<usize>,
+    /// Permissions of the files written, in octal as a string (`"0640"`). Default `"0640"`:
+    /// the owner writes, the group (the accountants' share) reads, others nothing.
+    #[serde(
+        default = "default_file_mode",
+        deserialize_with = "deserialize_file_mode"
+    )]
+    pub file_mode: u32,
+}
+
+/// Permissions of output files unless a connector says otherwise.
+pub const DEFAULT_FILE_MODE: u32 = 0o640;
+
+fn default_file_mode() -> u32 {
+    DEFAULT_FILE_MODE
+}
+
+fn deserialize_file_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let s = String::deserialize(d)?;
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "file_mode `{s}` is not a file mode: write it in octal as a string, at most \"0777\" and at least owner read and write (for example \"0640\")"
+            ))
+        })
 }
 
 impl JournalFileConfig {
@@ -457,6 +483,10 @@ pub struct JsonDirConfig {
     /// Documents handed to the pipeline at a time (memory bound). Default 500.
     #[serde(default = "default_page")]
     pub page_size: usize,
+    /// A second folder the documents' attachments may live in (relative to `facto.toml`);
+    /// an attachment path never leaves `path` or this folder.
+    #[serde(default)]
+    pub attachments_dir: Option<PathBuf>,
 }
 
 fn default_page() -> usize {
@@ -514,6 +544,10 @@ pub struct HttpConfig {
     /// First retry delay, milliseconds. Default 500.
     #[serde(default = "default_initial_ms")]
     pub initial_retry_ms: u64,
+    /// Folder the documents' attachment paths are relative to (relative to `facto.toml`);
+    /// without it, a document's attachment path is never read.
+    #[serde(default)]
+    pub attachments_dir: Option<PathBuf>,
 }
 
 fn default_cursor_param() -> String {

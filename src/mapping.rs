@@ -239,7 +239,8 @@ pub fn account_is_valid(account: &str) -> bool {
         && account.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn code_is_valid(code: &str) -> bool {
+/// Whether a journal code is 1-20 letters, digits, `-` or `_` (it names export files too).
+pub fn code_is_valid(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 20
         && code

@@ -268,7 +268,10 @@ pub async fn preview(
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
                     if is_pennylane {
                         p.extend(crate::target::pennylane::PennylaneRun::offline_problems(
-                            &cfg.base_dir,
+                            &crate::source::attachments::AttachmentRoots::for_source(
+                                cfg,
+                                &job.source,
+                            ),
                             origin,
                             &md,
                         ));

@@ -217,11 +217,13 @@ fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> 
 /// # Errors
 ///
 /// Ledger or file failure.
-pub fn recover(ledger: &dyn Ledger) -> Result<Vec<String>, RunError> {
+pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunError> {
     let rec = ledger.recover()?;
     let mut notes = Vec::new();
     for open in &rec.rolled_back {
         let _ = std::fs::remove_file(&open.tmp_path);
+        // Older versions recorded it relative to the folder the run was started from.
+        let _ = std::fs::remove_file(cfg.resolve(&open.tmp_path));
         notes.push(format!(
             "export batch {} of {}/{} was interrupted before its commit: rolled back, its documents are exported again",
             open.id, open.job, open.target
@@ -231,6 +233,12 @@ pub fn recover(ledger: &dyn Ledger) -> Result<Vec<String>, RunError> {
         if journal_file::publish(ledger, batch)? {
             notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, batch.path.display()));
         }
+    }
+    let removed = journal_file::sweep_temps(cfg);
+    if removed > 0 {
+        notes.push(format!(
+            "{removed} temp file(s) left by an interrupted run removed from the output folders"
+        ));
     }
     Ok(notes)
 }
@@ -745,7 +753,14 @@ fn build_targets(
                         "`{name}` imports into Pennylane through its API: `facto sync` sends to it"
                     )));
                 }
-                PennylaneRun::new(name, &job.name, c, cfg.base_dir.clone(), &cfg.data_dir, opts.dry_run)
+                PennylaneRun::new(
+                    name,
+                    &job.name,
+                    c,
+                    crate::source::attachments::AttachmentRoots::for_source(cfg, &job.source),
+                    &cfg.data_dir,
+                    opts.dry_run,
+                )
                     .map(|r| TargetRun::Pennylane(Box::new(r)))
                     .map_err(|e| RunError::Config(e.to_string()))
             }

@@ -117,7 +117,9 @@ fn every_format_goes_through_the_export_lifecycle() {
         assert_eq!(target(&r3, t)["delivered"], n, "{t}: {r3}");
 
         // Download: the exact bytes first produced, though the file is gone.
-        std::fs::remove_file(&path).unwrap();
+        // Cancel renamed the file aside (`….cancelled`); it is gone too.
+        assert!(!path.exists(), "{t}");
+        std::fs::remove_file(format!("{}.cancelled", path.display())).unwrap();
         let out = p.run(&["exports", "download", &id, "--out", "-"]);
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(out.stdout, bytes, "{t}");

@@ -104,7 +104,9 @@ fn export_preview_cancel_download() {
         .read("mappings/pcg-demo.toml")
         .replace("Journal des ventes", "Ventes");
     p.write("mappings/pcg-demo.toml", &m);
-    std::fs::remove_file(&path1).unwrap();
+    // Cancel renamed the file aside (`….cancelled`); it is gone too.
+    assert!(!path1.exists());
+    std::fs::remove_file(format!("{}.cancelled", path1.display())).unwrap();
     let dl = p.path("again.txt");
     let (code, _) = p.json(&[
         "exports",

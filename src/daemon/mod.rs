@@ -542,7 +542,8 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         Some(0o600),
     )
     .map_err(|e| DaemonError::Io(format!("cannot write {}: {e}", handle_file.display())))?;
-    let recovered = crate::sync::recover(&ledger).map_err(|e| DaemonError::Io(e.to_string()))?;
+    let recovered =
+        crate::sync::recover(&ledger, &cfg).map_err(|e| DaemonError::Io(e.to_string()))?;
     for r in recovered {
         tracing::info!(recovery = %r, "Recovered at start.");
     }

@@ -267,16 +267,14 @@ pub fn einvoice_name(layout: &Layout, number: &str) -> String {
         JournalFormat::ChorusCii => "CII",
         _ => "UBL",
     };
-    let safe: String = number
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut safe = crate::fsutil::safe_name(number);
+    if safe != number {
+        // Sanitising can collapse numbers (`F/1`, `F.1`, `F_1`): a short hash of the real one
+        // keeps their files apart.
+        use sha2::Digest;
+        let h = hex::encode(sha2::Sha256::digest(number.as_bytes()));
+        safe = format!("{safe}_{}", &h[..6]);
+    }
     format!("{syntax}_chorus_facture_{safe}.xml")
 }
 
@@ -379,6 +377,8 @@ pub fn file_location(
     journal: &str,
 ) -> (Option<String>, String) {
     let span = format!("{}_{}", from.format("%Y%m%d"), to.format("%Y%m%d"));
+    // The journal code comes from data (mapping, job, --journal): it never shapes the path.
+    let journal = &crate::fsutil::safe_name(journal);
     let folder = format!("{journal}_{span}_B{id:06}");
     match layout.format {
         JournalFormat::ChorusUbl | JournalFormat::ChorusCii => (

@@ -43,6 +43,8 @@ fn dos_date(d: NaiveDate) -> u16 {
 pub struct Zip {
     central: Vec<u8>,
     entries: u16,
+    /// Entry names so far: a name is never used twice (extraction would keep one file).
+    names: std::collections::BTreeSet<String>,
 }
 
 impl Zip {
@@ -56,10 +58,12 @@ impl Zip {
         self.entries == 0
     }
 
-    /// The bytes of one entry (local header and data), written at `offset` in the archive.
+    /// The bytes of one entry (local header and data), written at `offset` in the archive. A
+    /// name already in the archive gets `_2`, `_3`, ... before its extension.
     pub fn entry(&mut self, name: &str, data: &[u8], date: NaiveDate, offset: u64) -> Vec<u8> {
         let crc = crc32(data);
         let size = data.len() as u32;
+        let name = self.unique(name);
         let name = name.as_bytes();
         let mut common = Vec::with_capacity(26);
         common.extend_from_slice(&20u16.to_le_bytes()); // version needed
@@ -91,6 +95,21 @@ impl Zip {
         self.central.extend_from_slice(name);
         self.entries += 1;
         local
+    }
+
+    fn unique(&mut self, name: &str) -> String {
+        let (stem, ext) = match name.rfind('.') {
+            Some(i) if i > 0 => name.split_at(i),
+            _ => (name, ""),
+        };
+        let mut candidate = name.to_owned();
+        let mut n = 1u32;
+        while self.names.contains(&candidate) {
+            n += 1;
+            candidate = format!("{stem}_{n}{ext}");
+        }
+        self.names.insert(candidate.clone());
+        candidate
     }
 
     /// The central directory and its end record, written at `offset` (after the last entry).
@@ -162,6 +181,21 @@ mod tests {
     #[test]
     fn crc_of_the_standard_check_string() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn a_name_is_never_used_twice_in_one_archive() {
+        let mut z = Zip::default();
+        let d = NaiveDate::from_ymd_opt(2026, 3, 15).unwrap();
+        let mut bytes = Vec::new();
+        for data in [&b"1"[..], b"2", b"3"] {
+            let e = z.entry("a.xml", data, d, bytes.len() as u64);
+            bytes.extend(e);
+        }
+        let end = z.finish(bytes.len() as u64);
+        bytes.extend(end);
+        let names: Vec<String> = read(&bytes).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a.xml", "a_2.xml", "a_3.xml"]);
     }
 
     #[test]

@@ -343,6 +343,9 @@ pub struct Batch {
     pub created_at: DateTime<Utc>,
     /// When it was cancelled.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Permissions of its file (the target's `file_mode`); absent in older ledgers.
+    #[serde(default)]
+    pub file_mode: Option<u32>,
 }
 
 /// A batch being written: recorded (and flushed) before its file is started, so that an

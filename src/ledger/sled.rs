@@ -185,7 +185,10 @@ impl SledLedger {
     /// [`LedgerError::Locked`] when another process has it open, [`LedgerError::Schema`] for a
     /// ledger of another version, storage errors otherwise.
     pub fn open(path: &Path) -> Result<SledLedger> {
-        std::fs::create_dir_all(path).map_err(|e| LedgerError::Store(e.into()))?;
+        crate::fsutil::private_dir(path).map_err(|e| LedgerError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
         let db = super::reopen::open_with_wait(path, || {
             ::sled::Config::new()
                 .path(path)
@@ -195,6 +198,11 @@ impl SledLedger {
         .map_err(|e| match super::reopen::is_lock_error(&e) {
             true => LedgerError::Locked(path.to_owned()),
             false => LedgerError::Store(e),
+        })?;
+        // Again now that sled has created its own files.
+        crate::fsutil::private_dir(path).map_err(|e| LedgerError::Io {
+            path: path.to_owned(),
+            source: e,
         })?;
         match db.get(b"m\0schema")? {
             Some(v) => {
@@ -513,6 +521,10 @@ impl SledLedger {
         self.path.join("batches").join(format!("{id:016}.bin"))
     }
 
+    fn blob_tmp_path(&self, id: u64) -> PathBuf {
+        self.path.join("batches").join(format!(".{id:016}.tmp"))
+    }
+
     /// Copies a batch's file into `batches/<id>.bin` under the ledger folder: temp file, fsync,
     /// rename, fsync of the folder.
     fn store_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
@@ -523,8 +535,9 @@ impl SledLedger {
         };
         let dir = self.path.join("batches");
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let tmp = dir.join(format!(".{id:016}.tmp"));
-        let mut out = std::fs::File::create(&tmp).map_err(io)?;
+        crate::fsutil::set_mode(&dir, 0o700).map_err(io)?;
+        let tmp = self.blob_tmp_path(id);
+        let mut out = crate::fsutil::create_with_mode(&tmp, 0o600).map_err(io)?;
         std::io::copy(file, &mut out).map_err(io)?;
         out.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
@@ -837,6 +850,8 @@ impl Ledger for SledLedger {
         drop(w);
         self.db.flush()?;
         let _ = std::fs::remove_file(self.blob_path(open.id));
+        // The copy being made when the run was killed.
+        let _ = std::fs::remove_file(self.blob_tmp_path(open.id));
         Ok(n)
     }
 
@@ -1027,6 +1042,7 @@ mod tests {
             run_id: "r".into(),
             created_at: now(),
             cancelled_at: None,
+            file_mode: None,
         }
     }
 

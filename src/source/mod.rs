@@ -2,6 +2,7 @@
 //! cursor to save once every page was processed; a run that fails keeps the old cursor, so no
 //! document is skipped.
 
+pub mod attachments;
 pub mod http;
 pub mod json_dir;
 

@@ -125,9 +125,11 @@ impl JournalRun {
 
     fn begin(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
         std::fs::create_dir_all(&self.out_dir).map_err(io_err(&self.out_dir))?;
-        let batch = ledger.begin_batch(&self.job, &self.name, &self.out_dir)?;
+        // Recorded absolute: the recovery that removes it may run from another folder.
+        let dir = std::path::absolute(&self.out_dir).unwrap_or_else(|_| self.out_dir.clone());
+        let batch = ledger.begin_batch(&self.job, &self.name, &dir)?;
         let tmp = batch.tmp_path.clone();
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = fsutil::create_with_mode(&tmp, self.cfg.file_mode).map_err(io_err(&tmp))?;
         let mut open = Open {
             batch,
             file: BufWriter::new(file),
@@ -362,12 +364,19 @@ impl JournalRun {
             ),
             None => (folder, file_name),
         };
-        let dir = match folder {
-            Some(f) => self.out_dir.join(f),
-            None => self.out_dir.clone(),
+        let rel = match &folder {
+            Some(f) => Path::new(f).join(&file_name),
+            None => PathBuf::from(&file_name),
         };
+        let path = fsutil::join_under(&self.out_dir, &rel).ok_or_else(|| TargetError::Io {
+            path: rel.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the file name would leave the target's out_dir",
+            ),
+        })?;
+        let dir = path.parent().unwrap_or(&self.out_dir).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(&file_name);
         let batch = Batch {
             id: open.batch.id,
             job: self.job.clone(),
@@ -389,6 +398,7 @@ impl JournalRun {
             run_id: self.run_id.clone(),
             created_at: Utc::now(),
             cancelled_at: None,
+            file_mode: Some(self.cfg.file_mode),
         };
         let mut reader = File::open(&tmp).map_err(io_err(&tmp))?;
         let counters = self.counter.clone().into_iter().collect();
@@ -445,13 +455,34 @@ fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
 ///
 /// Ledger or file failure.
 pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> {
+    // A batch cancelled before its file was put in place never gets an importable file.
+    if batch.status == BatchStatus::Cancelled {
+        ledger.mark_published(batch.id)?;
+        return Ok(false);
+    }
+    // A batch recorded by an older version with a name built from unchecked data is never
+    // recreated outside its folder.
+    if batch
+        .path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        tracing::warn!(
+            batch = batch.id,
+            path = %batch.path.display(),
+            "Batch path leaves its folder: not written; `facto exports download` gives its bytes."
+        );
+        ledger.mark_published(batch.id)?;
+        return Ok(false);
+    }
     let current = std::fs::read(&batch.path)
         .ok()
         .map(|b| hex::encode(Sha256::digest(&b)));
     let rewritten = current.as_deref() != Some(batch.sha256.as_str());
     if rewritten {
         let bytes = ledger.batch_file(batch.id)?;
-        fsutil::write_atomic(&batch.path, &bytes, None).map_err(io_err(&batch.path))?;
+        let mode = batch.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
+        fsutil::write_atomic(&batch.path, &bytes, Some(mode)).map_err(io_err(&batch.path))?;
     }
     // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
     for dir in batch.path.ancestors().skip(1).take(2) {
@@ -459,4 +490,84 @@ pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> 
     }
     ledger.mark_published(batch.id)?;
     Ok(rewritten)
+}
+
+/// Removes the temp files (`.*.facto-tmp`) in every journal-file target's folder and its
+/// direct subfolders (FEC batches have a folder each): those a kill left that no recorded batch
+/// names any more (an older version's run, another step's write). Only for recovery, once every
+/// open batch was rolled back: no temp file is then in use. Returns how many were removed.
+pub fn sweep_temps(cfg: &crate::config::Config) -> usize {
+    let dirs = cfg.connectors.values().filter_map(|c| match c {
+        crate::config::Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
+        _ => None,
+    });
+    let mut removed = 0;
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut subdirs = Vec::new();
+        let mut files = Vec::new();
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => subdirs.push(e.path()),
+                Ok(t) if t.is_file() => files.push(e.path()),
+                _ => {}
+            }
+        }
+        for sub in subdirs {
+            if let Ok(rd) = std::fs::read_dir(&sub) {
+                files.extend(
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        for f in files {
+            let is_tmp = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".facto-tmp"));
+            if is_tmp && std::fs::remove_file(&f).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// What became of a cancelled batch's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetAside {
+    /// Renamed to this path (`….cancelled`), so it cannot be imported by mistake.
+    Renamed(PathBuf),
+    /// No file at its path (already moved or deleted).
+    Missing(PathBuf),
+    /// The file there is not the batch's (other bytes): left alone.
+    Changed(PathBuf),
+}
+
+/// Renames a cancelled batch's file to `<name>.cancelled` in its folder, if it is still there
+/// with the batch's bytes. `resolve` turns a recorded relative path into one from here.
+///
+/// # Errors
+///
+/// The rename fails.
+pub fn set_aside(batch: &Batch, resolve: impl Fn(&Path) -> PathBuf) -> std::io::Result<SetAside> {
+    let path = resolve(&batch.path);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(SetAside::Missing(path));
+    };
+    if hex::encode(Sha256::digest(&bytes)) != batch.sha256 {
+        return Ok(SetAside::Changed(path));
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".cancelled");
+    let to = path.with_file_name(name);
+    std::fs::rename(&path, &to)?;
+    if let Some(dir) = to.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(SetAside::Renamed(to))
 }

@@ -27,6 +27,7 @@ use crate::ledger::{Ledger, Record, RecordFilter, State};
 use crate::mapping::MappedDocument;
 use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
+use crate::source::attachments::AttachmentRoots;
 
 /// Where a connector's OAuth2 tokens live.
 pub fn token_path(cfg: &PennylaneConfig, data_dir: &std::path::Path, name: &str) -> PathBuf {
@@ -40,7 +41,7 @@ pub struct PennylaneRun {
     name: String,
     job: String,
     cfg: PennylaneConfig,
-    base_dir: PathBuf,
+    attachments: AttachmentRoots,
     api: Option<PennylaneApi>,
     dry_run: bool,
     delivered: u64,
@@ -125,7 +126,7 @@ impl PennylaneRun {
         name: &str,
         job: &str,
         cfg: &PennylaneConfig,
-        base_dir: PathBuf,
+        attachments: AttachmentRoots,
         data_dir: &std::path::Path,
         dry_run: bool,
     ) -> Result<Self, TargetError> {
@@ -141,7 +142,7 @@ impl PennylaneRun {
             name: name.to_owned(),
             job: job.to_owned(),
             cfg: cfg.clone(),
-            base_dir,
+            attachments,
             api,
             dry_run,
             delivered: 0,
@@ -403,18 +404,18 @@ impl PennylaneRun {
     }
 
     fn pdf(&self, rec: &Record, doc: &Document) -> Result<(String, Vec<u8>), Problem> {
-        invoice_pdf(&self.base_dir, &rec.origin, doc)
+        invoice_pdf(&self.attachments, &rec.origin, doc)
     }
 
     /// What keeps a document from Pennylane that is known without calling it (for `preview`):
     /// no readable invoice PDF, a tax code without a Pennylane code.
     pub fn offline_problems(
-        base_dir: &std::path::Path,
+        attachments: &AttachmentRoots,
         origin: &str,
         md: &MappedDocument,
     ) -> Vec<Problem> {
         let mut p = Vec::new();
-        if let Err(e) = invoice_pdf(base_dir, origin, &md.doc) {
+        if let Err(e) = invoice_pdf(attachments, origin, &md.doc) {
             p.push(e);
         }
         for (i, (l, m)) in md.doc.lines.iter().zip(&md.lines).enumerate() {
@@ -666,59 +667,34 @@ impl PennylaneRun {
     }
 }
 
-/// The document's invoice PDF: its file name and bytes, checked against its sha256.
+/// The document's invoice PDF: its file name and bytes, read under the attachment rule
+/// (inside the source's folders, a PDF, its sha256 checked).
 fn invoice_pdf(
-    base_dir: &std::path::Path,
+    attachments: &AttachmentRoots,
     origin: &str,
     doc: &Document,
 ) -> Result<(String, Vec<u8>), Problem> {
-    let missing = || {
-        Problem::new(
-            "pennylane-no-pdf",
-            "attachments",
-            "no invoice PDF is attached: Pennylane imports an issued invoice with its PDF",
-            "attach the invoice PDF in the source (attachments, kind invoice_pdf, with its path)",
-        )
-    };
     let att = doc
         .attachments
         .iter()
         .find(|a| a.kind == AttachmentKind::InvoicePdf && a.path.is_some())
-        .ok_or_else(missing)?;
-    let rel = PathBuf::from(att.path.as_deref().unwrap_or_default());
-    let path = if rel.is_absolute() {
-        rel
-    } else {
-        let origin = base_dir.join(origin);
-        origin.parent().map_or(rel.clone(), |d| d.join(&rel))
-    };
-    let bytes = std::fs::read(&path).map_err(|e| {
-        Problem::new(
-            "pennylane-pdf-unreadable",
-            "attachments",
-            format!("the invoice PDF {} cannot be read: {e}", path.display()),
-            "put the PDF where the document says, or correct its path",
-        )
-    })?;
-    if let Some(want) = &att.sha256 {
-        let got = hex::encode(Sha256::digest(&bytes));
-        if !got.eq_ignore_ascii_case(want) {
-            return Err(Problem::new(
-                "pennylane-pdf-changed",
+        .ok_or_else(|| {
+            Problem::new(
+                "pennylane-no-pdf",
                 "attachments",
-                format!(
-                    "the invoice PDF {} does not match its sha256 ({got} instead of {want})",
-                    path.display()
-                ),
-                "attach the PDF that was issued with the document",
-            ));
-        }
-    }
-    let name = path.file_name().map_or_else(
-        || format!("{}.pdf", doc.number),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    Ok((name, bytes))
+                "no invoice PDF is attached: Pennylane imports an issued invoice with its PDF",
+                "attach the invoice PDF in the source (attachments, kind invoice_pdf, with its path)",
+            )
+        })?;
+    let loaded = attachments
+        .read(origin, att)
+        .map_err(|e| Problem::new(e.code(), "attachments", e.to_string(), e.fix()))?;
+    let name = if loaded.name.is_empty() {
+        format!("{}.pdf", doc.number)
+    } else {
+        loaded.name
+    };
+    Ok((name, loaded.bytes))
 }
 
 fn vat_problem(i: usize, tax_code: &str) -> Problem {

@@ -1,0 +1,361 @@
+//! Files a document names (its attachments), read under one rule: a path is relative, and once
+//! canonicalised (symlinks followed) it lies inside the source's folder or the connector's
+//! `attachments_dir`; the file is a regular file under a size limit, and an invoice PDF starts
+//! with `%PDF-`. Source data is untrusted: without this a document could have any file of the
+//! machine (`/proc/self/environ`, `../../etc/passwd`) uploaded as its PDF.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Connector};
+use crate::model::{Attachment, AttachmentKind};
+
+/// Largest attachment read, in bytes (Pennylane takes files up to 20 MB).
+pub const MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Why an attachment is not read.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    /// The attachment has no `path`.
+    #[error("the attachment has no path")]
+    NoPath,
+    /// An absolute path.
+    #[error("the attachment path `{0}` is absolute: a path is relative to the document's file")]
+    Absolute(String),
+    /// The source has no folder attachments may be read from (an HTTP source without
+    /// `attachments_dir`).
+    #[error(
+        "the attachment path `{0}` cannot be read: the source connector names no attachments_dir"
+    )]
+    NoFolder(String),
+    /// The path leads outside the allowed folders (`..`, a symlink).
+    #[error("the attachment path `{path}` leads outside the source's folders ({allowed})")]
+    Escapes {
+        /// Path as written in the document.
+        path: String,
+        /// The allowed folders.
+        allowed: String,
+    },
+    /// The file cannot be read.
+    #[error("the attachment {path} cannot be read: {detail}")]
+    Unreadable {
+        /// File.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// Not a regular file.
+    #[error("the attachment {0} is not a regular file")]
+    NotAFile(String),
+    /// Over [`MAX_BYTES`].
+    #[error("the attachment {path} is larger than {limit} bytes")]
+    TooLarge {
+        /// File.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// An invoice PDF that does not start with `%PDF-`.
+    #[error("the invoice PDF {0} is not a PDF file (it does not start with %PDF-)")]
+    NotPdf(String),
+    /// The file does not match the document's `sha256`.
+    #[error("the attachment {path} does not match its sha256 ({got} instead of {want})")]
+    Changed {
+        /// File.
+        path: String,
+        /// SHA-256 of the file.
+        got: String,
+        /// SHA-256 the document gives.
+        want: String,
+    },
+}
+
+impl AttachmentError {
+    /// Stable problem code (`attachment-…`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AttachmentError::NoPath => "attachment-no-path",
+            AttachmentError::Absolute(_) | AttachmentError::Escapes { .. } => {
+                "attachment-outside-folder"
+            }
+            AttachmentError::NoFolder(_) => "attachment-no-folder",
+            AttachmentError::Unreadable { .. } | AttachmentError::NotAFile(_) => {
+                "attachment-unreadable"
+            }
+            AttachmentError::TooLarge { .. } => "attachment-too-large",
+            AttachmentError::NotPdf(_) => "attachment-not-pdf",
+            AttachmentError::Changed { .. } => "attachment-changed",
+        }
+    }
+
+    /// What to do about it.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            AttachmentError::NoPath => "give the attachment a path",
+            AttachmentError::Absolute(_) | AttachmentError::Escapes { .. } => {
+                "put the file inside the source's folder (or the connector's attachments_dir) and write its path relative to the document"
+            }
+            AttachmentError::NoFolder(_) => {
+                "set attachments_dir in the source connector to the folder holding the documents' files"
+            }
+            AttachmentError::Unreadable { .. } | AttachmentError::NotAFile(_) => {
+                "put the file where the document says, or correct its path"
+            }
+            AttachmentError::TooLarge { .. } => "attach a smaller file (at most 20 MB)",
+            AttachmentError::NotPdf(_) => "attach the invoice's PDF as the invoicing application rendered it",
+            AttachmentError::Changed { .. } => "attach the file that was issued with the document",
+        }
+    }
+}
+
+/// A file read for a document.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Its canonical path.
+    pub path: PathBuf,
+    /// Its file name.
+    pub name: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The folders a source's documents may name files in.
+#[derive(Debug, Clone, Default)]
+pub struct AttachmentRoots {
+    /// The source's folder (json-dir): paths start at the document's file.
+    source_dir: Option<PathBuf>,
+    /// The connector's `attachments_dir`.
+    attachments_dir: Option<PathBuf>,
+}
+
+impl AttachmentRoots {
+    /// The folders of source connector `source` (none for an unknown one: nothing is read).
+    pub fn for_source(cfg: &Config, source: &str) -> Self {
+        match cfg.connectors.get(source) {
+            Some(Connector::JsonDir(c)) => AttachmentRoots {
+                source_dir: Some(cfg.resolve(&c.path)),
+                attachments_dir: c.attachments_dir.as_deref().map(|d| cfg.resolve(d)),
+            },
+            Some(Connector::Http(c)) => AttachmentRoots {
+                source_dir: None,
+                attachments_dir: c.attachments_dir.as_deref().map(|d| cfg.resolve(d)),
+            },
+            _ => AttachmentRoots::default(),
+        }
+    }
+
+    /// Explicit folders (tests, tools).
+    pub fn new(source_dir: Option<PathBuf>, attachments_dir: Option<PathBuf>) -> Self {
+        AttachmentRoots {
+            source_dir,
+            attachments_dir,
+        }
+    }
+
+    /// Reads the attachment of the document read from `origin` (its file, or a URL): relative
+    /// to the document's folder, else to `attachments_dir`, and confined to those folders.
+    ///
+    /// # Errors
+    ///
+    /// See [`AttachmentError`]; nothing outside the folders is ever opened.
+    pub fn read(&self, origin: &str, att: &Attachment) -> Result<Loaded, AttachmentError> {
+        let written = att.path.as_deref().ok_or(AttachmentError::NoPath)?;
+        let rel = Path::new(written);
+        if written.is_empty()
+            || rel.has_root()
+            || rel
+                .components()
+                .any(|c| matches!(c, Component::Prefix(_) | Component::RootDir))
+        {
+            return Err(AttachmentError::Absolute(written.to_owned()));
+        }
+        let allowed: Vec<PathBuf> = [&self.source_dir, &self.attachments_dir]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .collect();
+        if allowed.is_empty() {
+            return Err(AttachmentError::NoFolder(written.to_owned()));
+        }
+        // The document's own folder first (json-dir), then attachments_dir.
+        let doc_dir = self
+            .source_dir
+            .as_ref()
+            .filter(|_| !origin.contains("://"))
+            .and_then(|_| Path::new(origin).parent().map(Path::to_path_buf));
+        let bases: Vec<PathBuf> = doc_dir
+            .into_iter()
+            .chain(self.attachments_dir.clone())
+            .collect();
+        let mut last = None;
+        for base in &bases {
+            match std::fs::canonicalize(base.join(rel)) {
+                Ok(real) => {
+                    if !allowed.iter().any(|root| real.starts_with(root)) {
+                        return Err(AttachmentError::Escapes {
+                            path: written.to_owned(),
+                            allowed: allowed
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                    return load(real, att);
+                }
+                Err(e) => last = Some((base.join(rel), e)),
+            }
+        }
+        let (path, e) = last.unwrap_or_else(|| {
+            (
+                rel.to_owned(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        });
+        Err(AttachmentError::Unreadable {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Reads a file already known to be inside the allowed folders.
+fn load(path: PathBuf, att: &Attachment) -> Result<Loaded, AttachmentError> {
+    let shown = path.display().to_string();
+    let unreadable = |e: std::io::Error| AttachmentError::Unreadable {
+        path: shown.clone(),
+        detail: e.to_string(),
+    };
+    let file = std::fs::File::open(&path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(AttachmentError::NotAFile(shown));
+    }
+    let too_large = || AttachmentError::TooLarge {
+        path: shown.clone(),
+        limit: MAX_BYTES,
+    };
+    if meta.len() > MAX_BYTES {
+        return Err(too_large());
+    }
+    // The limit holds even for a file that grows while it is read.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(too_large());
+    }
+    if att.kind == AttachmentKind::InvoicePdf && !bytes.starts_with(b"%PDF-") {
+        return Err(AttachmentError::NotPdf(shown));
+    }
+    if let Some(want) = &att.sha256 {
+        let got = hex::encode(Sha256::digest(&bytes));
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(AttachmentError::Changed {
+                path: shown,
+                got,
+                want: want.clone(),
+            });
+        }
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Loaded { path, name, bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdf(path: &str) -> Attachment {
+        Attachment {
+            kind: AttachmentKind::InvoicePdf,
+            path: Some(path.to_owned()),
+            url: None,
+            mime_type: None,
+            sha256: None,
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, AttachmentRoots, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("pdf")).unwrap();
+        std::fs::write(src.join("pdf/a.pdf"), b"%PDF-1.4 a").unwrap();
+        std::fs::write(src.join("pdf/not.pdf"), b"hello").unwrap();
+        std::fs::write(dir.path().join("secret.pdf"), b"%PDF-secret").unwrap();
+        let origin = src.join("doc.json").display().to_string();
+        (dir, AttachmentRoots::new(Some(src), None), origin)
+    }
+
+    #[test]
+    fn reads_a_pdf_inside_the_source_folder() {
+        let (_d, roots, origin) = setup();
+        let l = roots.read(&origin, &pdf("pdf/a.pdf")).unwrap();
+        assert_eq!(l.bytes, b"%PDF-1.4 a");
+        assert_eq!(l.name, "a.pdf");
+        assert!(roots.read(&origin, &pdf("pdf/../pdf/a.pdf")).is_ok());
+    }
+
+    #[test]
+    fn refuses_absolute_dotdot_symlink_and_non_pdf() {
+        let (d, roots, origin) = setup();
+        let abs = d.path().join("secret.pdf").display().to_string();
+        assert!(matches!(
+            roots.read(&origin, &pdf(&abs)),
+            Err(AttachmentError::Absolute(_))
+        ));
+        assert!(matches!(
+            roots.read(&origin, &pdf("../secret.pdf")),
+            Err(AttachmentError::Escapes { .. })
+        ));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(d.path().join("secret.pdf"), d.path().join("src/l.pdf"))
+                .unwrap();
+            assert!(matches!(
+                roots.read(&origin, &pdf("l.pdf")),
+                Err(AttachmentError::Escapes { .. })
+            ));
+        }
+        assert!(matches!(
+            roots.read(&origin, &pdf("pdf/not.pdf")),
+            Err(AttachmentError::NotPdf(_))
+        ));
+        assert!(matches!(
+            roots.read(&origin, &pdf("pdf")),
+            Err(AttachmentError::NotAFile(_))
+        ));
+    }
+
+    #[test]
+    fn attachments_dir_is_a_second_root_and_the_only_one_of_an_http_source() {
+        let (d, _, _) = setup();
+        let http = AttachmentRoots::new(None, Some(d.path().join("src/pdf")));
+        assert!(http.read("https://x/api", &pdf("a.pdf")).is_ok());
+        assert!(matches!(
+            http.read("https://x/api", &pdf("../../secret.pdf")),
+            Err(AttachmentError::Escapes { .. })
+        ));
+        assert!(matches!(
+            AttachmentRoots::default().read("https://x/api", &pdf("a.pdf")),
+            Err(AttachmentError::NoFolder(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_before_reading() {
+        let (d, roots, origin) = setup();
+        let f = std::fs::File::create(d.path().join("src/big.pdf")).unwrap();
+        f.set_len(MAX_BYTES + 1).unwrap();
+        assert!(matches!(
+            roots.read(&origin, &pdf("big.pdf")),
+            Err(AttachmentError::TooLarge { .. })
+        ));
+    }
+}
