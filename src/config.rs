@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::mapping::Mapping;
 
+mod overlap;
+
 /// A configuration problem, located in its file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct ConfigError {
@@ -1092,6 +1094,15 @@ impl Config {
                     ));
                 }
             }
+            overlap::check_targets(
+                path,
+                overlap::targets_line(&text, job_line),
+                &rj.name,
+                &rj.targets,
+                &connectors,
+                &base_dir,
+                &data_dir,
+            )?;
             if let Some(code) = &rj.journal {
                 if code.is_empty()
                     || code.len() > 10

@@ -11,6 +11,103 @@ use crate::common::*;
 
 // ── 2. Never twice ──────────────────────────────────────────────────────────────────────────────
 
+/// Runs `facto sync` on a config that must be refused; returns stderr.
+fn refused_config(p: &Project) -> String {
+    let out = p.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        p.out_files().is_empty(),
+        "nothing written: {:?}",
+        p.out_files()
+    );
+    err
+}
+
+#[test]
+fn a_target_listed_twice_in_a_job_is_refused_with_its_line() {
+    let p = Project::demo();
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"sales-fec\"]",
+    );
+    let line = cfg.lines().position(|l| l.starts_with("targets")).unwrap() + 1;
+    p.write("facto.toml", &cfg);
+    let err = refused_config(&p);
+    assert!(err.contains(&format!("facto.toml:{line}:")), "{err}");
+    assert!(err.contains("`sales-fec` twice"), "{err}");
+}
+
+#[test]
+fn two_targets_writing_the_same_files_or_reaching_the_same_account_are_refused() {
+    // Same format into the same folder, spelled differently.
+    let p = Project::demo();
+    p.write(
+        "connectors/fec-again.toml",
+        "kind = \"journal-file\"\nformat = \"fec\"\nout_dir = \"./out/\"\n",
+    );
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"fec-again\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let err = refused_config(&p);
+    assert!(
+        err.contains("`sales-fec` and `fec-again` both deliver to fec files in"),
+        "{err}"
+    );
+    // Another format into the same folder is another file: accepted.
+    p.write(
+        "connectors/fec-again.toml",
+        "kind = \"journal-file\"\nformat = \"ebp\"\nout_dir = \"out\"\n",
+    );
+    let out = p.run(&["--json", "sync", "--dry-run"]);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Two Pennylane connectors on one company token, the URL spelled with a trailing slash.
+    let p = Project::demo();
+    let pl = |url: &str| {
+        format!("kind = \"pennylane\"\napi_url = \"{url}\"\ntoken_env = \"PENNYLANE_API_TOKEN\"\n")
+    };
+    p.write(
+        "connectors/pl-a.toml",
+        &pl("http://127.0.0.1:9/api/external/v2"),
+    );
+    p.write(
+        "connectors/pl-b.toml",
+        &pl("http://127.0.0.1:9/api/external/v2/"),
+    );
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"pl-a\", \"pl-b\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let err = refused_config(&p);
+    assert!(
+        err.contains(
+            "`pl-a` and `pl-b` both deliver to the company of the token in PENNYLANE_API_TOKEN"
+        ),
+        "{err}"
+    );
+
+    // Two Chorus Pro connectors on one technical account.
+    let p = Project::demo();
+    let chorus = p.read("connectors/chorus-pro.toml");
+    p.write("connectors/chorus-2.toml", &chorus);
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"chorus-pro\", \"chorus-2\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let err = refused_config(&p);
+    assert!(err.contains("`chorus-pro` and `chorus-2` both deliver to the Chorus Pro account of CHORUS_PRO_ACCOUNT"), "{err}");
+}
+
 // end of section 2
 
 // ── 3. No hang, no panic, no wedge; 4. documents that are always valid ─────────────────────────
