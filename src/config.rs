@@ -583,6 +583,10 @@ pub struct XeroConfig {
     /// Longest time spent retrying one call, seconds. Default 120.
     #[serde(default = "one_twenty")]
     pub max_retry_secs: u64,
+    /// A batch whose answer was lost stays claimed, looked up at every run, for this long
+    /// before it is sent again (a late answer may still land). Minutes, default 60.
+    #[serde(default = "sixty")]
+    pub lookup_grace_minutes: u64,
 }
 
 fn xero_api() -> String {
@@ -659,6 +663,10 @@ pub struct PennylaneConfig {
     /// `<prefix><job>:<document id>`.
     #[serde(default = "facto_prefix")]
     pub reference_prefix: String,
+    /// An import whose answer was lost stays claimed, looked up at every run, for this long
+    /// before it is sent again (a late answer may still land). Minutes, default 60.
+    #[serde(default = "sixty")]
+    pub lookup_grace_minutes: u64,
 }
 
 fn pennylane_authorize() -> String {

@@ -108,6 +108,100 @@ fn two_targets_writing_the_same_files_or_reaching_the_same_account_are_refused()
     assert!(err.contains("`chorus-pro` and `chorus-2` both deliver to the Chorus Pro account of CHORUS_PRO_ACCOUNT"), "{err}");
 }
 
+/// Records of `target` in `state`, from `facto ledger list`.
+fn in_state(p: &Project, target: &str, state: &str) -> usize {
+    let (_, v) = p.json(&["ledger", "list", "--target", target, "--state", state]);
+    v.as_array().map_or(0, Vec::len)
+}
+
+/// Runs a `facto --json` command built by `make`; returns (exit code, report).
+async fn report_of(cmd: std::process::Command) -> (i32, serde_json::Value) {
+    let (code, v, _) = json_of(cmd).await;
+    (code, v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_pennylane_answer_is_waited_for_and_never_imported_twice() {
+    use crate::pennylane_api::{command, project};
+    use crate::pennylane_sim::{Fault, Sim, TOKEN};
+    let sim = Sim::start().await;
+    let p = project(&sim, "timeout_secs = 1\n");
+    let late = std::time::Duration::from_secs(6);
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Late(late));
+    let landed_at = std::time::Instant::now() + late + std::time::Duration::from_secs(3);
+    let sync = || command(&p, &["--json", "sync"], TOKEN);
+    let (code, r) = report_of(sync()).await;
+    assert_eq!(code, 3, "the first import timed out: {r}");
+    assert_eq!(in_state(&p, "pennylane", "claimed"), 1);
+    // At once: Pennylane does not list it yet; it stays claimed and is not imported again.
+    let (_, r) = report_of(sync()).await;
+    let imports = sim.imports();
+    assert!(
+        imports.values().all(|n| *n == 1),
+        "imported twice: {imports:?}"
+    );
+    assert!(
+        r["statuses"]
+            .to_string()
+            .contains("waiting for the platform to confirm"),
+        "{r}"
+    );
+    assert_eq!(in_state(&p, "pennylane", "claimed"), 1, "{r}");
+    // Once it has landed, the lookup finds it.
+    std::thread::sleep(landed_at.saturating_duration_since(std::time::Instant::now()));
+    let (code, r) = report_of(sync()).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(in_state(&p, "pennylane", "claimed"), 0, "{r}");
+    let imports = sim.imports();
+    assert_eq!(imports.len(), DEMO_DELIVERABLE as usize, "{imports:?}");
+    assert!(
+        imports.values().all(|n| *n == 1),
+        "imported twice: {imports:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
+    use crate::xero_api::{command, connected};
+    use crate::xero_sim::{Fault, Sim};
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 10\ntimeout_secs = 1\n").await;
+    let late = std::time::Duration::from_secs(6);
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Late(late));
+    let landed_at = std::time::Instant::now() + late + std::time::Duration::from_secs(3);
+    let sync = || command(&p, &["--json", "sync"]);
+    let (code, r) = report_of(sync()).await;
+    assert_eq!(code, 3, "the first batch timed out: {r}");
+    assert_eq!(in_state(&p, "xero", "claimed"), 10);
+    // At once: Xero does not list the batch yet; it stays claimed and is not sent again.
+    let (_, r) = report_of(sync()).await;
+    assert!(
+        r["statuses"]
+            .to_string()
+            .contains("waiting for the platform to confirm"),
+        "{r}"
+    );
+    assert_eq!(in_state(&p, "xero", "claimed"), 10, "{r}");
+    std::thread::sleep(landed_at.saturating_duration_since(std::time::Instant::now()));
+    let (code, r) = report_of(sync()).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(in_state(&p, "xero", "claimed"), 0, "{r}");
+    let created = sim.created();
+    assert_eq!(created.len(), DEMO_DELIVERABLE as usize, "{created:?}");
+    assert!(
+        created.values().all(|n| *n == 1),
+        "created twice: {created:?}"
+    );
+}
+
 // end of section 2
 
 // ── 3. No hang, no panic, no wedge; 4. documents that are always valid ─────────────────────────

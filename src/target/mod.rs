@@ -125,6 +125,27 @@ impl TargetRun {
     }
 }
 
+/// What the report says of a claimed record the platform does not list yet.
+pub const WAITING: &str = "waiting for the platform to confirm";
+
+/// Whether a claimed record whose outcome is unknown is still within `grace_minutes` of its
+/// claim: a late answer may still land, so it is neither released nor sent again yet.
+pub fn in_lookup_grace(
+    r: &crate::ledger::Record,
+    grace_minutes: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let claimed_at = r
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.state == crate::ledger::State::Claimed)
+        .map_or(r.updated_at, |e| e.at);
+    let grace =
+        chrono::Duration::minutes(i64::try_from(grace_minutes).unwrap_or(i64::MAX / 120_000));
+    now - claimed_at < grace
+}
+
 /// A decimal written as a JSON number with its exact digits (`1358.25`, never through a float),
 /// for the APIs that take numbers rather than strings.
 #[derive(Debug, Clone, Copy, PartialEq)]
