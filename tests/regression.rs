@@ -202,6 +202,112 @@ async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
     );
 }
 
+/// Rows of the demo's documents CSV that hold `number`.
+fn csv_rows_of(p: &Project, number: &str) -> usize {
+    p.out_files()
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "csv"))
+        .map(|f| {
+            p.read(f.to_str().unwrap())
+                .lines()
+                .filter(|l| l.contains(number))
+                .count()
+        })
+        .sum()
+}
+
+/// The report's problem lines about document `doc_id`, as text.
+fn problems_of(report: &serde_json::Value, doc_id: &str) -> String {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["doc_id"] == doc_id)
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_document_id_read_twice_is_reported_and_delivered_once() {
+    for page_size in [500, 3] {
+        let p = Project::demo();
+        let c = p
+            .read("connectors/demo-invoices.toml")
+            .replace("page_size = 500", &format!("page_size = {page_size}"));
+        p.write("connectors/demo-invoices.toml", &c);
+        // The same id again with other contents, in a file read later (another page when
+        // pages are small).
+        let doc = p.read("examples/invoices/inv-2026-0001.json").replacen(
+            "\"id\"",
+            "\"contract_reference\": \"a copy\", \"id\"",
+            1,
+        );
+        p.write("examples/invoices/zz-copy.json", &doc);
+        // An identical copy is the same document read twice: taken once, without a word.
+        let same = p.read("examples/invoices/inv-2026-0002.json");
+        p.write("examples/invoices/zz-same.json", &same);
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "{r}");
+        let lines = problems_of(&r, "inv-2026-0001");
+        assert!(
+            lines.contains("read twice")
+                && lines.contains("inv-2026-0001.json")
+                && lines.contains("zz-copy.json"),
+            "page size {page_size}: {r}"
+        );
+        assert_eq!(
+            target(&r, "sales-csv")["delivered"],
+            DEMO_DELIVERABLE,
+            "{r}"
+        );
+        assert_eq!(csv_rows_of(&p, "F2026-0001"), 1, "page size {page_size}");
+        assert_eq!(csv_rows_of(&p, "F2026-0002"), 1, "page size {page_size}");
+        assert!(problems_of(&r, "inv-2026-0002").is_empty(), "{r}");
+    }
+}
+
+#[test]
+fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
+    let p = Project::demo();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    doc["id"] = "inv-2026-9001".into();
+    p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    let lines = problems_of(&r, "inv-2026-9001");
+    assert!(
+        lines.contains("F2026-0001 is already used by document `inv-2026-0001`")
+            && lines.contains("inv-2026-0001.json")
+            && lines.contains("zz-renumbered.json")
+            && lines.contains("\"held\""),
+        "{r}"
+    );
+    assert_eq!(csv_rows_of(&p, "F2026-0001"), 1);
+    // Later runs keep it held, and a third id with the number in a later run is held too.
+    doc["id"] = "inv-2026-9002".into();
+    p.write("examples/invoices/zz-again.json", &doc.to_string());
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    assert!(
+        problems_of(&r, "inv-2026-9001").contains("already used"),
+        "{r}"
+    );
+    assert!(
+        problems_of(&r, "inv-2026-9002").contains("already used"),
+        "{r}"
+    );
+    assert_eq!(target(&r, "sales-csv")["delivered"], 0, "{r}");
+    assert_eq!(csv_rows_of(&p, "F2026-0001"), 1);
+    let (_, held) = p.json(&["ledger", "list", "--target", "sales-fec", "--state", "held"]);
+    assert_eq!(
+        held.as_array().unwrap().len(),
+        4,
+        "the demo's two and these two: {held}"
+    );
+}
+
 // end of section 2
 
 // ── 3. No hang, no panic, no wedge; 4. documents that are always valid ─────────────────────────
