@@ -28,7 +28,7 @@ use crate::target::pennylane::PennylaneRun;
 use crate::target::xero::XeroRun;
 use crate::target::{TargetError, TargetRun};
 
-mod duplicates;
+pub(crate) mod duplicates;
 use duplicates::{Duplicate, Duplicates};
 
 /// How the run behaves.

@@ -288,6 +288,20 @@ fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
     // Later runs keep it held, and a third id with the number in a later run is held too.
     doc["id"] = "inv-2026-9002".into();
     p.write("examples/invoices/zz-again.json", &doc.to_string());
+    // `preview` says what the sync will do.
+    let (_, pv) = p.json(&["preview", "--target", "sales-csv"]);
+    let row = pv["targets"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["doc_id"] == "inv-2026-9002")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["status"], "held", "{row}");
+    assert!(
+        row["detail"].as_str().unwrap().contains("already used"),
+        "{row}"
+    );
     let (code, r) = p.json(&["sync"]);
     assert_eq!(code, 1, "{r}");
     assert!(

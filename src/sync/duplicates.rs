@@ -12,7 +12,7 @@ use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
 
 /// What is wrong with a document that duplicates another.
-pub(super) enum Duplicate {
+pub(crate) enum Duplicate {
     /// Its id was already read in this run: it shares the first one's ledger record, so it is
     /// left out, and only reported.
     SameId(Problem),
@@ -24,13 +24,13 @@ pub(super) enum Duplicate {
 
 /// The ids and numbers seen by one run of a job.
 #[derive(Default)]
-pub(super) struct Duplicates {
+pub(crate) struct Duplicates {
     ids: HashMap<String, (String, String)>,
     numbers: HashMap<String, (String, String)>,
     unsaved: Vec<(String, Value)>,
     /// Set while held documents are re-checked from the ledger's copies: those are not a
     /// second reading of the source.
-    pub(super) refeeding: bool,
+    pub(crate) refeeding: bool,
 }
 
 fn number_key(job: &str, doc: &Document) -> String {
@@ -45,7 +45,7 @@ impl Duplicates {
     /// # Errors
     ///
     /// Ledger failure.
-    pub(super) fn check(
+    pub(crate) fn check(
         &mut self,
         ledger: &dyn Ledger,
         job: &str,
@@ -141,7 +141,7 @@ impl Duplicates {
     /// # Errors
     ///
     /// Ledger failure.
-    pub(super) fn save(&mut self, ledger: &dyn Ledger, dry_run: bool) -> Result<(), LedgerError> {
+    pub(crate) fn save(&mut self, ledger: &dyn Ledger, dry_run: bool) -> Result<(), LedgerError> {
         let unsaved = std::mem::take(&mut self.unsaved);
         if dry_run || unsaved.is_empty() {
             return Ok(());
