@@ -1161,6 +1161,7 @@ impl Config {
                 journal_label: rj.journal_label,
             });
         }
+        overlap::check_jobs(path, &text, &jobs, &connectors, &base_dir, &data_dir)?;
         for (key, value) in [
             ("status_every", &raw.daemon.status_every),
             ("default_schedule", &raw.daemon.default_schedule),

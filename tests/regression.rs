@@ -106,6 +106,20 @@ fn two_targets_writing_the_same_files_or_reaching_the_same_account_are_refused()
     p.write("facto.toml", &cfg);
     let err = refused_config(&p);
     assert!(err.contains("`chorus-pro` and `chorus-2` both deliver to the Chorus Pro account of CHORUS_PRO_ACCOUNT"), "{err}");
+
+    // Two jobs reading the same source into the same files (each keeps its own records).
+    let p = Project::demo();
+    let mut cfg = p.read("facto.toml");
+    cfg.push_str("\n[[job]]\nname = \"again\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\ntargets = [\"sales-ebp\", \"sales-fec\"]\n");
+    let line = cfg.lines().count();
+    p.write("facto.toml", &cfg);
+    let err = refused_config(&p);
+    assert!(err.contains(&format!("facto.toml:{line}:")), "{err}");
+    assert!(
+        err.contains("jobs `demo` and `again` both read the folder")
+            && err.contains("(target `sales-fec`)"),
+        "{err}"
+    );
 }
 
 /// Records of `target` in `state`, from `facto ledger list`.

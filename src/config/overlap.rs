@@ -50,6 +50,71 @@ fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> O
     }
 }
 
+/// Where a source reads, as a comparable text.
+fn origin(c: &Connector, base_dir: &Path) -> Option<String> {
+    match c {
+        Connector::JsonDir(j) => Some(format!(
+            "the folder {}",
+            normalize(&base_dir.join(&j.path)).display()
+        )),
+        Connector::Http(h) => Some(format!("the API {}", url_key(&h.url))),
+        _ => None,
+    }
+}
+
+/// Checks that no two jobs read the same source and deliver to the same place: each job keeps
+/// its own records, so both would deliver every document.
+///
+/// # Errors
+///
+/// The first overlap, at the later job's `targets` line.
+pub(super) fn check_jobs(
+    path: &Path,
+    text: &str,
+    jobs: &[super::Job],
+    connectors: &std::collections::BTreeMap<String, Connector>,
+    base_dir: &Path,
+    data_dir: &Path,
+) -> Result<(), ConfigError> {
+    // (job, source, (target, destination) of each target)
+    type Seen<'a> = (&'a str, String, Vec<(String, String)>);
+    let mut seen: Vec<Seen<'_>> = Vec::new();
+    for job in jobs {
+        let Some(source) = connectors
+            .get(&job.source)
+            .and_then(|c| origin(c, base_dir))
+        else {
+            continue;
+        };
+        let dests: Vec<(String, String)> = job
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let d = destination(connectors.get(t)?, t, base_dir, data_dir)?;
+                Some((t.clone(), d))
+            })
+            .collect();
+        for (other, other_source, other_dests) in &seen {
+            if *other_source != source {
+                continue;
+            }
+            if let Some((t, d)) = dests
+                .iter()
+                .find(|(_, d)| other_dests.iter().any(|(_, o)| o == d))
+            {
+                let job_line = super::find_line(text, &[&format!("name = \"{}\"", job.name)]);
+                return Err(ConfigError::at(
+                    path,
+                    targets_line(text, job_line),
+                    format!("jobs `{other}` and `{}` both read {source} and deliver to {d} (target `{t}`): every document would be delivered twice; keep that target in one job", job.name),
+                ));
+            }
+        }
+        seen.push((&job.name, source, dests));
+    }
+    Ok(())
+}
+
 /// A URL compared without case and trailing slash.
 fn url_key(u: &str) -> String {
     u.trim().trim_end_matches('/').to_ascii_lowercase()
