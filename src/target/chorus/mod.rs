@@ -185,8 +185,8 @@ impl ChorusRun {
                         changed.push(r);
                     } else {
                         notes.push(format!(
-                            "{} ({}): deposit interrupted; Chorus Pro does not list it yet, looked up again at the next run",
-                            r.number, self.name
+                            "{} ({}): {}: deposit interrupted; Chorus Pro does not list it yet, looked up again at the next run",
+                            r.number, self.name, crate::target::WAITING
                         ));
                     }
                 }
