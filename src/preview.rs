@@ -189,6 +189,7 @@ pub async fn preview(
     let mut bad = Vec::new();
     // Duplicates as the sync would find them, in source order (nothing is saved).
     let mut dups = crate::sync::duplicates::Duplicates::default();
+    dups.backfill(ledger, &job.name)?;
     for item in &items {
         match item {
             Item::Doc { doc, hash, origin } if in_period(doc, from, to) => {

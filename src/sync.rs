@@ -888,6 +888,7 @@ pub async fn run_job(
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
         dups: Duplicates::default(),
     };
+    jr.dups.backfill(ledger, &job.name)?;
     let started = Utc::now();
     let cursor = ledger.cursor(&job.name)?;
     let from_cursor = match (mode, &cursor) {

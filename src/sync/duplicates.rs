@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::ledger::{Ledger, LedgerError, RecordKey};
+use crate::ledger::{Ledger, LedgerError, RecordFilter, RecordKey, State};
 use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
 
@@ -33,10 +33,15 @@ pub(crate) struct Duplicates {
     pub(crate) refeeding: bool,
 }
 
-fn number_key(job: &str, doc: &Document) -> String {
+fn number_key(job: &str, kind: &str, number: &str) -> String {
     // JSON quoting keeps the number unambiguous whatever it holds.
-    let number = serde_json::to_string(&doc.number).unwrap_or_default();
-    format!("doc-number\0{job}\0{}\0{number}", doc.kind.as_str())
+    let number = serde_json::to_string(number).unwrap_or_default();
+    format!("doc-number\0{job}\0{kind}\0{number}")
+}
+
+/// Set once a job's numbers are all in the value store.
+fn marker(job: &str) -> String {
+    format!("doc-number-index\0{job}")
 }
 
 impl Duplicates {
@@ -81,7 +86,7 @@ impl Duplicates {
         if doc.number.is_empty() {
             return Ok(None);
         }
-        let key = number_key(job, doc);
+        let key = number_key(job, doc.kind.as_str(), &doc.number);
         let owner = match self.numbers.get(&key) {
             Some(o) => Some(o.clone()),
             None => match ledger.value(&key)? {
@@ -136,6 +141,44 @@ impl Duplicates {
         }
     }
 
+    /// Registers, once per job, the numbers of the documents a ledger made before numbers
+    /// were remembered holds (a delivered one owns its number before any other); they are
+    /// written with the first page.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    pub(crate) fn backfill(&mut self, ledger: &dyn Ledger, job: &str) -> Result<(), LedgerError> {
+        if ledger.value(&marker(job))?.is_some() {
+            return Ok(());
+        }
+        let records = ledger.list(&RecordFilter {
+            job: Some(job.to_owned()),
+            target: None,
+            state: None,
+        })?;
+        let mut owners: HashMap<String, (String, String, bool)> = HashMap::new();
+        for r in records.into_iter().filter(|r| !r.number.is_empty()) {
+            let sent = r.state.is_delivered() || r.state == State::Claimed;
+            let key = number_key(job, &r.kind, &r.number);
+            match owners.get(&key) {
+                Some((id, _, was_sent)) if *was_sent || !sent || *id == r.key.doc_id => {}
+                _ => {
+                    owners.insert(key, (r.key.doc_id, r.origin, sent));
+                }
+            }
+        }
+        for (key, (id, origin, _)) in owners {
+            if ledger.value(&key)?.is_none() {
+                self.unsaved
+                    .push((key.clone(), json!({"id": id, "origin": origin})));
+                self.numbers.insert(key, (id, origin));
+            }
+        }
+        self.unsaved.push((marker(job), json!(true)));
+        Ok(())
+    }
+
     /// Writes the numbers first seen since the last call (nothing in a dry run).
     ///
     /// # Errors
@@ -147,5 +190,55 @@ impl Duplicates {
             return Ok(());
         }
         ledger.put_values(&unsaved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::sled::SledLedger;
+    use crate::ledger::Record;
+    use crate::mapping::tests::worked_invoice;
+
+    #[test]
+    fn a_number_delivered_before_numbers_were_remembered_still_holds_a_second_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SledLedger::open(dir.path()).unwrap();
+        let doc = worked_invoice();
+        let key = |id: &str| RecordKey {
+            job: "j".into(),
+            target: "t".into(),
+            doc_id: id.into(),
+        };
+        // An earlier run delivered the document, and held a second one with its number for
+        // another reason; no number is in the value store.
+        let now = chrono::Utc::now();
+        let mut first = Record::new(key("second"), now);
+        first.number.clone_from(&doc.number);
+        first.kind = doc.kind.as_str().into();
+        first.state = State::Held;
+        let mut delivered = Record::new(key(&doc.id), now);
+        delivered.number.clone_from(&doc.number);
+        delivered.kind = doc.kind.as_str().into();
+        delivered.state = State::Delivered;
+        ledger.put_records(&[first, delivered]).unwrap();
+        let targets = vec!["t".to_owned()];
+        let mut d = Duplicates::default();
+        d.backfill(&ledger, "j").unwrap();
+        d.save(&ledger, false).unwrap();
+        let mut again = doc.clone();
+        again.id = "second".into();
+        let found = Duplicates::default()
+            .check(&ledger, "j", &targets, &again, "b.json", "h2")
+            .unwrap();
+        assert!(matches!(found, Some(Duplicate::SameNumber(_))));
+        // The delivered document keeps its number; the backfill runs once.
+        let mut d = Duplicates::default();
+        assert!(d
+            .check(&ledger, "j", &targets, &doc, "a.json", "h1")
+            .unwrap()
+            .is_none());
+        d.backfill(&ledger, "j").unwrap();
+        assert!(d.unsaved.is_empty());
     }
 }
