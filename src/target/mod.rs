@@ -128,6 +128,8 @@ impl TargetRun {
 /// What the report says of a claimed record the platform does not list yet.
 pub const WAITING: &str = "waiting for the platform to confirm";
 
+const MAX_GRACE_MINUTES: i64 = 10 * 366 * 24 * 60;
+
 /// Whether a claimed record whose outcome is unknown is still within `grace_minutes` of its
 /// claim: a late answer may still land, so it is neither released nor sent again yet.
 pub fn in_lookup_grace(
@@ -141,9 +143,10 @@ pub fn in_lookup_grace(
         .rev()
         .find(|e| e.state == crate::ledger::State::Claimed)
         .map_or(r.updated_at, |e| e.at);
-    let grace =
-        chrono::Duration::minutes(i64::try_from(grace_minutes).unwrap_or(i64::MAX / 120_000));
-    now - claimed_at < grace
+    // Past ten years means "never release"; clamped so that no setting can panic.
+    let minutes =
+        i64::try_from(grace_minutes).map_or(MAX_GRACE_MINUTES, |m| m.min(MAX_GRACE_MINUTES));
+    now - claimed_at < chrono::Duration::minutes(minutes)
 }
 
 /// A decimal written as a JSON number with its exact digits (`1358.25`, never through a float),
@@ -178,5 +181,31 @@ pub fn secret_from_env(var: &str, what: &str) -> Result<secrecy::SecretString, S
         _ => Err(format!(
             "the environment variable {var} ({what}) is not set; export it before running facto"
         )),
+    }
+}
+
+#[cfg(test)]
+mod grace_tests {
+    use super::*;
+    use crate::ledger::{Record, RecordKey, State};
+
+    #[test]
+    fn the_lookup_grace_counts_from_the_claim_and_no_setting_panics() {
+        let now = chrono::Utc::now();
+        let key = RecordKey {
+            job: "j".into(),
+            target: "t".into(),
+            doc_id: "d".into(),
+        };
+        let mut r = Record::new(key, now - chrono::Duration::minutes(90));
+        r.transition(
+            State::Claimed,
+            "claimed",
+            now - chrono::Duration::minutes(30),
+        );
+        assert!(in_lookup_grace(&r, 60, now));
+        assert!(!in_lookup_grace(&r, 20, now));
+        assert!(!in_lookup_grace(&r, 0, now));
+        assert!(in_lookup_grace(&r, u64::MAX, now));
     }
 }
