@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::mapping::Mapping;
 
+mod overlap;
+
 /// A configuration problem, located in its file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct ConfigError {
@@ -640,6 +642,10 @@ pub struct XeroConfig {
     /// Longest time spent retrying one call, seconds. Default 120.
     #[serde(default = "one_twenty")]
     pub max_retry_secs: u64,
+    /// A batch whose answer was lost stays claimed, looked up at every run, for this long
+    /// before it is sent again (a late answer may still land). Minutes, default 60.
+    #[serde(default = "sixty")]
+    pub lookup_grace_minutes: u64,
 }
 
 fn xero_api() -> String {
@@ -716,6 +722,10 @@ pub struct PennylaneConfig {
     /// `<prefix><job>:<document id>`.
     #[serde(default = "facto_prefix")]
     pub reference_prefix: String,
+    /// An import whose answer was lost stays claimed, looked up at every run, for this long
+    /// before it is sent again (a late answer may still land). Minutes, default 60.
+    #[serde(default = "sixty")]
+    pub lookup_grace_minutes: u64,
 }
 
 fn pennylane_authorize() -> String {
@@ -1151,6 +1161,15 @@ impl Config {
                     ));
                 }
             }
+            overlap::check_targets(
+                path,
+                overlap::targets_line(&text, job_line),
+                &rj.name,
+                &rj.targets,
+                &connectors,
+                &base_dir,
+                &data_dir,
+            )?;
             if let Some(code) = &rj.journal {
                 if code.is_empty()
                     || code.len() > 10
@@ -1202,6 +1221,7 @@ impl Config {
                 fail_on: rj.fail_on,
             });
         }
+        overlap::check_jobs(path, &text, &jobs, &connectors, &base_dir, &data_dir)?;
         for (key, value) in [
             ("status_every", &raw.daemon.status_every),
             ("default_schedule", &raw.daemon.default_schedule),

@@ -15,7 +15,9 @@ use crate::format;
 use crate::ledger::{BatchStatus, Ledger, RecordKey, State};
 use crate::mapping::unmapped_codes;
 use crate::model::{DocStatus, Document};
+use crate::problem::Problem;
 use crate::source::{Item, Source, SourceError};
+use crate::sync::duplicates::Duplicate;
 
 /// One document's fate.
 #[derive(Debug, Clone, Serialize)]
@@ -183,8 +185,11 @@ pub async fn preview(
         skipped: BTreeMap::new(),
         targets: Vec::new(),
     };
-    let mut docs: Vec<(&Document, String, &str)> = Vec::new();
+    let mut docs: Vec<(&Document, String, &str, Option<Problem>)> = Vec::new();
     let mut bad = Vec::new();
+    // Duplicates as the sync would find them, in source order (nothing is saved).
+    let mut dups = crate::sync::duplicates::Duplicates::default();
+    dups.backfill(ledger, &job.name)?;
     for item in &items {
         match item {
             Item::Doc { doc, hash, origin } if in_period(doc, from, to) => {
@@ -192,7 +197,13 @@ pub async fn preview(
                     let hash = hash
                         .clone()
                         .unwrap_or_else(|| crate::sync::source_hash(doc));
-                    docs.push((doc, hash, origin.as_str()));
+                    let dup =
+                        match dups.check(ledger, &job.name, &job.targets, doc, origin, &hash)? {
+                            Some(Duplicate::Reread) => continue,
+                            Some(Duplicate::SameId(p) | Duplicate::SameNumber(p)) => Some(p),
+                            None => None,
+                        };
+                    docs.push((doc, hash, origin.as_str(), dup));
                 } else if skipped_by_a_target(ledger, job, &targets, &layouts, doc)? {
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
@@ -206,9 +217,9 @@ pub async fn preview(
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
     for (t, layout) in targets.into_iter().zip(layouts) {
         // Chorus Pro files are for public buyers only: other documents are not in their count.
-        let in_scope: Vec<&(&Document, String, &str)> = docs
+        let in_scope: Vec<&(&Document, String, &str, Option<Problem>)> = docs
             .iter()
-            .filter(|(d, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
+            .filter(|(d, _, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
         let is_chorus = matches!(cfg.connectors.get(&t), Some(Connector::ChorusPro(_)));
         let is_pennylane = matches!(cfg.connectors.get(&t), Some(Connector::Pennylane(_)));
@@ -224,7 +235,7 @@ pub async fn preview(
             documents: in_scope.len() as u64,
             rows: Vec::new(),
         };
-        for (doc, hash, origin) in in_scope {
+        for (doc, hash, origin, dup) in in_scope {
             let key = RecordKey {
                 job: job.name.clone(),
                 target: t.clone(),
@@ -255,6 +266,13 @@ pub async fn preview(
                         ("already-transferred".to_owned(), batch)
                     }
                 }
+                _ if dup.is_some() => (
+                    "held".into(),
+                    dup.iter()
+                        .map(|p| format!("{}: {} — fix: {}", p.field, p.message, p.fix))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                ),
                 Some(State::Claimed) => (
                     "in-progress".into(),
                     "claimed by a delivery in progress".into(),

@@ -28,6 +28,9 @@ use crate::target::pennylane::PennylaneRun;
 use crate::target::xero::XeroRun;
 use crate::target::{TargetError, TargetRun};
 
+pub(crate) mod duplicates;
+use duplicates::{Duplicate, Duplicates};
+
 /// How the run behaves.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -311,6 +314,7 @@ struct JobRun<'a> {
     report: RunReport,
     /// Ids of the documents held in this run, so that the re-check of held records skips them.
     held_now: BTreeSet<String>,
+    dups: Duplicates,
 }
 
 impl JobRun<'_> {
@@ -400,6 +404,8 @@ impl JobRun<'_> {
                 }
             }
         }
+        // Flushed before this page's records: a number is never delivered unregistered.
+        self.dups.save(self.ledger, self.dry_run)?;
         Ok(pending)
     }
 
@@ -421,9 +427,24 @@ impl JobRun<'_> {
             Mode::Sync => None,
         };
         self.report.documents_read += 1;
+        let targets = Arc::clone(&self.targets);
+        let dup = self
+            .dups
+            .check(self.ledger, &self.job.name, &targets, doc, origin, hash)?;
+        let same_number = match dup {
+            Some(Duplicate::SameId(problem)) => {
+                self.report_same_id(doc, origin, hash, &problem, now);
+                return Ok(());
+            }
+            Some(Duplicate::SameNumber(problem)) => Some(problem),
+            Some(Duplicate::Reread) => {
+                tracing::warn!(doc = %doc.number, origin = %origin, "Document read twice with the same content; taken once.");
+                return Ok(());
+            }
+            None => None,
+        };
         let mut prepared: Option<Prepared> = None;
         let mut skipped_counted = false;
-        let targets = Arc::clone(&self.targets);
         for (ti, t) in targets.iter().enumerate() {
             // Chorus Pro files are for public buyers only: other documents never reach them.
             if self.layouts[ti]
@@ -493,6 +514,15 @@ impl JobRun<'_> {
                 Some(State::Failed) => {
                     tracing::info!(doc = %doc.number, target = %t, "Document failed earlier; `facto ledger retry` sends it again.");
                 }
+                _ if same_number.is_some() => {
+                    let mut rec = new_record(key, existing, now);
+                    fill_from_doc(&mut rec, doc, origin, hash);
+                    let problems = same_number.iter().cloned().collect();
+                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
+                    self.tallies[ti].held += 1;
+                    self.lines.extend(problem_lines(t, &rec, "held"));
+                    pending[ti].others.push(rec);
+                }
                 _ => {
                     let rec = new_record(key, existing, now);
                     self.deliver_or_hold(
@@ -511,6 +541,32 @@ impl JobRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A second document with an id already read: reported on every target it would reach,
+    /// never delivered (its record is the first one's).
+    fn report_same_id(
+        &mut self,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        problem: &Problem,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let targets = Arc::clone(&self.targets);
+        for (ti, t) in targets.iter().enumerate() {
+            if self.layouts[ti]
+                .as_ref()
+                .is_some_and(|l| !format::in_scope(l, doc))
+            {
+                continue;
+            }
+            let mut r = Record::new(self.key(t, &doc.id), now);
+            fill_from_doc(&mut r, doc, origin, hash);
+            r.problems = vec![problem.clone()];
+            self.tallies[ti].held += 1;
+            self.lines.extend(problem_lines(t, &r, "held"));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -915,7 +971,9 @@ pub async fn run_job(
         lines: Vec::new(),
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
         held_now: BTreeSet::new(),
+        dups: Duplicates::default(),
     };
+    jr.dups.backfill(ledger, &job.name)?;
     let started = Utc::now();
     let cursor = ledger.cursor(&job.name)?;
     let from_cursor = match (mode, &cursor) {
@@ -999,6 +1057,7 @@ pub async fn run_job(
             }
         }
         if !docs.is_empty() {
+            jr.dups.refeeding = true;
             let read_before = jr.report.documents_read;
             let pending = jr.process(
                 Page {

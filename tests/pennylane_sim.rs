@@ -20,6 +20,8 @@ pub enum Fault {
     TooMany,
     LoseAnswer,
     Slow(Duration),
+    /// The import lands only after this long (listed from then on), and so does its answer.
+    Late(Duration),
 }
 
 #[derive(Default)]
@@ -35,6 +37,8 @@ pub struct State {
     pub not_ready_once: bool,
     /// Invoice numbers paid in Pennylane.
     pub paid: Vec<String>,
+    /// Imports not listed yet (a late answer): invoice id → when they land.
+    pub landing: BTreeMap<i64, std::time::Instant>,
     /// OAuth2: the PKCE challenge of the consent, tokens issued, refreshes.
     pub challenge: Option<String>,
     pub oauth_access: Vec<String>,
@@ -241,6 +245,10 @@ impl Respond for Responder {
                 match fault {
                     Some(Fault::LoseAnswer) => ResponseTemplate::new(502),
                     Some(Fault::Slow(d)) => answer.set_delay(d),
+                    Some(Fault::Late(d)) => {
+                        s.landing.insert(id, std::time::Instant::now() + d);
+                        answer.set_delay(d)
+                    }
                     _ => answer,
                 }
             }
@@ -263,9 +271,16 @@ impl Respond for Responder {
             ("GET", "/customer_invoices") => {
                 let ext = filter_value(req, "external_reference");
                 let num = filter_value(req, "invoice_number");
+                let now = std::time::Instant::now();
                 page(
                     s.invoices
                         .iter()
+                        .filter(|i| {
+                            i["id"]
+                                .as_i64()
+                                .and_then(|id| s.landing.get(&id))
+                                .is_none_or(|t| *t <= now)
+                        })
                         .filter(|i| ext.as_deref().is_none_or(|x| i["external_reference"] == x))
                         .filter(|i| num.as_deref().is_none_or(|x| i["invoice_number"] == x))
                         .cloned()

@@ -13,7 +13,7 @@ use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 const T: &str = "xero";
 const DELIVERABLE: usize = 41;
 
-fn command(p: &Project, args: &[&str]) -> std::process::Command {
+pub fn command(p: &Project, args: &[&str]) -> std::process::Command {
     let mut c = p.command(args);
     c.env("XERO_CLIENT_ID", CLIENT_ID)
         .env("XERO_CLIENT_SECRET", CLIENT_SECRET);
@@ -28,7 +28,7 @@ async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
 }
 
 /// The demo with a `xero` target, Xero tax types in the mapping, and the consent given.
-async fn connected(sim: &Sim, extra: &str) -> Project {
+pub async fn connected(sim: &Sim, extra: &str) -> Project {
     let p = Project::demo();
     let port = free_port();
     p.write("connectors/xero.toml", &sim.connector(port, extra));
@@ -149,7 +149,7 @@ async fn lost_answer_minute_limit_and_partial_failure() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_claimed_but_unanswered_is_sent_again_identical_with_its_key() {
     let sim = Sim::start().await;
-    let p = connected(&sim, "batch_size = 10\n").await;
+    let p = connected(&sim, "batch_size = 10\nlookup_grace_minutes = 0\n").await;
     kill_at(
         command(&p, &["sync"]),
         "after-claim:2@xero",

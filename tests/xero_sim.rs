@@ -23,6 +23,9 @@ pub enum Fault {
     Minute,
     Day,
     LoseAnswer,
+    /// The batch lands only after this long (listed, and its key known, from then on), and so
+    /// does its answer; the same key sent meanwhile gets 409, as a request still in progress.
+    Late(std::time::Duration),
 }
 
 #[derive(Default)]
@@ -48,6 +51,18 @@ pub struct State {
     /// Invoice numbers paid in Xero.
     pub paid: Vec<String>,
     pub calls: u32,
+    /// Batches not landed yet: idempotency key → when, and the numbers they hold.
+    pub landing: Vec<(Option<String>, std::time::Instant, Vec<String>)>,
+}
+
+impl State {
+    fn landed(&self, number: &str) -> bool {
+        let now = std::time::Instant::now();
+        !self
+            .landing
+            .iter()
+            .any(|(_, t, n)| *t > now && n.iter().any(|x| x == number))
+    }
 }
 
 impl State {
@@ -128,6 +143,15 @@ impl Responder {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if let Some(k) = &key {
+            let now = std::time::Instant::now();
+            if s.landing
+                .iter()
+                .any(|(lk, t, _)| lk.as_deref() == Some(k.as_str()) && *t > now)
+            {
+                return ResponseTemplate::new(409).set_body_json(
+                    json!({"Title": "Conflict", "Detail": "a request with this key is in progress"}),
+                );
+            }
             if let Some(r) = s.replies.get(k) {
                 return ResponseTemplate::new(200).set_body_json(r.clone());
             }
@@ -208,21 +232,39 @@ impl Responder {
             }
         }
         let reply = json!({list: out});
-        if let Some(k) = key {
+        if let Some(k) = key.clone() {
             s.replies.insert(k, reply.clone());
         }
         if let Some(Fault::LoseAnswer) = fault {
             return ResponseTemplate::new(500);
         }
+        let late = match fault {
+            Some(Fault::Late(d)) => {
+                let numbers = reply[list]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r[number_field].as_str().map(str::to_owned))
+                    .collect();
+                s.landing
+                    .push((key.clone(), std::time::Instant::now() + d, numbers));
+                Some(d)
+            }
+            _ => None,
+        };
         let day_left = if std::mem::take(&mut s.day_exhausted_next) {
             "0"
         } else {
             "4999"
         };
-        ResponseTemplate::new(200)
+        let answer = ResponseTemplate::new(200)
             .insert_header("X-MinLimit-Remaining", "59")
             .insert_header("X-DayLimit-Remaining", day_left)
-            .set_body_json(reply)
+            .set_body_json(reply);
+        match late {
+            Some(d) => answer.set_delay(d),
+            None => answer,
+        }
     }
 }
 
@@ -302,12 +344,12 @@ impl Respond for Responder {
             }
             ("GET", "/Invoices") => {
                 let nums: Vec<String> = q.get("InvoiceNumbers").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default();
-                let list: Vec<Value> = s.docs.iter().filter(|x| x["InvoiceNumber"].as_str().is_some_and(|n| nums.iter().any(|m| m == n))).cloned().collect();
+                let list: Vec<Value> = s.docs.iter().filter(|x| x["InvoiceNumber"].as_str().is_some_and(|n| nums.iter().any(|m| m == n) && s.landed(n))).cloned().collect();
                 ResponseTemplate::new(200).set_body_json(json!({"Invoices": list}))
             }
             ("GET", "/CreditNotes") => {
                 let w = q.get("where").cloned().unwrap_or_default();
-                let list: Vec<Value> = s.docs.iter().filter(|x| x["CreditNoteNumber"].as_str().is_some_and(|n| w.contains(&format!("\"{n}\"")))).cloned().collect();
+                let list: Vec<Value> = s.docs.iter().filter(|x| x["CreditNoteNumber"].as_str().is_some_and(|n| w.contains(&format!("\"{n}\"")) && s.landed(n))).cloned().collect();
                 ResponseTemplate::new(200).set_body_json(json!({"CreditNotes": list}))
             }
             ("PUT", p) if p.starts_with("/CreditNotes/") && p.ends_with("/Allocations") => {

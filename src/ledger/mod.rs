@@ -673,6 +673,18 @@ pub trait Ledger: Send + Sync {
     /// Storage failure.
     fn put_value(&self, key: &str, value: &serde_json::Value) -> Result<()>;
 
+    /// Stores several values with one flush (see [`Ledger::put_value`]).
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn put_values(&self, values: &[(String, serde_json::Value)]) -> Result<()> {
+        for (k, v) in values {
+            self.put_value(k, v)?;
+        }
+        Ok(())
+    }
+
     /// A value stored with [`Ledger::put_value`].
     ///
     /// # Errors

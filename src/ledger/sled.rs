@@ -995,6 +995,16 @@ impl Ledger for SledLedger {
         Ok(())
     }
 
+    fn put_values(&self, values: &[(String, serde_json::Value)]) -> Result<()> {
+        let mut batch = ::sled::Batch::default();
+        for (key, value) in values {
+            batch.insert(format!("k\0{key}").into_bytes(), to_json(value)?);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn value(&self, key: &str) -> Result<Option<serde_json::Value>> {
         let k = format!("k\0{key}").into_bytes();
         self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()

@@ -125,6 +125,30 @@ impl TargetRun {
     }
 }
 
+/// What the report says of a claimed record the platform does not list yet.
+pub const WAITING: &str = "waiting for the platform to confirm";
+
+const MAX_GRACE_MINUTES: i64 = 10 * 366 * 24 * 60;
+
+/// Whether a claimed record whose outcome is unknown is still within `grace_minutes` of its
+/// claim: a late answer may still land, so it is neither released nor sent again yet.
+pub fn in_lookup_grace(
+    r: &crate::ledger::Record,
+    grace_minutes: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let claimed_at = r
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.state == crate::ledger::State::Claimed)
+        .map_or(r.updated_at, |e| e.at);
+    // Past ten years means "never release"; clamped so that no setting can panic.
+    let minutes =
+        i64::try_from(grace_minutes).map_or(MAX_GRACE_MINUTES, |m| m.min(MAX_GRACE_MINUTES));
+    now - claimed_at < chrono::Duration::minutes(minutes)
+}
+
 /// A decimal written as a JSON number with its exact digits (`1358.25`, never through a float),
 /// for the APIs that take numbers rather than strings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,5 +181,31 @@ pub fn secret_from_env(var: &str, what: &str) -> Result<secrecy::SecretString, S
         _ => Err(format!(
             "the environment variable {var} ({what}) is not set; export it before running facto"
         )),
+    }
+}
+
+#[cfg(test)]
+mod grace_tests {
+    use super::*;
+    use crate::ledger::{Record, RecordKey, State};
+
+    #[test]
+    fn the_lookup_grace_counts_from_the_claim_and_no_setting_panics() {
+        let now = chrono::Utc::now();
+        let key = RecordKey {
+            job: "j".into(),
+            target: "t".into(),
+            doc_id: "d".into(),
+        };
+        let mut r = Record::new(key, now - chrono::Duration::minutes(90));
+        r.transition(
+            State::Claimed,
+            "claimed",
+            now - chrono::Duration::minutes(30),
+        );
+        assert!(in_lookup_grace(&r, 60, now));
+        assert!(!in_lookup_grace(&r, 20, now));
+        assert!(!in_lookup_grace(&r, 0, now));
+        assert!(in_lookup_grace(&r, u64::MAX, now));
     }
 }

@@ -140,7 +140,6 @@ impl ChorusRun {
             return Ok(Vec::new());
         }
         let api = self.api()?;
-        let grace = Duration::minutes(i64::try_from(self.cfg.lookup_grace_minutes).unwrap_or(60));
         let now = Utc::now();
         let mut notes = Vec::new();
         let mut changed = Vec::new();
@@ -169,13 +168,7 @@ impl ChorusRun {
                     changed.push(r);
                 }
                 None => {
-                    let claimed_at = r
-                        .history
-                        .iter()
-                        .rev()
-                        .find(|e| e.state == State::Claimed)
-                        .map_or(r.updated_at, |e| e.at);
-                    if now - claimed_at >= grace {
+                    if !crate::target::in_lookup_grace(&r, self.cfg.lookup_grace_minutes, now) {
                         let note = format!(
                             "not on Chorus Pro {} minutes after an interrupted deposit: released for a new deposit",
                             self.cfg.lookup_grace_minutes
@@ -185,8 +178,8 @@ impl ChorusRun {
                         changed.push(r);
                     } else {
                         notes.push(format!(
-                            "{} ({}): deposit interrupted; Chorus Pro does not list it yet, looked up again at the next run",
-                            r.number, self.name
+                            "{} ({}): {}: deposit interrupted; Chorus Pro does not list it yet, looked up again at the next run",
+                            r.number, self.name, crate::target::WAITING
                         ));
                     }
                 }

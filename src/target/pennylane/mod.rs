@@ -224,7 +224,8 @@ impl PennylaneRun {
     }
 
     /// Settles imports whose answer was lost: found by external reference → recorded; not found
-    /// → released (Pennylane answers synchronously: an import it does not list did not happen).
+    /// → left claimed until `lookup_grace_minutes` after the claim (a late answer may still
+    /// land), then released.
     ///
     /// # Errors
     ///
@@ -264,10 +265,19 @@ impl PennylaneRun {
                     r.transition(State::Delivered, n.clone(), now);
                     n
                 }
+                None if super::in_lookup_grace(&r, self.cfg.lookup_grace_minutes, now) => {
+                    // A late answer may still land: sending again now could import it twice.
+                    notes.push(format!(
+                        "{} ({}): {}: the import's answer was lost and Pennylane does not list it yet; looked up again at the next run, imported again only if still unknown {} minutes after it was sent",
+                        r.number, self.name, super::WAITING, self.cfg.lookup_grace_minutes
+                    ));
+                    continue;
+                }
                 None => {
-                    let n =
-                        "not in Pennylane after an interrupted import: released to be sent again"
-                            .to_owned();
+                    let n = format!(
+                        "not in Pennylane {} minutes after an interrupted import: released to be sent again",
+                        self.cfg.lookup_grace_minutes
+                    );
                     r.transition(State::Released, n.clone(), now);
                     n
                 }

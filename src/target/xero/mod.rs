@@ -546,7 +546,8 @@ impl XeroRun {
     }
 
     /// Settles batches whose answer was lost: documents Xero has are recorded; the rest of the
-    /// batch is sent again, identical, under the same idempotency key.
+    /// batch is sent again, identical, under the same idempotency key, once
+    /// `lookup_grace_minutes` have passed since the claim (a late answer may still land).
     ///
     /// # Errors
     ///
@@ -644,6 +645,21 @@ impl XeroRun {
                     ));
                 }
                 ledger.put_records(&recs)?;
+                continue;
+            }
+            let now = Utc::now();
+            if recs
+                .iter()
+                .any(|r| super::in_lookup_grace(r, self.cfg.lookup_grace_minutes, now))
+            {
+                // The first call may still be in flight: sending the batch again before Xero
+                // has stored its key could create the documents twice.
+                for r in recs.iter().filter(|r| !known.contains_key(&r.number)) {
+                    notes.push(format!(
+                        "{} ({}): {}: the batch's answer was lost and Xero does not list it yet; looked up again at the next run, sent again (same idempotency key) only if still unknown {} minutes after it was sent",
+                        r.number, self.name, super::WAITING, self.cfg.lookup_grace_minutes
+                    ));
+                }
                 continue;
             }
             let answer = self

@@ -1,0 +1,244 @@
+//! Duplicates in the source: one document id read twice in a run with different contents, or one
+//! invoice number under two ids (in this run or an earlier one). The later document is held, naming both files and
+//! ids, so that nothing is booked twice. Numbers are remembered in the ledger's value store, one
+//! entry per (job, kind, number), written once per page.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::ledger::{Ledger, LedgerError, RecordFilter, RecordKey, State};
+use crate::model::{DocStatus, Document};
+use crate::problem::Problem;
+
+/// What is wrong with a document that duplicates another.
+pub(crate) enum Duplicate {
+    /// Its id was already read in this run: it shares the first one's ledger record, so it is
+    /// left out, and only reported.
+    SameId(Problem),
+    /// Its number belongs to another document: it is held in its own record.
+    SameNumber(Problem),
+    /// The same id with the same content, read again (a page boundary that moved): skipped.
+    Reread,
+}
+
+/// The ids and numbers seen by one run of a job.
+#[derive(Default)]
+pub(crate) struct Duplicates {
+    ids: HashMap<String, (String, String)>,
+    numbers: HashMap<String, (String, String)>,
+    unsaved: Vec<(String, Value)>,
+    /// Set while held documents are re-checked from the ledger's copies: those are not a
+    /// second reading of the source.
+    pub(crate) refeeding: bool,
+}
+
+fn number_key(job: &str, kind: &str, number: &str) -> String {
+    // JSON quoting keeps the number unambiguous whatever it holds.
+    let number = serde_json::to_string(number).unwrap_or_default();
+    format!("doc-number\0{job}\0{kind}\0{number}")
+}
+
+/// Set once a job's numbers are all in the value store.
+fn marker(job: &str) -> String {
+    format!("doc-number-index\0{job}")
+}
+
+impl Duplicates {
+    /// Registers a final document and says whether it duplicates one read before.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    pub(crate) fn check(
+        &mut self,
+        ledger: &dyn Ledger,
+        job: &str,
+        targets: &[String],
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+    ) -> Result<Option<Duplicate>, LedgerError> {
+        if doc.status != DocStatus::Final {
+            return Ok(None);
+        }
+        match self.ids.get(&doc.id) {
+            Some((_, first_hash)) if !self.refeeding && first_hash == hash => {
+                return Ok(Some(Duplicate::Reread));
+            }
+            Some((first, _)) if !self.refeeding => {
+                return Ok(Some(Duplicate::SameId(Problem::new(
+                    "duplicate-id",
+                    "id",
+                    format!(
+                        "document id `{}` is read twice from the source with different contents: first in {first}, again in {origin} (number {}); the later one is left out so that nothing is delivered twice",
+                        doc.id, doc.number
+                    ),
+                    "give each document its own id in the invoicing application, or remove the duplicate",
+                ))));
+            }
+            Some(_) => {}
+            None => {
+                self.ids
+                    .insert(doc.id.clone(), (origin.to_owned(), hash.to_owned()));
+            }
+        }
+        if doc.number.is_empty() {
+            return Ok(None);
+        }
+        let key = number_key(job, doc.kind.as_str(), &doc.number);
+        let owner = match self.numbers.get(&key) {
+            Some(o) => Some(o.clone()),
+            None => match ledger.value(&key)? {
+                Some(v) => {
+                    let id = v["id"].as_str().unwrap_or_default().to_owned();
+                    // A first document forgotten from the ledger no longer owns its number.
+                    let mut alive = false;
+                    for t in targets {
+                        let k = RecordKey {
+                            job: job.to_owned(),
+                            target: t.clone(),
+                            doc_id: id.clone(),
+                        };
+                        if ledger.get(&k)?.is_some() {
+                            alive = true;
+                            break;
+                        }
+                    }
+                    let origin = v["origin"].as_str().unwrap_or_default().to_owned();
+                    (alive || id == doc.id).then_some((id, origin))
+                }
+                None => None,
+            },
+        };
+        match owner {
+            Some((id, first)) if id != doc.id => {
+                Ok(Some(Duplicate::SameNumber(Problem::new(
+                    "duplicate-number",
+                    "number",
+                    format!(
+                        "{} number {} is already used by document `{id}` ({first}); this document `{}` ({origin}) is held so that the number is not booked twice",
+                        doc.kind.as_str(),
+                        doc.number,
+                        doc.id
+                    ),
+                    format!(
+                        "give this document its own number in the invoicing application, or remove it; if `{id}` is the mistake, forgetting it from the ledger (`facto ledger forget {id} --target T --yes`, for each target) frees the number"
+                    ),
+                ))))
+            }
+            Some(o) => {
+                self.numbers.insert(key, o);
+                Ok(None)
+            }
+            None => {
+                let value = json!({"id": doc.id, "origin": origin});
+                self.numbers
+                    .insert(key.clone(), (doc.id.clone(), origin.to_owned()));
+                self.unsaved.push((key, value));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Registers, once per job, the numbers of the documents a ledger made before numbers
+    /// were remembered holds (a delivered one owns its number before any other); they are
+    /// written with the first page.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    pub(crate) fn backfill(&mut self, ledger: &dyn Ledger, job: &str) -> Result<(), LedgerError> {
+        if ledger.value(&marker(job))?.is_some() {
+            return Ok(());
+        }
+        let records = ledger.list(&RecordFilter {
+            job: Some(job.to_owned()),
+            target: None,
+            state: None,
+        })?;
+        let mut owners: HashMap<String, (String, String, bool)> = HashMap::new();
+        for r in records.into_iter().filter(|r| !r.number.is_empty()) {
+            let sent = r.state.is_delivered() || r.state == State::Claimed;
+            let key = number_key(job, &r.kind, &r.number);
+            match owners.get(&key) {
+                Some((id, _, was_sent)) if *was_sent || !sent || *id == r.key.doc_id => {}
+                _ => {
+                    owners.insert(key, (r.key.doc_id, r.origin, sent));
+                }
+            }
+        }
+        for (key, (id, origin, _)) in owners {
+            if ledger.value(&key)?.is_none() {
+                self.unsaved
+                    .push((key.clone(), json!({"id": id, "origin": origin})));
+                self.numbers.insert(key, (id, origin));
+            }
+        }
+        self.unsaved.push((marker(job), json!(true)));
+        Ok(())
+    }
+
+    /// Writes the numbers first seen since the last call (nothing in a dry run).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    pub(crate) fn save(&mut self, ledger: &dyn Ledger, dry_run: bool) -> Result<(), LedgerError> {
+        let unsaved = std::mem::take(&mut self.unsaved);
+        if dry_run || unsaved.is_empty() {
+            return Ok(());
+        }
+        ledger.put_values(&unsaved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::sled::SledLedger;
+    use crate::ledger::Record;
+    use crate::mapping::tests::worked_invoice;
+
+    #[test]
+    fn a_number_delivered_before_numbers_were_remembered_still_holds_a_second_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SledLedger::open(dir.path()).unwrap();
+        let doc = worked_invoice();
+        let key = |id: &str| RecordKey {
+            job: "j".into(),
+            target: "t".into(),
+            doc_id: id.into(),
+        };
+        // An earlier run delivered the document, and held a second one with its number for
+        // another reason; no number is in the value store.
+        let now = chrono::Utc::now();
+        let mut first = Record::new(key("second"), now);
+        first.number.clone_from(&doc.number);
+        first.kind = doc.kind.as_str().into();
+        first.state = State::Held;
+        let mut delivered = Record::new(key(&doc.id), now);
+        delivered.number.clone_from(&doc.number);
+        delivered.kind = doc.kind.as_str().into();
+        delivered.state = State::Delivered;
+        ledger.put_records(&[first, delivered]).unwrap();
+        let targets = vec!["t".to_owned()];
+        let mut d = Duplicates::default();
+        d.backfill(&ledger, "j").unwrap();
+        d.save(&ledger, false).unwrap();
+        let mut again = doc.clone();
+        again.id = "second".into();
+        let found = Duplicates::default()
+            .check(&ledger, "j", &targets, &again, "b.json", "h2")
+            .unwrap();
+        assert!(matches!(found, Some(Duplicate::SameNumber(_))));
+        // The delivered document keeps its number; the backfill runs once.
+        let mut d = Duplicates::default();
+        assert!(d
+            .check(&ledger, "j", &targets, &doc, "a.json", "h1")
+            .unwrap()
+            .is_none());
+        d.backfill(&ledger, "j").unwrap();
+        assert!(d.unsaved.is_empty());
+    }
+}
