@@ -54,6 +54,62 @@ fn notes_given_as_a_plain_string_are_read_as_one_note() {
     assert_eq!(target(&r, "sales-fec")["delivered"], DEMO_DELIVERABLE + 1);
 }
 
+#[test]
+fn a_line_net_one_cent_off_quantity_times_price_is_held() {
+    let p = Project::demo();
+    add_demo_doc(&p, "t-line-cent", |v| {
+        let l = &mut v["lines"][0];
+        l["quantity"] = serde_json::json!("1");
+        l["unit_price"] = serde_json::json!("10.00");
+        l["net_amount"] = serde_json::json!("10.01");
+        v["totals"] = serde_json::json!({"net": "10.01", "tax": "2.00", "gross": "12.01",
+                                         "paid": "0.00", "due": "12.01"});
+        v["tax_breakdown"] = serde_json::json!([{"tax_code": "TVA20", "rate": "20.00",
+                                                 "base": "10.01", "amount": "2.00"}]);
+    });
+    let (_, r) = p.json(&["sync"]);
+    let probs = problems_of(&r, "t-line-cent");
+    assert!(
+        probs.iter().any(|p| p["reason"]
+            .as_str()
+            .unwrap()
+            .contains("states 10.01 but the figures give 10.00")),
+        "{r}"
+    );
+    assert_eq!(target(&r, "sales-fec")["held"], 3);
+}
+
+#[test]
+fn vat_beyond_what_per_line_rounding_explains_is_held() {
+    let p = Project::demo();
+    let three_lines = |vat: &'static str, gross: &'static str| {
+        move |v: &mut serde_json::Value| {
+            let mut l = v["lines"][0].clone();
+            l["quantity"] = serde_json::json!("1");
+            l["unit_price"] = serde_json::json!("0.99");
+            l["net_amount"] = serde_json::json!("0.99");
+            v["lines"] = serde_json::json!([l.clone(), l.clone(), l]);
+            v["totals"] = serde_json::json!({"net": "2.97", "tax": vat, "gross": gross,
+                                             "paid": "0.00", "due": gross});
+            v["tax_breakdown"] = serde_json::json!([{"tax_code": "TVA20", "rate": "20.00",
+                                                     "base": "2.97", "amount": vat}]);
+        }
+    };
+    add_demo_doc(&p, "t-vat-wide", three_lines("0.62", "3.59"));
+    add_demo_doc(&p, "t-vat-rounded", three_lines("0.60", "3.57"));
+    let (_, r) = p.json(&["sync"]);
+    assert!(problems_of(&r, "t-vat-rounded").is_empty(), "{r}");
+    let probs = problems_of(&r, "t-vat-wide");
+    assert!(
+        probs.iter().any(|p| p["reason"]
+            .as_str()
+            .unwrap()
+            .contains("VAT of tax code TVA20")),
+        "{r}"
+    );
+    assert_eq!(target(&r, "sales-fec")["held"], 3);
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
