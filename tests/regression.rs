@@ -110,6 +110,76 @@ fn vat_beyond_what_per_line_rounding_explains_is_held() {
     assert_eq!(target(&r, "sales-fec")["held"], 3);
 }
 
+/// A document on one revenue account at two VAT rates (100.00 at 20 % and 100.00 at 5.5 %).
+fn add_two_rates_on_one_account(p: &Project, id: &str) {
+    add_demo_doc(p, id, |v| {
+        let mut l = v["lines"][0].clone();
+        l["quantity"] = serde_json::json!("1");
+        l["unit_price"] = serde_json::json!("100.00");
+        l["net_amount"] = serde_json::json!("100.00");
+        l["gl_account"] = serde_json::json!("MARCHANDISES");
+        let mut l2 = l.clone();
+        l2["tax_code"] = serde_json::json!("TVA55");
+        v["lines"] = serde_json::json!([l, l2]);
+        v["totals"] = serde_json::json!({"net": "200.00", "tax": "25.50", "gross": "225.50",
+                                         "paid": "0.00", "due": "225.50"});
+        v["tax_breakdown"] = serde_json::json!([
+            {"tax_code": "TVA20", "rate": "20", "base": "100.00", "amount": "20.00"},
+            {"tax_code": "TVA55", "rate": "5.5", "base": "100.00", "amount": "5.50"}]);
+    });
+}
+
+/// The FEC records (tab-separated fields) of piece `piece` in every FEC file under `out/`.
+fn fec_records(p: &Project, piece: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for f in p.out_files() {
+        if !f.to_string_lossy().contains("FEC") {
+            continue;
+        }
+        let bytes = std::fs::read(p.dir.path().join(&f)).unwrap();
+        let text: String = bytes.iter().map(|b| char::from(*b)).collect();
+        for line in text.split("\r\n") {
+            let fields: Vec<String> = line.split('\t').map(str::to_owned).collect();
+            if fields.len() == 18 && fields[8] == piece {
+                out.push(fields);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn two_vat_rates_on_one_revenue_account_give_one_revenue_line() {
+    let p = Project::demo();
+    add_two_rates_on_one_account(&p, "t-rev");
+    let (_, r) = p.json(&["sync"]);
+    assert!(problems_of(&r, "t-rev").is_empty(), "{r}");
+    let recs = fec_records(&p, "T-t-rev");
+    let revenue: Vec<&Vec<String>> = recs.iter().filter(|f| f[4] == "707000").collect();
+    assert_eq!(revenue.len(), 1, "{recs:?}");
+    assert_eq!(revenue[0][12], "200,00");
+    // VAT stays one line per rate.
+    assert_eq!(recs.iter().filter(|f| f[4].starts_with("4457")).count(), 2);
+
+    // The mapping option keeps one line per account and rate.
+    let p = Project::demo();
+    let m = p.read("mappings/pcg-demo.toml").replacen(
+        "revenue_lines = \"per-account\"",
+        "revenue_lines = \"per-account-and-rate\"",
+        1,
+    );
+    p.write("mappings/pcg-demo.toml", &m);
+    add_two_rates_on_one_account(&p, "t-rev");
+    let (_, r) = p.json(&["sync"]);
+    assert!(problems_of(&r, "t-rev").is_empty(), "{r}");
+    let recs = fec_records(&p, "T-t-rev");
+    assert_eq!(
+        recs.iter().filter(|f| f[4] == "707000").count(),
+        2,
+        "{recs:?}"
+    );
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
