@@ -1119,7 +1119,7 @@ fn record_line(r: &Record) -> String {
     let why = r
         .problems
         .first()
-        .map(|p| format!("{}: {}", p.field, p.message))
+        .map(|p| format!("{}: {}", crate::problem::field_label(&p.field), p.message))
         .unwrap_or_default();
     format!(
         "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {}  {}\n",
@@ -1210,7 +1210,9 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                     for p in &r.problems {
                         s.push_str(&format!(
                             "  problem {}: {}\n    fix: {}\n",
-                            p.field, p.message, p.fix
+                            crate::problem::field_label(&p.field),
+                            p.message,
+                            p.fix
                         ));
                     }
                     if let Some(c) = &r.changed_after_delivery {

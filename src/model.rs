@@ -407,7 +407,10 @@ pub mod amount {
 
 /// Error reading one document out of its JSON.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: document {doc}: field `{path}`: {message}")]
+#[error(
+    "{origin}: document {doc}: {}: {message}",
+    crate::problem::field_label(path)
+)]
 pub struct DocParseError {
     /// File or URL the document came from.
     pub origin: String,

@@ -298,7 +298,14 @@ pub async fn preview(
                         "held".into(),
                         problems
                             .iter()
-                            .map(|p| format!("{}: {} — fix: {}", p.field, p.message, p.fix))
+                            .map(|p| {
+                                format!(
+                                    "{}: {} — fix: {}",
+                                    crate::problem::field_label(&p.field),
+                                    p.message,
+                                    p.fix
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join(" | "),
                     ),

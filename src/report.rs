@@ -258,7 +258,7 @@ impl RunReport {
                     p.customer,
                     p.status,
                     targets.join(", "),
-                    p.field,
+                    crate::problem::field_label(&p.field),
                     p.reason,
                     p.fix
                 );

@@ -180,6 +180,27 @@ fn two_vat_rates_on_one_revenue_account_give_one_revenue_line() {
     );
 }
 
+#[test]
+fn a_documents_problems_number_its_lines_from_one() {
+    let p = Project::demo();
+    add_demo_doc(&p, "t-line-two", |v| {
+        let mut l2 = v["lines"][0].clone();
+        l2["tax_code"] = serde_json::json!("TVA99");
+        v["lines"] = serde_json::json!([v["lines"][0].clone(), l2]);
+    });
+    let out = p.run(&["sync"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("T-t-line-two") && l.contains("TVA99"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("line 2 tax_code"), "{line}");
+    assert!(!text.contains("lines[1]"), "{text}");
+    let out = p.run(&["ledger", "show", "t-line-two"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("problem line 2 tax_code"), "{text}");
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
