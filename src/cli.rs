@@ -184,6 +184,10 @@ pub struct ExportArgs {
     /// Leave these document numbers out.
     #[arg(long, num_args = 1..)]
     pub exclude: Vec<String>,
+    /// Validation date written in the file (FEC `ValidDate`, YYYY-MM-DD), to reproduce a file
+    /// validated that day (default: the job's `validation_date`, else today).
+    #[arg(long)]
+    pub validation_date: Option<NaiveDate>,
 }
 
 /// `facto exports ...`.
@@ -937,6 +941,7 @@ async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
         include_exported: a.include_exported,
         only: a.only.clone(),
         exclude: a.exclude.clone(),
+        validation_date: a.validation_date,
     };
     let mut r = crate::sync::run_job(&cfg, &ledger, job, &Mode::Export(sel), &opts)
         .await

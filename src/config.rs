@@ -250,6 +250,8 @@ struct RawJob {
     journal: Option<String>,
     #[serde(default)]
     journal_label: Option<String>,
+    #[serde(default)]
+    validation_date: Option<chrono::NaiveDate>,
 }
 
 /// A job: one source, one mapping, one or more targets.
@@ -270,6 +272,9 @@ pub struct Job {
     pub journal: Option<String>,
     /// Journal label that goes with it.
     pub journal_label: Option<String>,
+    /// Validation date written in journal files (FEC `ValidDate`), to reproduce a file as it
+    /// was validated; default: the day of the run.
+    pub validation_date: Option<chrono::NaiveDate>,
 }
 
 /// Separator of a FEC file.
@@ -1140,6 +1145,7 @@ impl Config {
                 schedule: rj.schedule,
                 journal: rj.journal,
                 journal_label: rj.journal_label,
+                validation_date: rj.validation_date,
             });
         }
         for (key, value) in [

@@ -58,6 +58,8 @@ pub struct ExportSelection {
     pub only: Vec<String>,
     /// Not these document numbers.
     pub exclude: Vec<String>,
+    /// Validation date of the entries (FEC `ValidDate`) instead of the job's or today.
+    pub validation_date: Option<NaiveDate>,
 }
 
 impl ExportSelection {
@@ -681,6 +683,12 @@ fn build_targets(
                     }
                 }
                 let out_dir = out.unwrap_or_else(|| cfg.resolve(&c.out_dir));
+                let valid_date = match mode {
+                    Mode::Export(sel) => sel.validation_date,
+                    Mode::Sync => None,
+                }
+                .or(job.validation_date)
+                .unwrap_or(opts.today);
                 let run = JournalRun::new(
                     name,
                     &job.name,
@@ -688,7 +696,7 @@ fn build_targets(
                     out_dir,
                     &cfg.company,
                     journal,
-                    opts.today,
+                    valid_date,
                     opts.dry_run,
                     origin,
                 );

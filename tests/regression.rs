@@ -201,6 +201,58 @@ fn a_documents_problems_number_its_lines_from_one() {
     assert!(text.contains("problem line 2 tax_code"), "{text}");
 }
 
+/// The `ValidDate` of every FEC record under `out/`.
+fn fec_valid_dates(p: &Project) -> Vec<String> {
+    let mut dates = Vec::new();
+    for f in p.out_files() {
+        if !f.to_string_lossy().contains("FEC") {
+            continue;
+        }
+        let bytes = std::fs::read(p.dir.path().join(&f)).unwrap();
+        let text: String = bytes.iter().map(|b| char::from(*b)).collect();
+        for line in text.split("\r\n").skip(1) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() == 18 {
+                dates.push(fields[15].to_owned());
+            }
+        }
+    }
+    dates
+}
+
+#[test]
+fn fec_validation_date_can_be_given_to_reproduce_a_file() {
+    let p = Project::demo();
+    let (code, r) = p.json(&[
+        "export",
+        "--target",
+        "sales-fec",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-31",
+        "--validation-date",
+        "2026-02-15",
+    ]);
+    assert!(code <= 1, "{r}");
+    let dates = fec_valid_dates(&p);
+    assert!(!dates.is_empty());
+    assert!(dates.iter().all(|d| d == "20260215"), "{dates:?}");
+
+    // The job setting does the same for every run of the job.
+    let p = Project::demo();
+    let cfg = p.read("facto.toml").replacen(
+        "schedule = \"every 15m\"",
+        "schedule = \"every 15m\"\nvalidation_date = \"2026-12-31\"",
+        1,
+    );
+    p.write("facto.toml", &cfg);
+    p.json(&["sync"]);
+    let dates = fec_valid_dates(&p);
+    assert!(!dates.is_empty());
+    assert!(dates.iter().all(|d| d == "20261231"), "{dates:?}");
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
