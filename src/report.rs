@@ -27,6 +27,10 @@ pub struct TargetReport {
     pub failed: u64,
     /// Changed in the source after delivery, seen by this run.
     pub changed_after_delivery: u64,
+    /// Read by this run with every amount zero: no line to write in this target's journal, so
+    /// not delivered to its file.
+    #[serde(default)]
+    pub nothing_to_book: u64,
 }
 
 /// One problem document.
@@ -95,6 +99,10 @@ pub struct RunReport {
     /// Remote status changes seen in this run (Chorus Pro flows and invoices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<String>,
+    /// Things to know that hold no document back (documents with nothing to book, unknown
+    /// fields in the source documents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Error that stopped the run early (source or target unreachable).
     pub error: Option<String>,
 }
@@ -128,6 +136,7 @@ impl RunReport {
             batches: Vec::new(),
             recovery: Vec::new(),
             statuses: Vec::new(),
+            warnings: Vec::new(),
             error: None,
         }
     }
@@ -201,8 +210,15 @@ impl RunReport {
                     format!(" | changed after delivery {}", t.changed_after_delivery)
                 } else {
                     String::new()
-                }
+                },
             );
+            if t.nothing_to_book > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {:<18} nothing to book {:>5} (every amount zero: no line in the file)",
+                    "", t.nothing_to_book
+                );
+            }
         }
         if !self.dry_run
             && !self.targets.is_empty()
@@ -218,6 +234,9 @@ impl RunReport {
                 s,
                 "  nothing new to deliver: {already} documents already delivered to every target"
             );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
         }
         for b in &self.batches {
             let _ = writeln!(

@@ -289,6 +289,7 @@ struct Tally {
     already: u64,
     held: u64,
     changed: u64,
+    nothing_to_book: u64,
 }
 
 struct JobRun<'a> {
@@ -521,6 +522,32 @@ impl JobRun<'_> {
             r => &*r,
         };
         match result {
+            Ok(md)
+                if restore.is_none()
+                    && self.layouts[ti].is_some_and(|l| l.writes_entry_lines_only())
+                    && md
+                        .entry
+                        .lines
+                        .iter()
+                        .all(|l| l.debit.is_zero() && l.credit.is_zero()) =>
+            {
+                // No line to write: the document is in no file, so it is not counted delivered.
+                self.tallies[ti].nothing_to_book += 1;
+                self.report.warnings.push(format!(
+                    "{} ({}): nothing to book for {target}: every amount is zero, no line written",
+                    doc.number, doc.buyer.name
+                ));
+                if rec.state == State::Held {
+                    rec.problems.clear();
+                    rec.held_document = None;
+                    rec.transition(
+                        State::Released,
+                        format!("run {}: nothing to book (every amount zero)", self.run_id),
+                        now,
+                    );
+                    pending[ti].others.push(rec);
+                }
+            }
             Ok(md) => {
                 rec.problems.clear();
                 rec.held_document = None;
@@ -1044,6 +1071,7 @@ fn finish_report(
         tr.rejected = count(State::Rejected);
         tr.failed = count(State::Failed);
         tr.changed_after_delivery = tally.changed;
+        tr.nothing_to_book = tally.nothing_to_book;
         if sync_live {
             let total_delivered: u64 = counts
                 .iter()

@@ -253,6 +253,48 @@ fn fec_validation_date_can_be_given_to_reproduce_a_file() {
     assert!(dates.iter().all(|d| d == "20261231"), "{dates:?}");
 }
 
+#[test]
+fn an_all_zero_document_is_reported_as_nothing_to_book_not_delivered_to_the_fec() {
+    let p = Project::demo();
+    add_demo_doc(&p, "t-zero", |v| {
+        let l = &mut v["lines"][0];
+        l["quantity"] = serde_json::json!("1");
+        l["unit_price"] = serde_json::json!("0.00");
+        l["net_amount"] = serde_json::json!("0.00");
+        v["totals"] = serde_json::json!({"net": "0.00", "tax": "0.00", "gross": "0.00",
+                                         "paid": "0.00", "due": "0.00"});
+        v["tax_breakdown"] = serde_json::json!([{"tax_code": "TVA20", "rate": "20",
+                                                 "base": "0.00", "amount": "0.00"}]);
+    });
+    let (_, r) = p.json(&["sync"]);
+    assert!(problems_of(&r, "t-zero").is_empty(), "{r}");
+    let fec = target(&r, "sales-fec");
+    assert_eq!(fec["delivered"], DEMO_DELIVERABLE, "{r}");
+    assert_eq!(fec["nothing_to_book"], 1, "{r}");
+    // The CSV of documents does hold its row.
+    assert_eq!(target(&r, "sales-csv")["delivered"], DEMO_DELIVERABLE + 1);
+    let batch = r["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["target"] == "sales-fec")
+        .unwrap();
+    assert_eq!(batch["documents"], DEMO_DELIVERABLE);
+    assert!(fec_records(&p, "T-t-zero").is_empty());
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("T-t-zero")),
+        "{r}"
+    );
+    let out = p.run(&["ledger", "show", "t-zero"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("demo/sales-csv/t-zero"), "{text}");
+    assert!(!text.contains("demo/sales-fec/t-zero"), "{text}");
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
