@@ -118,7 +118,16 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             lines_net,
         ));
     }
-    if !doc.tax_breakdown.is_empty() || !doc.totals.tax.is_zero() {
+    let no_breakdown = doc.tax_breakdown.is_empty() && !doc.lines.is_empty();
+    if no_breakdown {
+        // Said once: the sums and per-line checks would only repeat it with zeros.
+        p.push(Problem::new(
+            "missing-tax-breakdown",
+            "tax_breakdown",
+            "the document has no tax_breakdown (VAT per rate: tax_code, rate, base, amount)",
+            "send `tax_breakdown` at the top level of the document, beside `totals` (not inside it)",
+        ));
+    } else if !doc.tax_breakdown.is_empty() || !doc.totals.tax.is_zero() {
         let base: Decimal = doc.tax_breakdown.iter().map(|b| b.base).sum();
         let tax: Decimal = doc.tax_breakdown.iter().map(|b| b.amount).sum();
         if base != doc.totals.net {
@@ -180,7 +189,7 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
         }
     }
     for (i, l) in doc.lines.iter().enumerate() {
-        if !doc.tax_breakdown.iter().any(|b| b.tax_code == l.tax_code) {
+        if !no_breakdown && !doc.tax_breakdown.iter().any(|b| b.tax_code == l.tax_code) {
             p.push(Problem::new(
                 "tax-code-not-in-breakdown",
                 format!("lines[{i}].tax_code"),
@@ -354,6 +363,15 @@ mod tests {
         doc.lines[0].quantity = Decimal::MAX;
         doc.lines[0].unit_price = Decimal::MAX;
         assert_eq!(check_totals(&doc)[0].code, "amount-out-of-range");
+    }
+
+    #[test]
+    fn a_missing_tax_breakdown_is_said_once() {
+        let mut doc = worked_invoice();
+        doc.tax_breakdown.clear();
+        let p = check_totals(&doc);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].code, "missing-tax-breakdown");
     }
 
     #[test]

@@ -445,12 +445,33 @@ pub fn parse_document(
     origin: &str,
     position: usize,
 ) -> Result<Document, DocParseError> {
+    parse_document_noting(value, origin, position, &mut Vec::new())
+}
+
+/// [`parse_document`], noting in `unknown` the path of every field it ignored.
+///
+/// # Errors
+///
+/// As [`parse_document`].
+pub fn parse_document_noting(
+    value: serde_json::Value,
+    origin: &str,
+    position: usize,
+    unknown: &mut Vec<String>,
+) -> Result<Document, DocParseError> {
     let (id, number) = raw_identity(&value, position);
     let doc_label = match number {
         Some(n) => format!("{n} (id {id})"),
         None => id.clone(),
     };
-    let doc: Document = serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut note = |p: serde_ignored::Path<'_>| {
+        seen.insert(crate::source::unknown::path_of(&p));
+    };
+    let parsed: Result<Document, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note));
+    unknown.extend(seen);
+    let doc = parsed.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde reports a missing field at its parent: name the field itself.

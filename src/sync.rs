@@ -344,6 +344,15 @@ impl JobRun<'_> {
                 }
             }
         }
+        for f in &page.unknown_fields {
+            // Once per run and path: the first document that carried it is named.
+            let known = |w: &String| w.contains(&format!("unknown field `{}` ", f.path));
+            if !self.report.warnings.iter().any(known) {
+                self.report
+                    .warnings
+                    .push(crate::source::unknown::warning(f));
+            }
+        }
         for item in page.items {
             if let Some(p) = progress {
                 p.inc(1);
@@ -939,7 +948,7 @@ pub async fn run_job(
             let pending = jr.process(
                 Page {
                     items: docs,
-                    readable_files: vec![],
+                    ..Page::default()
                 },
                 progress,
             )?;

@@ -295,6 +295,39 @@ fn an_all_zero_document_is_reported_as_nothing_to_book_not_delivered_to_the_fec(
     assert!(!text.contains("demo/sales-fec/t-zero"), "{text}");
 }
 
+#[test]
+fn unknown_fields_are_listed_once_per_run_with_the_known_name_they_likely_meant() {
+    let p = Project::demo();
+    let misplaced = |v: &mut serde_json::Value| {
+        let b = v.as_object_mut().unwrap().remove("tax_breakdown").unwrap();
+        v["totals"]["tax_breakdown"] = b;
+    };
+    add_demo_doc(&p, "t-unknown-1", misplaced);
+    add_demo_doc(&p, "t-unknown-2", misplaced);
+    let (_, r) = p.json(&["sync"]);
+    let warnings: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .filter(|w| w.contains("`totals.tax_breakdown`"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{r}");
+    assert!(
+        warnings[0].contains("did you mean `tax_breakdown`"),
+        "{}",
+        warnings[0]
+    );
+    // The documents are still read, held with one clear reason; the rest is delivered.
+    assert_eq!(target(&r, "sales-fec")["delivered"], DEMO_DELIVERABLE);
+    let probs = problems_of(&r, "t-unknown-1");
+    assert!(
+        probs.iter().all(|p| p["field"] == "tax_breakdown"
+            && p["fix"].as_str().unwrap().contains("beside `totals`")),
+        "{probs:?}"
+    );
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
