@@ -30,7 +30,8 @@ pub struct PreviewRow {
     pub customer: String,
     /// Gross total.
     pub gross: Option<Decimal>,
-    /// `new`, `already-transferred`, `held`, `changed-after-delivery`, `failed`, `in-progress`.
+    /// `new`, `already-transferred`, `held`, `changed-after-delivery`, `failed`, `in-progress`,
+    /// `nothing-to-book` (every amount zero: no line for a journal layout).
     pub status: String,
     /// Batch, reasons, fixes.
     pub detail: String,
@@ -290,6 +291,19 @@ pub async fn preview(
                         Err(p)
                     }
                 }) {
+                    Ok(md)
+                        if layout.is_some_and(|l| l.writes_entry_lines_only())
+                            && md
+                                .entry
+                                .lines
+                                .iter()
+                                .all(|l| l.debit.is_zero() && l.credit.is_zero()) =>
+                    {
+                        (
+                            "nothing-to-book".into(),
+                            "every amount is zero: no line to write".into(),
+                        )
+                    }
                     Ok(_) => {
                         tp.to_transfer += 1;
                         ("new".into(), String::new())

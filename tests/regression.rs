@@ -266,6 +266,23 @@ fn an_all_zero_document_is_reported_as_nothing_to_book_not_delivered_to_the_fec(
         v["tax_breakdown"] = serde_json::json!([{"tax_code": "TVA20", "rate": "20",
                                                  "base": "0.00", "amount": "0.00"}]);
     });
+    let (_, pv) = p.json(&["preview", "--job", "demo"]);
+    let row = |t: &str| {
+        pv["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["target"] == t)
+            .and_then(|x| x["rows"].as_array())
+            .and_then(|rows| rows.iter().find(|r| r["doc_id"] == "t-zero"))
+            .map(|r| r["status"].clone())
+    };
+    assert_eq!(
+        row("sales-fec"),
+        Some(serde_json::json!("nothing-to-book")),
+        "{pv}"
+    );
+    assert_eq!(row("sales-csv"), Some(serde_json::json!("new")), "{pv}");
     let (_, r) = p.json(&["sync"]);
     assert!(problems_of(&r, "t-zero").is_empty(), "{r}");
     let fec = target(&r, "sales-fec");
