@@ -1228,7 +1228,9 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                         for ch in &c.changes {
                             s.push_str(&format!(
                                 "    {}: {} → {}\n",
-                                ch.field, ch.before, ch.after
+                                crate::problem::field_label(&ch.field),
+                                ch.before,
+                                ch.after
                             ));
                         }
                     }

@@ -608,7 +608,14 @@ impl JobRun<'_> {
         let summary: Vec<String> = changes
             .iter()
             .take(6)
-            .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    crate::problem::field_label(&c.field),
+                    c.before,
+                    c.after
+                )
+            })
             .collect();
         self.tallies[ti].changed += 1;
         self.lines.push(ProblemLine {
