@@ -291,19 +291,10 @@ pub async fn preview(
                         Err(p)
                     }
                 }) {
-                    Ok(md)
-                        if layout.is_some_and(|l| l.writes_entry_lines_only())
-                            && md
-                                .entry
-                                .lines
-                                .iter()
-                                .all(|l| l.debit.is_zero() && l.credit.is_zero()) =>
-                    {
-                        (
-                            "nothing-to-book".into(),
-                            "every amount is zero: no line to write".into(),
-                        )
-                    }
+                    Ok(md) if layout.is_some_and(|l| l.nothing_to_book(&md)) => (
+                        "nothing-to-book".into(),
+                        "every amount is zero: no line to write".into(),
+                    ),
                     Ok(_) => {
                         tp.to_transfer += 1;
                         ("new".into(), String::new())

@@ -532,13 +532,7 @@ impl JobRun<'_> {
         };
         match result {
             Ok(md)
-                if restore.is_none()
-                    && self.layouts[ti].is_some_and(|l| l.writes_entry_lines_only())
-                    && md
-                        .entry
-                        .lines
-                        .iter()
-                        .all(|l| l.debit.is_zero() && l.credit.is_zero()) =>
+                if restore.is_none() && self.layouts[ti].is_some_and(|l| l.nothing_to_book(md)) =>
             {
                 // No line to write: the document is in no file, so it is not counted delivered.
                 self.tallies[ti].nothing_to_book += 1;

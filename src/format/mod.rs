@@ -81,6 +81,16 @@ impl Layout {
             )
     }
 
+    /// True when `md` would write nothing in this layout: every amount of its entry is zero.
+    pub fn nothing_to_book(&self, md: &MappedDocument) -> bool {
+        self.writes_entry_lines_only()
+            && md
+                .entry
+                .lines
+                .iter()
+                .all(|l| l.debit.is_zero() && l.credit.is_zero())
+    }
+
     /// Width of the account field of a fixed-width layout.
     pub fn account_width(&self) -> Option<usize> {
         match self.format {
