@@ -345,6 +345,53 @@ fn unknown_fields_are_listed_once_per_run_with_the_known_name_they_likely_meant(
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_fields_from_the_http_source_are_listed_too() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let p = Project::demo();
+    let mut d: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    d["lines"][0]["colour"] = serde_json::json!("red");
+    let mut d2 = d.clone();
+    d2["id"] = serde_json::json!("api-2");
+    d2["number"] = serde_json::json!("F2026-0902");
+    Mock::given(method("GET"))
+        .and(path("/api/invoices"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({ "data": [d, d2] })),
+        )
+        .mount(&server)
+        .await;
+    p.write(
+        "connectors/api.toml",
+        &format!(
+            "kind = \"http\"\nurl = \"{}/api/invoices\"\ntoken_env = \"FACTO_TEST_TOKEN\"\nitems_field = \"data\"\n",
+            server.uri()
+        ),
+    );
+    let cfg = p
+        .read("facto.toml")
+        .replace("source = \"demo-invoices\"", "source = \"api\"");
+    p.write("facto.toml", &cfg);
+    let mut cmd = p.command(&["--json", "sync"]);
+    cmd.env("FACTO_TEST_TOKEN", "t");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .filter(|w| w.contains("`lines[].colour`"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 2, "{r}");
+}
+
 // end of sections 5 and 6
 
 // ── 7. The admin API and the daemon; 8. packaging and operations ────────────────────────────────
