@@ -6,13 +6,16 @@
 //! holds a document whose figures are beyond [`MAX_FIGURE`], so the writers and targets after
 //! the gate compute on bounded values and cannot overflow.
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::mapping::{map_document, JournalEntry, MappedDocument, Mapping};
 use crate::model::{DocKind, Document};
 use crate::problem::Problem;
 
+#[cfg(test)]
 const CENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+/// The most that rounding one figure to the cent can move it.
+const HALF_CENT: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
 const FIX_SOURCE: &str =
     "correct the amounts in the invoicing application (if the document is final, issue a credit note and a new invoice)";
 
@@ -144,7 +147,8 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
         ));
     }
     for (i, l) in doc.lines.iter().enumerate() {
-        let Some(computed) = l
+        // The stated net may only differ from the exact figure by what rounding to the cent explains.
+        let Some(exact) = l
             .quantity
             .checked_mul(l.unit_price)
             .and_then(|v| v.checked_sub(l.discount.unwrap_or_default()))
@@ -155,21 +159,17 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             ));
             continue;
         };
-        let computed = computed
-            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        if computed
-            .checked_sub(l.net_amount)
-            .is_none_or(|d| d.abs() > CENT)
-        {
+        let diff = l.net_amount.checked_sub(exact);
+        if diff.is_none_or(|d| d.abs() > HALF_CENT) {
             p.push(mismatch(
                 "line-amount-mismatch",
                 format!("lines[{i}].net_amount"),
                 format!(
-                    "line {} net amount (quantity × unit_price − discount)",
+                    "line {} net amount (quantity × unit_price − discount, rounded to the cent)",
                     i + 1
                 ),
                 l.net_amount,
-                computed,
+                exact.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero),
             ));
         }
     }
@@ -189,7 +189,16 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             "the sum of the lines' net amounts",
         ));
     }
-    if !doc.tax_breakdown.is_empty() || !doc.totals.tax.is_zero() {
+    let no_breakdown = doc.tax_breakdown.is_empty() && !doc.lines.is_empty();
+    if no_breakdown {
+        // Said once: the sums and per-line checks would only repeat it with zeros.
+        p.push(Problem::new(
+            "missing-tax-breakdown",
+            "tax_breakdown",
+            "the document has no tax_breakdown (VAT per rate: tax_code, rate, base, amount)",
+            "send `tax_breakdown` at the top level of the document, beside `totals` (not inside it)",
+        ));
+    } else if !doc.tax_breakdown.is_empty() || !doc.totals.tax.is_zero() {
         let (Some(base), Some(tax)) = (
             checked_sum(doc.tax_breakdown.iter().map(|b| b.base)),
             checked_sum(doc.tax_breakdown.iter().map(|b| b.amount)),
@@ -241,9 +250,9 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
                 group_net,
             ));
         }
-        // VAT per rate is taken as the document states it; it may differ from base × rate by the
-        // rounding of each line (at most half a cent per line).
-        let Some(expected) = b
+        // VAT per rate is taken as the document states it; it may differ from base × rate only by
+        // the rounding of each line's VAT (at most half a cent per line).
+        let Some(exact) = b
             .base
             .checked_mul(b.rate)
             .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
@@ -254,18 +263,15 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
             ));
             continue;
         };
-        let expected = expected
-            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        let tolerance = CENT * Decimal::from(group.len().max(1));
-        if expected
-            .checked_sub(b.amount)
-            .is_none_or(|d| d.abs() > tolerance)
-        {
+        let bound = HALF_CENT * Decimal::from(group.len().max(1));
+        let diff = b.amount.checked_sub(exact);
+        if diff.is_none_or(|d| d.abs() > bound) {
+            let expected = exact.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
             p.push(mismatch(
                 "tax-amount-mismatch",
                 format!("tax_breakdown[{i}].amount"),
                 format!(
-                    "VAT of tax code {} ({} % of {})",
+                    "VAT of tax code {} ({} % of {}, within half a cent per line for rounding)",
                     b.tax_code,
                     b.rate.normalize(),
                     b.base
@@ -276,7 +282,7 @@ pub fn check_totals(doc: &Document) -> Vec<Problem> {
         }
     }
     for (i, l) in doc.lines.iter().enumerate() {
-        if !doc.tax_breakdown.iter().any(|b| b.tax_code == l.tax_code) {
+        if !no_breakdown && !doc.tax_breakdown.iter().any(|b| b.tax_code == l.tax_code) {
             p.push(Problem::new(
                 "tax-code-not-in-breakdown",
                 format!("lines[{i}].tax_code"),
@@ -407,20 +413,72 @@ mod tests {
         assert!(p[0].message.contains("difference 0.10"), "{}", p[0].message);
     }
 
+    /// Three lines of 0.99 at 20 %: VAT per line rounds to 0.20 each, 0.60 in all, where 2.97 × 20 %
+    /// is 0.594.
+    fn three_small_lines(vat: &str) -> Document {
+        let mut doc = worked_invoice();
+        let mut line = doc.lines[0].clone();
+        line.unit_price = Decimal::new(99, 2);
+        line.net_amount = Decimal::new(99, 2);
+        doc.lines = vec![line.clone(), line.clone(), line];
+        let vat: Decimal = vat.parse().unwrap();
+        doc.tax_breakdown.truncate(1);
+        doc.tax_breakdown[0].base = Decimal::new(297, 2);
+        doc.tax_breakdown[0].amount = vat;
+        doc.totals.net = Decimal::new(297, 2);
+        doc.totals.tax = vat;
+        doc.totals.gross = doc.totals.net + vat;
+        doc.totals.due = doc.totals.gross;
+        doc
+    }
+
     #[test]
     fn vat_rounding_per_line_is_accepted_but_a_wrong_vat_is_not() {
+        assert!(check_totals(&three_small_lines("0.60")).is_empty());
+        assert!(check_totals(&three_small_lines("0.59")).is_empty());
+        let p = check_totals(&three_small_lines("0.62"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].code, "tax-amount-mismatch");
+        assert!(p[0].message.contains("difference 0.03"), "{}", p[0].message);
+        // One line of 1000.00 at 20 %: 200.01 is no rounding of 200.
         let mut doc = worked_invoice();
         doc.tax_breakdown[0].amount += CENT;
         doc.totals.tax += CENT;
         doc.totals.gross += CENT;
         doc.totals.due += CENT;
-        assert!(check_totals(&doc).is_empty());
-        doc.tax_breakdown[0].amount += Decimal::ONE;
-        doc.totals.tax += Decimal::ONE;
-        doc.totals.gross += Decimal::ONE;
-        doc.totals.due += Decimal::ONE;
+        assert_eq!(check_totals(&doc)[0].code, "tax-amount-mismatch");
+    }
+
+    #[test]
+    fn a_line_net_only_differs_from_quantity_times_price_by_rounding() {
+        let mut doc = worked_invoice();
+        doc.lines[0].net_amount += CENT;
         let p = check_totals(&doc);
-        assert_eq!(p[0].code, "tax-amount-mismatch");
+        assert!(p.iter().any(|p| p.code == "line-amount-mismatch"), "{p:?}");
+        // 3 × 0.333 = 0.999 is stated 1.00: rounding explains it.
+        let mut doc = three_small_lines("0.60");
+        for l in &mut doc.lines {
+            l.quantity = Decimal::from(3);
+            l.unit_price = Decimal::new(333, 3);
+            l.net_amount = Decimal::ONE;
+        }
+        assert!(check_totals(&doc)
+            .iter()
+            .all(|p| p.code != "line-amount-mismatch"));
+        // Amounts too large to multiply are reported, not a panic.
+        let mut doc = worked_invoice();
+        doc.lines[0].quantity = Decimal::MAX;
+        doc.lines[0].unit_price = Decimal::MAX;
+        assert_eq!(check_totals(&doc)[0].code, "amount-out-of-range");
+    }
+
+    #[test]
+    fn a_missing_tax_breakdown_is_said_once() {
+        let mut doc = worked_invoice();
+        doc.tax_breakdown.clear();
+        let p = check_totals(&doc);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].code, "missing-tax-breakdown");
     }
 
     #[test]

@@ -188,6 +188,10 @@ pub struct ExportArgs {
     /// Leave these document numbers out.
     #[arg(long, num_args = 1..)]
     pub exclude: Vec<String>,
+    /// Validation date written in the file (FEC `ValidDate`, YYYY-MM-DD), to reproduce a file
+    /// validated that day (default: the job's `validation_date`, else today).
+    #[arg(long)]
+    pub validation_date: Option<NaiveDate>,
 }
 
 /// `facto exports ...`.
@@ -1001,6 +1005,7 @@ async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
         include_exported: a.include_exported,
         only: a.only.clone(),
         exclude: a.exclude.clone(),
+        validation_date: a.validation_date,
     };
     let mut r = crate::sync::run_job(&cfg, &ledger, job, &Mode::Export(sel), &opts)
         .await
@@ -1199,7 +1204,7 @@ fn record_line(r: &Record) -> String {
     let why = r
         .problems
         .first()
-        .map(|p| format!("{}: {}", p.field, p.message))
+        .map(|p| format!("{}: {}", crate::problem::field_label(&p.field), p.message))
         .unwrap_or_default();
     format!(
         "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {}  {}\n",
@@ -1290,7 +1295,9 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                     for p in &r.problems {
                         s.push_str(&format!(
                             "  problem {}: {}\n    fix: {}\n",
-                            p.field, p.message, p.fix
+                            crate::problem::field_label(&p.field),
+                            p.message,
+                            p.fix
                         ));
                     }
                     if let Some(c) = &r.changed_after_delivery {
@@ -1301,7 +1308,9 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                         for ch in &c.changes {
                             s.push_str(&format!(
                                 "    {}: {} → {}\n",
-                                ch.field, ch.before, ch.after
+                                crate::problem::field_label(&ch.field),
+                                ch.before,
+                                ch.after
                             ));
                         }
                     }

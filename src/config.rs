@@ -275,6 +275,7 @@ struct RawJob {
     journal_label: Option<String>,
     #[serde(default)]
     fail_on: crate::fail_on::FailOn,
+    validation_date: Option<chrono::NaiveDate>,
 }
 
 /// A job: one source, one mapping, one or more targets.
@@ -297,6 +298,9 @@ pub struct Job {
     pub journal_label: Option<String>,
     /// Which document problems make `sync` exit with code 1 (`any`, `new`, `never`).
     pub fail_on: crate::fail_on::FailOn,
+    /// Validation date written in journal files (FEC `ValidDate`), to reproduce a file as it
+    /// was validated; default: the day of the run.
+    pub validation_date: Option<chrono::NaiveDate>,
 }
 
 /// Separator of a FEC file.
@@ -1219,6 +1223,7 @@ impl Config {
                 journal: rj.journal,
                 journal_label: rj.journal_label,
                 fail_on: rj.fail_on,
+                validation_date: rj.validation_date,
             });
         }
         overlap::check_jobs(path, &text, &jobs, &connectors, &base_dir, &data_dir)?;

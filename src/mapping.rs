@@ -43,6 +43,21 @@ pub struct JournalSection {
     pub code: String,
     /// Journal label, e.g. `Journal des ventes`.
     pub label: String,
+    /// Revenue lines of an entry: one per revenue account (the default), or one per account and
+    /// VAT rate.
+    #[serde(default)]
+    pub revenue_lines: RevenueLines,
+}
+
+/// How an entry's revenue lines are grouped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevenueLines {
+    /// One credit line per revenue account (SPEC §6).
+    #[default]
+    PerAccount,
+    /// One line per revenue account and VAT rate, for charts that follow the rate in revenue.
+    PerAccountAndRate,
 }
 
 /// One customer's accounts.
@@ -619,8 +634,9 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
         },
     };
     let mut mapped_lines = Vec::with_capacity(doc.lines.len());
-    // (account, rate) → (label, net), in first-appearance order.
-    let mut revenue: Vec<((String, Decimal), String, Decimal)> = Vec::new();
+    // (account, rate when grouped by rate) → (label, net), in first-appearance order.
+    let by_rate = m.journal.revenue_lines == RevenueLines::PerAccountAndRate;
+    let mut revenue: Vec<((String, Option<Decimal>), String, Decimal)> = Vec::new();
     for (i, line) in doc.lines.iter().enumerate() {
         let gl = match (&line.gl_account, &line.product_code) {
             (Some(code), _) => m.gl.accounts.get(code).or_else(|| {
@@ -681,7 +697,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                     .unwrap_or_else(|| gl.account.clone()),
                 xero_tax_type: tax.xero_tax_type.clone(),
             });
-            let key = (gl.account.clone(), tax.rate);
+            let key = (gl.account.clone(), by_rate.then_some(tax.rate));
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, _, sum)) => match sum.checked_add(line.net_amount) {
                     Some(v) => *sum = v,
@@ -1036,6 +1052,47 @@ label = "TVA collectée 5,5%"
             p.message
         );
         assert!(p.fix.contains("[tax.\"TVA85\"]"), "{}", p.fix);
+    }
+
+    #[test]
+    fn one_revenue_line_per_account_unless_the_mapping_asks_per_rate() {
+        let mut doc = worked_invoice();
+        // The books now on the consulting account too, at 5.5 %.
+        doc.lines[1].product_code = None;
+        doc.lines[1].gl_account = Some("CONSEIL".into());
+        let revenue = |m: &Mapping| -> Vec<(String, Decimal)> {
+            map_document(&doc, m)
+                .unwrap()
+                .entry
+                .lines
+                .iter()
+                .filter(|l| l.role == LineRole::Revenue)
+                .map(|l| (l.account.clone(), l.credit))
+                .collect()
+        };
+        assert_eq!(
+            revenue(&mapping()),
+            [("706000".to_owned(), Decimal::new(115000, 2))]
+        );
+        let m = mapping_from(&MAPPING.replace(
+            "label = \"Journal des ventes\"",
+            "label = \"Journal des ventes\"\nrevenue_lines = \"per-account-and-rate\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            revenue(&m),
+            [
+                ("706000".to_owned(), Decimal::new(100000, 2)),
+                ("706000".to_owned(), Decimal::new(15000, 2))
+            ]
+        );
+        let err = mapping_from(&MAPPING.replace(
+            "label = \"Journal des ventes\"",
+            "label = \"Journal des ventes\"\nrevenue_lines = \"per-rate\"",
+        ))
+        .unwrap_err();
+        assert!(err.message.contains("per-account-and-rate"), "{err}");
+        assert_eq!(err.line, Some(5), "{err}");
     }
 
     #[test]

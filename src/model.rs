@@ -144,6 +144,28 @@ pub struct Note {
     pub text: String,
 }
 
+/// Reads `notes` as a list of notes, or a plain string (one note without a subject code: most
+/// invoicing apps have a single free-text note). `null` and `""` are no note.
+fn notes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Note>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::String(t)) if t.trim().is_empty() => Ok(Vec::new()),
+        Some(serde_json::Value::String(text)) => Ok(vec![Note {
+            subject_code: None,
+            text,
+        }]),
+        Some(v @ serde_json::Value::Array(_)) => serde_json::from_value(v).map_err(|e| {
+            D::Error::custom(format!(
+                "{e}; each note is {{\"subject_code\": \"PMT\", \"text\": \"...\"}} (subject_code optional)"
+            ))
+        }),
+        Some(_) => Err(D::Error::custom(
+            "notes must be a text, or a list of {\"subject_code\", \"text\"} objects",
+        )),
+    }
+}
+
 /// One invoice line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
@@ -288,8 +310,8 @@ pub struct Document {
     /// Chorus Pro billing framework (cadre de facturation).
     #[serde(default)]
     pub billing_framework: Option<String>,
-    /// Notes, with optional subject codes.
-    #[serde(default)]
+    /// Notes, with optional subject codes; a plain string is read as one note without a code.
+    #[serde(default, deserialize_with = "notes")]
     pub notes: Vec<Note>,
     /// Goods, services or mixed.
     #[serde(default)]
@@ -385,7 +407,10 @@ pub mod amount {
 
 /// Error reading one document out of its JSON.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: document {doc}: field `{path}`: {message}")]
+#[error(
+    "{origin}: document {doc}: {}: {message}",
+    crate::problem::field_label(path)
+)]
 pub struct DocParseError {
     /// File or URL the document came from.
     pub origin: String,
@@ -451,12 +476,33 @@ pub fn parse_document(
     origin: &str,
     position: usize,
 ) -> Result<Document, DocParseError> {
+    parse_document_noting(value, origin, position, &mut Vec::new())
+}
+
+/// [`parse_document`], noting in `unknown` the path of every field it ignored.
+///
+/// # Errors
+///
+/// As [`parse_document`].
+pub fn parse_document_noting(
+    value: serde_json::Value,
+    origin: &str,
+    position: usize,
+    unknown: &mut Vec<String>,
+) -> Result<Document, DocParseError> {
     let (id, number) = raw_identity(&value, position);
     let doc_label = match number {
         Some(n) => format!("{n} (id {id})"),
         None => id.clone(),
     };
-    let doc: Document = serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut note = |p: serde_ignored::Path<'_>| {
+        seen.insert(crate::source::unknown::path_of(&p));
+    };
+    let parsed: Result<Document, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note));
+    unknown.extend(seen);
+    let doc = parsed.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde reports a missing field at its parent: name the field itself.
@@ -561,6 +607,28 @@ mod tests {
         let err = parse_document(v, "f.json", 0).unwrap_err();
         assert_eq!(err.path, "number");
         assert_eq!(raw_identity(&json!({"id": "a\tb"}), 0).0, "a\\tb");
+    }
+
+    #[test]
+    fn notes_as_a_plain_string_are_one_note_without_a_code() {
+        let mut v = minimal();
+        v["notes"] = json!("Merci de votre confiance");
+        let doc = parse_document(v.clone(), "f.json", 0).unwrap();
+        assert_eq!(doc.notes.len(), 1);
+        assert_eq!(doc.notes[0].subject_code, None);
+        assert_eq!(doc.notes[0].text, "Merci de votre confiance");
+        v["notes"] = json!([{"subject_code": "PMT", "text": "40 EUR"}]);
+        let doc = parse_document(v.clone(), "f.json", 0).unwrap();
+        assert_eq!(doc.notes[0].subject_code.as_deref(), Some("PMT"));
+        v["notes"] = json!(null);
+        assert!(parse_document(v.clone(), "f.json", 0)
+            .unwrap()
+            .notes
+            .is_empty());
+        v["notes"] = json!(42);
+        let err = parse_document(v, "f.json", 0).unwrap_err();
+        assert_eq!(err.path, "notes");
+        assert!(err.message.contains("a text, or a list"), "{}", err.message);
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub struct PreviewRow {
     pub customer: String,
     /// Gross total.
     pub gross: Option<Decimal>,
-    /// `new`, `already-transferred`, `held`, `changed-after-delivery`, `failed`, `in-progress`.
+    /// `new`, `already-transferred`, `held`, `changed-after-delivery`, `failed`, `in-progress`,
+    /// `nothing-to-book` (every amount zero: no line for a journal layout).
     pub status: String,
     /// Batch, reasons, fixes.
     pub detail: String,
@@ -311,6 +312,10 @@ pub async fn preview(
                         Err(p)
                     }
                 }) {
+                    Ok(md) if layout.is_some_and(|l| l.nothing_to_book(&md)) => (
+                        "nothing-to-book".into(),
+                        "every amount is zero: no line to write".into(),
+                    ),
                     Ok(_) => {
                         tp.to_transfer += 1;
                         ("new".into(), String::new())
@@ -319,7 +324,14 @@ pub async fn preview(
                         "held".into(),
                         problems
                             .iter()
-                            .map(|p| format!("{}: {} — fix: {}", p.field, p.message, p.fix))
+                            .map(|p| {
+                                format!(
+                                    "{}: {} — fix: {}",
+                                    crate::problem::field_label(&p.field),
+                                    p.message,
+                                    p.fix
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join(" | "),
                     ),

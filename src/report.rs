@@ -71,6 +71,10 @@ pub struct TargetReport {
     /// Amounts of the documents counted in `delivered`.
     #[serde(default)]
     pub amounts: Amounts,
+    /// Read by this run with every amount zero: no line to write in this target's journal, so
+    /// not delivered to its file.
+    #[serde(default)]
+    pub nothing_to_book: u64,
 }
 
 /// One problem document.
@@ -232,6 +236,10 @@ pub struct RunReport {
     /// Remote status changes seen in this run (Chorus Pro flows and invoices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<String>,
+    /// Things to know that hold no document back (documents with nothing to book, unknown
+    /// fields in the source documents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Error that stopped the run early (source or target unreachable).
     pub error: Option<String>,
 }
@@ -267,6 +275,7 @@ impl RunReport {
             batches: Vec::new(),
             recovery: Vec::new(),
             statuses: Vec::new(),
+            warnings: Vec::new(),
             error: None,
         }
     }
@@ -340,7 +349,7 @@ impl RunReport {
                     format!(" | changed after delivery {}", t.changed_after_delivery)
                 } else {
                     String::new()
-                }
+                },
             );
             if t.delivered > 0 {
                 let a = &t.amounts;
@@ -348,6 +357,13 @@ impl RunReport {
                     s,
                     "  {:<18} amounts {word}: net {}, VAT {}, gross {} (credit notes deducted)",
                     "", a.net, a.tax, a.gross
+                );
+            }
+            if t.nothing_to_book > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {:<18} nothing to book {:>5} (every amount zero: no line in the file)",
+                    "", t.nothing_to_book
                 );
             }
         }
@@ -365,6 +381,9 @@ impl RunReport {
                 s,
                 "  nothing new to deliver: {already} documents already delivered to every target"
             );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
         }
         for b in &self.batches {
             let _ = writeln!(
@@ -401,7 +420,7 @@ impl RunReport {
                     "  - {who} {} for {}: {}: {}\n      fix: {}",
                     g.status,
                     g.targets.join(", "),
-                    g.field,
+                    crate::problem::field_label(&g.field),
                     g.reason,
                     g.fix
                 );

@@ -61,6 +61,8 @@ pub struct ExportSelection {
     pub only: Vec<String>,
     /// Not these document numbers.
     pub exclude: Vec<String>,
+    /// Validation date of the entries (FEC `ValidDate`) instead of the job's or today.
+    pub validation_date: Option<NaiveDate>,
 }
 
 impl ExportSelection {
@@ -298,6 +300,7 @@ struct Tally {
     already: u64,
     held: u64,
     changed: u64,
+    nothing_to_book: u64,
 }
 
 struct JobRun<'a> {
@@ -353,6 +356,15 @@ impl JobRun<'_> {
                         )?;
                     }
                 }
+            }
+        }
+        for f in &page.unknown_fields {
+            // Once per run and path: the first document that carried it is named.
+            let known = |w: &String| w.contains(&format!("unknown field `{}` ", f.path));
+            if !self.report.warnings.iter().any(known) {
+                self.report
+                    .warnings
+                    .push(crate::source::unknown::warning(f));
             }
         }
         for item in page.items {
@@ -598,6 +610,26 @@ impl JobRun<'_> {
             r => &*r,
         };
         match result {
+            Ok(md)
+                if restore.is_none() && self.layouts[ti].is_some_and(|l| l.nothing_to_book(md)) =>
+            {
+                // No line to write: the document is in no file, so it is not counted delivered.
+                self.tallies[ti].nothing_to_book += 1;
+                self.report.warnings.push(format!(
+                    "{} ({}): nothing to book for {target}: every amount is zero, no line written",
+                    doc.number, doc.buyer.name
+                ));
+                if rec.state == State::Held {
+                    rec.problems.clear();
+                    rec.held_document = None;
+                    rec.transition(
+                        State::Released,
+                        format!("run {}: nothing to book (every amount zero)", self.run_id),
+                        now,
+                    );
+                    pending[ti].others.push(rec);
+                }
+            }
             Ok(md) => {
                 rec.problems.clear();
                 rec.held_document = None;
@@ -656,7 +688,14 @@ impl JobRun<'_> {
         let summary: Vec<String> = changes
             .iter()
             .take(6)
-            .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    crate::problem::field_label(&c.field),
+                    c.before,
+                    c.after
+                )
+            })
             .collect();
         self.tallies[ti].changed += 1;
         self.lines.push(ProblemLine {
@@ -767,6 +806,12 @@ fn build_targets(
                     }
                 }
                 let out_dir = out.unwrap_or_else(|| cfg.resolve(&c.out_dir));
+                let valid_date = match mode {
+                    Mode::Export(sel) => sel.validation_date,
+                    Mode::Sync => None,
+                }
+                .or(job.validation_date)
+                .unwrap_or(opts.today);
                 let run = JournalRun::new(
                     name,
                     &job.name,
@@ -774,7 +819,7 @@ fn build_targets(
                     out_dir,
                     &cfg.company,
                     journal,
-                    opts.today,
+                    valid_date,
                     opts.dry_run,
                     origin,
                 );
@@ -1062,7 +1107,7 @@ pub async fn run_job(
             let pending = jr.process(
                 Page {
                     items: docs,
-                    readable_files: vec![],
+                    ..Page::default()
                 },
                 progress,
             )?;
@@ -1218,6 +1263,7 @@ fn finish_report(
         tr.rejected = count(State::Rejected);
         tr.failed = count(State::Failed);
         tr.changed_after_delivery = tally.changed;
+        tr.nothing_to_book = tally.nothing_to_book;
         if sync_live {
             let total_delivered: u64 = counts
                 .iter()

@@ -71,6 +71,26 @@ impl Layout {
         }
     }
 
+    /// Whether the file holds the entry's lines only, so that a document with every amount zero
+    /// writes nothing (the CSV shapes write a row per document or line; e-invoices a document).
+    pub fn writes_entry_lines_only(&self) -> bool {
+        !self.format.is_einvoice()
+            && !matches!(
+                self.format,
+                JournalFormat::CsvDocuments | JournalFormat::CsvLines
+            )
+    }
+
+    /// True when `md` would write nothing in this layout: every amount of its entry is zero.
+    pub fn nothing_to_book(&self, md: &MappedDocument) -> bool {
+        self.writes_entry_lines_only()
+            && md
+                .entry
+                .lines
+                .iter()
+                .all(|l| l.debit.is_zero() && l.credit.is_zero())
+    }
+
     /// Width of the account field of a fixed-width layout.
     pub fn account_width(&self) -> Option<usize> {
         match self.format {

@@ -186,7 +186,7 @@ impl HttpSource {
         };
         let count = items_value.as_array().map(Vec::len).unwrap_or(0);
         let mut page = Page::default();
-        items_from_value(items_value, &url, &mut page.items);
+        items_from_value(items_value, &url, &mut page);
         for item in &page.items {
             if let super::Item::Doc { doc, .. } = item {
                 if self.max_seen.is_none_or(|m| doc.updated_at > m) {

@@ -25,7 +25,7 @@ struct DirCursor {
 /// Reads a file straight into documents when every one of them is well formed (the common case,
 /// and several times faster than going through `serde_json::Value`). On any error nothing is
 /// added and the caller takes the slow path, which names the bad document and field.
-fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
+fn fast_parse(bytes: &[u8], origin: &str, page: &mut Page) -> bool {
     use serde_json::value::RawValue;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let raws: Vec<&RawValue> = match first {
@@ -40,12 +40,24 @@ fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
         _ => return false,
     };
     let mut items = Vec::with_capacity(raws.len());
+    let mut unknown_fields = Vec::new();
     for raw in raws {
-        match serde_json::from_str::<Document>(raw.get()) {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut note = |p: serde_ignored::Path<'_>| {
+            seen.insert(super::unknown::path_of(&p));
+        };
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let parsed: Result<Document, _> =
+            serde::Deserialize::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note));
+        match parsed {
             Ok(doc)
                 if !doc.id.trim().is_empty()
                     && crate::model::identity_problem(&doc.id, &doc.number).is_none() =>
             {
+                unknown_fields.extend(seen.into_iter().map(|path| super::unknown::UnknownField {
+                    path,
+                    doc: doc.number.clone(),
+                }));
                 let hash = hex::encode(Sha256::digest(raw.get().as_bytes()));
                 items.push(Item::Doc {
                     doc: Box::new(doc),
@@ -56,7 +68,8 @@ fn fast_parse(bytes: &[u8], origin: &str, out: &mut Vec<Item>) -> bool {
             _ => return false,
         }
     }
-    out.extend(items);
+    page.items.extend(items);
+    page.unknown_fields.extend(unknown_fields);
     true
 }
 
@@ -106,11 +119,11 @@ fn read_file(dir: &Path, name: &str, page: &mut Page, vanished: &mut Vec<String>
     match std::fs::read(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vanished.push(name.to_owned()),
         Err(e) => page.items.push(bad(format!("cannot read the file: {e}"))),
-        Ok(bytes) if fast_parse(&bytes, &origin, &mut page.items) => page.readable_files.push(file_id),
+        Ok(bytes) if fast_parse(&bytes, &origin, page) => page.readable_files.push(file_id),
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value) => {
                 page.readable_files.push(file_id);
-                items_from_value(value, &origin, &mut page.items);
+                items_from_value(value, &origin, page);
             }
             Err(e) => page.items.push(bad(format!(
                 "invalid JSON at line {} column {}: {e}; fix the file, it is read again on the next run",

@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod http;
 pub mod json_dir;
+pub mod unknown;
 
 use crate::config::{Config, Connector};
 use crate::model::{DocParseError, Document};
@@ -40,6 +41,8 @@ pub struct Page {
     pub items: Vec<Item>,
     /// `file:<name>` ids of files that now read correctly.
     pub readable_files: Vec<String>,
+    /// Fields the documents carried that facto does not know (accepted, listed as warnings).
+    pub unknown_fields: Vec<unknown::UnknownField>,
 }
 
 /// Errors that stop a pull (the cursor is not advanced).
@@ -128,14 +131,24 @@ impl Source {
 }
 
 /// Splits a parsed JSON value (one document or an array of them) into items.
-pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, out: &mut Vec<Item>) {
+pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mut Page) {
     let values = match value {
         serde_json::Value::Array(v) => v,
         other => vec![other],
     };
+    let out = &mut page.items;
     for (pos, v) in values.into_iter().enumerate() {
         let (raw_id, number) = crate::model::raw_identity(&v, pos);
-        match crate::model::parse_document(v, origin, pos) {
+        let mut unknown = Vec::new();
+        let parsed = crate::model::parse_document_noting(v, origin, pos, &mut unknown);
+        if let Ok(doc) = &parsed {
+            page.unknown_fields
+                .extend(unknown.into_iter().map(|path| unknown::UnknownField {
+                    path,
+                    doc: doc.number.clone(),
+                }));
+        }
+        match parsed {
             Ok(doc) => out.push(Item::Doc {
                 doc: Box::new(doc),
                 origin: origin.to_owned(),

@@ -1,0 +1,710 @@
+//! The admin API, the daemon and operations: the daemon proof, connection limits, forwarded commands, metrics, Docker, skipped tests, the report, --fail-on, mappings check, preview counts, the document format.
+
+use crate::common::*;
+
+/// A daemon that is killed if the test panics before stopping it (no stray daemon left behind).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// One raw HTTP/1.1 exchange with the daemon (its answer read to the end, within `wait`); `None`
+/// when it does not answer in time.
+fn raw_http(addr: &str, request: &str, wait: std::time::Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn post_cli(addr: &str, token: &str, args: &[&str]) -> Option<String> {
+    let body = serde_json::json!({ "args": args }).to_string();
+    raw_http(
+        addr,
+        &format!(
+            "POST /api/cli HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        std::time::Duration::from_secs(20),
+    )
+}
+
+/// A server that records every byte it is sent and answers each request like a daemon would,
+/// with a made-up proof.
+fn fake_daemon(pid: u32) -> (String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            c.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = c.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                log.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+            let body =
+                format!(r#"{{"pid":{pid},"proof":"00","exit_code":0,"stdout":"","error":""}}"#);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, seen)
+}
+
+fn write_handle(p: &Project, addr: &str, pid: u32) {
+    p.write(
+        "data/daemon.json",
+        &serde_json::json!({ "addr": addr, "pid": pid }).to_string(),
+    );
+}
+
+#[test]
+fn a_stale_daemon_json_never_sends_the_admin_token_to_the_server_on_its_port() {
+    let p = Project::demo();
+    let (code, _) = p.json(&["ledger", "list"]);
+    assert_eq!(code, 0);
+    // The daemon died long ago: its pid is no one's, its port someone else's.
+    p.write("data/admin-token", "the-secret-admin-token-0123456789");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let (addr, seen) = fake_daemon(dead_pid);
+    write_handle(&p, &addr, dead_pid);
+    let (code, list) = p.json(&["ledger", "list"]);
+    assert_eq!(code, 0, "the command runs here: {list}");
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(!got.contains("the-secret-admin-token"), "{got}");
+
+    // A live daemon holds the ledger, but daemon.json names another server: it cannot prove
+    // it knows the token, so the token is not sent and the command stops.
+    std::fs::remove_file(p.path("data/daemon.json")).unwrap();
+    let (child, _, token) = crate::daemon::start(&p);
+    let mut child = Running(child);
+    let (addr, seen) = fake_daemon(child.0.id());
+    write_handle(&p, &addr, child.0.id());
+    let out = p.run(&["ledger", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("does not prove"), "{stderr}");
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(got.contains("/api/hello"), "the CLI asked first: {got}");
+    assert!(!got.contains(&token), "{got}");
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+/// Starts `facto run` with at most `fds` file descriptors; returns the child and its address.
+#[allow(clippy::zombie_processes)]
+fn daemon_with_few_fds(p: &Project, daemon: &str, fds: u32) -> (std::process::Child, String) {
+    let cfg = p.read("facto.toml") + "\n[daemon]\nlisten = \"127.0.0.1:0\"\n" + daemon;
+    p.write("facto.toml", &cfg);
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {fds} && exec \"$0\" run"))
+        .arg(env!("CARGO_BIN_EXE_facto"))
+        .current_dir(p.dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(b) = std::fs::read(p.path("data/daemon.json")) {
+            let h: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            return (child, h["addr"].as_str().unwrap().to_owned());
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon did not start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn idle_connections_never_lock_health_out_and_are_closed_after_the_idle_timeout() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let p = Project::demo();
+    // Fewer descriptors than idle clients: without a bound the daemon runs out of them.
+    let (child, addr) = daemon_with_few_fds(
+        &p,
+        "max_connections = 8\nidle_timeout_secs = 3\nrequest_timeout_secs = 30\n",
+        64,
+    );
+    let mut child = Running(child);
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let asked = Instant::now();
+    let health = raw_http(
+        &addr,
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let health = health.unwrap_or_default();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "/health waited for idle clients: {:?}",
+        asked.elapsed()
+    );
+    drop(idle);
+
+    // A client that sends nothing is disconnected after the idle timeout.
+    let mut quiet = std::net::TcpStream::connect(&addr).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let since = Instant::now();
+    let mut b = [0u8; 16];
+    let n = quiet.read(&mut b);
+    assert!(
+        matches!(n, Ok(0))
+            || matches!(&n, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{n:?}"
+    );
+    let waited = since.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+#[test]
+fn health_answers_and_the_daemon_does_not_spin_when_file_descriptors_run_out() {
+    use std::time::{Duration, Instant};
+    let p = Project::demo();
+    // More connections allowed than descriptors: accepting fails, and an idle client must make
+    // room instead of the loop spinning.
+    let (child, addr) = daemon_with_few_fds(&p, "idle_timeout_secs = 60\n", 32);
+    let mut child = Running(child);
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let asked = Instant::now();
+    let health = raw_http(
+        &addr,
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_default();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // Still out of descriptors with clients waiting: the daemon waits, it does not spin.
+    let more: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or_default().to_owned();
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    if std::path::Path::new("/proc/self/stat").exists() {
+        std::thread::sleep(Duration::from_millis(500));
+        let before = cpu(child.0.id());
+        std::thread::sleep(Duration::from_secs(2));
+        let ticks = cpu(child.0.id()) - before;
+        // Clock ticks are 1/100 s: a spinning loop burns about 200 in 2 s.
+        assert!(ticks < 60, "the daemon used {ticks} ticks of CPU in 2 s");
+    }
+    drop((idle, more));
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+#[test]
+fn a_forwarded_run_behind_a_global_flag_is_refused() {
+    let p = Project::demo();
+    let (child, addr, token) = crate::daemon::start(&p);
+    let mut child = Running(child);
+    let other = p.path("other");
+    let other = other.to_str().unwrap();
+    for args in [
+        &["--data-dir", other, "run"][..],
+        &["--json", "run"],
+        &["-v", "connect", "sales-fec"],
+        &["--data-dir", other, "ledger", "list"],
+    ] {
+        let answer = post_cli(&addr, &token, args).unwrap_or_default();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{args:?}: no answer ({e}): {answer:?}"));
+        assert_eq!(v["exit_code"], 2, "{args:?}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("daemon"),
+            "{args:?}: {v}"
+        );
+    }
+    assert!(!p.path("other").exists(), "no second ledger was opened");
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+#[test]
+fn metrics_label_values_are_escaped() {
+    let p = Project::demo();
+    let cfg = p
+        .read("facto.toml")
+        .replace("name = \"demo\"", "name = 'de\"mo\\x'");
+    p.write("facto.toml", &cfg);
+    let (child, addr, token) = crate::daemon::start(&p);
+    let mut child = Running(child);
+    let start = std::time::Instant::now();
+    let metrics = loop {
+        let m = raw_http(
+            &addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"),
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap_or_default();
+        if m.contains("facto_passes_total{") && m.contains("facto_documents{") {
+            break m;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "{m}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains(r#"facto_passes_total{job="de\"mo\\x",outcome="#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"facto_documents{job="de\"mo\\x",target="sales-fec""#),
+        "{metrics}"
+    );
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+#[test]
+fn dockerfile_creates_the_volume_folders_for_its_user_and_checks_health() {
+    let d = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let flat = d.replace("\\\n", " ");
+    let mkdir = flat
+        .lines()
+        .find(|l| l.contains("mkdir -p /app/data /app/out"))
+        .expect("the volume folders are created");
+    assert!(
+        mkdir.contains("chown facto:facto /app/data /app/out"),
+        "{mkdir}"
+    );
+    let volume = d.find("VOLUME").unwrap();
+    assert!(
+        d.find("mkdir -p /app/data").unwrap() < volume,
+        "before VOLUME"
+    );
+    let hc = flat
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("a HEALTHCHECK");
+    assert!(hc.contains("/health"), "{hc}");
+}
+
+/// A copy of the demo's F2026-0030 (tax code TVA85 has no mapping) under another id and number.
+fn unmapped_copy(p: &Project, n: u32) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0030.json")).unwrap();
+    v["id"] = format!("inv-2026-9{n:03}").into();
+    v["number"] = format!("F2026-9{n:03}").into();
+    p.write(
+        &format!("examples/invoices/inv-2026-9{n:03}.json"),
+        &serde_json::to_string_pretty(&v).unwrap(),
+    );
+}
+
+#[test]
+fn a_test_that_skips_for_a_missing_tool_says_skipped_and_fails_under_ci() {
+    // The Pennylane contract test needs Prism: pointed at none, it must skip visibly (libtest
+    // would print only "ok"), and fail under CI=true.
+    let name =
+        "pennylane_contract::every_request_of_a_sync_is_valid_against_the_pennylane_contract";
+    let run = |ci: bool| {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.args([name, "--exact", "--test-threads=1"])
+            .env("FACTO_PRISM", "/nonexistent/prism")
+            .env_remove("CI");
+        if ci {
+            c.env("CI", "true");
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains(&format!("skipped: {name}: Prism")), "{all}");
+    // Listed again after libtest's summary, the last thing a user sees.
+    let summary = all.find("test result:").unwrap();
+    assert!(all[summary..].contains("skipped: 1 test(s)"), "{all}");
+    let out = run(true);
+    assert!(!out.status.success(), "under CI=true a missing tool fails");
+}
+
+#[test]
+fn the_report_groups_identical_problems_and_gives_the_amounts_delivered() {
+    use rust_decimal::Decimal;
+    let p = Project::demo();
+    for n in 1..=4 {
+        unmapped_copy(&p, n);
+    }
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1);
+    let groups = r["problem_groups"].as_array().unwrap();
+    let tva85: Vec<_> = groups
+        .iter()
+        .filter(|g| g["reason"].as_str().unwrap().contains("TVA85"))
+        .collect();
+    assert_eq!(tva85.len(), 1, "{groups:#?}");
+    assert_eq!(tva85[0]["documents"], 5);
+    assert_eq!(
+        tva85[0]["targets"],
+        serde_json::json!(["sales-csv", "sales-fec"])
+    );
+    assert_eq!(tva85[0]["examples"].as_array().unwrap().len(), 3);
+    // The amounts of what was delivered: every final document but the two held ones (and the
+    // copies), credit notes deducted.
+    let (mut net, mut tax, mut gross) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for e in std::fs::read_dir(repo().join("examples/invoices")).unwrap() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        let docs = match v {
+            serde_json::Value::Array(a) => a,
+            one => vec![one],
+        };
+        for d in docs {
+            if d["status"] != "final"
+                || ["F2026-0030", "F2026-0032"].contains(&d["number"].as_str().unwrap())
+            {
+                continue;
+            }
+            let sign = if d["kind"] == "credit_note" {
+                -Decimal::ONE
+            } else {
+                Decimal::ONE
+            };
+            let amount =
+                |k: &str| sign * d["totals"][k].as_str().unwrap().parse::<Decimal>().unwrap();
+            net += amount("net");
+            tax += amount("tax");
+            gross += amount("gross");
+        }
+    }
+    for t in ["sales-fec", "sales-csv"] {
+        let a = &target(&r, t)["amounts"];
+        assert_eq!(target(&r, t)["delivered"], DEMO_DELIVERABLE);
+        assert_eq!(
+            a["net"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            net,
+            "{a}"
+        );
+        assert_eq!(
+            a["tax"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            tax,
+            "{a}"
+        );
+        assert_eq!(
+            a["gross"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            gross,
+            "{a}"
+        );
+    }
+    // For humans: one line for the five documents, and the amounts beside the counts.
+    let p2 = Project::demo();
+    for n in 1..=4 {
+        unmapped_copy(&p2, n);
+    }
+    let text = String::from_utf8(p2.run(&["sync"]).stdout).unwrap();
+    assert_eq!(text.matches("`TVA85` has no mapping").count(), 1, "{text}");
+    assert!(text.contains("5 documents, e.g. F2026-0030"), "{text}");
+    assert!(
+        text.contains(&format!("net {net}, VAT {tax}, gross {gross}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn sync_fail_on_new_exits_0_when_nothing_new_went_wrong() {
+    let p = Project::demo();
+    let code = |args: &[&str]| p.run(args).status.code().unwrap();
+    // The demo's two held documents are new at the first run.
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 1);
+    // Still held, already reported: a cron job is not failed again.
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 0);
+    let (c, r) = p.json(&["sync", "--fail-on", "new"]);
+    assert_eq!((c, r["new_problems"].as_u64()), (0, Some(0)));
+    assert_eq!(r["problems"].as_array().unwrap().len(), 4, "still reported");
+    let (c, r) = p.json(&["sync", "--fail-on", "new", "--dry-run"]);
+    assert_eq!((c, r["new_problems"].as_u64()), (0, Some(0)));
+    // The default is unchanged.
+    assert_eq!(code(&["sync"]), 1);
+    assert_eq!(code(&["sync", "--fail-on", "never"]), 0);
+    // A new problem fails once.
+    unmapped_copy(&p, 1);
+    let (c, r) = p.json(&["sync", "--fail-on", "new"]);
+    // One new document, held for both targets: one new problem, as the report lists it.
+    assert_eq!((c, r["new_problems"].as_u64()), (1, Some(1)));
+    assert_eq!(code(&["sync", "--fail-on", "new"]), 0);
+    // The job setting, and a bad value named with its line.
+    let toml = p.read("facto.toml");
+    p.write(
+        "facto.toml",
+        &toml.replace("name = \"demo\"", "name = \"demo\"\nfail_on = \"new\""),
+    );
+    assert_eq!(code(&["sync"]), 0);
+    p.write(
+        "facto.toml",
+        &toml.replace(
+            "name = \"demo\"",
+            "name = \"demo\"\nfail_on = \"sometimes\"",
+        ),
+    );
+    let out = p.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("facto.toml:") && err.contains("sometimes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mappings_check_fails_when_no_source_document_could_be_read() {
+    let p = Project::demo();
+    for e in std::fs::read_dir(p.path("examples/invoices")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    p.write("examples/invoices/broken.json", "{\"id\": \"x\",");
+    let (code, v) = p.json(&["mappings", "check"]);
+    assert_eq!(code, 1, "{v}");
+    let job = &v["jobs"][0];
+    assert_eq!(job["documents_scanned"], 0);
+    let unreadable = job["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1);
+    assert!(
+        unreadable[0].as_str().unwrap().contains("broken.json"),
+        "{v}"
+    );
+    let text = String::from_utf8(p.run(&["mappings", "check"]).stdout).unwrap();
+    assert!(text.contains("no document could be read"), "{text}");
+}
+
+#[test]
+fn preview_and_export_agree_on_the_skipped_counts() {
+    let p = Project::demo();
+    for t in ["chorus-files", "sales-fec"] {
+        let period = ["--target", t, "--from", "2026-01-01", "--to", "2026-12-31"];
+        let (_, preview) = p.json(&[&["preview"][..], &period].concat());
+        let (_, export) = p.json(&[&["export"][..], &period].concat());
+        assert_eq!(preview["skipped"], export["skipped"], "{t}");
+    }
+    // A delivered document cancelled later in the source is already delivered, not skipped.
+    let p = Project::demo();
+    assert_eq!(p.json(&["sync"]).0, 1);
+    let f = "examples/invoices/inv-2026-0001.json";
+    p.write(
+        f,
+        &p.read(f)
+            .replace("\"status\": \"final\"", "\"status\": \"cancelled\""),
+    );
+    let period = [
+        "--target",
+        "sales-fec",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ];
+    let (_, preview) = p.json(&[&["preview"][..], &period].concat());
+    let (_, export) = p.json(&[&["export"][..], &period].concat());
+    assert_eq!(preview["skipped"], export["skipped"]);
+    assert!(preview["skipped"].get("cancelled").is_none(), "{preview}");
+}
+
+/// A Python with the `jsonschema` package (`.ci/run` installs it into target/fec-venv and sets
+/// FACTO_SCHEMA_PYTHON), or `None` after saying "skipped" (a failure under CI=true).
+fn python_with_jsonschema() -> Option<std::path::PathBuf> {
+    let py = std::env::var_os("FACTO_SCHEMA_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    skip("no Python with the jsonschema package (.ci/run installs it into target/fec-venv)");
+    None
+}
+
+/// Validates JSON files against schema/document.schema.json (draft 2020-12, formats checked);
+/// returns (success, messages).
+fn validate_documents(py: &std::path::Path, files: &[std::path::PathBuf]) -> (bool, String) {
+    const CHECK: &str = r#"
+import json, sys, jsonschema
+V = jsonschema.Draft202012Validator
+schema = json.load(open(sys.argv[1], encoding="utf-8"))
+V.check_schema(schema)
+v = V(schema, format_checker=V.FORMAT_CHECKER)
+bad = 0
+for f in sys.argv[2:]:
+    data = json.load(open(f, encoding="utf-8"))
+    for doc in data if isinstance(data, list) else [data]:
+        for e in v.iter_errors(doc):
+            bad += 1
+            print(f, doc.get("id") if isinstance(doc, dict) else "", e.json_path, e.message[:300])
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", CHECK])
+        .arg(repo().join("schema/document.schema.json"))
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn every_example_document_is_valid_against_the_published_schema() {
+    let Some(py) = python_with_jsonschema() else {
+        return;
+    };
+    fn walk(d: &std::path::Path, v: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, v);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                v.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo().join("examples"), &mut files);
+    assert!(files.len() > 40, "{files:?}");
+    let (ok, msg) = validate_documents(&py, &files);
+    assert!(ok, "{msg}");
+    // The schema refuses what facto refuses: an amount as a JSON number, an unknown kind, a
+    // missing total.
+    let dir = tempfile::tempdir().unwrap();
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("examples/new-invoice.json")).unwrap())
+            .unwrap();
+    let mut bad = Vec::new();
+    for (i, change) in [
+        ("/totals/gross", serde_json::json!(1419.0)),
+        ("/kind", serde_json::json!("quote")),
+        ("/lines/0/quantity", serde_json::json!(1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v = good.clone();
+        *v.pointer_mut(change.0).unwrap() = change.1;
+        let f = dir.path().join(format!("bad{i}.json"));
+        std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
+        bad.push(f);
+    }
+    let mut v = good.clone();
+    v["totals"].as_object_mut().unwrap().remove("due");
+    let f = dir.path().join("bad-due.json");
+    std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
+    bad.push(f);
+    for f in &bad {
+        let (ok, msg) = validate_documents(&py, std::slice::from_ref(f));
+        assert!(!ok, "{} should be invalid: {msg}", f.display());
+    }
+}
+
+#[test]
+fn the_document_schema_names_every_field_the_model_reads() {
+    // Every field facto's model has (serialized from a document that uses them all) is
+    // described in the schema and in docs/document-format.md.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("examples/new-invoice.json")).unwrap())
+            .unwrap();
+    v["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": "f.pdf"}]);
+    v["buyer"]["delivery_address"] = v["buyer"]["billing_address"].clone();
+    let doc = facto::model::parse_document(v, "new-invoice.json", 0).unwrap();
+    let model = serde_json::to_value(&doc).unwrap();
+    fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    out.insert(k.clone());
+                    keys(x, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+            _ => {}
+        }
+    }
+    fn properties(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(p)) = m.get("properties") {
+                    out.extend(p.keys().cloned());
+                }
+                m.values().for_each(|x| properties(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| properties(x, out)),
+            _ => {}
+        }
+    }
+    let mut used = std::collections::BTreeSet::new();
+    keys(&model, &mut used);
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("schema/document.schema.json")).unwrap())
+            .unwrap();
+    let mut described = std::collections::BTreeSet::new();
+    properties(&schema, &mut described);
+    let missing: Vec<_> = used.difference(&described).collect();
+    assert!(missing.is_empty(), "not in the schema: {missing:?}");
+    let doc_text = std::fs::read_to_string(repo().join("docs/document-format.md")).unwrap();
+    let undocumented: Vec<_> = used
+        .iter()
+        .filter(|k| !doc_text.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/document-format.md: {undocumented:?}"
+    );
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(
+        readme.contains("docs/document-format.md")
+            && readme.contains("schema/document.schema.json")
+    );
+}
