@@ -492,16 +492,16 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         .enable_all()
         .build()
         .ok()?;
-    // `daemon.json` may outlive its daemon: the token goes only to a server that proves it
-    // knows it. A stale file is ignored (the command runs here); an impostor is an error.
+    // `daemon.json` may outlive its daemon: a command goes only to a server that proves it
+    // knows the token. A stale file is ignored (the command runs here); an impostor is an error.
     let verified = runtime.block_on(crate::daemon::auth::verify(
         &handle.addr,
         handle.pid,
         &token,
         &cfg.data_dir,
     ));
-    match verified {
-        Ok(()) => {}
+    let challenge = match verified {
+        Ok(c) => c,
         Err(crate::daemon::auth::VerifyError::Stale(why)) => {
             tracing::info!(reason = %why, "No daemon runs for this data folder; running here.");
             return None;
@@ -510,14 +510,20 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
             eprintln!("error: {e}");
             return Some(ExitCode::from(exit::UNREACHABLE));
         }
-    }
+    };
+    // The token itself is never sent: the request is signed with the single-use challenge, so
+    // a program that took the daemon's port since the proof learns nothing it can reuse.
+    let body = serde_json::json!({ "args": args }).to_string().into_bytes();
+    let authorization =
+        crate::daemon::auth::signed_header(&token, &challenge, "POST", "/api/cli", &body);
     // `None`: the daemon could not be reached, so the command runs here. A command the daemon
     // took but did not answer may have run there: it is not run a second time.
     let answer: Result<serde_json::Value, Option<String>> = runtime.block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("http://{}/api/cli", handle.addr))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({ "args": args }))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .timeout(std::time::Duration::from_secs(3600))
             .send()
             .await

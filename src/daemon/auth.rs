@@ -2,9 +2,15 @@
 //! another program now listens on its port), so the CLI sends the admin token only to a server
 //! that proved it knows it: the daemon answers a fresh nonce with HMAC-SHA256 keyed by the token,
 //! without the token ever crossing the wire first. Token comparisons are constant-time.
+//!
+//! Even after that proof the CLI never sends the token itself (the daemon may exit and another
+//! program take its port between two connections): `/api/hello` also hands out a single-use
+//! challenge, and the CLI signs its request with it ([`request_mac`], scheme [`HMAC_SCHEME`]).
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -78,6 +84,80 @@ pub fn holds_ledger_lock(pid: u32, data_dir: &Path) -> Option<bool> {
     }
 }
 
+/// The `Authorization` scheme of a request signed with a challenge:
+/// `FactoHmac <challenge>:<request_mac>`.
+pub const HMAC_SCHEME: &str = "FactoHmac";
+
+/// How long a challenge of `/api/hello` may wait for its request.
+const CHALLENGE_TTL: Duration = Duration::from_secs(60);
+
+/// Most challenges waiting at once; past that the oldest is dropped (hello is unauthenticated).
+const MAX_CHALLENGES: usize = 256;
+
+/// The signature of one request: HMAC-SHA256 keyed by the admin token over the challenge, the
+/// method, the path and the SHA-256 of the body, so it is worth nothing for any other request.
+pub fn request_mac(token: &str, challenge: &str, method: &str, path: &str, body: &[u8]) -> String {
+    let msg = format!(
+        "facto-cli-v1\n{challenge}\n{method}\n{path}\n{}",
+        hex::encode(Sha256::digest(body))
+    );
+    hex::encode(hmac_sha256(token.as_bytes(), msg.as_bytes()))
+}
+
+/// The `Authorization` header value of a request signed with `challenge`.
+pub fn signed_header(
+    token: &str,
+    challenge: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> String {
+    format!(
+        "{HMAC_SCHEME} {challenge}:{}",
+        request_mac(token, challenge, method, path, body)
+    )
+}
+
+/// The daemon's outstanding challenges: each accepted once, within [`CHALLENGE_TTL`].
+#[derive(Default)]
+pub struct Challenges(Mutex<HashMap<String, Instant>>);
+
+impl Challenges {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fresh challenge.
+    pub fn issue(&self) -> String {
+        let c = oauth2::CsrfToken::new_random().secret().clone();
+        let mut m = self.map();
+        m.retain(|_, at| at.elapsed() < CHALLENGE_TTL);
+        if m.len() >= MAX_CHALLENGES {
+            if let Some(oldest) = m.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
+                m.remove(&oldest);
+            }
+        }
+        m.insert(c.clone(), Instant::now());
+        c
+    }
+
+    /// Whether `value` (after `FactoHmac `) signs this request with a live challenge. The
+    /// challenge is burnt whatever the outcome, so a header seen once never works again.
+    pub fn check(&self, value: &str, token: &str, method: &str, path: &str, body: &[u8]) -> bool {
+        let Some((challenge, mac)) = value.trim().split_once(':') else {
+            return false;
+        };
+        let live = self
+            .map()
+            .remove(challenge)
+            .is_some_and(|at| at.elapsed() < CHALLENGE_TTL);
+        let expected = request_mac(token, challenge, method, path, body);
+        live & ct_eq(mac.as_bytes(), expected.as_bytes())
+    }
+}
+
 /// Why the CLI does not send its token to the server of `daemon.json`.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -89,13 +169,19 @@ pub enum VerifyError {
     Impostor(String),
 }
 
-/// Asks the server at `addr` to prove it is the daemon of `pid` holding the admin token `token`.
+/// Asks the server at `addr` to prove it is the daemon of `pid` holding the admin token `token`;
+/// returns the single-use challenge it handed out, to sign the request that follows.
 ///
 /// # Errors
 ///
 /// [`VerifyError::Stale`] when the process is gone or nothing listens at `addr`,
 /// [`VerifyError::Impostor`] when a server answers without the proof.
-pub async fn verify(addr: &str, pid: u32, token: &str, data_dir: &Path) -> Result<(), VerifyError> {
+pub async fn verify(
+    addr: &str,
+    pid: u32,
+    token: &str,
+    data_dir: &Path,
+) -> Result<String, VerifyError> {
     if holds_ledger_lock(pid, data_dir) == Some(false) {
         return Err(VerifyError::Stale(format!(
             "process {pid} of {} does not hold the ledger",
@@ -125,8 +211,12 @@ pub async fn verify(addr: &str, pid: u32, token: &str, data_dir: &Path) -> Resul
     let v: serde_json::Value = resp.json().await.map_err(|_| impostor())?;
     let given = v["proof"].as_str().unwrap_or_default();
     let expected = proof(token, &nonce, addr);
-    if v["pid"].as_u64() == Some(u64::from(pid)) && ct_eq(given.as_bytes(), expected.as_bytes()) {
-        Ok(())
+    let challenge = v["challenge"].as_str().unwrap_or_default();
+    if v["pid"].as_u64() == Some(u64::from(pid))
+        && ct_eq(given.as_bytes(), expected.as_bytes())
+        && !challenge.is_empty()
+    {
+        Ok(challenge.to_owned())
     } else {
         Err(impostor())
     }
@@ -157,6 +247,28 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn a_challenge_signs_one_request_once() {
+        let c = Challenges::default();
+        let ch = c.issue();
+        let header = signed_header("tok", &ch, "POST", "/api/cli", b"{}");
+        let value = header.strip_prefix("FactoHmac ").unwrap();
+        assert!(!c.check(value, "tok", "POST", "/api/cli", b"{\"x\":1}"));
+        let ch = c.issue();
+        let value = signed_header("tok", &ch, "POST", "/api/cli", b"{}");
+        let value = value.strip_prefix("FactoHmac ").unwrap();
+        assert!(!c.check(value, "other", "POST", "/api/cli", b"{}"));
+        let ch = c.issue();
+        let value = signed_header("tok", &ch, "POST", "/api/cli", b"{}");
+        let value = value.strip_prefix("FactoHmac ").unwrap();
+        assert!(c.check(value, "tok", "POST", "/api/cli", b"{}"));
+        assert!(
+            !c.check(value, "tok", "POST", "/api/cli", b"{}"),
+            "replayed"
+        );
+        assert!(!c.check("made-up:00", "tok", "POST", "/api/cli", b"{}"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - serves the local admin API: `/health`, Prometheus `/metrics`, and `/api/cli`, through which
 //!   every CLI command that needs the ledger runs while the daemon holds it. Every request but
 //!   `/health` and the proof of `/api/hello` ([`auth`]) needs the bearer token of
-//!   `<data_dir>/admin-token` (0600, created on first start); connections are bounded in number
+//!   `<data_dir>/admin-token` (0600, created on first start) or a signature with a challenge of
+//!   `/api/hello` (what the CLI sends); connections are bounded in number
 //!   and time ([`http::Gate`]);
 //! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
 //!   them and exits 0; a second signal exits at once (the ledger rules still hold).
@@ -190,6 +191,8 @@ struct Server {
     token: String,
     /// The address announced in `daemon.json` (bound into the proof of `/api/hello`).
     addr: String,
+    /// Challenges handed out by `/api/hello`, for requests signed by the CLI.
+    challenges: auth::Challenges,
     stats: Arc<Mutex<Stats>>,
     exec: Executor,
 }
@@ -228,6 +231,7 @@ impl Server {
                 &json!({
                     "pid": std::process::id(),
                     "proof": auth::proof(&self.token, nonce, &self.addr),
+                    "challenge": self.challenges.issue(),
                 }),
             );
         }
@@ -270,10 +274,19 @@ impl Server {
         let browser_ok = cookie
             && (req.method == "GET"
                 || req.headers.get("x-facto-editor").map(String::as_str) == Some("1"));
-        if !bearer.is_some_and(is_token) && !browser_ok {
+        let signed = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.strip_prefix(auth::HMAC_SCHEME))
+            .and_then(|v| v.strip_prefix(' '))
+            .is_some_and(|v| {
+                self.challenges
+                    .check(v, &self.token, &req.method, &req.path, &req.body)
+            });
+        if !bearer.is_some_and(is_token) && !browser_ok && !signed {
             return http::Response::json(
                 401,
-                &json!({"error": "the admin token is required (Authorization: Bearer <data_dir/admin-token>)"}),
+                &json!({"error": "the admin token is required (Authorization: Bearer <data_dir/admin-token>, or a request signed with a fresh challenge of /api/hello)"}),
             );
         }
         match (req.method.as_str(), req.path.as_str()) {
@@ -581,6 +594,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         ledger: ledger.clone(),
         token,
         addr: handle.addr.clone(),
+        challenges: auth::Challenges::default(),
         stats: Arc::clone(&stats),
         exec,
     });

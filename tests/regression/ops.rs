@@ -708,3 +708,100 @@ fn the_document_schema_names_every_field_the_model_reads() {
             && readme.contains("schema/document.schema.json")
     );
 }
+
+/// A server that passes the proof of `/api/hello` (it knows `token`, as the daemon that just
+/// left its port did), hands out a challenge, and records every byte it is sent.
+fn proving_fake_daemon(
+    pid: u32,
+    token: String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (log, me) = (seen.clone(), addr.clone());
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            c.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = c.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            log.lock().unwrap().extend_from_slice(&got);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            let nonce = text
+                .split("nonce=")
+                .nth(1)
+                .and_then(|r| r.split([' ', '&']).next())
+                .unwrap_or_default()
+                .to_owned();
+            let proof = facto::daemon::auth::proof(&token, &nonce, &me);
+            let body = format!(
+                r#"{{"pid":{pid},"proof":"{proof}","challenge":"c0ffee","exit_code":0,"stdout":"","error":""}}"#
+            );
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn the_cli_signs_daemon_commands_with_a_single_use_challenge_and_never_sends_the_token() {
+    let p = Project::demo();
+    let (child, addr, token) = crate::daemon::start(&p);
+    let mut child = Running(child);
+    // The real CLI goes through the daemon (which holds the ledger) with a signed request.
+    let (code, list) = p.json(&["ledger", "list"]);
+    assert_eq!(code, 0, "{list}");
+
+    // The signature by hand: accepted once, refused when replayed.
+    let wait = std::time::Duration::from_secs(20);
+    let hello = raw_http(
+        &addr,
+        "GET /api/hello?nonce=0123456789abcdef0123 HTTP/1.1\r\nHost: x\r\n\r\n",
+        wait,
+    )
+    .unwrap();
+    let hello: serde_json::Value =
+        serde_json::from_str(hello.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let challenge = hello["challenge"].as_str().unwrap();
+    let body = serde_json::json!({ "args": ["ledger", "list"] }).to_string();
+    let header =
+        facto::daemon::auth::signed_header(&token, challenge, "POST", "/api/cli", body.as_bytes());
+    let request = format!(
+        "POST /api/cli HTTP/1.1\r\nHost: x\r\nAuthorization: {header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let first = raw_http(&addr, &request, wait).unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(first.contains("\"exit_code\":0"), "{first}");
+    let replayed = raw_http(&addr, &request, wait).unwrap();
+    assert!(replayed.starts_with("HTTP/1.1 401"), "{replayed}");
+
+    // The daemon left and a program took its port after the proof: it gets a signature
+    // worth nothing elsewhere, never the token.
+    let (fake, seen) = proving_fake_daemon(child.0.id(), token.clone());
+    let real = p.read("data/daemon.json");
+    write_handle(&p, &fake, child.0.id());
+    let out = p.run(&["ledger", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(got.contains("POST /api/cli"), "{got}");
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("authorization: factohmac c0ffee:"),
+        "{got}"
+    );
+    assert!(!got.contains(&token), "{got}");
+    p.write("data/daemon.json", &real);
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
