@@ -1,41 +1,85 @@
 //! Refuses a job whose targets would deliver one document twice: a target named twice, or two
 //! connectors that reach the same remote account or write the same files.
+//!
+//! Destinations are compared as they really are, not as written: folders through symlinks (the
+//! nearest existing ancestor of one not created yet), and account secrets by the SHA-256 of the
+//! values their environment variables hold (never printed). Two different tokens of one company
+//! stay out of its sight.
 
 use std::path::{Component, Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::{ConfigError, Connector};
 
-/// Where a target delivers, as a comparable text; two targets of one job with the same
-/// destination would import every document twice.
-fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> Option<String> {
+/// Where a target delivers: `key` is compared, `text` is shown.
+#[derive(Debug, Clone)]
+struct Dest {
+    key: String,
+    text: String,
+}
+
+/// What identifies the secret in environment variable `var`: a digest of its value when it is
+/// set (two names holding one token are one account), else the name.
+fn secret_key(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            format!("value {}", hex::encode(Sha256::digest(v.trim().as_bytes())))
+        }
+        _ => format!("variable {var}"),
+    }
+}
+
+/// Where a target delivers; two targets of one job with the same destination would import every
+/// document twice.
+fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> Option<Dest> {
     match c {
         Connector::JsonDir(_) | Connector::Http(_) => None,
-        Connector::JournalFile(j) => Some(format!(
-            "{} files in {}",
-            j.format.as_str(),
-            normalize(&base_dir.join(&j.out_dir)).display()
-        )),
-        Connector::ChorusPro(ch) => Some(format!(
-            "the Chorus Pro account of {} at {}",
-            ch.cpro_account_env,
-            url_key(&ch.api_url())
-        )),
+        Connector::JournalFile(j) => {
+            let text = format!(
+                "{} files in {}",
+                j.format.as_str(),
+                resolve(&base_dir.join(&j.out_dir)).display()
+            );
+            Some(Dest {
+                key: text.clone(),
+                text,
+            })
+        }
+        Connector::ChorusPro(ch) => Some(Dest {
+            key: format!(
+                "chorus {} {}",
+                secret_key(&ch.cpro_account_env),
+                url_key(&ch.api_url())
+            ),
+            text: format!(
+                "the Chorus Pro account of {} at {}",
+                ch.cpro_account_env,
+                url_key(&ch.api_url())
+            ),
+        }),
         Connector::Pennylane(p) => {
-            let account = match &p.token_env {
-                Some(var) => format!("the company of the token in {var}"),
+            let (key, account) = match &p.token_env {
+                Some(var) => (
+                    secret_key(var),
+                    format!("the company of the token in {var}"),
+                ),
                 None => {
                     let file = crate::target::pennylane::token_path(p, data_dir, name);
-                    format!(
-                        "the company connected in {}",
-                        normalize(&base_dir.join(file)).display()
+                    let file = resolve(&base_dir.join(file)).display().to_string();
+                    (
+                        format!("file {file}"),
+                        format!("the company connected in {file}"),
                     )
                 }
             };
-            Some(format!("{account} at {}", url_key(&p.api_url)))
+            Some(Dest {
+                key: format!("pennylane {key} {}", url_key(&p.api_url)),
+                text: format!("{account} at {}", url_key(&p.api_url)),
+            })
         }
         Connector::Xero(x) => {
-            let file =
-                normalize(&base_dir.join(crate::target::xero::token_path(x, data_dir, name)));
+            let file = resolve(&base_dir.join(crate::target::xero::token_path(x, data_dir, name)));
             // The organisation chosen at `facto connect`, when it was; else the token file.
             let tenant = crate::target::tokens::load(&file)
                 .ok()
@@ -45,8 +89,21 @@ fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> O
                 Some(t) => format!("the Xero organisation {t}"),
                 None => format!("the Xero organisation connected in {}", file.display()),
             };
-            Some(format!("{account} at {}", url_key(&x.api_url)))
+            let text = format!("{account} at {}", url_key(&x.api_url));
+            Some(Dest {
+                key: text.clone(),
+                text,
+            })
         }
+    }
+}
+
+/// How a clash is told: both texts when they differ (two variables holding one token).
+fn clash(first: &Dest, second: &Dest) -> String {
+    if first.text == second.text {
+        first.text.clone()
+    } else {
+        format!("{} ({} is the same)", first.text, second.text)
     }
 }
 
@@ -55,7 +112,7 @@ fn origin(c: &Connector, base_dir: &Path) -> Option<String> {
     match c {
         Connector::JsonDir(j) => Some(format!(
             "the folder {}",
-            normalize(&base_dir.join(&j.path)).display()
+            resolve(&base_dir.join(&j.path)).display()
         )),
         Connector::Http(h) => Some(format!("the API {}", url_key(&h.url))),
         _ => None,
@@ -77,7 +134,7 @@ pub(super) fn check_jobs(
     data_dir: &Path,
 ) -> Result<(), ConfigError> {
     // (job, source, (target, destination) of each target)
-    type Seen<'a> = (&'a str, String, Vec<(String, String)>);
+    type Seen<'a> = (&'a str, String, Vec<(String, Dest)>);
     let mut seen: Vec<Seen<'_>> = Vec::new();
     for job in jobs {
         let Some(source) = connectors
@@ -86,7 +143,7 @@ pub(super) fn check_jobs(
         else {
             continue;
         };
-        let dests: Vec<(String, String)> = job
+        let dests: Vec<(String, Dest)> = job
             .targets
             .iter()
             .filter_map(|t| {
@@ -98,10 +155,11 @@ pub(super) fn check_jobs(
             if *other_source != source {
                 continue;
             }
-            if let Some((t, d)) = dests
-                .iter()
-                .find(|(_, d)| other_dests.iter().any(|(_, o)| o == d))
-            {
+            let found = dests.iter().find_map(|(t, d)| {
+                let (_, o) = other_dests.iter().find(|(_, o)| o.key == d.key)?;
+                Some((t, clash(o, d)))
+            });
+            if let Some((t, d)) = found {
                 let job_line = super::find_line(text, &[&format!("name = \"{}\"", job.name)]);
                 return Err(ConfigError::at(
                     path,
@@ -118,6 +176,30 @@ pub(super) fn check_jobs(
 /// A URL compared without case and trailing slash.
 fn url_key(u: &str) -> String {
     u.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// The real place of `p`: its nearest existing ancestor with symlinks resolved, then the rest
+/// (not created yet, so no symlink in it) with dots resolved.
+fn resolve(p: &Path) -> PathBuf {
+    let mut existing = p;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return normalize(&rest.iter().rev().fold(real, |acc, c| acc.join(c)));
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last.as_os_str().to_owned());
+                // `out`'s parent is ``, which is the current folder.
+                existing = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+            }
+            _ => return normalize(p),
+        }
+    }
 }
 
 /// `a/./b/../c` → `a/c`, without touching the disk (the folder may not exist yet).
@@ -162,7 +244,7 @@ pub(super) fn check_targets(
     base_dir: &Path,
     data_dir: &Path,
 ) -> Result<(), ConfigError> {
-    let mut seen: Vec<(&str, Option<String>)> = Vec::new();
+    let mut seen: Vec<(&str, Option<Dest>)> = Vec::new();
     for t in targets {
         if seen.iter().any(|(n, _)| n == t) {
             return Err(ConfigError::at(
@@ -175,7 +257,11 @@ pub(super) fn check_targets(
             .get(t)
             .and_then(|c| destination(c, t, base_dir, data_dir));
         if let Some(d) = &dest {
-            if let Some((other, _)) = seen.iter().find(|(_, o)| o.as_ref() == Some(d)) {
+            let found = seen.iter().find_map(|(other, o)| {
+                let o = o.as_ref().filter(|o| o.key == d.key)?;
+                Some((other, clash(o, d)))
+            });
+            if let Some((other, d)) = found {
                 return Err(ConfigError::at(
                     path,
                     line,
@@ -199,5 +285,28 @@ mod tests {
             PathBuf::from("/p/out")
         );
         assert_eq!(url_key("https://X.test/v2/"), "https://x.test/v2");
+    }
+
+    #[test]
+    fn folders_are_compared_through_symlinks_even_before_they_exist() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("real")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("alias")).unwrap();
+        #[cfg(unix)]
+        assert_eq!(
+            resolve(&d.path().join("alias/./out/../out")),
+            resolve(&d.path().join("real/out"))
+        );
+        assert_eq!(
+            resolve(&d.path().join("real/new/../x")),
+            d.path().canonicalize().unwrap().join("real/x")
+        );
+        let here = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(resolve(Path::new("no-such-dir")), here.join("no-such-dir"));
+        assert_eq!(
+            resolve(Path::new("./no-such-dir/")),
+            here.join("no-such-dir")
+        );
     }
 }

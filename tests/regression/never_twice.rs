@@ -475,3 +475,63 @@ fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
         "the demo's two and these two: {held}"
     );
 }
+
+#[test]
+fn a_symlinked_folder_or_one_token_in_two_variables_is_the_same_destination() {
+    // A folder reached through a symlink is the same folder.
+    let p = Project::demo();
+    std::fs::create_dir_all(p.path("out")).unwrap();
+    std::os::unix::fs::symlink(p.path("out"), p.path("books")).unwrap();
+    p.write(
+        "connectors/fec-again.toml",
+        "kind = \"journal-file\"\nformat = \"fec\"\nout_dir = \"books/sales/..\"\n",
+    );
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"fec-again\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let err = refused_config(&p);
+    assert!(
+        err.contains("`sales-fec` and `fec-again` both deliver to fec files in"),
+        "{err}"
+    );
+
+    // Two variables holding one Pennylane token reach one company; the token is never shown.
+    let p = Project::demo();
+    for (name, var) in [("pl-a", "PL_TOKEN_A"), ("pl-b", "PL_TOKEN_B")] {
+        p.write(
+            &format!("connectors/{name}.toml"),
+            &format!("kind = \"pennylane\"\napi_url = \"http://127.0.0.1:9/api/external/v2\"\ntoken_env = \"{var}\"\n"),
+        );
+    }
+    let cfg = p.read("facto.toml").replace(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"pl-a\", \"pl-b\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let run = |a: &str, b: &str| {
+        p.command(&["sync", "--dry-run"])
+            .env("PL_TOKEN_A", a)
+            .env("PL_TOKEN_B", b)
+            .output()
+            .unwrap()
+    };
+    let out = run("tok-same-company-123", "tok-same-company-123");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`pl-a` and `pl-b` both deliver to the company of the token in PL_TOKEN_A")
+            && err.contains("PL_TOKEN_B"),
+        "{err}"
+    );
+    assert!(!err.contains("tok-same-company-123"), "{err}");
+    // Two different tokens: accepted (two companies, as far as facto can tell).
+    let out = run("tok-company-one", "tok-company-two");
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
