@@ -3,8 +3,10 @@
 //! job that should alert once per new problem, not every run while a document waits for a human,
 //! uses `new`.
 //!
-//! "Already reported" is read from the ledger: each live sync's report is kept there, and the
-//! job's last one is named under [`LAST_REPORT`]; a problem is new if that report does not list it.
+//! "Already reported" is read from the ledger: the problems every live sync (a daemon pass too)
+//! of the job reported, under [`REPORTED`]. A run that completes replaces the set with what it
+//! reports, so a problem that was solved and comes back is new again; a run that stopped early
+//! (exit 3) may have seen only part of the documents, so it only adds to the set.
 
 use std::collections::BTreeSet;
 
@@ -13,8 +15,15 @@ use serde::Deserialize;
 use crate::ledger::{Ledger, LedgerError};
 use crate::report::{exit, ProblemLine, RunReport};
 
-/// Prefix of the ledger value naming the last live sync report of a job.
+/// Prefix of the ledger value naming the last live sync report of a job (read where a ledger of
+/// an older facto has no [`REPORTED`] set yet).
 pub const LAST_REPORT: &str = "last-sync-report/";
+
+/// Prefix of the ledger value holding the problems already reported for a job.
+pub const REPORTED: &str = "reported-problems/";
+
+/// One problem as compared across runs: target, document id, status, field, reason.
+type Identity = (String, String, String, String, String);
 
 /// Which problems make a `sync` exit with code 1. A source or target that is unreachable (3)
 /// and a usage error (2) fail whatever the setting.
@@ -56,7 +65,7 @@ impl FailOn {
 
 /// What identifies one problem across runs. A failure's message is left out: the remote's words
 /// (request ids, times) may change between attempts while the problem stays the same.
-fn identity(p: &ProblemLine) -> (String, String, String, String, String) {
+fn identity(p: &ProblemLine) -> Identity {
     let reason = if p.status == "held" || p.status == "changed-after-delivery" {
         p.reason.clone()
     } else {
@@ -71,21 +80,29 @@ fn identity(p: &ProblemLine) -> (String, String, String, String, String) {
     )
 }
 
-/// Counts the problems of `report` that the job's previous live sync did not report, into
-/// `report.new_problems` (all of them when there is no previous report).
+/// The problems already reported for `job`.
+fn known(ledger: &dyn Ledger, job: &str) -> Result<BTreeSet<Identity>, LedgerError> {
+    if let Some(v) = ledger.value(&format!("{REPORTED}{job}"))? {
+        return Ok(serde_json::from_value(v).unwrap_or_default());
+    }
+    let previous = match ledger.value(&format!("{LAST_REPORT}{job}"))? {
+        Some(serde_json::Value::String(id)) => ledger.report(&id)?,
+        _ => None,
+    };
+    Ok(previous
+        .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
+        .map(|r| r.problems.iter().map(identity).collect())
+        .unwrap_or_default())
+}
+
+/// Counts the problems of `report` that no earlier live sync of the job reported, into
+/// `report.new_problems`.
 ///
 /// # Errors
 ///
 /// Ledger failure.
 pub fn count_new(ledger: &dyn Ledger, report: &mut RunReport) -> Result<(), LedgerError> {
-    let previous = match ledger.value(&format!("{LAST_REPORT}{}", report.job))? {
-        Some(serde_json::Value::String(id)) => ledger.report(&id)?,
-        _ => None,
-    };
-    let known: BTreeSet<_> = previous
-        .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
-        .map(|r| r.problems.iter().map(identity).collect())
-        .unwrap_or_default();
+    let known = known(ledger, &report.job)?;
     // Counted per document and problem, as the report lists them (one line for all targets).
     let new: BTreeSet<_> = report
         .problems
@@ -98,16 +115,27 @@ pub fn count_new(ledger: &dyn Ledger, report: &mut RunReport) -> Result<(), Ledg
     Ok(())
 }
 
-/// Names `report` (already saved) as its job's last live sync report.
+/// Records the problems of `report` (already saved) as reported: they replace the job's set when
+/// the run completed (what it no longer lists is solved), and join it when it stopped early.
 ///
 /// # Errors
 ///
 /// Ledger failure.
 pub fn remember(ledger: &dyn Ledger, report: &RunReport) -> Result<(), LedgerError> {
-    ledger.put_value(
-        &format!("{LAST_REPORT}{}", report.job),
-        &serde_json::Value::String(report.run_id.clone()),
-    )
+    let mut set: BTreeSet<Identity> = report.problems.iter().map(identity).collect();
+    if report.error.is_some() {
+        set.extend(known(ledger, &report.job)?);
+    }
+    ledger.put_values(&[
+        (
+            format!("{REPORTED}{}", report.job),
+            serde_json::to_value(&set).unwrap_or_default(),
+        ),
+        (
+            format!("{LAST_REPORT}{}", report.job),
+            serde_json::Value::String(report.run_id.clone()),
+        ),
+    ])
 }
 
 #[cfg(test)]
@@ -138,6 +166,25 @@ mod tests {
         assert_eq!(FailOn::New.exit_code(&r), exit::PROBLEMS);
         r.error = Some("down".into());
         assert_eq!(FailOn::Never.exit_code(&r), exit::UNREACHABLE);
+    }
+
+    #[test]
+    fn a_run_stopped_early_adds_to_what_was_reported_and_a_complete_one_prunes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::sled::SledLedger::open(dir.path()).unwrap();
+        let run = |docs: &[&str], error: bool| {
+            let mut r = RunReport::new("r", "sync", "demo", false);
+            r.problems = docs.iter().map(|d| problem(d)).collect();
+            r.error = error.then(|| "down".to_owned());
+            count_new(&ledger, &mut r).unwrap();
+            remember(&ledger, &r).unwrap();
+            r.new_problems
+        };
+        assert_eq!(run(&["a"], false), 1);
+        assert_eq!(run(&[], true), 0, "stopped early: `a` stays reported");
+        assert_eq!(run(&["a", "b"], false), 1, "only `b` is new");
+        assert_eq!(run(&["b"], false), 0, "`a` was solved");
+        assert_eq!(run(&["a"], false), 1, "`a` is back: new again");
     }
 
     #[test]

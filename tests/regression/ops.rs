@@ -805,3 +805,57 @@ fn the_cli_signs_daemon_commands_with_a_single_use_challenge_and_never_sends_the
     p.write("data/daemon.json", &real);
     assert_eq!(crate::daemon::terminate(&mut child.0), 0);
 }
+
+#[test]
+fn sync_fail_on_new_remembers_problems_across_a_run_that_stopped_early() {
+    let p = Project::demo();
+    assert_eq!(
+        p.run(&["sync"]).status.code(),
+        Some(1),
+        "held demo documents"
+    );
+    // A delivered invoice changes (reported at each pull until a run completes), a new one waits.
+    let edit = |from: &str, to: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&p.read(&format!("examples/invoices/{from}.json"))).unwrap();
+        f(&mut v);
+        p.write(
+            &format!("examples/invoices/{to}.json"),
+            &serde_json::to_string_pretty(&v).unwrap(),
+        );
+    };
+    edit("inv-2026-0001", "inv-2026-0001", &|v| {
+        v["due_date"] = "2026-03-31".into();
+        v["updated_at"] = "2026-11-01T00:00:00Z".into();
+    });
+    edit("inv-2026-0002", "inv-2026-8001", &|v| {
+        v["id"] = "inv-2026-8001".into();
+        v["number"] = "F2026-8001".into();
+        v["updated_at"] = "2026-11-02T00:00:00Z".into();
+    });
+    let changed = |r: &serde_json::Value| {
+        r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["status"] == "changed-after-delivery" && l["doc_id"] == "inv-2026-0001")
+    };
+    // Reported by a run that cannot write its files (the cursor stays, so it comes back).
+    std::fs::rename(p.path("out"), p.path("out.real")).unwrap();
+    p.write("out", "not a folder");
+    let (c, r) = p.json(&["sync", "--fail-on", "new"]);
+    assert_eq!(c, 3, "{r}");
+    assert!(changed(&r), "{r}");
+    std::fs::remove_file(p.path("out")).unwrap();
+    std::fs::rename(p.path("out.real"), p.path("out")).unwrap();
+    // A run that stops before reading anything does not list it...
+    std::fs::rename(p.path("examples/invoices"), p.path("examples/away")).unwrap();
+    let (c, r) = p.json(&["sync", "--fail-on", "new"]);
+    assert_eq!(c, 3, "{r}");
+    assert!(!changed(&r), "{r}");
+    std::fs::rename(p.path("examples/away"), p.path("examples/invoices")).unwrap();
+    // ...and the next complete run does not take it for new.
+    let (c, r) = p.json(&["sync", "--fail-on", "new"]);
+    assert!(changed(&r), "{r}");
+    assert_eq!((c, r["new_problems"].as_u64()), (0, Some(0)), "{r}");
+}
