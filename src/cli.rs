@@ -531,6 +531,14 @@ fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         resp.json().await.map_err(|e| Some(e.to_string()))
     });
     let answer = match answer {
+        // Refused before running: the challenge expired or was pushed out by others.
+        Ok(a) if a.get("exit_code").is_none() && a.get("error").is_some() => {
+            eprintln!(
+                "error: the running daemon refused the command, which did not run ({}); run it again",
+                a["error"].as_str().unwrap_or_default()
+            );
+            return Some(ExitCode::from(exit::UNREACHABLE));
+        }
         Ok(a) => a,
         Err(None) => return None,
         Err(Some(e)) => {
