@@ -320,3 +320,36 @@ async fn attachments_dir_names_a_second_folder_for_the_documents_files() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("demo-invoices.toml:"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn exports_download_writes_the_file_with_the_targets_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::demo();
+    let csv = p.read("connectors/sales-csv.toml");
+    p.write(
+        "connectors/sales-csv.toml",
+        &format!("{csv}\nfile_mode = \"0600\"\n"),
+    );
+    let (_, r) = p.json(&[
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    let id = r["batches"][0]["id"].to_string();
+    let dest = p.path("copy.csv");
+    let out = p.run(&[
+        "exports",
+        "download",
+        &id,
+        "--out",
+        &dest.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "not the umask's default");
+}
