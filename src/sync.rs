@@ -235,8 +235,9 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
         ));
     }
     for batch in &rec.unpublished {
-        if journal_file::publish(ledger, batch)? {
-            notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, batch.path.display()));
+        // Older versions recorded the path relative to the folder the run was started from.
+        if journal_file::publish(ledger, batch, |p| cfg.resolve(p))? {
+            notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, cfg.resolve(&batch.path).display()));
         }
     }
     let removed = journal_file::sweep_temps(cfg);

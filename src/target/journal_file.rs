@@ -125,9 +125,12 @@ impl JournalRun {
 
     fn begin(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
         std::fs::create_dir_all(&self.out_dir).map_err(io_err(&self.out_dir))?;
-        // Recorded absolute: the recovery that removes it may run from another folder.
-        let dir = std::path::absolute(&self.out_dir).unwrap_or_else(|_| self.out_dir.clone());
-        let batch = ledger.begin_batch(&self.job, &self.name, &dir)?;
+        // The temp and final paths are recorded absolute: the recovery that removes or
+        // publishes them may run from another folder (daemon, cron with --config /abs/…).
+        if let Ok(dir) = std::path::absolute(&self.out_dir) {
+            self.out_dir = dir;
+        }
+        let batch = ledger.begin_batch(&self.job, &self.name, &self.out_dir)?;
         let tmp = batch.tmp_path.clone();
         let file = fsutil::create_with_mode(&tmp, self.cfg.file_mode).map_err(io_err(&tmp))?;
         let mut open = Open {
@@ -449,12 +452,17 @@ fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Puts a committed batch's file in place from the ledger's bytes when it is missing or differs
-/// (a run stopped between the commit and the rename), then marks it published.
+/// (a run stopped between the commit and the rename), then marks it published. `resolve` turns
+/// a path an older version recorded relative into one from here (the config's folder).
 ///
 /// # Errors
 ///
 /// Ledger or file failure.
-pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> {
+pub fn publish(
+    ledger: &dyn Ledger,
+    batch: &Batch,
+    resolve: impl Fn(&Path) -> PathBuf,
+) -> Result<bool, TargetError> {
     // A batch cancelled before its file was put in place never gets an importable file.
     if batch.status == BatchStatus::Cancelled {
         ledger.mark_published(batch.id)?;
@@ -475,17 +483,18 @@ pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> 
         ledger.mark_published(batch.id)?;
         return Ok(false);
     }
-    let current = std::fs::read(&batch.path)
+    let path = resolve(&batch.path);
+    let current = std::fs::read(&path)
         .ok()
         .map(|b| hex::encode(Sha256::digest(&b)));
     let rewritten = current.as_deref() != Some(batch.sha256.as_str());
     if rewritten {
         let bytes = ledger.batch_file(batch.id)?;
         let mode = batch.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
-        fsutil::write_atomic(&batch.path, &bytes, Some(mode)).map_err(io_err(&batch.path))?;
+        fsutil::write_atomic(&path, &bytes, Some(mode)).map_err(io_err(&path))?;
     }
     // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
-    for dir in batch.path.ancestors().skip(1).take(2) {
+    for dir in path.ancestors().skip(1).take(2) {
         let _ = std::fs::remove_file(dir.join(OpenBatch::tmp_name(batch.id)));
     }
     ledger.mark_published(batch.id)?;

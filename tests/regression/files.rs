@@ -353,3 +353,43 @@ fn exports_download_writes_the_file_with_the_targets_file_mode() {
     let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "not the umask's default");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_committed_before_a_kill_is_published_in_its_out_dir_from_any_folder() {
+    let p = Project::demo();
+    // Started the usual way (`--config facto.toml` from the config's folder), killed after the
+    // ledger commit, before the file was renamed into place.
+    kill_at(
+        p.command(&["sync"]),
+        "after-commit@sales-csv",
+        &p.path("paused"),
+    )
+    .await;
+    // Recovery runs elsewhere (cron, daemon) with the config's absolute path.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = p.path("facto.toml").display().to_string();
+    let mut c = p.command(&["--json", "--config", &config, "sync"]);
+    c.current_dir(elsewhere.path());
+    let (_, r, _) = json_of(c).await;
+    assert!(
+        r["recovery"]
+            .to_string()
+            .contains("written from the ledger"),
+        "{r}"
+    );
+    let stray: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(stray.is_empty(), "written in the working folder: {stray:?}");
+    let (_, list) = p.json(&["exports", "list"]);
+    let list = list.as_array().unwrap();
+    let b = list.iter().find(|b| b["target"] == "sales-csv").unwrap();
+    let path = std::path::PathBuf::from(b["path"].as_str().unwrap());
+    assert!(path.is_absolute(), "recorded relative: {}", path.display());
+    assert!(path.starts_with(p.path("out")), "{}", path.display());
+    assert_eq!(
+        sha256(&std::fs::read(&path).unwrap()),
+        b["sha256"].as_str().unwrap()
+    );
+}
