@@ -393,3 +393,43 @@ async fn a_batch_committed_before_a_kill_is_published_in_its_out_dir_from_any_fo
         b["sha256"].as_str().unwrap()
     );
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_named_as_the_invoice_pdf_is_held_and_the_sync_finishes() {
+    use crate::pennylane_sim::{Sim, TOKEN};
+    let sim = Sim::start().await;
+    let p = crate::pennylane_api::project(&sim, "");
+    let made = std::process::Command::new("mkfifo")
+        .arg(p.path("examples/invoices/pdf/pipe.pdf"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let rel = "examples/invoices/inv-2026-0001.json";
+    let mut v: Value = serde_json::from_str(&p.read(rel)).unwrap();
+    v["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": "pdf/pipe.pdf"}]);
+    p.write(rel, &v.to_string());
+    let mut c = p.command(&["--json", "sync"]);
+    c.env("PENNYLANE_API_TOKEN", TOKEN)
+        .stdout(std::fs::File::create(p.path("report.json")).unwrap())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    // Bounded: opening a FIFO for reading used to wait for a writer forever.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the sync hung on the FIFO");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let r: Value = serde_json::from_str(&p.read("report.json")).unwrap();
+    assert_eq!(status.code(), Some(1), "{r}");
+    let problems = r["problems"].to_string();
+    assert!(problems.contains("is not a regular file"), "{problems}");
+    assert!(!sim.imports().contains_key("F2026-0001"));
+}
