@@ -191,8 +191,15 @@ async fn temp_files_of_a_killed_run_are_removed_by_recovery_from_any_folder() {
         &p.path("paused"),
     )
     .await;
-    // A temp file no recorded batch names (an older version's, another step's).
-    p.write("out/.batch-000099.facto-tmp", "orphan");
+    // A temp file of the rolled-back batch that the run did not record (an older version's, in
+    // another folder of the target).
+    let killed = std::fs::read_dir(p.path("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".facto-tmp"))
+        .unwrap();
+    p.write(&format!("out/older/{killed}"), "orphan");
     let temps = |p: &Project| -> Vec<String> {
         let mut v = Vec::new();
         let mut stack = vec![p.path("out"), p.path("data/batches")];
@@ -432,4 +439,40 @@ async fn a_fifo_named_as_the_invoice_pdf_is_held_and_the_sync_finishes() {
     let problems = r["problems"].to_string();
     assert!(problems.contains("is not a regular file"), "{problems}");
     assert!(!sim.imports().contains_key("F2026-0001"));
+}
+
+#[test]
+fn recovery_leaves_another_configurations_temp_files_in_a_shared_out_dir() {
+    let p = Project::demo();
+    let (_, r) = p.json(&["sync"]);
+    let known = r["batches"][0]["id"].as_u64().unwrap();
+    // Another configuration writes to the same folder: its temp files are in use right now.
+    let theirs = [
+        format!("out/.batch-{known:06}.facto-tmp"),
+        "out/.batch-000777.facto-tmp".to_owned(),
+        "out/.their-journal.txt.facto-tmp".to_owned(),
+    ];
+    for t in &theirs {
+        p.write(t, "in progress");
+    }
+    // Every sync starts with the recovery's sweep.
+    let (_, r) = p.json(&["sync"]);
+    for t in &theirs {
+        assert!(p.path(t).exists(), "{t} removed by recovery: {r}");
+    }
+    // Untouched for two hours, a temp named after this ledger's batch is a dead run's: removed.
+    let stale = p.path(&theirs[0]);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        !stale.exists(),
+        "a stale temp of this ledger's batch stays: {r}"
+    );
+    assert!(p.path(&theirs[1]).exists() && p.path(&theirs[2]).exists());
 }
