@@ -476,3 +476,36 @@ fn recovery_leaves_another_configurations_temp_files_in_a_shared_out_dir() {
     );
     assert!(p.path(&theirs[1]).exists() && p.path(&theirs[2]).exists());
 }
+
+#[test]
+fn a_batch_exported_with_a_relative_config_path_is_cancelled_from_the_configs_folder() {
+    let p = Project::demo();
+    // Exported from the parent folder with `--config <dir>/facto.toml` (a relative out_dir).
+    let parent = p.dir.path().parent().unwrap();
+    let rel_config = format!(
+        "{}/facto.toml",
+        p.dir.path().file_name().unwrap().to_string_lossy()
+    );
+    let mut c = p.command(&[
+        "--json",
+        "--config",
+        &rel_config,
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    c.current_dir(parent);
+    let out = c.output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b = &r["batches"][0];
+    let path = parent.join(b["path"].as_str().unwrap());
+    assert!(path.exists(), "{}", path.display());
+    // Cancelled later from the config's own folder: the file is found and set aside.
+    let out = p.run(&["exports", "cancel", &b["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!path.exists(), "{}", String::from_utf8_lossy(&out.stdout));
+}
