@@ -494,8 +494,15 @@ pub fn publish(
         fsutil::write_atomic(&path, &bytes, Some(mode)).map_err(io_err(&path))?;
     }
     // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
+    // Committed after its fsync, it holds exactly the batch's bytes; a temp file of that name
+    // with other bytes is another configuration's write in a shared folder: left alone.
     for dir in path.ancestors().skip(1).take(2) {
-        let _ = std::fs::remove_file(dir.join(OpenBatch::tmp_name(batch.id)));
+        let tmp = dir.join(OpenBatch::tmp_name(batch.id));
+        let ours =
+            std::fs::read(&tmp).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == batch.sha256);
+        if ours {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
     ledger.mark_published(batch.id)?;
     Ok(rewritten)

@@ -509,3 +509,41 @@ fn a_batch_exported_with_a_relative_config_path_is_cancelled_from_the_configs_fo
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(!path.exists(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_a_committed_batch_leaves_another_configurations_temp_file_of_that_name() {
+    let p = Project::demo();
+    kill_at(
+        p.command(&["sync"]),
+        "after-commit@sales-fec",
+        &p.path("paused"),
+    )
+    .await;
+    // The FEC batch's folder (`…_B000001`) is made before the commit; another configuration's
+    // write named like that batch's temp file is in progress there.
+    let folder = std::fs::read_dir(p.path("out"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_type().unwrap().is_dir())
+        .unwrap()
+        .path();
+    let id = folder
+        .to_string_lossy()
+        .rsplit("_B")
+        .next()
+        .unwrap()
+        .to_owned();
+    let killed = format!(".batch-{id}.facto-tmp");
+    assert!(p.path(&format!("out/{killed}")).exists());
+    let theirs = folder.join(&killed);
+    std::fs::write(&theirs, "in progress").unwrap();
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        r["recovery"]
+            .to_string()
+            .contains("written from the ledger"),
+        "{r}"
+    );
+    assert!(!p.path(&format!("out/{killed}")).exists(), "{r}");
+    assert!(theirs.exists(), "removed: {r}");
+}
