@@ -244,16 +244,47 @@ fn open_checked(path: &Path, allowed: &[PathBuf]) -> Result<std::fs::File, Attac
     if !meta.is_file() {
         return Err(AttachmentError::NotAFile(shown));
     }
+    let real = opened_path(&file).map_or_else(
+        // No /proc: the path, resolved again, must still lead to the very file opened.
+        || same_file_at(path, &meta).map_err(unreadable),
+        Ok,
+    )?;
+    if !allowed.iter().any(|root| real.starts_with(root)) {
+        return Err(escapes(&shown, allowed));
+    }
+    Ok(file)
+}
+
+/// The real path of an open file, where the system tells it (Linux's `/proc/self/fd`).
+fn opened_path(file: &std::fs::File) -> Option<PathBuf> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .map_err(unreadable)?;
-        if !allowed.iter().any(|root| real.starts_with(root)) {
-            return Err(escapes(&shown, allowed));
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+/// `path` canonicalised now, if it is the file `opened` (same device and inode).
+fn same_file_at(path: &Path, opened: &std::fs::Metadata) -> std::io::Result<PathBuf> {
+    let real = std::fs::canonicalize(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(&real)?;
+        if (now.dev(), now.ino()) != (opened.dev(), opened.ino()) {
+            return Err(std::io::Error::other(
+                "the file changed while it was opened",
+            ));
         }
     }
-    Ok(file)
+    #[cfg(not(unix))]
+    let _ = opened;
+    Ok(real)
 }
 
 fn escapes(path: &str, allowed: &[PathBuf]) -> AttachmentError {
@@ -413,6 +444,20 @@ mod tests {
             open_checked(&src.join("pdf/a.pdf"), &allowed),
             Err(AttachmentError::Escapes { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn without_proc_a_file_replaced_after_the_open_is_refused() {
+        let (d, _, _) = setup();
+        let path = d.path().join("src/pdf/a.pdf");
+        // Kept open, as the reader does: its inode is not reused.
+        let file = std::fs::File::open(&path).unwrap();
+        let opened = file.metadata().unwrap();
+        assert!(same_file_at(&path, &opened).is_ok());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"%PDF-other").unwrap();
+        assert!(same_file_at(&path, &opened).is_err());
     }
 
     #[cfg(unix)]
