@@ -2,8 +2,9 @@
 //! canonicalised (symlinks followed) it lies inside the source's folder or the connector's
 //! `attachments_dir`; the file is a regular file under a size limit, and an invoice PDF starts
 //! with `%PDF-`. The check is made again on the opened file (its real path, its type), so a
-//! symlink swapped in after the first check or a FIFO changes nothing. Source data is untrusted: without this a document could have any file of the
-//! machine (`/proc/self/environ`, `../../etc/passwd`) uploaded as its PDF.
+//! symlink swapped in after the first check or a FIFO changes nothing. Source data is untrusted:
+//! without this a document could have any file of the machine (`/proc/self/environ`,
+//! `../../etc/passwd`) uploaded as its PDF.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
