@@ -1159,7 +1159,9 @@ fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                     } else {
                         path
                     };
-                    crate::fsutil::write_atomic(&path, &bytes, None)
+                    // The target's file_mode, as its own file got: journal data is not for every user.
+                    let mode = b.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
+                    crate::fsutil::write_atomic(&path, &bytes, Some(mode))
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     if cli.json {
                         print_json(

@@ -235,11 +235,12 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
         ));
     }
     for batch in &rec.unpublished {
-        if journal_file::publish(ledger, batch)? {
-            notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, batch.path.display()));
+        // Older versions recorded the path relative to the folder the run was started from.
+        if journal_file::publish(ledger, batch, |p| cfg.resolve(p))? {
+            notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, cfg.resolve(&batch.path).display()));
         }
     }
-    let removed = journal_file::sweep_temps(cfg);
+    let removed = journal_file::sweep_temps(cfg, ledger, &rec.rolled_back);
     if removed > 0 {
         notes.push(format!(
             "{removed} temp file(s) left by an interrupted run removed from the output folders"

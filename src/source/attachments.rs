@@ -1,8 +1,10 @@
 //! Files a document names (its attachments), read under one rule: a path is relative, and once
 //! canonicalised (symlinks followed) it lies inside the source's folder or the connector's
 //! `attachments_dir`; the file is a regular file under a size limit, and an invoice PDF starts
-//! with `%PDF-`. Source data is untrusted: without this a document could have any file of the
-//! machine (`/proc/self/environ`, `../../etc/passwd`) uploaded as its PDF.
+//! with `%PDF-`. The check is made again on the opened file (its real path, its type), so a
+//! symlink swapped in after the first check or a FIFO changes nothing. Source data is untrusted:
+//! without this a document could have any file of the machine (`/proc/self/environ`,
+//! `../../etc/passwd`) uploaded as its PDF.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -193,17 +195,11 @@ impl AttachmentRoots {
         for base in &bases {
             match std::fs::canonicalize(base.join(rel)) {
                 Ok(real) => {
+                    // A first pass on the path; the opened file is checked again.
                     if !allowed.iter().any(|root| real.starts_with(root)) {
-                        return Err(AttachmentError::Escapes {
-                            path: written.to_owned(),
-                            allowed: allowed
-                                .iter()
-                                .map(|p| p.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        });
+                        return Err(escapes(written, &allowed));
                     }
-                    return load(real, att);
+                    return load(real, &allowed, att);
                 }
                 Err(e) => last = Some((base.join(rel), e)),
             }
@@ -221,18 +217,97 @@ impl AttachmentRoots {
     }
 }
 
-/// Reads a file already known to be inside the allowed folders.
-fn load(path: PathBuf, att: &Attachment) -> Result<Loaded, AttachmentError> {
+/// Opens a file that was inside the allowed folders when checked, and checks the opened file
+/// again: a symlink swapped in between the check and the open is not followed (or, for a
+/// folder of the path, is seen in the handle's real path), and a FIFO or device does not block.
+fn open_checked(path: &Path, allowed: &[PathBuf]) -> Result<std::fs::File, AttachmentError> {
     let shown = path.display().to_string();
     let unreadable = |e: std::io::Error| AttachmentError::Unreadable {
         path: shown.clone(),
         detail: e.to_string(),
     };
-    let file = std::fs::File::open(&path).map_err(unreadable)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| {
+        // O_NOFOLLOW refuses a final symlink with ELOOP.
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return escapes(&shown, allowed);
+        }
+        unreadable(e)
+    })?;
     let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() {
         return Err(AttachmentError::NotAFile(shown));
     }
+    let real = opened_path(&file).map_or_else(
+        // No /proc: the path, resolved again, must still lead to the very file opened.
+        || same_file_at(path, &meta).map_err(unreadable),
+        Ok,
+    )?;
+    if !allowed.iter().any(|root| real.starts_with(root)) {
+        return Err(escapes(&shown, allowed));
+    }
+    Ok(file)
+}
+
+/// The real path of an open file, where the system tells it (Linux's `/proc/self/fd`).
+fn opened_path(file: &std::fs::File) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+/// `path` canonicalised now, if it is the file `opened` (same device and inode).
+fn same_file_at(path: &Path, opened: &std::fs::Metadata) -> std::io::Result<PathBuf> {
+    let real = std::fs::canonicalize(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(&real)?;
+        if (now.dev(), now.ino()) != (opened.dev(), opened.ino()) {
+            return Err(std::io::Error::other(
+                "the file changed while it was opened",
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = opened;
+    Ok(real)
+}
+
+fn escapes(path: &str, allowed: &[PathBuf]) -> AttachmentError {
+    AttachmentError::Escapes {
+        path: path.to_owned(),
+        allowed: allowed
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Reads a file that was inside the allowed folders when its path was checked.
+fn load(path: PathBuf, allowed: &[PathBuf], att: &Attachment) -> Result<Loaded, AttachmentError> {
+    let shown = path.display().to_string();
+    let unreadable = |e: std::io::Error| AttachmentError::Unreadable {
+        path: shown.clone(),
+        detail: e.to_string(),
+    };
+    let file = open_checked(&path, allowed)?;
+    let meta = file.metadata().map_err(unreadable)?;
     let too_large = || AttachmentError::TooLarge {
         path: shown.clone(),
         limit: MAX_BYTES,
@@ -345,6 +420,60 @@ mod tests {
         assert!(matches!(
             AttachmentRoots::default().read("https://x/api", &pdf("a.pdf")),
             Err(AttachmentError::NoFolder(_))
+        ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_symlink_swapped_in_after_the_check_is_not_followed() {
+        let (d, _, _) = setup();
+        let src = std::fs::canonicalize(d.path().join("src")).unwrap();
+        let allowed = vec![src.clone()];
+        // As if `pdf/a.pdf` (checked) were replaced by a symlink before the open.
+        std::fs::remove_file(src.join("pdf/a.pdf")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret.pdf"), src.join("pdf/a.pdf")).unwrap();
+        assert!(matches!(
+            open_checked(&src.join("pdf/a.pdf"), &allowed),
+            Err(AttachmentError::Escapes { .. })
+        ));
+        // As if the folder `pdf` were: the opened file's real path is outside.
+        std::fs::remove_dir_all(src.join("pdf")).unwrap();
+        std::fs::create_dir(d.path().join("out")).unwrap();
+        std::fs::write(d.path().join("out/a.pdf"), b"%PDF-secret").unwrap();
+        std::os::unix::fs::symlink(d.path().join("out"), src.join("pdf")).unwrap();
+        assert!(matches!(
+            open_checked(&src.join("pdf/a.pdf"), &allowed),
+            Err(AttachmentError::Escapes { .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn without_proc_a_file_replaced_after_the_open_is_refused() {
+        let (d, _, _) = setup();
+        let path = d.path().join("src/pdf/a.pdf");
+        // Kept open, as the reader does: its inode is not reused.
+        let file = std::fs::File::open(&path).unwrap();
+        let opened = file.metadata().unwrap();
+        assert!(same_file_at(&path, &opened).is_ok());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"%PDF-other").unwrap();
+        assert!(same_file_at(&path, &opened).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_not_a_file_and_does_not_block() {
+        let (d, roots, origin) = setup();
+        let fifo = d.path().join("src/pipe.pdf");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(matches!(
+            roots.read(&origin, &pdf("pipe.pdf")),
+            Err(AttachmentError::NotAFile(_))
         ));
     }
 

@@ -125,9 +125,12 @@ impl JournalRun {
 
     fn begin(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
         std::fs::create_dir_all(&self.out_dir).map_err(io_err(&self.out_dir))?;
-        // Recorded absolute: the recovery that removes it may run from another folder.
-        let dir = std::path::absolute(&self.out_dir).unwrap_or_else(|_| self.out_dir.clone());
-        let batch = ledger.begin_batch(&self.job, &self.name, &dir)?;
+        // The temp and final paths are recorded absolute: the recovery that removes or
+        // publishes them may run from another folder (daemon, cron with --config /abs/…).
+        if let Ok(dir) = std::path::absolute(&self.out_dir) {
+            self.out_dir = dir;
+        }
+        let batch = ledger.begin_batch(&self.job, &self.name, &self.out_dir)?;
         let tmp = batch.tmp_path.clone();
         let file = fsutil::create_with_mode(&tmp, self.cfg.file_mode).map_err(io_err(&tmp))?;
         let mut open = Open {
@@ -449,12 +452,17 @@ fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Puts a committed batch's file in place from the ledger's bytes when it is missing or differs
-/// (a run stopped between the commit and the rename), then marks it published.
+/// (a run stopped between the commit and the rename), then marks it published. `resolve` turns
+/// a path an older version recorded relative into one from here (the config's folder).
 ///
 /// # Errors
 ///
 /// Ledger or file failure.
-pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> {
+pub fn publish(
+    ledger: &dyn Ledger,
+    batch: &Batch,
+    resolve: impl Fn(&Path) -> PathBuf,
+) -> Result<bool, TargetError> {
     // A batch cancelled before its file was put in place never gets an importable file.
     if batch.status == BatchStatus::Cancelled {
         ledger.mark_published(batch.id)?;
@@ -475,66 +483,122 @@ pub fn publish(ledger: &dyn Ledger, batch: &Batch) -> Result<bool, TargetError> 
         ledger.mark_published(batch.id)?;
         return Ok(false);
     }
-    let current = std::fs::read(&batch.path)
+    let path = resolve(&batch.path);
+    let current = std::fs::read(&path)
         .ok()
         .map(|b| hex::encode(Sha256::digest(&b)));
     let rewritten = current.as_deref() != Some(batch.sha256.as_str());
     if rewritten {
         let bytes = ledger.batch_file(batch.id)?;
         let mode = batch.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
-        fsutil::write_atomic(&batch.path, &bytes, Some(mode)).map_err(io_err(&batch.path))?;
+        fsutil::write_atomic(&path, &bytes, Some(mode)).map_err(io_err(&path))?;
     }
     // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
-    for dir in batch.path.ancestors().skip(1).take(2) {
-        let _ = std::fs::remove_file(dir.join(OpenBatch::tmp_name(batch.id)));
+    // Committed after its fsync, it holds exactly the batch's bytes; a temp file of that name
+    // with other bytes is another configuration's write in a shared folder: left alone.
+    for dir in path.ancestors().skip(1).take(2) {
+        let tmp = dir.join(OpenBatch::tmp_name(batch.id));
+        let ours =
+            std::fs::read(&tmp).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == batch.sha256);
+        if ours {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
     ledger.mark_published(batch.id)?;
     Ok(rewritten)
 }
 
-/// Removes the temp files (`.*.facto-tmp`) in every journal-file target's folder and its
-/// direct subfolders (FEC batches have a folder each): those a kill left that no recorded batch
-/// names any more (an older version's run, another step's write). Only for recovery, once every
-/// open batch was rolled back: no temp file is then in use. Returns how many were removed.
-pub fn sweep_temps(cfg: &crate::config::Config) -> usize {
+/// How long a temp file stays untouched before the sweep takes it for a dead run's: a live run
+/// writes its temp file page by page, far more often than this.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Removes, from every journal-file target's folder and its direct subfolders (FEC batches have a
+/// folder each), the temp files of this ledger's batches that a kill left: those of a batch just
+/// rolled back (wherever a run put them), and stale ones (untouched for an hour) named after a
+/// batch this ledger knows (`.batch-N.facto-tmp`, or `.<its file name>.facto-tmp` of a publish).
+/// Any other temp file may be another facto configuration's write in progress in a shared
+/// folder: it is left alone. Only for recovery, once every open batch was rolled back. Returns how
+/// many were removed.
+pub fn sweep_temps(
+    cfg: &crate::config::Config,
+    ledger: &dyn Ledger,
+    rolled_back: &[OpenBatch],
+) -> usize {
     let dirs = cfg.connectors.values().filter_map(|c| match c {
         crate::config::Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
         _ => None,
     });
+    let rolled: std::collections::HashSet<String> = rolled_back
+        .iter()
+        .map(|o| OpenBatch::tmp_name(o.id))
+        .collect();
+    // This ledger's temp names, read only if a stale temp file is found.
+    let mut known: Option<std::collections::HashSet<String>> = None;
     let mut removed = 0;
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut subdirs = Vec::new();
-        let mut files = Vec::new();
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => subdirs.push(e.path()),
-                Ok(t) if t.is_file() => files.push(e.path()),
-                _ => {}
-            }
-        }
-        for sub in subdirs {
-            if let Ok(rd) = std::fs::read_dir(&sub) {
-                files.extend(
-                    rd.flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                        .map(|e| e.path()),
-                );
-            }
-        }
-        for f in files {
-            let is_tmp = f
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.') && n.ends_with(".facto-tmp"));
-            if is_tmp && std::fs::remove_file(&f).is_ok() {
+        for f in temp_files(&dir) {
+            let Some(name) = f.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let ours = rolled.contains(&name) || {
+                let stale = std::fs::symlink_metadata(&f)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_TEMP);
+                stale
+                    && known
+                        .get_or_insert_with(|| known_temp_names(ledger))
+                        .contains(&name)
+            };
+            if ours && std::fs::remove_file(&f).is_ok() {
                 removed += 1;
             }
         }
     }
     removed
+}
+
+/// The `.*.facto-tmp` files in `dir` and its direct subfolders.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut subdirs = Vec::new();
+    let mut files = Vec::new();
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => subdirs.push(e.path()),
+            Ok(t) if t.is_file() => files.push(e.path()),
+            _ => {}
+        }
+    }
+    for sub in subdirs {
+        if let Ok(rd) = std::fs::read_dir(&sub) {
+            files.extend(
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    files.retain(|f| {
+        f.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') && n.ends_with(".facto-tmp"))
+    });
+    files
+}
+
+/// The temp file names this ledger's batches can leave: the batch's own and a publish's.
+fn known_temp_names(ledger: &dyn Ledger) -> std::collections::HashSet<String> {
+    let batches = ledger.batches().unwrap_or_default();
+    let mut names = std::collections::HashSet::with_capacity(batches.len() * 2);
+    for b in batches {
+        names.insert(OpenBatch::tmp_name(b.id));
+        names.insert(format!(".{}.facto-tmp", b.file_name));
+    }
+    names
 }
 
 /// What became of a cancelled batch's file.

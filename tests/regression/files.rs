@@ -191,8 +191,15 @@ async fn temp_files_of_a_killed_run_are_removed_by_recovery_from_any_folder() {
         &p.path("paused"),
     )
     .await;
-    // A temp file no recorded batch names (an older version's, another step's).
-    p.write("out/.batch-000099.facto-tmp", "orphan");
+    // A temp file of the rolled-back batch that the run did not record (an older version's, in
+    // another folder of the target).
+    let killed = std::fs::read_dir(p.path("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".facto-tmp"))
+        .unwrap();
+    p.write(&format!("out/older/{killed}"), "orphan");
     let temps = |p: &Project| -> Vec<String> {
         let mut v = Vec::new();
         let mut stack = vec![p.path("out"), p.path("data/batches")];
@@ -319,4 +326,224 @@ async fn attachments_dir_names_a_second_folder_for_the_documents_files() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("demo-invoices.toml:"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn exports_download_writes_the_file_with_the_targets_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::demo();
+    let csv = p.read("connectors/sales-csv.toml");
+    p.write(
+        "connectors/sales-csv.toml",
+        &format!("{csv}\nfile_mode = \"0600\"\n"),
+    );
+    let (_, r) = p.json(&[
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    let id = r["batches"][0]["id"].to_string();
+    let dest = p.path("copy.csv");
+    let out = p.run(&[
+        "exports",
+        "download",
+        &id,
+        "--out",
+        &dest.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "not the umask's default");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_committed_before_a_kill_is_published_in_its_out_dir_from_any_folder() {
+    let p = Project::demo();
+    // Started the usual way (`--config facto.toml` from the config's folder), killed after the
+    // ledger commit, before the file was renamed into place.
+    kill_at(
+        p.command(&["sync"]),
+        "after-commit@sales-csv",
+        &p.path("paused"),
+    )
+    .await;
+    // Recovery runs elsewhere (cron, daemon) with the config's absolute path.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = p.path("facto.toml").display().to_string();
+    let mut c = p.command(&["--json", "--config", &config, "sync"]);
+    c.current_dir(elsewhere.path());
+    let (_, r, _) = json_of(c).await;
+    assert!(
+        r["recovery"]
+            .to_string()
+            .contains("written from the ledger"),
+        "{r}"
+    );
+    let stray: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(stray.is_empty(), "written in the working folder: {stray:?}");
+    let (_, list) = p.json(&["exports", "list"]);
+    let list = list.as_array().unwrap();
+    let b = list.iter().find(|b| b["target"] == "sales-csv").unwrap();
+    let path = std::path::PathBuf::from(b["path"].as_str().unwrap());
+    assert!(path.is_absolute(), "recorded relative: {}", path.display());
+    assert!(path.starts_with(p.path("out")), "{}", path.display());
+    assert_eq!(
+        sha256(&std::fs::read(&path).unwrap()),
+        b["sha256"].as_str().unwrap()
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_named_as_the_invoice_pdf_is_held_and_the_sync_finishes() {
+    use crate::pennylane_sim::{Sim, TOKEN};
+    let sim = Sim::start().await;
+    let p = crate::pennylane_api::project(&sim, "");
+    let made = std::process::Command::new("mkfifo")
+        .arg(p.path("examples/invoices/pdf/pipe.pdf"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let rel = "examples/invoices/inv-2026-0001.json";
+    let mut v: Value = serde_json::from_str(&p.read(rel)).unwrap();
+    v["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": "pdf/pipe.pdf"}]);
+    p.write(rel, &v.to_string());
+    let mut c = p.command(&["--json", "sync"]);
+    c.env("PENNYLANE_API_TOKEN", TOKEN)
+        .stdout(std::fs::File::create(p.path("report.json")).unwrap())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    // Bounded: opening a FIFO for reading used to wait for a writer forever.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the sync hung on the FIFO");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let r: Value = serde_json::from_str(&p.read("report.json")).unwrap();
+    assert_eq!(status.code(), Some(1), "{r}");
+    let problems = r["problems"].to_string();
+    assert!(problems.contains("is not a regular file"), "{problems}");
+    assert!(!sim.imports().contains_key("F2026-0001"));
+}
+
+#[test]
+fn recovery_leaves_another_configurations_temp_files_in_a_shared_out_dir() {
+    let p = Project::demo();
+    let (_, r) = p.json(&["sync"]);
+    let known = r["batches"][0]["id"].as_u64().unwrap();
+    // Another configuration writes to the same folder: its temp files are in use right now.
+    let theirs = [
+        format!("out/.batch-{known:06}.facto-tmp"),
+        "out/.batch-000777.facto-tmp".to_owned(),
+        "out/.their-journal.txt.facto-tmp".to_owned(),
+    ];
+    for t in &theirs {
+        p.write(t, "in progress");
+    }
+    // Every sync starts with the recovery's sweep.
+    let (_, r) = p.json(&["sync"]);
+    for t in &theirs {
+        assert!(p.path(t).exists(), "{t} removed by recovery: {r}");
+    }
+    // Untouched for two hours, a temp named after this ledger's batch is a dead run's: removed.
+    let stale = p.path(&theirs[0]);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        !stale.exists(),
+        "a stale temp of this ledger's batch stays: {r}"
+    );
+    assert!(p.path(&theirs[1]).exists() && p.path(&theirs[2]).exists());
+}
+
+#[test]
+fn a_batch_exported_with_a_relative_config_path_is_cancelled_from_the_configs_folder() {
+    let p = Project::demo();
+    // Exported from the parent folder with `--config <dir>/facto.toml` (a relative out_dir).
+    let parent = p.dir.path().parent().unwrap();
+    let rel_config = format!(
+        "{}/facto.toml",
+        p.dir.path().file_name().unwrap().to_string_lossy()
+    );
+    let mut c = p.command(&[
+        "--json",
+        "--config",
+        &rel_config,
+        "export",
+        "--target",
+        "sales-csv",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    c.current_dir(parent);
+    let out = c.output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b = &r["batches"][0];
+    let path = parent.join(b["path"].as_str().unwrap());
+    assert!(path.exists(), "{}", path.display());
+    // Cancelled later from the config's own folder: the file is found and set aside.
+    let out = p.run(&["exports", "cancel", &b["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!path.exists(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_a_committed_batch_leaves_another_configurations_temp_file_of_that_name() {
+    let p = Project::demo();
+    kill_at(
+        p.command(&["sync"]),
+        "after-commit@sales-fec",
+        &p.path("paused"),
+    )
+    .await;
+    // The FEC batch's folder (`…_B000001`) is made before the commit; another configuration's
+    // write named like that batch's temp file is in progress there.
+    let folder = std::fs::read_dir(p.path("out"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_type().unwrap().is_dir())
+        .unwrap()
+        .path();
+    let id = folder
+        .to_string_lossy()
+        .rsplit("_B")
+        .next()
+        .unwrap()
+        .to_owned();
+    let killed = format!(".batch-{id}.facto-tmp");
+    assert!(p.path(&format!("out/{killed}")).exists());
+    let theirs = folder.join(&killed);
+    std::fs::write(&theirs, "in progress").unwrap();
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        r["recovery"]
+            .to_string()
+            .contains("written from the ledger"),
+        "{r}"
+    );
+    assert!(!p.path(&format!("out/{killed}")).exists(), "{r}");
+    assert!(theirs.exists(), "removed: {r}");
 }
