@@ -527,11 +527,21 @@ impl JobRun<'_> {
                     tracing::info!(doc = %doc.number, target = %t, "Document failed earlier; `facto ledger retry` sends it again.");
                 }
                 _ if same_number.is_some() => {
-                    let mut rec = new_record(key, existing, now);
-                    fill_from_doc(&mut rec, doc, origin, hash);
-                    let problems = same_number.iter().cloned().collect();
-                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
+                    let problems: Vec<Problem> = same_number.iter().cloned().collect();
                     self.tallies[ti].held += 1;
+                    self.held_now.insert(doc.id.clone());
+                    let mut rec = new_record(key, existing, now);
+                    // Held already for this, as read: the stored record (and its copy) stands.
+                    if rec.state == State::Held
+                        && rec.source_hash == hash
+                        && rec.origin == origin
+                        && rec.problems == problems
+                    {
+                        self.lines.extend(problem_lines(t, &rec, "held"));
+                        continue;
+                    }
+                    fill_from_doc(&mut rec, doc, origin, hash);
+                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
                     self.lines.extend(problem_lines(t, &rec, "held"));
                     pending[ti].others.push(rec);
                 }

@@ -475,3 +475,52 @@ fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
         "the demo's two and these two: {held}"
     );
 }
+
+/// The held record of `doc_id` for `target`, as `ledger list` shows it.
+fn held_record(p: &Project, target: &str, doc_id: &str) -> serde_json::Value {
+    let (_, held) = p.json(&["ledger", "list", "--target", target, "--state", "held"]);
+    held.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"]["doc_id"] == doc_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{doc_id} not held: {held}"))
+}
+
+/// A number under two ids was held again, copy and all, on every run (the ledger grew by the
+/// document each time), and a dry run counted it twice (once more from its held copy).
+#[test]
+fn a_duplicate_number_hold_is_not_rewritten_and_a_dry_run_counts_it_once() {
+    let p = Project::demo();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    doc["id"] = "inv-2026-9001".into();
+    p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    let first = held_record(&p, "sales-fec", "inv-2026-9001");
+    let held = target(&r, "sales-fec")["held"].clone();
+    for run in 0..2 {
+        // Read again (the file is touched) and from the held copy.
+        p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        assert!(problems_of(&r, "inv-2026-9001").contains("already used"));
+        assert_eq!(target(&r, "sales-fec")["held"], held, "run {run}: {r}");
+        let again = held_record(&p, "sales-fec", "inv-2026-9001");
+        assert_eq!(
+            again["updated_at"], first["updated_at"],
+            "run {run}: rewritten"
+        );
+    }
+    let (code, dry) = p.json(&["sync", "--dry-run"]);
+    assert_eq!(code, 1, "{dry}");
+    assert_eq!(target(&dry, "sales-fec")["held"], held, "{dry}");
+    let lines = dry["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["doc_id"] == "inv-2026-9001" && l["target"] == "sales-fec")
+        .count();
+    assert_eq!(lines, 1, "{dry}");
+}
