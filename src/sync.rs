@@ -1215,7 +1215,7 @@ pub async fn run_job(
             ledger.set_cursor(
                 &job.name,
                 &Cursor {
-                    state: src.cursor(),
+                    state: src.cursor_before(&jr.dups.conflicts),
                     rescan: false,
                 },
             )?;

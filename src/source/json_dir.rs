@@ -78,6 +78,7 @@ pub struct JsonDirSource {
     pages: std::sync::mpsc::Receiver<(Page, Vec<String>)>,
     pending_len: usize,
     seen: BTreeMap<String, Fingerprint>,
+    dir: PathBuf,
 }
 
 /// Reads and parses files into pages on its own thread, one page ahead of the pipeline, so that
@@ -185,14 +186,16 @@ impl JsonDirSource {
         let (tx, pages) = std::sync::mpsc::sync_channel(1);
         let dir = dir.to_owned();
         let page_size = page_size.max(1);
+        let reader_dir = dir.clone();
         std::thread::Builder::new()
             .name("facto-json-dir".into())
-            .spawn(move || reader(dir, changed, page_size, tx))
+            .spawn(move || reader(reader_dir, changed, page_size, tx))
             .map_err(folder_err)?;
         Ok(JsonDirSource {
             pages,
             pending_len,
             seen,
+            dir,
         })
     }
 
@@ -220,10 +223,18 @@ impl JsonDirSource {
 
     /// Fingerprints of every file seen.
     pub fn cursor(&self) -> serde_json::Value {
-        serde_json::to_value(DirCursor {
-            files: self.seen.clone(),
-        })
-        .unwrap_or(serde_json::Value::Null)
+        self.cursor_before(&std::collections::BTreeSet::new())
+    }
+
+    /// Fingerprints of every file seen but those `origins` name, which are read again.
+    pub fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value {
+        let files = self
+            .seen
+            .iter()
+            .filter(|(name, _)| !origins.contains(&self.dir.join(name).display().to_string()))
+            .map(|(n, f)| (n.clone(), *f))
+            .collect();
+        serde_json::to_value(DirCursor { files }).unwrap_or(serde_json::Value::Null)
     }
 }
 

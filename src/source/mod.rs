@@ -123,9 +123,16 @@ impl Source {
 
     /// The cursor to save after every page was processed.
     pub fn cursor(&self) -> serde_json::Value {
+        self.cursor_before(&std::collections::BTreeSet::new())
+    }
+
+    /// The cursor to save, kept before the documents read from `origins` (files or pages) so
+    /// that the next pull reads them again: the two copies of an id read twice stay in sight
+    /// until a human removes one.
+    pub fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value {
         match self {
-            Source::JsonDir(s) => s.cursor(),
-            Source::Http(s) => s.cursor(),
+            Source::JsonDir(s) => s.cursor_before(origins),
+            Source::Http(s) => s.cursor_before(origins),
         }
     }
 }

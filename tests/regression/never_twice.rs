@@ -524,3 +524,124 @@ fn a_duplicate_number_hold_is_not_rewritten_and_a_dry_run_counts_it_once() {
         .count();
     assert_eq!(lines, 1, "{dry}");
 }
+
+/// An id read twice with different contents was reported once: both files' fingerprints went
+/// into the cursor, so the later copy was never read again (and never seen by anyone). Both
+/// copies are now read again, and reported, on every run until one is removed.
+#[test]
+fn a_second_copy_of_an_id_is_reported_on_every_run_until_one_is_removed() {
+    let p = Project::demo();
+    let mut copy: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    copy["due_date"] = "2026-12-31".into();
+    copy["updated_at"] = "2026-11-30T10:00:00Z".into();
+    p.write("examples/invoices/zz-copy.json", &copy.to_string());
+    for run in 0..3 {
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        let lines = problems_of(&r, "inv-2026-0001");
+        assert!(
+            lines.contains("read twice") && lines.contains("zz-copy.json"),
+            "run {run}: {r}"
+        );
+        assert_eq!(csv_rows_of(&p, "F2026-0001"), 1, "run {run}");
+    }
+    // The first copy was the wrong one: removed, the later one is read and its change shown
+    // for a human (never delivered a second time, never lost).
+    std::fs::remove_file(p.path("examples/invoices/inv-2026-0001.json")).unwrap();
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    let lines = problems_of(&r, "inv-2026-0001");
+    assert!(!lines.contains("read twice"), "{r}");
+    assert!(
+        lines.contains("changed-after-delivery") && lines.contains("2026-12-31"),
+        "{r}"
+    );
+    assert_eq!(csv_rows_of(&p, "F2026-0001"), 1);
+}
+
+/// With the http source, a document edited while a pull paged came back on a later page with
+/// a newer `updated_at`: the newer copy was dropped and the cursor moved past it, so the edit
+/// was never seen. The cursor now stays where the pull started; the next pull reads the
+/// document again and shows the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_edited_while_the_http_source_pages_is_read_again_next_run() {
+    use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let p = Project::demo();
+    p.write(
+        "connectors/api.toml",
+        &format!(
+            "kind = \"http\"\nurl = \"{}/api/invoices\"\nitems_field = \"data\"\npage_size = 2\ninitial_retry_ms = 50\nmax_retry_secs = 5\n",
+            server.uri()
+        ),
+    );
+    let cfg = p
+        .read("facto.toml")
+        .replace("source = \"demo-invoices\"", "source = \"api\"");
+    p.write("facto.toml", &cfg);
+    let base: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let doc = |i: u32, due: &str, at: &str| {
+        let mut d = base.clone();
+        d["id"] = format!("api-{i}").into();
+        d["number"] = format!("F2026-09{i:02}").into();
+        d["due_date"] = due.into();
+        d["updated_at"] = at.into();
+        d
+    };
+    let old = doc(1, "2026-12-01", "2026-11-01T10:00:00Z");
+    let other = doc(2, "2026-12-01", "2026-11-02T10:00:00Z");
+    let edited = doc(1, "2026-12-31", "2026-11-03T10:00:00Z");
+    let page = |items: Vec<serde_json::Value>, next: Option<String>| {
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({ "data": items, "next": next }))
+    };
+    let first_page = || {
+        Mock::given(method("GET"))
+            .and(path("/api/invoices"))
+            .and(query_param_is_missing("updated_since"))
+            .and(query_param_is_missing("cursor"))
+    };
+    first_page()
+        .respond_with(page(
+            vec![old, other.clone()],
+            Some(format!("{}/api/invoices?cursor=p2", server.uri())),
+        ))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/invoices"))
+        .and(query_param("cursor", "p2"))
+        .respond_with(page(vec![edited.clone()], None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The next pull starts where the first one did (no cursor): not past the edited copy.
+    first_page()
+        .respond_with(page(vec![edited, other], None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sync = || {
+        let cmd = p.command(&["--json", "sync"]);
+        async move {
+            let (code, v, _) = json_of(cmd).await;
+            (code, v)
+        }
+    };
+    let (code, r) = sync().await;
+    assert_eq!(code, 1, "{r}");
+    assert!(problems_of(&r, "api-1").contains("read twice"), "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 2, "{r}");
+    let (code, r) = sync().await;
+    assert_eq!(code, 1, "{r}");
+    let lines = problems_of(&r, "api-1");
+    assert!(
+        lines.contains("changed-after-delivery") && lines.contains("2026-12-31"),
+        "{r}"
+    );
+    assert_eq!(target(&r, "sales-fec")["delivered"], 0, "{r}");
+}
