@@ -1210,7 +1210,7 @@ fn record_line(r: &Record) -> String {
         "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {}  {}\n",
         r.key.job,
         r.key.target,
-        r.key.doc_id,
+        crate::model::shown_id(&r.key.doc_id),
         r.number,
         r.state.as_str(),
         r.batch_id.map(|b| b.to_string()).unwrap_or_default(),

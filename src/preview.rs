@@ -349,8 +349,9 @@ pub async fn preview(
         }
         for (id, number, error) in &bad {
             tp.rows.push(PreviewRow {
-                doc_id: (*id).clone(),
-                number: Option::clone(number).unwrap_or_else(|| (*id).clone()),
+                doc_id: crate::model::shown_id(id).to_owned(),
+                number: Option::clone(number)
+                    .unwrap_or_else(|| crate::model::shown_id(id).to_owned()),
                 date: None,
                 customer: String::new(),
                 gross: None,

@@ -268,7 +268,7 @@ fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
         .iter()
         .map(|p| ProblemLine {
             target: target.to_owned(),
-            doc_id: r.key.doc_id.clone(),
+            doc_id: crate::model::shown_id(&r.key.doc_id).to_owned(),
             number: r.number.clone(),
             customer: if r.customer_name.is_empty() {
                 r.customer_id.clone()
@@ -382,6 +382,7 @@ impl JobRun<'_> {
                     );
                     let targets = Arc::clone(&self.targets);
                     for (ti, t) in targets.iter().enumerate() {
+                        self.rekey_malformed(t, &id, &error.origin, now)?;
                         let existing = self.ledger.get(&self.key(t, &id))?;
                         if existing
                             .as_ref()
@@ -391,7 +392,9 @@ impl JobRun<'_> {
                             continue;
                         }
                         let mut r = new_record(self.key(t, &id), existing, now);
-                        let number = number.clone().unwrap_or_else(|| id.clone());
+                        let number = number
+                            .clone()
+                            .unwrap_or_else(|| crate::model::shown_id(&id).to_owned());
                         let unchanged = r.state == State::Held
                             && r.number == number
                             && r.origin == error.origin
@@ -419,6 +422,39 @@ impl JobRun<'_> {
         // Flushed before this page's records: a number is never delivered unregistered.
         self.dups.save(self.ledger, self.dry_run)?;
         Ok(pending)
+    }
+
+    /// A ledger made before malformed ids had their own prefix holds such a document under its
+    /// escaped id, a name a real document may have: that record goes (audited) when the
+    /// document is held under its own key, so `ledger forget` names one record.
+    fn rekey_malformed(
+        &self,
+        target: &str,
+        id: &str,
+        origin: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), RunError> {
+        let shown = crate::model::shown_id(id);
+        if self.dry_run || shown == id {
+            return Ok(());
+        }
+        let old = self.key(target, shown);
+        let stale = self.ledger.get(&old)?.is_some_and(|r| {
+            r.state == State::Held
+                && r.origin == origin
+                && r.problems.iter().all(|p| p.code == "malformed-document")
+        });
+        if stale {
+            self.ledger.forget(
+                &old,
+                AuditEvent {
+                    at: now,
+                    action: "rekeyed".into(),
+                    detail: format!("{old}: a malformed document, now held under its own key"),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     fn process_doc(
@@ -1294,7 +1330,8 @@ fn finish_report(
                     state: Some(state),
                 };
                 for r in ledger.list(&filter)? {
-                    if listed.contains(&(t.clone(), r.key.doc_id.clone())) {
+                    let shown = crate::model::shown_id(&r.key.doc_id).to_owned();
+                    if listed.contains(&(t.clone(), shown)) {
                         continue;
                     }
                     if state == State::Held {
@@ -1302,7 +1339,7 @@ fn finish_report(
                     } else {
                         lines.push(ProblemLine {
                             target: t.clone(),
-                            doc_id: r.key.doc_id.clone(),
+                            doc_id: crate::model::shown_id(&r.key.doc_id).to_owned(),
                             number: r.number.clone(),
                             customer: r.customer_name.clone(),
                             status: state.as_str().into(),

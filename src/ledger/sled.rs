@@ -718,7 +718,10 @@ impl Ledger for SledLedger {
         for kv in self.db.scan_prefix(b"r\0") {
             let (k, v) = kv?;
             let r = self.decode(&k, &v)?;
-            if r.key.doc_id == doc || r.number == doc {
+            if r.key.doc_id == doc
+                || crate::model::shown_id(&r.key.doc_id) == doc
+                || r.number == doc
+            {
                 out.push(r);
             }
         }

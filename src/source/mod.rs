@@ -146,6 +146,10 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mu
     let out = &mut page.items;
     for (pos, v) in values.into_iter().enumerate() {
         let (raw_id, number) = crate::model::raw_identity(&v, pos);
+        let escaped = v
+            .get("id")
+            .and_then(|x| x.as_str())
+            .is_some_and(|s| s.chars().any(char::is_control));
         let mut unknown = Vec::new();
         let parsed = crate::model::parse_document_noting(v, origin, pos, &mut unknown);
         if let Ok(doc) = &parsed {
@@ -164,6 +168,9 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mu
             Err(error) => {
                 let id = if raw_id.starts_with('#') {
                     format!("{origin}{raw_id}")
+                } else if escaped {
+                    // Never the record of a real document whose id is the escaped text.
+                    format!("{}{raw_id}", crate::model::MALFORMED_ID)
                 } else {
                     raw_id
                 };

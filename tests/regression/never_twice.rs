@@ -52,7 +52,8 @@ fn document_id_with_a_control_character_is_held_and_later_syncs_go_on() {
         .iter()
         .map(|x| x["key"]["doc_id"].as_str().unwrap_or_default())
         .collect();
-    assert!(ids.contains(&"inv-2026\\n0041"), "{listed}");
+    // Kept under a key no real id can have (a real `inv-2026\n0041` is another document).
+    assert!(ids.contains(&"\u{1}malformed:inv-2026\\n0041"), "{listed}");
     assert!(ids.iter().all(|id| !id.contains('\n')), "{listed}");
 
     // Corrected in the source: delivered under its new id; the old record goes as documented.
@@ -644,4 +645,55 @@ async fn an_id_edited_while_the_http_source_pages_is_read_again_next_run() {
         "{r}"
     );
     assert_eq!(target(&r, "sales-fec")["delivered"], 0, "{r}");
+}
+
+/// A malformed document whose id holds a line break was kept under its escaped id, `inv\n42`
+/// with a backslash: a real document with that very id shared its record, and once that one
+/// was delivered the malformed one was never reported again. Each has its own record now.
+#[test]
+fn a_malformed_id_never_shares_a_record_with_a_real_document() {
+    let p = Project::demo();
+    let mut bad: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    bad["id"] = "inv-2026\n0041".into();
+    bad["number"] = "F2026-0041".into();
+    let mut real = bad.clone();
+    real["id"] = "inv-2026\\n0041".into();
+    real["number"] = "F2026-0042".into();
+    p.write(
+        "examples/invoices/odd.json",
+        &serde_json::to_string(&[bad, real]).unwrap(),
+    );
+    for run in 0..2 {
+        // Touched, so both are read again.
+        if run > 0 {
+            let text = p.read("examples/invoices/odd.json");
+            p.write("examples/invoices/odd.json", &format!("{text}\n"));
+        }
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        let held = r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["number"] == "F2026-0041" && x["field"] == "id")
+            .count();
+        assert_eq!(held, 2, "run {run}: one line per target: {r}");
+        assert_eq!(csv_rows_of(&p, "F2026-0042"), 1, "run {run}");
+    }
+    let (_, listed) = p.json(&["ledger", "list", "--target", "sales-fec"]);
+    let states: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["number"] == "F2026-0041" || x["number"] == "F2026-0042")
+        .map(|x| (x["number"].to_string(), x["state"].to_string()))
+        .collect();
+    assert_eq!(states.len(), 2, "{listed}");
+    assert!(
+        states
+            .iter()
+            .any(|(n, s)| n.contains("0041") && s.contains("held")),
+        "{states:?}"
+    );
 }
