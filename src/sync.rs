@@ -29,6 +29,7 @@ use crate::target::xero::XeroRun;
 use crate::target::{TargetError, TargetRun};
 
 pub(crate) mod duplicates;
+mod malformed;
 use duplicates::{Duplicate, Duplicates};
 
 /// How the run behaves.
@@ -382,7 +383,9 @@ impl JobRun<'_> {
                     );
                     let targets = Arc::clone(&self.targets);
                     for (ti, t) in targets.iter().enumerate() {
-                        self.rekey_malformed(t, &id, &error.origin, now)?;
+                        if !self.dry_run {
+                            malformed::rekey(self.ledger, &self.key(t, &id), &error.origin, now)?;
+                        }
                         let existing = self.ledger.get(&self.key(t, &id))?;
                         if existing
                             .as_ref()
@@ -422,39 +425,6 @@ impl JobRun<'_> {
         // Flushed before this page's records: a number is never delivered unregistered.
         self.dups.save(self.ledger, self.dry_run)?;
         Ok(pending)
-    }
-
-    /// A ledger made before malformed ids had their own prefix holds such a document under its
-    /// escaped id, a name a real document may have: that record goes (audited) when the
-    /// document is held under its own key, so `ledger forget` names one record.
-    fn rekey_malformed(
-        &self,
-        target: &str,
-        id: &str,
-        origin: &str,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<(), RunError> {
-        let shown = crate::model::shown_id(id);
-        if self.dry_run || shown == id {
-            return Ok(());
-        }
-        let old = self.key(target, shown);
-        let stale = self.ledger.get(&old)?.is_some_and(|r| {
-            r.state == State::Held
-                && r.origin == origin
-                && r.problems.iter().all(|p| p.code == "malformed-document")
-        });
-        if stale {
-            self.ledger.forget(
-                &old,
-                AuditEvent {
-                    at: now,
-                    action: "rekeyed".into(),
-                    detail: format!("{old}: a malformed document, now held under its own key"),
-                },
-            )?;
-        }
-        Ok(())
     }
 
     fn process_doc(

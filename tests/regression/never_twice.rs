@@ -747,7 +747,10 @@ fn preview_finds_duplicates_as_sync_does() {
     p.write("examples/invoices/zz-copy.json", &copy.to_string());
     // Touched, so that the sync reads both copies as the preview does.
     let first = p.read("examples/invoices/inv-2026-0001.json");
-    p.write("examples/invoices/inv-2026-0001.json", &format!("{first}\n"));
+    p.write(
+        "examples/invoices/inv-2026-0001.json",
+        &format!("{first}\n"),
+    );
     let rows = preview_rows(&p, &[], "inv-2026-0001");
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["already-transferred", "held"], "{rows:?}");
