@@ -319,6 +319,9 @@ struct JobRun<'a> {
     /// Ids of the documents held in this run, so that the re-check of held records skips them.
     held_now: BTreeSet<String>,
     dups: Duplicates,
+    /// Source files not read in this pull (unchanged): a document whose record came from one
+    /// of them, read now from another file, is a second copy of its id.
+    unread: BTreeSet<String>,
 }
 
 impl JobRun<'_> {
@@ -461,6 +464,11 @@ impl JobRun<'_> {
             }
             None => None,
         };
+        if let Some(first) = self.copy_elsewhere(doc, origin)? {
+            let problem = self.dups.same_id(doc, &first, origin);
+            self.report_same_id(doc, origin, hash, &problem, now);
+            return Ok(());
+        }
         let mut prepared: Option<Prepared> = None;
         let mut skipped_counted = false;
         for (ti, t) in targets.iter().enumerate() {
@@ -569,6 +577,21 @@ impl JobRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The unchanged source file (not read in this pull) that the document's record came
+    /// from, when the document is now read from another file: the id is in both.
+    fn copy_elsewhere(&self, doc: &Document, origin: &str) -> Result<Option<String>, RunError> {
+        if self.dups.refeeding || self.unread.is_empty() || doc.status != DocStatus::Final {
+            return Ok(None);
+        }
+        for t in self.targets.iter() {
+            if let Some(r) = self.ledger.get(&self.key(t, &doc.id))? {
+                let elsewhere = r.origin != origin && self.unread.contains(&r.origin);
+                return Ok(elsewhere.then_some(r.origin));
+            }
+        }
+        Ok(None)
     }
 
     /// A second document with an id already read: reported on every target it would reach,
@@ -1033,6 +1056,7 @@ pub async fn run_job(
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
         held_now: BTreeSet::new(),
         dups: Duplicates::default(),
+        unread: BTreeSet::new(),
     };
     jr.dups.backfill(ledger, &job.name)?;
     let started = Utc::now();
@@ -1049,6 +1073,9 @@ pub async fn run_job(
             None
         }
     };
+    if let Some(src) = &source {
+        jr.unread = src.unread_origins();
+    }
     let mut export_pool: Vec<Pending> = jr.targets.iter().map(|_| Pending::default()).collect();
     let mut failure: Option<TargetError> = None;
     let mut amounts = vec![Amounts::default(); jr.targets.len()];

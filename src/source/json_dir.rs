@@ -79,6 +79,7 @@ pub struct JsonDirSource {
     pending_len: usize,
     seen: BTreeMap<String, Fingerprint>,
     dir: PathBuf,
+    unread: std::collections::BTreeSet<String>,
 }
 
 /// Reads and parses files into pages on its own thread, one page ahead of the pipeline, so that
@@ -182,6 +183,11 @@ impl JsonDirSource {
             seen.insert(name, fp);
         }
         changed.sort();
+        let unread = seen
+            .keys()
+            .filter(|n| changed.binary_search(n).is_err())
+            .map(|n| dir.join(n).display().to_string())
+            .collect();
         let pending_len = changed.len();
         let (tx, pages) = std::sync::mpsc::sync_channel(1);
         let dir = dir.to_owned();
@@ -196,12 +202,19 @@ impl JsonDirSource {
             pending_len,
             seen,
             dir,
+            unread,
         })
     }
 
     /// Files to read in this pull (new or changed since the cursor).
     pub fn pending_files(&self) -> usize {
         self.pending_len
+    }
+
+    /// The files of the folder this pull does not read (unchanged since the cursor), as
+    /// documents' origins name them.
+    pub fn unread_origins(&self) -> &std::collections::BTreeSet<String> {
+        &self.unread
     }
 
     /// The next page of documents.

@@ -121,6 +121,15 @@ impl Source {
         }
     }
 
+    /// The files this pull does not read because they did not change (json-dir; none for
+    /// http), as documents' origins name them.
+    pub fn unread_origins(&self) -> std::collections::BTreeSet<String> {
+        match self {
+            Source::JsonDir(s) => s.unread_origins().clone(),
+            Source::Http(_) => std::collections::BTreeSet::new(),
+        }
+    }
+
     /// The cursor to save after every page was processed.
     pub fn cursor(&self) -> serde_json::Value {
         self.cursor_before(&std::collections::BTreeSet::new())

@@ -70,17 +70,8 @@ impl Duplicates {
                 return Ok(Some(Duplicate::Reread));
             }
             Some((first, _)) if !self.refeeding => {
-                self.conflicts.insert(first.clone());
-                self.conflicts.insert(origin.to_owned());
-                return Ok(Some(Duplicate::SameId(Problem::new(
-                    "duplicate-id",
-                    "id",
-                    format!(
-                        "document id `{}` is read twice from the source with different contents: first in {first}, again in {origin} (number {}); the later one is left out so that nothing is delivered twice, and both are read again on every run until one is removed",
-                        doc.id, doc.number
-                    ),
-                    "give each document its own id in the invoicing application, or remove the copy that is wrong (a delivered one that changed is then reported as changed after delivery)",
-                ))));
+                let first = first.clone();
+                return Ok(Some(Duplicate::SameId(self.same_id(doc, &first, origin))));
             }
             Some(_) => {}
             None => {
@@ -144,6 +135,22 @@ impl Duplicates {
                 Ok(None)
             }
         }
+    }
+
+    /// The problem of a second copy of `doc`'s id, read from `origin` after `first`; the
+    /// cursor is kept before both.
+    pub(crate) fn same_id(&mut self, doc: &Document, first: &str, origin: &str) -> Problem {
+        self.conflicts.insert(first.to_owned());
+        self.conflicts.insert(origin.to_owned());
+        Problem::new(
+            "duplicate-id",
+            "id",
+            format!(
+                "document id `{}` is read twice from the source with different contents: first in {first}, again in {origin} (number {}); the later one is left out so that nothing is delivered twice, and both are read again on every run until one is removed",
+                doc.id, doc.number
+            ),
+            "give each document its own id in the invoicing application, or remove the copy that is wrong (a delivered one that changed is then reported as changed after delivery)",
+        )
     }
 
     /// Registers, once per job, the numbers of the documents a ledger made before numbers

@@ -764,3 +764,30 @@ fn preview_finds_duplicates_as_sync_does() {
         "{r}"
     );
 }
+
+/// A copy of a delivered id in a new file, its first file unchanged (so not read again): the
+/// sync took it for a change after delivery while the preview, reading everything, saw a
+/// second copy. Both see a second copy now, and the sync reports it on every run.
+#[test]
+fn a_copy_of_a_delivered_id_in_a_new_file_is_a_duplicate_for_sync_too() {
+    let p = Project::demo();
+    p.json(&["sync"]);
+    let mut copy: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    copy["due_date"] = "2026-12-31".into();
+    p.write("examples/invoices/zz-copy.json", &copy.to_string());
+    let rows = preview_rows(&p, &[], "inv-2026-0001");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1]["status"], "held", "{rows:?}");
+    for run in 0..2 {
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        let lines = problems_of(&r, "inv-2026-0001");
+        assert!(
+            lines.contains("read twice") && lines.contains("zz-copy.json"),
+            "run {run}: {r}"
+        );
+        assert!(!lines.contains("changed-after-delivery"), "run {run}: {r}");
+    }
+    assert_eq!(csv_rows_of(&p, "F2026-0001"), 1);
+}
