@@ -302,6 +302,8 @@ struct Tally {
     held: u64,
     changed: u64,
     nothing_to_book: u64,
+    /// Second copies of an id left out (they have no record of their own).
+    copies: u64,
 }
 
 struct JobRun<'a> {
@@ -616,6 +618,7 @@ impl JobRun<'_> {
             fill_from_doc(&mut r, doc, origin, hash);
             r.problems = vec![problem.clone()];
             self.tallies[ti].held += 1;
+            self.tallies[ti].copies += 1;
             self.lines.extend(problem_lines(t, &r, "held"));
         }
     }
@@ -1314,7 +1317,7 @@ fn finish_report(
                 .map(|(_, n)| n)
                 .sum();
             tr.already_delivered = total_delivered.saturating_sub(tr.delivered);
-            tr.held = count(State::Held);
+            tr.held = count(State::Held) + tally.copies;
             // Held documents not read this run (unchanged files) still deserve their line.
             let listed: BTreeSet<(String, String)> = lines
                 .iter()

@@ -546,6 +546,8 @@ fn a_second_copy_of_an_id_is_reported_on_every_run_until_one_is_removed() {
             "run {run}: {r}"
         );
         assert_eq!(csv_rows_of(&p, "F2026-0001"), 1, "run {run}");
+        // Counted held back, with the demo's two.
+        assert_eq!(target(&r, "sales-fec")["held"], 3, "run {run}: {r}");
     }
     // The first copy was the wrong one: removed, the later one is read and its change shown
     // for a human (never delivered a second time, never lost).
