@@ -1387,6 +1387,15 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                 .filter(|r| job.as_ref().is_none_or(|j| r.key.job == *j))
                 .collect();
             let [r] = found.as_slice() else {
+                if found
+                    .iter()
+                    .any(|r| r.key.doc_id.starts_with(crate::model::MALFORMED_ID))
+                {
+                    return Err(fail(
+                        exit::USAGE,
+                        anyhow!("`{doc}` names a malformed document and another record; `malformed:{doc}` names the malformed one"),
+                    ));
+                }
                 return Err(fail(
                     exit::USAGE,
                     anyhow!("`{doc}` has records in several jobs; name one with --job"),

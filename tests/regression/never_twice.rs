@@ -698,6 +698,22 @@ fn a_malformed_id_never_shares_a_record_with_a_real_document() {
             .any(|(n, s)| n.contains("0041") && s.contains("held")),
         "{states:?}"
     );
+    // The escaped id names both: `malformed:` names the malformed one alone.
+    let forget = |id: &str| p.run(&["ledger", "forget", id, "--target", "sales-fec", "--yes"]);
+    let out = forget("inv-2026\\n0041");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("malformed:inv-2026"),
+        "{out:?}"
+    );
+    let out = forget("malformed:inv-2026\\n0041");
+    assert!(out.status.success(), "{out:?}");
+    let (_, r) = p.json(&["ledger", "show", "F2026-0042"]);
+    assert_eq!(
+        r.as_array().map(Vec::len),
+        Some(2),
+        "the real one stays: {r}"
+    );
 }
 
 /// The preview row of `doc_id` for the demo's CSV target, over `args` (after `preview`).
