@@ -1226,7 +1226,7 @@ fn record_line(r: &Record) -> String {
         "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {}  {}\n",
         r.key.job,
         r.key.target,
-        r.key.doc_id,
+        crate::model::shown_id(&r.key.doc_id),
         r.number,
         r.state.as_str(),
         r.batch_id.map(|b| b.to_string()).unwrap_or_default(),
@@ -1403,6 +1403,15 @@ fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                 .filter(|r| job.as_ref().is_none_or(|j| r.key.job == *j))
                 .collect();
             let [r] = found.as_slice() else {
+                if found
+                    .iter()
+                    .any(|r| r.key.doc_id.starts_with(crate::model::MALFORMED_ID))
+                {
+                    return Err(fail(
+                        exit::USAGE,
+                        anyhow!("`{doc}` names a malformed document and another record; `malformed:{doc}` names the malformed one"),
+                    ));
+                }
                 return Err(fail(
                     exit::USAGE,
                     anyhow!("`{doc}` has records in several jobs; name one with --job"),

@@ -436,6 +436,16 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
+/// Start of the ledger id of a malformed document whose id holds a control character: its
+/// escaped id (`inv\n42`) could be a real document's id, this prefix (a control character
+/// itself) cannot.
+pub const MALFORMED_ID: &str = "\u{1}malformed:";
+
+/// A ledger id as shown to people: a malformed document's id without [`MALFORMED_ID`].
+pub fn shown_id(id: &str) -> &str {
+    id.strip_prefix(MALFORMED_ID).unwrap_or(id)
+}
+
 /// Why a document's id or number cannot be taken: a control character (a line break, a NUL...)
 /// would end up in ledger keys, report lines, file names and fixed-width journal fields.
 /// Returns the field and the message.

@@ -139,6 +139,12 @@ pub async fn scan_source(
     Ok(())
 }
 
+/// How a document duplicates another, as [`Duplicate`] tells it to the sync.
+enum Dup {
+    SameId(Problem),
+    SameNumber(Problem),
+}
+
 fn in_period(doc: &Document, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
     from.is_none_or(|f| doc.issue_date >= f) && to.is_none_or(|t| doc.issue_date <= t)
 }
@@ -186,26 +192,30 @@ pub async fn preview(
         skipped: BTreeMap::new(),
         targets: Vec::new(),
     };
-    let mut docs: Vec<(&Document, String, &str, Option<Problem>)> = Vec::new();
+    let mut docs: Vec<(&Document, String, &str, Option<Dup>)> = Vec::new();
     let mut bad = Vec::new();
-    // Duplicates as the sync would find them, in source order (nothing is saved).
+    // Duplicates as the sync would find them, in source order and over the whole source (a
+    // document out of the period still owns its number); nothing is saved.
     let mut dups = crate::sync::duplicates::Duplicates::default();
     dups.backfill(ledger, &job.name)?;
     for item in &items {
         match item {
-            Item::Doc { doc, hash, origin } if in_period(doc, from, to) => {
-                if doc.status == DocStatus::Final {
-                    let hash = hash
-                        .clone()
-                        .unwrap_or_else(|| crate::sync::source_hash(doc));
-                    let dup =
-                        match dups.check(ledger, &job.name, &job.targets, doc, origin, &hash)? {
-                            Some(Duplicate::Reread) => continue,
-                            Some(Duplicate::SameId(p) | Duplicate::SameNumber(p)) => Some(p),
-                            None => None,
-                        };
+            Item::Doc { doc, hash, origin } if doc.status == DocStatus::Final => {
+                let hash = hash
+                    .clone()
+                    .unwrap_or_else(|| crate::sync::source_hash(doc));
+                let dup = match dups.check(ledger, &job.name, &job.targets, doc, origin, &hash)? {
+                    Some(Duplicate::Reread) => continue,
+                    Some(Duplicate::SameId(p)) => Some(Dup::SameId(p)),
+                    Some(Duplicate::SameNumber(p)) => Some(Dup::SameNumber(p)),
+                    None => None,
+                };
+                if in_period(doc, from, to) {
                     docs.push((doc, hash, origin.as_str(), dup));
-                } else if skipped_by_a_target(ledger, job, &targets, &layouts, doc)? {
+                }
+            }
+            Item::Doc { doc, .. } if in_period(doc, from, to) => {
+                if skipped_by_a_target(ledger, job, &targets, &layouts, doc)? {
                     *out.skipped
                         .entry(doc.status.as_str().to_owned())
                         .or_insert(0) += 1;
@@ -218,7 +228,7 @@ pub async fn preview(
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
     for (t, layout) in targets.into_iter().zip(layouts) {
         // Chorus Pro files are for public buyers only: other documents are not in their count.
-        let in_scope: Vec<&(&Document, String, &str, Option<Problem>)> = docs
+        let in_scope: Vec<&(&Document, String, &str, Option<Dup>)> = docs
             .iter()
             .filter(|(d, _, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
@@ -243,7 +253,21 @@ pub async fn preview(
                 doc_id: doc.id.clone(),
             };
             let rec = ledger.get(&key)?;
+            let held_for = |p: &Problem| {
+                (
+                    "held".to_owned(),
+                    format!("{}: {} — fix: {}", p.field, p.message, p.fix),
+                )
+            };
+            let dup_problem = match dup {
+                Some(Dup::SameId(p) | Dup::SameNumber(p)) => Some(p),
+                None => None,
+            };
+            // In the order the sync decides: a second copy of an id first, whatever its record.
             let (status, detail) = match rec.as_ref().map(|r| r.state) {
+                _ if matches!(dup, Some(Dup::SameId(_))) => {
+                    dup_problem.map(held_for).unwrap_or_default()
+                }
                 Some(s) if s.is_delivered() => {
                     let batch = match rec.as_ref().and_then(|r| r.batch_id) {
                         Some(id) => match ledger.batch(id)? {
@@ -267,13 +291,6 @@ pub async fn preview(
                         ("already-transferred".to_owned(), batch)
                     }
                 }
-                _ if dup.is_some() => (
-                    "held".into(),
-                    dup.iter()
-                        .map(|p| format!("{}: {} — fix: {}", p.field, p.message, p.fix))
-                        .collect::<Vec<_>>()
-                        .join(" | "),
-                ),
                 Some(State::Claimed) => (
                     "in-progress".into(),
                     "claimed by a delivery in progress".into(),
@@ -282,6 +299,7 @@ pub async fn preview(
                     "failed".into(),
                     rec.and_then(|r| r.last_error).unwrap_or_default(),
                 ),
+                _ if dup_problem.is_some() => dup_problem.map(held_for).unwrap_or_default(),
                 _ => match prepare(doc, mapping).and_then(|md| {
                     let mut p =
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
@@ -349,8 +367,9 @@ pub async fn preview(
         }
         for (id, number, error) in &bad {
             tp.rows.push(PreviewRow {
-                doc_id: (*id).clone(),
-                number: Option::clone(number).unwrap_or_else(|| (*id).clone()),
+                doc_id: crate::model::shown_id(id).to_owned(),
+                number: Option::clone(number)
+                    .unwrap_or_else(|| crate::model::shown_id(id).to_owned()),
                 date: None,
                 customer: String::new(),
                 gross: None,

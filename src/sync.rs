@@ -29,6 +29,7 @@ use crate::target::xero::XeroRun;
 use crate::target::{TargetError, TargetRun};
 
 pub(crate) mod duplicates;
+mod malformed;
 use duplicates::{Duplicate, Duplicates};
 
 /// How the run behaves.
@@ -269,7 +270,7 @@ fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
         .iter()
         .map(|p| ProblemLine {
             target: target.to_owned(),
-            doc_id: r.key.doc_id.clone(),
+            doc_id: crate::model::shown_id(&r.key.doc_id).to_owned(),
             number: r.number.clone(),
             customer: if r.customer_name.is_empty() {
                 r.customer_id.clone()
@@ -302,6 +303,8 @@ struct Tally {
     held: u64,
     changed: u64,
     nothing_to_book: u64,
+    /// Second copies of an id left out (they have no record of their own).
+    copies: u64,
 }
 
 struct JobRun<'a> {
@@ -319,6 +322,9 @@ struct JobRun<'a> {
     /// Ids of the documents held in this run, so that the re-check of held records skips them.
     held_now: BTreeSet<String>,
     dups: Duplicates,
+    /// Source files not read in this pull (unchanged): a document whose record came from one
+    /// of them, read now from another file, is a second copy of its id.
+    unread: BTreeSet<String>,
 }
 
 impl JobRun<'_> {
@@ -383,6 +389,9 @@ impl JobRun<'_> {
                     );
                     let targets = Arc::clone(&self.targets);
                     for (ti, t) in targets.iter().enumerate() {
+                        if !self.dry_run {
+                            malformed::rekey(self.ledger, &self.key(t, &id), &error.origin, now)?;
+                        }
                         let existing = self.ledger.get(&self.key(t, &id))?;
                         if existing
                             .as_ref()
@@ -392,7 +401,9 @@ impl JobRun<'_> {
                             continue;
                         }
                         let mut r = new_record(self.key(t, &id), existing, now);
-                        let number = number.clone().unwrap_or_else(|| id.clone());
+                        let number = number
+                            .clone()
+                            .unwrap_or_else(|| crate::model::shown_id(&id).to_owned());
                         let unchanged = r.state == State::Held
                             && r.number == number
                             && r.origin == error.origin
@@ -456,6 +467,11 @@ impl JobRun<'_> {
             }
             None => None,
         };
+        if let Some(first) = self.copy_elsewhere(doc, origin)? {
+            let problem = self.dups.same_id(doc, &first, origin);
+            self.report_same_id(doc, origin, hash, &problem, now);
+            return Ok(());
+        }
         let mut prepared: Option<Prepared> = None;
         let mut skipped_counted = false;
         for (ti, t) in targets.iter().enumerate() {
@@ -528,11 +544,21 @@ impl JobRun<'_> {
                     tracing::info!(doc = %doc.number, target = %t, "Document failed earlier; `facto ledger retry` sends it again.");
                 }
                 _ if same_number.is_some() => {
-                    let mut rec = new_record(key, existing, now);
-                    fill_from_doc(&mut rec, doc, origin, hash);
-                    let problems = same_number.iter().cloned().collect();
-                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
+                    let problems: Vec<Problem> = same_number.iter().cloned().collect();
                     self.tallies[ti].held += 1;
+                    self.held_now.insert(doc.id.clone());
+                    let mut rec = new_record(key, existing, now);
+                    // Held already for this, as read: the stored record (and its copy) stands.
+                    if rec.state == State::Held
+                        && rec.source_hash == hash
+                        && rec.origin == origin
+                        && rec.problems == problems
+                    {
+                        self.lines.extend(problem_lines(t, &rec, "held"));
+                        continue;
+                    }
+                    fill_from_doc(&mut rec, doc, origin, hash);
+                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
                     self.lines.extend(problem_lines(t, &rec, "held"));
                     pending[ti].others.push(rec);
                 }
@@ -554,6 +580,21 @@ impl JobRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The unchanged source file (not read in this pull) that the document's record came
+    /// from, when the document is now read from another file: the id is in both.
+    fn copy_elsewhere(&self, doc: &Document, origin: &str) -> Result<Option<String>, RunError> {
+        if self.dups.refeeding || self.unread.is_empty() || doc.status != DocStatus::Final {
+            return Ok(None);
+        }
+        for t in self.targets.iter() {
+            if let Some(r) = self.ledger.get(&self.key(t, &doc.id))? {
+                let elsewhere = r.origin != origin && self.unread.contains(&r.origin);
+                return Ok(elsewhere.then_some(r.origin));
+            }
+        }
+        Ok(None)
     }
 
     /// A second document with an id already read: reported on every target it would reach,
@@ -578,6 +619,7 @@ impl JobRun<'_> {
             fill_from_doc(&mut r, doc, origin, hash);
             r.problems = vec![problem.clone()];
             self.tallies[ti].held += 1;
+            self.tallies[ti].copies += 1;
             self.lines.extend(problem_lines(t, &r, "held"));
         }
     }
@@ -1018,6 +1060,7 @@ pub async fn run_job(
         report: RunReport::new(&run_id, command, &job.name, opts.dry_run),
         held_now: BTreeSet::new(),
         dups: Duplicates::default(),
+        unread: BTreeSet::new(),
     };
     jr.dups.backfill(ledger, &job.name)?;
     let started = Utc::now();
@@ -1034,6 +1077,9 @@ pub async fn run_job(
             None
         }
     };
+    if let Some(src) = &source {
+        jr.unread = src.unread_origins();
+    }
     let mut export_pool: Vec<Pending> = jr.targets.iter().map(|_| Pending::default()).collect();
     let mut failure: Option<TargetError> = None;
     let mut amounts = vec![Amounts::default(); jr.targets.len()];
@@ -1206,7 +1252,7 @@ pub async fn run_job(
             ledger.set_cursor(
                 &job.name,
                 &Cursor {
-                    state: src.cursor(),
+                    state: src.cursor_before(&jr.dups.conflicts),
                     rescan: false,
                 },
             )?;
@@ -1272,7 +1318,7 @@ fn finish_report(
                 .map(|(_, n)| n)
                 .sum();
             tr.already_delivered = total_delivered.saturating_sub(tr.delivered);
-            tr.held = count(State::Held);
+            tr.held = count(State::Held) + tally.copies;
             // Held documents not read this run (unchanged files) still deserve their line.
             let listed: BTreeSet<(String, String)> = lines
                 .iter()
@@ -1285,7 +1331,8 @@ fn finish_report(
                     state: Some(state),
                 };
                 for r in ledger.list(&filter)? {
-                    if listed.contains(&(t.clone(), r.key.doc_id.clone())) {
+                    let shown = crate::model::shown_id(&r.key.doc_id).to_owned();
+                    if listed.contains(&(t.clone(), shown)) {
                         continue;
                     }
                     if state == State::Held {
@@ -1293,7 +1340,7 @@ fn finish_report(
                     } else {
                         lines.push(ProblemLine {
                             target: t.clone(),
-                            doc_id: r.key.doc_id.clone(),
+                            doc_id: crate::model::shown_id(&r.key.doc_id).to_owned(),
                             number: r.number.clone(),
                             customer: r.customer_name.clone(),
                             status: state.as_str().into(),

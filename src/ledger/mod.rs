@@ -116,7 +116,8 @@ pub struct RecordKey {
 
 impl std::fmt::Display for RecordKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.job, self.target, self.doc_id)
+        let doc = crate::model::shown_id(&self.doc_id);
+        write!(f, "{}/{}/{doc}", self.job, self.target)
     }
 }
 

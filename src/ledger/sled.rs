@@ -718,7 +718,11 @@ impl Ledger for SledLedger {
         for kv in self.db.scan_prefix(b"r\0") {
             let (k, v) = kv?;
             let r = self.decode(&k, &v)?;
-            if r.key.doc_id == doc || r.number == doc {
+            // A malformed document's record answers to its escaped id, or to `malformed:` and
+            // that id when a real document has the same.
+            let id = &r.key.doc_id;
+            let malformed = id.strip_prefix('\u{1}').is_some_and(|m| m == doc);
+            if id == doc || crate::model::shown_id(id) == doc || malformed || r.number == doc {
                 out.push(r);
             }
         }

@@ -206,6 +206,18 @@ impl HttpSource {
 
     /// `{"updated_since": <greatest updated_at seen>}`.
     pub fn cursor(&self) -> serde_json::Value {
+        self.cursor_before(&std::collections::BTreeSet::new())
+    }
+
+    /// [`HttpSource::cursor`], or the cursor this pull started from when `origins` names any
+    /// page: a document met twice (edited while the pull paged) is read again by the next pull.
+    pub fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value {
+        if !origins.is_empty() {
+            return match &self.since {
+                Some(s) => serde_json::json!({ "updated_since": s }),
+                None => serde_json::json!({}),
+            };
+        }
         match self.max_seen {
             Some(t) => serde_json::json!({ "updated_since": t.to_rfc3339() }),
             None => serde_json::json!({}),

@@ -78,6 +78,8 @@ pub struct JsonDirSource {
     pages: std::sync::mpsc::Receiver<(Page, Vec<String>)>,
     pending_len: usize,
     seen: BTreeMap<String, Fingerprint>,
+    dir: PathBuf,
+    unread: std::collections::BTreeSet<String>,
 }
 
 /// Reads and parses files into pages on its own thread, one page ahead of the pipeline, so that
@@ -181,24 +183,38 @@ impl JsonDirSource {
             seen.insert(name, fp);
         }
         changed.sort();
+        let unread = seen
+            .keys()
+            .filter(|n| changed.binary_search(n).is_err())
+            .map(|n| dir.join(n).display().to_string())
+            .collect();
         let pending_len = changed.len();
         let (tx, pages) = std::sync::mpsc::sync_channel(1);
         let dir = dir.to_owned();
         let page_size = page_size.max(1);
+        let reader_dir = dir.clone();
         std::thread::Builder::new()
             .name("facto-json-dir".into())
-            .spawn(move || reader(dir, changed, page_size, tx))
+            .spawn(move || reader(reader_dir, changed, page_size, tx))
             .map_err(folder_err)?;
         Ok(JsonDirSource {
             pages,
             pending_len,
             seen,
+            dir,
+            unread,
         })
     }
 
     /// Files to read in this pull (new or changed since the cursor).
     pub fn pending_files(&self) -> usize {
         self.pending_len
+    }
+
+    /// The files of the folder this pull does not read (unchanged since the cursor), as
+    /// documents' origins name them.
+    pub fn unread_origins(&self) -> &std::collections::BTreeSet<String> {
+        &self.unread
     }
 
     /// The next page of documents.
@@ -220,10 +236,18 @@ impl JsonDirSource {
 
     /// Fingerprints of every file seen.
     pub fn cursor(&self) -> serde_json::Value {
-        serde_json::to_value(DirCursor {
-            files: self.seen.clone(),
-        })
-        .unwrap_or(serde_json::Value::Null)
+        self.cursor_before(&std::collections::BTreeSet::new())
+    }
+
+    /// Fingerprints of every file seen but those `origins` name, which are read again.
+    pub fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value {
+        let files = self
+            .seen
+            .iter()
+            .filter(|(name, _)| !origins.contains(&self.dir.join(name).display().to_string()))
+            .map(|(n, f)| (n.clone(), *f))
+            .collect();
+        serde_json::to_value(DirCursor { files }).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -121,11 +121,27 @@ impl Source {
         }
     }
 
+    /// The files this pull does not read because they did not change (json-dir; none for
+    /// http), as documents' origins name them.
+    pub fn unread_origins(&self) -> std::collections::BTreeSet<String> {
+        match self {
+            Source::JsonDir(s) => s.unread_origins().clone(),
+            Source::Http(_) => std::collections::BTreeSet::new(),
+        }
+    }
+
     /// The cursor to save after every page was processed.
     pub fn cursor(&self) -> serde_json::Value {
+        self.cursor_before(&std::collections::BTreeSet::new())
+    }
+
+    /// The cursor to save, kept before the documents read from `origins` (files or pages) so
+    /// that the next pull reads them again: the two copies of an id read twice stay in sight
+    /// until a human removes one.
+    pub fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value {
         match self {
-            Source::JsonDir(s) => s.cursor(),
-            Source::Http(s) => s.cursor(),
+            Source::JsonDir(s) => s.cursor_before(origins),
+            Source::Http(s) => s.cursor_before(origins),
         }
     }
 }
@@ -139,6 +155,10 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mu
     let out = &mut page.items;
     for (pos, v) in values.into_iter().enumerate() {
         let (raw_id, number) = crate::model::raw_identity(&v, pos);
+        let escaped = v
+            .get("id")
+            .and_then(|x| x.as_str())
+            .is_some_and(|s| s.chars().any(char::is_control));
         let mut unknown = Vec::new();
         let parsed = crate::model::parse_document_noting(v, origin, pos, &mut unknown);
         if let Ok(doc) = &parsed {
@@ -157,6 +177,9 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mu
             Err(error) => {
                 let id = if raw_id.starts_with('#') {
                     format!("{origin}{raw_id}")
+                } else if escaped {
+                    // Never the record of a real document whose id is the escaped text.
+                    format!("{}{raw_id}", crate::model::MALFORMED_ID)
                 } else {
                     raw_id
                 };

@@ -3,7 +3,7 @@
 //! ids, so that nothing is booked twice. Numbers are remembered in the ledger's value store, one
 //! entry per (job, kind, number), written once per page.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
@@ -14,7 +14,7 @@ use crate::problem::Problem;
 /// What is wrong with a document that duplicates another.
 pub(crate) enum Duplicate {
     /// Its id was already read in this run: it shares the first one's ledger record, so it is
-    /// left out, and only reported.
+    /// left out and reported; the cursor stays before both copies (see `conflicts`).
     SameId(Problem),
     /// Its number belongs to another document: it is held in its own record.
     SameNumber(Problem),
@@ -28,6 +28,9 @@ pub(crate) struct Duplicates {
     ids: HashMap<String, (String, String)>,
     numbers: HashMap<String, (String, String)>,
     unsaved: Vec<(String, Value)>,
+    /// Where the copies of an id read twice came from: the cursor does not move past them, so
+    /// every run reads both again and reports them until one is removed.
+    pub(crate) conflicts: BTreeSet<String>,
     /// Set while held documents are re-checked from the ledger's copies: those are not a
     /// second reading of the source.
     pub(crate) refeeding: bool,
@@ -67,15 +70,8 @@ impl Duplicates {
                 return Ok(Some(Duplicate::Reread));
             }
             Some((first, _)) if !self.refeeding => {
-                return Ok(Some(Duplicate::SameId(Problem::new(
-                    "duplicate-id",
-                    "id",
-                    format!(
-                        "document id `{}` is read twice from the source with different contents: first in {first}, again in {origin} (number {}); the later one is left out so that nothing is delivered twice",
-                        doc.id, doc.number
-                    ),
-                    "give each document its own id in the invoicing application, or remove the duplicate",
-                ))));
+                let first = first.clone();
+                return Ok(Some(Duplicate::SameId(self.same_id(doc, &first, origin))));
             }
             Some(_) => {}
             None => {
@@ -139,6 +135,22 @@ impl Duplicates {
                 Ok(None)
             }
         }
+    }
+
+    /// The problem of a second copy of `doc`'s id, read from `origin` after `first`; the
+    /// cursor is kept before both.
+    pub(crate) fn same_id(&mut self, doc: &Document, first: &str, origin: &str) -> Problem {
+        self.conflicts.insert(first.to_owned());
+        self.conflicts.insert(origin.to_owned());
+        Problem::new(
+            "duplicate-id",
+            "id",
+            format!(
+                "document id `{}` is read twice from the source with different contents: first in {first}, again in {origin} (number {}); the later one is left out so that nothing is delivered twice, and both are read again on every run until one is removed",
+                doc.id, doc.number
+            ),
+            "give each document its own id in the invoicing application, or remove the copy that is wrong (a delivered one that changed is then reported as changed after delivery)",
+        )
     }
 
     /// Registers, once per job, the numbers of the documents a ledger made before numbers

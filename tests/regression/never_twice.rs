@@ -52,7 +52,8 @@ fn document_id_with_a_control_character_is_held_and_later_syncs_go_on() {
         .iter()
         .map(|x| x["key"]["doc_id"].as_str().unwrap_or_default())
         .collect();
-    assert!(ids.contains(&"inv-2026\\n0041"), "{listed}");
+    // Kept under a key no real id can have (a real `inv-2026\n0041` is another document).
+    assert!(ids.contains(&"\u{1}malformed:inv-2026\\n0041"), "{listed}");
     assert!(ids.iter().all(|id| !id.contains('\n')), "{listed}");
 
     // Corrected in the source: delivered under its new id; the old record goes as documented.
@@ -534,4 +535,336 @@ fn a_symlinked_folder_or_one_token_in_two_variables_is_the_same_destination() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+/// The held record of `doc_id` for `target`, as `ledger list` shows it.
+fn held_record(p: &Project, target: &str, doc_id: &str) -> serde_json::Value {
+    let (_, held) = p.json(&["ledger", "list", "--target", target, "--state", "held"]);
+    held.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"]["doc_id"] == doc_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{doc_id} not held: {held}"))
+}
+
+/// A number under two ids was held again, copy and all, on every run (the ledger grew by the
+/// document each time), and a dry run counted it twice (once more from its held copy).
+#[test]
+fn a_duplicate_number_hold_is_not_rewritten_and_a_dry_run_counts_it_once() {
+    let p = Project::demo();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    doc["id"] = "inv-2026-9001".into();
+    p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    let first = held_record(&p, "sales-fec", "inv-2026-9001");
+    let held = target(&r, "sales-fec")["held"].clone();
+    for run in 0..2 {
+        // Read again (the file is touched) and from the held copy.
+        p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        assert!(problems_of(&r, "inv-2026-9001").contains("already used"));
+        assert_eq!(target(&r, "sales-fec")["held"], held, "run {run}: {r}");
+        let again = held_record(&p, "sales-fec", "inv-2026-9001");
+        assert_eq!(
+            again["updated_at"], first["updated_at"],
+            "run {run}: rewritten"
+        );
+    }
+    let (code, dry) = p.json(&["sync", "--dry-run"]);
+    assert_eq!(code, 1, "{dry}");
+    assert_eq!(target(&dry, "sales-fec")["held"], held, "{dry}");
+    let lines = dry["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["doc_id"] == "inv-2026-9001" && l["target"] == "sales-fec")
+        .count();
+    assert_eq!(lines, 1, "{dry}");
+}
+
+/// An id read twice with different contents was reported once: both files' fingerprints went
+/// into the cursor, so the later copy was never read again (and never seen by anyone). Both
+/// copies are now read again, and reported, on every run until one is removed.
+#[test]
+fn a_second_copy_of_an_id_is_reported_on_every_run_until_one_is_removed() {
+    let p = Project::demo();
+    let mut copy: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    copy["due_date"] = "2026-12-31".into();
+    copy["updated_at"] = "2026-11-30T10:00:00Z".into();
+    p.write("examples/invoices/zz-copy.json", &copy.to_string());
+    for run in 0..3 {
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        let lines = problems_of(&r, "inv-2026-0001");
+        assert!(
+            lines.contains("read twice") && lines.contains("zz-copy.json"),
+            "run {run}: {r}"
+        );
+        assert_eq!(csv_rows_of(&p, "F2026-0001"), 1, "run {run}");
+        // Counted held back, with the demo's two.
+        assert_eq!(target(&r, "sales-fec")["held"], 3, "run {run}: {r}");
+    }
+    // The first copy was the wrong one: removed, the later one is read and its change shown
+    // for a human (never delivered a second time, never lost).
+    std::fs::remove_file(p.path("examples/invoices/inv-2026-0001.json")).unwrap();
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    let lines = problems_of(&r, "inv-2026-0001");
+    assert!(!lines.contains("read twice"), "{r}");
+    assert!(
+        lines.contains("changed-after-delivery") && lines.contains("2026-12-31"),
+        "{r}"
+    );
+    assert_eq!(csv_rows_of(&p, "F2026-0001"), 1);
+}
+
+/// With the http source, a document edited while a pull paged came back on a later page with
+/// a newer `updated_at`: the newer copy was dropped and the cursor moved past it, so the edit
+/// was never seen. The cursor now stays where the pull started; the next pull reads the
+/// document again and shows the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_edited_while_the_http_source_pages_is_read_again_next_run() {
+    use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let p = Project::demo();
+    p.write(
+        "connectors/api.toml",
+        &format!(
+            "kind = \"http\"\nurl = \"{}/api/invoices\"\nitems_field = \"data\"\npage_size = 2\ninitial_retry_ms = 50\nmax_retry_secs = 5\n",
+            server.uri()
+        ),
+    );
+    let cfg = p
+        .read("facto.toml")
+        .replace("source = \"demo-invoices\"", "source = \"api\"");
+    p.write("facto.toml", &cfg);
+    let base: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let doc = |i: u32, due: &str, at: &str| {
+        let mut d = base.clone();
+        d["id"] = format!("api-{i}").into();
+        d["number"] = format!("F2026-09{i:02}").into();
+        d["due_date"] = due.into();
+        d["updated_at"] = at.into();
+        d
+    };
+    let old = doc(1, "2026-12-01", "2026-11-01T10:00:00Z");
+    let other = doc(2, "2026-12-01", "2026-11-02T10:00:00Z");
+    let edited = doc(1, "2026-12-31", "2026-11-03T10:00:00Z");
+    let page = |items: Vec<serde_json::Value>, next: Option<String>| {
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({ "data": items, "next": next }))
+    };
+    let first_page = || {
+        Mock::given(method("GET"))
+            .and(path("/api/invoices"))
+            .and(query_param_is_missing("updated_since"))
+            .and(query_param_is_missing("cursor"))
+    };
+    first_page()
+        .respond_with(page(
+            vec![old, other.clone()],
+            Some(format!("{}/api/invoices?cursor=p2", server.uri())),
+        ))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/invoices"))
+        .and(query_param("cursor", "p2"))
+        .respond_with(page(vec![edited.clone()], None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The next pull starts where the first one did (no cursor): not past the edited copy.
+    first_page()
+        .respond_with(page(vec![edited, other], None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sync = || {
+        let cmd = p.command(&["--json", "sync"]);
+        async move {
+            let (code, v, _) = json_of(cmd).await;
+            (code, v)
+        }
+    };
+    let (code, r) = sync().await;
+    assert_eq!(code, 1, "{r}");
+    assert!(problems_of(&r, "api-1").contains("read twice"), "{r}");
+    assert_eq!(target(&r, "sales-fec")["delivered"], 2, "{r}");
+    let (code, r) = sync().await;
+    assert_eq!(code, 1, "{r}");
+    let lines = problems_of(&r, "api-1");
+    assert!(
+        lines.contains("changed-after-delivery") && lines.contains("2026-12-31"),
+        "{r}"
+    );
+    assert_eq!(target(&r, "sales-fec")["delivered"], 0, "{r}");
+}
+
+/// A malformed document whose id holds a line break was kept under its escaped id, `inv\n42`
+/// with a backslash: a real document with that very id shared its record, and once that one
+/// was delivered the malformed one was never reported again. Each has its own record now.
+#[test]
+fn a_malformed_id_never_shares_a_record_with_a_real_document() {
+    let p = Project::demo();
+    let mut bad: serde_json::Value =
+        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    bad["id"] = "inv-2026\n0041".into();
+    bad["number"] = "F2026-0041".into();
+    let mut real = bad.clone();
+    real["id"] = "inv-2026\\n0041".into();
+    real["number"] = "F2026-0042".into();
+    p.write(
+        "examples/invoices/odd.json",
+        &serde_json::to_string(&[bad, real]).unwrap(),
+    );
+    for run in 0..2 {
+        // Touched, so both are read again.
+        if run > 0 {
+            let text = p.read("examples/invoices/odd.json");
+            p.write("examples/invoices/odd.json", &format!("{text}\n"));
+        }
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        let held = r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["number"] == "F2026-0041" && x["field"] == "id")
+            .count();
+        assert_eq!(held, 2, "run {run}: one line per target: {r}");
+        assert_eq!(csv_rows_of(&p, "F2026-0042"), 1, "run {run}");
+    }
+    let (_, listed) = p.json(&["ledger", "list", "--target", "sales-fec"]);
+    let states: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["number"] == "F2026-0041" || x["number"] == "F2026-0042")
+        .map(|x| (x["number"].to_string(), x["state"].to_string()))
+        .collect();
+    assert_eq!(states.len(), 2, "{listed}");
+    assert!(
+        states
+            .iter()
+            .any(|(n, s)| n.contains("0041") && s.contains("held")),
+        "{states:?}"
+    );
+    // The escaped id names both: `malformed:` names the malformed one alone.
+    let forget = |id: &str| p.run(&["ledger", "forget", id, "--target", "sales-fec", "--yes"]);
+    let out = forget("inv-2026\\n0041");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("malformed:inv-2026"),
+        "{out:?}"
+    );
+    let out = forget("malformed:inv-2026\\n0041");
+    assert!(out.status.success(), "{out:?}");
+    let (_, r) = p.json(&["ledger", "show", "F2026-0042"]);
+    assert_eq!(
+        r.as_array().map(Vec::len),
+        Some(2),
+        "the real one stays: {r}"
+    );
+}
+
+/// The preview row of `doc_id` for the demo's CSV target, over `args` (after `preview`).
+fn preview_rows(p: &Project, args: &[&str], doc_id: &str) -> Vec<serde_json::Value> {
+    let mut all = vec!["preview", "--target", "sales-csv"];
+    all.extend_from_slice(args);
+    let (_, pv) = p.json(&all);
+    pv["targets"][0]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{pv}"))
+        .iter()
+        .filter(|r| r["doc_id"] == doc_id)
+        .cloned()
+        .collect()
+}
+
+/// Preview and sync disagreed on duplicates: a number owned by a document out of the period
+/// was missed (shown as new), and a second copy of a delivered id showed as changed after
+/// delivery; preview now decides as the sync does.
+#[test]
+fn preview_finds_duplicates_as_sync_does() {
+    let p = Project::demo();
+    let mut renumbered: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    renumbered["id"] = "inv-2026-9001".into();
+    renumbered["issue_date"] = "2026-03-01".into();
+    p.write(
+        "examples/invoices/zz-renumbered.json",
+        &renumbered.to_string(),
+    );
+    // inv-2026-0001 (2026-01-05), out of the period, owns F2026-0001.
+    let rows = preview_rows(&p, &["--from", "2026-02-01"], "inv-2026-9001");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "held", "{rows:?}");
+    assert!(
+        rows[0]["detail"].as_str().unwrap().contains("already used"),
+        "{rows:?}"
+    );
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        problems_of(&r, "inv-2026-9001").contains("already used"),
+        "{r}"
+    );
+
+    // A second copy of a delivered id: held as read twice, as the sync reports it.
+    let mut copy: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    copy["due_date"] = "2026-12-31".into();
+    p.write("examples/invoices/zz-copy.json", &copy.to_string());
+    // Touched, so that the sync reads both copies as the preview does.
+    let first = p.read("examples/invoices/inv-2026-0001.json");
+    p.write(
+        "examples/invoices/inv-2026-0001.json",
+        &format!("{first}\n"),
+    );
+    let rows = preview_rows(&p, &[], "inv-2026-0001");
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["already-transferred", "held"], "{rows:?}");
+    assert!(
+        rows[1]["detail"].as_str().unwrap().contains("read twice"),
+        "{rows:?}"
+    );
+    let (_, r) = p.json(&["sync"]);
+    assert!(
+        problems_of(&r, "inv-2026-0001").contains("read twice"),
+        "{r}"
+    );
+}
+
+/// A copy of a delivered id in a new file, its first file unchanged (so not read again): the
+/// sync took it for a change after delivery while the preview, reading everything, saw a
+/// second copy. Both see a second copy now, and the sync reports it on every run.
+#[test]
+fn a_copy_of_a_delivered_id_in_a_new_file_is_a_duplicate_for_sync_too() {
+    let p = Project::demo();
+    p.json(&["sync"]);
+    let mut copy: serde_json::Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    copy["due_date"] = "2026-12-31".into();
+    p.write("examples/invoices/zz-copy.json", &copy.to_string());
+    let rows = preview_rows(&p, &[], "inv-2026-0001");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1]["status"], "held", "{rows:?}");
+    for run in 0..2 {
+        let (code, r) = p.json(&["sync"]);
+        assert_eq!(code, 1, "run {run}: {r}");
+        let lines = problems_of(&r, "inv-2026-0001");
+        assert!(
+            lines.contains("read twice") && lines.contains("zz-copy.json"),
+            "run {run}: {r}"
+        );
+        assert!(!lines.contains("changed-after-delivery"), "run {run}: {r}");
+    }
+    assert_eq!(csv_rows_of(&p, "F2026-0001"), 1);
 }
