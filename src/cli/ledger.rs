@@ -1,0 +1,277 @@
+//! `facto ledger ...`: listing, showing, retrying and forgetting per-document records, and the
+//! kept run reports.
+
+use anyhow::{anyhow, Context};
+use chrono::Utc;
+
+use super::{fail, ledger_failure, load, open_ledger, out, print_json, Cli, Failure, LedgerCmd};
+use crate::ledger::sled::SledLedger;
+use crate::ledger::{AuditEvent, Ledger, LedgerError, Record, RecordFilter, State};
+use crate::report::{exit, RunReport};
+
+fn record_line(r: &Record) -> String {
+    let why = r
+        .problems
+        .first()
+        .map(|p| format!("{}: {}", crate::problem::field_label(&p.field), p.message))
+        .unwrap_or_default();
+    format!(
+        "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {}  {}\n",
+        r.key.job,
+        r.key.target,
+        crate::model::shown_id(&r.key.doc_id),
+        r.number,
+        r.state.as_str(),
+        r.batch_id.map(|b| b.to_string()).unwrap_or_default(),
+        r.updated_at.format("%Y-%m-%d %H:%M"),
+        why
+    )
+}
+
+fn find_records(
+    ledger: &SledLedger,
+    doc: &str,
+    target: Option<&str>,
+) -> Result<Vec<Record>, Failure> {
+    let found: Vec<Record> = ledger
+        .find(doc)
+        .map_err(ledger_failure)?
+        .into_iter()
+        .filter(|r| target.is_none_or(|t| r.key.target == t))
+        .collect();
+    if found.is_empty() {
+        return Err(fail(
+            exit::USAGE,
+            anyhow!(
+                "no ledger record for document `{doc}`{}",
+                target
+                    .map(|t| format!(" and target {t}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let ledger = open_ledger(&cfg)?;
+    match cmd {
+        LedgerCmd::List { job, target, state } => {
+            let state = match state.as_deref() {
+                Some(s) => Some(State::parse(s).ok_or_else(|| {
+                    let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                    anyhow!("unknown state `{s}`; one of: {}", all.join(", "))
+                })?),
+                None => None,
+            };
+            let records = ledger
+                .list(&RecordFilter {
+                    job: job.clone(),
+                    target: target.clone(),
+                    state,
+                })
+                .map_err(ledger_failure)?;
+            if cli.json {
+                print_json(&records)?;
+            } else {
+                let mut s = format!(
+                    "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {:<16}  {}\n",
+                    "job", "target", "doc", "number", "state", "batch", "updated", "problem"
+                );
+                for r in &records {
+                    s.push_str(&record_line(r));
+                }
+                s.push_str(&format!("{} records\n", records.len()));
+                out(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Show { doc } => {
+            let found = find_records(&ledger, doc, None)?;
+            if cli.json {
+                print_json(&found)?;
+            } else {
+                let mut s = String::new();
+                for r in &found {
+                    s.push_str(&format!(
+                        "{} — {} {} ({} {}), state {}\n  origin {}\n  source sha256 {}\n  payload sha256 {}\n  mapping sha256 {}\n  batch {} · attempts {}{}\n",
+                        r.key, r.kind, r.number, r.customer_id, r.customer_name, r.state.as_str(), r.origin, r.source_hash,
+                        r.payload_hash.as_deref().unwrap_or("-"), r.mapping_hash.as_deref().unwrap_or("-"),
+                        r.batch_id.map(|b| b.to_string()).unwrap_or_else(|| "-".into()), r.attempts,
+                        r.last_error.as_ref().map(|e| format!("\n  last error: {e}")).unwrap_or_default()
+                    ));
+                    for p in &r.problems {
+                        s.push_str(&format!(
+                            "  problem {}: {}\n    fix: {}\n",
+                            crate::problem::field_label(&p.field),
+                            p.message,
+                            p.fix
+                        ));
+                    }
+                    if let Some(c) = &r.changed_after_delivery {
+                        s.push_str(&format!(
+                            "  changed in the source after delivery (seen {}):\n",
+                            c.detected_at.format("%Y-%m-%d %H:%M")
+                        ));
+                        for ch in &c.changes {
+                            s.push_str(&format!(
+                                "    {}: {} → {}\n",
+                                crate::problem::field_label(&ch.field),
+                                ch.before,
+                                ch.after
+                            ));
+                        }
+                    }
+                    s.push_str("  history:\n");
+                    for e in &r.history {
+                        s.push_str(&format!(
+                            "    {} {:<10} {}\n",
+                            e.at.format("%Y-%m-%d %H:%M:%S"),
+                            e.state.as_str(),
+                            e.note
+                        ));
+                    }
+                }
+                out(&s)?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Retry { doc, target } => {
+            let found = find_records(&ledger, doc, target.as_deref())?;
+            let now = Utc::now();
+            let mut changed = Vec::new();
+            let mut notes = Vec::new();
+            for mut r in found {
+                match r.state {
+                    State::Held => notes.push(format!("{}: held; it is checked again by the next sync", r.key)),
+                    State::Failed | State::Rejected | State::Released => {
+                        r.transition(State::Released, "retry asked from the command line", now);
+                        notes.push(format!("{}: released; the next sync delivers it again", r.key));
+                        changed.push(r);
+                    }
+                    State::Claimed => {
+                        return Err(fail(exit::USAGE, anyhow!("{} is claimed by a delivery in progress; run `facto sync` to complete it", r.key)))
+                    }
+                    _ => {
+                        return Err(fail(exit::USAGE, anyhow!(
+                            "{} is {} (batch {}): it is never sent twice; cancel its batch (`facto exports cancel {}`) or export with --include-exported",
+                            r.key,
+                            r.state.as_str(),
+                            r.batch_id.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+                            r.batch_id.map(|b| b.to_string()).unwrap_or_else(|| "ID".into())
+                        )))
+                    }
+                }
+            }
+            ledger.put_records(&changed).map_err(ledger_failure)?;
+            let mut jobs: Vec<&str> = changed.iter().map(|r| r.key.job.as_str()).collect();
+            jobs.sort_unstable();
+            jobs.dedup();
+            for j in jobs {
+                ledger.request_rescan(j).map_err(ledger_failure)?;
+            }
+            ledger
+                .audit(AuditEvent {
+                    at: now,
+                    action: "retry".into(),
+                    detail: notes.join("; "),
+                })
+                .map_err(ledger_failure)?;
+            if cli.json {
+                print_json(&notes)?;
+            } else {
+                out(&(notes.join("\n") + "\n"))?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Forget {
+            doc,
+            target,
+            job,
+            yes,
+        } => {
+            let found: Vec<Record> = find_records(&ledger, doc, Some(target))?
+                .into_iter()
+                .filter(|r| job.as_ref().is_none_or(|j| r.key.job == *j))
+                .collect();
+            let [r] = found.as_slice() else {
+                if found
+                    .iter()
+                    .any(|r| r.key.doc_id.starts_with(crate::model::MALFORMED_ID))
+                {
+                    return Err(fail(
+                        exit::USAGE,
+                        anyhow!("`{doc}` names a malformed document and another record; `malformed:{doc}` names the malformed one"),
+                    ));
+                }
+                return Err(fail(
+                    exit::USAGE,
+                    anyhow!("`{doc}` has records in several jobs; name one with --job"),
+                ));
+            };
+            if !yes {
+                return Err(fail(exit::USAGE, anyhow!(
+                    "forget removes the record of {} ({}): the next sync treats the document as new and may deliver it again. Add --yes to confirm",
+                    r.key,
+                    r.state.as_str()
+                )));
+            }
+            let audit = AuditEvent {
+                at: Utc::now(),
+                action: "forget".into(),
+                detail: format!(
+                    "{} forgotten (was {}, batch {:?}, payload {:?})",
+                    r.key,
+                    r.state.as_str(),
+                    r.batch_id,
+                    r.payload_hash
+                ),
+            };
+            let removed = ledger.forget(&r.key, audit).map_err(|e| match e {
+                LedgerError::Invalid(_) => fail(exit::USAGE, e),
+                e => ledger_failure(e),
+            })?;
+            // The source is read again from the start, so the document is seen as new.
+            ledger
+                .request_rescan(&removed.key.job)
+                .map_err(ledger_failure)?;
+            if cli.json {
+                print_json(&removed)?;
+            } else {
+                out(&format!(
+                    "forgot {} (was {}); audited\n",
+                    removed.key,
+                    removed.state.as_str()
+                ))?;
+            }
+            Ok(exit::OK)
+        }
+        LedgerCmd::Reports { run } => {
+            match run {
+                Some(id) => {
+                    let rep = ledger
+                        .report(id)
+                        .map_err(ledger_failure)?
+                        .ok_or_else(|| anyhow!("no kept report for run {id}"))?;
+                    if cli.json {
+                        print_json(&rep)?;
+                    } else {
+                        let r: RunReport =
+                            serde_json::from_value(rep).context("the kept report is unreadable")?;
+                        out(&r.render())?;
+                    }
+                }
+                None => {
+                    let ids = ledger.report_ids().map_err(ledger_failure)?;
+                    if cli.json {
+                        print_json(&ids)?;
+                    } else {
+                        out(&(ids.join("\n") + "\n"))?;
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}

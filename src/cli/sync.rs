@@ -1,0 +1,45 @@
+//! `facto sync`: one pass of every job, or of one.
+
+use super::{
+    emit_reports, fail, load, open_ledger, progress, recover, run_failure, today, Cli, Failure,
+};
+use crate::report::exit;
+use crate::sync::{Mode, RunOptions};
+
+pub(super) async fn sync(
+    cli: &Cli,
+    job: Option<&str>,
+    dry_run: bool,
+    fail_on: Option<crate::fail_on::FailOn>,
+) -> Result<u8, Failure> {
+    let cfg = load(cli)?;
+    let jobs: Vec<&crate::config::Job> = match job {
+        Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
+        None => cfg.jobs.iter().collect(),
+    };
+    let ledger = open_ledger(&cfg)?;
+    let recovery = recover(&cfg, &ledger, dry_run)?;
+    let pb = progress(cli);
+    let opts = RunOptions {
+        dry_run,
+        today: today(),
+        progress: pb.clone(),
+    };
+    let mut reports = Vec::new();
+    let mut code = exit::OK;
+    for (i, j) in jobs.into_iter().enumerate() {
+        let mut r = crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts)
+            .await
+            .map_err(run_failure)?;
+        if i == 0 {
+            r.recovery.clone_from(&recovery);
+        }
+        code = code.max(fail_on.unwrap_or(j.fail_on).exit_code(&r));
+        reports.push(r);
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    emit_reports(cli, &reports)?;
+    Ok(code)
+}
