@@ -1,0 +1,533 @@
+//! One page of a run sorted document by document: what goes to each target, what is held and
+//! why, what was already delivered or changed since, with the run's tallies and problem lines.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use indicatif::ProgressBar;
+
+use super::changes::{changes_after_delivery, source_hash, stored_snapshot};
+use super::duplicates::{Duplicate, Duplicates};
+use super::{malformed, mapping_file, Mode, RunError};
+use crate::checks::prepare;
+use crate::config::Job;
+use crate::format::{self, Layout};
+use crate::ledger::{AuditEvent, ChangeNote, Ledger, Record, RecordKey, State};
+use crate::mapping::{MappedDocument, Mapping};
+use crate::model::{DocStatus, Document};
+use crate::problem::Problem;
+use crate::report::{ProblemLine, RunReport};
+use crate::source::{Item, Page};
+
+fn new_record(key: RecordKey, existing: Option<Record>, now: chrono::DateTime<Utc>) -> Record {
+    existing.unwrap_or_else(|| Record::new(key, now))
+}
+
+fn fill_from_doc(r: &mut Record, doc: &Document, origin: &str, hash: &str) {
+    r.number.clone_from(&doc.number);
+    r.kind = doc.kind.as_str().to_owned();
+    r.customer_id = doc.customer_id().to_owned();
+    r.customer_name.clone_from(&doc.buyer.name);
+    r.issue_date = Some(doc.issue_date);
+    r.gross = Some(doc.totals.gross);
+    r.origin = origin.to_owned();
+    r.source_hash = hash.to_owned();
+}
+
+pub(super) fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
+    r.problems
+        .iter()
+        .map(|p| ProblemLine {
+            target: target.to_owned(),
+            doc_id: crate::model::shown_id(&r.key.doc_id).to_owned(),
+            number: r.number.clone(),
+            customer: if r.customer_name.is_empty() {
+                r.customer_id.clone()
+            } else {
+                r.customer_name.clone()
+            },
+            status: status.to_owned(),
+            field: p.field.clone(),
+            reason: p.message.clone(),
+            fix: p.fix.clone(),
+        })
+        .collect()
+}
+
+/// A document through checks and mapping: its entry (shared by the job's targets), or why it
+/// is held.
+pub(super) type Prepared = Result<Arc<MappedDocument>, Vec<Problem>>;
+
+/// Per-target work of one page.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) deliver: Vec<(Arc<MappedDocument>, Record)>,
+    pub(super) others: Vec<Record>,
+}
+
+/// In-run tallies per target.
+#[derive(Default, Clone)]
+pub(super) struct Tally {
+    pub(super) already: u64,
+    pub(super) held: u64,
+    pub(super) changed: u64,
+    pub(super) nothing_to_book: u64,
+    /// Second copies of an id left out (they have no record of their own).
+    pub(super) copies: u64,
+}
+
+/// One job's run in progress: its targets and their layouts, tallies, problem lines and report.
+pub(super) struct JobRun<'a> {
+    pub(super) ledger: &'a dyn Ledger,
+    pub(super) mapping: &'a Mapping,
+    pub(super) job: &'a Job,
+    pub(super) mode: &'a Mode,
+    pub(super) run_id: String,
+    pub(super) dry_run: bool,
+    pub(super) targets: Arc<[String]>,
+    pub(super) layouts: Vec<Option<Layout>>,
+    pub(super) tallies: Vec<Tally>,
+    pub(super) lines: Vec<ProblemLine>,
+    pub(super) report: RunReport,
+    /// Ids of the documents held in this run, so that the re-check of held records skips them.
+    pub(super) held_now: BTreeSet<String>,
+    pub(super) dups: Duplicates,
+    /// Source files not read in this pull (unchanged): a document whose record came from one
+    /// of them, read now from another file, is a second copy of its id.
+    pub(super) unread: BTreeSet<String>,
+}
+
+impl JobRun<'_> {
+    fn key(&self, target: &str, doc_id: &str) -> RecordKey {
+        RecordKey {
+            job: self.job.name.clone(),
+            target: target.to_owned(),
+            doc_id: doc_id.to_owned(),
+        }
+    }
+
+    /// Sorts one page's items into per-target deliveries and records.
+    pub(super) fn process(
+        &mut self,
+        page: Page,
+        progress: Option<&ProgressBar>,
+    ) -> Result<Vec<Pending>, RunError> {
+        let now = Utc::now();
+        let mut pending: Vec<Pending> = self.targets.iter().map(|_| Pending::default()).collect();
+        if !self.dry_run {
+            for file_id in &page.readable_files {
+                for t in self.targets.iter() {
+                    let key = self.key(t, file_id);
+                    if self
+                        .ledger
+                        .get(&key)?
+                        .is_some_and(|r| r.state == State::Held)
+                    {
+                        self.ledger.forget(
+                            &key,
+                            AuditEvent {
+                                at: now,
+                                action: "resolved".into(),
+                                detail: format!("{key}: the file reads correctly now"),
+                            },
+                        )?;
+                    }
+                }
+            }
+        }
+        for f in &page.unknown_fields {
+            // Once per run and path: the first document that carried it is named.
+            let known = |w: &String| w.contains(&format!("unknown field `{}` ", f.path));
+            if !self.report.warnings.iter().any(known) {
+                self.report
+                    .warnings
+                    .push(crate::source::unknown::warning(f));
+            }
+        }
+        for item in page.items {
+            if let Some(p) = progress {
+                p.inc(1);
+            }
+            match item {
+                Item::Bad { id, number, error } => {
+                    self.report.documents_read += 1;
+                    let problem = Problem::new(
+                        "malformed-document",
+                        error.path.clone(),
+                        error.to_string(),
+                        "correct this field in the source document; it is read again on the next run",
+                    );
+                    let targets = Arc::clone(&self.targets);
+                    for (ti, t) in targets.iter().enumerate() {
+                        if !self.dry_run {
+                            malformed::rekey(self.ledger, &self.key(t, &id), &error.origin, now)?;
+                        }
+                        let existing = self.ledger.get(&self.key(t, &id))?;
+                        if existing
+                            .as_ref()
+                            .is_some_and(|r| r.state.is_delivered() || r.state == State::Claimed)
+                        {
+                            tracing::warn!(doc = %id, target = %t, "Document already delivered is now unreadable in the source.");
+                            continue;
+                        }
+                        let mut r = new_record(self.key(t, &id), existing, now);
+                        let number = number
+                            .clone()
+                            .unwrap_or_else(|| crate::model::shown_id(&id).to_owned());
+                        let unchanged = r.state == State::Held
+                            && r.number == number
+                            && r.origin == error.origin
+                            && r.problems.len() == 1
+                            && r.problems[0] == problem;
+                        r.number = number;
+                        r.origin.clone_from(&error.origin);
+                        self.tallies[ti].held += 1;
+                        self.held_now.insert(id.clone());
+                        if !unchanged {
+                            r.hold(vec![problem.clone()], None, &self.run_id, now);
+                        }
+                        self.lines.extend(problem_lines(t, &r, "held"));
+                        if !unchanged {
+                            pending[ti].others.push(r);
+                        }
+                    }
+                }
+                Item::Doc { doc, origin, hash } => {
+                    let hash = hash.unwrap_or_else(|| source_hash(&doc));
+                    self.process_doc(&doc, &origin, &hash, &mut pending, now)?;
+                }
+            }
+        }
+        // Flushed before this page's records: a number is never delivered unregistered.
+        self.dups.save(self.ledger, self.dry_run)?;
+        Ok(pending)
+    }
+
+    fn process_doc(
+        &mut self,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), RunError> {
+        let export = match self.mode {
+            Mode::Export(sel) => {
+                if !sel.selects(doc) {
+                    return Ok(());
+                }
+                Some(sel)
+            }
+            Mode::Sync => None,
+        };
+        self.report.documents_read += 1;
+        let targets = Arc::clone(&self.targets);
+        let dup = self
+            .dups
+            .check(self.ledger, &self.job.name, &targets, doc, origin, hash)?;
+        let same_number = match dup {
+            Some(Duplicate::SameId(problem)) => {
+                self.report_same_id(doc, origin, hash, &problem, now);
+                return Ok(());
+            }
+            Some(Duplicate::SameNumber(problem)) => Some(problem),
+            Some(Duplicate::Reread) => {
+                tracing::warn!(doc = %doc.number, origin = %origin, "Document read twice with the same content; taken once.");
+                return Ok(());
+            }
+            None => None,
+        };
+        if let Some(first) = self.copy_elsewhere(doc, origin)? {
+            let problem = self.dups.same_id(doc, &first, origin);
+            self.report_same_id(doc, origin, hash, &problem, now);
+            return Ok(());
+        }
+        let mut prepared: Option<Prepared> = None;
+        let mut skipped_counted = false;
+        for (ti, t) in targets.iter().enumerate() {
+            // Chorus Pro files are for public buyers only: other documents never reach them.
+            if self.layouts[ti]
+                .as_ref()
+                .is_some_and(|l| !format::in_scope(l, doc))
+            {
+                continue;
+            }
+            let key = self.key(t, &doc.id);
+            let existing = self.ledger.get(&key)?;
+            let state = existing.as_ref().map(|r| r.state);
+            if let Some(st) = state.filter(|s| s.is_delivered()) {
+                let rec = existing.unwrap_or_else(|| new_record(key.clone(), None, now));
+                if let Some(sel) = export {
+                    if sel.include_exported && doc.status == DocStatus::Final {
+                        self.deliver_or_hold(
+                            ti,
+                            t,
+                            doc,
+                            origin,
+                            hash,
+                            rec,
+                            Some(st),
+                            &mut prepared,
+                            pending,
+                            now,
+                        );
+                    } else {
+                        self.tallies[ti].already += 1;
+                    }
+                    continue;
+                }
+                if rec.source_hash != hash {
+                    self.note_change(ti, t, doc, rec, hash, pending, now);
+                } else {
+                    self.tallies[ti].already += 1;
+                }
+                continue;
+            }
+            if doc.status != DocStatus::Final {
+                // A held document that went back to draft (or was cancelled) must not be
+                // re-checked from its old final copy: its record goes.
+                if matches!(state, Some(State::Held | State::Released)) && !self.dry_run {
+                    self.ledger.forget(
+                        &key,
+                        AuditEvent {
+                            at: now,
+                            action: "no-longer-final".into(),
+                            detail: format!("{key}: now {} in the source", doc.status.as_str()),
+                        },
+                    )?;
+                }
+                if !skipped_counted {
+                    *self
+                        .report
+                        .skipped
+                        .entry(doc.status.as_str().to_owned())
+                        .or_insert(0) += 1;
+                    skipped_counted = true;
+                }
+                continue;
+            }
+            match state {
+                Some(State::Claimed) => {
+                    tracing::warn!(doc = %doc.number, target = %t, "Document is claimed by a delivery in progress; left alone.");
+                }
+                Some(State::Failed) => {
+                    tracing::info!(doc = %doc.number, target = %t, "Document failed earlier; `facto ledger retry` sends it again.");
+                }
+                _ if same_number.is_some() => {
+                    let problems: Vec<Problem> = same_number.iter().cloned().collect();
+                    self.tallies[ti].held += 1;
+                    self.held_now.insert(doc.id.clone());
+                    let mut rec = new_record(key, existing, now);
+                    // Held already for this, as read: the stored record (and its copy) stands.
+                    if rec.state == State::Held
+                        && rec.source_hash == hash
+                        && rec.origin == origin
+                        && rec.problems == problems
+                    {
+                        self.lines.extend(problem_lines(t, &rec, "held"));
+                        continue;
+                    }
+                    fill_from_doc(&mut rec, doc, origin, hash);
+                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
+                    self.lines.extend(problem_lines(t, &rec, "held"));
+                    pending[ti].others.push(rec);
+                }
+                _ => {
+                    let rec = new_record(key, existing, now);
+                    self.deliver_or_hold(
+                        ti,
+                        t,
+                        doc,
+                        origin,
+                        hash,
+                        rec,
+                        None,
+                        &mut prepared,
+                        pending,
+                        now,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The unchanged source file (not read in this pull) that the document's record came
+    /// from, when the document is now read from another file: the id is in both.
+    fn copy_elsewhere(&self, doc: &Document, origin: &str) -> Result<Option<String>, RunError> {
+        if self.dups.refeeding || self.unread.is_empty() || doc.status != DocStatus::Final {
+            return Ok(None);
+        }
+        for t in self.targets.iter() {
+            if let Some(r) = self.ledger.get(&self.key(t, &doc.id))? {
+                let elsewhere = r.origin != origin && self.unread.contains(&r.origin);
+                return Ok(elsewhere.then_some(r.origin));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A second document with an id already read: reported on every target it would reach,
+    /// never delivered (its record is the first one's).
+    fn report_same_id(
+        &mut self,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        problem: &Problem,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let targets = Arc::clone(&self.targets);
+        for (ti, t) in targets.iter().enumerate() {
+            if self.layouts[ti]
+                .as_ref()
+                .is_some_and(|l| !format::in_scope(l, doc))
+            {
+                continue;
+            }
+            let mut r = Record::new(self.key(t, &doc.id), now);
+            fill_from_doc(&mut r, doc, origin, hash);
+            r.problems = vec![problem.clone()];
+            self.tallies[ti].held += 1;
+            self.tallies[ti].copies += 1;
+            self.lines.extend(problem_lines(t, &r, "held"));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_or_hold(
+        &mut self,
+        ti: usize,
+        target: &str,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        mut rec: Record,
+        restore: Option<State>,
+        prepared: &mut Option<Prepared>,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) {
+        let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping).map(Arc::new));
+        let held_as_read =
+            rec.state == State::Held && rec.source_hash == hash && rec.origin == origin;
+        fill_from_doc(&mut rec, doc, origin, hash);
+        // What this target's layout cannot hold (an account wider than its field) holds the
+        // document back for this target only.
+        let layout_problems = match (&*result, &self.layouts[ti]) {
+            (Ok(md), Some(layout)) => format::check(layout, md, &mapping_file(self.mapping)),
+            _ => Vec::new(),
+        };
+        let result = match result {
+            Ok(_) if !layout_problems.is_empty() => &Err(layout_problems),
+            r => &*r,
+        };
+        match result {
+            Ok(md)
+                if restore.is_none() && self.layouts[ti].is_some_and(|l| l.nothing_to_book(md)) =>
+            {
+                // No line to write: the document is in no file, so it is not counted delivered.
+                self.tallies[ti].nothing_to_book += 1;
+                self.report.warnings.push(format!(
+                    "{} ({}): nothing to book for {target}: every amount is zero, no line written",
+                    doc.number, doc.buyer.name
+                ));
+                if rec.state == State::Held {
+                    rec.problems.clear();
+                    rec.held_document = None;
+                    rec.transition(
+                        State::Released,
+                        format!("run {}: nothing to book (every amount zero)", self.run_id),
+                        now,
+                    );
+                    pending[ti].others.push(rec);
+                }
+            }
+            Ok(md) => {
+                rec.problems.clear();
+                rec.held_document = None;
+                rec.mapping_hash = Some(self.mapping.hash.clone());
+                rec.snapshot = stored_snapshot(doc);
+                rec.changed_after_delivery = None;
+                rec.restore_to = restore.map(|st| (st, rec.batch_id));
+                pending[ti].deliver.push((Arc::clone(md), rec));
+            }
+            Err(problems) => {
+                self.tallies[ti].held += 1;
+                self.held_now.insert(doc.id.clone());
+                // Held already, from the same source and for the same reasons: the stored
+                // record stands (rewriting it each run grew the ledger by its size each time).
+                if held_as_read && rec.problems == *problems {
+                    self.lines.extend(problem_lines(target, &rec, "held"));
+                    return;
+                }
+                rec.hold(
+                    problems.clone(),
+                    serde_json::to_value(doc).ok(),
+                    &self.run_id,
+                    now,
+                );
+                self.lines.extend(problem_lines(target, &rec, "held"));
+                pending[ti].others.push(rec);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn note_change(
+        &mut self,
+        ti: usize,
+        target: &str,
+        doc: &Document,
+        mut rec: Record,
+        hash: &str,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) {
+        if rec
+            .changed_after_delivery
+            .as_ref()
+            .is_some_and(|c| c.source_hash == hash)
+        {
+            self.tallies[ti].already += 1;
+            return;
+        }
+        let changes = changes_after_delivery(&rec, doc, hash);
+        if changes.is_empty() {
+            // Same content, other bytes (the source re-wrote the file): nothing to report.
+            self.tallies[ti].already += 1;
+            return;
+        }
+        let summary: Vec<String> = changes
+            .iter()
+            .take(6)
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    crate::problem::field_label(&c.field),
+                    c.before,
+                    c.after
+                )
+            })
+            .collect();
+        self.tallies[ti].changed += 1;
+        self.lines.push(ProblemLine {
+            target: target.to_owned(),
+            doc_id: doc.id.clone(),
+            number: doc.number.clone(),
+            customer: doc.buyer.name.clone(),
+            status: "changed-after-delivery".into(),
+            field: changes.first().map(|c| c.field.clone()).unwrap_or_else(|| "(document)".into()),
+            reason: format!("changed in the source after delivery, not sent again: {}", summary.join("; ")),
+            fix: "a delivered document is corrected with a credit note and a new invoice in the invoicing application".into(),
+        });
+        rec.changed_after_delivery = Some(ChangeNote {
+            detected_at: now,
+            source_hash: hash.to_owned(),
+            changes,
+        });
+        rec.updated_at = now;
+        pending[ti].others.push(rec);
+    }
+}

@@ -1,0 +1,155 @@
+//! The targets of a job's run: each connector's run built for sync or export (refusing what
+//! the mode cannot do), and the file layout of those that write files.
+
+use crate::config::{Config, Connector, Job};
+use crate::format::Layout;
+use crate::mapping::Mapping;
+use crate::target::chorus::ChorusRun;
+use crate::target::journal_file::JournalRun;
+use crate::target::pennylane::PennylaneRun;
+use crate::target::xero::XeroRun;
+use crate::target::TargetRun;
+
+use super::{Mode, RunError, RunOptions};
+
+/// The file layout of each target that writes journal files.
+pub fn target_layouts(cfg: &Config, names: &[String]) -> Vec<Option<Layout>> {
+    names
+        .iter()
+        .map(|n| match cfg.connectors.get(n) {
+            Some(Connector::JournalFile(c)) => Some(Layout::of(c)),
+            Some(Connector::ChorusPro(c)) => Some(ChorusRun::layout(c)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The mapping's file name as admins know it (`mappings/pcg-demo.toml`), for fixes.
+pub fn mapping_file(m: &Mapping) -> String {
+    let parent = m
+        .path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|p| p.to_string_lossy().into_owned());
+    let file = m
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match parent {
+        Some(p) => format!("{p}/{file}"),
+        None => file,
+    }
+}
+
+/// The run of an API target of a job (Chorus Pro, Pennylane, Xero), to follow statuses; `None`
+/// for targets that are files.
+pub fn api_target(cfg: &Config, job: &Job, name: &str) -> Option<Result<TargetRun, RunError>> {
+    if matches!(
+        cfg.connectors.get(name),
+        Some(Connector::JournalFile(_)) | None
+    ) {
+        return None;
+    }
+    let opts = RunOptions {
+        dry_run: false,
+        today: chrono::Local::now().date_naive(),
+        progress: None,
+    };
+    Some(
+        build_targets(cfg, job, &[name.to_owned()], &Mode::Sync, &opts, "status")
+            .map(|mut v| v.remove(0)),
+    )
+}
+
+pub(super) fn build_targets(
+    cfg: &Config,
+    job: &Job,
+    names: &[String],
+    mode: &Mode,
+    opts: &RunOptions,
+    origin: &str,
+) -> Result<Vec<TargetRun>, RunError> {
+    names
+        .iter()
+        .map(|name| match cfg.connectors.get(name) {
+            Some(Connector::JournalFile(c)) => {
+                let (journal, out) = match mode {
+                    Mode::Export(sel) => (sel.journal.clone(), sel.out_dir.clone()),
+                    Mode::Sync => (None, None),
+                };
+                let width = Layout::of(c).journal_width();
+                if let (Some(code), Some(w)) = (&journal, width) {
+                    if code.chars().count() > w {
+                        return Err(RunError::Config(format!(
+                            "--journal {code}: the {} layout holds journal codes of {w} characters",
+                            c.format.as_str()
+                        )));
+                    }
+                }
+                let out_dir = out.unwrap_or_else(|| cfg.resolve(&c.out_dir));
+                let valid_date = match mode {
+                    Mode::Export(sel) => sel.validation_date,
+                    Mode::Sync => None,
+                }
+                .or(job.validation_date)
+                .unwrap_or(opts.today);
+                let run = JournalRun::new(
+                    name,
+                    &job.name,
+                    c,
+                    out_dir,
+                    &cfg.company,
+                    journal,
+                    valid_date,
+                    opts.dry_run,
+                    origin,
+                );
+                Ok(TargetRun::JournalFile(Box::new(match mode {
+                    Mode::Export(sel) => run.for_period(sel.from, sel.to),
+                    Mode::Sync => run,
+                })))
+            }
+            Some(Connector::ChorusPro(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` deposits on Chorus Pro through its API: `facto sync` sends to it; `facto export` writes files (use a chorus-ubl or chorus-cii journal-file target for the portal)"
+                    )));
+                }
+                ChorusRun::new(name, &job.name, c, opts.dry_run)
+                    .map(|r| TargetRun::Chorus(Box::new(r)))
+                    .map_err(|e| RunError::Config(e.to_string()))
+            }
+            Some(Connector::Xero(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` sends to Xero through its API: `facto sync` sends to it"
+                    )));
+                }
+                XeroRun::new(name, &job.name, c, &cfg.data_dir, opts.dry_run)
+                    .map(|r| TargetRun::Xero(Box::new(r)))
+                    .map_err(|e| RunError::Config(e.to_string()))
+            }
+            Some(Connector::Pennylane(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` imports into Pennylane through its API: `facto sync` sends to it"
+                    )));
+                }
+                PennylaneRun::new(
+                    name,
+                    &job.name,
+                    c,
+                    crate::source::attachments::AttachmentRoots::for_source(cfg, &job.source),
+                    &cfg.data_dir,
+                    opts.dry_run,
+                )
+                    .map(|r| TargetRun::Pennylane(Box::new(r)))
+                    .map_err(|e| RunError::Config(e.to_string()))
+            }
+            _ => Err(RunError::Config(format!(
+                "connector `{name}` is not a target facto can deliver to"
+            ))),
+        })
+        .collect()
+}
