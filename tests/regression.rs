@@ -3,6 +3,7 @@
 //! per area of that issue.
 
 mod accountant;
+mod daemon;
 mod files;
 mod never_twice;
 mod ops;

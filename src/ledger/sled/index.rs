@@ -1,0 +1,308 @@
+//! The `t\0` tallies, the `x\0` state index and the `q\0` open-batch claim counts, and the
+//! [`Stage`] that writes records together with the index changes they call for.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::codec::{encode_record, header, rkey, to_json};
+use super::SledLedger;
+use crate::ledger::{keys, Record, RecordKey, Result, State, SCHEMA_VERSION};
+
+/// Slots of a `t\0` tally: one per state (by code), then the records stored as claimed for an
+/// export batch (which read as delivered once it is committed, and have no `x\0` entry).
+pub(super) const TALLY: usize = State::ALL.len() + 1;
+pub(super) const BATCHED: usize = State::ALL.len();
+fn tkey(job: &str, target: &str) -> Vec<u8> {
+    keys::key("t", &[job, target])
+}
+fn xprefix(job: &str, target: &str, state: State) -> Vec<u8> {
+    keys::prefix("x", &[job, target, &state.code().to_string()])
+}
+fn xkey(k: &RecordKey, state: State) -> Vec<u8> {
+    let mut v = xprefix(&k.job, &k.target, state);
+    keys::push(&mut v, &k.doc_id);
+    v
+}
+pub(super) fn qkey(id: u64) -> Vec<u8> {
+    format!("q\0{id:016}").into_bytes()
+}
+pub(super) fn read_u64(v: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(v).map(u64::from_be_bytes).unwrap_or(0)
+}
+fn decode_tally(v: &[u8]) -> [u64; TALLY] {
+    let mut t = [0u64; TALLY];
+    for (slot, chunk) in t.iter_mut().zip(v.chunks_exact(8)) {
+        *slot = read_u64(chunk);
+    }
+    t
+}
+fn encode_tally(t: &[u64; TALLY]) -> Vec<u8> {
+    t.iter().flat_map(|n| n.to_be_bytes()).collect()
+}
+/// A record stored as claimed for an export batch is not in the `x\0` index.
+fn indexed(state: State, batch: Option<u64>) -> bool {
+    !(state == State::Claimed && batch.is_some())
+}
+
+/// The indexes a ledger's records call for (see [`SledLedger::recount`]).
+#[derive(Default)]
+struct Recount {
+    tallies: BTreeMap<Vec<u8>, [u64; TALLY]>,
+    index: BTreeSet<Vec<u8>>,
+    open_claims: BTreeMap<u64, u64>,
+    /// Records whose key or header cannot be read (left out of the counts).
+    unreadable: Vec<String>,
+}
+
+/// Record writes gathered into one atomic sled batch, with what they change in the indexes.
+#[derive(Default)]
+pub(super) struct Stage {
+    pub(super) batch: ::sled::Batch,
+    /// Record values written so far in this stage (`None`: removed), read before the tree.
+    records: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) tallies: BTreeMap<(String, String), [i64; TALLY]>,
+    pub(super) open_claims: BTreeMap<u64, i64>,
+}
+
+impl SledLedger {
+    /// Builds the `t\0`, `x\0` and `q\0` indexes from the records, in one atomic batch, and marks
+    /// the ledger as indexed. Used once for a ledger written before the indexes existed.
+    pub(super) fn rebuild_indexes(&self) -> Result<()> {
+        let _w = self.write_lock();
+        let mut b = ::sled::Batch::default();
+        for prefix in [&b"t\0"[..], b"x\0", b"q\0"] {
+            for kv in self.db.scan_prefix(prefix) {
+                b.remove(kv?.0);
+            }
+        }
+        let counted = self.recount()?;
+        for k in counted.index {
+            b.insert(k, &[][..]);
+        }
+        for (k, t) in counted.tallies {
+            b.insert(k, encode_tally(&t));
+        }
+        for (id, n) in counted.open_claims {
+            b.insert(qkey(id), n.to_be_bytes().to_vec());
+        }
+        b.insert(&b"m\0index"[..], &b"1"[..]);
+        b.insert(&b"m\0schema"[..], to_json(&SCHEMA_VERSION)?);
+        self.db.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The indexes as the records call for them, from one scan of the records (headers and
+    /// keys only).
+    fn recount(&self) -> Result<Recount> {
+        let mut c = Recount::default();
+        for kv in self.db.scan_prefix(b"r\0") {
+            let (k, v) = kv?;
+            let parts = keys::split(&k[2..]).unwrap_or_default();
+            let (Some((state, batch)), Some(logical), [job, target, doc]) =
+                (header(&v), self.logical(&v), parts.as_slice())
+            else {
+                c.unreadable
+                    .push(String::from_utf8_lossy(&k[2..]).replace('\0', "/"));
+                continue;
+            };
+            let t = c.tallies.entry(tkey(job, target)).or_insert([0; TALLY]);
+            t[usize::from(logical.code())] += 1;
+            if indexed(state, batch) {
+                let key = RecordKey {
+                    job: job.clone(),
+                    target: target.clone(),
+                    doc_id: doc.clone(),
+                };
+                c.index.insert(xkey(&key, state));
+            } else {
+                t[BATCHED] += 1;
+                if let Some(id) = batch.filter(|id| self.is_open(*id)) {
+                    *c.open_claims.entry(id).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// The stored value of record `k`, as this stage left it.
+    pub(super) fn current(&self, st: &Stage, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        match st.records.get(k) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.db.get(k)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Stages writing `new` (or removing the record, for `None`) under `key`, with its index
+    /// entries and tally changes.
+    pub(super) fn stage(
+        &self,
+        st: &mut Stage,
+        key: &RecordKey,
+        new: Option<&Record>,
+    ) -> Result<()> {
+        let k = rkey(key);
+        let old = self.current(st, &k)?;
+        let tally = st
+            .tallies
+            .entry((key.job.clone(), key.target.clone()))
+            .or_insert([0; TALLY]);
+        if let Some(old) = old {
+            if let (Some((state, batch)), Some(logical)) = (header(&old), self.logical(&old)) {
+                tally[usize::from(logical.code())] -= 1;
+                if indexed(state, batch) {
+                    st.batch.remove(xkey(key, state));
+                } else {
+                    tally[BATCHED] -= 1;
+                    if let Some(id) = batch.filter(|id| self.is_open(*id)) {
+                        *st.open_claims.entry(id).or_insert(0) -= 1;
+                    }
+                }
+            }
+        }
+        match new {
+            Some(r) => {
+                let logical = match (r.state, r.batch_id) {
+                    (State::Claimed, Some(id)) if !self.is_open(id) => State::Delivered,
+                    (s, _) => s,
+                };
+                tally[usize::from(logical.code())] += 1;
+                if indexed(r.state, r.batch_id) {
+                    st.batch.insert(xkey(key, r.state), &[][..]);
+                } else {
+                    tally[BATCHED] += 1;
+                    if let Some(id) = r.batch_id.filter(|id| self.is_open(*id)) {
+                        *st.open_claims.entry(id).or_insert(0) += 1;
+                    }
+                }
+                let v = encode_record(r)?;
+                st.batch.insert(k.clone(), v.clone());
+                st.records.insert(k, Some(v));
+            }
+            None => {
+                st.batch.remove(k.clone());
+                st.records.insert(k, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the stage's tally changes to its batch and applies it atomically. The caller holds
+    /// the write lock and flushes.
+    pub(super) fn apply(&self, mut st: Stage) -> Result<()> {
+        for ((job, target), delta) in &st.tallies {
+            if delta.iter().all(|d| *d == 0) {
+                continue;
+            }
+            let mut t = self.tally(job, target)?;
+            for (slot, d) in t.iter_mut().zip(delta) {
+                *slot = slot.saturating_add_signed(*d);
+            }
+            st.batch.insert(tkey(job, target), encode_tally(&t));
+        }
+        for (id, delta) in &st.open_claims {
+            let k = qkey(*id);
+            let n = self.db.get(&k)?.map(|v| read_u64(&v)).unwrap_or(0);
+            st.batch
+                .insert(k, n.saturating_add_signed(*delta).to_be_bytes().to_vec());
+        }
+        self.db.apply_batch(st.batch)?;
+        Ok(())
+    }
+
+    pub(super) fn tally(&self, job: &str, target: &str) -> Result<[u64; TALLY]> {
+        Ok(self
+            .db
+            .get(tkey(job, target))?
+            .map(|v| decode_tally(&v))
+            .unwrap_or([0; TALLY]))
+    }
+
+    /// The records of `job`/`target` in stored state `state`, through the `x\0` index.
+    pub(super) fn list_indexed(
+        &self,
+        job: &str,
+        target: &str,
+        state: State,
+    ) -> Result<Vec<Record>> {
+        let prefix = xprefix(job, target, state);
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(&prefix) {
+            let (xk, _) = kv?;
+            let Some(doc_id) = keys::unescape(&xk[prefix.len()..]) else {
+                continue;
+            };
+            let key = RecordKey {
+                job: job.into(),
+                target: target.into(),
+                doc_id,
+            };
+            let k = rkey(&key);
+            // Forgotten since the index was read (`check_indexes` reports a lasting mismatch).
+            let Some(v) = self.db.get(&k)? else {
+                continue;
+            };
+            let r = self.decode(&k, &v)?;
+            if r.state == state {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Compares the indexes with the records they describe; returns the differences (none when
+    /// the ledger is consistent). For tests and `ledger` diagnostics.
+    pub fn check_indexes(&self) -> Result<Vec<String>> {
+        let _w = self.write_lock();
+        let expected = self.recount()?;
+        let mut problems: Vec<String> = expected
+            .unreadable
+            .iter()
+            .map(|k| format!("unreadable record {k}"))
+            .collect();
+        let mut found_q = BTreeMap::new();
+        for kv in self.db.scan_prefix(b"q\0") {
+            let (k, v) = kv?;
+            let id = String::from_utf8_lossy(&k[2..]).parse::<u64>().unwrap_or(0);
+            if read_u64(&v) != 0 {
+                found_q.insert(id, read_u64(&v));
+            }
+        }
+        if found_q != expected.open_claims {
+            problems.push(format!(
+                "claims of open batches {found_q:?} differ from the records' {:?}",
+                expected.open_claims
+            ));
+        }
+        let mut found_x = BTreeSet::new();
+        for kv in self.db.scan_prefix(b"x\0") {
+            found_x.insert(kv?.0.to_vec());
+        }
+        for k in expected.index.symmetric_difference(&found_x) {
+            let which = if found_x.contains(k) {
+                "stray"
+            } else {
+                "missing"
+            };
+            problems.push(format!(
+                "{which} index entry {}",
+                String::from_utf8_lossy(k).replace('\0', "/")
+            ));
+        }
+        let mut found_t = BTreeMap::new();
+        for kv in self.db.scan_prefix(b"t\0") {
+            let (k, v) = kv?;
+            let t = decode_tally(&v);
+            if t.iter().any(|n| *n != 0) {
+                found_t.insert(k.to_vec(), t);
+            }
+        }
+        if found_t != expected.tallies {
+            problems.push(format!(
+                "tallies {:?} differ from the records' {:?}",
+                found_t.values().collect::<Vec<_>>(),
+                expected.tallies.values().collect::<Vec<_>>()
+            ));
+        }
+        Ok(problems)
+    }
+}

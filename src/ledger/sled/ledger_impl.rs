@@ -1,0 +1,368 @@
+//! The [`Ledger`] trait on [`SledLedger`]: records, export batches, counters, cursors, reports,
+//! the audit trail and stored values.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::codec::{bkey, dprefix, from_json, okey, rkey, to_json, ukey};
+use super::index::{qkey, read_u64, Stage, BATCHED, TALLY};
+use super::{now, SledLedger};
+use crate::ledger::{
+    keys, AuditEvent, Batch, BatchCommit, BatchStatus, Cursor, Ledger, LedgerError, OpenBatch,
+    Record, RecordFilter, RecordKey, Recovery, Result, State,
+};
+
+impl Ledger for SledLedger {
+    fn get(&self, key: &RecordKey) -> Result<Option<Record>> {
+        let k = rkey(key);
+        self.db.get(&k)?.map(|v| self.decode(&k, &v)).transpose()
+    }
+
+    fn put_records(&self, records: &[Record]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        for r in records {
+            self.stage(&mut st, &r.key, Some(r))?;
+        }
+        self.apply(st)?;
+        drop(w);
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {
+        if let (Some(job), Some(target), Some(state)) = (&f.job, &f.target, f.state) {
+            // Records stored as claimed for an export batch are not in the index; only a
+            // journal-file target has them, and only `claimed`/`delivered` can stand for them.
+            let batched = matches!(state, State::Claimed | State::Delivered)
+                && self.tally(job, target)?[BATCHED] > 0;
+            if !batched {
+                return self.list_indexed(job, target, state);
+            }
+        }
+        let prefix = match (&f.job, &f.target) {
+            (Some(j), Some(t)) => keys::prefix("r", &[j, t]),
+            (Some(j), None) => keys::prefix("r", &[j]),
+            _ => b"r\0".to_vec(),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            if let Some(s) = f.state {
+                if self.logical(&v) != Some(s) {
+                    continue;
+                }
+            }
+            let r = self.decode(&k, &v)?;
+            if f.target.as_ref().is_some_and(|t| *t != r.key.target) {
+                continue;
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn find(&self, doc: &str) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(b"r\0") {
+            let (k, v) = kv?;
+            let r = self.decode(&k, &v)?;
+            // A malformed document's record answers to its escaped id, or to `malformed:` and
+            // that id when a real document has the same.
+            let id = &r.key.doc_id;
+            let malformed = id.strip_prefix('\u{1}').is_some_and(|m| m == doc);
+            if id == doc || crate::model::shown_id(id) == doc || malformed || r.number == doc {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_states(&self, job: &str, target: &str) -> Result<BTreeMap<State, u64>> {
+        let t = self.tally(job, target)?;
+        Ok(State::ALL
+            .iter()
+            .map(|s| (*s, t[usize::from(s.code())]))
+            .filter(|(_, n)| *n > 0)
+            .collect())
+    }
+
+    fn forget(&self, key: &RecordKey, audit: AuditEvent) -> Result<Record> {
+        let k = rkey(key);
+        let Some(v) = self.db.get(&k)? else {
+            return Err(LedgerError::NotFound(format!("no ledger record for {key}")));
+        };
+        let r = self.decode(&k, &v)?;
+        if r.state == State::Claimed {
+            return Err(LedgerError::Invalid(format!(
+                "{key} is claimed by a delivery in progress; run `facto sync` first so it is completed or rolled back"
+            )));
+        }
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        self.stage(&mut st, key, None)?;
+        st.batch.insert(
+            format!("a\0{:016}", self.next_seq("audit")?).into_bytes(),
+            to_json(&audit)?,
+        );
+        self.apply(st)?;
+        drop(w);
+        self.db.flush()?;
+        Ok(r)
+    }
+
+    fn begin_batch(&self, job: &str, target: &str, dir: &Path) -> Result<OpenBatch> {
+        let id = self.next_seq("batch")?;
+        let tmp_path = dir.join(OpenBatch::tmp_name(id));
+        let open = OpenBatch {
+            id,
+            job: job.into(),
+            target: target.into(),
+            tmp_path,
+            started_at: now(),
+        };
+        self.set_open(id, true);
+        self.db.insert(okey(id), to_json(&open)?)?;
+        self.db.flush()?;
+        Ok(open)
+    }
+
+    fn claim(&self, open: &OpenBatch, claimed: &[Record], others: &[Record]) -> Result<()> {
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        let mut members = Vec::with_capacity(claimed.len() * 32);
+        for r in claimed {
+            debug_assert_eq!(r.state, State::Claimed);
+            // The commit moves the batch's claimed tally for the batch's own job and target.
+            debug_assert!(r.key.job == open.job && r.key.target == open.target);
+            keys::push_member(&mut members, &r.key.job, &r.key.target, &r.key.doc_id);
+            self.stage(&mut st, &r.key, Some(r))?;
+        }
+        if !claimed.is_empty() {
+            let mut mk = dprefix(open.id);
+            mk.extend(format!("{:016}", self.next_seq("page")?).into_bytes());
+            st.batch.insert(mk, members);
+        }
+        for r in others {
+            self.stage(&mut st, &r.key, Some(r))?;
+        }
+        self.apply(st)?;
+        drop(w);
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn commit_batch(
+        &self,
+        open: &OpenBatch,
+        commit: BatchCommit<'_>,
+        file: &mut dyn std::io::Read,
+    ) -> Result<()> {
+        let id = open.id;
+        // 1. The file's exact bytes, kept beside the tree (sled is no place for large blobs) and
+        // made durable before the commit that refers to them.
+        self.store_blob(id, file)?;
+        // 2. The commit point: the batch becomes active and the open marker goes, atomically;
+        // from then on every record claimed for it reads as delivered, so their tally moves
+        // from claimed to delivered in the same write.
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        st.batch.insert(bkey(id), to_json(commit.batch)?);
+        st.batch.insert(ukey(id), &[][..]);
+        st.batch.remove(okey(id));
+        st.batch.remove(qkey(id));
+        let claimed = self.db.get(qkey(id))?.map(|v| read_u64(&v)).unwrap_or(0);
+        let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
+        let mut delta = [0i64; TALLY];
+        delta[usize::from(State::Claimed.code())] = -claimed;
+        delta[usize::from(State::Delivered.code())] = claimed;
+        st.tallies
+            .insert((open.job.clone(), open.target.clone()), delta);
+        for (name, next) in &commit.counters {
+            st.batch.insert(
+                format!("n\0{name}").into_bytes(),
+                next.to_be_bytes().to_vec(),
+            );
+        }
+        self.apply(st)?;
+        self.set_open(id, false);
+        drop(w);
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn abort_batch(&self, open: &OpenBatch, note: &str) -> Result<u64> {
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        let n = self.release_members(open.id, note, &mut st, true)?;
+        st.batch.remove(okey(open.id));
+        st.batch.remove(qkey(open.id));
+        st.open_claims.remove(&open.id);
+        self.apply(st)?;
+        self.set_open(open.id, false);
+        drop(w);
+        self.db.flush()?;
+        let _ = std::fs::remove_file(self.blob_path(open.id));
+        // The copy being made when the run was killed.
+        let _ = std::fs::remove_file(self.blob_tmp_path(open.id));
+        Ok(n)
+    }
+
+    fn mark_published(&self, id: u64) -> Result<()> {
+        self.db.remove(ukey(id))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn recover(&self) -> Result<Recovery> {
+        let mut rec = Recovery::default();
+        let opens: Vec<OpenBatch> = self.scan(b"o\0")?;
+        for open in opens {
+            let note = format!(
+                "export batch {} was interrupted before it was committed; rolled back",
+                open.id
+            );
+            rec.released += self.abort_batch(&open, &note)?;
+            let mut b = ::sled::Batch::default();
+            self.set_rescan(&open.job, &mut b)?;
+            self.db.apply_batch(b)?;
+            rec.rolled_back.push(open);
+        }
+        self.db.flush()?;
+        for kv in self.db.scan_prefix(b"u\0") {
+            let (k, _) = kv?;
+            let id: u64 = String::from_utf8_lossy(&k[2..]).parse().unwrap_or(0);
+            if let Some(batch) = self.batch(id)? {
+                rec.unpublished.push(batch);
+            }
+        }
+        Ok(rec)
+    }
+
+    fn batch(&self, id: u64) -> Result<Option<Batch>> {
+        let k = bkey(id);
+        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+    }
+
+    fn batches(&self) -> Result<Vec<Batch>> {
+        self.scan(b"b\0")
+    }
+
+    fn batch_file(&self, id: u64) -> Result<Vec<u8>> {
+        if self.batch(id)?.is_none() {
+            return Err(LedgerError::NotFound(format!("no export batch {id}")));
+        }
+        let path = self.blob_path(id);
+        std::fs::read(&path).map_err(|e| LedgerError::Io { path, source: e })
+    }
+
+    fn batch_documents(&self, id: u64) -> Result<Vec<RecordKey>> {
+        self.docs_of(id)
+    }
+
+    fn cancel_batch(&self, id: u64, audit: AuditEvent) -> Result<(Batch, u64)> {
+        let Some(mut batch) = self.batch(id)? else {
+            return Err(LedgerError::NotFound(format!("no export batch {id}")));
+        };
+        if batch.status == BatchStatus::Cancelled {
+            return Err(LedgerError::Invalid(format!(
+                "export batch {id} is already cancelled"
+            )));
+        }
+        let w = self.write_lock();
+        let mut st = Stage::default();
+        let n =
+            self.release_members(id, &format!("export batch {id} cancelled"), &mut st, false)?;
+        batch.status = BatchStatus::Cancelled;
+        batch.cancelled_at = Some(now());
+        st.batch.insert(bkey(id), to_json(&batch)?);
+        st.batch.insert(
+            format!("a\0{:016}", self.next_seq("audit")?).into_bytes(),
+            to_json(&audit)?,
+        );
+        self.set_rescan(&batch.job, &mut st.batch)?;
+        self.apply(st)?;
+        drop(w);
+        self.db.flush()?;
+        Ok((batch, n))
+    }
+
+    fn counter(&self, name: &str) -> Result<u64> {
+        Ok(self
+            .db
+            .get(format!("n\0{name}").as_bytes())?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1))
+    }
+
+    fn cursor(&self, job: &str) -> Result<Option<Cursor>> {
+        let k = format!("c\0{job}").into_bytes();
+        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+    }
+
+    fn set_cursor(&self, job: &str, cursor: &Cursor) -> Result<()> {
+        self.db
+            .insert(format!("c\0{job}").into_bytes(), to_json(cursor)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn save_report(&self, run_id: &str, report: &serde_json::Value) -> Result<()> {
+        self.db
+            .insert(format!("p\0{run_id}").into_bytes(), to_json(report)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn report(&self, run_id: &str) -> Result<Option<serde_json::Value>> {
+        let k = format!("p\0{run_id}").into_bytes();
+        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+    }
+
+    fn report_ids(&self) -> Result<Vec<String>> {
+        self.db
+            .scan_prefix(b"p\0")
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[2..]).into_owned()))
+            .collect()
+    }
+
+    fn audit(&self, event: AuditEvent) -> Result<()> {
+        self.db.insert(
+            format!("a\0{:016}", self.next_seq("audit")?).into_bytes(),
+            to_json(&event)?,
+        )?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn audit_trail(&self) -> Result<Vec<AuditEvent>> {
+        self.scan(b"a\0")
+    }
+
+    fn put_value(&self, key: &str, value: &serde_json::Value) -> Result<()> {
+        self.db
+            .insert(format!("k\0{key}").into_bytes(), to_json(value)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn put_values(&self, values: &[(String, serde_json::Value)]) -> Result<()> {
+        let mut batch = ::sled::Batch::default();
+        for (key, value) in values {
+            batch.insert(format!("k\0{key}").into_bytes(), to_json(value)?);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn value(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let k = format!("k\0{key}").into_bytes();
+        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+    }
+}
