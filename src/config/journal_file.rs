@@ -1,0 +1,180 @@
+//! `kind = "journal-file"` connectors: the layouts, encodings and separators of the import files
+//! written for accounting software, and the validated file permissions.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Separator of a FEC file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FecSeparator {
+    /// Tabulation (default).
+    Tab,
+    /// `|`.
+    Pipe,
+}
+
+/// Text encoding of a journal file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Encoding {
+    /// ISO-8859-15 (Latin-9), characters outside it transliterated.
+    #[serde(rename = "iso-8859-15")]
+    Iso885915,
+    /// Windows-1252 (what Windows accounting software reads), characters outside it transliterated.
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+    /// Plain ASCII: accents and symbols transliterated (fixed-width formats count bytes).
+    #[serde(rename = "ascii")]
+    Ascii,
+    /// UTF-8 without BOM.
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// UTF-8 with a BOM (what spreadsheet software expects of a CSV).
+    #[serde(rename = "utf-8-bom")]
+    Utf8Bom,
+}
+
+/// Layout of a journal file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JournalFormat {
+    /// FEC layout (18 columns), the import format most French accounting software takes.
+    Fec,
+    /// CSV, one row per document with the payer's totals.
+    CsvDocuments,
+    /// CSV, one row per invoice line.
+    CsvLines,
+    /// QuadraCOMPTA ASCII import, fixed-width `M` records.
+    Quadratus,
+    /// EBP Compta ASCII import (comma separated).
+    Ebp,
+    /// ACD iSuite Expert import (semicolon separated).
+    Acd,
+    /// Agiris Isacompta import (semicolon separated).
+    Agiris,
+    /// Sage Coala import (semicolon separated).
+    Coala,
+    /// Sage 50 / Ciel Compta `XIMPORT.TXT` (fixed width).
+    #[serde(alias = "sage50")]
+    Ciel,
+    /// Cegid import (semicolon separated).
+    Cegid,
+    /// Chorus Pro files for the portal: EN 16931 UBL 2.1 documents, in a zip lot.
+    ChorusUbl,
+    /// Chorus Pro files for the portal: EN 16931 CII D16B documents, in a zip lot.
+    ChorusCii,
+}
+
+impl JournalFormat {
+    /// Short name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalFormat::Fec => "fec",
+            JournalFormat::CsvDocuments => "csv-documents",
+            JournalFormat::CsvLines => "csv-lines",
+            JournalFormat::Quadratus => "quadratus",
+            JournalFormat::Ebp => "ebp",
+            JournalFormat::Acd => "acd",
+            JournalFormat::Agiris => "agiris",
+            JournalFormat::Coala => "coala",
+            JournalFormat::Ciel => "ciel",
+            JournalFormat::Cegid => "cegid",
+            JournalFormat::ChorusUbl => "chorus-ubl",
+            JournalFormat::ChorusCii => "chorus-cii",
+        }
+    }
+
+    /// Whether the target writes EN 16931 e-invoices (Chorus Pro files) rather than entries.
+    pub fn is_einvoice(self) -> bool {
+        matches!(self, JournalFormat::ChorusUbl | JournalFormat::ChorusCii)
+    }
+
+    /// Whether the layout is fixed width (field positions are byte positions).
+    pub fn fixed_width(self) -> bool {
+        matches!(self, JournalFormat::Quadratus | JournalFormat::Ciel)
+    }
+
+    /// Whether the layout is one of the two generic CSV shapes.
+    pub fn is_csv(self) -> bool {
+        matches!(self, JournalFormat::CsvDocuments | JournalFormat::CsvLines)
+    }
+
+    /// The encoding each accounting package reads (journal-formats note §2.8).
+    pub fn default_encoding(self) -> Encoding {
+        match self {
+            JournalFormat::Fec => Encoding::Iso885915,
+            JournalFormat::CsvDocuments | JournalFormat::CsvLines => Encoding::Utf8,
+            JournalFormat::ChorusUbl | JournalFormat::ChorusCii => Encoding::Utf8,
+            JournalFormat::Quadratus => Encoding::Ascii,
+            _ => Encoding::Windows1252,
+        }
+    }
+}
+
+/// `kind = "journal-file"`: a target writing import files for accounting software.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalFileConfig {
+    /// Always `journal-file`.
+    pub kind: String,
+    /// File layout.
+    pub format: JournalFormat,
+    /// Folder the files are written to (relative to `facto.toml`). Default `out`.
+    #[serde(default = "default_out")]
+    pub out_dir: PathBuf,
+    /// FEC separator (`tab` or `pipe`). Default `tab`.
+    #[serde(default)]
+    pub separator: Option<FecSeparator>,
+    /// CSV field separator, one character. Default `;`.
+    #[serde(default)]
+    pub csv_separator: Option<char>,
+    /// Encoding. Default: `iso-8859-15` for FEC, `utf-8` for CSV, `ascii` for Quadratus,
+    /// `windows-1252` for the other accounting packages.
+    #[serde(default)]
+    pub encoding: Option<Encoding>,
+    /// Pads general account numbers with trailing zeros to this length (`411` → `41100000` for
+    /// 8). Auxiliary accounts are written as mapped. Off by default.
+    #[serde(default)]
+    pub account_length: Option<usize>,
+    /// Chorus Pro files: documents per zip lot (the portal takes at most 500). Default 500.
+    #[serde(default)]
+    pub lot_size: Option<usize>,
+    /// Permissions of the files written, in octal as a string (`"0640"`). Default `"0640"`:
+    /// the owner writes, the group (the accountants' share) reads, others nothing.
+    #[serde(
+        default = "default_file_mode",
+        deserialize_with = "deserialize_file_mode"
+    )]
+    pub file_mode: u32,
+}
+
+/// Permissions of output files unless a connector says otherwise.
+pub const DEFAULT_FILE_MODE: u32 = 0o640;
+
+fn default_file_mode() -> u32 {
+    DEFAULT_FILE_MODE
+}
+
+fn deserialize_file_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let s = String::deserialize(d)?;
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "file_mode `{s}` is not a file mode: write it in octal as a string, at most \"0777\" and at least owner read and write (for example \"0640\")"
+            ))
+        })
+}
+
+impl JournalFileConfig {
+    /// The encoding in effect.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+            .unwrap_or_else(|| self.format.default_encoding())
+    }
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from("out")
+}
