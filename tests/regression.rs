@@ -5,6 +5,7 @@
 mod accountant;
 mod daemon;
 mod files;
+mod ledger_keys;
 mod never_twice;
 mod ops;
 mod robust;
