@@ -65,33 +65,32 @@ pub fn checked_sum(values: impl IntoIterator<Item = Decimal>) -> Option<Decimal>
 /// Holds a document with a figure beyond [`MAX_FIGURE`] (or a VAT rate beyond 100 %), naming
 /// each field: the writers and targets compute only on figures this gate let through.
 pub fn amount_range(doc: &Document) -> Vec<Problem> {
-    let mut figures: Vec<(String, Decimal)> = vec![
-        ("totals.net".into(), doc.totals.net),
-        ("totals.tax".into(), doc.totals.tax),
-        ("totals.gross".into(), doc.totals.gross),
-        ("totals.paid".into(), doc.totals.paid),
-        ("totals.due".into(), doc.totals.due),
-    ];
+    let mut p = Vec::new();
+    // The field's name is built only for a figure beyond the limit: this runs on every document.
+    let mut check = |v: Decimal, field: &dyn Fn() -> String| {
+        if v.abs() > MAX_FIGURE {
+            let field = field();
+            let what = format!("{field} is {v}, beyond ±{MAX_FIGURE}");
+            p.push(out_of_range(field, what));
+        }
+    };
+    check(doc.totals.net, &|| "totals.net".into());
+    check(doc.totals.tax, &|| "totals.tax".into());
+    check(doc.totals.gross, &|| "totals.gross".into());
+    check(doc.totals.paid, &|| "totals.paid".into());
+    check(doc.totals.due, &|| "totals.due".into());
     for (i, l) in doc.lines.iter().enumerate() {
-        figures.push((format!("lines[{i}].quantity"), l.quantity));
-        figures.push((format!("lines[{i}].unit_price"), l.unit_price));
-        figures.push((format!("lines[{i}].net_amount"), l.net_amount));
+        check(l.quantity, &|| format!("lines[{i}].quantity"));
+        check(l.unit_price, &|| format!("lines[{i}].unit_price"));
+        check(l.net_amount, &|| format!("lines[{i}].net_amount"));
         if let Some(d) = l.discount {
-            figures.push((format!("lines[{i}].discount"), d));
+            check(d, &|| format!("lines[{i}].discount"));
         }
     }
     for (i, b) in doc.tax_breakdown.iter().enumerate() {
-        figures.push((format!("tax_breakdown[{i}].base"), b.base));
-        figures.push((format!("tax_breakdown[{i}].amount"), b.amount));
+        check(b.base, &|| format!("tax_breakdown[{i}].base"));
+        check(b.amount, &|| format!("tax_breakdown[{i}].amount"));
     }
-    let mut p: Vec<Problem> = figures
-        .into_iter()
-        .filter(|(_, v)| v.abs() > MAX_FIGURE)
-        .map(|(field, v)| {
-            let what = format!("{field} is {v}, beyond ±{MAX_FIGURE}");
-            out_of_range(field, what)
-        })
-        .collect();
     for (i, b) in doc.tax_breakdown.iter().enumerate() {
         if b.rate.abs() > MAX_RATE {
             p.push(out_of_range(
