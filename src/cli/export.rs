@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 
 use super::{
     emit_reports, fail, ledger_failure, load, open_ledger, out, pick_job, print_json, progress,
@@ -168,7 +167,7 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 .map_err(ledger_failure)?
                 .ok_or_else(|| anyhow!("no export batch {id}; `facto exports list` shows them"))?;
             let bytes = ledger.batch_file(*id).map_err(ledger_failure)?;
-            if hex::encode(Sha256::digest(&bytes)) != b.sha256 {
+            if !b.holds(&bytes) {
                 return Err(fail(exit::USAGE, anyhow!("the stored bytes of batch {id} do not match its recorded sha256; the ledger is damaged")));
             }
             match dest.as_deref() {

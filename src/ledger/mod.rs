@@ -349,6 +349,15 @@ pub struct Batch {
     pub file_mode: Option<u32>,
 }
 
+impl Batch {
+    /// Whether `bytes` are this batch's bytes (their sha256 is the one recorded): the test for a
+    /// file found where the batch's file should be, and for the stored copy.
+    pub fn holds(&self, bytes: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(bytes)) == self.sha256
+    }
+}
+
 /// A batch being written: recorded (and flushed) before its file is started, so that an
 /// interrupted run can be rolled back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -484,10 +484,7 @@ pub fn publish(
         return Ok(false);
     }
     let path = resolve(&batch.path);
-    let current = std::fs::read(&path)
-        .ok()
-        .map(|b| hex::encode(Sha256::digest(&b)));
-    let rewritten = current.as_deref() != Some(batch.sha256.as_str());
+    let rewritten = !std::fs::read(&path).is_ok_and(|b| batch.holds(&b));
     if rewritten {
         let bytes = ledger.batch_file(batch.id)?;
         let mode = batch.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
@@ -498,9 +495,7 @@ pub fn publish(
     // with other bytes is another configuration's write in a shared folder: left alone.
     for dir in path.ancestors().skip(1).take(2) {
         let tmp = dir.join(OpenBatch::tmp_name(batch.id));
-        let ours =
-            std::fs::read(&tmp).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == batch.sha256);
-        if ours {
+        if std::fs::read(&tmp).is_ok_and(|b| batch.holds(&b)) {
             let _ = std::fs::remove_file(&tmp);
         }
     }
@@ -623,7 +618,7 @@ pub fn set_aside(batch: &Batch, resolve: impl Fn(&Path) -> PathBuf) -> std::io::
     let Ok(bytes) = std::fs::read(&path) else {
         return Ok(SetAside::Missing(path));
     };
-    if hex::encode(Sha256::digest(&bytes)) != batch.sha256 {
+    if !batch.holds(&bytes) {
         return Ok(SetAside::Changed(path));
     }
     let mut name = path.file_name().unwrap_or_default().to_os_string();
