@@ -60,10 +60,13 @@ impl SledLedger {
     /// [`LedgerError::Locked`] when another process has it open, [`LedgerError::Schema`] for a
     /// ledger of another version, storage errors otherwise.
     pub fn open(path: &Path) -> Result<SledLedger> {
-        crate::fsutil::private_dir(path).map_err(|e| LedgerError::Io {
+        let io = |e| LedgerError::Io {
             path: path.to_owned(),
             source: e,
-        })?;
+        };
+        // The folder is private before sled writes in it; its files are tightened once, below.
+        std::fs::create_dir_all(path).map_err(io)?;
+        crate::fsutil::set_mode(path, 0o700).map_err(io)?;
         let db = super::reopen::open_with_wait(path, || {
             ::sled::Config::new()
                 .path(path)
@@ -74,11 +77,8 @@ impl SledLedger {
             true => LedgerError::Locked(path.to_owned()),
             false => LedgerError::Store(e),
         })?;
-        // Again now that sled has created its own files.
-        crate::fsutil::private_dir(path).map_err(|e| LedgerError::Io {
-            path: path.to_owned(),
-            source: e,
-        })?;
+        // Every file in it, sled's own included, 0600 (older versions left them readable).
+        crate::fsutil::private_dir(path).map_err(io)?;
         match db.get(b"m\0schema")? {
             Some(v) => {
                 let found: u32 = from_json(b"m\0schema", &v)?;
