@@ -221,6 +221,7 @@ pub async fn run_job(
         held_now: BTreeSet::new(),
         dups: Duplicates::default(),
         unread: BTreeSet::new(),
+        unknown_warned: BTreeSet::new(),
     };
     jr.dups.backfill(ledger, &job.name)?;
     let started = Utc::now();

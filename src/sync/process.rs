@@ -96,6 +96,8 @@ pub(super) struct JobRun<'a> {
     /// Source files not read in this pull (unchanged): a document whose record came from one
     /// of them, read now from another file, is a second copy of its id.
     pub(super) unread: BTreeSet<String>,
+    /// Unknown field paths already warned about in this run.
+    pub(super) unknown_warned: BTreeSet<String>,
 }
 
 impl JobRun<'_> {
@@ -138,8 +140,7 @@ impl JobRun<'_> {
         }
         for f in &page.unknown_fields {
             // Once per run and path: the first document that carried it is named.
-            let known = |w: &String| w.contains(&format!("unknown field `{}` ", f.path));
-            if !self.report.warnings.iter().any(known) {
+            if self.unknown_warned.insert(f.path.clone()) {
                 self.report
                     .warnings
                     .push(crate::source::unknown::warning(f));
