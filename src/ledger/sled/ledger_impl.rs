@@ -73,7 +73,9 @@ impl Ledger for SledLedger {
             // A malformed document's record answers to its escaped id, or to `malformed:` and
             // that id when a real document has the same.
             let id = &r.key.doc_id;
-            let malformed = id.strip_prefix('\u{1}').is_some_and(|m| m == doc);
+            let malformed = id
+                .strip_prefix(crate::model::MALFORMED_ID)
+                .is_some_and(|m| doc.strip_prefix("malformed:") == Some(m));
             if id == doc || crate::model::shown_id(id) == doc || malformed || r.number == doc {
                 out.push(r);
             }
