@@ -201,7 +201,13 @@ where
             }
         }
     };
-    bounded(policy, op, |e, wait, left| match e {
+    bounded(policy, op, wait_too_long).await
+}
+
+/// What a 429 or 503 asking to wait `wait`, beyond the `left` of the budget, becomes: the call
+/// stops at once with the wait named.
+fn wait_too_long(e: HttpFailure, wait: Duration, left: Duration) -> HttpFailure {
+    match e {
         HttpFailure::Exhausted { url, status } => HttpFailure::WaitTooLong {
             url,
             status,
@@ -209,8 +215,7 @@ where
             budget_secs: left.as_secs(),
         },
         other => other,
-    })
-    .await
+    }
 }
 
 /// Runs `op` until it succeeds, fails for good, or the policy's budget (time and attempts) is
@@ -349,14 +354,7 @@ where
         }
     };
     bounded(policy, op, |e, wait, left| match e {
-        OnceFailure::NotSent(HttpFailure::Exhausted { url, status }) => {
-            OnceFailure::NotSent(HttpFailure::WaitTooLong {
-                url,
-                status,
-                wait_secs: wait.as_secs(),
-                budget_secs: left.as_secs(),
-            })
-        }
+        OnceFailure::NotSent(e) => OnceFailure::NotSent(wait_too_long(e, wait, left)),
         other => other,
     })
     .await
