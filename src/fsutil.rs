@@ -144,20 +144,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Re
     std::fs::create_dir_all(dir)?;
     let tmp = tmp_path(path);
     let result = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if let Some(m) = mode {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(m);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut f = opts.open(&tmp)?;
-        if let Some(m) = mode {
-            // A temp file left by an earlier attempt keeps its old mode through `open`.
-            set_mode(&tmp, m)?;
-        }
+        // With a mode, exactly that mode, even over a temp file an earlier attempt left.
+        let mut f = match mode {
+            Some(m) => create_with_mode(&tmp, m)?,
+            None => std::fs::File::create(&tmp)?,
+        };
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
