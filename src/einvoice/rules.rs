@@ -78,10 +78,7 @@ fn party_rules(
 fn note_rules(out: &mut Vec<Problem>, notes: &[crate::model::Note]) {
     for (i, n) in notes.iter().enumerate() {
         let code = present(n.subject_code.as_deref());
-        let written = match code {
-            Some(c) => format!("#{c}#{}", n.text),
-            None => n.text.clone(),
-        };
+        let written = super::ubl::note_text(n);
         let read = written
             .split_once('#')
             .and_then(|(_, rest)| rest.split_once('#'))

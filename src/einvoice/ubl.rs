@@ -172,11 +172,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         x.leaf("cbc:CreditNoteTypeCode", &[], v.type_code());
     }
     for n in &d.notes {
-        let text = match present(n.subject_code.as_deref()) {
-            Some(code) => format!("#{code}#{}", n.text),
-            None => n.text.clone(),
-        };
-        x.leaf("cbc:Note", &[], &text);
+        x.leaf("cbc:Note", &[], &note_text(n));
     }
     x.leaf("cbc:DocumentCurrencyCode", &[], cur);
     x.opt("cbc:BuyerReference", d.service_code.as_deref());
@@ -316,4 +312,13 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.close(root);
     x.finish()
+}
+
+/// A note as UBL carries it (BT-21, BT-22): its subject code, if any, as `#XYZ#` before its
+/// text. The rules read what this writes.
+pub fn note_text(n: &crate::model::Note) -> String {
+    match present(n.subject_code.as_deref()) {
+        Some(code) => format!("#{code}#{}", n.text),
+        None => n.text.clone(),
+    }
 }
