@@ -88,21 +88,22 @@ impl Duplicates {
             None => match ledger.value(&key)? {
                 Some(v) => {
                     let id = v["id"].as_str().unwrap_or_default().to_owned();
-                    // A first document forgotten from the ledger no longer owns its number.
-                    let mut alive = false;
+                    // A first document forgotten from the ledger no longer owns its number
+                    // (asked only when the owner is another document).
+                    let mut owns = id == doc.id;
                     for t in targets {
+                        if owns {
+                            break;
+                        }
                         let k = RecordKey {
                             job: job.to_owned(),
                             target: t.clone(),
                             doc_id: id.clone(),
                         };
-                        if ledger.get(&k)?.is_some() {
-                            alive = true;
-                            break;
-                        }
+                        owns = ledger.get(&k)?.is_some();
                     }
                     let origin = v["origin"].as_str().unwrap_or_default().to_owned();
-                    (alive || id == doc.id).then_some((id, origin))
+                    owns.then_some((id, origin))
                 }
                 None => None,
             },
