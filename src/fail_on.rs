@@ -15,10 +15,6 @@ use serde::Deserialize;
 use crate::ledger::{Ledger, LedgerError};
 use crate::report::{exit, ProblemLine, RunReport};
 
-/// Prefix of the ledger value naming the last live sync report of a job (read where a ledger of
-/// an older facto has no [`REPORTED`] set yet).
-pub const LAST_REPORT: &str = "last-sync-report/";
-
 /// Prefix of the ledger value holding the problems already reported for a job.
 pub const REPORTED: &str = "reported-problems/";
 
@@ -82,16 +78,9 @@ fn identity(p: &ProblemLine) -> Identity {
 
 /// The problems already reported for `job`.
 fn known(ledger: &dyn Ledger, job: &str) -> Result<BTreeSet<Identity>, LedgerError> {
-    if let Some(v) = ledger.value(&format!("{REPORTED}{job}"))? {
-        return Ok(serde_json::from_value(v).unwrap_or_default());
-    }
-    let previous = match ledger.value(&format!("{LAST_REPORT}{job}"))? {
-        Some(serde_json::Value::String(id)) => ledger.report(&id)?,
-        _ => None,
-    };
-    Ok(previous
-        .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
-        .map(|r| r.problems.iter().map(identity).collect())
+    Ok(ledger
+        .value(&format!("{REPORTED}{job}"))?
+        .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default())
 }
 
@@ -126,16 +115,10 @@ pub fn remember(ledger: &dyn Ledger, report: &RunReport) -> Result<(), LedgerErr
     if report.error.is_some() {
         set.extend(known(ledger, &report.job)?);
     }
-    ledger.put_values(&[
-        (
-            format!("{REPORTED}{}", report.job),
-            serde_json::to_value(&set).unwrap_or_default(),
-        ),
-        (
-            format!("{LAST_REPORT}{}", report.job),
-            serde_json::Value::String(report.run_id.clone()),
-        ),
-    ])
+    ledger.put_values(&[(
+        format!("{REPORTED}{}", report.job),
+        serde_json::to_value(&set).unwrap_or_default(),
+    )])
 }
 
 #[cfg(test)]
