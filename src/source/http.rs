@@ -204,13 +204,9 @@ impl HttpSource {
         Ok(Some(page))
     }
 
-    /// `{"updated_since": <greatest updated_at seen>}`.
-    pub fn cursor(&self) -> serde_json::Value {
-        self.cursor_before(&std::collections::BTreeSet::new())
-    }
-
-    /// [`HttpSource::cursor`], or the cursor this pull started from when `origins` names any
-    /// page: a document met twice (edited while the pull paged) is read again by the next pull.
+    /// `{"updated_since": <greatest updated_at seen>}`, or the cursor this pull started from
+    /// when `origins` names any page: a document met twice (edited while the pull paged) is read
+    /// again by the next pull.
     pub fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value {
         if !origins.is_empty() {
             return match &self.since {

@@ -130,11 +130,6 @@ impl Source {
         }
     }
 
-    /// The cursor to save after every page was processed.
-    pub fn cursor(&self) -> serde_json::Value {
-        self.cursor_before(&std::collections::BTreeSet::new())
-    }
-
     /// The cursor to save, kept before the documents read from `origins` (files or pages) so
     /// that the next pull reads them again: the two copies of an id read twice stay in sight
     /// until a human removes one.
