@@ -118,7 +118,7 @@ pub fn signed_header(
     )
 }
 
-/// The daemon's outstanding challenges: each accepted once, within [`CHALLENGE_TTL`].
+/// The daemon's outstanding challenges: each accepted once, within `CHALLENGE_TTL`.
 #[derive(Default)]
 pub struct Challenges(Mutex<HashMap<String, Instant>>);
 

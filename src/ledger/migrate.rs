@@ -1,5 +1,5 @@
 //! One-time upgrade of a version-1 or version-2 ledger to the key layout of version 3
-//! ([`super::keys`]). Before it, names and ids were joined raw by `\0` and batch members by `\n`,
+//! (`ledger::keys`). Before it, names and ids were joined raw by `\0` and batch members by `\n`,
 //! so an id holding either byte broke its keys (a membership page that no longer parsed stopped
 //! every later sync). Record keys are rewritten escaped (only those holding `\0` or `\x01`
 //! change), every membership page is rewritten, and the indexes are dropped so that opening

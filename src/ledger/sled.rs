@@ -1,7 +1,7 @@
 //! The [`Ledger`] on sled. One tree, keys prefixed by kind, so that every group of related writes
 //! is one atomic `sled::Batch`; `flush` after each group makes it durable before the caller goes on.
 //!
-//! Keys (names and ids escaped by [`super::keys`], so that no byte of an id breaks them):
+//! Keys (names and ids escaped by `ledger::keys`, so that no byte of an id breaks them):
 //! `m\0schema`; `r\0job\0target\0doc` → 9-byte header (state, batch) + record JSON;
 //! `b\0<id>` batch; `o\0<id>` open batch; `u\0<id>` committed but not yet published;
 //! `d\0<id>\0<page>` batch membership; `n\0name` counters; `c\0job` cursors; `p\0run` reports;
