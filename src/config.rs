@@ -384,6 +384,8 @@ impl Config {
         let mut connectors = BTreeMap::new();
         let mut mappings = BTreeMap::new();
         let mut jobs = Vec::new();
+        // Where each job's targets deliver, found by the per-job check, compared across jobs.
+        let mut job_dests = Vec::new();
         for rj in raw.job {
             let job_line = find_line(&text, &[&format!("name = \"{}\"", rj.name)]);
             if jobs.iter().any(|j: &Job| j.name == rj.name) {
@@ -449,7 +451,7 @@ impl Config {
                     ));
                 }
             }
-            overlap::check_targets(
+            let dests = overlap::check_targets(
                 path,
                 overlap::targets_line(&text, job_line),
                 &rj.name,
@@ -498,6 +500,7 @@ impl Config {
                     ));
                 }
             }
+            job_dests.push(dests);
             jobs.push(Job {
                 name: rj.name,
                 source: rj.source,
@@ -510,7 +513,7 @@ impl Config {
                 validation_date: rj.validation_date,
             });
         }
-        overlap::check_jobs(path, &text, &jobs, &connectors, &base_dir, &data_dir)?;
+        overlap::check_jobs(path, &jobs, &job_dests, &connectors, &base_dir)?;
         for (key, value) in [
             ("status_every", &raw.daemon.status_every),
             ("default_schedule", &raw.daemon.default_schedule),

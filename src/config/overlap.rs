@@ -14,7 +14,7 @@ use super::{ConfigError, Connector};
 
 /// Where a target delivers: `key` is compared, `text` is shown.
 #[derive(Debug, Clone)]
-struct Dest {
+pub(super) struct Dest {
     key: String,
     text: String,
 }
@@ -127,30 +127,21 @@ fn origin(c: &Connector, base_dir: &Path) -> Option<String> {
 /// The first overlap, at the later job's `targets` line.
 pub(super) fn check_jobs(
     path: &Path,
-    text: &str,
     jobs: &[super::Job],
+    found: &[JobDests],
     connectors: &std::collections::BTreeMap<String, Connector>,
     base_dir: &Path,
-    data_dir: &Path,
 ) -> Result<(), ConfigError> {
     // (job, source, (target, destination) of each target)
-    type Seen<'a> = (&'a str, String, Vec<(String, Dest)>);
+    type Seen<'a> = (&'a str, String, &'a [(String, Dest)]);
     let mut seen: Vec<Seen<'_>> = Vec::new();
-    for job in jobs {
+    for (job, (line, dests)) in jobs.iter().zip(found) {
         let Some(source) = connectors
             .get(&job.source)
             .and_then(|c| origin(c, base_dir))
         else {
             continue;
         };
-        let dests: Vec<(String, Dest)> = job
-            .targets
-            .iter()
-            .filter_map(|t| {
-                let d = destination(connectors.get(t)?, t, base_dir, data_dir)?;
-                Some((t.clone(), d))
-            })
-            .collect();
         for (other, other_source, other_dests) in &seen {
             if *other_source != source {
                 continue;
@@ -160,10 +151,9 @@ pub(super) fn check_jobs(
                 Some((t, clash(o, d)))
             });
             if let Some((t, d)) = found {
-                let job_line = super::find_line(text, &[&format!("name = \"{}\"", job.name)]);
                 return Err(ConfigError::at(
                     path,
-                    targets_line(text, job_line),
+                    *line,
                     format!("jobs `{other}` and `{}` both read {source} and deliver to {d} (target `{t}`): every document would be delivered twice; keep that target in one job", job.name),
                 ));
             }
@@ -230,7 +220,12 @@ pub(super) fn targets_line(text: &str, job_line: Option<usize>) -> Option<usize>
         .or(job_line)
 }
 
+/// A job's `targets` line and where each of its targets delivers (targets that deliver nowhere
+/// comparable are left out).
+pub(super) type JobDests = (Option<usize>, Vec<(String, Dest)>);
+
 /// Checks one job's targets: each named once, no two reaching the same account or files.
+/// Returns where they deliver, for [`check_jobs`].
 ///
 /// # Errors
 ///
@@ -243,7 +238,7 @@ pub(super) fn check_targets(
     connectors: &std::collections::BTreeMap<String, Connector>,
     base_dir: &Path,
     data_dir: &Path,
-) -> Result<(), ConfigError> {
+) -> Result<JobDests, ConfigError> {
     let mut seen: Vec<(&str, Option<Dest>)> = Vec::new();
     for t in targets {
         if seen.iter().any(|(n, _)| n == t) {
@@ -271,7 +266,11 @@ pub(super) fn check_targets(
         }
         seen.push((t, dest));
     }
-    Ok(())
+    let dests = seen
+        .into_iter()
+        .filter_map(|(t, d)| Some((t.to_owned(), d?)))
+        .collect();
+    Ok((line, dests))
 }
 
 #[cfg(test)]
