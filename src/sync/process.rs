@@ -35,6 +35,11 @@ fn fill_from_doc(r: &mut Record, doc: &Document, origin: &str, hash: &str) {
     r.source_hash = hash.to_owned();
 }
 
+/// Whether `r` is held from this very source (same file, same bytes).
+fn held_as_read(r: &Record, origin: &str, hash: &str) -> bool {
+    r.state == State::Held && r.source_hash == hash && r.origin == origin
+}
+
 pub(super) fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<ProblemLine> {
     r.problems
         .iter()
@@ -317,22 +322,11 @@ impl JobRun<'_> {
                 }
                 _ if same_number.is_some() => {
                     let problems: Vec<Problem> = same_number.iter().cloned().collect();
-                    self.tallies[ti].held += 1;
-                    self.held_now.insert(doc.id.clone());
-                    let mut rec = new_record(key, existing, now);
-                    // Held already for this, as read: the stored record (and its copy) stands.
-                    if rec.state == State::Held
-                        && rec.source_hash == hash
-                        && rec.origin == origin
-                        && rec.problems == problems
-                    {
-                        self.lines.extend(problem_lines(t, &rec, "held"));
-                        continue;
-                    }
-                    fill_from_doc(&mut rec, doc, origin, hash);
-                    rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
-                    self.lines.extend(problem_lines(t, &rec, "held"));
-                    pending[ti].others.push(rec);
+                    let rec = new_record(key, existing, now);
+                    let as_read = held_as_read(&rec, origin, hash);
+                    self.hold(
+                        ti, t, doc, origin, hash, rec, as_read, problems, pending, now,
+                    );
                 }
                 _ => {
                     let rec = new_record(key, existing, now);
@@ -411,8 +405,7 @@ impl JobRun<'_> {
         now: chrono::DateTime<Utc>,
     ) {
         let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping).map(Arc::new));
-        let held_as_read =
-            rec.state == State::Held && rec.source_hash == hash && rec.origin == origin;
+        let as_read = held_as_read(&rec, origin, hash);
         fill_from_doc(&mut rec, doc, origin, hash);
         // What this target's layout cannot hold (an account wider than its field) holds the
         // document back for this target only.
@@ -455,24 +448,41 @@ impl JobRun<'_> {
                 pending[ti].deliver.push((Arc::clone(md), rec));
             }
             Err(problems) => {
-                self.tallies[ti].held += 1;
-                self.held_now.insert(doc.id.clone());
-                // Held already, from the same source and for the same reasons: the stored
-                // record stands (rewriting it each run grew the ledger by its size each time).
-                if held_as_read && rec.problems == *problems {
-                    self.lines.extend(problem_lines(target, &rec, "held"));
-                    return;
-                }
-                rec.hold(
-                    problems.clone(),
-                    serde_json::to_value(doc).ok(),
-                    &self.run_id,
-                    now,
+                let problems = problems.clone();
+                self.hold(
+                    ti, target, doc, origin, hash, rec, as_read, problems, pending, now,
                 );
-                self.lines.extend(problem_lines(target, &rec, "held"));
-                pending[ti].others.push(rec);
             }
         }
+    }
+
+    /// Holds `doc` for `target` with `problems`. Held already, from the same source
+    /// (`held_as_read`) and for the same reasons: the stored record stands (rewriting it each
+    /// run grew the ledger by its size each time).
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &mut self,
+        ti: usize,
+        target: &str,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        mut rec: Record,
+        held_as_read: bool,
+        problems: Vec<Problem>,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) {
+        self.tallies[ti].held += 1;
+        self.held_now.insert(doc.id.clone());
+        if held_as_read && rec.problems == problems {
+            self.lines.extend(problem_lines(target, &rec, "held"));
+            return;
+        }
+        fill_from_doc(&mut rec, doc, origin, hash);
+        rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
+        self.lines.extend(problem_lines(target, &rec, "held"));
+        pending[ti].others.push(rec);
     }
 
     #[allow(clippy::too_many_arguments)]
