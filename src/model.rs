@@ -446,6 +446,15 @@ pub fn shown_id(id: &str) -> &str {
     id.strip_prefix(MALFORMED_ID).unwrap_or(id)
 }
 
+/// Why a parsed document's identity cannot be taken: an empty id, or an id or number holding
+/// a control character ([`identity_problem`]). Returns the field and the message.
+pub fn identity_error(doc: &Document) -> Option<(&'static str, String)> {
+    if doc.id.trim().is_empty() {
+        return Some(("id", "must not be empty".to_owned()));
+    }
+    identity_problem(&doc.id, &doc.number)
+}
+
 /// Why a document's id or number cannot be taken: a control character (a line break, a NUL...)
 /// would end up in ledger keys, report lines, file names and fixed-width journal fields.
 /// Returns the field and the message.
@@ -533,15 +542,7 @@ pub fn parse_document_noting(
             message: inner,
         }
     })?;
-    if doc.id.trim().is_empty() {
-        return Err(DocParseError {
-            origin: origin.to_owned(),
-            doc: doc_label,
-            path: "id".to_owned(),
-            message: "must not be empty".to_owned(),
-        });
-    }
-    if let Some((field, message)) = identity_problem(&doc.id, &doc.number) {
+    if let Some((field, message)) = identity_error(&doc) {
         return Err(DocParseError {
             origin: origin.to_owned(),
             doc: doc_label,

@@ -50,14 +50,8 @@ fn fast_parse(bytes: &[u8], origin: &str, page: &mut Page) -> bool {
         let parsed: Result<Document, _> =
             serde::Deserialize::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note));
         match parsed {
-            Ok(doc)
-                if !doc.id.trim().is_empty()
-                    && crate::model::identity_problem(&doc.id, &doc.number).is_none() =>
-            {
-                unknown_fields.extend(seen.into_iter().map(|path| super::unknown::UnknownField {
-                    path,
-                    doc: doc.number.clone(),
-                }));
+            Ok(doc) if crate::model::identity_error(&doc).is_none() => {
+                unknown_fields.extend(super::unknown::of_document(seen, &doc));
                 let hash = hex::encode(Sha256::digest(raw.get().as_bytes()));
                 items.push(Item::Doc {
                     doc: Box::new(doc),

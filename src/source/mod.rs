@@ -158,10 +158,7 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mu
         let parsed = crate::model::parse_document_noting(v, origin, pos, &mut unknown);
         if let Ok(doc) = &parsed {
             page.unknown_fields
-                .extend(unknown.into_iter().map(|path| unknown::UnknownField {
-                    path,
-                    doc: doc.number.clone(),
-                }));
+                .extend(unknown::of_document(unknown, doc));
         }
         match parsed {
             Ok(doc) => out.push(Item::Doc {

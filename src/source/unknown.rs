@@ -24,6 +24,20 @@ pub struct UnknownField {
     pub doc: String,
 }
 
+/// The unknown field paths `paths` met in `doc`, as the report lists them.
+pub fn of_document(
+    paths: impl IntoIterator<Item = String>,
+    doc: &crate::model::Document,
+) -> Vec<UnknownField> {
+    paths
+        .into_iter()
+        .map(|path| UnknownField {
+            path,
+            doc: doc.number.clone(),
+        })
+        .collect()
+}
+
 /// The path of an ignored field as [`UnknownField::path`] writes it.
 pub fn path_of(p: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path;
