@@ -29,6 +29,16 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Request {
+    /// The value of `name` in the query string (`?name=value`), as written.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+    }
+}
+
 /// A response.
 pub struct Response {
     /// Status code.

@@ -218,11 +218,7 @@ impl Server {
         }
         // The CLI's question before it sends the token: answered without it.
         if req.path == auth::HELLO_PATH {
-            let nonce = req
-                .query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("nonce="))
-                .unwrap_or_default();
+            let nonce = req.query_param("nonce").unwrap_or_default();
             if nonce.len() < 16 {
                 return http::Response::json(400, &json!({"error": "a nonce is required"}));
             }
@@ -238,11 +234,7 @@ impl Server {
         let is_token = |given: &str| auth::ct_eq(given.as_bytes(), self.token.as_bytes());
         // The editor page is opened once with `?token=`, which sets a strict cookie.
         if req.path == "/editor" {
-            let given = req
-                .query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("token="))
-                .map(str::to_owned);
+            let given = req.query_param("token").map(str::to_owned);
             if given.as_deref().is_some_and(is_token) {
                 return http::Response {
                     status: 303,
