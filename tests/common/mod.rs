@@ -270,6 +270,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The problem lines of a JSON run report about document `id`.
+pub fn problems_of<'a>(report: &'a Value, id: &str) -> Vec<&'a Value> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["doc_id"] == id)
+        .collect()
+}
+
 /// Runs a prepared `facto --json ...` command off the async runtime; returns its exit code,
 /// its JSON output (or, when it printed none, its standard error as a JSON string) and its
 /// standard error.

@@ -75,16 +75,6 @@ fn add_demo_doc(p: &Project, id: &str, edit: impl FnOnce(&mut serde_json::Value)
     );
 }
 
-/// The problems the report gives for document `id`.
-fn problems_of<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["doc_id"] == id)
-        .collect()
-}
-
 #[test]
 fn notes_given_as_a_plain_string_are_read_as_one_note() {
     let p = Project::demo();

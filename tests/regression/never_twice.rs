@@ -119,12 +119,6 @@ fn in_state(p: &Project, target: &str, state: &str) -> usize {
     v.as_array().map_or(0, Vec::len)
 }
 
-/// Runs a `facto --json` command built by `make`; returns (exit code, report).
-async fn report_of(cmd: std::process::Command) -> (i32, serde_json::Value) {
-    let (code, v, _) = json_of(cmd).await;
-    (code, v)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_late_pennylane_answer_is_waited_for_and_never_imported_twice() {
     use crate::pennylane_api::{command, project};
@@ -139,11 +133,11 @@ async fn a_late_pennylane_answer_is_waited_for_and_never_imported_twice() {
         .push_back(Fault::Late(late));
     let landed_at = std::time::Instant::now() + late + std::time::Duration::from_secs(3);
     let sync = || command(&p, &["--json", "sync"], TOKEN);
-    let (code, r) = report_of(sync()).await;
+    let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 3, "the first import timed out: {r}");
     assert_eq!(in_state(&p, "pennylane", "claimed"), 1);
     // At once: Pennylane does not list it yet; it stays claimed and is not imported again.
-    let (_, r) = report_of(sync()).await;
+    let (_, r, _) = json_of(sync()).await;
     let imports = sim.imports();
     assert!(
         imports.values().all(|n| *n == 1),
@@ -158,7 +152,7 @@ async fn a_late_pennylane_answer_is_waited_for_and_never_imported_twice() {
     assert_eq!(in_state(&p, "pennylane", "claimed"), 1, "{r}");
     // Once it has landed, the lookup finds it.
     std::thread::sleep(landed_at.saturating_duration_since(std::time::Instant::now()));
-    let (code, r) = report_of(sync()).await;
+    let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 1, "{r}");
     assert_eq!(in_state(&p, "pennylane", "claimed"), 0, "{r}");
     let imports = sim.imports();
@@ -183,11 +177,11 @@ async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
         .push_back(Fault::Late(late));
     let landed_at = std::time::Instant::now() + late + std::time::Duration::from_secs(3);
     let sync = || command(&p, &["--json", "sync"]);
-    let (code, r) = report_of(sync()).await;
+    let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 3, "the first batch timed out: {r}");
     assert_eq!(in_state(&p, "xero", "claimed"), 10);
     // At once: Xero does not list the batch yet; it stays claimed and is not sent again.
-    let (_, r) = report_of(sync()).await;
+    let (_, r, _) = json_of(sync()).await;
     assert!(
         r["statuses"]
             .to_string()
@@ -196,7 +190,7 @@ async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
     );
     assert_eq!(in_state(&p, "xero", "claimed"), 10, "{r}");
     std::thread::sleep(landed_at.saturating_duration_since(std::time::Instant::now()));
-    let (code, r) = report_of(sync()).await;
+    let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 1, "{r}");
     assert_eq!(in_state(&p, "xero", "claimed"), 0, "{r}");
     let created = sim.created();
@@ -222,12 +216,9 @@ pub(super) fn csv_rows_of(p: &Project, number: &str) -> usize {
 }
 
 /// The report's problem lines about document `doc_id`, as text.
-fn problems_of(report: &serde_json::Value, doc_id: &str) -> String {
-    report["problems"]
-        .as_array()
-        .unwrap()
+fn problems_text(report: &serde_json::Value, doc_id: &str) -> String {
+    problems_of(report, doc_id)
         .iter()
-        .filter(|l| l["doc_id"] == doc_id)
         .map(|l| l.to_string())
         .collect::<Vec<_>>()
         .join("\n")
@@ -254,7 +245,7 @@ fn a_document_id_read_twice_is_reported_and_delivered_once() {
         p.write("examples/invoices/zz-same.json", &same);
         let (code, r) = p.json(&["sync"]);
         assert_eq!(code, 1, "{r}");
-        let lines = problems_of(&r, "inv-2026-0001");
+        let lines = problems_text(&r, "inv-2026-0001");
         assert!(
             lines.contains("read twice")
                 && lines.contains("inv-2026-0001.json")
@@ -268,7 +259,7 @@ fn a_document_id_read_twice_is_reported_and_delivered_once() {
         );
         assert_eq!(csv_rows_of(&p, "F2026-0001"), 1, "page size {page_size}");
         assert_eq!(csv_rows_of(&p, "F2026-0002"), 1, "page size {page_size}");
-        assert!(problems_of(&r, "inv-2026-0002").is_empty(), "{r}");
+        assert!(problems_text(&r, "inv-2026-0002").is_empty(), "{r}");
     }
 }
 
@@ -281,7 +272,7 @@ fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
     p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
     let (code, r) = p.json(&["sync"]);
     assert_eq!(code, 1, "{r}");
-    let lines = problems_of(&r, "inv-2026-9001");
+    let lines = problems_text(&r, "inv-2026-9001");
     assert!(
         lines.contains("F2026-0001 is already used by document `inv-2026-0001`")
             && lines.contains("inv-2026-0001.json")
@@ -310,11 +301,11 @@ fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
     let (code, r) = p.json(&["sync"]);
     assert_eq!(code, 1, "{r}");
     assert!(
-        problems_of(&r, "inv-2026-9001").contains("already used"),
+        problems_text(&r, "inv-2026-9001").contains("already used"),
         "{r}"
     );
     assert!(
-        problems_of(&r, "inv-2026-9002").contains("already used"),
+        problems_text(&r, "inv-2026-9002").contains("already used"),
         "{r}"
     );
     assert_eq!(target(&r, "sales-csv")["delivered"], 0, "{r}");
@@ -415,7 +406,7 @@ fn a_duplicate_number_hold_is_not_rewritten_and_a_dry_run_counts_it_once() {
         p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
         let (code, r) = p.json(&["sync"]);
         assert_eq!(code, 1, "run {run}: {r}");
-        assert!(problems_of(&r, "inv-2026-9001").contains("already used"));
+        assert!(problems_text(&r, "inv-2026-9001").contains("already used"));
         assert_eq!(target(&r, "sales-fec")["held"], held, "run {run}: {r}");
         let again = held_record(&p, "sales-fec", "inv-2026-9001");
         assert_eq!(
@@ -449,7 +440,7 @@ fn a_second_copy_of_an_id_is_reported_on_every_run_until_one_is_removed() {
     for run in 0..3 {
         let (code, r) = p.json(&["sync"]);
         assert_eq!(code, 1, "run {run}: {r}");
-        let lines = problems_of(&r, "inv-2026-0001");
+        let lines = problems_text(&r, "inv-2026-0001");
         assert!(
             lines.contains("read twice") && lines.contains("zz-copy.json"),
             "run {run}: {r}"
@@ -463,7 +454,7 @@ fn a_second_copy_of_an_id_is_reported_on_every_run_until_one_is_removed() {
     std::fs::remove_file(p.path("examples/invoices/inv-2026-0001.json")).unwrap();
     let (code, r) = p.json(&["sync"]);
     assert_eq!(code, 1, "{r}");
-    let lines = problems_of(&r, "inv-2026-0001");
+    let lines = problems_text(&r, "inv-2026-0001");
     assert!(!lines.contains("read twice"), "{r}");
     assert!(
         lines.contains("changed-after-delivery") && lines.contains("2026-12-31"),
@@ -546,11 +537,11 @@ async fn an_id_edited_while_the_http_source_pages_is_read_again_next_run() {
     };
     let (code, r) = sync().await;
     assert_eq!(code, 1, "{r}");
-    assert!(problems_of(&r, "api-1").contains("read twice"), "{r}");
+    assert!(problems_text(&r, "api-1").contains("read twice"), "{r}");
     assert_eq!(target(&r, "sales-fec")["delivered"], 2, "{r}");
     let (code, r) = sync().await;
     assert_eq!(code, 1, "{r}");
-    let lines = problems_of(&r, "api-1");
+    let lines = problems_text(&r, "api-1");
     assert!(
         lines.contains("changed-after-delivery") && lines.contains("2026-12-31"),
         "{r}"
@@ -596,7 +587,7 @@ fn preview_finds_duplicates_as_sync_does() {
     );
     let (_, r) = p.json(&["sync"]);
     assert!(
-        problems_of(&r, "inv-2026-9001").contains("already used"),
+        problems_text(&r, "inv-2026-9001").contains("already used"),
         "{r}"
     );
 
@@ -620,7 +611,7 @@ fn preview_finds_duplicates_as_sync_does() {
     );
     let (_, r) = p.json(&["sync"]);
     assert!(
-        problems_of(&r, "inv-2026-0001").contains("read twice"),
+        problems_text(&r, "inv-2026-0001").contains("read twice"),
         "{r}"
     );
 }
@@ -642,7 +633,7 @@ fn a_copy_of_a_delivered_id_in_a_new_file_is_a_duplicate_for_sync_too() {
     for run in 0..2 {
         let (code, r) = p.json(&["sync"]);
         assert_eq!(code, 1, "run {run}: {r}");
-        let lines = problems_of(&r, "inv-2026-0001");
+        let lines = problems_text(&r, "inv-2026-0001");
         assert!(
             lines.contains("read twice") && lines.contains("zz-copy.json"),
             "run {run}: {r}"
