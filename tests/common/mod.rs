@@ -76,6 +76,16 @@ impl Project {
         (code, v)
     }
 
+    /// A JSON file of the project (a document of the demo, say), parsed.
+    pub fn read_json(&self, rel: &str) -> Value {
+        serde_json::from_str(&self.read(rel)).unwrap()
+    }
+
+    /// Writes `v` as pretty JSON to `rel`.
+    pub fn write_json(&self, rel: &str, v: &Value) {
+        self.write(rel, &serde_json::to_string_pretty(v).unwrap());
+    }
+
     pub fn write(&self, rel: &str, content: &str) {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -22,8 +22,7 @@ fn bytes_under(dir: &std::path::Path) -> u64 {
 fn held_documents_are_not_rewritten_on_every_run() {
     let p = Project::demo();
     // F2026-0030 is held (tax code TVA85 has no mapping); make it weigh 2 MB.
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0030.json")).unwrap();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0030.json");
     doc["notes"] = serde_json::json!([{"subject_code": null, "text": "x".repeat(2 << 20)}]);
     p.write(
         "examples/invoices/inv-2026-0030.json",
@@ -64,15 +63,11 @@ fn held_documents_are_not_rewritten_on_every_run() {
 /// Writes a copy of the demo's F2026-0001 (1 line, 12 × 95.00 at 20 %) as document `id`,
 /// changed by `edit`, into the demo source folder.
 fn add_demo_doc(p: &Project, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut v = p.read_json("examples/invoices/inv-2026-0001.json");
     v["id"] = serde_json::json!(id);
     v["number"] = serde_json::json!(format!("T-{id}"));
     edit(&mut v);
-    p.write(
-        &format!("examples/invoices/{id}.json"),
-        &serde_json::to_string_pretty(&v).unwrap(),
-    );
+    p.write_json(&format!("examples/invoices/{id}.json"), &v);
 }
 
 #[test]
@@ -383,8 +378,7 @@ async fn unknown_fields_from_the_http_source_are_listed_too() {
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let server = MockServer::start().await;
     let p = Project::demo();
-    let mut d: serde_json::Value =
-        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let mut d = p.read_json("examples/new-invoice.json");
     d["lines"][0]["colour"] = serde_json::json!("red");
     let mut d2 = d.clone();
     d2["id"] = serde_json::json!("api-2");

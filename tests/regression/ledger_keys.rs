@@ -10,8 +10,7 @@ use crate::common::*;
 #[test]
 fn document_id_with_a_control_character_is_held_and_later_syncs_go_on() {
     let p = Project::demo();
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let mut doc = p.read_json("examples/new-invoice.json");
     doc["id"] = "inv-2026\n0041".into();
     doc["number"] = "F2026-0041".into();
     let mut other = doc.clone();
@@ -59,8 +58,7 @@ fn document_id_with_a_control_character_is_held_and_later_syncs_go_on() {
     assert!(ids.iter().all(|id| !id.contains('\n')), "{listed}");
 
     // Corrected in the source: delivered under its new id; the old record goes as documented.
-    let mut fixed: serde_json::Value =
-        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let mut fixed = p.read_json("examples/new-invoice.json");
     fixed["id"] = "inv-2026-0041".into();
     fixed["number"] = "F2026-0041".into();
     p.write(
@@ -160,8 +158,7 @@ fn version_2_ledger_with_a_newline_id_in_an_open_batch_is_upgraded_and_recovers(
 #[test]
 fn a_malformed_id_never_shares_a_record_with_a_real_document() {
     let p = Project::demo();
-    let mut bad: serde_json::Value =
-        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let mut bad = p.read_json("examples/new-invoice.json");
     bad["id"] = "inv-2026\n0041".into();
     bad["number"] = "F2026-0041".into();
     let mut real = bad.clone();

@@ -266,8 +266,7 @@ fn a_document_id_read_twice_is_reported_and_delivered_once() {
 #[test]
 fn an_invoice_number_under_two_ids_is_held_and_booked_once() {
     let p = Project::demo();
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0001.json");
     doc["id"] = "inv-2026-9001".into();
     p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
     let (code, r) = p.json(&["sync"]);
@@ -393,8 +392,7 @@ fn held_record(p: &Project, target: &str, doc_id: &str) -> serde_json::Value {
 #[test]
 fn a_duplicate_number_hold_is_not_rewritten_and_a_dry_run_counts_it_once() {
     let p = Project::demo();
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0001.json");
     doc["id"] = "inv-2026-9001".into();
     p.write("examples/invoices/zz-renumbered.json", &doc.to_string());
     let (code, r) = p.json(&["sync"]);
@@ -432,8 +430,7 @@ fn a_duplicate_number_hold_is_not_rewritten_and_a_dry_run_counts_it_once() {
 #[test]
 fn a_second_copy_of_an_id_is_reported_on_every_run_until_one_is_removed() {
     let p = Project::demo();
-    let mut copy: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut copy = p.read_json("examples/invoices/inv-2026-0001.json");
     copy["due_date"] = "2026-12-31".into();
     copy["updated_at"] = "2026-11-30T10:00:00Z".into();
     p.write("examples/invoices/zz-copy.json", &copy.to_string());
@@ -569,8 +566,7 @@ fn preview_rows(p: &Project, args: &[&str], doc_id: &str) -> Vec<serde_json::Val
 #[test]
 fn preview_finds_duplicates_as_sync_does() {
     let p = Project::demo();
-    let mut renumbered: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut renumbered = p.read_json("examples/invoices/inv-2026-0001.json");
     renumbered["id"] = "inv-2026-9001".into();
     renumbered["issue_date"] = "2026-03-01".into();
     p.write(
@@ -592,8 +588,7 @@ fn preview_finds_duplicates_as_sync_does() {
     );
 
     // A second copy of a delivered id: held as read twice, as the sync reports it.
-    let mut copy: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut copy = p.read_json("examples/invoices/inv-2026-0001.json");
     copy["due_date"] = "2026-12-31".into();
     p.write("examples/invoices/zz-copy.json", &copy.to_string());
     // Touched, so that the sync reads both copies as the preview does.
@@ -623,8 +618,7 @@ fn preview_finds_duplicates_as_sync_does() {
 fn a_copy_of_a_delivered_id_in_a_new_file_is_a_duplicate_for_sync_too() {
     let p = Project::demo();
     p.json(&["sync"]);
-    let mut copy: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0001.json")).unwrap();
+    let mut copy = p.read_json("examples/invoices/inv-2026-0001.json");
     copy["due_date"] = "2026-12-31".into();
     p.write("examples/invoices/zz-copy.json", &copy.to_string());
     let rows = preview_rows(&p, &[], "inv-2026-0001");

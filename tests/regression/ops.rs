@@ -5,14 +5,10 @@ use crate::common::*;
 
 /// A copy of the demo's F2026-0030 (tax code TVA85 has no mapping) under another id and number.
 fn unmapped_copy(p: &Project, n: u32) {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&p.read("examples/invoices/inv-2026-0030.json")).unwrap();
+    let mut v = p.read_json("examples/invoices/inv-2026-0030.json");
     v["id"] = format!("inv-2026-9{n:03}").into();
     v["number"] = format!("F2026-9{n:03}").into();
-    p.write(
-        &format!("examples/invoices/inv-2026-9{n:03}.json"),
-        &serde_json::to_string_pretty(&v).unwrap(),
-    );
+    p.write_json(&format!("examples/invoices/inv-2026-9{n:03}.json"), &v);
 }
 
 #[test]
@@ -402,10 +398,7 @@ fn sync_fail_on_new_remembers_problems_across_a_run_that_stopped_early() {
         let mut v: serde_json::Value =
             serde_json::from_str(&p.read(&format!("examples/invoices/{from}.json"))).unwrap();
         f(&mut v);
-        p.write(
-            &format!("examples/invoices/{to}.json"),
-            &serde_json::to_string_pretty(&v).unwrap(),
-        );
+        p.write_json(&format!("examples/invoices/{to}.json"), &v);
     };
     edit("inv-2026-0001", "inv-2026-0001", &|v| {
         v["due_date"] = "2026-03-31".into();

@@ -95,8 +95,7 @@ async fn retry_after_longer_than_the_budget_stops_the_target_at_once() {
 #[test]
 fn quantity_at_decimals_limit_is_held_and_never_panics() {
     let p = Project::demo();
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&p.read("examples/new-invoice.json")).unwrap();
+    let mut doc = p.read_json("examples/new-invoice.json");
     doc["lines"][0]["quantity"] = "79228162514264337593543950335".into();
     doc["lines"][0]["unit_price"] = "2".into();
     p.write("examples/invoices/zz-huge.json", &doc.to_string());
@@ -137,8 +136,7 @@ fn control_characters_in_notes_and_descriptions_give_well_formed_chorus_files() 
             .read("connectors/chorus-files.toml")
             .replace("format = \"chorus-ubl\"", &format!("format = \"{format}\""));
         p.write("connectors/chorus-files.toml", &c);
-        let mut doc: serde_json::Value =
-            serde_json::from_str(&p.read("examples/invoices/inv-2026-0008.json")).unwrap();
+        let mut doc = p.read_json("examples/invoices/inv-2026-0008.json");
         doc["notes"][0]["text"] = "Indemnité\u{1} de 40\u{7} EUR\u{FFFF}".into();
         doc["lines"][0]["description"] = "Formation\u{2}\u{1F} Excel\u{FFFE}".into();
         doc["payment_terms"] = "30 jours\u{B}net".into();
@@ -188,7 +186,7 @@ fn chorus_documents_the_official_rules_would_reject_are_held_or_written_valid() 
     let p = Project::demo();
     let edit = |file: &str, f: &dyn Fn(&mut serde_json::Value)| {
         let path = format!("examples/invoices/{file}");
-        let mut doc: serde_json::Value = serde_json::from_str(&p.read(&path)).unwrap();
+        let mut doc = p.read_json(&path);
         f(&mut doc);
         p.write(&path, &doc.to_string());
     };
