@@ -139,12 +139,6 @@ pub async fn scan_source(
     Ok(())
 }
 
-/// How a document duplicates another, as [`Duplicate`] tells it to the sync.
-enum Dup {
-    SameId(Problem),
-    SameNumber(Problem),
-}
-
 fn in_period(doc: &Document, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
     from.is_none_or(|f| doc.issue_date >= f) && to.is_none_or(|t| doc.issue_date <= t)
 }
@@ -192,7 +186,7 @@ pub async fn preview(
         skipped: BTreeMap::new(),
         targets: Vec::new(),
     };
-    let mut docs: Vec<(&Document, String, &str, Option<Dup>)> = Vec::new();
+    let mut docs: Vec<(&Document, String, &str, Option<Duplicate>)> = Vec::new();
     let mut bad = Vec::new();
     // Duplicates as the sync would find them, in source order and over the whole source (a
     // document out of the period still owns its number); nothing is saved.
@@ -204,12 +198,10 @@ pub async fn preview(
                 let hash = hash
                     .clone()
                     .unwrap_or_else(|| crate::sync::source_hash(doc));
-                let dup = match dups.check(ledger, &job.name, &job.targets, doc, origin, &hash)? {
-                    Some(Duplicate::Reread) => continue,
-                    Some(Duplicate::SameId(p)) => Some(Dup::SameId(p)),
-                    Some(Duplicate::SameNumber(p)) => Some(Dup::SameNumber(p)),
-                    None => None,
-                };
+                let dup = dups.check(ledger, &job.name, &job.targets, doc, origin, &hash)?;
+                if matches!(dup, Some(Duplicate::Reread)) {
+                    continue;
+                }
                 if in_period(doc, from, to) {
                     docs.push((doc, hash, origin.as_str(), dup));
                 }
@@ -228,7 +220,7 @@ pub async fn preview(
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
     for (t, layout) in targets.into_iter().zip(layouts) {
         // Chorus Pro files are for public buyers only: other documents are not in their count.
-        let in_scope: Vec<&(&Document, String, &str, Option<Dup>)> = docs
+        let in_scope: Vec<&(&Document, String, &str, Option<Duplicate>)> = docs
             .iter()
             .filter(|(d, _, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
@@ -259,16 +251,10 @@ pub async fn preview(
                     format!("{}: {} — fix: {}", p.field, p.message, p.fix),
                 )
             };
-            let dup_problem = match dup {
-                Some(Dup::SameId(p) | Dup::SameNumber(p)) => Some(p),
-                None => None,
-            };
             // In the order the sync decides: a second copy of an id first, whatever its record.
-            let (status, detail) = match rec.as_ref().map(|r| r.state) {
-                _ if matches!(dup, Some(Dup::SameId(_))) => {
-                    dup_problem.map(held_for).unwrap_or_default()
-                }
-                Some(s) if s.is_delivered() => {
+            let (status, detail) = match (dup, rec.as_ref().map(|r| r.state)) {
+                (Some(Duplicate::SameId(p)), _) => held_for(p),
+                (_, Some(s)) if s.is_delivered() => {
                     let batch = match rec.as_ref().and_then(|r| r.batch_id) {
                         Some(id) => match ledger.batch(id)? {
                             Some(b) if b.status == BatchStatus::Active => {
@@ -291,15 +277,15 @@ pub async fn preview(
                         ("already-transferred".to_owned(), batch)
                     }
                 }
-                Some(State::Claimed) => (
+                (_, Some(State::Claimed)) => (
                     "in-progress".into(),
                     "claimed by a delivery in progress".into(),
                 ),
-                Some(State::Failed) => (
+                (_, Some(State::Failed)) => (
                     "failed".into(),
                     rec.and_then(|r| r.last_error).unwrap_or_default(),
                 ),
-                _ if dup_problem.is_some() => dup_problem.map(held_for).unwrap_or_default(),
+                (Some(Duplicate::SameNumber(p)), _) => held_for(p),
                 _ => match prepare(doc, mapping).and_then(|md| {
                     let mut p =
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
