@@ -519,10 +519,15 @@ pub fn sweep_temps(
     ledger: &dyn Ledger,
     rolled_back: &[OpenBatch],
 ) -> usize {
-    let dirs = cfg.connectors.values().filter_map(|c| match c {
-        crate::config::Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
-        _ => None,
-    });
+    // Once per folder: connectors often share one (the demo's layouts all write to `out`).
+    let dirs: std::collections::BTreeSet<PathBuf> = cfg
+        .connectors
+        .values()
+        .filter_map(|c| match c {
+            crate::config::Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
+            _ => None,
+        })
+        .collect();
     let rolled: std::collections::HashSet<String> = rolled_back
         .iter()
         .map(|o| OpenBatch::tmp_name(o.id))
