@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::XeroConfig;
-use crate::target::tokens::{self, StoredTokens};
-use crate::target::xero::api::oauth_client;
+use crate::targets::tokens::{self, StoredTokens};
+use crate::targets::xero::api::oauth_client;
 
 /// Errors of the consent flow.
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +309,7 @@ pub async fn connect_pennylane(
     announce: impl FnOnce(&str),
 ) -> Result<Connected, ConnectError> {
     let env =
-        |v: &str, what: &str| crate::target::secret_from_env(v, what).map_err(ConnectError::Usage);
+        |v: &str, what: &str| crate::targets::secret_from_env(v, what).map_err(ConnectError::Usage);
     let Some(id_var) = &cfg.client_id_env else {
         return Err(ConnectError::Usage(
             "this Pennylane connector uses a company API token (token_env): nothing to connect"

@@ -21,7 +21,7 @@ pub mod report;
 pub mod retry;
 pub mod source;
 pub mod sync;
-pub mod target;
+pub mod targets;
 
 /// The tests' "skipped: …" report, one file shared with the integration tests.
 #[cfg(test)]

@@ -421,7 +421,7 @@ impl Mapping {
                 ));
             }
             if let Some(c) = &t.pennylane_vat_rate {
-                if let Err(e) = crate::target::pennylane::vat::check(c, t.rate) {
+                if let Err(e) = crate::targets::pennylane::vat::check(c, t.rate) {
                     // The key's own line, in this table.
                     let table = find_line(text, &here);
                     let line = table

@@ -290,7 +290,7 @@ pub async fn preview(
                     let mut p =
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
                     if is_pennylane {
-                        p.extend(crate::target::pennylane::PennylaneRun::offline_problems(
+                        p.extend(crate::targets::pennylane::PennylaneRun::offline_problems(
                             &crate::source::attachments::AttachmentRoots::for_source(
                                 cfg,
                                 &job.source,
@@ -300,11 +300,11 @@ pub async fn preview(
                         ));
                     }
                     if is_xero {
-                        p.extend(crate::target::xero::XeroRun::offline_problems(&md));
+                        p.extend(crate::targets::xero::XeroRun::offline_problems(&md));
                     }
                     if is_chorus {
                         p.extend(
-                            crate::target::chorus::ChorusRun::cached_structure_problems(
+                            crate::targets::chorus::ChorusRun::cached_structure_problems(
                                 ledger, &t, &md,
                             )
                             .unwrap_or_default(),

@@ -14,8 +14,8 @@ use crate::ledger::{Cursor, Ledger, LedgerError, RecordFilter, State};
 use crate::model::Document;
 use crate::report::{Amounts, BatchLine, RunReport};
 use crate::source::{Item, Page, Source};
-use crate::target::journal_file;
-use crate::target::{TargetError, TargetRun};
+use crate::targets::journal_file;
+use crate::targets::{TargetError, TargetRun};
 
 mod changes;
 mod deliver;

@@ -7,7 +7,7 @@ use crate::report::exit;
 /// `facto chorus complete|recycle`: one answer to Chorus Pro about one invoice.
 pub(super) async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Failure> {
     use crate::config::Connector;
-    use crate::target::chorus::answer::{self, Answer, AnswerError};
+    use crate::targets::chorus::answer::{self, Answer, AnswerError};
     let cfg = load(cli)?;
     let ledger = open_ledger(&cfg)?;
     let (doc, target, answer) = match cmd {
@@ -48,7 +48,7 @@ pub(super) async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Fail
             comment,
             target,
         } => {
-            let routing = crate::target::chorus::api::Routing {
+            let routing = crate::targets::chorus::api::Routing {
                 buyer_siret: buyer.clone(),
                 service: service.clone(),
                 commitment: commitment.clone(),

@@ -29,11 +29,11 @@ pub(super) async fn connect(cli: &Cli, target: &str, tenant: Option<&str>) -> Re
     };
     let result = match connector {
         Some(crate::config::Connector::Xero(c)) => {
-            let store = crate::target::xero::token_path(&c, &cfg.data_dir, target);
+            let store = crate::targets::xero::token_path(&c, &cfg.data_dir, target);
             crate::connect::connect_xero(target, &c, &store, tenant, announce(c.redirect_port)).await
         }
         Some(crate::config::Connector::Pennylane(c)) => {
-            let store = crate::target::pennylane::token_path(&c, &cfg.data_dir, target);
+            let store = crate::targets::pennylane::token_path(&c, &cfg.data_dir, target);
             crate::connect::connect_pennylane(&c, &store, announce(c.redirect_port)).await
         }
         Some(_) => {

@@ -214,7 +214,7 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 e => ledger_failure(e),
             })?;
             // Its file leaves its importable name, so nobody imports a cancelled batch.
-            use crate::target::journal_file::{set_aside, SetAside};
+            use crate::targets::journal_file::{set_aside, SetAside};
             let file = match set_aside(&b, |p| cfg.resolve(p)) {
                 Ok(SetAside::Renamed(to)) => format!("its file was renamed {}", to.display()),
                 Ok(SetAside::Missing(p)) => format!("its file {} is no longer there", p.display()),

@@ -65,7 +65,7 @@ fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> O
                     format!("the company of the token in {var}"),
                 ),
                 None => {
-                    let file = crate::target::pennylane::token_path(p, data_dir, name);
+                    let file = crate::targets::pennylane::token_path(p, data_dir, name);
                     let file = resolve(&base_dir.join(file)).display().to_string();
                     (
                         format!("file {file}"),
@@ -79,9 +79,9 @@ fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> O
             })
         }
         Connector::Xero(x) => {
-            let file = resolve(&base_dir.join(crate::target::xero::token_path(x, data_dir, name)));
+            let file = resolve(&base_dir.join(crate::targets::xero::token_path(x, data_dir, name)));
             // The organisation chosen at `facto connect`, when it was; else the token file.
-            let tenant = crate::target::tokens::load(&file)
+            let tenant = crate::targets::tokens::load(&file)
                 .ok()
                 .flatten()
                 .and_then(|t| t.tenant_id);

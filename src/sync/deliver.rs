@@ -7,7 +7,7 @@ use super::process::Pending;
 use crate::ledger::{Ledger, LedgerError, Record, RecordKey};
 use crate::mapping::MappedDocument;
 use crate::report::Amounts;
-use crate::target::{TargetError, TargetRun};
+use crate::targets::{TargetError, TargetRun};
 
 /// The amounts of a page handed to a target, added to the run's sum for the documents the
 /// target counts as delivered.

@@ -4,11 +4,11 @@
 use crate::config::{Config, Connector, Job};
 use crate::format::Layout;
 use crate::mapping::Mapping;
-use crate::target::chorus::ChorusRun;
-use crate::target::journal_file::JournalRun;
-use crate::target::pennylane::PennylaneRun;
-use crate::target::xero::XeroRun;
-use crate::target::TargetRun;
+use crate::targets::chorus::ChorusRun;
+use crate::targets::journal_file::JournalRun;
+use crate::targets::pennylane::PennylaneRun;
+use crate::targets::xero::XeroRun;
+use crate::targets::TargetRun;
 
 use super::{Mode, RunError, RunOptions};
 

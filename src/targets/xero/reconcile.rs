@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{remote, XeroRun};
 use crate::ledger::{Ledger, Record, RecordFilter, State};
-use crate::target::TargetError;
+use crate::targets::TargetError;
 
 impl XeroRun {
     /// Follows delivered invoices: Xero's status (`PAID` moves the record to paid).
@@ -177,14 +177,14 @@ impl XeroRun {
             let now = Utc::now();
             if recs
                 .iter()
-                .any(|r| crate::target::in_lookup_grace(r, self.cfg.lookup_grace_minutes, now))
+                .any(|r| crate::targets::in_lookup_grace(r, self.cfg.lookup_grace_minutes, now))
             {
                 // The first call may still be in flight: sending the batch again before Xero
                 // has stored its key could create the documents twice.
                 for r in recs.iter().filter(|r| !known.contains_key(&r.number)) {
                     notes.push(format!(
                         "{} ({}): {}: the batch's answer was lost and Xero does not list it yet; looked up again at the next run, sent again (same idempotency key) only if still unknown {} minutes after it was sent",
-                        r.number, self.name, crate::target::WAITING, self.cfg.lookup_grace_minutes
+                        r.number, self.name, crate::targets::WAITING, self.cfg.lookup_grace_minutes
                     ));
                 }
                 continue;

@@ -13,7 +13,7 @@ use oauth2::{AuthType, ClientId, ClientSecret, RefreshToken, TokenResponse, Toke
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::retry::HttpFailure;
-use crate::target::tokens::{self, StoredTokens};
+use crate::targets::tokens::{self, StoredTokens};
 
 /// Why a token could not be had.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::config::PennylaneConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RateLimiter, RetryPolicy};
-use crate::target::oauth::{OAuthError, RefreshingToken};
+use crate::targets::oauth::{OAuthError, RefreshingToken};
 
 /// Errors of the Pennylane API.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ pub struct PennylaneApi {
 }
 
 fn env_secret(var: &str, what: &str) -> Result<SecretString, PennylaneError> {
-    crate::target::secret_from_env(var, what).map_err(PennylaneError::Config)
+    crate::targets::secret_from_env(var, what).map_err(PennylaneError::Config)
 }
 
 fn auth_error(status: u16, body: &str) -> PennylaneError {

@@ -8,8 +8,8 @@ use super::XeroRun;
 use crate::einvoice::InvoiceView;
 use crate::mapping::MappedDocument;
 use crate::model::DocKind;
-use crate::target::pennylane::line_taxes;
-use crate::target::Num;
+use crate::targets::pennylane::line_taxes;
+use crate::targets::Num;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -170,7 +170,7 @@ pub struct ChorusApi {
 }
 
 fn secret_from_env(var: &str, what: &str) -> Result<SecretString, ChorusError> {
-    crate::target::secret_from_env(var, what).map_err(ChorusError::Config)
+    crate::targets::secret_from_env(var, what).map_err(ChorusError::Config)
 }
 
 impl ChorusApi {

@@ -495,7 +495,7 @@ impl PennylaneRun {
                 let net = l.line.net_amount;
                 json!({
                     "label": if l.line.description.trim().is_empty() { d.number.clone() } else { l.line.description.clone() },
-                    "quantity": crate::target::num(l.line.quantity),
+                    "quantity": crate::targets::num(l.line.quantity),
                     "raw_currency_unit_price": (sign * l.line.unit_price).normalize().to_string(),
                     "unit": l.line.unit,
                     "vat_rate": m.pennylane_vat_rate,

@@ -367,7 +367,7 @@ impl XeroRun {
             return Ok(());
         };
         let body = serde_json::to_string(&json!({"Allocations": [{
-            "Invoice": {"InvoiceID": invoice}, "Amount": crate::target::num(md.doc.totals.gross),
+            "Invoice": {"InvoiceID": invoice}, "Amount": crate::targets::num(md.doc.totals.gross),
             "Date": md.doc.issue_date.to_string()}]}))
         .unwrap_or_default();
         let key = format!("facto-alloc-{cn}");

@@ -168,7 +168,7 @@ impl ChorusRun {
                     changed.push(r);
                 }
                 None => {
-                    if !crate::target::in_lookup_grace(&r, self.cfg.lookup_grace_minutes, now) {
+                    if !crate::targets::in_lookup_grace(&r, self.cfg.lookup_grace_minutes, now) {
                         let note = format!(
                             "not on Chorus Pro {} minutes after an interrupted deposit: released for a new deposit",
                             self.cfg.lookup_grace_minutes
@@ -179,7 +179,7 @@ impl ChorusRun {
                     } else {
                         notes.push(format!(
                             "{} ({}): {}: deposit interrupted; Chorus Pro does not list it yet, looked up again at the next run",
-                            r.number, self.name, crate::target::WAITING
+                            r.number, self.name, crate::targets::WAITING
                         ));
                     }
                 }

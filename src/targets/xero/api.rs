@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::config::XeroConfig;
 use crate::retry::{self, HttpFailure, RateLimiter, RetryPolicy};
-use crate::target::oauth::{OAuthError, RefreshingToken};
-use crate::target::tokens;
+use crate::targets::oauth::{OAuthError, RefreshingToken};
+use crate::targets::tokens;
 
 /// Errors of the Xero API.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ pub struct XeroApi {
 }
 
 fn env_secret(var: &str, what: &str) -> Result<SecretString, XeroError> {
-    crate::target::secret_from_env(var, what).map_err(XeroError::Config)
+    crate::targets::secret_from_env(var, what).map_err(XeroError::Config)
 }
 
 /// The OAuth2 client of a connector (client id, optional secret, token URL).
