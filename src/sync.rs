@@ -15,7 +15,7 @@ use crate::model::Document;
 use crate::report::{Amounts, BatchLine, RunReport};
 use crate::source::{Item, Page, Source};
 use crate::targets::journal_file;
-use crate::targets::{TargetError, TargetRun};
+use crate::targets::TargetError;
 
 mod changes;
 mod deliver;
@@ -341,7 +341,7 @@ pub async fn run_job(
             });
         }
         for ((run, pool), sum) in runs.iter_mut().zip(export_pool).zip(amounts.iter_mut()) {
-            let TargetRun::JournalFile(j) = run else {
+            let Some(j) = run.journal() else {
                 continue;
             };
             let mut others = Some(pool.others);
@@ -362,25 +362,23 @@ pub async fn run_job(
         }
     }
     let mut delivered = Vec::new();
-    for (run, stop) in runs.into_iter().zip(&stopped) {
-        let j = match run {
-            TargetRun::JournalFile(j) => j,
-            api => {
-                delivered.push(api.delivered());
-                if let Some(why) = stop {
-                    jr.report.error = Some(why.clone());
-                } else if failure.is_none() && matches!(mode, Mode::Sync) {
-                    // Statuses of what was sent, this run or before.
-                    match api.poll(ledger).await {
-                        Ok(changes) => statuses.extend(changes),
-                        Err(e @ TargetError::Remote { .. }) => {
-                            jr.report.error = Some(e.to_string())
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+    for (mut run, stop) in runs.into_iter().zip(&stopped) {
+        if run.journal().is_none() {
+            delivered.push(run.delivered());
+            if let Some(why) = stop {
+                jr.report.error = Some(why.clone());
+            } else if failure.is_none() && matches!(mode, Mode::Sync) {
+                // Statuses of what was sent, this run or before.
+                match run.poll(ledger).await {
+                    Ok(changes) => statuses.extend(changes),
+                    Err(e @ TargetError::Remote { .. }) => jr.report.error = Some(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
-                continue;
             }
+            continue;
+        }
+        let Some(j) = run.into_journal() else {
+            continue;
         };
         delivered.push(j.delivered());
         let line = |b: &crate::ledger::Batch| BatchLine {

@@ -17,7 +17,7 @@ struct PageAmounts {
 }
 
 impl PageAmounts {
-    fn before(run: &TargetRun, docs: &[(Arc<MappedDocument>, Record)]) -> PageAmounts {
+    fn before(run: &dyn TargetRun, docs: &[(Arc<MappedDocument>, Record)]) -> PageAmounts {
         PageAmounts {
             before: run.delivered(),
             docs: docs
@@ -29,7 +29,7 @@ impl PageAmounts {
 
     fn after(
         self,
-        run: &TargetRun,
+        run: &dyn TargetRun,
         ledger: &dyn Ledger,
         sum: &mut Amounts,
     ) -> Result<(), LedgerError> {
@@ -51,7 +51,7 @@ impl PageAmounts {
 /// Delivers one page to every target. An API target that fails (unreachable, credentials
 /// refused) stops for this run with its reason, without stopping the others.
 pub(super) async fn deliver(
-    runs: &mut [TargetRun],
+    runs: &mut [Box<dyn TargetRun>],
     stopped: &mut [Option<String>],
     ledger: &dyn Ledger,
     pending: Vec<Pending>,
@@ -64,20 +64,24 @@ pub(super) async fn deliver(
         .zip(stopped.iter_mut())
         .zip(amounts.iter_mut())
     {
-        let page = PageAmounts::before(run, &p.deliver);
-        match &mut *run {
-            TargetRun::JournalFile(j) => j.deliver_page(ledger, p.deliver, p.others, run_id)?,
-            _ if stop.is_some() => ledger.put_records(&p.others)?,
-            api => match api.deliver_api(ledger, p.deliver, p.others, run_id).await {
+        let page = PageAmounts::before(run.as_ref(), &p.deliver);
+        if run.journal().is_some() {
+            // A journal file takes every document of the page, or fails the run.
+            run.deliver_page(ledger, p.deliver, p.others, run_id)
+                .await?;
+        } else if stop.is_some() {
+            ledger.put_records(&p.others)?;
+        } else {
+            match run.deliver_page(ledger, p.deliver, p.others, run_id).await {
                 Ok(()) => {}
                 Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
-                    tracing::error!(target = %api.name(), error = %e, "Target stopped for this run.");
+                    tracing::error!(target = %run.name(), error = %e, "Target stopped for this run.");
                     *stop = Some(e.to_string());
                 }
                 Err(e) => return Err(e),
-            },
+            }
         }
-        page.after(run, ledger, sum)?;
+        page.after(run.as_ref(), ledger, sum)?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::targets::chorus::ChorusRun;
 use crate::targets::journal_file::JournalRun;
 use crate::targets::pennylane::PennylaneRun;
 use crate::targets::xero::XeroRun;
-use crate::targets::TargetRun;
+use crate::targets::{Driven, TargetRun};
 
 use super::{Mode, RunError, RunOptions};
 
@@ -44,7 +44,11 @@ pub fn mapping_file(m: &Mapping) -> String {
 
 /// The run of an API target of a job (Chorus Pro, Pennylane, Xero), to follow statuses; `None`
 /// for targets that are files.
-pub fn api_target(cfg: &Config, job: &Job, name: &str) -> Option<Result<TargetRun, RunError>> {
+pub fn api_target(
+    cfg: &Config,
+    job: &Job,
+    name: &str,
+) -> Option<Result<Box<dyn TargetRun>, RunError>> {
     if matches!(
         cfg.connectors.get(name),
         Some(Connector::JournalFile(_)) | None
@@ -69,7 +73,7 @@ pub(super) fn build_targets(
     mode: &Mode,
     opts: &RunOptions,
     origin: &str,
-) -> Result<Vec<TargetRun>, RunError> {
+) -> Result<Vec<Box<dyn TargetRun>>, RunError> {
     names
         .iter()
         .map(|name| match cfg.connectors.get(name) {
@@ -105,10 +109,10 @@ pub(super) fn build_targets(
                     opts.dry_run,
                     origin,
                 );
-                Ok(TargetRun::JournalFile(Box::new(match mode {
+                Ok(Box::new(match mode {
                     Mode::Export(sel) => run.for_period(sel.from, sel.to),
                     Mode::Sync => run,
-                })))
+                }) as Box<dyn TargetRun>)
             }
             Some(Connector::ChorusPro(c)) => {
                 if matches!(mode, Mode::Export(_)) {
@@ -116,8 +120,8 @@ pub(super) fn build_targets(
                         "`{name}` deposits on Chorus Pro through its API: `facto sync` sends to it; `facto export` writes files (use a chorus-ubl or chorus-cii journal-file target for the portal)"
                     )));
                 }
-                ChorusRun::new(name, &job.name, c, opts.dry_run)
-                    .map(|r| TargetRun::Chorus(Box::new(r)))
+                ChorusRun::new(name, c, opts.dry_run)
+                    .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }
             Some(Connector::Xero(c)) => {
@@ -127,7 +131,7 @@ pub(super) fn build_targets(
                     )));
                 }
                 XeroRun::new(name, &job.name, c, &cfg.data_dir, opts.dry_run)
-                    .map(|r| TargetRun::Xero(Box::new(r)))
+                    .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }
             Some(Connector::Pennylane(c)) => {
@@ -144,7 +148,7 @@ pub(super) fn build_targets(
                     &cfg.data_dir,
                     opts.dry_run,
                 )
-                    .map(|r| TargetRun::Pennylane(Box::new(r)))
+                    .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }
             _ => Err(RunError::Config(format!(

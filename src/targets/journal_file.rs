@@ -635,3 +635,56 @@ pub fn set_aside(batch: &Batch, resolve: impl Fn(&Path) -> PathBuf) -> std::io::
     }
     Ok(SetAside::Renamed(to))
 }
+
+/// Journal files keep their batch protocol (open marker, claims, bytes, commit, publish) behind
+/// the same object as the API targets; they have nothing to reconcile or poll.
+impl super::TargetRun for JournalRun {
+    fn name(&self) -> &str {
+        JournalRun::name(self)
+    }
+
+    fn delivered(&self) -> u64 {
+        JournalRun::delivered(self)
+    }
+
+    fn reconcile<'a>(
+        &'a mut self,
+        _ledger: &'a dyn Ledger,
+    ) -> super::driver::BoxFuture<'a, Result<Vec<String>, TargetError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn poll<'a>(
+        &'a mut self,
+        _ledger: &'a dyn Ledger,
+    ) -> super::driver::BoxFuture<'a, Result<Vec<String>, TargetError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn deliver_page<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+        docs: Vec<super::driver::Doc>,
+        others: Vec<Record>,
+        run_id: &'a str,
+    ) -> super::driver::BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(async move { JournalRun::deliver_page(self, ledger, docs, others, run_id) })
+    }
+
+    fn offline_problems(
+        &self,
+        _ledger: &dyn Ledger,
+        _origin: &str,
+        _md: &MappedDocument,
+    ) -> Result<Vec<crate::problem::Problem>, TargetError> {
+        Ok(Vec::new())
+    }
+
+    fn journal(&mut self) -> Option<&mut JournalRun> {
+        Some(self)
+    }
+
+    fn into_journal(self: Box<Self>) -> Option<Box<JournalRun>> {
+        Some(self)
+    }
+}

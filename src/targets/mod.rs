@@ -3,13 +3,16 @@
 //! APIs join as further variants of [`TargetRun`].
 
 pub mod chorus;
+pub mod driver;
 pub mod journal_file;
 pub mod oauth;
 pub mod pennylane;
 pub mod tokens;
 pub mod xero;
 
-use crate::ledger::{Ledger, LedgerError};
+pub use driver::{Driven, Target, TargetRun};
+
+use crate::ledger::LedgerError;
 
 /// Errors of a target.
 #[derive(Debug, thiserror::Error)]
@@ -37,92 +40,6 @@ pub enum TargetError {
         /// Cause.
         source: std::io::Error,
     },
-}
-
-/// A target being delivered to during one run.
-pub enum TargetRun {
-    /// Journal import files.
-    JournalFile(Box<journal_file::JournalRun>),
-    /// The Chorus Pro API.
-    Chorus(Box<chorus::ChorusRun>),
-    /// Pennylane's API.
-    Pennylane(Box<pennylane::PennylaneRun>),
-    /// Xero's API.
-    Xero(Box<xero::XeroRun>),
-}
-
-impl TargetRun {
-    /// Target connector name.
-    pub fn name(&self) -> &str {
-        match self {
-            TargetRun::JournalFile(j) => j.name(),
-            TargetRun::Chorus(c) => c.name(),
-            TargetRun::Pennylane(p) => p.name(),
-            TargetRun::Xero(x) => x.name(),
-        }
-    }
-
-    /// Documents delivered in this run.
-    pub fn delivered(&self) -> u64 {
-        match self {
-            TargetRun::JournalFile(j) => j.delivered(),
-            TargetRun::Chorus(c) => c.delivered(),
-            TargetRun::Pennylane(p) => p.delivered(),
-            TargetRun::Xero(x) => x.delivered(),
-        }
-    }
-
-    /// Settles what an interrupted run left claimed at an API target (looked up there before
-    /// anything is sent again). Journal files recover through the ledger instead.
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or the API unreachable.
-    pub async fn reconcile(&mut self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
-        match self {
-            TargetRun::JournalFile(_) => Ok(Vec::new()),
-            TargetRun::Chorus(c) => c.reconcile(ledger).await,
-            TargetRun::Pennylane(p) => p.reconcile(ledger).await,
-            TargetRun::Xero(x) => x.reconcile(ledger).await,
-        }
-    }
-
-    /// Follows what an API target received (statuses, payments); journal files have none.
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or the API unreachable.
-    pub async fn poll(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
-        match self {
-            TargetRun::JournalFile(_) => Ok(Vec::new()),
-            TargetRun::Chorus(c) => c.poll(ledger).await,
-            TargetRun::Pennylane(p) => p.poll(ledger).await,
-            TargetRun::Xero(x) => x.poll(ledger).await,
-        }
-    }
-
-    /// Delivers one page to an API target.
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or the API unreachable or refusing the credentials.
-    pub async fn deliver_api(
-        &mut self,
-        ledger: &dyn Ledger,
-        docs: Vec<(
-            std::sync::Arc<crate::mapping::MappedDocument>,
-            crate::ledger::Record,
-        )>,
-        others: Vec<crate::ledger::Record>,
-        run_id: &str,
-    ) -> Result<(), TargetError> {
-        match self {
-            TargetRun::JournalFile(j) => j.deliver_page(ledger, docs, others, run_id),
-            TargetRun::Chorus(c) => c.deliver_page(ledger, docs, others, run_id).await,
-            TargetRun::Pennylane(p) => p.deliver_page(ledger, docs, others, run_id).await,
-            TargetRun::Xero(x) => x.deliver_page(ledger, docs, others, run_id).await,
-        }
-    }
 }
 
 /// What the report says of a claimed record the platform does not list yet.

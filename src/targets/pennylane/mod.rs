@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::api::{filter_eq, PennylaneApi, PennylaneError};
+use super::driver::{Doc, Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
 use super::TargetError;
 use crate::config::PennylaneConfig;
 use crate::einvoice::InvoiceView;
-use crate::fault;
-use crate::ledger::{Ledger, Record, RecordFilter, State};
+use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
@@ -43,8 +43,6 @@ pub struct PennylaneRun {
     cfg: PennylaneConfig,
     attachments: AttachmentRoots,
     api: Option<PennylaneApi>,
-    dry_run: bool,
-    delivered: u64,
     accounts: HashMap<String, Vec<(i64, String)>>,
     customers: HashMap<String, i64>,
 }
@@ -144,21 +142,9 @@ impl PennylaneRun {
             cfg: cfg.clone(),
             attachments,
             api,
-            dry_run,
-            delivered: 0,
             accounts: HashMap::new(),
             customers: HashMap::new(),
         })
-    }
-
-    /// Target name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Documents imported in this run.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
     }
 
     fn api(&self) -> Result<&PennylaneApi, TargetError> {
@@ -170,123 +156,6 @@ impl PennylaneRun {
     /// The external reference of a document: stable, so a lookup always finds its import.
     pub fn reference(&self, doc_id: &str) -> String {
         format!("{}{}:{doc_id}", self.cfg.reference_prefix, self.job)
-    }
-
-    /// Follows imported invoices: Pennylane's status (`paid` moves the record to paid).
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or Pennylane unreachable.
-    pub async fn poll(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
-        if self.dry_run {
-            return Ok(Vec::new());
-        }
-        let live = ledger.list(&RecordFilter {
-            job: Some(self.job.clone()),
-            target: Some(self.name.clone()),
-            state: Some(State::Delivered),
-        })?;
-        let mut changes = Vec::new();
-        let mut changed = Vec::new();
-        let now = Utc::now();
-        for mut r in live.into_iter().filter(|r| r.kind == "invoice") {
-            let Some(id) = r.remote_id.clone() else {
-                continue;
-            };
-            let v = self
-                .api()?
-                .get(&format!("/customer_invoices/{id}"), &[])
-                .await
-                .map_err(|e| remote(&self.name, &e))?;
-            let paid = v.get("paid").and_then(Value::as_bool) == Some(true);
-            let Some(status) = v.get("status").and_then(Value::as_str).map(str::to_owned) else {
-                continue;
-            };
-            if r.remote_status.as_deref() == Some(status.as_str()) {
-                continue;
-            }
-            changes.push(format!(
-                "{} ({}): {} → {status}",
-                r.number,
-                self.name,
-                r.remote_status.as_deref().unwrap_or("?")
-            ));
-            r.remote_status = Some(status.clone());
-            if paid || status == "paid" {
-                r.transition(State::Paid, "paid in Pennylane", now);
-            } else {
-                r.updated_at = now;
-            }
-            changed.push(r);
-        }
-        ledger.put_records(&changed)?;
-        Ok(changes)
-    }
-
-    /// Settles imports whose answer was lost: found by external reference → recorded; not found
-    /// → left claimed until `lookup_grace_minutes` after the claim (a late answer may still
-    /// land), then released.
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or Pennylane unreachable (the records stay claimed).
-    pub async fn reconcile(&self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
-        if self.dry_run {
-            return Ok(Vec::new());
-        }
-        let claimed = ledger.list(&RecordFilter {
-            job: Some(self.job.clone()),
-            target: Some(self.name.clone()),
-            state: Some(State::Claimed),
-        })?;
-        let mut notes = Vec::new();
-        let mut changed = Vec::new();
-        let now = Utc::now();
-        for mut r in claimed {
-            let key = self.reference(&r.key.doc_id);
-            let found = self
-                .api()?
-                .list(
-                    "/customer_invoices",
-                    Some(filter_eq("external_reference", &key)),
-                )
-                .await
-                .map_err(|e| remote(&self.name, &e))?;
-            let hit = found.iter().find(|v| {
-                v.get("external_reference").and_then(Value::as_str) == Some(key.as_str())
-            });
-            let note = match hit.and_then(|v| v.get("id")).and_then(Value::as_i64) {
-                Some(id) => {
-                    r.remote_id = Some(id.to_string());
-                    r.last_error = None;
-                    let n = format!(
-                        "found in Pennylane after an interrupted import (id {id}): not sent again"
-                    );
-                    r.transition(State::Delivered, n.clone(), now);
-                    n
-                }
-                None if super::in_lookup_grace(&r, self.cfg.lookup_grace_minutes, now) => {
-                    // A late answer may still land: sending again now could import it twice.
-                    notes.push(format!(
-                        "{} ({}): {}: the import's answer was lost and Pennylane does not list it yet; looked up again at the next run, imported again only if still unknown {} minutes after it was sent",
-                        r.number, self.name, super::WAITING, self.cfg.lookup_grace_minutes
-                    ));
-                    continue;
-                }
-                None => {
-                    let n = format!(
-                        "not in Pennylane {} minutes after an interrupted import: released to be sent again",
-                        self.cfg.lookup_grace_minutes
-                    );
-                    r.transition(State::Released, n.clone(), now);
-                    n
-                }
-            };
-            notes.push(format!("{} ({}): {note}", r.number, self.name));
-            changed.push(r);
-        }
-        ledger.put_records(&changed)?;
-        Ok(notes)
     }
 
     async fn ledger_account(
@@ -530,150 +399,278 @@ impl PennylaneRun {
         }
         body
     }
+}
 
-    /// Checks, then imports each document: customer, PDF, claim (flushed), import.
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or Pennylane unreachable or refusing the token: what was not sent is
-    /// released; an import with no answer stays claimed for the next lookup.
-    pub async fn deliver_page(
-        &mut self,
-        ledger: &dyn Ledger,
-        docs: Vec<(Arc<MappedDocument>, Record)>,
-        mut others: Vec<Record>,
-        run_id: &str,
-    ) -> Result<(), TargetError> {
-        if self.dry_run {
-            self.delivered += docs.len() as u64;
-            return Ok(());
-        }
-        let now = Utc::now();
-        // Invoices before credit notes, so that a credit note finds the invoice it credits.
-        let mut docs = docs;
+/// What checking a document found that its import needs.
+pub struct Ready {
+    pdf: (String, Vec<u8>),
+    customer: i64,
+    accounts: Vec<i64>,
+    credited: Option<i64>,
+}
+
+impl Target for PennylaneRun {
+    type Ready = Ready;
+    type Payload = Value;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn grace_minutes(&self) -> u64 {
+        self.cfg.lookup_grace_minutes
+    }
+
+    /// Invoices before credit notes, so that a credit note finds the invoice it credits.
+    fn order(&self, docs: &mut [Doc]) {
         docs.sort_by(|a, b| {
             let key = |m: &MappedDocument| (m.doc.kind == DocKind::CreditNote, m.doc.issue_date);
             key(&a.0).cmp(&key(&b.0))
         });
-        for (md, mut rec) in docs {
-            let d = &md.doc;
-            let mut problems = Vec::new();
-            let pdf = match self.pdf(&rec, d) {
-                Ok(p) => Some(p),
+    }
+
+    fn offline_problems(
+        &self,
+        _ledger: &dyn Ledger,
+        origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        Ok(Self::offline_problems(&self.attachments, origin, md))
+    }
+
+    /// The PDF, each line's Pennylane VAT code and ledger account, the credited invoice, then
+    /// the customer (found by external reference, or created).
+    async fn check(
+        &mut self,
+        ledger: &dyn Ledger,
+        md: &MappedDocument,
+        rec: &Record,
+    ) -> Result<Result<Ready, Vec<Problem>>, TargetError> {
+        let d = &md.doc;
+        let mut problems = Vec::new();
+        let pdf = match self.pdf(rec, d) {
+            Ok(p) => Some(p),
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
+        let mut accounts = Vec::new();
+        for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
+            let Some(vat) = m.pennylane_vat_rate.as_deref() else {
+                problems.push(vat_problem(i, &l.tax_code));
+                continue;
+            };
+            match self.ledger_account(&m.account, vat).await? {
+                Some(id) => accounts.push(id),
+                None => problems.push(Problem::new(
+                    "pennylane-account",
+                    format!("lines[{i}]"),
+                    format!("account {} is not in Pennylane's chart of accounts", m.account),
+                    "create the account in Pennylane, or map the line to an account that exists there",
+                )),
+            }
+        }
+        let credited = if d.kind == DocKind::CreditNote {
+            let c = self.credited_invoice(ledger, d).await?;
+            if c.is_none() {
+                problems.push(Problem::new(
+                    "pennylane-credited-invoice",
+                    "preceding_invoice",
+                    format!("the credited invoice {} is not in Pennylane yet", d.preceding_invoice.as_deref().unwrap_or("(none)")),
+                    "send the invoice first (it is retried at every run), or set preceding_invoice on the credit note",
+                ));
+            }
+            c
+        } else {
+            None
+        };
+        let customer = if problems.is_empty() {
+            match self.customer(d).await? {
+                Ok(id) => Some(id),
                 Err(p) => {
                     problems.push(p);
                     None
                 }
-            };
-            let mut accounts = Vec::new();
-            for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
-                let Some(vat) = m.pennylane_vat_rate.as_deref() else {
-                    problems.push(vat_problem(i, &l.tax_code));
-                    continue;
-                };
-                match self.ledger_account(&m.account, vat).await? {
-                    Some(id) => accounts.push(id),
-                    None => problems.push(Problem::new(
-                        "pennylane-account",
-                        format!("lines[{i}]"),
-                        format!("account {} is not in Pennylane's chart of accounts", m.account),
-                        "create the account in Pennylane, or map the line to an account that exists there",
-                    )),
-                }
             }
-            let credited = if d.kind == DocKind::CreditNote {
-                let c = self.credited_invoice(ledger, d).await?;
-                if c.is_none() {
-                    problems.push(Problem::new(
-                        "pennylane-credited-invoice",
-                        "preceding_invoice",
-                        format!("the credited invoice {} is not in Pennylane yet", d.preceding_invoice.as_deref().unwrap_or("(none)")),
-                        "send the invoice first (it is retried at every run), or set preceding_invoice on the credit note",
-                    ));
-                }
-                c
-            } else {
-                None
-            };
-            let customer = if problems.is_empty() {
-                match self.customer(d).await? {
-                    Ok(id) => Some(id),
-                    Err(p) => {
-                        problems.push(p);
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let (Some((name, bytes)), Some(customer)) = (pdf, customer) else {
-                rec.hold(problems, serde_json::to_value(d).ok(), run_id, now);
-                others.push(rec);
-                continue;
-            };
+        } else {
+            None
+        };
+        Ok(match (pdf, customer) {
+            (Some(pdf), Some(customer)) => Ok(Ready {
+                pdf,
+                customer,
+                accounts,
+                credited,
+            }),
+            _ => Err(problems),
+        })
+    }
+
+    /// Uploads the PDF, then builds the import (one document per call).
+    async fn pack(
+        &mut self,
+        docs: Vec<(Arc<MappedDocument>, Record, Ready)>,
+        _run_id: &str,
+    ) -> Result<Lot<Value>, TargetError> {
+        let mut lot = Lot {
+            docs: Vec::with_capacity(1),
+            payload: Value::Null,
+            key: None,
+            label: String::new(),
+            values: Vec::new(),
+        };
+        for (md, rec, ready) in docs {
+            let (name, bytes) = &ready.pdf;
             let attachment = self
                 .api()?
-                .upload(&name, &bytes)
+                .upload(name, bytes)
                 .await
                 .map_err(|e| remote(&self.name, &e))?;
             let reference = self.reference(&rec.key.doc_id);
-            let body = Self::body(&md, &reference, attachment, customer, &accounts, credited);
-            rec.payload_hash = Some(hex::encode(Sha256::digest(body.to_string().as_bytes())));
-            rec.idempotency_key = Some(reference.clone());
-            rec.attempts += 1;
-            rec.last_error = None;
-            rec.transition(
-                State::Claimed,
-                format!("run {run_id}: claimed for Pennylane import {reference}"),
-                now,
+            let body = Self::body(
+                &md,
+                &reference,
+                attachment,
+                ready.customer,
+                &ready.accounts,
+                ready.credited,
             );
-            let mut batch = vec![rec.clone()];
-            batch.append(&mut others);
-            ledger.put_records(&batch)?;
-            fault::point("after-claim", &self.name);
-            let result = self.api()?.post("/customer_invoices/import", &body).await;
-            let now = Utc::now();
-            match result {
-                Ok(v) => {
-                    fault::point("after-send", &self.name);
-                    let id = v.get("id").and_then(Value::as_i64).map(|i| i.to_string());
-                    rec.remote_id.clone_from(&id);
-                    rec.remote_status = v.get("status").and_then(Value::as_str).map(str::to_owned);
-                    rec.transition(
-                        State::Delivered,
-                        format!(
-                            "imported into Pennylane (id {})",
-                            id.as_deref().unwrap_or("?")
-                        ),
-                        now,
-                    );
-                    ledger.put_records(std::slice::from_ref(&rec))?;
-                    self.delivered += 1;
-                }
-                Err(PennylaneError::Refused { status, body }) => {
-                    rec.last_error = Some(format!(
-                        "Pennylane refused the import (HTTP {status}): {body}"
-                    ));
-                    rec.transition(State::Failed, "import refused by Pennylane", now);
-                    ledger.put_records(std::slice::from_ref(&rec))?;
-                }
-                Err(e @ PennylaneError::Unknown(_)) => {
-                    rec.last_error = Some(format!(
-                        "{e}; looked up by its external reference before any new import"
-                    ));
-                    ledger.put_records(std::slice::from_ref(&rec))?;
-                    return Err(remote(&self.name, &e));
-                }
-                Err(e) => {
-                    rec.last_error = Some(e.to_string());
-                    rec.transition(State::Released, format!("not imported: {e}"), now);
-                    ledger.put_records(std::slice::from_ref(&rec))?;
-                    return Err(remote(&self.name, &e));
-                }
-            }
+            lot.docs.push(LotDoc {
+                md,
+                rec,
+                payload_hash: hex::encode(Sha256::digest(body.to_string().as_bytes())),
+            });
+            lot.label = format!("Pennylane import {reference}");
+            lot.key = Some(reference);
+            lot.payload = body;
         }
-        ledger.put_records(&others)?;
-        Ok(())
+        Ok(lot)
+    }
+
+    async fn send(
+        &mut self,
+        _ledger: &dyn Ledger,
+        lot: &Lot<Value>,
+    ) -> Result<Outcome, TargetError> {
+        let result = self
+            .api()?
+            .post("/customer_invoices/import", &lot.payload)
+            .await;
+        Ok(match result {
+            Ok(v) => {
+                let id = v.get("id").and_then(Value::as_i64).map(|i| i.to_string());
+                Outcome::Delivered(Receipt {
+                    note: format!(
+                        "imported into Pennylane (id {})",
+                        id.as_deref().unwrap_or("?")
+                    ),
+                    remote_id: id,
+                    status: v.get("status").and_then(Value::as_str).map(str::to_owned),
+                    key: None,
+                })
+            }
+            Err(PennylaneError::Refused { status, body }) => Outcome::Refused {
+                error: format!("Pennylane refused the import (HTTP {status}): {body}"),
+                note: "import refused by Pennylane".into(),
+            },
+            Err(e @ PennylaneError::Unknown(_)) => Outcome::Uncertain {
+                error: format!("{e}; looked up by its external reference before any new import"),
+                stop: remote(&self.name, &e),
+            },
+            Err(e) => Outcome::NotSent {
+                error: e.to_string(),
+                note: format!("not imported: {e}"),
+                stop: remote(&self.name, &e),
+            },
+        })
+    }
+
+    /// By external reference (Pennylane has no idempotency key).
+    async fn lookup(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
+        let mut out = Vec::with_capacity(claimed.len());
+        for r in claimed {
+            let key = self.reference(&r.key.doc_id);
+            let found = self
+                .api()?
+                .list(
+                    "/customer_invoices",
+                    Some(filter_eq("external_reference", &key)),
+                )
+                .await
+                .map_err(|e| remote(&self.name, &e))?;
+            let id = found
+                .iter()
+                .find(|v| v.get("external_reference").and_then(Value::as_str) == Some(key.as_str()))
+                .and_then(|v| v.get("id"))
+                .and_then(Value::as_i64);
+            out.push(id.map(|id| Found {
+                state: State::Delivered,
+                receipt: Receipt {
+                    remote_id: Some(id.to_string()),
+                    note: format!(
+                        "found in Pennylane after an interrupted import (id {id}): not sent again"
+                    ),
+                    ..Receipt::default()
+                },
+            }));
+        }
+        Ok(out)
+    }
+
+    fn waiting_note(&self) -> String {
+        format!(
+            "the import's answer was lost and Pennylane does not list it yet; looked up again at the next run, imported again only if still unknown {} minutes after it was sent",
+            self.cfg.lookup_grace_minutes
+        )
+    }
+
+    fn released_note(&self) -> String {
+        format!(
+            "not in Pennylane {} minutes after an interrupted import: released to be sent again",
+            self.cfg.lookup_grace_minutes
+        )
+    }
+
+    /// Pennylane's status of imported invoices (`paid` moves the record to paid).
+    async fn poll(
+        &mut self,
+        _ledger: &dyn Ledger,
+        live: Vec<Record>,
+    ) -> Result<Polled, TargetError> {
+        let mut out = Polled::default();
+        let now = Utc::now();
+        for mut r in live.into_iter().filter(|r| r.kind == "invoice") {
+            let Some(id) = r.remote_id.clone() else {
+                continue;
+            };
+            let v = self
+                .api()?
+                .get(&format!("/customer_invoices/{id}"), &[])
+                .await
+                .map_err(|e| remote(&self.name, &e))?;
+            let paid = v.get("paid").and_then(Value::as_bool) == Some(true);
+            let Some(status) = v.get("status").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            if r.remote_status.as_deref() == Some(status.as_str()) {
+                continue;
+            }
+            out.changes.push(format!(
+                "{} ({}): {} → {status}",
+                r.number,
+                self.name,
+                r.remote_status.as_deref().unwrap_or("?")
+            ));
+            r.remote_status = Some(status.clone());
+            if paid || status == "paid" {
+                r.transition(State::Paid, "paid in Pennylane", now);
+            } else {
+                r.updated_at = now;
+            }
+            out.changed.push(r);
+        }
+        Ok(out)
     }
 }
 

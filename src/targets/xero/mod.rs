@@ -22,9 +22,9 @@ use sha2::{Digest, Sha256};
 
 use self::api::{XeroApi, XeroError};
 use self::document::XDoc;
+use super::driver::{Doc, Found, Item, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::TargetError;
 use crate::config::XeroConfig;
-use crate::fault;
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::model::DocKind;
@@ -53,8 +53,6 @@ pub struct XeroRun {
     job: String,
     cfg: XeroConfig,
     api: Option<XeroApi>,
-    dry_run: bool,
-    delivered: u64,
     accounts: Option<HashSet<String>>,
     tax_types: Option<HashSet<String>>,
     contacts: HashMap<String, String>,
@@ -102,22 +100,10 @@ impl XeroRun {
             job: job.to_owned(),
             cfg: cfg.clone(),
             api,
-            dry_run,
-            delivered: 0,
             accounts: None,
             tax_types: None,
             contacts: HashMap::new(),
         })
-    }
-
-    /// Target name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Documents sent in this run.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
     }
 
     fn api(&self) -> Result<&XeroApi, TargetError> {
@@ -133,7 +119,7 @@ impl XeroRun {
             .map_err(|e| remote(&self.name, &e))
     }
 
-    async fn preflight(&mut self) -> Result<(), TargetError> {
+    async fn read_preflight(&mut self) -> Result<(), TargetError> {
         if self.accounts.is_some() {
             return Ok(());
         }
@@ -185,7 +171,7 @@ impl XeroRun {
             .collect()
     }
 
-    fn check(&self, md: &MappedDocument) -> Vec<Problem> {
+    fn code_problems(&self, md: &MappedDocument) -> Vec<Problem> {
         let mut out = Vec::new();
         let (Some(accounts), Some(taxes)) = (&self.accounts, &self.tax_types) else {
             return out;
@@ -277,59 +263,6 @@ impl XeroRun {
         Ok(id)
     }
 
-    /// Records Xero's per-item answer of a batch (items come back in request order).
-    fn apply(
-        &mut self,
-        answer: &Value,
-        credit: bool,
-        recs: &mut [Record],
-        changes: &mut Vec<String>,
-    ) {
-        let list = if credit { "CreditNotes" } else { "Invoices" };
-        let id_field = if credit { "CreditNoteID" } else { "InvoiceID" };
-        let items = answer
-            .get(list)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let now = Utc::now();
-        for (i, r) in recs.iter_mut().enumerate() {
-            let Some(item) = items.get(i) else {
-                continue;
-            };
-            let failed = item
-                .get("HasErrors")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                || item.get("StatusAttributeString").and_then(Value::as_str) == Some("ERROR");
-            if failed {
-                r.last_error = Some(format!("Xero refused it: {}", messages(item)));
-                r.transition(State::Failed, "refused by Xero", now);
-                changes.push(format!(
-                    "{} ({}): refused: {}",
-                    r.number,
-                    self.name,
-                    messages(item)
-                ));
-            } else {
-                r.remote_id = item
-                    .get(id_field)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                r.remote_status = item
-                    .get("Status")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                r.transition(
-                    State::Delivered,
-                    format!("sent to Xero ({})", r.remote_id.as_deref().unwrap_or("?")),
-                    now,
-                );
-                self.delivered += 1;
-            }
-        }
-    }
-
     async fn send_batch(&self, credit: bool, body: &str, key: &str) -> Result<Value, XeroError> {
         let path = if credit { "/CreditNotes" } else { "/Invoices" };
         self.api
@@ -390,154 +323,258 @@ impl XeroRun {
         }
         Ok(())
     }
+}
 
-    /// Preflight, checks, contacts, then batches of up to `batch_size` documents.
-    ///
-    /// # Errors
-    ///
-    /// Ledger failure, or Xero unreachable, refusing the tokens, or out of daily calls.
-    pub async fn deliver_page(
-        &mut self,
-        ledger: &dyn Ledger,
-        docs: Vec<(Arc<MappedDocument>, Record)>,
-        mut others: Vec<Record>,
-        run_id: &str,
-    ) -> Result<(), TargetError> {
-        if self.dry_run {
-            self.delivered += docs.len() as u64;
+/// One batch: invoices or credit notes, its exact JSON and its idempotency key.
+pub struct Batch {
+    credit: bool,
+    body: String,
+    key: String,
+}
+
+/// Xero's per-item answer of a batch, in request order (`n` items expected).
+fn items(answer: &Value, credit: bool, n: usize) -> Vec<Option<Item>> {
+    let list = if credit { "CreditNotes" } else { "Invoices" };
+    let id_field = if credit { "CreditNoteID" } else { "InvoiceID" };
+    let items = answer
+        .get(list)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let item = items.get(i)?;
+            let failed = item
+                .get("HasErrors")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                || item.get("StatusAttributeString").and_then(Value::as_str) == Some("ERROR");
+            Some(if failed {
+                Item::Refused {
+                    error: format!("Xero refused it: {}", messages(item)),
+                    note: "refused by Xero".into(),
+                }
+            } else {
+                let id = item
+                    .get(id_field)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Item::Delivered(Receipt {
+                    note: format!("sent to Xero ({})", id.as_deref().unwrap_or("?")),
+                    remote_id: id,
+                    status: item
+                        .get("Status")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    key: None,
+                })
+            })
+        })
+        .collect()
+}
+
+impl Target for XeroRun {
+    type Ready = String;
+    type Payload = Batch;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn grace_minutes(&self) -> u64 {
+        self.cfg.lookup_grace_minutes
+    }
+
+    fn lot_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    /// Invoices first, so that credit notes can be allocated to them.
+    fn order(&self, docs: &mut [Doc]) {
+        docs.sort_by_key(|(md, _)| (md.doc.kind == DocKind::CreditNote, md.doc.issue_date));
+    }
+
+    /// A batch holds invoices or credit notes, not both.
+    fn joins(&self, first: &MappedDocument, next: &MappedDocument) -> bool {
+        (first.doc.kind == DocKind::CreditNote) == (next.doc.kind == DocKind::CreditNote)
+    }
+
+    fn offline_problems(
+        &self,
+        _ledger: &dyn Ledger,
+        _origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        Ok(Self::offline_problems(md))
+    }
+
+    /// The organisation's active accounts and tax rates, kept for the mapping editor.
+    async fn preflight(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
+        if self.accounts.is_some() {
             return Ok(());
         }
-        let first = self.accounts.is_none();
-        self.preflight().await?;
-        if first {
-            self.remember_preflight(ledger)?;
+        self.read_preflight().await?;
+        self.remember_preflight(ledger)
+    }
+
+    /// Account codes and tax types against the preflight, then the contact (found or created).
+    async fn check(
+        &mut self,
+        _ledger: &dyn Ledger,
+        md: &MappedDocument,
+        _rec: &Record,
+    ) -> Result<Result<String, Vec<Problem>>, TargetError> {
+        let problems = self.code_problems(md);
+        if !problems.is_empty() {
+            return Ok(Err(problems));
         }
-        let now = Utc::now();
-        let mut ready: Vec<(Arc<MappedDocument>, Record, String)> = Vec::new();
-        for (md, mut rec) in docs {
-            let problems = self.check(&md);
-            if !problems.is_empty() {
-                rec.hold(problems, serde_json::to_value(&md.doc).ok(), run_id, now);
-                others.push(rec);
-                continue;
-            }
-            let contact = self.contact(&md).await?;
-            ready.push((md, rec, contact));
+        Ok(Ok(self.contact(md).await?))
+    }
+
+    /// The batch's JSON, and its key derived from its content; the batch is stored with the
+    /// claim, so that a lost answer is sent again identical.
+    async fn pack(
+        &mut self,
+        docs: Vec<(Arc<MappedDocument>, Record, String)>,
+        _run_id: &str,
+    ) -> Result<Lot<Batch>, TargetError> {
+        let credit = docs
+            .first()
+            .is_some_and(|(md, _, _)| md.doc.kind == DocKind::CreditNote);
+        let xdocs: Vec<XDoc> = docs
+            .iter()
+            .map(|(md, _, c)| Self::document(md, c.clone()))
+            .collect();
+        let list = if credit { "CreditNotes" } else { "Invoices" };
+        #[derive(Serialize)]
+        struct Wrap<'a> {
+            #[serde(rename = "Invoices", skip_serializing_if = "Option::is_none")]
+            invoices: Option<&'a [XDoc]>,
+            #[serde(rename = "CreditNotes", skip_serializing_if = "Option::is_none")]
+            credit_notes: Option<&'a [XDoc]>,
         }
-        // Invoices first, so that credit notes can be allocated to them.
-        ready.sort_by_key(|(md, _, _)| (md.doc.kind == DocKind::CreditNote, md.doc.issue_date));
-        let mut rest = ready.into_iter().peekable();
-        while let Some((first, _, _)) = rest.peek() {
-            let credit = first.doc.kind == DocKind::CreditNote;
-            let mut batch = Vec::new();
-            while batch.len() < self.cfg.batch_size
-                && rest
-                    .peek()
-                    .is_some_and(|(m, _, _)| (m.doc.kind == DocKind::CreditNote) == credit)
-            {
-                batch.extend(rest.next());
-            }
-            let docs: Vec<XDoc> = batch
-                .iter()
-                .map(|(md, _, c)| Self::document(md, c.clone()))
-                .collect();
-            let list = if credit { "CreditNotes" } else { "Invoices" };
-            let body = serde_json::to_string(&json!({})).unwrap_or_default();
-            let body = {
-                #[derive(Serialize)]
-                struct Wrap<'a> {
-                    #[serde(rename = "Invoices", skip_serializing_if = "Option::is_none")]
-                    invoices: Option<&'a [XDoc]>,
-                    #[serde(rename = "CreditNotes", skip_serializing_if = "Option::is_none")]
-                    credit_notes: Option<&'a [XDoc]>,
-                }
-                let w = Wrap {
-                    invoices: (!credit).then_some(docs.as_slice()),
-                    credit_notes: credit.then_some(docs.as_slice()),
-                };
-                serde_json::to_string(&w).unwrap_or(body)
-            };
-            let ids: Vec<String> = batch.iter().map(|(_, r, _)| r.key.doc_id.clone()).collect();
-            let key = format!(
-                "facto-{}",
-                &hex::encode(Sha256::digest(format!(
-                    "{}\0{}\0{list}\0{body}",
-                    self.job, self.name
-                )))[..48]
-            );
-            // The batch is stored, then its records claimed, before the call.
-            ledger.put_value(
-                &format!("xero-batch\0{key}"),
-                &json!({"credit": credit, "body": body, "docs": ids}),
-            )?;
-            let mut recs: Vec<Record> = batch
-                .iter()
-                .map(|(_, r, _)| {
-                    let mut r = r.clone();
-                    r.idempotency_key = Some(key.clone());
-                    r.payload_hash = Some(hex::encode(Sha256::digest(body.as_bytes())));
-                    r.attempts += 1;
-                    r.last_error = None;
-                    r.transition(
-                        State::Claimed,
-                        format!("run {run_id}: claimed for Xero batch {key}"),
-                        now,
-                    );
-                    r
+        let w = Wrap {
+            invoices: (!credit).then_some(xdocs.as_slice()),
+            credit_notes: credit.then_some(xdocs.as_slice()),
+        };
+        let body = serde_json::to_string(&w).unwrap_or_else(|_| "{}".into());
+        let ids: Vec<String> = docs.iter().map(|(_, r, _)| r.key.doc_id.clone()).collect();
+        let key = format!(
+            "facto-{}",
+            &hex::encode(Sha256::digest(format!(
+                "{}\0{}\0{list}\0{body}",
+                self.job, self.name
+            )))[..48]
+        );
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        Ok(Lot {
+            docs: docs
+                .into_iter()
+                .map(|(md, rec, _)| LotDoc {
+                    md,
+                    rec,
+                    payload_hash: hash.clone(),
                 })
-                .collect();
-            let mut first = recs.clone();
-            first.append(&mut others);
-            ledger.put_records(&first)?;
-            fault::point("after-claim", &self.name);
-            match self.send_batch(credit, &body, &key).await {
-                Ok(answer) => {
-                    fault::point("after-send", &self.name);
-                    let mut changes = Vec::new();
-                    self.apply(&answer, credit, &mut recs, &mut changes);
-                    if credit {
-                        for ((md, _, _), r) in batch.iter().zip(recs.iter_mut()) {
-                            if r.state == State::Delivered {
-                                self.allocate(ledger, md, r).await?;
-                            }
-                        }
-                    }
-                    ledger.put_records(&recs)?;
-                }
-                Err(e @ (XeroError::Auth(_) | XeroError::DailyLimit(_) | XeroError::Config(_))) => {
-                    // Refused before processing: nothing was created.
-                    let now = Utc::now();
-                    for r in &mut recs {
-                        r.last_error = Some(e.to_string());
-                        r.transition(State::Released, format!("not sent: {e}"), now);
-                    }
-                    ledger.put_records(&recs)?;
-                    return Err(remote(&self.name, &e));
-                }
-                Err(XeroError::Http(HttpFailure::Refused {
-                    status: 400, body, ..
-                })) => {
-                    let now = Utc::now();
-                    for r in &mut recs {
-                        r.last_error = Some(format!("Xero refused the batch: {body}"));
-                        r.transition(State::Failed, "batch refused by Xero", now);
-                    }
-                    ledger.put_records(&recs)?;
-                }
-                Err(e) => {
-                    // Maybe processed: the batch is sent again, same key, at the next run.
-                    for r in &mut recs {
-                        r.last_error = Some(format!(
-                            "{e}; sent again under the same idempotency key at the next run"
-                        ));
-                    }
-                    ledger.put_records(&recs)?;
-                    return Err(remote(&self.name, &e));
+                .collect(),
+            values: vec![(
+                format!("xero-batch\0{key}"),
+                json!({"credit": credit, "body": body, "docs": ids}),
+            )],
+            label: format!("Xero batch {key}"),
+            key: Some(key.clone()),
+            payload: Batch { credit, body, key },
+        })
+    }
+
+    async fn send(
+        &mut self,
+        _ledger: &dyn Ledger,
+        lot: &Lot<Batch>,
+    ) -> Result<Outcome, TargetError> {
+        let b = &lot.payload;
+        Ok(match self.send_batch(b.credit, &b.body, &b.key).await {
+            Ok(answer) => Outcome::Partial(items(&answer, b.credit, lot.docs.len())),
+            // Refused before processing: nothing was created.
+            Err(e @ (XeroError::Auth(_) | XeroError::DailyLimit(_) | XeroError::Config(_))) => {
+                Outcome::NotSent {
+                    error: e.to_string(),
+                    note: format!("not sent: {e}"),
+                    stop: remote(&self.name, &e),
                 }
             }
+            Err(XeroError::Http(HttpFailure::Refused {
+                status: 400, body, ..
+            })) => Outcome::Refused {
+                error: format!("Xero refused the batch: {body}"),
+                note: "batch refused by Xero".into(),
+            },
+            // Maybe processed: the batch is sent again, same key, at the next run.
+            Err(e) => Outcome::Uncertain {
+                error: format!("{e}; sent again under the same idempotency key at the next run"),
+                stop: remote(&self.name, &e),
+            },
+        })
+    }
+
+    /// Credit notes delivered are allocated to the invoice they credit.
+    async fn settle(
+        &mut self,
+        ledger: &dyn Ledger,
+        lot: &Lot<Batch>,
+        recs: &mut [Record],
+    ) -> Result<(), TargetError> {
+        if !lot.payload.credit {
+            return Ok(());
         }
-        ledger.put_records(&others)?;
+        for (d, r) in lot.docs.iter().zip(recs.iter_mut()) {
+            if r.state == State::Delivered {
+                self.allocate(ledger, &d.md, r).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// By batch: the records that went in one call share its idempotency key.
+    fn claimed_lots(&self, claimed: Vec<Record>) -> Vec<Vec<Record>> {
+        let mut by_key: std::collections::BTreeMap<String, Vec<Record>> = Default::default();
+        for r in claimed {
+            by_key
+                .entry(r.idempotency_key.clone().unwrap_or_default())
+                .or_default()
+                .push(r);
+        }
+        by_key.into_values().collect()
+    }
+
+    async fn lookup(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
+        self.find_by_number(claimed).await
+    }
+
+    async fn resend(
+        &mut self,
+        ledger: &dyn Ledger,
+        claimed: &[Record],
+    ) -> Result<Option<Resent>, TargetError> {
+        self.send_stored(ledger, claimed).await
+    }
+
+    fn waiting_note(&self) -> String {
+        format!(
+            "the batch's answer was lost and Xero does not list it yet; looked up again at the next run, sent again (same idempotency key) only if still unknown {} minutes after it was sent",
+            self.cfg.lookup_grace_minutes
+        )
+    }
+
+    fn released_note(&self) -> String {
+        "claim without a stored batch: released".into()
+    }
+
+    async fn poll(
+        &mut self,
+        ledger: &dyn Ledger,
+        live: Vec<Record>,
+    ) -> Result<Polled, TargetError> {
+        self.follow(ledger, live).await
     }
 }
 

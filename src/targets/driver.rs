@@ -1,0 +1,591 @@
+//! The one delivery driver of the API targets. It owns the exactly-once protocol, so that a
+//! target implements only what is its own ([`Target`]):
+//!
+//! 1. each document is checked by the target (held with its problems, or ready);
+//! 2. ready documents are packed into lots (the target says how many and which go together);
+//! 3. a lot's records are claimed and flushed (with what the target must store first), then
+//!    the lot is sent, the answer classified ([`Outcome`]) and recorded at once;
+//! 4. at the next run, a record still claimed (a crash, a lost answer) is looked up at the
+//!    target before anything is sent again: found → recorded; absent within the lookup grace →
+//!    left claimed (a late answer may still land); absent after it → sent again as the same lot
+//!    where the target can do that idempotently, else released for a new delivery.
+//!
+//! Retries and pacing of each call live in `retry.rs`, under each target's API client.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::TargetError;
+use crate::fault;
+use crate::ledger::{Ledger, Record, RecordFilter, State};
+use crate::mapping::MappedDocument;
+use crate::problem::Problem;
+
+/// A boxed future that can move between threads (the daemon runs passes on its runtime).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A mapped document with its record, as a page hands it to a target.
+pub type Doc = (Arc<MappedDocument>, Record);
+
+/// What a target answered for a document it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// The target's id of the document, when it gives one.
+    pub remote_id: Option<String>,
+    /// The target's status of the document.
+    pub status: Option<String>,
+    /// Replaces the record's idempotency key (Chorus Pro's flow number).
+    pub key: Option<String>,
+    /// What the record's history says.
+    pub note: String,
+}
+
+/// How a sent lot ended, as the target classifies its answer.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every document of the lot was taken.
+    Delivered(Receipt),
+    /// The target refused the lot for good: its documents fail until a user acts.
+    Refused {
+        /// The record's `last_error`.
+        error: String,
+        /// What the record's history says.
+        note: String,
+    },
+    /// Certainly not taken (no connection, credentials refused): released, and the target
+    /// stops for this run.
+    NotSent {
+        /// The record's `last_error`.
+        error: String,
+        /// What the record's history says.
+        note: String,
+        /// Why the target stops.
+        stop: TargetError,
+    },
+    /// Maybe taken (a timeout, a lost answer): left claimed, looked up before anything is sent
+    /// again; the target stops for this run.
+    Uncertain {
+        /// The record's `last_error`.
+        error: String,
+        /// Why the target stops.
+        stop: TargetError,
+    },
+    /// One answer per document, in the lot's order; a document without an answer stays claimed.
+    Partial(Vec<Option<Item>>),
+}
+
+/// The answer for one document of a lot.
+#[derive(Debug)]
+pub enum Item {
+    /// Taken.
+    Delivered(Receipt),
+    /// Refused for good.
+    Refused {
+        /// The record's `last_error`.
+        error: String,
+        /// What the record's history says.
+        note: String,
+    },
+}
+
+/// A claimed record the target knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The state its status means.
+    pub state: State,
+    /// Its id, status and the note for the history and the report.
+    pub receipt: Receipt,
+}
+
+/// A document packed in a lot.
+pub struct LotDoc {
+    /// The document.
+    pub md: Arc<MappedDocument>,
+    /// Its record (claimed by the driver before the lot is sent).
+    pub rec: Record,
+    /// SHA-256 of what is sent for it.
+    pub payload_hash: String,
+}
+
+/// What is sent in one call: its documents, the target's payload, and what the ledger keeps.
+pub struct Lot<P> {
+    /// The documents, in the order the target sends them.
+    pub docs: Vec<LotDoc>,
+    /// What the target sends.
+    pub payload: P,
+    /// The idempotency key recorded on each record at the claim.
+    pub key: Option<String>,
+    /// Names the lot in the claim note (`claimed for <label>`).
+    pub label: String,
+    /// Values stored before the claim (what a lookup or a resend needs).
+    pub values: Vec<(String, serde_json::Value)>,
+}
+
+/// A lot sent again, identical, at reconciliation.
+pub struct Resent {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What the report says of it.
+    pub notes: Vec<String>,
+}
+
+/// What a poll changed.
+#[derive(Default)]
+pub struct Polled {
+    /// Records to store.
+    pub changed: Vec<Record>,
+    /// What the report says.
+    pub changes: Vec<String>,
+}
+
+/// What an API target implements: only what is its own. [`Driven`] runs the rest.
+pub trait Target: Send + Sync {
+    /// What checking a document learned that packing needs (a customer id, a PDF).
+    type Ready: Send;
+    /// What one call sends.
+    type Payload: Send + Sync;
+    /// The fault point right after a successful call (tests crash there).
+    const SENT_POINT: &'static str = "after-send";
+    /// The states `poll` follows.
+    const POLLED: &'static [State] = &[State::Delivered];
+
+    /// The connector's name.
+    fn name(&self) -> &str;
+    /// Minutes after a claim during which an unknown outcome may still land.
+    fn grace_minutes(&self) -> u64;
+    /// The most documents in one lot.
+    fn lot_size(&self) -> usize {
+        1
+    }
+    /// Puts a page's documents in delivery order.
+    fn order(&self, _docs: &mut [Doc]) {}
+    /// Whether `next` may go in the lot that `first` opened.
+    fn joins(&self, _first: &MappedDocument, _next: &MappedDocument) -> bool {
+        true
+    }
+    /// What keeps a document from the target that is known without calling it (`preview`).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    fn offline_problems(
+        &self,
+        ledger: &dyn Ledger,
+        origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError>;
+    /// Reads what the checks need from the target, once per run.
+    fn preflight(
+        &mut self,
+        _ledger: &dyn Ledger,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        async { Ok(()) }
+    }
+    /// Checks a document against the target: ready, or held with its problems.
+    fn check(
+        &mut self,
+        ledger: &dyn Ledger,
+        md: &MappedDocument,
+        rec: &Record,
+    ) -> impl Future<Output = Result<Result<Self::Ready, Vec<Problem>>, TargetError>> + Send;
+    /// Packs ready documents into one lot.
+    fn pack(
+        &mut self,
+        docs: Vec<(Arc<MappedDocument>, Record, Self::Ready)>,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Lot<Self::Payload>, TargetError>> + Send;
+    /// Sends a claimed lot and classifies the answer. An error is the ledger's only.
+    fn send(
+        &mut self,
+        ledger: &dyn Ledger,
+        lot: &Lot<Self::Payload>,
+    ) -> impl Future<Output = Result<Outcome, TargetError>> + Send;
+    /// Work after a lot's answer is known, before it is recorded (Xero allocates credit notes).
+    fn settle(
+        &mut self,
+        _ledger: &dyn Ledger,
+        _lot: &Lot<Self::Payload>,
+        _recs: &mut [Record],
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        async { Ok(()) }
+    }
+    /// Groups records left claimed into the lots they were sent in (one each by default).
+    fn claimed_lots(&self, claimed: Vec<Record>) -> Vec<Vec<Record>> {
+        claimed.into_iter().map(|r| vec![r]).collect()
+    }
+    /// Looks claimed records up at the target: one answer per record.
+    fn lookup(
+        &mut self,
+        claimed: &[Record],
+    ) -> impl Future<Output = Result<Vec<Option<Found>>, TargetError>> + Send;
+    /// Sends a lot again, identical, when the target makes that safe (an idempotency key it
+    /// keeps); `None` releases what it does not know for a new delivery.
+    fn resend(
+        &mut self,
+        _ledger: &dyn Ledger,
+        _claimed: &[Record],
+    ) -> impl Future<Output = Result<Option<Resent>, TargetError>> + Send {
+        async { Ok(None) }
+    }
+    /// What the report says of a claimed record the target does not list yet (after
+    /// [`super::WAITING`]).
+    fn waiting_note(&self) -> String;
+    /// The history note of a claimed record released after the grace period.
+    fn released_note(&self) -> String;
+    /// Follows delivered documents (statuses, payments).
+    fn poll(
+        &mut self,
+        ledger: &dyn Ledger,
+        live: Vec<Record>,
+    ) -> impl Future<Output = Result<Polled, TargetError>> + Send;
+}
+
+/// What a sync drives: every target, API or journal files, behind one object.
+pub trait TargetRun: Send {
+    /// Target connector name.
+    fn name(&self) -> &str;
+    /// Documents delivered in this run.
+    fn delivered(&self) -> u64;
+    /// Settles what an interrupted run left claimed, before anything is sent again.
+    fn reconcile<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>>;
+    /// Follows what the target received (statuses, payments).
+    fn poll<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>>;
+    /// Delivers one page; `others` are records to store with it (held, skipped).
+    fn deliver_page<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+        docs: Vec<Doc>,
+        others: Vec<Record>,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), TargetError>>;
+    /// What keeps a document from the target, known without calling it (`preview`).
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    fn offline_problems(
+        &self,
+        ledger: &dyn Ledger,
+        origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError>;
+    /// The journal-file run behind this target, for its end-of-run batch steps.
+    fn journal(&mut self) -> Option<&mut super::journal_file::JournalRun> {
+        None
+    }
+    /// The journal-file run behind this target, for the steps that end its batch.
+    fn into_journal(self: Box<Self>) -> Option<Box<super::journal_file::JournalRun>> {
+        None
+    }
+}
+
+/// An API target driven through the exactly-once protocol.
+pub struct Driven<T> {
+    target: T,
+    job: String,
+    dry_run: bool,
+    delivered: u64,
+}
+
+impl<T: Target> Driven<T> {
+    /// Drives `target` for `job`; a dry run calls nothing.
+    pub fn new(target: T, job: &str, dry_run: bool) -> Self {
+        Driven {
+            target,
+            job: job.to_owned(),
+            dry_run,
+            delivered: 0,
+        }
+    }
+
+    fn filter(&self, state: State) -> RecordFilter {
+        RecordFilter {
+            job: Some(self.job.clone()),
+            target: Some(self.target.name().to_owned()),
+            state: Some(state),
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        ledger: &dyn Ledger,
+        mut docs: Vec<Doc>,
+        mut others: Vec<Record>,
+        run_id: &str,
+    ) -> Result<(), TargetError> {
+        if self.dry_run {
+            self.delivered += docs.len() as u64;
+            return Ok(());
+        }
+        self.target.preflight(ledger).await?;
+        self.target.order(&mut docs);
+        let now = Utc::now();
+        let size = self.target.lot_size().max(1);
+        let mut queue = docs.into_iter().peekable();
+        loop {
+            let mut ready: Vec<(Arc<MappedDocument>, Record, T::Ready)> = Vec::new();
+            while ready.len() < size {
+                let Some((next, _)) = queue.peek() else {
+                    break;
+                };
+                if ready
+                    .first()
+                    .is_some_and(|(first, _, _)| !self.target.joins(first, next))
+                {
+                    break;
+                }
+                let Some((md, mut rec)) = queue.next() else {
+                    break;
+                };
+                match self.target.check(ledger, &md, &rec).await? {
+                    Ok(r) => ready.push((md, rec, r)),
+                    Err(problems) => {
+                        rec.hold(problems, serde_json::to_value(&md.doc).ok(), run_id, now);
+                        others.push(rec);
+                    }
+                }
+            }
+            if ready.is_empty() {
+                break;
+            }
+            let lot = self.target.pack(ready, run_id).await?;
+            self.send_lot(ledger, lot, &mut others, run_id).await?;
+        }
+        ledger.put_records(&others)?;
+        Ok(())
+    }
+
+    /// Claim and flush → send → classify → record.
+    async fn send_lot(
+        &mut self,
+        ledger: &dyn Ledger,
+        mut lot: Lot<T::Payload>,
+        others: &mut Vec<Record>,
+        run_id: &str,
+    ) -> Result<(), TargetError> {
+        let now = Utc::now();
+        let note = format!("run {run_id}: claimed for {}", lot.label);
+        for d in &mut lot.docs {
+            claim(&mut d.rec, &note, now);
+            d.rec.payload_hash = Some(d.payload_hash.clone());
+            d.rec.idempotency_key.clone_from(&lot.key);
+        }
+        if !lot.values.is_empty() {
+            ledger.put_values(&lot.values)?;
+        }
+        let mut first: Vec<Record> = lot.docs.iter().map(|d| d.rec.clone()).collect();
+        first.append(others);
+        ledger.put_records(&first)?;
+        fault::point("after-claim", self.target.name());
+        let outcome = self.target.send(ledger, &lot).await?;
+        if matches!(outcome, Outcome::Delivered(_) | Outcome::Partial(_)) {
+            fault::point(T::SENT_POINT, self.target.name());
+        }
+        let mut recs: Vec<Record> = lot.docs.iter().map(|d| d.rec.clone()).collect();
+        let (n, stop) = apply(outcome, &mut recs, Utc::now());
+        self.delivered += n;
+        if stop.is_none() {
+            self.target.settle(ledger, &lot, &mut recs).await?;
+        }
+        ledger.put_records(&recs)?;
+        stop.map_or(Ok(()), Err)
+    }
+
+    async fn settle_claimed(&mut self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        if self.dry_run {
+            return Ok(Vec::new());
+        }
+        let claimed = ledger.list(&self.filter(State::Claimed))?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = self.target.name().to_owned();
+        let grace = self.target.grace_minutes();
+        let mut notes = Vec::new();
+        for mut lot in self.target.claimed_lots(claimed) {
+            let found = self.target.lookup(&lot).await?;
+            let now = Utc::now();
+            let all_found = found.iter().all(Option::is_some);
+            if !all_found && lot.iter().any(|r| super::in_lookup_grace(r, grace, now)) {
+                // A late answer may still land: sending again now could deliver it twice.
+                for (r, _) in lot.iter().zip(&found).filter(|(_, f)| f.is_none()) {
+                    notes.push(format!(
+                        "{} ({name}): {}: {}",
+                        r.number,
+                        super::WAITING,
+                        self.target.waiting_note()
+                    ));
+                }
+                continue;
+            }
+            if !all_found {
+                if let Some(resent) = self.target.resend(ledger, &lot).await? {
+                    let (_, stop) = apply(resent.outcome, &mut lot, now);
+                    notes.extend(resent.notes);
+                    ledger.put_records(&lot)?;
+                    if let Some(e) = stop {
+                        return Err(e);
+                    }
+                    continue;
+                }
+            }
+            for (r, f) in lot.iter_mut().zip(found) {
+                let note = match f {
+                    Some(f) => {
+                        r.remote_id = f.receipt.remote_id;
+                        r.remote_status = f.receipt.status;
+                        if f.receipt.key.is_some() {
+                            r.idempotency_key = f.receipt.key;
+                        }
+                        r.last_error = None;
+                        r.transition(f.state, f.receipt.note.clone(), now);
+                        f.receipt.note
+                    }
+                    None => {
+                        let note = self.target.released_note();
+                        r.transition(State::Released, note.clone(), now);
+                        note
+                    }
+                };
+                notes.push(format!("{} ({name}): {note}", r.number));
+            }
+            ledger.put_records(&lot)?;
+        }
+        Ok(notes)
+    }
+
+    async fn follow(&mut self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {
+        if self.dry_run {
+            return Ok(Vec::new());
+        }
+        let mut live = Vec::new();
+        for state in T::POLLED {
+            live.extend(ledger.list(&self.filter(*state))?);
+        }
+        let polled = self.target.poll(ledger, live).await?;
+        ledger.put_records(&polled.changed)?;
+        Ok(polled.changes)
+    }
+}
+
+/// Claims a record for a new delivery: one more attempt, nothing of the last one kept.
+fn claim(rec: &mut Record, note: &str, now: DateTime<Utc>) {
+    rec.attempts += 1;
+    rec.last_error = None;
+    rec.remote_id = None;
+    rec.remote_status = None;
+    rec.idempotency_key = None;
+    rec.transition(State::Claimed, note, now);
+}
+
+fn deliver(rec: &mut Record, r: Receipt, now: DateTime<Utc>) {
+    rec.remote_id = r.remote_id;
+    rec.remote_status = r.status;
+    if r.key.is_some() {
+        rec.idempotency_key = r.key;
+    }
+    rec.transition(State::Delivered, r.note, now);
+}
+
+fn fail(rec: &mut Record, error: &str, note: &str, now: DateTime<Utc>) {
+    rec.last_error = Some(error.to_owned());
+    rec.transition(State::Failed, note, now);
+}
+
+/// Records an outcome on a lot's claimed records: how many were delivered, and why the target
+/// stops for this run, if it does.
+fn apply(outcome: Outcome, recs: &mut [Record], now: DateTime<Utc>) -> (u64, Option<TargetError>) {
+    match outcome {
+        Outcome::Delivered(r) => {
+            for rec in recs.iter_mut() {
+                deliver(rec, r.clone(), now);
+            }
+            (recs.len() as u64, None)
+        }
+        Outcome::Partial(items) => {
+            let mut n = 0;
+            for (rec, item) in recs.iter_mut().zip(items) {
+                match item {
+                    None => {}
+                    Some(Item::Delivered(r)) => {
+                        deliver(rec, r, now);
+                        n += 1;
+                    }
+                    Some(Item::Refused { error, note }) => fail(rec, &error, &note, now),
+                }
+            }
+            (n, None)
+        }
+        Outcome::Refused { error, note } => {
+            for rec in recs.iter_mut() {
+                fail(rec, &error, &note, now);
+            }
+            (0, None)
+        }
+        Outcome::NotSent { error, note, stop } => {
+            for rec in recs.iter_mut() {
+                rec.last_error = Some(error.clone());
+                rec.transition(State::Released, note.clone(), now);
+            }
+            (0, Some(stop))
+        }
+        Outcome::Uncertain { error, stop } => {
+            for rec in recs.iter_mut() {
+                rec.last_error = Some(error.clone());
+            }
+            (0, Some(stop))
+        }
+    }
+}
+
+impl<T: Target + 'static> TargetRun for Driven<T> {
+    fn name(&self) -> &str {
+        self.target.name()
+    }
+
+    fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    fn reconcile<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+        Box::pin(self.settle_claimed(ledger))
+    }
+
+    fn poll<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+        Box::pin(self.follow(ledger))
+    }
+
+    fn deliver_page<'a>(
+        &'a mut self,
+        ledger: &'a dyn Ledger,
+        docs: Vec<Doc>,
+        others: Vec<Record>,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(self.deliver(ledger, docs, others, run_id))
+    }
+
+    fn offline_problems(
+        &self,
+        ledger: &dyn Ledger,
+        origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        self.target.offline_problems(ledger, origin, md)
+    }
+}
