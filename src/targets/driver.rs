@@ -589,3 +589,6 @@ impl<T: Target + 'static> TargetRun for Driven<T> {
         self.target.offline_problems(ledger, origin, md)
     }
 }
+
+#[cfg(test)]
+mod tests;
