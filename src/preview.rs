@@ -224,11 +224,10 @@ pub async fn preview(
             .iter()
             .filter(|(d, _, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
-        let is_chorus = matches!(cfg.connectors.get(&t), Some(Connector::ChorusPro(_)));
-        let is_pennylane = matches!(cfg.connectors.get(&t), Some(Connector::Pennylane(_)));
-        let is_xero = matches!(cfg.connectors.get(&t), Some(Connector::Xero(_)));
+        // Built as for a dry run: what each target knows without calling anything.
+        let mut run = crate::sync::offline_target(cfg, job, &t)?;
         let mut tp = TargetPreview {
-            action: if matches!(cfg.connectors.get(&t), Some(Connector::JournalFile(_))) {
+            action: if run.journal().is_some() {
                 "export"
             } else {
                 "transfer"
@@ -289,27 +288,10 @@ pub async fn preview(
                 _ => match prepare(doc, mapping).and_then(|md| {
                     let mut p =
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
-                    if is_pennylane {
-                        p.extend(crate::targets::pennylane::PennylaneRun::offline_problems(
-                            &crate::source::attachments::AttachmentRoots::for_source(
-                                cfg,
-                                &job.source,
-                            ),
-                            origin,
-                            &md,
-                        ));
-                    }
-                    if is_xero {
-                        p.extend(crate::targets::xero::XeroRun::offline_problems(&md));
-                    }
-                    if is_chorus {
-                        p.extend(
-                            crate::targets::chorus::ChorusRun::cached_structure_problems(
-                                ledger, &t, &md,
-                            )
+                    p.extend(
+                        run.offline_problems(ledger, origin, &md)
                             .unwrap_or_default(),
-                        );
-                    }
+                    );
                     if p.is_empty() {
                         Ok(md)
                     } else {

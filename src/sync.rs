@@ -31,7 +31,7 @@ use summary::finish_report;
 use targets::build_targets;
 
 pub use changes::{changes_after_delivery, snapshot, source_hash};
-pub use targets::{api_target, mapping_file, target_layouts};
+pub use targets::{api_target, mapping_file, offline_target, target_layouts};
 
 /// How the run behaves.
 #[derive(Debug, Clone)]

@@ -55,15 +55,32 @@ pub fn api_target(
     ) {
         return None;
     }
+    Some(one_target(cfg, job, name, false, "status"))
+}
+
+/// A target of a job built as for a dry run (no secret read, nothing called), for what it
+/// knows offline (`preview`).
+///
+/// # Errors
+///
+/// The connector is not a target.
+pub fn offline_target(cfg: &Config, job: &Job, name: &str) -> Result<Box<dyn TargetRun>, RunError> {
+    one_target(cfg, job, name, true, "preview")
+}
+
+fn one_target(
+    cfg: &Config,
+    job: &Job,
+    name: &str,
+    dry_run: bool,
+    origin: &str,
+) -> Result<Box<dyn TargetRun>, RunError> {
     let opts = RunOptions {
-        dry_run: false,
+        dry_run,
         today: chrono::Local::now().date_naive(),
         progress: None,
     };
-    Some(
-        build_targets(cfg, job, &[name.to_owned()], &Mode::Sync, &opts, "status")
-            .map(|mut v| v.remove(0)),
-    )
+    build_targets(cfg, job, &[name.to_owned()], &Mode::Sync, &opts, origin).map(|mut v| v.remove(0))
 }
 
 pub(super) fn build_targets(
