@@ -23,6 +23,33 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use crate::mapping::{MappedDocument, VatCategory};
 use crate::model::{DocKind, Document};
 
+/// The syntax an e-invoice is written in, whatever platform it is routed to (see `crate::route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// UBL 2.1 Invoice / CreditNote (`ubl`).
+    Ubl,
+    /// UN/CEFACT CII D16B (`cii`).
+    Cii,
+}
+
+impl Syntax {
+    /// The document written in this syntax.
+    pub fn render(self, v: &InvoiceView<'_>) -> Vec<u8> {
+        match self {
+            Syntax::Ubl => ubl::render(v),
+            Syntax::Cii => cii::render(v),
+        }
+    }
+
+    /// Upper-case short name (`UBL`, `CII`), as file names carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Syntax::Ubl => "UBL",
+            Syntax::Cii => "CII",
+        }
+    }
+}
+
 /// CustomizationID (BT-24) of an EN 16931 document.
 pub const EN16931: &str = "urn:cen.eu:en16931:2017";
 
