@@ -3,6 +3,8 @@
 //! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
 //! Element order follows the UBL 2.1 schemas (the tests validate every document against them).
 
+use rust_decimal::Decimal;
+
 use super::xml::Xml;
 use super::{amount, electronic_address, legal_id, number, present, InvoiceView, EN16931};
 use crate::mapping::VatCategory;
@@ -124,6 +126,11 @@ fn payment_means(x: &mut Xml, v: &InvoiceView<'_>) {
     x.close("cac:PaymentMeans");
 }
 
+/// An amount element with its currency (`currencyID`, every UBL amount carries it).
+fn money(x: &mut Xml, tag: &str, cur: &str, d: Decimal) {
+    x.leaf(tag, &[("currencyID", cur)], &amount(d));
+}
+
 /// The UBL document of one invoice or credit note.
 pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     let d = v.doc;
@@ -191,15 +198,11 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         x.within(&["cac:PaymentTerms"], "cbc:Note", &[], t);
     }
     x.open("cac:TaxTotal", &[]);
-    x.leaf(
-        "cbc:TaxAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.tax),
-    );
+    money(&mut x, "cbc:TaxAmount", cur, d.totals.tax);
     for r in &v.vat {
         x.open("cac:TaxSubtotal", &[]);
-        x.leaf("cbc:TaxableAmount", &[("currencyID", cur)], &amount(r.base));
-        x.leaf("cbc:TaxAmount", &[("currencyID", cur)], &amount(r.amount));
+        money(&mut x, "cbc:TaxableAmount", cur, r.base);
+        money(&mut x, "cbc:TaxAmount", cur, r.amount);
         tax_category(
             &mut x,
             "cac:TaxCategory",
@@ -211,49 +214,25 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.close("cac:TaxTotal");
     x.open("cac:LegalMonetaryTotal", &[]);
-    x.leaf(
-        "cbc:LineExtensionAmount",
-        &[("currencyID", cur)],
-        &amount(v.line_total),
-    );
-    x.leaf(
-        "cbc:TaxExclusiveAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.net),
-    );
-    x.leaf(
-        "cbc:TaxInclusiveAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.gross),
-    );
+    money(&mut x, "cbc:LineExtensionAmount", cur, v.line_total);
+    money(&mut x, "cbc:TaxExclusiveAmount", cur, d.totals.net);
+    money(&mut x, "cbc:TaxInclusiveAmount", cur, d.totals.gross);
     if !d.totals.paid.is_zero() {
-        x.leaf(
-            "cbc:PrepaidAmount",
-            &[("currencyID", cur)],
-            &amount(d.totals.paid),
-        );
+        money(&mut x, "cbc:PrepaidAmount", cur, d.totals.paid);
     }
-    x.leaf(
-        "cbc:PayableAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.due),
-    );
+    money(&mut x, "cbc:PayableAmount", cur, d.totals.due);
     x.close("cac:LegalMonetaryTotal");
     for l in &v.lines {
         let line = l.line;
         x.open(line_tag, &[]);
         x.leaf("cbc:ID", &[], &l.id());
         x.leaf(qty_tag, &[("unitCode", &line.unit)], &number(line.quantity));
-        x.leaf(
-            "cbc:LineExtensionAmount",
-            &[("currencyID", cur)],
-            &amount(line.net_amount),
-        );
+        money(&mut x, "cbc:LineExtensionAmount", cur, line.net_amount);
         if let Some(disc) = line.discount.filter(|d| !d.is_zero()) {
             x.open("cac:AllowanceCharge", &[]);
             x.leaf("cbc:ChargeIndicator", &[], "false");
             x.leaf("cbc:AllowanceChargeReasonCode", &[], "95");
-            x.leaf("cbc:Amount", &[("currencyID", cur)], &amount(disc));
+            money(&mut x, "cbc:Amount", cur, disc);
             x.close("cac:AllowanceCharge");
         }
         x.open("cac:Item", &[]);
