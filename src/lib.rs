@@ -19,6 +19,7 @@ pub mod preview;
 pub mod problem;
 pub mod report;
 pub mod retry;
+pub mod route;
 pub mod source;
 pub mod sync;
 pub mod targets;

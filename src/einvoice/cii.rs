@@ -4,7 +4,7 @@
 //! Element order follows the D16B schema (the tests validate every document against it).
 
 use super::xml::Xml;
-use super::{amount, blank, number, present, InvoiceView, EN16931};
+use super::{amount, electronic_address, legal_id, number, present, InvoiceView, EN16931};
 use crate::einvoice::ubl::category_code;
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
@@ -16,13 +16,12 @@ const NS_UDT: &str = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:10
 const NS_QDT: &str = "urn:un:unece:uncefact:data:standard:QualifiedDataType:100";
 
 fn date(x: &mut Xml, tag: &str, d: chrono::NaiveDate) {
-    x.open(tag, &[]);
-    x.leaf(
+    x.within(
+        &[tag],
         "udt:DateTimeString",
         &[("format", "102")],
         &d.format("%Y%m%d").to_string(),
     );
-    x.close(tag);
 }
 
 fn address(x: &mut Xml, tag: &str, a: &Address) {
@@ -44,50 +43,34 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
         x.leaf("ram:GlobalID", &[("schemeID", "0009")], siret);
     }
     x.leaf("ram:Name", &[], &p.name);
-    match (present(p.siret.as_deref()), present(p.siren.as_deref())) {
-        (Some(siret), _) => {
-            x.open("ram:SpecifiedLegalOrganization", &[]);
-            x.leaf("ram:ID", &[("schemeID", "0009")], siret);
-            x.close("ram:SpecifiedLegalOrganization");
-        }
-        (None, Some(siren)) => {
-            x.open("ram:SpecifiedLegalOrganization", &[]);
-            x.leaf("ram:ID", &[("schemeID", "0002")], siren);
-            x.close("ram:SpecifiedLegalOrganization");
-        }
-        _ => {}
+    if let Some((scheme, id)) = legal_id(p) {
+        let outer = ["ram:SpecifiedLegalOrganization"];
+        x.within(&outer, "ram:ID", &[("schemeID", scheme)], id);
     }
     if let Some(mail) = present(p.email.as_deref()) {
-        x.open("ram:DefinedTradeContact", &[]);
-        x.open("ram:EmailURIUniversalCommunication", &[]);
-        x.leaf("ram:URIID", &[], mail);
-        x.close("ram:EmailURIUniversalCommunication");
-        x.close("ram:DefinedTradeContact");
+        let outer = [
+            "ram:DefinedTradeContact",
+            "ram:EmailURIUniversalCommunication",
+        ];
+        x.within(&outer, "ram:URIID", &[], mail);
     }
     if let Some(a) = &p.billing_address {
         address(x, "ram:PostalTradeAddress", a);
     }
-    if let Some(e) = p
-        .electronic_address
-        .as_ref()
-        .filter(|e| !blank(Some(&e.value)))
-    {
-        x.open("ram:URIUniversalCommunication", &[]);
-        x.leaf("ram:URIID", &[("schemeID", &e.scheme)], &e.value);
-        x.close("ram:URIUniversalCommunication");
+    if let Some(e) = electronic_address(p) {
+        let outer = ["ram:URIUniversalCommunication"];
+        x.within(&outer, "ram:URIID", &[("schemeID", &e.scheme)], &e.value);
     }
     if let Some(vat) = present(p.vat_id.as_deref()) {
-        x.open("ram:SpecifiedTaxRegistration", &[]);
-        x.leaf("ram:ID", &[("schemeID", "VA")], vat);
-        x.close("ram:SpecifiedTaxRegistration");
+        let outer = ["ram:SpecifiedTaxRegistration"];
+        x.within(&outer, "ram:ID", &[("schemeID", "VA")], vat);
     }
     x.close(tag);
 }
 
 fn indicator(x: &mut Xml, value: bool) {
-    x.open("ram:ChargeIndicator", &[]);
-    x.leaf("udt:Indicator", &[], if value { "true" } else { "false" });
-    x.close("ram:ChargeIndicator");
+    let text = if value { "true" } else { "false" };
+    x.within(&["ram:ChargeIndicator"], "udt:Indicator", &[], text);
 }
 
 /// The CII document of one invoice or credit note.
@@ -105,12 +88,10 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         ],
     );
     x.open("rsm:ExchangedDocumentContext", &[]);
-    x.open("ram:BusinessProcessSpecifiedDocumentContextParameter", &[]);
-    x.leaf("ram:ID", &[], v.billing_framework());
-    x.close("ram:BusinessProcessSpecifiedDocumentContextParameter");
-    x.open("ram:GuidelineSpecifiedDocumentContextParameter", &[]);
-    x.leaf("ram:ID", &[], EN16931);
-    x.close("ram:GuidelineSpecifiedDocumentContextParameter");
+    let outer = ["ram:BusinessProcessSpecifiedDocumentContextParameter"];
+    x.within(&outer, "ram:ID", &[], v.billing_framework());
+    let outer = ["ram:GuidelineSpecifiedDocumentContextParameter"];
+    x.within(&outer, "ram:ID", &[], EN16931);
     x.close("rsm:ExchangedDocumentContext");
 
     x.open("rsm:ExchangedDocument", &[]);
@@ -129,31 +110,27 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     for l in &v.lines {
         let line = l.line;
         x.open("ram:IncludedSupplyChainTradeLineItem", &[]);
-        x.open("ram:AssociatedDocumentLineDocument", &[]);
-        let id = present(line.id.as_deref()).map_or_else(|| l.number.to_string(), str::to_owned);
-        x.leaf("ram:LineID", &[], &id);
-        x.close("ram:AssociatedDocumentLineDocument");
+        x.within(
+            &["ram:AssociatedDocumentLineDocument"],
+            "ram:LineID",
+            &[],
+            &l.id(),
+        );
         x.open("ram:SpecifiedTradeProduct", &[]);
         x.opt("ram:SellerAssignedID", line.product_code.as_deref());
-        let name = if blank(Some(&line.description)) {
-            "-"
-        } else {
-            line.description.as_str()
-        };
-        x.leaf("ram:Name", &[], name);
+        x.leaf("ram:Name", &[], l.name());
         x.close("ram:SpecifiedTradeProduct");
-        x.open("ram:SpecifiedLineTradeAgreement", &[]);
-        x.open("ram:NetPriceProductTradePrice", &[]);
-        x.leaf("ram:ChargeAmount", &[], &number(line.unit_price));
-        x.close("ram:NetPriceProductTradePrice");
-        x.close("ram:SpecifiedLineTradeAgreement");
-        x.open("ram:SpecifiedLineTradeDelivery", &[]);
-        x.leaf(
+        let outer = [
+            "ram:SpecifiedLineTradeAgreement",
+            "ram:NetPriceProductTradePrice",
+        ];
+        x.within(&outer, "ram:ChargeAmount", &[], &number(line.unit_price));
+        x.within(
+            &["ram:SpecifiedLineTradeDelivery"],
             "ram:BilledQuantity",
             &[("unitCode", &line.unit)],
             &number(line.quantity),
         );
-        x.close("ram:SpecifiedLineTradeDelivery");
         x.open("ram:SpecifiedLineTradeSettlement", &[]);
         x.open("ram:ApplicableTradeTax", &[]);
         x.leaf("ram:TypeCode", &[], "VAT");
@@ -169,9 +146,8 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
             x.leaf("ram:ReasonCode", &[], "95");
             x.close("ram:SpecifiedTradeAllowanceCharge");
         }
-        x.open("ram:SpecifiedTradeSettlementLineMonetarySummation", &[]);
-        x.leaf("ram:LineTotalAmount", &[], &amount(line.net_amount));
-        x.close("ram:SpecifiedTradeSettlementLineMonetarySummation");
+        let outer = ["ram:SpecifiedTradeSettlementLineMonetarySummation"];
+        x.within(&outer, "ram:LineTotalAmount", &[], &amount(line.net_amount));
         x.close("ram:SpecifiedLineTradeSettlement");
         x.close("ram:IncludedSupplyChainTradeLineItem");
     }
@@ -180,17 +156,13 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     x.opt("ram:BuyerReference", d.service_code.as_deref());
     party(&mut x, "ram:SellerTradeParty", &d.seller);
     party(&mut x, "ram:BuyerTradeParty", &d.buyer);
-    if let Some(po) =
-        present(d.engagement_number.as_deref()).or(present(d.purchase_order.as_deref()))
-    {
-        x.open("ram:BuyerOrderReferencedDocument", &[]);
-        x.leaf("ram:IssuerAssignedID", &[], po);
-        x.close("ram:BuyerOrderReferencedDocument");
+    if let Some(po) = v.order_reference() {
+        let outer = ["ram:BuyerOrderReferencedDocument"];
+        x.within(&outer, "ram:IssuerAssignedID", &[], po);
     }
     if let Some(c) = present(d.contract_reference.as_deref()) {
-        x.open("ram:ContractReferencedDocument", &[]);
-        x.leaf("ram:IssuerAssignedID", &[], c);
-        x.close("ram:ContractReferencedDocument");
+        let outer = ["ram:ContractReferencedDocument"];
+        x.within(&outer, "ram:IssuerAssignedID", &[], c);
     }
     x.close("ram:ApplicableHeaderTradeAgreement");
 
@@ -205,17 +177,15 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
 
     x.open("ram:ApplicableHeaderTradeSettlement", &[]);
     x.leaf("ram:InvoiceCurrencyCode", &[], cur);
-    if !v.is_credit_note() || d.payment_means.is_some() {
+    if v.has_payment_means() {
         x.open("ram:SpecifiedTradeSettlementPaymentMeans", &[]);
         x.leaf("ram:TypeCode", &[], v.payment_means());
         if let Some(iban) = v.iban() {
-            x.open("ram:PayeePartyCreditorFinancialAccount", &[]);
-            x.leaf("ram:IBANID", &[], iban);
-            x.close("ram:PayeePartyCreditorFinancialAccount");
+            let outer = ["ram:PayeePartyCreditorFinancialAccount"];
+            x.within(&outer, "ram:IBANID", &[], iban);
             if let Some(bic) = v.bic() {
-                x.open("ram:PayeeSpecifiedCreditorFinancialInstitution", &[]);
-                x.leaf("ram:BICID", &[], bic);
-                x.close("ram:PayeeSpecifiedCreditorFinancialInstitution");
+                let outer = ["ram:PayeeSpecifiedCreditorFinancialInstitution"];
+                x.within(&outer, "ram:BICID", &[], bic);
             }
         }
         x.close("ram:SpecifiedTradeSettlementPaymentMeans");
@@ -256,9 +226,8 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     x.leaf("ram:DuePayableAmount", &[], &amount(d.totals.due));
     x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
     if let Some(prev) = present(d.preceding_invoice.as_deref()) {
-        x.open("ram:InvoiceReferencedDocument", &[]);
-        x.leaf("ram:IssuerAssignedID", &[], prev);
-        x.close("ram:InvoiceReferencedDocument");
+        let outer = ["ram:InvoiceReferencedDocument"];
+        x.within(&outer, "ram:IssuerAssignedID", &[], prev);
     }
     x.close("ram:ApplicableHeaderTradeSettlement");
     x.close("rsm:SupplyChainTradeTransaction");

@@ -21,7 +21,34 @@ pub fn blank(s: Option<&str>) -> bool {
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::mapping::{MappedDocument, VatCategory};
-use crate::model::{DocKind, Document};
+use crate::model::{DocKind, Document, ElectronicAddress, Party};
+
+/// The syntax an e-invoice is written in, whatever platform it is routed to (see `crate::route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// UBL 2.1 Invoice / CreditNote (`ubl`).
+    Ubl,
+    /// UN/CEFACT CII D16B (`cii`).
+    Cii,
+}
+
+impl Syntax {
+    /// The document written in this syntax.
+    pub fn render(self, v: &InvoiceView<'_>) -> Vec<u8> {
+        match self {
+            Syntax::Ubl => ubl::render(v),
+            Syntax::Cii => cii::render(v),
+        }
+    }
+
+    /// Upper-case short name (`UBL`, `CII`), as file names carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Syntax::Ubl => "UBL",
+            Syntax::Cii => "CII",
+        }
+    }
+}
 
 /// CustomizationID (BT-24) of an EN 16931 document.
 pub const EN16931: &str = "urn:cen.eu:en16931:2017";
@@ -54,6 +81,39 @@ pub struct LineView<'a> {
     pub category: VatCategory,
     /// VAT rate (BT-152).
     pub rate: Decimal,
+}
+
+impl LineView<'_> {
+    /// Line identifier (BT-126): the source's, else the line's position.
+    pub fn id(&self) -> String {
+        present(self.line.id.as_deref()).map_or_else(|| self.number.to_string(), str::to_owned)
+    }
+
+    /// Item name (BT-153), `-` when the description is blank (the element is mandatory).
+    pub fn name(&self) -> &str {
+        if blank(Some(&self.line.description)) {
+            "-"
+        } else {
+            self.line.description.as_str()
+        }
+    }
+}
+
+/// A party's legal registration identifier (BT-30, BT-47) with its ISO 6523 scheme: the SIRET
+/// (`0009`), else the SIREN (`0002`).
+pub fn legal_id(p: &Party) -> Option<(&'static str, &str)> {
+    match (present(p.siret.as_deref()), present(p.siren.as_deref())) {
+        (Some(siret), _) => Some(("0009", siret)),
+        (None, Some(siren)) => Some(("0002", siren)),
+        _ => None,
+    }
+}
+
+/// A party's electronic address (BT-34, BT-49), unless blank.
+pub fn electronic_address(p: &Party) -> Option<&ElectronicAddress> {
+    p.electronic_address
+        .as_ref()
+        .filter(|e| !blank(Some(&e.value)))
 }
 
 /// A mapped document seen as an EN 16931 invoice: what every syntax writes.
@@ -156,6 +216,18 @@ impl<'a> InvoiceView<'a> {
     /// Business process (BT-23): the Chorus Pro billing framework, `A1` by default.
     pub fn billing_framework(&self) -> &str {
         self.doc.billing_framework.as_deref().unwrap_or("A1")
+    }
+
+    /// Order reference (BT-13): the engagement number, else the purchase order.
+    pub fn order_reference(&self) -> Option<&str> {
+        present(self.doc.engagement_number.as_deref())
+            .or(present(self.doc.purchase_order.as_deref()))
+    }
+
+    /// Whether the document carries payment means (BG-16): Chorus Pro takes credit notes
+    /// without them unless the document states some.
+    pub fn has_payment_means(&self) -> bool {
+        !self.is_credit_note() || self.doc.payment_means.is_some()
     }
 
     /// UNCL 4461 payment means code (BT-81): 30 credit transfer unless the document says.

@@ -3,8 +3,10 @@
 //! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
 //! Element order follows the UBL 2.1 schemas (the tests validate every document against them).
 
+use rust_decimal::Decimal;
+
 use super::xml::Xml;
-use super::{amount, blank, number, present, InvoiceView, EN16931};
+use super::{amount, electronic_address, legal_id, number, present, InvoiceView, EN16931};
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
 
@@ -36,14 +38,15 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
     x.opt("cbc:CityName", a.city.as_deref());
     x.opt("cbc:PostalZone", a.postcode.as_deref());
     if a.lines.len() > 2 {
-        x.open("cac:AddressLine", &[]);
-        x.leaf("cbc:Line", &[], &a.lines[2..].join(", "));
-        x.close("cac:AddressLine");
+        x.within(
+            &["cac:AddressLine"],
+            "cbc:Line",
+            &[],
+            &a.lines[2..].join(", "),
+        );
     }
     if let Some(c) = present(a.country_code.as_deref()) {
-        x.open("cac:Country", &[]);
-        x.leaf("cbc:IdentificationCode", &[], c);
-        x.close("cac:Country");
+        x.within(&["cac:Country"], "cbc:IdentificationCode", &[], c);
     }
     x.close(tag);
 }
@@ -51,44 +54,35 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
 fn party(x: &mut Xml, tag: &str, p: &Party) {
     x.open(tag, &[]);
     x.open("cac:Party", &[]);
-    if let Some(e) = p
-        .electronic_address
-        .as_ref()
-        .filter(|e| !blank(Some(&e.value)))
-    {
+    if let Some(e) = electronic_address(p) {
         x.leaf("cbc:EndpointID", &[("schemeID", &e.scheme)], &e.value);
     }
     if let Some(siret) = present(p.siret.as_deref()) {
-        x.open("cac:PartyIdentification", &[]);
-        x.leaf("cbc:ID", &[("schemeID", "0009")], siret);
-        x.close("cac:PartyIdentification");
+        x.within(
+            &["cac:PartyIdentification"],
+            "cbc:ID",
+            &[("schemeID", "0009")],
+            siret,
+        );
     }
-    x.open("cac:PartyName", &[]);
-    x.leaf("cbc:Name", &[], &p.name);
-    x.close("cac:PartyName");
+    x.within(&["cac:PartyName"], "cbc:Name", &[], &p.name);
     if let Some(a) = &p.billing_address {
         address(x, "cac:PostalAddress", a);
     }
     if let Some(vat) = present(p.vat_id.as_deref()) {
         x.open("cac:PartyTaxScheme", &[]);
         x.leaf("cbc:CompanyID", &[], vat);
-        x.open("cac:TaxScheme", &[]);
-        x.leaf("cbc:ID", &[], "VAT");
-        x.close("cac:TaxScheme");
+        x.within(&["cac:TaxScheme"], "cbc:ID", &[], "VAT");
         x.close("cac:PartyTaxScheme");
     }
     x.open("cac:PartyLegalEntity", &[]);
     x.leaf("cbc:RegistrationName", &[], &p.name);
-    match (present(p.siret.as_deref()), present(p.siren.as_deref())) {
-        (Some(siret), _) => x.leaf("cbc:CompanyID", &[("schemeID", "0009")], siret),
-        (None, Some(siren)) => x.leaf("cbc:CompanyID", &[("schemeID", "0002")], siren),
-        _ => {}
+    if let Some((scheme, id)) = legal_id(p) {
+        x.leaf("cbc:CompanyID", &[("schemeID", scheme)], id);
     }
     x.close("cac:PartyLegalEntity");
     if let Some(mail) = present(p.email.as_deref()) {
-        x.open("cac:Contact", &[]);
-        x.leaf("cbc:ElectronicMail", &[], mail);
-        x.close("cac:Contact");
+        x.within(&["cac:Contact"], "cbc:ElectronicMail", &[], mail);
     }
     x.close("cac:Party");
     x.close(tag);
@@ -108,9 +102,7 @@ fn tax_category(
     }
     x.opt("cbc:TaxExemptionReasonCode", reason.1);
     x.opt("cbc:TaxExemptionReason", reason.0);
-    x.open("cac:TaxScheme", &[]);
-    x.leaf("cbc:ID", &[], "VAT");
-    x.close("cac:TaxScheme");
+    x.within(&["cac:TaxScheme"], "cbc:ID", &[], "VAT");
     x.close(tag);
 }
 
@@ -127,13 +119,16 @@ fn payment_means(x: &mut Xml, v: &InvoiceView<'_>) {
         x.open("cac:PayeeFinancialAccount", &[]);
         x.leaf("cbc:ID", &[], iban);
         if let Some(bic) = v.bic() {
-            x.open("cac:FinancialInstitutionBranch", &[]);
-            x.leaf("cbc:ID", &[], bic);
-            x.close("cac:FinancialInstitutionBranch");
+            x.within(&["cac:FinancialInstitutionBranch"], "cbc:ID", &[], bic);
         }
         x.close("cac:PayeeFinancialAccount");
     }
     x.close("cac:PaymentMeans");
+}
+
+/// An amount element with its currency (`currencyID`, every UBL amount carries it).
+fn money(x: &mut Xml, tag: &str, cur: &str, d: Decimal) {
+    x.leaf(tag, &[("currencyID", cur)], &amount(d));
 }
 
 /// The UBL document of one invoice or credit note.
@@ -176,24 +171,15 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.leaf("cbc:DocumentCurrencyCode", &[], cur);
     x.opt("cbc:BuyerReference", d.service_code.as_deref());
-    if let Some(po) =
-        present(d.engagement_number.as_deref()).or(present(d.purchase_order.as_deref()))
-    {
-        x.open("cac:OrderReference", &[]);
-        x.leaf("cbc:ID", &[], po);
-        x.close("cac:OrderReference");
+    if let Some(po) = v.order_reference() {
+        x.within(&["cac:OrderReference"], "cbc:ID", &[], po);
     }
     if let Some(prev) = present(d.preceding_invoice.as_deref()) {
-        x.open("cac:BillingReference", &[]);
-        x.open("cac:InvoiceDocumentReference", &[]);
-        x.leaf("cbc:ID", &[], prev);
-        x.close("cac:InvoiceDocumentReference");
-        x.close("cac:BillingReference");
+        let outer = ["cac:BillingReference", "cac:InvoiceDocumentReference"];
+        x.within(&outer, "cbc:ID", &[], prev);
     }
     if let Some(c) = present(d.contract_reference.as_deref()) {
-        x.open("cac:ContractDocumentReference", &[]);
-        x.leaf("cbc:ID", &[], c);
-        x.close("cac:ContractDocumentReference");
+        x.within(&["cac:ContractDocumentReference"], "cbc:ID", &[], c);
     }
     party(&mut x, "cac:AccountingSupplierParty", &d.seller);
     party(&mut x, "cac:AccountingCustomerParty", &d.buyer);
@@ -205,25 +191,18 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         x.close("cac:DeliveryLocation");
         x.close("cac:Delivery");
     }
-    // Chorus Pro takes credit notes without payment means unless the document states some.
-    if !credit || d.payment_means.is_some() {
+    if v.has_payment_means() {
         payment_means(&mut x, v);
     }
     if let Some(t) = present(d.payment_terms.as_deref()) {
-        x.open("cac:PaymentTerms", &[]);
-        x.leaf("cbc:Note", &[], t);
-        x.close("cac:PaymentTerms");
+        x.within(&["cac:PaymentTerms"], "cbc:Note", &[], t);
     }
     x.open("cac:TaxTotal", &[]);
-    x.leaf(
-        "cbc:TaxAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.tax),
-    );
+    money(&mut x, "cbc:TaxAmount", cur, d.totals.tax);
     for r in &v.vat {
         x.open("cac:TaxSubtotal", &[]);
-        x.leaf("cbc:TaxableAmount", &[("currencyID", cur)], &amount(r.base));
-        x.leaf("cbc:TaxAmount", &[("currencyID", cur)], &amount(r.amount));
+        money(&mut x, "cbc:TaxableAmount", cur, r.base);
+        money(&mut x, "cbc:TaxAmount", cur, r.amount);
         tax_category(
             &mut x,
             "cac:TaxCategory",
@@ -235,63 +214,31 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.close("cac:TaxTotal");
     x.open("cac:LegalMonetaryTotal", &[]);
-    x.leaf(
-        "cbc:LineExtensionAmount",
-        &[("currencyID", cur)],
-        &amount(v.line_total),
-    );
-    x.leaf(
-        "cbc:TaxExclusiveAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.net),
-    );
-    x.leaf(
-        "cbc:TaxInclusiveAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.gross),
-    );
+    money(&mut x, "cbc:LineExtensionAmount", cur, v.line_total);
+    money(&mut x, "cbc:TaxExclusiveAmount", cur, d.totals.net);
+    money(&mut x, "cbc:TaxInclusiveAmount", cur, d.totals.gross);
     if !d.totals.paid.is_zero() {
-        x.leaf(
-            "cbc:PrepaidAmount",
-            &[("currencyID", cur)],
-            &amount(d.totals.paid),
-        );
+        money(&mut x, "cbc:PrepaidAmount", cur, d.totals.paid);
     }
-    x.leaf(
-        "cbc:PayableAmount",
-        &[("currencyID", cur)],
-        &amount(d.totals.due),
-    );
+    money(&mut x, "cbc:PayableAmount", cur, d.totals.due);
     x.close("cac:LegalMonetaryTotal");
     for l in &v.lines {
         let line = l.line;
         x.open(line_tag, &[]);
-        let id = present(line.id.as_deref()).map_or_else(|| l.number.to_string(), str::to_owned);
-        x.leaf("cbc:ID", &[], &id);
+        x.leaf("cbc:ID", &[], &l.id());
         x.leaf(qty_tag, &[("unitCode", &line.unit)], &number(line.quantity));
-        x.leaf(
-            "cbc:LineExtensionAmount",
-            &[("currencyID", cur)],
-            &amount(line.net_amount),
-        );
+        money(&mut x, "cbc:LineExtensionAmount", cur, line.net_amount);
         if let Some(disc) = line.discount.filter(|d| !d.is_zero()) {
             x.open("cac:AllowanceCharge", &[]);
             x.leaf("cbc:ChargeIndicator", &[], "false");
             x.leaf("cbc:AllowanceChargeReasonCode", &[], "95");
-            x.leaf("cbc:Amount", &[("currencyID", cur)], &amount(disc));
+            money(&mut x, "cbc:Amount", cur, disc);
             x.close("cac:AllowanceCharge");
         }
         x.open("cac:Item", &[]);
-        let name = if blank(Some(&line.description)) {
-            "-"
-        } else {
-            line.description.as_str()
-        };
-        x.leaf("cbc:Name", &[], name);
+        x.leaf("cbc:Name", &[], l.name());
         if let Some(code) = present(line.product_code.as_deref()) {
-            x.open("cac:SellersItemIdentification", &[]);
-            x.leaf("cbc:ID", &[], code);
-            x.close("cac:SellersItemIdentification");
+            x.within(&["cac:SellersItemIdentification"], "cbc:ID", &[], code);
         }
         tax_category(
             &mut x,
@@ -301,13 +248,12 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
             (None, None),
         );
         x.close("cac:Item");
-        x.open("cac:Price", &[]);
-        x.leaf(
+        x.within(
+            &["cac:Price"],
             "cbc:PriceAmount",
             &[("currencyID", cur)],
             &number(line.unit_price),
         );
-        x.close("cac:Price");
         x.close(line_tag);
     }
     x.close(root);

@@ -69,6 +69,18 @@ impl Xml {
         self.close(name);
     }
 
+    /// An element holding text inside elements holding nothing else, `outer` outermost first
+    /// (`<a><b><c>text</c></b></a>`).
+    pub fn within(&mut self, outer: &[&str], name: &str, attrs: &[(&str, &str)], text: &str) {
+        for o in outer {
+            self.open(o, &[]);
+        }
+        self.leaf(name, attrs, text);
+        for o in outer.iter().rev() {
+            self.close(o);
+        }
+    }
+
     /// An element holding text, when there is some.
     pub fn opt(&mut self, name: &str, text: Option<&str>) {
         if let Some(t) = text.filter(|t| !blank(t)) {

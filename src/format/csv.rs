@@ -148,27 +148,24 @@ pub fn render_document(out: &mut String, md: &MappedDocument, style: CsvStyle) {
 /// Appends one row per document line (detailed shape).
 pub fn render_lines(out: &mut String, md: &MappedDocument, style: CsvStyle) {
     let d = &md.doc;
-    for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
-        let qty = l.quantity.normalize().to_string();
-        let qty = if style.decimal == ',' {
-            qty.replace('.', ",")
+    // A quantity, price or rate as written, without trailing zeros, in the style's decimal sign.
+    let number = |d: Decimal| {
+        let s = d.to_string();
+        if style.decimal == ',' {
+            s.replace('.', ",")
         } else {
-            qty
-        };
+            s
+        }
+    };
+    for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
+        let qty = number(l.quantity.normalize());
         let price = l.unit_price.normalize();
         let price = if price.scale() < 2 {
             amount(price, style.decimal)
-        } else if style.decimal == ',' {
-            price.to_string().replace('.', ",")
         } else {
-            price.to_string()
+            number(price)
         };
-        let rate = m.rate.normalize().to_string();
-        let rate = if style.decimal == ',' {
-            rate.replace('.', ",")
-        } else {
-            rate
-        };
+        let rate = number(m.rate.normalize());
         row(
             out,
             &[

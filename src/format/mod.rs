@@ -2,7 +2,8 @@
 //! accounting package; `text` holds what they share (cleaning, encodings, widths, amounts).
 //! This module owns the format-neutral view of an entry the writers read, the dispatch on the
 //! configured layout, the per-layout checks (an account too wide for a fixed-width field holds
-//! the document back), and file naming.
+//! the document back), and file naming. A layout of e-invoices carries its syntax and its route
+//! apart: the configured names (`chorus-ubl`, `chorus-cii`) are read as the pair in [`Layout::of`].
 
 pub mod acd;
 pub mod agiris;
@@ -20,14 +21,21 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::config::{Encoding, FecSeparator, JournalFileConfig, JournalFormat};
+use crate::einvoice::Syntax;
 use crate::mapping::{LineRole, MappedDocument};
 use crate::problem::Problem;
+use crate::route::{self, Route};
 
 /// Everything a writer needs to know about the file it writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
-    /// The layout.
+    /// The layout, as configured.
     pub format: JournalFormat,
+    /// The e-invoice syntax of its documents (`None` for journals of entries).
+    pub syntax: Option<Syntax>,
+    /// The platform its documents are for: it takes only the documents routed there (`None`
+    /// takes every document, as journals do). The route's own rules hold documents back.
+    pub route: Option<Route>,
     /// FEC separator.
     pub fec_sep: FecSeparator,
     /// CSV style of the two generic shapes.
@@ -41,8 +49,11 @@ pub struct Layout {
 impl Layout {
     /// The layout a journal-file connector asks for.
     pub fn of(cfg: &JournalFileConfig) -> Self {
+        let (syntax, route) = Self::syntax_and_route(cfg.format);
         Layout {
             format: cfg.format,
+            syntax,
+            route,
             fec_sep: cfg.separator.unwrap_or(FecSeparator::Tab),
             csv: csv::CsvStyle::new(cfg.csv_separator.unwrap_or(';')),
             encoding: cfg.encoding(),
@@ -52,13 +63,31 @@ impl Layout {
 
     /// A layout with the defaults of `format`.
     pub fn default_for(format: JournalFormat) -> Self {
+        let (syntax, route) = Self::syntax_and_route(format);
         Layout {
             format,
+            syntax,
+            route,
             fec_sep: FecSeparator::Tab,
             csv: csv::CsvStyle::new(';'),
             encoding: format.default_encoding(),
             account_length: None,
         }
+    }
+
+    /// What a configured format stands for: `chorus-ubl` and `chorus-cii` are their syntax for
+    /// the Chorus Pro route; every other format is a journal of entries, for every document.
+    fn syntax_and_route(format: JournalFormat) -> (Option<Syntax>, Option<Route>) {
+        match format {
+            JournalFormat::ChorusUbl => (Some(Syntax::Ubl), Some(Route::ChorusB2g)),
+            JournalFormat::ChorusCii => (Some(Syntax::Cii), Some(Route::ChorusB2g)),
+            _ => (None, None),
+        }
+    }
+
+    /// Whether the layout writes EN 16931 e-invoices (a zip lot) rather than entries.
+    pub fn is_einvoice(&self) -> bool {
+        self.syntax.is_some()
     }
 
     /// The header line(s) written once at the top of a file (most packages take none).
@@ -74,7 +103,7 @@ impl Layout {
     /// Whether the file holds the entry's lines only, so that a document with every amount zero
     /// writes nothing (the CSV shapes write a row per document or line; e-invoices a document).
     pub fn writes_entry_lines_only(&self) -> bool {
-        !self.format.is_einvoice()
+        !self.is_einvoice()
             && !matches!(
                 self.format,
                 JournalFormat::CsvDocuments | JournalFormat::CsvLines
@@ -273,20 +302,13 @@ fn role_name(role: LineRole) -> &'static str {
 
 /// The EN 16931 document of an e-invoice layout (`None` for journal layouts).
 pub fn einvoice_xml(layout: &Layout, md: &MappedDocument) -> Option<Vec<u8>> {
-    let v = crate::einvoice::InvoiceView::new(md);
-    match layout.format {
-        JournalFormat::ChorusUbl => Some(crate::einvoice::ubl::render(&v)),
-        JournalFormat::ChorusCii => Some(crate::einvoice::cii::render(&v)),
-        _ => None,
-    }
+    let syntax = layout.syntax?;
+    Some(syntax.render(&crate::einvoice::InvoiceView::new(md)))
 }
 
 /// Name of a document inside a Chorus Pro lot (the open-source clients' convention).
 pub fn einvoice_name(layout: &Layout, number: &str) -> String {
-    let syntax = match layout.format {
-        JournalFormat::ChorusCii => "CII",
-        _ => "UBL",
-    };
+    let syntax = layout.syntax.unwrap_or(Syntax::Ubl).as_str();
     let mut safe = crate::fsutil::safe_name(number);
     if safe != number {
         // Sanitising can collapse numbers (`F/1`, `F.1`, `F_1`): a short hash of the real one
@@ -298,20 +320,24 @@ pub fn einvoice_name(layout: &Layout, number: &str) -> String {
     format!("{syntax}_chorus_facture_{safe}.xml")
 }
 
-/// Whether a document goes to this target at all: Chorus Pro files are for customers flagged
-/// `chorus` only; journals take every document.
+/// Whether a document goes to this target at all: a layout with a route takes the documents
+/// routed there (`route::of`); journals take every document.
 pub fn in_scope(layout: &Layout, doc: &crate::model::Document) -> bool {
-    !layout.format.is_einvoice() || doc.buyer.chorus
+    layout.route.is_none_or(|r| route::of(doc) == Some(r))
 }
 
 /// What keeps a document out of a file in this layout: an account, journal code or amount wider
-/// than its fixed-width field (refused, never cut: a cut account books elsewhere); for Chorus Pro
-/// files, the EN 16931 business rules and Chorus Pro's own.
+/// than its fixed-width field (refused, never cut: a cut account books elsewhere); for
+/// e-invoices, the EN 16931 business rules, and those of the platform of its route (Chorus Pro's
+/// for the Chorus route).
 pub fn check(layout: &Layout, md: &MappedDocument, mapping_file: &str) -> Vec<Problem> {
-    if layout.format.is_einvoice() {
+    if layout.is_einvoice() {
         let v = crate::einvoice::InvoiceView::new(md);
         let mut p = crate::einvoice::rules::en16931(&v);
-        p.extend(crate::einvoice::rules::chorus(&v));
+        match layout.route {
+            Some(Route::ChorusB2g) => p.extend(crate::einvoice::rules::chorus(&v)),
+            None => {}
+        }
         return p;
     }
     let mut problems = Vec::new();
@@ -400,11 +426,13 @@ pub fn file_location(
     // The journal code comes from data (mapping, job, --journal): it never shapes the path.
     let journal = &crate::fsutil::safe_name(journal);
     let folder = format!("{journal}_{span}_B{id:06}");
-    match layout.format {
-        JournalFormat::ChorusUbl | JournalFormat::ChorusCii => (
+    if layout.is_einvoice() {
+        return (
             None,
             format!("{}_{span}_B{id:06}.zip", layout.format.as_str()),
-        ),
+        );
+    }
+    match layout.format {
         JournalFormat::Fec => (Some(folder), fec::file_name(siren, closing, "")),
         JournalFormat::Ciel => (Some(folder), ciel::FILE_NAME.to_owned()),
         JournalFormat::CsvDocuments => (None, format!("{journal}_{span}_B{id:06}.csv")),

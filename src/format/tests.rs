@@ -596,6 +596,54 @@ fn too_wide_accounts_and_journal_codes_are_refused_not_cut() {
     assert!(check(&Layout::default_for(JournalFormat::Ebp), &md, "m.toml").is_empty());
 }
 
+/// Routes apart from syntax: the Chorus Pro rules hold documents back for the Chorus route only,
+/// while the EN 16931 rules run for every e-invoice syntax; a layout takes the documents
+/// `route::of` sends its way, a journal every document.
+#[test]
+fn chorus_rules_and_scope_follow_the_route_not_the_syntax() {
+    use crate::einvoice::{rules, InvoiceView, Syntax};
+    use crate::route::Route;
+    let mut doc = worked_invoice();
+    // Longer than the 20 characters Chorus Pro takes: a Chorus rule, not an EN 16931 one.
+    doc.number = "F2024-0001-0000000000001".into();
+    doc.buyer.chorus = true;
+    let md = prepare(&doc, &mapping()).unwrap();
+    let codes = |l: &Layout| -> Vec<String> {
+        check(l, &md, "m.toml")
+            .into_iter()
+            .map(|p| p.code)
+            .collect()
+    };
+    let en16931: Vec<String> = rules::en16931(&InvoiceView::new(&md))
+        .into_iter()
+        .map(|p| p.code)
+        .collect();
+    let mut other = doc.clone();
+    other.buyer.chorus = false;
+    for (format, syntax) in [
+        (JournalFormat::ChorusUbl, Syntax::Ubl),
+        (JournalFormat::ChorusCii, Syntax::Cii),
+    ] {
+        let chorus = Layout::default_for(format);
+        assert_eq!(
+            (chorus.syntax, chorus.route),
+            (Some(syntax), Some(Route::ChorusB2g))
+        );
+        assert!(codes(&chorus).contains(&"CHORUS-NUMBER-LENGTH".to_owned()));
+        assert!(in_scope(&chorus, &doc) && !in_scope(&chorus, &other));
+        // The same syntax for no platform: EN 16931 only, and every document.
+        let unrouted = Layout {
+            route: None,
+            ..chorus
+        };
+        assert_eq!(codes(&unrouted), en16931);
+        assert!(in_scope(&unrouted, &doc) && in_scope(&unrouted, &other));
+    }
+    let fec = Layout::default_for(JournalFormat::Fec);
+    assert_eq!((fec.syntax, fec.route), (None, None));
+    assert!(in_scope(&fec, &doc) && in_scope(&fec, &other));
+}
+
 fn label_strategy() -> impl Strategy<Value = String> {
     proptest::collection::vec(
         prop_oneof![
