@@ -1,6 +1,8 @@
 //! EN 16931 e-invoices (Chorus Pro, and the approved platforms of the French reform): the view of a
 //! mapped document that the syntaxes share (VAT breakdown per category and rate, totals), and the
 //! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
+//! The writers know nothing of routes: which platform a document goes to is `crate::route`'s,
+//! and the platform's own rules (`rules::chorus`) run only for its route (`format::check`).
 
 pub mod cii;
 pub mod codes;
