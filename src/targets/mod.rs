@@ -1,6 +1,21 @@
-//! Targets: where mapped documents go. One file per kind; `sync` drives them through the ledger's
-//! claim → deliver → record steps. Journal files are the first kind; Chorus Pro and the accounting
-//! APIs join as further variants of [`TargetRun`].
+//! Targets: where mapped documents go. A sync drives every target through one object,
+//! [`TargetRun`]: API targets through the one delivery driver ([`driver::Driven`]), which owns
+//! the exactly-once protocol (claim and flush → send → classify → record; a claimed record
+//! looked up before anything is sent again), so that an API target implements only what is its
+//! own ([`Target`]: check, lots, send, lookup, poll); journal files keep their batch protocol
+//! (open marker, claims, bytes, commit, publish) behind the same object.
+//!
+//! Adding a target (the French approved platform next, SPEC §9) is:
+//!
+//! 1. one new folder here, `targets/<kind>/`: `mod.rs` with its run implementing [`Target`],
+//!    `api.rs` with its client (errors wrap [`http::ApiError`], tokens from [`oauth`]), and
+//!    `config.rs` with its connector settings, their validation and the per-code mapping keys
+//!    it reads;
+//! 2. one arm where kinds are registered: the connector's `kind` in `config::connector` (parse
+//!    and validate) and in `sync::targets::build_targets` (build);
+//! 3. the route it takes (`route.rs`, and its `format::Layout` if it sends e-invoices);
+//! 4. its tests: unit tests beside it, an integration test against a local simulator or Prism
+//!    serving the vendor's OpenAPI file.
 
 pub mod chorus;
 pub mod driver;
