@@ -11,6 +11,9 @@ mod keys;
 mod migrate;
 mod reopen;
 pub mod sled;
+mod transition;
+
+pub use transition::IllegalTransition;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -473,6 +476,9 @@ pub enum LedgerError {
     /// The operation is not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
+    /// A record was asked to take an edge the delivery protocol never takes.
+    #[error(transparent)]
+    Transition(#[from] IllegalTransition),
 }
 
 /// Result alias.
