@@ -103,6 +103,17 @@ struct MemInner {
     blobs: BTreeMap<u64, Vec<u8>>,
 }
 
+impl super::StoreLedger<MemStore> {
+    /// A fresh, empty ledger in memory (for tests of what drives the ledger).
+    ///
+    /// # Errors
+    ///
+    /// None in practice: the in-memory store does not fail.
+    pub fn in_memory() -> Result<super::MemLedger> {
+        super::StoreLedger::on(MemStore::default())
+    }
+}
+
 impl MemStore {
     fn lock(&self) -> MutexGuard<'_, MemInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
