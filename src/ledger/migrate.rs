@@ -7,6 +7,7 @@
 //! layout whole.
 
 use super::keys;
+use super::store::{Store, WriteBatch};
 use super::{LedgerError, Result, SCHEMA_VERSION};
 
 /// Splits a key or member written by versions 1–2 (`job\0target\0doc`; the id may hold `\0`).
@@ -41,7 +42,7 @@ fn old_members(v: &[u8], owner: Option<(&str, &str)>) -> Option<Vec<[String; 3]>
 }
 
 /// The job and target of batch `id`, from its committed or open marker.
-fn owner(db: &::sled::Db, id: &[u8]) -> Result<Option<(String, String)>> {
+fn owner<S: Store>(db: &S, id: &[u8]) -> Result<Option<(String, String)>> {
     #[derive(serde::Deserialize)]
     struct Owner {
         job: String,
@@ -64,20 +65,20 @@ fn owner(db: &::sled::Db, id: &[u8]) -> Result<Option<(String, String)>> {
 /// # Errors
 ///
 /// Storage errors; a membership page that cannot be read at all.
-pub(super) fn to_v3(db: &::sled::Db) -> Result<()> {
-    let mut b = ::sled::Batch::default();
-    for kv in db.scan_prefix(b"r\0") {
+pub(super) fn to_v3<S: Store>(db: &S) -> Result<()> {
+    let mut b = WriteBatch::default();
+    for kv in db.scan(b"r\0") {
         let (k, v) = kv?;
         let Some([job, target, doc]) = old_parts(&k[2..]) else {
             continue; // Left as it is: `check_indexes` names unreadable records.
         };
         let new = keys::key("r", &[&job, &target, &doc]);
-        if new != k.as_ref() {
+        if new != k {
             b.remove(k);
             b.insert(new, v);
         }
     }
-    for kv in db.scan_prefix(b"d\0") {
+    for kv in db.scan(b"d\0") {
         let (k, v) = kv?;
         // `d\0<16-digit id>\0<page>`
         let id = k.get(2..18).unwrap_or_default();
@@ -95,7 +96,7 @@ pub(super) fn to_v3(db: &::sled::Db) -> Result<()> {
     }
     b.remove(&b"m\0index"[..]);
     b.insert(&b"m\0schema"[..], SCHEMA_VERSION.to_string().into_bytes());
-    db.apply_batch(b)?;
+    db.apply(b)?;
     db.flush()?;
     Ok(())
 }
@@ -103,7 +104,8 @@ pub(super) fn to_v3(db: &::sled::Db) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::sled::{encode_record, SledLedger};
+    use crate::ledger::rules::encode_record;
+    use crate::ledger::sled::SledLedger;
     use crate::ledger::{Ledger, OpenBatch, Record, RecordFilter, RecordKey, State};
 
     fn record(doc: &str, state: State, batch: Option<u64>) -> Record {
@@ -126,9 +128,10 @@ mod tests {
     fn a_version_2_ledger_with_odd_ids_is_migrated_and_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let l = SledLedger::open(dir.path()).unwrap();
-        let db = l.db_for_tests();
-        for kv in db.iter() {
-            db.remove(kv.unwrap().0).unwrap();
+        let db = l.store();
+        let mut b = WriteBatch::default();
+        for kv in db.scan(b"") {
+            b.remove(kv.unwrap().0);
         }
         let open = OpenBatch {
             id: 1,
@@ -137,29 +140,30 @@ mod tests {
             tmp_path: "tmp".into(),
             started_at: chrono::Utc::now(),
         };
-        db.insert(b"o\x000000000000000001", serde_json::to_vec(&open).unwrap())
-            .unwrap();
+        b.insert(
+            &b"o\x000000000000000001"[..],
+            serde_json::to_vec(&open).unwrap(),
+        );
         for r in [
             record("a\nb", State::Claimed, Some(1)),
             record("c", State::Claimed, Some(1)),
             record("x\0y", State::Held, None),
         ] {
             let k = format!("r\0j\0t\0{}", r.key.doc_id);
-            db.insert(k.as_bytes(), encode_record(&r).unwrap()).unwrap();
+            b.insert(k.as_bytes(), encode_record(&r).unwrap());
         }
-        db.insert(
-            b"d\x000000000000000001\x000000000000000001",
+        b.insert(
+            &b"d\x000000000000000001\x000000000000000001"[..],
             &b"j\0t\0a\nb\nj\0t\0c\n"[..],
-        )
-        .unwrap();
-        db.insert(b"m\0schema", &b"2"[..]).unwrap();
-        db.insert(b"m\0index", &b"1"[..]).unwrap();
+        );
+        b.insert(&b"m\0schema"[..], &b"2"[..]);
+        b.insert(&b"m\0index"[..], &b"1"[..]);
+        db.apply(b).unwrap();
         db.flush().unwrap();
-        drop(db);
         drop(l);
 
         let l = SledLedger::open(dir.path()).unwrap();
-        assert_eq!(&*l.db_for_tests().get(b"m\0schema").unwrap().unwrap(), b"3");
+        assert_eq!(l.store().get(b"m\0schema").unwrap().unwrap(), b"3");
         assert_eq!(l.check_indexes().unwrap(), Vec::<String>::new());
         let rec = l.recover().unwrap();
         assert_eq!(rec.released, 2);

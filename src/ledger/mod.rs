@@ -1,5 +1,7 @@
 //! The ledger: the single source of truth for what was sent where (SPEC §5). This module owns the
-//! record and batch types and the state machine; `sled.rs` stores them. Nothing else writes state.
+//! record and batch types and the state machine; `rules` applies it over any [`store::Store`],
+//! `sled` (on disk) or [`store::MemStore`]; `conformance` proves both by the same tests. Nothing
+//! else writes state.
 //!
 //! States of a (job, target, document) record:
 //! `held` → `claimed` (flushed before any file write or network call) → `delivered` →
@@ -7,10 +9,18 @@
 //! cancelled or rolled-back batch, or by `ledger retry`: it is eligible again. `failed` is a
 //! permanent refusal by the target.
 
+#[cfg(test)]
+mod conformance;
 mod keys;
 mod migrate;
-mod reopen;
+mod rules;
 pub mod sled;
+pub mod store;
+mod transition;
+
+pub use rules::StoreLedger;
+
+pub use transition::IllegalTransition;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -448,9 +458,9 @@ pub enum LedgerError {
         /// Version expected.
         expected: u32,
     },
-    /// The store failed.
+    /// The store failed (its own error, whatever the backend).
     #[error("ledger storage error: {0}")]
-    Store(#[from] ::sled::Error),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A file of the ledger (a stored batch) could not be written or read.
     #[error("ledger file {path}: {source}")]
     Io {
@@ -473,7 +483,13 @@ pub enum LedgerError {
     /// The operation is not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
+    /// A record was asked to take an edge the delivery protocol never takes.
+    #[error(transparent)]
+    Transition(#[from] IllegalTransition),
 }
+
+/// The ledger in memory, for tests (see [`store::MemStore`]).
+pub type MemLedger = StoreLedger<store::MemStore>;
 
 /// Result alias.
 pub type Result<T> = std::result::Result<T, LedgerError>;

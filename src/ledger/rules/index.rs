@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::codec::{encode_record, header, rkey, to_json};
-use super::SledLedger;
+use super::StoreLedger;
+use crate::ledger::store::{Store, WriteBatch};
 use crate::ledger::{keys, Record, RecordKey, Result, State, SCHEMA_VERSION};
 
 /// Slots of a `t\0` tally: one per state (by code), then the records stored as claimed for an
@@ -43,7 +44,7 @@ fn indexed(state: State, batch: Option<u64>) -> bool {
     !(state == State::Claimed && batch.is_some())
 }
 
-/// The indexes a ledger's records call for (see [`SledLedger::recount`]).
+/// The indexes a ledger's records call for (see [`StoreLedger::recount`]).
 #[derive(Default)]
 struct Recount {
     tallies: BTreeMap<Vec<u8>, [u64; TALLY]>,
@@ -53,24 +54,24 @@ struct Recount {
     unreadable: Vec<String>,
 }
 
-/// Record writes gathered into one atomic sled batch, with what they change in the indexes.
+/// Record writes gathered into one atomic write batch, with what they change in the indexes.
 #[derive(Default)]
 pub(super) struct Stage {
-    pub(super) batch: ::sled::Batch,
+    pub(super) batch: WriteBatch,
     /// Record values written so far in this stage (`None`: removed), read before the tree.
     records: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
     pub(super) tallies: BTreeMap<(String, String), [i64; TALLY]>,
     pub(super) open_claims: BTreeMap<u64, i64>,
 }
 
-impl SledLedger {
+impl<S: Store> StoreLedger<S> {
     /// Builds the `t\0`, `x\0` and `q\0` indexes from the records, in one atomic batch, and marks
     /// the ledger as indexed. Used once for a ledger written before the indexes existed.
     pub(super) fn rebuild_indexes(&self) -> Result<()> {
         let _w = self.write_lock();
-        let mut b = ::sled::Batch::default();
+        let mut b = WriteBatch::default();
         for prefix in [&b"t\0"[..], b"x\0", b"q\0"] {
-            for kv in self.db.scan_prefix(prefix) {
+            for kv in self.store.scan(prefix) {
                 b.remove(kv?.0);
             }
         }
@@ -86,8 +87,8 @@ impl SledLedger {
         }
         b.insert(&b"m\0index"[..], &b"1"[..]);
         b.insert(&b"m\0schema"[..], to_json(&SCHEMA_VERSION)?);
-        self.db.apply_batch(b)?;
-        self.db.flush()?;
+        self.store.apply(b)?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -95,7 +96,7 @@ impl SledLedger {
     /// keys only).
     fn recount(&self) -> Result<Recount> {
         let mut c = Recount::default();
-        for kv in self.db.scan_prefix(b"r\0") {
+        for kv in self.store.scan(b"r\0") {
             let (k, v) = kv?;
             let parts = keys::split(&k[2..]).unwrap_or_default();
             let (Some((state, batch)), Some(logical), [job, target, doc]) =
@@ -128,7 +129,7 @@ impl SledLedger {
     pub(super) fn current(&self, st: &Stage, k: &[u8]) -> Result<Option<Vec<u8>>> {
         match st.records.get(k) {
             Some(v) => Ok(v.clone()),
-            None => Ok(self.db.get(k)?.map(|v| v.to_vec())),
+            None => self.store.get(k),
         }
     }
 
@@ -201,18 +202,18 @@ impl SledLedger {
         }
         for (id, delta) in &st.open_claims {
             let k = qkey(*id);
-            let n = self.db.get(&k)?.map(|v| read_u64(&v)).unwrap_or(0);
+            let n = self.store.get(&k)?.map(|v| read_u64(&v)).unwrap_or(0);
             st.batch
                 .insert(k, n.saturating_add_signed(*delta).to_be_bytes().to_vec());
         }
-        self.db.apply_batch(st.batch)?;
+        self.store.apply(st.batch)?;
         Ok(())
     }
 
     pub(super) fn tally(&self, job: &str, target: &str) -> Result<[u64; TALLY]> {
         Ok(self
-            .db
-            .get(tkey(job, target))?
+            .store
+            .get(&tkey(job, target))?
             .map(|v| decode_tally(&v))
             .unwrap_or([0; TALLY]))
     }
@@ -226,7 +227,7 @@ impl SledLedger {
     ) -> Result<Vec<Record>> {
         let prefix = xprefix(job, target, state);
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(&prefix) {
+        for kv in self.store.scan(&prefix) {
             let (xk, _) = kv?;
             let Some(doc_id) = keys::unescape(&xk[prefix.len()..]) else {
                 continue;
@@ -238,7 +239,7 @@ impl SledLedger {
             };
             let k = rkey(&key);
             // Forgotten since the index was read (`check_indexes` reports a lasting mismatch).
-            let Some(v) = self.db.get(&k)? else {
+            let Some(v) = self.store.get(&k)? else {
                 continue;
             };
             let r = self.decode(&k, &v)?;
@@ -260,7 +261,7 @@ impl SledLedger {
             .map(|k| format!("unreadable record {k}"))
             .collect();
         let mut found_q = BTreeMap::new();
-        for kv in self.db.scan_prefix(b"q\0") {
+        for kv in self.store.scan(b"q\0") {
             let (k, v) = kv?;
             let id = String::from_utf8_lossy(&k[2..]).parse::<u64>().unwrap_or(0);
             if read_u64(&v) != 0 {
@@ -274,7 +275,7 @@ impl SledLedger {
             ));
         }
         let mut found_x = BTreeSet::new();
-        for kv in self.db.scan_prefix(b"x\0") {
+        for kv in self.store.scan(b"x\0") {
             found_x.insert(kv?.0.to_vec());
         }
         for k in expected.index.symmetric_difference(&found_x) {
@@ -289,7 +290,7 @@ impl SledLedger {
             ));
         }
         let mut found_t = BTreeMap::new();
-        for kv in self.db.scan_prefix(b"t\0") {
+        for kv in self.store.scan(b"t\0") {
             let (k, v) = kv?;
             let t = decode_tally(&v);
             if t.iter().any(|n| *n != 0) {

@@ -1,4 +1,4 @@
-//! The [`Ledger`] trait on [`SledLedger`]: records, export batches, counters, cursors, reports,
+//! The [`Ledger`] trait on [`StoreLedger`]: records, export batches, counters, cursors, reports,
 //! the audit trail and stored values.
 
 use std::collections::BTreeMap;
@@ -6,16 +6,17 @@ use std::path::Path;
 
 use super::codec::{bkey, dprefix, from_json, okey, rkey, to_json, ukey};
 use super::index::{qkey, read_u64, Stage, BATCHED, TALLY};
-use super::{now, SledLedger};
+use super::{now, StoreLedger};
+use crate::ledger::store::{Store, WriteBatch};
 use crate::ledger::{
     keys, AuditEvent, Batch, BatchCommit, BatchStatus, Cursor, Ledger, LedgerError, OpenBatch,
     Record, RecordFilter, RecordKey, Recovery, Result, State,
 };
 
-impl Ledger for SledLedger {
+impl<S: Store> Ledger for StoreLedger<S> {
     fn get(&self, key: &RecordKey) -> Result<Option<Record>> {
         let k = rkey(key);
-        self.db.get(&k)?.map(|v| self.decode(&k, &v)).transpose()
+        self.store.get(&k)?.map(|v| self.decode(&k, &v)).transpose()
     }
 
     fn put_records(&self, records: &[Record]) -> Result<()> {
@@ -29,7 +30,7 @@ impl Ledger for SledLedger {
         }
         self.apply(st)?;
         drop(w);
-        self.db.flush()?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -49,7 +50,7 @@ impl Ledger for SledLedger {
             _ => b"r\0".to_vec(),
         };
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(&prefix) {
+        for kv in self.store.scan(&prefix) {
             let (k, v) = kv?;
             if let Some(s) = f.state {
                 if self.logical(&v) != Some(s) {
@@ -67,7 +68,7 @@ impl Ledger for SledLedger {
 
     fn find(&self, doc: &str) -> Result<Vec<Record>> {
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(b"r\0") {
+        for kv in self.store.scan(b"r\0") {
             let (k, v) = kv?;
             let r = self.decode(&k, &v)?;
             // A malformed document's record answers to its escaped id, or to `malformed:` and
@@ -94,7 +95,7 @@ impl Ledger for SledLedger {
 
     fn forget(&self, key: &RecordKey, audit: AuditEvent) -> Result<Record> {
         let k = rkey(key);
-        let Some(v) = self.db.get(&k)? else {
+        let Some(v) = self.store.get(&k)? else {
             return Err(LedgerError::NotFound(format!("no ledger record for {key}")));
         };
         let r = self.decode(&k, &v)?;
@@ -112,7 +113,7 @@ impl Ledger for SledLedger {
         );
         self.apply(st)?;
         drop(w);
-        self.db.flush()?;
+        self.store.flush()?;
         Ok(r)
     }
 
@@ -127,8 +128,8 @@ impl Ledger for SledLedger {
             started_at: now(),
         };
         self.set_open(id, true);
-        self.db.insert(okey(id), to_json(&open)?)?;
-        self.db.flush()?;
+        self.put(okey(id), to_json(&open)?)?;
+        self.store.flush()?;
         Ok(open)
     }
 
@@ -153,7 +154,7 @@ impl Ledger for SledLedger {
         }
         self.apply(st)?;
         drop(w);
-        self.db.flush()?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -164,9 +165,9 @@ impl Ledger for SledLedger {
         file: &mut dyn std::io::Read,
     ) -> Result<()> {
         let id = open.id;
-        // 1. The file's exact bytes, kept beside the tree (sled is no place for large blobs) and
+        // 1. The file's exact bytes, kept apart from the keys (no place for large values) and
         // made durable before the commit that refers to them.
-        self.store_blob(id, file)?;
+        self.store.put_blob(id, file)?;
         // 2. The commit point: the batch becomes active and the open marker goes, atomically;
         // from then on every record claimed for it reads as delivered, so their tally moves
         // from claimed to delivered in the same write.
@@ -176,7 +177,11 @@ impl Ledger for SledLedger {
         st.batch.insert(ukey(id), &[][..]);
         st.batch.remove(okey(id));
         st.batch.remove(qkey(id));
-        let claimed = self.db.get(qkey(id))?.map(|v| read_u64(&v)).unwrap_or(0);
+        let claimed = self
+            .store
+            .get(&qkey(id))?
+            .map(|v| read_u64(&v))
+            .unwrap_or(0);
         let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
         let mut delta = [0i64; TALLY];
         delta[usize::from(State::Claimed.code())] = -claimed;
@@ -192,7 +197,7 @@ impl Ledger for SledLedger {
         self.apply(st)?;
         self.set_open(id, false);
         drop(w);
-        self.db.flush()?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -206,16 +211,17 @@ impl Ledger for SledLedger {
         self.apply(st)?;
         self.set_open(open.id, false);
         drop(w);
-        self.db.flush()?;
-        let _ = std::fs::remove_file(self.blob_path(open.id));
-        // The copy being made when the run was killed.
-        let _ = std::fs::remove_file(self.blob_tmp_path(open.id));
+        self.store.flush()?;
+        // The copy being made when the run was killed included.
+        self.store.remove_blob(open.id);
         Ok(n)
     }
 
     fn mark_published(&self, id: u64) -> Result<()> {
-        self.db.remove(ukey(id))?;
-        self.db.flush()?;
+        let mut b = WriteBatch::default();
+        b.remove(ukey(id));
+        self.store.apply(b)?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -228,13 +234,13 @@ impl Ledger for SledLedger {
                 open.id
             );
             rec.released += self.abort_batch(&open, &note)?;
-            let mut b = ::sled::Batch::default();
+            let mut b = WriteBatch::default();
             self.set_rescan(&open.job, &mut b)?;
-            self.db.apply_batch(b)?;
+            self.store.apply(b)?;
             rec.rolled_back.push(open);
         }
-        self.db.flush()?;
-        for kv in self.db.scan_prefix(b"u\0") {
+        self.store.flush()?;
+        for kv in self.store.scan(b"u\0") {
             let (k, _) = kv?;
             let id: u64 = String::from_utf8_lossy(&k[2..]).parse().unwrap_or(0);
             if let Some(batch) = self.batch(id)? {
@@ -246,7 +252,7 @@ impl Ledger for SledLedger {
 
     fn batch(&self, id: u64) -> Result<Option<Batch>> {
         let k = bkey(id);
-        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+        self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
     }
 
     fn batches(&self) -> Result<Vec<Batch>> {
@@ -257,8 +263,7 @@ impl Ledger for SledLedger {
         if self.batch(id)?.is_none() {
             return Err(LedgerError::NotFound(format!("no export batch {id}")));
         }
-        let path = self.blob_path(id);
-        std::fs::read(&path).map_err(|e| LedgerError::Io { path, source: e })
+        self.store.blob(id)
     }
 
     fn batch_documents(&self, id: u64) -> Result<Vec<RecordKey>> {
@@ -288,13 +293,13 @@ impl Ledger for SledLedger {
         self.set_rescan(&batch.job, &mut st.batch)?;
         self.apply(st)?;
         drop(w);
-        self.db.flush()?;
+        self.store.flush()?;
         Ok((batch, n))
     }
 
     fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
-            .db
+            .store
             .get(format!("n\0{name}").as_bytes())?
             .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
             .map(u64::from_be_bytes)
@@ -303,42 +308,39 @@ impl Ledger for SledLedger {
 
     fn cursor(&self, job: &str) -> Result<Option<Cursor>> {
         let k = format!("c\0{job}").into_bytes();
-        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+        self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
     }
 
     fn set_cursor(&self, job: &str, cursor: &Cursor) -> Result<()> {
-        self.db
-            .insert(format!("c\0{job}").into_bytes(), to_json(cursor)?)?;
-        self.db.flush()?;
+        self.put(format!("c\0{job}").into_bytes(), to_json(cursor)?)?;
+        self.store.flush()?;
         Ok(())
     }
 
     fn save_report(&self, run_id: &str, report: &serde_json::Value) -> Result<()> {
-        self.db
-            .insert(format!("p\0{run_id}").into_bytes(), to_json(report)?)?;
-        self.db.flush()?;
+        self.put(format!("p\0{run_id}").into_bytes(), to_json(report)?)?;
+        self.store.flush()?;
         Ok(())
     }
 
     fn report(&self, run_id: &str) -> Result<Option<serde_json::Value>> {
         let k = format!("p\0{run_id}").into_bytes();
-        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+        self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
     }
 
     fn report_ids(&self) -> Result<Vec<String>> {
-        self.db
-            .scan_prefix(b"p\0")
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?[2..]).into_owned()))
+        self.store
+            .scan(b"p\0")
+            .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[2..]).into_owned()))
             .collect()
     }
 
     fn audit(&self, event: AuditEvent) -> Result<()> {
-        self.db.insert(
+        self.put(
             format!("a\0{:016}", self.next_seq("audit")?).into_bytes(),
             to_json(&event)?,
         )?;
-        self.db.flush()?;
+        self.store.flush()?;
         Ok(())
     }
 
@@ -347,24 +349,23 @@ impl Ledger for SledLedger {
     }
 
     fn put_value(&self, key: &str, value: &serde_json::Value) -> Result<()> {
-        self.db
-            .insert(format!("k\0{key}").into_bytes(), to_json(value)?)?;
-        self.db.flush()?;
+        self.put(format!("k\0{key}").into_bytes(), to_json(value)?)?;
+        self.store.flush()?;
         Ok(())
     }
 
     fn put_values(&self, values: &[(String, serde_json::Value)]) -> Result<()> {
-        let mut batch = ::sled::Batch::default();
+        let mut batch = WriteBatch::default();
         for (key, value) in values {
             batch.insert(format!("k\0{key}").into_bytes(), to_json(value)?);
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
+        self.store.apply(batch)?;
+        self.store.flush()?;
         Ok(())
     }
 
     fn value(&self, key: &str) -> Result<Option<serde_json::Value>> {
         let k = format!("k\0{key}").into_bytes();
-        self.db.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+        self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
     }
 }

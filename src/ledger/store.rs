@@ -1,0 +1,195 @@
+//! The thin store under the ledger: bytes by key, prefix scans, atomic write batches, a flush,
+//! counters and the kept batch files. It knows nothing of records or states (the ledger's rules,
+//! in `rules`, do); sled is the embedded store, [`MemStore`] the one for tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{LedgerError, Result};
+
+/// Key-value pairs of a prefix scan, in key order.
+pub type Scan<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+
+/// Writes applied together, all or none; a later write of a key wins over an earlier one.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// The writes, in the order they were made (`None`: a removal).
+    pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.ops
+    }
+}
+
+/// What a ledger backend provides. Every write is visible to the next read at once; it is
+/// durable once [`Store::flush`] returns.
+pub trait Store: Send + Sync {
+    /// Where the store lives, for messages.
+    fn location(&self) -> &Path;
+
+    /// The value of `key`.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Every key starting with `prefix`, with its value, in key order.
+    fn scan(&self, prefix: &[u8]) -> Scan<'_>;
+
+    /// Applies the batch atomically: after a crash, all of it or none of it is there.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn apply(&self, batch: WriteBatch) -> Result<()>;
+
+    /// Makes every write so far durable.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn flush(&self) -> Result<()>;
+
+    /// Atomically adds one to the counter at `key` (a big-endian `u64`, 0 when absent) and
+    /// returns the new value. Durable with the next flush.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn increment(&self, key: &[u8]) -> Result<u64>;
+
+    /// Keeps the exact bytes of batch `id`'s file, durable before it returns.
+    ///
+    /// # Errors
+    ///
+    /// The copy failed.
+    fn put_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()>;
+
+    /// The bytes kept for batch `id`.
+    ///
+    /// # Errors
+    ///
+    /// None kept, or the read failed.
+    fn blob(&self, id: u64) -> Result<Vec<u8>>;
+
+    /// Drops what is kept for batch `id`, a copy interrupted half-way included; best effort.
+    fn remove_blob(&self, id: u64);
+}
+
+/// A [`Store`] in memory (a `BTreeMap` behind a mutex), for tests: clones share the data, so a
+/// ledger opened again on a clone sees what the last one left, as after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    inner: Arc<Mutex<MemInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemInner {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    blobs: BTreeMap<u64, Vec<u8>>,
+}
+
+impl super::StoreLedger<MemStore> {
+    /// A fresh, empty ledger in memory (for tests of what drives the ledger).
+    ///
+    /// # Errors
+    ///
+    /// None in practice: the in-memory store does not fail.
+    pub fn in_memory() -> Result<super::MemLedger> {
+        super::StoreLedger::on(MemStore::default())
+    }
+}
+
+impl MemStore {
+    fn lock(&self) -> MutexGuard<'_, MemInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for MemStore {
+    fn location(&self) -> &Path {
+        Path::new("(memory)")
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().map.get(key).cloned())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Scan<'_> {
+        let found: Vec<_> = self
+            .lock()
+            .map
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| Ok((k.clone(), v.clone())))
+            .collect();
+        Box::new(found.into_iter())
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<()> {
+        let mut inner = self.lock();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => inner.map.insert(k, v),
+                None => inner.map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn increment(&self, key: &[u8]) -> Result<u64> {
+        let mut inner = self.lock();
+        let n = inner
+            .map
+            .get(key)
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+            + 1;
+        inner.map.insert(key.to_vec(), n.to_be_bytes().to_vec());
+        Ok(n)
+    }
+
+    fn put_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| LedgerError::Io {
+            path: PathBuf::from(format!("(memory)/batches/{id}")),
+            source: e,
+        })?;
+        self.lock().blobs.insert(id, bytes);
+        Ok(())
+    }
+
+    fn blob(&self, id: u64) -> Result<Vec<u8>> {
+        self.lock()
+            .blobs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| LedgerError::Io {
+                path: PathBuf::from(format!("(memory)/batches/{id}")),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+    }
+
+    fn remove_blob(&self, id: u64) {
+        self.lock().blobs.remove(&id);
+    }
+}
