@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::TargetError;
 use crate::fault;
-use crate::ledger::{Ledger, Record, RecordFilter, State};
+use crate::ledger::{IllegalTransition, Ledger, LedgerError, Record, RecordFilter, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
 
@@ -375,7 +375,7 @@ impl<T: Target> Driven<T> {
         let now = Utc::now();
         let note = format!("run {run_id}: claimed for {}", lot.label);
         for d in &mut lot.docs {
-            claim(&mut d.rec, &note, now);
+            d.rec.claim(note.as_str(), now).map_err(LedgerError::from)?;
             d.rec.payload_hash = Some(d.payload_hash.clone());
             d.rec.idempotency_key.clone_from(&lot.key);
         }
@@ -391,7 +391,7 @@ impl<T: Target> Driven<T> {
             fault::point(T::SENT_POINT, self.target.name());
         }
         let mut recs: Vec<Record> = lot.docs.iter().map(|d| d.rec.clone()).collect();
-        let (n, stop) = apply(outcome, &mut recs, Utc::now());
+        let (n, stop) = apply(outcome, &mut recs, Utc::now()).map_err(LedgerError::from)?;
         self.delivered += n;
         if stop.is_none() {
             self.target.settle(ledger, &lot, &mut recs).await?;
@@ -429,7 +429,8 @@ impl<T: Target> Driven<T> {
             }
             if !all_found {
                 if let Some(resent) = self.target.resend(ledger, &lot).await? {
-                    let (_, stop) = apply(resent.outcome, &mut lot, now);
+                    let (_, stop) =
+                        apply(resent.outcome, &mut lot, now).map_err(LedgerError::from)?;
                     notes.extend(resent.notes);
                     ledger.put_records(&lot)?;
                     if let Some(e) = stop {
@@ -447,12 +448,18 @@ impl<T: Target> Driven<T> {
                             r.idempotency_key = f.receipt.key;
                         }
                         r.last_error = None;
-                        r.transition(f.state, f.receipt.note.clone(), now);
+                        if f.state == State::Delivered {
+                            r.delivered(f.receipt.note.clone(), now)
+                                .map_err(LedgerError::from)?;
+                        } else {
+                            // Found further along (accepted, paid, rejected): a follow-up.
+                            r.transition(f.state, f.receipt.note.clone(), now);
+                        }
                         f.receipt.note
                     }
                     None => {
                         let note = self.target.released_note();
-                        r.transition(State::Released, note.clone(), now);
+                        r.release(note.clone(), now).map_err(LedgerError::from)?;
                         note
                     }
                 };
@@ -477,37 +484,36 @@ impl<T: Target> Driven<T> {
     }
 }
 
-/// Claims a record for a new delivery: one more attempt, nothing of the last one kept.
-fn claim(rec: &mut Record, note: &str, now: DateTime<Utc>) {
-    rec.attempts += 1;
-    rec.last_error = None;
-    rec.remote_id = None;
-    rec.remote_status = None;
-    rec.idempotency_key = None;
-    rec.transition(State::Claimed, note, now);
-}
-
-fn deliver(rec: &mut Record, r: Receipt, now: DateTime<Utc>) {
+fn deliver(rec: &mut Record, r: Receipt, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
     rec.remote_id = r.remote_id;
     rec.remote_status = r.status;
     if r.key.is_some() {
         rec.idempotency_key = r.key;
     }
-    rec.transition(State::Delivered, r.note, now);
+    rec.delivered(r.note, now)
 }
 
-fn fail(rec: &mut Record, error: &str, note: &str, now: DateTime<Utc>) {
+fn fail(
+    rec: &mut Record,
+    error: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), IllegalTransition> {
     rec.last_error = Some(error.to_owned());
-    rec.transition(State::Failed, note, now);
+    rec.fail(note, now)
 }
 
 /// Records an outcome on a lot's claimed records: how many were delivered, and why the target
 /// stops for this run, if it does.
-fn apply(outcome: Outcome, recs: &mut [Record], now: DateTime<Utc>) -> (u64, Option<TargetError>) {
-    match outcome {
+fn apply(
+    outcome: Outcome,
+    recs: &mut [Record],
+    now: DateTime<Utc>,
+) -> Result<(u64, Option<TargetError>), IllegalTransition> {
+    Ok(match outcome {
         Outcome::Delivered(r) => {
             for rec in recs.iter_mut() {
-                deliver(rec, r.clone(), now);
+                deliver(rec, r.clone(), now)?;
             }
             (recs.len() as u64, None)
         }
@@ -517,24 +523,24 @@ fn apply(outcome: Outcome, recs: &mut [Record], now: DateTime<Utc>) -> (u64, Opt
                 match item {
                     None => {}
                     Some(Item::Delivered(r)) => {
-                        deliver(rec, r, now);
+                        deliver(rec, r, now)?;
                         n += 1;
                     }
-                    Some(Item::Refused { error, note }) => fail(rec, &error, &note, now),
+                    Some(Item::Refused { error, note }) => fail(rec, &error, &note, now)?,
                 }
             }
             (n, None)
         }
         Outcome::Refused { error, note } => {
             for rec in recs.iter_mut() {
-                fail(rec, &error, &note, now);
+                fail(rec, &error, &note, now)?;
             }
             (0, None)
         }
         Outcome::NotSent { error, note, stop } => {
             for rec in recs.iter_mut() {
                 rec.last_error = Some(error.clone());
-                rec.transition(State::Released, note.clone(), now);
+                rec.release(note.clone(), now)?;
             }
             (0, Some(stop))
         }
@@ -544,7 +550,7 @@ fn apply(outcome: Outcome, recs: &mut [Record], now: DateTime<Utc>) -> (u64, Opt
             }
             (0, Some(stop))
         }
-    }
+    })
 }
 
 impl<T: Target + 'static> TargetRun for Driven<T> {

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::ledger::sled::SledLedger;
-use crate::ledger::RecordKey;
+use crate::ledger::{MemLedger, RecordKey};
 
 /// What the fake platform does with the next lot sent to it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,18 +275,14 @@ impl Target for Fake {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
-    ledger: SledLedger,
+    ledger: MemLedger,
     platform: Arc<Mutex<Platform>>,
 }
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = SledLedger::open(dir.path()).unwrap();
         World {
-            _dir: dir,
-            ledger,
+            ledger: MemLedger::in_memory().unwrap(),
             platform: Arc::default(),
         }
     }
@@ -563,4 +558,24 @@ async fn a_dry_run_calls_nothing_and_poll_follows_what_was_delivered() {
     r.unwrap();
     assert_eq!(d.poll(&w.ledger).await.unwrap(), ["B paid"]);
     assert_eq!(w.rec("B").state, State::Paid);
+}
+
+#[tokio::test]
+async fn a_delivered_record_is_never_claimed_again() {
+    let w = World::new();
+    let (_, r) = deliver(&w, w.fake(), &["A"]).await;
+    r.unwrap();
+    let page = vec![(w.page(&["A"]).remove(0).0, w.rec("A"))];
+    let mut d = Driven::new(w.fake(), "job", false);
+    let err = d
+        .deliver_page(&w.ledger, page, Vec::new(), "run-2")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is delivered in the ledger; it cannot become claimed"),
+        "{err}"
+    );
+    assert_eq!(w.calls().len(), 1, "sent once");
+    assert_eq!(w.rec("A").state, State::Delivered);
 }
