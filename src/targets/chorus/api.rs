@@ -1,14 +1,12 @@
-//! The Chorus Pro API through PISTE: OAuth2 client credentials (the `oauth2` crate; token cached
-//! and renewed four minutes before expiry, one request at a time), the `cpro-account` header of
+//! The Chorus Pro API through PISTE: OAuth2 client credentials (the shared
+//! [`ClientCredentials`] cache, renewed four minutes before expiry), the `cpro-account` header of
 //! the technical account, and the calls facto makes. Reads are retried (429, 5xx, no answer);
 //! the deposit is sent once, retried only when it was certainly not processed. Secrets stay in
 //! `secrecy` types and never reach an error message or a log.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::config::ChorusConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RetryPolicy};
+use crate::targets::oauth::{Attempt, ClientCredentials, ClientCredentialsSettings, OAuthError};
 
 /// Renew the token this long before it expires (what the OCA client does).
 const TOKEN_MARGIN: Duration = Duration::from_secs(240);
@@ -161,12 +160,19 @@ pub use crate::einvoice::rules::StructureRules;
 pub struct ChorusApi {
     http: reqwest::Client,
     base: String,
-    token_url: String,
-    client_id: String,
-    client_secret: SecretString,
+    token: ClientCredentials,
     account: SecretString,
     policy: RetryPolicy,
-    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+}
+
+impl From<OAuthError> for ChorusError {
+    fn from(e: OAuthError) -> Self {
+        match e {
+            OAuthError::Config(m) => ChorusError::Config(m),
+            OAuthError::Refused(m) => ChorusError::Auth(m),
+            OAuthError::Http(h) => ChorusError::Http(h),
+        }
+    }
 }
 
 fn secret_from_env(var: &str, what: &str) -> Result<SecretString, ChorusError> {
@@ -198,65 +204,28 @@ impl ChorusApi {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ChorusError::Config(format!("HTTP client: {e}")))?;
+        let token = ClientCredentials::new(
+            http.clone(),
+            ClientCredentialsSettings {
+                provider: "PISTE".into(),
+                token_url: cfg.token_url(),
+                client_id: client_id.expose_secret().to_owned(),
+                client_secret,
+                scope: Some("openid".into()),
+                margin: TOKEN_MARGIN,
+            },
+        );
         Ok(ChorusApi {
             http,
             base: cfg.api_url().trim_end_matches('/').to_owned(),
-            token_url: cfg.token_url(),
-            client_id: client_id.expose_secret().to_owned(),
-            client_secret,
+            token,
             account: SecretString::from(encoded),
             policy: RetryPolicy {
                 max_elapsed: Duration::from_secs(cfg.max_retry_secs),
                 max_retry_after: Duration::from_secs(cfg.max_retry_secs),
                 ..RetryPolicy::default()
             },
-            token: tokio::sync::Mutex::new(None),
         })
-    }
-
-    /// A valid access token: the cached one, or a new one (one request at a time).
-    async fn token(&self) -> Result<SecretString, ChorusError> {
-        let mut cached = self.token.lock().await;
-        if let Some((t, until)) = cached.as_ref() {
-            if Instant::now() < *until {
-                return Ok(t.clone());
-            }
-        }
-        let url = TokenUrl::new(self.token_url.clone())
-            .map_err(|e| ChorusError::Config(format!("token_url: {e}")))?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_owned(),
-            ))
-            .set_auth_type(AuthType::RequestBody)
-            .set_token_uri(url);
-        let resp = client
-            .exchange_client_credentials()
-            .add_scope(Scope::new("openid".into()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match e {
-                oauth2::RequestTokenError::ServerResponse(r) => ChorusError::Auth(format!(
-                    "PISTE refused the client credentials ({}); check the client id and secret of the PISTE application for this environment",
-                    r.error()
-                )),
-                oauth2::RequestTokenError::Request(e) => ChorusError::Http(HttpFailure::Unreachable {
-                    url: self.token_url.clone(),
-                    detail: e.to_string(),
-                }),
-                other => ChorusError::Auth(format!("PISTE token request failed: {other}")),
-            })?;
-        let life = resp.expires_in().unwrap_or(Duration::from_secs(3600));
-        let token = SecretString::from(resp.access_token().secret().to_owned());
-        *cached = Some((
-            token.clone(),
-            Instant::now() + life.saturating_sub(TOKEN_MARGIN),
-        ));
-        Ok(token)
-    }
-
-    async fn forget_token(&self) {
-        *self.token.lock().await = None;
     }
 
     fn request(&self, path: &str, token: &SecretString, body: &Value) -> reqwest::RequestBuilder {
@@ -315,32 +284,30 @@ impl ChorusApi {
 
     /// A call that changes nothing: retried; a 401 renews the token once.
     async fn read<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, ChorusError> {
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let url = format!("{}{path}", self.base);
-            match retry::send(self.policy, &url, || self.request(path, &token, &body)).await {
-                Ok(resp) => {
-                    let v: Value = resp.json().await.map_err(|e| ChorusError::Protocol {
-                        path: path.to_owned(),
-                        detail: e.to_string(),
-                    })?;
-                    return Self::parse(path, v);
-                }
-                Err(HttpFailure::Refused { status: 401, .. }) if attempt == 0 => {
-                    self.forget_token().await;
-                }
-                Err(HttpFailure::Refused { status, .. }) if status == 401 || status == 403 => {
-                    return Err(Self::auth_refused(status))
-                }
-                Err(HttpFailure::Refused {
-                    status: 400, body, ..
-                }) => {
-                    return Err(Self::refusal(path, &body));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Self::auth_refused(401))
+        let url = format!("{}{path}", self.base);
+        let (url, body) = (&url, &body);
+        self.token
+            .authorized(|token| async move {
+                let sent = retry::send(self.policy, url, || self.request(path, &token, body)).await;
+                Attempt::Done(match sent {
+                    Ok(resp) => match resp.json().await {
+                        Ok(v) => Self::parse(path, v),
+                        Err(e) => Err(ChorusError::Protocol {
+                            path: path.to_owned(),
+                            detail: e.to_string(),
+                        }),
+                    },
+                    Err(HttpFailure::Refused { status: 401, .. }) => {
+                        return Attempt::TokenRefused(Self::auth_refused(401))
+                    }
+                    Err(HttpFailure::Refused { status: 403, .. }) => Err(Self::auth_refused(403)),
+                    Err(HttpFailure::Refused {
+                        status: 400, body, ..
+                    }) => Err(Self::refusal(path, &body)),
+                    Err(e) => Err(e.into()),
+                })
+            })
+            .await
     }
 
     /// Deposits one flow (`deposer/flux`). Sent once: see [`ChorusError::Unknown`].
@@ -371,43 +338,39 @@ impl ChorusApi {
         path: &str,
         body: &Value,
     ) -> Result<T, ChorusError> {
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let url = format!("{}{path}", self.base);
-            match retry::send_once(self.policy, &url, || self.request(path, &token, body)).await {
-                Ok(resp) => {
-                    let v: Value = resp
-                        .json()
-                        .await
-                        .map_err(|e| ChorusError::Unknown(format!("unreadable answer: {e}")))?;
-                    return Self::parse(path, v);
-                }
-                Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
-                    if attempt == 0 =>
-                {
-                    self.forget_token().await;
-                }
-                Err(OnceFailure::Refused(HttpFailure::Refused { status, body, .. })) => {
-                    if status == 401 || status == 403 {
-                        return Err(Self::auth_refused(status));
+        let url = format!("{}{path}", self.base);
+        let url = &url;
+        self.token
+            .authorized(|token| async move {
+                let sent =
+                    retry::send_once(self.policy, url, || self.request(path, &token, body)).await;
+                Attempt::Done(match sent {
+                    Ok(resp) => match resp.json().await {
+                        Ok(v) => Self::parse(path, v),
+                        Err(e) => Err(ChorusError::Unknown(format!("unreadable answer: {e}"))),
+                    },
+                    Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. })) => {
+                        return Attempt::TokenRefused(Self::auth_refused(401))
                     }
-                    return Err(match Self::refusal(path, &body) {
-                        e @ ChorusError::Refused { .. } => e,
-                        _ => ChorusError::Refused {
-                            code: i64::from(status),
-                            libelle: body,
-                        },
-                    });
-                }
-                Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
-                    return Err(ChorusError::NotSent(e.to_string()))
-                }
-                Err(OnceFailure::Unknown { detail, .. }) => {
-                    return Err(ChorusError::Unknown(detail))
-                }
-            }
-        }
-        Err(Self::auth_refused(401))
+                    Err(OnceFailure::Refused(HttpFailure::Refused { status: 403, .. })) => {
+                        Err(Self::auth_refused(403))
+                    }
+                    Err(OnceFailure::Refused(HttpFailure::Refused { status, body, .. })) => {
+                        Err(match Self::refusal(path, &body) {
+                            e @ ChorusError::Refused { .. } => e,
+                            _ => ChorusError::Refused {
+                                code: i64::from(status),
+                                libelle: body,
+                            },
+                        })
+                    }
+                    Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
+                        Err(ChorusError::NotSent(e.to_string()))
+                    }
+                    Err(OnceFailure::Unknown { detail, .. }) => Err(ChorusError::Unknown(detail)),
+                })
+            })
+            .await
     }
 
     /// Uploads a file for a later action (`transverses/v1/ajouter/fichier`, at most 10 MB);
