@@ -3,6 +3,7 @@
 //! APIs join as further variants of [`TargetRun`].
 
 pub mod chorus;
+pub mod http;
 pub mod journal_file;
 pub mod oauth;
 pub mod pennylane;

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 
 use crate::config::ChorusConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RetryPolicy};
+use crate::targets::http::{self, ApiError};
 use crate::targets::oauth::{Attempt, ClientCredentials, ClientCredentialsSettings, OAuthError};
+use crate::targets::secret_from_env;
 
 /// Renew the token this long before it expires (what the OCA client does).
 const TOKEN_MARGIN: Duration = Duration::from_secs(240);
@@ -22,22 +24,11 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(240);
 /// Errors of the Chorus Pro API.
 #[derive(Debug, thiserror::Error)]
 pub enum ChorusError {
-    /// A secret is missing from the environment.
-    #[error("{0}")]
-    Config(String),
-    /// PISTE or Chorus Pro refused the credentials.
-    #[error("{0}")]
-    Auth(String),
-    /// No answer, or a refusal, for a call that changes nothing.
+    /// What any API can give: a secret missing, credentials refused, no answer, a deposit not
+    /// processed or maybe processed ([`ApiError::Unknown`]: look it up before any new attempt),
+    /// an answer not as documented.
     #[error(transparent)]
-    Http(#[from] HttpFailure),
-    /// A deposit (or another change) that was certainly not processed.
-    #[error("not processed by Chorus Pro: {0}")]
-    NotSent(String),
-    /// A deposit (or another change) that may have been processed: look it up before any new
-    /// attempt.
-    #[error("outcome unknown (it may have been processed): {0}")]
-    Unknown(String),
+    Api(#[from] ApiError),
     /// Chorus Pro answered with a functional error (`codeRetour` not 0).
     #[error("Chorus Pro refused: {libelle} (code {code})")]
     Refused {
@@ -46,14 +37,25 @@ pub enum ChorusError {
         /// `libelle`.
         libelle: String,
     },
-    /// An answer that is not what the API documents.
-    #[error("unexpected answer from {path}: {detail}")]
-    Protocol {
-        /// Endpoint.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
+}
+
+impl From<HttpFailure> for ChorusError {
+    fn from(e: HttpFailure) -> Self {
+        ChorusError::Api(e.into())
+    }
+}
+
+/// A change certainly not processed.
+fn not_sent(detail: impl std::fmt::Display) -> ChorusError {
+    ApiError::NotSent(format!("not processed by Chorus Pro: {detail}")).into()
+}
+
+/// A change that may have been processed.
+fn unknown(detail: impl std::fmt::Display) -> ChorusError {
+    ApiError::Unknown(format!(
+        "outcome unknown (it may have been processed): {detail}"
+    ))
+    .into()
 }
 
 /// `deposer/flux` answer.
@@ -167,16 +169,8 @@ pub struct ChorusApi {
 
 impl From<OAuthError> for ChorusError {
     fn from(e: OAuthError) -> Self {
-        match e {
-            OAuthError::Config(m) => ChorusError::Config(m),
-            OAuthError::Refused(m) => ChorusError::Auth(m),
-            OAuthError::Http(h) => ChorusError::Http(h),
-        }
+        ApiError::from_oauth(e, None).into()
     }
-}
-
-fn secret_from_env(var: &str, what: &str) -> Result<SecretString, ChorusError> {
-    crate::targets::secret_from_env(var, what).map_err(ChorusError::Config)
 }
 
 impl ChorusApi {
@@ -186,24 +180,24 @@ impl ChorusApi {
     ///
     /// A secret is missing, or the HTTP client cannot be built.
     pub fn new(cfg: &ChorusConfig) -> Result<Self, ChorusError> {
-        let client_id = secret_from_env(&cfg.client_id_env, "PISTE client id")?;
-        let client_secret = secret_from_env(&cfg.client_secret_env, "PISTE client secret")?;
+        let client_id =
+            secret_from_env(&cfg.client_id_env, "PISTE client id").map_err(ApiError::Config)?;
+        let client_secret = secret_from_env(&cfg.client_secret_env, "PISTE client secret")
+            .map_err(ApiError::Config)?;
         let account = secret_from_env(
             &cfg.cpro_account_env,
             "Chorus Pro technical account, login:password",
-        )?;
+        )
+        .map_err(ApiError::Config)?;
         if !account.expose_secret().contains(':') {
-            return Err(ChorusError::Config(format!(
+            return Err(ApiError::Config(format!(
                 "{} must hold the technical account as login:password",
                 cfg.cpro_account_env
-            )));
+            ))
+            .into());
         }
         let encoded = base64::engine::general_purpose::STANDARD.encode(account.expose_secret());
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ChorusError::Config(format!("HTTP client: {e}")))?;
+        let http = http::client(cfg.timeout_secs)?;
         let token = ClientCredentials::new(
             http.clone(),
             ClientCredentialsSettings {
@@ -220,11 +214,7 @@ impl ChorusApi {
             base: cfg.api_url().trim_end_matches('/').to_owned(),
             token,
             account: SecretString::from(encoded),
-            policy: RetryPolicy {
-                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
-                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
-                ..RetryPolicy::default()
-            },
+            policy: http::policy(cfg.max_retry_secs),
         })
     }
 
@@ -238,11 +228,11 @@ impl ChorusApi {
     }
 
     fn auth_refused(status: u16) -> ChorusError {
-        ChorusError::Auth(if status == 403 {
+        ChorusError::Api(ApiError::Auth(if status == 403 {
             "Chorus Pro answered 403: the PISTE application is not subscribed to the Chorus Pro APIs of this environment, or their terms were not accepted".to_owned()
         } else {
             "Chorus Pro refused the credentials (401): check the technical account (cpro-account) and its password expiry".to_owned()
-        })
+        }))
     }
 
     fn parse<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, ChorusError> {
@@ -257,10 +247,7 @@ impl ChorusApi {
                     .to_owned(),
             });
         }
-        serde_json::from_value(v).map_err(|e| ChorusError::Protocol {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })
+        serde_json::from_value(v).map_err(|e| ApiError::protocol(path, e).into())
     }
 
     /// The functional error of a 400 answer.
@@ -275,10 +262,7 @@ impl ChorusApi {
                     .unwrap_or("")
                     .to_owned(),
             },
-            _ => ChorusError::Protocol {
-                path: path.to_owned(),
-                detail: format!("HTTP 400: {body}"),
-            },
+            _ => ApiError::protocol(path, format!("HTTP 400: {body}")).into(),
         }
     }
 
@@ -292,10 +276,7 @@ impl ChorusApi {
                 Attempt::Done(match sent {
                     Ok(resp) => match resp.json().await {
                         Ok(v) => Self::parse(path, v),
-                        Err(e) => Err(ChorusError::Protocol {
-                            path: path.to_owned(),
-                            detail: e.to_string(),
-                        }),
+                        Err(e) => Err(ApiError::protocol(path, e).into()),
                     },
                     Err(HttpFailure::Refused { status: 401, .. }) => {
                         return Attempt::TokenRefused(Self::auth_refused(401))
@@ -310,7 +291,7 @@ impl ChorusApi {
             .await
     }
 
-    /// Deposits one flow (`deposer/flux`). Sent once: see [`ChorusError::Unknown`].
+    /// Deposits one flow (`deposer/flux`). Sent once: see [`ApiError::Unknown`].
     ///
     /// # Errors
     ///
@@ -347,7 +328,7 @@ impl ChorusApi {
                 Attempt::Done(match sent {
                     Ok(resp) => match resp.json().await {
                         Ok(v) => Self::parse(path, v),
-                        Err(e) => Err(ChorusError::Unknown(format!("unreadable answer: {e}"))),
+                        Err(e) => Err(unknown(format!("unreadable answer: {e}"))),
                     },
                     Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. })) => {
                         return Attempt::TokenRefused(Self::auth_refused(401))
@@ -364,10 +345,8 @@ impl ChorusApi {
                             },
                         })
                     }
-                    Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
-                        Err(ChorusError::NotSent(e.to_string()))
-                    }
-                    Err(OnceFailure::Unknown { detail, .. }) => Err(ChorusError::Unknown(detail)),
+                    Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => Err(not_sent(e)),
+                    Err(OnceFailure::Unknown { detail, .. }) => Err(unknown(detail)),
                 })
             })
             .await
@@ -540,10 +519,7 @@ impl ChorusApi {
         let status = v
             .get("statutCourantCode")
             .and_then(Value::as_str)
-            .ok_or_else(|| ChorusError::Protocol {
-                path: "consulter/historique".into(),
-                detail: "no statutCourantCode".into(),
-            })?
+            .ok_or_else(|| ApiError::protocol("consulter/historique", "no statutCourantCode"))?
             .to_owned();
         let comment = v
             .pointer("/historiquesDesStatuts/histoStatut")

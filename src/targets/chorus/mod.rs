@@ -24,6 +24,7 @@ use crate::format::{self, zip::Zip, Layout};
 use crate::ledger::{Ledger, Record, RecordFilter, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
+use crate::targets::http::ApiError;
 
 /// The ledger state of a Chorus Pro invoice status.
 pub fn state_for(status: &str) -> State {
@@ -53,7 +54,7 @@ pub struct ChorusRun {
 
 fn remote(target: &str, e: &ChorusError) -> TargetError {
     match e {
-        ChorusError::Config(m) => TargetError::Config(m.clone()),
+        ChorusError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
         e => TargetError::Remote {
             target: target.to_owned(),
             detail: e.to_string(),
@@ -376,7 +377,7 @@ impl ChorusRun {
                     }
                     ledger.put_records(&claimed)?;
                 }
-                Err(e @ ChorusError::Unknown(_)) => {
+                Err(e @ ChorusError::Api(ApiError::Unknown(_))) => {
                     for r in &mut claimed {
                         r.last_error = Some(format!(
                             "{e}; Chorus Pro is asked for it before any new deposit"

@@ -12,26 +12,18 @@ use serde_json::Value;
 
 use crate::config::PennylaneConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RateLimiter, RetryPolicy};
-use crate::targets::oauth::{OAuthError, RefreshingToken};
+use crate::targets::http::{self, ApiError};
+use crate::targets::oauth::RefreshingToken;
+use crate::targets::secret_from_env;
 
 /// Errors of the Pennylane API.
 #[derive(Debug, thiserror::Error)]
 pub enum PennylaneError {
-    /// The token variable is missing.
-    #[error("{0}")]
-    Config(String),
-    /// Token refused or scope missing.
-    #[error("{0}")]
-    Auth(String),
-    /// A read failed after retries.
+    /// What any API can give: the token missing or refused, no answer, a creating call not
+    /// processed or maybe processed ([`ApiError::Unknown`]: look it up before any new attempt),
+    /// an answer not as documented.
     #[error(transparent)]
-    Http(#[from] HttpFailure),
-    /// A creating call certainly not processed.
-    #[error("not processed: {0}")]
-    NotSent(String),
-    /// A creating call that may have been processed: look it up before any new attempt.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
+    Api(#[from] ApiError),
     /// Pennylane refused the content (422 and other 4xx), with its message.
     #[error("Pennylane refused it (HTTP {status}): {body}")]
     Refused {
@@ -39,14 +31,6 @@ pub enum PennylaneError {
         status: u16,
         /// Pennylane's message.
         body: String,
-    },
-    /// An answer that is not what the API documents.
-    #[error("unexpected answer from {path}: {detail}")]
-    Protocol {
-        /// Endpoint.
-        path: String,
-        /// What is wrong.
-        detail: String,
     },
 }
 
@@ -65,16 +49,12 @@ pub struct PennylaneApi {
     limiter: RateLimiter,
 }
 
-fn env_secret(var: &str, what: &str) -> Result<SecretString, PennylaneError> {
-    crate::targets::secret_from_env(var, what).map_err(PennylaneError::Config)
-}
-
 fn auth_error(status: u16, body: &str) -> PennylaneError {
-    PennylaneError::Auth(if status == 403 {
+    PennylaneError::Api(ApiError::Auth(if status == 403 {
         format!("Pennylane refused the call (403): the API token lacks a scope ({body}); facto needs customer_invoices:all, file_attachments:all, ledger_accounts:readonly and customers:all")
     } else {
         "Pennylane refused the API token (401): it is wrong or expired; create a new company API token and export it again".to_owned()
-    })
+    }))
 }
 
 impl PennylaneApi {
@@ -84,17 +64,19 @@ impl PennylaneApi {
     ///
     /// The token variable is missing, or the HTTP client cannot be built.
     pub fn new(cfg: &PennylaneConfig, name: &str, store: PathBuf) -> Result<Self, PennylaneError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PennylaneError::Config(format!("HTTP client: {e}")))?;
+        let http = http::client(cfg.timeout_secs)?;
         let auth = match (&cfg.token_env, &cfg.client_id_env) {
-            (Some(var), _) => Auth::Company(env_secret(var, "Pennylane company API token")?),
+            (Some(var), _) => Auth::Company(
+                secret_from_env(var, "Pennylane company API token").map_err(ApiError::Config)?,
+            ),
             (None, Some(id)) => {
-                let client_id = env_secret(id, "Pennylane OAuth2 client id")?;
+                let client_id =
+                    secret_from_env(id, "Pennylane OAuth2 client id").map_err(ApiError::Config)?;
                 let secret = match &cfg.client_secret_env {
-                    Some(v) => Some(env_secret(v, "Pennylane OAuth2 client secret")?),
+                    Some(v) => Some(
+                        secret_from_env(v, "Pennylane OAuth2 client secret")
+                            .map_err(ApiError::Config)?,
+                    ),
                     None => None,
                 };
                 Auth::OAuth(Box::new(
@@ -106,24 +88,21 @@ impl PennylaneApi {
                         secret,
                         format!("target `{name}` is not connected to Pennylane yet: run `facto connect {name}`"),
                     )
-                    .map_err(|e| PennylaneError::Config(e.to_string()))?,
+                    .map_err(|e| ApiError::Config(e.to_string()))?,
                 ))
             }
             (None, None) => {
-                return Err(PennylaneError::Config(
+                return Err(ApiError::Config(
                     "set token_env or client_id_env in the Pennylane connector".into(),
-                ))
+                )
+                .into())
             }
         };
         Ok(PennylaneApi {
             http,
             base: cfg.api_url.trim_end_matches('/').to_owned(),
             auth,
-            policy: RetryPolicy {
-                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
-                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
-                ..RetryPolicy::default()
-            },
+            policy: http::policy(cfg.max_retry_secs),
             limiter: RateLimiter::new(cfg.requests_per_5s, Duration::from_secs(5)),
         })
     }
@@ -132,11 +111,10 @@ impl PennylaneApi {
     async fn bearer(&self, force: bool) -> Result<SecretString, PennylaneError> {
         match &self.auth {
             Auth::Company(t) => Ok(t.clone()),
-            Auth::OAuth(t) => t.access(force).await.map_err(|e| match e {
-                OAuthError::Config(m) => PennylaneError::Config(m),
-                OAuthError::Refused(m) => PennylaneError::Auth(format!("Pennylane: {m}")),
-                OAuthError::Http(h) => PennylaneError::Http(h),
-            }),
+            Auth::OAuth(t) => t
+                .access(force)
+                .await
+                .map_err(|e| ApiError::from_oauth(e, Some("Pennylane")).into()),
         }
     }
 
@@ -198,13 +176,13 @@ impl PennylaneApi {
                 Err(HttpFailure::Refused { status, body, .. }) => {
                     return Err(PennylaneError::Refused { status, body })
                 }
-                Err(e) => return Err(PennylaneError::Http(e)),
+                Err(e) => return Err(ApiError::Http(e).into()),
             };
             self.pause_if_exhausted(&resp).await;
-            return resp.json().await.map_err(|e| PennylaneError::Protocol {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            });
+            return resp
+                .json()
+                .await
+                .map_err(|e| ApiError::protocol(path, e).into());
         }
         Err(auth_error(401, ""))
     }
@@ -272,10 +250,9 @@ impl PennylaneApi {
             match result {
                 Ok(resp) => {
                     self.pause_if_exhausted(&resp).await;
-                    return resp
-                        .json()
-                        .await
-                        .map_err(|e| PennylaneError::Unknown(format!("unreadable answer: {e}")));
+                    return resp.json().await.map_err(|e| {
+                        ApiError::Unknown(format!("outcome unknown: unreadable answer: {e}")).into()
+                    });
                 }
                 Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
                     if !refreshed && self.refreshable() =>
@@ -298,16 +275,17 @@ impl PennylaneApi {
                     })
                 }
                 Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
-                    return Err(PennylaneError::NotSent(e.to_string()))
+                    return Err(ApiError::NotSent(format!("not processed: {e}")).into())
                 }
                 Err(OnceFailure::Unknown { detail, .. }) => {
-                    return Err(PennylaneError::Unknown(detail))
+                    return Err(ApiError::Unknown(format!("outcome unknown: {detail}")).into())
                 }
             }
         }
-        Err(PennylaneError::NotSent(format!(
-            "{path}: the attachment never became ready"
-        )))
+        Err(ApiError::NotSent(format!(
+            "not processed: {path}: the attachment never became ready"
+        ))
+        .into())
     }
 
     /// A JSON POST that creates something.
@@ -336,10 +314,7 @@ impl PennylaneApi {
             .await?;
         v.get("id")
             .and_then(Value::as_i64)
-            .ok_or_else(|| PennylaneError::Protocol {
-                path: "/file_attachments".into(),
-                detail: "no id in the answer".into(),
-            })
+            .ok_or_else(|| ApiError::protocol("/file_attachments", "no id in the answer").into())
     }
 }
 

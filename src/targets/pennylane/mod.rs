@@ -28,6 +28,7 @@ use crate::mapping::MappedDocument;
 use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
 use crate::source::attachments::AttachmentRoots;
+use crate::targets::http::ApiError;
 
 /// Where a connector's OAuth2 tokens live.
 pub fn token_path(cfg: &PennylaneConfig, data_dir: &std::path::Path, name: &str) -> PathBuf {
@@ -51,7 +52,7 @@ pub struct PennylaneRun {
 
 fn remote(target: &str, e: &PennylaneError) -> TargetError {
     match e {
-        PennylaneError::Config(m) => TargetError::Config(m.clone()),
+        PennylaneError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
         e => TargetError::Remote {
             target: target.to_owned(),
             detail: e.to_string(),
@@ -657,7 +658,7 @@ impl PennylaneRun {
                     rec.transition(State::Failed, "import refused by Pennylane", now);
                     ledger.put_records(std::slice::from_ref(&rec))?;
                 }
-                Err(e @ PennylaneError::Unknown(_)) => {
+                Err(e @ PennylaneError::Api(ApiError::Unknown(_))) => {
                     rec.last_error = Some(format!(
                         "{e}; looked up by its external reference before any new import"
                     ));

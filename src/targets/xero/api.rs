@@ -13,32 +13,20 @@ use serde_json::Value;
 
 use crate::config::XeroConfig;
 use crate::retry::{self, HttpFailure, RateLimiter, RetryPolicy};
-use crate::targets::oauth::{OAuthError, RefreshingToken};
-use crate::targets::tokens;
+use crate::targets::http::{self, ApiError};
+use crate::targets::oauth::RefreshingToken;
+use crate::targets::{secret_from_env, tokens};
 
 /// Errors of the Xero API.
 #[derive(Debug, thiserror::Error)]
 pub enum XeroError {
-    /// Missing secret or connection.
-    #[error("{0}")]
-    Config(String),
-    /// Tokens refused.
-    #[error("{0}")]
-    Auth(String),
+    /// What any API can give: a secret or the connection missing, tokens refused, no answer or
+    /// a refusal after retries, an answer not as documented.
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// Xero's daily call limit is reached: nothing more today.
     #[error("{0}")]
     DailyLimit(String),
-    /// No answer, or refused, after retries.
-    #[error(transparent)]
-    Http(#[from] HttpFailure),
-    /// An answer that is not what the API documents.
-    #[error("unexpected answer from {path}: {detail}")]
-    Protocol {
-        /// Endpoint.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
 }
 
 /// A client of one Xero organisation.
@@ -53,19 +41,15 @@ pub struct XeroApi {
     day_exhausted: std::sync::atomic::AtomicBool,
 }
 
-fn env_secret(var: &str, what: &str) -> Result<SecretString, XeroError> {
-    crate::targets::secret_from_env(var, what).map_err(XeroError::Config)
-}
-
 /// The OAuth2 client of a connector (client id, optional secret, token URL).
 ///
 /// # Errors
 ///
 /// A secret is missing or the token URL is invalid.
 pub fn oauth_client(cfg: &XeroConfig) -> Result<(String, Option<SecretString>), XeroError> {
-    let id = env_secret(&cfg.client_id_env, "Xero app client id")?;
+    let id = secret_from_env(&cfg.client_id_env, "Xero app client id").map_err(ApiError::Config)?;
     let secret = match &cfg.client_secret_env {
-        Some(v) => Some(env_secret(v, "Xero app client secret")?),
+        Some(v) => Some(secret_from_env(v, "Xero app client secret").map_err(ApiError::Config)?),
         None => None,
     };
     Ok((id.expose_secret().to_owned(), secret))
@@ -79,11 +63,7 @@ impl XeroApi {
     /// A secret is missing, or the organisation is not connected yet.
     pub fn new(cfg: &XeroConfig, name: &str, store: PathBuf) -> Result<Self, XeroError> {
         let (client_id, client_secret) = oauth_client(cfg)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| XeroError::Config(format!("HTTP client: {e}")))?;
+        let http = http::client(cfg.timeout_secs)?;
         let token = RefreshingToken::load(
             http.clone(),
             store,
@@ -92,13 +72,13 @@ impl XeroApi {
             client_secret,
             format!("target `{name}` is not connected to Xero yet: run `facto connect {name}`"),
         )
-        .map_err(|e| XeroError::Config(e.to_string()))?;
+        .map_err(|e| ApiError::Config(e.to_string()))?;
         let tenant = tokens::load(token.store())
             .ok()
             .flatten()
             .and_then(|t| t.tenant_id)
             .ok_or_else(|| {
-                XeroError::Config(format!(
+                ApiError::Config(format!(
                     "no Xero organisation is chosen for `{name}`: run `facto connect {name} --tenant ID`"
                 ))
             })?;
@@ -107,22 +87,18 @@ impl XeroApi {
             base: cfg.api_url.trim_end_matches('/').to_owned(),
             token,
             tenant,
-            policy: RetryPolicy {
-                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
-                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
-                ..RetryPolicy::default()
-            },
+            policy: http::policy(cfg.max_retry_secs),
             limiter: RateLimiter::new(cfg.calls_per_minute, Duration::from_secs(60)),
             day_exhausted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     async fn access(&self, force: bool) -> Result<(SecretString, String), XeroError> {
-        let t = self.token.access(force).await.map_err(|e| match e {
-            OAuthError::Config(m) => XeroError::Config(m),
-            OAuthError::Refused(m) => XeroError::Auth(format!("Xero: {m}")),
-            OAuthError::Http(h) => XeroError::Http(h),
-        })?;
+        let t = self
+            .token
+            .access(force)
+            .await
+            .map_err(|e| ApiError::from_oauth(e, Some("Xero")))?;
         Ok((t, self.tenant.clone()))
     }
 
@@ -182,27 +158,22 @@ impl XeroApi {
                         tracing::info!(wait_secs = wait.as_secs(), "Xero minute limit reached; waiting.");
                         tokio::time::sleep(wait).await;
                     }
-                    return resp.json().await.map_err(|e| XeroError::Protocol {
-                        path: path.to_owned(),
-                        detail: e.to_string(),
-                    })
+                    return resp.json().await.map_err(|e| ApiError::protocol(path, e).into())
                 }
                 Err(HttpFailure::Refused { status: 401, .. }) if attempt == 0 => {}
                 Err(HttpFailure::Refused { status: 401 | 403, .. }) => {
-                    return Err(XeroError::Auth(
+                    return Err(ApiError::Auth(
                         "Xero refused the access token (401/403): check the app's scopes, or connect again with `facto connect`".into(),
-                    ))
+                    ).into())
                 }
                 Err(HttpFailure::Refused { status: 429, body, .. }) => {
                     return Err(XeroError::DailyLimit(format!(
                         "Xero's daily limit for this organisation is reached ({body}); the rest waits for the next run after the reset"
                     )))
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(ApiError::Http(e).into()),
             }
         }
-        Err(XeroError::Auth(
-            "Xero refused the access token twice".into(),
-        ))
+        Err(ApiError::Auth("Xero refused the access token twice".into()).into())
     }
 }

@@ -29,6 +29,7 @@ use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::model::DocKind;
 use crate::problem::Problem;
+use crate::targets::http::ApiError;
 
 /// Where a connector's tokens live.
 pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
@@ -39,7 +40,7 @@ pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
 
 fn remote(target: &str, e: &XeroError) -> TargetError {
     match e {
-        XeroError::Config(m) => TargetError::Config(m.clone()),
+        XeroError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
         e => TargetError::Remote {
             target: target.to_owned(),
             detail: e.to_string(),
@@ -334,7 +335,7 @@ impl XeroRun {
         let path = if credit { "/CreditNotes" } else { "/Invoices" };
         self.api
             .as_ref()
-            .ok_or_else(|| XeroError::Config("dry run".into()))?
+            .ok_or_else(|| XeroError::Api(ApiError::Config("dry run".into())))?
             .call(
                 Method::PUT,
                 path,
@@ -383,7 +384,7 @@ impl XeroRun {
             .await
         {
             Ok(_) => rec.remote_status = Some(format!("allocated to {prev}")),
-            Err(e @ (XeroError::Auth(_) | XeroError::DailyLimit(_))) => {
+            Err(e @ (XeroError::Api(ApiError::Auth(_)) | XeroError::DailyLimit(_))) => {
                 return Err(remote(&self.name, &e))
             }
             Err(e) => rec.remote_status = Some(format!("not allocated to {prev}: {e}")),
@@ -504,7 +505,10 @@ impl XeroRun {
                     }
                     ledger.put_records(&recs)?;
                 }
-                Err(e @ (XeroError::Auth(_) | XeroError::DailyLimit(_) | XeroError::Config(_))) => {
+                Err(
+                    e @ (XeroError::Api(ApiError::Auth(_) | ApiError::Config(_))
+                    | XeroError::DailyLimit(_)),
+                ) => {
                     // Refused before processing: nothing was created.
                     let now = Utc::now();
                     for r in &mut recs {
@@ -514,9 +518,11 @@ impl XeroRun {
                     ledger.put_records(&recs)?;
                     return Err(remote(&self.name, &e));
                 }
-                Err(XeroError::Http(HttpFailure::Refused {
-                    status: 400, body, ..
-                })) => {
+                Err(XeroError::Api(ApiError::Http(HttpFailure::Refused {
+                    status: 400,
+                    body,
+                    ..
+                }))) => {
                     let now = Utc::now();
                     for r in &mut recs {
                         r.last_error = Some(format!("Xero refused the batch: {body}"));
