@@ -71,7 +71,7 @@ async fn deposits_once_and_follows_statuses_to_payment() {
     assert_once(&sim);
     assert!(r["problems"].to_string().contains("CHORUS-EJ-OR-PO"));
     assert_eq!(
-        sim.state.lock().unwrap().token_requests,
+        sim.state.lock().unwrap().oauth.requests,
         1,
         "one token per run"
     );
@@ -459,14 +459,14 @@ async fn expiring_tokens_are_renewed_and_a_failed_flow_is_rejected_with_its_repo
     let p = project(&sim, "");
     {
         let mut s = sim.state.lock().unwrap();
-        s.token_max_uses = 3;
+        s.oauth.max_uses = 3;
         s.faults.push_back(Fault::Corrupt);
     }
     let (code, r, err) = run(&p, &["sync"]).await;
     assert_eq!(code, 1, "{r} {err}");
     assert_eq!(target(&r, T)["delivered"], PUBLIC as u64);
     assert!(
-        sim.state.lock().unwrap().token_requests > 2,
+        sim.state.lock().unwrap().oauth.requests > 2,
         "tokens renewed after a 401"
     );
     for _ in 0..2 {

@@ -6,13 +6,15 @@
 //! an answer lost after processing, an answer too slow. It counts deposits per invoice number so
 //! that tests prove "deposited exactly once".
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::common::oauth::FakeOAuth;
 
 pub const CLIENT_ID: &str = "facto-test-client";
 pub const CLIENT_SECRET: &str = "s3cret-piste";
@@ -50,11 +52,8 @@ struct Flow {
 
 #[derive(Default)]
 pub struct State {
-    tokens: HashMap<String, (Instant, u32)>,
-    pub token_life: u64,
-    /// A token stops working after this many calls (0: never), as if it had expired.
-    pub token_max_uses: u32,
-    pub token_requests: u32,
+    /// PISTE: client-credentials tokens that expire.
+    pub oauth: FakeOAuth,
     next_flow: u64,
     next_invoice: i64,
     flows: BTreeMap<String, Flow>,
@@ -116,44 +115,8 @@ fn number_of(xml: &str) -> Option<String> {
 }
 
 impl Responder {
-    fn token(&self, s: &mut State, req: &Request) -> ResponseTemplate {
-        s.token_requests += 1;
-        let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
-            .into_owned()
-            .collect();
-        if form.get("grant_type").map(String::as_str) != Some("client_credentials")
-            || form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-            || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
-        {
-            return ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"}));
-        }
-        let token = format!("T{}", s.token_requests);
-        let life = if s.token_life == 0 {
-            3600
-        } else {
-            s.token_life
-        };
-        s.tokens.insert(
-            token.clone(),
-            (Instant::now() + Duration::from_secs(life), 0),
-        );
-        ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": token, "token_type": "Bearer", "expires_in": life, "scope": "openid"
-        }))
-    }
-
     fn authorised(s: &mut State, req: &Request) -> bool {
-        let max = s.token_max_uses;
-        let bearer = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| s.tokens.get_mut(t))
-            .is_some_and(|(until, uses)| {
-                *uses += 1;
-                Instant::now() < *until && (max == 0 || *uses <= max)
-            });
+        let bearer = s.oauth.authorised(req);
         let account = base64::engine::general_purpose::STANDARD.encode(ACCOUNT);
         let cpro = req
             .headers
@@ -384,7 +347,7 @@ impl Respond for Responder {
         let path = req.url.path().to_owned();
         s.calls.push(path.clone());
         if path == "/api/oauth/token" {
-            return self.token(&mut s, req);
+            return s.oauth.token(req);
         }
         if !Self::authorised(&mut s, req) {
             return ResponseTemplate::new(401);
@@ -438,7 +401,10 @@ impl Sim {
     /// Starts a simulator that knows the demo's two public buyers (no structure requirement).
     pub async fn start() -> Sim {
         let server = MockServer::start().await;
-        let mut st = State::default();
+        let mut st = State {
+            oauth: FakeOAuth::client_credentials(CLIENT_ID, CLIENT_SECRET),
+            ..State::default()
+        };
         st.structures
             .insert("21690123100011".into(), (501, false, false));
         st.structures

@@ -260,7 +260,7 @@ async fn a_partner_app_connects_with_oauth_and_its_rotated_tokens_are_saved() {
 
     let state = std::sync::Arc::clone(&sim.state);
     let printed = give_consent(with_app(&["connect", T]), port, move |c| {
-        state.lock().unwrap().challenge = Some(c);
+        state.lock().unwrap().oauth.challenge = Some(c);
     })
     .await;
     assert!(
@@ -271,19 +271,19 @@ async fn a_partner_app_connects_with_oauth_and_its_rotated_tokens_are_saved() {
     let first: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
 
     // The access token expires mid-run: one refresh, the rotated pair saved, nothing twice.
-    sim.state.lock().unwrap().expire_access();
+    sim.state.lock().unwrap().oauth.expire_access();
     let mut c = with_app(&["--json", "sync"]);
     let out = tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
-    assert_eq!(sim.state.lock().unwrap().refreshes, 1);
+    assert_eq!(sim.state.lock().unwrap().oauth.refreshes, 1);
     assert_once(&sim);
     let now: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
     assert_ne!(first["refresh_token"], now["refresh_token"]);
     assert_eq!(
         now["refresh_token"],
-        sim.state.lock().unwrap().oauth_refresh[0]
+        sim.state.lock().unwrap().oauth.refresh_tokens()[0]
     );
 }

@@ -57,7 +57,7 @@ pub async fn connected(sim: &Sim, extra: &str) -> Project {
     // `facto connect xero`: read the consent URL, answer as the browser would.
     let state = std::sync::Arc::clone(&sim.state);
     let printed = give_consent(command(&p, &["connect", T]), port, move |c| {
-        state.lock().unwrap().challenge = Some(c);
+        state.lock().unwrap().oauth.challenge = Some(c);
     })
     .await;
     assert!(printed.contains("connected to Atelier Demo"), "{printed}");
@@ -190,11 +190,11 @@ async fn daily_limit_stops_only_this_target_and_expired_tokens_are_refreshed() {
     );
 
     // The access token expires: refreshed once, the rotated refresh token saved first.
-    sim.state.lock().unwrap().expire_access();
+    sim.state.lock().unwrap().oauth.expire_access();
     let (code, r) = run(&p, &["sync"]).await;
     assert_eq!(code, 1, "{r}");
     assert_once(&sim);
-    assert_eq!(sim.state.lock().unwrap().refreshes, 1);
+    assert_eq!(sim.state.lock().unwrap().oauth.refreshes, 1);
     let now = std::fs::read_to_string(p.path("data/xero-xero.json")).unwrap();
     let (a, b): (Value, Value) = (
         serde_json::from_str(&first).unwrap(),

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod oauth;
 mod skip;
 pub use skip::skip;
 
@@ -221,7 +222,7 @@ pub fn xmllint(schema: &Path, docs: &[(String, Vec<u8>)]) {
 
 /// Runs `facto connect` (`cmd`) and answers its consent page as a browser would: reads the
 /// consent URL it prints, hands the PKCE challenge to the fake server (`challenge`), calls the
-/// redirect with code `THE-CODE`. Returns what facto printed; panics if it failed.
+/// redirect with code [`oauth::CODE`]. Returns what facto printed; panics if it failed.
 pub async fn give_consent(mut cmd: Command, port: u16, challenge: impl FnOnce(String)) -> String {
     use std::io::{BufRead, BufReader};
     let mut child = cmd
@@ -254,7 +255,8 @@ pub async fn give_consent(mut cmd: Command, port: u16, challenge: impl FnOnce(St
     assert_eq!(q["code_challenge_method"], "S256");
     challenge(q["code_challenge"].clone());
     let redirect = format!(
-        "http://127.0.0.1:{port}/callback?code=THE-CODE&state={}",
+        "http://127.0.0.1:{port}/callback?code={}&state={}",
+        oauth::CODE,
         q["state"]
     );
     let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();
