@@ -7,14 +7,14 @@
 //! that tests prove "deposited exactly once".
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
 
 pub const CLIENT_ID: &str = "facto-test-client";
 pub const CLIENT_SECRET: &str = "s3cret-piste";
@@ -85,12 +85,10 @@ const PATH: [&str; 4] = [
 ];
 
 /// The running simulator.
-pub struct Sim {
-    pub server: MockServer,
-    pub state: Arc<Mutex<State>>,
-}
+pub type Sim = crate::common::sim::Sim<State>;
 
-struct Responder(Arc<Mutex<State>>);
+/// The helpers of the answers.
+struct Responder;
 
 fn ok(v: Value) -> ResponseTemplate {
     let mut v = v;
@@ -341,23 +339,23 @@ impl Responder {
     }
 }
 
-impl Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let s = self;
         let path = req.url.path().to_owned();
         s.calls.push(path.clone());
         if path == "/api/oauth/token" {
             return s.oauth.token(req);
         }
-        if !Self::authorised(&mut s, req) {
+        if !Responder::authorised(s, req) {
             return ResponseTemplate::new(401);
         }
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         match path.as_str() {
-            "/cpro/factures/v1/deposer/flux" => self.deposit(&mut s, &body),
-            "/cpro/transverses/v1/consulterCRDetaille" => Self::report(&mut s, &body),
-            "/cpro/factures/v1/rechercher/fournisseur" => Self::search(&s, &body),
-            "/cpro/factures/v1/consulter/historique" => Self::history(&mut s, &body),
+            "/cpro/factures/v1/deposer/flux" => Responder.deposit(s, &body),
+            "/cpro/transverses/v1/consulterCRDetaille" => Responder::report(s, &body),
+            "/cpro/factures/v1/rechercher/fournisseur" => Responder::search(s, &body),
+            "/cpro/factures/v1/consulter/historique" => Responder::history(s, &body),
             "/cpro/transverses/v1/ajouter/fichier" => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(body["pieceJointeFichier"].as_str().unwrap_or(""))
@@ -368,7 +366,7 @@ impl Respond for Responder {
                 ok(json!({"pieceJointeIdFichier": id}))
             }
             "/cpro/factures/v1/completer" | "/cpro/factures/v1/recycler" => {
-                Self::answer(&mut s, &path, body)
+                Responder::answer(s, &path, body)
             }
             "/cpro/structures/v1/rechercher" => {
                 let siret = body["structure"]["identifiantStructure"]
@@ -400,7 +398,6 @@ impl Respond for Responder {
 impl Sim {
     /// Starts a simulator that knows the demo's two public buyers (no structure requirement).
     pub async fn start() -> Sim {
-        let server = MockServer::start().await;
         let mut st = State {
             oauth: FakeOAuth::client_credentials(CLIENT_ID, CLIENT_SECRET),
             ..State::default()
@@ -409,12 +406,7 @@ impl Sim {
             .insert("21690123100011".into(), (501, false, false));
         st.structures
             .insert("19690123400015".into(), (502, false, false));
-        let state = Arc::new(Mutex::new(st));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
-        Sim { server, state }
+        Sim::serve(st).await
     }
 
     /// The connector file of a `chorus-pro` target talking to this simulator.

@@ -6,14 +6,14 @@
 //! invoice number so that tests prove "imported exactly once".
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
 
 pub const TOKEN: &str = "pl-company-token";
 
@@ -48,12 +48,8 @@ pub struct State {
 pub const OAUTH_CLIENT: &str = "pl-partner-app";
 pub const OAUTH_SECRET: &str = "pl-partner-secret";
 
-pub struct Sim {
-    pub server: MockServer,
-    pub state: Arc<Mutex<State>>,
-}
-
-struct Responder(Arc<Mutex<State>>);
+/// The running simulator.
+pub type Sim = crate::common::sim::Sim<State>;
 
 fn dec(v: &Value) -> Decimal {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or_default()
@@ -78,9 +74,9 @@ fn page(items: Vec<Value>) -> ResponseTemplate {
         .set_body_json(json!({"items": items, "has_more": false, "next_cursor": null}))
 }
 
-impl Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let s = self;
         s.requests += 1;
         if req.url.path() == "/oauth/token" {
             return s.oauth.token(req);
@@ -235,7 +231,6 @@ impl Respond for Responder {
 impl Sim {
     /// A company whose chart holds the demo mapping's revenue accounts.
     pub async fn start() -> Sim {
-        let server = MockServer::start().await;
         let mut st = State {
             oauth: FakeOAuth::authorization_code(OAUTH_CLIENT, OAUTH_SECRET)
                 .prefixed("PLA", "PLR")
@@ -252,12 +247,7 @@ impl Sim {
             st.accounts
                 .push((5000 + i as i64, (*n).to_owned(), "any".to_owned()));
         }
-        let state = Arc::new(Mutex::new(st));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
-        Sim { server, state }
+        Sim::serve(st).await
     }
 
     pub fn connector(&self, extra: &str) -> String {

@@ -6,13 +6,13 @@
 //! answer after processing. It counts creations per number so that tests prove "exactly once".
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
 
 pub const CLIENT_ID: &str = "xero-app-id";
 pub const CLIENT_SECRET: &str = "xero-app-secret";
@@ -62,12 +62,11 @@ impl State {
     }
 }
 
-pub struct Sim {
-    pub server: MockServer,
-    pub state: Arc<Mutex<State>>,
-}
+/// The running simulator.
+pub type Sim = crate::common::sim::Sim<State>;
 
-struct Responder(Arc<Mutex<State>>);
+/// The helpers of the answers.
+struct Responder;
 
 fn d(v: &Value) -> Decimal {
     v.to_string().trim_matches('"').parse().unwrap_or_default()
@@ -206,9 +205,9 @@ impl Responder {
     }
 }
 
-impl Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let s = self;
         s.calls += 1;
         let path = req.url.path().to_owned();
         if path == "/connect/token" {
@@ -256,8 +255,8 @@ impl Respond for Responder {
                 }
                 ResponseTemplate::new(200).set_body_json(reply)
             }
-            ("PUT", "/Invoices") => Self::docs(&mut s, req, false),
-            ("PUT", "/CreditNotes") => Self::docs(&mut s, req, true),
+            ("PUT", "/Invoices") => Responder::docs(s, req, false),
+            ("PUT", "/CreditNotes") => Responder::docs(s, req, true),
             ("GET", "/Invoices") if q.contains_key("IDs") => {
                 let ids: Vec<&str> = q["IDs"].split(',').collect();
                 let list: Vec<Value> = s
@@ -300,7 +299,6 @@ impl Sim {
     /// An organisation whose chart and tax rates cover the demo mapping (with the Xero codes
     /// the tests add to it).
     pub async fn start() -> Sim {
-        let server = MockServer::start().await;
         let st = State {
             accounts: [
                 "706100", "706200", "706300", "706400", "707000", "707100", "707200", "708500",
@@ -315,12 +313,7 @@ impl Sim {
             oauth: FakeOAuth::authorization_code(CLIENT_ID, CLIENT_SECRET).expiring_in(1800),
             ..State::default()
         };
-        let state = Arc::new(Mutex::new(st));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
-        Sim { server, state }
+        Sim::serve(st).await
     }
 
     pub fn connector(&self, port: u16, extra: &str) -> String {

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod oauth;
+pub mod sim;
 mod skip;
 pub use skip::skip;
 
