@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, json_of, kill_at, target, Project};
+use crate::common::{self, free_port, give_consent, json_of, kill_at, target, with_json, Project};
 use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "xero";
@@ -21,26 +21,15 @@ pub fn command(p: &Project, args: &[&str]) -> std::process::Command {
 }
 
 async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, v, _) = json_of(command(p, &all)).await;
+    let (code, v, _) = json_of(command(p, &with_json(args))).await;
     (code, v)
 }
 
 /// The demo with a `xero` target, Xero tax types in the mapping, and the consent given.
 pub async fn connected(sim: &Sim, extra: &str) -> Project {
-    let p = Project::demo();
     let port = free_port();
-    p.write("connectors/xero.toml", &sim.connector(port, extra));
-    let cfg = p.read("facto.toml").replace(
-        "targets = [\"sales-fec\", \"sales-csv\"]",
-        "targets = [\"sales-fec\", \"sales-csv\", \"xero\"]",
-    );
-    p.write("facto.toml", &cfg);
-    let mut m = String::new();
-    for line in p.read("mappings/pcg-demo.toml").lines() {
-        m.push_str(line);
-        m.push('\n');
+    let p = Project::demo_with_target(T, &sim.connector(port, extra));
+    p.extend_mapping(|line| {
         let code = match line {
             "[tax.TVA20]" => "FR20",
             "[tax.TVA10]" => "FR10",
@@ -48,11 +37,10 @@ pub async fn connected(sim: &Sim, extra: &str) -> Project {
             "[tax.TVA21]" => "FR21",
             "[tax.EXO]" => "EXEMPT",
             "[tax.AUTOLIQ]" => "RCSERV",
-            _ => continue,
+            _ => return None,
         };
-        m.push_str(&format!("xero_tax_type = \"{code}\"\n"));
-    }
-    p.write("mappings/pcg-demo.toml", &m);
+        Some(format!("xero_tax_type = \"{code}\""))
+    });
 
     // `facto connect xero`: read the consent URL, answer as the browser would.
     let state = std::sync::Arc::clone(&sim.state);
@@ -80,9 +68,7 @@ pub async fn connected(sim: &Sim, extra: &str) -> Project {
 }
 
 fn assert_once(sim: &Sim) {
-    let c = sim.created();
-    assert_eq!(c.len(), DELIVERABLE, "{c:?}");
-    assert!(c.values().all(|n| *n == 1), "created more than once: {c:?}");
+    common::assert_once(&sim.created(), DELIVERABLE, "created");
 }
 
 fn count(p: &Project, state: &str) -> usize {
