@@ -522,3 +522,79 @@ mod limiter_tests {
         assert_eq!(calls, 1);
     }
 }
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::from_millis(10),
+            max_interval: Duration::from_millis(20),
+            max_elapsed: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// A server answering `first` once, then `then`.
+    async fn server(first: u16, then: u16, expected: u64) -> MockServer {
+        let s = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(first).set_body_string("first"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .expect(1)
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(then).set_body_string("then"))
+            .expect(expected - 1)
+            .mount(&s)
+            .await;
+        s
+    }
+
+    async fn both(first: u16, then: u16, calls: u64) -> Result<Response, HttpFailure> {
+        let s = server(first, then, calls).await;
+        let c = reqwest::Client::new();
+        send(quick(), &s.uri(), || c.post(s.uri())).await
+    }
+
+    async fn once(first: u16, then: u16, calls: u64) -> Result<Response, OnceFailure> {
+        let s = server(first, then, calls).await;
+        let c = reqwest::Client::new();
+        send_once(quick(), &s.uri(), || c.post(s.uri())).await
+    }
+
+    #[tokio::test]
+    async fn a_read_is_retried_after_a_5xx_and_not_after_a_4xx() {
+        assert!(both(500, 200, 2).await.is_ok());
+        assert!(both(408, 200, 2).await.is_ok());
+        let e = both(404, 200, 1).await.unwrap_err();
+        assert!(
+            matches!(&e, HttpFailure::Refused { status: 404, body, .. } if body == "first"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_creation_is_retried_only_when_certainly_not_processed() {
+        assert!(once(503, 201, 2).await.is_ok());
+        assert!(once(429, 201, 2).await.is_ok());
+        let e = once(500, 201, 1).await.unwrap_err();
+        assert!(
+            matches!(&e, OnceFailure::Unknown { detail, .. } if detail == "HTTP 500"),
+            "{e}"
+        );
+        let e = once(422, 201, 1).await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                OnceFailure::Refused(HttpFailure::Refused { status: 422, .. })
+            ),
+            "{e}"
+        );
+    }
+}

@@ -79,3 +79,25 @@ pub fn policy(max_retry_secs: u64) -> RetryPolicy {
         ..RetryPolicy::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_token_names_its_remote_and_the_rest_passes_through() {
+        let e = ApiError::from_oauth(
+            OAuthError::Refused("the refresh token was refused".into()),
+            Some("Xero"),
+        );
+        assert!(matches!(&e, ApiError::Auth(m) if m == "Xero: the refresh token was refused"));
+        let e = ApiError::from_oauth(OAuthError::Refused("PISTE refused".into()), None);
+        assert_eq!(e.to_string(), "PISTE refused");
+        let e = ApiError::from_oauth(OAuthError::Config("not connected".into()), Some("Xero"));
+        assert!(matches!(&e, ApiError::Config(m) if m == "not connected"));
+        assert_eq!(
+            ApiError::protocol("/x", "no id").to_string(),
+            "unexpected answer from /x: no id"
+        );
+    }
+}

@@ -594,3 +594,22 @@ pub struct CachedStructure {
     /// `None`: Chorus Pro does not know this SIRET.
     pub rules: Option<StructureRules>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_messages_of_a_deposit_not_made_or_maybe_made_are_chorus_pros() {
+        assert_eq!(
+            not_sent("HTTP 503").to_string(),
+            "not processed by Chorus Pro: HTTP 503"
+        );
+        let e = unknown("HTTP 500");
+        assert!(matches!(e, ChorusError::Api(ApiError::Unknown(_))));
+        assert_eq!(
+            e.to_string(),
+            "outcome unknown (it may have been processed): HTTP 500"
+        );
+    }
+}
