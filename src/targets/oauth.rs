@@ -2,6 +2,8 @@
 //! refresh-token flow of the targets connected with `facto connect` ([`RefreshingToken`]: Xero,
 //! Pennylane partner apps) and the client-credentials flow of the platforms that give a client id
 //! and secret ([`ClientCredentials`]: Chorus Pro's PISTE today, the approved platform next).
+//! Both run a call through `authorized`: a token refused (401) is renewed once, and the call
+//! sent once more, never more ([`Attempt`]).
 //! Secrets stay in `secrecy` types and never reach an error message, a log or `Debug`.
 
 mod client_credentials;

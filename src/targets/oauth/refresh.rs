@@ -11,7 +11,7 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, RefreshToken, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::OAuthError;
+use super::{Attempt, OAuthError};
 use crate::retry::HttpFailure;
 use crate::targets::tokens::{self, StoredTokens};
 
@@ -88,6 +88,29 @@ impl RefreshingToken {
             self.refresh(&mut p).await?;
         }
         Ok(p.access.clone())
+    }
+
+    /// Runs `call` with a valid access token; when the token is refused, refreshes it and runs
+    /// `call` once more.
+    ///
+    /// # Errors
+    ///
+    /// No token could be had, `call` failed, or the refreshed token was refused too.
+    pub async fn authorized<T, E, F, Fut>(&self, mut call: F) -> Result<T, E>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: std::future::Future<Output = Attempt<T, E>>,
+        E: From<OAuthError>,
+    {
+        let mut force = false;
+        loop {
+            let token = self.access(force).await?;
+            match call(token).await {
+                Attempt::Done(r) => return r,
+                Attempt::TokenRefused(e) if force => return Err(e),
+                Attempt::TokenRefused(_) => force = true,
+            }
+        }
     }
 
     async fn refresh(&self, p: &mut Pair) -> Result<(), OAuthError> {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::config::PennylaneConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RateLimiter, RetryPolicy};
 use crate::targets::http::{self, ApiError};
-use crate::targets::oauth::RefreshingToken;
+use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};
 use crate::targets::secret_from_env;
 
 /// Errors of the Pennylane API.
@@ -32,6 +32,12 @@ pub enum PennylaneError {
         /// Pennylane's message.
         body: String,
     },
+}
+
+impl From<OAuthError> for PennylaneError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::from_oauth(e, Some("Pennylane")).into()
+    }
 }
 
 /// How calls are authorised: a company API token, or OAuth2 tokens from `facto connect`.
@@ -111,10 +117,7 @@ impl PennylaneApi {
     async fn bearer(&self, force: bool) -> Result<SecretString, PennylaneError> {
         match &self.auth {
             Auth::Company(t) => Ok(t.clone()),
-            Auth::OAuth(t) => t
-                .access(force)
-                .await
-                .map_err(|e| ApiError::from_oauth(e, Some("Pennylane")).into()),
+            Auth::OAuth(t) => t.access(force).await.map_err(Into::into),
         }
     }
 
@@ -134,6 +137,22 @@ impl PennylaneApi {
         }
     }
 
+    /// Runs `call` with the bearer token; an OAuth2 token refused is refreshed and `call` runs
+    /// once more (a company token cannot be refreshed: its refusal is final).
+    async fn authorized<T, F, Fut>(&self, mut call: F) -> Result<T, PennylaneError>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: std::future::Future<Output = Attempt<T, PennylaneError>>,
+    {
+        match &self.auth {
+            Auth::Company(t) => match call(t.clone()).await {
+                Attempt::Done(r) => r,
+                Attempt::TokenRefused(e) => Err(e),
+            },
+            Auth::OAuth(t) => t.authorized(call).await,
+        }
+    }
+
     /// Whether a 401 may be cured by a refresh (OAuth2 tokens only).
     fn refreshable(&self) -> bool {
         matches!(self.auth, Auth::OAuth(_))
@@ -150,12 +169,12 @@ impl PennylaneApi {
     /// Network, credentials or protocol failure.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, PennylaneError> {
         let url = self.url(path);
-        for attempt in 0..2 {
-            let token = self.bearer(attempt > 0).await?;
+        let url = &url;
+        self.authorized(|token| async move {
             self.limiter.acquire().await;
-            let result = retry::send(self.policy, &url, || {
+            let result = retry::send(self.policy, url, || {
                 self.http
-                    .get(&url)
+                    .get(url)
                     .query(query)
                     .bearer_auth(token.expose_secret())
                     .header("Accept", "application/json")
@@ -163,28 +182,25 @@ impl PennylaneApi {
             .await;
             let resp = match result {
                 Ok(r) => r,
-                Err(HttpFailure::Refused { status: 401, .. })
-                    if attempt == 0 && self.refreshable() =>
-                {
-                    continue;
-                }
-                Err(HttpFailure::Refused { status, body, .. })
-                    if status == 401 || status == 403 =>
-                {
-                    return Err(auth_error(status, &body))
-                }
+                Err(HttpFailure::Refused {
+                    status: 401, body, ..
+                }) => return Attempt::TokenRefused(auth_error(401, &body)),
+                Err(HttpFailure::Refused {
+                    status: 403, body, ..
+                }) => return Attempt::Done(Err(auth_error(403, &body))),
                 Err(HttpFailure::Refused { status, body, .. }) => {
-                    return Err(PennylaneError::Refused { status, body })
+                    return Attempt::Done(Err(PennylaneError::Refused { status, body }))
                 }
-                Err(e) => return Err(ApiError::Http(e).into()),
+                Err(e) => return Attempt::Done(Err(ApiError::Http(e).into())),
             };
             self.pause_if_exhausted(&resp).await;
-            return resp
-                .json()
-                .await
-                .map_err(|e| ApiError::protocol(path, e).into());
-        }
-        Err(auth_error(401, ""))
+            Attempt::Done(
+                resp.json()
+                    .await
+                    .map_err(|e| ApiError::protocol(path, e).into()),
+            )
+        })
+        .await
     }
 
     /// Every item of a cursor-paged list (`{items, has_more, next_cursor}`).

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::XeroConfig;
 use crate::retry::{self, HttpFailure, RateLimiter, RetryPolicy};
 use crate::targets::http::{self, ApiError};
-use crate::targets::oauth::RefreshingToken;
+use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};
 use crate::targets::{secret_from_env, tokens};
 
 /// Errors of the Xero API.
@@ -27,6 +27,12 @@ pub enum XeroError {
     /// Xero's daily call limit is reached: nothing more today.
     #[error("{0}")]
     DailyLimit(String),
+}
+
+impl From<OAuthError> for XeroError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::from_oauth(e, Some("Xero")).into()
+    }
 }
 
 /// A client of one Xero organisation.
@@ -93,15 +99,6 @@ impl XeroApi {
         })
     }
 
-    async fn access(&self, force: bool) -> Result<(SecretString, String), XeroError> {
-        let t = self
-            .token
-            .access(force)
-            .await
-            .map_err(|e| ApiError::from_oauth(e, Some("Xero")))?;
-        Ok((t, self.tenant.clone()))
-    }
-
     /// One call: `body` is sent as is (exact JSON text), with an idempotency key for writes.
     ///
     /// # Errors
@@ -124,56 +121,67 @@ impl XeroApi {
                 "Xero's daily limit for this organisation is reached (X-DayLimit-Remaining: 0); the rest waits for the next run after the reset".into(),
             ));
         }
-        for attempt in 0..2 {
-            let (token, tenant) = self.access(attempt > 0).await?;
-            self.limiter.acquire().await;
-            let result = retry::send(self.policy, &url, || {
-                let mut r = self
-                    .http
-                    .request(method.clone(), &url)
-                    .query(query)
-                    .bearer_auth(token.expose_secret())
-                    .header("xero-tenant-id", &tenant)
-                    .header("Accept", "application/json");
-                if let Some(b) = body {
-                    r = r
-                        .header("Content-Type", "application/json")
-                        .body(b.to_owned());
-                }
-                if let Some(k) = key {
-                    r = r.header("Idempotency-Key", k);
-                }
-                r
-            })
-            .await;
-            match result {
-                Ok(resp) => {
-                    // The limits Xero reports on every answer: no storm of 429s.
-                    if retry::exhausted_wait(&resp, "x-daylimit-remaining", None, Duration::ZERO).is_some() {
-                        self.day_exhausted.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (url, tenant, method) = (&url, &self.tenant, &method);
+        let refused = || -> XeroError {
+            ApiError::Auth(
+                "Xero refused the access token (401/403): check the app's scopes, or connect again with `facto connect`".into(),
+            )
+            .into()
+        };
+        self.token
+            .authorized(|token| async move {
+                self.limiter.acquire().await;
+                let result = retry::send(self.policy, url, || {
+                    let mut r = self
+                        .http
+                        .request(method.clone(), url)
+                        .query(query)
+                        .bearer_auth(token.expose_secret())
+                        .header("xero-tenant-id", tenant)
+                        .header("Accept", "application/json");
+                    if let Some(b) = body {
+                        r = r
+                            .header("Content-Type", "application/json")
+                            .body(b.to_owned());
                     }
-                    if let Some(wait) =
-                        retry::exhausted_wait(&resp, "x-minlimit-remaining", None, Duration::from_secs(60))
-                    {
-                        tracing::info!(wait_secs = wait.as_secs(), "Xero minute limit reached; waiting.");
-                        tokio::time::sleep(wait).await;
+                    if let Some(k) = key {
+                        r = r.header("Idempotency-Key", k);
                     }
-                    return resp.json().await.map_err(|e| ApiError::protocol(path, e).into())
-                }
-                Err(HttpFailure::Refused { status: 401, .. }) if attempt == 0 => {}
-                Err(HttpFailure::Refused { status: 401 | 403, .. }) => {
-                    return Err(ApiError::Auth(
-                        "Xero refused the access token (401/403): check the app's scopes, or connect again with `facto connect`".into(),
-                    ).into())
-                }
-                Err(HttpFailure::Refused { status: 429, body, .. }) => {
-                    return Err(XeroError::DailyLimit(format!(
+                    r
+                })
+                .await;
+                Attempt::Done(match result {
+                    Ok(resp) => {
+                        self.note_limits(&resp).await;
+                        resp.json().await.map_err(|e| ApiError::protocol(path, e).into())
+                    }
+                    Err(HttpFailure::Refused { status: 401, .. }) => {
+                        return Attempt::TokenRefused(refused())
+                    }
+                    Err(HttpFailure::Refused { status: 403, .. }) => Err(refused()),
+                    Err(HttpFailure::Refused { status: 429, body, .. }) => Err(XeroError::DailyLimit(format!(
                         "Xero's daily limit for this organisation is reached ({body}); the rest waits for the next run after the reset"
-                    )))
-                }
-                Err(e) => return Err(ApiError::Http(e).into()),
-            }
+                    ))),
+                    Err(e) => Err(ApiError::Http(e).into()),
+                })
+            })
+            .await
+    }
+
+    /// The limits Xero reports on every answer: no storm of 429s.
+    async fn note_limits(&self, resp: &reqwest::Response) {
+        if retry::exhausted_wait(resp, "x-daylimit-remaining", None, Duration::ZERO).is_some() {
+            self.day_exhausted
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        Err(ApiError::Auth("Xero refused the access token twice".into()).into())
+        if let Some(wait) =
+            retry::exhausted_wait(resp, "x-minlimit-remaining", None, Duration::from_secs(60))
+        {
+            tracing::info!(
+                wait_secs = wait.as_secs(),
+                "Xero minute limit reached; waiting."
+            );
+            tokio::time::sleep(wait).await;
+        }
     }
 }
