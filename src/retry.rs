@@ -153,55 +153,13 @@ pub async fn send<F>(policy: RetryPolicy, url: &str, make: F) -> Result<Response
 where
     F: Fn() -> RequestBuilder,
 {
-    let shown = strip_query(url);
-    let op = || async {
-        match make().send().await {
-            Ok(resp) if resp.status().is_success() => Ok(resp),
-            Ok(resp) if daily_limit(&resp) => {
-                Err(backoff::Error::Permanent(daily_refusal(&shown, &resp)))
-            }
-            Ok(resp) if transient_status(resp.status()) => {
-                let wait = retry_after(&resp);
-                let status = resp.status().as_u16();
-                tracing::warn!(url = %shown, status, retry_after = ?wait, "Server asked to retry later.");
-                count(&RETRIES);
-                if status == 429 {
-                    count(&RATE_LIMIT_WAITS);
-                }
-                Err(backoff::Error::Transient {
-                    err: HttpFailure::Exhausted {
-                        url: shown.clone(),
-                        status,
-                    },
-                    retry_after: wait,
-                })
-            }
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let body: String = resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
-                Err(backoff::Error::Permanent(HttpFailure::Refused {
-                    url: shown.clone(),
-                    status,
-                    body,
-                }))
-            }
-            Err(e) => {
-                tracing::warn!(url = %shown, error = %e, "Request failed; retrying.");
-                count(&RETRIES);
-                Err(backoff::Error::transient(HttpFailure::Unreachable {
-                    url: shown.clone(),
-                    detail: e.without_url().to_string(),
-                }))
-            }
-        }
-    };
-    bounded(policy, op, wait_too_long).await
+    send_as(Repeat::Idempotent, policy, url, make)
+        .await
+        .map_err(|e| match e {
+            OnceFailure::NotSent(e) | OnceFailure::Refused(e) => e,
+            // Not given for an idempotent call (every transport error is retried).
+            OnceFailure::Unknown { url, detail } => HttpFailure::Unreachable { url, detail },
+        })
 }
 
 /// What a 429 or 503 asking to wait `wait`, beyond the `left` of the budget, becomes: the call
@@ -293,65 +251,110 @@ pub async fn send_once<F>(policy: RetryPolicy, url: &str, make: F) -> Result<Res
 where
     F: Fn() -> RequestBuilder,
 {
+    send_as(Repeat::Once, policy, url, make).await
+}
+
+/// Whether a request may be sent again when it may have been processed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Yes (a read): every transport error, 408, 429 and 5xx is retried.
+    Idempotent,
+    /// No (a creation): retried only when certainly not processed (no connection, 429, 503).
+    Once,
+}
+
+/// The one retry loop of every HTTP call: each outcome classified as success, retry (with the
+/// server's `Retry-After`) or failure, as `repeat` allows; bounded by `policy`.
+async fn send_as<F>(
+    repeat: Repeat,
+    policy: RetryPolicy,
+    url: &str,
+    make: F,
+) -> Result<Response, OnceFailure>
+where
+    F: Fn() -> RequestBuilder,
+{
+    let once = repeat == Repeat::Once;
     let shown = strip_query(url);
     let op = || async {
-        match make().send().await {
-            Ok(resp) if resp.status().is_success() => Ok(resp),
-            Ok(resp) if daily_limit(&resp) => Err(backoff::Error::Permanent(OnceFailure::Refused(
-                daily_refusal(&shown, &resp),
-            ))),
-            Ok(resp)
-                if resp.status() == StatusCode::TOO_MANY_REQUESTS
-                    || resp.status() == StatusCode::SERVICE_UNAVAILABLE =>
-            {
-                let wait = retry_after(&resp);
-                let status = resp.status().as_u16();
-                tracing::warn!(url = %shown, status, retry_after = ?wait, "Not processed; retrying later.");
-                count(&RETRIES);
-                count(&RATE_LIMIT_WAITS);
-                Err(backoff::Error::Transient {
-                    err: OnceFailure::NotSent(HttpFailure::Exhausted {
-                        url: shown.clone(),
-                        status,
-                    }),
-                    retry_after: wait,
-                })
-            }
-            Ok(resp) if resp.status().is_client_error() => {
-                let status = resp.status().as_u16();
-                let body: String = resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
-                Err(backoff::Error::Permanent(OnceFailure::Refused(
-                    HttpFailure::Refused {
-                        url: shown.clone(),
-                        status,
-                        body,
-                    },
-                )))
-            }
-            Ok(resp) => Err(backoff::Error::Permanent(OnceFailure::Unknown {
-                url: shown.clone(),
-                detail: format!("HTTP {}", resp.status().as_u16()),
-            })),
-            Err(e) if e.is_connect() => {
-                tracing::warn!(url = %shown, error = %e, "No connection; retrying.");
-                Err(backoff::Error::transient(OnceFailure::NotSent(
+        let resp = match make().send().await {
+            Ok(resp) => resp,
+            Err(e) if !once || e.is_connect() => {
+                if once {
+                    tracing::warn!(url = %shown, error = %e, "No connection; retrying.");
+                } else {
+                    tracing::warn!(url = %shown, error = %e, "Request failed; retrying.");
+                    count(&RETRIES);
+                }
+                return Err(backoff::Error::transient(OnceFailure::NotSent(
                     HttpFailure::Unreachable {
                         url: shown.clone(),
                         detail: e.without_url().to_string(),
                     },
-                )))
+                )));
             }
-            Err(e) => Err(backoff::Error::Permanent(OnceFailure::Unknown {
-                url: shown.clone(),
-                detail: e.without_url().to_string(),
-            })),
+            Err(e) => {
+                return Err(backoff::Error::Permanent(OnceFailure::Unknown {
+                    url: shown.clone(),
+                    detail: e.without_url().to_string(),
+                }))
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
         }
+        if daily_limit(&resp) {
+            return Err(backoff::Error::Permanent(OnceFailure::Refused(
+                daily_refusal(&shown, &resp),
+            )));
+        }
+        let retried = if once {
+            status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            transient_status(status)
+        };
+        if retried {
+            let wait = retry_after(&resp);
+            let status = status.as_u16();
+            if once {
+                tracing::warn!(url = %shown, status, retry_after = ?wait, "Not processed; retrying later.");
+            } else {
+                tracing::warn!(url = %shown, status, retry_after = ?wait, "Server asked to retry later.");
+            }
+            count(&RETRIES);
+            if once || status == 429 {
+                count(&RATE_LIMIT_WAITS);
+            }
+            return Err(backoff::Error::Transient {
+                err: OnceFailure::NotSent(HttpFailure::Exhausted {
+                    url: shown.clone(),
+                    status,
+                }),
+                retry_after: wait,
+            });
+        }
+        if once && !status.is_client_error() {
+            // 500, 502, 504: it may have been processed.
+            return Err(backoff::Error::Permanent(OnceFailure::Unknown {
+                url: shown.clone(),
+                detail: format!("HTTP {}", status.as_u16()),
+            }));
+        }
+        let body: String = resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(backoff::Error::Permanent(OnceFailure::Refused(
+            HttpFailure::Refused {
+                url: shown.clone(),
+                status: status.as_u16(),
+                body,
+            },
+        )))
     };
     bounded(policy, op, |e, wait, left| match e {
         OnceFailure::NotSent(e) => OnceFailure::NotSent(wait_too_long(e, wait, left)),
@@ -470,52 +473,41 @@ mod limiter_tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn retry_after_never_stretches_the_budget() {
+    /// A server that always answers 429 asking to wait `wait`, within a budget of `budget`
+    /// seconds: the outcome, and how many requests were sent.
+    async fn always_busy(budget: u64, wait: Duration) -> (Result<(), HttpFailure>, u32) {
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let start = tokio::time::Instant::now();
-        let r: Result<(), _> = bounded(
-            policy(6),
+        let r = bounded(
+            policy(budget),
             || async {
                 calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Err(busy(Some(Duration::from_secs(1))))
+                Err(busy(Some(wait)))
             },
             too_long,
         )
         .await;
+        (r, calls.into_inner())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_never_stretches_the_budget() {
+        let start = tokio::time::Instant::now();
+        let (r, calls) = always_busy(6, Duration::from_secs(1)).await;
         assert!(r.is_err());
         assert!(start.elapsed() <= Duration::from_secs(6));
-        assert!(calls.into_inner() <= 7);
+        assert!(calls <= 7);
     }
 
     #[tokio::test(start_paused = true)]
     async fn attempts_are_capped_even_without_a_wait() {
-        let calls = std::sync::atomic::AtomicU32::new(0);
-        let r: Result<(), _> = bounded(
-            policy(600),
-            || async {
-                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Err(busy(Some(Duration::ZERO)))
-            },
-            too_long,
-        )
-        .await;
+        let (r, calls) = always_busy(600, Duration::ZERO).await;
         assert!(matches!(r, Err(HttpFailure::Exhausted { .. })));
-        assert_eq!(calls.into_inner(), RetryPolicy::default().max_attempts);
+        assert_eq!(calls, RetryPolicy::default().max_attempts);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_beyond_the_budget_fails_at_once() {
-        let calls = std::sync::atomic::AtomicU32::new(0);
-        let r: Result<(), _> = bounded(
-            policy(6),
-            || async {
-                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Err(busy(Some(Duration::from_secs(3600))))
-            },
-            too_long,
-        )
-        .await;
+        let (r, calls) = always_busy(6, Duration::from_secs(3600)).await;
         let e = r.unwrap_err();
         assert!(
             matches!(
@@ -527,6 +519,82 @@ mod limiter_tests {
             ),
             "{e}"
         );
-        assert_eq!(calls.into_inner(), 1);
+        assert_eq!(calls, 1);
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::from_millis(10),
+            max_interval: Duration::from_millis(20),
+            max_elapsed: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// A server answering `first` once, then `then`.
+    async fn server(first: u16, then: u16, expected: u64) -> MockServer {
+        let s = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(first).set_body_string("first"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .expect(1)
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(then).set_body_string("then"))
+            .expect(expected - 1)
+            .mount(&s)
+            .await;
+        s
+    }
+
+    async fn both(first: u16, then: u16, calls: u64) -> Result<Response, HttpFailure> {
+        let s = server(first, then, calls).await;
+        let c = reqwest::Client::new();
+        send(quick(), &s.uri(), || c.post(s.uri())).await
+    }
+
+    async fn once(first: u16, then: u16, calls: u64) -> Result<Response, OnceFailure> {
+        let s = server(first, then, calls).await;
+        let c = reqwest::Client::new();
+        send_once(quick(), &s.uri(), || c.post(s.uri())).await
+    }
+
+    #[tokio::test]
+    async fn a_read_is_retried_after_a_5xx_and_not_after_a_4xx() {
+        assert!(both(500, 200, 2).await.is_ok());
+        assert!(both(408, 200, 2).await.is_ok());
+        let e = both(404, 200, 1).await.unwrap_err();
+        assert!(
+            matches!(&e, HttpFailure::Refused { status: 404, body, .. } if body == "first"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_creation_is_retried_only_when_certainly_not_processed() {
+        assert!(once(503, 201, 2).await.is_ok());
+        assert!(once(429, 201, 2).await.is_ok());
+        let e = once(500, 201, 1).await.unwrap_err();
+        assert!(
+            matches!(&e, OnceFailure::Unknown { detail, .. } if detail == "HTTP 500"),
+            "{e}"
+        );
+        let e = once(422, 201, 1).await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                OnceFailure::Refused(HttpFailure::Refused { status: 422, .. })
+            ),
+            "{e}"
+        );
     }
 }

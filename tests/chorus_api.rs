@@ -10,22 +10,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::chorus_sim::{Fault, Sim, ACCOUNT, CLIENT_ID, CLIENT_SECRET};
-use crate::common::{json_of, kill_at, target, Project};
+use crate::common::{self, json_of, kill_at, target, with_json, Project};
 
 const T: &str = "chorus-pro";
 /// The demo's documents for public buyers that pass every rule (F2026-0004 is held).
 const PUBLIC: usize = 9;
 
 fn project(sim: &Sim, extra: &str) -> Project {
-    let p = Project::demo();
-    p.write("connectors/chorus-pro.toml", &sim.connector(extra));
-    let cfg = p.read("facto.toml").replace(
-        "targets = [\"sales-fec\", \"sales-csv\"]",
-        "targets = [\"sales-fec\", \"sales-csv\", \"chorus-pro\"]",
-    );
-    assert!(cfg.contains("\"chorus-pro\""));
-    p.write("facto.toml", &cfg);
-    p
+    Project::demo_with_target(T, &sim.connector(extra))
 }
 
 fn command(p: &Project, args: &[&str], secret: &str) -> std::process::Command {
@@ -41,9 +33,7 @@ async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
 }
 
 async fn run_with(p: &Project, args: &[&str], secret: &str) -> (i32, Value, String) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    json_of(command(p, &all, secret)).await
+    json_of(command(p, &with_json(args), secret)).await
 }
 
 fn states(p: &Project, state: &str) -> Vec<Value> {
@@ -52,12 +42,7 @@ fn states(p: &Project, state: &str) -> Vec<Value> {
 }
 
 fn assert_once(sim: &Sim) {
-    let d = sim.deposits();
-    assert_eq!(d.len(), PUBLIC, "{d:?}");
-    assert!(
-        d.values().all(|n| *n == 1),
-        "deposited more than once: {d:?}"
-    );
+    common::assert_once(&sim.deposits(), PUBLIC, "deposited");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,7 +56,7 @@ async fn deposits_once_and_follows_statuses_to_payment() {
     assert_once(&sim);
     assert!(r["problems"].to_string().contains("CHORUS-EJ-OR-PO"));
     assert_eq!(
-        sim.state.lock().unwrap().token_requests,
+        sim.state.lock().unwrap().oauth.requests,
         1,
         "one token per run"
     );
@@ -459,14 +444,14 @@ async fn expiring_tokens_are_renewed_and_a_failed_flow_is_rejected_with_its_repo
     let p = project(&sim, "");
     {
         let mut s = sim.state.lock().unwrap();
-        s.token_max_uses = 3;
+        s.oauth.max_uses = 3;
         s.faults.push_back(Fault::Corrupt);
     }
     let (code, r, err) = run(&p, &["sync"]).await;
     assert_eq!(code, 1, "{r} {err}");
     assert_eq!(target(&r, T)["delivered"], PUBLIC as u64);
     assert!(
-        sim.state.lock().unwrap().token_requests > 2,
+        sim.state.lock().unwrap().oauth.requests > 2,
         "tokens renewed after a 401"
     );
     for _ in 0..2 {

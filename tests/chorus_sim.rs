@@ -6,13 +6,15 @@
 //! an answer lost after processing, an answer too slow. It counts deposits per invoice number so
 //! that tests prove "deposited exactly once".
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
+
+use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
 
 pub const CLIENT_ID: &str = "facto-test-client";
 pub const CLIENT_SECRET: &str = "s3cret-piste";
@@ -50,11 +52,8 @@ struct Flow {
 
 #[derive(Default)]
 pub struct State {
-    tokens: HashMap<String, (Instant, u32)>,
-    pub token_life: u64,
-    /// A token stops working after this many calls (0: never), as if it had expired.
-    pub token_max_uses: u32,
-    pub token_requests: u32,
+    /// PISTE: client-credentials tokens that expire.
+    pub oauth: FakeOAuth,
     next_flow: u64,
     next_invoice: i64,
     flows: BTreeMap<String, Flow>,
@@ -86,12 +85,10 @@ const PATH: [&str; 4] = [
 ];
 
 /// The running simulator.
-pub struct Sim {
-    pub server: MockServer,
-    pub state: Arc<Mutex<State>>,
-}
+pub type Sim = crate::common::sim::Sim<State>;
 
-struct Responder(Arc<Mutex<State>>);
+/// The helpers of the answers.
+struct Responder;
 
 fn ok(v: Value) -> ResponseTemplate {
     let mut v = v;
@@ -116,44 +113,8 @@ fn number_of(xml: &str) -> Option<String> {
 }
 
 impl Responder {
-    fn token(&self, s: &mut State, req: &Request) -> ResponseTemplate {
-        s.token_requests += 1;
-        let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
-            .into_owned()
-            .collect();
-        if form.get("grant_type").map(String::as_str) != Some("client_credentials")
-            || form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-            || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
-        {
-            return ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"}));
-        }
-        let token = format!("T{}", s.token_requests);
-        let life = if s.token_life == 0 {
-            3600
-        } else {
-            s.token_life
-        };
-        s.tokens.insert(
-            token.clone(),
-            (Instant::now() + Duration::from_secs(life), 0),
-        );
-        ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": token, "token_type": "Bearer", "expires_in": life, "scope": "openid"
-        }))
-    }
-
     fn authorised(s: &mut State, req: &Request) -> bool {
-        let max = s.token_max_uses;
-        let bearer = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| s.tokens.get_mut(t))
-            .is_some_and(|(until, uses)| {
-                *uses += 1;
-                Instant::now() < *until && (max == 0 || *uses <= max)
-            });
+        let bearer = s.oauth.authorised(req);
         let account = base64::engine::general_purpose::STANDARD.encode(ACCOUNT);
         let cpro = req
             .headers
@@ -378,23 +339,23 @@ impl Responder {
     }
 }
 
-impl Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let s = self;
         let path = req.url.path().to_owned();
         s.calls.push(path.clone());
         if path == "/api/oauth/token" {
-            return self.token(&mut s, req);
+            return s.oauth.token(req);
         }
-        if !Self::authorised(&mut s, req) {
+        if !Responder::authorised(s, req) {
             return ResponseTemplate::new(401);
         }
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         match path.as_str() {
-            "/cpro/factures/v1/deposer/flux" => self.deposit(&mut s, &body),
-            "/cpro/transverses/v1/consulterCRDetaille" => Self::report(&mut s, &body),
-            "/cpro/factures/v1/rechercher/fournisseur" => Self::search(&s, &body),
-            "/cpro/factures/v1/consulter/historique" => Self::history(&mut s, &body),
+            "/cpro/factures/v1/deposer/flux" => Responder.deposit(s, &body),
+            "/cpro/transverses/v1/consulterCRDetaille" => Responder::report(s, &body),
+            "/cpro/factures/v1/rechercher/fournisseur" => Responder::search(s, &body),
+            "/cpro/factures/v1/consulter/historique" => Responder::history(s, &body),
             "/cpro/transverses/v1/ajouter/fichier" => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(body["pieceJointeFichier"].as_str().unwrap_or(""))
@@ -405,7 +366,7 @@ impl Respond for Responder {
                 ok(json!({"pieceJointeIdFichier": id}))
             }
             "/cpro/factures/v1/completer" | "/cpro/factures/v1/recycler" => {
-                Self::answer(&mut s, &path, body)
+                Responder::answer(s, &path, body)
             }
             "/cpro/structures/v1/rechercher" => {
                 let siret = body["structure"]["identifiantStructure"]
@@ -437,18 +398,15 @@ impl Respond for Responder {
 impl Sim {
     /// Starts a simulator that knows the demo's two public buyers (no structure requirement).
     pub async fn start() -> Sim {
-        let server = MockServer::start().await;
-        let mut st = State::default();
+        let mut st = State {
+            oauth: FakeOAuth::client_credentials(CLIENT_ID, CLIENT_SECRET),
+            ..State::default()
+        };
         st.structures
             .insert("21690123100011".into(), (501, false, false));
         st.structures
             .insert("19690123400015".into(), (502, false, false));
-        let state = Arc::new(Mutex::new(st));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
-        Sim { server, state }
+        Sim::serve(st).await
     }
 
     /// The connector file of a `chorus-pro` target talking to this simulator.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, json_of, kill_at, target, Project};
+use crate::common::{self, free_port, give_consent, json_of, kill_at, target, with_json, Project};
 use crate::pennylane_sim::{Fault, Sim, OAUTH_CLIENT, OAUTH_SECRET, TOKEN};
 
 const T: &str = "pennylane";
@@ -20,13 +20,7 @@ pub fn project(sim: &Sim, extra: &str) -> Project {
 
 /// The demo project with this `pennylane` connector and an invoice PDF beside every document.
 pub fn with_connector(connector: &str) -> Project {
-    let p = Project::demo();
-    p.write("connectors/pennylane.toml", connector);
-    let cfg = p.read("facto.toml").replace(
-        "targets = [\"sales-fec\", \"sales-csv\"]",
-        "targets = [\"sales-fec\", \"sales-csv\", \"pennylane\"]",
-    );
-    p.write("facto.toml", &cfg);
+    let p = Project::demo_with_target(T, connector);
     let dir = p.path("examples/invoices");
     for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path();
@@ -60,9 +54,7 @@ async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
 }
 
 async fn run_with(p: &Project, args: &[&str], token: &str) -> (i32, Value) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, v, _) = json_of(command(p, &all, token)).await;
+    let (code, v, _) = json_of(command(p, &with_json(args), token)).await;
     (code, v)
 }
 
@@ -72,12 +64,7 @@ fn state_count(p: &Project, state: &str) -> usize {
 }
 
 fn assert_once(sim: &Sim) {
-    let i = sim.imports();
-    assert_eq!(i.len(), DELIVERABLE, "{i:?}");
-    assert!(
-        i.values().all(|n| *n == 1),
-        "imported more than once: {i:?}"
-    );
+    common::assert_once(&sim.imports(), DELIVERABLE, "imported");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -260,7 +247,7 @@ async fn a_partner_app_connects_with_oauth_and_its_rotated_tokens_are_saved() {
 
     let state = std::sync::Arc::clone(&sim.state);
     let printed = give_consent(with_app(&["connect", T]), port, move |c| {
-        state.lock().unwrap().challenge = Some(c);
+        state.lock().unwrap().oauth.challenge = Some(c);
     })
     .await;
     assert!(
@@ -271,19 +258,19 @@ async fn a_partner_app_connects_with_oauth_and_its_rotated_tokens_are_saved() {
     let first: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
 
     // The access token expires mid-run: one refresh, the rotated pair saved, nothing twice.
-    sim.state.lock().unwrap().expire_access();
+    sim.state.lock().unwrap().oauth.expire_access();
     let mut c = with_app(&["--json", "sync"]);
     let out = tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
-    assert_eq!(sim.state.lock().unwrap().refreshes, 1);
+    assert_eq!(sim.state.lock().unwrap().oauth.refreshes, 1);
     assert_once(&sim);
     let now: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
     assert_ne!(first["refresh_token"], now["refresh_token"]);
     assert_eq!(
         now["refresh_token"],
-        sim.state.lock().unwrap().oauth_refresh[0]
+        sim.state.lock().unwrap().oauth.refresh_tokens()[0]
     );
 }

@@ -6,12 +6,14 @@
 //! invoice number so that tests prove "imported exactly once".
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
+
+use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
 
 pub const TOKEN: &str = "pl-company-token";
 
@@ -39,79 +41,15 @@ pub struct State {
     pub paid: Vec<String>,
     /// Imports not listed yet (a late answer): invoice id → when they land.
     pub landing: BTreeMap<i64, std::time::Instant>,
-    /// OAuth2: the PKCE challenge of the consent, tokens issued, refreshes.
-    pub challenge: Option<String>,
-    pub oauth_access: Vec<String>,
-    pub oauth_refresh: Vec<String>,
-    pub refreshes: u32,
-    issued: u32,
+    /// OAuth2 of partner apps: PKCE consent, both tokens rotated on every refresh.
+    pub oauth: FakeOAuth,
 }
 
 pub const OAUTH_CLIENT: &str = "pl-partner-app";
 pub const OAUTH_SECRET: &str = "pl-partner-secret";
 
-impl State {
-    fn issue(&mut self) -> Value {
-        self.issued += 1;
-        let (a, r) = (format!("PLA{}", self.issued), format!("PLR{}", self.issued));
-        // Rotation: both previous tokens stop working.
-        self.oauth_access = vec![a.clone()];
-        self.oauth_refresh = vec![r.clone()];
-        json!({"access_token": a, "refresh_token": r, "token_type": "Bearer", "expires_in": 86400})
-    }
-
-    /// The OAuth2 access token stops working (as when it expires).
-    pub fn expire_access(&mut self) {
-        self.oauth_access.clear();
-    }
-}
-
-fn oauth_token(s: &mut State, req: &Request) -> ResponseTemplate {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
-        .into_owned()
-        .collect();
-    let basic = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    if basic.as_deref() != Some(&format!("{OAUTH_CLIENT}:{OAUTH_SECRET}")) {
-        return ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"}));
-    }
-    match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => {
-            let v = form.get("code_verifier").cloned().unwrap_or_default();
-            let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(sha2::Sha256::digest(v.as_bytes()));
-            if form.get("code").map(String::as_str) != Some("THE-CODE")
-                || s.challenge.as_deref() != Some(digest.as_str())
-            {
-                return ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}));
-            }
-            ResponseTemplate::new(200).set_body_json(s.issue())
-        }
-        Some("refresh_token") => {
-            let rt = form.get("refresh_token").cloned().unwrap_or_default();
-            if !s.oauth_refresh.contains(&rt) {
-                return ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}));
-            }
-            s.refreshes += 1;
-            ResponseTemplate::new(200).set_body_json(s.issue())
-        }
-        _ => ResponseTemplate::new(400).set_body_json(json!({"error": "unsupported_grant_type"})),
-    }
-}
-
-pub struct Sim {
-    pub server: MockServer,
-    pub state: Arc<Mutex<State>>,
-}
-
-struct Responder(Arc<Mutex<State>>);
+/// The running simulator.
+pub type Sim = crate::common::sim::Sim<State>;
 
 fn dec(v: &Value) -> Decimal {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or_default()
@@ -136,20 +74,18 @@ fn page(items: Vec<Value>) -> ResponseTemplate {
         .set_body_json(json!({"items": items, "has_more": false, "next_cursor": null}))
 }
 
-impl Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let s = self;
         s.requests += 1;
         if req.url.path() == "/oauth/token" {
-            return oauth_token(&mut s, req);
+            return s.oauth.token(req);
         }
         let auth = req
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let oauth_ok = auth
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| s.oauth_access.iter().any(|x| x == t));
+        let oauth_ok = s.oauth.authorised(req);
         if auth != Some(&format!("Bearer {TOKEN}")) && !oauth_ok {
             return ResponseTemplate::new(401).set_body_json(json!({"error": "Unauthorized"}));
         }
@@ -295,8 +231,13 @@ impl Respond for Responder {
 impl Sim {
     /// A company whose chart holds the demo mapping's revenue accounts.
     pub async fn start() -> Sim {
-        let server = MockServer::start().await;
-        let mut st = State::default();
+        let mut st = State {
+            oauth: FakeOAuth::authorization_code(OAUTH_CLIENT, OAUTH_SECRET)
+                .prefixed("PLA", "PLR")
+                .revoking_previous()
+                .expiring_in(86400),
+            ..State::default()
+        };
         for (i, n) in [
             "706100", "706200", "706300", "706400", "707000", "707100", "707200", "708500",
         ]
@@ -306,12 +247,7 @@ impl Sim {
             st.accounts
                 .push((5000 + i as i64, (*n).to_owned(), "any".to_owned()));
         }
-        let state = Arc::new(Mutex::new(st));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
-        Sim { server, state }
+        Sim::serve(st).await
     }
 
     pub fn connector(&self, extra: &str) -> String {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::common::{free_port, give_consent, json_of, kill_at, target, Project};
+use crate::common::{self, free_port, give_consent, json_of, kill_at, target, with_json, Project};
 use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "xero";
@@ -21,26 +21,15 @@ pub fn command(p: &Project, args: &[&str]) -> std::process::Command {
 }
 
 async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, v, _) = json_of(command(p, &all)).await;
+    let (code, v, _) = json_of(command(p, &with_json(args))).await;
     (code, v)
 }
 
 /// The demo with a `xero` target, Xero tax types in the mapping, and the consent given.
 pub async fn connected(sim: &Sim, extra: &str) -> Project {
-    let p = Project::demo();
     let port = free_port();
-    p.write("connectors/xero.toml", &sim.connector(port, extra));
-    let cfg = p.read("facto.toml").replace(
-        "targets = [\"sales-fec\", \"sales-csv\"]",
-        "targets = [\"sales-fec\", \"sales-csv\", \"xero\"]",
-    );
-    p.write("facto.toml", &cfg);
-    let mut m = String::new();
-    for line in p.read("mappings/pcg-demo.toml").lines() {
-        m.push_str(line);
-        m.push('\n');
+    let p = Project::demo_with_target(T, &sim.connector(port, extra));
+    p.extend_mapping(|line| {
         let code = match line {
             "[tax.TVA20]" => "FR20",
             "[tax.TVA10]" => "FR10",
@@ -48,16 +37,15 @@ pub async fn connected(sim: &Sim, extra: &str) -> Project {
             "[tax.TVA21]" => "FR21",
             "[tax.EXO]" => "EXEMPT",
             "[tax.AUTOLIQ]" => "RCSERV",
-            _ => continue,
+            _ => return None,
         };
-        m.push_str(&format!("xero_tax_type = \"{code}\"\n"));
-    }
-    p.write("mappings/pcg-demo.toml", &m);
+        Some(format!("xero_tax_type = \"{code}\""))
+    });
 
     // `facto connect xero`: read the consent URL, answer as the browser would.
     let state = std::sync::Arc::clone(&sim.state);
     let printed = give_consent(command(&p, &["connect", T]), port, move |c| {
-        state.lock().unwrap().challenge = Some(c);
+        state.lock().unwrap().oauth.challenge = Some(c);
     })
     .await;
     assert!(printed.contains("connected to Atelier Demo"), "{printed}");
@@ -80,9 +68,7 @@ pub async fn connected(sim: &Sim, extra: &str) -> Project {
 }
 
 fn assert_once(sim: &Sim) {
-    let c = sim.created();
-    assert_eq!(c.len(), DELIVERABLE, "{c:?}");
-    assert!(c.values().all(|n| *n == 1), "created more than once: {c:?}");
+    common::assert_once(&sim.created(), DELIVERABLE, "created");
 }
 
 fn count(p: &Project, state: &str) -> usize {
@@ -190,11 +176,11 @@ async fn daily_limit_stops_only_this_target_and_expired_tokens_are_refreshed() {
     );
 
     // The access token expires: refreshed once, the rotated refresh token saved first.
-    sim.state.lock().unwrap().expire_access();
+    sim.state.lock().unwrap().oauth.expire_access();
     let (code, r) = run(&p, &["sync"]).await;
     assert_eq!(code, 1, "{r}");
     assert_once(&sim);
-    assert_eq!(sim.state.lock().unwrap().refreshes, 1);
+    assert_eq!(sim.state.lock().unwrap().oauth.refreshes, 1);
     let now = std::fs::read_to_string(p.path("data/xero-xero.json")).unwrap();
     let (a, b): (Value, Value) = (
         serde_json::from_str(&first).unwrap(),

@@ -49,9 +49,8 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
     let mock = start(&bin, &spec, &dir.path().join("prism.log"), false);
     let base = format!("http://127.0.0.1:{}", mock.port);
 
-    let p = Project::demo();
-    p.write(
-        "connectors/xero.toml",
+    let p = Project::demo_with_target(
+        "xero",
         &format!(
             "kind = \"xero\"\nclient_id_env = \"XERO_CLIENT_ID\"\napi_url = \"{base}\"\ntoken_url = \"{base}/token\"\nbatch_size = 1\ncalls_per_minute = 1000\nmax_retry_secs = 5\n"
         ),
@@ -62,24 +61,16 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
             "expires_at": "2099-01-01T00:00:00Z", "tenant_id": "11111111-1111-1111-1111-111111111111"})
         .to_string(),
     );
-    let cfg = p.read("facto.toml").replace(
-        "targets = [\"sales-fec\", \"sales-csv\"]",
-        "targets = [\"sales-fec\", \"sales-csv\", \"xero\"]",
-    );
-    p.write("facto.toml", &cfg);
     // Prism answers with the spec's examples: the chart's "200 Sales" and the tax type OUTPUT2.
-    let mut m = String::new();
-    for line in p.read("mappings/pcg-demo.toml").lines() {
-        m.push_str(line);
-        m.push('\n');
+    p.extend_mapping(|line| {
         if line.starts_with("[gl.") {
-            m.push_str("xero_account_code = \"200\"\n");
+            Some("xero_account_code = \"200\"".into())
+        } else if line.starts_with("[tax.") {
+            Some("xero_tax_type = \"OUTPUT2\"".into())
+        } else {
+            None
         }
-        if line.starts_with("[tax.") {
-            m.push_str("xero_tax_type = \"OUTPUT2\"\n");
-        }
-    }
-    p.write("mappings/pcg-demo.toml", &m);
+    });
 
     let out = p
         .command(&["--json", "sync"])

@@ -5,14 +5,14 @@
 //! replay, lookups by number, allocations. Faults on demand: minute and daily 429s, a lost
 //! answer after processing. It counts creations per number so that tests prove "exactly once".
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use base64::Engine as _;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
+
+use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
 
 pub const CLIENT_ID: &str = "xero-app-id";
 pub const CLIENT_SECRET: &str = "xero-app-secret";
@@ -30,11 +30,8 @@ pub enum Fault {
 
 #[derive(Default)]
 pub struct State {
-    pub challenge: Option<String>,
-    access: HashSet<String>,
-    refresh: HashSet<String>,
-    pub refreshes: u32,
-    n: u32,
+    /// Xero's identity server: PKCE consent, refresh tokens rotated on every use.
+    pub oauth: FakeOAuth,
     pub accounts: Vec<String>,
     pub tax_types: Vec<String>,
     pub contacts: Vec<(String, String)>,
@@ -65,77 +62,17 @@ impl State {
     }
 }
 
-impl State {
-    fn issue(&mut self) -> Value {
-        self.n += 1;
-        let access = format!("AT{}", self.n);
-        let refresh = format!("RT{}", self.n);
-        self.access.insert(access.clone());
-        self.refresh.insert(refresh.clone());
-        json!({"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": 1800})
-    }
+/// The running simulator.
+pub type Sim = crate::common::sim::Sim<State>;
 
-    /// Every access token stops working (as when they expire).
-    pub fn expire_access(&mut self) {
-        self.access.clear();
-    }
-}
-
-pub struct Sim {
-    pub server: MockServer,
-    pub state: Arc<Mutex<State>>,
-}
-
-struct Responder(Arc<Mutex<State>>);
+/// The helpers of the answers.
+struct Responder;
 
 fn d(v: &Value) -> Decimal {
     v.to_string().trim_matches('"').parse().unwrap_or_default()
 }
 
 impl Responder {
-    fn token(s: &mut State, req: &Request) -> ResponseTemplate {
-        let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
-            .into_owned()
-            .collect();
-        let basic = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        if basic.as_deref() != Some(&format!("{CLIENT_ID}:{CLIENT_SECRET}")) {
-            return ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"}));
-        }
-        match form.get("grant_type").map(String::as_str) {
-            Some("authorization_code") => {
-                let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-                let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(Sha256::digest(verifier.as_bytes()));
-                if form.get("code").map(String::as_str) != Some("THE-CODE")
-                    || s.challenge.as_deref() != Some(digest.as_str())
-                {
-                    return ResponseTemplate::new(400)
-                        .set_body_json(json!({"error": "invalid_grant"}));
-                }
-                ResponseTemplate::new(200).set_body_json(s.issue())
-            }
-            Some("refresh_token") => {
-                let rt = form.get("refresh_token").cloned().unwrap_or_default();
-                // Rotation: a refresh token works once.
-                if !s.refresh.remove(&rt) {
-                    return ResponseTemplate::new(400)
-                        .set_body_json(json!({"error": "invalid_grant"}));
-                }
-                s.refreshes += 1;
-                ResponseTemplate::new(200).set_body_json(s.issue())
-            }
-            _ => {
-                ResponseTemplate::new(400).set_body_json(json!({"error": "unsupported_grant_type"}))
-            }
-        }
-    }
-
     fn docs(s: &mut State, req: &Request, credit: bool) -> ResponseTemplate {
         let key = req
             .headers
@@ -268,21 +205,15 @@ impl Responder {
     }
 }
 
-impl Respond for Responder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let s = self;
         s.calls += 1;
         let path = req.url.path().to_owned();
         if path == "/connect/token" {
-            return Self::token(&mut s, req);
+            return s.oauth.token(req);
         }
-        let bearer = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned);
-        if !bearer.is_some_and(|b| s.access.contains(&b)) {
+        if !s.oauth.authorised(req) {
             return ResponseTemplate::new(401).set_body_json(json!({"Type": null, "Title": "Unauthorized", "Status": 401, "Detail": "TokenExpired: token expired"}));
         }
         if path == "/connections" {
@@ -324,8 +255,8 @@ impl Respond for Responder {
                 }
                 ResponseTemplate::new(200).set_body_json(reply)
             }
-            ("PUT", "/Invoices") => Self::docs(&mut s, req, false),
-            ("PUT", "/CreditNotes") => Self::docs(&mut s, req, true),
+            ("PUT", "/Invoices") => Responder::docs(s, req, false),
+            ("PUT", "/CreditNotes") => Responder::docs(s, req, true),
             ("GET", "/Invoices") if q.contains_key("IDs") => {
                 let ids: Vec<&str> = q["IDs"].split(',').collect();
                 let list: Vec<Value> = s
@@ -368,7 +299,6 @@ impl Sim {
     /// An organisation whose chart and tax rates cover the demo mapping (with the Xero codes
     /// the tests add to it).
     pub async fn start() -> Sim {
-        let server = MockServer::start().await;
         let st = State {
             accounts: [
                 "706100", "706200", "706300", "706400", "707000", "707100", "707200", "708500",
@@ -380,14 +310,10 @@ impl Sim {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            oauth: FakeOAuth::authorization_code(CLIENT_ID, CLIENT_SECRET).expiring_in(1800),
             ..State::default()
         };
-        let state = Arc::new(Mutex::new(st));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Responder(Arc::clone(&state)))
-            .mount(&server)
-            .await;
-        Sim { server, state }
+        Sim::serve(st).await
     }
 
     pub fn connector(&self, port: u16, extra: &str) -> String {

@@ -19,6 +19,7 @@
 
 pub mod chorus;
 pub mod driver;
+pub mod http;
 pub mod journal_file;
 pub mod oauth;
 pub mod pennylane;

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod oauth;
+pub mod sim;
 mod skip;
 pub use skip::skip;
 
@@ -96,6 +98,33 @@ impl Project {
         std::fs::read_to_string(self.path(rel)).unwrap()
     }
 
+    /// The demo project with the target `name` (this connector file) added to the sales job.
+    pub fn demo_with_target(name: &str, connector: &str) -> Project {
+        let p = Project::demo();
+        p.write(&format!("connectors/{name}.toml"), connector);
+        let cfg = p.read("facto.toml").replace(
+            "targets = [\"sales-fec\", \"sales-csv\"]",
+            &format!("targets = [\"sales-fec\", \"sales-csv\", \"{name}\"]"),
+        );
+        assert!(cfg.contains(&format!("\"{name}\"")));
+        p.write("facto.toml", &cfg);
+        p
+    }
+
+    /// Rewrites the demo mapping with, after each line, what `after` gives for it.
+    pub fn extend_mapping(&self, after: impl Fn(&str) -> Option<String>) {
+        let mut m = String::new();
+        for line in self.read("mappings/pcg-demo.toml").lines() {
+            m.push_str(line);
+            m.push('\n');
+            if let Some(more) = after(line) {
+                m.push_str(&more);
+                m.push('\n');
+            }
+        }
+        self.write("mappings/pcg-demo.toml", &m);
+    }
+
     /// Every file under `out/`, relative paths, sorted.
     pub fn out_files(&self) -> Vec<PathBuf> {
         fn walk(d: &Path, base: &Path, v: &mut Vec<PathBuf>) {
@@ -115,6 +144,23 @@ impl Project {
         v.sort();
         v
     }
+}
+
+/// `--json` followed by `args`.
+pub fn with_json<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    all
+}
+
+/// Asserts that `expected` documents reached a remote, each exactly once (`counts`: how many
+/// times each number was `done` there).
+pub fn assert_once(counts: &std::collections::BTreeMap<String, u32>, expected: usize, done: &str) {
+    assert_eq!(counts.len(), expected, "{counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "{done} more than once: {counts:?}"
+    );
 }
 
 /// The target report of `target` in a run report.
@@ -221,7 +267,7 @@ pub fn xmllint(schema: &Path, docs: &[(String, Vec<u8>)]) {
 
 /// Runs `facto connect` (`cmd`) and answers its consent page as a browser would: reads the
 /// consent URL it prints, hands the PKCE challenge to the fake server (`challenge`), calls the
-/// redirect with code `THE-CODE`. Returns what facto printed; panics if it failed.
+/// redirect with code [`oauth::CODE`]. Returns what facto printed; panics if it failed.
 pub async fn give_consent(mut cmd: Command, port: u16, challenge: impl FnOnce(String)) -> String {
     use std::io::{BufRead, BufReader};
     let mut child = cmd
@@ -254,7 +300,8 @@ pub async fn give_consent(mut cmd: Command, port: u16, challenge: impl FnOnce(St
     assert_eq!(q["code_challenge_method"], "S256");
     challenge(q["code_challenge"].clone());
     let redirect = format!(
-        "http://127.0.0.1:{port}/callback?code=THE-CODE&state={}",
+        "http://127.0.0.1:{port}/callback?code={}&state={}",
+        oauth::CODE,
         q["state"]
     );
     let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();

@@ -10,6 +10,7 @@ use super::api::{ChorusApi, ChorusError, Routing};
 use super::state_for;
 use crate::config::ChorusConfig;
 use crate::ledger::{AuditEvent, Ledger, LedgerError, RecordKey};
+use crate::targets::http::ApiError;
 
 /// Chorus Pro's limit for one attachment.
 pub const MAX_FILE_BYTES: usize = 10 << 20;
@@ -227,7 +228,7 @@ pub async fn send(
                     let m = format!("{number}: {e}");
                     (m.clone(), AnswerError::Refused(m))
                 }
-                ChorusError::Unknown(_) => {
+                ChorusError::Api(ApiError::Unknown(_)) => {
                     let m = format!(
                         "{number}: {e}; `facto status` shows whether Chorus Pro took it before you try again"
                     );

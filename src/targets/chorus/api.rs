@@ -1,14 +1,12 @@
-//! The Chorus Pro API through PISTE: OAuth2 client credentials (the `oauth2` crate; token cached
-//! and renewed four minutes before expiry, one request at a time), the `cpro-account` header of
+//! The Chorus Pro API through PISTE: OAuth2 client credentials (the shared
+//! [`ClientCredentials`] cache, renewed four minutes before expiry), the `cpro-account` header of
 //! the technical account, and the calls facto makes. Reads are retried (429, 5xx, no answer);
 //! the deposit is sent once, retried only when it was certainly not processed. Secrets stay in
 //! `secrecy` types and never reach an error message or a log.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,6 +14,9 @@ use serde_json::{json, Value};
 
 use crate::config::ChorusConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RetryPolicy};
+use crate::targets::http::{self, ApiError};
+use crate::targets::oauth::{Attempt, ClientCredentials, ClientCredentialsSettings, OAuthError};
+use crate::targets::secret_from_env;
 
 /// Renew the token this long before it expires (what the OCA client does).
 const TOKEN_MARGIN: Duration = Duration::from_secs(240);
@@ -23,22 +24,11 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(240);
 /// Errors of the Chorus Pro API.
 #[derive(Debug, thiserror::Error)]
 pub enum ChorusError {
-    /// A secret is missing from the environment.
-    #[error("{0}")]
-    Config(String),
-    /// PISTE or Chorus Pro refused the credentials.
-    #[error("{0}")]
-    Auth(String),
-    /// No answer, or a refusal, for a call that changes nothing.
+    /// What any API can give: a secret missing, credentials refused, no answer, a deposit not
+    /// processed or maybe processed ([`ApiError::Unknown`]: look it up before any new attempt),
+    /// an answer not as documented.
     #[error(transparent)]
-    Http(#[from] HttpFailure),
-    /// A deposit (or another change) that was certainly not processed.
-    #[error("not processed by Chorus Pro: {0}")]
-    NotSent(String),
-    /// A deposit (or another change) that may have been processed: look it up before any new
-    /// attempt.
-    #[error("outcome unknown (it may have been processed): {0}")]
-    Unknown(String),
+    Api(#[from] ApiError),
     /// Chorus Pro answered with a functional error (`codeRetour` not 0).
     #[error("Chorus Pro refused: {libelle} (code {code})")]
     Refused {
@@ -47,14 +37,25 @@ pub enum ChorusError {
         /// `libelle`.
         libelle: String,
     },
-    /// An answer that is not what the API documents.
-    #[error("unexpected answer from {path}: {detail}")]
-    Protocol {
-        /// Endpoint.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
+}
+
+impl From<HttpFailure> for ChorusError {
+    fn from(e: HttpFailure) -> Self {
+        ChorusError::Api(e.into())
+    }
+}
+
+/// A change certainly not processed.
+fn not_sent(detail: impl std::fmt::Display) -> ChorusError {
+    ApiError::NotSent(format!("not processed by Chorus Pro: {detail}")).into()
+}
+
+/// A change that may have been processed.
+fn unknown(detail: impl std::fmt::Display) -> ChorusError {
+    ApiError::Unknown(format!(
+        "outcome unknown (it may have been processed): {detail}"
+    ))
+    .into()
 }
 
 /// `deposer/flux` answer.
@@ -161,16 +162,15 @@ pub use crate::einvoice::rules::StructureRules;
 pub struct ChorusApi {
     http: reqwest::Client,
     base: String,
-    token_url: String,
-    client_id: String,
-    client_secret: SecretString,
+    token: ClientCredentials,
     account: SecretString,
     policy: RetryPolicy,
-    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
 }
 
-fn secret_from_env(var: &str, what: &str) -> Result<SecretString, ChorusError> {
-    crate::targets::secret_from_env(var, what).map_err(ChorusError::Config)
+impl From<OAuthError> for ChorusError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::from_oauth(e, None).into()
+    }
 }
 
 impl ChorusApi {
@@ -180,83 +180,42 @@ impl ChorusApi {
     ///
     /// A secret is missing, or the HTTP client cannot be built.
     pub fn new(cfg: &ChorusConfig) -> Result<Self, ChorusError> {
-        let client_id = secret_from_env(&cfg.client_id_env, "PISTE client id")?;
-        let client_secret = secret_from_env(&cfg.client_secret_env, "PISTE client secret")?;
+        let client_id =
+            secret_from_env(&cfg.client_id_env, "PISTE client id").map_err(ApiError::Config)?;
+        let client_secret = secret_from_env(&cfg.client_secret_env, "PISTE client secret")
+            .map_err(ApiError::Config)?;
         let account = secret_from_env(
             &cfg.cpro_account_env,
             "Chorus Pro technical account, login:password",
-        )?;
+        )
+        .map_err(ApiError::Config)?;
         if !account.expose_secret().contains(':') {
-            return Err(ChorusError::Config(format!(
+            return Err(ApiError::Config(format!(
                 "{} must hold the technical account as login:password",
                 cfg.cpro_account_env
-            )));
+            ))
+            .into());
         }
         let encoded = base64::engine::general_purpose::STANDARD.encode(account.expose_secret());
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ChorusError::Config(format!("HTTP client: {e}")))?;
+        let http = http::client(cfg.timeout_secs)?;
+        let token = ClientCredentials::new(
+            http.clone(),
+            ClientCredentialsSettings {
+                provider: "PISTE".into(),
+                token_url: cfg.token_url(),
+                client_id: client_id.expose_secret().to_owned(),
+                client_secret,
+                scope: Some("openid".into()),
+                margin: TOKEN_MARGIN,
+            },
+        );
         Ok(ChorusApi {
             http,
             base: cfg.api_url().trim_end_matches('/').to_owned(),
-            token_url: cfg.token_url(),
-            client_id: client_id.expose_secret().to_owned(),
-            client_secret,
+            token,
             account: SecretString::from(encoded),
-            policy: RetryPolicy {
-                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
-                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
-                ..RetryPolicy::default()
-            },
-            token: tokio::sync::Mutex::new(None),
+            policy: http::policy(cfg.max_retry_secs),
         })
-    }
-
-    /// A valid access token: the cached one, or a new one (one request at a time).
-    async fn token(&self) -> Result<SecretString, ChorusError> {
-        let mut cached = self.token.lock().await;
-        if let Some((t, until)) = cached.as_ref() {
-            if Instant::now() < *until {
-                return Ok(t.clone());
-            }
-        }
-        let url = TokenUrl::new(self.token_url.clone())
-            .map_err(|e| ChorusError::Config(format!("token_url: {e}")))?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_owned(),
-            ))
-            .set_auth_type(AuthType::RequestBody)
-            .set_token_uri(url);
-        let resp = client
-            .exchange_client_credentials()
-            .add_scope(Scope::new("openid".into()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match e {
-                oauth2::RequestTokenError::ServerResponse(r) => ChorusError::Auth(format!(
-                    "PISTE refused the client credentials ({}); check the client id and secret of the PISTE application for this environment",
-                    r.error()
-                )),
-                oauth2::RequestTokenError::Request(e) => ChorusError::Http(HttpFailure::Unreachable {
-                    url: self.token_url.clone(),
-                    detail: e.to_string(),
-                }),
-                other => ChorusError::Auth(format!("PISTE token request failed: {other}")),
-            })?;
-        let life = resp.expires_in().unwrap_or(Duration::from_secs(3600));
-        let token = SecretString::from(resp.access_token().secret().to_owned());
-        *cached = Some((
-            token.clone(),
-            Instant::now() + life.saturating_sub(TOKEN_MARGIN),
-        ));
-        Ok(token)
-    }
-
-    async fn forget_token(&self) {
-        *self.token.lock().await = None;
     }
 
     fn request(&self, path: &str, token: &SecretString, body: &Value) -> reqwest::RequestBuilder {
@@ -269,11 +228,11 @@ impl ChorusApi {
     }
 
     fn auth_refused(status: u16) -> ChorusError {
-        ChorusError::Auth(if status == 403 {
+        ChorusError::Api(ApiError::Auth(if status == 403 {
             "Chorus Pro answered 403: the PISTE application is not subscribed to the Chorus Pro APIs of this environment, or their terms were not accepted".to_owned()
         } else {
             "Chorus Pro refused the credentials (401): check the technical account (cpro-account) and its password expiry".to_owned()
-        })
+        }))
     }
 
     fn parse<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, ChorusError> {
@@ -288,10 +247,7 @@ impl ChorusApi {
                     .to_owned(),
             });
         }
-        serde_json::from_value(v).map_err(|e| ChorusError::Protocol {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })
+        serde_json::from_value(v).map_err(|e| ApiError::protocol(path, e).into())
     }
 
     /// The functional error of a 400 answer.
@@ -306,44 +262,36 @@ impl ChorusApi {
                     .unwrap_or("")
                     .to_owned(),
             },
-            _ => ChorusError::Protocol {
-                path: path.to_owned(),
-                detail: format!("HTTP 400: {body}"),
-            },
+            _ => ApiError::protocol(path, format!("HTTP 400: {body}")).into(),
         }
     }
 
     /// A call that changes nothing: retried; a 401 renews the token once.
     async fn read<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, ChorusError> {
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let url = format!("{}{path}", self.base);
-            match retry::send(self.policy, &url, || self.request(path, &token, &body)).await {
-                Ok(resp) => {
-                    let v: Value = resp.json().await.map_err(|e| ChorusError::Protocol {
-                        path: path.to_owned(),
-                        detail: e.to_string(),
-                    })?;
-                    return Self::parse(path, v);
-                }
-                Err(HttpFailure::Refused { status: 401, .. }) if attempt == 0 => {
-                    self.forget_token().await;
-                }
-                Err(HttpFailure::Refused { status, .. }) if status == 401 || status == 403 => {
-                    return Err(Self::auth_refused(status))
-                }
-                Err(HttpFailure::Refused {
-                    status: 400, body, ..
-                }) => {
-                    return Err(Self::refusal(path, &body));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Self::auth_refused(401))
+        let url = format!("{}{path}", self.base);
+        let (url, body) = (&url, &body);
+        self.token
+            .authorized(|token| async move {
+                let sent = retry::send(self.policy, url, || self.request(path, &token, body)).await;
+                Attempt::Done(match sent {
+                    Ok(resp) => match resp.json().await {
+                        Ok(v) => Self::parse(path, v),
+                        Err(e) => Err(ApiError::protocol(path, e).into()),
+                    },
+                    Err(HttpFailure::Refused { status: 401, .. }) => {
+                        return Attempt::TokenRefused(Self::auth_refused(401))
+                    }
+                    Err(HttpFailure::Refused { status: 403, .. }) => Err(Self::auth_refused(403)),
+                    Err(HttpFailure::Refused {
+                        status: 400, body, ..
+                    }) => Err(Self::refusal(path, &body)),
+                    Err(e) => Err(e.into()),
+                })
+            })
+            .await
     }
 
-    /// Deposits one flow (`deposer/flux`). Sent once: see [`ChorusError::Unknown`].
+    /// Deposits one flow (`deposer/flux`). Sent once: see [`ApiError::Unknown`].
     ///
     /// # Errors
     ///
@@ -371,43 +319,37 @@ impl ChorusApi {
         path: &str,
         body: &Value,
     ) -> Result<T, ChorusError> {
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let url = format!("{}{path}", self.base);
-            match retry::send_once(self.policy, &url, || self.request(path, &token, body)).await {
-                Ok(resp) => {
-                    let v: Value = resp
-                        .json()
-                        .await
-                        .map_err(|e| ChorusError::Unknown(format!("unreadable answer: {e}")))?;
-                    return Self::parse(path, v);
-                }
-                Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
-                    if attempt == 0 =>
-                {
-                    self.forget_token().await;
-                }
-                Err(OnceFailure::Refused(HttpFailure::Refused { status, body, .. })) => {
-                    if status == 401 || status == 403 {
-                        return Err(Self::auth_refused(status));
+        let url = format!("{}{path}", self.base);
+        let url = &url;
+        self.token
+            .authorized(|token| async move {
+                let sent =
+                    retry::send_once(self.policy, url, || self.request(path, &token, body)).await;
+                Attempt::Done(match sent {
+                    Ok(resp) => match resp.json().await {
+                        Ok(v) => Self::parse(path, v),
+                        Err(e) => Err(unknown(format!("unreadable answer: {e}"))),
+                    },
+                    Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. })) => {
+                        return Attempt::TokenRefused(Self::auth_refused(401))
                     }
-                    return Err(match Self::refusal(path, &body) {
-                        e @ ChorusError::Refused { .. } => e,
-                        _ => ChorusError::Refused {
-                            code: i64::from(status),
-                            libelle: body,
-                        },
-                    });
-                }
-                Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
-                    return Err(ChorusError::NotSent(e.to_string()))
-                }
-                Err(OnceFailure::Unknown { detail, .. }) => {
-                    return Err(ChorusError::Unknown(detail))
-                }
-            }
-        }
-        Err(Self::auth_refused(401))
+                    Err(OnceFailure::Refused(HttpFailure::Refused { status: 403, .. })) => {
+                        Err(Self::auth_refused(403))
+                    }
+                    Err(OnceFailure::Refused(HttpFailure::Refused { status, body, .. })) => {
+                        Err(match Self::refusal(path, &body) {
+                            e @ ChorusError::Refused { .. } => e,
+                            _ => ChorusError::Refused {
+                                code: i64::from(status),
+                                libelle: body,
+                            },
+                        })
+                    }
+                    Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => Err(not_sent(e)),
+                    Err(OnceFailure::Unknown { detail, .. }) => Err(unknown(detail)),
+                })
+            })
+            .await
     }
 
     /// Uploads a file for a later action (`transverses/v1/ajouter/fichier`, at most 10 MB);
@@ -577,10 +519,7 @@ impl ChorusApi {
         let status = v
             .get("statutCourantCode")
             .and_then(Value::as_str)
-            .ok_or_else(|| ChorusError::Protocol {
-                path: "consulter/historique".into(),
-                detail: "no statutCourantCode".into(),
-            })?
+            .ok_or_else(|| ApiError::protocol("consulter/historique", "no statutCourantCode"))?
             .to_owned();
         let comment = v
             .pointer("/historiquesDesStatuts/histoStatut")
@@ -654,4 +593,23 @@ pub struct CachedStructure {
     pub read_at: chrono::DateTime<chrono::Utc>,
     /// `None`: Chorus Pro does not know this SIRET.
     pub rules: Option<StructureRules>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_messages_of_a_deposit_not_made_or_maybe_made_are_chorus_pros() {
+        assert_eq!(
+            not_sent("HTTP 503").to_string(),
+            "not processed by Chorus Pro: HTTP 503"
+        );
+        let e = unknown("HTTP 500");
+        assert!(matches!(e, ChorusError::Api(ApiError::Unknown(_))));
+        assert_eq!(
+            e.to_string(),
+            "outcome unknown (it may have been processed): HTTP 500"
+        );
+    }
 }

@@ -24,6 +24,7 @@ use crate::format::{self, zip::Zip, Layout};
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
+use crate::targets::http::ApiError;
 
 /// The ledger state of a Chorus Pro invoice status.
 pub fn state_for(status: &str) -> State {
@@ -50,7 +51,7 @@ pub struct ChorusRun {
 
 fn remote(target: &str, e: &ChorusError) -> TargetError {
     match e {
-        ChorusError::Config(m) => TargetError::Config(m.clone()),
+        ChorusError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
         e => TargetError::Remote {
             target: target.to_owned(),
             detail: e.to_string(),
@@ -291,7 +292,7 @@ impl Target for ChorusRun {
                 error: format!("Chorus Pro refused the deposit: {libelle} (code {code})"),
                 note: "deposit refused by Chorus Pro".into(),
             },
-            Err(e @ ChorusError::Unknown(_)) => Outcome::Uncertain {
+            Err(e @ ChorusError::Api(ApiError::Unknown(_))) => Outcome::Uncertain {
                 error: format!("{e}; Chorus Pro is asked for it before any new deposit"),
                 stop: remote(&self.name, &e),
             },

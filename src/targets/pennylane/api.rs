@@ -12,26 +12,18 @@ use serde_json::Value;
 
 use crate::config::PennylaneConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RateLimiter, RetryPolicy};
-use crate::targets::oauth::{OAuthError, RefreshingToken};
+use crate::targets::http::{self, ApiError};
+use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};
+use crate::targets::secret_from_env;
 
 /// Errors of the Pennylane API.
 #[derive(Debug, thiserror::Error)]
 pub enum PennylaneError {
-    /// The token variable is missing.
-    #[error("{0}")]
-    Config(String),
-    /// Token refused or scope missing.
-    #[error("{0}")]
-    Auth(String),
-    /// A read failed after retries.
+    /// What any API can give: the token missing or refused, no answer, a creating call not
+    /// processed or maybe processed ([`ApiError::Unknown`]: look it up before any new attempt),
+    /// an answer not as documented.
     #[error(transparent)]
-    Http(#[from] HttpFailure),
-    /// A creating call certainly not processed.
-    #[error("not processed: {0}")]
-    NotSent(String),
-    /// A creating call that may have been processed: look it up before any new attempt.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
+    Api(#[from] ApiError),
     /// Pennylane refused the content (422 and other 4xx), with its message.
     #[error("Pennylane refused it (HTTP {status}): {body}")]
     Refused {
@@ -40,14 +32,12 @@ pub enum PennylaneError {
         /// Pennylane's message.
         body: String,
     },
-    /// An answer that is not what the API documents.
-    #[error("unexpected answer from {path}: {detail}")]
-    Protocol {
-        /// Endpoint.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
+}
+
+impl From<OAuthError> for PennylaneError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::from_oauth(e, Some("Pennylane")).into()
+    }
 }
 
 /// How calls are authorised: a company API token, or OAuth2 tokens from `facto connect`.
@@ -65,16 +55,12 @@ pub struct PennylaneApi {
     limiter: RateLimiter,
 }
 
-fn env_secret(var: &str, what: &str) -> Result<SecretString, PennylaneError> {
-    crate::targets::secret_from_env(var, what).map_err(PennylaneError::Config)
-}
-
 fn auth_error(status: u16, body: &str) -> PennylaneError {
-    PennylaneError::Auth(if status == 403 {
+    PennylaneError::Api(ApiError::Auth(if status == 403 {
         format!("Pennylane refused the call (403): the API token lacks a scope ({body}); facto needs customer_invoices:all, file_attachments:all, ledger_accounts:readonly and customers:all")
     } else {
         "Pennylane refused the API token (401): it is wrong or expired; create a new company API token and export it again".to_owned()
-    })
+    }))
 }
 
 impl PennylaneApi {
@@ -84,17 +70,19 @@ impl PennylaneApi {
     ///
     /// The token variable is missing, or the HTTP client cannot be built.
     pub fn new(cfg: &PennylaneConfig, name: &str, store: PathBuf) -> Result<Self, PennylaneError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PennylaneError::Config(format!("HTTP client: {e}")))?;
+        let http = http::client(cfg.timeout_secs)?;
         let auth = match (&cfg.token_env, &cfg.client_id_env) {
-            (Some(var), _) => Auth::Company(env_secret(var, "Pennylane company API token")?),
+            (Some(var), _) => Auth::Company(
+                secret_from_env(var, "Pennylane company API token").map_err(ApiError::Config)?,
+            ),
             (None, Some(id)) => {
-                let client_id = env_secret(id, "Pennylane OAuth2 client id")?;
+                let client_id =
+                    secret_from_env(id, "Pennylane OAuth2 client id").map_err(ApiError::Config)?;
                 let secret = match &cfg.client_secret_env {
-                    Some(v) => Some(env_secret(v, "Pennylane OAuth2 client secret")?),
+                    Some(v) => Some(
+                        secret_from_env(v, "Pennylane OAuth2 client secret")
+                            .map_err(ApiError::Config)?,
+                    ),
                     None => None,
                 };
                 Auth::OAuth(Box::new(
@@ -106,24 +94,21 @@ impl PennylaneApi {
                         secret,
                         format!("target `{name}` is not connected to Pennylane yet: run `facto connect {name}`"),
                     )
-                    .map_err(|e| PennylaneError::Config(e.to_string()))?,
+                    .map_err(|e| ApiError::Config(e.to_string()))?,
                 ))
             }
             (None, None) => {
-                return Err(PennylaneError::Config(
+                return Err(ApiError::Config(
                     "set token_env or client_id_env in the Pennylane connector".into(),
-                ))
+                )
+                .into())
             }
         };
         Ok(PennylaneApi {
             http,
             base: cfg.api_url.trim_end_matches('/').to_owned(),
             auth,
-            policy: RetryPolicy {
-                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
-                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
-                ..RetryPolicy::default()
-            },
+            policy: http::policy(cfg.max_retry_secs),
             limiter: RateLimiter::new(cfg.requests_per_5s, Duration::from_secs(5)),
         })
     }
@@ -132,11 +117,7 @@ impl PennylaneApi {
     async fn bearer(&self, force: bool) -> Result<SecretString, PennylaneError> {
         match &self.auth {
             Auth::Company(t) => Ok(t.clone()),
-            Auth::OAuth(t) => t.access(force).await.map_err(|e| match e {
-                OAuthError::Config(m) => PennylaneError::Config(m),
-                OAuthError::Refused(m) => PennylaneError::Auth(format!("Pennylane: {m}")),
-                OAuthError::Http(h) => PennylaneError::Http(h),
-            }),
+            Auth::OAuth(t) => t.access(force).await.map_err(Into::into),
         }
     }
 
@@ -156,6 +137,22 @@ impl PennylaneApi {
         }
     }
 
+    /// Runs `call` with the bearer token; an OAuth2 token refused is refreshed and `call` runs
+    /// once more (a company token cannot be refreshed: its refusal is final).
+    async fn authorized<T, F, Fut>(&self, mut call: F) -> Result<T, PennylaneError>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: std::future::Future<Output = Attempt<T, PennylaneError>>,
+    {
+        match &self.auth {
+            Auth::Company(t) => match call(t.clone()).await {
+                Attempt::Done(r) => r,
+                Attempt::TokenRefused(e) => Err(e),
+            },
+            Auth::OAuth(t) => t.authorized(call).await,
+        }
+    }
+
     /// Whether a 401 may be cured by a refresh (OAuth2 tokens only).
     fn refreshable(&self) -> bool {
         matches!(self.auth, Auth::OAuth(_))
@@ -172,12 +169,12 @@ impl PennylaneApi {
     /// Network, credentials or protocol failure.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, PennylaneError> {
         let url = self.url(path);
-        for attempt in 0..2 {
-            let token = self.bearer(attempt > 0).await?;
+        let url = &url;
+        self.authorized(|token| async move {
             self.limiter.acquire().await;
-            let result = retry::send(self.policy, &url, || {
+            let result = retry::send(self.policy, url, || {
                 self.http
-                    .get(&url)
+                    .get(url)
                     .query(query)
                     .bearer_auth(token.expose_secret())
                     .header("Accept", "application/json")
@@ -185,28 +182,25 @@ impl PennylaneApi {
             .await;
             let resp = match result {
                 Ok(r) => r,
-                Err(HttpFailure::Refused { status: 401, .. })
-                    if attempt == 0 && self.refreshable() =>
-                {
-                    continue;
-                }
-                Err(HttpFailure::Refused { status, body, .. })
-                    if status == 401 || status == 403 =>
-                {
-                    return Err(auth_error(status, &body))
-                }
+                Err(HttpFailure::Refused {
+                    status: 401, body, ..
+                }) => return Attempt::TokenRefused(auth_error(401, &body)),
+                Err(HttpFailure::Refused {
+                    status: 403, body, ..
+                }) => return Attempt::Done(Err(auth_error(403, &body))),
                 Err(HttpFailure::Refused { status, body, .. }) => {
-                    return Err(PennylaneError::Refused { status, body })
+                    return Attempt::Done(Err(PennylaneError::Refused { status, body }))
                 }
-                Err(e) => return Err(PennylaneError::Http(e)),
+                Err(e) => return Attempt::Done(Err(ApiError::Http(e).into())),
             };
             self.pause_if_exhausted(&resp).await;
-            return resp.json().await.map_err(|e| PennylaneError::Protocol {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            });
-        }
-        Err(auth_error(401, ""))
+            Attempt::Done(
+                resp.json()
+                    .await
+                    .map_err(|e| ApiError::protocol(path, e).into()),
+            )
+        })
+        .await
     }
 
     /// Every item of a cursor-paged list (`{items, has_more, next_cursor}`).
@@ -272,10 +266,9 @@ impl PennylaneApi {
             match result {
                 Ok(resp) => {
                     self.pause_if_exhausted(&resp).await;
-                    return resp
-                        .json()
-                        .await
-                        .map_err(|e| PennylaneError::Unknown(format!("unreadable answer: {e}")));
+                    return resp.json().await.map_err(|e| {
+                        ApiError::Unknown(format!("outcome unknown: unreadable answer: {e}")).into()
+                    });
                 }
                 Err(OnceFailure::Refused(HttpFailure::Refused { status: 401, .. }))
                     if !refreshed && self.refreshable() =>
@@ -298,16 +291,17 @@ impl PennylaneApi {
                     })
                 }
                 Err(OnceFailure::Refused(e) | OnceFailure::NotSent(e)) => {
-                    return Err(PennylaneError::NotSent(e.to_string()))
+                    return Err(ApiError::NotSent(format!("not processed: {e}")).into())
                 }
                 Err(OnceFailure::Unknown { detail, .. }) => {
-                    return Err(PennylaneError::Unknown(detail))
+                    return Err(ApiError::Unknown(format!("outcome unknown: {detail}")).into())
                 }
             }
         }
-        Err(PennylaneError::NotSent(format!(
-            "{path}: the attachment never became ready"
-        )))
+        Err(ApiError::NotSent(format!(
+            "not processed: {path}: the attachment never became ready"
+        ))
+        .into())
     }
 
     /// A JSON POST that creates something.
@@ -336,10 +330,7 @@ impl PennylaneApi {
             .await?;
         v.get("id")
             .and_then(Value::as_i64)
-            .ok_or_else(|| PennylaneError::Protocol {
-                path: "/file_attachments".into(),
-                detail: "no id in the answer".into(),
-            })
+            .ok_or_else(|| ApiError::protocol("/file_attachments", "no id in the answer").into())
     }
 }
 

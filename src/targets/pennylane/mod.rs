@@ -28,6 +28,7 @@ use crate::mapping::MappedDocument;
 use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
 use crate::source::attachments::AttachmentRoots;
+use crate::targets::http::ApiError;
 
 /// Where a connector's OAuth2 tokens live.
 pub fn token_path(cfg: &PennylaneConfig, data_dir: &std::path::Path, name: &str) -> PathBuf {
@@ -49,7 +50,7 @@ pub struct PennylaneRun {
 
 fn remote(target: &str, e: &PennylaneError) -> TargetError {
     match e {
-        PennylaneError::Config(m) => TargetError::Config(m.clone()),
+        PennylaneError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
         e => TargetError::Remote {
             target: target.to_owned(),
             detail: e.to_string(),
@@ -574,7 +575,7 @@ impl Target for PennylaneRun {
                 error: format!("Pennylane refused the import (HTTP {status}): {body}"),
                 note: "import refused by Pennylane".into(),
             },
-            Err(e @ PennylaneError::Unknown(_)) => Outcome::Uncertain {
+            Err(e @ PennylaneError::Api(ApiError::Unknown(_))) => Outcome::Uncertain {
                 error: format!("{e}; looked up by its external reference before any new import"),
                 stop: remote(&self.name, &e),
             },

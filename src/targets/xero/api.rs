@@ -13,32 +13,26 @@ use serde_json::Value;
 
 use crate::config::XeroConfig;
 use crate::retry::{self, HttpFailure, RateLimiter, RetryPolicy};
-use crate::targets::oauth::{OAuthError, RefreshingToken};
-use crate::targets::tokens;
+use crate::targets::http::{self, ApiError};
+use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};
+use crate::targets::{secret_from_env, tokens};
 
 /// Errors of the Xero API.
 #[derive(Debug, thiserror::Error)]
 pub enum XeroError {
-    /// Missing secret or connection.
-    #[error("{0}")]
-    Config(String),
-    /// Tokens refused.
-    #[error("{0}")]
-    Auth(String),
+    /// What any API can give: a secret or the connection missing, tokens refused, no answer or
+    /// a refusal after retries, an answer not as documented.
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// Xero's daily call limit is reached: nothing more today.
     #[error("{0}")]
     DailyLimit(String),
-    /// No answer, or refused, after retries.
-    #[error(transparent)]
-    Http(#[from] HttpFailure),
-    /// An answer that is not what the API documents.
-    #[error("unexpected answer from {path}: {detail}")]
-    Protocol {
-        /// Endpoint.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
+}
+
+impl From<OAuthError> for XeroError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::from_oauth(e, Some("Xero")).into()
+    }
 }
 
 /// A client of one Xero organisation.
@@ -53,19 +47,15 @@ pub struct XeroApi {
     day_exhausted: std::sync::atomic::AtomicBool,
 }
 
-fn env_secret(var: &str, what: &str) -> Result<SecretString, XeroError> {
-    crate::targets::secret_from_env(var, what).map_err(XeroError::Config)
-}
-
 /// The OAuth2 client of a connector (client id, optional secret, token URL).
 ///
 /// # Errors
 ///
 /// A secret is missing or the token URL is invalid.
 pub fn oauth_client(cfg: &XeroConfig) -> Result<(String, Option<SecretString>), XeroError> {
-    let id = env_secret(&cfg.client_id_env, "Xero app client id")?;
+    let id = secret_from_env(&cfg.client_id_env, "Xero app client id").map_err(ApiError::Config)?;
     let secret = match &cfg.client_secret_env {
-        Some(v) => Some(env_secret(v, "Xero app client secret")?),
+        Some(v) => Some(secret_from_env(v, "Xero app client secret").map_err(ApiError::Config)?),
         None => None,
     };
     Ok((id.expose_secret().to_owned(), secret))
@@ -79,11 +69,7 @@ impl XeroApi {
     /// A secret is missing, or the organisation is not connected yet.
     pub fn new(cfg: &XeroConfig, name: &str, store: PathBuf) -> Result<Self, XeroError> {
         let (client_id, client_secret) = oauth_client(cfg)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| XeroError::Config(format!("HTTP client: {e}")))?;
+        let http = http::client(cfg.timeout_secs)?;
         let token = RefreshingToken::load(
             http.clone(),
             store,
@@ -92,13 +78,13 @@ impl XeroApi {
             client_secret,
             format!("target `{name}` is not connected to Xero yet: run `facto connect {name}`"),
         )
-        .map_err(|e| XeroError::Config(e.to_string()))?;
+        .map_err(|e| ApiError::Config(e.to_string()))?;
         let tenant = tokens::load(token.store())
             .ok()
             .flatten()
             .and_then(|t| t.tenant_id)
             .ok_or_else(|| {
-                XeroError::Config(format!(
+                ApiError::Config(format!(
                     "no Xero organisation is chosen for `{name}`: run `facto connect {name} --tenant ID`"
                 ))
             })?;
@@ -107,23 +93,10 @@ impl XeroApi {
             base: cfg.api_url.trim_end_matches('/').to_owned(),
             token,
             tenant,
-            policy: RetryPolicy {
-                max_elapsed: Duration::from_secs(cfg.max_retry_secs),
-                max_retry_after: Duration::from_secs(cfg.max_retry_secs),
-                ..RetryPolicy::default()
-            },
+            policy: http::policy(cfg.max_retry_secs),
             limiter: RateLimiter::new(cfg.calls_per_minute, Duration::from_secs(60)),
             day_exhausted: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    async fn access(&self, force: bool) -> Result<(SecretString, String), XeroError> {
-        let t = self.token.access(force).await.map_err(|e| match e {
-            OAuthError::Config(m) => XeroError::Config(m),
-            OAuthError::Refused(m) => XeroError::Auth(format!("Xero: {m}")),
-            OAuthError::Http(h) => XeroError::Http(h),
-        })?;
-        Ok((t, self.tenant.clone()))
     }
 
     /// One call: `body` is sent as is (exact JSON text), with an idempotency key for writes.
@@ -148,61 +121,67 @@ impl XeroApi {
                 "Xero's daily limit for this organisation is reached (X-DayLimit-Remaining: 0); the rest waits for the next run after the reset".into(),
             ));
         }
-        for attempt in 0..2 {
-            let (token, tenant) = self.access(attempt > 0).await?;
-            self.limiter.acquire().await;
-            let result = retry::send(self.policy, &url, || {
-                let mut r = self
-                    .http
-                    .request(method.clone(), &url)
-                    .query(query)
-                    .bearer_auth(token.expose_secret())
-                    .header("xero-tenant-id", &tenant)
-                    .header("Accept", "application/json");
-                if let Some(b) = body {
-                    r = r
-                        .header("Content-Type", "application/json")
-                        .body(b.to_owned());
-                }
-                if let Some(k) = key {
-                    r = r.header("Idempotency-Key", k);
-                }
-                r
-            })
-            .await;
-            match result {
-                Ok(resp) => {
-                    // The limits Xero reports on every answer: no storm of 429s.
-                    if retry::exhausted_wait(&resp, "x-daylimit-remaining", None, Duration::ZERO).is_some() {
-                        self.day_exhausted.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (url, tenant, method) = (&url, &self.tenant, &method);
+        let refused = || -> XeroError {
+            ApiError::Auth(
+                "Xero refused the access token (401/403): check the app's scopes, or connect again with `facto connect`".into(),
+            )
+            .into()
+        };
+        self.token
+            .authorized(|token| async move {
+                self.limiter.acquire().await;
+                let result = retry::send(self.policy, url, || {
+                    let mut r = self
+                        .http
+                        .request(method.clone(), url)
+                        .query(query)
+                        .bearer_auth(token.expose_secret())
+                        .header("xero-tenant-id", tenant)
+                        .header("Accept", "application/json");
+                    if let Some(b) = body {
+                        r = r
+                            .header("Content-Type", "application/json")
+                            .body(b.to_owned());
                     }
-                    if let Some(wait) =
-                        retry::exhausted_wait(&resp, "x-minlimit-remaining", None, Duration::from_secs(60))
-                    {
-                        tracing::info!(wait_secs = wait.as_secs(), "Xero minute limit reached; waiting.");
-                        tokio::time::sleep(wait).await;
+                    if let Some(k) = key {
+                        r = r.header("Idempotency-Key", k);
                     }
-                    return resp.json().await.map_err(|e| XeroError::Protocol {
-                        path: path.to_owned(),
-                        detail: e.to_string(),
-                    })
-                }
-                Err(HttpFailure::Refused { status: 401, .. }) if attempt == 0 => {}
-                Err(HttpFailure::Refused { status: 401 | 403, .. }) => {
-                    return Err(XeroError::Auth(
-                        "Xero refused the access token (401/403): check the app's scopes, or connect again with `facto connect`".into(),
-                    ))
-                }
-                Err(HttpFailure::Refused { status: 429, body, .. }) => {
-                    return Err(XeroError::DailyLimit(format!(
+                    r
+                })
+                .await;
+                Attempt::Done(match result {
+                    Ok(resp) => {
+                        self.note_limits(&resp).await;
+                        resp.json().await.map_err(|e| ApiError::protocol(path, e).into())
+                    }
+                    Err(HttpFailure::Refused { status: 401, .. }) => {
+                        return Attempt::TokenRefused(refused())
+                    }
+                    Err(HttpFailure::Refused { status: 403, .. }) => Err(refused()),
+                    Err(HttpFailure::Refused { status: 429, body, .. }) => Err(XeroError::DailyLimit(format!(
                         "Xero's daily limit for this organisation is reached ({body}); the rest waits for the next run after the reset"
-                    )))
-                }
-                Err(e) => return Err(e.into()),
-            }
+                    ))),
+                    Err(e) => Err(ApiError::Http(e).into()),
+                })
+            })
+            .await
+    }
+
+    /// The limits Xero reports on every answer: no storm of 429s.
+    async fn note_limits(&self, resp: &reqwest::Response) {
+        if retry::exhausted_wait(resp, "x-daylimit-remaining", None, Duration::ZERO).is_some() {
+            self.day_exhausted
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        Err(XeroError::Auth(
-            "Xero refused the access token twice".into(),
-        ))
+        if let Some(wait) =
+            retry::exhausted_wait(resp, "x-minlimit-remaining", None, Duration::from_secs(60))
+        {
+            tracing::info!(
+                wait_secs = wait.as_secs(),
+                "Xero minute limit reached; waiting."
+            );
+            tokio::time::sleep(wait).await;
+        }
     }
 }

@@ -29,6 +29,7 @@ use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::model::DocKind;
 use crate::problem::Problem;
+use crate::targets::http::ApiError;
 
 /// Where a connector's tokens live.
 pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
@@ -39,7 +40,7 @@ pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
 
 fn remote(target: &str, e: &XeroError) -> TargetError {
     match e {
-        XeroError::Config(m) => TargetError::Config(m.clone()),
+        XeroError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
         e => TargetError::Remote {
             target: target.to_owned(),
             detail: e.to_string(),
@@ -267,7 +268,7 @@ impl XeroRun {
         let path = if credit { "/CreditNotes" } else { "/Invoices" };
         self.api
             .as_ref()
-            .ok_or_else(|| XeroError::Config("dry run".into()))?
+            .ok_or_else(|| XeroError::Api(ApiError::Config("dry run".into())))?
             .call(
                 Method::PUT,
                 path,
@@ -316,7 +317,7 @@ impl XeroRun {
             .await
         {
             Ok(_) => rec.remote_status = Some(format!("allocated to {prev}")),
-            Err(e @ (XeroError::Auth(_) | XeroError::DailyLimit(_))) => {
+            Err(e @ (XeroError::Api(ApiError::Auth(_)) | XeroError::DailyLimit(_))) => {
                 return Err(remote(&self.name, &e))
             }
             Err(e) => rec.remote_status = Some(format!("not allocated to {prev}: {e}")),
@@ -495,16 +496,17 @@ impl Target for XeroRun {
         Ok(match self.send_batch(b.credit, &b.body, &b.key).await {
             Ok(answer) => Outcome::Partial(items(&answer, b.credit, lot.docs.len())),
             // Refused before processing: nothing was created.
-            Err(e @ (XeroError::Auth(_) | XeroError::DailyLimit(_) | XeroError::Config(_))) => {
-                Outcome::NotSent {
-                    error: e.to_string(),
-                    note: format!("not sent: {e}"),
-                    stop: remote(&self.name, &e),
-                }
-            }
-            Err(XeroError::Http(HttpFailure::Refused {
+            Err(
+                e @ (XeroError::Api(ApiError::Auth(_) | ApiError::Config(_))
+                | XeroError::DailyLimit(_)),
+            ) => Outcome::NotSent {
+                error: e.to_string(),
+                note: format!("not sent: {e}"),
+                stop: remote(&self.name, &e),
+            },
+            Err(XeroError::Api(ApiError::Http(HttpFailure::Refused {
                 status: 400, body, ..
-            })) => Outcome::Refused {
+            }))) => Outcome::Refused {
                 error: format!("Xero refused the batch: {body}"),
                 note: "batch refused by Xero".into(),
             },
