@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{find_line, parse_toml, ConfigError};
+use crate::toml_file::{find_line, parse_toml, ConfigError};
 
 mod entry;
 
