@@ -8,19 +8,19 @@ use std::path::{Path, PathBuf};
 use crate::mapping::Mapping;
 
 mod connector;
-mod journal_file;
 mod overlap;
-mod source;
 
-pub use crate::toml_file::{find_line, line_of, load_toml, parse_toml, ConfigError};
-use connector::thirty;
-pub use connector::{
-    load_connector, ChorusConfig, ChorusEnv, Connector, EinvoiceSyntax, PennylaneConfig, XeroConfig,
-};
-pub use journal_file::{
+pub use connector::{load_connector, Connector};
+// The connectors' settings live beside their components; re-exported here while callers move.
+pub use crate::source::http::{HttpConfig, Pagination};
+pub use crate::source::json_dir::JsonDirConfig;
+pub use crate::targets::chorus::config::{ChorusConfig, ChorusEnv, EinvoiceSyntax};
+pub use crate::targets::journal_file::config::{
     Encoding, FecSeparator, JournalFileConfig, JournalFormat, DEFAULT_FILE_MODE,
 };
-pub use source::{HttpConfig, JsonDirConfig, Pagination};
+pub use crate::targets::pennylane::config::PennylaneConfig;
+pub use crate::targets::xero::config::XeroConfig;
+pub use crate::toml_file::{find_line, line_of, load_toml, parse_toml, ConfigError};
 
 /// The company whose sales are booked.
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +170,9 @@ impl Default for DaemonSection {
     }
 }
 
+fn thirty() -> u64 {
+    30
+}
 fn daemon_max_connections() -> usize {
     64
 }

@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod api;
+pub mod config;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 //! before anything is sent again.
 
 pub mod api;
+pub mod config;
 pub mod vat;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@
 //! `GET /TaxRates`) holds back a document whose account code or tax type Xero does not have.
 
 pub mod api;
+pub mod config;
 mod document;
 mod reconcile;
 
