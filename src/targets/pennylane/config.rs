@@ -1,10 +1,14 @@
 //! `kind = "pennylane"` connectors: the API token or OAuth2 app, the request budget, the
-//! reference prefix, and their validation.
+//! reference prefix, and their validation; and the mapping key Pennylane reads
+//! (`pennylane_vat_rate`).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::mapping::keys::{EntryFacts, KeyTable, MappingKey};
+use crate::mapping::VatCategory;
 use crate::toml_file::{find_line, parse_toml, ConfigError};
+use rust_decimal::Decimal;
 
 /// `kind = "pennylane"`: imports issued invoices and credit notes into Pennylane (API v2).
 #[derive(Debug, Clone, Deserialize)]
@@ -123,5 +127,36 @@ impl PennylaneConfig {
             ));
         }
         Ok(c)
+    }
+}
+
+/// The mapping key of Pennylane's `vat_rate` code, on tax entries.
+pub const VAT_RATE: &str = "pennylane_vat_rate";
+
+/// The mapping keys Pennylane reads.
+pub const MAPPING_KEYS: &[MappingKey] = &[MappingKey {
+    name: VAT_RATE,
+    table: KeyTable::Tax,
+    check: Some(check_vat_rate),
+    default: Some(standard_vat_rate),
+    help: "Pennylane's vat_rate code (FR_200, exempt, intracom_21, ...); standard French rates of category S default to theirs",
+}];
+
+fn check_vat_rate(code: &str, facts: &EntryFacts<'_>) -> Result<(), String> {
+    super::vat::check(code, facts.rate.unwrap_or_default())
+}
+
+/// Standard French rates of category S default to their code (20 % → `FR_200`); other
+/// categories need it set.
+fn standard_vat_rate(facts: &EntryFacts<'_>) -> Option<String> {
+    if facts.category != Some(VatCategory::S) {
+        return None;
+    }
+    let tenths = facts.rate?.checked_mul(Decimal::TEN)?.normalize();
+    match tenths.to_string().as_str() {
+        "200" | "100" | "85" | "55" | "21" | "130" | "9" => {
+            Some(format!("FR_{:0>2}", tenths.to_string()))
+        }
+        _ => None,
     }
 }

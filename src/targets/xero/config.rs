@@ -1,8 +1,10 @@
-//! `kind = "xero"` connectors: OAuth2 URLs, batches and call budget, and their validation.
+//! `kind = "xero"` connectors: OAuth2 URLs, batches and call budget, and their validation; and the
+//! mapping keys Xero reads (`xero_tax_type`, `xero_account_code`).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::mapping::keys::{EntryFacts, KeyTable, MappingKey};
 use crate::toml_file::{find_line, parse_toml, ConfigError};
 
 /// `kind = "xero"`: sends sales invoices and credit notes to a Xero organisation.
@@ -122,4 +124,31 @@ impl XeroConfig {
         }
         Ok(c)
     }
+}
+
+/// The mapping key of Xero's `TaxType`, on tax entries.
+pub const TAX_TYPE: &str = "xero_tax_type";
+/// The mapping key of Xero's account code, on GL entries.
+pub const ACCOUNT_CODE: &str = "xero_account_code";
+
+/// The mapping keys Xero reads.
+pub const MAPPING_KEYS: &[MappingKey] = &[
+    MappingKey {
+        name: TAX_TYPE,
+        table: KeyTable::Tax,
+        check: None,
+        default: None,
+        help: "Xero TaxType (OUTPUT2, TAX001, ... from the organisation's tax rates)",
+    },
+    MappingKey {
+        name: ACCOUNT_CODE,
+        table: KeyTable::Gl,
+        check: None,
+        default: Some(same_account),
+        help: "Xero account code, when the Xero chart numbers it differently (default: account)",
+    },
+];
+
+fn same_account(facts: &EntryFacts<'_>) -> Option<String> {
+    facts.account.map(str::to_owned)
 }
