@@ -20,6 +20,7 @@ pub use crate::targets::journal_file::config::{
 };
 pub use crate::targets::pennylane::config::PennylaneConfig;
 pub use crate::targets::xero::config::XeroConfig;
+use crate::toml_file::Spans;
 pub use crate::toml_file::{find_line, line_of, load_toml, parse_toml, ConfigError};
 
 /// The company whose sales are booked.
@@ -267,10 +268,12 @@ impl Config {
     pub fn load(path: &Path, data_dir_override: Option<&Path>) -> Result<Config, ConfigError> {
         let (raw, text): (RawConfig, String) = load_toml(path)?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Lines of errors found after parsing come from the keys' spans.
+        let spans = Spans::new(&text);
         if !siren_is_valid(&raw.company.siren) {
             return Err(ConfigError::at(
                 path,
-                find_line(&text, &["siren"]),
+                spans.line(&["company".into(), "siren".into()]),
                 format!(
                     "company siren `{}` is not a valid SIREN (9 digits with a correct Luhn key)",
                     raw.company.siren
@@ -280,7 +283,7 @@ impl Config {
         if parse_month_day(&raw.company.fiscal_year_end).is_none() {
             return Err(ConfigError::at(
                 path,
-                find_line(&text, &["fiscal_year_end"]),
+                spans.line(&["company".into(), "fiscal_year_end".into()]),
                 format!(
                     "fiscal_year_end `{}` is not MM-DD (for example \"12-31\")",
                     raw.company.fiscal_year_end
@@ -304,8 +307,9 @@ impl Config {
         let mut jobs = Vec::new();
         // Where each job's targets deliver, found by the per-job check, compared across jobs.
         let mut job_dests = Vec::new();
-        for rj in raw.job {
-            let job_line = find_line(&text, &[&format!("name = \"{}\"", rj.name)]);
+        for (i, rj) in raw.job.into_iter().enumerate() {
+            let job_key = |key: &str| spans.line(&["job".into(), i.into(), key.into()]);
+            let job_line = job_key("name").or_else(|| spans.line(&["job".into(), i.into()]));
             if jobs.iter().any(|j: &Job| j.name == rj.name) {
                 return Err(ConfigError::at(
                     path,
@@ -371,7 +375,7 @@ impl Config {
             }
             let dests = overlap::check_targets(
                 path,
-                overlap::targets_line(&text, job_line),
+                job_key("targets").or(job_line),
                 &rj.name,
                 &rj.targets,
                 &connectors,
@@ -385,7 +389,7 @@ impl Config {
                 {
                     return Err(ConfigError::at(
                         path,
-                        find_line(&text, &["journal"]),
+                        job_key("journal"),
                         format!(
                             "job `{}`: journal `{code}` must be 1 to 10 letters or digits",
                             rj.name
@@ -413,7 +417,7 @@ impl Config {
                 if let Err(e) = crate::schedule::parse(sch) {
                     return Err(ConfigError::at(
                         path,
-                        find_line(&text, &["schedule"]),
+                        job_key("schedule"),
                         format!("job `{}`: schedule {e}", rj.name),
                     ));
                 }
@@ -439,7 +443,7 @@ impl Config {
             if let Err(e) = crate::schedule::parse(value) {
                 return Err(ConfigError::at(
                     path,
-                    find_line(&text, &[key]),
+                    spans.line(&["daemon".into(), key.into()]),
                     format!("[daemon] {key} {e}"),
                 ));
             }
@@ -574,5 +578,59 @@ mod tests {
         let err = parse_toml::<JsonDirConfig>(Path::new("c.toml"), text).unwrap_err();
         assert_eq!(err.line, Some(3));
         assert!(err.message.contains("page_sise"), "{}", err.message);
+    }
+
+    /// A folder with the demo's source, two journal-file targets, its mapping and `facto.toml`.
+    fn two_jobs(second: &str) -> (tempfile::TempDir, PathBuf, String) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "connectors/demo-invoices.toml",
+            "connectors/sales-fec.toml",
+            "connectors/sales-quadratus.toml",
+            "mappings/pcg-demo.toml",
+        ] {
+            let to = dir.path().join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(repo.join(f), to).unwrap();
+        }
+        let text = format!(
+            "[company]\nname = \"x\"\nsiren = \"123456782\"\n\n\
+             [[job]]\nname = \"demo\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\n\
+             targets = [\"sales-fec\"]\nschedule = \"every 15m\"\njournal = \"VE\"\n\n\
+             [[job]]\n{second}\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\n\
+             targets = [\"sales-quadratus\"]\nschedule = \"every 15 parsecs\"\n"
+        );
+        let path = dir.path().join("facto.toml");
+        std::fs::write(&path, &text).unwrap();
+        (dir, path, text)
+    }
+
+    fn line_of_nth(text: &str, start: &str, n: usize) -> usize {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(start))
+            .nth(n)
+            .unwrap()
+            .0
+            + 1
+    }
+
+    #[test]
+    fn an_error_in_the_second_job_names_the_second_jobs_line() {
+        let (_dir, path, text) = two_jobs("name = \"daily\"");
+        let err = Config::load(&path, None).unwrap_err();
+        assert!(err.message.contains("job `daily`: schedule"), "{err}");
+        assert_eq!(err.line, Some(line_of_nth(&text, "schedule", 1)), "{err}");
+
+        // The name repeated: the second declaration is at fault (the text search named the first).
+        let (_dir, path, text) = two_jobs("name = \"demo\"");
+        let err = Config::load(&path, None).unwrap_err();
+        assert!(err.message.contains("declared twice"), "{err}");
+        assert_eq!(
+            err.line,
+            Some(line_of_nth(&text, "name = \"demo\"", 1)),
+            "{err}"
+        );
     }
 }

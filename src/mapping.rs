@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::toml_file::{find_line, line_of, parse_toml, ConfigError, Spans};
+use crate::toml_file::{line_of, parse_toml, ConfigError, Spans, Step};
 
 mod entry;
 pub mod keys;
@@ -137,15 +137,20 @@ pub struct GlAccount {
 }
 
 impl GlAccount {
-    /// The value in effect of the declared key `name`: the one set, else the key's default.
-    pub fn key(&self, name: &str) -> Option<String> {
-        let facts = keys::EntryFacts {
+    fn facts(&self) -> keys::EntryFacts<'_> {
+        keys::EntryFacts {
             account: Some(&self.account),
             rate: None,
             category: None,
-        };
-        keys::find(KeyTable::Gl, name)?
-            .value(self.keys.get(name).and_then(toml::Value::as_str), &facts)
+        }
+    }
+
+    /// The value in effect of the declared key `name`: the one set, else the key's default.
+    pub fn key(&self, name: &str) -> Option<String> {
+        keys::find(KeyTable::Gl, name)?.value(
+            self.keys.get(name).and_then(toml::Value::as_str),
+            &self.facts(),
+        )
     }
 }
 
@@ -338,12 +343,12 @@ impl Mapping {
 
     fn validate(&self, text: &str) -> Result<(), ConfigError> {
         let spans = Spans::new(text);
-        let err = |needles: &[&str], msg: String| {
-            ConfigError::at(&self.path, find_line(text, needles), msg)
-        };
+        // The line of the key or table at `path`, from its span.
+        let err =
+            |path: &[Step<'_>], msg: String| ConfigError::at(&self.path, spans.line(path), msg);
         if !code_is_valid(&self.journal.code) {
             return Err(err(
-                &["[journal]"],
+                &["journal".into()],
                 format!(
                     "journal code `{}` must be 1-20 letters or digits",
                     self.journal.code
@@ -352,7 +357,7 @@ impl Mapping {
         }
         if !account_is_valid(&self.customers.collective_account) {
             return Err(err(
-                &["collective_account"],
+                &["customers".into(), "collective_account".into()],
                 format!(
                     "[customers] collective_account `{}` is not an account number (three digits first, e.g. 411000)",
                     self.customers.collective_account
@@ -362,24 +367,23 @@ impl Mapping {
         if let Some(p) = &self.customers.aux_pattern {
             if p.matches("{id}").count() != 1 || !code_is_valid(&p.replace("{id}", "X")) {
                 return Err(err(
-                    &["aux_pattern"],
+                    &["customers".into(), "aux_pattern".into()],
                     format!("[customers] aux_pattern `{p}` must hold `{{id}}` once, with letters, digits, `-` or `_` around it (e.g. \"C{{id}}\")"),
                 ));
             }
         }
         for (id, c) in &self.customers.accounts {
-            let header = format!("[customers.accounts.{id}]");
-            let quoted = format!("[customers.accounts.\"{id}\"]");
+            let here = ["customers".into(), "accounts".into(), id.as_str().into()];
             if !code_is_valid(&c.aux) {
                 return Err(err(
-                    &[&header, &quoted],
+                    &here,
                     format!("[customers.accounts.\"{id}\"] aux `{}` must be 1-20 letters, digits, `-` or `_`", c.aux),
                 ));
             }
             if let Some(a) = &c.collective_account {
                 if !account_is_valid(a) {
                     return Err(err(
-                        &[&header, &quoted],
+                        &here,
                         format!("[customers.accounts.\"{id}\"] collective_account `{a}` is not an account number"),
                     ));
                 }
@@ -390,23 +394,33 @@ impl Mapping {
             ("gl.products", &self.gl.products),
         ] {
             for (code, a) in map {
+                let mut here: Vec<Step<'_>> = table.split('.').map(Step::Key).collect();
+                here.push(Step::Key(code));
                 if !account_is_valid(&a.account) {
-                    let header = format!("[{table}.{code}]");
-                    let quoted = format!("[{table}.\"{code}\"]");
                     return Err(err(
-                        &[&header, &quoted],
+                        &here,
                         format!(
                             "[{table}.\"{code}\"] account `{}` is not an account number (three digits first, e.g. 706000)",
                             a.account
                         ),
                     ));
                 }
+                let facts = a.facts();
+                for k in keys::of_table(KeyTable::Gl) {
+                    let (Some(check), Some(v)) =
+                        (k.check, a.keys.get(k.name).and_then(|v| v.as_str()))
+                    else {
+                        continue;
+                    };
+                    if let Err(e) = check(v, &facts) {
+                        here.push(Step::Key(k.name));
+                        return Err(err(&here, format!("[{table}.\"{code}\"] {e}")));
+                    }
+                }
             }
         }
         for (code, t) in &self.tax {
-            let header = format!("[tax.{code}]");
-            let quoted = format!("[tax.\"{code}\"]");
-            let here = [header.as_str(), quoted.as_str()];
+            let here = ["tax".into(), code.as_str().into()];
             if t.rate < Decimal::ZERO || t.rate > Decimal::from(100) {
                 return Err(err(
                     &here,
@@ -456,14 +470,8 @@ impl Mapping {
                 };
                 if let Err(e) = check(v, &t.facts()) {
                     // The key's own line, in this table.
-                    let line = spans
-                        .line(&["tax".into(), code.as_str().into(), k.name.into()])
-                        .or_else(|| find_line(text, &here));
-                    return Err(ConfigError::at(
-                        &self.path,
-                        line,
-                        format!("[tax.\"{code}\"] {e}"),
-                    ));
+                    let key = ["tax".into(), code.as_str().into(), k.name.into()];
+                    return Err(err(&key, format!("[tax.\"{code}\"] {e}")));
                 }
             }
         }

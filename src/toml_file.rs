@@ -90,6 +90,11 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
     })
 }
 
+/// 1-based line of the top-level key `key` of `text` (a connector file's), from its span.
+pub fn key_line(text: &str, key: &str) -> Option<usize> {
+    Spans::new(text).line(&[Step::Key(key)])
+}
+
 /// One step of a path into a TOML document: a key, or an index into an array of tables.
 #[derive(Debug, Clone, Copy)]
 pub enum Step<'a> {

@@ -5,8 +5,10 @@
 use serde::Deserialize;
 use std::path::Path;
 
+use crate::toml_file::key_line;
+
 use super::{
-    find_line, parse_toml, ChorusConfig, ConfigError, HttpConfig, JournalFileConfig, JsonDirConfig,
+    parse_toml, ChorusConfig, ConfigError, HttpConfig, JournalFileConfig, JsonDirConfig,
     PennylaneConfig, XeroConfig,
 };
 
@@ -58,7 +60,7 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
         Some("xero") => XeroConfig::load(path, &text).map(Connector::Xero),
         Some(other) => Err(ConfigError::at(
             path,
-            find_line(&text, &["kind"]),
+            key_line(&text, "kind"),
             format!("unknown connector kind `{other}`; expected json-dir, http, journal-file, chorus-pro, pennylane or xero"),
         )),
         None => Err(ConfigError::new(

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::{parse_document, Document};
+use crate::toml_file::find_line;
 use serde_json::json;
 
 pub(crate) const MAPPING: &str = r#"

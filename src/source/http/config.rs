@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::toml_file::{find_line, parse_toml, ConfigError};
+use crate::toml_file::{key_line, parse_toml, ConfigError};
 
 /// How an HTTP source pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,7 +102,7 @@ impl HttpConfig {
         if url::Url::parse(&c.url).is_err() {
             return Err(ConfigError::at(
                 path,
-                find_line(text, &["url"]),
+                key_line(text, "url"),
                 format!("url `{}` is not an absolute URL", c.url),
             ));
         }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::path::Path;
 
-use crate::toml_file::{find_line, parse_toml, ConfigError};
+use crate::toml_file::{key_line, parse_toml, ConfigError};
 
 /// Chorus Pro environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -123,7 +123,7 @@ impl ChorusConfig {
                 if url::Url::parse(u).is_err() {
                     return Err(ConfigError::at(
                         path,
-                        find_line(text, &[key]),
+                        key_line(text, key),
                         format!("{key} `{u}` is not an absolute URL"),
                     ));
                 }
@@ -132,7 +132,7 @@ impl ChorusConfig {
         if !(1..=500).contains(&c.lot_size) {
             return Err(ConfigError::at(
                 path,
-                find_line(text, &["lot_size"]),
+                key_line(text, "lot_size"),
                 "lot_size must be between 1 and 500 (Chorus Pro takes at most 500 documents per flow)",
             ));
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mapping::keys::{EntryFacts, KeyTable, MappingKey};
 use crate::mapping::VatCategory;
-use crate::toml_file::{find_line, parse_toml, ConfigError};
+use crate::toml_file::{key_line, parse_toml, ConfigError};
 use rust_decimal::Decimal;
 
 /// `kind = "pennylane"`: imports issued invoices and credit notes into Pennylane (API v2).
@@ -108,21 +108,24 @@ impl PennylaneConfig {
         if url::Url::parse(&c.api_url).is_err() {
             return Err(ConfigError::at(
                 path,
-                find_line(text, &["api_url"]),
+                key_line(text, "api_url"),
                 format!("api_url `{}` is not an absolute URL", c.api_url),
             ));
         }
         if c.token_env.is_some() == c.client_id_env.is_some() {
             return Err(ConfigError::at(
                 path,
-                find_line(text, &["token_env", "client_id_env", "kind"]),
+                ["token_env", "client_id_env", "kind"]
+                    .into_iter()
+                    .filter_map(|k| key_line(text, k))
+                    .min(),
                 "set either token_env (a company API token) or client_id_env (OAuth2 with `facto connect`)",
             ));
         }
         if !(1..=1000).contains(&c.requests_per_5s) {
             return Err(ConfigError::at(
                 path,
-                find_line(text, &["requests_per_5s"]),
+                key_line(text, "requests_per_5s"),
                 "requests_per_5s must be between 1 and 1000 (Pennylane itself allows 25 per token)",
             ));
         }

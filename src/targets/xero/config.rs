@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 use crate::mapping::keys::{EntryFacts, KeyTable, MappingKey};
-use crate::toml_file::{find_line, parse_toml, ConfigError};
+use crate::toml_file::{key_line, parse_toml, ConfigError};
 
 /// `kind = "xero"`: sends sales invoices and credit notes to a Xero organisation.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,7 +110,7 @@ impl XeroConfig {
             if url::Url::parse(u).is_err() {
                 return Err(ConfigError::at(
                     path,
-                    find_line(text, &[key]),
+                    key_line(text, key),
                     format!("{key} `{u}` is not an absolute URL"),
                 ));
             }
@@ -118,7 +118,7 @@ impl XeroConfig {
         if !(1..=50).contains(&c.batch_size) {
             return Err(ConfigError::at(
                 path,
-                find_line(text, &["batch_size"]),
+                key_line(text, "batch_size"),
                 "batch_size must be between 1 and 50 (Xero's advice per request)",
             ));
         }
