@@ -196,7 +196,7 @@ impl VatCategory {
 }
 
 /// The keys of a tax entry before the ones targets declare (serde's order, for its messages).
-const TAX_FIELDS: [&str; 6] = [
+pub const TAX_FIELDS: [&str; 6] = [
     "rate",
     "category",
     "account",
@@ -206,7 +206,7 @@ const TAX_FIELDS: [&str; 6] = [
 ];
 
 /// The keys of a GL entry before the ones targets declare.
-const GL_FIELDS: [&str; 2] = ["account", "label"];
+pub const GL_FIELDS: [&str; 2] = ["account", "label"];
 
 /// A tax code.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fsutil;
 use crate::ledger::{AuditEvent, Ledger, RecordFilter, State};
 use crate::mapping::keys::{self, KeyTable};
-use crate::mapping::{unmapped_codes, Mapping};
+use crate::mapping::{unmapped_codes, Mapping, GL_FIELDS, TAX_FIELDS};
 use crate::model::Document;
 
 /// The tables an admin may edit.
@@ -24,18 +24,8 @@ const TABLES: [&str; 4] = ["tax", "gl.accounts", "gl.products", "customers.accou
 /// The keys each entry of `table` takes: its own, then those the targets declare for it.
 fn table_keys(table: &str) -> Option<Vec<&'static str>> {
     let (own, declared): (&[&'static str], Option<KeyTable>) = match table {
-        "tax" => (
-            &[
-                "rate",
-                "category",
-                "account",
-                "label",
-                "exemption_reason",
-                "exemption_code",
-            ],
-            Some(KeyTable::Tax),
-        ),
-        "gl.accounts" | "gl.products" => (&["account", "label"], Some(KeyTable::Gl)),
+        "tax" => (&TAX_FIELDS, Some(KeyTable::Tax)),
+        "gl.accounts" | "gl.products" => (&GL_FIELDS, Some(KeyTable::Gl)),
         "customers.accounts" => (&["aux", "label", "collective_account"], None),
         _ => return None,
     };
