@@ -1,5 +1,7 @@
-//! Configuration: `facto.toml`, `connectors/*.toml` and the loading of `mappings/*.toml`, turned from
-//! raw serde types into validated types. Every error names the file and, where it can, the line.
+//! Configuration: `facto.toml` (company, jobs, daemon) turned from raw serde types into validated
+//! types, and the loading of the connectors and mappings its jobs name (each connector's settings
+//! are parsed and checked beside its component, `source/*/config.rs` and `targets/*/config.rs`).
+//! Every error names the file and, where it can, the line, from the TOML spans.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
