@@ -1,111 +1,29 @@
-//! Configuration: `facto.toml`, `connectors/*.toml` and the loading of `mappings/*.toml`, turned from
-//! raw serde types into validated types. Every error names the file and, where it can, the line.
+//! Configuration: `facto.toml` (company, jobs, daemon) turned from raw serde types into validated
+//! types, and the loading of the connectors and mappings its jobs name (each connector's settings
+//! are parsed and checked beside its component, `source/*/config.rs` and `targets/*/config.rs`).
+//! Every error names the file and, where it can, the line, from the TOML spans.
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::mapping::Mapping;
 
 mod connector;
-mod journal_file;
 mod overlap;
-mod source;
 
-use connector::thirty;
-pub use connector::{
-    load_connector, ChorusConfig, ChorusEnv, Connector, EinvoiceSyntax, PennylaneConfig, XeroConfig,
-};
-pub use journal_file::{
+pub use connector::{load_connector, Connector};
+// The connectors' settings live beside their components; re-exported here while callers move.
+pub use crate::source::http::{HttpConfig, Pagination};
+pub use crate::source::json_dir::JsonDirConfig;
+pub use crate::targets::chorus::config::{ChorusConfig, ChorusEnv, EinvoiceSyntax};
+pub use crate::targets::journal_file::config::{
     Encoding, FecSeparator, JournalFileConfig, JournalFormat, DEFAULT_FILE_MODE,
 };
-pub use source::{HttpConfig, JsonDirConfig, Pagination};
-
-/// A configuration problem, located in its file.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct ConfigError {
-    /// The file at fault.
-    pub file: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
-
-impl ConfigError {
-    /// An error about a whole file.
-    pub fn new(file: &Path, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_owned(),
-            line: None,
-            message: message.into(),
-        }
-    }
-
-    /// An error at a line of the file.
-    pub fn at(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_owned(),
-            line,
-            message: message.into(),
-        }
-    }
-}
-
-/// 1-based line number of a byte offset in `text`.
-pub fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Line of the first line of `text` that, trimmed, starts with one of `needles` (a table header
-/// or a key), for errors found after parsing.
-pub fn find_line(text: &str, needles: &[&str]) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            needles.iter().any(|n| t.starts_with(n))
-        })
-        .map(|i| i + 1)
-}
-
-/// Reads and parses a TOML file into `T`; syntax errors and unknown keys come back with the line.
-///
-/// # Errors
-///
-/// The file cannot be read, or its content does not fit `T`.
-pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, format!("cannot read the file: {e}")))?;
-    let value = parse_toml(path, &text)?;
-    Ok((value, text))
-}
-
-/// Parses TOML text (see [`load_toml`]).
-///
-/// # Errors
-///
-/// The content does not fit `T`; the error carries the line of the offending key.
-pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str::<T>(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        ConfigError::at(path, line, e.message().trim().to_owned())
-    })
-}
+pub use crate::targets::pennylane::config::PennylaneConfig;
+pub use crate::targets::xero::config::XeroConfig;
+use crate::toml_file::Spans;
+pub use crate::toml_file::{find_line, line_of, load_toml, parse_toml, ConfigError};
 
 /// The company whose sales are booked.
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +173,9 @@ impl Default for DaemonSection {
     }
 }
 
+fn thirty() -> u64 {
+    30
+}
 fn daemon_max_connections() -> usize {
     64
 }
@@ -349,10 +270,12 @@ impl Config {
     pub fn load(path: &Path, data_dir_override: Option<&Path>) -> Result<Config, ConfigError> {
         let (raw, text): (RawConfig, String) = load_toml(path)?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Lines of errors found after parsing come from the keys' spans.
+        let spans = Spans::new(&text);
         if !siren_is_valid(&raw.company.siren) {
             return Err(ConfigError::at(
                 path,
-                find_line(&text, &["siren"]),
+                spans.line(&["company".into(), "siren".into()]),
                 format!(
                     "company siren `{}` is not a valid SIREN (9 digits with a correct Luhn key)",
                     raw.company.siren
@@ -362,7 +285,7 @@ impl Config {
         if parse_month_day(&raw.company.fiscal_year_end).is_none() {
             return Err(ConfigError::at(
                 path,
-                find_line(&text, &["fiscal_year_end"]),
+                spans.line(&["company".into(), "fiscal_year_end".into()]),
                 format!(
                     "fiscal_year_end `{}` is not MM-DD (for example \"12-31\")",
                     raw.company.fiscal_year_end
@@ -386,8 +309,9 @@ impl Config {
         let mut jobs = Vec::new();
         // Where each job's targets deliver, found by the per-job check, compared across jobs.
         let mut job_dests = Vec::new();
-        for rj in raw.job {
-            let job_line = find_line(&text, &[&format!("name = \"{}\"", rj.name)]);
+        for (i, rj) in raw.job.into_iter().enumerate() {
+            let job_key = |key: &str| spans.line(&["job".into(), i.into(), key.into()]);
+            let job_line = job_key("name").or_else(|| spans.line(&["job".into(), i.into()]));
             if jobs.iter().any(|j: &Job| j.name == rj.name) {
                 return Err(ConfigError::at(
                     path,
@@ -453,7 +377,7 @@ impl Config {
             }
             let dests = overlap::check_targets(
                 path,
-                overlap::targets_line(&text, job_line),
+                job_key("targets").or(job_line),
                 &rj.name,
                 &rj.targets,
                 &connectors,
@@ -467,7 +391,7 @@ impl Config {
                 {
                     return Err(ConfigError::at(
                         path,
-                        find_line(&text, &["journal"]),
+                        job_key("journal"),
                         format!(
                             "job `{}`: journal `{code}` must be 1 to 10 letters or digits",
                             rj.name
@@ -492,10 +416,10 @@ impl Config {
                 mappings.insert(rj.mapping.clone(), Mapping::load(&file)?);
             }
             if let Some(sch) = &rj.schedule {
-                if let Err(e) = crate::daemon::schedule::parse(sch) {
+                if let Err(e) = crate::schedule::parse(sch) {
                     return Err(ConfigError::at(
                         path,
-                        find_line(&text, &["schedule"]),
+                        job_key("schedule"),
                         format!("job `{}`: schedule {e}", rj.name),
                     ));
                 }
@@ -518,10 +442,10 @@ impl Config {
             ("status_every", &raw.daemon.status_every),
             ("default_schedule", &raw.daemon.default_schedule),
         ] {
-            if let Err(e) = crate::daemon::schedule::parse(value) {
+            if let Err(e) = crate::schedule::parse(value) {
                 return Err(ConfigError::at(
                     path,
-                    find_line(&text, &[key]),
+                    spans.line(&["daemon".into(), key.into()]),
                     format!("[daemon] {key} {e}"),
                 ));
             }
@@ -656,5 +580,59 @@ mod tests {
         let err = parse_toml::<JsonDirConfig>(Path::new("c.toml"), text).unwrap_err();
         assert_eq!(err.line, Some(3));
         assert!(err.message.contains("page_sise"), "{}", err.message);
+    }
+
+    /// A folder with the demo's source, two journal-file targets, its mapping and `facto.toml`.
+    fn two_jobs(second: &str) -> (tempfile::TempDir, PathBuf, String) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "connectors/demo-invoices.toml",
+            "connectors/sales-fec.toml",
+            "connectors/sales-quadratus.toml",
+            "mappings/pcg-demo.toml",
+        ] {
+            let to = dir.path().join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(repo.join(f), to).unwrap();
+        }
+        let text = format!(
+            "[company]\nname = \"x\"\nsiren = \"123456782\"\n\n\
+             [[job]]\nname = \"demo\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\n\
+             targets = [\"sales-fec\"]\nschedule = \"every 15m\"\njournal = \"VE\"\n\n\
+             [[job]]\n{second}\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\n\
+             targets = [\"sales-quadratus\"]\nschedule = \"every 15 parsecs\"\n"
+        );
+        let path = dir.path().join("facto.toml");
+        std::fs::write(&path, &text).unwrap();
+        (dir, path, text)
+    }
+
+    fn line_of_nth(text: &str, start: &str, n: usize) -> usize {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(start))
+            .nth(n)
+            .unwrap()
+            .0
+            + 1
+    }
+
+    #[test]
+    fn an_error_in_the_second_job_names_the_second_jobs_line() {
+        let (_dir, path, text) = two_jobs("name = \"daily\"");
+        let err = Config::load(&path, None).unwrap_err();
+        assert!(err.message.contains("job `daily`: schedule"), "{err}");
+        assert_eq!(err.line, Some(line_of_nth(&text, "schedule", 1)), "{err}");
+
+        // The name repeated: the second declaration is at fault (the text search named the first).
+        let (_dir, path, text) = two_jobs("name = \"demo\"");
+        let err = Config::load(&path, None).unwrap_err();
+        assert!(err.message.contains("declared twice"), "{err}");
+        assert_eq!(
+            err.line,
+            Some(line_of_nth(&text, "name = \"demo\"", 1)),
+            "{err}"
+        );
     }
 }

@@ -20,9 +20,11 @@ pub mod problem;
 pub mod report;
 pub mod retry;
 pub mod route;
+pub mod schedule;
 pub mod source;
 pub mod sync;
 pub mod targets;
+pub mod toml_file;
 
 /// The tests' "skipped: …" report, one file shared with the integration tests.
 #[cfg(test)]

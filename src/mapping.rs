@@ -2,6 +2,8 @@
 //! The pure function that turns a document into one balanced journal entry through them,
 //! [`map_document`], lives in `mapping/entry.rs`. Strict: a code with no mapping is never guessed;
 //! it becomes a [`crate::problem::Problem`] naming the code, the file and the table to add.
+//! The per-code keys targets need (`pennylane_vat_rate`, `xero_tax_type`, ...) are declared by the
+//! targets and carried by name ([`keys`]).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -9,9 +11,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{find_line, parse_toml, ConfigError};
+use crate::toml_file::{line_of, parse_toml, ConfigError, Spans, Step};
 
 mod entry;
+pub mod keys;
+
+use keys::KeyTable;
 
 pub use entry::{
     map_document, unmapped_codes, EntryLine, JournalEntry, LineRole, MappedDocument, MappedLine,
@@ -120,15 +125,33 @@ fn default_collective_label() -> String {
 
 /// A revenue account.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct GlAccount {
     /// Target account number, e.g. `706000`.
     pub account: String,
     /// Its label.
     pub label: String,
-    /// Xero account code, when the Xero chart numbers it differently (default: `account`).
-    #[serde(default)]
-    pub xero_account_code: Option<String>,
+    /// The keys targets declare for GL entries (`xero_account_code`, ...; see [`keys`]).
+    /// Unknown keys are refused at loading, as serde's `deny_unknown_fields` would.
+    #[serde(flatten)]
+    pub keys: BTreeMap<String, toml::Value>,
+}
+
+impl GlAccount {
+    fn facts(&self) -> keys::EntryFacts<'_> {
+        keys::EntryFacts {
+            account: Some(&self.account),
+            rate: None,
+            category: None,
+        }
+    }
+
+    /// The value in effect of the declared key `name`: the one set, else the key's default.
+    pub fn key(&self, name: &str) -> Option<String> {
+        keys::find(KeyTable::Gl, name)?.value(
+            self.keys.get(name).and_then(toml::Value::as_str),
+            &self.facts(),
+        )
+    }
 }
 
 /// `[gl]`: source GL codes and product codes → revenue accounts.
@@ -172,9 +195,21 @@ impl VatCategory {
     }
 }
 
+/// The keys of a tax entry before the ones targets declare (serde's order, for its messages).
+pub const TAX_FIELDS: [&str; 6] = [
+    "rate",
+    "category",
+    "account",
+    "label",
+    "exemption_reason",
+    "exemption_code",
+];
+
+/// The keys of a GL entry before the ones targets declare.
+pub const GL_FIELDS: [&str; 2] = ["account", "label"];
+
 /// A tax code.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct TaxCode {
     /// Rate in percent, as a string (`"5.5"`).
     #[serde(deserialize_with = "toml_decimal")]
@@ -193,31 +228,28 @@ pub struct TaxCode {
     /// Exemption reason code (VATEX), optional.
     #[serde(default)]
     pub exemption_code: Option<String>,
-    /// Pennylane's `vat_rate` code (`FR_200`, `exempt`, `intracom_21`, ...). Standard French
-    /// rates of category S default to theirs (20 % → `FR_200`); other categories need it.
-    #[serde(default)]
-    pub pennylane_vat_rate: Option<String>,
-    /// Xero `TaxType` (`OUTPUT2`, `TAX001`, ... from the organisation's tax rates).
-    #[serde(default)]
-    pub xero_tax_type: Option<String>,
+    /// The keys targets declare for tax entries (`pennylane_vat_rate`, `xero_tax_type`, ...;
+    /// see [`keys`]). Unknown keys are refused at loading, as serde's `deny_unknown_fields` would.
+    #[serde(flatten)]
+    pub keys: BTreeMap<String, toml::Value>,
 }
 
 impl TaxCode {
-    /// Pennylane's `vat_rate` for this tax code: the one set, or the standard French rate's.
-    pub fn pennylane_code(&self) -> Option<String> {
-        if let Some(c) = &self.pennylane_vat_rate {
-            return Some(c.clone());
+    fn facts(&self) -> keys::EntryFacts<'_> {
+        keys::EntryFacts {
+            account: self.account.as_deref(),
+            rate: Some(self.rate),
+            category: Some(self.category),
         }
-        if self.category != VatCategory::S {
-            return None;
-        }
-        let tenths = self.rate.checked_mul(Decimal::TEN)?.normalize();
-        match tenths.to_string().as_str() {
-            "200" | "100" | "85" | "55" | "21" | "130" | "9" => {
-                Some(format!("FR_{:0>2}", tenths.to_string()))
-            }
-            _ => None,
-        }
+    }
+
+    /// The value in effect of the declared key `name`: the one set, else the key's default
+    /// (Pennylane's code of a standard French rate, for example).
+    pub fn key(&self, name: &str) -> Option<String> {
+        keys::find(KeyTable::Tax, name)?.value(
+            self.keys.get(name).and_then(toml::Value::as_str),
+            &self.facts(),
+        )
     }
 }
 
@@ -290,6 +322,7 @@ impl Mapping {
     pub fn from_text(path: &Path, text: &str) -> Result<Mapping, ConfigError> {
         let bytes = text.as_bytes();
         let text = text.to_owned();
+        check_keys(path, &text)?;
         let raw: RawMapping = parse_toml(path, &text)?;
         let name = path
             .file_stem()
@@ -309,12 +342,13 @@ impl Mapping {
     }
 
     fn validate(&self, text: &str) -> Result<(), ConfigError> {
-        let err = |needles: &[&str], msg: String| {
-            ConfigError::at(&self.path, find_line(text, needles), msg)
-        };
+        let spans = Spans::new(text);
+        // The line of the key or table at `path`, from its span.
+        let err =
+            |path: &[Step<'_>], msg: String| ConfigError::at(&self.path, spans.line(path), msg);
         if !code_is_valid(&self.journal.code) {
             return Err(err(
-                &["[journal]"],
+                &["journal".into()],
                 format!(
                     "journal code `{}` must be 1-20 letters or digits",
                     self.journal.code
@@ -323,7 +357,7 @@ impl Mapping {
         }
         if !account_is_valid(&self.customers.collective_account) {
             return Err(err(
-                &["collective_account"],
+                &["customers".into(), "collective_account".into()],
                 format!(
                     "[customers] collective_account `{}` is not an account number (three digits first, e.g. 411000)",
                     self.customers.collective_account
@@ -333,24 +367,23 @@ impl Mapping {
         if let Some(p) = &self.customers.aux_pattern {
             if p.matches("{id}").count() != 1 || !code_is_valid(&p.replace("{id}", "X")) {
                 return Err(err(
-                    &["aux_pattern"],
+                    &["customers".into(), "aux_pattern".into()],
                     format!("[customers] aux_pattern `{p}` must hold `{{id}}` once, with letters, digits, `-` or `_` around it (e.g. \"C{{id}}\")"),
                 ));
             }
         }
         for (id, c) in &self.customers.accounts {
-            let header = format!("[customers.accounts.{id}]");
-            let quoted = format!("[customers.accounts.\"{id}\"]");
+            let here = ["customers".into(), "accounts".into(), id.as_str().into()];
             if !code_is_valid(&c.aux) {
                 return Err(err(
-                    &[&header, &quoted],
+                    &here,
                     format!("[customers.accounts.\"{id}\"] aux `{}` must be 1-20 letters, digits, `-` or `_`", c.aux),
                 ));
             }
             if let Some(a) = &c.collective_account {
                 if !account_is_valid(a) {
                     return Err(err(
-                        &[&header, &quoted],
+                        &here,
                         format!("[customers.accounts.\"{id}\"] collective_account `{a}` is not an account number"),
                     ));
                 }
@@ -361,23 +394,33 @@ impl Mapping {
             ("gl.products", &self.gl.products),
         ] {
             for (code, a) in map {
+                let mut here: Vec<Step<'_>> = table.split('.').map(Step::Key).collect();
+                here.push(Step::Key(code));
                 if !account_is_valid(&a.account) {
-                    let header = format!("[{table}.{code}]");
-                    let quoted = format!("[{table}.\"{code}\"]");
                     return Err(err(
-                        &[&header, &quoted],
+                        &here,
                         format!(
                             "[{table}.\"{code}\"] account `{}` is not an account number (three digits first, e.g. 706000)",
                             a.account
                         ),
                     ));
                 }
+                let facts = a.facts();
+                for k in keys::of_table(KeyTable::Gl) {
+                    let (Some(check), Some(v)) =
+                        (k.check, a.keys.get(k.name).and_then(|v| v.as_str()))
+                    else {
+                        continue;
+                    };
+                    if let Err(e) = check(v, &facts) {
+                        here.push(Step::Key(k.name));
+                        return Err(err(&here, format!("[{table}.\"{code}\"] {e}")));
+                    }
+                }
             }
         }
         for (code, t) in &self.tax {
-            let header = format!("[tax.{code}]");
-            let quoted = format!("[tax.\"{code}\"]");
-            let here = [header.as_str(), quoted.as_str()];
+            let here = ["tax".into(), code.as_str().into()];
             if t.rate < Decimal::ZERO || t.rate > Decimal::from(100) {
                 return Err(err(
                     &here,
@@ -420,23 +463,15 @@ impl Mapping {
                     format!("[tax.\"{code}\"] category {:?} needs an `exemption_reason` (EN 16931 requires it on the invoice)", t.category),
                 ));
             }
-            if let Some(c) = &t.pennylane_vat_rate {
-                if let Err(e) = crate::targets::pennylane::vat::check(c, t.rate) {
+            for k in keys::of_table(KeyTable::Tax) {
+                let (Some(check), Some(v)) = (k.check, t.keys.get(k.name).and_then(|v| v.as_str()))
+                else {
+                    continue;
+                };
+                if let Err(e) = check(v, &t.facts()) {
                     // The key's own line, in this table.
-                    let table = find_line(text, &here);
-                    let line = table
-                        .and_then(|h| {
-                            text.lines()
-                                .skip(h)
-                                .position(|l| l.trim_start().starts_with("pennylane_vat_rate"))
-                                .map(|i| h + i + 1)
-                        })
-                        .or(table);
-                    return Err(ConfigError::at(
-                        &self.path,
-                        line,
-                        format!("[tax.\"{code}\"] {e}"),
-                    ));
+                    let key = ["tax".into(), code.as_str().into(), k.name.into()];
+                    return Err(err(&key, format!("[tax.\"{code}\"] {e}")));
                 }
             }
         }
@@ -445,6 +480,84 @@ impl Mapping {
 
     fn file_name(&self) -> String {
         self.path.display().to_string()
+    }
+}
+
+/// Refuses, before the typed parse (as serde's `deny_unknown_fields` did), the keys of tax and
+/// GL entries that neither the entry nor any target declares, and declared keys that are not
+/// strings: the first in the file, at its line, in serde's words.
+fn check_keys(path: &Path, text: &str) -> Result<(), ConfigError> {
+    // A text that does not parse is left to the typed parse, which says why.
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return Ok(());
+    };
+    let root = doc.as_table();
+    let gl = root.get("gl").and_then(toml_edit::Item::as_table_like);
+    let tables = [
+        (KeyTable::Gl, gl.and_then(|g| g.get("accounts"))),
+        (KeyTable::Gl, gl.and_then(|g| g.get("products"))),
+        (KeyTable::Tax, root.get("tax")),
+    ];
+    let mut first: Option<(usize, String)> = None;
+    for (kind, table) in tables {
+        let Some(table) = table.and_then(toml_edit::Item::as_table_like) else {
+            continue;
+        };
+        let own: &[&str] = match kind {
+            KeyTable::Tax => &TAX_FIELDS,
+            KeyTable::Gl => &GL_FIELDS,
+        };
+        for (_, entry) in table.iter() {
+            let Some(entry) = entry.as_table_like() else {
+                continue;
+            };
+            for (name, value) in entry.iter() {
+                if own.contains(&name) {
+                    continue;
+                }
+                let message = if keys::find(kind, name).is_none() {
+                    let expected: Vec<String> = own
+                        .iter()
+                        .copied()
+                        .chain(keys::of_table(kind).map(|k| k.name))
+                        .map(|k| format!("`{k}`"))
+                        .collect();
+                    format!(
+                        "unknown field `{name}`, expected one of {}",
+                        expected.join(", ")
+                    )
+                } else if value.as_str().is_none() {
+                    let found = match value.as_value() {
+                        Some(toml_edit::Value::Integer(i)) => format!("integer `{}`", i.value()),
+                        Some(toml_edit::Value::Float(f)) => {
+                            format!("floating point `{}`", f.value())
+                        }
+                        Some(toml_edit::Value::Boolean(b)) => format!("boolean `{}`", b.value()),
+                        Some(toml_edit::Value::Array(_)) => "sequence".to_owned(),
+                        _ => "map".to_owned(),
+                    };
+                    format!("invalid type: {found}, expected a string")
+                } else {
+                    continue;
+                };
+                let line = entry
+                    .key(name)
+                    .and_then(toml_edit::Key::span)
+                    .or_else(|| value.span())
+                    .map_or(usize::MAX, |s| line_of(text, s.start));
+                if first.as_ref().is_none_or(|(l, _)| line < *l) {
+                    first = Some((line, message));
+                }
+            }
+        }
+    }
+    match first {
+        Some((line, message)) => Err(ConfigError::at(
+            path,
+            (line != usize::MAX).then_some(line),
+            message,
+        )),
+        None => Ok(()),
     }
 }
 

@@ -443,10 +443,10 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<SourceScan, SourceE
                     let Some(t) = mapping.tax.get(c) else {
                         continue;
                     };
-                    if pennylane && t.pennylane_code().is_none() {
+                    if pennylane && t.key("pennylane_vat_rate").is_none() {
                         missing.push(("tax", c.to_owned(), Some("pennylane_vat_rate")));
                     }
-                    if xero && t.xero_tax_type.is_none() {
+                    if xero && t.key("xero_tax_type").is_none() {
                         missing.push(("tax", c.to_owned(), Some("xero_tax_type")));
                     }
                 }

@@ -209,17 +209,6 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Line of the `targets` key of the job that starts at `job_line` (1-based), else `job_line`.
-pub(super) fn targets_line(text: &str, job_line: Option<usize>) -> Option<usize> {
-    let from = job_line.unwrap_or(1).saturating_sub(1);
-    text.lines()
-        .enumerate()
-        .skip(from)
-        .find(|(_, l)| l.trim_start().starts_with("targets"))
-        .map(|(i, _)| i + 1)
-        .or(job_line)
-}
-
 /// A job's `targets` line and where each of its targets delivers (targets that deliver nowhere
 /// comparable are left out).
 pub(super) type JobDests = (Option<usize>, Vec<(String, Dest)>);

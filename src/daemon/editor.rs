@@ -14,43 +14,48 @@ use crate::checks::prepare;
 use crate::config::Config;
 use crate::fsutil;
 use crate::ledger::{AuditEvent, Ledger, RecordFilter, State};
-use crate::mapping::{unmapped_codes, Mapping};
+use crate::mapping::keys::{self, KeyTable};
+use crate::mapping::{unmapped_codes, Mapping, GL_FIELDS, TAX_FIELDS};
 use crate::model::Document;
 
-/// The tables an admin may edit, and the keys each entry takes.
-const TABLES: [(&str, &[&str]); 4] = [
-    (
-        "tax",
-        &[
-            "rate",
-            "category",
-            "account",
-            "label",
-            "exemption_reason",
-            "exemption_code",
-            "pennylane_vat_rate",
-            "xero_tax_type",
-        ],
-    ),
-    ("gl.accounts", &["account", "label", "xero_account_code"]),
-    ("gl.products", &["account", "label", "xero_account_code"]),
-    (
-        "customers.accounts",
-        &["aux", "label", "collective_account"],
-    ),
-];
+/// The tables an admin may edit.
+const TABLES: [&str; 4] = ["tax", "gl.accounts", "gl.products", "customers.accounts"];
 
-/// Columns shown in the tables, when the table has them.
-const COLUMNS: [&str; 8] = [
-    "rate",
-    "category",
-    "account",
-    "aux",
-    "label",
-    "pennylane_vat_rate",
-    "xero_tax_type",
-    "xero_account_code",
-];
+/// The keys each entry of `table` takes: its own, then those the targets declare for it.
+fn table_keys(table: &str) -> Option<Vec<&'static str>> {
+    let (own, declared): (&[&'static str], Option<KeyTable>) = match table {
+        "tax" => (&TAX_FIELDS, Some(KeyTable::Tax)),
+        "gl.accounts" | "gl.products" => (&GL_FIELDS, Some(KeyTable::Gl)),
+        "customers.accounts" => (&["aux", "label", "collective_account"], None),
+        _ => return None,
+    };
+    let declared = declared
+        .into_iter()
+        .flat_map(keys::of_table)
+        .map(|k| k.name);
+    Some(own.iter().copied().chain(declared).collect())
+}
+
+/// Columns shown in the tables, when the table has them: the common keys, then the declared ones.
+fn columns() -> Vec<&'static str> {
+    ["rate", "category", "account", "aux", "label"]
+        .into_iter()
+        .chain(keys::declared().map(|k| k.name))
+        .collect()
+}
+
+/// The inputs of the edit form: the columns, then every other key a table takes.
+fn form_inputs() -> Vec<&'static str> {
+    let mut inputs = columns();
+    for t in TABLES {
+        for k in table_keys(t).unwrap_or_default() {
+            if !inputs.contains(&k) {
+                inputs.push(k);
+            }
+        }
+    }
+    inputs
+}
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -78,11 +83,8 @@ pub struct Edit {
 ///
 /// An unknown table or key, or a file that is not TOML.
 pub fn apply(text: &str, e: &Edit) -> Result<String, String> {
-    let keys = TABLES
-        .iter()
-        .find(|(t, _)| *t == e.table)
-        .map(|(_, k)| *k)
-        .ok_or_else(|| format!("table `{}` cannot be edited here", e.table))?;
+    let keys =
+        table_keys(&e.table).ok_or_else(|| format!("table `{}` cannot be edited here", e.table))?;
     if e.code.trim().is_empty() || e.code.contains(['"', '\n']) {
         return Err("the code must be non-empty, on one line, without quotes".into());
     }
@@ -204,6 +206,20 @@ fn held_documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Docum
     docs
 }
 
+/// The declared keys an entry sets, by name.
+fn set_keys(
+    table: KeyTable,
+    set: &BTreeMap<String, toml::Value>,
+) -> impl Iterator<Item = (&'static str, String)> + '_ {
+    keys::of_table(table).map(|k| {
+        let v = set
+            .get(k.name)
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        (k.name, v.to_owned())
+    })
+}
+
 /// Checks an edit: the file as it would be, the errors with their line, and the held documents
 /// it would release.
 pub fn preview(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Value {
@@ -320,7 +336,9 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
             }
             h.push_str("</table>");
         }
-        for (table, keys) in TABLES {
+        let columns = columns();
+        for table in TABLES {
+            let keys = table_keys(table).unwrap_or_default();
             let entries: Vec<(String, BTreeMap<&str, String>)> = match table {
                 "tax" => m
                     .tax
@@ -331,11 +349,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
                         f.insert("category", format!("{:?}", t.category));
                         f.insert("account", t.account.clone().unwrap_or_default());
                         f.insert("label", t.label.clone().unwrap_or_default());
-                        f.insert(
-                            "pennylane_vat_rate",
-                            t.pennylane_vat_rate.clone().unwrap_or_default(),
-                        );
-                        f.insert("xero_tax_type", t.xero_tax_type.clone().unwrap_or_default());
+                        f.extend(set_keys(KeyTable::Tax, &t.keys));
                         (c.clone(), f)
                     })
                     .collect(),
@@ -350,10 +364,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
                             let mut f = BTreeMap::new();
                             f.insert("account", a.account.clone());
                             f.insert("label", a.label.clone());
-                            f.insert(
-                                "xero_account_code",
-                                a.xero_account_code.clone().unwrap_or_default(),
-                            );
+                            f.extend(set_keys(KeyTable::Gl, &a.keys));
                             (c.clone(), f)
                         })
                         .collect()
@@ -371,7 +382,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
                     .collect(),
             };
             let _ = write!(h, "<h3>[{}]</h3><table><tr><th>code</th>", esc(table));
-            for k in COLUMNS {
+            for &k in &columns {
                 if keys.contains(&k) {
                     let _ = write!(h, "<th>{k}</th>");
                 }
@@ -379,7 +390,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
             h.push_str("</tr>");
             for (code, f) in &entries {
                 let _ = write!(h, "<tr><td>{}</td>", esc(code));
-                for k in COLUMNS {
+                for &k in &columns {
                     if keys.contains(&k) {
                         let _ = write!(h, "<td>{}</td>", esc(f.get(k).map_or("", String::as_str)));
                     }
@@ -388,14 +399,18 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
             }
             h.push_str("</table>");
         }
+        let options: String = TABLES
+            .iter()
+            .map(|t| format!("<option>{t}</option>"))
+            .collect();
+        let inputs: String = std::iter::once("code")
+            .chain(form_inputs())
+            .map(|k| format!("<input name=\"{k}\" placeholder=\"{k}\"> "))
+            .collect();
         let _ = write!(
             h,
             "<h3>Add or change an entry</h3><form id=\"edit-{0}\" data-mapping=\"{0}\" onsubmit=\"return false\">\
-             <select name=\"table\"><option>tax</option><option>gl.accounts</option><option>gl.products</option><option>customers.accounts</option></select>\
-             <input name=\"code\" placeholder=\"code\"> <input name=\"rate\" placeholder=\"rate\"> <input name=\"category\" placeholder=\"category\">\
-             <input name=\"account\" placeholder=\"account\"> <input name=\"aux\" placeholder=\"aux\"> <input name=\"label\" placeholder=\"label\">\
-             <input name=\"pennylane_vat_rate\" placeholder=\"pennylane_vat_rate\"> <input name=\"xero_tax_type\" placeholder=\"xero_tax_type\">\
-             <input name=\"xero_account_code\" placeholder=\"xero_account_code\">\
+             <select name=\"table\">{options}</select>{inputs}\
              <button type=\"button\" name=\"check\" onclick=\"send(this.form,'preview')\">Check</button>\
              <button type=\"button\" name=\"save\" onclick=\"send(this.form,'save')\">Save</button></form>\
              <pre class=\"result\" id=\"result-{0}\"></pre></section>",
@@ -419,9 +434,18 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
         }
     }
     h.push_str("</ul>");
+    // The keys each table takes, as the server checks them (the list once drifted from it).
+    let table_keys: BTreeMap<&str, Vec<&str>> = TABLES
+        .iter()
+        .map(|t| (*t, table_keys(t).unwrap_or_default()))
+        .collect();
+    let _ = write!(
+        h,
+        "<script>const tableKeys={};",
+        json!(table_keys).to_string().replace("</", "<\\/")
+    );
     h.push_str(
-        "<script>async function send(f,what){const fields={};const keys={'tax':['rate','category','account','label','pennylane_vat_rate','xero_tax_type'],\
-         'gl.accounts':['account','label','xero_account_code'],'gl.products':['account','label','xero_account_code'],'customers.accounts':['aux','label']}[f.elements.table.value]||[];\
+        "async function send(f,what){const fields={};const keys=tableKeys[f.elements.table.value]||[];\
          for(const k of keys){const v=f.elements[k].value;if(v)fields[k]=v}\
          const body={mapping:f.dataset.mapping,table:f.elements.table.value,code:f.elements.code.value,fields};\
          const r=await fetch('/api/mapping/'+what,{method:'POST',headers:{'Content-Type':'application/json','X-Facto-Editor':'1'},body:JSON.stringify(body)});\
@@ -525,5 +549,35 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_page_offers_every_key_the_server_takes() {
+        // The form's inputs and its script's key lists once drifted from the keys the server
+        // accepts (exemption_reason, exemption_code, collective_account were missing).
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = Config::load(&repo.join("facto.toml"), None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SledLedger::open(dir.path()).unwrap();
+        let h = page(&cfg, &ledger);
+        for t in TABLES {
+            let keys = table_keys(t).unwrap();
+            for k in &keys {
+                assert!(h.contains(&format!("<input name=\"{k}\"")), "{t}: {k}");
+            }
+            assert!(
+                h.contains(
+                    &json!({ t: keys }).to_string()[1..]
+                        .trim_end_matches('}')
+                        .to_owned()
+                ),
+                "{t}"
+            );
+        }
+        assert!(table_keys("tax").unwrap().contains(&"pennylane_vat_rate"));
+        assert!(table_keys("gl.products")
+            .unwrap()
+            .contains(&"xero_account_code"));
+        assert!(h.contains("<th>xero_tax_type</th>"));
     }
 }

@@ -13,7 +13,7 @@
 pub mod auth;
 pub mod editor;
 pub mod http;
-pub mod schedule;
+pub use crate::schedule;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

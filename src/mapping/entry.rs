@@ -4,7 +4,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{code_is_valid, Mapping, RevenueLines, VatCategory};
+use std::collections::BTreeMap;
+
+use super::keys::{self, KeyTable};
+use super::{code_is_valid, GlAccount, Mapping, RevenueLines, TaxCode, VatCategory};
 use crate::model::{DocKind, Document};
 use crate::problem::Problem;
 
@@ -54,15 +57,28 @@ pub struct MappedLine {
     /// Exemption reason code (BT-121), from the tax mapping.
     #[serde(default)]
     pub exemption_code: Option<String>,
-    /// Pennylane `vat_rate`, when the mapping gives or implies one.
+    /// The values in effect of the keys targets declare (`pennylane_vat_rate`,
+    /// `xero_account_code`, ...), from the line's GL and tax entries; read with [`Self::key`].
     #[serde(default)]
-    pub pennylane_vat_rate: Option<String>,
-    /// Xero account code of the revenue account.
-    #[serde(default)]
-    pub xero_account_code: String,
-    /// Xero tax type, when the mapping gives one.
-    #[serde(default)]
-    pub xero_tax_type: Option<String>,
+    pub keys: BTreeMap<String, String>,
+}
+
+impl MappedLine {
+    /// The value of the declared mapping key `name` for this line, when the mapping gives or
+    /// implies one.
+    pub fn key(&self, name: &str) -> Option<&str> {
+        self.keys.get(name).map(String::as_str)
+    }
+}
+
+/// The declared keys' values in effect for a line mapped through `gl` and `tax`.
+fn declared_values(gl: &GlAccount, tax: &TaxCode) -> BTreeMap<String, String> {
+    let gl_keys = keys::of_table(KeyTable::Gl).filter_map(|k| Some((k.name, gl.key(k.name)?)));
+    let tax_keys = keys::of_table(KeyTable::Tax).filter_map(|k| Some((k.name, tax.key(k.name)?)));
+    gl_keys
+        .chain(tax_keys)
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// One balanced entry for one document, format-neutral.
@@ -255,12 +271,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 category: tax.category,
                 exemption_reason: tax.exemption_reason.clone(),
                 exemption_code: tax.exemption_code.clone(),
-                pennylane_vat_rate: tax.pennylane_code(),
-                xero_account_code: gl
-                    .xero_account_code
-                    .clone()
-                    .unwrap_or_else(|| gl.account.clone()),
-                xero_tax_type: tax.xero_tax_type.clone(),
+                keys: declared_values(gl, tax),
             });
             let key = (gl.account.clone(), by_rate.then_some(tax.rate));
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::{parse_document, Document};
+use crate::toml_file::find_line;
 use serde_json::json;
 
 pub(crate) const MAPPING: &str = r#"
@@ -311,4 +312,57 @@ fn float_rate_is_refused() {
     std::fs::write(&p, MAPPING.replace("rate = \"5.5\"", "rate = 5.5")).unwrap();
     let err = Mapping::load(&p).unwrap_err();
     assert!(err.message.contains("string"), "{}", err.message);
+}
+
+#[test]
+fn keys_no_target_declares_are_refused_in_serdes_words_and_declared_ones_carried_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.toml");
+    let at = |text: &str, start: &str| text.lines().position(|l| l.starts_with(start)).unwrap() + 1;
+    let with = |extra: &str| {
+        MAPPING.replace(
+            "account = \"445713\"",
+            &format!("account = \"445713\"\n{extra}"),
+        )
+    };
+    // The messages serde gave when the vendor keys were fields of the entry.
+    for (extra, says) in [
+        (
+            "xero_tax_tipe = \"OUTPUT2\"",
+            "unknown field `xero_tax_tipe`, expected one of `rate`, `category`, `account`, `label`, `exemption_reason`, `exemption_code`, `pennylane_vat_rate`, `xero_tax_type`",
+        ),
+        (
+            "xero_tax_type = 2",
+            "invalid type: integer `2`, expected a string",
+        ),
+    ] {
+        let text = with(extra);
+        std::fs::write(&p, &text).unwrap();
+        let err = Mapping::load(&p).unwrap_err();
+        assert_eq!(err.message, says);
+        assert_eq!(err.line, Some(at(&text, extra)));
+    }
+    let text = MAPPING.replace(
+        "label = \"Prestations de services\"",
+        "label = \"Prestations de services\"\nxero_acount_code = \"200\"",
+    );
+    std::fs::write(&p, &text).unwrap();
+    let err = Mapping::load(&p).unwrap_err();
+    assert_eq!(
+        err.message,
+        "unknown field `xero_acount_code`, expected one of `account`, `label`, `xero_account_code`"
+    );
+    assert_eq!(err.line, Some(at(&text, "xero_acount_code")));
+
+    // Set, defaulted (a standard French rate, the GL account) and absent keys, by name.
+    std::fs::write(&p, with("xero_tax_type = \"OUTPUT2\"")).unwrap();
+    let m = Mapping::load(&p).unwrap();
+    let t = &m.tax["TVA55"];
+    assert_eq!(t.key("xero_tax_type").as_deref(), Some("OUTPUT2"));
+    assert_eq!(t.key("pennylane_vat_rate").as_deref(), Some("FR_55"));
+    assert_eq!(t.key("no_such_key"), None);
+    let md = map_document(&worked_invoice(), &m).unwrap();
+    for l in &md.lines {
+        assert_eq!(l.key("xero_account_code"), Some(l.account.as_str()));
+    }
 }

@@ -3,12 +3,15 @@
 //! page numbers, and retries through [`crate::retry`]. The cursor is the greatest `updated_at`
 //! seen; it is saved only once every page was read and processed.
 
+mod config;
+
+pub use config::{HttpConfig, Pagination};
+
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{items_from_value, Page, SourceError};
-use crate::config::{HttpConfig, Pagination};
 use crate::retry::{self, RetryPolicy};
 
 /// A pull in progress.

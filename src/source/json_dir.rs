@@ -3,6 +3,10 @@
 //! without reading a single file. Changed and new files are read whole; the ledger tells which of
 //! their documents are new, changed or already delivered.
 
+mod config;
+
+pub use config::JsonDirConfig;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;

@@ -3,6 +3,8 @@
 //! (flushed) then bytes → fsync → ledger commit (flushed) → rename → published. A crash before
 //! the commit rolls the batch back; after it, the file is (re)published from the ledger's bytes.
 
+pub mod config;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -435,3 +435,45 @@ fn sync_fail_on_new_remembers_problems_across_a_run_that_stopped_early() {
     assert!(changed(&r), "{r}");
     assert_eq!((c, r["new_problems"].as_u64()), (0, Some(0)), "{r}");
 }
+
+#[test]
+fn an_error_in_the_second_job_is_reported_at_the_second_jobs_line() {
+    // Lines were found by a text search, which named the first job's `schedule` (or `name`)
+    // for an error in the second job.
+    let p = Project::demo();
+    let toml = p.read("facto.toml");
+    let with = |second: &str| {
+        let text = format!("{toml}\n[[job]]\n{second}");
+        p.write("facto.toml", &text);
+        let out = p.run(&["sync"]);
+        assert_eq!(out.status.code(), Some(2));
+        (text, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let line_of_last = |text: &str, start: &str| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(start))
+            .last()
+            .unwrap()
+            .0
+            + 1
+    };
+    let (text, err) = with(
+        "name = \"nightly\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\n\
+         targets = [\"sales-quadratus\"]\nschedule = \"every 15 parsecs\"\n",
+    );
+    let line = line_of_last(&text, "schedule");
+    assert!(
+        err.contains(&format!("facto.toml:{line}: job `nightly`: schedule")),
+        "{err}"
+    );
+    let (text, err) = with(
+        "name = \"demo\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\n\
+         targets = [\"sales-quadratus\"]\n",
+    );
+    let line = line_of_last(&text, "name = \"demo\"");
+    assert!(
+        err.contains(&format!("facto.toml:{line}: job `demo` is declared twice")),
+        "{err}"
+    );
+}

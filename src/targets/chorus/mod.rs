@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod api;
+pub mod config;
 mod poll;
 
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 //! before anything is sent again.
 
 pub mod api;
+pub mod config;
 pub mod vat;
 
 use std::collections::HashMap;
@@ -299,7 +300,7 @@ impl PennylaneRun {
             p.push(e);
         }
         for (i, (l, m)) in md.doc.lines.iter().zip(&md.lines).enumerate() {
-            if m.pennylane_vat_rate.is_none() {
+            if m.key(config::VAT_RATE).is_none() {
                 p.push(vat_problem(i, &l.tax_code));
             }
         }
@@ -368,7 +369,7 @@ impl PennylaneRun {
                     "quantity": crate::targets::num(l.line.quantity),
                     "raw_currency_unit_price": (sign * l.line.unit_price).normalize().to_string(),
                     "unit": l.line.unit,
-                    "vat_rate": m.pennylane_vat_rate,
+                    "vat_rate": m.key(config::VAT_RATE),
                     "currency_amount": money(sign * net.saturating_add(*tax)),
                     "currency_tax": money(sign * *tax),
                     "ledger_account_id": account,
@@ -458,7 +459,7 @@ impl Target for PennylaneRun {
         };
         let mut accounts = Vec::new();
         for (i, (l, m)) in d.lines.iter().zip(&md.lines).enumerate() {
-            let Some(vat) = m.pennylane_vat_rate.as_deref() else {
+            let Some(vat) = m.key(config::VAT_RATE) else {
                 problems.push(vat_problem(i, &l.tax_code));
                 continue;
             };
@@ -743,7 +744,7 @@ mod tests {
         assert_eq!(account_key("706000"), "706");
         assert_eq!(account_key("7061"), "7061");
         assert_eq!(
-            m.tax["TVA55"].pennylane_code().as_deref(),
+            m.tax["TVA55"].key(config::VAT_RATE).as_deref(),
             Some("FR_55"),
             "standard French rates imply their code"
         );

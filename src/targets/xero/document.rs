@@ -78,8 +78,14 @@ impl XeroRun {
                     },
                     quantity: Num(quantity),
                     unit_amount: Num(unit),
-                    account_code: m.xero_account_code.clone(),
-                    tax_type: m.xero_tax_type.clone().unwrap_or_default(),
+                    account_code: m
+                        .key(super::config::ACCOUNT_CODE)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    tax_type: m
+                        .key(super::config::TAX_TYPE)
+                        .unwrap_or_default()
+                        .to_owned(),
                     tax_amount: Num(tax),
                     line_amount: Num(line.net_amount),
                     discount_amount: discount.map(Num),

@@ -7,6 +7,7 @@
 //! `GET /TaxRates`) holds back a document whose account code or tax type Xero does not have.
 
 pub mod api;
+pub mod config;
 mod document;
 mod reconcile;
 
@@ -167,7 +168,7 @@ impl XeroRun {
             .iter()
             .zip(&md.lines)
             .enumerate()
-            .filter(|(_, (_, m))| m.xero_tax_type.is_none())
+            .filter(|(_, (_, m))| m.key(config::TAX_TYPE).is_none())
             .map(|(i, (l, _))| tax_type_missing(i, &l.tax_code))
             .collect()
     }
@@ -178,18 +179,19 @@ impl XeroRun {
             return out;
         };
         for (i, (l, m)) in md.doc.lines.iter().zip(&md.lines).enumerate() {
-            if !accounts.contains(&m.xero_account_code) {
+            let account_code = m.key(config::ACCOUNT_CODE).unwrap_or_default();
+            if !accounts.contains(account_code) {
                 out.push(Problem::new(
                     "xero-account",
                     format!("lines[{i}]"),
                     format!(
                         "account code {} is not an active account of the Xero organisation",
-                        m.xero_account_code
+                        account_code
                     ),
                     "create it in Xero, or set xero_account_code on the GL mapping entry",
                 ));
             }
-            match &m.xero_tax_type {
+            match m.key(config::TAX_TYPE) {
                 None => out.push(tax_type_missing(i, &l.tax_code)),
                 Some(t) if !taxes.contains(t) => out.push(Problem::new(
                     "xero-tax-type",

@@ -1,29 +1,10 @@
-//! Source connectors: `kind = "json-dir"` (a folder of JSON documents) and `kind = "http"` (a
-//! paged JSON API), with their defaults.
+//! `kind = "http"` connectors: the endpoint, paging, retries and the attachments folder, with
+//! their defaults and validation.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `kind = "json-dir"`: documents as JSON files in a folder.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JsonDirConfig {
-    /// Always `json-dir`.
-    pub kind: String,
-    /// Folder to read (relative to `facto.toml`).
-    pub path: PathBuf,
-    /// Documents handed to the pipeline at a time (memory bound). Default 500.
-    #[serde(default = "default_page")]
-    pub page_size: usize,
-    /// A second folder the documents' attachments may live in (relative to `facto.toml`);
-    /// an attachment path never leaves `path` or this folder.
-    #[serde(default)]
-    pub attachments_dir: Option<PathBuf>,
-}
-
-fn default_page() -> usize {
-    500
-}
+use crate::toml_file::{key_line, parse_toml, ConfigError};
 
 /// How an HTTP source pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -108,4 +89,23 @@ fn default_retry_secs() -> u64 {
 }
 fn default_initial_ms() -> u64 {
     500
+}
+
+impl HttpConfig {
+    /// Reads an http connector from the text of its connector file and validates it.
+    ///
+    /// # Errors
+    ///
+    /// Unknown keys, an endpoint that is not an absolute URL, with the line.
+    pub fn load(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let c: HttpConfig = parse_toml(path, text)?;
+        if url::Url::parse(&c.url).is_err() {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "url"),
+                format!("url `{}` is not an absolute URL", c.url),
+            ));
+        }
+        Ok(c)
+    }
 }

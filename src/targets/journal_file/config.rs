@@ -2,7 +2,9 @@
 //! written for accounting software, and the validated file permissions.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::toml_file::{key_line, parse_toml, ConfigError};
 
 /// Separator of a FEC file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,4 +179,65 @@ impl JournalFileConfig {
 
 fn default_out() -> PathBuf {
     PathBuf::from("out")
+}
+
+impl JournalFileConfig {
+    /// Reads a journal-file connector from the text of its connector file and validates it.
+    ///
+    /// # Errors
+    ///
+    /// Unknown keys, bad values, with the line.
+    pub fn load(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let c: JournalFileConfig = parse_toml(path, text)?;
+        if !c.format.is_csv() && c.csv_separator.is_some() {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "csv_separator"),
+                format!("csv_separator applies to the csv-documents and csv-lines formats; the {} layout has its own separator", c.format.as_str()),
+            ));
+        }
+        if c.format != JournalFormat::Fec && c.separator.is_some() {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "separator"),
+                "separator (tab or pipe) applies to the FEC layout only; remove it",
+            ));
+        }
+        if c.format.fixed_width() && matches!(c.encoding(), Encoding::Utf8 | Encoding::Utf8Bom) {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "encoding"),
+                format!("the {} layout is fixed width: positions are bytes, so UTF-8 would shift them; use \"ascii\" or \"windows-1252\"", c.format.as_str()),
+            ));
+        }
+        if c.lot_size.is_some() && !c.format.is_einvoice() {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "lot_size"),
+                "lot_size applies to the chorus-ubl and chorus-cii formats only",
+            ));
+        }
+        if c.lot_size.is_some_and(|n| !(1..=500).contains(&n)) {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "lot_size"),
+                "lot_size must be between 1 and 500 (Chorus Pro takes at most 500 documents per lot)",
+            ));
+        }
+        if c.format.is_einvoice() && c.encoding.is_some_and(|e| e != Encoding::Utf8) {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "encoding"),
+                "Chorus Pro documents are UTF-8 XML; remove `encoding`",
+            ));
+        }
+        if c.account_length.is_some_and(|n| !(3..=20).contains(&n)) {
+            return Err(ConfigError::at(
+                path,
+                key_line(text, "account_length"),
+                "account_length must be between 3 and 20",
+            ));
+        }
+        Ok(c)
+    }
 }

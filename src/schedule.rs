@@ -1,6 +1,7 @@
 //! Job schedules: `every 15m` (s, m, h) or a five-field cron expression, the next run after a
 //! moment, with a failure backoff (the interval doubles per failed pass, at most an hour more)
-//! and a little jitter so that jobs do not all start on the same second.
+//! and a little jitter so that jobs do not all start on the same second. A leaf module:
+//! `config` checks schedules, the daemon runs them.
 
 use std::time::Duration;
 
