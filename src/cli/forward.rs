@@ -7,15 +7,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use super::{run, Cli, Command, Failure, CAPTURE};
+use super::{run, Cli, Command, Context, Failure, Output};
 use crate::config::Config;
+use crate::ledger::sled::SledLedger;
 use crate::report::exit;
 
 /// Runs a command forwarded by a client through the daemon's admin API, with the daemon's
-/// configuration and ledger; returns the exit code, standard output and error message.
-pub(super) fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
+/// configuration file and ledger; returns the exit code, standard output and error message.
+pub(super) fn execute_forwarded(
+    args: Vec<String>,
+    config: PathBuf,
+    ledger: SledLedger,
+) -> crate::daemon::Forwarded {
     Box::pin(async move {
-        let config = DAEMON_CONFIG.get().cloned().unwrap_or_default();
         let mut argv = vec![
             "facto".to_owned(),
             "--config".to_owned(),
@@ -29,17 +33,21 @@ pub(super) fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
         if let Some(refused) = refused_by_daemon(&cli, &config) {
             return (exit::USAGE, Vec::new(), refused.to_owned());
         }
-        let command = CAPTURE.scope(std::cell::RefCell::new(Vec::new()), async move {
-            let result = run(&cli).await;
-            let out = CAPTURE.with(|c| std::mem::take(&mut *c.borrow_mut()));
-            match result {
-                Ok(code) => (code, out, String::new()),
-                Err(Failure(code, e)) => (code, out, format!("{e:#}")),
-            }
-        });
+        let mut cx = Context {
+            cli: &cli,
+            out: Output::buffer(cli.json),
+            daemon_ledger: Some(ledger),
+        };
         // Like a pass, a forwarded command (a whole `sync`, an `export`) runs on a thread of its
         // own, so the daemon keeps answering meanwhile.
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(command))
+        let result = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(run(&mut cx))
+        });
+        let out = cx.out.into_bytes();
+        match result {
+            Ok(code) => (code, out, String::new()),
+            Err(Failure(code, e)) => (code, out, format!("{e:#}")),
+        }
     })
 }
 
@@ -57,9 +65,6 @@ fn refused_by_daemon(cli: &Cli, daemon_config: &Path) -> Option<&'static str> {
         _ => None,
     }
 }
-
-/// The configuration file of the daemon of this process, for forwarded commands.
-pub(super) static DAEMON_CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Commands that use the ledger go through a running daemon (it holds the ledger's lock).
 pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {

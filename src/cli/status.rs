@@ -1,16 +1,16 @@
 //! `facto status`: what API targets received, reconciled and polled.
 
-use super::{fail, ledger_failure, load, open_ledger, out, print_json, run_failure, Cli, Failure};
+use super::{fail, ledger_failure, run_failure, Context, Failure};
 use crate::ledger::Ledger;
 use crate::report::exit;
 
-pub(super) async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
-    let cfg = load(cli)?;
+pub(super) async fn status(cx: &mut Context<'_>, job: Option<&str>) -> Result<u8, Failure> {
+    let cfg = cx.load()?;
     let jobs: Vec<&crate::config::Job> = match job {
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
         None => cfg.jobs.iter().collect(),
     };
-    let ledger = open_ledger(&cfg)?;
+    let ledger = cx.open_ledger(&cfg)?;
     let mut out_json = Vec::new();
     let mut text = String::new();
     let mut code = exit::OK;
@@ -55,12 +55,13 @@ pub(super) async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> 
             }));
         }
     }
-    if cli.json {
-        print_json(&out_json)?;
+    if cx.out.is_json() {
+        cx.out.json(&out_json)?;
     } else if out_json.is_empty() {
-        out("no API target to follow (chorus-pro, pennylane or xero)\n")?;
+        cx.out
+            .text("no API target to follow (chorus-pro, pennylane or xero)\n")?;
     } else {
-        out(&text)?;
+        cx.out.text(&text)?;
     }
     Ok(code)
 }

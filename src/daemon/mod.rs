@@ -18,7 +18,7 @@ pub mod schedule;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,9 +30,6 @@ use crate::fsutil;
 use crate::ledger::sled::SledLedger;
 use crate::ledger::Ledger;
 use crate::sync::{run_job, Mode, RunOptions};
-
-/// The ledger the daemon holds: CLI commands run through the admin API use it.
-pub static SHARED: OnceLock<SledLedger> = OnceLock::new();
 
 /// Errors that stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +88,10 @@ fn admin_token(data_dir: &Path) -> Result<String, DaemonError> {
     Ok(token)
 }
 
-/// Runs a forwarded CLI command (argv without the program name) and returns its exit code, its
-/// standard output and its error message.
-pub type Executor = fn(Vec<String>) -> Forwarded;
+/// Runs a forwarded CLI command (argv without the program name) with the daemon's configuration
+/// file and the ledger it holds, and returns its exit code, its standard output and its error
+/// message.
+pub type Executor = fn(Vec<String>, PathBuf, SledLedger) -> Forwarded;
 
 /// The outcome of a forwarded command: exit code, standard output, error message.
 pub type Forwarded =
@@ -343,7 +341,8 @@ impl Server {
                     .unwrap_or_default();
                 // The executor parses the arguments as the CLI does and refuses, by command,
                 // what does not go through the daemon (`run`, `connect`).
-                let (code, out, err) = (self.exec)(args).await;
+                let (code, out, err) =
+                    (self.exec)(args, self.config_path.clone(), self.ledger.clone()).await;
                 use base64::Engine as _;
                 http::Response::json(
                     200,
@@ -522,7 +521,6 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
     let ledger = SledLedger::open(&cfg.data_dir)?;
-    let _ = SHARED.set(ledger.clone());
     let token = admin_token(&cfg.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
         .await
