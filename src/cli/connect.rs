@@ -18,17 +18,16 @@ pub(super) async fn connect(
         let file = cfg.connectors_dir.join(format!("{target}.toml"));
         crate::config::load_connector(&file).ok()
     });
-    let json = cx.out.is_json();
+    let out = &mut cx.out;
     let announce = |port: u16| {
         move |url: &str| {
             let msg = format!("Open this address in a browser and allow facto:\n\n  {url}\n\nWaiting for the answer on 127.0.0.1:{port}...\n");
-            if json {
+            // With --json, standard output holds the JSON answer only.
+            if out.is_json() {
                 eprint!("{msg}");
             } else {
-                print!("{msg}");
+                let _ = out.text(&msg);
             }
-            use std::io::Write as _;
-            let _ = std::io::stdout().flush();
         }
     };
     let result = match connector {

@@ -58,9 +58,13 @@ impl Output {
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         match &mut self.sink {
             Sink::Buffer(b) => b.extend_from_slice(bytes),
-            Sink::Stdout => std::io::stdout()
-                .write_all(bytes)
-                .context("cannot write to stdout")?,
+            Sink::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(bytes)
+                    .and_then(|()| stdout.flush())
+                    .context("cannot write to stdout")?;
+            }
         }
         Ok(())
     }
