@@ -132,3 +132,53 @@ pub(super) async fn mappings_check(cx: &mut Context<'_>, job: Option<&str>) -> R
     cx.out.report(&report, MappingsCheck::render)?;
     Ok(if any_gap { exit::PROBLEMS } else { exit::OK })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_report_encodes_as_the_json_it_replaced() {
+        let gap = Gap {
+            table: "tax".into(),
+            code: "TVA20".into(),
+            key: Some("pennylane_vat_rate".into()),
+            documents: 2,
+            examples: vec!["F1".into(), "F2".into()],
+        };
+        let report = MappingsCheck {
+            jobs: vec![JobCheck {
+                customers: 1,
+                documents_scanned: 3,
+                gl_accounts: 4,
+                gl_products: 5,
+                job: "demo".into(),
+                mapping: PathBuf::from("mappings/demo.toml"),
+                tax_codes: 6,
+                unmapped: vec![gap.clone()],
+                unreadable: vec!["x: bad".into()],
+                valid: true,
+            }],
+        };
+        // What `mappings check --json` printed before the typed report.
+        let before = serde_json::json!({ "jobs": [serde_json::json!({
+            "job": "demo",
+            "mapping": PathBuf::from("mappings/demo.toml"),
+            "valid": true,
+            "gl_accounts": 4,
+            "gl_products": 5,
+            "tax_codes": 6,
+            "customers": 1,
+            "documents_scanned": 3,
+            "unmapped": vec![gap],
+            "unreadable": ["x: bad"],
+        })] });
+        assert_eq!(
+            serde_json::to_string_pretty(&report).unwrap(),
+            serde_json::to_string_pretty(&before).unwrap()
+        );
+        assert!(report
+            .render()
+            .contains("  - [tax.\"TVA20\"] lacks pennylane_vat_rate (needed by a target of the job); used by 2 document(s), e.g. F1, F2\n"));
+    }
+}

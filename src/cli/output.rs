@@ -94,3 +94,22 @@ impl Output {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_keeps_what_a_report_renders_as_text_or_json() {
+        let mut text = Output::buffer(false);
+        assert!(text
+            .report(&[1, 2], |v| format!("{} numbers\n", v.len()))
+            .is_ok());
+        assert!(text.write(b"raw").is_ok());
+        assert!(text.is_captured());
+        assert_eq!(text.into_bytes(), b"2 numbers\nraw");
+        let mut json = Output::buffer(true);
+        assert!(json.report(&[1, 2], |_| unreachable!()).is_ok());
+        assert_eq!(json.into_bytes(), b"[\n  1,\n  2\n]\n");
+    }
+}
