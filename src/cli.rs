@@ -1,5 +1,6 @@
 //! The command line: the entry point, the dispatch of each command to its module (the clap types
-//! in `args`, forwarding to a running daemon in `forward`), the output helpers they share, and the
+//! in `args`, forwarding to a running daemon in `forward`), the `Context` each command runs
+//! with (its arguments, its `Output`, the daemon's ledger when the daemon runs it), and the
 //! mapping of every outcome to SPEC §3's exit codes. The binary's edge: `anyhow` is used here and
 //! in `main.rs` only.
 
