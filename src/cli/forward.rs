@@ -114,7 +114,7 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         crate::daemon::auth::signed_header(&token, &challenge, "POST", "/api/cli", &body);
     // `None`: the daemon could not be reached, so the command runs here. A command the daemon
     // took but did not answer may have run there: it is not run a second time.
-    let answer: Result<serde_json::Value, Option<String>> = runtime.block_on(async {
+    let answer: Result<Answer, Option<String>> = runtime.block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("http://{}/api/cli", handle.addr))
             .header(reqwest::header::AUTHORIZATION, authorization)
@@ -128,10 +128,13 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
     });
     let answer = match answer {
         // Refused before running: the challenge expired or was pushed out by others.
-        Ok(a) if a.get("exit_code").is_none() && a.get("error").is_some() => {
+        Ok(Answer {
+            exit_code: None,
+            error: Some(e),
+            ..
+        }) => {
             eprintln!(
-                "error: the running daemon refused the command, which did not run ({}); run it again",
-                a["error"].as_str().unwrap_or_default()
+                "error: the running daemon refused the command, which did not run ({e}); run it again"
             );
             return Some(ExitCode::from(exit::UNREACHABLE));
         }
@@ -146,16 +149,25 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
     };
     use base64::Engine as _;
     let out = base64::engine::general_purpose::STANDARD
-        .decode(answer["stdout"].as_str().unwrap_or(""))
+        .decode(answer.stdout)
         .unwrap_or_default();
     let _ = std::io::stdout().write_all(&out);
-    if let Some(e) = answer["error"].as_str().filter(|e| !e.is_empty()) {
+    if let Some(e) = answer.error.filter(|e| !e.is_empty()) {
         eprintln!("error: {e}");
     }
-    let code = answer["exit_code"]
-        .as_u64()
-        .unwrap_or(u64::from(exit::USAGE));
+    let code = answer.exit_code.unwrap_or(u64::from(exit::USAGE));
     Some(ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE)))
+}
+
+/// The daemon's answer to a forwarded command; `exit_code` is missing when it refused the
+/// request before running it (then `error` says why).
+#[derive(serde::Deserialize)]
+struct Answer {
+    exit_code: Option<u64>,
+    /// Standard output, base64.
+    #[serde(default)]
+    stdout: String,
+    error: Option<String>,
 }
 
 /// The arguments a client sends to the daemon: its own `--config` / `--data-dir` are dropped
