@@ -1,12 +1,13 @@
 //! The command line: the entry point, the dispatch of each command to its module (the clap types
-//! in `args`, forwarding to a running daemon in `forward`), the output helpers they share, and the
+//! in `args`, forwarding to a running daemon in `forward`), the `Context` each command runs
+//! with (its arguments, its `Output`, the daemon's ledger when the daemon runs it), and the
 //! mapping of every outcome to SPEC §3's exit codes. The binary's edge: `anyhow` is used here and
 //! in `main.rs` only.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use chrono::NaiveDate;
 use clap::Parser;
 
@@ -23,6 +24,7 @@ mod export;
 mod forward;
 mod ledger;
 mod mappings;
+mod output;
 mod status;
 mod sync;
 
@@ -30,9 +32,10 @@ pub use args::{ChorusCmd, Cli, Command, ExportArgs, ExportsCmd, LedgerCmd, Mappi
 use chorus::chorus_answer;
 use connect::connect;
 use export::{export, exports};
-use forward::{execute_forwarded, forward_to_daemon, DAEMON_CONFIG};
+use forward::{execute_forwarded, forward_to_daemon};
 use ledger::ledger_cmd;
 use mappings::mappings_check;
+use output::Output;
 use status::status;
 use sync::sync;
 
@@ -79,10 +82,6 @@ pub fn main_entry() -> ExitCode {
     if let Some(code) = forward_to_daemon(&cli) {
         return code;
     }
-    if matches!(cli.command, Command::Run) {
-        let path = std::fs::canonicalize(&cli.config).unwrap_or_else(|_| cli.config.clone());
-        let _ = DAEMON_CONFIG.set(path);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +93,12 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let result = runtime.block_on(run(&cli));
+    let mut cx = Context {
+        cli: &cli,
+        out: Output::stdout(cli.json),
+        daemon_ledger: None,
+    };
+    let result = runtime.block_on(run(&mut cx));
     if matches!(cli.command, Command::Run) {
         // A daemon pass still running after the grace period is not waited for: the ledger
         // settles it at the next start, as after any stop.
@@ -136,54 +140,75 @@ fn init_tracing(cli: &Cli) {
         .try_init();
 }
 
-fn load(cli: &Cli) -> Result<Config, Failure> {
-    Config::load(&cli.config, cli.data_dir.as_deref()).map_err(|e| fail(exit::USAGE, e))
+/// What a command runs with: its arguments, where it writes, and the ledger of the daemon when
+/// the daemon runs it for a client.
+struct Context<'a> {
+    cli: &'a Cli,
+    out: Output,
+    /// The ledger the daemon holds (sled's lock is its): `None` when the command runs on its own.
+    daemon_ledger: Option<SledLedger>,
 }
 
-fn open_ledger(cfg: &Config) -> Result<SledLedger, Failure> {
-    // Inside the daemon, commands use the ledger it holds.
-    if let Some(l) = crate::daemon::SHARED.get() {
-        return Ok(l.clone());
+impl Context<'_> {
+    fn load(&self) -> Result<Config, Failure> {
+        Config::load(&self.cli.config, self.cli.data_dir.as_deref())
+            .map_err(|e| fail(exit::USAGE, e))
     }
-    SledLedger::open(&cfg.data_dir).map_err(ledger_failure)
-}
 
-tokio::task_local! {
-    /// Standard output of a command run for a client of the daemon's admin API.
-    static CAPTURE: std::cell::RefCell<Vec<u8>>;
-}
-
-fn write_out(bytes: &[u8]) -> Result<(), Failure> {
-    if CAPTURE
-        .try_with(|c| c.borrow_mut().extend_from_slice(bytes))
-        .is_ok()
-    {
-        return Ok(());
+    fn open_ledger(&self, cfg: &Config) -> Result<SledLedger, Failure> {
+        match &self.daemon_ledger {
+            Some(l) => Ok(l.clone()),
+            None => SledLedger::open(&cfg.data_dir).map_err(ledger_failure),
+        }
     }
-    std::io::stdout()
-        .write_all(bytes)
-        .context("cannot write to stdout")?;
-    Ok(())
-}
 
-/// Settles what an interrupted run left (open batches rolled back, committed ones published).
-/// Inside the daemon it was done at its start: a command run for a client must not roll back
-/// the batch of a pass in flight.
-fn recover(cfg: &Config, ledger: &SledLedger, dry_run: bool) -> Result<Vec<String>, Failure> {
-    if dry_run || crate::daemon::SHARED.get().is_some() {
-        return Ok(Vec::new());
+    /// Settles what an interrupted run left (open batches rolled back, committed ones
+    /// published). Inside the daemon it was done at its start: a command run for a client must
+    /// not roll back the batch of a pass in flight.
+    fn recover(
+        &self,
+        cfg: &Config,
+        ledger: &SledLedger,
+        dry_run: bool,
+    ) -> Result<Vec<String>, Failure> {
+        if dry_run || self.daemon_ledger.is_some() {
+            return Ok(Vec::new());
+        }
+        crate::sync::recover(ledger, cfg).map_err(run_failure)
     }
-    crate::sync::recover(ledger, cfg).map_err(run_failure)
-}
 
-fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
-    let mut s = serde_json::to_string_pretty(v).context("cannot encode the JSON output")?;
-    s.push('\n');
-    write_out(s.as_bytes())
-}
+    fn progress(&self) -> Option<indicatif::ProgressBar> {
+        let cli = self.cli;
+        if cli.json || cli.quiet || !std::io::stderr().is_terminal() || self.out.is_captured() {
+            return None;
+        }
+        let pb = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {pos} documents processed {elapsed}")
+        {
+            pb.set_style(style);
+        }
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(pb)
+    }
 
-fn out(s: &str) -> Result<(), Failure> {
-    write_out(s.as_bytes())
+    fn emit_reports(&mut self, reports: &[RunReport]) -> Result<u8, Failure> {
+        if self.out.is_json() {
+            match reports {
+                [one] => self.out.json(one)?,
+                many => self.out.json(&serde_json::json!({ "reports": many }))?,
+            }
+        } else {
+            for r in reports {
+                self.out.text(&r.render())?;
+            }
+        }
+        Ok(reports
+            .iter()
+            .map(RunReport::exit_code)
+            .max()
+            .unwrap_or(exit::OK))
+    }
 }
 
 fn pick_job<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a crate::config::Job, Failure> {
@@ -203,70 +228,50 @@ fn pick_job<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a crate::config
     }
 }
 
-fn progress(cli: &Cli) -> Option<indicatif::ProgressBar> {
-    if cli.json || cli.quiet || !std::io::stderr().is_terminal() || CAPTURE.try_with(|_| ()).is_ok()
-    {
-        return None;
-    }
-    let pb = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} {pos} documents processed {elapsed}")
-    {
-        pb.set_style(style);
-    }
-    pb.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(pb)
-}
-
 fn today() -> NaiveDate {
     chrono::Local::now().date_naive()
 }
 
-async fn run(cli: &Cli) -> Result<u8, Failure> {
+async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
+    let cli = cx.cli;
     match &cli.command {
         Command::Sync {
             job,
             dry_run,
             fail_on,
-        } => sync(cli, job.as_deref(), *dry_run, *fail_on).await,
+        } => sync(cx, job.as_deref(), *dry_run, *fail_on).await,
         Command::Preview {
             job,
             from,
             to,
             target,
         } => {
-            let mut cfg = load(cli)?;
+            let mut cfg = cx.load()?;
             let job_name = pick_job(&cfg, job.as_deref())?.name.clone();
             if let Some(t) = target {
                 cfg.add_export_target(&job_name, t)
                     .map_err(|e| fail(exit::USAGE, e))?;
             }
             let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
-            let ledger = open_ledger(&cfg)?;
+            let ledger = cx.open_ledger(&cfg)?;
             let p = crate::preview::preview(&cfg, &ledger, job, *from, *to, target.as_deref())
                 .await
                 .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?;
-            if cli.json {
-                print_json(&p)?;
-            } else {
-                out(&p.render())?;
-            }
+            cx.out.report(&p, crate::preview::Preview::render)?;
             Ok(exit::OK)
         }
-        Command::Export(args) => export(cli, args).await,
-        Command::Exports { cmd } => exports(cli, cmd),
-        Command::Ledger { cmd } => ledger_cmd(cli, cmd),
+        Command::Export(args) => export(cx, args).await,
+        Command::Exports { cmd } => exports(cx, cmd),
+        Command::Ledger { cmd } => ledger_cmd(cx, cmd),
         Command::Mappings {
             cmd: MappingsCmd::Check { job },
-        } => mappings_check(cli, job.as_deref()).await,
-        Command::Status { job } => status(cli, job.as_deref()).await,
-        Command::Chorus { cmd } => chorus_answer(cli, cmd).await,
+        } => mappings_check(cx, job.as_deref()).await,
+        Command::Status { job } => status(cx, job.as_deref()).await,
+        Command::Chorus { cmd } => chorus_answer(cx, cmd).await,
         Command::Run => {
-            let cfg = load(cli)?;
-            let path = DAEMON_CONFIG
-                .get()
-                .cloned()
-                .unwrap_or_else(|| cli.config.clone());
+            let cfg = cx.load()?;
+            // Forwarded commands name this file: absolute, whatever the client's folder.
+            let path = std::fs::canonicalize(&cli.config).unwrap_or_else(|_| cli.config.clone());
             crate::daemon::run(cfg, path, execute_forwarded)
                 .await
                 .map_err(|e| match e {
@@ -275,24 +280,6 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
                 })?;
             Ok(exit::OK)
         }
-        Command::Connect { target, tenant } => connect(cli, target, tenant.as_deref()).await,
+        Command::Connect { target, tenant } => connect(cx, target, tenant.as_deref()).await,
     }
-}
-
-fn emit_reports(cli: &Cli, reports: &[RunReport]) -> Result<u8, Failure> {
-    if cli.json {
-        match reports {
-            [one] => print_json(one)?,
-            many => print_json(&serde_json::json!({ "reports": many }))?,
-        }
-    } else {
-        for r in reports {
-            out(&r.render())?;
-        }
-    }
-    Ok(reports
-        .iter()
-        .map(RunReport::exit_code)
-        .max()
-        .unwrap_or(exit::OK))
 }

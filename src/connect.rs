@@ -4,7 +4,15 @@
 //! connections the tokens reach, and stores everything in the target's token file (0600,
 //! written atomically). Tokens are never printed.
 
+use std::future::IntoFuture;
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
 
 use oauth2::basic::BasicClient;
 use oauth2::{
@@ -13,7 +21,7 @@ use oauth2::{
 };
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
 
 use crate::config::XeroConfig;
 use crate::targets::tokens::{self, StoredTokens};
@@ -50,51 +58,87 @@ pub struct Connected {
     pub tenants: Vec<Tenant>,
 }
 
+/// The redirect receiver's state: the `state` sent to the consent page, and where the first
+/// answer goes.
+struct Redirect {
+    state: String,
+    answer: std::sync::Mutex<Option<oneshot::Sender<Result<String, ConnectError>>>>,
+}
+
+/// Serves `/callback` on `listener` until the consent page's redirect arrives; its code, or why
+/// there is none.
 async fn wait_for_redirect(
     listener: tokio::net::TcpListener,
     state: &str,
 ) -> Result<String, ConnectError> {
-    loop {
-        let (mut sock, _) = listener
-            .accept()
-            .await
-            .map_err(|e| ConnectError::Remote(format!("redirect: {e}")))?;
-        let mut buf = vec![0u8; 8192];
-        let n = sock.read(&mut buf).await.unwrap_or(0);
-        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let url = url::Url::parse(&format!("http://127.0.0.1{target}"))
-            .map_err(|e| ConnectError::Remote(format!("redirect: {e}")))?;
-        if url.path() != "/callback" {
-            let _ = sock
-                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-                .await;
-            continue;
+    let (answer, answered) = oneshot::channel();
+    let redirect = Arc::new(Redirect {
+        state: state.to_owned(),
+        answer: std::sync::Mutex::new(Some(answer)),
+    });
+    let app = Router::new()
+        .route("/callback", any(callback))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .with_state(redirect);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = stopped.await;
+    });
+    let serve = serve.into_future();
+    tokio::pin!(serve);
+    tokio::select! {
+        r = answered => {
+            let _ = stop.send(());
+            // The browser gets its page before the listener closes.
+            let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
+            r.unwrap_or_else(|_| Err(ConnectError::Remote("redirect: the receiver stopped".into())))
         }
-        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
-        let (body, result) = match (q.get("code"), q.get("state"), q.get("error")) {
-            (_, _, Some(err)) => (
-                "facto: consent refused. You can close this page.",
-                Err(ConnectError::Remote(format!("consent refused: {err}"))),
-            ),
-            (Some(code), Some(s), _) if s == state => (
-                "facto is connected. You can close this page.",
-                Ok(code.clone()),
-            ),
-            _ => (
-                "facto: this answer does not match the consent asked. You can close this page.",
-                Err(ConnectError::Remote(
-                    "the redirect's state does not match: start `facto connect` again".into(),
-                )),
-            ),
-        };
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = sock.write_all(reply.as_bytes()).await;
-        return result;
+        r = &mut serve => Err(ConnectError::Remote(match r {
+            Err(e) => format!("redirect: {e}"),
+            Ok(()) => "redirect: the receiver stopped".into(),
+        })),
     }
+}
+
+/// `/callback?code=...&state=...` (or `?error=...`): a page for the browser, and the outcome
+/// for the flow.
+async fn callback(State(r): State<Arc<Redirect>>, uri: Uri) -> Response {
+    let q: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let (body, result) = match (q.get("code"), q.get("state"), q.get("error")) {
+        (_, _, Some(err)) => (
+            "facto: consent refused. You can close this page.",
+            Err(ConnectError::Remote(format!("consent refused: {err}"))),
+        ),
+        (Some(code), Some(s), _) if *s == r.state => (
+            "facto is connected. You can close this page.",
+            Ok(code.clone()),
+        ),
+        _ => (
+            "facto: this answer does not match the consent asked. You can close this page.",
+            Err(ConnectError::Remote(
+                "the redirect's state does not match: start `facto connect` again".into(),
+            )),
+        ),
+    };
+    let first = r
+        .answer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(first) = first {
+        let _ = first.send(result);
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CONNECTION, "close"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// An OAuth2 application and where its consent happens.

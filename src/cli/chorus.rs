@@ -1,15 +1,15 @@
 //! `facto chorus complete|recycle`: answers to Chorus Pro about an invoice it holds.
 
-use super::{fail, ledger_failure, load, open_ledger, out, print_json, ChorusCmd, Cli, Failure};
+use super::{fail, ledger_failure, ChorusCmd, Context, Failure};
 use crate::ledger::Ledger;
 use crate::report::exit;
 
 /// `facto chorus complete|recycle`: one answer to Chorus Pro about one invoice.
-pub(super) async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Failure> {
+pub(super) async fn chorus_answer(cx: &mut Context<'_>, cmd: &ChorusCmd) -> Result<u8, Failure> {
     use crate::config::Connector;
     use crate::targets::chorus::answer::{self, Answer, AnswerError};
-    let cfg = load(cli)?;
-    let ledger = open_ledger(&cfg)?;
+    let cfg = cx.load()?;
+    let ledger = cx.open_ledger(&cfg)?;
     let (doc, target, answer) = match cmd {
         ChorusCmd::Complete {
             doc,
@@ -93,10 +93,11 @@ pub(super) async fn chorus_answer(cli: &Cli, cmd: &ChorusCmd) -> Result<u8, Fail
     };
     match answer::send(chorus, &ledger, &rec.key, answer).await {
         Ok(done) => {
-            if cli.json {
-                print_json(&serde_json::json!({"doc": rec.key.to_string(), "done": done}))?;
+            if cx.out.is_json() {
+                cx.out
+                    .json(&serde_json::json!({"doc": rec.key.to_string(), "done": done}))?;
             } else {
-                out(&format!("{done}\n"))?;
+                cx.out.text(&format!("{done}\n"))?;
             }
             Ok(exit::OK)
         }

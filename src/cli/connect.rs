@@ -2,11 +2,15 @@
 
 use anyhow::anyhow;
 
-use super::{fail, load, out, print_json, Cli, Failure};
+use super::{fail, Context, Failure};
 use crate::report::exit;
 
-pub(super) async fn connect(cli: &Cli, target: &str, tenant: Option<&str>) -> Result<u8, Failure> {
-    let mut cfg = load(cli)?;
+pub(super) async fn connect(
+    cx: &mut Context<'_>,
+    target: &str,
+    tenant: Option<&str>,
+) -> Result<u8, Failure> {
+    let mut cfg = cx.load()?;
     let job = cfg.jobs.first().map(|j| j.name.clone()).unwrap_or_default();
     // The connector may not be in a job yet: connect comes first.
     let _ = cfg.add_export_target(&job, target);
@@ -14,17 +18,16 @@ pub(super) async fn connect(cli: &Cli, target: &str, tenant: Option<&str>) -> Re
         let file = cfg.connectors_dir.join(format!("{target}.toml"));
         crate::config::load_connector(&file).ok()
     });
-    let json = cli.json;
+    let out = &mut cx.out;
     let announce = |port: u16| {
         move |url: &str| {
             let msg = format!("Open this address in a browser and allow facto:\n\n  {url}\n\nWaiting for the answer on 127.0.0.1:{port}...\n");
-            if json {
+            // With --json, standard output holds the JSON answer only.
+            if out.is_json() {
                 eprint!("{msg}");
             } else {
-                print!("{msg}");
+                let _ = out.text(&msg);
             }
-            use std::io::Write as _;
-            let _ = std::io::stdout().flush();
         }
     };
     let result = match connector {
@@ -53,10 +56,10 @@ pub(super) async fn connect(cli: &Cli, target: &str, tenant: Option<&str>) -> Re
         crate::connect::ConnectError::Usage(m) => fail(exit::USAGE, anyhow!(m)),
         crate::connect::ConnectError::Remote(m) => fail(exit::UNREACHABLE, anyhow!(m)),
     })?;
-    if cli.json {
-        print_json(&done)?;
+    if cx.out.is_json() {
+        cx.out.json(&done)?;
     } else {
-        out(&format!(
+        cx.out.text(&format!(
             "connected to {} ({}); tokens in {}\n",
             done.tenant.name, done.tenant.id, done.token_file
         ))?;

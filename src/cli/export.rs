@@ -3,32 +3,31 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, Context as _};
 use chrono::Utc;
 
 use super::{
-    emit_reports, fail, ledger_failure, load, open_ledger, out, pick_job, print_json, progress,
-    recover, run_failure, today, write_out, Cli, ExportArgs, ExportsCmd, Failure,
+    fail, ledger_failure, pick_job, run_failure, today, Context, ExportArgs, ExportsCmd, Failure,
 };
 use crate::ledger::{AuditEvent, BatchStatus, Ledger, LedgerError};
 use crate::report::{exit, RunReport};
 use crate::sync::{ExportSelection, Mode, RunOptions};
 
-pub(super) async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
+pub(super) async fn export(cx: &mut Context<'_>, a: &ExportArgs) -> Result<u8, Failure> {
     if a.from > a.to {
         return Err(fail(
             exit::USAGE,
             anyhow!("--from {} is after --to {}", a.from, a.to),
         ));
     }
-    let mut cfg = load(cli)?;
+    let mut cfg = cx.load()?;
     let job_name = pick_job(&cfg, a.job.as_deref())?.name.clone();
     cfg.add_export_target(&job_name, &a.target)
         .map_err(|e| fail(exit::USAGE, e))?;
     let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
-    let ledger = open_ledger(&cfg)?;
-    let recovery = recover(&cfg, &ledger, false)?;
-    let pb = progress(cli);
+    let ledger = cx.open_ledger(&cfg)?;
+    let recovery = cx.recover(&cfg, &ledger, false)?;
+    let pb = cx.progress();
     let opts = RunOptions {
         dry_run: false,
         today: today(),
@@ -52,22 +51,23 @@ pub(super) async fn export(cli: &Cli, a: &ExportArgs) -> Result<u8, Failure> {
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    if r.batches.is_empty() && r.error.is_none() && !cli.json {
-        out("no document to export in this period (see `facto preview`)\n")?;
+    if r.batches.is_empty() && r.error.is_none() && !cx.out.is_json() {
+        cx.out
+            .text("no document to export in this period (see `facto preview`)\n")?;
     }
-    emit_reports(cli, &[r])
+    cx.emit_reports(&[r])
 }
 
-pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
-    let cfg = load(cli)?;
-    let ledger = open_ledger(&cfg)?;
+pub(super) fn exports(cx: &mut Context<'_>, cmd: &ExportsCmd) -> Result<u8, Failure> {
+    let cfg = cx.load()?;
+    let ledger = cx.open_ledger(&cfg)?;
     match cmd {
         ExportsCmd::List => {
             let batches = ledger.batches().map_err(ledger_failure)?;
-            if cli.json {
-                print_json(&batches)?;
+            if cx.out.is_json() {
+                cx.out.json(&batches)?;
             } else if batches.is_empty() {
-                out("no export batch yet\n")?;
+                cx.out.text("no export batch yet\n")?;
             } else {
                 let mut s = format!(
                     "{:>5}  {:<9}  {:<8} {:<12} {:<14} {:<3} {:<23} {:>5} {:>12}  {}\n",
@@ -102,7 +102,7 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                         b.file_name
                     ));
                 }
-                out(&s)?;
+                cx.out.text(&s)?;
             }
             Ok(exit::OK)
         }
@@ -119,12 +119,12 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 }
             }
             let report = ledger.report(&b.run_id).map_err(ledger_failure)?;
-            if cli.json {
+            if cx.out.is_json() {
                 let docs: Vec<_> = docs
                     .iter()
                     .map(|r| serde_json::json!({"doc_id": r.key.doc_id, "number": r.number, "customer": r.customer_name, "gross": r.gross, "state": r.state, "batch_id": r.batch_id}))
                     .collect();
-                print_json(
+                cx.out.json(
                     &serde_json::json!({ "batch": b, "documents": docs, "run_report": report }),
                 )?;
             } else {
@@ -157,7 +157,7 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                         s.push_str(&format!("    {line}\n"));
                     }
                 }
-                out(&s)?;
+                cx.out.text(&s)?;
             }
             Ok(exit::OK)
         }
@@ -171,7 +171,7 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                 return Err(fail(exit::USAGE, anyhow!("the stored bytes of batch {id} do not match its recorded sha256; the ledger is damaged")));
             }
             match dest.as_deref() {
-                Some(p) if p == Path::new("-") => write_out(&bytes)?,
+                Some(p) if p == Path::new("-") => cx.out.write(&bytes)?,
                 other => {
                     // The recorded name only, never a path (older ledgers could hold `../`).
                     let name = Path::new(&b.file_name)
@@ -187,12 +187,12 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                     let mode = b.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
                     crate::fsutil::write_atomic(&path, &bytes, Some(mode))
                         .with_context(|| format!("cannot write {}", path.display()))?;
-                    if cli.json {
-                        print_json(
+                    if cx.out.is_json() {
+                        cx.out.json(
                             &serde_json::json!({"batch": id, "path": path, "bytes": bytes.len(), "sha256": b.sha256}),
                         )?;
                     } else {
-                        out(&format!(
+                        cx.out.text(&format!(
                             "batch {id} written to {} ({} bytes, sha256 {})\n",
                             path.display(),
                             bytes.len(),
@@ -227,10 +227,11 @@ pub(super) fn exports(cli: &Cli, cmd: &ExportsCmd) -> Result<u8, Failure> {
                     b.path.display()
                 ),
             };
-            if cli.json {
-                print_json(&serde_json::json!({"batch": b, "released": n, "file": file}))?;
+            if cx.out.is_json() {
+                cx.out
+                    .json(&serde_json::json!({"batch": b, "released": n, "file": file}))?;
             } else {
-                out(&format!(
+                cx.out.text(&format!(
                     "export batch {id} cancelled ({}): {n} documents are free for a new export; {file}. It stays in the history and can still be downloaded.\nIf its file was already imported into the accounting software, delete that import there before importing a new export.\n",
                     b.file_name
                 ))?;

@@ -7,15 +7,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use super::{run, Cli, Command, Failure, CAPTURE};
+use super::{run, Cli, Command, Context, Failure, Output};
 use crate::config::Config;
+use crate::ledger::sled::SledLedger;
 use crate::report::exit;
 
 /// Runs a command forwarded by a client through the daemon's admin API, with the daemon's
-/// configuration and ledger; returns the exit code, standard output and error message.
-pub(super) fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
+/// configuration file and ledger; returns the exit code, standard output and error message.
+pub(super) fn execute_forwarded(
+    args: Vec<String>,
+    config: PathBuf,
+    ledger: SledLedger,
+) -> crate::daemon::Forwarded {
     Box::pin(async move {
-        let config = DAEMON_CONFIG.get().cloned().unwrap_or_default();
         let mut argv = vec![
             "facto".to_owned(),
             "--config".to_owned(),
@@ -29,17 +33,21 @@ pub(super) fn execute_forwarded(args: Vec<String>) -> crate::daemon::Forwarded {
         if let Some(refused) = refused_by_daemon(&cli, &config) {
             return (exit::USAGE, Vec::new(), refused.to_owned());
         }
-        let command = CAPTURE.scope(std::cell::RefCell::new(Vec::new()), async move {
-            let result = run(&cli).await;
-            let out = CAPTURE.with(|c| std::mem::take(&mut *c.borrow_mut()));
-            match result {
-                Ok(code) => (code, out, String::new()),
-                Err(Failure(code, e)) => (code, out, format!("{e:#}")),
-            }
-        });
+        let mut cx = Context {
+            cli: &cli,
+            out: Output::buffer(cli.json),
+            daemon_ledger: Some(ledger),
+        };
         // Like a pass, a forwarded command (a whole `sync`, an `export`) runs on a thread of its
         // own, so the daemon keeps answering meanwhile.
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(command))
+        let result = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(run(&mut cx))
+        });
+        let out = cx.out.into_bytes();
+        match result {
+            Ok(code) => (code, out, String::new()),
+            Err(Failure(code, e)) => (code, out, format!("{e:#}")),
+        }
     })
 }
 
@@ -57,9 +65,6 @@ fn refused_by_daemon(cli: &Cli, daemon_config: &Path) -> Option<&'static str> {
         _ => None,
     }
 }
-
-/// The configuration file of the daemon of this process, for forwarded commands.
-pub(super) static DAEMON_CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Commands that use the ledger go through a running daemon (it holds the ledger's lock).
 pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
@@ -109,7 +114,7 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         crate::daemon::auth::signed_header(&token, &challenge, "POST", "/api/cli", &body);
     // `None`: the daemon could not be reached, so the command runs here. A command the daemon
     // took but did not answer may have run there: it is not run a second time.
-    let answer: Result<serde_json::Value, Option<String>> = runtime.block_on(async {
+    let answer: Result<Answer, Option<String>> = runtime.block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("http://{}/api/cli", handle.addr))
             .header(reqwest::header::AUTHORIZATION, authorization)
@@ -123,10 +128,13 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
     });
     let answer = match answer {
         // Refused before running: the challenge expired or was pushed out by others.
-        Ok(a) if a.get("exit_code").is_none() && a.get("error").is_some() => {
+        Ok(Answer {
+            exit_code: None,
+            error: Some(e),
+            ..
+        }) => {
             eprintln!(
-                "error: the running daemon refused the command, which did not run ({}); run it again",
-                a["error"].as_str().unwrap_or_default()
+                "error: the running daemon refused the command, which did not run ({e}); run it again"
             );
             return Some(ExitCode::from(exit::UNREACHABLE));
         }
@@ -141,16 +149,25 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
     };
     use base64::Engine as _;
     let out = base64::engine::general_purpose::STANDARD
-        .decode(answer["stdout"].as_str().unwrap_or(""))
+        .decode(answer.stdout)
         .unwrap_or_default();
     let _ = std::io::stdout().write_all(&out);
-    if let Some(e) = answer["error"].as_str().filter(|e| !e.is_empty()) {
+    if let Some(e) = answer.error.filter(|e| !e.is_empty()) {
         eprintln!("error: {e}");
     }
-    let code = answer["exit_code"]
-        .as_u64()
-        .unwrap_or(u64::from(exit::USAGE));
+    let code = answer.exit_code.unwrap_or(u64::from(exit::USAGE));
     Some(ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE)))
+}
+
+/// The daemon's answer to a forwarded command; `exit_code` is missing when it refused the
+/// request before running it (then `error` says why).
+#[derive(serde::Deserialize)]
+struct Answer {
+    exit_code: Option<u64>,
+    /// Standard output, base64.
+    #[serde(default)]
+    stdout: String,
+    error: Option<String>,
 }
 
 /// The arguments a client sends to the daemon: its own `--config` / `--data-dir` are dropped

@@ -1,10 +1,10 @@
 //! `facto ledger ...`: listing, showing, retrying and forgetting per-document records, and the
 //! kept run reports.
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, Context as _};
 use chrono::Utc;
 
-use super::{fail, ledger_failure, load, open_ledger, out, print_json, Cli, Failure, LedgerCmd};
+use super::{fail, ledger_failure, Context, Failure, LedgerCmd};
 use crate::ledger::sled::SledLedger;
 use crate::ledger::{AuditEvent, Ledger, LedgerError, Record, RecordFilter, State};
 use crate::report::{exit, RunReport};
@@ -53,9 +53,9 @@ fn find_records(
     Ok(found)
 }
 
-pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
-    let cfg = load(cli)?;
-    let ledger = open_ledger(&cfg)?;
+pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Failure> {
+    let cfg = cx.load()?;
+    let ledger = cx.open_ledger(&cfg)?;
     match cmd {
         LedgerCmd::List { job, target, state } => {
             let state = match state.as_deref() {
@@ -72,8 +72,8 @@ pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                     state,
                 })
                 .map_err(ledger_failure)?;
-            if cli.json {
-                print_json(&records)?;
+            if cx.out.is_json() {
+                cx.out.json(&records)?;
             } else {
                 let mut s = format!(
                     "{:<8} {:<12} {:<18} {:<14} {:<10} {:>6}  {:<16}  {}\n",
@@ -83,14 +83,14 @@ pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                     s.push_str(&record_line(r));
                 }
                 s.push_str(&format!("{} records\n", records.len()));
-                out(&s)?;
+                cx.out.text(&s)?;
             }
             Ok(exit::OK)
         }
         LedgerCmd::Show { doc } => {
             let found = find_records(&ledger, doc, None)?;
-            if cli.json {
-                print_json(&found)?;
+            if cx.out.is_json() {
+                cx.out.json(&found)?;
             } else {
                 let mut s = String::new();
                 for r in &found {
@@ -133,7 +133,7 @@ pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                         ));
                     }
                 }
-                out(&s)?;
+                cx.out.text(&s)?;
             }
             Ok(exit::OK)
         }
@@ -178,10 +178,10 @@ pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                     detail: notes.join("; "),
                 })
                 .map_err(ledger_failure)?;
-            if cli.json {
-                print_json(&notes)?;
+            if cx.out.is_json() {
+                cx.out.json(&notes)?;
             } else {
-                out(&(notes.join("\n") + "\n"))?;
+                cx.out.text(&(notes.join("\n") + "\n"))?;
             }
             Ok(exit::OK)
         }
@@ -236,10 +236,10 @@ pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
             ledger
                 .request_rescan(&removed.key.job)
                 .map_err(ledger_failure)?;
-            if cli.json {
-                print_json(&removed)?;
+            if cx.out.is_json() {
+                cx.out.json(&removed)?;
             } else {
-                out(&format!(
+                cx.out.text(&format!(
                     "forgot {} (was {}); audited\n",
                     removed.key,
                     removed.state.as_str()
@@ -254,20 +254,20 @@ pub(super) fn ledger_cmd(cli: &Cli, cmd: &LedgerCmd) -> Result<u8, Failure> {
                         .report(id)
                         .map_err(ledger_failure)?
                         .ok_or_else(|| anyhow!("no kept report for run {id}"))?;
-                    if cli.json {
-                        print_json(&rep)?;
+                    if cx.out.is_json() {
+                        cx.out.json(&rep)?;
                     } else {
                         let r: RunReport =
                             serde_json::from_value(rep).context("the kept report is unreadable")?;
-                        out(&r.render())?;
+                        cx.out.text(&r.render())?;
                     }
                 }
                 None => {
                     let ids = ledger.report_ids().map_err(ledger_failure)?;
-                    if cli.json {
-                        print_json(&ids)?;
+                    if cx.out.is_json() {
+                        cx.out.json(&ids)?;
                     } else {
-                        out(&(ids.join("\n") + "\n"))?;
+                        cx.out.text(&(ids.join("\n") + "\n"))?;
                     }
                 }
             }

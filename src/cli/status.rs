@@ -1,18 +1,55 @@
 //! `facto status`: what API targets received, reconciled and polled.
 
-use super::{fail, ledger_failure, load, open_ledger, out, print_json, run_failure, Cli, Failure};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{fail, ledger_failure, run_failure, Context, Failure};
 use crate::ledger::Ledger;
 use crate::report::exit;
 
-pub(super) async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> {
-    let cfg = load(cli)?;
+/// One API target of one job: what changed, and how many documents are in each state now. The
+/// JSON keys are in alphabetical order, as this output has always had them.
+#[derive(Serialize)]
+struct TargetStatus {
+    changes: Vec<String>,
+    error: Option<String>,
+    job: String,
+    states: BTreeMap<&'static str, u64>,
+    target: String,
+}
+
+fn render(all: &[TargetStatus]) -> String {
+    if all.is_empty() {
+        return "no API target to follow (chorus-pro, pennylane or xero)\n".to_owned();
+    }
+    let mut text = String::new();
+    for t in all {
+        let _ = writeln!(text, "job {} → {}:", t.job, t.target);
+        for c in &t.changes {
+            let _ = writeln!(text, "  {c}");
+        }
+        if t.changes.is_empty() && t.error.is_none() {
+            text.push_str("  no change\n");
+        }
+        if let Some(e) = &t.error {
+            let _ = writeln!(text, "  error: {e}");
+        }
+        let summary: Vec<String> = t.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let _ = writeln!(text, "  now: {}", summary.join(", "));
+    }
+    text
+}
+
+pub(super) async fn status(cx: &mut Context<'_>, job: Option<&str>) -> Result<u8, Failure> {
+    let cfg = cx.load()?;
     let jobs: Vec<&crate::config::Job> = match job {
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
         None => cfg.jobs.iter().collect(),
     };
-    let ledger = open_ledger(&cfg)?;
-    let mut out_json = Vec::new();
-    let mut text = String::new();
+    let ledger = cx.open_ledger(&cfg)?;
+    let mut all = Vec::new();
     let mut code = exit::OK;
     for j in jobs {
         for t in &j.targets {
@@ -33,34 +70,18 @@ pub(super) async fn status(cli: &Cli, job: Option<&str>) -> Result<u8, Failure> 
                 }
             }
             let counts = ledger.count_states(&j.name, t).map_err(ledger_failure)?;
-            let counts: std::collections::BTreeMap<&str, u64> =
-                counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
             if error.is_some() {
                 code = exit::UNREACHABLE;
             }
-            text.push_str(&format!("job {} → {t}:\n", j.name));
-            for c in &changes {
-                text.push_str(&format!("  {c}\n"));
-            }
-            if changes.is_empty() && error.is_none() {
-                text.push_str("  no change\n");
-            }
-            if let Some(e) = &error {
-                text.push_str(&format!("  error: {e}\n"));
-            }
-            let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-            text.push_str(&format!("  now: {}\n", summary.join(", ")));
-            out_json.push(serde_json::json!({
-                "job": j.name, "target": t, "changes": changes, "error": error, "states": counts,
-            }));
+            all.push(TargetStatus {
+                changes,
+                error,
+                job: j.name.clone(),
+                states: counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+                target: t.clone(),
+            });
         }
     }
-    if cli.json {
-        print_json(&out_json)?;
-    } else if out_json.is_empty() {
-        out("no API target to follow (chorus-pro, pennylane or xero)\n")?;
-    } else {
-        out(&text)?;
-    }
+    cx.out.report(&all, |all| render(all))?;
     Ok(code)
 }

@@ -1,25 +1,23 @@
 //! `facto sync`: one pass of every job, or of one.
 
-use super::{
-    emit_reports, fail, load, open_ledger, progress, recover, run_failure, today, Cli, Failure,
-};
+use super::{fail, run_failure, today, Context, Failure};
 use crate::report::exit;
 use crate::sync::{Mode, RunOptions};
 
 pub(super) async fn sync(
-    cli: &Cli,
+    cx: &mut Context<'_>,
     job: Option<&str>,
     dry_run: bool,
     fail_on: Option<crate::fail_on::FailOn>,
 ) -> Result<u8, Failure> {
-    let cfg = load(cli)?;
+    let cfg = cx.load()?;
     let jobs: Vec<&crate::config::Job> = match job {
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
         None => cfg.jobs.iter().collect(),
     };
-    let ledger = open_ledger(&cfg)?;
-    let recovery = recover(&cfg, &ledger, dry_run)?;
-    let pb = progress(cli);
+    let ledger = cx.open_ledger(&cfg)?;
+    let recovery = cx.recover(&cfg, &ledger, dry_run)?;
+    let pb = cx.progress();
     let opts = RunOptions {
         dry_run,
         today: today(),
@@ -40,6 +38,6 @@ pub(super) async fn sync(
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    emit_reports(cli, &reports)?;
+    cx.emit_reports(&reports)?;
     Ok(code)
 }

@@ -1,165 +1,31 @@
-//! A small HTTP/1.1 server side for the local admin API: one request per connection, headers
-//! and a `Content-Length` body read with limits (size, idle time between reads), one response
-//! written. Enough for a few JSON endpoints and a page on 127.0.0.1, without another server
-//! framework in the build. [`Gate`] bounds the open connections.
+//! The admin API's connections, served by axum on a [`GatedListener`]: [`Gate`] bounds the open
+//! connections (the oldest one still sending its request makes room for a new one), and each
+//! connection's reads and writes are bounded in time ([`GatedIo`]). Every answer closes its
+//! connection and is never cached.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
-/// Largest request accepted (headers and body).
-const MAX_REQUEST: usize = 4 << 20;
-
-/// A request.
-#[derive(Debug, Default)]
-pub struct Request {
-    /// Method.
-    pub method: String,
-    /// Path without the query.
-    pub path: String,
-    /// The query string, if any.
-    pub query: String,
-    /// Headers, names in lower case.
-    pub headers: HashMap<String, String>,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// The value of `name` in the query string (`?name=value`), as written.
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.split('&').find_map(|kv| {
-            kv.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('='))
-        })
-    }
-}
-
-/// A response.
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Content type.
-    pub content_type: &'static str,
-    /// Body.
-    pub body: Vec<u8>,
-    /// Extra headers.
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Response {
-    /// A JSON response.
-    pub fn json(status: u16, v: &serde_json::Value) -> Self {
-        Response {
-            status,
-            content_type: "application/json",
-            body: v.to_string().into_bytes(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// A plain-text response.
-    pub fn text(status: u16, s: impl Into<String>) -> Self {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: s.into().into_bytes(),
-            headers: Vec::new(),
-        }
-    }
-}
-
-/// Reads one request; `None` for a malformed or oversized one, or when the client sends nothing
-/// for `idle`.
-pub async fn read(sock: &mut TcpStream, idle: Duration) -> Option<Request> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = tokio::time::timeout(idle, sock.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_REQUEST {
-            return None;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split_whitespace();
-    let method = first.next()?.to_owned();
-    let target = first.next()?.to_owned();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_REQUEST {
-        return None;
-    }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = tokio::time::timeout(idle, sock.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(len);
-    Some(Request {
-        method,
-        query: target
-            .split_once('?')
-            .map(|(_, q)| q.to_owned())
-            .unwrap_or_default(),
-        path: target.split('?').next().unwrap_or("/").to_owned(),
-        headers,
-        body,
-    })
-}
-
-/// Writes a response and closes.
-pub async fn write(sock: &mut TcpStream, r: Response) {
-    let reason = match r.status {
-        200 => "OK",
-        303 => "See Other",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
-    };
-    let extra: String = r
-        .headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
-        r.status,
-        r.content_type,
-        r.body.len()
-    );
-    let _ = sock.write_all(head.as_bytes()).await;
-    let _ = sock.write_all(&r.body).await;
-    let _ = sock.shutdown().await;
-}
+/// Largest request body accepted.
+pub const MAX_REQUEST: usize = 4 << 20;
 
 /// Bounds the open connections. When they are all taken, the oldest one still waiting for its
 /// request is dropped to make room, so idle clients can never lock `/health` out; a connection
@@ -184,6 +50,7 @@ struct GateState {
 pub struct Ticket {
     id: u64,
     gate: Gate,
+    answering: Arc<AtomicBool>,
     /// Fires when the gate drops this connection to make room.
     pub evicted: oneshot::Receiver<()>,
 }
@@ -218,6 +85,7 @@ impl Gate {
         Some(Ticket {
             id,
             gate: self.clone(),
+            answering: Arc::default(),
             evicted: rx,
         })
     }
@@ -243,8 +111,224 @@ impl Gate {
 impl Ticket {
     /// The request is read: from now on the connection is busy and never dropped by the gate.
     pub fn answering(&self) {
+        self.arrived().answering();
+    }
+
+    fn arrived(&self) -> Arrived {
+        Arrived {
+            id: self.id,
+            gate: self.gate.clone(),
+            answering: Arc::clone(&self.answering),
+        }
+    }
+}
+
+/// A connection as the handlers see it (axum's connect info), to tell the gate that its request
+/// has arrived.
+#[derive(Clone)]
+pub struct Arrived {
+    id: u64,
+    gate: Gate,
+    answering: Arc<AtomicBool>,
+}
+
+impl Arrived {
+    /// The request is read: see [`Ticket::answering`].
+    pub fn answering(&self) {
+        self.answering.store(true, Ordering::Relaxed);
         self.gate.state().reading.remove(&self.id);
     }
+}
+
+impl Connected<IncomingStream<'_, GatedListener>> for Arrived {
+    fn connect_info(stream: IncomingStream<'_, GatedListener>) -> Self {
+        stream.io().ticket.arrived()
+    }
+}
+
+/// Accepts connections within a [`Gate`]. When accepting fails (no file descriptor left), an
+/// idle connection is dropped to free one and the listener backs off instead of spinning.
+pub struct GatedListener {
+    listener: TcpListener,
+    gate: Gate,
+    /// Longest wait for the next bytes of a request.
+    idle: Duration,
+    /// Longest time to read a whole request, or to write the answer.
+    request: Duration,
+}
+
+impl GatedListener {
+    /// Accepts on `listener` at most `max` connections at once.
+    pub fn new(listener: TcpListener, max: usize, idle: Duration, request: Duration) -> Self {
+        GatedListener {
+            listener,
+            gate: Gate::new(max),
+            idle,
+            request,
+        }
+    }
+}
+
+impl axum::serve::Listener for GatedListener {
+    type Io = GatedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (GatedIo, SocketAddr) {
+        const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let (sock, addr) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if backoff == FIRST_BACKOFF {
+                        tracing::warn!(error = %e, "Admin API cannot accept a connection; backing off.");
+                    }
+                    self.gate.evict();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            backoff = FIRST_BACKOFF;
+            let Some(ticket) = self.gate.admit() else {
+                continue;
+            };
+            let now = Instant::now();
+            let request_end = now + self.request;
+            return (
+                GatedIo {
+                    sock,
+                    ticket,
+                    evicted: false,
+                    idle: self.idle,
+                    request: self.request,
+                    request_end,
+                    read_by: Box::pin(tokio::time::sleep_until(request_end.min(now + self.idle))),
+                    write_by: Box::pin(tokio::time::sleep(self.request)),
+                },
+                addr,
+            );
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// An admitted connection. Until its request has arrived it is closed when the client sends
+/// nothing for the idle time, when the whole request takes longer than the request time, or when
+/// the gate drops it; an answer that cannot be written for the request time is given up.
+pub struct GatedIo {
+    sock: TcpStream,
+    ticket: Ticket,
+    /// The gate's drop has been seen (its channel is not polled again).
+    evicted: bool,
+    idle: Duration,
+    request: Duration,
+    request_end: Instant,
+    read_by: Pin<Box<Sleep>>,
+    write_by: Pin<Box<Sleep>>,
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what.to_owned())
+}
+
+impl AsyncRead for GatedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.ticket.answering.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.sock).poll_read(cx, buf);
+        }
+        if this.evicted {
+            return Poll::Ready(Ok(()));
+        }
+        if let Poll::Ready(r) = Pin::new(&mut this.ticket.evicted).poll(cx) {
+            this.evicted = true;
+            if r.is_ok() {
+                // Dropped by the gate to make room: end of input, the connection closes.
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.sock).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    let next = this.request_end.min(Instant::now() + this.idle);
+                    this.read_by.as_mut().reset(next);
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => match this.read_by.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Err(timed_out("the request did not arrive in time")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for GatedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.sock).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                this.write_by.as_mut().reset(Instant::now() + this.request);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match this.write_by.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Err(timed_out("the client does not read the answer")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().sock).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().sock).poll_shutdown(cx)
+    }
+}
+
+/// Middleware: reads the whole body (within [`MAX_REQUEST`]), then tells the gate the request
+/// has arrived, so the connection is no longer dropped to make room.
+pub async fn arrived(
+    ConnectInfo(conn): ConnectInfo<Arrived>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    conn.answering();
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// Middleware: every answer closes its connection (one request per connection) and is not cached.
+pub async fn close_and_no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    // axum names the allowed methods on a 404 for another method: the API never said them.
+    h.remove(header::ALLOW);
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 impl Drop for Ticket {

@@ -10,6 +10,7 @@
 //! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
 //!   them and exits 0; a second signal exits at once (the ledger rules still hold).
 
+mod api;
 pub mod auth;
 pub mod editor;
 pub mod http;
@@ -18,11 +19,10 @@ pub use crate::schedule;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::config::{Config, Job};
@@ -30,9 +30,6 @@ use crate::fsutil;
 use crate::ledger::sled::SledLedger;
 use crate::ledger::Ledger;
 use crate::sync::{run_job, Mode, RunOptions};
-
-/// The ledger the daemon holds: CLI commands run through the admin API use it.
-pub static SHARED: OnceLock<SledLedger> = OnceLock::new();
 
 /// Errors that stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +88,10 @@ fn admin_token(data_dir: &Path) -> Result<String, DaemonError> {
     Ok(token)
 }
 
-/// Runs a forwarded CLI command (argv without the program name) and returns its exit code, its
-/// standard output and its error message.
-pub type Executor = fn(Vec<String>) -> Forwarded;
+/// Runs a forwarded CLI command (argv without the program name) with the daemon's configuration
+/// file and the ledger it holds, and returns its exit code, its standard output and its error
+/// message.
+pub type Executor = fn(Vec<String>, PathBuf, SledLedger) -> Forwarded;
 
 /// The outcome of a forwarded command: exit code, standard output, error message.
 pub type Forwarded =
@@ -181,182 +179,6 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
         crate::retry::RATE_LIMIT_WAITS.load(std::sync::atomic::Ordering::Relaxed)
     );
     s
-}
-
-struct Server {
-    cfg: Arc<Config>,
-    config_path: PathBuf,
-    data_dir: PathBuf,
-    ledger: SledLedger,
-    token: String,
-    /// The address announced in `daemon.json` (bound into the proof of `/api/hello`).
-    addr: String,
-    /// Challenges handed out by `/api/hello`, for requests signed by the CLI.
-    challenges: auth::Challenges,
-    stats: Arc<Mutex<Stats>>,
-    exec: Executor,
-}
-
-impl Server {
-    /// The configuration as it is on disk now (mappings edited since the start included).
-    fn fresh(&self) -> Result<Config, String> {
-        Config::load(&self.config_path, Some(&self.data_dir)).map_err(|e| e.to_string())
-    }
-
-    async fn handle(&self, req: http::Request) -> http::Response {
-        if req.path == "/health" {
-            let stats = self
-                .stats
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let last: BTreeMap<&String, String> = stats
-                .last_success
-                .iter()
-                .map(|(j, t)| (j, t.to_rfc3339()))
-                .collect();
-            return http::Response::json(200, &json!({"status": "ok", "last_success": last}));
-        }
-        // The CLI's question before it sends the token: answered without it.
-        if req.path == auth::HELLO_PATH {
-            let nonce = req.query_param("nonce").unwrap_or_default();
-            if nonce.len() < 16 {
-                return http::Response::json(400, &json!({"error": "a nonce is required"}));
-            }
-            return http::Response::json(
-                200,
-                &json!({
-                    "pid": std::process::id(),
-                    "proof": auth::proof(&self.token, nonce, &self.addr),
-                    "challenge": self.challenges.issue(),
-                }),
-            );
-        }
-        let is_token = |given: &str| auth::ct_eq(given.as_bytes(), self.token.as_bytes());
-        // The editor page is opened once with `?token=`, which sets a strict cookie.
-        if req.path == "/editor" {
-            let given = req.query_param("token").map(str::to_owned);
-            if given.as_deref().is_some_and(is_token) {
-                return http::Response {
-                    status: 303,
-                    content_type: "text/plain",
-                    body: Vec::new(),
-                    headers: vec![
-                        ("Location", "/editor".to_owned()),
-                        (
-                            "Set-Cookie",
-                            format!(
-                                "facto_admin={}; HttpOnly; SameSite=Strict; Path=/",
-                                self.token
-                            ),
-                        ),
-                    ],
-                };
-            }
-        }
-        let bearer = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let cookie = req.headers.get("cookie").is_some_and(|c| {
-            c.split(';')
-                .any(|kv| kv.trim().strip_prefix("facto_admin=").is_some_and(is_token))
-        });
-        // A cookie alone opens the page; changes also need the editor's own header.
-        let browser_ok = cookie
-            && (req.method == "GET"
-                || req.headers.get("x-facto-editor").map(String::as_str) == Some("1"));
-        let signed = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.strip_prefix(auth::HMAC_SCHEME))
-            .and_then(|v| v.strip_prefix(' '))
-            .is_some_and(|v| {
-                self.challenges
-                    .check(v, &self.token, &req.method, &req.path, &req.body)
-            });
-        if !bearer.is_some_and(is_token) && !browser_ok && !signed {
-            return http::Response::json(
-                401,
-                &json!({"error": "the admin token is required (Authorization: Bearer <data_dir/admin-token>, or a request signed with a fresh challenge of /api/hello)"}),
-            );
-        }
-        match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/metrics") => {
-                let stats = self
-                    .stats
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                http::Response {
-                    status: 200,
-                    content_type: "text/plain; version=0.0.4",
-                    body: metrics(&self.cfg, &self.ledger, &stats).into_bytes(),
-                    headers: Vec::new(),
-                }
-            }
-            ("GET", "/editor") => match self.fresh() {
-                Ok(cfg) => http::Response {
-                    status: 200,
-                    content_type: "text/html; charset=utf-8",
-                    body: editor::page(&cfg, &self.ledger).into_bytes(),
-                    headers: Vec::new(),
-                },
-                Err(e) => http::Response::text(500, e),
-            },
-            ("POST", "/api/mapping/preview" | "/api/mapping/save") => {
-                let edit: editor::Edit = match serde_json::from_slice(&req.body) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        return http::Response::json(
-                            400,
-                            &json!({"error": format!("bad edit: {e}")}),
-                        )
-                    }
-                };
-                let cfg = match self.fresh() {
-                    Ok(c) => c,
-                    Err(e) => return http::Response::json(500, &json!({"error": e})),
-                };
-                if req.path.ends_with("preview") {
-                    http::Response::json(200, &editor::preview(&cfg, &self.ledger, &edit))
-                } else {
-                    match editor::save(&cfg, &self.ledger, &edit) {
-                        Ok(v) => http::Response::json(200, &v),
-                        Err(e) => http::Response::json(200, &json!({"error": e})),
-                    }
-                }
-            }
-            ("POST", "/api/cli") => {
-                let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
-                    return http::Response::json(
-                        400,
-                        &json!({"error": "expected {\"args\": [...]}"}),
-                    );
-                };
-                let args: Vec<String> = v["args"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                // The executor parses the arguments as the CLI does and refuses, by command,
-                // what does not go through the daemon (`run`, `connect`).
-                let (code, out, err) = (self.exec)(args).await;
-                use base64::Engine as _;
-                http::Response::json(
-                    200,
-                    &json!({
-                        "exit_code": code,
-                        "stdout": base64::engine::general_purpose::STANDARD.encode(out),
-                        "error": err,
-                    }),
-                )
-            }
-            _ => http::Response::json(404, &json!({"error": "no such endpoint"})),
-        }
-    }
 }
 
 async fn job_loop(
@@ -452,63 +274,6 @@ async fn status_loop(
     }
 }
 
-/// The admin API's bounds on connections.
-struct Limits {
-    gate: http::Gate,
-    idle: Duration,
-    request: Duration,
-}
-
-impl Limits {
-    fn of(cfg: &Config) -> Limits {
-        Limits {
-            gate: http::Gate::new(cfg.daemon.max_connections),
-            idle: Duration::from_secs(cfg.daemon.idle_timeout_secs.max(1)),
-            request: Duration::from_secs(cfg.daemon.request_timeout_secs.max(1)),
-        }
-    }
-}
-
-/// Accepts connections for ever within `limits`. When accepting fails (no file descriptor
-/// left), an idle connection is dropped to free one and the loop backs off instead of spinning.
-async fn accept_loop(listener: tokio::net::TcpListener, server: Arc<Server>, limits: Limits) {
-    const FIRST_BACKOFF: Duration = Duration::from_millis(5);
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let mut sock = match listener.accept().await {
-            Ok((sock, _)) => {
-                backoff = FIRST_BACKOFF;
-                sock
-            }
-            Err(e) => {
-                if backoff == FIRST_BACKOFF {
-                    tracing::warn!(error = %e, "Admin API cannot accept a connection; backing off.");
-                }
-                limits.gate.evict();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Some(mut ticket) = limits.gate.admit() else {
-            continue;
-        };
-        let server = Arc::clone(&server);
-        let (idle, request) = (limits.idle, limits.request);
-        tokio::spawn(async move {
-            let read = tokio::time::timeout(request, http::read(&mut sock, idle));
-            let req = tokio::select! {
-                r = read => r.ok().flatten(),
-                _ = &mut ticket.evicted => None,
-            };
-            let Some(req) = req else { return };
-            ticket.answering();
-            let resp = server.handle(req).await;
-            let _ = tokio::time::timeout(request, http::write(&mut sock, resp)).await;
-        });
-    }
-}
-
 fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
@@ -522,7 +287,6 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
     let ledger = SledLedger::open(&cfg.data_dir)?;
-    let _ = SHARED.set(ledger.clone());
     let token = admin_token(&cfg.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
         .await
@@ -579,7 +343,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         status,
         stop_rx.clone(),
     ));
-    let server = Arc::new(Server {
+    let server = Arc::new(api::Server {
         cfg: Arc::clone(&cfg),
         config_path: config_path.clone(),
         data_dir: cfg.data_dir.clone(),
@@ -590,7 +354,25 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         stats: Arc::clone(&stats),
         exec,
     });
-    let accept = tokio::spawn(accept_loop(listener, server, Limits::of(&cfg)));
+    let request = Duration::from_secs(cfg.daemon.request_timeout_secs.max(1));
+    let listener = http::GatedListener::new(
+        listener,
+        cfg.daemon.max_connections,
+        Duration::from_secs(cfg.daemon.idle_timeout_secs.max(1)),
+        request,
+    );
+    let app = api::router(server, request).into_make_service_with_connect_info::<http::Arrived>();
+    // The admin API answers until the passes are done (`/health` included), then takes no new
+    // request and finishes the forwarded commands it is running, within the same grace period.
+    let (api_stop, mut api_stopping) = watch::channel(false);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = api_stopping.wait_for(|stop| *stop).await;
+    });
+    let mut api = tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "Admin API stopped.");
+        }
+    });
     signals.recv().await;
     tracing::warn!("Stopping: no new pass starts; passes in flight finish.");
     let _ = stop_tx.send(true);
@@ -600,15 +382,19 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         signals.recv().await;
         std::process::exit(130);
     });
-    let grace = Duration::from_secs(cfg.daemon.shutdown_grace_secs);
-    if tokio::time::timeout(grace, async { while passes.join_next().await.is_some() {} })
+    let grace = tokio::time::Instant::now() + Duration::from_secs(cfg.daemon.shutdown_grace_secs);
+    if tokio::time::timeout_at(grace, async { while passes.join_next().await.is_some() {} })
         .await
         .is_err()
     {
         tracing::warn!("Passes still running after the grace period; exiting without them (the next start settles what they left).");
         passes.abort_all();
     }
-    accept.abort();
+    let _ = api_stop.send(true);
+    if tokio::time::timeout_at(grace, &mut api).await.is_err() {
+        tracing::warn!("Commands sent to the daemon still running after the grace period; exiting without them.");
+        api.abort();
+    }
     let _ = std::fs::remove_file(&handle_file);
     tracing::warn!("facto daemon stopped.");
     Ok(())

@@ -1,0 +1,293 @@
+//! The admin API's routes on axum: `/health` and the proof of `/api/hello` open to all, every
+//! other path (unknown ones included) behind the admin token, a signed request or the editor's
+//! cookie ([`authorize`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+use super::{auth, editor, http, Executor, Stats};
+use crate::config::Config;
+use crate::ledger::sled::SledLedger;
+
+/// What the handlers share.
+pub(super) struct Server {
+    pub(super) cfg: Arc<Config>,
+    pub(super) config_path: PathBuf,
+    pub(super) data_dir: PathBuf,
+    pub(super) ledger: SledLedger,
+    pub(super) token: String,
+    /// The address announced in `daemon.json` (bound into the proof of `/api/hello`).
+    pub(super) addr: String,
+    /// Challenges handed out by `/api/hello`, for requests signed by the CLI.
+    pub(super) challenges: auth::Challenges,
+    pub(super) stats: Arc<Mutex<Stats>>,
+    pub(super) exec: Executor,
+}
+
+type Shared = State<Arc<Server>>;
+
+impl Server {
+    /// The configuration as it is on disk now (mappings edited since the start included).
+    fn fresh(&self) -> Result<Config, String> {
+        Config::load(&self.config_path, Some(&self.data_dir)).map_err(|e| e.to_string())
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The admin API; `request` bounds the reading of a body and every answer but a forwarded
+/// command's (which runs as long as a pass may).
+pub(super) fn router(server: Arc<Server>, request: Duration) -> Router {
+    let bounded = Router::new()
+        .route("/metrics", get(metrics).fallback(not_found))
+        .route("/editor", get(editor_page).fallback(not_found))
+        .route(
+            "/api/mapping/preview",
+            post(mapping_preview).fallback(not_found),
+        )
+        .route("/api/mapping/save", post(mapping_save).fallback(not_found))
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request,
+        ));
+    let guarded = Router::new()
+        .route("/api/cli", post(cli).fallback(not_found))
+        .merge(bounded)
+        .layer(from_fn_with_state(Arc::clone(&server), authorize));
+    Router::new()
+        .route("/health", any(health))
+        .route(auth::HELLO_PATH, any(hello))
+        .merge(guarded)
+        .with_state(server)
+        .layer(DefaultBodyLimit::max(http::MAX_REQUEST))
+        .layer(from_fn(http::arrived))
+        .layer(RequestBodyTimeoutLayer::new(request))
+        .layer(from_fn(http::close_and_no_store))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// A refusal or a failure.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// The value of `name` in the query string (`?name=value`), as written.
+fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        kv.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
+}
+
+/// `/health`: keys in alphabetical order, as they have always been.
+#[derive(Serialize)]
+struct Health {
+    last_success: BTreeMap<String, String>,
+    status: &'static str,
+}
+
+async fn health(State(s): Shared) -> Json<Health> {
+    let last = s
+        .stats()
+        .last_success
+        .iter()
+        .map(|(j, t)| (j.clone(), t.to_rfc3339()))
+        .collect();
+    Json(Health {
+        last_success: last,
+        status: "ok",
+    })
+}
+
+/// The answer to the CLI's question before it sends the token.
+#[derive(Serialize)]
+struct Hello {
+    challenge: String,
+    pid: u32,
+    proof: String,
+}
+
+async fn hello(State(s): Shared, req: Request) -> Response {
+    let nonce = query_param(&req, "nonce").unwrap_or_default();
+    if nonce.len() < 16 {
+        return error(StatusCode::BAD_REQUEST, "a nonce is required");
+    }
+    Json(Hello {
+        pid: std::process::id(),
+        proof: auth::proof(&s.token, nonce, &s.addr),
+        challenge: s.challenges.issue(),
+    })
+    .into_response()
+}
+
+/// Middleware: the admin token as a bearer, a request signed with a challenge of `/api/hello`,
+/// or the editor's cookie (changes also need its own header). The editor page is opened once
+/// with `?token=`, which sets a strict cookie.
+async fn authorize(State(s): Shared, req: Request, next: Next) -> Response {
+    let is_token = |given: &str| auth::ct_eq(given.as_bytes(), s.token.as_bytes());
+    if req.uri().path() == "/editor" && query_param(&req, "token").is_some_and(is_token) {
+        return (
+            StatusCode::SEE_OTHER,
+            [
+                (header::CONTENT_TYPE, "text/plain".to_owned()),
+                (header::LOCATION, "/editor".to_owned()),
+                (
+                    header::SET_COOKIE,
+                    format!("facto_admin={}; HttpOnly; SameSite=Strict; Path=/", s.token),
+                ),
+            ],
+        )
+            .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    // The body is already read (see `http::arrived`).
+    let Ok(body) = axum::body::to_bytes(body, http::MAX_REQUEST).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let headers = &parts.headers;
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer = value(header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let cookie = value(header::COOKIE).is_some_and(|c| {
+        c.split(';')
+            .any(|kv| kv.trim().strip_prefix("facto_admin=").is_some_and(is_token))
+    });
+    let browser_ok = cookie && (parts.method == Method::GET || editor_header(headers));
+    let signed = value(header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix(auth::HMAC_SCHEME))
+        .and_then(|v| v.strip_prefix(' '))
+        .is_some_and(|v| {
+            s.challenges
+                .check(v, &s.token, parts.method.as_str(), parts.uri.path(), &body)
+        });
+    if !bearer.is_some_and(is_token) && !browser_ok && !signed {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the admin token is required (Authorization: Bearer <data_dir/admin-token>, or a request signed with a fresh challenge of /api/hello)",
+        );
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(body)))
+        .await
+}
+
+fn editor_header(headers: &HeaderMap) -> bool {
+    headers.get("x-facto-editor").map(|v| v.as_bytes()) == Some(b"1")
+}
+
+async fn metrics(State(s): Shared) -> Response {
+    let text = super::metrics(&s.cfg, &s.ledger, &s.stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn editor_page(State(s): Shared) -> Response {
+    match s.fresh() {
+        Ok(cfg) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            editor::page(&cfg, &s.ledger),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            e,
+        )
+            .into_response(),
+    }
+}
+
+/// The edit of a mapping request and the configuration it applies to.
+fn edit_of(s: &Server, body: &[u8]) -> Result<(editor::Edit, Config), (StatusCode, String)> {
+    let edit: editor::Edit = serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad edit: {e}")))?;
+    let cfg = s
+        .fresh()
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((edit, cfg))
+}
+
+async fn mapping_preview(State(s): Shared, body: Bytes) -> Response {
+    match edit_of(&s, &body) {
+        Ok((edit, cfg)) => Json(editor::preview(&cfg, &s.ledger, &edit)).into_response(),
+        Err((status, e)) => error(status, e),
+    }
+}
+
+async fn mapping_save(State(s): Shared, body: Bytes) -> Response {
+    match edit_of(&s, &body) {
+        Ok((edit, cfg)) => match editor::save(&cfg, &s.ledger, &edit) {
+            Ok(v) => Json(v).into_response(),
+            Err(e) => Json(json!({ "error": e })).into_response(),
+        },
+        Err((status, e)) => error(status, e),
+    }
+}
+
+/// A command forwarded by the CLI.
+#[derive(Deserialize)]
+struct CliRequest {
+    #[serde(default)]
+    args: Vec<Value>,
+}
+
+/// What the forwarded command did: keys in alphabetical order, as they have always been.
+#[derive(Serialize)]
+struct CliAnswer {
+    error: String,
+    exit_code: u8,
+    /// Standard output, base64.
+    stdout: String,
+}
+
+async fn cli(State(s): Shared, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<CliRequest>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "expected {\"args\": [...]}");
+    };
+    let args: Vec<String> = req
+        .args
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_owned))
+        .collect();
+    // The executor parses the arguments as the CLI does and refuses, by command, what does not
+    // go through the daemon (`run`, `connect`).
+    let (exit_code, out, error) = (s.exec)(args, s.config_path.clone(), s.ledger.clone()).await;
+    use base64::Engine as _;
+    Json(CliAnswer {
+        error,
+        exit_code,
+        stdout: base64::engine::general_purpose::STANDARD.encode(out),
+    })
+    .into_response()
+}
