@@ -28,5 +28,6 @@ pub mod toml_file;
 
 /// The tests' "skipped: …" report, one file shared with the integration tests.
 #[cfg(test)]
+#[allow(unreachable_pub)] // shared with the integration tests, where it is public
 #[path = "../tests/common/skip.rs"]
 pub(crate) mod test_skip;

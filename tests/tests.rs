@@ -1,6 +1,9 @@
 //! Integration tests: they drive the real `facto` binary on copies of the demo configuration in
 //! temp folders, and local servers for the HTTP source. One binary, a module per area.
 
+// One test binary: `pub` in its modules is only how they share helpers, never an API.
+#![allow(unreachable_pub)]
+
 mod common;
 
 mod chorus_api;

@@ -15,12 +15,12 @@ fn forbidden(c: char) -> bool {
 /// Whether `s` is empty once written: only whitespace and characters XML forbids (they become
 /// spaces). The writers leave such a value out and the rules treat it as missing, as the official
 /// validators read it.
-pub fn blank(s: &str) -> bool {
+pub(crate) fn blank(s: &str) -> bool {
     s.chars().all(|c| c.is_whitespace() || forbidden(c))
 }
 
 /// `s` with every character XML 1.0 forbids replaced by a space.
-pub fn xml_text(s: &str) -> Cow<'_, str> {
+pub(crate) fn xml_text(s: &str) -> Cow<'_, str> {
     if s.chars().any(forbidden) {
         Cow::Owned(
             s.chars()
@@ -33,13 +33,13 @@ pub fn xml_text(s: &str) -> Cow<'_, str> {
 }
 
 /// Writes one XML document into memory.
-pub struct Xml {
+pub(crate) struct Xml {
     w: Writer<Vec<u8>>,
 }
 
 impl Xml {
     /// A document with its declaration, indented by two spaces.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
         // Writing into a Vec cannot fail.
         let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
@@ -47,7 +47,7 @@ impl Xml {
     }
 
     /// Opens an element.
-    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
+    pub(crate) fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
         let mut e = BytesStart::new(name);
         for (k, v) in attrs {
             e.push_attribute((*k, xml_text(v).as_ref()));
@@ -56,12 +56,12 @@ impl Xml {
     }
 
     /// Closes an element.
-    pub fn close(&mut self, name: &str) {
+    pub(crate) fn close(&mut self, name: &str) {
         let _ = self.w.write_event(Event::End(BytesEnd::new(name)));
     }
 
     /// An element holding text.
-    pub fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
+    pub(crate) fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
         self.open(name, attrs);
         let _ = self
             .w
@@ -71,7 +71,13 @@ impl Xml {
 
     /// An element holding text inside elements holding nothing else, `outer` outermost first
     /// (`<a><b><c>text</c></b></a>`).
-    pub fn within(&mut self, outer: &[&str], name: &str, attrs: &[(&str, &str)], text: &str) {
+    pub(crate) fn within(
+        &mut self,
+        outer: &[&str],
+        name: &str,
+        attrs: &[(&str, &str)],
+        text: &str,
+    ) {
         for o in outer {
             self.open(o, &[]);
         }
@@ -82,14 +88,14 @@ impl Xml {
     }
 
     /// An element holding text, when there is some.
-    pub fn opt(&mut self, name: &str, text: Option<&str>) {
+    pub(crate) fn opt(&mut self, name: &str, text: Option<&str>) {
         if let Some(t) = text.filter(|t| !blank(t)) {
             self.leaf(name, &[], t);
         }
     }
 
     /// The bytes written, with a final newline.
-    pub fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(self) -> Vec<u8> {
         let mut v = self.w.into_inner();
         v.push(b'\n');
         v
