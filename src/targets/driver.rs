@@ -77,6 +77,40 @@ pub enum Outcome {
     Partial(Vec<Option<Item>>),
 }
 
+impl Outcome {
+    /// Refused for good: `error` is the target's answer, `note` the history's words.
+    pub fn refused(error: String, note: &str) -> Outcome {
+        Outcome::Refused {
+            error,
+            note: note.to_owned(),
+        }
+    }
+
+    /// A failed call that the target did not refuse for good: maybe taken
+    /// ([`super::http::ApiError::Unknown`]) → left claimed, with `lookup` saying how it is found
+    /// again; anything else certainly did not reach it → released, the history saying
+    /// `not_sent: <error>`. Either way the target stops for this run.
+    pub fn failed<E: super::http::CallError>(
+        target: &str,
+        e: &E,
+        lookup: &str,
+        not_sent: &str,
+    ) -> Outcome {
+        if matches!(e.api(), Some(super::http::ApiError::Unknown(_))) {
+            Outcome::Uncertain {
+                error: format!("{e}; {lookup}"),
+                stop: super::remote(target, e),
+            }
+        } else {
+            Outcome::NotSent {
+                error: e.to_string(),
+                note: format!("{not_sent}: {e}"),
+                stop: super::remote(target, e),
+            }
+        }
+    }
+}
+
 /// The answer for one document of a lot.
 #[derive(Debug)]
 pub enum Item {
@@ -216,11 +250,25 @@ pub trait Target: Send + Sync {
     fn claimed_lots(&self, claimed: Vec<Record>) -> Vec<Vec<Record>> {
         claimed.into_iter().map(|r| vec![r]).collect()
     }
-    /// Looks claimed records up at the target: one answer per record.
+    /// Looks a claimed record up at the target: found, or absent.
     fn lookup(
         &mut self,
+        rec: &Record,
+    ) -> impl Future<Output = Result<Option<Found>, TargetError>> + Send;
+    /// Looks the records of one claimed lot up: one answer per record (one [`Target::lookup`]
+    /// each, unless the target asks for a lot in one call).
+    fn lookup_lot(
+        &mut self,
         claimed: &[Record],
-    ) -> impl Future<Output = Result<Vec<Option<Found>>, TargetError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Option<Found>>, TargetError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(claimed.len());
+            for r in claimed {
+                out.push(self.lookup(r).await?);
+            }
+            Ok(out)
+        }
+    }
     /// Sends a lot again, identical, when the target makes that safe (an idempotency key it
     /// keeps); `None` releases what it does not know for a new delivery.
     fn resend(
@@ -412,7 +460,7 @@ impl<T: Target> Driven<T> {
         let grace = self.target.grace_minutes();
         let mut notes = Vec::new();
         for mut lot in self.target.claimed_lots(claimed) {
-            let found = self.target.lookup(&lot).await?;
+            let found = self.target.lookup_lot(&lot).await?;
             let now = Utc::now();
             let all_found = found.iter().all(Option::is_some);
             if !all_found && lot.iter().any(|r| super::in_lookup_grace(r, grace, now)) {

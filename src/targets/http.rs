@@ -80,6 +80,13 @@ pub fn policy(max_retry_secs: u64) -> RetryPolicy {
     }
 }
 
+/// A target's own error, which wraps [`ApiError`] beside what is its own: what the driver and
+/// the run need to classify a failed call.
+pub trait CallError: std::fmt::Display {
+    /// The part every API can give, when it is that.
+    fn api(&self) -> Option<&ApiError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,34 @@ pub enum TargetError {
     },
 }
 
+/// Why a target stops after a failed call: its configuration cannot work (a secret missing),
+/// or the remote API failed (unreachable, credentials refused). Never a secret.
+pub fn remote<E: http::CallError>(target: &str, e: &E) -> TargetError {
+    match e.api() {
+        Some(http::ApiError::Config(m)) => TargetError::Config(m.clone()),
+        _ => TargetError::Remote {
+            target: target.to_owned(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// A target's API client, built only when the run calls it: a dry run reads no secret.
+///
+/// # Errors
+///
+/// The client cannot be built (a secret missing, the target not connected).
+pub fn client<A, E: http::CallError>(
+    target: &str,
+    dry_run: bool,
+    build: impl FnOnce() -> Result<A, E>,
+) -> Result<Option<A>, TargetError> {
+    if dry_run {
+        return Ok(None);
+    }
+    build().map(Some).map_err(|e| remote(target, &e))
+}
+
 /// What the report says of a claimed record the platform does not list yet.
 pub const WAITING: &str = "waiting for the platform to confirm";
 

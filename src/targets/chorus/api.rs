@@ -595,6 +595,15 @@ pub struct CachedStructure {
     pub rules: Option<StructureRules>,
 }
 
+impl crate::targets::http::CallError for ChorusError {
+    fn api(&self) -> Option<&ApiError> {
+        match self {
+            ChorusError::Api(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

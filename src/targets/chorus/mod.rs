@@ -18,14 +18,13 @@ use sha2::{Digest, Sha256};
 
 use self::api::{CachedStructure, ChorusApi, ChorusError};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
-use super::TargetError;
+use super::{remote, TargetError};
 use crate::config::{ChorusConfig, EinvoiceSyntax, JournalFormat};
 use crate::einvoice::{rules, InvoiceView};
 use crate::format::{self, zip::Zip, Layout};
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
-use crate::targets::http::ApiError;
 
 /// The ledger state of a Chorus Pro invoice status.
 pub fn state_for(status: &str) -> State {
@@ -50,16 +49,6 @@ pub struct ChorusRun {
     api: Option<ChorusApi>,
 }
 
-fn remote(target: &str, e: &ChorusError) -> TargetError {
-    match e {
-        ChorusError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
-        e => TargetError::Remote {
-            target: target.to_owned(),
-            detail: e.to_string(),
-        },
-    }
-}
-
 impl ChorusRun {
     /// Prepares a run; the secrets are read now (not in a dry run, which calls nothing).
     ///
@@ -67,15 +56,10 @@ impl ChorusRun {
     ///
     /// A secret is missing from the environment.
     pub fn new(name: &str, cfg: &ChorusConfig, dry_run: bool) -> Result<Self, TargetError> {
-        let api = if dry_run {
-            None
-        } else {
-            Some(ChorusApi::new(cfg).map_err(|e| remote(name, &e))?)
-        };
         Ok(ChorusRun {
+            api: super::client(name, dry_run, || ChorusApi::new(cfg))?,
             name: name.to_owned(),
             cfg: cfg.clone(),
-            api,
         })
     }
 
@@ -168,6 +152,9 @@ impl ChorusRun {
         })
     }
 }
+
+/// How a deposit whose outcome is unknown is found again.
+const LOOKED_UP: &str = "Chorus Pro is asked for it before any new deposit";
 
 /// One deposit: the file (one document, or a zip of several) and its name.
 pub struct Deposit {
@@ -289,53 +276,40 @@ impl Target for ChorusRun {
                 note: format!("deposited on Chorus Pro, flow {}", dep.numero_flux_depot),
                 key: Some(dep.numero_flux_depot),
             }),
-            Err(ChorusError::Refused { code, libelle }) => Outcome::Refused {
-                error: format!("Chorus Pro refused the deposit: {libelle} (code {code})"),
-                note: "deposit refused by Chorus Pro".into(),
-            },
-            Err(e @ ChorusError::Api(ApiError::Unknown(_))) => Outcome::Uncertain {
-                error: format!("{e}; Chorus Pro is asked for it before any new deposit"),
-                stop: remote(&self.name, &e),
-            },
-            // Certainly not deposited (no connection, credentials refused): free them.
-            Err(e) => Outcome::NotSent {
-                error: e.to_string(),
-                note: format!("not deposited: {e}"),
-                stop: remote(&self.name, &e),
-            },
+            Err(ChorusError::Refused { code, libelle }) => Outcome::refused(
+                format!("Chorus Pro refused the deposit: {libelle} (code {code})"),
+                "deposit refused by Chorus Pro",
+            ),
+            Err(e) => Outcome::failed(&self.name, &e, LOOKED_UP, "not deposited"),
         })
     }
 
     /// By invoice number (`rechercher/fournisseur`); an earlier deposit of the same number
     /// that was rejected is not this one.
-    async fn lookup(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
-        let mut out = Vec::with_capacity(claimed.len());
-        for r in claimed {
-            let found = self
-                .api()?
-                .search(json!({"numeroFacture": r.number}))
-                .await
-                .map_err(|e| remote(&self.name, &e))?;
-            let hit = found
-                .into_iter()
-                .find(|f| f.numero_facture == r.number && f.statut.as_deref() != Some("REJETEE"));
-            out.push(hit.map(|f| {
-                let status = f.statut.clone().unwrap_or_else(|| "DEPOSEE".into());
-                Found {
-                    state: state_for(&status),
-                    receipt: Receipt {
-                        remote_id: Some(f.identifiant_facture_cpp.to_string()),
-                        note: format!(
-                            "found on Chorus Pro after an interrupted deposit (flow {}, {status}): not deposited again",
-                            f.numero_flux_depot.as_deref().unwrap_or("?")
-                        ),
-                        status: Some(status),
-                        key: f.numero_flux_depot,
-                    },
-                }
-            }));
-        }
-        Ok(out)
+    async fn lookup(&mut self, r: &Record) -> Result<Option<Found>, TargetError> {
+        let found = self
+            .api()?
+            .search(json!({"numeroFacture": r.number}))
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        let hit = found
+            .into_iter()
+            .find(|f| f.numero_facture == r.number && f.statut.as_deref() != Some("REJETEE"));
+        Ok(hit.map(|f| {
+            let status = f.statut.clone().unwrap_or_else(|| "DEPOSEE".into());
+            Found {
+                state: state_for(&status),
+                receipt: Receipt {
+                    remote_id: Some(f.identifiant_facture_cpp.to_string()),
+                    note: format!(
+                        "found on Chorus Pro after an interrupted deposit (flow {}, {status}): not deposited again",
+                        f.numero_flux_depot.as_deref().unwrap_or("?")
+                    ),
+                    status: Some(status),
+                    key: f.numero_flux_depot,
+                },
+            }
+        }))
     }
 
     fn waiting_note(&self) -> String {

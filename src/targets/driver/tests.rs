@@ -194,25 +194,20 @@ impl Target for Fake {
         })
     }
 
-    async fn lookup(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
+    async fn lookup(&mut self, r: &Record) -> Result<Option<Found>, TargetError> {
         if self.lookup_down {
             return Err(stop());
         }
         let p = self.platform.lock().unwrap();
-        Ok(claimed
-            .iter()
-            .map(|r| {
-                p.held.get(&r.number).map(|id| Found {
-                    state: State::Accepted,
-                    receipt: Receipt {
-                        remote_id: Some(id.clone()),
-                        status: Some("FOUND".into()),
-                        key: None,
-                        note: "found: not sent again".into(),
-                    },
-                })
-            })
-            .collect())
+        Ok(p.held.get(&r.number).map(|id| Found {
+            state: State::Accepted,
+            receipt: Receipt {
+                remote_id: Some(id.clone()),
+                status: Some("FOUND".into()),
+                key: None,
+                note: "found: not sent again".into(),
+            },
+        }))
     }
 
     fn claimed_lots(&self, claimed: Vec<Record>) -> Vec<Vec<Record>> {

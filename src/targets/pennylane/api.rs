@@ -338,3 +338,12 @@ impl PennylaneApi {
 pub fn filter_eq(field: &str, value: &str) -> String {
     serde_json::json!([{"field": field, "operator": "eq", "value": value}]).to_string()
 }
+
+impl crate::targets::http::CallError for PennylaneError {
+    fn api(&self) -> Option<&ApiError> {
+        match self {
+            PennylaneError::Api(a) => Some(a),
+            _ => None,
+        }
+    }
+}

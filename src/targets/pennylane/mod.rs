@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use self::api::{filter_eq, PennylaneApi, PennylaneError};
 use super::driver::{Doc, Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
-use super::TargetError;
+use super::{remote, TargetError};
 use crate::config::PennylaneConfig;
 use crate::einvoice::InvoiceView;
 use crate::ledger::{Ledger, Record, State};
@@ -29,7 +29,6 @@ use crate::mapping::MappedDocument;
 use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
 use crate::source::attachments::AttachmentRoots;
-use crate::targets::http::ApiError;
 
 /// Where a connector's OAuth2 tokens live.
 pub fn token_path(cfg: &PennylaneConfig, data_dir: &std::path::Path, name: &str) -> PathBuf {
@@ -47,16 +46,6 @@ pub struct PennylaneRun {
     api: Option<PennylaneApi>,
     accounts: HashMap<String, Vec<(i64, String)>>,
     customers: HashMap<String, i64>,
-}
-
-fn remote(target: &str, e: &PennylaneError) -> TargetError {
-    match e {
-        PennylaneError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
-        e => TargetError::Remote {
-            target: target.to_owned(),
-            detail: e.to_string(),
-        },
-    }
 }
 
 fn money(d: Decimal) -> String {
@@ -130,20 +119,14 @@ impl PennylaneRun {
         data_dir: &std::path::Path,
         dry_run: bool,
     ) -> Result<Self, TargetError> {
-        let api = if dry_run {
-            None
-        } else {
-            Some(
-                PennylaneApi::new(cfg, name, token_path(cfg, data_dir, name))
-                    .map_err(|e| remote(name, &e))?,
-            )
-        };
         Ok(PennylaneRun {
+            api: super::client(name, dry_run, || {
+                PennylaneApi::new(cfg, name, token_path(cfg, data_dir, name))
+            })?,
             name: name.to_owned(),
             job: job.to_owned(),
             cfg: cfg.clone(),
             attachments,
-            api,
             accounts: HashMap::new(),
             customers: HashMap::new(),
         })
@@ -403,6 +386,9 @@ impl PennylaneRun {
     }
 }
 
+/// How an import whose outcome is unknown is found again.
+const LOOKED_UP: &str = "looked up by its external reference before any new import";
+
 /// What checking a document found that its import needs.
 pub struct Ready {
     pdf: (String, Vec<u8>),
@@ -572,52 +558,40 @@ impl Target for PennylaneRun {
                     key: None,
                 })
             }
-            Err(PennylaneError::Refused { status, body }) => Outcome::Refused {
-                error: format!("Pennylane refused the import (HTTP {status}): {body}"),
-                note: "import refused by Pennylane".into(),
-            },
-            Err(e @ PennylaneError::Api(ApiError::Unknown(_))) => Outcome::Uncertain {
-                error: format!("{e}; looked up by its external reference before any new import"),
-                stop: remote(&self.name, &e),
-            },
-            Err(e) => Outcome::NotSent {
-                error: e.to_string(),
-                note: format!("not imported: {e}"),
-                stop: remote(&self.name, &e),
-            },
+            Err(PennylaneError::Refused { status, body }) => Outcome::refused(
+                format!("Pennylane refused the import (HTTP {status}): {body}"),
+                "import refused by Pennylane",
+            ),
+            Err(e) => Outcome::failed(&self.name, &e, LOOKED_UP, "not imported"),
         })
     }
 
     /// By external reference (Pennylane has no idempotency key).
-    async fn lookup(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
-        let mut out = Vec::with_capacity(claimed.len());
-        for r in claimed {
-            let key = self.reference(&r.key.doc_id);
-            let found = self
-                .api()?
-                .list(
-                    "/customer_invoices",
-                    Some(filter_eq("external_reference", &key)),
-                )
-                .await
-                .map_err(|e| remote(&self.name, &e))?;
-            let id = found
-                .iter()
-                .find(|v| v.get("external_reference").and_then(Value::as_str) == Some(key.as_str()))
-                .and_then(|v| v.get("id"))
-                .and_then(Value::as_i64);
-            out.push(id.map(|id| Found {
-                state: State::Delivered,
-                receipt: Receipt {
-                    remote_id: Some(id.to_string()),
-                    note: format!(
-                        "found in Pennylane after an interrupted import (id {id}): not sent again"
-                    ),
-                    ..Receipt::default()
-                },
-            }));
-        }
-        Ok(out)
+    async fn lookup(&mut self, r: &Record) -> Result<Option<Found>, TargetError> {
+        let key = self.reference(&r.key.doc_id);
+        let found = self
+            .api()?
+            .list(
+                "/customer_invoices",
+                Some(filter_eq("external_reference", &key)),
+            )
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        let id = found
+            .iter()
+            .find(|v| v.get("external_reference").and_then(Value::as_str) == Some(key.as_str()))
+            .and_then(|v| v.get("id"))
+            .and_then(Value::as_i64);
+        Ok(id.map(|id| Found {
+            state: State::Delivered,
+            receipt: Receipt {
+                remote_id: Some(id.to_string()),
+                note: format!(
+                    "found in Pennylane after an interrupted import (id {id}): not sent again"
+                ),
+                ..Receipt::default()
+            },
+        }))
     }
 
     fn waiting_note(&self) -> String {

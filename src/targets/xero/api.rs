@@ -185,3 +185,12 @@ impl XeroApi {
         }
     }
 }
+
+impl crate::targets::http::CallError for XeroError {
+    fn api(&self) -> Option<&ApiError> {
+        match self {
+            XeroError::Api(a) => Some(a),
+            _ => None,
+        }
+    }
+}

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use self::api::{XeroApi, XeroError};
 use self::document::XDoc;
 use super::driver::{Doc, Found, Item, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
-use super::TargetError;
+use super::{remote, TargetError};
 use crate::config::XeroConfig;
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
@@ -37,16 +37,6 @@ pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
     cfg.token_file
         .clone()
         .unwrap_or_else(|| data_dir.join(format!("xero-{name}.json")))
-}
-
-fn remote(target: &str, e: &XeroError) -> TargetError {
-    match e {
-        XeroError::Api(ApiError::Config(m)) => TargetError::Config(m.clone()),
-        e => TargetError::Remote {
-            target: target.to_owned(),
-            detail: e.to_string(),
-        },
-    }
 }
 
 /// One run's delivery to a Xero organisation.
@@ -89,19 +79,13 @@ impl XeroRun {
         data_dir: &Path,
         dry_run: bool,
     ) -> Result<Self, TargetError> {
-        let api = if dry_run {
-            None
-        } else {
-            Some(
-                XeroApi::new(cfg, name, token_path(cfg, data_dir, name))
-                    .map_err(|e| remote(name, &e))?,
-            )
-        };
         Ok(XeroRun {
+            api: super::client(name, dry_run, || {
+                XeroApi::new(cfg, name, token_path(cfg, data_dir, name))
+            })?,
             name: name.to_owned(),
             job: job.to_owned(),
             cfg: cfg.clone(),
-            api,
             accounts: None,
             tax_types: None,
             contacts: HashMap::new(),
@@ -550,7 +534,16 @@ impl Target for XeroRun {
         by_key.into_values().collect()
     }
 
-    async fn lookup(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
+    async fn lookup(&mut self, r: &Record) -> Result<Option<Found>, TargetError> {
+        Ok(self
+            .find_by_number(std::slice::from_ref(r))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// A batch in one call.
+    async fn lookup_lot(&mut self, claimed: &[Record]) -> Result<Vec<Option<Found>>, TargetError> {
         self.find_by_number(claimed).await
     }
 
