@@ -498,6 +498,26 @@ pub fn parse_document(
     parse_document_noting(value, origin, position, &mut Vec::new())
 }
 
+/// The path of an ignored field as `source::unknown::UnknownField::path` writes it.
+pub fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, .. } => format!("{}[]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = ignored_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}
+
 /// [`parse_document`], noting in `unknown` the path of every field it ignored.
 ///
 /// # Errors
@@ -516,7 +536,7 @@ pub fn parse_document_noting(
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut note = |p: serde_ignored::Path<'_>| {
-        seen.insert(crate::source::unknown::path_of(&p));
+        seen.insert(ignored_path(&p));
     };
     let parsed: Result<Document, _> =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note));
