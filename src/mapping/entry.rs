@@ -96,7 +96,7 @@ pub struct JournalEntry {
 
 impl JournalEntry {
     /// Sum of debits and sum of credits, or `None` when a sum overflows (an entry built from
-    /// figures beyond [`crate::checks::MAX_FIGURE`]).
+    /// figures beyond [`crate::model::MAX_FIGURE`]).
     pub fn checked_sums(&self) -> Option<(Decimal, Decimal)> {
         self.lines
             .iter()
@@ -106,7 +106,7 @@ impl JournalEntry {
     }
 
     /// Sum of debits and sum of credits, saturating: exact for entries that passed
-    /// [`crate::checks::prepare`] (their figures are bounded); see [`Self::checked_sums`].
+    /// `checks::prepare` (their figures are bounded); see [`Self::checked_sums`].
     pub fn sums(&self) -> (Decimal, Decimal) {
         self.lines
             .iter()
@@ -277,7 +277,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, _, sum)) => match sum.checked_add(line.net_amount) {
                     Some(v) => *sum = v,
-                    None => problems.push(crate::checks::out_of_range(
+                    None => problems.push(crate::model::out_of_range(
                         format!("lines[{i}].net_amount"),
                         format!("the revenue on account {} (sum of the lines)", key.0),
                     )),
@@ -342,7 +342,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
         match tax_lines.iter_mut().find(|(a, _, _)| a == account) {
             Some((_, _, sum)) => match sum.checked_add(b.amount) {
                 Some(v) => *sum = v,
-                None => problems.push(crate::checks::out_of_range(
+                None => problems.push(crate::model::out_of_range(
                     format!("tax_breakdown[{i}].amount"),
                     format!("the VAT on account {account} (sum of the breakdown)"),
                 )),
