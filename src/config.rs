@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::mapping::keys::DeclaredKeys;
 use crate::mapping::Mapping;
 
 mod connector;
@@ -24,6 +25,13 @@ pub use crate::targets::pennylane::config::PennylaneConfig;
 pub use crate::targets::xero::config::XeroConfig;
 use crate::toml_file::Spans;
 pub use crate::toml_file::{find_line, line_of, load_toml, parse_toml, ConfigError};
+
+/// The per-code mapping keys every target declares, in the order of the editor's columns: the
+/// registry hands them to the mapping, which does not know the targets.
+pub const MAPPING_KEYS: DeclaredKeys = DeclaredKeys::new(&[
+    crate::targets::pennylane::config::MAPPING_KEYS,
+    crate::targets::xero::config::MAPPING_KEYS,
+]);
 
 /// The company whose sales are booked.
 #[derive(Debug, Clone, Deserialize)]
@@ -413,7 +421,7 @@ impl Config {
                         ),
                     ));
                 }
-                mappings.insert(rj.mapping.clone(), Mapping::load(&file)?);
+                mappings.insert(rj.mapping.clone(), Mapping::load(&file, MAPPING_KEYS)?);
             }
             if let Some(sch) = &rj.schedule {
                 if let Err(e) = crate::schedule::parse(sch) {

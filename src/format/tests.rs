@@ -264,7 +264,7 @@ fn rich_mapping() -> Mapping {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("rich.toml");
     std::fs::write(&p, RICH_MAPPING).unwrap();
-    Mapping::load(&p).unwrap()
+    Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap()
 }
 
 const TAXES: [(&str, &str); 5] = [

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use super::keys::{self, KeyTable};
+use super::keys::{DeclaredKeys, KeyTable};
 use super::{code_is_valid, GlAccount, Mapping, RevenueLines, TaxCode, VatCategory};
 use crate::model::{DocKind, Document};
 use crate::problem::Problem;
@@ -72,9 +72,17 @@ impl MappedLine {
 }
 
 /// The declared keys' values in effect for a line mapped through `gl` and `tax`.
-fn declared_values(gl: &GlAccount, tax: &TaxCode) -> BTreeMap<String, String> {
-    let gl_keys = keys::of_table(KeyTable::Gl).filter_map(|k| Some((k.name, gl.key(k.name)?)));
-    let tax_keys = keys::of_table(KeyTable::Tax).filter_map(|k| Some((k.name, tax.key(k.name)?)));
+fn declared_values(
+    declared: DeclaredKeys,
+    gl: &GlAccount,
+    tax: &TaxCode,
+) -> BTreeMap<String, String> {
+    let gl_keys = declared
+        .of_table(KeyTable::Gl)
+        .filter_map(|k| Some((k.name, gl.key(k.name)?)));
+    let tax_keys = declared
+        .of_table(KeyTable::Tax)
+        .filter_map(|k| Some((k.name, tax.key(k.name)?)));
     gl_keys
         .chain(tax_keys)
         .map(|(k, v)| (k.to_owned(), v))
@@ -271,7 +279,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 category: tax.category,
                 exemption_reason: tax.exemption_reason.clone(),
                 exemption_code: tax.exemption_code.clone(),
-                keys: declared_values(gl, tax),
+                keys: declared_values(m.declared, gl, tax),
             });
             let key = (gl.account.clone(), by_rate.then_some(tax.rate));
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {
