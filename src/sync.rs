@@ -13,7 +13,7 @@ use crate::config::{Config, Connector, Job};
 use crate::ledger::{Cursor, Ledger, LedgerError, RecordFilter, State};
 use crate::model::Document;
 use crate::report::{Amounts, BatchLine, RunReport};
-use crate::source::{Item, Page, Source};
+use crate::source::{Item, Page};
 use crate::targets::journal_file;
 use crate::targets::TargetError;
 
@@ -231,7 +231,7 @@ pub async fn run_job(
         _ => None,
     };
     let progress = opts.progress.as_ref();
-    let mut source = match Source::open(cfg, &job.source, from_cursor) {
+    let mut source = match cfg.open_source(&job.source, from_cursor) {
         Ok(s) => Some(s),
         Err(e) => {
             jr.report.error = Some(e.to_string());

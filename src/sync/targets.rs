@@ -161,7 +161,7 @@ pub(super) fn build_targets(
                     name,
                     &job.name,
                     c,
-                    crate::source::attachments::AttachmentRoots::for_source(cfg, &job.source),
+                    cfg.attachment_roots(&job.source),
                     &cfg.data_dir,
                     opts.dry_run,
                 )
