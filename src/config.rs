@@ -18,9 +18,7 @@ pub use connector::{load_connector, Connector};
 pub use crate::source::http::{HttpConfig, Pagination};
 pub use crate::source::json_dir::JsonDirConfig;
 pub use crate::targets::chorus::config::{ChorusConfig, ChorusEnv, EinvoiceSyntax};
-pub use crate::targets::journal_file::config::{
-    Encoding, FecSeparator, JournalFileConfig, JournalFormat, DEFAULT_FILE_MODE,
-};
+pub use crate::targets::journal_file::config::{JournalFileConfig, DEFAULT_FILE_MODE};
 pub use crate::targets::pennylane::config::PennylaneConfig;
 pub use crate::targets::xero::config::XeroConfig;
 use crate::toml_file::Spans;

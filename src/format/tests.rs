@@ -10,7 +10,7 @@ use serde_json::json;
 use super::text::encode;
 use super::*;
 use crate::checks::prepare;
-use crate::config::JournalFormat;
+use crate::format::JournalFormat;
 use crate::mapping::tests::{mapping, worked_credit_note, worked_invoice};
 use crate::mapping::{MappedDocument, Mapping};
 use crate::model::{parse_document, Document};

@@ -84,7 +84,7 @@ impl JournalRun {
             name: name.to_owned(),
             job: job.to_owned(),
             cfg: cfg.clone(),
-            layout: Layout::of(cfg),
+            layout: cfg.layout(),
             state: FileState::default(),
             out_dir,
             company: company.clone(),
