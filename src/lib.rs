@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod company;
 pub mod config;
 pub mod connect;
 pub mod daemon;

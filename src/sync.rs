@@ -127,7 +127,11 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
             notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, cfg.resolve(&batch.path).display()));
         }
     }
-    let removed = journal_file::sweep_temps(cfg, ledger, &rec.rolled_back);
+    let out_dirs = cfg.connectors.values().filter_map(|c| match c {
+        Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
+        _ => None,
+    });
+    let removed = journal_file::sweep_temps(out_dirs, ledger, &rec.rolled_back);
     if removed > 0 {
         notes.push(format!(
             "{removed} temp file(s) left by an interrupted run removed from the output folders"

@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 use self::api::{CachedStructure, ChorusApi, ChorusError};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
 use super::TargetError;
-use crate::config::{ChorusConfig, EinvoiceSyntax};
 use crate::einvoice::{rules, InvoiceView};
 use crate::format::JournalFormat;
 use crate::format::{self, zip::Zip, Layout};
@@ -27,6 +26,7 @@ use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
 use crate::targets::http::ApiError;
+use config::{ChorusConfig, EinvoiceSyntax};
 
 /// The ledger state of a Chorus Pro invoice status.
 pub fn state_for(status: &str) -> State {

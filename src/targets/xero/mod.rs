@@ -25,12 +25,12 @@ use self::api::{XeroApi, XeroError};
 use self::document::XDoc;
 use super::driver::{Doc, Found, Item, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::TargetError;
-use crate::config::XeroConfig;
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::model::DocKind;
 use crate::problem::Problem;
 use crate::targets::http::ApiError;
+use config::XeroConfig;
 
 /// Where a connector's tokens live.
 pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
