@@ -15,11 +15,13 @@ mod connector;
 mod overlap;
 
 pub use connector::{load_connector, Connector};
-// The connectors' settings live beside their components; re-exported here while callers move.
-pub use crate::source::http::{HttpConfig, Pagination};
-pub use crate::source::json_dir::JsonDirConfig;
-pub use crate::targets::chorus::config::{ChorusConfig, ChorusEnv, EinvoiceSyntax};
-pub use crate::targets::journal_file::config::{JournalFileConfig, DEFAULT_FILE_MODE};
+// The connectors' settings live beside their components; those the layers above config name
+// through it are re-exported.
+use crate::source::http::HttpConfig;
+use crate::source::json_dir::JsonDirConfig;
+use crate::targets::chorus::config::ChorusConfig;
+use crate::targets::journal_file::config::JournalFileConfig;
+pub use crate::targets::journal_file::config::DEFAULT_FILE_MODE;
 pub use crate::targets::pennylane::config::PennylaneConfig;
 pub use crate::targets::xero::config::XeroConfig;
 use crate::toml_file::Spans;

@@ -14,6 +14,7 @@ use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
+use self::config::JournalFileConfig;
 use super::TargetError;
 use crate::company::Company;
 use crate::fault;
@@ -21,7 +22,6 @@ use crate::format::{self, fec, text, EntryView, FileState, Layout};
 use crate::fsutil;
 use crate::ledger::{Batch, BatchCommit, BatchStatus, Ledger, OpenBatch, Record, State};
 use crate::mapping::MappedDocument;
-use config::JournalFileConfig;
 
 struct Open {
     batch: OpenBatch,

@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use self::api::{CachedStructure, ChorusApi, ChorusError};
+use self::config::{ChorusConfig, EinvoiceSyntax};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
 use super::TargetError;
 use crate::einvoice::{rules, InvoiceView};
@@ -26,7 +27,6 @@ use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
 use crate::targets::http::ApiError;
-use config::{ChorusConfig, EinvoiceSyntax};
 
 /// The ledger state of a Chorus Pro invoice status.
 pub fn state_for(status: &str) -> State {

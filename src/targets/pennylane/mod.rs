@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::api::{filter_eq, PennylaneApi, PennylaneError};
+use self::config::PennylaneConfig;
 use super::driver::{Doc, Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
 use super::TargetError;
 use crate::einvoice::InvoiceView;
@@ -29,7 +30,6 @@ use crate::model::{AttachmentKind, DocKind, Document};
 use crate::problem::Problem;
 use crate::source::attachments::AttachmentRoots;
 use crate::targets::http::ApiError;
-use config::PennylaneConfig;
 
 /// Where a connector's OAuth2 tokens live.
 pub fn token_path(cfg: &PennylaneConfig, data_dir: &std::path::Path, name: &str) -> PathBuf {

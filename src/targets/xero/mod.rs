@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::api::{XeroApi, XeroError};
+use self::config::XeroConfig;
 use self::document::XDoc;
 use super::driver::{Doc, Found, Item, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::TargetError;
@@ -30,7 +31,6 @@ use crate::mapping::MappedDocument;
 use crate::model::DocKind;
 use crate::problem::Problem;
 use crate::targets::http::ApiError;
-use config::XeroConfig;
 
 /// Where a connector's tokens live.
 pub fn token_path(cfg: &XeroConfig, data_dir: &Path, name: &str) -> PathBuf {
