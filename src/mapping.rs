@@ -134,7 +134,8 @@ pub struct GlAccount {
     /// Unknown keys are refused at loading, as serde's `deny_unknown_fields` would.
     #[serde(flatten)]
     pub keys: BTreeMap<String, toml::Value>,
-    /// The keys the targets declare, set when the mapping is loaded.
+    /// The keys the targets declare, set when the mapping is loaded: [`Self::key`] needs only
+    /// the entry.
     #[serde(skip)]
     declared: DeclaredKeys,
 }
@@ -235,7 +236,8 @@ pub struct TaxCode {
     /// see [`keys`]). Unknown keys are refused at loading, as serde's `deny_unknown_fields` would.
     #[serde(flatten)]
     pub keys: BTreeMap<String, toml::Value>,
-    /// The keys the targets declare, set when the mapping is loaded.
+    /// The keys the targets declare, set when the mapping is loaded: [`Self::key`] needs only
+    /// the entry.
     #[serde(skip)]
     declared: DeclaredKeys,
 }
@@ -309,7 +311,8 @@ pub fn code_is_valid(code: &str) -> bool {
 }
 
 impl Mapping {
-    /// Loads and validates a mapping file.
+    /// Loads and validates a mapping file, with the keys the targets declare (`declared`, from
+    /// the registry).
     ///
     /// # Errors
     ///
