@@ -12,6 +12,8 @@ use crate::mapping::{map_document, JournalEntry, MappedDocument, Mapping};
 use crate::model::{DocKind, Document};
 use crate::problem::Problem;
 
+pub use crate::model::{out_of_range, MAX_FIGURE};
+
 #[cfg(test)]
 const CENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 /// The most that rounding one figure to the cent can move it.
@@ -19,9 +21,6 @@ const HALF_CENT: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
 const FIX_SOURCE: &str =
     "correct the amounts in the invoicing application (if the document is final, issue a credit note and a new invoice)";
 
-/// The largest amount, quantity or unit price facto takes (ten thousand billion): products and
-/// sums of such figures stay far inside `Decimal`'s range (about 7.9 × 10^28).
-pub const MAX_FIGURE: Decimal = Decimal::from_parts(0x4E72_A000, 0x0918, 0, false, 0);
 /// The largest VAT rate, in percent.
 const MAX_RATE: Decimal = Decimal::ONE_HUNDRED;
 
@@ -42,16 +41,6 @@ fn mismatch(
             "{what}: the document states {stated} but the figures give {computed} (difference {diff})"
         ),
         FIX_SOURCE,
-    )
-}
-
-/// The problem for a figure, or a sum or product of figures, that facto cannot compute with.
-pub fn out_of_range(field: impl Into<String>, what: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        "amount-out-of-range",
-        field,
-        format!("amount out of range: {what}"),
-        "correct the figure in the invoicing application (facto takes amounts, quantities and unit prices up to ±10 000 000 000 000)",
     )
 }
 

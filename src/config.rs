@@ -7,100 +7,32 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::company::{parse_month_day, siren_is_valid, Company};
+use crate::mapping::keys::DeclaredKeys;
 use crate::mapping::Mapping;
 
 mod connector;
 mod overlap;
 
 pub use connector::{load_connector, Connector};
-// The connectors' settings live beside their components; re-exported here while callers move.
-pub use crate::source::http::{HttpConfig, Pagination};
-pub use crate::source::json_dir::JsonDirConfig;
-pub use crate::targets::chorus::config::{ChorusConfig, ChorusEnv, EinvoiceSyntax};
-pub use crate::targets::journal_file::config::{
-    Encoding, FecSeparator, JournalFileConfig, JournalFormat, DEFAULT_FILE_MODE,
-};
+// The connectors' settings live beside their components; those the layers above config name
+// through it are re-exported.
+use crate::source::http::HttpConfig;
+use crate::source::json_dir::JsonDirConfig;
+use crate::targets::chorus::config::ChorusConfig;
+use crate::targets::journal_file::config::JournalFileConfig;
+pub use crate::targets::journal_file::config::DEFAULT_FILE_MODE;
 pub use crate::targets::pennylane::config::PennylaneConfig;
 pub use crate::targets::xero::config::XeroConfig;
 use crate::toml_file::Spans;
 pub use crate::toml_file::{find_line, line_of, load_toml, parse_toml, ConfigError};
 
-/// The company whose sales are booked.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Company {
-    /// Company name.
-    pub name: String,
-    /// SIREN (9 digits, Luhn key checked): names the FEC files.
-    pub siren: String,
-    /// Closing day of the fiscal year, `MM-DD` (default `12-31`).
-    #[serde(default = "default_fy_end")]
-    pub fiscal_year_end: String,
-}
-
-fn default_fy_end() -> String {
-    "12-31".to_owned()
-}
-
-impl Company {
-    /// Closing date of the fiscal year that contains `date`.
-    pub fn fiscal_year_closing(&self, date: chrono::NaiveDate) -> chrono::NaiveDate {
-        use chrono::Datelike;
-        let (m, d) = parse_month_day(&self.fiscal_year_end).unwrap_or((12, 31));
-        let this_year = chrono::NaiveDate::from_ymd_opt(date.year(), m, d)
-            .unwrap_or_else(|| last_day_of_month(date.year(), m));
-        if date <= this_year {
-            this_year
-        } else {
-            chrono::NaiveDate::from_ymd_opt(date.year() + 1, m, d)
-                .unwrap_or_else(|| last_day_of_month(date.year() + 1, m))
-        }
-    }
-}
-
-fn last_day_of_month(year: i32, month: u32) -> chrono::NaiveDate {
-    let (ny, nm) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    chrono::NaiveDate::from_ymd_opt(ny, nm, 1)
-        .and_then(|d| d.pred_opt())
-        .unwrap_or(chrono::NaiveDate::MIN)
-}
-
-fn parse_month_day(s: &str) -> Option<(u32, u32)> {
-    let (m, d) = s.split_once('-')?;
-    let (m, d): (u32, u32) = (m.parse().ok()?, d.parse().ok()?);
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((m, d))
-}
-
-/// True when `siren` is 9 digits with a valid Luhn key.
-pub fn siren_is_valid(siren: &str) -> bool {
-    siren.len() == 9 && siren.bytes().all(|b| b.is_ascii_digit()) && luhn(siren)
-}
-
-fn luhn(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
-}
+/// The per-code mapping keys every target declares, in the order of the editor's columns: the
+/// registry hands them to the mapping, which does not know the targets.
+pub const MAPPING_KEYS: DeclaredKeys = DeclaredKeys::new(&[
+    crate::targets::pennylane::config::MAPPING_KEYS,
+    crate::targets::xero::config::MAPPING_KEYS,
+]);
 
 /// `facto.toml` as written by the admin.
 #[derive(Debug, Deserialize)]
@@ -413,7 +345,7 @@ impl Config {
                         ),
                     ));
                 }
-                mappings.insert(rj.mapping.clone(), Mapping::load(&file)?);
+                mappings.insert(rj.mapping.clone(), Mapping::load(&file, MAPPING_KEYS)?);
             }
             if let Some(sch) = &rj.schedule {
                 if let Err(e) = crate::schedule::parse(sch) {
@@ -554,25 +486,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn siren_luhn() {
-        assert!(siren_is_valid("123456782"));
-        assert!(!siren_is_valid("123456789"));
-        assert!(!siren_is_valid("12345678"));
-    }
-
-    #[test]
-    fn fiscal_year_closing_handles_offset_years() {
-        let c = Company {
-            name: "x".into(),
-            siren: "123456782".into(),
-            fiscal_year_end: "06-30".into(),
-        };
-        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        assert_eq!(c.fiscal_year_closing(d("2026-03-01")), d("2026-06-30"));
-        assert_eq!(c.fiscal_year_closing(d("2026-07-01")), d("2027-06-30"));
-    }
 
     #[test]
     fn unknown_key_reports_line() {

@@ -2,8 +2,11 @@
 //! `source → mapping → checks → format → target`, and the ledger records every transfer so that
 //! nothing is sent twice and nothing is lost.
 
+#[cfg(test)]
+mod architecture;
 pub mod checks;
 pub mod cli;
+pub mod company;
 pub mod config;
 pub mod connect;
 pub mod daemon;

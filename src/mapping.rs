@@ -16,7 +16,7 @@ use crate::toml_file::{line_of, parse_toml, ConfigError, Spans, Step};
 mod entry;
 pub mod keys;
 
-use keys::KeyTable;
+use keys::{DeclaredKeys, KeyTable};
 
 pub use entry::{
     map_document, unmapped_codes, EntryLine, JournalEntry, LineRole, MappedDocument, MappedLine,
@@ -134,6 +134,10 @@ pub struct GlAccount {
     /// Unknown keys are refused at loading, as serde's `deny_unknown_fields` would.
     #[serde(flatten)]
     pub keys: BTreeMap<String, toml::Value>,
+    /// The keys the targets declare, set when the mapping is loaded: [`Self::key`] needs only
+    /// the entry.
+    #[serde(skip)]
+    declared: DeclaredKeys,
 }
 
 impl GlAccount {
@@ -147,7 +151,7 @@ impl GlAccount {
 
     /// The value in effect of the declared key `name`: the one set, else the key's default.
     pub fn key(&self, name: &str) -> Option<String> {
-        keys::find(KeyTable::Gl, name)?.value(
+        self.declared.find(KeyTable::Gl, name)?.value(
             self.keys.get(name).and_then(toml::Value::as_str),
             &self.facts(),
         )
@@ -232,6 +236,10 @@ pub struct TaxCode {
     /// see [`keys`]). Unknown keys are refused at loading, as serde's `deny_unknown_fields` would.
     #[serde(flatten)]
     pub keys: BTreeMap<String, toml::Value>,
+    /// The keys the targets declare, set when the mapping is loaded: [`Self::key`] needs only
+    /// the entry.
+    #[serde(skip)]
+    declared: DeclaredKeys,
 }
 
 impl TaxCode {
@@ -246,7 +254,7 @@ impl TaxCode {
     /// The value in effect of the declared key `name`: the one set, else the key's default
     /// (Pennylane's code of a standard French rate, for example).
     pub fn key(&self, name: &str) -> Option<String> {
-        keys::find(KeyTable::Tax, name)?.value(
+        self.declared.find(KeyTable::Tax, name)?.value(
             self.keys.get(name).and_then(toml::Value::as_str),
             &self.facts(),
         )
@@ -281,6 +289,8 @@ pub struct Mapping {
     pub gl: GlSection,
     /// `[tax]`.
     pub tax: BTreeMap<String, TaxCode>,
+    /// The keys the targets declare, as the registry handed them.
+    pub declared: DeclaredKeys,
 }
 
 /// True when `account` looks like a French chart account: three digits, then digits or letters.
@@ -301,29 +311,46 @@ pub fn code_is_valid(code: &str) -> bool {
 }
 
 impl Mapping {
-    /// Loads and validates a mapping file.
+    /// Loads and validates a mapping file, with the keys the targets declare (`declared`, from
+    /// the registry).
     ///
     /// # Errors
     ///
     /// Syntax errors, unknown keys, malformed accounts or rates: with file, line and key.
-    pub fn load(path: &Path) -> Result<Mapping, ConfigError> {
+    pub fn load(path: &Path, declared: DeclaredKeys) -> Result<Mapping, ConfigError> {
         let bytes = std::fs::read(path)
             .map_err(|e| ConfigError::new(path, format!("cannot read the file: {e}")))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ConfigError::new(path, "the file is not UTF-8"))?;
-        Self::from_text(path, &text)
+        Self::from_text(path, &text, declared)
     }
 
-    /// A mapping from the text it would have at `path` (to check an edit before saving it).
+    /// A mapping from the text it would have at `path` (to check an edit before saving it), with
+    /// the keys the targets declare.
     ///
     /// # Errors
     ///
     /// The first problem, with the line.
-    pub fn from_text(path: &Path, text: &str) -> Result<Mapping, ConfigError> {
+    pub fn from_text(
+        path: &Path,
+        text: &str,
+        declared: DeclaredKeys,
+    ) -> Result<Mapping, ConfigError> {
         let bytes = text.as_bytes();
         let text = text.to_owned();
-        check_keys(path, &text)?;
-        let raw: RawMapping = parse_toml(path, &text)?;
+        check_keys(path, &text, declared)?;
+        let mut raw: RawMapping = parse_toml(path, &text)?;
+        for a in raw
+            .gl
+            .accounts
+            .values_mut()
+            .chain(raw.gl.products.values_mut())
+        {
+            a.declared = declared;
+        }
+        for t in raw.tax.values_mut() {
+            t.declared = declared;
+        }
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -336,6 +363,7 @@ impl Mapping {
             customers: raw.customers,
             gl: raw.gl,
             tax: raw.tax,
+            declared,
         };
         m.validate(&text)?;
         Ok(m)
@@ -406,7 +434,7 @@ impl Mapping {
                     ));
                 }
                 let facts = a.facts();
-                for k in keys::of_table(KeyTable::Gl) {
+                for k in self.declared.of_table(KeyTable::Gl) {
                     let (Some(check), Some(v)) =
                         (k.check, a.keys.get(k.name).and_then(|v| v.as_str()))
                     else {
@@ -463,7 +491,7 @@ impl Mapping {
                     format!("[tax.\"{code}\"] category {:?} needs an `exemption_reason` (EN 16931 requires it on the invoice)", t.category),
                 ));
             }
-            for k in keys::of_table(KeyTable::Tax) {
+            for k in self.declared.of_table(KeyTable::Tax) {
                 let (Some(check), Some(v)) = (k.check, t.keys.get(k.name).and_then(|v| v.as_str()))
                 else {
                     continue;
@@ -486,7 +514,7 @@ impl Mapping {
 /// Refuses, before the typed parse (as serde's `deny_unknown_fields` did), the keys of tax and
 /// GL entries that neither the entry nor any target declares, and declared keys that are not
 /// strings: the first in the file, at its line, in serde's words.
-fn check_keys(path: &Path, text: &str) -> Result<(), ConfigError> {
+fn check_keys(path: &Path, text: &str, declared: DeclaredKeys) -> Result<(), ConfigError> {
     // A text that does not parse is left to the typed parse, which says why.
     let Ok(doc) = toml_edit::ImDocument::parse(text) else {
         return Ok(());
@@ -515,11 +543,11 @@ fn check_keys(path: &Path, text: &str) -> Result<(), ConfigError> {
                 if own.contains(&name) {
                     continue;
                 }
-                let message = if keys::find(kind, name).is_none() {
+                let message = if declared.find(kind, name).is_none() {
                     let expected: Vec<String> = own
                         .iter()
                         .copied()
-                        .chain(keys::of_table(kind).map(|k| k.name))
+                        .chain(declared.of_table(kind).map(|k| k.name))
                         .map(|k| format!("`{k}`"))
                         .collect();
                     format!(

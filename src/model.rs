@@ -498,6 +498,43 @@ pub fn parse_document(
     parse_document_noting(value, origin, position, &mut Vec::new())
 }
 
+/// The largest amount, quantity or unit price facto takes (ten thousand billion): products and
+/// sums of such figures stay far inside `Decimal`'s range (about 7.9 × 10^28).
+pub const MAX_FIGURE: Decimal = Decimal::from_parts(0x4E72_A000, 0x0918, 0, false, 0);
+
+/// The problem for a figure, or a sum or product of figures, that facto cannot compute with.
+pub fn out_of_range(
+    field: impl Into<String>,
+    what: impl std::fmt::Display,
+) -> crate::problem::Problem {
+    crate::problem::Problem::new(
+        "amount-out-of-range",
+        field,
+        format!("amount out of range: {what}"),
+        "correct the figure in the invoicing application (facto takes amounts, quantities and unit prices up to ±10 000 000 000 000)",
+    )
+}
+
+/// The path of an ignored field as `source::unknown::UnknownField::path` writes it.
+pub fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, .. } => format!("{}[]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = ignored_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}
+
 /// [`parse_document`], noting in `unknown` the path of every field it ignored.
 ///
 /// # Errors
@@ -516,7 +553,7 @@ pub fn parse_document_noting(
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut note = |p: serde_ignored::Path<'_>| {
-        seen.insert(crate::source::unknown::path_of(&p));
+        seen.insert(ignored_path(&p));
     };
     let parsed: Result<Document, _> =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note));

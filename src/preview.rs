@@ -16,7 +16,7 @@ use crate::ledger::{BatchStatus, Ledger, RecordKey, State};
 use crate::mapping::unmapped_codes;
 use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
-use crate::source::{Item, Source, SourceError};
+use crate::source::{Item, SourceError};
 use crate::sync::duplicates::Duplicate;
 
 /// One document's fate.
@@ -132,7 +132,7 @@ pub async fn scan_source(
     job: &Job,
     mut f: impl FnMut(Item),
 ) -> Result<(), SourceError> {
-    let mut src = Source::open(cfg, &job.source, None)?;
+    let mut src = cfg.open_source(&job.source, None)?;
     while let Some(page) = src.next_page().await? {
         page.items.into_iter().for_each(&mut f);
     }

@@ -13,7 +13,7 @@ use crate::config::{Config, Connector, Job};
 use crate::ledger::{Cursor, Ledger, LedgerError, RecordFilter, State};
 use crate::model::Document;
 use crate::report::{Amounts, BatchLine, RunReport};
-use crate::source::{Item, Page, Source};
+use crate::source::{Item, Page};
 use crate::targets::journal_file;
 use crate::targets::TargetError;
 
@@ -127,7 +127,11 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
             notes.push(format!("export batch {} was committed but its file was not in place: {} written from the ledger", batch.id, cfg.resolve(&batch.path).display()));
         }
     }
-    let removed = journal_file::sweep_temps(cfg, ledger, &rec.rolled_back);
+    let out_dirs = cfg.connectors.values().filter_map(|c| match c {
+        Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
+        _ => None,
+    });
+    let removed = journal_file::sweep_temps(out_dirs, ledger, &rec.rolled_back);
     if removed > 0 {
         notes.push(format!(
             "{removed} temp file(s) left by an interrupted run removed from the output folders"
@@ -231,7 +235,7 @@ pub async fn run_job(
         _ => None,
     };
     let progress = opts.progress.as_ref();
-    let mut source = match Source::open(cfg, &job.source, from_cursor) {
+    let mut source = match cfg.open_source(&job.source, from_cursor) {
         Ok(s) => Some(s),
         Err(e) => {
             jr.report.error = Some(e.to_string());

@@ -1,14 +1,17 @@
 //! The [`Connector`] enum and [`load_connector`], which reads one `connectors/*.toml` file and
 //! hands it, by its `kind`, to the config module beside its component (`source/*/config.rs`,
-//! `targets/*/config.rs`), which parses and validates it.
+//! `targets/*/config.rs`), which parses and validates it; and the opening of a source from its
+//! connector.
 
 use serde::Deserialize;
 use std::path::Path;
 
+use crate::source::attachments::AttachmentRoots;
+use crate::source::{http, json_dir, Source, SourceError};
 use crate::toml_file::key_line;
 
 use super::{
-    parse_toml, ChorusConfig, ConfigError, HttpConfig, JournalFileConfig, JsonDirConfig,
+    parse_toml, ChorusConfig, Config, ConfigError, HttpConfig, JournalFileConfig, JsonDirConfig,
     PennylaneConfig, XeroConfig,
 };
 
@@ -33,6 +36,52 @@ impl Connector {
     /// True for connectors that can be a job's source.
     pub fn is_source(&self) -> bool {
         matches!(self, Connector::JsonDir(_) | Connector::Http(_))
+    }
+}
+
+// The source connectors, opened from their settings and the configuration's folder: the sources
+// do not know the configuration.
+impl Config {
+    /// Opens the job's source, connector `name`. `cursor` is where the last complete pull
+    /// ended; `None` reads everything.
+    ///
+    /// # Errors
+    ///
+    /// A folder that cannot be listed, a missing token variable, a connector that is not a
+    /// source.
+    pub fn open_source(
+        &self,
+        name: &str,
+        cursor: Option<&serde_json::Value>,
+    ) -> Result<Source, SourceError> {
+        match self.connectors.get(name) {
+            Some(Connector::JsonDir(c)) => Ok(Source::JsonDir(json_dir::JsonDirSource::open(
+                &self.resolve(&c.path),
+                c.page_size,
+                cursor,
+            )?)),
+            Some(Connector::Http(c)) => {
+                Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
+            }
+            _ => Err(SourceError::Config(format!(
+                "connector `{name}` is not a source"
+            ))),
+        }
+    }
+
+    /// The folders the documents of source connector `source` may name files in (none for an
+    /// unknown one: nothing is read).
+    pub fn attachment_roots(&self, source: &str) -> AttachmentRoots {
+        match self.connectors.get(source) {
+            Some(Connector::JsonDir(c)) => AttachmentRoots::new(
+                Some(self.resolve(&c.path)),
+                c.attachments_dir.as_deref().map(|d| self.resolve(d)),
+            ),
+            Some(Connector::Http(c)) => {
+                AttachmentRoots::new(None, c.attachments_dir.as_deref().map(|d| self.resolve(d)))
+            }
+            _ => AttachmentRoots::default(),
+        }
     }
 }
 

@@ -11,10 +11,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::checks::prepare;
-use crate::config::Config;
+use crate::config::{Config, MAPPING_KEYS};
 use crate::fsutil;
 use crate::ledger::{AuditEvent, Ledger, RecordFilter, State};
-use crate::mapping::keys::{self, KeyTable};
+use crate::mapping::keys::KeyTable;
 use crate::mapping::{unmapped_codes, Mapping, GL_FIELDS, TAX_FIELDS};
 use crate::model::Document;
 
@@ -31,7 +31,7 @@ fn table_keys(table: &str) -> Option<Vec<&'static str>> {
     };
     let declared = declared
         .into_iter()
-        .flat_map(keys::of_table)
+        .flat_map(|t| MAPPING_KEYS.of_table(t))
         .map(|k| k.name);
     Some(own.iter().copied().chain(declared).collect())
 }
@@ -40,7 +40,7 @@ fn table_keys(table: &str) -> Option<Vec<&'static str>> {
 fn columns() -> Vec<&'static str> {
     ["rate", "category", "account", "aux", "label"]
         .into_iter()
-        .chain(keys::declared().map(|k| k.name))
+        .chain(MAPPING_KEYS.all().map(|k| k.name))
         .collect()
 }
 
@@ -211,7 +211,7 @@ fn set_keys(
     table: KeyTable,
     set: &BTreeMap<String, toml::Value>,
 ) -> impl Iterator<Item = (&'static str, String)> + '_ {
-    keys::of_table(table).map(|k| {
+    MAPPING_KEYS.of_table(table).map(|k| {
         let v = set
             .get(k.name)
             .and_then(toml::Value::as_str)
@@ -234,7 +234,7 @@ pub fn preview(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Value {
         Ok(t) => t,
         Err(m) => return json!({"ok": false, "error": m}),
     };
-    let new = match Mapping::from_text(&path, &new_text) {
+    let new = match Mapping::from_text(&path, &new_text, MAPPING_KEYS) {
         Ok(m) => m,
         Err(err) => return json!({"ok": false, "error": err.to_string()}),
     };

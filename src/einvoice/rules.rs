@@ -634,7 +634,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.toml");
         std::fs::write(&path, text).unwrap();
-        let m = crate::mapping::Mapping::load(&path).unwrap();
+        let m = crate::mapping::Mapping::load(&path, crate::config::MAPPING_KEYS).unwrap();
         let mut d = complete();
         d.tax_breakdown[1].amount = Decimal::ZERO;
         d.tax_breakdown[1].rate = Decimal::ZERO;

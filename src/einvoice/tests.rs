@@ -48,7 +48,11 @@ fn validate(xsd: &Path, files: &[PathBuf]) {
 
 /// The demo's documents that pass mapping and checks.
 pub(super) fn demo() -> Vec<crate::mapping::MappedDocument> {
-    let m = Mapping::load(&repo().join("mappings/pcg-demo.toml")).unwrap();
+    let m = Mapping::load(
+        &repo().join("mappings/pcg-demo.toml"),
+        crate::config::MAPPING_KEYS,
+    )
+    .unwrap();
     let mut docs = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(repo().join("examples/invoices"))
         .unwrap()

@@ -4,7 +4,7 @@
 
 use super::text::{amount, clean_field, fold};
 use super::EntryView;
-use crate::config::Encoding;
+use crate::format::Encoding;
 
 /// Appends one entry's lines.
 pub fn render_entry(out: &mut String, e: &EntryView<'_>) {

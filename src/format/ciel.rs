@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 
 use super::text::{amount, clean_label, fit, fit_right, fold, seq_field, tail};
 use super::EntryView;
-use crate::config::Encoding;
+use crate::format::Encoding;
 
 /// The name Sage 50 / Ciel picks up automatically.
 pub const FILE_NAME: &str = "XIMPORT.TXT";

@@ -4,8 +4,8 @@
 
 use chrono::NaiveDate;
 
-use crate::config::FecSeparator;
 use crate::format::text::{amount, clean_label};
+use crate::format::FecSeparator;
 use crate::mapping::MappedDocument;
 
 /// The 18 column names, in order.
@@ -111,8 +111,8 @@ pub fn render_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Encoding;
     use crate::format::text::encode;
+    use crate::format::Encoding;
     use crate::mapping::map_document;
     use crate::mapping::tests::{mapping, worked_credit_note, worked_invoice};
 

@@ -3,7 +3,7 @@
 //! This module owns the format-neutral view of an entry the writers read, the dispatch on the
 //! configured layout, the per-layout checks (an account too wide for a fixed-width field holds
 //! the document back), and file naming. A layout of e-invoices carries its syntax and its route
-//! apart: the configured names (`chorus-ubl`, `chorus-cii`) are read as the pair in [`Layout::of`].
+//! apart: the configured names (`chorus-ubl`, `chorus-cii`) are read as the pair in [`Layout::default_for`].
 
 pub mod acd;
 pub mod agiris;
@@ -15,12 +15,14 @@ pub mod ebp;
 pub mod fec;
 pub mod quadratus;
 pub mod text;
+mod vocabulary;
 pub mod zip;
+
+pub use vocabulary::{Encoding, FecSeparator, JournalFormat};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::config::{Encoding, FecSeparator, JournalFileConfig, JournalFormat};
 use crate::einvoice::Syntax;
 use crate::mapping::{LineRole, MappedDocument};
 use crate::problem::Problem;
@@ -47,20 +49,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout a journal-file connector asks for.
-    pub fn of(cfg: &JournalFileConfig) -> Self {
-        let (syntax, route) = Self::syntax_and_route(cfg.format);
-        Layout {
-            format: cfg.format,
-            syntax,
-            route,
-            fec_sep: cfg.separator.unwrap_or(FecSeparator::Tab),
-            csv: csv::CsvStyle::new(cfg.csv_separator.unwrap_or(';')),
-            encoding: cfg.encoding(),
-            account_length: cfg.account_length,
-        }
-    }
-
     /// A layout with the defaults of `format`.
     pub fn default_for(format: JournalFormat) -> Self {
         let (syntax, route) = Self::syntax_and_route(format);

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::text::{fit, fold, seq_field, tail};
 use super::EntryView;
-use crate::config::Encoding;
+use crate::format::Encoding;
 
 /// Length of an `M` record, line ending excluded.
 pub const RECORD_LEN: usize = 231;

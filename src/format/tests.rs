@@ -10,7 +10,7 @@ use serde_json::json;
 use super::text::encode;
 use super::*;
 use crate::checks::prepare;
-use crate::config::JournalFormat;
+use crate::format::JournalFormat;
 use crate::mapping::tests::{mapping, worked_credit_note, worked_invoice};
 use crate::mapping::{MappedDocument, Mapping};
 use crate::model::{parse_document, Document};
@@ -264,7 +264,7 @@ fn rich_mapping() -> Mapping {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("rich.toml");
     std::fs::write(&p, RICH_MAPPING).unwrap();
-    Mapping::load(&p).unwrap()
+    Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap()
 }
 
 const TAXES: [(&str, &str); 5] = [

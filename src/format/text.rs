@@ -4,7 +4,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::config::Encoding;
+use crate::format::Encoding;
 
 /// Whether `c` must never reach a written file: control characters (tab and line breaks
 /// included, C1 too), the line and paragraph separators, and the noncharacters U+FFFE, U+FFFF.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use super::keys::{self, KeyTable};
+use super::keys::{DeclaredKeys, KeyTable};
 use super::{code_is_valid, GlAccount, Mapping, RevenueLines, TaxCode, VatCategory};
 use crate::model::{DocKind, Document};
 use crate::problem::Problem;
@@ -72,9 +72,17 @@ impl MappedLine {
 }
 
 /// The declared keys' values in effect for a line mapped through `gl` and `tax`.
-fn declared_values(gl: &GlAccount, tax: &TaxCode) -> BTreeMap<String, String> {
-    let gl_keys = keys::of_table(KeyTable::Gl).filter_map(|k| Some((k.name, gl.key(k.name)?)));
-    let tax_keys = keys::of_table(KeyTable::Tax).filter_map(|k| Some((k.name, tax.key(k.name)?)));
+fn declared_values(
+    declared: DeclaredKeys,
+    gl: &GlAccount,
+    tax: &TaxCode,
+) -> BTreeMap<String, String> {
+    let gl_keys = declared
+        .of_table(KeyTable::Gl)
+        .filter_map(|k| Some((k.name, gl.key(k.name)?)));
+    let tax_keys = declared
+        .of_table(KeyTable::Tax)
+        .filter_map(|k| Some((k.name, tax.key(k.name)?)));
     gl_keys
         .chain(tax_keys)
         .map(|(k, v)| (k.to_owned(), v))
@@ -96,7 +104,7 @@ pub struct JournalEntry {
 
 impl JournalEntry {
     /// Sum of debits and sum of credits, or `None` when a sum overflows (an entry built from
-    /// figures beyond [`crate::checks::MAX_FIGURE`]).
+    /// figures beyond [`crate::model::MAX_FIGURE`]).
     pub fn checked_sums(&self) -> Option<(Decimal, Decimal)> {
         self.lines
             .iter()
@@ -106,7 +114,7 @@ impl JournalEntry {
     }
 
     /// Sum of debits and sum of credits, saturating: exact for entries that passed
-    /// [`crate::checks::prepare`] (their figures are bounded); see [`Self::checked_sums`].
+    /// `checks::prepare` (their figures are bounded); see [`Self::checked_sums`].
     pub fn sums(&self) -> (Decimal, Decimal) {
         self.lines
             .iter()
@@ -271,13 +279,13 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 category: tax.category,
                 exemption_reason: tax.exemption_reason.clone(),
                 exemption_code: tax.exemption_code.clone(),
-                keys: declared_values(gl, tax),
+                keys: declared_values(m.declared, gl, tax),
             });
             let key = (gl.account.clone(), by_rate.then_some(tax.rate));
             match revenue.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, _, sum)) => match sum.checked_add(line.net_amount) {
                     Some(v) => *sum = v,
-                    None => problems.push(crate::checks::out_of_range(
+                    None => problems.push(crate::model::out_of_range(
                         format!("lines[{i}].net_amount"),
                         format!("the revenue on account {} (sum of the lines)", key.0),
                     )),
@@ -342,7 +350,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
         match tax_lines.iter_mut().find(|(a, _, _)| a == account) {
             Some((_, _, sum)) => match sum.checked_add(b.amount) {
                 Some(v) => *sum = v,
-                None => problems.push(crate::checks::out_of_range(
+                None => problems.push(crate::model::out_of_range(
                     format!("tax_breakdown[{i}].amount"),
                     format!("the VAT on account {account} (sum of the breakdown)"),
                 )),

@@ -1,6 +1,7 @@
 //! The per-code mapping keys targets declare (`pennylane_vat_rate`, `xero_tax_type`, ...): each
 //! target says, in its own `config.rs`, which keys it reads from which mapping table, how a value
-//! is checked and what it defaults to. The mapping loads, checks and carries them by name only.
+//! is checked and what it defaults to. The registry (config) hands the list to the mapping
+//! ([`DeclaredKeys`]), which loads, checks and carries them by name only.
 
 use rust_decimal::Decimal;
 
@@ -64,22 +65,29 @@ impl MappingKey {
     }
 }
 
-/// Every key the targets declare, in a fixed order (the order of the editor's columns).
-pub fn declared() -> impl Iterator<Item = &'static MappingKey> {
-    [
-        crate::targets::pennylane::config::MAPPING_KEYS,
-        crate::targets::xero::config::MAPPING_KEYS,
-    ]
-    .into_iter()
-    .flatten()
-}
+/// The keys the targets declare, handed to the mapping by the registry (config): the mapping
+/// carries them without knowing the targets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeclaredKeys(&'static [&'static [MappingKey]]);
 
-/// The declared keys of one table.
-pub fn of_table(table: KeyTable) -> impl Iterator<Item = &'static MappingKey> {
-    declared().filter(move |k| k.table == table)
-}
+impl DeclaredKeys {
+    /// The keys of `lists`, in their order (the order of the editor's columns).
+    pub const fn new(lists: &'static [&'static [MappingKey]]) -> Self {
+        DeclaredKeys(lists)
+    }
 
-/// The declared key `name` of `table`.
-pub fn find(table: KeyTable, name: &str) -> Option<&'static MappingKey> {
-    of_table(table).find(|k| k.name == name)
+    /// Every declared key, in a fixed order (the order of the editor's columns).
+    pub fn all(self) -> impl Iterator<Item = &'static MappingKey> {
+        self.0.iter().copied().flatten()
+    }
+
+    /// The declared keys of one table.
+    pub fn of_table(self, table: KeyTable) -> impl Iterator<Item = &'static MappingKey> {
+        self.all().filter(move |k| k.table == table)
+    }
+
+    /// The declared key `name` of `table`.
+    pub fn find(self, table: KeyTable, name: &str) -> Option<&'static MappingKey> {
+        self.of_table(table).find(|k| k.name == name)
+    }
 }

@@ -44,7 +44,7 @@ pub(crate) fn mapping() -> Mapping {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.toml");
     std::fs::write(&p, MAPPING).unwrap();
-    Mapping::load(&p).unwrap()
+    Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap()
 }
 
 /// The worked example of the journal-formats note: F2024-0001.
@@ -95,7 +95,7 @@ fn mapping_from(text: &str) -> Result<Mapping, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.toml");
     std::fs::write(&p, text).unwrap();
-    Mapping::load(&p)
+    Mapping::load(&p, crate::config::MAPPING_KEYS)
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn mapping_rejects_unknown_key_with_line() {
         MAPPING.replace("label = \"Prestations de services\"", "lable = \"x\""),
     )
     .unwrap();
-    let err = Mapping::load(&p).unwrap_err();
+    let err = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap_err();
     assert!(err.message.contains("lable"), "{}", err.message);
     assert_eq!(
         err.line,
@@ -270,7 +270,7 @@ fn mapping_rejects_bad_account_with_line() {
         MAPPING.replace("account = \"445713\"", "account = \"TVA\""),
     )
     .unwrap();
-    let err = Mapping::load(&p).unwrap_err();
+    let err = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap_err();
     assert!(err.message.contains("TVA55"), "{}", err.message);
     assert!(err.line.is_some());
 }
@@ -286,11 +286,11 @@ fn a_pennylane_code_that_pennylane_lacks_or_that_contradicts_the_rate_is_refused
         )
     };
     std::fs::write(&p, with("FR_55")).unwrap();
-    assert!(Mapping::load(&p).is_ok());
+    assert!(Mapping::load(&p, crate::config::MAPPING_KEYS).is_ok());
     for (code, says) in [("FR_5_5", "write `FR_55`"), ("FR_200", "is 20 % but")] {
         let text = with(code);
         std::fs::write(&p, &text).unwrap();
-        let err = Mapping::load(&p).unwrap_err();
+        let err = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap_err();
         assert!(
             err.message.contains("TVA55") && err.message.contains(says),
             "{}",
@@ -310,7 +310,7 @@ fn float_rate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.toml");
     std::fs::write(&p, MAPPING.replace("rate = \"5.5\"", "rate = 5.5")).unwrap();
-    let err = Mapping::load(&p).unwrap_err();
+    let err = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap_err();
     assert!(err.message.contains("string"), "{}", err.message);
 }
 
@@ -338,7 +338,7 @@ fn keys_no_target_declares_are_refused_in_serdes_words_and_declared_ones_carried
     ] {
         let text = with(extra);
         std::fs::write(&p, &text).unwrap();
-        let err = Mapping::load(&p).unwrap_err();
+        let err = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap_err();
         assert_eq!(err.message, says);
         assert_eq!(err.line, Some(at(&text, extra)));
     }
@@ -347,7 +347,7 @@ fn keys_no_target_declares_are_refused_in_serdes_words_and_declared_ones_carried
         "label = \"Prestations de services\"\nxero_acount_code = \"200\"",
     );
     std::fs::write(&p, &text).unwrap();
-    let err = Mapping::load(&p).unwrap_err();
+    let err = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap_err();
     assert_eq!(
         err.message,
         "unknown field `xero_acount_code`, expected one of `account`, `label`, `xero_account_code`"
@@ -356,7 +356,7 @@ fn keys_no_target_declares_are_refused_in_serdes_words_and_declared_ones_carried
 
     // Set, defaulted (a standard French rate, the GL account) and absent keys, by name.
     std::fs::write(&p, with("xero_tax_type = \"OUTPUT2\"")).unwrap();
-    let m = Mapping::load(&p).unwrap();
+    let m = Mapping::load(&p, crate::config::MAPPING_KEYS).unwrap();
     let t = &m.tax["TVA55"];
     assert_eq!(t.key("xero_tax_type").as_deref(), Some("OUTPUT2"));
     assert_eq!(t.key("pennylane_vat_rate").as_deref(), Some("FR_55"));

@@ -11,7 +11,6 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Connector};
 use crate::model::{Attachment, AttachmentKind};
 
 /// Largest attachment read, in bytes (Pennylane takes files up to 20 MB).
@@ -133,22 +132,7 @@ pub struct AttachmentRoots {
 }
 
 impl AttachmentRoots {
-    /// The folders of source connector `source` (none for an unknown one: nothing is read).
-    pub fn for_source(cfg: &Config, source: &str) -> Self {
-        match cfg.connectors.get(source) {
-            Some(Connector::JsonDir(c)) => AttachmentRoots {
-                source_dir: Some(cfg.resolve(&c.path)),
-                attachments_dir: c.attachments_dir.as_deref().map(|d| cfg.resolve(d)),
-            },
-            Some(Connector::Http(c)) => AttachmentRoots {
-                source_dir: None,
-                attachments_dir: c.attachments_dir.as_deref().map(|d| cfg.resolve(d)),
-            },
-            _ => AttachmentRoots::default(),
-        }
-    }
-
-    /// Explicit folders (tests, tools).
+    /// Explicit folders: the source's own folder (json-dir) and its `attachments_dir`.
     pub fn new(source_dir: Option<PathBuf>, attachments_dir: Option<PathBuf>) -> Self {
         AttachmentRoots {
             source_dir,

@@ -48,7 +48,7 @@ fn fast_parse(bytes: &[u8], origin: &str, page: &mut Page) -> bool {
     for raw in raws {
         let mut seen = std::collections::BTreeSet::new();
         let mut note = |p: serde_ignored::Path<'_>| {
-            seen.insert(super::unknown::path_of(&p));
+            seen.insert(crate::model::ignored_path(&p));
         };
         let mut de = serde_json::Deserializer::from_str(raw.get());
         let parsed: Result<Document, _> =

@@ -7,7 +7,6 @@ pub mod http;
 pub mod json_dir;
 pub mod unknown;
 
-use crate::config::{Config, Connector};
 use crate::model::{DocParseError, Document};
 
 /// One thing read from a source.
@@ -83,32 +82,6 @@ pub enum Source {
 }
 
 impl Source {
-    /// Opens the job's source. `cursor` is where the last complete pull ended; `None` reads
-    /// everything.
-    ///
-    /// # Errors
-    ///
-    /// A folder that cannot be listed, a missing token variable.
-    pub fn open(
-        cfg: &Config,
-        name: &str,
-        cursor: Option<&serde_json::Value>,
-    ) -> Result<Source, SourceError> {
-        match cfg.connectors.get(name) {
-            Some(Connector::JsonDir(c)) => Ok(Source::JsonDir(json_dir::JsonDirSource::open(
-                &cfg.resolve(&c.path),
-                c.page_size,
-                cursor,
-            )?)),
-            Some(Connector::Http(c)) => {
-                Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
-            }
-            _ => Err(SourceError::Config(format!(
-                "connector `{name}` is not a source"
-            ))),
-        }
-    }
-
     /// The next page, or `None` when the pull is complete.
     ///
     /// # Errors

@@ -38,26 +38,6 @@ pub fn of_document(
         .collect()
 }
 
-/// The path of an ignored field as [`UnknownField::path`] writes it.
-pub fn path_of(p: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match p {
-        Path::Root => String::new(),
-        Path::Seq { parent, .. } => format!("{}[]", path_of(parent)),
-        Path::Map { parent, key } => {
-            let parent = path_of(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => path_of(parent),
-    }
-}
-
 /// Every field path of the canonical document (positions as `[]`).
 fn known_paths() -> &'static BTreeSet<String> {
     static KNOWN: OnceLock<BTreeSet<String>> = OnceLock::new();

@@ -17,7 +17,7 @@ pub fn target_layouts(cfg: &Config, names: &[String]) -> Vec<Option<Layout>> {
     names
         .iter()
         .map(|n| match cfg.connectors.get(n) {
-            Some(Connector::JournalFile(c)) => Some(Layout::of(c)),
+            Some(Connector::JournalFile(c)) => Some(c.layout()),
             Some(Connector::ChorusPro(c)) => Some(ChorusRun::layout(c)),
             _ => None,
         })
@@ -99,7 +99,7 @@ pub(super) fn build_targets(
                     Mode::Export(sel) => (sel.journal.clone(), sel.out_dir.clone()),
                     Mode::Sync => (None, None),
                 };
-                let width = Layout::of(c).journal_width();
+                let width = c.layout().journal_width();
                 if let (Some(code), Some(w)) = (&journal, width) {
                     if code.chars().count() > w {
                         return Err(RunError::Config(format!(
@@ -161,7 +161,7 @@ pub(super) fn build_targets(
                     name,
                     &job.name,
                     c,
-                    crate::source::attachments::AttachmentRoots::for_source(cfg, &job.source),
+                    cfg.attachment_roots(&job.source),
                     &cfg.data_dir,
                     opts.dry_run,
                 )

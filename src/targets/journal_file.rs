@@ -14,8 +14,9 @@ use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
+use self::config::JournalFileConfig;
 use super::TargetError;
-use crate::config::{Company, JournalFileConfig};
+use crate::company::Company;
 use crate::fault;
 use crate::format::{self, fec, text, EntryView, FileState, Layout};
 use crate::fsutil;
@@ -84,7 +85,7 @@ impl JournalRun {
             name: name.to_owned(),
             job: job.to_owned(),
             cfg: cfg.clone(),
-            layout: Layout::of(cfg),
+            layout: cfg.layout(),
             state: FileState::default(),
             out_dir,
             company: company.clone(),
@@ -489,7 +490,7 @@ pub fn publish(
     let rewritten = !std::fs::read(&path).is_ok_and(|b| batch.holds(&b));
     if rewritten {
         let bytes = ledger.batch_file(batch.id)?;
-        let mode = batch.file_mode.unwrap_or(crate::config::DEFAULT_FILE_MODE);
+        let mode = batch.file_mode.unwrap_or(config::DEFAULT_FILE_MODE);
         fsutil::write_atomic(&path, &bytes, Some(mode)).map_err(io_err(&path))?;
     }
     // The temp file sits in the target's folder: the file's own, or its parent for FEC batches.
@@ -509,27 +510,20 @@ pub fn publish(
 /// writes its temp file page by page, far more often than this.
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
-/// Removes, from every journal-file target's folder and its direct subfolders (FEC batches have a
-/// folder each), the temp files of this ledger's batches that a kill left: those of a batch just
+/// Removes, from every journal-file target's folder (`out_dirs`) and its direct subfolders (FEC
+/// batches have a folder each), the temp files of this ledger's batches that a kill left: those of a batch just
 /// rolled back (wherever a run put them), and stale ones (untouched for an hour) named after a
 /// batch this ledger knows (`.batch-N.facto-tmp`, or `.<its file name>.facto-tmp` of a publish).
 /// Any other temp file may be another facto configuration's write in progress in a shared
 /// folder: it is left alone. Only for recovery, once every open batch was rolled back. Returns how
 /// many were removed.
 pub fn sweep_temps(
-    cfg: &crate::config::Config,
+    out_dirs: impl IntoIterator<Item = PathBuf>,
     ledger: &dyn Ledger,
     rolled_back: &[OpenBatch],
 ) -> usize {
     // Once per folder: connectors often share one (the demo's layouts all write to `out`).
-    let dirs: std::collections::BTreeSet<PathBuf> = cfg
-        .connectors
-        .values()
-        .filter_map(|c| match c {
-            crate::config::Connector::JournalFile(j) => Some(cfg.resolve(&j.out_dir)),
-            _ => None,
-        })
-        .collect();
+    let dirs: std::collections::BTreeSet<PathBuf> = out_dirs.into_iter().collect();
     let rolled: std::collections::HashSet<String> = rolled_back
         .iter()
         .map(|o| OpenBatch::tmp_name(o.id))

@@ -12,7 +12,8 @@
 //!    `config.rs` with its connector settings, their validation and the per-code mapping keys
 //!    it reads;
 //! 2. one arm where kinds are registered: the connector's `kind` in `config::connector` (parse
-//!    and validate) and in `sync::targets::build_targets` (build);
+//!    and validate) and in `sync::targets::build_targets` (build), and its mapping keys in
+//!    `config::MAPPING_KEYS`;
 //! 3. the route it takes (`route.rs`, and its `format::Layout` if it sends e-invoices);
 //! 4. its tests: unit tests beside it, an integration test against a local simulator or Prism
 //!    serving the vendor's OpenAPI file.

@@ -7,8 +7,8 @@
 use chrono::Utc;
 
 use super::api::{ChorusApi, ChorusError, Routing};
+use super::config::ChorusConfig;
 use super::state_for;
-use crate::config::ChorusConfig;
 use crate::ledger::{AuditEvent, Ledger, LedgerError, RecordKey};
 use crate::targets::http::ApiError;
 

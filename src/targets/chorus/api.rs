@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::config::ChorusConfig;
+use super::config::ChorusConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RetryPolicy};
 use crate::targets::http::{self, ApiError};
 use crate::targets::oauth::{Attempt, ClientCredentials, ClientCredentialsSettings, OAuthError};

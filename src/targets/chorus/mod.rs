@@ -17,10 +17,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use self::api::{CachedStructure, ChorusApi, ChorusError};
+use self::config::{ChorusConfig, EinvoiceSyntax};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
 use super::{remote, TargetError};
-use crate::config::{ChorusConfig, EinvoiceSyntax, JournalFormat};
 use crate::einvoice::{rules, InvoiceView};
+use crate::format::JournalFormat;
 use crate::format::{self, zip::Zip, Layout};
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;

@@ -1,117 +1,12 @@
-//! `kind = "journal-file"` connectors: the layouts, encodings and separators of the import files
-//! written for accounting software, and the validated file permissions.
+//! `kind = "journal-file"` connectors: which layout, encoding and separators the import files
+//! written for accounting software take (the vocabulary is the writers', in `format`), and the
+//! validated file permissions.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::format::{csv::CsvStyle, Encoding, FecSeparator, JournalFormat, Layout};
 use crate::toml_file::{key_line, parse_toml, ConfigError};
-
-/// Separator of a FEC file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FecSeparator {
-    /// Tabulation (default).
-    Tab,
-    /// `|`.
-    Pipe,
-}
-
-/// Text encoding of a journal file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum Encoding {
-    /// ISO-8859-15 (Latin-9), characters outside it transliterated.
-    #[serde(rename = "iso-8859-15")]
-    Iso885915,
-    /// Windows-1252 (what Windows accounting software reads), characters outside it transliterated.
-    #[serde(rename = "windows-1252")]
-    Windows1252,
-    /// Plain ASCII: accents and symbols transliterated (fixed-width formats count bytes).
-    #[serde(rename = "ascii")]
-    Ascii,
-    /// UTF-8 without BOM.
-    #[serde(rename = "utf-8")]
-    Utf8,
-    /// UTF-8 with a BOM (what spreadsheet software expects of a CSV).
-    #[serde(rename = "utf-8-bom")]
-    Utf8Bom,
-}
-
-/// Layout of a journal file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum JournalFormat {
-    /// FEC layout (18 columns), the import format most French accounting software takes.
-    Fec,
-    /// CSV, one row per document with the payer's totals.
-    CsvDocuments,
-    /// CSV, one row per invoice line.
-    CsvLines,
-    /// QuadraCOMPTA ASCII import, fixed-width `M` records.
-    Quadratus,
-    /// EBP Compta ASCII import (comma separated).
-    Ebp,
-    /// ACD iSuite Expert import (semicolon separated).
-    Acd,
-    /// Agiris Isacompta import (semicolon separated).
-    Agiris,
-    /// Sage Coala import (semicolon separated).
-    Coala,
-    /// Sage 50 / Ciel Compta `XIMPORT.TXT` (fixed width).
-    #[serde(alias = "sage50")]
-    Ciel,
-    /// Cegid import (semicolon separated).
-    Cegid,
-    /// Chorus Pro files for the portal: EN 16931 UBL 2.1 documents, in a zip lot.
-    ChorusUbl,
-    /// Chorus Pro files for the portal: EN 16931 CII D16B documents, in a zip lot.
-    ChorusCii,
-}
-
-impl JournalFormat {
-    /// Short name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JournalFormat::Fec => "fec",
-            JournalFormat::CsvDocuments => "csv-documents",
-            JournalFormat::CsvLines => "csv-lines",
-            JournalFormat::Quadratus => "quadratus",
-            JournalFormat::Ebp => "ebp",
-            JournalFormat::Acd => "acd",
-            JournalFormat::Agiris => "agiris",
-            JournalFormat::Coala => "coala",
-            JournalFormat::Ciel => "ciel",
-            JournalFormat::Cegid => "cegid",
-            JournalFormat::ChorusUbl => "chorus-ubl",
-            JournalFormat::ChorusCii => "chorus-cii",
-        }
-    }
-
-    /// Whether the target writes EN 16931 e-invoices (Chorus Pro files) rather than entries.
-    pub fn is_einvoice(self) -> bool {
-        matches!(self, JournalFormat::ChorusUbl | JournalFormat::ChorusCii)
-    }
-
-    /// Whether the layout is fixed width (field positions are byte positions).
-    pub fn fixed_width(self) -> bool {
-        matches!(self, JournalFormat::Quadratus | JournalFormat::Ciel)
-    }
-
-    /// Whether the layout is one of the two generic CSV shapes.
-    pub fn is_csv(self) -> bool {
-        matches!(self, JournalFormat::CsvDocuments | JournalFormat::CsvLines)
-    }
-
-    /// The encoding each accounting package reads (journal-formats note §2.8).
-    pub fn default_encoding(self) -> Encoding {
-        match self {
-            JournalFormat::Fec => Encoding::Iso885915,
-            JournalFormat::CsvDocuments | JournalFormat::CsvLines => Encoding::Utf8,
-            JournalFormat::ChorusUbl | JournalFormat::ChorusCii => Encoding::Utf8,
-            JournalFormat::Quadratus => Encoding::Ascii,
-            _ => Encoding::Windows1252,
-        }
-    }
-}
 
 /// `kind = "journal-file"`: a target writing import files for accounting software.
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +69,17 @@ impl JournalFileConfig {
     pub fn encoding(&self) -> Encoding {
         self.encoding
             .unwrap_or_else(|| self.format.default_encoding())
+    }
+
+    /// The layout this connector asks for: its format's, with the settings it gives.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            fec_sep: self.separator.unwrap_or(FecSeparator::Tab),
+            csv: CsvStyle::new(self.csv_separator.unwrap_or(';')),
+            encoding: self.encoding(),
+            account_length: self.account_length,
+            ..Layout::default_for(self.format)
+        }
     }
 }
 

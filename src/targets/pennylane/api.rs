@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::config::PennylaneConfig;
+use super::config::PennylaneConfig;
 use crate::retry::{self, HttpFailure, OnceFailure, RateLimiter, RetryPolicy};
 use crate::targets::http::{self, ApiError};
 use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};

@@ -20,9 +20,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::api::{filter_eq, PennylaneApi, PennylaneError};
+use self::config::PennylaneConfig;
 use super::driver::{Doc, Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
 use super::{remote, TargetError};
-use crate::config::PennylaneConfig;
 use crate::einvoice::InvoiceView;
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::config::XeroConfig;
+use super::config::XeroConfig;
 use crate::retry::{self, HttpFailure, RateLimiter, RetryPolicy};
 use crate::targets::http::{self, ApiError};
 use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};

@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::api::{XeroApi, XeroError};
+use self::config::XeroConfig;
 use self::document::XDoc;
 use super::driver::{Doc, Found, Item, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::{remote, TargetError};
-use crate::config::XeroConfig;
 use crate::ledger::{Ledger, Record, State};
 use crate::mapping::MappedDocument;
 use crate::model::DocKind;
