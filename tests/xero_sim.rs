@@ -44,6 +44,8 @@ pub struct State {
     pub reject: Vec<String>,
     /// The next batch answer says no call is left today (`X-DayLimit-Remaining: 0`).
     pub day_exhausted_next: bool,
+    /// Allocations of credit notes hit the daily limit (429, `X-Rate-Limit-Problem: day`).
+    pub allocations_over_day_limit: bool,
     pub batch_puts: u32,
     /// Invoice numbers paid in Xero.
     pub paid: Vec<String>,
@@ -282,6 +284,11 @@ impl Answer for State {
                 let w = q.get("where").cloned().unwrap_or_default();
                 let list: Vec<Value> = s.docs.iter().filter(|x| x["CreditNoteNumber"].as_str().is_some_and(|n| w.contains(&format!("\"{n}\"")) && s.landed(n))).cloned().collect();
                 ResponseTemplate::new(200).set_body_json(json!({"CreditNotes": list}))
+            }
+            ("PUT", p) if p.starts_with("/CreditNotes/") && p.ends_with("/Allocations") && s.allocations_over_day_limit => {
+                ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "3600")
+                    .insert_header("X-Rate-Limit-Problem", "day")
             }
             ("PUT", p) if p.starts_with("/CreditNotes/") && p.ends_with("/Allocations") => {
                 let cn = p.trim_start_matches("/CreditNotes/").trim_end_matches("/Allocations").to_owned();

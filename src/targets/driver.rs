@@ -237,7 +237,8 @@ pub trait Target: Send + Sync {
         ledger: &dyn Ledger,
         lot: &Lot<Self::Payload>,
     ) -> impl Future<Output = Result<Outcome, TargetError>> + Send;
-    /// Work after a lot's answer is known, before it is recorded (Xero allocates credit notes).
+    /// Work after a lot's answer is recorded, whose result is recorded again (Xero allocates
+    /// credit notes and notes it in their remote status).
     fn settle(
         &mut self,
         _ledger: &dyn Ledger,
@@ -421,6 +422,8 @@ impl<T: Target> Driven<T> {
         run_id: &str,
     ) -> Result<(), TargetError> {
         let now = Utc::now();
+        // A page holds only eligible records (held or released): a claim refused here means a
+        // caller broke that rule, and the run stops rather than send anything twice.
         let note = format!("run {run_id}: claimed for {}", lot.label);
         for d in &mut lot.docs {
             d.rec.claim(note.as_str(), now).map_err(LedgerError::from)?;
@@ -441,11 +444,15 @@ impl<T: Target> Driven<T> {
         let mut recs: Vec<Record> = lot.docs.iter().map(|d| d.rec.clone()).collect();
         let (n, stop) = apply(outcome, &mut recs, Utc::now()).map_err(LedgerError::from)?;
         self.delivered += n;
-        if stop.is_none() {
-            self.target.settle(ledger, &lot, &mut recs).await?;
-        }
+        // The answer is recorded at once: a failure or a crash in the work after it (Xero's
+        // allocations) must not leave delivered documents claimed.
         ledger.put_records(&recs)?;
-        stop.map_or(Ok(()), Err)
+        if let Some(e) = stop {
+            return Err(e);
+        }
+        self.target.settle(ledger, &lot, &mut recs).await?;
+        ledger.put_records(&recs)?;
+        Ok(())
     }
 
     async fn settle_claimed(&mut self, ledger: &dyn Ledger) -> Result<Vec<String>, TargetError> {

@@ -201,6 +201,44 @@ async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_xero_allocation_that_fails_leaves_no_sent_credit_note_claimed() {
+    use crate::xero_api::{command, connected};
+    use crate::xero_sim::Sim;
+    let sim = Sim::start().await;
+    let p = connected(&sim, "batch_size = 50\n").await;
+    sim.state.lock().unwrap().allocations_over_day_limit = true;
+    let sync = || command(&p, &["--json", "sync"]);
+    let (code, r, _) = json_of(sync()).await;
+    assert_eq!(code, 3, "the daily limit stops Xero for the run: {r}");
+    // The credit notes Xero created are recorded as sent, though their allocation failed: the
+    // answer was recorded before the allocation was tried.
+    assert_eq!(in_state(&p, "xero", "claimed"), 0, "{r}");
+    let credit_notes = sim
+        .created()
+        .keys()
+        .filter(|n| {
+            sim.state
+                .lock()
+                .unwrap()
+                .docs
+                .iter()
+                .any(|d| d["CreditNoteNumber"] == **n)
+        })
+        .count();
+    assert!(credit_notes > 0, "{:?}", sim.created());
+    // The next day: the rest goes, nothing twice.
+    sim.state.lock().unwrap().allocations_over_day_limit = false;
+    let (code, r, _) = json_of(sync()).await;
+    assert_eq!(code, 1, "{r}");
+    let created = sim.created();
+    assert_eq!(created.len(), DEMO_DELIVERABLE as usize, "{created:?}");
+    assert!(
+        created.values().all(|n| *n == 1),
+        "created twice: {created:?}"
+    );
+}
+
 /// Rows of the demo's documents CSV that hold `number`.
 pub(super) fn csv_rows_of(p: &Project, number: &str) -> usize {
     p.out_files()

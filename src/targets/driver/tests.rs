@@ -41,6 +41,7 @@ struct Fake {
     idempotent: bool,
     hold: Vec<String>,
     lookup_down: bool,
+    settle_down: bool,
 }
 
 impl Fake {
@@ -53,6 +54,7 @@ impl Fake {
             idempotent: false,
             hold: Vec::new(),
             lookup_down: false,
+            settle_down: false,
         }
     }
 
@@ -210,6 +212,21 @@ impl Target for Fake {
         }))
     }
 
+    async fn settle(
+        &mut self,
+        _ledger: &dyn Ledger,
+        _lot: &Lot<Vec<String>>,
+        recs: &mut [Record],
+    ) -> Result<(), TargetError> {
+        if self.settle_down {
+            return Err(stop());
+        }
+        for r in recs {
+            r.remote_status = Some("SETTLED".into());
+        }
+        Ok(())
+    }
+
     fn claimed_lots(&self, claimed: Vec<Record>) -> Vec<Vec<Record>> {
         let mut by_key: BTreeMap<Option<String>, Vec<Record>> = BTreeMap::new();
         for r in claimed {
@@ -351,7 +368,7 @@ async fn each_outcome_is_recorded_as_its_state() {
     let a = w.rec("A");
     assert_eq!(a.state, State::Delivered);
     assert_eq!(a.remote_id.as_deref(), Some("R-A"));
-    assert_eq!(a.remote_status.as_deref(), Some("TAKEN"));
+    assert_eq!(a.remote_status.as_deref(), Some("SETTLED"));
     assert_eq!(
         a.idempotency_key.as_deref(),
         Some("A"),
@@ -573,4 +590,24 @@ async fn a_delivered_record_is_never_claimed_again() {
     );
     assert_eq!(w.calls().len(), 1, "sent once");
     assert_eq!(w.rec("A").state, State::Delivered);
+}
+
+#[tokio::test]
+async fn the_answer_is_recorded_before_the_work_after_it() {
+    let w = World::new();
+    let (_, r) = deliver(&w, w.fake(), &["A"]).await;
+    r.unwrap();
+    assert_eq!(w.rec("A").remote_status.as_deref(), Some("SETTLED"));
+
+    // The work after the answer fails (Xero's allocation, out of daily calls): the document the
+    // platform took is recorded delivered all the same, never left claimed.
+    let w = World::new();
+    let mut fake = w.fake();
+    fake.settle_down = true;
+    let (d, r) = deliver(&w, fake, &["B"]).await;
+    assert!(r.is_err());
+    assert_eq!(d.delivered(), 1);
+    let b = w.rec("B");
+    assert_eq!(b.state, State::Delivered);
+    assert_eq!(b.remote_status.as_deref(), Some("TAKEN"));
 }
