@@ -176,7 +176,13 @@ pub async fn preview(
         .ok_or_else(|| format!("mapping `{}` is not loaded", job.mapping))?;
     let mapping = mapping.as_ref();
     let mapping_file = crate::sync::mapping_file(mapping);
-    let layouts = crate::sync::target_layouts(cfg, &targets);
+    // Built as for a dry run: what each target knows without calling anything, and its layout
+    // (which documents it takes).
+    let mut runs = targets
+        .iter()
+        .map(|t| crate::sync::offline_target(cfg, job, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let layouts: Vec<_> = runs.iter().map(|r| r.layout()).collect();
     let mut items = Vec::new();
     scan_source(cfg, job, |i| items.push(i)).await?;
     let mut out = Preview {
@@ -218,14 +224,12 @@ pub async fn preview(
         }
     }
     docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
-    for (t, layout) in targets.into_iter().zip(layouts) {
+    for ((t, layout), run) in targets.into_iter().zip(layouts).zip(runs.iter_mut()) {
         // Chorus Pro files are for public buyers only: other documents are not in their count.
         let in_scope: Vec<&(&Document, String, &str, Option<Duplicate>)> = docs
             .iter()
             .filter(|(d, _, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
             .collect();
-        // Built as for a dry run: what each target knows without calling anything.
-        let mut run = crate::sync::offline_target(cfg, job, &t)?;
         let mut tp = TargetPreview {
             action: if run.journal().is_some() {
                 "export"

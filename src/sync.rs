@@ -31,7 +31,7 @@ use summary::finish_report;
 use targets::build_targets;
 
 pub use changes::{changes_after_delivery, snapshot, source_hash};
-pub use targets::{api_target, mapping_file, offline_target, target_layouts};
+pub use targets::{api_target, mapping_file, offline_target};
 
 /// How the run behaves.
 #[derive(Debug, Clone)]
@@ -198,8 +198,9 @@ pub async fn run_job(
         .mapping_for(job)
         .ok_or_else(|| RunError::Config(format!("mapping `{}` is not loaded", job.mapping)))?;
     let mapping = mapping.as_ref();
-    let layouts = target_layouts(cfg, &targets);
     let mut runs = build_targets(cfg, job, &targets, mode, opts, command)?;
+    // Each target's layout says which documents it takes (its route) and how they are checked.
+    let layouts: Vec<_> = runs.iter().map(|r| r.layout()).collect();
     let mut stopped: Vec<Option<String>> = vec![None; runs.len()];
     let mut statuses = Vec::new();
     // Deposits whose answer was lost are settled before anything is sent again.

@@ -2,7 +2,6 @@
 //! the mode cannot do), and the file layout of those that write files.
 
 use crate::config::{Config, Connector, Job};
-use crate::format::Layout;
 use crate::mapping::Mapping;
 use crate::targets::chorus::ChorusRun;
 use crate::targets::journal_file::JournalRun;
@@ -11,18 +10,6 @@ use crate::targets::xero::XeroRun;
 use crate::targets::{Driven, TargetRun};
 
 use super::{Mode, RunError, RunOptions};
-
-/// The file layout of each target that writes journal files.
-pub fn target_layouts(cfg: &Config, names: &[String]) -> Vec<Option<Layout>> {
-    names
-        .iter()
-        .map(|n| match cfg.connectors.get(n) {
-            Some(Connector::JournalFile(c)) => Some(c.layout()),
-            Some(Connector::ChorusPro(c)) => Some(ChorusRun::layout(c)),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The mapping's file name as admins know it (`mappings/pcg-demo.toml`), for fixes.
 pub fn mapping_file(m: &Mapping) -> String {

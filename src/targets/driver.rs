@@ -196,6 +196,11 @@ pub trait Target: Send + Sync {
     }
     /// Puts a page's documents in delivery order.
     fn order(&self, _docs: &mut [Doc]) {}
+    /// The layout of the e-invoices it sends, whose route says which documents it takes
+    /// (`None`: every document, in no file layout).
+    fn layout(&self) -> Option<crate::format::Layout> {
+        None
+    }
     /// Whether `next` may go in the lot that `first` opened.
     fn joins(&self, _first: &MappedDocument, _next: &MappedDocument) -> bool {
         true
@@ -327,6 +332,9 @@ pub trait TargetRun: Send {
         origin: &str,
         md: &MappedDocument,
     ) -> Result<Vec<Problem>, TargetError>;
+    /// The file or e-invoice layout of what it delivers: its route says which documents it
+    /// takes (`format::in_scope`); `None` takes every document.
+    fn layout(&self) -> Option<crate::format::Layout>;
     /// The journal-file run behind this target, for its end-of-run batch steps.
     fn journal(&mut self) -> Option<&mut super::journal_file::JournalRun> {
         None
@@ -615,6 +623,10 @@ impl<T: Target + 'static> TargetRun for Driven<T> {
 
     fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    fn layout(&self) -> Option<crate::format::Layout> {
+        self.target.layout()
     }
 
     fn reconcile<'a>(

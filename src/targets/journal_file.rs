@@ -676,6 +676,10 @@ impl super::TargetRun for JournalRun {
         Ok(Vec::new())
     }
 
+    fn layout(&self) -> Option<Layout> {
+        Some(self.layout)
+    }
+
     fn journal(&mut self) -> Option<&mut JournalRun> {
         Some(self)
     }

@@ -181,6 +181,11 @@ impl Target for ChorusRun {
         self.cfg.lot_size
     }
 
+    /// Public buyers only (the Chorus route), with Chorus Pro's rules.
+    fn layout(&self) -> Option<Layout> {
+        Some(Self::layout(&self.cfg))
+    }
+
     fn offline_problems(
         &self,
         ledger: &dyn Ledger,
