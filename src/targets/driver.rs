@@ -175,6 +175,31 @@ pub struct Polled {
     pub changes: Vec<String>,
 }
 
+impl Polled {
+    /// Records a new remote status of `r` (paid, with `paid` as the history note, when the
+    /// target says so); the report says `number (target): old → new`.
+    pub fn status(
+        &mut self,
+        target: &str,
+        mut r: Record,
+        status: &str,
+        paid: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        self.changes.push(format!(
+            "{} ({target}): {} → {status}",
+            r.number,
+            r.remote_status.as_deref().unwrap_or("?")
+        ));
+        r.remote_status = Some(status.to_owned());
+        match paid {
+            Some(note) => r.transition(State::Paid, note, now),
+            None => r.updated_at = now,
+        }
+        self.changed.push(r);
+    }
+}
+
 /// What an API target implements: only what is its own. [`Driven`] runs the rest.
 pub trait Target: Send + Sync {
     /// What checking a document learned that packing needs (a customer id, a PDF).

@@ -616,7 +616,7 @@ impl Target for PennylaneRun {
     ) -> Result<Polled, TargetError> {
         let mut out = Polled::default();
         let now = Utc::now();
-        for mut r in live.into_iter().filter(|r| r.kind == "invoice") {
+        for r in live.into_iter().filter(|r| r.kind == "invoice") {
             let Some(id) = r.remote_id.clone() else {
                 continue;
             };
@@ -632,19 +632,8 @@ impl Target for PennylaneRun {
             if r.remote_status.as_deref() == Some(status.as_str()) {
                 continue;
             }
-            out.changes.push(format!(
-                "{} ({}): {} → {status}",
-                r.number,
-                self.name,
-                r.remote_status.as_deref().unwrap_or("?")
-            ));
-            r.remote_status = Some(status.clone());
-            if paid || status == "paid" {
-                r.transition(State::Paid, "paid in Pennylane", now);
-            } else {
-                r.updated_at = now;
-            }
-            out.changed.push(r);
+            let paid = (paid || status == "paid").then_some("paid in Pennylane");
+            out.status(&self.name, r, &status, paid, now);
         }
         Ok(out)
     }

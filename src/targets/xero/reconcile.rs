@@ -32,7 +32,7 @@ impl XeroRun {
                 .collect();
             let v = self.get("/Invoices", &[("IDs", ids.join(","))]).await?;
             let now = Utc::now();
-            let mut changed = Vec::new();
+            let mut chunk_out = Polled::default();
             for r in chunk {
                 let found = v.get("Invoices").and_then(Value::as_array).and_then(|a| {
                     a.iter().find(|x| {
@@ -46,22 +46,11 @@ impl XeroRun {
                 if r.remote_status.as_deref() == Some(status) {
                     continue;
                 }
-                let mut r = r.clone();
-                out.changes.push(format!(
-                    "{} ({}): {} → {status}",
-                    r.number,
-                    self.name,
-                    r.remote_status.as_deref().unwrap_or("?")
-                ));
-                r.remote_status = Some(status.to_owned());
-                if status == "PAID" {
-                    r.transition(State::Paid, "paid in Xero", now);
-                } else {
-                    r.updated_at = now;
-                }
-                changed.push(r);
+                let paid = (status == "PAID").then_some("paid in Xero");
+                chunk_out.status(&self.name, r.clone(), status, paid, now);
             }
-            ledger.put_records(&changed)?;
+            ledger.put_records(&chunk_out.changed)?;
+            out.changes.append(&mut chunk_out.changes);
         }
         Ok(out)
     }
