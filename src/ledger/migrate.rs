@@ -106,18 +106,12 @@ mod tests {
     use super::*;
     use crate::ledger::rules::encode_record;
     use crate::ledger::sled::SledLedger;
-    use crate::ledger::{Ledger, OpenBatch, Record, RecordFilter, RecordKey, State};
+    use crate::ledger::{Ledger, OpenBatch, Record, RecordFilter, State};
 
     fn record(doc: &str, state: State, batch: Option<u64>) -> Record {
-        let key = RecordKey {
-            job: "j".into(),
-            target: "t".into(),
-            doc_id: doc.into(),
-        };
         Record {
-            state,
             batch_id: batch,
-            ..Record::new(key, chrono::Utc::now())
+            ..crate::ledger::conformance::record(doc, state)
         }
     }
 
