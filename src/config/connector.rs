@@ -37,6 +37,18 @@ impl Connector {
     pub fn is_source(&self) -> bool {
         matches!(self, Connector::JsonDir(_) | Connector::Http(_))
     }
+
+    /// Its kind as reports name it (`journal-file/fec`, `chorus-pro`, `xero`, …).
+    pub fn kind(&self) -> String {
+        match self {
+            Connector::JsonDir(_) => "json-dir".into(),
+            Connector::Http(_) => "http".into(),
+            Connector::JournalFile(c) => format!("journal-file/{}", c.format.as_str()),
+            Connector::ChorusPro(_) => "chorus-pro".into(),
+            Connector::Pennylane(_) => "pennylane".into(),
+            Connector::Xero(_) => "xero".into(),
+        }
+    }
 }
 
 // The source connectors, opened from their settings and the configuration's folder: the sources

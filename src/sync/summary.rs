@@ -20,13 +20,10 @@ pub(super) fn finish_report(
     let sync_live = matches!(jr.mode, Mode::Sync) && !jr.dry_run;
     let mut lines = std::mem::take(&mut jr.lines);
     for (ti, t) in jr.targets.iter().enumerate() {
-        let kind = match cfg.connectors.get(t) {
-            Some(Connector::JournalFile(c)) => format!("journal-file/{}", c.format.as_str()),
-            Some(Connector::ChorusPro(_)) => "chorus-pro".into(),
-            Some(Connector::Pennylane(_)) => "pennylane".into(),
-            Some(Connector::Xero(_)) => "xero".into(),
-            _ => "target".into(),
-        };
+        let kind = cfg
+            .connectors
+            .get(t)
+            .map_or_else(|| "target".into(), Connector::kind);
         let tally = &jr.tallies[ti];
         let mut tr = TargetReport {
             target: t.clone(),
