@@ -499,6 +499,7 @@ impl<T: Target> Driven<T> {
         let name = self.target.name().to_owned();
         let grace = self.target.grace_minutes();
         let mut notes = Vec::new();
+        let mut released = false;
         for mut lot in self.target.claimed_lots(claimed) {
             let found = self.target.lookup_lot(&lot).await?;
             let now = Utc::now();
@@ -548,12 +549,18 @@ impl<T: Target> Driven<T> {
                     None => {
                         let note = self.target.released_note();
                         r.release(note.clone(), now).map_err(LedgerError::from)?;
+                        released = true;
                         note
                     }
                 };
                 notes.push(format!("{} ({name}): {note}", r.number));
             }
             ledger.put_records(&lot)?;
+        }
+        if released {
+            // The source may not change again: its next read starts over, so that a released
+            // document is delivered (this run reads the source after reconciling).
+            ledger.request_rescan(&self.job)?;
         }
         Ok(notes)
     }

@@ -164,6 +164,52 @@ async fn a_late_pennylane_answer_is_waited_for_and_never_imported_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_claim_released_after_the_grace_period_is_delivered_though_the_source_did_not_change() {
+    use crate::pennylane_api::{command, project};
+    use crate::pennylane_sim::{Fault, Sim, TOKEN};
+    let sim = Sim::start().await;
+    let p = project(&sim, "timeout_secs = 1\n");
+    // The first import never lands (nor its answer): the run stops with it claimed.
+    let never = std::time::Duration::from_secs(3600);
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Late(never));
+    let sync = || command(&p, &["--json", "sync"], TOKEN);
+    let (code, r, _) = json_of(sync()).await;
+    assert_eq!(code, 3, "{r}");
+    assert_eq!(in_state(&p, "pennylane", "claimed"), 1);
+    // Within the grace period it waits, and the run that delivers the rest moves the cursor on.
+    let (_, r, _) = json_of(sync()).await;
+    assert!(
+        r["statuses"]
+            .to_string()
+            .contains("waiting for the platform"),
+        "{r}"
+    );
+    assert_eq!(in_state(&p, "pennylane", "claimed"), 1, "{r}");
+    // After it, the claim is released and the document delivered, though its file is unchanged.
+    let connector = std::fs::read_to_string(p.path("connectors/pennylane.toml")).unwrap();
+    p.write(
+        "connectors/pennylane.toml",
+        &format!("{connector}\nlookup_grace_minutes = 0\n"),
+    );
+    let (_, r, _) = json_of(sync()).await;
+    assert_eq!(in_state(&p, "pennylane", "claimed"), 0, "{r}");
+    assert_eq!(
+        in_state(&p, "pennylane", "released"),
+        0,
+        "left released: {r}"
+    );
+    assert_eq!(
+        in_state(&p, "pennylane", "delivered"),
+        DEMO_DELIVERABLE as usize,
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
     use crate::xero_api::{command, connected};
     use crate::xero_sim::{Fault, Sim};

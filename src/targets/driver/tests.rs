@@ -499,6 +499,11 @@ async fn a_crash_before_the_platform_took_it_waits_out_the_grace_then_is_release
     let notes = d.reconcile(&w.ledger).await.unwrap();
     assert_eq!(notes, ["A (fake): released for a new delivery"]);
     assert_eq!(w.rec("A").state, State::Released);
+    let cursor = w.ledger.cursor("job").unwrap().unwrap();
+    assert!(
+        cursor.rescan,
+        "the source is read again, so that it is delivered"
+    );
     let page = vec![(w.page(&["A"]).remove(0).0, w.rec("A"))];
     d.deliver_page(&w.ledger, page, Vec::new(), "run-2")
         .await
