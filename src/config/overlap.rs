@@ -58,6 +58,23 @@ fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> O
                 url_key(&ch.api_url())
             ),
         }),
+        Connector::AfnorPa(pa) => Some(Dest {
+            key: format!(
+                "afnor-pa {} {} {}",
+                secret_key(pa.account_env()),
+                pa.organization_id.as_deref().unwrap_or(""),
+                url_key(&pa.api_url)
+            ),
+            text: format!(
+                "the PA account of {}{} at {}",
+                pa.account_env(),
+                pa.organization_id
+                    .as_deref()
+                    .map(|o| format!(" for organization {o}"))
+                    .unwrap_or_default(),
+                url_key(&pa.api_url)
+            ),
+        }),
         Connector::Pennylane(p) => {
             let (key, account) = match &p.token_env {
                 Some(var) => (

@@ -23,6 +23,7 @@ pub mod driver;
 pub mod http;
 pub mod journal_file;
 pub mod oauth;
+pub mod pa;
 pub mod pennylane;
 pub mod tokens;
 pub mod xero;
