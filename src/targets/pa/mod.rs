@@ -14,12 +14,14 @@ pub mod config;
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use chrono::Utc;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use self::api::{Flow, PaApi, PaError};
 use self::config::{PaConfig, PaSyntax};
-use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Target};
+use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::{remote, TargetError};
 use crate::format::{self, JournalFormat, Layout};
 use crate::ledger::{Ledger, Record, RecordKey, State};
@@ -42,6 +44,12 @@ pub fn tracking_id(key: &RecordKey) -> String {
 /// How the remote status of a record reads an acknowledgement status.
 fn ack(status: &str) -> String {
     format!("ack {status}")
+}
+
+/// The ledger value holding a flow's file between its claim and its answer, so that a flow
+/// still unknown after the lookup grace is sent again identical, with the same `trackingId`.
+fn stored_key(tracking_id: &str) -> String {
+    format!("pa-flow\0{tracking_id}")
 }
 
 /// How a flow whose outcome is unknown is found again.
@@ -122,6 +130,51 @@ impl PaRun {
         }
     }
 
+    /// Sends one flow and classifies the answer.
+    async fn deliver(&self, f: &PaFlow) -> Result<Outcome, TargetError> {
+        let api = self.api()?;
+        let result = api
+            .create_flow(
+                &f.file,
+                &f.file_name,
+                self.cfg.syntax.flow_syntax(),
+                &f.tracking_id,
+            )
+            .await;
+        Ok(match result {
+            Ok(created) => Outcome::Delivered(Receipt {
+                remote_id: Some(created.flow_id.clone()),
+                status: Some(ack("Pending")),
+                key: None,
+                note: format!(
+                    "sent to the PA, flow {} (trackingId {})",
+                    created.flow_id, f.tracking_id
+                ),
+            }),
+            // The PA already holds a flow of it: ours when its trackingId is.
+            Err(PaError::AlreadyExisting(why)) => match api.search(&f.tracking_id).await {
+                Ok(flows) => match Self::best(flows) {
+                    Some(flow) => {
+                        let found = Self::found(&flow, "the PA already held it");
+                        Outcome::Delivered(found.receipt)
+                    }
+                    None => Outcome::refused(
+                        format!(
+                            "the PA already holds this invoice under another trackingId (not sent by this target): {why}"
+                        ),
+                        "refused by the PA as a duplicate",
+                    ),
+                },
+                Err(e) => Outcome::Uncertain {
+                    error: format!("the PA answered AlreadyExistingFlow, and its search failed: {e}; {LOOKED_UP}"),
+                    stop: remote(&self.name, &e),
+                },
+            },
+            Err(e @ PaError::Refused { .. }) => Outcome::refused(e.to_string(), "refused by the PA"),
+            Err(e) => Outcome::failed(&self.name, &e, LOOKED_UP, "not sent"),
+        })
+    }
+
     /// The file name of a document's flow (the PA shows it).
     fn file_name(&self, number: &str) -> String {
         let safe = crate::fsutil::safe_name(number);
@@ -199,8 +252,14 @@ impl Target for PaRun {
                 flow.file_name, flow.tracking_id
             ),
             key: Some(flow.tracking_id.clone()),
+            values: vec![(
+                stored_key(&flow.tracking_id),
+                json!({
+                    "name": flow.file_name,
+                    "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
+                }),
+            )],
             payload: flow,
-            values: Vec::new(),
         })
     }
 
@@ -209,48 +268,55 @@ impl Target for PaRun {
         _ledger: &dyn Ledger,
         lot: &Lot<PaFlow>,
     ) -> Result<Outcome, TargetError> {
-        let f = &lot.payload;
-        let api = self.api()?;
-        let result = api
-            .create_flow(
-                &f.file,
-                &f.file_name,
-                self.cfg.syntax.flow_syntax(),
-                &f.tracking_id,
-            )
-            .await;
-        Ok(match result {
-            Ok(created) => Outcome::Delivered(Receipt {
-                remote_id: Some(created.flow_id.clone()),
-                status: Some(ack("Pending")),
-                key: None,
-                note: format!(
-                    "sent to the PA, flow {} (trackingId {})",
-                    created.flow_id, f.tracking_id
-                ),
-            }),
-            // The PA already holds a flow of it: ours when its trackingId is.
-            Err(PaError::AlreadyExisting(why)) => match api.search(&f.tracking_id).await {
-                Ok(flows) => match Self::best(flows) {
-                    Some(flow) => {
-                        let found = Self::found(&flow, "the PA already held it");
-                        Outcome::Delivered(found.receipt)
-                    }
-                    None => Outcome::refused(
-                        format!(
-                            "the PA already holds this invoice under another trackingId (not sent by this target): {why}"
-                        ),
-                        "refused by the PA as a duplicate",
-                    ),
-                },
-                Err(e) => Outcome::Uncertain {
-                    error: format!("the PA answered AlreadyExistingFlow, and its search failed: {e}; {LOOKED_UP}"),
-                    stop: remote(&self.name, &e),
-                },
-            },
-            Err(e @ PaError::Refused { .. }) => Outcome::refused(e.to_string(), "refused by the PA"),
-            Err(e) => Outcome::failed(&self.name, &e, LOOKED_UP, "not sent"),
-        })
+        self.deliver(&lot.payload).await
+    }
+
+    /// The file is no longer needed once the answer is recorded.
+    async fn settle(
+        &mut self,
+        ledger: &dyn Ledger,
+        lot: &Lot<PaFlow>,
+        _recs: &mut [Record],
+    ) -> Result<(), TargetError> {
+        ledger.put_value(
+            &stored_key(&lot.payload.tracking_id),
+            &serde_json::Value::Null,
+        )?;
+        Ok(())
+    }
+
+    /// The flow, identical and with the same `trackingId`, when the PA still does not list it
+    /// after the lookup grace (the Flow API's own rule: search, then send again).
+    async fn resend(
+        &mut self,
+        ledger: &dyn Ledger,
+        claimed: &[Record],
+    ) -> Result<Option<Resent>, TargetError> {
+        let Some(r) = claimed.first() else {
+            return Ok(None);
+        };
+        let tracking = tracking_id(&r.key);
+        let stored = ledger.value(&stored_key(&tracking))?.unwrap_or_default();
+        let file = stored["file"]
+            .as_str()
+            .and_then(|f| base64::engine::general_purpose::STANDARD.decode(f).ok());
+        let (Some(file), Some(name)) = (file, stored["name"].as_str()) else {
+            return Ok(None);
+        };
+        let flow = PaFlow {
+            file,
+            file_name: name.to_owned(),
+            tracking_id: tracking.clone(),
+        };
+        let outcome = self.deliver(&flow).await?;
+        ledger.put_value(&stored_key(&tracking), &serde_json::Value::Null)?;
+        Ok(Some(Resent {
+            outcome,
+            notes: vec![format!(
+                "{} ({}): not at the PA {} minutes after an interrupted send: sent again with the same trackingId {tracking}",
+                r.number, self.name, self.cfg.lookup_grace_minutes
+            )],
+        }))
     }
 
     /// By `trackingId` (`POST /v1/flows/search`).
