@@ -258,3 +258,79 @@ async fn refused_credentials_send_nothing_and_claim_nothing() {
     assert!(records(&p, Some("claimed")).is_empty());
     assert_eq!(target(&r, "sales-fec")["delivered"], 41);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_calls_nothing_and_export_is_refused() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    let (_, pv, err) = run(&p, &["preview", "--target", T]).await;
+    let rows = pv["targets"][0]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!rows.is_empty(), "{pv} {err}");
+    assert!(sim.state.lock().unwrap().calls.is_empty());
+    let (code, r, err) = run(
+        &p,
+        &[
+            "export",
+            "--target",
+            T,
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-03-31",
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "{r}");
+    assert!(
+        format!("{r}{err}").contains("sends to the approved platform (PA) through its API"),
+        "{r} {err}"
+    );
+    assert!(sim.created().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flow_the_pa_acknowledges_as_a_duplicate_keeps_the_first_one() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "lookup_grace_minutes = 0\n");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.async_unique_check = true;
+        s.faults.push_back(Fault::LoseAnswer);
+        // The next search misses the first flow: facto sends it again; the PA takes the second
+        // flow, then acknowledges it as a duplicate.
+        s.search_lag = 1;
+    }
+    run(&p, &["sync"]).await;
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(records(&p, Some("claimed")).is_empty(), "{r} {err}");
+    let twice: Vec<String> = sim
+        .created()
+        .into_iter()
+        .filter(|(_, n)| *n == 2)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(twice.len(), 1, "{:?}", sim.created());
+    for _ in 0..3 {
+        run(&p, &["status"]).await;
+    }
+    assert!(records(&p, Some("rejected")).is_empty());
+    let rec = records(&p, None)
+        .into_iter()
+        .find(|r| r["idempotency_key"] == twice[0].as_str())
+        .unwrap();
+    assert_eq!(rec["state"], "delivered", "{rec}");
+    assert_eq!(rec["remote_status"], "ack Ok", "{rec}");
+    let first = sim
+        .state
+        .lock()
+        .unwrap()
+        .flows
+        .iter()
+        .find(|f| f.tracking_id == twice[0])
+        .map(|f| f.id.clone())
+        .unwrap();
+    assert_eq!(rec["remote_id"], first.as_str(), "{rec}");
+}

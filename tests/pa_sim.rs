@@ -40,6 +40,8 @@ pub struct SimFlow {
     pub syntax: String,
     ack: &'static str,
     reads: u32,
+    /// Acknowledged `Error` as a duplicate of an earlier flow.
+    duplicate: bool,
 }
 
 #[derive(Default)]
@@ -54,6 +56,9 @@ pub struct State {
     /// A second flow of a known `trackingId` or invoice number is refused with
     /// `AlreadyExistingFlow` (off by default, so that a resend would show in `created`).
     pub unique_check: bool,
+    /// A second flow of a known `trackingId` is taken, then acknowledged `Error`
+    /// (`AlreadyExistingFlow`) when processed.
+    pub async_unique_check: bool,
     /// Invoice numbers whose acknowledgement is `Error` (reasonCode, reasonMessage).
     pub ack_errors: BTreeMap<String, (String, String)>,
     /// Invoice numbers refused at once (422 with an `Error` body).
@@ -130,6 +135,10 @@ fn number_of(xml: &str) -> Option<String> {
 impl SimFlow {
     fn json(&self, s: &State) -> Value {
         let details = match (self.ack, s.ack_errors.get(&self.number)) {
+            ("Error", _) if self.duplicate => {
+                json!([{"level": "Error", "item": "trackingId", "reasonCode": "AlreadyExistingFlow",
+                    "reasonMessage": "a flow of this invoice already exists"}])
+            }
             ("Error", Some((code, msg))) => {
                 json!([{"level": "Error", "item": "BT-1", "reasonCode": code, "reasonMessage": msg}])
             }
@@ -218,6 +227,7 @@ impl State {
             syntax: syntax.to_owned(),
             ack: "Pending",
             reads: 0,
+            duplicate: false,
         };
         *self.created.entry(tracking.to_owned()).or_insert(0) += 1;
         let answer = json!({"flowId": flow.id, "submittedAt": "2026-12-01T10:00:00Z",
@@ -255,12 +265,22 @@ impl State {
     /// Metadata of a flow: each read moves a pending acknowledgement on (the PA processes it).
     fn metadata(&mut self, id: &str) -> ResponseTemplate {
         let errors = self.ack_errors.clone();
+        let earlier = |f: &SimFlow| {
+            self.async_unique_check
+                && self
+                    .flows
+                    .iter()
+                    .take_while(|o| o.id != f.id)
+                    .any(|o| o.tracking_id == f.tracking_id)
+        };
+        let duplicate = self.flows.iter().find(|f| f.id == id).is_some_and(earlier);
         let Some(f) = self.flows.iter_mut().find(|f| f.id == id) else {
             return error(404, "NOT_FOUND", "unknown flow");
         };
         f.reads += 1;
         if f.ack == "Pending" && f.reads >= 2 {
-            f.ack = if errors.contains_key(&f.number) {
+            f.duplicate = duplicate;
+            f.ack = if duplicate || errors.contains_key(&f.number) {
                 "Error"
             } else {
                 "Ok"
