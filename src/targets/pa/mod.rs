@@ -177,7 +177,8 @@ impl PaRun {
 
     /// The file name of a document's flow (the PA shows it).
     fn file_name(&self, number: &str) -> String {
-        let safe = crate::fsutil::safe_name(number);
+        // `name` holds at most 255 characters; the trackingId, not the name, identifies it.
+        let safe: String = crate::fsutil::safe_name(number).chars().take(200).collect();
         format!("{}_{safe}.xml", self.cfg.syntax.flow_syntax())
     }
 }
