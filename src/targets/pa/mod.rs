@@ -160,7 +160,8 @@ impl PaRun {
                     }
                     None => Outcome::refused(
                         format!(
-                            "the PA already holds this invoice under another trackingId (not sent by this target): {why}"
+                            "the PA answered AlreadyExistingFlow ({why}) but lists no flow of trackingId {}: the invoice was sent another way, or the PA does not list facto's earlier flow yet; check at the PA before `facto ledger retry`",
+                            f.tracking_id
                         ),
                         "refused by the PA as a duplicate",
                     ),
@@ -310,7 +311,10 @@ impl Target for PaRun {
             tracking_id: tracking.clone(),
         };
         let outcome = self.deliver(&flow).await?;
-        ledger.put_value(&stored_key(&tracking), &serde_json::Value::Null)?;
+        // Kept while the outcome is unknown again: the next lookup may need to send it again.
+        if !matches!(outcome, Outcome::Uncertain { .. }) {
+            ledger.put_value(&stored_key(&tracking), &serde_json::Value::Null)?;
+        }
         Ok(Some(Resent {
             outcome,
             notes: vec![format!(
