@@ -367,7 +367,8 @@ impl Target for PaRun {
             };
             let now = Utc::now();
             let status = flow.ack_status().to_owned();
-            if r.remote_status.as_deref() == Some(ack(&status).as_str()) {
+            // Unchanged; an `Error` is acted on even when a lookup already recorded it.
+            if status != "Error" && r.remote_status.as_deref() == Some(ack(&status).as_str()) {
                 continue;
             }
             let Some(a) = flow.acknowledgement.filter(|_| status == "Error") else {
