@@ -334,3 +334,47 @@ async fn a_flow_the_pa_acknowledges_as_a_duplicate_keeps_the_first_one() {
         .unwrap();
     assert_eq!(rec["remote_id"], first.as_str(), "{rec}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_flow_found_refused_by_the_pa_is_rejected_with_its_reason() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.instant_ack = true;
+        s.faults.push_back(Fault::LoseAnswer);
+    }
+    run(&p, &["sync"]).await;
+    let claimed = records(&p, Some("claimed"));
+    assert_eq!(claimed.len(), 1);
+    let number = claimed[0]["number"].as_str().unwrap().to_owned();
+    sim.state.lock().unwrap().ack_errors.insert(
+        number.clone(),
+        ("VirusFound".into(), "the file is infected".into()),
+    );
+    // The flow is acknowledged Error as the next run finds it.
+    sim.state
+        .lock()
+        .unwrap()
+        .flows
+        .iter_mut()
+        .filter(|f| f.number == number)
+        .for_each(|f| f.force_error());
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(
+        r["statuses"].to_string().contains("not sent again"),
+        "{r} {err}"
+    );
+    run(&p, &["status"]).await;
+    let rejected = records(&p, Some("rejected"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["number"], number.as_str());
+    assert!(
+        rejected[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("VirusFound (BT-1): the file is infected"),
+        "{rejected:?}"
+    );
+    assert_once(&sim, &p);
+}

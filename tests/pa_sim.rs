@@ -59,6 +59,8 @@ pub struct State {
     /// A second flow of a known `trackingId` is taken, then acknowledged `Error`
     /// (`AlreadyExistingFlow`) when processed.
     pub async_unique_check: bool,
+    /// Flows are acknowledged as soon as they are created (searches show it at once).
+    pub instant_ack: bool,
     /// Invoice numbers whose acknowledgement is `Error` (reasonCode, reasonMessage).
     pub ack_errors: BTreeMap<String, (String, String)>,
     /// Invoice numbers refused at once (422 with an `Error` body).
@@ -133,6 +135,11 @@ fn number_of(xml: &str) -> Option<String> {
 }
 
 impl SimFlow {
+    /// Acknowledges the flow `Error` (with the reasons of its number in `ack_errors`).
+    pub fn force_error(&mut self) {
+        self.ack = "Error";
+    }
+
     fn json(&self, s: &State) -> Value {
         let details = match (self.ack, s.ack_errors.get(&self.number)) {
             ("Error", _) if self.duplicate => {
@@ -222,10 +229,14 @@ impl State {
         let flow = SimFlow {
             id: format!("flow-{:04}", self.flows.len() + 1),
             tracking_id: tracking.to_owned(),
-            number,
             name: name.to_owned(),
             syntax: syntax.to_owned(),
-            ack: "Pending",
+            ack: match (self.instant_ack, self.ack_errors.contains_key(&number)) {
+                (true, true) => "Error",
+                (true, false) => "Ok",
+                _ => "Pending",
+            },
+            number,
             reads: 0,
             duplicate: false,
         };
