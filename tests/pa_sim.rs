@@ -189,6 +189,11 @@ impl State {
         if !["CII", "UBL", "Factur-X", "CDAR", "FRR"].contains(&syntax) || name.is_empty() {
             return error(422, "INVALID_FORMAT", "name and flowSyntax are required");
         }
+        let profile = info.get("flowProfile").and_then(Value::as_str);
+        if profile.is_some_and(|p| !["Basic", "CIUS", "Extended-CTC-FR", "Undefined"].contains(&p))
+        {
+            return error(422, "INVALID_FORMAT", "flowProfile is outside its enum");
+        }
         if tracking.is_empty() || tracking.chars().count() > 64 || name.chars().count() > 255 {
             return error(422, "INVALID_FORMAT", "trackingId is at most 64 characters");
         }
