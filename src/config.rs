@@ -22,6 +22,7 @@ use crate::source::json_dir::JsonDirConfig;
 use crate::targets::chorus::config::ChorusConfig;
 use crate::targets::journal_file::config::JournalFileConfig;
 pub use crate::targets::journal_file::config::DEFAULT_FILE_MODE;
+use crate::targets::pa::config::PaConfig;
 pub use crate::targets::pennylane::config::PennylaneConfig;
 pub use crate::targets::xero::config::XeroConfig;
 use crate::toml_file::Spans;

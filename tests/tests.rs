@@ -17,6 +17,8 @@ mod editor_browser;
 mod formats;
 mod http_source;
 mod lifecycle;
+mod pa_api;
+mod pa_sim;
 mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;

@@ -22,7 +22,7 @@ struct TargetStatus {
 
 fn render(all: &[TargetStatus]) -> String {
     if all.is_empty() {
-        return "no API target to follow (chorus-pro, pennylane or xero)\n".to_owned();
+        return "no API target to follow (chorus-pro, afnor-pa, pennylane or xero)\n".to_owned();
     }
     let mut text = String::new();
     for t in all {

@@ -12,7 +12,7 @@ use crate::toml_file::key_line;
 
 use super::{
     parse_toml, ChorusConfig, Config, ConfigError, HttpConfig, JournalFileConfig, JsonDirConfig,
-    PennylaneConfig, XeroConfig,
+    PaConfig, PennylaneConfig, XeroConfig,
 };
 
 /// A configured connector instance.
@@ -26,6 +26,8 @@ pub enum Connector {
     JournalFile(JournalFileConfig),
     /// The Chorus Pro API (French public buyers).
     ChorusPro(ChorusConfig),
+    /// The company's approved platform (PA) through the AFNOR Flow API (French e-invoicing).
+    AfnorPa(PaConfig),
     /// Pennylane's Company API v2.
     Pennylane(PennylaneConfig),
     /// Xero's Accounting API.
@@ -45,6 +47,7 @@ impl Connector {
             Connector::Http(_) => "http".into(),
             Connector::JournalFile(c) => format!("journal-file/{}", c.format.as_str()),
             Connector::ChorusPro(_) => "chorus-pro".into(),
+            Connector::AfnorPa(_) => "afnor-pa".into(),
             Connector::Pennylane(_) => "pennylane".into(),
             Connector::Xero(_) => "xero".into(),
         }
@@ -117,12 +120,13 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
         Some("http") => HttpConfig::load(path, &text).map(Connector::Http),
         Some("journal-file") => JournalFileConfig::load(path, &text).map(Connector::JournalFile),
         Some("chorus-pro") => ChorusConfig::load(path, &text).map(Connector::ChorusPro),
+        Some("afnor-pa") => PaConfig::load(path, &text).map(Connector::AfnorPa),
         Some("pennylane") => PennylaneConfig::load(path, &text).map(Connector::Pennylane),
         Some("xero") => XeroConfig::load(path, &text).map(Connector::Xero),
         Some(other) => Err(ConfigError::at(
             path,
             key_line(&text, "kind"),
-            format!("unknown connector kind `{other}`; expected json-dir, http, journal-file, chorus-pro, pennylane or xero"),
+            format!("unknown connector kind `{other}`; expected json-dir, http, journal-file, chorus-pro, afnor-pa, pennylane or xero"),
         )),
         None => Err(ConfigError::new(
             path,

@@ -58,6 +58,23 @@ fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> O
                 url_key(&ch.api_url())
             ),
         }),
+        Connector::AfnorPa(pa) => Some(Dest {
+            key: format!(
+                "afnor-pa {} {} {}",
+                secret_key(pa.account_env()),
+                pa.organization_id.as_deref().unwrap_or(""),
+                url_key(&pa.api_url)
+            ),
+            text: format!(
+                "the PA account of {}{} at {}",
+                pa.account_env(),
+                pa.organization_id
+                    .as_deref()
+                    .map(|o| format!(" for organization {o}"))
+                    .unwrap_or_default(),
+                url_key(&pa.api_url)
+            ),
+        }),
         Connector::Pennylane(p) => {
             let (key, account) = match &p.token_env {
                 Some(var) => (
@@ -296,5 +313,44 @@ mod tests {
             resolve(Path::new("./no-such-dir/")),
             here.join("no-such-dir")
         );
+    }
+
+    #[test]
+    fn two_connectors_on_one_pa_account_are_refused_and_two_organizations_are_not() {
+        let pa = |extra: &str| {
+            let text = format!(
+                "kind = \"afnor-pa\"\napi_url = \"https://pa.test/flow-service/\"\nbearer_token_env = \"FACTO_OVERLAP_TEST_PA_TOKEN\"\n{extra}"
+            );
+            Connector::AfnorPa(
+                crate::targets::pa::config::PaConfig::load(Path::new("pa.toml"), &text).unwrap(),
+            )
+        };
+        let check = |a: Connector, b: Connector| {
+            let connectors = [("pa1".to_owned(), a), ("pa2".to_owned(), b)]
+                .into_iter()
+                .collect();
+            check_targets(
+                Path::new("facto.toml"),
+                Some(3),
+                "sales",
+                &["pa1".into(), "pa2".into()],
+                &connectors,
+                Path::new("."),
+                Path::new("data"),
+            )
+            .map(|_| ())
+        };
+        let e = check(pa(""), pa("syntax = \"ubl\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("both deliver to the PA account of FACTO_OVERLAP_TEST_PA_TOKEN"),
+            "{e}"
+        );
+        check(
+            pa("organization_id = \"111111111\"\n"),
+            pa("organization_id = \"222222222\"\n"),
+        )
+        .unwrap();
     }
 }

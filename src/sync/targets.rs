@@ -5,6 +5,7 @@ use crate::config::{Config, Connector, Job};
 use crate::mapping::Mapping;
 use crate::targets::chorus::ChorusRun;
 use crate::targets::journal_file::JournalRun;
+use crate::targets::pa::PaRun;
 use crate::targets::pennylane::PennylaneRun;
 use crate::targets::xero::XeroRun;
 use crate::targets::{Driven, TargetRun};
@@ -125,6 +126,16 @@ pub(super) fn build_targets(
                     )));
                 }
                 ChorusRun::new(name, c, opts.dry_run)
+                    .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
+                    .map_err(|e| RunError::Config(e.to_string()))
+            }
+            Some(Connector::AfnorPa(c)) => {
+                if matches!(mode, Mode::Export(_)) {
+                    return Err(RunError::Config(format!(
+                        "`{name}` sends to the approved platform (PA) through its API: `facto sync` sends to it"
+                    )));
+                }
+                PaRun::new(name, c, opts.dry_run)
                     .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }

@@ -5,7 +5,7 @@
 //! own ([`Target`]: check, lots, send, lookup, poll); journal files keep their batch protocol
 //! (open marker, claims, bytes, commit, publish) behind the same object.
 //!
-//! Adding a target (the French approved platform next, SPEC §9) is:
+//! Adding a target (`pa/`, the French approved platform, is the latest) is:
 //!
 //! 1. one new folder here, `targets/<kind>/`: `mod.rs` with its run implementing [`Target`],
 //!    `api.rs` with its client (errors wrap [`http::ApiError`], tokens from [`oauth`]), and
@@ -23,6 +23,7 @@ pub mod driver;
 pub mod http;
 pub mod journal_file;
 pub mod oauth;
+pub mod pa;
 pub mod pennylane;
 pub mod tokens;
 pub mod xero;

@@ -1,0 +1,427 @@
+//! The French approved platform (PA) target, `kind = "afnor-pa"` (SPEC §9, first step): each
+//! EN 16931 e-invoice (CII or UBL) is sent as one flow through the AFNOR XP Z12-013 Flow API,
+//! with `trackingId` derived from its ledger key ([`tracking_id`]). The API has no idempotency
+//! key, so a flow whose outcome is unknown (a timeout, a 5xx, a crash after the send) stays
+//! claimed and is searched by `trackingId` before anything is sent again; an
+//! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
+//! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
+//!
+//! Not yet here: the French core invoice fields and BR-FR checks, Factur-X, the directory and
+//! routes (every document the layout takes is sent), CDAR lifecycle statuses.
+
+pub mod api;
+pub mod config;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::Utc;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use self::api::{Flow, PaApi, PaError};
+use self::config::{PaConfig, PaSyntax};
+use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
+use super::{remote, TargetError};
+use crate::format::{self, JournalFormat, Layout};
+use crate::ledger::{Ledger, Record, RecordKey, State};
+use crate::mapping::MappedDocument;
+use crate::problem::Problem;
+
+/// The `trackingId` of a record: `facto-` and 40 hex digits of the SHA-256 of its ledger key
+/// (job, target, document id). Hashed because document ids are free text of any length, and
+/// the API takes at most 64 characters; stable because the key never changes, so a resend
+/// after a lost answer carries the same id, and a search finds the first flow.
+pub fn tracking_id(key: &RecordKey) -> String {
+    let mut h = Sha256::new();
+    for part in [&key.job, &key.target, &key.doc_id] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    format!("facto-{}", &hex::encode(h.finalize())[..40])
+}
+
+/// How the remote status of a record reads an acknowledgement status.
+fn ack(status: &str) -> String {
+    format!("ack {status}")
+}
+
+/// The ledger value holding a flow's file between its claim and its answer, so that a flow
+/// still unknown after the lookup grace is sent again identical, with the same `trackingId`.
+fn stored_key(tracking_id: &str) -> String {
+    format!("pa-flow\0{tracking_id}")
+}
+
+/// How a flow whose outcome is unknown is found again.
+const LOOKED_UP: &str = "the PA is searched by trackingId before anything is sent again";
+
+/// One run's delivery to a PA.
+pub struct PaRun {
+    name: String,
+    cfg: PaConfig,
+    api: Option<PaApi>,
+}
+
+/// One flow: the file, its name and its `trackingId`.
+pub struct PaFlow {
+    file: Vec<u8>,
+    file_name: String,
+    tracking_id: String,
+}
+
+impl PaRun {
+    /// Prepares a run; the secrets are read now (not in a dry run, which calls nothing).
+    ///
+    /// # Errors
+    ///
+    /// A secret is missing from the environment.
+    pub fn new(name: &str, cfg: &PaConfig, dry_run: bool) -> Result<Self, TargetError> {
+        Ok(PaRun {
+            api: super::client(name, dry_run, || PaApi::new(cfg))?,
+            name: name.to_owned(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The document layout of a connector: the e-invoice writer's syntax, for every document
+    /// (no route yet: the directory lookup that routes B2B documents comes later).
+    pub fn layout(cfg: &PaConfig) -> Layout {
+        let mut l = Layout::default_for(match cfg.syntax {
+            PaSyntax::Cii => JournalFormat::ChorusCii,
+            PaSyntax::Ubl => JournalFormat::ChorusUbl,
+        });
+        l.route = None;
+        l
+    }
+
+    fn api(&self) -> Result<&PaApi, TargetError> {
+        self.api
+            .as_ref()
+            .ok_or_else(|| TargetError::Config("the PA is not called in a dry run".into()))
+    }
+
+    /// The flow that stands for a document among those of its `trackingId`: accepted first,
+    /// then pending, then refused (a duplicate last).
+    fn best(flows: Vec<Flow>) -> Option<Flow> {
+        flows.into_iter().min_by_key(|f| match f.ack_status() {
+            "Ok" => 0,
+            "Pending" => 1,
+            _ if f
+                .acknowledgement
+                .as_ref()
+                .is_some_and(api::Ack::only_duplicate) =>
+            {
+                3
+            }
+            _ => 2,
+        })
+    }
+
+    /// A flow found at the PA, as the record takes it (its acknowledgement is polled).
+    fn found(flow: &Flow, why: &str) -> Found {
+        Found {
+            state: State::Delivered,
+            receipt: Receipt {
+                remote_id: Some(flow.flow_id.clone()),
+                status: Some(ack(flow.ack_status())),
+                key: None,
+                note: format!("{why} (flow {}): not sent again", flow.flow_id),
+            },
+        }
+    }
+
+    /// Sends one flow and classifies the answer.
+    async fn deliver(&self, f: &PaFlow) -> Result<Outcome, TargetError> {
+        let api = self.api()?;
+        let result = api
+            .create_flow(
+                &f.file,
+                &f.file_name,
+                self.cfg.syntax.flow_syntax(),
+                &f.tracking_id,
+            )
+            .await;
+        Ok(match result {
+            Ok(created) => Outcome::Delivered(Receipt {
+                remote_id: Some(created.flow_id.clone()),
+                status: Some(ack("Pending")),
+                key: None,
+                note: format!(
+                    "sent to the PA, flow {} (trackingId {})",
+                    created.flow_id, f.tracking_id
+                ),
+            }),
+            // The PA already holds a flow of it: ours when its trackingId is.
+            Err(PaError::AlreadyExisting(why)) => match api.search(&f.tracking_id).await {
+                Ok(flows) => match Self::best(flows) {
+                    Some(flow) => {
+                        let found = Self::found(&flow, "the PA already held it");
+                        Outcome::Delivered(found.receipt)
+                    }
+                    None => Outcome::refused(
+                        format!(
+                            "the PA answered AlreadyExistingFlow ({why}) but lists no flow of trackingId {}: the invoice was sent another way, or the PA does not list facto's earlier flow yet; check at the PA before `facto ledger retry`",
+                            f.tracking_id
+                        ),
+                        "refused by the PA as a duplicate",
+                    ),
+                },
+                Err(e) => Outcome::Uncertain {
+                    error: format!("the PA answered AlreadyExistingFlow, and its search failed: {e}; {LOOKED_UP}"),
+                    stop: remote(&self.name, &e),
+                },
+            },
+            Err(e @ PaError::Refused { .. }) => Outcome::refused(e.to_string(), "refused by the PA"),
+            Err(e) => Outcome::failed(&self.name, &e, LOOKED_UP, "not sent"),
+        })
+    }
+
+    /// The file name of a document's flow (the PA shows it).
+    fn file_name(&self, number: &str) -> String {
+        // `name` holds at most 255 characters; the trackingId, not the name, identifies it.
+        let safe: String = crate::fsutil::safe_name(number).chars().take(200).collect();
+        format!("{}_{safe}.xml", self.cfg.syntax.flow_syntax())
+    }
+}
+
+impl Target for PaRun {
+    type Ready = ();
+    type Payload = PaFlow;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn grace_minutes(&self) -> u64 {
+        self.cfg.lookup_grace_minutes
+    }
+
+    /// One invoice per flow (the Flow API's rule).
+    fn lot_size(&self) -> usize {
+        1
+    }
+
+    fn layout(&self) -> Option<Layout> {
+        Some(Self::layout(&self.cfg))
+    }
+
+    fn offline_problems(
+        &self,
+        _ledger: &dyn Ledger,
+        _origin: &str,
+        _md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        Ok(Vec::new())
+    }
+
+    async fn check(
+        &mut self,
+        _ledger: &dyn Ledger,
+        _md: &MappedDocument,
+        _rec: &Record,
+    ) -> Result<Result<(), Vec<Problem>>, TargetError> {
+        Ok(Ok(()))
+    }
+
+    /// The document as the e-invoice writer makes it, with its `trackingId`.
+    async fn pack(
+        &mut self,
+        docs: Vec<(Arc<MappedDocument>, Record, ())>,
+        _run_id: &str,
+    ) -> Result<Lot<PaFlow>, TargetError> {
+        let layout = Self::layout(&self.cfg);
+        let mut lot_docs = Vec::with_capacity(1);
+        let mut flow = None;
+        for (md, rec, ()) in docs {
+            let file = format::einvoice_xml(&layout, &md).unwrap_or_default();
+            let tracking = tracking_id(&rec.key);
+            lot_docs.push(LotDoc {
+                payload_hash: hex::encode(Sha256::digest(&file)),
+                md: Arc::clone(&md),
+                rec,
+            });
+            flow.get_or_insert(PaFlow {
+                file_name: self.file_name(&md.doc.number),
+                file,
+                tracking_id: tracking,
+            });
+        }
+        let flow = flow.ok_or_else(|| TargetError::Config("an empty lot".into()))?;
+        Ok(Lot {
+            docs: lot_docs,
+            label: format!(
+                "PA flow {} (trackingId {})",
+                flow.file_name, flow.tracking_id
+            ),
+            key: Some(flow.tracking_id.clone()),
+            values: vec![(
+                stored_key(&flow.tracking_id),
+                json!({
+                    "name": flow.file_name,
+                    "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
+                }),
+            )],
+            payload: flow,
+        })
+    }
+
+    async fn send(
+        &mut self,
+        _ledger: &dyn Ledger,
+        lot: &Lot<PaFlow>,
+    ) -> Result<Outcome, TargetError> {
+        self.deliver(&lot.payload).await
+    }
+
+    /// The file is no longer needed once the answer is recorded.
+    async fn settle(
+        &mut self,
+        ledger: &dyn Ledger,
+        lot: &Lot<PaFlow>,
+        _recs: &mut [Record],
+    ) -> Result<(), TargetError> {
+        ledger.put_value(
+            &stored_key(&lot.payload.tracking_id),
+            &serde_json::Value::Null,
+        )?;
+        Ok(())
+    }
+
+    /// The flow, identical and with the same `trackingId`, when the PA still does not list it
+    /// after the lookup grace (the Flow API's own rule: search, then send again).
+    async fn resend(
+        &mut self,
+        ledger: &dyn Ledger,
+        claimed: &[Record],
+    ) -> Result<Option<Resent>, TargetError> {
+        let Some(r) = claimed.first() else {
+            return Ok(None);
+        };
+        let tracking = tracking_id(&r.key);
+        let stored = ledger.value(&stored_key(&tracking))?.unwrap_or_default();
+        let file = stored["file"]
+            .as_str()
+            .and_then(|f| base64::engine::general_purpose::STANDARD.decode(f).ok());
+        let (Some(file), Some(name)) = (file, stored["name"].as_str()) else {
+            return Ok(None);
+        };
+        let flow = PaFlow {
+            file,
+            file_name: name.to_owned(),
+            tracking_id: tracking.clone(),
+        };
+        let outcome = self.deliver(&flow).await?;
+        // Kept while the outcome is unknown again: the next lookup may need to send it again.
+        if !matches!(outcome, Outcome::Uncertain { .. }) {
+            ledger.put_value(&stored_key(&tracking), &serde_json::Value::Null)?;
+        }
+        Ok(Some(Resent {
+            outcome,
+            notes: vec![format!(
+                "{} ({}): not at the PA {} minutes after an interrupted send: sent again with the same trackingId {tracking}",
+                r.number, self.name, self.cfg.lookup_grace_minutes
+            )],
+        }))
+    }
+
+    /// By `trackingId` (`POST /v1/flows/search`).
+    async fn lookup(&mut self, r: &Record) -> Result<Option<Found>, TargetError> {
+        let flows = self
+            .api()?
+            .search(&tracking_id(&r.key))
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        Ok(Self::best(flows).map(|f| Self::found(&f, "found at the PA after an interrupted send")))
+    }
+
+    fn waiting_note(&self) -> String {
+        "send interrupted; the PA does not list its trackingId yet, searched again at the next run"
+            .into()
+    }
+
+    fn released_note(&self) -> String {
+        format!(
+            "not at the PA {} minutes after an interrupted send: released to be sent again (same trackingId)",
+            self.cfg.lookup_grace_minutes
+        )
+    }
+
+    /// Acknowledgements of the flows not yet acknowledged `Ok` (at most `poll_max_flows`).
+    async fn poll(
+        &mut self,
+        _ledger: &dyn Ledger,
+        live: Vec<Record>,
+    ) -> Result<Polled, TargetError> {
+        let api = self.api()?;
+        let name = self.name.clone();
+        let mut polled = Polled::default();
+        let waiting = live
+            .into_iter()
+            .filter(|r| r.remote_status.as_deref() != Some(ack("Ok").as_str()))
+            .filter(|r| r.remote_id.is_some())
+            .take(self.cfg.poll_max_flows);
+        for mut r in waiting {
+            let id = r.remote_id.clone().unwrap_or_default();
+            let Some(flow) = api.flow(&id).await.map_err(|e| remote(&name, &e))? else {
+                continue;
+            };
+            let now = Utc::now();
+            let status = flow.ack_status().to_owned();
+            // Unchanged; an `Error` is acted on even when a lookup already recorded it.
+            if status != "Error" && r.remote_status.as_deref() == Some(ack(&status).as_str()) {
+                continue;
+            }
+            let Some(a) = flow.acknowledgement.filter(|_| status == "Error") else {
+                polled.status(&name, r, &ack(&status), None, now);
+                continue;
+            };
+            // A duplicate of an earlier flow of the same trackingId: that one stands for it.
+            if a.only_duplicate() {
+                let flows = api
+                    .search(&tracking_id(&r.key))
+                    .await
+                    .map_err(|e| remote(&name, &e))?;
+                let other = Self::best(flows.into_iter().filter(|f| f.flow_id != id).collect());
+                if let Some(o) = other.filter(|o| o.ack_status() != "Error") {
+                    r.remote_id = Some(o.flow_id.clone());
+                    polled.status(&name, r, &ack(o.ack_status()), None, now);
+                    continue;
+                }
+            }
+            let reasons = a.reasons();
+            polled.changes.push(format!(
+                "{} ({name}): flow {id} acknowledged Error: rejected: {reasons}",
+                r.number
+            ));
+            r.remote_status = Some(ack("Error"));
+            r.last_error = Some(format!("the PA rejected flow {id}: {reasons}"));
+            r.transition(
+                State::Rejected,
+                format!("flow {id}: acknowledgement Error: {reasons}"),
+                now,
+            );
+            polled.changed.push(r);
+        }
+        Ok(polled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_ids_are_stable_short_and_per_record() {
+        let key = |doc: &str| RecordKey {
+            job: "sales".into(),
+            target: "pa".into(),
+            doc_id: doc.into(),
+        };
+        let a = tracking_id(&key("F2026-0001"));
+        assert_eq!(a, tracking_id(&key("F2026-0001")));
+        assert_eq!(a.len(), 46);
+        assert!(a.starts_with("facto-") && a[6..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, tracking_id(&key("F2026-0002")));
+        assert_eq!(tracking_id(&key(&"x".repeat(5000))).len(), 46);
+    }
+}

@@ -1,0 +1,387 @@
+//! An in-repo simulator of an approved platform's AFNOR Flow API (Flow Service 1.3.0) on
+//! 127.0.0.1: OAuth2 client-credentials tokens or one static bearer token, `Request-Id` required
+//! on every call (and `Organization-Id` recorded), `POST /v1/flows` that reads the multipart
+//! `flowInfo` and `file` parts and checks them as the spec says (required fields, `flowSyntax`
+//! enum, `trackingId` ≤ 64, `sha256` of the file), searches by `trackingId`, flow metadata whose
+//! acknowledgement moves from `Pending` to `Ok` (or `Error` with reasons) as it is read, and
+//! faults on demand: an answer lost after the flow was created, a 500 before it was, searches
+//! that do not list a new flow yet, the uniqueness check (`AlreadyExistingFlow`). It counts the
+//! flows created per `trackingId` so that tests prove "sent exactly once".
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wiremock::{Request, ResponseTemplate};
+
+use crate::common::oauth::FakeOAuth;
+use crate::common::sim::Answer;
+
+pub const CLIENT_ID: &str = "facto-pa-client";
+pub const CLIENT_SECRET: &str = "s3cret-pa";
+pub const BEARER: &str = "pa-static-token";
+const BASE: &str = "/flow-service";
+
+/// What the next `POST /v1/flows` does.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Create the flow, then answer 500 (the answer is lost).
+    LoseAnswer,
+    /// Answer 500 without creating anything.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimFlow {
+    pub id: String,
+    pub tracking_id: String,
+    pub number: String,
+    pub name: String,
+    pub syntax: String,
+    ack: &'static str,
+    reads: u32,
+    /// Acknowledged `Error` as a duplicate of an earlier flow.
+    duplicate: bool,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub oauth: FakeOAuth,
+    pub flows: Vec<SimFlow>,
+    /// Flows created per `trackingId`.
+    pub created: BTreeMap<String, u32>,
+    pub faults: VecDeque<Fault>,
+    /// The next this many searches list nothing (the PA has not indexed new flows yet).
+    pub search_lag: u32,
+    /// A second flow of a known `trackingId` or invoice number is refused with
+    /// `AlreadyExistingFlow` (off by default, so that a resend would show in `created`).
+    pub unique_check: bool,
+    /// A second flow of a known `trackingId` is taken, then acknowledged `Error`
+    /// (`AlreadyExistingFlow`) when processed.
+    pub async_unique_check: bool,
+    /// Flows are acknowledged as soon as they are created (searches show it at once).
+    pub instant_ack: bool,
+    /// Invoice numbers whose acknowledgement is `Error` (reasonCode, reasonMessage).
+    pub ack_errors: BTreeMap<String, (String, String)>,
+    /// Invoice numbers refused at once (422 with an `Error` body).
+    pub refuse: BTreeMap<String, String>,
+    pub request_ids: Vec<String>,
+    pub organizations: BTreeSet<String>,
+    pub calls: Vec<String>,
+}
+
+/// The running simulator.
+pub type Sim = crate::common::sim::Sim<State>;
+
+fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({"errorCode": code, "errorMessage": message}))
+}
+
+/// The parts of a `multipart/form-data` body: name → (headers, bytes).
+fn parts(req: &Request) -> BTreeMap<String, (String, Vec<u8>)> {
+    let ct = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some((_, boundary)) = ct.split_once("boundary=") else {
+        return BTreeMap::new();
+    };
+    let delim = format!("--{}", boundary.trim_matches('"'));
+    let body = &req.body;
+    let mut out = BTreeMap::new();
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from.min(hay.len())..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let mut pos = match find(body, delim.as_bytes(), 0) {
+        Some(p) => p + delim.len(),
+        None => return out,
+    };
+    while let Some(next) = find(body, delim.as_bytes(), pos) {
+        let part = &body[pos..next];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        if let Some(split) = find(part, b"\r\n\r\n", 0) {
+            let head = String::from_utf8_lossy(&part[..split]).into_owned();
+            let content = part[split + 4..].to_vec();
+            let name = head
+                .split("name=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_owned();
+            out.insert(name, (head, content));
+        }
+        pos = next + delim.len();
+    }
+    out
+}
+
+/// The invoice number of a CII or UBL document.
+fn number_of(xml: &str) -> Option<String> {
+    if xml.contains("CrossIndustryInvoice") {
+        let start = xml.find("<rsm:ExchangedDocument>")?;
+        return xml[start..]
+            .split_once("<ram:ID>")
+            .and_then(|(_, rest)| rest.split_once("</ram:ID>"))
+            .map(|(n, _)| n.to_owned());
+    }
+    xml.split_once("<cbc:ID>")
+        .and_then(|(_, rest)| rest.split_once("</cbc:ID>"))
+        .map(|(n, _)| n.to_owned())
+}
+
+impl SimFlow {
+    /// Acknowledges the flow `Error` (with the reasons of its number in `ack_errors`).
+    pub fn force_error(&mut self) {
+        self.ack = "Error";
+    }
+
+    fn json(&self, s: &State) -> Value {
+        let details = match (self.ack, s.ack_errors.get(&self.number)) {
+            ("Error", _) if self.duplicate => {
+                json!([{"level": "Error", "item": "trackingId", "reasonCode": "AlreadyExistingFlow",
+                    "reasonMessage": "a flow of this invoice already exists"}])
+            }
+            ("Error", Some((code, msg))) => {
+                json!([{"level": "Error", "item": "BT-1", "reasonCode": code, "reasonMessage": msg}])
+            }
+            _ => json!([]),
+        };
+        json!({"flowId": self.id, "trackingId": self.tracking_id, "name": self.name,
+            "flowSyntax": self.syntax, "flowProfile": "CIUS", "processingRule": "B2B",
+            "processingRuleSource": "Computed", "flowType": "CustomerInvoice", "flowDirection": "Out",
+            "submittedAt": "2026-12-01T10:00:00Z", "updatedAt": "2026-12-01T10:00:00Z",
+            "acknowledgement": {"status": self.ack, "details": details}})
+    }
+}
+
+impl State {
+    fn authorised(&mut self, req: &Request) -> bool {
+        let bearer = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {BEARER}"));
+        bearer || self.oauth.authorised(req)
+    }
+
+    fn create(&mut self, req: &Request) -> ResponseTemplate {
+        let parts = parts(req);
+        let (Some((info_head, info)), Some((_, file))) = (parts.get("flowInfo"), parts.get("file"))
+        else {
+            return error(
+                422,
+                "MISSING_REQUIRED_FIELD",
+                "flowInfo and file are required",
+            );
+        };
+        if !info_head.to_ascii_lowercase().contains("application/json") {
+            return error(422, "INVALID_FORMAT", "flowInfo must be application/json");
+        }
+        let info: Value = serde_json::from_slice(info).unwrap_or(Value::Null);
+        let syntax = info["flowSyntax"].as_str().unwrap_or("");
+        let name = info["name"].as_str().unwrap_or("");
+        let tracking = info["trackingId"].as_str().unwrap_or("");
+        if !["CII", "UBL", "Factur-X", "CDAR", "FRR"].contains(&syntax) || name.is_empty() {
+            return error(422, "INVALID_FORMAT", "name and flowSyntax are required");
+        }
+        let profile = info.get("flowProfile").and_then(Value::as_str);
+        if profile.is_some_and(|p| !["Basic", "CIUS", "Extended-CTC-FR", "Undefined"].contains(&p))
+        {
+            return error(422, "INVALID_FORMAT", "flowProfile is outside its enum");
+        }
+        if tracking.is_empty() || tracking.chars().count() > 64 || name.chars().count() > 255 {
+            return error(422, "INVALID_FORMAT", "trackingId is at most 64 characters");
+        }
+        if info["sha256"].as_str() != Some(hex::encode(Sha256::digest(file)).as_str()) {
+            return error(422, "ChecksumMismatch", "sha256 does not match the file");
+        }
+        let xml = String::from_utf8_lossy(file);
+        let root_ok = match syntax {
+            "CII" => xml.contains("<rsm:CrossIndustryInvoice"),
+            _ => xml.contains("<Invoice") || xml.contains("<CreditNote"),
+        };
+        let Some(number) = number_of(&xml).filter(|_| root_ok) else {
+            return error(
+                422,
+                "InvalidSchema",
+                "the file is not a document of its flowSyntax",
+            );
+        };
+        if let Some(why) = self.refuse.get(&number) {
+            return error(422, "InvalidSchema", why);
+        }
+        let fault = self.faults.pop_front();
+        if let Some(Fault::Fail) = fault {
+            return ResponseTemplate::new(500);
+        }
+        if self.unique_check
+            && self
+                .flows
+                .iter()
+                .any(|f| f.tracking_id == tracking || f.number == number)
+        {
+            return error(
+                422,
+                "AlreadyExistingFlow",
+                "a flow of this invoice already exists",
+            );
+        }
+        let flow = SimFlow {
+            id: format!("flow-{:04}", self.flows.len() + 1),
+            tracking_id: tracking.to_owned(),
+            name: name.to_owned(),
+            syntax: syntax.to_owned(),
+            ack: match (self.instant_ack, self.ack_errors.contains_key(&number)) {
+                (true, true) => "Error",
+                (true, false) => "Ok",
+                _ => "Pending",
+            },
+            number,
+            reads: 0,
+            duplicate: false,
+        };
+        *self.created.entry(tracking.to_owned()).or_insert(0) += 1;
+        let answer = json!({"flowId": flow.id, "submittedAt": "2026-12-01T10:00:00Z",
+            "trackingId": tracking, "name": name, "flowSyntax": syntax, "sha256": info["sha256"]});
+        self.flows.push(flow);
+        match fault {
+            Some(Fault::LoseAnswer) => ResponseTemplate::new(500),
+            _ => ResponseTemplate::new(202).set_body_json(answer),
+        }
+    }
+
+    fn search(&mut self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let Some(filters) = body.get("where").filter(|w| w.is_object()) else {
+            return error(400, "MISSING_REQUIRED_FIELD", "where is required");
+        };
+        if body["limit"].as_u64().is_some_and(|l| l > 100) {
+            return error(400, "INVALID_FORMAT", "limit is at most 100");
+        }
+        if self.search_lag > 0 {
+            self.search_lag -= 1;
+            return ResponseTemplate::new(200).set_body_json(json!({"limit": 100, "results": []}));
+        }
+        let tracking = filters["trackingId"].as_str();
+        let results: Vec<Value> = self
+            .flows
+            .iter()
+            .filter(|f| tracking.is_none_or(|t| f.tracking_id == t))
+            .map(|f| f.json(self))
+            .collect();
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"limit": 100, "filters": filters, "results": results}))
+    }
+
+    /// Metadata of a flow: each read moves a pending acknowledgement on (the PA processes it).
+    fn metadata(&mut self, id: &str) -> ResponseTemplate {
+        let errors = self.ack_errors.clone();
+        let earlier = |f: &SimFlow| {
+            self.async_unique_check
+                && self
+                    .flows
+                    .iter()
+                    .take_while(|o| o.id != f.id)
+                    .any(|o| o.tracking_id == f.tracking_id)
+        };
+        let duplicate = self.flows.iter().find(|f| f.id == id).is_some_and(earlier);
+        let Some(f) = self.flows.iter_mut().find(|f| f.id == id) else {
+            return error(404, "NOT_FOUND", "unknown flow");
+        };
+        f.reads += 1;
+        if f.ack == "Pending" && f.reads >= 2 {
+            f.duplicate = duplicate;
+            f.ack = if duplicate || errors.contains_key(&f.number) {
+                "Error"
+            } else {
+                "Ok"
+            };
+        }
+        let f = f.clone();
+        ResponseTemplate::new(200).set_body_json(f.json(self))
+    }
+}
+
+impl Answer for State {
+    fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let path = req.url.path().to_owned();
+        self.calls.push(format!("{} {path}", req.method));
+        if path == "/token" {
+            return self.oauth.token(req);
+        }
+        if !self.authorised(req) {
+            return error(401, "UNAUTHORIZED", "invalid token");
+        }
+        let Some(rid) = req
+            .headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() == 36)
+        else {
+            return error(400, "MISSING_REQUEST_ID", "facto always sends Request-Id");
+        };
+        self.request_ids.push(rid.to_owned());
+        if let Some(org) = req
+            .headers
+            .get("organization-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.organizations.insert(org.to_owned());
+        }
+        let rest = path.strip_prefix(BASE).unwrap_or("");
+        match (req.method.as_str(), rest) {
+            ("POST", "/v1/flows") => self.create(req),
+            ("POST", "/v1/flows/search") => self.search(req),
+            ("GET", p) if p.starts_with("/v1/flows/") => self.metadata(&p["/v1/flows/".len()..]),
+            _ => ResponseTemplate::new(404),
+        }
+    }
+}
+
+impl Sim {
+    /// A PA that knows facto's client.
+    pub async fn start() -> Sim {
+        Sim::serve(State {
+            oauth: FakeOAuth::client_credentials(CLIENT_ID, CLIENT_SECRET),
+            ..State::default()
+        })
+        .await
+    }
+
+    /// The connector file of an `afnor-pa` target talking to this simulator with client
+    /// credentials.
+    pub fn connector(&self, extra: &str) -> String {
+        format!(
+            "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\ntoken_url = \"{0}/token\"\nclient_id_env = \"PA_CLIENT_ID\"\nclient_secret_env = \"PA_CLIENT_SECRET\"\nmax_retry_secs = 5\n{extra}",
+            self.server.uri()
+        )
+    }
+
+    /// The same with a bearer token and an organization.
+    pub fn bearer_connector(&self, extra: &str) -> String {
+        format!(
+            "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\nbearer_token_env = \"PA_TOKEN\"\norganization_id = \"552100554\"\nmax_retry_secs = 5\n{extra}",
+            self.server.uri()
+        )
+    }
+
+    pub fn created(&self) -> BTreeMap<String, u32> {
+        self.state.lock().unwrap().created.clone()
+    }
+
+    /// Calls whose `METHOD /path` starts with `prefix`.
+    pub fn calls(&self, prefix: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+}
