@@ -1,0 +1,171 @@
+//! The French core invoice's own rules (BR-FR, the rules the approved platforms run after
+//! EN 16931 since the reform), checked by facto on what it writes in the French core profile
+//! (`Profile::FrenchCore`) before any document leaves: one function per rule id, each problem
+//! naming the rule as the official schematrons print it, the field and the fix.
+
+use super::{note_has_code, siren, InvoiceView, FRENCH_PROCESSES};
+use crate::model::Party;
+use crate::problem::Problem;
+
+fn p(rule: &str, field: impl Into<String>, what: impl std::fmt::Display, fix: &str) -> Problem {
+    Problem::new(rule, field, format!("{rule}: {what}"), fix)
+}
+
+fn digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The BR-FR rules a document written in the French core breaks.
+pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    br_fr_05(v, &mut out);
+    br_fr_08(v, &mut out);
+    br_fr_09(v, &mut out);
+    br_fr_10(v, &mut out);
+    br_fr_12(v, &mut out);
+    br_fr_13(v, &mut out);
+    br_fr_21(v, &mut out);
+    br_fr_co_05(v, &mut out);
+    out
+}
+
+/// BR-FR-05: the notes carry the late-payment fixed indemnity (PMT), the late-payment penalties
+/// (PMD) and the early-payment discount or its absence (AAB).
+pub fn br_fr_05(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let notes = v.notes();
+    let what = [
+        ("PMT", "the fixed indemnity for recovery costs"),
+        ("PMD", "the late-payment penalties"),
+        ("AAB", "the early-payment discount or its absence"),
+    ];
+    for (code, about) in what {
+        if !notes.iter().any(|n| note_has_code(n, code)) {
+            out.push(p(
+                "BR-FR-05",
+                "notes",
+                format!("no note with subject code {code} ({about})"),
+                "add the note in the invoicing application, or let facto write the legal wording (default notes of the French core)",
+            ));
+        }
+    }
+}
+
+/// BR-FR-08: the business process (BT-23) is one of the French codes (B1, S1, M1, ...).
+pub fn br_fr_08(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let code = v.business_process();
+    if !FRENCH_PROCESSES.contains(&code) {
+        out.push(p(
+            "BR-FR-08",
+            "operation_nature",
+            format!("business process (BT-23) `{code}` is not a French code (B1, S1, M1, ...)"),
+            "set operation_nature (goods, services or mixed) on the document, or a French billing_framework such as S1",
+        ));
+    }
+}
+
+fn siret_rule(v: &InvoiceView<'_>, party: &Party, who: &str, bt: &str, out: &mut Vec<Problem>) {
+    let Some(siret) = super::present(party.siret.as_deref()) else {
+        return;
+    };
+    let siren = v.legal_id(party).map(|(_, s)| s).unwrap_or_default();
+    if !digits(siret, 14) || !siret.starts_with(siren) || siren.is_empty() {
+        out.push(p(
+            "BR-FR-09",
+            format!("{who}.siret"),
+            format!("the {who}'s SIRET ({bt}) `{siret}` is not 14 digits starting with its SIREN `{siren}`"),
+            "correct the SIRET or the SIREN of the party in the invoicing application",
+        ));
+    }
+}
+
+/// BR-FR-09: a SIRET (BT-29, BT-46) has 14 digits and starts with the party's SIREN.
+pub fn br_fr_09(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    siret_rule(v, &v.doc.seller, "seller", "BT-29", out);
+    siret_rule(v, &v.doc.buyer, "buyer", "BT-46", out);
+}
+
+/// BR-FR-10: the seller's SIREN (BT-30, scheme 0002) is present and has 9 digits.
+pub fn br_fr_10(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    match siren(&v.doc.seller) {
+        Some(s) if digits(s, 9) => {}
+        s => out.push(p(
+            "BR-FR-10",
+            "seller.siren",
+            format!(
+                "the seller's SIREN (BT-30) `{}` is missing or not 9 digits",
+                s.unwrap_or_default()
+            ),
+            "fill in the company's SIREN (or SIRET) as the seller's in the invoicing application",
+        )),
+    }
+}
+
+/// BR-FR-12: the buyer has an electronic address (BT-49).
+pub fn br_fr_12(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    if v.electronic_address(&v.doc.buyer).is_none() {
+        out.push(p(
+            "BR-FR-12",
+            "buyer.electronic_address",
+            "the buyer has no electronic address (BT-49) and no SIREN to address it by",
+            "fill in the buyer's electronic address (scheme 0225 and its directory address) or its SIREN",
+        ));
+    }
+}
+
+/// BR-FR-13: the seller has an electronic address (BT-34).
+pub fn br_fr_13(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    if v.electronic_address(&v.doc.seller).is_none() {
+        out.push(p(
+            "BR-FR-13",
+            "seller.electronic_address",
+            "the seller has no electronic address (BT-34) and no SIREN to address it by",
+            "fill in the seller's electronic address (scheme 0225) or its SIREN",
+        ));
+    }
+}
+
+/// BR-FR-21: on a B2B invoice (a BAR note `B2B`), the buyer's electronic address (BT-49) has
+/// scheme 0225 and starts with the buyer's SIREN.
+pub fn br_fr_21(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let b2b = v
+        .notes()
+        .iter()
+        .any(|n| note_has_code(n, "BAR") && n.text.trim() == "B2B");
+    if !b2b {
+        return;
+    }
+    let siren = v.legal_id(&v.doc.buyer).map(|(_, s)| s).unwrap_or_default();
+    let ok = v
+        .electronic_address(&v.doc.buyer)
+        .is_some_and(|e| e.scheme == "0225" && e.value.starts_with(siren));
+    if !ok {
+        out.push(p(
+            "BR-FR-21",
+            "buyer.electronic_address",
+            format!("on a B2B invoice the buyer's electronic address (BT-49) has scheme 0225 and starts with its SIREN `{siren}`"),
+            "use the buyer's address in the directory (scheme 0225), or leave it blank for facto to write the SIREN",
+        ));
+    }
+}
+
+/// BR-FR-CO-05: a credit note refers to the invoice it corrects (BT-25) with its date (BT-26).
+pub fn br_fr_co_05(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    if !v.is_credit_note() {
+        return;
+    }
+    if super::blank(v.doc.preceding_invoice.as_deref()) {
+        out.push(p(
+            "BR-FR-CO-05",
+            "preceding_invoice",
+            "the credit note does not name the invoice it corrects (BT-25)",
+            "fill in preceding_invoice and preceding_invoice_date in the invoicing application",
+        ));
+    } else if v.preceding_invoice_date().is_none() {
+        out.push(p(
+            "BR-FR-CO-05",
+            "preceding_invoice_date",
+            "the credit note does not give the date of the invoice it corrects (BT-26)",
+            "fill in preceding_invoice_date in the invoicing application",
+        ));
+    }
+}
