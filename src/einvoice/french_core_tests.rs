@@ -184,3 +184,47 @@ fn a_corrupted_document_is_held_by_facto_with_the_br_fr_id_the_official_rules_gi
         }
     }
 }
+
+#[test]
+fn any_text_in_any_field_is_held_by_facto_or_passes_the_br_fr_rules() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let Some(python) = schematron_python() else {
+        return;
+    };
+    // Each text field of a demo document takes, now and then, any text: facto's own rules
+    // (EN 16931 and BR-FR) hold the document, or the official rules find nothing fatal in the
+    // French core it writes.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(
+        proptest::option::weighted(0.15, super::tests::any_text()),
+        40,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = demo();
+    let (mut cii, mut ubl) = (Vec::new(), Vec::new());
+    for case in 0..120 {
+        let texts = strategy.new_tree(&mut runner).unwrap().current();
+        let mut md = docs[case % docs.len()].clone();
+        super::tests::fill_text_fields(&mut md.doc, &texts);
+        let v = InvoiceView::new(&md).with_profile(FRENCH);
+        if !rules::en16931(&v).is_empty() || !rules_fr::french_core(&v).is_empty() {
+            continue;
+        }
+        cii.push(write(tmp.path(), &case.to_string(), Syntax::Cii, &v));
+        ubl.push(write(tmp.path(), &case.to_string(), Syntax::Ubl, &v));
+    }
+    assert!(
+        cii.len() >= 30,
+        "only {} documents passed facto's rules",
+        cii.len()
+    );
+    let mut failures = Vec::new();
+    for (syntax, files) in [(Syntax::Cii, &cii), (Syntax::Ubl, &ubl)] {
+        for rules in rules_of(syntax) {
+            if let Err(e) = run_rules(&python, &rules, files) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

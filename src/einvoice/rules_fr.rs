@@ -18,6 +18,8 @@ fn digits(s: &str, n: usize) -> bool {
 /// The BR-FR rules a document written in the French core breaks.
 pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     let mut out = Vec::new();
+    br_fr_01(v, &mut out);
+    br_fr_02(v, &mut out);
     br_fr_05(v, &mut out);
     br_fr_08(v, &mut out);
     br_fr_09(v, &mut out);
@@ -27,6 +29,49 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_21(v, &mut out);
     br_fr_co_05(v, &mut out);
     out
+}
+
+/// The invoice numbers a document writes: its own (BT-1) and the one it corrects (BT-25).
+fn numbers<'a>(v: &InvoiceView<'a>) -> Vec<(&'static str, &'static str, &'a str)> {
+    let mut out = vec![("number", "BT-1", v.doc.number.as_str())];
+    if let Some(prev) = super::present(v.doc.preceding_invoice.as_deref()) {
+        out.push(("preceding_invoice", "BT-25", prev));
+    }
+    out
+}
+
+/// BR-FR-01: an invoice number (BT-1, BT-25) has at most 35 characters.
+pub fn br_fr_01(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (field, bt, n) in numbers(v) {
+        let len = n.chars().count();
+        if len > 35 {
+            out.push(p(
+                "BR-FR-01",
+                field,
+                format!(
+                    "invoice number ({bt}) `{n}` has {len} characters; the French core takes 35"
+                ),
+                "number invoices with at most 35 characters in the invoicing application",
+            ));
+        }
+    }
+}
+
+/// BR-FR-02: an invoice number (BT-1, BT-25) is made of letters, digits and `+ - _ /` only.
+pub fn br_fr_02(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (field, bt, n) in numbers(v) {
+        let ok = !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-_/".contains(&b));
+        if !ok {
+            out.push(p(
+                "BR-FR-02",
+                field,
+                format!("invoice number ({bt}) `{n}` has characters other than letters, digits and + - _ /"),
+                "number invoices with letters, digits and + - _ / only (no space, no dot) in the invoicing application",
+            ));
+        }
+    }
 }
 
 /// BR-FR-05: the notes carry the late-payment fixed indemnity (PMT), the late-payment penalties
