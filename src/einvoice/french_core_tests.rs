@@ -136,6 +136,13 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
         .find(|md| md.doc.kind == crate::model::DocKind::CreditNote)
         .unwrap();
     undated_credit.doc.preceding_invoice_date = None;
+    let mut spaced_number = base.clone();
+    spaced_number.doc.number = "F 2026.1".to_owned();
+    let mut bad_directory_address = base.clone();
+    bad_directory_address.doc.buyer.electronic_address = Some(crate::model::ElectronicAddress {
+        scheme: "0225".to_owned(),
+        value: "412358764 /x".to_owned(),
+    });
     let mut no_bt49 = base;
     no_bt49.doc.buyer.electronic_address = None;
     no_bt49.doc.buyer.siren = None;
@@ -150,6 +157,8 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
         (&["BR-FR-09"], FRENCH, foreign_siret),
         (&["BR-FR-10", "BR-FR-13"], FRENCH, no_seller_siren),
         (&["BR-FR-CO-05"], FRENCH, undated_credit),
+        (&["BR-FR-02"], FRENCH, spaced_number),
+        (&["BR-FR-23"], FRENCH, bad_directory_address),
     ]
 }
 

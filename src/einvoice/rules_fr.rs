@@ -4,7 +4,7 @@
 //! naming the rule as the official schematrons print it, the field and the fix.
 
 use super::{note_has_code, siren, InvoiceView, FRENCH_PROCESSES};
-use crate::model::Party;
+use crate::model::{ElectronicAddress, Party};
 use crate::problem::Problem;
 
 fn p(rule: &str, field: impl Into<String>, what: impl std::fmt::Display, fix: &str) -> Problem {
@@ -27,6 +27,8 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_12(v, &mut out);
     br_fr_13(v, &mut out);
     br_fr_21(v, &mut out);
+    br_fr_23(v, &mut out);
+    br_fr_25(v, &mut out);
     br_fr_co_05(v, &mut out);
     out
 }
@@ -190,6 +192,54 @@ pub fn br_fr_21(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
             format!("on a B2B invoice the buyer's electronic address (BT-49) has scheme 0225 and starts with its SIREN `{siren}`"),
             "use the buyer's address in the directory (scheme 0225), or leave it blank for facto to write the SIREN",
         ));
+    }
+}
+
+/// The electronic addresses a document writes: the seller's (BT-34) and the buyer's (BT-49).
+fn addresses(v: &InvoiceView<'_>) -> Vec<(&'static str, &'static str, ElectronicAddress)> {
+    let mut out = Vec::new();
+    for (who, bt, party) in [
+        ("seller", "BT-34", &v.doc.seller),
+        ("buyer", "BT-49", &v.doc.buyer),
+    ] {
+        if let Some(e) = v.electronic_address(party) {
+            out.push((who, bt, e));
+        }
+    }
+    out
+}
+
+/// BR-FR-23: a directory address (scheme 0225, BT-34 / BT-49) is made of letters, digits and
+/// `+ - _ .` only.
+pub fn br_fr_23(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (who, bt, e) in addresses(v) {
+        let ok = !e.value.is_empty()
+            && e.value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b));
+        if e.scheme == "0225" && !ok {
+            out.push(p(
+                "BR-FR-23",
+                format!("{who}.electronic_address"),
+                format!("the {who}'s directory address ({bt}) `{}` has characters other than letters, digits and + - _ .", e.value),
+                "use the address as the directory gives it (SIREN[_SIRET[_routing code]])",
+            ));
+        }
+    }
+}
+
+/// BR-FR-25: an electronic address (BT-34 / BT-49) has at most 125 characters.
+pub fn br_fr_25(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (who, bt, e) in addresses(v) {
+        let len = e.value.chars().count();
+        if len > 125 {
+            out.push(p(
+                "BR-FR-25",
+                format!("{who}.electronic_address"),
+                format!("the {who}'s electronic address ({bt}) has {len} characters; the French core takes 125"),
+                "use the address as the directory gives it",
+            ));
+        }
     }
 }
 
