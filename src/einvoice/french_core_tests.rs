@@ -143,6 +143,21 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
         scheme: "0225".to_owned(),
         value: "412358764 /x".to_owned(),
     });
+    let mut two_pmt = base.clone();
+    two_pmt.doc.notes.extend(["PMT", "PMT"].map(|code| Note {
+        subject_code: Some(code.to_owned()),
+        text: FRENCH_NOTES[0].1.to_owned(),
+    }));
+    let mut b2b_without_siren = base.clone();
+    b2b_without_siren.doc.notes.push(Note {
+        subject_code: Some("BAR".to_owned()),
+        text: "B2B".to_owned(),
+    });
+    let buyer = &mut b2b_without_siren.doc.buyer;
+    (buyer.siren, buyer.siret, buyer.electronic_address) = (None, None, None);
+    if let Some(a) = buyer.billing_address.as_mut() {
+        a.siret = None;
+    }
     let mut no_bt49 = base;
     no_bt49.doc.buyer.electronic_address = None;
     no_bt49.doc.buyer.siren = None;
@@ -159,6 +174,12 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
         (&["BR-FR-CO-05"], FRENCH, undated_credit),
         (&["BR-FR-02"], FRENCH, spaced_number),
         (&["BR-FR-23"], FRENCH, bad_directory_address),
+        (&["BR-FR-06"], FRENCH, two_pmt),
+        (
+            &["BR-FR-11", "BR-FR-12", "BR-FR-21"],
+            FRENCH,
+            b2b_without_siren,
+        ),
     ]
 }
 

@@ -398,9 +398,9 @@ impl<'a> InvoiceView<'a> {
     }
 }
 
-/// Whether a note has this subject code (trimmed, any case).
+/// Whether a note has this subject code, exactly as written (the BR-FR rules compare it so).
 pub fn note_has_code(n: &crate::model::Note, code: &str) -> bool {
-    present(n.subject_code.as_deref()).is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
+    n.subject_code.as_deref() == Some(code)
 }
 
 #[cfg(test)]

@@ -21,9 +21,11 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_01(v, &mut out);
     br_fr_02(v, &mut out);
     br_fr_05(v, &mut out);
+    br_fr_06(v, &mut out);
     br_fr_08(v, &mut out);
     br_fr_09(v, &mut out);
     br_fr_10(v, &mut out);
+    br_fr_11(v, &mut out);
     br_fr_12(v, &mut out);
     br_fr_13(v, &mut out);
     br_fr_21(v, &mut out);
@@ -97,6 +99,29 @@ pub fn br_fr_05(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
     }
 }
 
+/// BR-FR-06: at most one note of each subject code PMT, PMD, AAB and TXD.
+pub fn br_fr_06(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let notes = v.notes();
+    for code in ["PMT", "PMD", "AAB", "TXD"] {
+        let n = notes.iter().filter(|n| note_has_code(n, code)).count();
+        if n > 1 {
+            out.push(p(
+                "BR-FR-06",
+                "notes",
+                format!("{n} notes with subject code {code}; the French core takes one"),
+                "merge them into one note in the invoicing application",
+            ));
+        }
+    }
+}
+
+/// Whether the document says it is a B2B invoice (a BAR note `B2B`, BT-21 / BT-22).
+fn is_b2b(v: &InvoiceView<'_>) -> bool {
+    v.notes()
+        .iter()
+        .any(|n| note_has_code(n, "BAR") && n.text == "B2B")
+}
+
 /// BR-FR-08: the business process (BT-23) is one of the French codes (B1, S1, M1, ...).
 pub fn br_fr_08(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
     let code = v.business_process();
@@ -147,6 +172,26 @@ pub fn br_fr_10(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
     }
 }
 
+/// BR-FR-11: on a B2B invoice (a BAR note `B2B`), the buyer's SIREN (BT-47, scheme 0002) is
+/// present and has 9 digits.
+pub fn br_fr_11(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    if !is_b2b(v) {
+        return;
+    }
+    match siren(&v.doc.buyer) {
+        Some(s) if digits(s, 9) => {}
+        s => out.push(p(
+            "BR-FR-11",
+            "buyer.siren",
+            format!(
+                "on a B2B invoice the buyer's SIREN (BT-47) `{}` is missing or not 9 digits",
+                s.unwrap_or_default()
+            ),
+            "fill in the buyer's SIREN (or SIRET) in the invoicing application",
+        )),
+    }
+}
+
 /// BR-FR-12: the buyer has an electronic address (BT-49).
 pub fn br_fr_12(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
     if v.electronic_address(&v.doc.buyer).is_none() {
@@ -174,11 +219,7 @@ pub fn br_fr_13(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
 /// BR-FR-21: on a B2B invoice (a BAR note `B2B`), the buyer's electronic address (BT-49) has
 /// scheme 0225 and starts with the buyer's SIREN.
 pub fn br_fr_21(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
-    let b2b = v
-        .notes()
-        .iter()
-        .any(|n| note_has_code(n, "BAR") && n.text.trim() == "B2B");
-    if !b2b {
+    if !is_b2b(v) {
         return;
     }
     let siren = v.legal_id(&v.doc.buyer).map(|(_, s)| s).unwrap_or_default();
