@@ -3,6 +3,8 @@
 //! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
 //! The writers know nothing of routes: which platform a document goes to is `crate::route`'s,
 //! and the platform's own rules (`rules::chorus`) run only for its route (`format::check`).
+//! A `Profile` says which rule set a document is written for: plain EN 16931, or the French core
+//! invoice of the approved platforms, whose BR-FR terms the writers add and `rules_fr` checks.
 
 pub mod cii;
 pub mod codes;

@@ -1,6 +1,7 @@
 //! UBL 2.1 `Invoice` and `CreditNote` carrying the EN 16931 business terms facto's model holds,
 //! as Chorus Pro reads them (`IN_DP_E1_UBL_INVOICE`): BT-10 buyer reference = service code,
-//! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
+//! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009
+//! (the French core profile adds its BR-FR terms: see `InvoiceView`).
 //! Element order follows the UBL 2.1 schemas (the tests validate every document against them).
 
 use rust_decimal::Decimal;
