@@ -158,6 +158,10 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
     if let Some(a) = buyer.billing_address.as_mut() {
         a.siret = None;
     }
+    let mut foreign_rate = base.clone();
+    for l in &mut foreign_rate.lines {
+        l.rate = rust_decimal::Decimal::new(15, 0);
+    }
     let mut no_bt49 = base;
     no_bt49.doc.buyer.electronic_address = None;
     no_bt49.doc.buyer.siren = None;
@@ -175,6 +179,7 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
         (&["BR-FR-02"], FRENCH, spaced_number),
         (&["BR-FR-23"], FRENCH, bad_directory_address),
         (&["BR-FR-06"], FRENCH, two_pmt),
+        (&["BR-FR-16"], FRENCH, foreign_rate),
         (
             &["BR-FR-11", "BR-FR-12", "BR-FR-21"],
             FRENCH,

@@ -28,6 +28,7 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_11(v, &mut out);
     br_fr_12(v, &mut out);
     br_fr_13(v, &mut out);
+    br_fr_16(v, &mut out);
     br_fr_21(v, &mut out);
     br_fr_23(v, &mut out);
     br_fr_25(v, &mut out);
@@ -213,6 +214,40 @@ pub fn br_fr_13(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
             "the seller has no electronic address (BT-34) and no SIREN to address it by",
             "fill in the seller's electronic address (scheme 0225) or its SIREN",
         ));
+    }
+}
+
+/// The VAT rates of France and its overseas departments, past and present, as BR-FR-16 lists
+/// them (written without trailing zeros, as `super::number` writes a rate).
+const FRENCH_VAT_RATES: [&str; 15] = [
+    "0", "10", "13", "20", "8.5", "19.6", "2.1", "5.5", "7", "20.6", "1.05", "0.9", "1.75", "9.2",
+    "9.6",
+];
+
+/// BR-FR-16: every VAT rate written (BT-119, BT-152) is a French rate.
+pub fn br_fr_16(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let mut seen: Vec<String> = Vec::new();
+    let rates = v
+        .lines
+        .iter()
+        .map(|l| (l.category, l.rate))
+        .chain(v.vat.iter().map(|r| (r.category, r.rate)));
+    for (category, rate) in rates {
+        // Category O writes no rate.
+        let rate = super::number(rate);
+        if category == crate::mapping::VatCategory::O
+            || FRENCH_VAT_RATES.contains(&rate.as_str())
+            || seen.contains(&rate)
+        {
+            continue;
+        }
+        out.push(p(
+            "BR-FR-16",
+            "lines[].tax_code",
+            format!("VAT rate {rate} % is not a French rate"),
+            "map the tax code to a French rate (20, 10, 5.5, 2.1, ...) in the mapping",
+        ));
+        seen.push(rate);
     }
 }
 
