@@ -162,6 +162,8 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
     for l in &mut foreign_rate.lines {
         l.rate = rust_decimal::Decimal::new(15, 0);
     }
+    let mut fine_price = base.clone();
+    fine_price.doc.lines[0].unit_price = rust_decimal::Decimal::new(1_234_567, 7);
     let mut no_bt49 = base;
     no_bt49.doc.buyer.electronic_address = None;
     no_bt49.doc.buyer.siren = None;
@@ -180,6 +182,7 @@ fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
         (&["BR-FR-23"], FRENCH, bad_directory_address),
         (&["BR-FR-06"], FRENCH, two_pmt),
         (&["BR-FR-16"], FRENCH, foreign_rate),
+        (&["BR-FR-DEC-03"], FRENCH, fine_price),
         (
             &["BR-FR-11", "BR-FR-12", "BR-FR-21"],
             FRENCH,

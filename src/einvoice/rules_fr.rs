@@ -33,6 +33,8 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_23(v, &mut out);
     br_fr_25(v, &mut out);
     br_fr_co_05(v, &mut out);
+    br_fr_dec_02(v, &mut out);
+    br_fr_dec_03(v, &mut out);
     out
 }
 
@@ -338,5 +340,42 @@ pub fn br_fr_co_05(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
             "the credit note does not give the date of the invoice it corrects (BT-26)",
             "fill in preceding_invoice_date in the invoicing application",
         ));
+    }
+}
+
+/// Whether a written number has at most `dp` decimals and 19 digits in all (BR-FR-DEC).
+fn fits(written: &str, dp: usize) -> bool {
+    let unsigned = written.trim_start_matches('-');
+    let decimals = unsigned.split_once('.').map_or(0, |(_, d)| d.len());
+    decimals <= dp && unsigned.bytes().filter(u8::is_ascii_digit).count() <= 19
+}
+
+/// BR-FR-DEC-02: an invoiced quantity (BT-129) has at most 4 decimals.
+pub fn br_fr_dec_02(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (i, l) in v.lines.iter().enumerate() {
+        let q = super::number(l.line.quantity);
+        if !fits(&q, 4) {
+            out.push(p(
+                "BR-FR-DEC-02",
+                format!("lines[{i}].quantity"),
+                format!("quantity {q} (BT-129) has more than 4 decimals or 19 digits"),
+                "round the quantity to 4 decimals in the invoicing application",
+            ));
+        }
+    }
+}
+
+/// BR-FR-DEC-03: a net unit price (BT-146) is not negative and has at most 6 decimals.
+pub fn br_fr_dec_03(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (i, l) in v.lines.iter().enumerate() {
+        let price = super::number(l.line.unit_price);
+        if price.starts_with('-') || !fits(&price, 6) {
+            out.push(p(
+                "BR-FR-DEC-03",
+                format!("lines[{i}].unit_price"),
+                format!("unit price {price} (BT-146) is negative, or has more than 6 decimals or 19 digits"),
+                "give the line a positive unit price of at most 6 decimals (a discount is a negative quantity or an allowance)",
+            ));
+        }
     }
 }
