@@ -53,6 +53,12 @@ fn demo_documents_in_the_french_core_pass_xsd_en16931_and_br_fr_in_cii_and_ubl()
     let docs = demo();
     assert!(docs.len() >= 30, "{}", docs.len());
     let tmp = tempfile::tempdir().unwrap();
+    // `.ci/run` keeps the documents for inspection, beside the EN 16931 corpus.
+    let dir = std::env::var_os("FACTO_EINVOICE_OUT").map_or_else(
+        || tmp.path().to_owned(),
+        |d| PathBuf::from(d).join("french-core"),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
     let (mut cii, mut ubl_invoices, mut ubl_credit_notes) = (Vec::new(), Vec::new(), Vec::new());
     for md in &docs {
         let v = InvoiceView::new(md).with_profile(FRENCH);
@@ -60,8 +66,8 @@ fn demo_documents_in_the_french_core_pass_xsd_en16931_and_br_fr_in_cii_and_ubl()
         let mut held = rules::en16931(&v);
         held.extend(rules_fr::french_core(&v));
         assert!(held.is_empty(), "{}: {held:?}", md.doc.id);
-        cii.push(write(tmp.path(), &md.doc.id, Syntax::Cii, &v));
-        let u = write(tmp.path(), &md.doc.id, Syntax::Ubl, &v);
+        cii.push(write(&dir, &md.doc.id, Syntax::Cii, &v));
+        let u = write(&dir, &md.doc.id, Syntax::Ubl, &v);
         if v.is_credit_note() {
             ubl_credit_notes.push(u);
         } else {

@@ -90,9 +90,9 @@ pub const FRENCH_NOTES: [(&str, &str); 3] = [
     ),
     (
         "PMD",
-        "En cas de retard de paiement, pénalités au taux de trois fois le taux d'intérêt légal",
+        "En cas de retard de paiement, pénalités au taux de trois fois le taux d’intérêt légal",
     ),
-    ("AAB", "Pas d'escompte pour paiement anticipé"),
+    ("AAB", "Pas d’escompte pour paiement anticipé"),
 ];
 
 /// The business process codes (BT-23) the French core accepts (BR-FR-08): the letter says the
