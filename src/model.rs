@@ -307,6 +307,10 @@ pub struct Document {
     /// Number of the invoice a credit note corrects (BT-25).
     #[serde(default)]
     pub preceding_invoice: Option<String>,
+    /// Issue date of that invoice (BT-26): the French core asks for it on a credit note
+    /// (BR-FR-CO-05). Left out of the serialized document when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preceding_invoice_date: Option<NaiveDate>,
     /// Chorus Pro billing framework (cadre de facturation).
     #[serde(default)]
     pub billing_framework: Option<String>,

@@ -1,10 +1,11 @@
 //! UN/CEFACT Cross Industry Invoice D16B (the EN 16931 CII binding, Chorus Pro's
 //! `IN_DP_E1_CII_16B`): one root for invoices (380) and credit notes (381). BT-10 buyer reference
-//! = service code, BT-13 = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
+//! = service code, BT-13 = engagement number, BT-23 = billing framework, SIRET with scheme 0009 (the French core
+//! profile adds its BR-FR terms: see `InvoiceView`).
 //! Element order follows the D16B schema (the tests validate every document against it).
 
 use super::xml::Xml;
-use super::{amount, electronic_address, legal_id, number, present, InvoiceView, EN16931};
+use super::{amount, number, present, InvoiceView, EN16931};
 use crate::einvoice::ubl::category_code;
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
@@ -37,13 +38,13 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
     x.close(tag);
 }
 
-fn party(x: &mut Xml, tag: &str, p: &Party) {
+fn party(x: &mut Xml, v: &InvoiceView<'_>, tag: &str, p: &Party) {
     x.open(tag, &[]);
     if let Some(siret) = present(p.siret.as_deref()) {
         x.leaf("ram:GlobalID", &[("schemeID", "0009")], siret);
     }
     x.leaf("ram:Name", &[], &p.name);
-    if let Some((scheme, id)) = legal_id(p) {
+    if let Some((scheme, id)) = v.legal_id(p) {
         let outer = ["ram:SpecifiedLegalOrganization"];
         x.within(&outer, "ram:ID", &[("schemeID", scheme)], id);
     }
@@ -57,7 +58,7 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
     if let Some(a) = &p.billing_address {
         address(x, "ram:PostalTradeAddress", a);
     }
-    if let Some(e) = electronic_address(p) {
+    if let Some(e) = v.electronic_address(p) {
         let outer = ["ram:URIUniversalCommunication"];
         x.within(&outer, "ram:URIID", &[("schemeID", &e.scheme)], &e.value);
     }
@@ -89,7 +90,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     );
     x.open("rsm:ExchangedDocumentContext", &[]);
     let outer = ["ram:BusinessProcessSpecifiedDocumentContextParameter"];
-    x.within(&outer, "ram:ID", &[], v.billing_framework());
+    x.within(&outer, "ram:ID", &[], v.business_process());
     let outer = ["ram:GuidelineSpecifiedDocumentContextParameter"];
     x.within(&outer, "ram:ID", &[], EN16931);
     x.close("rsm:ExchangedDocumentContext");
@@ -98,7 +99,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     x.leaf("ram:ID", &[], &d.number);
     x.leaf("ram:TypeCode", &[], v.type_code());
     date(&mut x, "ram:IssueDateTime", d.issue_date);
-    for n in &d.notes {
+    for n in v.notes().iter() {
         x.open("ram:IncludedNote", &[]);
         x.leaf("ram:Content", &[], &n.text);
         x.opt("ram:SubjectCode", n.subject_code.as_deref());
@@ -154,8 +155,8 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
 
     x.open("ram:ApplicableHeaderTradeAgreement", &[]);
     x.opt("ram:BuyerReference", d.service_code.as_deref());
-    party(&mut x, "ram:SellerTradeParty", &d.seller);
-    party(&mut x, "ram:BuyerTradeParty", &d.buyer);
+    party(&mut x, v, "ram:SellerTradeParty", &d.seller);
+    party(&mut x, v, "ram:BuyerTradeParty", &d.buyer);
     if let Some(po) = v.order_reference() {
         let outer = ["ram:BuyerOrderReferencedDocument"];
         x.within(&outer, "ram:IssuerAssignedID", &[], po);
@@ -226,8 +227,17 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     x.leaf("ram:DuePayableAmount", &[], &amount(d.totals.due));
     x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
     if let Some(prev) = present(d.preceding_invoice.as_deref()) {
-        let outer = ["ram:InvoiceReferencedDocument"];
-        x.within(&outer, "ram:IssuerAssignedID", &[], prev);
+        x.open("ram:InvoiceReferencedDocument", &[]);
+        x.leaf("ram:IssuerAssignedID", &[], prev);
+        if let Some(date) = v.preceding_invoice_date() {
+            x.within(
+                &["ram:FormattedIssueDateTime"],
+                "qdt:DateTimeString",
+                &[("format", "102")],
+                &date.format("%Y%m%d").to_string(),
+            );
+        }
+        x.close("ram:InvoiceReferencedDocument");
     }
     x.close("ram:ApplicableHeaderTradeSettlement");
     x.close("rsm:SupplyChainTradeTransaction");

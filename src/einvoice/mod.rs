@@ -3,10 +3,13 @@
 //! pure writers, one per syntax (`ubl` for UBL 2.1 Invoice / CreditNote, `cii` for CII D16B). Bytes out, no IO.
 //! The writers know nothing of routes: which platform a document goes to is `crate::route`'s,
 //! and the platform's own rules (`rules::chorus`) run only for its route (`format::check`).
+//! A `Profile` says which rule set a document is written for: plain EN 16931, or the French core
+//! invoice of the approved platforms, whose BR-FR terms the writers add and `rules_fr` checks.
 
 pub mod cii;
 pub mod codes;
 pub mod rules;
+pub mod rules_fr;
 pub mod ubl;
 mod xml;
 
@@ -50,6 +53,64 @@ impl Syntax {
             Syntax::Cii => "CII",
         }
     }
+}
+
+/// The rule set a document is written for, on top of the syntax: plain EN 16931 (what Chorus Pro
+/// and the unrouted layouts write, byte for byte as before), or the French core invoice ("socle")
+/// of the approved platforms, which the BR-FR rules check (see `rules_fr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// EN 16931 as the document carries it.
+    #[default]
+    En16931,
+    /// The French core invoice: BT-23 from the nature of the operation, the seller's SIREN
+    /// (BT-30, scheme 0002), the buyer's (BT-47), electronic addresses (BT-34, BT-49) and the
+    /// PMT / PMD / AAB notes.
+    FrenchCore {
+        /// Notes the document lacks among PMT, PMD and AAB are written with the legal French
+        /// wording (`FRENCH_NOTES`); without it, a missing note holds the document (BR-FR-05).
+        default_notes: bool,
+    },
+}
+
+impl Profile {
+    /// Whether this is the French core profile.
+    pub fn is_french_core(self) -> bool {
+        matches!(self, Profile::FrenchCore { .. })
+    }
+}
+
+/// The notes every French invoice carries (BR-FR-05: subject codes PMT, PMD, AAB, BT-21/BT-22)
+/// with the wording written when the document has none of that code (Code de commerce,
+/// art. L441-9 and L441-10).
+pub const FRENCH_NOTES: [(&str, &str); 3] = [
+    (
+        "PMT",
+        "Indemnité forfaitaire pour frais de recouvrement en cas de retard de paiement : 40 €",
+    ),
+    (
+        "PMD",
+        "En cas de retard de paiement, pénalités au taux de trois fois le taux d’intérêt légal",
+    ),
+    ("AAB", "Pas d’escompte pour paiement anticipé"),
+];
+
+/// The business process codes (BT-23) the French core accepts (BR-FR-08): the letter says the
+/// nature of the operation (B goods, S services, M mixed), the digit the billing case (1 a
+/// plain invoice to be paid).
+pub const FRENCH_PROCESSES: [&str; 20] = [
+    "B1", "S1", "M1", "B2", "S2", "M2", "S3", "B4", "S4", "M4", "S5", "S6", "B7", "S7", "B8", "S8",
+    "M8", "B9", "S9", "M9",
+];
+
+/// A party's SIREN: its own, else the first nine digits of its SIRET (a SIRET is the SIREN
+/// followed by the establishment's five digits).
+pub fn siren(p: &Party) -> Option<&str> {
+    present(p.siren.as_deref()).or_else(|| {
+        present(p.siret.as_deref())
+            .filter(|s| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()))
+            .map(|s| &s[..9])
+    })
 }
 
 /// CustomizationID (BT-24) of an EN 16931 document.
@@ -129,6 +190,8 @@ pub struct InvoiceView<'a> {
     pub vat: Vec<VatRow>,
     /// Sum of line nets (BT-106).
     pub line_total: Decimal,
+    /// The rule set it is written for.
+    pub profile: Profile,
 }
 
 /// Rounds to the cent, half away from zero.
@@ -198,7 +261,96 @@ impl<'a> InvoiceView<'a> {
             lines,
             vat,
             line_total,
+            profile: Profile::En16931,
         }
+    }
+
+    /// Issue date of the preceding invoice (BT-26) as written: in the French core only, which
+    /// asks for it on a credit note (BR-FR-CO-05); EN 16931 layouts write BT-25 alone, as before.
+    pub fn preceding_invoice_date(&self) -> Option<chrono::NaiveDate> {
+        self.doc
+            .preceding_invoice_date
+            .filter(|_| self.profile.is_french_core())
+    }
+
+    /// The same view written for `profile`.
+    pub fn with_profile(self, profile: Profile) -> Self {
+        InvoiceView { profile, ..self }
+    }
+
+    /// Business process (BT-23) as written: the billing framework; in the French core, the
+    /// document's when it is a French code, else `B1` / `S1` / `M1` from the nature of the
+    /// operation (goods, services, mixed), else the billing framework as it is (BR-FR-08 holds it).
+    pub fn business_process(&self) -> &str {
+        if !self.profile.is_french_core() {
+            return self.billing_framework();
+        }
+        if let Some(own) = self.french_process() {
+            return own;
+        }
+        self.billing_framework()
+    }
+
+    /// The French BT-23 code of the document, if it has or implies one.
+    pub fn french_process(&self) -> Option<&str> {
+        use crate::model::OperationNature;
+        let own = present(self.doc.billing_framework.as_deref());
+        if let Some(own) = own.filter(|c| FRENCH_PROCESSES.contains(c)) {
+            return Some(own);
+        }
+        self.doc.operation_nature.map(|n| match n {
+            OperationNature::Goods => "B1",
+            OperationNature::Services => "S1",
+            OperationNature::Mixed => "M1",
+        })
+    }
+
+    /// The notes (BG-1) as written: the document's; in the French core with default notes, then
+    /// each of PMT, PMD and AAB it lacks, with the legal wording.
+    pub fn notes(&self) -> std::borrow::Cow<'a, [crate::model::Note]> {
+        let Profile::FrenchCore {
+            default_notes: true,
+        } = self.profile
+        else {
+            return std::borrow::Cow::Borrowed(&self.doc.notes);
+        };
+        let mut notes = self.doc.notes.clone();
+        for (code, text) in FRENCH_NOTES {
+            if !self.doc.notes.iter().any(|n| note_has_code(n, code)) {
+                notes.push(crate::model::Note {
+                    subject_code: Some(code.to_owned()),
+                    text: text.to_owned(),
+                });
+            }
+        }
+        std::borrow::Cow::Owned(notes)
+    }
+
+    /// A party's legal registration identifier (BT-30, BT-47) as written: `legal_id`; in the
+    /// French core, the SIREN with scheme `0002` (BR-FR-10), else `legal_id`.
+    pub fn legal_id<'p>(&self, p: &'p Party) -> Option<(&'static str, &'p str)> {
+        if self.profile.is_french_core() {
+            if let Some(s) = siren(p) {
+                return Some(("0002", s));
+            }
+        }
+        legal_id(p)
+    }
+
+    /// A party's electronic address (BT-34, BT-49) as written: the document's; in the French
+    /// core, else its SIREN in the directory (scheme `0225`), as the directory addresses a
+    /// company by default.
+    pub fn electronic_address(&self, p: &Party) -> Option<ElectronicAddress> {
+        if let Some(e) = electronic_address(p) {
+            return Some(e.clone());
+        }
+        if !self.profile.is_french_core() {
+            return None;
+        }
+        siren(p).map(|s| ElectronicAddress {
+            scheme: "0225".to_owned(),
+            value: s.to_owned(),
+        })
     }
 
     /// Whether the document is a credit note (type 381).
@@ -248,6 +400,13 @@ impl<'a> InvoiceView<'a> {
     }
 }
 
+/// Whether a note has this subject code, exactly as written (the BR-FR rules compare it so).
+pub fn note_has_code(n: &crate::model::Note, code: &str) -> bool {
+    n.subject_code.as_deref() == Some(code)
+}
+
+#[cfg(test)]
+mod french_core_tests;
 #[cfg(test)]
 mod schematron_tests;
 #[cfg(test)]

@@ -11,14 +11,14 @@ use super::*;
 use crate::checks::prepare;
 use crate::mapping::tests::{mapping, worked_credit_note, worked_invoice};
 
-fn shared() -> PathBuf {
+pub(super) fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference")
 }
 
 /// A Python with `saxonche`: `FACTO_SCHEMATRON_PYTHON`, else the venv `.ci/run` fills, else
 /// `python3`. `None` (said on stderr) when there is none or `../shared` is missing; under
 /// `CI=true` that is a failure.
-fn schematron_python() -> Option<PathBuf> {
+pub(super) fn schematron_python() -> Option<PathBuf> {
     let script = shared().join("france/run_schematron.py");
     let candidates: Vec<PathBuf> = match std::env::var_os("FACTO_SCHEMATRON_PYTHON") {
         Some(p) => vec![PathBuf::from(p)],
@@ -42,11 +42,18 @@ fn schematron_python() -> Option<PathBuf> {
     None
 }
 
-/// Runs one compiled schematron on files; the report of every finding when one is fatal.
+/// Runs one compiled schematron of the EN 16931 rules on files; the report of every finding when
+/// one is fatal.
 fn run(python: &Path, rules: &str, files: &[PathBuf]) -> Result<(), String> {
+    run_rules(python, &format!("en16931-rules/{rules}"), files)
+}
+
+/// Runs one compiled schematron (`rules`, under `../shared/reference`) on files; the report of
+/// every finding when one is fatal.
+pub(super) fn run_rules(python: &Path, rules: &str, files: &[PathBuf]) -> Result<(), String> {
     let out = Command::new(python)
         .arg(shared().join("france/run_schematron.py"))
-        .arg(shared().join("en16931-rules").join(rules))
+        .arg(shared().join(rules))
         .args(files)
         .output()
         .unwrap();

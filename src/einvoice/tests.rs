@@ -16,7 +16,7 @@ fn repo() -> PathBuf {
 
 /// The official schemas in `../shared/reference/xsd`, and xmllint; `None` (with a message) when
 /// either is missing outside CI. CI always has both: there their absence fails the test.
-fn schema_tools(xsd: &str) -> Option<PathBuf> {
+pub(super) fn schema_tools(xsd: &str) -> Option<PathBuf> {
     let path = repo().join("../shared/reference/xsd").join(xsd);
     let xmllint = Command::new("xmllint").arg("--version").output().is_ok();
     if path.exists() && xmllint {
@@ -31,7 +31,7 @@ fn schema_tools(xsd: &str) -> Option<PathBuf> {
 }
 
 /// Validates files against a schema; panics with xmllint's own messages.
-fn validate(xsd: &Path, files: &[PathBuf]) {
+pub(super) fn validate(xsd: &Path, files: &[PathBuf]) {
     let out = Command::new("xmllint")
         .arg("--noout")
         .arg("--schema")

@@ -1,12 +1,13 @@
 //! UBL 2.1 `Invoice` and `CreditNote` carrying the EN 16931 business terms facto's model holds,
 //! as Chorus Pro reads them (`IN_DP_E1_UBL_INVOICE`): BT-10 buyer reference = service code,
-//! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009.
+//! BT-13 order reference = engagement number, BT-23 = billing framework, SIRET with scheme 0009
+//! (the French core profile adds its BR-FR terms: see `InvoiceView`).
 //! Element order follows the UBL 2.1 schemas (the tests validate every document against them).
 
 use rust_decimal::Decimal;
 
 use super::xml::Xml;
-use super::{amount, electronic_address, legal_id, number, present, InvoiceView, EN16931};
+use super::{amount, number, present, InvoiceView, EN16931};
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
 
@@ -51,10 +52,10 @@ fn address(x: &mut Xml, tag: &str, a: &Address) {
     x.close(tag);
 }
 
-fn party(x: &mut Xml, tag: &str, p: &Party) {
+fn party(x: &mut Xml, v: &InvoiceView<'_>, tag: &str, p: &Party) {
     x.open(tag, &[]);
     x.open("cac:Party", &[]);
-    if let Some(e) = electronic_address(p) {
+    if let Some(e) = v.electronic_address(p) {
         x.leaf("cbc:EndpointID", &[("schemeID", &e.scheme)], &e.value);
     }
     if let Some(siret) = present(p.siret.as_deref()) {
@@ -77,7 +78,7 @@ fn party(x: &mut Xml, tag: &str, p: &Party) {
     }
     x.open("cac:PartyLegalEntity", &[]);
     x.leaf("cbc:RegistrationName", &[], &p.name);
-    if let Some((scheme, id)) = legal_id(p) {
+    if let Some((scheme, id)) = v.legal_id(p) {
         x.leaf("cbc:CompanyID", &[("schemeID", scheme)], id);
     }
     x.close("cac:PartyLegalEntity");
@@ -157,7 +158,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         &[("xmlns", ns), ("xmlns:cac", NS_CAC), ("xmlns:cbc", NS_CBC)],
     );
     x.leaf("cbc:CustomizationID", &[], EN16931);
-    x.leaf("cbc:ProfileID", &[], v.billing_framework());
+    x.leaf("cbc:ProfileID", &[], v.business_process());
     x.leaf("cbc:ID", &[], &d.number);
     x.leaf("cbc:IssueDate", &[], &d.issue_date.to_string());
     if !credit {
@@ -166,7 +167,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     } else {
         x.leaf("cbc:CreditNoteTypeCode", &[], v.type_code());
     }
-    for n in &d.notes {
+    for n in v.notes().iter() {
         x.leaf("cbc:Note", &[], &note_text(n));
     }
     x.leaf("cbc:DocumentCurrencyCode", &[], cur);
@@ -175,18 +176,30 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         x.within(&["cac:OrderReference"], "cbc:ID", &[], po);
     }
     if let Some(prev) = present(d.preceding_invoice.as_deref()) {
-        let outer = ["cac:BillingReference", "cac:InvoiceDocumentReference"];
-        x.within(&outer, "cbc:ID", &[], prev);
+        x.open("cac:BillingReference", &[]);
+        x.open("cac:InvoiceDocumentReference", &[]);
+        x.leaf("cbc:ID", &[], prev);
+        if let Some(date) = v.preceding_invoice_date() {
+            x.leaf("cbc:IssueDate", &[], &date.to_string());
+        }
+        x.close("cac:InvoiceDocumentReference");
+        x.close("cac:BillingReference");
     }
     if let Some(c) = present(d.contract_reference.as_deref()) {
         x.within(&["cac:ContractDocumentReference"], "cbc:ID", &[], c);
     }
-    party(&mut x, "cac:AccountingSupplierParty", &d.seller);
-    party(&mut x, "cac:AccountingCustomerParty", &d.buyer);
+    party(&mut x, v, "cac:AccountingSupplierParty", &d.seller);
+    party(&mut x, v, "cac:AccountingCustomerParty", &d.buyer);
     if let Some(a) = &d.buyer.delivery_address {
         x.open("cac:Delivery", &[]);
         x.open("cac:DeliveryLocation", &[]);
-        x.opt("cbc:ID", a.siret.as_deref());
+        match present(a.siret.as_deref()) {
+            // The French core names the scheme of a location identifier (BR-FR-CO-10, BT-71-1).
+            Some(siret) if v.profile.is_french_core() => {
+                x.leaf("cbc:ID", &[("schemeID", "0009")], siret);
+            }
+            _ => x.opt("cbc:ID", a.siret.as_deref()),
+        }
         address(&mut x, "cac:Address", a);
         x.close("cac:DeliveryLocation");
         x.close("cac:Delivery");

@@ -23,7 +23,7 @@ pub use vocabulary::{Encoding, FecSeparator, JournalFormat};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::einvoice::Syntax;
+use crate::einvoice::{Profile, Syntax};
 use crate::mapping::{LineRole, MappedDocument};
 use crate::problem::Problem;
 use crate::route::{self, Route};
@@ -46,6 +46,8 @@ pub struct Layout {
     pub encoding: Encoding,
     /// General accounts padded with trailing zeros to this length.
     pub account_length: Option<usize>,
+    /// The rule set of its e-invoices: EN 16931, or the French core of the approved platforms.
+    pub profile: Profile,
 }
 
 impl Layout {
@@ -60,6 +62,25 @@ impl Layout {
             csv: csv::CsvStyle::new(';'),
             encoding: format.default_encoding(),
             account_length: None,
+            profile: Profile::En16931,
+        }
+    }
+
+    /// The French core invoice ("socle") in `syntax`, for no route of its own (the target that
+    /// uses it sets one): the writers add what the BR-FR rules ask (BT-23 from the nature of
+    /// the operation, SIRENs, electronic addresses, PMT / PMD / AAB notes with the legal
+    /// wording when the document has none), and `check` runs those rules.
+    pub fn french_core(syntax: Syntax) -> Self {
+        let format = match syntax {
+            Syntax::Ubl => JournalFormat::ChorusUbl,
+            Syntax::Cii => JournalFormat::ChorusCii,
+        };
+        Layout {
+            route: None,
+            profile: Profile::FrenchCore {
+                default_notes: true,
+            },
+            ..Self::default_for(format)
         }
     }
 
@@ -291,7 +312,7 @@ fn role_name(role: LineRole) -> &'static str {
 /// The EN 16931 document of an e-invoice layout (`None` for journal layouts).
 pub fn einvoice_xml(layout: &Layout, md: &MappedDocument) -> Option<Vec<u8>> {
     let syntax = layout.syntax?;
-    Some(syntax.render(&crate::einvoice::InvoiceView::new(md)))
+    Some(syntax.render(&crate::einvoice::InvoiceView::new(md).with_profile(layout.profile)))
 }
 
 /// Name of a document inside a Chorus Pro lot (the open-source clients' convention).
@@ -320,8 +341,11 @@ pub fn in_scope(layout: &Layout, doc: &crate::model::Document) -> bool {
 /// for the Chorus route).
 pub fn check(layout: &Layout, md: &MappedDocument, mapping_file: &str) -> Vec<Problem> {
     if layout.is_einvoice() {
-        let v = crate::einvoice::InvoiceView::new(md);
+        let v = crate::einvoice::InvoiceView::new(md).with_profile(layout.profile);
         let mut p = crate::einvoice::rules::en16931(&v);
+        if layout.profile.is_french_core() {
+            p.extend(crate::einvoice::rules_fr::french_core(&v));
+        }
         match layout.route {
             Some(Route::ChorusB2g) => p.extend(crate::einvoice::rules::chorus(&v)),
             None => {}

@@ -706,3 +706,47 @@ proptest! {
         }
     }
 }
+
+/// The French core layout runs the BR-FR pre-check and writes what it asks, where the Chorus
+/// layout of the same syntax writes and checks the document as before.
+#[test]
+fn the_french_core_layout_writes_and_checks_the_br_fr_terms_and_chorus_does_not() {
+    use crate::einvoice::{Profile, Syntax};
+    let mut doc = worked_invoice();
+    doc.billing_framework = Some("A1".into());
+    doc.operation_nature = None;
+    let md = prepare(&doc, &mapping()).unwrap();
+    let codes = |l: &Layout| -> Vec<String> {
+        check(l, &md, "m.toml")
+            .into_iter()
+            .map(|p| p.code)
+            .filter(|c| c.starts_with("BR-FR"))
+            .collect()
+    };
+    for (format, syntax) in [
+        (JournalFormat::ChorusUbl, Syntax::Ubl),
+        (JournalFormat::ChorusCii, Syntax::Cii),
+    ] {
+        let chorus = Layout::default_for(format);
+        let french = Layout::french_core(syntax);
+        assert_eq!(chorus.profile, Profile::En16931);
+        assert_eq!((french.syntax, french.route), (Some(syntax), None));
+        assert!(codes(&chorus).is_empty());
+        assert!(
+            codes(&french).contains(&"BR-FR-08".to_owned()),
+            "{:?}",
+            codes(&french)
+        );
+        let xml = |l: &Layout| String::from_utf8(einvoice_xml(l, &md).unwrap()).unwrap();
+        // The defaults notes of the French core, absent from the Chorus document.
+        assert!(xml(&french).contains("PMT") && !xml(&chorus).contains("AAB"));
+    }
+    // With a nature of operation, BT-23 is its French code.
+    let mut doc = worked_invoice();
+    doc.billing_framework = None;
+    doc.operation_nature = Some(crate::model::OperationNature::Services);
+    let md = prepare(&doc, &mapping()).unwrap();
+    let cii =
+        String::from_utf8(einvoice_xml(&Layout::french_core(Syntax::Cii), &md).unwrap()).unwrap();
+    assert!(cii.contains("<ram:ID>S1</ram:ID>"), "{cii}");
+}

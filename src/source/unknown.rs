@@ -156,6 +156,7 @@ fn full_document() -> Document {
         service_code: Some(String::new()),
         contract_reference: Some(String::new()),
         preceding_invoice: Some(String::new()),
+        preceding_invoice_date: Some(date),
         billing_framework: Some(String::new()),
         notes: vec![Note {
             subject_code: Some(String::new()),

@@ -1,0 +1,274 @@
+//! The French core profile through the official validation chain of the approved platforms
+//! (`../shared/reference/notes/fr-pa-flow-api.md` §11): every demo document written in the
+//! French core passes the XSD of its syntax (xmllint; CII against D22B), the EN 16931 rules, then
+//! the BR-FR rules (`BR-FR-Flux2-Schematron-{CII,UBL}`), with zero fatal findings, in CII and
+//! UBL; and a corrupted copy is held by facto's own BR-FR pre-check with the rule id the official
+//! rules give it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::schematron_tests::{run_rules, schematron_python, shared};
+use super::tests::{demo, schema_tools, validate};
+use super::*;
+use crate::mapping::MappedDocument;
+use crate::model::Note;
+
+const FRENCH: Profile = Profile::FrenchCore {
+    default_notes: true,
+};
+
+/// The XML of `md` in the French core, written to `dir`.
+fn write(dir: &Path, name: &str, syntax: Syntax, v: &InvoiceView<'_>) -> PathBuf {
+    let path = dir.join(format!("{name}.{}.xml", syntax.as_str().to_lowercase()));
+    std::fs::write(&path, syntax.render(v)).unwrap();
+    path
+}
+
+fn rules_of(syntax: Syntax) -> [String; 2] {
+    let s = syntax.as_str();
+    [
+        format!("en16931-rules/EN16931-{s}-validation.xslt"),
+        format!("france/rules/BR-FR-Flux2-Schematron-{s}.xslt"),
+    ]
+}
+
+/// The ids of the fatal findings of one compiled schematron on one file.
+fn fatal_ids(python: &Path, rules: &str, file: &Path) -> Vec<String> {
+    let out = Command::new(python)
+        .arg(shared().join("france/run_schematron.py"))
+        .arg(shared().join(rules))
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[fatal] "))
+        .filter_map(|l| l.split_once(':').map(|(id, _)| id.to_owned()))
+        .collect()
+}
+
+#[test]
+fn demo_documents_in_the_french_core_pass_xsd_en16931_and_br_fr_in_cii_and_ubl() {
+    let docs = demo();
+    assert!(docs.len() >= 30, "{}", docs.len());
+    let tmp = tempfile::tempdir().unwrap();
+    // `.ci/run` keeps the documents for inspection, beside the EN 16931 corpus.
+    let dir = std::env::var_os("FACTO_EINVOICE_OUT").map_or_else(
+        || tmp.path().to_owned(),
+        |d| PathBuf::from(d).join("french-core"),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut cii, mut ubl_invoices, mut ubl_credit_notes) = (Vec::new(), Vec::new(), Vec::new());
+    for md in &docs {
+        let v = InvoiceView::new(md).with_profile(FRENCH);
+        // facto's own rules let every demo document through.
+        let mut held = rules::en16931(&v);
+        held.extend(rules_fr::french_core(&v));
+        assert!(held.is_empty(), "{}: {held:?}", md.doc.id);
+        cii.push(write(&dir, &md.doc.id, Syntax::Cii, &v));
+        let u = write(&dir, &md.doc.id, Syntax::Ubl, &v);
+        if v.is_credit_note() {
+            ubl_credit_notes.push(u);
+        } else {
+            ubl_invoices.push(u);
+        }
+    }
+    assert!(!ubl_credit_notes.is_empty());
+    if let Some(xsd) = schema_tools("cii-d22b/CrossIndustryInvoice_100pD22B.xsd") {
+        validate(&xsd, &cii);
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
+        validate(&xsd, &ubl_invoices);
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd") {
+        validate(&xsd, &ubl_credit_notes);
+    }
+    let Some(python) = schematron_python() else {
+        return;
+    };
+    let ubl: Vec<PathBuf> = ubl_invoices.into_iter().chain(ubl_credit_notes).collect();
+    let mut failures = Vec::new();
+    for (syntax, files) in [(Syntax::Cii, &cii), (Syntax::Ubl, &ubl)] {
+        for rules in rules_of(syntax) {
+            if let Err(e) = run_rules(&python, &rules, files) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One demo invoice corrupted several ways (no PMT note and no default notes; a Chorus framework
+/// as BT-23 and no nature of operation; a buyer with no electronic address nor SIREN; a SIRET
+/// of another company; a seller with neither SIREN nor SIRET), and a demo credit note without
+/// the date of the invoice it corrects: the BR-FR ids each breaks.
+fn corrupted() -> Vec<(&'static [&'static str], Profile, MappedDocument)> {
+    let base = demo()
+        .into_iter()
+        .find(|md| {
+            md.doc.kind == crate::model::DocKind::Invoice
+                && md.doc.operation_nature.is_some()
+                && siren(&md.doc.buyer).is_some()
+        })
+        .unwrap();
+    let no_defaults = Profile::FrenchCore {
+        default_notes: false,
+    };
+    let mut no_pmt = base.clone();
+    no_pmt.doc.notes = ["PMD", "AAB"]
+        .iter()
+        .zip(FRENCH_NOTES.iter().skip(1))
+        .map(|(code, (_, text))| Note {
+            subject_code: Some((*code).to_owned()),
+            text: (*text).to_owned(),
+        })
+        .collect();
+    let mut chorus_process = base.clone();
+    chorus_process.doc.billing_framework = Some("A1".to_owned());
+    chorus_process.doc.operation_nature = None;
+    let mut foreign_siret = base.clone();
+    foreign_siret.doc.seller.siren = Some("123456782".to_owned());
+    foreign_siret.doc.seller.siret = Some("73282932000074".to_owned());
+    let mut no_seller_siren = base.clone();
+    no_seller_siren.doc.seller.siren = None;
+    no_seller_siren.doc.seller.siret = None;
+    no_seller_siren.doc.seller.electronic_address = None;
+    if let Some(a) = no_seller_siren.doc.seller.billing_address.as_mut() {
+        a.siret = None;
+    }
+    let mut undated_credit = demo()
+        .into_iter()
+        .find(|md| md.doc.kind == crate::model::DocKind::CreditNote)
+        .unwrap();
+    undated_credit.doc.preceding_invoice_date = None;
+    let mut spaced_number = base.clone();
+    spaced_number.doc.number = "F 2026.1".to_owned();
+    let mut bad_directory_address = base.clone();
+    bad_directory_address.doc.buyer.electronic_address = Some(crate::model::ElectronicAddress {
+        scheme: "0225".to_owned(),
+        value: "412358764 /x".to_owned(),
+    });
+    let mut two_pmt = base.clone();
+    two_pmt.doc.notes.extend(["PMT", "PMT"].map(|code| Note {
+        subject_code: Some(code.to_owned()),
+        text: FRENCH_NOTES[0].1.to_owned(),
+    }));
+    let mut b2b_without_siren = base.clone();
+    b2b_without_siren.doc.notes.push(Note {
+        subject_code: Some("BAR".to_owned()),
+        text: "B2B".to_owned(),
+    });
+    let buyer = &mut b2b_without_siren.doc.buyer;
+    (buyer.siren, buyer.siret, buyer.electronic_address) = (None, None, None);
+    if let Some(a) = buyer.billing_address.as_mut() {
+        a.siret = None;
+    }
+    let mut foreign_rate = base.clone();
+    for l in &mut foreign_rate.lines {
+        l.rate = rust_decimal::Decimal::new(15, 0);
+    }
+    let mut fine_price = base.clone();
+    fine_price.doc.lines[0].unit_price = rust_decimal::Decimal::new(1_234_567, 7);
+    let mut no_bt49 = base;
+    no_bt49.doc.buyer.electronic_address = None;
+    no_bt49.doc.buyer.siren = None;
+    no_bt49.doc.buyer.siret = None;
+    if let Some(a) = no_bt49.doc.buyer.billing_address.as_mut() {
+        a.siret = None;
+    }
+    vec![
+        (&["BR-FR-05"], no_defaults, no_pmt),
+        (&["BR-FR-08"], FRENCH, chorus_process),
+        (&["BR-FR-12"], FRENCH, no_bt49),
+        (&["BR-FR-09"], FRENCH, foreign_siret),
+        (&["BR-FR-10", "BR-FR-13"], FRENCH, no_seller_siren),
+        (&["BR-FR-CO-05"], FRENCH, undated_credit),
+        (&["BR-FR-02"], FRENCH, spaced_number),
+        (&["BR-FR-23"], FRENCH, bad_directory_address),
+        (&["BR-FR-06"], FRENCH, two_pmt),
+        (&["BR-FR-16"], FRENCH, foreign_rate),
+        (&["BR-FR-DEC-03"], FRENCH, fine_price),
+        (
+            &["BR-FR-11", "BR-FR-12", "BR-FR-21"],
+            FRENCH,
+            b2b_without_siren,
+        ),
+    ]
+}
+
+#[test]
+fn a_corrupted_document_is_held_by_facto_with_the_br_fr_id_the_official_rules_give() {
+    let cases = corrupted();
+    let python = schematron_python();
+    let tmp = tempfile::tempdir().unwrap();
+    for (rules, profile, md) in &cases {
+        let v = InvoiceView::new(md).with_profile(*profile);
+        let ours: Vec<String> = rules_fr::french_core(&v)
+            .into_iter()
+            .map(|p| p.code)
+            .collect();
+        assert_eq!(ours, *rules, "facto's pre-check");
+        let Some(python) = &python else {
+            continue;
+        };
+        for syntax in [Syntax::Cii, Syntax::Ubl] {
+            let file = write(tmp.path(), rules[0], syntax, &v);
+            let [_, br_fr] = rules_of(syntax);
+            let official = fatal_ids(python, &br_fr, &file);
+            for rule in *rules {
+                assert!(
+                    official
+                        .iter()
+                        .any(|id| id.starts_with(&format!("{rule}_"))),
+                    "{rule} in {}: the official rules found {official:?}",
+                    syntax.as_str()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn any_text_in_any_field_is_held_by_facto_or_passes_the_br_fr_rules() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let Some(python) = schematron_python() else {
+        return;
+    };
+    // Each text field of a demo document takes, now and then, any text: facto's own rules
+    // (EN 16931 and BR-FR) hold the document, or the official rules find nothing fatal in the
+    // French core it writes.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(
+        proptest::option::weighted(0.15, super::tests::any_text()),
+        40,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = demo();
+    let (mut cii, mut ubl) = (Vec::new(), Vec::new());
+    for case in 0..120 {
+        let texts = strategy.new_tree(&mut runner).unwrap().current();
+        let mut md = docs[case % docs.len()].clone();
+        super::tests::fill_text_fields(&mut md.doc, &texts);
+        let v = InvoiceView::new(&md).with_profile(FRENCH);
+        if !rules::en16931(&v).is_empty() || !rules_fr::french_core(&v).is_empty() {
+            continue;
+        }
+        cii.push(write(tmp.path(), &case.to_string(), Syntax::Cii, &v));
+        ubl.push(write(tmp.path(), &case.to_string(), Syntax::Ubl, &v));
+    }
+    assert!(
+        cii.len() >= 30,
+        "only {} documents passed facto's rules",
+        cii.len()
+    );
+    let mut failures = Vec::new();
+    for (syntax, files) in [(Syntax::Cii, &cii), (Syntax::Ubl, &ubl)] {
+        for rules in rules_of(syntax) {
+            if let Err(e) = run_rules(&python, &rules, files) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
