@@ -215,6 +215,11 @@ impl State {
         if let Some(why) = self.refuse.get(&number) {
             return error(422, "InvalidSchema", why);
         }
+        // A PA runs the French rules: a document that is not the French core invoice (here: no
+        // early-payment discount note, BR-FR-05) is refused.
+        if !xml.contains("AAB") {
+            return error(422, "InvalidSchema", "BR-FR-05: the AAB note is missing");
+        }
         let fault = self.faults.pop_front();
         if let Some(Fault::Fail) = fault {
             return ResponseTemplate::new(500);

@@ -23,7 +23,8 @@ use self::api::{Flow, PaApi, PaError};
 use self::config::{PaConfig, PaSyntax};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::{remote, TargetError};
-use crate::format::{self, JournalFormat, Layout};
+use crate::einvoice::Syntax;
+use crate::format::{self, Layout};
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
@@ -83,15 +84,14 @@ impl PaRun {
         })
     }
 
-    /// The document layout of a connector: the e-invoice writer's syntax, for every document
-    /// (no route yet: the directory lookup that routes B2B documents comes later).
+    /// The document layout of a connector: the French core invoice (the reform's "socle", checked
+    /// against facto's BR-FR rules before anything is sent), for every document (no route yet:
+    /// the directory lookup that routes B2B documents comes later).
     pub fn layout(cfg: &PaConfig) -> Layout {
-        let mut l = Layout::default_for(match cfg.syntax {
-            PaSyntax::Cii => JournalFormat::ChorusCii,
-            PaSyntax::Ubl => JournalFormat::ChorusUbl,
-        });
-        l.route = None;
-        l
+        Layout::french_core(match cfg.syntax {
+            PaSyntax::Cii => Syntax::Cii,
+            PaSyntax::Ubl => Syntax::Ubl,
+        })
     }
 
     fn api(&self) -> Result<&PaApi, TargetError> {
