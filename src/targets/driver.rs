@@ -230,17 +230,20 @@ pub trait Target: Send + Sync {
     fn joins(&self, _first: &MappedDocument, _next: &MappedDocument) -> bool {
         true
     }
-    /// What keeps a document from the target that is known without calling it (`preview`).
+    /// What keeps a document from the target that is known without calling it (`preview`):
+    /// nothing, unless the target says.
     ///
     /// # Errors
     ///
     /// Ledger failure.
     fn offline_problems(
         &self,
-        ledger: &dyn Ledger,
-        origin: &str,
-        md: &MappedDocument,
-    ) -> Result<Vec<Problem>, TargetError>;
+        _ledger: &dyn Ledger,
+        _origin: &str,
+        _md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        Ok(Vec::new())
+    }
     /// Reads what the checks need from the target, once per run.
     fn preflight(
         &mut self,

@@ -100,15 +100,6 @@ impl Target for Fake {
         self.lot
     }
 
-    fn offline_problems(
-        &self,
-        _ledger: &dyn Ledger,
-        _origin: &str,
-        _md: &MappedDocument,
-    ) -> Result<Vec<Problem>, TargetError> {
-        Ok(Vec::new())
-    }
-
     async fn check(
         &mut self,
         _ledger: &dyn Ledger,

@@ -205,15 +205,6 @@ impl Target for PaRun {
         Some(Self::layout(&self.cfg))
     }
 
-    fn offline_problems(
-        &self,
-        _ledger: &dyn Ledger,
-        _origin: &str,
-        _md: &MappedDocument,
-    ) -> Result<Vec<Problem>, TargetError> {
-        Ok(Vec::new())
-    }
-
     async fn check(
         &mut self,
         _ledger: &dyn Ledger,
