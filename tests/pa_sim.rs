@@ -78,7 +78,7 @@ fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
 }
 
 /// The parts of a `multipart/form-data` body: name → (headers, bytes).
-fn parts(req: &Request) -> BTreeMap<String, (String, Vec<u8>)> {
+pub fn parts(req: &Request) -> BTreeMap<String, (String, Vec<u8>)> {
     let ct = req
         .headers
         .get("content-type")

@@ -18,6 +18,7 @@ mod formats;
 mod http_source;
 mod lifecycle;
 mod pa_api;
+mod pa_contract;
 mod pa_sim;
 mod pennylane_api;
 mod pennylane_contract;
