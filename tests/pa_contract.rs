@@ -61,16 +61,11 @@ async fn every_request_of_a_sync_is_valid_against_the_afnor_flow_contract() {
     };
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("afnor-flow.json");
-    let out = Command::new(&py)
-        .arg(afnor.join("prism_mock_spec.py"))
-        .arg(afnor.join("AFNOR-Flow_Service-1.3.0.swagger.json"))
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::common::tool_ok(
+        Command::new(&py)
+            .arg(afnor.join("prism_mock_spec.py"))
+            .arg(afnor.join("AFNOR-Flow_Service-1.3.0.swagger.json"))
+            .arg(&spec),
     );
     let mock = start(&bin, &spec, &dir.path().join("prism.log"), true);
     let base = format!("http://127.0.0.1:{}", mock.port);

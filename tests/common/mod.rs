@@ -372,3 +372,15 @@ pub async fn kill_at(mut cmd: Command, point: &str, flag: &Path) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Runs a helper tool (a checker, a spec patcher) and panics with what it printed when it fails.
+pub fn tool_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
