@@ -87,6 +87,22 @@ pub trait CallError: std::fmt::Display {
     fn api(&self) -> Option<&ApiError>;
 }
 
+/// Default timeout of one API call, seconds (`timeout_secs` of every API target).
+pub(crate) fn default_timeout_secs() -> u64 {
+    30
+}
+
+/// Default longest time spent retrying one call, seconds (`max_retry_secs`).
+pub(crate) fn default_max_retry_secs() -> u64 {
+    120
+}
+
+/// Default time a claimed record whose outcome is unknown waits for the platform to list it
+/// before it is sent again, minutes (`lookup_grace_minutes`).
+pub(crate) fn default_lookup_grace_minutes() -> u64 {
+    60
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,34 +56,25 @@ pub struct ChorusConfig {
     #[serde(default = "one")]
     pub lot_size: usize,
     /// Timeout of one API call, seconds. Default 30.
-    #[serde(default = "thirty")]
+    #[serde(default = "crate::targets::http::default_timeout_secs")]
     pub timeout_secs: u64,
     /// Longest time spent retrying one call (429, 5xx, no answer), seconds. Default 120.
-    #[serde(default = "one_twenty")]
+    #[serde(default = "crate::targets::http::default_max_retry_secs")]
     pub max_retry_secs: u64,
     /// How long a buyer's structure settings are trusted before being read again. Default 24.
     #[serde(default = "twenty_four")]
     pub structure_cache_hours: u64,
     /// A deposit whose answer was lost is looked up at every run; when Chorus Pro still does
     /// not know the invoice this long after, it is deposited again. Minutes, default 60.
-    #[serde(default = "sixty")]
+    #[serde(default = "crate::targets::http::default_lookup_grace_minutes")]
     pub lookup_grace_minutes: u64,
 }
 
 fn one() -> usize {
     1
 }
-fn thirty() -> u64 {
-    30
-}
-fn one_twenty() -> u64 {
-    120
-}
 fn twenty_four() -> u64 {
     24
-}
-fn sixty() -> u64 {
-    60
 }
 
 impl ChorusConfig {

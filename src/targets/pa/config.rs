@@ -59,29 +59,20 @@ pub struct PaConfig {
     #[serde(default)]
     pub syntax: PaSyntax,
     /// Timeout of one API call, seconds. Default 30.
-    #[serde(default = "thirty")]
+    #[serde(default = "crate::targets::http::default_timeout_secs")]
     pub timeout_secs: u64,
     /// Longest time spent retrying one call (429, 503, no connection), seconds. Default 120.
-    #[serde(default = "one_twenty")]
+    #[serde(default = "crate::targets::http::default_max_retry_secs")]
     pub max_retry_secs: u64,
     /// A flow whose answer was lost is looked up (by `trackingId`) at every run; when the PA
     /// still does not list it this long after, it is sent again. Minutes, default 60.
-    #[serde(default = "sixty")]
+    #[serde(default = "crate::targets::http::default_lookup_grace_minutes")]
     pub lookup_grace_minutes: u64,
     /// Most flows whose acknowledgement is read in one status run. Default 200.
     #[serde(default = "two_hundred")]
     pub poll_max_flows: usize,
 }
 
-fn thirty() -> u64 {
-    30
-}
-fn one_twenty() -> u64 {
-    120
-}
-fn sixty() -> u64 {
-    60
-}
 fn two_hundred() -> usize {
     200
 }

@@ -46,10 +46,10 @@ pub struct PennylaneConfig {
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// Timeout of one call, seconds. Default 30.
-    #[serde(default = "thirty")]
+    #[serde(default = "crate::targets::http::default_timeout_secs")]
     pub timeout_secs: u64,
     /// Longest time spent retrying one call, seconds. Default 120.
-    #[serde(default = "one_twenty")]
+    #[serde(default = "crate::targets::http::default_max_retry_secs")]
     pub max_retry_secs: u64,
     /// Requests per 5 seconds. Default 25, Pennylane's limit per token; a higher value only
     /// makes sense for a proxy or a test server.
@@ -61,7 +61,7 @@ pub struct PennylaneConfig {
     pub reference_prefix: String,
     /// An import whose answer was lost stays claimed, looked up at every run, for this long
     /// before it is sent again (a late answer may still land). Minutes, default 60.
-    #[serde(default = "sixty")]
+    #[serde(default = "crate::targets::http::default_lookup_grace_minutes")]
     pub lookup_grace_minutes: u64,
 }
 
@@ -85,16 +85,6 @@ fn twenty_five() -> u32 {
 }
 fn facto_prefix() -> String {
     "facto:".to_owned()
-}
-
-fn thirty() -> u64 {
-    30
-}
-fn one_twenty() -> u64 {
-    120
-}
-fn sixty() -> u64 {
-    60
 }
 
 impl PennylaneConfig {

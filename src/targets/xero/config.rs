@@ -47,14 +47,14 @@ pub struct XeroConfig {
     #[serde(default = "sixty_calls")]
     pub calls_per_minute: u32,
     /// Timeout of one call, seconds. Default 30.
-    #[serde(default = "thirty")]
+    #[serde(default = "crate::targets::http::default_timeout_secs")]
     pub timeout_secs: u64,
     /// Longest time spent retrying one call, seconds. Default 120.
-    #[serde(default = "one_twenty")]
+    #[serde(default = "crate::targets::http::default_max_retry_secs")]
     pub max_retry_secs: u64,
     /// A batch whose answer was lost stays claimed, looked up at every run, for this long
     /// before it is sent again (a late answer may still land). Minutes, default 60.
-    #[serde(default = "sixty")]
+    #[serde(default = "crate::targets::http::default_lookup_grace_minutes")]
     pub lookup_grace_minutes: u64,
 }
 
@@ -80,16 +80,6 @@ fn fifty() -> usize {
     50
 }
 fn sixty_calls() -> u32 {
-    60
-}
-
-fn thirty() -> u64 {
-    30
-}
-fn one_twenty() -> u64 {
-    120
-}
-fn sixty() -> u64 {
     60
 }
 
