@@ -103,6 +103,18 @@ async fn sends_each_document_once_and_follows_acknowledgements() {
     assert_once(&sim, &p);
 }
 
+/// The next sync finds the flow left claimed at the PA by its `trackingId`: recorded, not sent
+/// again, every flow once.
+async fn next_run_finds_it(sim: &Sim, p: &Project) {
+    let (_, r, err) = run(p, &["sync"]).await;
+    assert!(
+        r["statuses"].to_string().contains("not sent again"),
+        "{r} {err}"
+    );
+    assert!(records(p, Some("claimed")).is_empty());
+    assert_once(sim, p);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_is_found_by_its_tracking_id_and_not_sent_again() {
     let sim = Sim::start().await;
@@ -118,13 +130,7 @@ async fn a_lost_answer_is_found_by_its_tracking_id_and_not_sent_again() {
     assert_eq!(records(&p, Some("claimed")).len(), 1);
     assert_eq!(target(&r, "sales-fec")["delivered"], 41);
 
-    let (_, r, err) = run(&p, &["sync"]).await;
-    assert!(
-        r["statuses"].to_string().contains("not sent again"),
-        "{r} {err}"
-    );
-    assert!(records(&p, Some("claimed")).is_empty());
-    assert_once(&sim, &p);
+    next_run_finds_it(&sim, &p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,13 +211,7 @@ async fn killed_right_after_the_send_the_next_run_finds_the_flow() {
     .await;
     assert_eq!(sim.created().len(), 2, "two flows before the kill");
     assert_eq!(records(&p, Some("claimed")).len(), 1);
-    let (_, r, err) = run(&p, &["sync"]).await;
-    assert!(
-        r["statuses"].to_string().contains("not sent again"),
-        "{r} {err}"
-    );
-    assert!(records(&p, Some("claimed")).is_empty());
-    assert_once(&sim, &p);
+    next_run_finds_it(&sim, &p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -155,12 +155,7 @@ async fn a_late_pennylane_answer_is_waited_for_and_never_imported_twice() {
     let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 1, "{r}");
     assert_eq!(in_state(&p, "pennylane", "claimed"), 0, "{r}");
-    let imports = sim.imports();
-    assert_eq!(imports.len(), DEMO_DELIVERABLE as usize, "{imports:?}");
-    assert!(
-        imports.values().all(|n| *n == 1),
-        "imported twice: {imports:?}"
-    );
+    crate::common::assert_once(&sim.imports(), DEMO_DELIVERABLE as usize, "imported");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,12 +234,7 @@ async fn a_late_xero_answer_is_waited_for_and_never_sent_twice() {
     let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 1, "{r}");
     assert_eq!(in_state(&p, "xero", "claimed"), 0, "{r}");
-    let created = sim.created();
-    assert_eq!(created.len(), DEMO_DELIVERABLE as usize, "{created:?}");
-    assert!(
-        created.values().all(|n| *n == 1),
-        "created twice: {created:?}"
-    );
+    crate::common::assert_once(&sim.created(), DEMO_DELIVERABLE as usize, "created");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -277,12 +267,7 @@ async fn a_xero_allocation_that_fails_leaves_no_sent_credit_note_claimed() {
     sim.state.lock().unwrap().allocations_over_day_limit = false;
     let (code, r, _) = json_of(sync()).await;
     assert_eq!(code, 1, "{r}");
-    let created = sim.created();
-    assert_eq!(created.len(), DEMO_DELIVERABLE as usize, "{created:?}");
-    assert!(
-        created.values().all(|n| *n == 1),
-        "created twice: {created:?}"
-    );
+    crate::common::assert_once(&sim.created(), DEMO_DELIVERABLE as usize, "created");
 }
 
 /// Rows of the demo's documents CSV that hold `number`.
