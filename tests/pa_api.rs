@@ -9,13 +9,13 @@ use serde_json::Value;
 use crate::common::{self, json_of, kill_at, target, with_json, Project};
 use crate::pa_sim::{Fault, Sim, BEARER, CLIENT_ID, CLIENT_SECRET};
 
-const T: &str = "pa";
+pub const T: &str = "pa";
 
-fn project(sim: &Sim, extra: &str) -> Project {
+pub fn project(sim: &Sim, extra: &str) -> Project {
     Project::demo_with_target(T, &sim.connector(extra))
 }
 
-fn command(p: &Project, args: &[&str]) -> std::process::Command {
+pub fn command(p: &Project, args: &[&str]) -> std::process::Command {
     let mut c = p.command(args);
     c.env("PA_CLIENT_ID", CLIENT_ID)
         .env("PA_CLIENT_SECRET", CLIENT_SECRET)
@@ -23,11 +23,11 @@ fn command(p: &Project, args: &[&str]) -> std::process::Command {
     c
 }
 
-async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
+pub async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
     json_of(command(p, &with_json(args))).await
 }
 
-fn records(p: &Project, state: Option<&str>) -> Vec<Value> {
+pub fn records(p: &Project, state: Option<&str>) -> Vec<Value> {
     let mut args = vec!["ledger", "list", "--target", T];
     if let Some(s) = state {
         args.extend(["--state", s]);
@@ -37,7 +37,7 @@ fn records(p: &Project, state: Option<&str>) -> Vec<Value> {
 }
 
 /// Every document the target took reached the PA once, under its record's `trackingId`.
-fn assert_once(sim: &Sim, p: &Project) {
+pub fn assert_once(sim: &Sim, p: &Project) {
     let sent: Vec<Value> = records(p, None)
         .into_iter()
         .filter(|r| r["state"] != "held")
@@ -105,7 +105,7 @@ async fn sends_each_document_once_and_follows_acknowledgements() {
 
 /// The next sync finds the flow left claimed at the PA by its `trackingId`: recorded, not sent
 /// again, every flow once.
-async fn next_run_finds_it(sim: &Sim, p: &Project) {
+pub async fn next_run_finds_it(sim: &Sim, p: &Project) {
     let (_, r, err) = run(p, &["sync"]).await;
     assert!(
         r["statuses"].to_string().contains("not sent again"),

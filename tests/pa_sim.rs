@@ -4,7 +4,8 @@
 //! `flowInfo` and `file` parts and checks them as the spec says (required fields, `flowSyntax`
 //! enum, `trackingId` ≤ 64, `sha256` of the file), searches by `trackingId`, flow metadata whose
 //! acknowledgement moves from `Pending` to `Ok` (or `Error` with reasons) as it is read, and
-//! faults on demand: an answer lost after the flow was created, a 500 before it was, searches
+//! faults on demand: an answer lost after the flow was created, a 500 before it was, a 429, an
+//! answer later than the client waits, searches
 //! that do not list a new flow yet, the uniqueness check (`AlreadyExistingFlow`). It counts the
 //! flows created per `trackingId` so that tests prove "sent exactly once".
 
@@ -29,6 +30,10 @@ pub enum Fault {
     LoseAnswer,
     /// Answer 500 without creating anything.
     Fail,
+    /// Answer 429 with `Retry-After: 1` without creating anything.
+    TooMany,
+    /// Create the flow, then answer after this long (longer than the client waits).
+    Slow(std::time::Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -221,8 +226,13 @@ impl State {
             return error(422, "InvalidSchema", "BR-FR-05: the AAB note is missing");
         }
         let fault = self.faults.pop_front();
-        if let Some(Fault::Fail) = fault {
-            return ResponseTemplate::new(500);
+        match fault {
+            Some(Fault::Fail) => return ResponseTemplate::new(500),
+            Some(Fault::TooMany) => {
+                return error(429, "TOO_MANY_REQUESTS", "slow down")
+                    .insert_header("Retry-After", "1")
+            }
+            _ => {}
         }
         if self.unique_check
             && self
@@ -256,6 +266,9 @@ impl State {
         self.flows.push(flow);
         match fault {
             Some(Fault::LoseAnswer) => ResponseTemplate::new(500),
+            Some(Fault::Slow(d)) => ResponseTemplate::new(202)
+                .set_body_json(answer)
+                .set_delay(d),
             _ => ResponseTemplate::new(202).set_body_json(answer),
         }
     }

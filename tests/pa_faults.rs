@@ -1,0 +1,47 @@
+//! The approved-platform target through the faults a real PA shows: access tokens that stop
+//! working mid-sync, a 429 with `Retry-After`, and an answer later than facto waits. Each
+//! document still reaches the PA exactly once.
+
+use std::time::Duration;
+
+use crate::common::target;
+use crate::pa_api::{assert_once, next_run_finds_it, project, records, run, T};
+use crate::pa_sim::{Fault, Sim};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiring_tokens_and_a_429_are_waited_out_and_each_flow_is_created_once() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    {
+        let mut s = sim.state.lock().unwrap();
+        // Each access token works for three calls, then answers 401.
+        s.oauth.max_uses = 3;
+        s.faults.push_back(Fault::TooMany);
+    }
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "the demo holds two documents: {r} {err}");
+    let sent = target(&r, T)["delivered"].as_u64().unwrap_or(0);
+    assert!(sent > 3, "{r}");
+    assert!(
+        sim.state.lock().unwrap().oauth.requests > 1,
+        "a new token was fetched after a 401"
+    );
+    assert!(records(&p, Some("claimed")).is_empty());
+    assert_once(&sim, &p);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_later_than_the_timeout_is_found_by_its_tracking_id_not_sent_again() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "timeout_secs = 1\nlookup_grace_minutes = 0\n");
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::Slow(Duration::from_secs(3)));
+    let (code, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "a timeout leaves the outcome unknown: {r}");
+    assert!(r["error"].to_string().contains("outcome unknown"), "{r}");
+    assert_eq!(records(&p, Some("claimed")).len(), 1);
+    next_run_finds_it(&sim, &p).await;
+}
