@@ -10,6 +10,7 @@
 //! routes (every document the layout takes is sent), CDAR lifecycle statuses.
 
 pub mod api;
+pub mod cdar;
 pub mod config;
 
 use std::sync::Arc;
