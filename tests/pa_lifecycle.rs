@@ -190,3 +190,36 @@ async fn every_waiting_acknowledgement_is_polled_in_turn() {
     let total: u32 = reads.values().sum();
     assert!(total as usize <= 5 * (n.div_ceil(5) + 1), "{reads:?}");
 }
+
+/// The daemon's status polling reads the PA's statuses too, on its own schedule.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_reads_the_statuses_on_its_status_schedule() {
+    let sim = Sim::with_lifecycle(&[&[Lc::new(200)], &[Lc::new(202)], &[Lc::new(205)]]).await;
+    let p = Project::demo_with_target(T, &sim.connector(""));
+    let (mut child, _, _) = crate::daemon::start_with(
+        &p,
+        "status_every = \"every 1s\"\n",
+        &[
+            ("PA_CLIENT_ID", CLIENT_ID),
+            ("PA_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let done = {
+            let s = sim.state.lock().unwrap();
+            s.ticks >= 3 && s.downloads.len() == s.lc.len()
+        };
+        if done || start.elapsed() > std::time::Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // One more status pass: the one that read the last step has stored it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(crate::daemon::terminate(&mut child), 0);
+    let number = sim.state.lock().unwrap().flows[0].number.clone();
+    let r = record(&p, &number);
+    assert_eq!(statuses(&r), ["200", "202", "205"], "{r}");
+    assert_eq!(r["state"], "accepted");
+}
