@@ -133,7 +133,7 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
     assert_eq!(statuses(&ra), ["200", "202", "203", "205"]);
     assert_eq!(ra["state"], "accepted");
     let rb = record(&p, b);
-    assert_eq!(rb["state"], "delivered");
+    assert_eq!(rb["state"], "accepted");
     assert!(
         rb["last_error"]
             .as_str()

@@ -151,8 +151,10 @@ pub fn apply(
             }
         }
         r.remote_status = Some(status);
+        // As Chorus Pro's statuses move the state: in the buyer's hands → accepted, cashed →
+        // paid; never back (statuses after payment are kept in the history only).
         match (st.code.code(), r.state) {
-            (205, State::Delivered) => State::Accepted,
+            (204..=209 | 211, State::Delivered) => State::Accepted,
             (212, State::Delivered | State::Accepted) => State::Paid,
             (_, s) => s,
         }

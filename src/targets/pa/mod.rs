@@ -6,8 +6,10 @@
 //! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
+//! The lifecycle statuses (CDAR) are read at each poll ([`lifecycle`], [`cdar`]).
+//!
 //! Not yet here: the French core invoice fields and BR-FR checks, Factur-X, the directory and
-//! routes (every document the layout takes is sent), CDAR lifecycle statuses.
+//! routes (every document the layout takes is sent).
 
 pub mod api;
 pub mod cdar;
