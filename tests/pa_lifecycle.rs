@@ -155,6 +155,23 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
     // Refused: never sent again under its number, by a sync or by `ledger retry`.
     let (_, r, err) = run(&p, &["sync"]).await;
     assert_eq!(common::target(&r, T)["delivered"], 0, "{r} {err}");
+    let line = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["number"] == c.as_str())
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(line["status"], "rejected");
+    assert!(
+        line["reason"].as_str().unwrap().contains(&format!(
+            "cancelling invoice {c} in the books with a credit note"
+        )),
+        "{line}"
+    );
+    assert_eq!(
+        line["fix"],
+        "cancel it in the books with a credit note and issue a new invoice with a new number"
+    );
     let retry = command(&p, &["ledger", "retry", c, "--target", T])
         .output()
         .unwrap();
