@@ -71,8 +71,14 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
         let s = sim.state.lock().unwrap();
         s.flows.iter().map(|f| f.number.clone()).collect()
     };
-    assert!(numbers.len() >= 4, "{numbers:?}");
-    let (a, b, c, d) = (&numbers[0], &numbers[1], &numbers[2], &numbers[3]);
+    assert!(numbers.len() >= 5, "{numbers:?}");
+    let (a, b, c, d, e) = (
+        &numbers[0],
+        &numbers[1],
+        &numbers[2],
+        &numbers[3],
+        &numbers[4],
+    );
     // The sync read the first step already: deposited.
     assert_eq!(record(&p, a)["remote_status"], "cdv:200 Déposée");
 
@@ -86,6 +92,10 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
     sim.then(
         c,
         &[&[Lc::new(210).reason("AUTRE", "Commande inconnue du service")]],
+    );
+    sim.then(
+        e,
+        &[&[Lc::new(213).reason("DOUBLON", "Facture déjà reçue")]],
     );
     // Collected (delivered twice by the PA), then taken in hand: processing statuses in any order.
     sim.then(
@@ -110,6 +120,10 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
     );
     assert!(
         second.contains(&format!("{c} (pa): cdv:203 Mise à disposition → cdv:210 Refusée: refused by the buyer 210 Refusée (AUTRE: Commande inconnue du service): the reform requires cancelling invoice {c} in the books with a credit note and issuing a new invoice with a new number")),
+        "{second}"
+    );
+    assert!(
+        second.contains(&format!("{e} (pa): cdv:203 Mise à disposition → cdv:213 Rejetée: rejected by a PA's regulatory checks 213 Rejetée (DOUBLON: Facture déjà reçue): the reform requires cancelling invoice {e}")),
         "{second}"
     );
     sim.status_of_unknown("F2099-9999", Lc::new(205));
@@ -184,6 +198,7 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
     let (_, r, _) = run(&p, &["sync"]).await;
     assert_eq!(common::target(&r, T)["delivered"], 0, "{r}");
     assert_eq!(record(&p, c)["state"], "rejected");
+    assert_eq!(record(&p, e)["state"], "rejected");
     common::assert_once(&sim.created(), numbers.len(), "sent");
 }
 
