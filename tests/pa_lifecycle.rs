@@ -255,3 +255,36 @@ async fn the_daemon_reads_the_statuses_on_its_status_schedule() {
     assert_eq!(statuses(&r), ["200", "202", "205"], "{r}");
     assert_eq!(r["state"], "accepted");
 }
+
+/// A run reads at most ten pages of statuses; the next run goes on from the PA's cursor, and
+/// every status is read once.
+#[tokio::test(flavor = "multi_thread")]
+async fn statuses_beyond_a_runs_pages_are_read_by_the_next_run_once() {
+    let sim = Sim::with_lifecycle(&[&[Lc::new(200)]]).await;
+    sim.state.lock().unwrap().lc_page = 2;
+    let p = Project::demo_with_target(T, &sim.connector(""));
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    let n = sim.created().len();
+    assert!(n > 20, "{n}");
+    let deposited = |p: &Project| {
+        let (_, v) = p.json(&["ledger", "list", "--target", T]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["remote_status"] == "cdv:200 Déposée")
+            .count()
+    };
+    // Ten pages of two.
+    assert_eq!(deposited(&p), 20);
+    status_text(&p);
+    assert_eq!(deposited(&p), 40.min(n));
+    for _ in 0..n.div_ceil(20) {
+        status_text(&p);
+    }
+    assert_eq!(deposited(&p), n);
+    let s = sim.state.lock().unwrap();
+    assert_eq!(s.lc.len(), n);
+    assert_eq!(s.downloads.len(), n);
+    assert!(s.downloads.values().all(|d| *d == 1), "{:?}", s.downloads);
+}
