@@ -53,10 +53,16 @@ struct Position {
     seen: BTreeMap<String, String>,
 }
 
+/// A PA's `updatedAt`: RFC 3339, or without a zone (read as UTC) as some PAs write it.
 fn rfc3339(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
 }
 
 /// The advice a final refusal (210, 213) gives, naming the document.

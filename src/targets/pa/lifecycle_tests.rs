@@ -152,3 +152,12 @@ fn index_keys_hold_number_seller_and_year() {
         index_key("pa", "552100554", 2025, "F1")
     );
 }
+
+#[test]
+fn update_times_with_or_without_a_zone() {
+    let z = rfc3339("2026-12-01T11:00:00Z").unwrap();
+    assert_eq!(rfc3339("2026-12-01T12:00:00+01:00"), Some(z));
+    assert_eq!(rfc3339("2026-12-01T11:00:00"), Some(z));
+    assert_eq!(rfc3339("2026-12-01T11:00:00.000"), Some(z));
+    assert_eq!(rfc3339("yesterday"), None);
+}
