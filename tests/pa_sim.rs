@@ -7,7 +7,11 @@
 //! faults on demand: an answer lost after the flow was created, a 500 before it was, a 429, an
 //! answer later than the client waits, searches
 //! that do not list a new flow yet, the uniqueness check (`AlreadyExistingFlow`). It counts the
-//! flows created per `trackingId` so that tests prove "sent exactly once".
+//! flows created per `trackingId` so that tests prove "sent exactly once". Lifecycle statuses
+//! come over time (`lifecycle`): each invoice has a script of steps, and every search for
+//! `CustomerInvoiceLC` flows publishes the next step of each as CDAR flows (built from the FNFE
+//! examples' structure), listed after `updatedAfter` page by page and downloaded with
+//! `docType=Original`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -36,6 +40,9 @@ pub enum Fault {
     Slow(std::time::Duration),
 }
 
+pub use crate::pa_sim_lc::Lc;
+use crate::pa_sim_lc::LcFlow;
+
 #[derive(Debug, Clone)]
 pub struct SimFlow {
     pub id: String,
@@ -43,6 +50,9 @@ pub struct SimFlow {
     pub number: String,
     pub name: String,
     pub syntax: String,
+    /// The seller's SIREN and the invoice date (`YYYYMMDD`), as the file says.
+    pub siren: String,
+    pub date: String,
     ack: &'static str,
     reads: u32,
     /// Acknowledged `Error` as a duplicate of an earlier flow.
@@ -73,6 +83,21 @@ pub struct State {
     pub request_ids: Vec<String>,
     pub organizations: BTreeSet<String>,
     pub calls: Vec<String>,
+    /// Acknowledgements stay `Pending` however often they are read.
+    pub ack_never: bool,
+    /// The steps every new invoice's lifecycle starts with (each step: the statuses one
+    /// lifecycle search publishes).
+    pub default_script: Vec<Vec<Lc>>,
+    /// Steps still to publish, per invoice number.
+    pub scripts: BTreeMap<String, VecDeque<Vec<Lc>>>,
+    /// Published lifecycle flows.
+    pub lc: Vec<LcFlow>,
+    /// Most lifecycle flows on one search page (the request's `limit` when lower).
+    pub lc_page: usize,
+    /// Lifecycle searches that published a step.
+    pub ticks: u32,
+    /// Downloads (`docType=Original`) per flow id.
+    pub downloads: BTreeMap<String, u32>,
 }
 
 /// The running simulator.
@@ -256,10 +281,16 @@ impl State {
                 (true, false) => "Ok",
                 _ => "Pending",
             },
+            siren: crate::pa_sim_lc::seller_siren(&xml),
+            date: crate::pa_sim_lc::issue_date(&xml),
             number,
             reads: 0,
             duplicate: false,
         };
+        if !self.default_script.is_empty() && !self.scripts.contains_key(&flow.number) {
+            let steps = self.default_script.iter().cloned().collect();
+            self.scripts.insert(flow.number.clone(), steps);
+        }
         *self.created.entry(tracking.to_owned()).or_insert(0) += 1;
         let answer = json!({"flowId": flow.id, "submittedAt": "2026-12-01T10:00:00Z",
             "trackingId": tracking, "name": name, "flowSyntax": syntax, "sha256": info["sha256"]});
@@ -280,6 +311,12 @@ impl State {
         };
         if body["limit"].as_u64().is_some_and(|l| l > 100) {
             return error(400, "INVALID_FORMAT", "limit is at most 100");
+        }
+        let lifecycle = filters["flowType"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "CustomerInvoiceLC"));
+        if lifecycle {
+            return self.search_lifecycle(&body);
         }
         if self.search_lag > 0 {
             self.search_lag -= 1;
@@ -312,7 +349,7 @@ impl State {
             return error(404, "NOT_FOUND", "unknown flow");
         };
         f.reads += 1;
-        if f.ack == "Pending" && f.reads >= 2 {
+        if f.ack == "Pending" && f.reads >= 2 && !self.ack_never {
             f.duplicate = duplicate;
             f.ack = if duplicate || errors.contains_key(&f.number) {
                 "Error"
@@ -355,7 +392,26 @@ impl Answer for State {
         match (req.method.as_str(), rest) {
             ("POST", "/v1/flows") => self.create(req),
             ("POST", "/v1/flows/search") => self.search(req),
-            ("GET", p) if p.starts_with("/v1/flows/") => self.metadata(&p["/v1/flows/".len()..]),
+            ("GET", p) if p.starts_with("/v1/flows/") => {
+                let id = &p["/v1/flows/".len()..];
+                let original = req
+                    .url
+                    .query_pairs()
+                    .any(|(k, v)| k == "docType" && v == "Original");
+                match self.lc.iter().find(|f| f.id == id) {
+                    Some(f) if original => {
+                        *self.downloads.entry(id.to_owned()).or_insert(0) += 1;
+                        ResponseTemplate::new(200)
+                            .insert_header(
+                                "Content-Disposition",
+                                format!("attachment;filename={}.xml", f.id).as_str(),
+                            )
+                            .set_body_raw(f.cdar.clone().into_bytes(), "application/xml")
+                    }
+                    Some(f) => ResponseTemplate::new(200).set_body_json(f.json()),
+                    None => self.metadata(id),
+                }
+            }
             _ => ResponseTemplate::new(404),
         }
     }
@@ -386,6 +442,41 @@ impl Sim {
             "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\nbearer_token_env = \"PA_TOKEN\"\norganization_id = \"552100554\"\nmax_retry_secs = 5\n{extra}",
             self.server.uri()
         )
+    }
+
+    /// A PA that also sends lifecycle statuses: every new invoice's script starts with `steps`.
+    pub async fn with_lifecycle(steps: &[&[Lc]]) -> Sim {
+        Sim::serve(State {
+            oauth: FakeOAuth::client_credentials(CLIENT_ID, CLIENT_SECRET),
+            default_script: steps.iter().map(|s| s.to_vec()).collect(),
+            lc_page: 100,
+            ..State::default()
+        })
+        .await
+    }
+
+    /// Adds steps to an invoice's lifecycle script.
+    pub fn then(&self, number: &str, steps: &[&[Lc]]) {
+        let mut s = self.state.lock().unwrap();
+        let q = s.scripts.entry(number.to_owned()).or_default();
+        q.extend(steps.iter().map(|s| s.to_vec()));
+    }
+
+    /// Publishes a status about an invoice the PA never received from facto (same seller as
+    /// facto's invoices).
+    pub fn status_of_unknown(&self, number: &str, lc: Lc) {
+        let mut s = self.state.lock().unwrap();
+        let siren = s.flows.first().map(|f| f.siren.clone()).unwrap_or_default();
+        s.publish(number, &siren, "20261130", &lc);
+    }
+
+    /// How often each invoice's flow metadata was read.
+    pub fn reads(&self) -> BTreeMap<String, u32> {
+        let s = self.state.lock().unwrap();
+        s.flows
+            .iter()
+            .map(|f| (f.number.clone(), f.reads))
+            .collect()
     }
 
     pub fn created(&self) -> BTreeMap<String, u32> {

@@ -145,6 +145,11 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             for mut r in found {
                 match r.state {
                     State::Held => notes.push(format!("{}: held; it is checked again by the next sync", r.key)),
+                    // Refused or rejected in its lifecycle at the PA: never under this number.
+                    State::Rejected if crate::targets::pa::lifecycle::final_refusal(&r).is_some() => {
+                        let why = crate::targets::pa::lifecycle::final_refusal(&r).unwrap_or_default();
+                        return Err(fail(exit::USAGE, anyhow!("{} is not sent again: {why}", r.key)))
+                    }
                     State::Failed | State::Rejected | State::Released => {
                         r.transition(State::Released, "retry asked from the command line", now);
                         notes.push(format!("{}: released; the next sync delivers it again", r.key));

@@ -266,8 +266,13 @@ async fn status_loop(
                     tracing::warn!(target = %t, error = %e, "Status polling failed.");
                     continue;
                 }
-                if let Err(e) = run.poll(&ledger).await {
-                    tracing::warn!(target = %t, error = %e, "Status polling failed.");
+                match run.poll(&ledger).await {
+                    Ok(changes) => {
+                        for c in changes {
+                            tracing::info!(target = %t, change = %c, "Status changed.");
+                        }
+                    }
+                    Err(e) => tracing::warn!(target = %t, error = %e, "Status polling failed."),
                 }
             }
         }

@@ -75,7 +75,11 @@ pub(super) fn finish_report(
                                 .last_error
                                 .clone()
                                 .unwrap_or_else(|| format!("{} by the target", state.as_str())),
-                            fix: "correct the document, then `facto ledger retry`".into(),
+                            fix: match crate::targets::pa::lifecycle::final_refusal(&r) {
+                                // The reform's rule: never again under this number.
+                                Some(_) => "cancel it in the books with a credit note and issue a new invoice with a new number".into(),
+                                None => "correct the document, then `facto ledger retry`".into(),
+                            },
                         });
                     }
                 }

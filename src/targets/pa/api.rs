@@ -23,6 +23,8 @@ use crate::targets::secret_from_env;
 
 /// Renew the token this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// The largest lifecycle file read (a CDAR is a few kilobytes).
+pub const MAX_DOWNLOAD: usize = 4 * 1024 * 1024;
 /// Most pages of one search (100 flows each): a `trackingId` names one flow, rarely a few.
 const MAX_PAGES: usize = 10;
 
@@ -166,6 +168,12 @@ pub struct Flow {
     /// The acknowledgement.
     #[serde(default)]
     pub acknowledgement: Option<Ack>,
+    /// `CustomerInvoice`, `CustomerInvoiceLC` (a lifecycle status about facto's invoice)...
+    #[serde(default)]
+    pub flow_type: Option<String>,
+    /// Its last change (RFC 3339): the lifecycle cursor.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 impl Flow {
@@ -319,6 +327,17 @@ impl PaApi {
 
     /// One request with its headers; a new `Request-Id` for each attempt, logged.
     fn request(&self, method: Method, url: &str, token: &SecretString) -> reqwest::RequestBuilder {
+        self.request_accepting(method, url, token, "application/json")
+    }
+
+    /// [`Self::request`] for an answer of another type (a downloaded file).
+    fn request_accepting(
+        &self,
+        method: Method,
+        url: &str,
+        token: &SecretString,
+        accept: &str,
+    ) -> reqwest::RequestBuilder {
         let id = request_id();
         tracing::debug!(request_id = %id, method = %method, url = %url, "Calling the PA.");
         let mut b = self
@@ -326,7 +345,7 @@ impl PaApi {
             .request(method, url)
             .bearer_auth(token.expose_secret())
             .header("Request-Id", id)
-            .header("Accept", "application/json");
+            .header("Accept", accept);
         if let Some(org) = &self.organization {
             b = b.header("Organization-Id", org);
         }
@@ -494,14 +513,85 @@ impl PaApi {
     ///
     /// Network, credentials or protocol failure.
     pub async fn flow(&self, flow_id: &str) -> Result<Option<Flow>, PaError> {
+        let url = self.flow_url(flow_id, "Metadata")?;
+        self.read(Method::GET, url.as_str(), None).await
+    }
+
+    /// `…/v1/flows/{flowId}?docType=…`, the id escaped as one path segment.
+    fn flow_url(&self, flow_id: &str, doc_type: &str) -> Result<url::Url, PaError> {
         let mut url = url::Url::parse(&format!("{}/v1/flows/", self.base))
             .map_err(|e| ApiError::Config(format!("api_url: {e}")))?;
         url.path_segments_mut()
             .map_err(|()| ApiError::Config("api_url cannot hold a path".into()))?
             .pop_if_empty()
             .push(flow_id);
-        url.query_pairs_mut().append_pair("docType", "Metadata");
-        self.read(Method::GET, url.as_str(), None).await
+        url.query_pairs_mut().append_pair("docType", doc_type);
+        Ok(url)
+    }
+
+    /// One page of the lifecycle statuses about facto's invoices (`flowType` CustomerInvoiceLC,
+    /// direction `In`) changed after `updated_after`, from `cursor`: the flows and the next
+    /// page's cursor.
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure, or the PA's refusal.
+    pub async fn search_lifecycle(
+        &self,
+        updated_after: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Flow>, Option<String>), PaError> {
+        let url = format!("{}/v1/flows/search", self.base);
+        let mut filter = json!({"flowType": ["CustomerInvoiceLC"], "flowDirection": ["In"]});
+        if let Some(after) = updated_after {
+            filter["updatedAfter"] = json!(after);
+        }
+        let mut body = json!({"limit": 100, "where": filter});
+        if let Some(c) = cursor {
+            body["cursor"] = json!(c);
+        }
+        let page: Option<SearchPage> = self.read(Method::POST, &url, Some(&body)).await?;
+        let page = page.ok_or_else(|| PaError::from(ApiError::protocol(&url, "HTTP 404")))?;
+        // The same cursor again would loop: the last page.
+        let next = page.next_cursor.filter(|n| Some(n.as_str()) != cursor);
+        Ok((page.results, next))
+    }
+
+    /// A flow's file as it was deposited (`GET /v1/flows/{flowId}?docType=Original`): the CDAR
+    /// of a lifecycle status, at most [`MAX_DOWNLOAD`] bytes; `None` when the PA does not know
+    /// the flow.
+    ///
+    /// # Errors
+    ///
+    /// Network, credentials or protocol failure, or a file over the limit.
+    pub async fn original(&self, flow_id: &str) -> Result<Option<Vec<u8>>, PaError> {
+        let url = self.flow_url(flow_id, "Original")?;
+        let url = url.as_str();
+        self.with_token(|token| async move {
+            let sent = retry::send(self.policy, url, || {
+                self.request_accepting(Method::GET, url, &token, "application/xml")
+            })
+            .await;
+            Attempt::Done(match sent {
+                Ok(resp) => match resp.bytes().await {
+                    Ok(b) if b.len() > MAX_DOWNLOAD => Err(ApiError::protocol(
+                        url,
+                        format!("a file of {} bytes (at most {MAX_DOWNLOAD})", b.len()),
+                    )
+                    .into()),
+                    Ok(b) => Ok(Some(b.to_vec())),
+                    Err(e) => Err(ApiError::protocol(url, e).into()),
+                },
+                Err(HttpFailure::Refused { status: 401, .. }) => {
+                    return Attempt::TokenRefused(auth_refused(401))
+                }
+                Err(HttpFailure::Refused { status: 403, .. }) => Err(auth_refused(403)),
+                Err(HttpFailure::Refused { status: 404, .. }) => Ok(None),
+                Err(HttpFailure::Refused { status, body, .. }) => Err(refusal(status, &body)),
+                Err(e) => Err(e.into()),
+            })
+        })
+        .await
     }
 }
 

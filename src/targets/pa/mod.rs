@@ -6,16 +6,20 @@
 //! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
+//! The lifecycle statuses (CDAR) are read at each poll ([`lifecycle`], [`cdar`]).
+//!
 //! Not yet here: the French core invoice fields and BR-FR checks, Factur-X, the directory and
-//! routes (every document the layout takes is sent), CDAR lifecycle statuses.
+//! routes (every document the layout takes is sent).
 
 pub mod api;
+pub mod cdar;
 pub mod config;
+pub mod lifecycle;
 
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -223,9 +227,22 @@ impl Target for PaRun {
         let layout = Self::layout(&self.cfg);
         let mut lot_docs = Vec::with_capacity(1);
         let mut flow = None;
+        let mut values = Vec::new();
         for (md, rec, ()) in docs {
             let file = format::einvoice_xml(&layout, &md).unwrap_or_default();
             let tracking = tracking_id(&rec.key);
+            // How its lifecycle statuses find it: (BT-1, seller SIREN, BT-2 year).
+            if let Some(siren) = crate::einvoice::siren(&md.doc.seller) {
+                values.push((
+                    lifecycle::index_key(
+                        &self.name,
+                        siren,
+                        md.doc.issue_date.year(),
+                        &md.doc.number,
+                    ),
+                    lifecycle::index_value(&rec.key),
+                ));
+            }
             lot_docs.push(LotDoc {
                 payload_hash: hex::encode(Sha256::digest(&file)),
                 md: Arc::clone(&md),
@@ -238,6 +255,13 @@ impl Target for PaRun {
             });
         }
         let flow = flow.ok_or_else(|| TargetError::Config("an empty lot".into()))?;
+        values.push((
+            stored_key(&flow.tracking_id),
+            json!({
+                "name": flow.file_name,
+                "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
+            }),
+        ));
         Ok(Lot {
             docs: lot_docs,
             label: format!(
@@ -245,13 +269,7 @@ impl Target for PaRun {
                 flow.file_name, flow.tracking_id
             ),
             key: Some(flow.tracking_id.clone()),
-            values: vec![(
-                stored_key(&flow.tracking_id),
-                json!({
-                    "name": flow.file_name,
-                    "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
-                }),
-            )],
+            values,
             payload: flow,
         })
     }
@@ -337,20 +355,50 @@ impl Target for PaRun {
         )
     }
 
-    /// Acknowledgements of the flows not yet acknowledged `Ok` (at most `poll_max_flows`).
+    /// Acknowledgements of the flows not yet acknowledged `Ok` (at most `poll_max_flows`, in
+    /// turn from where the last run stopped, so that none waits forever), then the lifecycle
+    /// statuses ([`lifecycle`]).
     async fn poll(
         &mut self,
-        _ledger: &dyn Ledger,
+        ledger: &dyn Ledger,
+        live: Vec<Record>,
+    ) -> Result<Polled, TargetError> {
+        let mut polled = self.poll_acks(ledger, live).await?;
+        lifecycle::follow(self.api()?, &self.name, ledger, &mut polled).await?;
+        Ok(polled)
+    }
+}
+
+impl PaRun {
+    /// The acknowledgements of the flows waiting for one.
+    async fn poll_acks(
+        &mut self,
+        ledger: &dyn Ledger,
         live: Vec<Record>,
     ) -> Result<Polled, TargetError> {
         let api = self.api()?;
         let name = self.name.clone();
         let mut polled = Polled::default();
-        let waiting = live
+        // Waiting: no lifecycle status yet (a status means the PA took the flow).
+        let waiting: Vec<Record> = live
             .into_iter()
-            .filter(|r| r.remote_status.as_deref() != Some(ack("Ok").as_str()))
+            .filter(|r| {
+                r.remote_status
+                    .as_deref()
+                    .is_none_or(|s| s.starts_with("ack ") && s != ack("Ok"))
+            })
             .filter(|r| r.remote_id.is_some())
-            .take(self.cfg.poll_max_flows);
+            .collect();
+        let rotation = format!("pa-ack-cursor\0{name}");
+        let after = ledger.value(&rotation)?;
+        let waiting = lifecycle::rotate(
+            waiting,
+            after.as_ref().and_then(|v| v.as_str()),
+            self.cfg.poll_max_flows,
+        );
+        if let Some(last) = waiting.last() {
+            ledger.put_value(&rotation, &json!(lifecycle::rotation_key(last)))?;
+        }
         for mut r in waiting {
             let id = r.remote_id.clone().unwrap_or_default();
             let Some(flow) = api.flow(&id).await.map_err(|e| remote(&name, &e))? else {
