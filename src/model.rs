@@ -648,6 +648,28 @@ mod tests {
     }
 
     #[test]
+    fn french_core_terms_are_read_and_left_out_when_absent() {
+        let mut v = minimal();
+        v["type_code"] = json!("386");
+        v["billing_case"] = json!("final_after_down_payments");
+        v["delivery_date"] = json!("2026-01-10");
+        let doc = parse_document(v, "f.json", 0).unwrap();
+        assert_eq!(doc.type_code.as_deref(), Some("386"));
+        assert_eq!(doc.billing_case, Some(BillingCase::FinalAfterDownPayments));
+        assert_eq!(doc.delivery_date, NaiveDate::from_ymd_opt(2026, 1, 10));
+        // Documents without them serialize as before (ledger and snapshots unchanged).
+        let plain = serde_json::to_value(parse_document(minimal(), "f.json", 0).unwrap()).unwrap();
+        for key in ["type_code", "billing_case", "delivery_date"] {
+            assert!(plain.get(key).is_none(), "{key}");
+        }
+        let mut v = minimal();
+        v["billing_case"] = json!("paid");
+        let err = parse_document(v, "f.json", 0).unwrap_err();
+        assert_eq!(err.path, "billing_case");
+        assert!(err.to_string().contains("already_paid"), "{err}");
+    }
+
+    #[test]
     fn bad_amount_names_file_document_and_path() {
         let mut v = minimal();
         v["lines"][0]["net_amount"] = json!("ten");

@@ -622,6 +622,26 @@ mod tests {
     }
 
     #[test]
+    fn a_type_code_that_does_not_fit_the_kind_is_held_by_br_cl_01() {
+        let held = |d: &crate::model::Document| {
+            let md = prepare(d, &mapping()).unwrap();
+            codes(&en16931(&InvoiceView::new(&md)))
+                .into_iter()
+                .filter(|c| *c == "BR-CL-01")
+                .count()
+        };
+        let mut d = complete();
+        for (code, n) in [("384", 0), ("386", 0), ("381", 1), ("325", 1)] {
+            d.type_code = Some(code.into());
+            assert_eq!(held(&d), n, "{code} on an invoice");
+        }
+        let mut cn = worked_credit_note();
+        assert_eq!(held(&cn), 0);
+        cn.type_code = Some("380".into());
+        assert_eq!(held(&cn), 1, "380 on a credit note");
+    }
+
+    #[test]
     fn missing_parties_and_accounts_are_named_by_rule() {
         // The bare worked example: no addresses, no VAT number, no IBAN.
         let md = prepare(&worked_invoice(), &mapping()).unwrap();
