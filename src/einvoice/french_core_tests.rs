@@ -2,8 +2,9 @@
 //! (`../shared/reference/notes/fr-pa-flow-api.md` §11): every demo document written in the
 //! French core passes the XSD of its syntax (xmllint; CII against D22B), the EN 16931 rules, then
 //! the BR-FR rules (`BR-FR-Flux2-Schematron-{CII,UBL}`), with zero fatal findings, in CII and
-//! UBL; and a corrupted copy is held by facto's own BR-FR pre-check with the rule id the official
-//! rules give it.
+//! UBL; so does each optional term of the French core on a built document; a corrupted copy is
+//! held by facto's own BR-FR pre-check with the rule id the official rules give it; and the
+//! FNFE's own examples pass the same chain (the fixtures that prove it is wired right).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -436,4 +437,60 @@ fn assert_official_rules_pass(python: &Path, cii: &[PathBuf], ubl: &[PathBuf]) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The FNFE's own French core invoices (`../shared/reference/france/examples/`), CII and UBL.
+const FNFE_EXAMPLES: [(Syntax, &str); 2] = [
+    (
+        Syntax::Cii,
+        "UC1_F202500003_00-INV_20250701_CII_EN16931.xml",
+    ),
+    (
+        Syntax::Ubl,
+        "UC1_F202500003_00-INV_20250701_UBL_EN16931.xml",
+    ),
+];
+
+#[test]
+fn the_fnfe_examples_pass_the_same_official_chain_and_a_copy_without_pmt_fails_br_fr_05() {
+    // The chain facto's documents go through, on the reform's own examples: if a schema or a
+    // rule file were wired wrong, these would fail too.
+    let examples = shared().join("france/examples");
+    let [(_, cii_name), (_, ubl_name)] = FNFE_EXAMPLES;
+    let (cii, ubl) = (examples.join(cii_name), examples.join(ubl_name));
+    if let Some(xsd) = schema_tools("cii-d22b/CrossIndustryInvoice_100pD22B.xsd") {
+        validate(&xsd, std::slice::from_ref(&cii));
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
+        validate(&xsd, std::slice::from_ref(&ubl));
+    }
+    let Some(python) = schematron_python() else {
+        return;
+    };
+    assert_official_rules_pass(
+        &python,
+        std::slice::from_ref(&cii),
+        std::slice::from_ref(&ubl),
+    );
+    // The same rules do find a fault in them: without the PMT note, BR-FR-05.
+    let tmp = tempfile::tempdir().unwrap();
+    for (syntax, name) in FNFE_EXAMPLES {
+        let text = std::fs::read_to_string(examples.join(name)).unwrap();
+        let broken = match syntax {
+            Syntax::Cii => text.replace(
+                "<ram:SubjectCode>PMT</ram:SubjectCode>",
+                "<ram:SubjectCode>AAI</ram:SubjectCode>",
+            ),
+            Syntax::Ubl => text.replace("#PMT#", "#AAI#"),
+        };
+        assert_ne!(broken, text, "{name} has a PMT note");
+        let file = tmp.path().join(name);
+        std::fs::write(&file, broken).unwrap();
+        let [_, br_fr] = rules_of(syntax);
+        let official = fatal_ids(&python, &br_fr, &file);
+        assert!(
+            official.iter().any(|id| id.starts_with("BR-FR-05_")),
+            "{name} without PMT: {official:?}"
+        );
+    }
 }
