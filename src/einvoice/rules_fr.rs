@@ -9,8 +9,9 @@ use crate::problem::Problem;
 
 mod terms;
 pub use terms::{
-    br_fr_03, br_fr_04, br_fr_20, br_fr_31, br_fr_co_04, br_fr_co_07, br_fr_co_08, br_fr_co_09,
-    br_fr_co_12, br_fr_dec_01, BAR_VALUES, FRENCH_TYPE_CODES,
+    br_fr_03, br_fr_04, br_fr_20, br_fr_31, br_fr_32, br_fr_bd_02, br_fr_co_04, br_fr_co_07,
+    br_fr_co_08, br_fr_co_09, br_fr_co_12, br_fr_dec_01, br_fr_mv_02, BAR_VALUES,
+    FRENCH_TYPE_CODES,
 };
 
 fn p(rule: &str, field: impl Into<String>, what: impl std::fmt::Display, fix: &str) -> Problem {
@@ -42,6 +43,7 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_23(v, &mut out);
     br_fr_25(v, &mut out);
     br_fr_31(v, &mut out);
+    br_fr_32(v, &mut out);
     br_fr_co_04(v, &mut out);
     br_fr_co_05(v, &mut out);
     br_fr_co_07(v, &mut out);
@@ -51,6 +53,8 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_dec_01(v, &mut out);
     br_fr_dec_02(v, &mut out);
     br_fr_dec_03(v, &mut out);
+    br_fr_mv_02(v, &mut out);
+    br_fr_bd_02(v, &mut out);
     out
 }
 

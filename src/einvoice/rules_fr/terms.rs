@@ -255,3 +255,52 @@ pub fn br_fr_dec_01(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
         }
     }
 }
+
+/// BR-FR-32 (UBL's rules): a legal identifier written with scheme 0002 (the SIREN, BT-30 /
+/// BT-47) has 9 digits. The seller's is BR-FR-10 too; this names the buyer's outside B2B.
+pub fn br_fr_32(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    for (who, bt, party) in [
+        ("seller", "BT-30", &v.doc.seller),
+        ("buyer", "BT-47", &v.doc.buyer),
+    ] {
+        let Some(("0002", id)) = v.legal_id(party) else {
+            continue;
+        };
+        if !super::digits(id, 9) {
+            out.push(p(
+                "BR-FR-32",
+                format!("{who}.siren"),
+                format!("the {who}'s SIREN ({bt}) `{id}` is not 9 digits"),
+                "correct the SIREN (9 digits, no space) of the party in the invoicing application",
+            ));
+        }
+    }
+}
+
+/// BR-FR-MV-02: a multi-vendor invoice (BT-23 `B8`, `S8`, `M8`) has GROUP lines, one per
+/// vendor, which facto does not write: such a document is held.
+pub fn br_fr_mv_02(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let process = v.business_process();
+    if matches!(process, "B8" | "S8" | "M8") {
+        out.push(p(
+            "BR-FR-MV-02",
+            "billing_framework",
+            format!("business process (BT-23) `{process}` is a multi-vendor invoice, whose GROUP lines facto does not write"),
+            "invoice each vendor's sale on its own (B1, S1, M1 from operation_nature)",
+        ));
+    }
+}
+
+/// BR-FR-BD-02: an invoice with a business process `B9`, `S9`, `M9` (self-billed on behalf of
+/// several parties) has two GROUP lines, which facto does not write: such a document is held.
+pub fn br_fr_bd_02(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let process = v.business_process();
+    if matches!(process, "B9" | "S9" | "M9") {
+        out.push(p(
+            "BR-FR-BD-02",
+            "billing_framework",
+            format!("business process (BT-23) `{process}` asks for two GROUP lines, which facto does not write"),
+            "invoice the sale on its own (B1, S1, M1 from operation_nature)",
+        ));
+    }
+}
