@@ -654,3 +654,46 @@ fn any_combination_of_the_french_core_terms_is_held_by_facto_or_passes_the_offic
     let ubl: Vec<PathBuf> = ubl_invoices.into_iter().chain(ubl_credit_notes).collect();
     assert_official_rules_pass(&python, &cii, &ubl);
 }
+
+#[test]
+fn a_french_core_document_with_every_new_term_snapshot_passes_the_official_chain() {
+    // A corrective invoice (384) already paid at issue, with VAT on debits, a delivery date and
+    // address and a B2B processing rule: the terms as each syntax writes them, for review.
+    use crate::model::BillingCase;
+    let mut md = base();
+    let d = &mut md.doc;
+    d.type_code = Some("384".to_owned());
+    d.preceding_invoice = Some("F2026-0001".to_owned());
+    d.preceding_invoice_date = Some(day(2026, 1, 9));
+    d.billing_case = Some(BillingCase::AlreadyPaid);
+    (d.totals.paid, d.totals.due) = (d.totals.gross, rust_decimal::Decimal::ZERO);
+    d.due_date = Some(d.issue_date);
+    d.vat_on_debits = Some(true);
+    d.delivery_date = Some(day(2026, 6, 2));
+    d.buyer.delivery_address = d.buyer.billing_address.clone();
+    d.notes.push(Note {
+        subject_code: Some("BAR".to_owned()),
+        text: "B2B".to_owned(),
+    });
+    let v = InvoiceView::new(&md).with_profile(FRENCH);
+    let mut held = rules::en16931(&v);
+    held.extend(rules_fr::french_core(&v));
+    assert!(held.is_empty(), "{held:?}");
+    for syntax in [Syntax::Cii, Syntax::Ubl] {
+        let xml = String::from_utf8(syntax.render(&v)).unwrap();
+        insta::assert_snapshot!(format!("french_core_terms_{}", syntax.as_str()), xml);
+    }
+    // All of them at once pass the official chain too.
+    let tmp = tempfile::tempdir().unwrap();
+    let cii = write(tmp.path(), "terms", Syntax::Cii, &v);
+    let ubl = write(tmp.path(), "terms", Syntax::Ubl, &v);
+    if let Some(xsd) = schema_tools("cii-d22b/CrossIndustryInvoice_100pD22B.xsd") {
+        validate(&xsd, std::slice::from_ref(&cii));
+    }
+    if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
+        validate(&xsd, std::slice::from_ref(&ubl));
+    }
+    if let Some(python) = schematron_python() {
+        assert_official_rules_pass(&python, &[cii], &[ubl]);
+    }
+}
