@@ -1,7 +1,7 @@
 //! UN/CEFACT Cross Industry Invoice D16B (the EN 16931 CII binding, Chorus Pro's
 //! `IN_DP_E1_CII_16B`; also valid against D22B, the French core's): one root for invoices
-//! (380, 384, 386) and credit notes (381). BT-10 buyer reference
-//! = service code, BT-13 = engagement number, BT-23 = billing framework, SIRET with scheme 0009 (the French core
+//! (380, 384, 386) and credit notes (381). BT-10 buyer reference = service code, BT-13 =
+//! engagement number, BT-23 = billing framework, SIRET with scheme 0009 (the French core
 //! profile adds its BR-FR terms: see `InvoiceView`).
 //! Element order follows the D16B schema (the tests validate every document against it, and the
 //! French core's against D22B).

@@ -1,7 +1,9 @@
 //! The French core invoice's own rules (BR-FR, the rules the approved platforms run after
 //! EN 16931 since the reform), checked by facto on what it writes in the French core profile
 //! (`Profile::FrenchCore`) before any document leaves: one function per rule id, each problem
-//! naming the rule as the official schematrons print it, the field and the fix.
+//! naming the rule as the official schematrons print it, the field and the fix. The rules on the
+//! document's own terms (dates, type code, billing case, BAR note, amounts, the BR-FR-CO
+//! coherence rules) are in `terms`.
 
 use super::{note_has_code, siren, InvoiceView, FRENCH_PROCESSES};
 use crate::model::{ElectronicAddress, Party};
