@@ -658,7 +658,8 @@ fn any_combination_of_the_french_core_terms_is_held_by_facto_or_passes_the_offic
 #[test]
 fn a_french_core_document_with_every_new_term_snapshot_passes_the_official_chain() {
     // A corrective invoice (384) already paid at issue, with VAT on debits, a delivery date and
-    // address and a B2B processing rule: the terms as each syntax writes them, for review.
+    // address and a B2B processing rule: the terms as each syntax writes them, for review; valid
+    // in the official chain, and as the XML of a Factur-X.
     use crate::model::BillingCase;
     let mut md = base();
     let d = &mut md.doc;
@@ -693,7 +694,13 @@ fn a_french_core_document_with_every_new_term_snapshot_passes_the_official_chain
     if let Some(xsd) = schema_tools("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd") {
         validate(&xsd, std::slice::from_ref(&ubl));
     }
+    // And the CII, as the XML inside a Factur-X (EN 16931 profile), its schema and rules.
+    if let Some(xsd) = schema_tools("facturx-1.09/en16931/Factur-X_EN16931.xsd") {
+        validate(&xsd, std::slice::from_ref(&cii));
+    }
     if let Some(python) = schematron_python() {
+        let facturx = "france/rules/facturx-en16931/FACTUR-X_EN16931.xslt";
+        run_rules(&python, facturx, std::slice::from_ref(&cii)).unwrap();
         assert_official_rules_pass(&python, &[cii], &[ubl]);
     }
 }
