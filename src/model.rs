@@ -65,6 +65,20 @@ pub enum OperationNature {
     Mixed,
 }
 
+/// What an invoice settles, as the French core's business process (BT-23) says it with its digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingCase {
+    /// An invoice to be paid (`B1` / `S1` / `M1`).
+    Standard,
+    /// An invoice already paid in full when issued (`B2` / `S2` / `M2`): `totals.paid` is the
+    /// gross, `totals.due` is zero and `due_date` is the date of payment (BR-FR-CO-09).
+    AlreadyPaid,
+    /// The final invoice after down payments (`B4` / `S4` / `M4`): the prepayment invoices (type
+    /// `386`) were issued before; this one is not itself a prepayment invoice (BR-FR-CO-08).
+    FinalAfterDownPayments,
+}
+
 /// A postal address.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Address {
@@ -311,6 +325,21 @@ pub struct Document {
     /// (BR-FR-CO-05). Left out of the serialized document when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preceding_invoice_date: Option<NaiveDate>,
+    /// UNTDID 1001 document type code (BT-3) when it is not the plain one of its kind (`380` an
+    /// invoice, `381` a credit note): `384` a corrective invoice (with `preceding_invoice` and
+    /// its date), `386` a prepayment (down payment) invoice. Left out of the serialized document
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_code: Option<String>,
+    /// What the invoice settles (the digit of the French core's BT-23): a plain invoice, one
+    /// already paid, the final invoice after down payments. Left out of the serialized document
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_case: Option<BillingCase>,
+    /// Actual delivery date of the goods or services (BT-72). Left out of the serialized
+    /// document when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_date: Option<NaiveDate>,
     /// Chorus Pro billing framework (cadre de facturation).
     #[serde(default)]
     pub billing_framework: Option<String>,
@@ -616,6 +645,28 @@ mod tests {
         assert_eq!(doc.lines[0].unit, "C62");
         assert_eq!(doc.totals.gross, Decimal::new(1200, 2));
         assert_eq!(doc.customer_id(), "C1");
+    }
+
+    #[test]
+    fn french_core_terms_are_read_and_left_out_when_absent() {
+        let mut v = minimal();
+        v["type_code"] = json!("386");
+        v["billing_case"] = json!("final_after_down_payments");
+        v["delivery_date"] = json!("2026-01-10");
+        let doc = parse_document(v, "f.json", 0).unwrap();
+        assert_eq!(doc.type_code.as_deref(), Some("386"));
+        assert_eq!(doc.billing_case, Some(BillingCase::FinalAfterDownPayments));
+        assert_eq!(doc.delivery_date, NaiveDate::from_ymd_opt(2026, 1, 10));
+        // Documents without them serialize as before (ledger and snapshots unchanged).
+        let plain = serde_json::to_value(parse_document(minimal(), "f.json", 0).unwrap()).unwrap();
+        for key in ["type_code", "billing_case", "delivery_date"] {
+            assert!(plain.get(key).is_none(), "{key}");
+        }
+        let mut v = minimal();
+        v["billing_case"] = json!("paid");
+        let err = parse_document(v, "f.json", 0).unwrap_err();
+        assert_eq!(err.path, "billing_case");
+        assert!(err.to_string().contains("already_paid"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! UN/CEFACT Cross Industry Invoice D16B (the EN 16931 CII binding, Chorus Pro's
-//! `IN_DP_E1_CII_16B`): one root for invoices (380) and credit notes (381). BT-10 buyer reference
-//! = service code, BT-13 = engagement number, BT-23 = billing framework, SIRET with scheme 0009 (the French core
+//! `IN_DP_E1_CII_16B`; also valid against D22B, the French core's): one root for invoices
+//! (380, 384, 386) and credit notes (381). BT-10 buyer reference = service code, BT-13 =
+//! engagement number, BT-23 = billing framework, SIRET with scheme 0009 (the French core
 //! profile adds its BR-FR terms: see `InvoiceView`).
-//! Element order follows the D16B schema (the tests validate every document against it).
+//! Element order follows the D16B schema (the tests validate every document against it, and the
+//! French core's against D22B).
 
 use super::xml::Xml;
-use super::{amount, number, present, InvoiceView, EN16931};
+use super::{amount, number, present, InvoiceView, Syntax, EN16931};
 use crate::einvoice::ubl::category_code;
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
@@ -174,6 +176,11 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         address(&mut x, "ram:PostalTradeAddress", a);
         x.close("ram:ShipToTradeParty");
     }
+    if let Some(day) = d.delivery_date {
+        x.open("ram:ActualDeliverySupplyChainEvent", &[]);
+        date(&mut x, "ram:OccurrenceDateTime", day);
+        x.close("ram:ActualDeliverySupplyChainEvent");
+    }
     x.close("ram:ApplicableHeaderTradeDelivery");
 
     x.open("ram:ApplicableHeaderTradeSettlement", &[]);
@@ -199,6 +206,7 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
         x.leaf("ram:BasisAmount", &[], &amount(r.base));
         x.leaf("ram:CategoryCode", &[], category_code(r.category));
         x.opt("ram:ExemptionReasonCode", r.exemption_code.as_deref());
+        x.opt("ram:DueDateTypeCode", v.vat_point_code(Syntax::Cii));
         if r.category != VatCategory::O {
             x.leaf("ram:RateApplicablePercent", &[], &number(r.rate));
         }

@@ -291,17 +291,26 @@ impl<'a> InvoiceView<'a> {
         self.billing_framework()
     }
 
-    /// The French BT-23 code of the document, if it has or implies one.
+    /// The French BT-23 code of the document, if it has or implies one: its own, else the letter
+    /// of the nature of the operation and the digit of its billing case (1 to be paid, 2
+    /// already paid, 4 final after down payments).
     pub fn french_process(&self) -> Option<&str> {
-        use crate::model::OperationNature;
+        use crate::model::{BillingCase, OperationNature};
         let own = present(self.doc.billing_framework.as_deref());
         if let Some(own) = own.filter(|c| FRENCH_PROCESSES.contains(c)) {
             return Some(own);
         }
-        self.doc.operation_nature.map(|n| match n {
-            OperationNature::Goods => "B1",
-            OperationNature::Services => "S1",
-            OperationNature::Mixed => "M1",
+        let case = self.doc.billing_case.unwrap_or(BillingCase::Standard);
+        self.doc.operation_nature.map(|n| match (n, case) {
+            (OperationNature::Goods, BillingCase::Standard) => "B1",
+            (OperationNature::Services, BillingCase::Standard) => "S1",
+            (OperationNature::Mixed, BillingCase::Standard) => "M1",
+            (OperationNature::Goods, BillingCase::AlreadyPaid) => "B2",
+            (OperationNature::Services, BillingCase::AlreadyPaid) => "S2",
+            (OperationNature::Mixed, BillingCase::AlreadyPaid) => "M2",
+            (OperationNature::Goods, BillingCase::FinalAfterDownPayments) => "B4",
+            (OperationNature::Services, BillingCase::FinalAfterDownPayments) => "S4",
+            (OperationNature::Mixed, BillingCase::FinalAfterDownPayments) => "M4",
         })
     }
 
@@ -358,13 +367,28 @@ impl<'a> InvoiceView<'a> {
         self.doc.kind == DocKind::CreditNote
     }
 
-    /// UNTDID 1001 type code (BT-3).
-    pub fn type_code(&self) -> &'static str {
-        if self.is_credit_note() {
-            "381"
-        } else {
-            "380"
+    /// UNTDID 1001 type code (BT-3): the document's (`384`, `386`, ...), else `380` for an
+    /// invoice and `381` for a credit note.
+    pub fn type_code(&self) -> &str {
+        match present(self.doc.type_code.as_deref()) {
+            Some(own) => own.trim(),
+            None if self.is_credit_note() => "381",
+            None => "380",
         }
+    }
+
+    /// Value added tax point date code (BT-8) as written, in the French core only: when the
+    /// seller opted for VAT on debits, VAT is due on the invoice's issue date (UNTDID 2475 `5`
+    /// in CII, UNTDID 2005 `3` in UBL); otherwise the document writes none (VAT on receipts is
+    /// the default for services, on delivery for goods).
+    pub fn vat_point_code(&self, syntax: Syntax) -> Option<&'static str> {
+        if !self.profile.is_french_core() || self.doc.vat_on_debits != Some(true) {
+            return None;
+        }
+        Some(match syntax {
+            Syntax::Cii => "5",
+            Syntax::Ubl => "3",
+        })
     }
 
     /// Business process (BT-23): the Chorus Pro billing framework, `A1` by default.

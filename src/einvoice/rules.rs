@@ -98,6 +98,32 @@ fn note_rules(out: &mut Vec<Problem>, notes: &[crate::model::Note]) {
     }
 }
 
+/// The type codes (BT-3) facto writes for each kind: an invoice (380), a corrective invoice
+/// (384) and a prepayment invoice (386) as UBL `Invoice`; a credit note (381) as `CreditNote`.
+/// Each is in the UNTDID 1001 list of its root (BR-CL-01) and in the French core's (BR-FR-04).
+pub const TYPE_CODES: [(DocKind, &str); 4] = [
+    (DocKind::Invoice, "380"),
+    (DocKind::Invoice, "384"),
+    (DocKind::Invoice, "386"),
+    (DocKind::CreditNote, "381"),
+];
+
+/// BR-CL-01: the type code (BT-3) is one facto writes for the document's kind.
+fn type_code_rule(v: &InvoiceView<'_>, out: &mut Vec<Problem>) {
+    let code = v.type_code();
+    if !TYPE_CODES.contains(&(v.doc.kind, code)) {
+        out.push(p(
+            "BR-CL-01",
+            "type_code",
+            format!(
+                "type code (BT-3) `{code}` does not fit a document of kind {}",
+                v.doc.kind.as_str()
+            ),
+            "leave type_code out, or set 384 (corrective) or 386 (prepayment) on an invoice; a credit note is 381",
+        ));
+    }
+}
+
 /// The EN 16931 rules a document breaks.
 pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
     let d = v.doc;
@@ -118,6 +144,7 @@ pub fn en16931(v: &InvoiceView<'_>) -> Vec<Problem> {
             "use a code such as EUR",
         ));
     }
+    type_code_rule(v, &mut out);
     party_rules(&mut out, &d.seller, "seller", "BR-06", "BR-08", "BR-09");
     party_rules(&mut out, &d.buyer, "buyer", "BR-07", "BR-10", "BR-11");
     note_rules(&mut out, &d.notes);
@@ -592,6 +619,26 @@ mod tests {
         let v = InvoiceView::new(&md);
         assert!(en16931(&v).is_empty(), "{:?}", en16931(&v));
         assert!(chorus(&v).is_empty(), "{:?}", chorus(&v));
+    }
+
+    #[test]
+    fn a_type_code_that_does_not_fit_the_kind_is_held_by_br_cl_01() {
+        let held = |d: &crate::model::Document| {
+            let md = prepare(d, &mapping()).unwrap();
+            codes(&en16931(&InvoiceView::new(&md)))
+                .into_iter()
+                .filter(|c| *c == "BR-CL-01")
+                .count()
+        };
+        let mut d = complete();
+        for (code, n) in [("384", 0), ("386", 0), ("381", 1), ("325", 1)] {
+            d.type_code = Some(code.into());
+            assert_eq!(held(&d), n, "{code} on an invoice");
+        }
+        let mut cn = worked_credit_note();
+        assert_eq!(held(&cn), 0);
+        cn.type_code = Some("380".into());
+        assert_eq!(held(&cn), 1, "380 on a credit note");
     }
 
     #[test]

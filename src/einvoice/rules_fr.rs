@@ -1,11 +1,20 @@
 //! The French core invoice's own rules (BR-FR, the rules the approved platforms run after
 //! EN 16931 since the reform), checked by facto on what it writes in the French core profile
 //! (`Profile::FrenchCore`) before any document leaves: one function per rule id, each problem
-//! naming the rule as the official schematrons print it, the field and the fix.
+//! naming the rule as the official schematrons print it, the field and the fix. The rules on the
+//! document's own terms (dates, type code, billing case, BAR note, amounts, the BR-FR-CO
+//! coherence rules) are in `terms`.
 
 use super::{note_has_code, siren, InvoiceView, FRENCH_PROCESSES};
 use crate::model::{ElectronicAddress, Party};
 use crate::problem::Problem;
+
+mod terms;
+pub use terms::{
+    br_fr_03, br_fr_04, br_fr_20, br_fr_31, br_fr_32, br_fr_bd_02, br_fr_co_04, br_fr_co_07,
+    br_fr_co_08, br_fr_co_09, br_fr_co_12, br_fr_dec_01, br_fr_mv_02, BAR_VALUES,
+    FRENCH_TYPE_CODES,
+};
 
 fn p(rule: &str, field: impl Into<String>, what: impl std::fmt::Display, fix: &str) -> Problem {
     Problem::new(rule, field, format!("{rule}: {what}"), fix)
@@ -15,11 +24,13 @@ fn digits(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The BR-FR rules a document written in the French core breaks.
+/// The BR-FR rules a document written in the French core breaks, in the order of their ids.
 pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     let mut out = Vec::new();
     br_fr_01(v, &mut out);
     br_fr_02(v, &mut out);
+    br_fr_03(v, &mut out);
+    br_fr_04(v, &mut out);
     br_fr_05(v, &mut out);
     br_fr_06(v, &mut out);
     br_fr_08(v, &mut out);
@@ -29,12 +40,23 @@ pub fn french_core(v: &InvoiceView<'_>) -> Vec<Problem> {
     br_fr_12(v, &mut out);
     br_fr_13(v, &mut out);
     br_fr_16(v, &mut out);
+    br_fr_20(v, &mut out);
     br_fr_21(v, &mut out);
     br_fr_23(v, &mut out);
     br_fr_25(v, &mut out);
+    br_fr_31(v, &mut out);
+    br_fr_32(v, &mut out);
+    br_fr_co_04(v, &mut out);
     br_fr_co_05(v, &mut out);
+    br_fr_co_07(v, &mut out);
+    br_fr_co_08(v, &mut out);
+    br_fr_co_09(v, &mut out);
+    br_fr_co_12(v, &mut out);
+    br_fr_dec_01(v, &mut out);
     br_fr_dec_02(v, &mut out);
     br_fr_dec_03(v, &mut out);
+    br_fr_mv_02(v, &mut out);
+    br_fr_bd_02(v, &mut out);
     out
 }
 

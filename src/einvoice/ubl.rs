@@ -7,7 +7,7 @@
 use rust_decimal::Decimal;
 
 use super::xml::Xml;
-use super::{amount, number, present, InvoiceView, EN16931};
+use super::{amount, number, present, InvoiceView, Syntax, EN16931};
 use crate::mapping::VatCategory;
 use crate::model::{Address, Party};
 
@@ -172,6 +172,10 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     x.leaf("cbc:DocumentCurrencyCode", &[], cur);
     x.opt("cbc:BuyerReference", d.service_code.as_deref());
+    if let Some(code) = v.vat_point_code(Syntax::Ubl) {
+        // BT-8 lives in the invoicing period (BG-14), which may carry it alone.
+        x.within(&["cac:InvoicePeriod"], "cbc:DescriptionCode", &[], code);
+    }
     if let Some(po) = v.order_reference() {
         x.within(&["cac:OrderReference"], "cbc:ID", &[], po);
     }
@@ -190,18 +194,23 @@ pub fn render(v: &InvoiceView<'_>) -> Vec<u8> {
     }
     party(&mut x, v, "cac:AccountingSupplierParty", &d.seller);
     party(&mut x, v, "cac:AccountingCustomerParty", &d.buyer);
-    if let Some(a) = &d.buyer.delivery_address {
+    if d.buyer.delivery_address.is_some() || d.delivery_date.is_some() {
         x.open("cac:Delivery", &[]);
-        x.open("cac:DeliveryLocation", &[]);
-        match present(a.siret.as_deref()) {
-            // The French core names the scheme of a location identifier (BR-FR-CO-10, BT-71-1).
-            Some(siret) if v.profile.is_french_core() => {
-                x.leaf("cbc:ID", &[("schemeID", "0009")], siret);
-            }
-            _ => x.opt("cbc:ID", a.siret.as_deref()),
+        if let Some(day) = d.delivery_date {
+            x.leaf("cbc:ActualDeliveryDate", &[], &day.to_string());
         }
-        address(&mut x, "cac:Address", a);
-        x.close("cac:DeliveryLocation");
+        if let Some(a) = &d.buyer.delivery_address {
+            x.open("cac:DeliveryLocation", &[]);
+            match present(a.siret.as_deref()) {
+                // The French core names the scheme of a location identifier (BR-FR-CO-10, BT-71-1).
+                Some(siret) if v.profile.is_french_core() => {
+                    x.leaf("cbc:ID", &[("schemeID", "0009")], siret);
+                }
+                _ => x.opt("cbc:ID", a.siret.as_deref()),
+            }
+            address(&mut x, "cac:Address", a);
+            x.close("cac:DeliveryLocation");
+        }
         x.close("cac:Delivery");
     }
     if v.has_payment_means() {

@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate};
 use rust_decimal::Decimal;
 
 use crate::model::{
-    Address, Attachment, AttachmentKind, DocKind, DocStatus, Document, ElectronicAddress, Line,
-    Note, OperationNature, Party, TaxBreakdown, Totals,
+    Address, Attachment, AttachmentKind, BillingCase, DocKind, DocStatus, Document,
+    ElectronicAddress, Line, Note, OperationNature, Party, TaxBreakdown, Totals,
 };
 
 /// A field a document carried that facto ignored: its path (positions as `[]`) and the
@@ -157,6 +157,9 @@ fn full_document() -> Document {
         contract_reference: Some(String::new()),
         preceding_invoice: Some(String::new()),
         preceding_invoice_date: Some(date),
+        type_code: Some(String::new()),
+        billing_case: Some(BillingCase::Standard),
+        delivery_date: Some(date),
         billing_framework: Some(String::new()),
         notes: vec![Note {
             subject_code: Some(String::new()),
