@@ -1,0 +1,113 @@
+//! Factur-X of every demo document: the XML inside is the CII writer's bytes, the output is
+//! the same at every call, and (with the tools) an independent PDF library finds the Factur-X
+//! structure and the official chain passes the XML it extracts.
+
+use super::super::tests::demo;
+use super::super::{InvoiceView, Profile, Syntax};
+use super::*;
+
+const FRENCH: Profile = Profile::FrenchCore {
+    default_notes: true,
+};
+
+#[test]
+fn every_demo_document_renders_to_a_deterministic_factur_x_carrying_its_cii() {
+    for md in demo() {
+        let v = InvoiceView::new(&md).with_profile(FRENCH);
+        let cii = Syntax::Cii.render(&v);
+        let pdf = render(&v, &cii).unwrap();
+        assert!(pdf.starts_with(b"%PDF-1.7"), "{}", md.doc.id);
+        assert_eq!(embedded_xml(&pdf).unwrap(), cii, "{}", md.doc.id);
+        assert_eq!(
+            render(&v, &cii).unwrap(),
+            pdf,
+            "{}: not deterministic",
+            md.doc.id
+        );
+    }
+}
+
+/// A Python with saxonche (the schematrons), pikepdf and factur-x (the PDF checker); `None`
+/// (said as skipped, a failure under `CI=true`) without one.
+fn pdf_python() -> Option<std::path::PathBuf> {
+    let python = super::super::schematron_tests::schematron_python()?;
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import pikepdf, facturx"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        crate::test_skip::skip(
+            "the Factur-X check needs pikepdf and factur-x in the Python of the schematrons (.ci/run installs them)",
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// The FNFE's Factur-X sample (EN 16931), a fixture the check must accept.
+fn fnfe_sample() -> std::path::PathBuf {
+    super::super::schematron_tests::shared()
+        .join("france/examples/UC1_F202500003_00-INV_20250701_EN16931_FX.pdf")
+}
+
+/// Runs the independent PDF checker on `pdfs`; the XML it extracts from each lands in `out`.
+fn check_pdfs(python: &std::path::Path, out: &std::path::Path, pdfs: &[std::path::PathBuf]) {
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tools/check_facturx.py");
+    let run = std::process::Command::new(python)
+        .arg(script)
+        .arg(out)
+        .args(pdfs)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success()
+            && report.lines().filter(|l| l.starts_with("ok ")).count() == pdfs.len(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn every_factur_x_passes_an_independent_pdf_check_and_its_xml_the_official_chain() {
+    let Some(python) = pdf_python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // `.ci/run` keeps them for inspection, beside the e-invoice corpus.
+    let dir = std::env::var_os("FACTO_EINVOICE_OUT").map_or_else(
+        || tmp.path().to_owned(),
+        |d| std::path::PathBuf::from(d).join("facturx"),
+    );
+    let xml_dir = dir.join("extracted");
+    std::fs::create_dir_all(&xml_dir).unwrap();
+    let mut pdfs = vec![fnfe_sample()];
+    for md in demo() {
+        let v = InvoiceView::new(&md).with_profile(FRENCH);
+        let cii = Syntax::Cii.render(&v);
+        let path = dir.join(format!("{}.pdf", md.doc.id));
+        std::fs::write(&path, render(&v, &cii).unwrap()).unwrap();
+        pdfs.push(path);
+    }
+    check_pdfs(&python, &xml_dir, &pdfs);
+    let xmls: Vec<std::path::PathBuf> = pdfs
+        .iter()
+        .map(|p| xml_dir.join(p.with_extension("xml").file_name().unwrap()))
+        .collect();
+    if let Some(xsd) =
+        super::super::tests::schema_tools("cii-d22b/CrossIndustryInvoice_100pD22B.xsd")
+    {
+        super::super::tests::validate(&xsd, &xmls);
+    }
+    let mut failures = Vec::new();
+    for rules in [
+        "france/rules/facturx-en16931/FACTUR-X_EN16931.xslt",
+        "france/rules/BR-FR-Flux2-Schematron-CII.xslt",
+    ] {
+        if let Err(e) = super::super::schematron_tests::run_rules(&python, rules, &xmls) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
