@@ -489,6 +489,23 @@ pub(crate) fn document(v: &InvoiceView<'_>) -> Result<Document, FacturxError> {
     assemble(p.done, &face, descriptor, &doc_.number)
 }
 
+/// The font program as embedded (`FontFile2`), compressed once per process: it is most of the
+/// file, and the same in every invoice.
+fn compressed_font() -> Result<Stream, FacturxError> {
+    static COMPRESSED: std::sync::OnceLock<Result<Stream, String>> = std::sync::OnceLock::new();
+    COMPRESSED
+        .get_or_init(|| {
+            let mut s = Stream::new(
+                dictionary! { "Length1" => i64::try_from(FONT.len()).unwrap_or(0) },
+                FONT.to_vec(),
+            );
+            s.compress().map_err(|e| e.to_string())?;
+            Ok(s)
+        })
+        .clone()
+        .map_err(|e| FacturxError::Write(format!("the embedded font: {e}")))
+}
+
 /// The document: one page per drawn page, each with its footer, sharing the font.
 fn assemble(
     pages: Vec<Vec<Operation>>,
@@ -497,14 +514,7 @@ fn assemble(
     number: &str,
 ) -> Result<Document, FacturxError> {
     let mut doc = Document::with_version("1.7");
-    let mut font_file = Stream::new(
-        dictionary! { "Length1" => i64::try_from(FONT.len()).unwrap_or(0) },
-        FONT.to_vec(),
-    );
-    font_file
-        .compress()
-        .map_err(|e| FacturxError::Write(e.to_string()))?;
-    let font_file_id = doc.add_object(font_file);
+    let font_file_id = doc.add_object(compressed_font()?);
     let mut descriptor = descriptor;
     descriptor.set("FontFile2", font_file_id);
     let descriptor_id = doc.add_object(descriptor);

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod config;
+mod facturx;
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use self::config::{PaConfig, PaSyntax};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::{remote, TargetError};
 use crate::einvoice::Syntax;
-use crate::format::{self, Layout};
+use crate::format::Layout;
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
@@ -89,7 +90,7 @@ impl PaRun {
     /// the directory lookup that routes B2B documents comes later).
     pub fn layout(cfg: &PaConfig) -> Layout {
         Layout::french_core(match cfg.syntax {
-            PaSyntax::Cii => Syntax::Cii,
+            PaSyntax::Cii | PaSyntax::Facturx => Syntax::Cii,
             PaSyntax::Ubl => Syntax::Ubl,
         })
     }
@@ -138,6 +139,7 @@ impl PaRun {
                 &f.file,
                 &f.file_name,
                 self.cfg.syntax.flow_syntax(),
+                self.cfg.syntax.mime(),
                 &f.tracking_id,
             )
             .await;
@@ -180,7 +182,10 @@ impl PaRun {
     fn file_name(&self, number: &str) -> String {
         // `name` holds at most 255 characters; the trackingId, not the name, identifies it.
         let safe: String = crate::fsutil::safe_name(number).chars().take(200).collect();
-        format!("{}_{safe}.xml", self.cfg.syntax.flow_syntax())
+        match self.cfg.syntax {
+            PaSyntax::Facturx => format!("{safe}.pdf"),
+            s => format!("{}_{safe}.xml", s.flow_syntax()),
+        }
     }
 }
 
@@ -208,9 +213,15 @@ impl Target for PaRun {
     async fn check(
         &mut self,
         _ledger: &dyn Ledger,
-        _md: &MappedDocument,
-        _rec: &Record,
+        md: &MappedDocument,
+        rec: &Record,
     ) -> Result<Result<(), Vec<Problem>>, TargetError> {
+        // A Factur-X that cannot be made holds the document (a source PDF that is not one).
+        if self.cfg.syntax == PaSyntax::Facturx {
+            if let Err(p) = self.flow_file(md, rec) {
+                return Ok(Err(vec![p]));
+            }
+        }
         Ok(Ok(()))
     }
 
@@ -220,11 +231,12 @@ impl Target for PaRun {
         docs: Vec<(Arc<MappedDocument>, Record, ())>,
         _run_id: &str,
     ) -> Result<Lot<PaFlow>, TargetError> {
-        let layout = Self::layout(&self.cfg);
         let mut lot_docs = Vec::with_capacity(1);
         let mut flow = None;
         for (md, rec, ()) in docs {
-            let file = format::einvoice_xml(&layout, &md).unwrap_or_default();
+            let file = self
+                .flow_file(&md, &rec)
+                .map_err(|p| TargetError::Config(format!("{}: {p}", md.doc.number)))?;
             let tracking = tracking_id(&rec.key);
             lot_docs.push(LotDoc {
                 payload_hash: hex::encode(Sha256::digest(&file)),
