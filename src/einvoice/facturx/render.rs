@@ -396,8 +396,8 @@ pub(crate) fn document(v: &InvoiceView<'_>) -> Result<Document, FacturxError> {
         p.text(LEFT, p.y, 8.0, "Désignation");
         p.right(330.0, p.y, 8.0, "Qté");
         p.text(338.0, p.y, 8.0, "Unité");
-        p.right(430.0, p.y, 8.0, "PU HT");
-        p.right(475.0, p.y, 8.0, "TVA %");
+        p.right(420.0, p.y, 8.0, "PU HT");
+        p.right(460.0, p.y, 8.0, "TVA %");
         p.right(RIGHT, p.y, 8.0, &format!("Montant HT ({cur})"));
         p.y -= 4.0;
         p.rule(p.y);
@@ -412,8 +412,8 @@ pub(crate) fn document(v: &InvoiceView<'_>) -> Result<Document, FacturxError> {
         p.y -= 12.0;
         p.right(330.0, p.y, 9.0, &fr_plain(l.line.quantity));
         p.text(338.0, p.y, 9.0, &l.line.unit);
-        p.right(430.0, p.y, 9.0, &fr_plain(l.line.unit_price));
-        p.right(475.0, p.y, 9.0, &fr_plain(l.rate));
+        p.right(420.0, p.y, 9.0, &fr_plain(l.line.unit_price));
+        p.right(460.0, p.y, 9.0, &fr_plain(l.rate));
         p.right(RIGHT, p.y, 9.0, &fr_amount(l.line.net_amount));
         for (i, d) in desc.iter().enumerate() {
             if i > 0 {
@@ -421,8 +421,9 @@ pub(crate) fn document(v: &InvoiceView<'_>) -> Result<Document, FacturxError> {
             }
             p.text(LEFT, p.y, 9.0, d);
         }
-        p.y -= 2.0;
+        p.y -= 3.0;
     }
+    p.y -= 3.0;
     p.rule(p.y);
 
     // VAT breakdown and totals.

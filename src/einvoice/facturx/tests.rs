@@ -111,3 +111,29 @@ fn every_factur_x_passes_an_independent_pdf_check_and_its_xml_the_official_chain
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn a_long_invoice_flows_onto_several_pages_and_any_text_is_drawn_without_failing() {
+    let mut md = demo().into_iter().next().unwrap();
+    let (line, mapped) = (md.doc.lines[0].clone(), md.lines[0].clone());
+    for i in 0..120 {
+        let mut l = line.clone();
+        l.description = format!(
+            "Ligne {i} : 漢字 \u{0}\u{7} «guillemets» — œuvre {}",
+            "x".repeat(i)
+        );
+        md.doc.lines.push(l);
+        md.lines.push(mapped.clone());
+    }
+    md.doc.seller.name = "Société \u{202f}<&> \u{1F600}".into();
+    let v = InvoiceView::new(&md).with_profile(FRENCH);
+    let cii = Syntax::Cii.render(&v);
+    let pdf = render(&v, &cii).unwrap();
+    let doc = lopdf::Document::load_mem(&pdf).unwrap();
+    assert!(
+        doc.get_pages().len() >= 4,
+        "{} pages",
+        doc.get_pages().len()
+    );
+    assert_eq!(embedded_xml(&pdf).unwrap(), cii);
+}
