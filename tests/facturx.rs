@@ -13,11 +13,37 @@ use crate::pa_sim::{parts, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "pa";
 
-/// Syncs the demo to a fresh simulator with `extra` in the connector; the flows it received:
-/// trackingId → (flowInfo, file part headers, file).
-async fn flows(extra: &str) -> BTreeMap<String, (Value, String, Vec<u8>)> {
+/// The FNFE's sample Factur-X, as the invoice PDF a source gives, or `None` without ../shared.
+fn sample_pdf() -> Option<Vec<u8>> {
+    let p = common::repo()
+        .join("../shared/reference/france/examples/UC1_F202500003_00-INV_20250701_EN16931_FX.pdf");
+    let pdf = std::fs::read(&p).ok();
+    if pdf.is_none() {
+        common::skip(&format!("{} is missing", p.display()));
+    }
+    pdf
+}
+
+/// Gives a demo document an invoice PDF (in the source's folder) with these bytes.
+fn give_pdf(p: &Project, id: &str, bytes: &[u8]) {
+    let rel = format!("examples/invoices/{id}.json");
+    let mut doc = p.read_json(&rel);
+    let pdf = format!("pdf/{id}.pdf");
+    doc["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": pdf}]);
+    p.write_json(&rel, &doc);
+    std::fs::create_dir_all(p.path("examples/invoices/pdf")).unwrap();
+    std::fs::write(p.path(&format!("examples/invoices/{pdf}")), bytes).unwrap();
+}
+
+/// Syncs the demo to a fresh simulator with `extra` in the connector, after `prepare`; the
+/// report and the flows it received: trackingId → (flowInfo, file part headers, file).
+async fn flows(
+    extra: &str,
+    prepare: impl FnOnce(&Project),
+) -> (Value, BTreeMap<String, (Value, String, Vec<u8>)>) {
     let sim = Sim::start().await;
     let p = Project::demo_with_target(T, &sim.connector(extra));
+    prepare(&p);
     let mut cmd = p.command(&with_json(&["sync"]));
     cmd.env("PA_CLIENT_ID", CLIENT_ID)
         .env("PA_CLIENT_SECRET", CLIENT_SECRET);
@@ -37,17 +63,44 @@ async fn flows(extra: &str) -> BTreeMap<String, (Value, String, Vec<u8>)> {
         out.insert(tracking, (info, head, file));
     }
     assert_eq!(out.len() as u64, delivered);
-    out
+    (r, out)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_facturx_connector_sends_pdfs_whose_attachment_is_the_cii() {
-    let cii = flows("").await;
-    let fx = flows("syntax = \"facturx\"\n").await;
-    assert_eq!(
-        fx.keys().collect::<Vec<_>>(),
-        cii.keys().collect::<Vec<_>>()
+    let (_, cii) = flows("", |_| {}).await;
+    // One invoice comes with its own PDF (the FNFE's Factur-X stands for an application's), one
+    // with a file that is no PDF: that one is held, named, and nothing of it is sent.
+    let sample = sample_pdf();
+    let (report, fx) = flows("syntax = \"facturx\"\n", |p| {
+        if let Some(pdf) = &sample {
+            give_pdf(p, "inv-2026-0001", pdf);
+        }
+        give_pdf(p, "inv-2026-0002", b"%PDF-1.4 truncated");
+    })
+    .await;
+    let held = common::problems_of(&report, "inv-2026-0002");
+    assert!(
+        held.iter().any(|p| p["field"] == "attachments"
+            && p["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot be read")),
+        "{report}"
     );
+    assert_eq!(fx.len() + 1, cii.len());
+    assert!(fx.keys().all(|k| cii.contains_key(k)));
+    if let Some(sample) = &sample {
+        let own = fx
+            .values()
+            .find(|(info, _, _)| info["name"] == "F2026-0001.pdf")
+            .map(|(_, _, pdf)| lopdf_pages(pdf));
+        assert_eq!(
+            own,
+            Some(lopdf_pages(sample)),
+            "the source's pages are sent"
+        );
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut pdfs = Vec::new();
     for (tracking, (info, head, pdf)) in &fx {
@@ -106,4 +159,9 @@ fn facturx_python() -> Option<std::path::PathBuf> {
     }
     common::skip("the Factur-X checker needs pikepdf and factur-x (.ci/run installs them)");
     None
+}
+
+/// The number of pages of a PDF.
+fn lopdf_pages(pdf: &[u8]) -> usize {
+    lopdf::Document::load_mem(pdf).unwrap().get_pages().len()
 }

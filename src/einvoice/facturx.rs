@@ -21,10 +21,10 @@ pub const CONFORMANCE_LEVEL: &str = "EN 16931";
 #[derive(Debug, thiserror::Error)]
 pub enum FacturxError {
     /// The invoice PDF of the source cannot be read as a PDF.
-    #[error("the invoice PDF cannot be read ({0}): give a valid PDF as the document's invoice-pdf attachment, or none (facto then draws the invoice)")]
+    #[error("the invoice PDF cannot be read as a PDF: {0}")]
     Unreadable(String),
     /// The invoice PDF is encrypted: PDF/A forbids it.
-    #[error("the invoice PDF is encrypted, which PDF/A forbids: give an unprotected PDF as the document's invoice-pdf attachment, or none (facto then draws the invoice)")]
+    #[error("the invoice PDF is encrypted, which PDF/A forbids")]
     Encrypted,
     /// The PDF cannot be written (a bug: the input was read).
     #[error("the Factur-X PDF cannot be written: {0}")]

@@ -90,6 +90,15 @@ fn every_factur_x_passes_an_independent_pdf_check_and_its_xml_the_official_chain
         std::fs::write(&path, render(&v, &cii).unwrap()).unwrap();
         pdfs.push(path);
     }
+    // From a source's own PDF: an application's plain PDF, and another Factur-X (the FNFE's).
+    for (name, source) in sources() {
+        let md = &demo()[0];
+        let v = InvoiceView::new(md).with_profile(FRENCH);
+        let path = dir.join(format!("attached-{name}.pdf"));
+        let pdf = attach(&source, &v, &Syntax::Cii.render(&v)).unwrap();
+        std::fs::write(&path, pdf).unwrap();
+        pdfs.push(path);
+    }
     check_pdfs(&python, &xml_dir, &pdfs);
     let xmls: Vec<std::path::PathBuf> = pdfs
         .iter()
@@ -136,4 +145,66 @@ fn a_long_invoice_flows_onto_several_pages_and_any_text_is_drawn_without_failing
         doc.get_pages().len()
     );
     assert_eq!(embedded_xml(&pdf).unwrap(), cii);
+}
+
+/// Invoice PDFs a source could give: an application's plain PDF (facto's drawing without any
+/// of the Factur-X parts) and a Factur-X carrying another XML (the FNFE sample).
+fn sources() -> Vec<(&'static str, Vec<u8>)> {
+    let md = &demo()[1];
+    let v = InvoiceView::new(md).with_profile(FRENCH);
+    let mut plain = render::document(&v).unwrap();
+    let mut bytes = Vec::new();
+    plain.save_to(&mut bytes).unwrap();
+    vec![
+        ("plain", bytes),
+        ("fnfe", std::fs::read(fnfe_sample()).unwrap_or_default()),
+    ]
+}
+
+#[test]
+fn a_source_pdf_gets_the_cii_attached_in_place_of_any_earlier_factur_x_xml() {
+    let md = &demo()[0];
+    let v = InvoiceView::new(md).with_profile(FRENCH);
+    let cii = Syntax::Cii.render(&v);
+    for (name, source) in sources() {
+        if source.is_empty() {
+            crate::test_skip::skip("the FNFE sample Factur-X is missing (../shared)");
+            continue;
+        }
+        let pdf = attach(&source, &v, &cii).unwrap();
+        assert_eq!(embedded_xml(&pdf).unwrap(), cii, "{name}");
+        assert_eq!(
+            attach(&source, &v, &cii).unwrap(),
+            pdf,
+            "{name}: not deterministic"
+        );
+        let doc = lopdf::Document::load_mem(&pdf).unwrap();
+        let names = doc
+            .catalog()
+            .and_then(|c| c.get_deref(b"Names", &doc))
+            .and_then(lopdf::Object::as_dict)
+            .and_then(|n| n.get_deref(b"EmbeddedFiles", &doc))
+            .and_then(lopdf::Object::as_dict)
+            .and_then(|e| e.get(b"Names"))
+            .and_then(lopdf::Object::as_array)
+            .unwrap()
+            .clone();
+        let fx = names
+            .iter()
+            .filter(|n| n.as_str().is_ok_and(|s| s == XML_NAME.as_bytes()))
+            .count();
+        assert_eq!(fx, 1, "{name}: one factur-x.xml");
+        assert_eq!(
+            doc.get_pages().len(),
+            lopdf::Document::load_mem(&source)
+                .unwrap()
+                .get_pages()
+                .len(),
+            "{name}: the pages are the source's"
+        );
+    }
+    for bad in [b"not a pdf".as_slice(), b"%PDF-1.7\n%%EOF\n"] {
+        let e = attach(bad, &v, &cii).unwrap_err();
+        assert!(matches!(e, FacturxError::Unreadable(_)), "{e}");
+    }
 }

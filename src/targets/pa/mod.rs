@@ -62,6 +62,8 @@ pub struct PaRun {
     name: String,
     cfg: PaConfig,
     api: Option<PaApi>,
+    /// Where the documents' invoice PDFs are read from (Factur-X).
+    attachments: crate::source::attachments::AttachmentRoots,
 }
 
 /// One flow: the file, its name and its `trackingId`.
@@ -82,6 +84,7 @@ impl PaRun {
             api: super::client(name, dry_run, || PaApi::new(cfg))?,
             name: name.to_owned(),
             cfg: cfg.clone(),
+            attachments: Default::default(),
         })
     }
 
