@@ -107,6 +107,8 @@ pub(crate) fn finish(
         ],
     );
     doc.version = "1.7".into();
+    // What the source PDF's old metadata, information or Factur-X XML left unreferenced.
+    doc.prune_objects();
     let mut out = Vec::new();
     doc.save_to(&mut out).map_err(write_error)?;
     Ok(out)
@@ -168,9 +170,16 @@ fn write_error(e: impl std::fmt::Display) -> FacturxError {
     FacturxError::Write(e.to_string())
 }
 
+/// Text as the metadata writes it: no control characters, nothing XML forbids.
+fn clean_text(s: &str) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).collect();
+    xml_text(&s).into_owned()
+}
+
 /// A PDF text string: PDFDocEncoding when ASCII, else UTF-16BE with its byte order mark.
 fn text_string(s: &str) -> Object {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    // Cleaned as the XMP is, so that both say the same (PDF/A).
+    let clean = clean_text(s);
     if clean.is_ascii() {
         Object::string_literal(clean)
     } else {
@@ -186,10 +195,7 @@ fn text_string(s: &str) -> Object {
 /// information dictionary, and the Factur-X extension schema with its four properties.
 pub(crate) fn xmp(meta: &Meta<'_>) -> String {
     let date = meta.date.format("%Y-%m-%dT00:00:00+00:00");
-    let clean = |s: &str| -> String {
-        let s: String = s.chars().filter(|c| !c.is_control()).collect();
-        quick_xml::escape::escape(xml_text(&s).as_ref()).into_owned()
-    };
+    let clean = |s: &str| quick_xml::escape::escape(clean_text(s).as_str()).into_owned();
     let title = clean(&meta.title);
     let author = clean(meta.author);
     let property = |name: &str, description: &str| {
