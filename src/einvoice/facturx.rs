@@ -6,6 +6,7 @@
 
 mod pdfa;
 mod render;
+mod subset;
 
 use lopdf::Document;
 

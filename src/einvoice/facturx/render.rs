@@ -13,8 +13,9 @@ use super::super::{amount, number, InvoiceView};
 use super::FacturxError;
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
-const FONT_NAME: &str = "DejaVuSans";
+pub(super) static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+/// Its name in the PDF: a subset (see `subset`) carries a six-letter tag.
+const FONT_NAME: &str = "FACTOX+DejaVuSans";
 
 const WIDTH: f32 = 595.0;
 const HEIGHT: f32 = 842.0;
@@ -490,15 +491,22 @@ pub(crate) fn document(v: &InvoiceView<'_>) -> Result<Document, FacturxError> {
     assemble(p.done, &face, descriptor, &doc_.number)
 }
 
-/// The font program as embedded (`FontFile2`), compressed once per process: it is most of the
-/// file, and the same in every invoice.
+/// The font program as embedded (`FontFile2`): the face cut down to WinAnsi's glyphs (whole
+/// should that fail), compressed once per process, the same in every invoice.
 fn compressed_font() -> Result<Stream, FacturxError> {
     static COMPRESSED: std::sync::OnceLock<Result<Stream, String>> = std::sync::OnceLock::new();
     COMPRESSED
         .get_or_init(|| {
+            let face = ttf_parser::Face::parse(FONT, 0).map_err(|e| e.to_string())?;
+            let glyphs: Vec<u16> = (32u8..=255)
+                .filter_map(win_char)
+                .filter_map(|c| face.glyph_index(c))
+                .map(|g| g.0)
+                .collect();
+            let program = super::subset::subset(FONT, &glyphs).unwrap_or_else(|| FONT.to_vec());
             let mut s = Stream::new(
-                dictionary! { "Length1" => i64::try_from(FONT.len()).unwrap_or(0) },
-                FONT.to_vec(),
+                dictionary! { "Length1" => i64::try_from(program.len()).unwrap_or(0) },
+                program,
             );
             s.compress().map_err(|e| e.to_string())?;
             Ok(s)
