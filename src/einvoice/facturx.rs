@@ -65,6 +65,17 @@ pub fn render(v: &InvoiceView<'_>, cii: &[u8]) -> Result<Vec<u8>, FacturxError> 
 ///
 /// The PDF cannot be read, or it is encrypted.
 pub fn attach(pdf: &[u8], v: &InvoiceView<'_>, cii: &[u8]) -> Result<Vec<u8>, FacturxError> {
+    // The PDF comes from outside: should the reader fail on it in a way it does not report, the
+    // document is held like any unreadable PDF, and the run goes on. Nothing shared is mutated.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attach_to(pdf, v, cii)))
+        .unwrap_or_else(|_| {
+            Err(FacturxError::Unreadable(
+                "its structure broke the reader".into(),
+            ))
+        })
+}
+
+fn attach_to(pdf: &[u8], v: &InvoiceView<'_>, cii: &[u8]) -> Result<Vec<u8>, FacturxError> {
     let mut doc = Document::load_mem(pdf).map_err(|e| FacturxError::Unreadable(e.to_string()))?;
     if doc.is_encrypted() || doc.was_encrypted() {
         return Err(FacturxError::Encrypted);

@@ -208,3 +208,27 @@ fn a_source_pdf_gets_the_cii_attached_in_place_of_any_earlier_factur_x_xml() {
         assert!(matches!(e, FacturxError::Unreadable(_)), "{e}");
     }
 }
+
+#[test]
+fn a_damaged_source_pdf_is_refused_or_attached_never_a_panic() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let md = &demo()[0];
+    let v = InvoiceView::new(md).with_profile(FRENCH);
+    let cii = Syntax::Cii.render(&v);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for (_, source) in sources().into_iter().filter(|(_, s)| !s.is_empty()) {
+        let edits = proptest::collection::vec((0..source.len(), proptest::num::u8::ANY), 1..8);
+        for _ in 0..300 {
+            let mut damaged = source.clone();
+            for (at, b) in edits.new_tree(&mut runner).unwrap().current() {
+                damaged[at] = b;
+            }
+            let cut = damaged.len() - (damaged[0] as usize * 97) % damaged.len();
+            for bytes in [&damaged[..], &damaged[..cut]] {
+                if let Ok(pdf) = attach(bytes, &v, &cii) {
+                    assert_eq!(embedded_xml(&pdf).unwrap(), cii);
+                }
+            }
+        }
+    }
+}
