@@ -1,12 +1,12 @@
 //! The French approved platform (PA) target, `kind = "afnor-pa"` (SPEC §9, first step): each
-//! EN 16931 e-invoice (CII or UBL) is sent as one flow through the AFNOR XP Z12-013 Flow API,
+//! EN 16931 e-invoice (CII, UBL or Factur-X) is sent as one flow through the AFNOR XP Z12-013 Flow API,
 //! with `trackingId` derived from its ledger key ([`tracking_id`]). The API has no idempotency
 //! key, so a flow whose outcome is unknown (a timeout, a 5xx, a crash after the send) stays
 //! claimed and is searched by `trackingId` before anything is sent again; an
 //! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
-//! Not yet here: the French core invoice fields and BR-FR checks, Factur-X, the directory and
+//! Not yet here: the French core invoice fields and BR-FR checks, the directory and
 //! routes (every document the layout takes is sent), CDAR lifecycle statuses.
 
 pub mod api;
