@@ -63,7 +63,6 @@ pub(crate) fn finish(
     );
     // Left uncompressed: PDF/A readers must find the packet without decoding.
     let xmp_id = doc.add_object(xmp);
-    let icc_id = doc.add_object(Stream::new(dictionary! { "N" => 3 }, srgb_icc()));
     let info_id = doc.add_object(dictionary! {
         "Title" => text_string(&meta.title),
         "Author" => text_string(meta.author),
@@ -85,17 +84,21 @@ pub(crate) fn finish(
     catalog.set("Names", names);
     catalog.set("AF", vec![Object::Reference(spec_id)]);
     catalog.set("Metadata", xmp_id);
-    catalog.set(
-        "OutputIntents",
-        vec![Object::Dictionary(dictionary! {
+    catalog.set("PageMode", "UseAttachments");
+    // A PDF/A source keeps its own output intent (its pages may be CMYK); others get sRGB.
+    if !has_pdfa_intent(doc, root) {
+        let icc_id = doc.add_object(Stream::new(dictionary! { "N" => 3 }, srgb_icc()));
+        let intent = dictionary! {
             "Type" => "OutputIntent",
             "S" => "GTS_PDFA1",
             "OutputConditionIdentifier" => Object::string_literal("sRGB IEC61966-2.1"),
             "Info" => Object::string_literal("sRGB IEC61966-2.1"),
             "DestOutputProfile" => icc_id,
-        })],
-    );
-    catalog.set("PageMode", "UseAttachments");
+        };
+        if let Ok(catalog) = doc.get_dictionary_mut(root) {
+            catalog.set("OutputIntents", vec![Object::Dictionary(intent)]);
+        }
+    }
     doc.trailer.set("Info", info_id);
     // The file ID: from the invoice itself, so that a resend is the same file.
     let id = Sha256::digest(cii)[..16].to_vec();
@@ -112,6 +115,24 @@ pub(crate) fn finish(
     let mut out = Vec::new();
     doc.save_to(&mut out).map_err(write_error)?;
     Ok(out)
+}
+
+/// Whether the catalog has a PDF/A output intent with its ICC profile.
+fn has_pdfa_intent(doc: &Document, root: ObjectId) -> bool {
+    let intents = doc
+        .get_dictionary(root)
+        .and_then(|c| c.get_deref(b"OutputIntents", doc))
+        .and_then(Object::as_array);
+    intents.is_ok_and(|all| {
+        all.iter().any(|i| {
+            doc.dereference(i)
+                .and_then(|(_, i)| i.as_dict())
+                .is_ok_and(|i| {
+                    i.get(b"S").and_then(Object::as_name).ok() == Some(b"GTS_PDFA1".as_slice())
+                        && i.has(b"DestOutputProfile")
+                })
+        })
+    })
 }
 
 /// The catalog's `/Names` with `factur-x.xml` as the only embedded file named so (an older

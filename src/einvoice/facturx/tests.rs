@@ -203,6 +203,25 @@ fn a_source_pdf_gets_the_cii_attached_in_place_of_any_earlier_factur_x_xml() {
             .filter(|n| n.as_str().is_ok_and(|s| s == XML_NAME.as_bytes()))
             .count();
         assert_eq!(fx, 1, "{name}: one factur-x.xml");
+        // A PDF/A source keeps its own output intent; a plain one gets facto's sRGB.
+        let icc = |doc: &lopdf::Document| {
+            let intents = doc
+                .catalog()
+                .unwrap()
+                .get(b"OutputIntents")
+                .unwrap()
+                .clone();
+            let first = doc.dereference(&intents.as_array().unwrap()[0]).unwrap().1;
+            let profile = first.as_dict().unwrap().get(b"DestOutputProfile").unwrap();
+            let stream = doc.dereference(profile).unwrap().1.as_stream().unwrap();
+            stream.decompressed_content().unwrap()
+        };
+        let source_doc = lopdf::Document::load_mem(&source).unwrap();
+        if name == "fnfe" {
+            assert_eq!(icc(&doc), icc(&source_doc), "the sample's own intent");
+        } else {
+            assert_eq!(icc(&doc), super::pdfa::srgb_icc());
+        }
         assert_eq!(
             doc.get_pages().len(),
             lopdf::Document::load_mem(&source)
