@@ -3,7 +3,7 @@
 //! payment terms and the IBAN, and the notes, in French, amounts as the document gives them
 //! (decimal comma). One embedded face (DejaVu Sans, shipped in `assets/fonts` with its licence:
 //! PDF/A forbids fonts that are not embedded), WinAnsi encoding: a character outside it is
-//! drawn as `?` (the XML attached keeps the exact text).
+//! drawn as its base letter, else `?` (the XML attached keeps the exact text).
 
 use lopdf::content::{Content, Operation};
 use lopdf::{dictionary, Document, Object, ObjectId, Stream, StringFormat};
@@ -69,20 +69,28 @@ fn win_char(code: u8) -> Option<char> {
     }
 }
 
-/// The WinAnsi code of a character: `?` when it has none, a space for any space or control.
-fn win_code(c: char) -> u8 {
-    if c.is_whitespace() || c.is_control() {
-        return b' ';
-    }
+/// The WinAnsi code of a character, if it has one.
+fn win_exact(c: char) -> Option<u8> {
     if let Ok(b) = u8::try_from(u32::from(c)) {
         if matches!(b, 0x20..=0x7E | 0xA0..=0xFF) {
-            return b;
+            return Some(b);
         }
     }
     WIN_80
         .iter()
         .position(|w| *w == Some(c))
         .and_then(|i| u8::try_from(0x80 + i).ok())
+}
+
+/// The WinAnsi code of a character: a space for any space or control; else its own, else that
+/// of its base letter (`ő` → `o`, `ą` → `a`), else `?`.
+fn win_code(c: char) -> u8 {
+    use unicode_normalization::UnicodeNormalization;
+    if c.is_whitespace() || c.is_control() {
+        return b' ';
+    }
+    win_exact(c)
+        .or_else(|| std::iter::once(c).nfd().next().and_then(win_exact))
         .unwrap_or(b'?')
 }
 
@@ -607,6 +615,7 @@ mod tests {
         assert_eq!(fr_amount(Decimal::new(5, 0)), "5,00");
         assert_eq!(fr_plain(Decimal::new(1250, 2)), "12,5");
         assert_eq!(Pages::encode("é€’Œ\u{202f}\n漢"), b"\xE9\x80\x92\x8C  ?");
+        assert_eq!(Pages::encode("Łódź Győr Ą"), b"?\xF3dz Gyor A");
         for code in 32u8..=255 {
             // A no-break space is drawn as a space.
             if let Some(c) = win_char(code).filter(|_| code != 0xA0) {
