@@ -260,3 +260,32 @@ fn a_damaged_source_pdf_is_refused_or_attached_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn any_text_in_any_field_renders_a_factur_x_that_passes_the_pdf_check() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = proptest::collection::vec(
+        proptest::option::weighted(0.3, super::super::tests::any_text()),
+        40,
+    );
+    let docs = demo();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pdfs = Vec::new();
+    for case in 0..40 {
+        let texts = strategy.new_tree(&mut runner).unwrap().current();
+        let mut md = docs[case % docs.len()].clone();
+        super::super::tests::fill_text_fields(&mut md.doc, &texts);
+        let v = InvoiceView::new(&md).with_profile(FRENCH);
+        let cii = Syntax::Cii.render(&v);
+        let pdf = render(&v, &cii).unwrap();
+        assert_eq!(embedded_xml(&pdf).unwrap(), cii, "case {case}");
+        let path = tmp.path().join(format!("case-{case}.pdf"));
+        std::fs::write(&path, pdf).unwrap();
+        pdfs.push(path);
+    }
+    let Some(python) = pdf_python() else {
+        return;
+    };
+    check_pdfs(&python, &tmp.path().join("xml"), &pdfs, true);
+}
