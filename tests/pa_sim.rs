@@ -230,9 +230,12 @@ impl State {
         if info["sha256"].as_str() != Some(hex::encode(Sha256::digest(file)).as_str()) {
             return error(422, "ChecksumMismatch", "sha256 does not match the file");
         }
-        let xml = String::from_utf8_lossy(file);
+        // A Factur-X is a PDF carrying its CII as `factur-x.xml`.
+        let pdf_xml = (syntax == "Factur-X" && file.starts_with(b"%PDF-"))
+            .then(|| facto::einvoice::facturx::embedded_xml(file).unwrap_or_default());
+        let xml = String::from_utf8_lossy(pdf_xml.as_deref().unwrap_or(file));
         let root_ok = match syntax {
-            "CII" => xml.contains("<rsm:CrossIndustryInvoice"),
+            "CII" | "Factur-X" => xml.contains("<rsm:CrossIndustryInvoice"),
             _ => xml.contains("<Invoice") || xml.contains("<CreditNote"),
         };
         let Some(number) = number_of(&xml).filter(|_| root_ok) else {

@@ -14,6 +14,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod editor_browser;
+mod facturx;
 mod formats;
 mod http_source;
 mod lifecycle;

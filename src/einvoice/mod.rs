@@ -8,6 +8,7 @@
 
 pub mod cii;
 pub mod codes;
+pub mod facturx;
 pub mod rules;
 pub mod rules_fr;
 pub mod ubl;

@@ -136,6 +136,7 @@ pub(super) fn build_targets(
                     )));
                 }
                 PaRun::new(name, c, opts.dry_run)
+                    .map(|r| r.with_attachments(cfg.attachment_roots(&job.source)))
                     .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }

@@ -416,6 +416,7 @@ impl PaApi {
         file: &[u8],
         name: &str,
         syntax: &str,
+        mime: &str,
         tracking_id: &str,
     ) -> Result<FlowCreated, PaError> {
         let info = json!({
@@ -434,7 +435,7 @@ impl PaApi {
                 .map_err(|e| ApiError::Config(format!("flowInfo part: {e}")))?;
             let file = reqwest::multipart::Part::bytes(file.to_vec())
                 .file_name(name.to_owned())
-                .mime_str("application/xml")
+                .mime_str(mime)
                 .map_err(|e| ApiError::Config(format!("file part: {e}")))?;
             Ok(reqwest::multipart::Form::new()
                 .part("flowInfo", info)

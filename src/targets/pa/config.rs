@@ -17,6 +17,9 @@ pub enum PaSyntax {
     Cii,
     /// UBL 2.1 (`flowSyntax = UBL`).
     Ubl,
+    /// Factur-X, EN 16931 profile: a PDF/A-3 carrying the CII as `factur-x.xml`
+    /// (`flowSyntax = Factur-X`).
+    Facturx,
 }
 
 impl PaSyntax {
@@ -25,6 +28,15 @@ impl PaSyntax {
         match self {
             PaSyntax::Cii => "CII",
             PaSyntax::Ubl => "UBL",
+            PaSyntax::Facturx => "Factur-X",
+        }
+    }
+
+    /// The MIME type of the file sent.
+    pub fn mime(self) -> &'static str {
+        match self {
+            PaSyntax::Cii | PaSyntax::Ubl => "application/xml",
+            PaSyntax::Facturx => "application/pdf",
         }
     }
 }
@@ -55,7 +67,7 @@ pub struct PaConfig {
     /// set of credentials serves several companies.
     #[serde(default)]
     pub organization_id: Option<String>,
-    /// `cii` (default) or `ubl`.
+    /// `cii` (default), `ubl` or `facturx`.
     #[serde(default)]
     pub syntax: PaSyntax,
     /// Timeout of one API call, seconds. Default 30.
@@ -216,5 +228,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lot_size"), "{e}");
+    }
+
+    #[test]
+    fn factur_x_is_a_syntax_and_an_unknown_one_is_refused_with_the_values() {
+        let c = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\nsyntax = \"facturx\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.syntax, PaSyntax::Facturx);
+        assert_eq!(
+            (c.syntax.flow_syntax(), c.syntax.mime()),
+            ("Factur-X", "application/pdf")
+        );
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\nsyntax = \"pdf\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`cii`") && e.contains("`ubl`") && e.contains("`facturx`"),
+            "{e}"
+        );
     }
 }

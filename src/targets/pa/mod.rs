@@ -1,5 +1,5 @@
 //! The French approved platform (PA) target, `kind = "afnor-pa"` (SPEC §9, first step): each
-//! EN 16931 e-invoice (CII or UBL) is sent as one flow through the AFNOR XP Z12-013 Flow API,
+//! EN 16931 e-invoice (CII, UBL or Factur-X) is sent as one flow through the AFNOR XP Z12-013 Flow API,
 //! with `trackingId` derived from its ledger key ([`tracking_id`]). The API has no idempotency
 //! key, so a flow whose outcome is unknown (a timeout, a 5xx, a crash after the send) stays
 //! claimed and is searched by `trackingId` before anything is sent again; an
@@ -8,12 +8,12 @@
 //!
 //! The lifecycle statuses (CDAR) are read at each poll ([`lifecycle`], [`cdar`]).
 //!
-//! Not yet here: the French core invoice fields and BR-FR checks, Factur-X, the directory and
-//! routes (every document the layout takes is sent).
+//! Not yet here: the directory and routes (every document the layout takes is sent).
 
 pub mod api;
 pub mod cdar;
 pub mod config;
+mod facturx;
 pub mod lifecycle;
 
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use self::config::{PaConfig, PaSyntax};
 use super::driver::{Found, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::{remote, TargetError};
 use crate::einvoice::Syntax;
-use crate::format::{self, Layout};
+use crate::format::Layout;
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
@@ -65,6 +65,8 @@ pub struct PaRun {
     name: String,
     cfg: PaConfig,
     api: Option<PaApi>,
+    /// Where the documents' invoice PDFs are read from (Factur-X).
+    attachments: crate::source::attachments::AttachmentRoots,
 }
 
 /// One flow: the file, its name and its `trackingId`.
@@ -85,6 +87,7 @@ impl PaRun {
             api: super::client(name, dry_run, || PaApi::new(cfg))?,
             name: name.to_owned(),
             cfg: cfg.clone(),
+            attachments: Default::default(),
         })
     }
 
@@ -93,7 +96,7 @@ impl PaRun {
     /// the directory lookup that routes B2B documents comes later).
     pub fn layout(cfg: &PaConfig) -> Layout {
         Layout::french_core(match cfg.syntax {
-            PaSyntax::Cii => Syntax::Cii,
+            PaSyntax::Cii | PaSyntax::Facturx => Syntax::Cii,
             PaSyntax::Ubl => Syntax::Ubl,
         })
     }
@@ -142,6 +145,7 @@ impl PaRun {
                 &f.file,
                 &f.file_name,
                 self.cfg.syntax.flow_syntax(),
+                self.cfg.syntax.mime(),
                 &f.tracking_id,
             )
             .await;
@@ -184,7 +188,10 @@ impl PaRun {
     fn file_name(&self, number: &str) -> String {
         // `name` holds at most 255 characters; the trackingId, not the name, identifies it.
         let safe: String = crate::fsutil::safe_name(number).chars().take(200).collect();
-        format!("{}_{safe}.xml", self.cfg.syntax.flow_syntax())
+        match self.cfg.syntax {
+            PaSyntax::Facturx => format!("{safe}.pdf"),
+            s => format!("{}_{safe}.xml", s.flow_syntax()),
+        }
     }
 }
 
@@ -212,9 +219,15 @@ impl Target for PaRun {
     async fn check(
         &mut self,
         _ledger: &dyn Ledger,
-        _md: &MappedDocument,
-        _rec: &Record,
+        md: &MappedDocument,
+        rec: &Record,
     ) -> Result<Result<(), Vec<Problem>>, TargetError> {
+        // A Factur-X that cannot be made holds the document (a source PDF that is not one).
+        if self.cfg.syntax == PaSyntax::Facturx {
+            if let Err(p) = self.flow_file(md, rec) {
+                return Ok(Err(vec![p]));
+            }
+        }
         Ok(Ok(()))
     }
 
@@ -224,12 +237,13 @@ impl Target for PaRun {
         docs: Vec<(Arc<MappedDocument>, Record, ())>,
         _run_id: &str,
     ) -> Result<Lot<PaFlow>, TargetError> {
-        let layout = Self::layout(&self.cfg);
         let mut lot_docs = Vec::with_capacity(1);
         let mut flow = None;
         let mut values = Vec::new();
         for (md, rec, ()) in docs {
-            let file = format::einvoice_xml(&layout, &md).unwrap_or_default();
+            let file = self
+                .flow_file(&md, &rec)
+                .map_err(|p| TargetError::Config(format!("{}: {p}", md.doc.number)))?;
             let tracking = tracking_id(&rec.key);
             // How its lifecycle statuses find it: (BT-1, seller SIREN, BT-2 year).
             if let Some(siren) = crate::einvoice::siren(&md.doc.seller) {
