@@ -6,11 +6,16 @@
 //! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
-//! Not yet here: the French core invoice fields and BR-FR checks, Factur-X, the directory and
-//! routes (every document the layout takes is sent), CDAR lifecycle statuses.
+//! Routes (`crate::route`): a B2B document (and a public buyer's with `public_buyers = "pa"`)
+//! is sent to the address the PA's directory gives its buyer's SIREN ([`directory`], cached per
+//! SIREN), written as BT-49 with the BAR note of its route; B2C, international and out-of-scope
+//! sales are held for e-reporting (issue 15), never sent as B2B.
+//!
+//! Not yet here: Factur-X, CDAR lifecycle statuses.
 
 pub mod api;
 pub mod config;
+pub mod directory;
 
 use std::sync::Arc;
 
@@ -27,7 +32,9 @@ use crate::einvoice::Syntax;
 use crate::format::{self, Layout};
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::mapping::MappedDocument;
+use crate::model::{ElectronicAddress, Note};
 use crate::problem::Problem;
+use crate::route::{self, PublicBuyers, Route};
 
 /// The `trackingId` of a record: `facto-` and 40 hex digits of the SHA-256 of its ledger key
 /// (job, target, document id). Hashed because document ids are free text of any length, and
@@ -63,11 +70,21 @@ pub struct PaRun {
     api: Option<PaApi>,
 }
 
-/// One flow: the file, its name and its `trackingId`.
+/// One flow: the file, its name, its `trackingId` and its `processingRule`.
 pub struct PaFlow {
     file: Vec<u8>,
     file_name: String,
     tracking_id: String,
+    processing_rule: Option<String>,
+}
+
+/// A document ready for the PA: as it is sent (BT-49 from the directory, the BAR note of its
+/// route), its route, and why it goes to that address.
+pub struct PaReady {
+    md: Arc<MappedDocument>,
+    route: Route,
+    address: String,
+    why: String,
 }
 
 impl PaRun {
@@ -85,13 +102,145 @@ impl PaRun {
     }
 
     /// The document layout of a connector: the French core invoice (the reform's "socle", checked
-    /// against facto's BR-FR rules before anything is sent), for every document (no route yet:
-    /// the directory lookup that routes B2B documents comes later).
+    /// against facto's BR-FR rules before anything is sent), for the PA's route: every document
+    /// but public buyers' (`pa-b2b`), or every document (`pa-b2g`, `public_buyers = "pa"`).
     pub fn layout(cfg: &PaConfig) -> Layout {
-        Layout::french_core(match cfg.syntax {
-            PaSyntax::Cii => Syntax::Cii,
-            PaSyntax::Ubl => Syntax::Ubl,
-        })
+        Layout {
+            route: Some(match cfg.public_buyers {
+                PublicBuyers::Chorus => Route::PaB2b,
+                PublicBuyers::Pa => Route::PaB2g,
+            }),
+            ..Layout::french_core(match cfg.syntax {
+                PaSyntax::Cii => Syntax::Cii,
+                PaSyntax::Ubl => Syntax::Ubl,
+            })
+        }
+    }
+
+    /// When an expired directory answer is looked up again, as the hold reasons say it.
+    fn recheck(&self) -> String {
+        format!(
+            "at the first run {} h after its last lookup (directory_cache_hours)",
+            self.cfg.directory_cache_hours
+        )
+    }
+
+    /// The directory lines of `siren`: the cached answer while it is fresh, else the
+    /// directory's (cached); a problem when no directory is configured.
+    async fn directory_lines(
+        &self,
+        ledger: &dyn Ledger,
+        siren: &str,
+    ) -> Result<Result<Vec<directory::Line>, Problem>, TargetError> {
+        let Some(base) = self.cfg.directory_url.as_deref() else {
+            return Ok(Err(Problem::new(
+                "directory-not-configured",
+                "buyer.siren",
+                "the route of a B2B invoice cannot be decided without the PA's directory (its address, BT-49, comes from there)",
+                format!("set directory_url (the PA's Directory Service, up to /v1) in connectors/{}.toml", self.name),
+            )));
+        };
+        let now = Utc::now();
+        if let Some(c) = directory::cached(ledger, &self.name, siren)? {
+            if !directory::expired(&c, self.cfg.directory_cache_hours, now) {
+                return Ok(Ok(c.lines));
+            }
+        }
+        let lines = directory::search(self.api()?, base, siren)
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        let cached = directory::Cached {
+            fetched_at: now,
+            lines,
+        };
+        ledger.put_value(
+            &directory::cache_key(&self.name, siren),
+            &serde_json::to_value(&cached).unwrap_or_default(),
+        )?;
+        Ok(Ok(cached.lines))
+    }
+
+    /// The route of a document and the document as sent: held for e-reporting, held by the
+    /// directory's answer, or with BT-49 and the BAR note set and the rules checked again.
+    async fn route(
+        &self,
+        ledger: &dyn Ledger,
+        md: &MappedDocument,
+    ) -> Result<Result<PaReady, Vec<Problem>>, TargetError> {
+        let layout = Self::layout(&self.cfg);
+        if let Some(p) = layout.route.and_then(|r| route::e_reporting(r, &md.doc)) {
+            return Ok(Err(vec![p]));
+        }
+        let decision = route::decide(&md.doc, self.cfg.public_buyers);
+        let buyer = &md.doc.buyer;
+        let Some(siren) = route::siren(buyer) else {
+            return Ok(Err(vec![Problem::new(
+                "buyer-siren",
+                "buyer.siren",
+                format!(
+                    "route {}: the buyer has no SIREN to look up in the directory",
+                    decision.route.as_str()
+                ),
+                "give the buyer's SIREN (9 digits) or SIRET",
+            )]));
+        };
+        let lines = match self.directory_lines(ledger, &siren).await? {
+            Ok(l) => l,
+            Err(p) => return Ok(Err(vec![p])),
+        };
+        let wanted = buyer
+            .electronic_address
+            .as_ref()
+            .filter(|e| e.scheme == "0225")
+            .map(|e| e.value.as_str());
+        let siret = buyer.siret.as_deref().map(str::trim);
+        let (line, why) = match directory::choose(&lines, &siren, siret, wanted, &self.recheck()) {
+            Ok(c) => c,
+            Err(p) => return Ok(Err(vec![p])),
+        };
+        let mut sent = md.clone();
+        sent.doc.buyer.electronic_address = Some(ElectronicAddress {
+            scheme: "0225".into(),
+            value: line.addressing_identifier.clone(),
+        });
+        if let Some(bar) = decision.route.bar() {
+            let own = sent
+                .doc
+                .notes
+                .iter()
+                .find(|n| crate::einvoice::note_has_code(n, "BAR"));
+            match own {
+                Some(n) if n.text.trim() != bar => {
+                    return Ok(Err(vec![Problem::new(
+                        "route-bar",
+                        "notes",
+                        format!(
+                            "the document's BAR note says {} but its route is {} (BAR {bar}: {})",
+                            n.text.trim(),
+                            decision.route.as_str(),
+                            decision.why
+                        ),
+                        "correct the BAR note or the buyer's data (SIREN, country, VAT id)",
+                    )]))
+                }
+                Some(_) => {}
+                None => sent.doc.notes.push(Note {
+                    subject_code: Some("BAR".into()),
+                    text: bar.into(),
+                }),
+            }
+        }
+        // The rules again, on what is sent (the BAR note brings BR-FR-21 on BT-49).
+        let problems = format::check(&layout, &sent, "");
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        Ok(Ok(PaReady {
+            md: Arc::new(sent),
+            route: decision.route,
+            address: line.addressing_identifier,
+            why,
+        }))
     }
 
     fn api(&self) -> Result<&PaApi, TargetError> {
@@ -139,6 +288,7 @@ impl PaRun {
                 &f.file_name,
                 self.cfg.syntax.flow_syntax(),
                 &f.tracking_id,
+                f.processing_rule.as_deref(),
             )
             .await;
         Ok(match result {
@@ -185,7 +335,7 @@ impl PaRun {
 }
 
 impl Target for PaRun {
-    type Ready = ();
+    type Ready = PaReady;
     type Payload = PaFlow;
 
     fn name(&self) -> &str {
@@ -205,25 +355,30 @@ impl Target for PaRun {
         Some(Self::layout(&self.cfg))
     }
 
+    /// Its route, and for a document sent: the directory's address for its buyer (looked up
+    /// again when the cached answer has expired).
     async fn check(
         &mut self,
-        _ledger: &dyn Ledger,
-        _md: &MappedDocument,
+        ledger: &dyn Ledger,
+        md: &MappedDocument,
         _rec: &Record,
-    ) -> Result<Result<(), Vec<Problem>>, TargetError> {
-        Ok(Ok(()))
+    ) -> Result<Result<PaReady, Vec<Problem>>, TargetError> {
+        self.route(ledger, md).await
     }
 
-    /// The document as the e-invoice writer makes it, with its `trackingId`.
+    /// The document as the e-invoice writer makes it (with the directory's BT-49 and its BAR
+    /// note), with its `trackingId` and the `processingRule` of its route.
     async fn pack(
         &mut self,
-        docs: Vec<(Arc<MappedDocument>, Record, ())>,
+        docs: Vec<(Arc<MappedDocument>, Record, PaReady)>,
         _run_id: &str,
     ) -> Result<Lot<PaFlow>, TargetError> {
         let layout = Self::layout(&self.cfg);
         let mut lot_docs = Vec::with_capacity(1);
         let mut flow = None;
-        for (md, rec, ()) in docs {
+        let mut routed = String::new();
+        for (_, rec, ready) in docs {
+            let md = ready.md;
             let file = format::einvoice_xml(&layout, &md).unwrap_or_default();
             let tracking = tracking_id(&rec.key);
             lot_docs.push(LotDoc {
@@ -231,17 +386,26 @@ impl Target for PaRun {
                 md: Arc::clone(&md),
                 rec,
             });
+            if flow.is_none() {
+                routed = format!(
+                    "route {} to {} ({})",
+                    ready.route.as_str(),
+                    ready.address,
+                    ready.why
+                );
+            }
             flow.get_or_insert(PaFlow {
                 file_name: self.file_name(&md.doc.number),
                 file,
                 tracking_id: tracking,
+                processing_rule: Some(ready.route.processing_rule().to_owned()),
             });
         }
         let flow = flow.ok_or_else(|| TargetError::Config("an empty lot".into()))?;
         Ok(Lot {
             docs: lot_docs,
             label: format!(
-                "PA flow {} (trackingId {})",
+                "PA flow {} (trackingId {}), {routed}",
                 flow.file_name, flow.tracking_id
             ),
             key: Some(flow.tracking_id.clone()),
@@ -250,6 +414,7 @@ impl Target for PaRun {
                 json!({
                     "name": flow.file_name,
                     "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
+                    "processingRule": flow.processing_rule,
                 }),
             )],
             payload: flow,
@@ -300,6 +465,7 @@ impl Target for PaRun {
             file,
             file_name: name.to_owned(),
             tracking_id: tracking.clone(),
+            processing_rule: stored["processingRule"].as_str().map(str::to_owned),
         };
         let outcome = self.deliver(&flow).await?;
         // Kept while the outcome is unknown again: the next lookup may need to send it again.
