@@ -19,6 +19,7 @@ mod http_source;
 mod lifecycle;
 mod pa_api;
 mod pa_contract;
+mod pa_directory;
 mod pa_sim;
 mod pennylane_api;
 mod pennylane_contract;

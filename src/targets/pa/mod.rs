@@ -68,6 +68,8 @@ pub struct PaRun {
     name: String,
     cfg: PaConfig,
     api: Option<PaApi>,
+    /// The directory lines looked up in this run, per SIREN: one search per SIREN and run.
+    looked_up: std::collections::BTreeMap<String, Vec<directory::Line>>,
 }
 
 /// One flow: the file, its name, its `trackingId` and its `processingRule`.
@@ -98,6 +100,7 @@ impl PaRun {
             api: super::client(name, dry_run, || PaApi::new(cfg))?,
             name: name.to_owned(),
             cfg: cfg.clone(),
+            looked_up: std::collections::BTreeMap::new(),
         })
     }
 
@@ -128,7 +131,7 @@ impl PaRun {
     /// The directory lines of `siren`: the cached answer while it is fresh, else the
     /// directory's (cached); a problem when no directory is configured.
     async fn directory_lines(
-        &self,
+        &mut self,
         ledger: &dyn Ledger,
         siren: &str,
     ) -> Result<Result<Vec<directory::Line>, Problem>, TargetError> {
@@ -140,6 +143,9 @@ impl PaRun {
                 format!("set directory_url (the PA's Directory Service, up to /v1) in connectors/{}.toml", self.name),
             )));
         };
+        if let Some(lines) = self.looked_up.get(siren) {
+            return Ok(Ok(lines.clone()));
+        }
         let now = Utc::now();
         if let Some(c) = directory::cached(ledger, &self.name, siren)? {
             if !directory::expired(&c, self.cfg.directory_cache_hours, now) {
@@ -157,13 +163,15 @@ impl PaRun {
             &directory::cache_key(&self.name, siren),
             &serde_json::to_value(&cached).unwrap_or_default(),
         )?;
+        self.looked_up
+            .insert(siren.to_owned(), cached.lines.clone());
         Ok(Ok(cached.lines))
     }
 
     /// The route of a document and the document as sent: held for e-reporting, held by the
     /// directory's answer, or with BT-49 and the BAR note set and the rules checked again.
     async fn route(
-        &self,
+        &mut self,
         ledger: &dyn Ledger,
         md: &MappedDocument,
     ) -> Result<Result<PaReady, Vec<Problem>>, TargetError> {
