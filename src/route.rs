@@ -215,6 +215,18 @@ pub fn e_reporting(platform: Route, doc: &Document) -> Option<crate::problem::Pr
     })
 }
 
+/// A document's route as `preview` shows it: the route, the address it goes to when known, and
+/// why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Shown {
+    /// The route ([`Route::as_str`]).
+    pub route: &'static str,
+    /// The addressing identifier (BT-49) it is sent to, when known.
+    pub address: Option<String>,
+    /// Why.
+    pub why: String,
+}
+
 /// The problem code of a document held for e-reporting.
 pub const E_REPORTING: &str = "e-reporting";
 

@@ -313,3 +313,83 @@ async fn directory_answers_are_cached_then_looked_up_again_once_expired() {
     let sent = sent(&sim).await;
     assert!(pharmacie.iter().all(|n| sent.contains_key(n)), "{sent:?}");
 }
+
+/// `preview --target pa` shows each document's route, address and why, from facto's directory
+/// cache only: before any sync it calls nothing and says the address is looked up at send
+/// time; after one, it shows the directory's address (and the holds it implies).
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_each_route_from_the_cache_and_calls_nothing() {
+    let sim = Sim::start().await;
+    sim.state
+        .lock()
+        .unwrap()
+        .directory
+        .lines
+        .insert(BELLEVUE.into(), vec![line(BELLEVUE, BELLEVUE, "Upcoming")]);
+    let p = project(&sim, "");
+    let row = |v: &Value, number: &str| -> Value {
+        v["targets"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["number"] == number)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {number}: {v}"))
+    };
+    let dupont = numbers_of(&p, Some(DUPONT))[0].clone();
+    let bellevue = numbers_of(&p, Some(BELLEVUE))[0].clone();
+    let muller = numbers_of(&p, None)
+        .into_iter()
+        .find(|n| n.starts_with('F'))
+        .unwrap();
+
+    let (_, v, _) = run(&p, &["preview", "--target", T]).await;
+    assert!(
+        sim.server.received_requests().await.unwrap().is_empty(),
+        "preview called the PA"
+    );
+    let r = row(&v, &dupont);
+    assert_eq!(r["route"]["route"], "pa-b2b", "{r}");
+    assert!(r["route"]["address"].is_null(), "{r}");
+    assert!(
+        r["route"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("looked up at send time"),
+        "{r}"
+    );
+    let r = row(&v, &muller);
+    assert_eq!(
+        (r["status"].as_str(), r["route"]["route"].as_str()),
+        (Some("held"), Some("international")),
+        "{r}"
+    );
+    assert!(r["detail"].as_str().unwrap().contains("e-reporting"), "{r}");
+    assert_eq!(row(&v, "T2026-B2C1")["route"]["route"], "b2c");
+
+    run(&p, &["sync"]).await;
+    let (_, v, _) = run(&p, &["preview", "--target", T]).await;
+    let r = row(&v, &bellevue);
+    assert_eq!(r["status"], "held", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("Upcoming"), "{r}");
+    // A new Dupont invoice: its address comes from the cached answer.
+    let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
+    doc["id"] = json!("test-dupont-0040");
+    doc["number"] = json!("T2026-0040");
+    p.write_json("examples/invoices/test-dupont-0040.json", &doc);
+    let out = p
+        .command(&["preview", "--target", T])
+        .env("PA_TOKEN", BEARER)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .skip_while(|l| !l.contains("T2026-0040"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        line.contains("route pa-b2b to 412358764") && line.contains("directory answer of"),
+        "{text}"
+    );
+}

@@ -128,6 +128,53 @@ impl PaRun {
         )
     }
 
+    /// For a document the PA receives as an invoice: the directory's cached answer for its
+    /// buyer (when, and the address it gives or the problem that holds it); `None` when nothing
+    /// is cached (or the document is no invoice for the PA). Reads the ledger only.
+    #[allow(clippy::type_complexity)]
+    fn cached_choice(
+        &self,
+        ledger: &dyn Ledger,
+        md: &MappedDocument,
+    ) -> Result<Option<(String, Result<(directory::Line, String), Problem>)>, TargetError> {
+        let d = route::decide(&md.doc, self.cfg.public_buyers);
+        if !matches!(d.route, Route::PaB2b | Route::PaB2g) {
+            return Ok(None);
+        }
+        let buyer = &md.doc.buyer;
+        let Some(siren) = route::siren(buyer) else {
+            return Ok(None);
+        };
+        if self.cfg.directory_url.is_none() {
+            let p = Self::no_directory(&self.name);
+            return Ok(Some(("-".into(), Err(p))));
+        }
+        let Some(c) = directory::cached(ledger, &self.name, &siren)? else {
+            return Ok(None);
+        };
+        let wanted = buyer
+            .electronic_address
+            .as_ref()
+            .filter(|e| e.scheme == "0225")
+            .map(|e| e.value.as_str());
+        let siret = buyer.siret.as_deref().map(str::trim);
+        let choice = directory::choose(&c.lines, &siren, siret, wanted, &self.recheck());
+        Ok(Some((
+            c.fetched_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            choice,
+        )))
+    }
+
+    /// Why a B2B document is held when no directory is configured.
+    fn no_directory(name: &str) -> Problem {
+        Problem::new(
+            "directory-not-configured",
+            "buyer.siren",
+            "the route of a B2B invoice cannot be decided without the PA's directory (its address, BT-49, comes from there)",
+            format!("set directory_url (the PA's Directory Service, up to /v1) in connectors/{name}.toml"),
+        )
+    }
+
     /// The directory lines of `siren`: the cached answer while it is fresh, else the
     /// directory's (cached); a problem when no directory is configured.
     async fn directory_lines(
@@ -135,13 +182,8 @@ impl PaRun {
         ledger: &dyn Ledger,
         siren: &str,
     ) -> Result<Result<Vec<directory::Line>, Problem>, TargetError> {
-        let Some(base) = self.cfg.directory_url.as_deref() else {
-            return Ok(Err(Problem::new(
-                "directory-not-configured",
-                "buyer.siren",
-                "the route of a B2B invoice cannot be decided without the PA's directory (its address, BT-49, comes from there)",
-                format!("set directory_url (the PA's Directory Service, up to /v1) in connectors/{}.toml", self.name),
-            )));
+        let Some(base) = self.cfg.directory_url.clone() else {
+            return Ok(Err(Self::no_directory(&self.name)));
         };
         if let Some(lines) = self.looked_up.get(siren) {
             return Ok(Ok(lines.clone()));
@@ -152,7 +194,7 @@ impl PaRun {
                 return Ok(Ok(c.lines));
             }
         }
-        let lines = directory::search(self.api()?, base, siren)
+        let lines = directory::search(self.api()?, &base, siren)
             .await
             .map_err(|e| remote(&self.name, &e))?;
         let cached = directory::Cached {
@@ -361,6 +403,46 @@ impl Target for PaRun {
 
     fn layout(&self) -> Option<Layout> {
         Some(Self::layout(&self.cfg))
+    }
+
+    /// What facto's directory cache already says holds a B2B document (no directory
+    /// configured, a SIREN with no usable line); nothing is called.
+    fn offline_problems(
+        &self,
+        ledger: &dyn Ledger,
+        _origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        Ok(match self.cached_choice(ledger, md)? {
+            Some((_, Err(p))) => vec![p],
+            _ => Vec::new(),
+        })
+    }
+
+    /// The route, and the address from facto's directory cache only (`preview` calls nothing:
+    /// the directory is looked up at send time).
+    fn offline_route(&self, ledger: &dyn Ledger, md: &MappedDocument) -> Option<route::Shown> {
+        let d = route::decide(&md.doc, self.cfg.public_buyers);
+        let shown = |address: Option<String>, why: String| route::Shown {
+            route: d.route.as_str(),
+            address,
+            why,
+        };
+        Some(match self.cached_choice(ledger, md) {
+            Ok(Some((at, Ok((line, why))))) => shown(
+                Some(line.addressing_identifier),
+                format!("{}; {why} (directory answer of {at})", d.why),
+            ),
+            Ok(Some((_, Err(p)))) => shown(None, format!("{}; {}", d.why, p.message)),
+            Ok(None) if d.route == Route::PaB2b || d.route == Route::PaB2g => shown(
+                None,
+                format!(
+                    "{}; the directory is looked up at send time (preview reads only facto's cache, which has no answer for this SIREN yet)",
+                    d.why
+                ),
+            ),
+            _ => shown(None, d.why.clone()),
+        })
     }
 
     /// Its route, and for a document sent: the directory's address for its buyer (looked up
