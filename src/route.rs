@@ -175,6 +175,36 @@ pub fn decide(doc: &Document, public: PublicBuyers) -> Decision {
     }
 }
 
+/// The route of a B2B document once the directory has said whether its buyer is a public entity
+/// (`entityType` `Public`) that the source does not flag `chorus`: through the PA as B2G when
+/// the connector sends public buyers there, else held (a public buyer's invoice goes to Chorus
+/// Pro, which needs the source's flag).
+///
+/// # Errors
+///
+/// The problem that holds the document.
+pub fn with_directory(
+    d: Decision,
+    public_entity: bool,
+    public: PublicBuyers,
+) -> Result<Decision, crate::problem::Problem> {
+    if d.route != Route::PaB2b || !public_entity {
+        return Ok(d);
+    }
+    match public {
+        PublicBuyers::Pa => Ok(Decision {
+            route: Route::PaB2g,
+            why: format!("{}, a public entity in the directory (entityType Public)", d.why),
+        }),
+        PublicBuyers::Chorus => Err(crate::problem::Problem::new(
+            "directory-public-entity",
+            "buyer.chorus",
+            format!("{}: the directory lists it as a public entity (entityType Public), whose invoices go to Chorus Pro", d.why),
+            "flag this customer as a public buyer (chorus) in the invoicing application, or set public_buyers = \"pa\" on the PA connector",
+        )),
+    }
+}
+
 /// The route of a document with public buyers on Chorus Pro directly.
 pub fn of(doc: &Document) -> Option<Route> {
     Some(decide(doc, PublicBuyers::Chorus).route)
@@ -300,6 +330,21 @@ mod tests {
             (d.route, d.route.bar()),
             (Route::OutOfScope, Some("OUTOFSCOPE"))
         );
+    }
+
+    #[test]
+    fn a_public_entity_in_the_directory_is_never_sent_as_b2b() {
+        let mut doc = crate::mapping::tests::worked_invoice();
+        buyer(&mut doc, Some("216901231"), None, Some("FR"));
+        let d = decide(&doc, PublicBuyers::Chorus);
+        assert_eq!(
+            with_directory(d.clone(), false, PublicBuyers::Chorus),
+            Ok(d.clone())
+        );
+        let p = with_directory(d.clone(), true, PublicBuyers::Chorus).unwrap_err();
+        assert_eq!(p.code, "directory-public-entity");
+        let d = with_directory(d, true, PublicBuyers::Pa).unwrap();
+        assert_eq!(d.route, Route::PaB2g);
     }
 
     /// A foreign buyer or a private person is never sent to a PA as B2B: a PA layout holds it

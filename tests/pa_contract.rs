@@ -55,9 +55,10 @@ fn afnor() -> Option<PathBuf> {
 }
 
 /// Prism serving the Directory Service spec (patched by `prism_mock_spec.py`), whose example
-/// line's addressing identifier is set to its example SIREN: BR-FR-21 asks a B2B invoice's BT-49
-/// to start with the buyer's SIREN, and the spec's example (`dcsc456sdcsdcs556`) does not. Only an
-/// example changes: requests are validated against the spec as published.
+/// line's addressing identifier is set to its example SIREN (BR-FR-21 asks a B2B invoice's BT-49
+/// to start with the buyer's SIREN, and the spec's example `dcsc456sdcsdcs556` does not) and whose
+/// example legal unit is a private company. Only examples (and the order of one enum) change:
+/// requests are validated against the spec as published.
 fn directory_mock(
     bin: &PathBuf,
     py: &PathBuf,
@@ -74,6 +75,11 @@ fn directory_mock(
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
     v["components"]["schemas"]["addressingIdentifier"]["example"] = "702042755".into();
+    // The example legal unit is a public entity (Prism answers the enum's first value), which
+    // facto does not send as B2B: the same values, the private one first.
+    let entity = &mut v["components"]["schemas"]["entityType"];
+    entity["enum"] = serde_json::json!(["PrivateVatRegistered", "Public"]);
+    entity["example"] = "PrivateVatRegistered".into();
     std::fs::write(&spec, v.to_string()).unwrap();
     start(bin, &spec, &dir.join("prism-directory.log"), true)
 }

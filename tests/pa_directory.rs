@@ -249,14 +249,27 @@ async fn the_demo_sync_routes_each_buyer_kind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn public_buyers_go_through_the_pa_when_the_connector_says_so() {
     let sim = Sim::start().await;
+    // A public entity the source does not flag: the directory says so (entityType Public).
+    let mut public_line = line(BELLEVUE, BELLEVUE, "Enabled");
+    public_line["legalUnit"] = json!({"siren": BELLEVUE, "entityType": "Public"});
+    sim.state
+        .lock()
+        .unwrap()
+        .directory
+        .lines
+        .insert(BELLEVUE.into(), vec![public_line]);
     let p = project(&sim, "public_buyers = \"pa\"\n");
     let (_, r, err) = run(&p, &["sync"]).await;
     let sent = sent(&sim).await;
     let public: Vec<String> = ["216901231", "196901234"]
         .iter()
         .flat_map(|s| numbers_of(&p, Some(s)))
+        // The demo's Chorus Pro anomaly (a purchase order beside the engagement number): the
+        // Chorus Pro rules hold it, through the PA too.
+        .filter(|n| n != "F2026-0004")
         .collect();
     assert!(!public.is_empty());
+    assert_eq!(held_codes(&p, "F2026-0004"), ["CHORUS-EJ-OR-PO"]);
     for n in &public {
         let (rule, _) = sent
             .get(n)
@@ -264,6 +277,12 @@ async fn public_buyers_go_through_the_pa_when_the_connector_says_so() {
         assert_eq!(rule, "B2G", "{n}");
     }
     assert_eq!(sent[&numbers_of(&p, Some(DUPONT))[0]].0, "B2B");
+    // Never as B2B: the directory's public entity gets the Chorus Pro rules (the demo's hotel
+    // lacks its establishment's SIRET on the delivery address) and is held.
+    for n in numbers_of(&p, Some(BELLEVUE)) {
+        assert!(!sent.contains_key(&n), "{n}");
+        assert_eq!(held_codes(&p, &n), ["CHORUS-ADDRESS-SIRET"], "{n}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -366,6 +385,10 @@ async fn preview_shows_each_route_from_the_cache_and_calls_nothing() {
     let r = row(&v, &bellevue);
     assert_eq!(r["status"], "held", "{r}");
     assert!(r["detail"].as_str().unwrap().contains("Upcoming"), "{r}");
+    assert!(
+        r["route"]["why"].as_str().unwrap().contains("Upcoming"),
+        "{r}"
+    );
     // A new Dupont invoice: its address comes from the cached answer.
     let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
     doc["id"] = json!("test-dupont-0040");

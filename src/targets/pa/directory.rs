@@ -40,6 +40,25 @@ pub struct Line {
     /// `Enabled`, `Disabled` or `Upcoming`.
     #[serde(default)]
     pub directory_line_status: Option<String>,
+    /// The legal unit (asked for with `include: ["siren"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_unit: Option<LegalUnit>,
+}
+
+/// The legal unit of a line (`legalUnitPayloadIncluded`), as far as routing reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegalUnit {
+    /// `Public` or `PrivateVatRegistered`.
+    #[serde(default)]
+    pub entity_type: Option<String>,
+}
+
+/// Whether the directory says the legal unit of these lines is a public entity.
+pub fn public_entity(lines: &[Line]) -> bool {
+    lines
+        .iter()
+        .any(|l| l.legal_unit.as_ref().and_then(|u| u.entity_type.as_deref()) == Some("Public"))
 }
 
 impl Line {
@@ -106,6 +125,7 @@ pub async fn search(api: &PaApi, base: &str, siren: &str) -> Result<Vec<Line>, P
     for page in 0..MAX_PAGES {
         let body = json!({
             "filters": {"siren": {"op": "strict", "value": siren}},
+            "include": ["siren"],
             "limit": PAGE,
             "ignore": page * PAGE,
         });
@@ -262,6 +282,7 @@ mod tests {
             routing_identifier: routing.map(Into::into),
             addressing_suffix: suffix.map(Into::into),
             directory_line_status: Some(status.into()),
+            legal_unit: None,
         }
     }
 

@@ -152,6 +152,11 @@ impl PaRun {
         let Some(c) = directory::cached(ledger, &self.name, &siren)? else {
             return Ok(None);
         };
+        let at = c.fetched_at.format("%Y-%m-%d %H:%M UTC").to_string();
+        let public = directory::public_entity(&c.lines);
+        if let Err(p) = route::with_directory(d, public, self.cfg.public_buyers) {
+            return Ok(Some((at, Err(p))));
+        }
         let wanted = buyer
             .electronic_address
             .as_ref()
@@ -159,10 +164,7 @@ impl PaRun {
             .map(|e| e.value.as_str());
         let siret = buyer.siret.as_deref().map(str::trim);
         let choice = directory::choose(&c.lines, &siren, siret, wanted, &self.recheck());
-        Ok(Some((
-            c.fetched_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            choice,
-        )))
+        Ok(Some((at, choice)))
     }
 
     /// Why a B2B document is held when no directory is configured.
@@ -221,7 +223,7 @@ impl PaRun {
         if let Some(p) = layout.route.and_then(|r| route::e_reporting(r, &md.doc)) {
             return Ok(Err(vec![p]));
         }
-        let decision = route::decide(&md.doc, self.cfg.public_buyers);
+        let mut decision = route::decide(&md.doc, self.cfg.public_buyers);
         let buyer = &md.doc.buyer;
         let Some(siren) = route::siren(buyer) else {
             return Ok(Err(vec![Problem::new(
@@ -236,6 +238,14 @@ impl PaRun {
         };
         let lines = match self.directory_lines(ledger, &siren).await? {
             Ok(l) => l,
+            Err(p) => return Ok(Err(vec![p])),
+        };
+        decision = match route::with_directory(
+            decision,
+            directory::public_entity(&lines),
+            self.cfg.public_buyers,
+        ) {
+            Ok(d) => d,
             Err(p) => return Ok(Err(vec![p])),
         };
         let wanted = buyer
@@ -280,8 +290,14 @@ impl PaRun {
                 }),
             }
         }
-        // The rules again, on what is sent (the BAR note brings BR-FR-21 on BT-49).
-        let problems = format::check(&layout, &sent, "");
+        // The rules again, on what is sent (the BAR note brings BR-FR-21 on BT-49), and a
+        // public buyer's Chorus Pro rules (service code, engagement number), which the PA's
+        // Chorus Pro applies.
+        let mut problems = format::check(&layout, &sent, "");
+        if decision.route == Route::PaB2g {
+            let v = crate::einvoice::InvoiceView::new(&sent).with_profile(layout.profile);
+            problems.extend(crate::einvoice::rules::chorus(&v));
+        }
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
