@@ -410,3 +410,28 @@ async fn preview_shows_each_route_from_the_cache_and_calls_nothing() {
         "{text}"
     );
 }
+
+/// Public buyers through the PA and a Chorus Pro target in one job would reach Chorus Pro twice:
+/// the configuration is refused, naming both targets.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_buyers_through_the_pa_beside_a_chorus_target_is_refused() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "public_buyers = \"pa\"\n");
+    let cfg = p.read("facto.toml").replace(
+        "\"sales-csv\", \"pa\"]",
+        "\"sales-csv\", \"pa\", \"chorus-files\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let out = p
+        .command(&["sync"])
+        .env("PA_TOKEN", BEARER)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`pa`") && err.contains("`chorus-files`") && err.contains("twice"),
+        "{err}"
+    );
+    assert!(sim.server.received_requests().await.unwrap().is_empty());
+}
