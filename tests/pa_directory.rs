@@ -435,3 +435,28 @@ async fn public_buyers_through_the_pa_beside_a_chorus_target_is_refused() {
     );
     assert!(sim.server.received_requests().await.unwrap().is_empty());
 }
+
+/// Without `directory_url` no B2B route can be decided: B2B documents are held with the fix,
+/// nothing is sent, and the e-reporting holds are unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_directory_b2b_documents_are_held_with_the_fix() {
+    let sim = Sim::start().await;
+    let connector: String = sim
+        .bearer_connector("")
+        .lines()
+        .filter(|l| !l.starts_with("directory_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let p = Project::demo_with_target(T, &connector);
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r} {err}");
+    assert_eq!(target(&r, T)["delivered"], 0, "{r}");
+    assert!(sent(&sim).await.is_empty());
+    let dupont = &numbers_of(&p, Some(DUPONT))[0];
+    assert_eq!(held_codes(&p, dupont), ["directory-not-configured"]);
+    assert!(
+        r["problems"].to_string().contains("set directory_url"),
+        "{r}"
+    );
+    assert_eq!(held_codes(&p, B2C), ["e-reporting"]);
+}

@@ -236,4 +236,33 @@ mod tests {
             .to_string();
         assert!(e.contains("lot_size"), "{e}");
     }
+
+    #[test]
+    fn directory_settings_have_named_defaults_and_are_checked() {
+        let c = load(&format!("{BASE}bearer_token_env = \"T\"\n")).unwrap();
+        assert_eq!(c.directory_url, None);
+        assert_eq!(c.directory_cache_hours, 24);
+        assert_eq!(c.public_buyers, crate::route::PublicBuyers::Chorus);
+        let c = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\ndirectory_url = \"https://pa.example/directory-service\"\ndirectory_cache_hours = 2\npublic_buyers = \"pa\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.directory_cache_hours, 2);
+        assert_eq!(c.public_buyers, crate::route::PublicBuyers::Pa);
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\ndirectory_url = \"pa.example\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("directory_url") && e.contains("absolute URL"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\npublic_buyers = \"ppf\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("public_buyers") || e.contains("ppf"), "{e}");
+    }
 }
