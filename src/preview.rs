@@ -271,7 +271,7 @@ pub async fn preview(
                     format!("{}: {} — fix: {}", p.field, p.message, p.fix),
                 )
             };
-            let mut route = None;
+            let route = run.offline_route(ledger, doc);
             // In the order the sync decides: a second copy of an id first, whatever its record.
             let (status, detail) = match (dup, rec.as_ref().map(|r| r.state)) {
                 (Some(Duplicate::SameId(p)), _) => held_for(p),
@@ -308,7 +308,6 @@ pub async fn preview(
                 ),
                 (Some(Duplicate::SameNumber(p)), _) => held_for(p),
                 _ => match prepare(doc, mapping).and_then(|md| {
-                    route = run.offline_route(ledger, &md);
                     let mut p =
                         layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
                     p.extend(

@@ -249,7 +249,7 @@ pub trait Target: Send + Sync {
     fn offline_route(
         &self,
         _ledger: &dyn Ledger,
-        _md: &MappedDocument,
+        _doc: &crate::model::Document,
     ) -> Option<crate::route::Shown> {
         None
     }
@@ -374,7 +374,7 @@ pub trait TargetRun: Send {
     fn offline_route(
         &self,
         _ledger: &dyn Ledger,
-        _md: &MappedDocument,
+        _doc: &crate::model::Document,
     ) -> Option<crate::route::Shown> {
         None
     }
@@ -718,9 +718,9 @@ impl<T: Target + 'static> TargetRun for Driven<T> {
     fn offline_route(
         &self,
         ledger: &dyn Ledger,
-        md: &MappedDocument,
+        doc: &crate::model::Document,
     ) -> Option<crate::route::Shown> {
-        self.target.offline_route(ledger, md)
+        self.target.offline_route(ledger, doc)
     }
 }
 

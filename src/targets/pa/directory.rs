@@ -165,28 +165,27 @@ pub fn choose(
     let enabled: Vec<&Line> = lines.iter().filter(|l| l.status() == "Enabled").collect();
     if enabled.is_empty() {
         let upcoming = lines.iter().any(|l| l.status() == "Upcoming");
-        let (code, what) = if upcoming {
+        let not_yet = format!("check the buyer's SIREN; if it is right, the buyer has no PA yet: ask them to choose one (facto looks the directory up again {recheck})");
+        let (code, what, fix) = if upcoming {
             (
                 "directory-upcoming",
                 format!("the directory lists SIREN {siren} with a platform that is not active yet (Upcoming): held until it is"),
+                format!("nothing to do: the buyer's PA starts later, and facto looks the directory up again {recheck}"),
             )
         } else if lines.is_empty() {
             (
                 "directory-missing",
                 format!("the directory has no line for SIREN {siren}: the buyer cannot receive e-invoices through a PA yet"),
+                not_yet,
             )
         } else {
             (
                 "directory-disabled",
                 format!("the directory lists SIREN {siren} only as Disabled (no platform linked): the buyer cannot receive e-invoices yet"),
+                not_yet,
             )
         };
-        return Err(Problem::new(
-            code,
-            "buyer.siren",
-            what,
-            format!("check the buyer's SIREN; otherwise the buyer must choose a PA (facto looks the directory up again {recheck})"),
-        ));
+        return Err(Problem::new(code, "buyer.siren", what, fix));
     }
     if let Some(w) = wanted.map(str::trim).filter(|w| !w.is_empty()) {
         if let Some(l) = enabled.iter().find(|l| l.addressing_identifier == w) {

@@ -238,8 +238,12 @@ impl Target for PaRun {
 
     /// The route, and the address from facto's directory cache only (`preview` calls nothing:
     /// the directory is looked up at send time).
-    fn offline_route(&self, ledger: &dyn Ledger, md: &MappedDocument) -> Option<route::Shown> {
-        self.shown_route(ledger, md)
+    fn offline_route(
+        &self,
+        ledger: &dyn Ledger,
+        doc: &crate::model::Document,
+    ) -> Option<route::Shown> {
+        self.shown_route(ledger, doc)
     }
 
     /// Its route, and for a document sent: the directory's address for its buyer (looked up

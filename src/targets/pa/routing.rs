@@ -11,7 +11,7 @@ use super::{directory, remote, PaRun};
 use crate::format;
 use crate::ledger::Ledger;
 use crate::mapping::MappedDocument;
-use crate::model::{ElectronicAddress, Note};
+use crate::model::{Document, ElectronicAddress, Note};
 use crate::problem::Problem;
 use crate::route::{self, Route};
 use crate::targets::TargetError;
@@ -29,7 +29,7 @@ impl PaRun {
     /// When an expired directory answer is looked up again, as the hold reasons say it.
     pub(super) fn recheck(&self) -> String {
         format!(
-            "at the first run {} h after its last lookup (directory_cache_hours)",
+            "{} h after the last lookup (directory_cache_hours)",
             self.cfg.directory_cache_hours
         )
     }
@@ -41,13 +41,13 @@ impl PaRun {
     fn cached_choice(
         &self,
         ledger: &dyn Ledger,
-        md: &MappedDocument,
+        doc: &Document,
     ) -> Result<Option<(String, Result<(directory::Line, String), Problem>)>, TargetError> {
-        let d = route::decide(&md.doc, self.cfg.public_buyers);
+        let d = route::decide(doc, self.cfg.public_buyers);
         if !matches!(d.route, Route::PaB2b | Route::PaB2g) {
             return Ok(None);
         }
-        let buyer = &md.doc.buyer;
+        let buyer = &doc.buyer;
         let Some(siren) = route::siren(buyer) else {
             return Ok(None);
         };
@@ -222,7 +222,7 @@ impl PaRun {
         ledger: &dyn Ledger,
         md: &MappedDocument,
     ) -> Result<Vec<Problem>, TargetError> {
-        Ok(match self.cached_choice(ledger, md)? {
+        Ok(match self.cached_choice(ledger, &md.doc)? {
             Some((_, Err(p))) => vec![p],
             _ => Vec::new(),
         })
@@ -230,18 +230,14 @@ impl PaRun {
 
     /// The route, and the address from facto's directory cache only (`preview` calls nothing:
     /// the directory is looked up at send time).
-    pub(super) fn shown_route(
-        &self,
-        ledger: &dyn Ledger,
-        md: &MappedDocument,
-    ) -> Option<route::Shown> {
-        let d = route::decide(&md.doc, self.cfg.public_buyers);
+    pub(super) fn shown_route(&self, ledger: &dyn Ledger, doc: &Document) -> Option<route::Shown> {
+        let d = route::decide(doc, self.cfg.public_buyers);
         let shown = |address: Option<String>, why: String| route::Shown {
             route: d.route.as_str(),
             address,
             why,
         };
-        Some(match self.cached_choice(ledger, md) {
+        Some(match self.cached_choice(ledger, doc) {
             Ok(Some((at, Ok((line, why))))) => shown(
                 Some(line.addressing_identifier),
                 format!("{}; {why} (directory answer of {at})", d.why),
