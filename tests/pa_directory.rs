@@ -389,6 +389,10 @@ async fn preview_shows_each_route_from_the_cache_and_calls_nothing() {
         r["route"]["why"].as_str().unwrap().contains("Upcoming"),
         "{r}"
     );
+    // A document already sent shows its route too.
+    let r = row(&v, &dupont);
+    assert_eq!(r["status"], "already-transferred", "{r}");
+    assert_eq!(r["route"]["address"], DUPONT, "{r}");
     // A new Dupont invoice: its address comes from the cached answer.
     let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
     doc["id"] = json!("test-dupont-0040");
