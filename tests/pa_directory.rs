@@ -258,18 +258,36 @@ async fn public_buyers_go_through_the_pa_when_the_connector_says_so() {
         .directory
         .lines
         .insert(BELLEVUE.into(), vec![public_line]);
+    // The lycée's structure requires an engagement number (b2gAdditionalData).
+    sim.state.lock().unwrap().directory.lines.insert(
+        "196901234".into(),
+        vec![
+            json!({"addressingIdentifier": "196901234_19690123400015", "siren": "196901234",
+            "siret": "19690123400015", "directoryLineStatus": "Enabled",
+            "facility": {"siret": "19690123400015",
+                "b2gAdditionalData": {"managesLegalCommitmentCode": true}}}),
+        ],
+    );
     let p = project(&sim, "public_buyers = \"pa\"\n");
     let (_, r, err) = run(&p, &["sync"]).await;
     let sent = sent(&sim).await;
+    // The demo's Chorus Pro anomaly (a purchase order beside the engagement number), and the
+    // lycée's invoices without an engagement number: held by the Chorus Pro rules and the
+    // structure's own, through the PA too.
+    let held = [
+        ("F2026-0004", "CHORUS-EJ-OR-PO"),
+        ("F2026-0008", "CHORUS-STRUCTURE-EJ"),
+        ("F2026-0025", "CHORUS-STRUCTURE-EJ"),
+    ];
     let public: Vec<String> = ["216901231", "196901234"]
         .iter()
         .flat_map(|s| numbers_of(&p, Some(s)))
-        // The demo's Chorus Pro anomaly (a purchase order beside the engagement number): the
-        // Chorus Pro rules hold it, through the PA too.
-        .filter(|n| n != "F2026-0004")
+        .filter(|n| held.iter().all(|(h, _)| h != n))
         .collect();
     assert!(!public.is_empty());
-    assert_eq!(held_codes(&p, "F2026-0004"), ["CHORUS-EJ-OR-PO"]);
+    for (n, code) in held {
+        assert_eq!(held_codes(&p, n), [code], "{n}");
+    }
     for n in &public {
         let (rule, _) = sent
             .get(n)

@@ -43,6 +43,59 @@ pub struct Line {
     /// The legal unit (asked for with `include: ["siren"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legal_unit: Option<LegalUnit>,
+    /// The facility (asked for with `include: ["siret"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
+}
+
+/// The facility of a line (`facilityPayloadIncluded`), as far as routing reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facility {
+    /// Its SIRET.
+    #[serde(default)]
+    pub siret: Option<String>,
+    /// What a public structure requires (`b2gAdditionalData`).
+    #[serde(default)]
+    pub b2g_additional_data: Option<B2gData>,
+}
+
+/// What a public structure requires of the invoices it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct B2gData {
+    /// A service code (BT-10) is required.
+    #[serde(default)]
+    pub service_code_status: Option<bool>,
+    /// An engagement number (BT-13) is required.
+    #[serde(default)]
+    pub manages_legal_commitment_code: Option<bool>,
+    /// One of the two is required.
+    #[serde(default)]
+    pub manages_legal_commitment_or_service_code: Option<bool>,
+}
+
+/// What the public structure of `chosen` (or, failing its data, of the invoiced facility
+/// `siret`) requires, as the Chorus Pro structure rules read it.
+pub fn structure(
+    lines: &[Line],
+    chosen: &Line,
+    siret: Option<&str>,
+) -> Option<crate::einvoice::rules::StructureRules> {
+    let data = |l: &Line| l.facility.as_ref().and_then(|f| f.b2g_additional_data);
+    let b = data(chosen).or_else(|| {
+        lines
+            .iter()
+            .filter(|l| {
+                siret.is_some() && l.facility.as_ref().and_then(|f| f.siret.as_deref()) == siret
+            })
+            .find_map(data)
+    })?;
+    Some(crate::einvoice::rules::StructureRules {
+        service_code_required: b.service_code_status.unwrap_or(false),
+        engagement_required: b.manages_legal_commitment_code.unwrap_or(false),
+        engagement_or_service: b.manages_legal_commitment_or_service_code.unwrap_or(false),
+    })
 }
 
 /// The legal unit of a line (`legalUnitPayloadIncluded`), as far as routing reads it.
@@ -125,7 +178,7 @@ pub async fn search(api: &PaApi, base: &str, siren: &str) -> Result<Vec<Line>, P
     for page in 0..MAX_PAGES {
         let body = json!({
             "filters": {"siren": {"op": "strict", "value": siren}},
-            "include": ["siren"],
+            "include": ["siren", "siret"],
             "limit": PAGE,
             "ignore": page * PAGE,
         });
@@ -282,6 +335,7 @@ mod tests {
             addressing_suffix: suffix.map(Into::into),
             directory_line_status: Some(status.into()),
             legal_unit: None,
+            facility: None,
         }
     }
 
@@ -364,6 +418,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.addressing_identifier, "412358764");
+    }
+
+    #[test]
+    fn a_public_structure_says_what_it_requires() {
+        let siret = "19690123400015";
+        let mut own = line("196901234", None, None, None, "Enabled");
+        let mut facility = line(
+            "196901234_19690123400015",
+            Some(siret),
+            None,
+            None,
+            "Enabled",
+        );
+        assert_eq!(structure(&[own.clone()], &own, Some(siret)), None);
+        facility.facility = Some(Facility {
+            siret: Some(siret.into()),
+            b2g_additional_data: Some(B2gData {
+                manages_legal_commitment_code: Some(true),
+                ..Default::default()
+            }),
+        });
+        let lines = vec![own.clone(), facility.clone()];
+        // The chosen line has no data: the invoiced facility's says.
+        let s = structure(&lines, &own, Some(siret)).unwrap();
+        assert!(s.engagement_required && !s.service_code_required && !s.engagement_or_service);
+        assert_eq!(structure(&lines, &own, Some("19690123400099")), None);
+        own.facility = Some(Facility {
+            siret: None,
+            b2g_additional_data: Some(B2gData {
+                service_code_status: Some(true),
+                ..Default::default()
+            }),
+        });
+        assert!(structure(&lines, &own, None).unwrap().service_code_required);
     }
 
     #[test]

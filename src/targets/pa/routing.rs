@@ -203,6 +203,10 @@ impl PaRun {
         if decision.route == Route::PaB2g {
             let v = crate::einvoice::InvoiceView::new(&sent).with_profile(layout.profile);
             problems.extend(crate::einvoice::rules::chorus(&v));
+            // What the structure asks, as the directory says it (service code, engagement).
+            if let Some(s) = directory::structure(&lines, &line, siret) {
+                problems.extend(crate::einvoice::rules::structure(&v, &s));
+            }
         }
         if !problems.is_empty() {
             return Ok(Err(problems));
