@@ -156,6 +156,18 @@ pub fn decide(doc: &Document, public: PublicBuyers) -> Decision {
     if let Some(s) = siren(buyer) {
         return d(Route::PaB2b, format!("French business, SIREN {s}"));
     }
+    // A SIREN or SIRET that is malformed still says a business, never a private person: the
+    // PA target holds it for its SIREN.
+    let given = [&buyer.siren, &buyer.siret]
+        .into_iter()
+        .filter_map(|v| v.as_deref().map(str::trim))
+        .find(|v| !v.is_empty());
+    if let Some(v) = given {
+        return d(
+            Route::PaB2b,
+            format!("French business (SIREN or SIRET `{v}`, not 9 or 14 digits)"),
+        );
+    }
     match buyer
         .vat_id
         .as_deref()
@@ -301,6 +313,10 @@ mod tests {
         buyer(&mut doc, None, Some("FR93412358764"), None);
         assert_eq!(route(&doc, PublicBuyers::Chorus), Route::PaB2b);
         assert_eq!(siren(&doc.buyer).as_deref(), Some("412358764"));
+        // A malformed SIREN is a business to correct, not a private person.
+        buyer(&mut doc, Some("41235876"), None, Some("FR"));
+        assert_eq!(route(&doc, PublicBuyers::Chorus), Route::PaB2b);
+        assert_eq!(siren(&doc.buyer), None);
         // A private person: no SIREN, no VAT id.
         buyer(&mut doc, None, None, Some("FR"));
         let d = decide(&doc, PublicBuyers::Chorus);

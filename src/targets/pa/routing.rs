@@ -136,10 +136,11 @@ impl PaRun {
                 "buyer-siren",
                 "buyer.siren",
                 format!(
-                    "route {}: the buyer has no SIREN to look up in the directory",
-                    decision.route.as_str()
+                    "route {} ({}): the buyer has no valid SIREN to look up in the directory",
+                    decision.route.as_str(),
+                    decision.why
                 ),
-                "give the buyer's SIREN (9 digits) or SIRET",
+                "give the buyer's SIREN (9 digits) or SIRET (14 digits)",
             )]));
         };
         let lines = match self.directory_lines(ledger, &siren).await? {
