@@ -37,6 +37,9 @@ pub struct PreviewRow {
     pub status: String,
     /// Batch, reasons, fixes.
     pub detail: String,
+    /// Its route, address and why, for a target that routes documents (a PA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::route::Shown>,
 }
 
 /// Preview of one target.
@@ -99,6 +102,20 @@ impl Preview {
                     r.status,
                     r.detail
                 );
+                if let Some(route) = &r.route {
+                    let _ = writeln!(
+                        s,
+                        "  {:<14} route {}{}: {}",
+                        "",
+                        route.route,
+                        route
+                            .address
+                            .as_deref()
+                            .map(|a| format!(" to {a}"))
+                            .unwrap_or_default(),
+                        route.why
+                    );
+                }
             }
             let _ = writeln!(
                 s,
@@ -254,6 +271,7 @@ pub async fn preview(
                     format!("{}: {} — fix: {}", p.field, p.message, p.fix),
                 )
             };
+            let route = run.offline_route(ledger, doc);
             // In the order the sync decides: a second copy of an id first, whatever its record.
             let (status, detail) = match (dup, rec.as_ref().map(|r| r.state)) {
                 (Some(Duplicate::SameId(p)), _) => held_for(p),
@@ -335,6 +353,7 @@ pub async fn preview(
                 gross: Some(doc.totals.gross),
                 status,
                 detail,
+                route,
             });
         }
         for (id, number, error) in &bad {
@@ -347,6 +366,7 @@ pub async fn preview(
                 gross: None,
                 status: "held".into(),
                 detail: error.to_string(),
+                route: None,
             });
         }
         out.targets.push(tp);

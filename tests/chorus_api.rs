@@ -52,7 +52,7 @@ async fn deposits_once_and_follows_statuses_to_payment() {
     let (code, r, err) = run(&p, &["sync"]).await;
     assert_eq!(code, 1, "held documents give 1: {r} {err}");
     assert_eq!(target(&r, T)["delivered"], PUBLIC as u64, "{r}");
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
     assert_once(&sim);
     assert!(r["problems"].to_string().contains("CHORUS-EJ-OR-PO"));
     assert_eq!(
@@ -116,7 +116,7 @@ async fn lost_answers_and_timeouts_are_looked_up_never_deposited_twice() {
         "the lost deposit stays claimed"
     );
     // The other targets delivered all the same.
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
 
     // Next run: the lost deposit is found on Chorus Pro, not deposited again; then a timeout.
     sim.state
@@ -396,7 +396,7 @@ async fn structure_settings_hold_documents_and_credentials_fail_cleanly() {
     let e = r["error"].as_str().unwrap();
     assert!(e.contains("PISTE refused the client credentials"), "{e}");
     assert!(!e.contains("wrong"), "a secret never appears in a message");
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
     assert!(sim.deposits().is_empty());
 
     // A missing variable is named.

@@ -79,7 +79,7 @@ fn sync_delivers_everything_once_then_only_what_is_new() {
         "{text}"
     );
     // Entry numbering continues across batches of the journal.
-    assert!(text.contains("VE000042"), "{text}");
+    assert!(text.contains("VE000043"), "{text}");
     for t in ["sales-fec", "sales-csv"] {
         let docs: usize = active_batches(&p, t).iter().map(|(_, d)| d.len()).sum();
         assert_eq!(docs as u64, DEMO_DELIVERABLE + 1);

@@ -61,7 +61,7 @@ async fn sends_each_document_once_and_follows_acknowledgements() {
     let (_, r, err) = run(&p, &["sync"]).await;
     let delivered = target(&r, T)["delivered"].as_u64().unwrap();
     assert!(delivered > 0, "{r} {err}");
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
     assert_eq!(sim.created().len() as u64, delivered);
     assert_once(&sim, &p);
     assert_eq!(
@@ -128,7 +128,7 @@ async fn a_lost_answer_is_found_by_its_tracking_id_and_not_sent_again() {
     assert_eq!(code, 3, "an unknown outcome stops the target: {r}");
     assert!(r["error"].to_string().contains("outcome unknown"), "{r}");
     assert_eq!(records(&p, Some("claimed")).len(), 1);
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
 
     next_run_finds_it(&sim, &p).await;
 }
@@ -256,7 +256,7 @@ async fn refused_credentials_send_nothing_and_claim_nothing() {
     assert_eq!(code, 3, "{r}");
     assert!(sim.created().is_empty());
     assert!(records(&p, Some("claimed")).is_empty());
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
 }
 
 #[tokio::test(flavor = "multi_thread")]

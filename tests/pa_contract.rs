@@ -1,8 +1,8 @@
 //! Contract test: every request facto sends to an approved platform (`afnor-pa`) in a full sync is
-//! accepted by Prism serving the AFNOR Flow Service 1.3.0 spec
+//! accepted by Prism serving the AFNOR Flow Service 1.3.0 and Directory Service 1.3.0 specs
 //! (`../shared/reference/openapi/afnor`, made usable for Prism by `prism_mock_spec.py`: it
 //! validates every request, and answers 422/400 for a broken one), and a deliberately broken
-//! request is refused. Prism checks only part of the multipart `flowInfo`, so the whole part is
+//! request to each is refused. Prism checks only part of the multipart `flowInfo`, so the whole part is
 //! also checked against the spec's `FlowInfo` schema (with Python's jsonschema).
 
 use std::io::Write as _;
@@ -54,6 +54,53 @@ fn afnor() -> Option<PathBuf> {
     None
 }
 
+/// Prism serving the Directory Service spec (patched by `prism_mock_spec.py`), whose example
+/// line's addressing identifier is set to its example SIREN (BR-FR-21 asks a B2B invoice's BT-49
+/// to start with the buyer's SIREN, and the spec's example `dcsc456sdcsdcs556` does not) and whose
+/// example legal unit is a private company. Only examples (and the order of one enum) change:
+/// requests are validated against the spec as published.
+fn directory_mock(
+    bin: &PathBuf,
+    py: &PathBuf,
+    afnor: &std::path::Path,
+    dir: &std::path::Path,
+) -> crate::pennylane_contract::Mock {
+    let spec = dir.join("afnor-directory.json");
+    crate::common::tool_ok(
+        Command::new(py)
+            .arg(afnor.join("prism_mock_spec.py"))
+            .arg(afnor.join("AFNOR-Directory_Service-1.3.0.swagger.json"))
+            .arg(&spec),
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["components"]["schemas"]["addressingIdentifier"]["example"] = "702042755".into();
+    // The example legal unit is a public entity (Prism answers the enum's first value), which
+    // facto does not send as B2B: the same values, the private one first.
+    let entity = &mut v["components"]["schemas"]["entityType"];
+    entity["enum"] = serde_json::json!(["PrivateVatRegistered", "Public"]);
+    entity["example"] = "PrivateVatRegistered".into();
+    std::fs::write(&spec, v.to_string()).unwrap();
+    start(bin, &spec, &dir.join("prism-directory.log"), true)
+}
+
+/// Dupont SARL's documents with the SIREN of the Directory spec's example (and a SIRET, VAT id
+/// and electronic address to match).
+fn give_dupont_the_example_siren(p: &Project) {
+    let dir = p.path("examples/invoices");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("412358764") {
+            let text = text
+                .replace("41235876400014", "70204275500240")
+                .replace("FR93412358764", "FR63702042755")
+                .replace("412358764", "702042755");
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_of_a_sync_is_valid_against_the_afnor_flow_contract() {
     let (Some((bin, _)), Some(py), Some(afnor)) = (prism(), python(), afnor()) else {
@@ -69,14 +116,19 @@ async fn every_request_of_a_sync_is_valid_against_the_afnor_flow_contract() {
     );
     let mock = start(&bin, &spec, &dir.path().join("prism.log"), true);
     let base = format!("http://127.0.0.1:{}", mock.port);
+    let directory = directory_mock(&bin, &py, &afnor, dir.path());
+    let dir_base = format!("http://127.0.0.1:{}", directory.port);
 
     // A bearer token needs no token call; Prism takes any bearer token.
     let p = Project::demo_with_target(
         "pa",
         &format!(
-            "kind = \"afnor-pa\"\napi_url = \"{base}\"\nbearer_token_env = \"PA_TOKEN\"\norganization_id = \"552100554\"\nmax_retry_secs = 5\n"
+            "kind = \"afnor-pa\"\napi_url = \"{base}\"\ndirectory_url = \"{dir_base}\"\nbearer_token_env = \"PA_TOKEN\"\norganization_id = \"552100554\"\nmax_retry_secs = 5\n"
         ),
     );
+    // Prism's directory answers with the spec's example line, of SIREN 702042755: Dupont SARL
+    // takes that SIREN, so that its invoices have an address; every other SIREN has none there.
+    give_dupont_the_example_siren(&p);
     // Killed right after its first send, the next run looks that flow up by its `trackingId`
     // (`POST /v1/flows/search`) before sending anything again.
     let mut first = p.command(&["sync"]);
@@ -92,8 +144,15 @@ async fn every_request_of_a_sync_is_valid_against_the_afnor_flow_contract() {
     let t = target(&r, "pa");
     assert_eq!(t["failed"], 0, "a request was refused by the contract: {r}");
     // Prism's search answer is the spec's example, another `trackingId`: the interrupted one
-    // stays claimed, every other document is sent.
-    assert_eq!(t["delivered"], 40, "{r}");
+    // stays claimed, every other of Dupont's six deliverable documents is sent (the other
+    // buyers have no directory line at this mock: held).
+    assert_eq!(t["delivered"], 5, "{r}");
+    assert!(
+        r["problems"]
+            .to_string()
+            .contains("the directory has no line for SIREN"),
+        "{r}"
+    );
     assert!(
         r["statuses"]
             .to_string()
@@ -125,6 +184,28 @@ async fn every_request_of_a_sync_is_valid_against_the_afnor_flow_contract() {
         log.matches("The request passed the validation rules")
             .count(),
         "{log}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("prism-directory.log")).unwrap();
+    assert!(log.contains("post /v1/directory-line/search"), "{log}");
+    assert_eq!(
+        log.matches("Request received").count(),
+        log.matches("The request passed the validation rules")
+            .count(),
+        "{log}"
+    );
+    // Validation is on there too: an operator the siren filter does not allow is refused.
+    let resp = reqwest::Client::new()
+        .post(format!("{dir_base}/v1/directory-line/search"))
+        .bearer_auth("contract-token")
+        .header("Request-Id", "00000000-0000-4000-8000-000000000001")
+        .json(&serde_json::json!({"filters": {"siren": {"op": "contains", "value": "702042755"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        [400, 422].contains(&resp.status().as_u16()),
+        "a siren filter with op `contains` was accepted: {}",
+        resp.status()
     );
 
     // Validation is on: a flowInfo with a syntax outside the enum and no file is refused.

@@ -98,6 +98,8 @@ pub struct State {
     pub ticks: u32,
     /// Downloads (`docType=Original`) per flow id.
     pub downloads: BTreeMap<String, u32>,
+    /// The PA's Directory Service, served under `/directory-service`.
+    pub directory: crate::pa_directory::Directory,
 }
 
 /// The running simulator.
@@ -391,6 +393,9 @@ impl Answer for State {
         {
             self.organizations.insert(org.to_owned());
         }
+        if let Some(rest) = path.strip_prefix(crate::pa_directory::BASE) {
+            return self.directory.answer(req, rest);
+        }
         let rest = path.strip_prefix(BASE).unwrap_or("");
         match (req.method.as_str(), rest) {
             ("POST", "/v1/flows") => self.create(req),
@@ -434,16 +439,18 @@ impl Sim {
     /// credentials.
     pub fn connector(&self, extra: &str) -> String {
         format!(
-            "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\ntoken_url = \"{0}/token\"\nclient_id_env = \"PA_CLIENT_ID\"\nclient_secret_env = \"PA_CLIENT_SECRET\"\nmax_retry_secs = 5\n{extra}",
-            self.server.uri()
+            "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\ndirectory_url = \"{0}{1}\"\ntoken_url = \"{0}/token\"\nclient_id_env = \"PA_CLIENT_ID\"\nclient_secret_env = \"PA_CLIENT_SECRET\"\nmax_retry_secs = 5\n{extra}",
+            self.server.uri(),
+            crate::pa_directory::BASE
         )
     }
 
     /// The same with a bearer token and an organization.
     pub fn bearer_connector(&self, extra: &str) -> String {
         format!(
-            "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\nbearer_token_env = \"PA_TOKEN\"\norganization_id = \"552100554\"\nmax_retry_secs = 5\n{extra}",
-            self.server.uri()
+            "kind = \"afnor-pa\"\napi_url = \"{0}{BASE}\"\ndirectory_url = \"{0}{1}\"\nbearer_token_env = \"PA_TOKEN\"\norganization_id = \"552100554\"\nmax_retry_secs = 5\n{extra}",
+            self.server.uri(),
+            crate::pa_directory::BASE
         )
     }
 

@@ -11,7 +11,7 @@ use crate::common::{self, free_port, give_consent, json_of, kill_at, target, wit
 use crate::pennylane_sim::{Fault, Sim, OAUTH_CLIENT, OAUTH_SECRET, TOKEN};
 
 const T: &str = "pennylane";
-const DELIVERABLE: usize = 41;
+const DELIVERABLE: usize = 42;
 
 /// The demo project with a `pennylane` target and an invoice PDF beside every document.
 pub fn project(sim: &Sim, extra: &str) -> Project {
@@ -78,7 +78,7 @@ async fn imports_once_with_customers_pdfs_and_linked_credit_notes() {
     assert_once(&sim);
     {
         let s = sim.state.lock().unwrap();
-        assert_eq!(s.created_customers, 8, "one per customer, then found");
+        assert_eq!(s.created_customers, 9, "one per customer, then found");
         assert_eq!(s.attachments as usize, DELIVERABLE);
         let credit = s
             .invoices
@@ -119,7 +119,7 @@ async fn lost_answers_timeouts_and_429_never_import_twice() {
         "{r}"
     );
     assert_eq!(state_count(&p, "claimed"), 1);
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
     sim.state
         .lock()
         .unwrap()
@@ -208,7 +208,7 @@ async fn documents_that_cannot_go_are_held_and_a_bad_token_stops_only_this_targe
         e.contains("refused the API token") && !e.contains("wrong-token"),
         "{e}"
     );
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
     assert!(sim.imports().is_empty());
 
     let (code, r) = run(&p, &["sync"]).await;

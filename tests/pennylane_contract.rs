@@ -106,7 +106,7 @@ fn every_request_of_a_sync_is_valid_against_the_pennylane_contract() {
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     let t = target(&r, "pennylane");
     assert_eq!(t["failed"], 0, "a request was refused by the contract: {r}");
-    assert_eq!(t["delivered"], 41, "{r}");
+    assert_eq!(t["delivered"], 42, "{r}");
     assert_eq!(out.status.code(), Some(1), "{r}");
 
     // Validation is on: a request with wrong types, a bad date and an unknown field is refused.

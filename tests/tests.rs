@@ -20,6 +20,7 @@ mod http_source;
 mod lifecycle;
 mod pa_api;
 mod pa_contract;
+mod pa_directory;
 mod pa_faults;
 mod pa_lifecycle;
 mod pa_sim;

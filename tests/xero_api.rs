@@ -11,7 +11,7 @@ use crate::common::{self, free_port, give_consent, json_of, kill_at, target, wit
 use crate::xero_sim::{Fault, Sim, CLIENT_ID, CLIENT_SECRET};
 
 const T: &str = "xero";
-const DELIVERABLE: usize = 41;
+const DELIVERABLE: usize = 42;
 
 pub fn command(p: &Project, args: &[&str]) -> std::process::Command {
     let mut c = p.command(args);
@@ -86,7 +86,7 @@ async fn connect_then_every_document_once_with_credit_notes_allocated() {
     assert_once(&sim);
     {
         let s = sim.state.lock().unwrap();
-        assert_eq!(s.created_contacts, 8);
+        assert_eq!(s.created_contacts, 9);
         assert_eq!(
             s.allocations.len(),
             4,
@@ -167,7 +167,7 @@ async fn daily_limit_stops_only_this_target_and_expired_tokens_are_refreshed() {
     let (code, r) = run(&p, &["sync"]).await;
     assert_eq!(code, 3, "{r}");
     assert!(r["error"].as_str().unwrap().contains("daily limit"), "{r}");
-    assert_eq!(target(&r, "sales-fec")["delivered"], 41);
+    assert_eq!(target(&r, "sales-fec")["delivered"], 42);
     assert!(sim.created().is_empty());
     assert_eq!(
         count(&p, "claimed"),

@@ -74,7 +74,7 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     let t = target(&r, "xero");
     assert_eq!(t["failed"], 0, "a request was refused by the contract: {r}");
-    assert_eq!(t["delivered"], 41, "{r}");
+    assert_eq!(t["delivered"], 42, "{r}");
     assert!(r["error"].is_null(), "{r}");
 
     // Validation is on: a wrong type, a bad uuid, a misspelt field and a bad status are refused.

@@ -272,11 +272,50 @@ pub(super) fn check_targets(
         }
         seen.push((t, dest));
     }
+    public_buyers_once(path, line, job, targets, connectors)?;
     let dests = seen
         .into_iter()
         .filter_map(|(t, d)| Some((t.to_owned(), d?)))
         .collect();
     Ok((line, dests))
+}
+
+/// A PA that sends public buyers' invoices (`public_buyers = "pa"`) beside a Chorus Pro target
+/// (API or portal files) in one job would give Chorus Pro each of them twice.
+fn public_buyers_once(
+    path: &Path,
+    line: Option<usize>,
+    job: &str,
+    targets: &[String],
+    connectors: &std::collections::BTreeMap<String, Connector>,
+) -> Result<(), ConfigError> {
+    use crate::format::JournalFormat;
+    let find = |f: &dyn Fn(&Connector) -> bool| {
+        targets
+            .iter()
+            .find(|t| connectors.get(t.as_str()).is_some_and(f))
+    };
+    let pa = find(
+        &|c| matches!(c, Connector::AfnorPa(p) if p.public_buyers == crate::route::PublicBuyers::Pa),
+    );
+    let chorus = find(&|c| match c {
+        Connector::ChorusPro(_) => true,
+        Connector::JournalFile(j) => {
+            matches!(
+                j.format,
+                JournalFormat::ChorusUbl | JournalFormat::ChorusCii
+            )
+        }
+        _ => false,
+    });
+    match (pa, chorus) {
+        (Some(pa), Some(chorus)) => Err(ConfigError::at(
+            path,
+            line,
+            format!("job `{job}`: target `{pa}` sends public buyers' invoices through the PA (public_buyers = \"pa\") and target `{chorus}` sends them to Chorus Pro: each would reach Chorus Pro twice; keep one (or set public_buyers = \"chorus\")"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -330,9 +330,9 @@ pub fn einvoice_name(layout: &Layout, number: &str) -> String {
 }
 
 /// Whether a document goes to this target at all: a layout with a route takes the documents
-/// routed there (`route::of`); journals take every document.
+/// routed there (`route::takes`); journals take every document.
 pub fn in_scope(layout: &Layout, doc: &crate::model::Document) -> bool {
-    layout.route.is_none_or(|r| route::of(doc) == Some(r))
+    layout.route.is_none_or(|r| route::takes(r, doc))
 }
 
 /// What keeps a document out of a file in this layout: an account, journal code or amount wider
@@ -341,14 +341,17 @@ pub fn in_scope(layout: &Layout, doc: &crate::model::Document) -> bool {
 /// for the Chorus route).
 pub fn check(layout: &Layout, md: &MappedDocument, mapping_file: &str) -> Vec<Problem> {
     if layout.is_einvoice() {
+        // A sale a PA layout takes only to hold it for e-reporting is no invoice to check.
+        if let Some(p) = layout.route.and_then(|r| route::e_reporting(r, &md.doc)) {
+            return vec![p];
+        }
         let v = crate::einvoice::InvoiceView::new(md).with_profile(layout.profile);
         let mut p = crate::einvoice::rules::en16931(&v);
         if layout.profile.is_french_core() {
             p.extend(crate::einvoice::rules_fr::french_core(&v));
         }
-        match layout.route {
-            Some(Route::ChorusB2g) => p.extend(crate::einvoice::rules::chorus(&v)),
-            None => {}
+        if layout.route == Some(Route::ChorusB2g) {
+            p.extend(crate::einvoice::rules::chorus(&v));
         }
         return p;
     }

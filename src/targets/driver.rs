@@ -244,6 +244,15 @@ pub trait Target: Send + Sync {
     ) -> Result<Vec<Problem>, TargetError> {
         Ok(Vec::new())
     }
+    /// A document's route and address as known without calling the target (`preview`): none,
+    /// unless the target routes documents.
+    fn offline_route(
+        &self,
+        _ledger: &dyn Ledger,
+        _doc: &crate::model::Document,
+    ) -> Option<crate::route::Shown> {
+        None
+    }
     /// Reads what the checks need from the target, once per run.
     fn preflight(
         &mut self,
@@ -360,6 +369,15 @@ pub trait TargetRun: Send {
         origin: &str,
         md: &MappedDocument,
     ) -> Result<Vec<Problem>, TargetError>;
+    /// A document's route and address as known without calling the target (`preview`); none
+    /// for a target that does not route documents.
+    fn offline_route(
+        &self,
+        _ledger: &dyn Ledger,
+        _doc: &crate::model::Document,
+    ) -> Option<crate::route::Shown> {
+        None
+    }
     /// The file or e-invoice layout of what it delivers: its route says which documents it
     /// takes (`format::in_scope`); `None` takes every document.
     fn layout(&self) -> Option<crate::format::Layout>;
@@ -695,6 +713,14 @@ impl<T: Target + 'static> TargetRun for Driven<T> {
         md: &MappedDocument,
     ) -> Result<Vec<Problem>, TargetError> {
         self.target.offline_problems(ledger, origin, md)
+    }
+
+    fn offline_route(
+        &self,
+        ledger: &dyn Ledger,
+        doc: &crate::model::Document,
+    ) -> Option<crate::route::Shown> {
+        self.target.offline_route(ledger, doc)
     }
 }
 

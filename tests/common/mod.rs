@@ -200,7 +200,7 @@ pub fn active_batches(p: &Project, target_name: &str) -> Vec<(Value, Vec<String>
 }
 
 /// The final documents of the demo that map and check cleanly.
-pub const DEMO_DELIVERABLE: u64 = 41;
+pub const DEMO_DELIVERABLE: u64 = 42;
 
 /// Python with django-accounting-fr, from `.ci/run` (FACTO_FEC_PYTHON) or target/fec-venv.
 /// `None` when absent; CI always has it, so a test fails there instead of skipping.

@@ -316,7 +316,7 @@ async fn attachments_dir_names_a_second_folder_for_the_documents_files() {
     c.env("PENNYLANE_API_TOKEN", TOKEN);
     let (code, r, _) = json_of(c).await;
     assert_eq!(code, 1, "the demo's two held documents: {r}");
-    assert_eq!(target(&r, "pennylane")["delivered"], 41, "{r}");
+    assert_eq!(target(&r, "pennylane")["delivered"], 42, "{r}");
     // A typo in the key is refused with its line (deny_unknown_fields).
     p.write(
         "connectors/demo-invoices.toml",

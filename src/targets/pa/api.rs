@@ -369,7 +369,7 @@ impl PaApi {
     }
 
     /// A call that changes nothing: retried; `None` for a 404.
-    async fn read<T: DeserializeOwned>(
+    pub(super) async fn read<T: DeserializeOwned>(
         &self,
         method: Method,
         url: &str,
@@ -404,8 +404,9 @@ impl PaApi {
         .await
     }
 
-    /// Creates one flow (`POST /v1/flows`): `flowInfo` (name, syntax, `trackingId`, `sha256`)
-    /// and the file. Sent once: see [`ApiError::Unknown`].
+    /// Creates one flow (`POST /v1/flows`): `flowInfo` (name, syntax, `trackingId`, `sha256`,
+    /// `processingRule` when the route gives one) and the file. Sent once: see
+    /// [`ApiError::Unknown`].
     ///
     /// # Errors
     ///
@@ -418,15 +419,19 @@ impl PaApi {
         syntax: &str,
         mime: &str,
         tracking_id: &str,
+        processing_rule: Option<&str>,
     ) -> Result<FlowCreated, PaError> {
-        let info = json!({
+        let mut info = json!({
             "name": name,
             "flowSyntax": syntax,
             "flowProfile": "CIUS",
             "trackingId": tracking_id,
             "sha256": hex::encode(Sha256::digest(file)),
-        })
-        .to_string();
+        });
+        if let Some(rule) = processing_rule {
+            info["processingRule"] = json!(rule);
+        }
+        let info = info.to_string();
         let url = format!("{}/v1/flows", self.base);
         let url = &url;
         let form = || -> Result<reqwest::multipart::Form, PaError> {

@@ -83,6 +83,24 @@ pub struct PaConfig {
     /// Most flows whose acknowledgement is read in one status run. Default 200.
     #[serde(default = "two_hundred")]
     pub poll_max_flows: usize,
+    /// Base URL of the PA's Directory Service, up to (not including) `/v1`
+    /// (`https://pa.example/directory-service`). No default: the standard mounts it beside the
+    /// Flow Service, not under it; without it, B2B documents are held (their address cannot be
+    /// looked up).
+    #[serde(default)]
+    pub directory_url: Option<String>,
+    /// How long a directory answer for a SIREN is used before it is looked up again, hours.
+    /// Default 24.
+    #[serde(default = "twenty_four")]
+    pub directory_cache_hours: u64,
+    /// Where public buyers' invoices go: `chorus` (default: Chorus Pro directly, through a
+    /// `chorus` target) or `pa` (through the PA, `processingRule = B2G`).
+    #[serde(default)]
+    pub public_buyers: crate::route::PublicBuyers,
+}
+
+fn twenty_four() -> u64 {
+    24
 }
 
 fn two_hundred() -> usize {
@@ -137,6 +155,7 @@ impl PaConfig {
         for (key, url) in [
             ("api_url", Some(&c.api_url)),
             ("token_url", c.token_url.as_ref()),
+            ("directory_url", c.directory_url.as_ref()),
         ] {
             if let Some(u) = url {
                 if url::Url::parse(u).is_err() {
@@ -250,5 +269,34 @@ mod tests {
             e.contains("`cii`") && e.contains("`ubl`") && e.contains("`facturx`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn directory_settings_have_named_defaults_and_are_checked() {
+        let c = load(&format!("{BASE}bearer_token_env = \"T\"\n")).unwrap();
+        assert_eq!(c.directory_url, None);
+        assert_eq!(c.directory_cache_hours, 24);
+        assert_eq!(c.public_buyers, crate::route::PublicBuyers::Chorus);
+        let c = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\ndirectory_url = \"https://pa.example/directory-service\"\ndirectory_cache_hours = 2\npublic_buyers = \"pa\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.directory_cache_hours, 2);
+        assert_eq!(c.public_buyers, crate::route::PublicBuyers::Pa);
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\ndirectory_url = \"pa.example\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("directory_url") && e.contains("absolute URL"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\npublic_buyers = \"ppf\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("public_buyers") || e.contains("ppf"), "{e}");
     }
 }

@@ -6,15 +6,22 @@
 //! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
-//! The lifecycle statuses (CDAR) are read at each poll ([`lifecycle`], [`cdar`]).
-//!
-//! Not yet here: the directory and routes (every document the layout takes is sent).
+//! Routes (`crate::route`): a B2B document (and a public buyer's with `public_buyers = "pa"`)
+//! is sent to the address the PA's directory gives its buyer's SIREN ([`directory`], cached per
+//! SIREN), written as BT-49 with the BAR note of its route; B2C, international and out-of-scope
+//! sales are held for e-reporting (issue 15), never sent as B2B. The file is the French core CII
+//! or UBL, or a Factur-X (PDF/A-3) carrying the CII. The lifecycle statuses (CDAR) are read at
+//! each poll ([`lifecycle`], [`cdar`]).
 
 pub mod api;
 pub mod cdar;
 pub mod config;
+pub mod directory;
 mod facturx;
 pub mod lifecycle;
+mod routing;
+
+pub use routing::PaReady;
 
 use std::sync::Arc;
 
@@ -32,6 +39,7 @@ use crate::format::Layout;
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
+use crate::route::{self, PublicBuyers, Route};
 
 /// The `trackingId` of a record: `facto-` and 40 hex digits of the SHA-256 of its ledger key
 /// (job, target, document id). Hashed because document ids are free text of any length, and
@@ -67,13 +75,16 @@ pub struct PaRun {
     api: Option<PaApi>,
     /// Where the documents' invoice PDFs are read from (Factur-X).
     attachments: crate::source::attachments::AttachmentRoots,
+    /// The directory lines looked up in this run, per SIREN: one search per SIREN and run.
+    looked_up: std::collections::BTreeMap<String, Vec<directory::Line>>,
 }
 
-/// One flow: the file, its name and its `trackingId`.
+/// One flow: the file, its name, its `trackingId` and its `processingRule`.
 pub struct PaFlow {
     file: Vec<u8>,
     file_name: String,
     tracking_id: String,
+    processing_rule: Option<String>,
 }
 
 impl PaRun {
@@ -88,17 +99,24 @@ impl PaRun {
             name: name.to_owned(),
             cfg: cfg.clone(),
             attachments: Default::default(),
+            looked_up: std::collections::BTreeMap::new(),
         })
     }
 
     /// The document layout of a connector: the French core invoice (the reform's "socle", checked
-    /// against facto's BR-FR rules before anything is sent), for every document (no route yet:
-    /// the directory lookup that routes B2B documents comes later).
+    /// against facto's BR-FR rules before anything is sent), for the PA's route: every document
+    /// but public buyers' (`pa-b2b`), or every document (`pa-b2g`, `public_buyers = "pa"`).
     pub fn layout(cfg: &PaConfig) -> Layout {
-        Layout::french_core(match cfg.syntax {
-            PaSyntax::Cii | PaSyntax::Facturx => Syntax::Cii,
-            PaSyntax::Ubl => Syntax::Ubl,
-        })
+        Layout {
+            route: Some(match cfg.public_buyers {
+                PublicBuyers::Chorus => Route::PaB2b,
+                PublicBuyers::Pa => Route::PaB2g,
+            }),
+            ..Layout::french_core(match cfg.syntax {
+                PaSyntax::Cii | PaSyntax::Facturx => Syntax::Cii,
+                PaSyntax::Ubl => Syntax::Ubl,
+            })
+        }
     }
 
     fn api(&self) -> Result<&PaApi, TargetError> {
@@ -147,6 +165,7 @@ impl PaRun {
                 self.cfg.syntax.flow_syntax(),
                 self.cfg.syntax.mime(),
                 &f.tracking_id,
+                f.processing_rule.as_deref(),
             )
             .await;
         Ok(match result {
@@ -196,7 +215,7 @@ impl PaRun {
 }
 
 impl Target for PaRun {
-    type Ready = ();
+    type Ready = PaReady;
     type Payload = PaFlow;
 
     fn name(&self) -> &str {
@@ -216,31 +235,61 @@ impl Target for PaRun {
         Some(Self::layout(&self.cfg))
     }
 
+    /// What facto's directory cache already says holds a B2B document (no directory
+    /// configured, a SIREN with no usable line); nothing is called.
+    fn offline_problems(
+        &self,
+        ledger: &dyn Ledger,
+        _origin: &str,
+        md: &MappedDocument,
+    ) -> Result<Vec<Problem>, TargetError> {
+        self.cached_problems(ledger, md)
+    }
+
+    /// The route, and the address from facto's directory cache only (`preview` calls nothing:
+    /// the directory is looked up at send time).
+    fn offline_route(
+        &self,
+        ledger: &dyn Ledger,
+        doc: &crate::model::Document,
+    ) -> Option<route::Shown> {
+        self.shown_route(ledger, doc)
+    }
+
+    /// Its route, and for a document sent: the directory's address for its buyer (looked up
+    /// again when the cached answer has expired).
     async fn check(
         &mut self,
-        _ledger: &dyn Ledger,
+        ledger: &dyn Ledger,
         md: &MappedDocument,
         rec: &Record,
-    ) -> Result<Result<(), Vec<Problem>>, TargetError> {
+    ) -> Result<Result<PaReady, Vec<Problem>>, TargetError> {
+        let ready = match self.route(ledger, md).await? {
+            Ok(ready) => ready,
+            Err(problems) => return Ok(Err(problems)),
+        };
         // A Factur-X that cannot be made holds the document (a source PDF that is not one).
         if self.cfg.syntax == PaSyntax::Facturx {
-            if let Err(p) = self.flow_file(md, rec) {
+            if let Err(p) = self.flow_file(&ready.md, rec) {
                 return Ok(Err(vec![p]));
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(ready))
     }
 
-    /// The document as the e-invoice writer makes it, with its `trackingId`.
+    /// The document as the e-invoice writer makes it (with the directory's BT-49 and its BAR
+    /// note), with its `trackingId` and the `processingRule` of its route.
     async fn pack(
         &mut self,
-        docs: Vec<(Arc<MappedDocument>, Record, ())>,
+        docs: Vec<(Arc<MappedDocument>, Record, PaReady)>,
         _run_id: &str,
     ) -> Result<Lot<PaFlow>, TargetError> {
         let mut lot_docs = Vec::with_capacity(1);
         let mut flow = None;
         let mut values = Vec::new();
-        for (md, rec, ()) in docs {
+        let mut routed = String::new();
+        for (_, rec, ready) in docs {
+            let md = ready.md;
             let file = self
                 .flow_file(&md, &rec)
                 .map_err(|p| TargetError::Config(format!("{}: {p}", md.doc.number)))?;
@@ -262,10 +311,19 @@ impl Target for PaRun {
                 md: Arc::clone(&md),
                 rec,
             });
+            if flow.is_none() {
+                routed = format!(
+                    "route {} to {} ({})",
+                    ready.route.as_str(),
+                    ready.address,
+                    ready.why
+                );
+            }
             flow.get_or_insert(PaFlow {
                 file_name: self.file_name(&md.doc.number),
                 file,
                 tracking_id: tracking,
+                processing_rule: Some(ready.route.processing_rule().to_owned()),
             });
         }
         let flow = flow.ok_or_else(|| TargetError::Config("an empty lot".into()))?;
@@ -274,12 +332,13 @@ impl Target for PaRun {
             json!({
                 "name": flow.file_name,
                 "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
+                "processingRule": flow.processing_rule,
             }),
         ));
         Ok(Lot {
             docs: lot_docs,
             label: format!(
-                "PA flow {} (trackingId {})",
+                "PA flow {} (trackingId {}), {routed}",
                 flow.file_name, flow.tracking_id
             ),
             key: Some(flow.tracking_id.clone()),
@@ -332,6 +391,7 @@ impl Target for PaRun {
             file,
             file_name: name.to_owned(),
             tracking_id: tracking.clone(),
+            processing_rule: stored["processingRule"].as_str().map(str::to_owned),
         };
         let outcome = self.deliver(&flow).await?;
         // Kept while the outcome is unknown again: the next lookup may need to send it again.

@@ -1,0 +1,484 @@
+//! The PA's AFNOR Directory Service 1.3.0, simulated beside the Flow API of `pa_sim` (same
+//! server, under `/directory-service`, same tokens and `Request-Id` checks), and the routes of
+//! the demo's documents through the real binary: B2B sent with BT-49 = the directory's
+//! addressing identifier, B2C and international sales held for e-reporting and never sent, a
+//! SIREN with no line, only a `Disabled` line or an `Upcoming` one held with its reason, public
+//! buyers per `public_buyers`; the directory's answers cached per SIREN, used on the next run and
+//! looked up again once expired.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use wiremock::{Request, ResponseTemplate};
+
+use crate::common::{json_of, target, with_json, Project};
+use crate::pa_sim::{parts, Sim, BEARER};
+
+/// Where the simulator serves the directory.
+pub const BASE: &str = "/directory-service";
+
+/// The directory's state: lines per SIREN; a SIREN it does not list gets one `Enabled` line of
+/// its own (the SIREN as address), so that tests about other things see every buyer reachable.
+#[derive(Default)]
+pub struct Directory {
+    /// SIREN → its lines (`directoryLinePayloadStatusLegalUnitFacilityRoutingCode`).
+    pub lines: BTreeMap<String, Vec<Value>>,
+    /// Searches per SIREN.
+    pub searches: BTreeMap<String, u32>,
+}
+
+/// A directory line.
+pub fn line(siren: &str, id: &str, status: &str) -> Value {
+    json!({"addressingIdentifier": id, "siren": siren, "platformType": "WK",
+        "directoryLineStatus": status})
+}
+
+impl Directory {
+    /// Answers a request under [`BASE`] (`rest` is the path after it).
+    pub fn answer(&mut self, req: &Request, rest: &str) -> ResponseTemplate {
+        if (req.method.as_str(), rest) != ("POST", "/v1/directory-line/search") {
+            return ResponseTemplate::new(404);
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let filter = &body["filters"]["siren"];
+        let Some(siren) = filter["value"]
+            .as_str()
+            .filter(|_| filter["op"] == "strict")
+        else {
+            return ResponseTemplate::new(422).set_body_json(
+                json!({"errorCode": "INVALID_FORMAT", "errorMessage": "filters.siren {op: strict, value} expected"}),
+            );
+        };
+        *self.searches.entry(siren.to_owned()).or_insert(0) += 1;
+        let results = self
+            .lines
+            .get(siren)
+            .cloned()
+            .unwrap_or_else(|| vec![line(siren, siren, "Enabled")]);
+        ResponseTemplate::new(200).set_body_json(json!({"search": body,
+            "totalNumberOfResults": results.len(), "results": results}))
+    }
+}
+
+const T: &str = "pa";
+
+/// The demo's SIRENs.
+const DUPONT: &str = "412358764";
+const MARTIN: &str = "528471931";
+const PAPYRUS: &str = "791305428";
+const PHARMACIE: &str = "384192753";
+const BELLEVUE: &str = "605714286";
+
+fn project(sim: &Sim, extra: &str) -> Project {
+    Project::demo_with_target(T, &sim.bearer_connector(extra))
+}
+
+/// The demo's B2C sale (a private person: no SIREN, no VAT id).
+const B2C: &str = "F2026-0050";
+
+async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
+    let mut c = p.command(&with_json(args));
+    c.env("PA_TOKEN", BEARER);
+    json_of(c).await
+}
+
+fn records(p: &Project) -> Vec<Value> {
+    let (_, v) = p.json(&["ledger", "list", "--target", T]);
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// The flows the PA received: invoice number → (`processingRule`, the file).
+async fn sent(sim: &Sim) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for q in sim.server.received_requests().await.unwrap_or_default() {
+        if q.method.as_str() != "POST" || !q.url.path().ends_with("/v1/flows") {
+            continue;
+        }
+        let p = parts(&q);
+        let info: Value = serde_json::from_slice(&p["flowInfo"].1).unwrap();
+        let xml = String::from_utf8_lossy(&p["file"].1).into_owned();
+        let number = xml
+            .split_once("<rsm:ExchangedDocument>")
+            .and_then(|(_, r)| r.split_once("<ram:ID>"))
+            .and_then(|(_, r)| r.split_once("</ram:ID>"))
+            .map(|(n, _)| n.to_owned())
+            .unwrap();
+        out.insert(
+            number,
+            (
+                info["processingRule"].as_str().unwrap_or("").to_owned(),
+                xml,
+            ),
+        );
+    }
+    out
+}
+
+/// The demo's two documents held by their own problems (an unmapped tax code, wrong totals).
+const HELD_ANYWAY: [&str; 2] = ["F2026-0030", "F2026-0032"];
+
+/// The demo's final documents per buyer SIREN (None: no SIREN), but [`HELD_ANYWAY`].
+fn numbers_of(p: &Project, siren: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p.path("examples/invoices")).unwrap() {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
+        let docs = match v {
+            Value::Array(a) => a,
+            Value::Object(ref o) if o.contains_key("documents") => {
+                v["documents"].as_array().cloned().unwrap_or_default()
+            }
+            other => vec![other],
+        };
+        for d in docs {
+            let number = d["number"].as_str().unwrap_or("");
+            if d["status"] == "final"
+                && d["buyer"]["siren"].as_str() == siren
+                && !HELD_ANYWAY.contains(&number)
+            {
+                out.push(d["number"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn held_codes(p: &Project, number: &str) -> Vec<String> {
+    let r = records(p)
+        .into_iter()
+        .find(|r| r["number"] == number)
+        .unwrap_or_else(|| panic!("no record of {number}"));
+    assert_eq!(r["state"], "held", "{r}");
+    r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_sync_routes_each_buyer_kind() {
+    let sim = Sim::start().await;
+    {
+        let mut s = sim.state.lock().unwrap();
+        let d = &mut s.directory.lines;
+        // Two Enabled lines: the invoiced facility's wins over the SIREN's own (the demo's
+        // electronic address 528471931 is not listed, so the AIFE order decides).
+        d.insert(
+            MARTIN.into(),
+            vec![
+                line(MARTIN, "528471931_FACTURES", "Enabled"),
+                json!({"addressingIdentifier": "528471931_52847193100014", "siren": MARTIN,
+                    "siret": "52847193100014", "directoryLineStatus": "Enabled"}),
+                line(MARTIN, "528471931_OLD", "Disabled"),
+            ],
+        );
+        d.insert(PAPYRUS.into(), vec![]);
+        d.insert(
+            PHARMACIE.into(),
+            vec![line(PHARMACIE, PHARMACIE, "Disabled")],
+        );
+        d.insert(BELLEVUE.into(), vec![line(BELLEVUE, BELLEVUE, "Upcoming")]);
+    }
+    let p = project(&sim, "");
+    let (_, r, err) = run(&p, &["sync"]).await;
+    let sent = sent(&sim).await;
+    let mut expected = numbers_of(&p, Some(DUPONT));
+    expected.extend(numbers_of(&p, Some(MARTIN)));
+    expected.sort();
+    let got: Vec<String> = sent.keys().cloned().collect();
+    assert_eq!(got, expected, "{r} {err}");
+    assert_eq!(target(&r, T)["delivered"], expected.len(), "{r}");
+    for (number, (rule, xml)) in &sent {
+        assert_eq!(rule, "B2B", "{number}");
+        assert!(
+            xml.contains("<ram:Content>B2B</ram:Content>"),
+            "{number}: {xml}"
+        );
+        let bt49 = if numbers_of(&p, Some(MARTIN)).contains(number) {
+            "528471931_52847193100014"
+        } else {
+            DUPONT
+        };
+        assert!(
+            xml.contains(&format!("<ram:URIID schemeID=\"0225\">{bt49}</ram:URIID>")),
+            "{number}: BT-49 {bt49} expected: {xml}"
+        );
+    }
+    // Never sent as B2B: the private person and the German buyer, held for e-reporting.
+    for n in numbers_of(&p, None) {
+        assert_eq!(held_codes(&p, &n), ["e-reporting"], "{n}");
+    }
+    let b2c = held_codes(&p, B2C);
+    assert_eq!(b2c, ["e-reporting"]);
+    // No directory line, only Disabled, Upcoming: held with their reasons.
+    for (siren, code) in [
+        (PAPYRUS, "directory-missing"),
+        (PHARMACIE, "directory-disabled"),
+        (BELLEVUE, "directory-upcoming"),
+    ] {
+        for n in numbers_of(&p, Some(siren)) {
+            assert_eq!(held_codes(&p, &n), [code], "{n}");
+        }
+    }
+    let reasons = r["problems"].to_string();
+    assert!(reasons.contains("queued for e-reporting (issue 15)"), "{r}");
+    assert!(reasons.contains("not active yet (Upcoming)"), "{r}");
+    // Public buyers go to Chorus Pro directly: the PA takes none of them.
+    let public: Vec<String> = ["216901231", "196901234"]
+        .iter()
+        .flat_map(|s| numbers_of(&p, Some(s)))
+        .collect();
+    assert!(!public.is_empty());
+    let records = records(&p);
+    assert!(
+        !records
+            .iter()
+            .any(|r| public.iter().any(|n| r["number"] == n.as_str())),
+        "{records:?}"
+    );
+    // One search per SIREN looked up, none for a buyer without one.
+    let searches = sim.state.lock().unwrap().directory.searches.clone();
+    let mut looked_up = vec![DUPONT, MARTIN, PAPYRUS, PHARMACIE, BELLEVUE];
+    looked_up.sort_unstable();
+    assert_eq!(searches.keys().collect::<Vec<_>>(), looked_up);
+    assert!(searches.values().all(|n| *n == 1), "{searches:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_buyers_go_through_the_pa_when_the_connector_says_so() {
+    let sim = Sim::start().await;
+    // A public entity the source does not flag: the directory says so (entityType Public).
+    let mut public_line = line(BELLEVUE, BELLEVUE, "Enabled");
+    public_line["legalUnit"] = json!({"siren": BELLEVUE, "entityType": "Public"});
+    sim.state
+        .lock()
+        .unwrap()
+        .directory
+        .lines
+        .insert(BELLEVUE.into(), vec![public_line]);
+    // The lycée's structure requires an engagement number (b2gAdditionalData).
+    sim.state.lock().unwrap().directory.lines.insert(
+        "196901234".into(),
+        vec![
+            json!({"addressingIdentifier": "196901234_19690123400015", "siren": "196901234",
+            "siret": "19690123400015", "directoryLineStatus": "Enabled",
+            "facility": {"siret": "19690123400015",
+                "b2gAdditionalData": {"managesLegalCommitmentCode": true}}}),
+        ],
+    );
+    let p = project(&sim, "public_buyers = \"pa\"\n");
+    let (_, r, err) = run(&p, &["sync"]).await;
+    let sent = sent(&sim).await;
+    // The demo's Chorus Pro anomaly (a purchase order beside the engagement number), and the
+    // lycée's invoices without an engagement number: held by the Chorus Pro rules and the
+    // structure's own, through the PA too.
+    let held = [
+        ("F2026-0004", "CHORUS-EJ-OR-PO"),
+        ("F2026-0008", "CHORUS-STRUCTURE-EJ"),
+        ("F2026-0025", "CHORUS-STRUCTURE-EJ"),
+    ];
+    let public: Vec<String> = ["216901231", "196901234"]
+        .iter()
+        .flat_map(|s| numbers_of(&p, Some(s)))
+        .filter(|n| held.iter().all(|(h, _)| h != n))
+        .collect();
+    assert!(!public.is_empty());
+    for (n, code) in held {
+        assert_eq!(held_codes(&p, n), [code], "{n}");
+    }
+    for n in &public {
+        let (rule, _) = sent
+            .get(n)
+            .unwrap_or_else(|| panic!("{n} not sent: {r} {err}"));
+        assert_eq!(rule, "B2G", "{n}");
+    }
+    assert_eq!(sent[&numbers_of(&p, Some(DUPONT))[0]].0, "B2B");
+    // Never as B2B: the directory's public entity gets the Chorus Pro rules (the demo's hotel
+    // lacks its establishment's SIRET on the delivery address) and is held.
+    for n in numbers_of(&p, Some(BELLEVUE)) {
+        assert!(!sent.contains_key(&n), "{n}");
+        assert_eq!(held_codes(&p, &n), ["CHORUS-ADDRESS-SIRET"], "{n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_answers_are_cached_then_looked_up_again_once_expired() {
+    let sim = Sim::start().await;
+    sim.state.lock().unwrap().directory.lines.insert(
+        PHARMACIE.into(),
+        vec![line(PHARMACIE, PHARMACIE, "Upcoming")],
+    );
+    let p = project(&sim, "");
+    run(&p, &["sync"]).await;
+    let searches = || sim.state.lock().unwrap().directory.searches.clone();
+    let first = searches();
+    assert_eq!(first[PHARMACIE], 1);
+    let pharmacie = numbers_of(&p, Some(PHARMACIE));
+    assert_eq!(held_codes(&p, &pharmacie[0]), ["directory-upcoming"]);
+
+    // The PA's line becomes active; within the cache's life the held documents are re-checked
+    // from the cache: no search, still held.
+    sim.state.lock().unwrap().directory.lines.insert(
+        PHARMACIE.into(),
+        vec![line(PHARMACIE, PHARMACIE, "Enabled")],
+    );
+    run(&p, &["sync"]).await;
+    assert_eq!(
+        searches(),
+        first,
+        "the cache answers within directory_cache_hours"
+    );
+    assert_eq!(held_codes(&p, &pharmacie[0]), ["directory-upcoming"]);
+
+    // Expired (a cache of 0 hours): looked up again at send time, and sent.
+    let connector = p.read("connectors/pa.toml");
+    p.write(
+        "connectors/pa.toml",
+        &format!("{connector}directory_cache_hours = 0\n"),
+    );
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(searches()[PHARMACIE], 2, "{r} {err}");
+    assert_eq!(target(&r, T)["delivered"], pharmacie.len(), "{r}");
+    let sent = sent(&sim).await;
+    assert!(pharmacie.iter().all(|n| sent.contains_key(n)), "{sent:?}");
+}
+
+/// `preview --target pa` shows each document's route, address and why, from facto's directory
+/// cache only: before any sync it calls nothing and says the address is looked up at send
+/// time; after one, it shows the directory's address (and the holds it implies).
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_each_route_from_the_cache_and_calls_nothing() {
+    let sim = Sim::start().await;
+    sim.state
+        .lock()
+        .unwrap()
+        .directory
+        .lines
+        .insert(BELLEVUE.into(), vec![line(BELLEVUE, BELLEVUE, "Upcoming")]);
+    let p = project(&sim, "");
+    let row = |v: &Value, number: &str| -> Value {
+        v["targets"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["number"] == number)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {number}: {v}"))
+    };
+    let dupont = numbers_of(&p, Some(DUPONT))[0].clone();
+    let bellevue = numbers_of(&p, Some(BELLEVUE))[0].clone();
+    let muller = numbers_of(&p, None)
+        .into_iter()
+        .find(|n| n.starts_with('F'))
+        .unwrap();
+
+    let (_, v, _) = run(&p, &["preview", "--target", T]).await;
+    assert!(
+        sim.server.received_requests().await.unwrap().is_empty(),
+        "preview called the PA"
+    );
+    let r = row(&v, &dupont);
+    assert_eq!(r["route"]["route"], "pa-b2b", "{r}");
+    assert!(r["route"]["address"].is_null(), "{r}");
+    assert!(
+        r["route"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("looked up at send time"),
+        "{r}"
+    );
+    let r = row(&v, &muller);
+    assert_eq!(
+        (r["status"].as_str(), r["route"]["route"].as_str()),
+        (Some("held"), Some("international")),
+        "{r}"
+    );
+    assert!(r["detail"].as_str().unwrap().contains("e-reporting"), "{r}");
+    assert_eq!(row(&v, B2C)["route"]["route"], "b2c");
+
+    run(&p, &["sync"]).await;
+    let (_, v, _) = run(&p, &["preview", "--target", T]).await;
+    let r = row(&v, &bellevue);
+    assert_eq!(r["status"], "held", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("Upcoming"), "{r}");
+    assert!(
+        r["route"]["why"].as_str().unwrap().contains("Upcoming"),
+        "{r}"
+    );
+    // A document already sent shows its route too.
+    let r = row(&v, &dupont);
+    assert_eq!(r["status"], "already-transferred", "{r}");
+    assert_eq!(r["route"]["address"], DUPONT, "{r}");
+    // A new Dupont invoice: its address comes from the cached answer.
+    let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
+    doc["id"] = json!("test-dupont-0040");
+    doc["number"] = json!("T2026-0040");
+    p.write_json("examples/invoices/test-dupont-0040.json", &doc);
+    let out = p
+        .command(&["preview", "--target", T])
+        .env("PA_TOKEN", BEARER)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .skip_while(|l| !l.contains("T2026-0040"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        line.contains("route pa-b2b to 412358764") && line.contains("directory answer of"),
+        "{text}"
+    );
+}
+
+/// Public buyers through the PA and a Chorus Pro target in one job would reach Chorus Pro twice:
+/// the configuration is refused, naming both targets.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_buyers_through_the_pa_beside_a_chorus_target_is_refused() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "public_buyers = \"pa\"\n");
+    let cfg = p.read("facto.toml").replace(
+        "\"sales-csv\", \"pa\"]",
+        "\"sales-csv\", \"pa\", \"chorus-files\"]",
+    );
+    p.write("facto.toml", &cfg);
+    let out = p
+        .command(&["sync"])
+        .env("PA_TOKEN", BEARER)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`pa`") && err.contains("`chorus-files`") && err.contains("twice"),
+        "{err}"
+    );
+    assert!(sim.server.received_requests().await.unwrap().is_empty());
+}
+
+/// Without `directory_url` no B2B route can be decided: B2B documents are held with the fix,
+/// nothing is sent, and the e-reporting holds are unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_directory_b2b_documents_are_held_with_the_fix() {
+    let sim = Sim::start().await;
+    let connector: String = sim
+        .bearer_connector("")
+        .lines()
+        .filter(|l| !l.starts_with("directory_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let p = Project::demo_with_target(T, &connector);
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r} {err}");
+    assert_eq!(target(&r, T)["delivered"], 0, "{r}");
+    assert!(sent(&sim).await.is_empty());
+    let dupont = &numbers_of(&p, Some(DUPONT))[0];
+    assert_eq!(held_codes(&p, dupont), ["directory-not-configured"]);
+    assert!(
+        r["problems"].to_string().contains("set directory_url"),
+        "{r}"
+    );
+    assert_eq!(held_codes(&p, B2C), ["e-reporting"]);
+}
