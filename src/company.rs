@@ -14,6 +14,36 @@ pub struct Company {
     /// Closing day of the fiscal year, `MM-DD` (default `12-31`).
     #[serde(default = "default_fy_end")]
     pub fiscal_year_end: String,
+    /// The company's own wording of the notes every French e-invoice carries (BR-FR-05), written
+    /// when a document has no note of that subject code.
+    #[serde(default)]
+    pub invoice_notes: InvoiceNotes,
+}
+
+/// `[company.invoice_notes]`: the company's wording of the PMT, PMD and AAB notes (BT-21/BT-22)
+/// of its French e-invoices. A note the document gives wins; a wording not set here falls back
+/// to the legal French wording.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceNotes {
+    /// PMT: the fixed indemnity for recovery costs.
+    pub pmt: Option<String>,
+    /// PMD: the late-payment penalties.
+    pub pmd: Option<String>,
+    /// AAB: the early-payment discount, or that there is none.
+    pub aab: Option<String>,
+}
+
+impl InvoiceNotes {
+    /// The wordings set, as (subject code, text), blank ones left out.
+    pub fn set(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("PMT", &self.pmt), ("PMD", &self.pmd), ("AAB", &self.aab)]
+            .into_iter()
+            .filter_map(|(code, text)| {
+                let t = text.as_deref()?.trim();
+                (!t.is_empty()).then_some((code, t))
+            })
+    }
 }
 
 fn default_fy_end() -> String {
@@ -95,6 +125,7 @@ mod tests {
     #[test]
     fn fiscal_year_closing_handles_offset_years() {
         let c = Company {
+            invoice_notes: InvoiceNotes::default(),
             name: "x".into(),
             siren: "123456782".into(),
             fiscal_year_end: "06-30".into(),
@@ -102,5 +133,12 @@ mod tests {
         let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert_eq!(c.fiscal_year_closing(d("2026-03-01")), d("2026-06-30"));
         assert_eq!(c.fiscal_year_closing(d("2026-07-01")), d("2027-06-30"));
+    }
+
+    #[test]
+    fn invoice_notes_give_the_wordings_set_and_skip_blank_ones() {
+        let n: InvoiceNotes = toml::from_str("pmt = \"40 €\"\npmd = \"  \"\n").unwrap();
+        assert_eq!(n.set().collect::<Vec<_>>(), vec![("PMT", "40 €")]);
+        assert!(toml::from_str::<InvoiceNotes>("pmx = \"x\"").is_err());
     }
 }

@@ -482,3 +482,40 @@ async fn without_a_directory_b2b_documents_are_held_with_the_fix() {
     );
     assert_eq!(held_codes(&p, B2C), ["e-reporting"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_company_wording_of_the_notes_fills_the_notes_a_document_lacks() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    let toml = p.read("facto.toml").replacen(
+        "[[job]]",
+        "[company.invoice_notes]\npmt = \"Company PMT wording\"\naab = \"Escompte de 1 % pour paiement sous 8 jours\"\n\n[[job]]",
+        1,
+    );
+    p.write("facto.toml", &toml);
+    let (_, r, err) = run(&p, &["sync"]).await;
+    let sent = sent(&sim).await;
+    assert!(!sent.is_empty(), "{r} {err}");
+    for (number, (_, xml)) in &sent {
+        // The document has no AAB note: the company's wording, not the legal default.
+        assert!(
+            xml.contains("Escompte de 1 % pour paiement sous 8 jours"),
+            "{number}: {xml}"
+        );
+        assert!(!xml.contains("Pas d’escompte"), "{number}");
+        // It has its own PMT note, which wins.
+        assert!(!xml.contains("Company PMT wording"), "{number}");
+        assert!(
+            xml.contains("<ram:SubjectCode>PMT</ram:SubjectCode>"),
+            "{number}"
+        );
+    }
+    // An unknown key is refused with its file and line.
+    p.write("facto.toml", &toml.replacen("aab =", "aab_text =", 1));
+    let out = p.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("aab_text") && err.contains("facto.toml"),
+        "{err}"
+    );
+}

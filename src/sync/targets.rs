@@ -136,7 +136,10 @@ pub(super) fn build_targets(
                     )));
                 }
                 PaRun::new(name, c, opts.dry_run)
-                    .map(|r| r.with_attachments(cfg.attachment_roots(&job.source)))
+                    .map(|r| {
+                        r.with_attachments(cfg.attachment_roots(&job.source))
+                            .with_notes(cfg.company.invoice_notes.clone())
+                    })
                     .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }

@@ -20,6 +20,12 @@ impl PaRun {
         self
     }
 
+    /// The company's wording of the PMT, PMD and AAB notes, for the documents that have none.
+    pub fn with_notes(mut self, notes: crate::company::InvoiceNotes) -> Self {
+        self.notes = notes;
+        self
+    }
+
     /// The bytes sent for a document; the same document always gives the same bytes.
     pub(super) fn flow_file(&self, md: &MappedDocument, rec: &Record) -> Result<Vec<u8>, Problem> {
         let layout = Self::layout(&self.cfg);

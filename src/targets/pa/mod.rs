@@ -77,6 +77,8 @@ pub struct PaRun {
     attachments: crate::source::attachments::AttachmentRoots,
     /// The directory lines looked up in this run, per SIREN: one search per SIREN and run.
     looked_up: std::collections::BTreeMap<String, Vec<directory::Line>>,
+    /// The company's wording of the PMT, PMD and AAB notes (`[company.invoice_notes]`).
+    notes: crate::company::InvoiceNotes,
 }
 
 /// One flow: the file, its name, its `trackingId` and its `processingRule`.
@@ -100,6 +102,7 @@ impl PaRun {
             cfg: cfg.clone(),
             attachments: Default::default(),
             looked_up: std::collections::BTreeMap::new(),
+            notes: Default::default(),
         })
     }
 

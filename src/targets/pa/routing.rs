@@ -197,6 +197,20 @@ impl PaRun {
                 }),
             }
         }
+        // The company's wording of the notes the document lacks (else the writer's legal one).
+        for (code, text) in self.notes.set() {
+            if !sent
+                .doc
+                .notes
+                .iter()
+                .any(|n| crate::einvoice::note_has_code(n, code))
+            {
+                sent.doc.notes.push(Note {
+                    subject_code: Some(code.into()),
+                    text: text.into(),
+                });
+            }
+        }
         // The rules again, on what is sent (the BAR note brings BR-FR-21 on BT-49), and a
         // public buyer's Chorus Pro rules (service code, engagement number), which the PA's
         // Chorus Pro applies.
