@@ -519,3 +519,41 @@ async fn the_company_wording_of_the_notes_fills_the_notes_a_document_lacks() {
         "{err}"
     );
 }
+
+/// The example connector of the repository, added to the demo job as README says: it loads, and
+/// `preview --target pa` shows every route of the demo without a PA (nothing to call).
+#[test]
+fn the_example_pa_connector_previews_the_demo_routes_offline() {
+    let p = Project::demo();
+    let toml = p.read("facto.toml").replacen(
+        "targets = [\"sales-fec\", \"sales-csv\"]",
+        "targets = [\"sales-fec\", \"sales-csv\", \"pa\"]",
+        1,
+    );
+    p.write("facto.toml", &toml);
+    let (code, v) = p.json(&["preview", "--target", T]);
+    assert_eq!(code, 0, "{v}");
+    let routes: BTreeMap<String, String> = v["targets"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_str().unwrap_or("").to_owned(),
+                r["route"]["route"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes.get(B2C).map(String::as_str),
+        Some("b2c"),
+        "{routes:?}"
+    );
+    assert_eq!(
+        routes.get("F2026-0005").map(String::as_str),
+        Some("international")
+    );
+    assert_eq!(routes.get("F2026-0001").map(String::as_str), Some("pa-b2b"));
+    // Public buyers stay with Chorus Pro (public_buyers = "chorus"): not this target's.
+    assert!(!routes.contains_key("F2026-0004"), "{routes:?}");
+}
