@@ -23,6 +23,7 @@ mod pa_contract;
 mod pa_directory;
 mod pa_faults;
 mod pa_lifecycle;
+mod pa_official;
 mod pa_sim;
 mod pa_sim_lc;
 mod pennylane_api;
