@@ -15,6 +15,7 @@ mod connector;
 mod overlap;
 
 pub use connector::{load_connector, Connector};
+pub use overlap::chorus_target;
 // The connectors' settings live beside their components; those the layers above config name
 // through it are re-exported.
 use crate::source::http::HttpConfig;

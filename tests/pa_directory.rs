@@ -225,19 +225,18 @@ async fn the_demo_sync_routes_each_buyer_kind() {
     let reasons = r["problems"].to_string();
     assert!(reasons.contains("queued for e-reporting (issue 15)"), "{r}");
     assert!(reasons.contains("not active yet (Upcoming)"), "{r}");
-    // Public buyers go to Chorus Pro directly: the PA takes none of them.
+    // Public buyers go to Chorus Pro directly, and this job has no Chorus Pro target: the PA
+    // holds them with the fix rather than leave them to no platform (and never sends them).
     let public: Vec<String> = ["216901231", "196901234"]
         .iter()
         .flat_map(|s| numbers_of(&p, Some(s)))
         .collect();
     assert!(!public.is_empty());
-    let records = records(&p);
-    assert!(
-        !records
-            .iter()
-            .any(|r| public.iter().any(|n| r["number"] == n.as_str())),
-        "{records:?}"
-    );
+    for n in &public {
+        assert!(!sent.contains_key(n), "{n}");
+        assert_eq!(held_codes(&p, n), ["public-buyer-no-chorus-target"], "{n}");
+    }
+    assert!(reasons.contains("public_buyers = \\\"pa\\\""), "{r}");
     // One search per SIREN looked up, none for a buyer without one.
     let searches = sim.state.lock().unwrap().directory.searches.clone();
     let mut looked_up = vec![DUPONT, MARTIN, PAPYRUS, PHARMACIE, BELLEVUE];
@@ -511,7 +510,10 @@ async fn the_company_wording_of_the_notes_fills_the_notes_a_document_lacks() {
         );
     }
     // An unknown key is refused with its file and line.
-    p.write("facto.toml", &toml.replacen("aab =", "aab_text =", 1));
+    p.write(
+        "facto.toml",
+        &toml.replacen("aab = \"Escompte", "aab_text = \"Escompte", 1),
+    );
     let out = p.run(&["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -554,6 +556,26 @@ fn the_example_pa_connector_previews_the_demo_routes_offline() {
         Some("international")
     );
     assert_eq!(routes.get("F2026-0001").map(String::as_str), Some("pa-b2b"));
-    // Public buyers stay with Chorus Pro (public_buyers = "chorus"): not this target's.
-    assert!(!routes.contains_key("F2026-0004"), "{routes:?}");
+    // A public buyer (public_buyers = "chorus") with no Chorus Pro target in the job: held.
+    let row = v["targets"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == "F2026-0004")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (row["status"].as_str(), row["route"]["route"].as_str()),
+        (Some("held"), Some("chorus-b2g")),
+        "{row}"
+    );
+    // With Chorus Pro portal files in the job, they are that target's, not the PA's.
+    p.write(
+        "facto.toml",
+        &toml.replacen("\"pa\"]", "\"pa\", \"chorus-files\"]", 1),
+    );
+    let (_, v) = p.json(&["preview", "--target", T]);
+    let rows = v["targets"][0]["rows"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["number"] == "F2026-0001"), "{v}");
+    assert!(!rows.iter().any(|r| r["number"] == "F2026-0004"), "{v}");
 }

@@ -280,6 +280,26 @@ pub(super) fn check_targets(
     Ok((line, dests))
 }
 
+/// The first of `targets` that sends to Chorus Pro: its API, or its portal files.
+pub fn chorus_target<'a>(
+    targets: &'a [String],
+    connectors: &std::collections::BTreeMap<String, Connector>,
+) -> Option<&'a String> {
+    use crate::format::JournalFormat;
+    targets.iter().find(|t| {
+        connectors.get(t.as_str()).is_some_and(|c| match c {
+            Connector::ChorusPro(_) => true,
+            Connector::JournalFile(j) => {
+                matches!(
+                    j.format,
+                    JournalFormat::ChorusUbl | JournalFormat::ChorusCii
+                )
+            }
+            _ => false,
+        })
+    })
+}
+
 /// A PA that sends public buyers' invoices (`public_buyers = "pa"`) beside a Chorus Pro target
 /// (API or portal files) in one job would give Chorus Pro each of them twice.
 fn public_buyers_once(
@@ -289,25 +309,12 @@ fn public_buyers_once(
     targets: &[String],
     connectors: &std::collections::BTreeMap<String, Connector>,
 ) -> Result<(), ConfigError> {
-    use crate::format::JournalFormat;
-    let find = |f: &dyn Fn(&Connector) -> bool| {
-        targets
-            .iter()
-            .find(|t| connectors.get(t.as_str()).is_some_and(f))
-    };
-    let pa = find(
-        &|c| matches!(c, Connector::AfnorPa(p) if p.public_buyers == crate::route::PublicBuyers::Pa),
-    );
-    let chorus = find(&|c| match c {
-        Connector::ChorusPro(_) => true,
-        Connector::JournalFile(j) => {
-            matches!(
-                j.format,
-                JournalFormat::ChorusUbl | JournalFormat::ChorusCii
-            )
-        }
-        _ => false,
+    let pa = targets.iter().find(|t| {
+        connectors.get(t.as_str()).is_some_and(|c| {
+            matches!(c, Connector::AfnorPa(p) if p.public_buyers == crate::route::PublicBuyers::Pa)
+        })
     });
+    let chorus = chorus_target(targets, connectors);
     match (pa, chorus) {
         (Some(pa), Some(chorus)) => Err(ConfigError::at(
             path,

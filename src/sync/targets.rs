@@ -135,7 +135,10 @@ pub(super) fn build_targets(
                         "`{name}` sends to the approved platform (PA) through its API: `facto sync` sends to it"
                     )));
                 }
-                PaRun::new(name, c, opts.dry_run)
+                let mut c = c.clone();
+                c.chorus_in_job = crate::config::chorus_target(&job.targets, &cfg.connectors)
+                    .is_some();
+                PaRun::new(name, &c, opts.dry_run)
                     .map(|r| {
                         r.with_attachments(cfg.attachment_roots(&job.source))
                             .with_notes(cfg.company.invoice_notes.clone())

@@ -97,6 +97,12 @@ pub struct PaConfig {
     /// `chorus` target) or `pa` (through the PA, `processingRule = B2G`).
     #[serde(default)]
     pub public_buyers: crate::route::PublicBuyers,
+    /// Whether the job that runs this connector also has a Chorus Pro target (the API or
+    /// portal files): set when the job's targets are built, never read from the file. Without
+    /// one, public buyers' invoices with `public_buyers = "chorus"` are taken and held (named,
+    /// with the fix) rather than left to no platform.
+    #[serde(skip)]
+    pub chorus_in_job: bool,
 }
 
 fn twenty_four() -> u64 {

@@ -108,12 +108,13 @@ impl PaRun {
 
     /// The document layout of a connector: the French core invoice (the reform's "socle", checked
     /// against facto's BR-FR rules before anything is sent), for the PA's route: every document
-    /// but public buyers' (`pa-b2b`), or every document (`pa-b2g`, `public_buyers = "pa"`).
+    /// but public buyers' when a Chorus Pro target of the job takes those (`pa-b2b`), else every
+    /// document (`pa-b2g`: sent with `public_buyers = "pa"`, held without a Chorus Pro target).
     pub fn layout(cfg: &PaConfig) -> Layout {
         Layout {
-            route: Some(match cfg.public_buyers {
-                PublicBuyers::Chorus => Route::PaB2b,
-                PublicBuyers::Pa => Route::PaB2g,
+            route: Some(match (cfg.public_buyers, cfg.chorus_in_job) {
+                (PublicBuyers::Chorus, true) => Route::PaB2b,
+                _ => Route::PaB2g,
             }),
             ..Layout::french_core(match cfg.syntax {
                 PaSyntax::Cii | PaSyntax::Facturx => Syntax::Cii,

@@ -129,6 +129,9 @@ impl PaRun {
         if let Some(p) = layout.route.and_then(|r| route::e_reporting(r, &md.doc)) {
             return Ok(Err(vec![p]));
         }
+        if let Some(p) = self.no_chorus_target(&md.doc) {
+            return Ok(Err(vec![p]));
+        }
         let mut decision = route::decide(&md.doc, self.cfg.public_buyers);
         let buyer = &md.doc.buyer;
         let Some(siren) = route::siren(buyer) else {
@@ -234,13 +237,38 @@ impl PaRun {
         }))
     }
 
+    /// A public buyer's invoice, for Chorus Pro directly (`public_buyers = "chorus"`), in a job
+    /// without a Chorus Pro target: held, so that it is not left to no platform.
+    fn no_chorus_target(&self, doc: &Document) -> Option<Problem> {
+        let d = route::decide(doc, self.cfg.public_buyers);
+        (d.route == Route::ChorusB2g && !self.cfg.chorus_in_job).then(|| {
+            Problem::new(
+                "public-buyer-no-chorus-target",
+                "buyer.chorus",
+                format!(
+                    "route {} ({}): a public buyer's invoice goes to Chorus Pro, and this job has no Chorus Pro target",
+                    d.route.as_str(),
+                    d.why
+                ),
+                format!(
+                    "add a chorus-pro target (or Chorus Pro portal files) to the job, or set public_buyers = \"pa\" on `{}` to send it through the PA",
+                    self.name
+                ),
+            )
+        })
+    }
+
     /// What facto's directory cache already says holds a B2B document (no directory
-    /// configured, a SIREN with no usable line); nothing is called.
+    /// configured, a SIREN with no usable line), and a public buyer's invoice with no Chorus Pro
+    /// target in the job; nothing is called.
     pub(super) fn cached_problems(
         &self,
         ledger: &dyn Ledger,
         md: &MappedDocument,
     ) -> Result<Vec<Problem>, TargetError> {
+        if let Some(p) = self.no_chorus_target(&md.doc) {
+            return Ok(vec![p]);
+        }
         Ok(match self.cached_choice(ledger, &md.doc)? {
             Some((_, Err(p))) => vec![p],
             _ => Vec::new(),
