@@ -118,7 +118,8 @@ pub fn siren(p: &Party) -> Option<String> {
         .vat_id
         .as_deref()
         .map(|v| v.trim().to_ascii_uppercase().replace(' ', ""))
-        .filter(|v| v.len() == 13 && v.starts_with("FR") && digits(&v[4..], 9))
+        // Bytes, not characters: a pasted non-breaking space must not cut a character in two.
+        .filter(|v| v.is_ascii() && v.len() == 13 && v.starts_with("FR") && digits(&v[4..], 9))
         .map(|v| v[4..].to_owned());
     own.or(siret).map(str::to_owned).or(vat)
 }
@@ -294,6 +295,17 @@ mod tests {
             country_code: country.map(str::to_owned),
             ..Default::default()
         });
+    }
+
+    #[test]
+    fn a_vat_id_with_a_non_ascii_character_is_no_siren_and_no_panic() {
+        let mut doc = crate::mapping::tests::worked_invoice();
+        // 13 bytes, the fourth a non-breaking space's first byte.
+        buyer(&mut doc, None, Some("FR1\u{a0}23456789"), Some("FR"));
+        assert_eq!(siren(&doc.buyer), None);
+        let _ = decide(&doc, PublicBuyers::Chorus);
+        buyer(&mut doc, None, Some("FR12 345678901"), Some("FR"));
+        assert_eq!(siren(&doc.buyer).as_deref(), Some("345678901"));
     }
 
     #[test]

@@ -244,7 +244,7 @@ impl PaRun {
         (d.route == Route::ChorusB2g && !self.cfg.chorus_in_job).then(|| {
             Problem::new(
                 "public-buyer-no-chorus-target",
-                "buyer.chorus",
+                "buyer",
                 format!(
                     "route {} ({}): a public buyer's invoice goes to Chorus Pro, and this job has no Chorus Pro target",
                     d.route.as_str(),
