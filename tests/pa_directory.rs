@@ -25,6 +25,8 @@ pub struct Directory {
     pub lines: BTreeMap<String, Vec<Value>>,
     /// Searches per SIREN.
     pub searches: BTreeMap<String, u32>,
+    /// SIRENs whose search the directory refuses (422).
+    pub refuse: std::collections::BTreeSet<String>,
 }
 
 /// A directory line.
@@ -50,6 +52,11 @@ impl Directory {
             );
         };
         *self.searches.entry(siren.to_owned()).or_insert(0) += 1;
+        if self.refuse.contains(siren) {
+            return ResponseTemplate::new(422).set_body_json(
+                json!({"errorCode": "INVALID_SIREN", "errorMessage": "checksum refused"}),
+            );
+        }
         let results = self
             .lines
             .get(siren)
@@ -578,4 +585,34 @@ fn the_example_pa_connector_previews_the_demo_routes_offline() {
     let rows = v["targets"][0]["rows"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["number"] == "F2026-0001"), "{v}");
     assert!(!rows.iter().any(|r| r["number"] == "F2026-0004"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_refusing_one_siren_holds_its_documents_and_the_others_go_on() {
+    let sim = Sim::start().await;
+    sim.state
+        .lock()
+        .unwrap()
+        .directory
+        .refuse
+        .insert(PAPYRUS.into());
+    let p = project(&sim, "");
+    let (code, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "held documents, not a stopped target: {r} {err}");
+    let sent = sent(&sim).await;
+    for n in numbers_of(&p, Some(DUPONT)) {
+        assert!(sent.contains_key(&n), "{n}: {r}");
+    }
+    for n in numbers_of(&p, Some(PAPYRUS)) {
+        assert!(!sent.contains_key(&n), "{n}");
+        assert_eq!(held_codes(&p, &n), ["directory-refused"], "{n}");
+    }
+    assert!(r["problems"].to_string().contains("INVALID_SIREN"), "{r}");
+    // Not cached: the next run asks again.
+    sim.state.lock().unwrap().directory.refuse.clear();
+    run(&p, &["sync"]).await;
+    let sent = self::sent(&sim).await;
+    for n in numbers_of(&p, Some(PAPYRUS)) {
+        assert!(sent.contains_key(&n), "{n}");
+    }
 }

@@ -191,8 +191,13 @@ pub async fn search(api: &PaApi, base: &str, siren: &str) -> Result<Vec<Line>, P
             break;
         }
     }
+    // Only this SIREN's lines: a line that does not name its SIREN must at least address it.
     out.retain(|l| {
-        l.siren.as_deref().is_none_or(|s| s == siren) && !l.addressing_identifier.trim().is_empty()
+        let id = l.addressing_identifier.trim();
+        !id.is_empty()
+            && l.siren
+                .as_deref()
+                .map_or(id.starts_with(siren), |s| s.trim() == siren)
     });
     Ok(out)
 }

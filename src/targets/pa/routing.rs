@@ -102,9 +102,27 @@ impl PaRun {
                 return Ok(Ok(c.lines));
             }
         }
-        let lines = directory::search(self.api()?, &base, siren)
-            .await
-            .map_err(|e| remote(&self.name, &e))?;
+        let lines = match directory::search(self.api()?, &base, siren).await {
+            Ok(lines) => lines,
+            // The directory refuses this SIREN (400, 422: a PA that checks more than facto):
+            // this document is held, named, and the others go on; not cached, so the next run
+            // asks again. Credentials refused, no answer or a 5xx still stop the target.
+            Err(super::api::PaError::Refused {
+                status,
+                code,
+                message,
+            }) => {
+                return Ok(Err(Problem::new(
+                    "directory-refused",
+                    "buyer.siren",
+                    format!(
+                        "the PA's directory refused the search of SIREN {siren} (HTTP {status}): {code}: {message}"
+                    ),
+                    "check the buyer's SIREN in the invoicing application; if it is right, ask the PA why its directory refuses it",
+                )))
+            }
+            Err(e) => return Err(remote(&self.name, &e)),
+        };
         let cached = directory::Cached {
             fetched_at: now,
             lines,
