@@ -418,6 +418,10 @@ impl Target for PaRun {
             .search(&tracking_id(&r.key))
             .await
             .map_err(|e| remote(&self.name, &e))?;
+        let flows = flows
+            .into_iter()
+            .filter(|f| !rejected_before(r, &f.flow_id))
+            .collect();
         Ok(Self::best(flows).map(|f| Self::found(&f, "found at the PA after an interrupted send")))
     }
 
@@ -523,9 +527,37 @@ impl PaRun {
     }
 }
 
+/// Whether `flow_id` is a flow of this record that the PA acknowledged `Error` before (the
+/// record was then retried): never the answer to a later send of the same `trackingId`.
+fn rejected_before(r: &Record, flow_id: &str) -> bool {
+    let mark = format!("flow {flow_id}: acknowledgement Error");
+    r.history.iter().any(|e| e.note.starts_with(&mark))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flow_rejected_before_a_retry_is_not_taken_for_the_new_send() {
+        let key = RecordKey {
+            job: "sales".into(),
+            target: "pa".into(),
+            doc_id: "F1".into(),
+        };
+        let now = Utc::now();
+        let mut r = Record::new(key, now);
+        assert!(!rejected_before(&r, "flow-0001"));
+        r.transition(
+            State::Rejected,
+            "flow flow-0001: acknowledgement Error: InvalidSchema: BT-49 missing",
+            now,
+        );
+        r.transition(State::Released, "retry asked from the command line", now);
+        assert!(rejected_before(&r, "flow-0001"));
+        assert!(!rejected_before(&r, "flow-0002"));
+        assert!(!rejected_before(&r, "flow-000"));
+    }
 
     #[test]
     fn tracking_ids_are_stable_short_and_per_record() {
