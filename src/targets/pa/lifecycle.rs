@@ -80,6 +80,19 @@ pub fn final_refusal(r: &Record) -> Option<String> {
         .then(|| format!("{} ({}): {}", r.number, status, advice(&r.number)))
 }
 
+/// When the latest status recorded on `r` was set at the PA (from the history notes, `PA status
+/// NNN of YYYY-MM-DD HH:MM`), to the minute.
+fn last_status_at(r: &Record) -> Option<chrono::NaiveDateTime> {
+    r.history
+        .iter()
+        .filter_map(|e| {
+            let rest = e.note.strip_prefix("PA status ")?;
+            let (_, at) = rest.split_once(" of ")?;
+            chrono::NaiveDateTime::parse_from_str(at.get(..16)?, "%Y-%m-%d %H:%M").ok()
+        })
+        .max()
+}
+
 /// Records one status on its record; the report's line, or `None` when this CDAR is already
 /// in the history (the same status delivered twice).
 pub fn apply(
@@ -120,9 +133,18 @@ pub fn apply(
     note.push_str(&format!(" {marker}"));
     // A final refusal stands whatever comes after it (kept in the history all the same).
     let closed = final_refusal(r).is_some();
+    // Processing statuses come in any order: one set before the last applied is history only.
+    let stale = matches!((st.status_at, last_status_at(r)), (Some(at), Some(last)) if at < last)
+        && !st.code.is_terminal();
     let mut line = format!("{} ({target}): {old} → {status}", r.number);
     let state = if closed {
         line.push_str(&format!(" (kept {old}: the invoice is closed)"));
+        r.state
+    } else if stale {
+        line = format!(
+            "{} ({target}): {status} of an earlier date recorded in the history; {old} stands",
+            r.number
+        );
         r.state
     } else if st.code.is_terminal() {
         let why = format!(
@@ -159,9 +181,17 @@ pub fn apply(
         r.remote_status = Some(status);
         // As Chorus Pro's statuses move the state: in the buyer's hands → accepted, cashed →
         // paid; never back (statuses after payment are kept in the history only).
+        // A status at all means the PA holds the invoice: a record left failed or rejected by
+        // a technical answer (a duplicate acknowledged `Error`, an `AlreadyExistingFlow` not
+        // found yet) is delivered, so that no retry sends it again.
         match (st.code.code(), r.state) {
-            (204..=209 | 211, State::Delivered) => State::Accepted,
-            (212, State::Delivered | State::Accepted) => State::Paid,
+            (204..=209 | 211, State::Delivered | State::Failed | State::Rejected) => {
+                State::Accepted
+            }
+            (212, State::Delivered | State::Accepted | State::Failed | State::Rejected) => {
+                State::Paid
+            }
+            (_, State::Failed | State::Rejected) => State::Delivered,
             (_, s) => s,
         }
     };

@@ -161,3 +161,48 @@ fn update_times_with_or_without_a_zone() {
     assert_eq!(rfc3339("2026-12-01T11:00:00.000"), Some(z));
     assert_eq!(rfc3339("yesterday"), None);
 }
+
+#[test]
+fn a_status_set_before_the_last_one_is_history_only() {
+    let now = Utc::now();
+    let mut r = record("F1");
+    let at = |h: u32| NaiveDate::from_ymd_opt(2026, 12, 1).and_then(|d| d.and_hms_opt(h, 0, 0));
+    let mut dispute = status(207, "late-dispute");
+    dispute.status_at = at(11);
+    apply(&mut r, &dispute, "lc-1", "pa", now).unwrap();
+    assert_eq!(r.remote_status.as_deref(), Some("cdv:207 En litige"));
+    let todo = r.last_error.clone();
+    assert!(todo.as_deref().is_some_and(|t| t.starts_with("to act on")));
+    // A 204 set at 10:00 arrives after the 207 of 11:00: recorded, and the dispute stands.
+    let mut taken = status(204, "early-taken");
+    taken.status_at = at(10);
+    let line = apply(&mut r, &taken, "lc-2", "pa", now).unwrap();
+    assert!(line.contains("earlier date"), "{line}");
+    assert_eq!(r.remote_status.as_deref(), Some("cdv:207 En litige"));
+    assert_eq!(r.last_error, todo);
+    assert_eq!(r.history.len(), 2);
+    // A later one moves on.
+    let mut approved = status(205, "approved");
+    approved.status_at = at(12);
+    apply(&mut r, &approved, "lc-3", "pa", now).unwrap();
+    assert_eq!(r.remote_status.as_deref(), Some("cdv:205 Approuvée"));
+    assert_eq!(r.last_error, None);
+}
+
+#[test]
+fn a_status_for_a_record_left_failed_or_rejected_makes_it_delivered() {
+    let now = Utc::now();
+    for (state, code, then) in [
+        (State::Failed, 200, State::Delivered),
+        (State::Rejected, 202, State::Delivered),
+        (State::Rejected, 205, State::Accepted),
+        (State::Failed, 212, State::Paid),
+    ] {
+        let mut r = record("F1");
+        r.state = state;
+        r.remote_status = Some("ack Error".into());
+        apply(&mut r, &status(code, "x"), "lc-1", "pa", now).unwrap();
+        assert_eq!(r.state, then, "{state:?} + {code}");
+        assert!(final_refusal(&r).is_none());
+    }
+}
