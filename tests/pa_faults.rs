@@ -45,3 +45,45 @@ async fn an_answer_later_than_the_timeout_is_found_by_its_tracking_id_not_sent_a
     assert_eq!(records(&p, Some("claimed")).len(), 1);
     next_run_finds_it(&sim, &p).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flow_sent_again_after_the_grace_keeps_the_syntax_it_was_packed_in() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    sim.state.lock().unwrap().faults.push_back(Fault::Fail);
+    let (code, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    let claimed = records(&p, Some("claimed"));
+    assert_eq!(claimed.len(), 1);
+    let key = claimed[0]["idempotency_key"].as_str().unwrap().to_owned();
+    // The connector moves to Factur-X while the CII flow is claimed: the stored CII goes again
+    // as CII, not as a PDF the PA would refuse.
+    p.write(
+        &format!("connectors/{T}.toml"),
+        &sim.connector("lookup_grace_minutes = 0\nsyntax = \"facturx\"\n"),
+    );
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(
+        r["statuses"]
+            .to_string()
+            .contains("sent again with the same trackingId"),
+        "{r} {err}"
+    );
+    assert!(records(&p, Some("claimed")).is_empty());
+    let s = sim.state.lock().unwrap();
+    let resent: Vec<&str> = s
+        .flows
+        .iter()
+        .filter(|f| f.tracking_id == key)
+        .map(|f| f.syntax.as_str())
+        .collect();
+    assert_eq!(
+        resent,
+        ["CII"],
+        "the resent flow is labelled as it was packed"
+    );
+    // The documents packed after the change go as Factur-X.
+    assert!(s.flows.iter().any(|f| f.syntax == "Factur-X"));
+    drop(s);
+    assert_once(&sim, &p);
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::toml_file::{key_line, parse_toml, ConfigError};
 
 /// Syntax of the documents sent to the PA (`flowSyntax`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PaSyntax {
     /// UN/CEFACT CII (`flowSyntax = CII`).

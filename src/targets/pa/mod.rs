@@ -87,6 +87,8 @@ pub struct PaFlow {
     file_name: String,
     tracking_id: String,
     processing_rule: Option<String>,
+    /// Its syntax, as it was packed: a resend keeps it even if the connector changed since.
+    syntax: PaSyntax,
 }
 
 impl PaRun {
@@ -166,8 +168,8 @@ impl PaRun {
             .create_flow(
                 &f.file,
                 &f.file_name,
-                self.cfg.syntax.flow_syntax(),
-                self.cfg.syntax.mime(),
+                f.syntax.flow_syntax(),
+                f.syntax.mime(),
                 &f.tracking_id,
                 f.processing_rule.as_deref(),
             )
@@ -328,6 +330,7 @@ impl Target for PaRun {
                 file,
                 tracking_id: tracking,
                 processing_rule: Some(ready.route.processing_rule().to_owned()),
+                syntax: self.cfg.syntax,
             });
         }
         let flow = flow.ok_or_else(|| TargetError::Config("an empty lot".into()))?;
@@ -337,6 +340,7 @@ impl Target for PaRun {
                 "name": flow.file_name,
                 "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
                 "processingRule": flow.processing_rule,
+                "syntax": flow.syntax,
             }),
         ));
         Ok(Lot {
@@ -396,6 +400,8 @@ impl Target for PaRun {
             file_name: name.to_owned(),
             tracking_id: tracking.clone(),
             processing_rule: stored["processingRule"].as_str().map(str::to_owned),
+            // Stored before this was kept: the connector's syntax, as then.
+            syntax: serde_json::from_value(stored["syntax"].clone()).unwrap_or(self.cfg.syntax),
         };
         let outcome = self.deliver(&flow).await?;
         // Kept while the outcome is unknown again: the next lookup may need to send it again.
