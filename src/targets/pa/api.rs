@@ -579,15 +579,7 @@ impl PaApi {
             })
             .await;
             Attempt::Done(match sent {
-                Ok(resp) => match resp.bytes().await {
-                    Ok(b) if b.len() > MAX_DOWNLOAD => Err(ApiError::protocol(
-                        url,
-                        format!("a file of {} bytes (at most {MAX_DOWNLOAD})", b.len()),
-                    )
-                    .into()),
-                    Ok(b) => Ok(Some(b.to_vec())),
-                    Err(e) => Err(ApiError::protocol(url, e).into()),
-                },
+                Ok(resp) => read_capped(resp, url).await.map(Some).map_err(Into::into),
                 Err(HttpFailure::Refused { status: 401, .. }) => {
                     return Attempt::TokenRefused(auth_refused(401))
                 }
@@ -601,9 +593,51 @@ impl PaApi {
     }
 }
 
+/// The body of a download, read chunk by chunk and refused as soon as it passes
+/// [`MAX_DOWNLOAD`] bytes (a PA's answer is never held whole in memory beyond that).
+async fn read_capped(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, ApiError> {
+    let too_big = |n: u64| {
+        ApiError::protocol(
+            url,
+            format!("a file of {n} bytes or more (at most {MAX_DOWNLOAD})"),
+        )
+    };
+    if let Some(n) = resp.content_length().filter(|n| *n > MAX_DOWNLOAD as u64) {
+        return Err(too_big(n));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| ApiError::protocol(url, e))? {
+        if out.len() + chunk.len() > MAX_DOWNLOAD {
+            return Err(too_big((out.len() + chunk.len()) as u64));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_download_over_the_cap_is_refused_and_one_under_it_read() {
+        use wiremock::{matchers::any, Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::path("/big"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; MAX_DOWNLOAD + 1]))
+            .mount(&server)
+            .await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"<cdar/>".to_vec()))
+            .mount(&server)
+            .await;
+        let get = |p: &str| reqwest::get(format!("{}{p}", server.uri()));
+        let big = get("/big").await.unwrap();
+        let e = read_capped(big, "big").await.unwrap_err().to_string();
+        assert!(e.contains("at most"), "{e}");
+        let small = get("/small").await.unwrap();
+        assert_eq!(read_capped(small, "small").await.unwrap(), b"<cdar/>");
+    }
 
     #[test]
     fn request_ids_are_distinct_uuids() {
