@@ -195,6 +195,16 @@ async fn statuses_over_several_runs_a_dispute_a_refusal_and_an_unknown_invoice()
         said.contains("is not sent again") && said.contains("credit note"),
         "{said}"
     );
+    // `forget` without --yes names the reform's rule before anything is removed.
+    let forget = command(&p, &["ledger", "forget", c, "--target", T])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&forget.stderr);
+    assert_ne!(forget.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("Beware") && said.contains("same number"),
+        "{said}"
+    );
     let (_, r, _) = run(&p, &["sync"]).await;
     assert_eq!(common::target(&r, T)["delivered"], 0, "{r}");
     assert_eq!(record(&p, c)["state"], "rejected");

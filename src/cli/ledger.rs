@@ -216,8 +216,12 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                 ));
             };
             if !yes {
+                // A refused or rejected invoice at the PA: the reform forbids sending it again.
+                let reform = crate::targets::pa::lifecycle::final_refusal(r)
+                    .map(|why| format!(" Beware: {why}; forgetting it lets the next sync send it again under the same number."))
+                    .unwrap_or_default();
                 return Err(fail(exit::USAGE, anyhow!(
-                    "forget removes the record of {} ({}): the next sync treats the document as new and may deliver it again. Add --yes to confirm",
+                    "forget removes the record of {} ({}): the next sync treats the document as new and may deliver it again.{reform} Add --yes to confirm",
                     r.key,
                     r.state.as_str()
                 )));
