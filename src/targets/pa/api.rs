@@ -508,8 +508,9 @@ impl PaApi {
                 _ => break,
             }
         }
-        // A PA that ignores a criterion must not make another document's flow ours.
-        out.retain(|f| f.tracking_id.as_deref().is_none_or(|t| t == tracking_id));
+        // A PA that ignores a criterion must not make another document's flow ours: a flow is
+        // ours only when it says so (taking another's would leave this document never sent).
+        out.retain(|f| f.tracking_id.as_deref() == Some(tracking_id));
         Ok(out)
     }
 
