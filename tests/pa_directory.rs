@@ -616,3 +616,23 @@ async fn a_directory_refusing_one_siren_holds_its_documents_and_the_others_go_on
         assert!(sent.contains_key(&n), "{n}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_buyers_through_the_pa_in_one_job_and_chorus_in_another_on_one_source_is_refused() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "public_buyers = \"pa\"\n");
+    let second = "\n[[job]]\nname = \"public\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\ntargets = [\"chorus-files\"]\n";
+    p.write("facto.toml", &(p.read("facto.toml") + second));
+    let out = p
+        .command(&["sync"])
+        .env("PA_TOKEN", BEARER)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`pa`") && err.contains("`chorus-files`") && err.contains("twice"),
+        "{err}"
+    );
+    assert!(sim.server.received_requests().await.unwrap().is_empty());
+}

@@ -149,8 +149,8 @@ pub(super) fn check_jobs(
     connectors: &std::collections::BTreeMap<String, Connector>,
     base_dir: &Path,
 ) -> Result<(), ConfigError> {
-    // (job, source, (target, destination) of each target)
-    type Seen<'a> = (&'a str, String, &'a [(String, Dest)]);
+    // (job, source, (target, destination) of each target, its targets)
+    type Seen<'a> = (&'a str, String, &'a [(String, Dest)], &'a [String]);
     let mut seen: Vec<Seen<'_>> = Vec::new();
     for (job, (line, dests)) in jobs.iter().zip(found) {
         let Some(source) = connectors
@@ -159,10 +159,24 @@ pub(super) fn check_jobs(
         else {
             continue;
         };
-        for (other, other_source, other_dests) in &seen {
+        for (other, other_source, other_dests, other_targets) in &seen {
             if *other_source != source {
                 continue;
             }
+            // Public buyers through a PA in one job and to Chorus Pro in the other.
+            let both: Vec<String> = job
+                .targets
+                .iter()
+                .chain(other_targets.iter())
+                .cloned()
+                .collect();
+            public_buyers_once(
+                path,
+                *line,
+                &format!("{other}` and `{}", job.name),
+                &both,
+                connectors,
+            )?;
             let found = dests.iter().find_map(|(t, d)| {
                 let (_, o) = other_dests.iter().find(|(_, o)| o.key == d.key)?;
                 Some((t, clash(o, d)))
@@ -175,7 +189,7 @@ pub(super) fn check_jobs(
                 ));
             }
         }
-        seen.push((&job.name, source, dests));
+        seen.push((&job.name, source, dests, &job.targets));
     }
     Ok(())
 }
