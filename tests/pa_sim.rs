@@ -2,8 +2,10 @@
 //! 127.0.0.1: OAuth2 client-credentials tokens or one static bearer token, `Request-Id` required
 //! on every call (and `Organization-Id` recorded), `POST /v1/flows` that reads the multipart
 //! `flowInfo` and `file` parts and checks them as the spec says (required fields, `flowSyntax`
-//! enum, `trackingId` ≤ 64, `sha256` of the file), searches by `trackingId`, flow metadata whose
-//! acknowledgement moves from `Pending` to `Ok` (or `Error` with reasons) as it is read, and
+//! enum, `trackingId` ≤ 64, `sha256` of the file), searches by `trackingId`, searches of
+//! outgoing flows changed after `updatedAfter` (paged, `updatedAt` in Paris time; each first page
+//! is a processing step of the PA), flow metadata whose acknowledgement moves from `Pending` to
+//! `Ok` (or `Error` with reasons) as it is read or searched, and
 //! faults on demand: an answer lost after the flow was created, a 500 before it was, a 429, an
 //! answer later than the client waits, searches
 //! that do not list a new flow yet, the uniqueness check (`AlreadyExistingFlow`). It counts the
@@ -15,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wiremock::{Request, ResponseTemplate};
@@ -57,6 +60,10 @@ pub struct SimFlow {
     reads: u32,
     /// Acknowledged `Error` as a duplicate of an earlier flow.
     duplicate: bool,
+    /// Its last change (created, acknowledged), on the PA's clock.
+    updated_at: DateTime<Utc>,
+    /// Searches of outgoing flows while it was pending (the PA processes it meanwhile).
+    processed: u32,
 }
 
 #[derive(Default)]
@@ -100,6 +107,10 @@ pub struct State {
     pub downloads: BTreeMap<String, u32>,
     /// The PA's Directory Service, served under `/directory-service`.
     pub directory: crate::pa_directory::Directory,
+    /// The PA's clock for outgoing flows: minutes after 2026-12-01 10:00 UTC, one per change.
+    pub clock: i64,
+    /// Most outgoing flows on one search page (0: the request's `limit`).
+    pub out_page: usize,
 }
 
 /// The running simulator.
@@ -166,6 +177,13 @@ fn number_of(xml: &str) -> Option<String> {
         .map(|(n, _)| n.to_owned())
 }
 
+/// A time as a French PA may write it: in Paris time (+01:00 in winter).
+fn paris(t: DateTime<Utc>) -> String {
+    let cet = FixedOffset::east_opt(3600).unwrap();
+    t.with_timezone(&cet)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
 impl SimFlow {
     /// Acknowledges the flow `Error` (with the reasons of its number in `ack_errors`).
     pub fn force_error(&mut self) {
@@ -186,7 +204,7 @@ impl SimFlow {
         json!({"flowId": self.id, "trackingId": self.tracking_id, "name": self.name,
             "flowSyntax": self.syntax, "flowProfile": "CIUS", "processingRule": "B2B",
             "processingRuleSource": "Computed", "flowType": "CustomerInvoice", "flowDirection": "Out",
-            "submittedAt": "2026-12-01T10:00:00Z", "updatedAt": "2026-12-01T10:00:00Z",
+            "submittedAt": "2026-12-01T10:00:00Z", "updatedAt": paris(self.updated_at),
             "acknowledgement": {"status": self.ack, "details": details}})
     }
 }
@@ -291,6 +309,8 @@ impl State {
             number,
             reads: 0,
             duplicate: false,
+            updated_at: self.tick_clock(),
+            processed: 0,
         };
         if !self.default_script.is_empty() && !self.scripts.contains_key(&flow.number) {
             let steps = self.default_script.iter().cloned().collect();
@@ -323,11 +343,14 @@ impl State {
         if lifecycle {
             return self.search_lifecycle(&body);
         }
+        let Some(tracking) = filters["trackingId"].as_str() else {
+            return self.search_out(&body);
+        };
         if self.search_lag > 0 {
             self.search_lag -= 1;
             return ResponseTemplate::new(200).set_body_json(json!({"limit": 100, "results": []}));
         }
-        let tracking = filters["trackingId"].as_str();
+        let tracking = Some(tracking);
         let results: Vec<Value> = self
             .flows
             .iter()
@@ -361,9 +384,106 @@ impl State {
             } else {
                 "Ok"
             };
+            self.clock += 1;
+            f.updated_at = at(self.clock);
         }
         let f = f.clone();
         ResponseTemplate::new(200).set_body_json(f.json(self))
+    }
+}
+
+/// A time on the PA's clock for outgoing flows.
+fn at(clock: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap() + Duration::minutes(clock)
+}
+
+impl State {
+    /// The PA's clock, moved on by one change.
+    fn tick_clock(&mut self) -> DateTime<Utc> {
+        self.clock += 1;
+        at(self.clock)
+    }
+
+    /// Each search of outgoing flows, the PA processes the pending ones: acknowledged at the
+    /// second (`Ok`, or `Error` with the reasons of `ack_errors`, or as a duplicate of an
+    /// earlier flow of its `trackingId` under `async_unique_check`), which moves `updatedAt`.
+    fn process_out(&mut self) {
+        if self.ack_never {
+            return;
+        }
+        for i in 0..self.flows.len() {
+            if self.flows[i].ack != "Pending" {
+                continue;
+            }
+            self.flows[i].processed += 1;
+            if self.flows[i].processed < 2 {
+                continue;
+            }
+            let duplicate = self.async_unique_check
+                && self.flows[..i]
+                    .iter()
+                    .any(|o| o.tracking_id == self.flows[i].tracking_id);
+            let error = duplicate || self.ack_errors.contains_key(&self.flows[i].number);
+            let when = self.tick_clock();
+            let f = &mut self.flows[i];
+            f.duplicate = duplicate;
+            f.ack = if error { "Error" } else { "Ok" };
+            f.updated_at = when;
+        }
+    }
+
+    /// A search of outgoing flows (`flowDirection`, `flowType`, strict `updatedAfter`), paged
+    /// by an offset cursor; a first page is a processing step. Each listed flow counts as read.
+    fn search_out(&mut self, body: &Value) -> ResponseTemplate {
+        let filters = &body["where"];
+        let offset = match body["cursor"].as_str() {
+            None => {
+                self.process_out();
+                0
+            }
+            Some(c) => match c.strip_prefix("out:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => n,
+                None => return error(400, "INVALID_FORMAT", "unknown cursor"),
+            },
+        };
+        let listed = |key: &str, value: &str| {
+            filters[key]
+                .as_array()
+                .is_none_or(|l| l.iter().any(|v| v == value))
+        };
+        if !listed("flowDirection", "Out") || !listed("flowType", "CustomerInvoice") {
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"limit": 100, "filters": filters, "results": []}));
+        }
+        let after = match filters.get("updatedAfter").and_then(Value::as_str) {
+            None => None,
+            Some(a) => match DateTime::parse_from_rfc3339(a) {
+                Ok(a) => Some(a.with_timezone(&Utc)),
+                Err(_) => return error(400, "INVALID_FORMAT", "updatedAfter is a date-time"),
+            },
+        };
+        let size = body["limit"].as_u64().map_or(25, |l| l as usize);
+        let size = if self.out_page > 0 {
+            size.min(self.out_page)
+        } else {
+            size
+        };
+        let matching: Vec<usize> = (0..self.flows.len())
+            .filter(|&i| after.is_none_or(|a| self.flows[i].updated_at > a))
+            .collect();
+        let page: Vec<usize> = matching.iter().copied().skip(offset).take(size).collect();
+        let results: Vec<Value> = page
+            .iter()
+            .map(|&i| {
+                self.flows[i].reads += 1;
+                self.flows[i].json(self)
+            })
+            .collect();
+        let mut answer = json!({"limit": size, "filters": filters, "results": results});
+        if offset + size < matching.len() {
+            answer["nextCursor"] = json!(format!("out:{}", offset + size));
+        }
+        ResponseTemplate::new(200).set_body_json(answer)
     }
 }
 

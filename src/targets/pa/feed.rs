@@ -1,0 +1,175 @@
+//! Reading the flows a PA changed since the last run (`POST /v1/flows/search` with
+//! `updatedAfter`, page by page with the PA's cursor): the machinery the lifecycle statuses
+//! ([`super::lifecycle`]) and the acknowledgements ([`super::acks`]) share. The read position
+//! is a ledger value; the caller stores its records first, then the position, and a flow is
+//! marked read only once handled, so a crash in between re-reads and never skips.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::api::{Flow, PaApi, PaError};
+use crate::ledger::Ledger;
+use crate::targets::TargetError;
+
+/// Most pages (of 100 flows) read in one run; the next run goes on from where this one stopped.
+pub const MAX_PAGES: usize = 10;
+
+/// Where the reading of one kind of flow stands.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Position {
+    /// The newest `updatedAt` read (RFC 3339).
+    updated_after: Option<String>,
+    /// The PA's cursor when the last run stopped at its page budget.
+    resume: Option<String>,
+    /// Flows already read near `updated_after` (flow id → `updatedAt`), skipped when listed
+    /// again with the same `updatedAt`.
+    seen: BTreeMap<String, String>,
+}
+
+/// How this run's reading ends once its flows are handled.
+enum End {
+    /// Every page read: the position moves on to the newest change.
+    Complete(Option<DateTime<Utc>>),
+    /// The page budget spent: the next run resumes at this cursor.
+    Resume(Option<String>),
+}
+
+/// One kind of changed flows, read from a persisted position.
+pub struct Feed {
+    key: String,
+    filter: Value,
+    overlap_secs: i64,
+    pos: Position,
+    end: Option<End>,
+}
+
+/// A PA's `updatedAt`: RFC 3339, or without a zone (read as UTC) as some PAs write it.
+pub fn rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+impl Feed {
+    /// The feed stored under `key`, searching with the `where` object `filter`; each search
+    /// reaches `overlap_secs` before the newest change read, so that a flow the PA indexes late
+    /// with an earlier `updatedAt` is still seen (the ones already read are skipped).
+    ///
+    /// # Errors
+    ///
+    /// The ledger failed.
+    pub fn load(
+        ledger: &dyn Ledger,
+        key: String,
+        filter: Value,
+        overlap_secs: i64,
+    ) -> Result<Feed, TargetError> {
+        let pos = ledger
+            .value(&key)?
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        Ok(Feed {
+            key,
+            filter,
+            overlap_secs,
+            pos,
+            end: None,
+        })
+    }
+
+    /// The flows changed since the last run and not read yet, at most [`MAX_PAGES`] pages.
+    /// Nothing moves until [`Feed::handled`] and [`Feed::finish`].
+    ///
+    /// # Errors
+    ///
+    /// The PA unreachable or refusing the search.
+    pub async fn changes(&mut self, api: &PaApi) -> Result<Vec<Flow>, PaError> {
+        let after = self
+            .pos
+            .updated_after
+            .as_deref()
+            .and_then(rfc3339)
+            .map(|t| (t - chrono::Duration::seconds(self.overlap_secs)).to_rfc3339());
+        let mut newest = self.pos.updated_after.as_deref().and_then(rfc3339);
+        let mut cursor = self.pos.resume.clone();
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let (flows, next) = match api
+                .search_changed(&self.filter, after.as_deref(), cursor.as_deref())
+                .await
+            {
+                Ok(p) => p,
+                // A cursor the PA no longer takes: start again from the newest change read.
+                Err(PaError::Refused { .. }) if cursor.is_some() => {
+                    cursor = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for f in flows {
+                if let Some(t) = f.updated_at.as_deref().and_then(rfc3339) {
+                    newest = newest.max(Some(t));
+                }
+                // Read already, unless it changed since (an acknowledgement moves on).
+                let at = f.updated_at.as_deref().unwrap_or_default();
+                if self.pos.seen.get(&f.flow_id).map(String::as_str) != Some(at)
+                    && !out.iter().any(|o: &Flow| o.flow_id == f.flow_id)
+                {
+                    out.push(f);
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => {
+                    self.end = Some(End::Complete(newest));
+                    return Ok(out);
+                }
+            }
+        }
+        self.end = Some(End::Resume(cursor));
+        Ok(out)
+    }
+
+    /// Marks a flow read: it is skipped when a search lists it again unchanged.
+    pub fn handled(&mut self, f: &Flow) {
+        let at = f.updated_at.clone().unwrap_or_default();
+        self.pos.seen.insert(f.flow_id.clone(), at);
+    }
+
+    /// Every flow of [`Feed::changes`] handled: the position moves on, and flows too old to be
+    /// listed again are forgotten.
+    pub fn finish(&mut self) {
+        match self.end.take() {
+            Some(End::Complete(newest)) => {
+                self.pos.resume = None;
+                if let Some(t) = newest {
+                    self.pos.updated_after = Some(t.to_rfc3339());
+                    let horizon = t - chrono::Duration::seconds(2 * self.overlap_secs.max(1));
+                    self.pos
+                        .seen
+                        .retain(|_, at| rfc3339(at).is_some_and(|a| a >= horizon));
+                }
+            }
+            Some(End::Resume(cursor)) => self.pos.resume = cursor,
+            None => {}
+        }
+    }
+
+    /// Stores the position (after the records it read).
+    ///
+    /// # Errors
+    ///
+    /// The ledger failed.
+    pub fn save(&self, ledger: &dyn Ledger) -> Result<(), TargetError> {
+        ledger.put_value(&self.key, &json!(self.pos))?;
+        Ok(())
+    }
+}
