@@ -378,3 +378,74 @@ async fn a_lost_flow_found_refused_by_the_pa_is_rejected_with_its_reason() {
     );
     assert_once(&sim, &p);
 }
+
+/// Acknowledgements come from searches of facto's flows changed since the last read (paged,
+/// the position kept in the ledger), not from one read per flow: 30 and more waiting flows are
+/// settled with a few calls, and an `Error` found this way rejects its document with the PA's
+/// reasons.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_waiting_flows_are_acknowledged_with_a_bounded_number_of_calls() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    // More business invoices than the demo's, to the same buyer.
+    for k in 0..8 {
+        let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
+        doc["id"] = serde_json::json!(format!("test-more-{k}"));
+        doc["number"] = serde_json::json!(format!("T2026-010{k}"));
+        p.write_json(&format!("examples/invoices/test-more-{k}.json"), &doc);
+    }
+    {
+        let mut s = sim.state.lock().unwrap();
+        // Pages of 10: the searches go on with the PA's cursor.
+        s.out_page = 10;
+        s.ack_errors.insert(
+            "F2026-0003".into(),
+            ("InvalidSchema".into(), "BT-49 missing".into()),
+        );
+    }
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    let n = sim.created().len();
+    assert!(n >= 30, "{n} flows: {r}");
+    let searches = || sim.calls("POST /flow-service/v1/flows/search");
+    let reads = || sim.calls("GET /flow-service/v1/flows/");
+    assert_eq!(reads(), 0, "no flow read one by one");
+    // The PA acknowledges each flow at its second processing step.
+    let before = searches();
+    let (code, s, err) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{s} {err}");
+    let per_run = searches() - before;
+    // Every changed flow listed (pages of 10) and the lifecycle search: not one call per flow.
+    assert!(
+        per_run <= n.div_ceil(10) + 1,
+        "{per_run} searches for {n} flows"
+    );
+    assert_eq!(reads(), 0, "no flow read one by one");
+    let ok = records(&p, Some("delivered"));
+    assert_eq!(ok.len(), n - 1, "{ok:?}");
+    assert!(ok.iter().all(|r| r["remote_status"] == "ack Ok"), "{ok:?}");
+    let rejected = records(&p, Some("rejected"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["number"], "F2026-0003");
+    let reason = rejected[0]["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains("InvalidSchema (BT-1): BT-49 missing"),
+        "{reason}"
+    );
+    // Nothing waits: only the lifecycle search.
+    let before = searches();
+    run(&p, &["status"]).await;
+    assert_eq!(searches() - before, 1);
+    // The read position is kept: a new flow's search lists it alone, not the flows read before.
+    let listed = || sim.reads().values().sum::<u32>();
+    let before = listed();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
+    doc["id"] = serde_json::json!("test-more-new");
+    doc["number"] = serde_json::json!("T2026-0200");
+    p.write_json("examples/invoices/test-more-new.json", &doc);
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 1, "{r} {err}");
+    assert_eq!(listed() - before, 1);
+    assert_eq!(reads(), 0);
+    assert_once(&sim, &p);
+}
