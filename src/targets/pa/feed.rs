@@ -118,11 +118,7 @@ impl Feed {
                 if let Some(t) = f.updated_at.as_deref().and_then(rfc3339) {
                     newest = newest.max(Some(t));
                 }
-                // Read already, unless it changed since (an acknowledgement moves on).
-                let at = f.updated_at.as_deref().unwrap_or_default();
-                if self.pos.seen.get(&f.flow_id).map(String::as_str) != Some(at)
-                    && !out.iter().any(|o: &Flow| o.flow_id == f.flow_id)
-                {
+                if self.is_new(&f) && !out.iter().any(|o: &Flow| o.flow_id == f.flow_id) {
                     out.push(f);
                 }
             }
@@ -136,6 +132,13 @@ impl Feed {
         }
         self.end = Some(End::Resume(cursor));
         Ok(out)
+    }
+
+    /// Whether a listed flow is to be handled: not read yet, or changed since (an
+    /// acknowledgement moves on).
+    fn is_new(&self, f: &Flow) -> bool {
+        let at = f.updated_at.as_deref().unwrap_or_default();
+        self.pos.seen.get(&f.flow_id).map(String::as_str) != Some(at)
     }
 
     /// Marks a flow read: it is skipped when a search lists it again unchanged.
@@ -171,5 +174,57 @@ impl Feed {
     pub fn save(&self, ledger: &dyn Ledger) -> Result<(), TargetError> {
         ledger.put_value(&self.key, &json!(self.pos))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(id: &str, at: &str) -> Flow {
+        serde_json::from_value(json!({"flowId": id, "updatedAt": at})).unwrap()
+    }
+
+    fn feed(overlap_secs: i64) -> Feed {
+        Feed {
+            key: "k".into(),
+            filter: json!({}),
+            overlap_secs,
+            pos: Position::default(),
+            end: None,
+        }
+    }
+
+    #[test]
+    fn a_flow_read_is_skipped_until_it_changes() {
+        let mut f = feed(0);
+        let pending = flow("flow-1", "2026-12-01T11:00:00+01:00");
+        assert!(f.is_new(&pending));
+        f.handled(&pending);
+        assert!(!f.is_new(&pending));
+        assert!(f.is_new(&flow("flow-1", "2026-12-01T11:05:00+01:00")));
+    }
+
+    #[test]
+    fn the_position_moves_only_when_every_page_was_read_and_is_kept_in_utc() {
+        let mut f = feed(300);
+        f.handled(&flow("old", "2026-12-01T08:00:00Z"));
+        f.handled(&flow("new", "2026-12-01T11:00:00+01:00"));
+        f.end = Some(End::Resume(Some("c2".into())));
+        f.finish();
+        assert_eq!(f.pos.resume.as_deref(), Some("c2"));
+        assert_eq!(f.pos.updated_after, None);
+        f.end = Some(End::Complete(rfc3339("2026-12-01T11:00:00+01:00")));
+        f.finish();
+        assert_eq!(f.pos.resume, None);
+        assert_eq!(
+            f.pos.updated_after.as_deref().and_then(rfc3339),
+            rfc3339("2026-12-01T10:00:00Z")
+        );
+        // Flows too old to be listed again are forgotten.
+        assert!(f.pos.seen.contains_key("new") && !f.pos.seen.contains_key("old"));
+        // Nothing read: the position stays.
+        f.finish();
+        assert!(f.pos.updated_after.is_some());
     }
 }
