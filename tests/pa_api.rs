@@ -449,3 +449,49 @@ async fn thirty_waiting_flows_are_acknowledged_with_a_bounded_number_of_calls() 
     assert_eq!(reads(), 0);
     assert_once(&sim, &p);
 }
+
+/// A resent flow the PA acknowledges as a duplicate: the earlier flow of its `trackingId`,
+/// accepted, is adopted from the acknowledgement search itself (no search by `trackingId`).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_earlier_flow_of_a_tracking_id_is_adopted_from_the_search() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "lookup_grace_minutes = 0\n");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.async_unique_check = true;
+        s.faults.push_back(Fault::LoseAnswer);
+        s.search_lag = 1;
+    }
+    run(&p, &["sync"]).await;
+    run(&p, &["sync"]).await;
+    let twice: Vec<String> = sim
+        .created()
+        .into_iter()
+        .filter(|(_, n)| *n == 2)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(twice.len(), 1, "{:?}", sim.created());
+    let before = sim.state.lock().unwrap().tracking_searches;
+    for _ in 0..2 {
+        run(&p, &["status"]).await;
+    }
+    assert_eq!(sim.state.lock().unwrap().tracking_searches, before);
+    assert_eq!(sim.calls("GET "), 0);
+    let rec = records(&p, None)
+        .into_iter()
+        .find(|r| r["idempotency_key"] == twice[0].as_str())
+        .unwrap();
+    let first = sim
+        .state
+        .lock()
+        .unwrap()
+        .flows
+        .iter()
+        .find(|f| f.tracking_id == twice[0])
+        .map(|f| f.id.clone())
+        .unwrap();
+    assert_eq!(rec["state"], "delivered", "{rec}");
+    assert_eq!(rec["remote_status"], "ack Ok", "{rec}");
+    assert_eq!(rec["remote_id"], first.as_str(), "{rec}");
+    assert!(records(&p, Some("rejected")).is_empty());
+}

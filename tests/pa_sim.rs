@@ -111,6 +111,8 @@ pub struct State {
     pub clock: i64,
     /// Most outgoing flows on one search page (0: the request's `limit`).
     pub out_page: usize,
+    /// Searches by `trackingId`.
+    pub tracking_searches: u32,
 }
 
 /// The running simulator.
@@ -346,6 +348,7 @@ impl State {
         let Some(tracking) = filters["trackingId"].as_str() else {
             return self.search_out(&body);
         };
+        self.tracking_searches += 1;
         if self.search_lag > 0 {
             self.search_lag -= 1;
             return ResponseTemplate::new(200).set_body_json(json!({"limit": 100, "results": []}));

@@ -1,6 +1,7 @@
 //! Acknowledgements of facto's flows (issue 13 §2, notes §5): facto's own outgoing invoice
 //! flows changed since the last read are searched page by page ([`super::feed`]) and matched to
-//! the records waiting for one by `flowId` (checked against their `trackingId`): `Ok` keeps the
+//! the records waiting for one by `flowId` (checked against their `trackingId`), or by
+//! `trackingId` for an accepted earlier flow of the same document: `Ok` keeps the
 //! record delivered, `Error` rejects it with the PA's reasons, and a flow refused only as a
 //! duplicate gives way to the earlier flow of its `trackingId`. The calls per run stay bounded
 //! whatever the number of waiting flows: at most [`super::feed::MAX_PAGES`] search pages, plus
@@ -89,7 +90,9 @@ pub async fn poll(
     result.map(|()| polled)
 }
 
-/// The changed flows, matched to the waiting records (each settled one leaves `waiting`).
+/// The changed flows, matched to the waiting records (each settled one leaves `waiting`): by
+/// `flowId`, its `trackingId` agreeing; or an accepted flow of a record's `trackingId` (an
+/// earlier flow of an interrupted send), which then stands for it.
 async fn search(
     api: &PaApi,
     name: &str,
@@ -98,16 +101,27 @@ async fn search(
     polled: &mut Polled,
 ) -> Result<(), TargetError> {
     let flows = feed.changes(api).await.map_err(|e| remote(name, &e))?;
+    let mut by_tracking: BTreeMap<String, String> = waiting
+        .iter()
+        .map(|(id, r)| (tracking_id(&r.key), id.clone()))
+        .collect();
     for flow in flows {
         // A PA may ignore a criterion: only facto's outgoing flows, and only their own record.
         let ours = flow.flow_direction.as_deref().is_none_or(|d| d == "Out");
-        if let Some(r) = waiting.get(&flow.flow_id).filter(|_| ours) {
-            let tracking = tracking_id(&r.key);
-            if flow.tracking_id.as_deref().is_none_or(|t| t == tracking) {
-                if let Some(r) = waiting.remove(&flow.flow_id) {
-                    settle(api, name, r, flow.clone(), polled).await?;
-                }
-            }
+        let tracking = flow.tracking_id.as_deref().unwrap_or_default();
+        let record_id = match waiting.get(&flow.flow_id) {
+            Some(r) => (tracking.is_empty() || tracking == tracking_id(&r.key))
+                .then(|| flow.flow_id.clone()),
+            None if flow.ack_status() == "Ok" => by_tracking.get(tracking).cloned(),
+            None => None,
+        };
+        if let Some(mut r) = record_id
+            .filter(|_| ours)
+            .and_then(|id| waiting.remove(&id))
+        {
+            by_tracking.remove(&tracking_id(&r.key));
+            r.remote_id = Some(flow.flow_id.clone());
+            settle(api, name, r, flow.clone(), polled).await?;
         }
         feed.handled(&flow);
     }
