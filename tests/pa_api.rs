@@ -495,3 +495,36 @@ async fn an_accepted_earlier_flow_of_a_tracking_id_is_adopted_from_the_search() 
     assert_eq!(rec["remote_id"], first.as_str(), "{rec}");
     assert!(records(&p, Some("rejected")).is_empty());
 }
+
+/// The acknowledgement search's position is stored after the records it settled: killed in
+/// between, the next run reads the same flows again, and no acknowledgement is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_the_acknowledgements_and_the_position_the_next_run_loses_none() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    sim.state.lock().unwrap().ack_errors.insert(
+        "F2026-0003".into(),
+        ("InvalidSchema".into(), "BT-49 missing".into()),
+    );
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    let n = sim.created().len();
+    // The PA acknowledges every flow during this run, killed once its records are stored.
+    kill_at(
+        command(&p, &["status"]),
+        "after-ack-records@pa",
+        &p.path("paused"),
+    )
+    .await;
+    let (code, s, err) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{s} {err}");
+    let ok = records(&p, Some("delivered"));
+    assert_eq!(ok.len(), n - 1, "{ok:?}");
+    assert!(ok.iter().all(|r| r["remote_status"] == "ack Ok"), "{ok:?}");
+    let rejected = records(&p, Some("rejected"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(rejected[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("InvalidSchema (BT-1): BT-49 missing"));
+}

@@ -86,6 +86,8 @@ pub async fn poll(
         Err(e) => Err(e),
     };
     ledger.put_records(&polled.changed)?;
+    // A crash here reads the same flows again at the next run: nothing is skipped.
+    crate::fault::point("after-ack-records", name);
     feed.save(ledger)?;
     result.map(|()| polled)
 }
