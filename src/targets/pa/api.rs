@@ -535,22 +535,6 @@ impl PaApi {
         Ok(url)
     }
 
-    /// One page of the lifecycle statuses about facto's invoices (`flowType` CustomerInvoiceLC,
-    /// direction `In`) changed after `updated_after`, from `cursor`: the flows and the next
-    /// page's cursor.
-    ///
-    /// # Errors
-    ///
-    /// Network, credentials or protocol failure, or the PA's refusal.
-    pub async fn search_lifecycle(
-        &self,
-        updated_after: Option<&str>,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<Flow>, Option<String>), PaError> {
-        let filter = json!({"flowType": ["CustomerInvoiceLC"], "flowDirection": ["In"]});
-        self.search_changed(&filter, updated_after, cursor).await
-    }
-
     /// One page of the flows matching `filter` (a `where` object) changed after
     /// `updated_after`, from `cursor`: the flows and the next page's cursor (`None` on the last).
     ///

@@ -19,6 +19,8 @@ use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::targets::driver::Polled;
 use crate::targets::{remote, TargetError};
 
+pub use super::feed::MAX_PAGES;
+
 /// How far back each search reaches before the newest change already read: a flow the PA
 /// indexes late with an earlier `updatedAt` is still seen (the ones already read are skipped).
 const OVERLAP_SECS: i64 = 300;

@@ -3,7 +3,8 @@
 //! with `trackingId` derived from its ledger key ([`tracking_id`]). The API has no idempotency
 //! key, so a flow whose outcome is unknown (a timeout, a 5xx, a crash after the send) stays
 //! claimed and is searched by `trackingId` before anything is sent again; an
-//! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
+//! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed
+//! through searches of the flows changed since the last read ([`acks`]):
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
 //! Routes (`crate::route`): a B2B document (and a public buyer's with `public_buyers = "pa"`)
