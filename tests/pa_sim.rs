@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
+use chrono::{DateTime, Duration, FixedOffset, Timelike, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wiremock::{Request, ResponseTemplate};
@@ -107,8 +107,10 @@ pub struct State {
     pub downloads: BTreeMap<String, u32>,
     /// The PA's Directory Service, served under `/directory-service`.
     pub directory: crate::pa_directory::Directory,
-    /// The PA's clock for outgoing flows: minutes after 2026-12-01 10:00 UTC, one per change.
+    /// The PA's clock for outgoing flows: minutes after `epoch`, one per change.
     pub clock: i64,
+    /// When the PA's clock started (the first flow's creation).
+    pub epoch: Option<DateTime<Utc>>,
     /// Most outgoing flows on one search page (0: the request's `limit`).
     pub out_page: usize,
     /// Searches by `trackingId`.
@@ -376,6 +378,7 @@ impl State {
                     .any(|o| o.tracking_id == f.tracking_id)
         };
         let duplicate = self.flows.iter().find(|f| f.id == id).is_some_and(earlier);
+        let next = self.at(self.clock + 1);
         let Some(f) = self.flows.iter_mut().find(|f| f.id == id) else {
             return error(404, "NOT_FOUND", "unknown flow");
         };
@@ -388,23 +391,26 @@ impl State {
                 "Ok"
             };
             self.clock += 1;
-            f.updated_at = at(self.clock);
+            f.updated_at = next;
         }
         let f = f.clone();
         ResponseTemplate::new(200).set_body_json(f.json(self))
     }
 }
 
-/// A time on the PA's clock for outgoing flows.
-fn at(clock: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap() + Duration::minutes(clock)
-}
-
 impl State {
     /// The PA's clock, moved on by one change.
     fn tick_clock(&mut self) -> DateTime<Utc> {
         self.clock += 1;
-        at(self.clock)
+        self.at(self.clock)
+    }
+
+    /// A time on the PA's clock for outgoing flows.
+    fn at(&mut self, clock: i64) -> DateTime<Utc> {
+        let epoch = *self
+            .epoch
+            .get_or_insert_with(|| Utc::now().with_nanosecond(0).unwrap());
+        epoch + Duration::minutes(clock)
     }
 
     /// Each search of outgoing flows, the PA processes the pending ones: acknowledged at the

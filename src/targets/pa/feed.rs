@@ -85,6 +85,14 @@ impl Feed {
         })
     }
 
+    /// Starts a feed never read at `t` rather than at the PA's first flow, so that a first run
+    /// does not page through the account's whole history; no effect once a position is kept.
+    pub fn start_at(&mut self, t: DateTime<Utc>) {
+        if self.pos.updated_after.is_none() && self.pos.resume.is_none() {
+            self.pos.updated_after = Some(t.to_rfc3339());
+        }
+    }
+
     /// The flows changed since the last run and not read yet, at most [`MAX_PAGES`] pages.
     /// Nothing moves until [`Feed::handled`] and [`Feed::finish`].
     ///
@@ -226,5 +234,15 @@ mod tests {
         // Nothing read: the position stays.
         f.finish();
         assert!(f.pos.updated_after.is_some());
+    }
+
+    #[test]
+    fn only_a_feed_never_read_starts_where_it_is_told() {
+        let t = rfc3339("2026-12-01T10:00:00Z").unwrap();
+        let mut f = feed(0);
+        f.start_at(t);
+        assert_eq!(f.pos.updated_after.as_deref().and_then(rfc3339), Some(t));
+        f.start_at(t - chrono::Duration::days(9));
+        assert_eq!(f.pos.updated_after.as_deref().and_then(rfc3339), Some(t));
     }
 }
