@@ -80,14 +80,14 @@ pub async fn poll(
         return Ok(polled);
     }
     let mut feed = Feed::load(ledger, feed_key(name), filter(), 0)?;
-    // Never read before (a new connector, or facto before these searches): from the oldest
-    // waiting record's first step, a day earlier for the PA's clock.
+    // No flow waited for changed before its record's first step (a day earlier for the PA's
+    // clock): a first read, or one after a long time with nothing waiting, starts there.
     if let Some(oldest) = waiting
         .values()
         .map(|r| r.history.first().map_or(r.updated_at, |e| e.at))
         .min()
     {
-        feed.start_at(oldest - chrono::Duration::days(1));
+        feed.skip_before(oldest - chrono::Duration::days(1));
     }
     let result = search(api, name, &mut feed, &mut waiting, &mut polled).await;
     let result = match result {

@@ -85,11 +85,14 @@ impl Feed {
         })
     }
 
-    /// Starts a feed never read at `t` rather than at the PA's first flow, so that a first run
-    /// does not page through the account's whole history; no effect once a position is kept.
-    pub fn start_at(&mut self, t: DateTime<Utc>) {
-        if self.pos.updated_after.is_none() && self.pos.resume.is_none() {
+    /// Reads nothing changed before `t`, when the caller knows no flow it waits for is older:
+    /// a first run does not page through the account's whole history, nor a run after a long
+    /// time without reading. No effect on a position past `t`.
+    pub fn skip_before(&mut self, t: DateTime<Utc>) {
+        let kept = self.pos.updated_after.as_deref().and_then(rfc3339);
+        if kept.is_none_or(|k| k < t) {
             self.pos.updated_after = Some(t.to_rfc3339());
+            self.pos.resume = None;
         }
     }
 
@@ -237,12 +240,20 @@ mod tests {
     }
 
     #[test]
-    fn only_a_feed_never_read_starts_where_it_is_told() {
+    fn a_feed_skips_what_changed_before_it_is_told_and_never_goes_back() {
         let t = rfc3339("2026-12-01T10:00:00Z").unwrap();
         let mut f = feed(0);
-        f.start_at(t);
+        f.skip_before(t);
         assert_eq!(f.pos.updated_after.as_deref().and_then(rfc3339), Some(t));
-        f.start_at(t - chrono::Duration::days(9));
+        f.skip_before(t - chrono::Duration::days(9));
         assert_eq!(f.pos.updated_after.as_deref().and_then(rfc3339), Some(t));
+        // A position left far behind (a resumed paging included) jumps forward.
+        f.pos.resume = Some("c".into());
+        f.skip_before(t + chrono::Duration::days(30));
+        assert_eq!(f.pos.resume, None);
+        assert_eq!(
+            f.pos.updated_after.as_deref().and_then(rfc3339),
+            Some(t + chrono::Duration::days(30))
+        );
     }
 }
