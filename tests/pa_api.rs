@@ -528,3 +528,30 @@ async fn killed_between_the_acknowledgements_and_the_position_the_next_run_loses
         .unwrap()
         .contains("InvalidSchema (BT-1): BT-49 missing"));
 }
+
+/// An account with a long history at the PA: the first acknowledgement search starts shortly
+/// before facto's oldest waiting flow, and pages through none of the older flows.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_acknowledgement_search_skips_the_accounts_older_flows() {
+    let sim = Sim::start().await;
+    sim.history(250, 30);
+    let p = project(&sim, "");
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    // One acknowledgement search, one lifecycle search.
+    assert_eq!(sim.calls("POST /flow-service/v1/flows/search"), 2);
+    let reads = sim.reads();
+    assert!(
+        reads
+            .iter()
+            .filter(|(n, _)| n.starts_with("OLD-"))
+            .all(|(_, r)| *r == 0),
+        "{reads:?}"
+    );
+    for _ in 0..2 {
+        run(&p, &["status"]).await;
+    }
+    let ok = records(&p, Some("delivered"));
+    assert!(!ok.is_empty());
+    assert!(ok.iter().all(|r| r["remote_status"] == "ack Ok"), "{ok:?}");
+}

@@ -609,6 +609,28 @@ impl Sim {
         s.publish(number, &siren, "20261130", &lc);
     }
 
+    /// `n` outgoing flows acknowledged `days` ago, sent before facto (other trackingIds).
+    pub fn history(&self, n: usize, days: i64) {
+        let mut s = self.state.lock().unwrap();
+        let at = Utc::now() - Duration::days(days);
+        for k in 0..n {
+            s.flows.push(SimFlow {
+                id: format!("old-{k:04}"),
+                tracking_id: format!("erp-{k}"),
+                number: format!("OLD-{k}"),
+                name: format!("OLD-{k}.xml"),
+                syntax: "CII".into(),
+                siren: String::new(),
+                date: String::new(),
+                ack: "Ok",
+                reads: 0,
+                duplicate: false,
+                updated_at: at,
+                processed: 0,
+            });
+        }
+    }
+
     /// How often each invoice's flow metadata was read.
     pub fn reads(&self) -> BTreeMap<String, u32> {
         let s = self.state.lock().unwrap();
