@@ -378,3 +378,180 @@ async fn a_lost_flow_found_refused_by_the_pa_is_rejected_with_its_reason() {
     );
     assert_once(&sim, &p);
 }
+
+/// Acknowledgements come from searches of facto's flows changed since the last read (paged,
+/// the position kept in the ledger), not from one read per flow: 30 and more waiting flows are
+/// settled with a few calls, and an `Error` found this way rejects its document with the PA's
+/// reasons.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_waiting_flows_are_acknowledged_with_a_bounded_number_of_calls() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    // More business invoices than the demo's, to the same buyer.
+    for k in 0..8 {
+        let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
+        doc["id"] = serde_json::json!(format!("test-more-{k}"));
+        doc["number"] = serde_json::json!(format!("T2026-010{k}"));
+        p.write_json(&format!("examples/invoices/test-more-{k}.json"), &doc);
+    }
+    {
+        let mut s = sim.state.lock().unwrap();
+        // Pages of 10: the searches go on with the PA's cursor.
+        s.out_page = 10;
+        s.ack_errors.insert(
+            "F2026-0003".into(),
+            ("InvalidSchema".into(), "BT-49 missing".into()),
+        );
+    }
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    let n = sim.created().len();
+    assert!(n >= 30, "{n} flows: {r}");
+    let searches = || sim.calls("POST /flow-service/v1/flows/search");
+    let reads = || sim.calls("GET /flow-service/v1/flows/");
+    assert_eq!(reads(), 0, "no flow read one by one");
+    // The PA acknowledges each flow at its second processing step.
+    let before = searches();
+    let (code, s, err) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{s} {err}");
+    let per_run = searches() - before;
+    // Every changed flow listed (pages of 10) and the lifecycle search: not one call per flow.
+    assert!(
+        per_run <= n.div_ceil(10) + 1,
+        "{per_run} searches for {n} flows"
+    );
+    assert_eq!(reads(), 0, "no flow read one by one");
+    let ok = records(&p, Some("delivered"));
+    assert_eq!(ok.len(), n - 1, "{ok:?}");
+    assert!(ok.iter().all(|r| r["remote_status"] == "ack Ok"), "{ok:?}");
+    let rejected = records(&p, Some("rejected"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["number"], "F2026-0003");
+    let reason = rejected[0]["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains("InvalidSchema (BT-1): BT-49 missing"),
+        "{reason}"
+    );
+    // Nothing waits: only the lifecycle search.
+    let before = searches();
+    run(&p, &["status"]).await;
+    assert_eq!(searches() - before, 1);
+    // The read position is kept: a new flow's search lists it alone, not the flows read before.
+    let listed = || sim.reads().values().sum::<u32>();
+    let before = listed();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0039.json");
+    doc["id"] = serde_json::json!("test-more-new");
+    doc["number"] = serde_json::json!("T2026-0200");
+    p.write_json("examples/invoices/test-more-new.json", &doc);
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 1, "{r} {err}");
+    assert_eq!(listed() - before, 1);
+    assert_eq!(reads(), 0);
+    assert_once(&sim, &p);
+}
+
+/// A resent flow the PA acknowledges as a duplicate: the earlier flow of its `trackingId`,
+/// accepted, is adopted from the acknowledgement search itself (no search by `trackingId`).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_earlier_flow_of_a_tracking_id_is_adopted_from_the_search() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "lookup_grace_minutes = 0\n");
+    {
+        let mut s = sim.state.lock().unwrap();
+        s.async_unique_check = true;
+        s.faults.push_back(Fault::LoseAnswer);
+        s.search_lag = 1;
+    }
+    run(&p, &["sync"]).await;
+    run(&p, &["sync"]).await;
+    let twice: Vec<String> = sim
+        .created()
+        .into_iter()
+        .filter(|(_, n)| *n == 2)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(twice.len(), 1, "{:?}", sim.created());
+    let before = sim.state.lock().unwrap().tracking_searches;
+    for _ in 0..2 {
+        run(&p, &["status"]).await;
+    }
+    assert_eq!(sim.state.lock().unwrap().tracking_searches, before);
+    assert_eq!(sim.calls("GET "), 0);
+    let rec = records(&p, None)
+        .into_iter()
+        .find(|r| r["idempotency_key"] == twice[0].as_str())
+        .unwrap();
+    let first = sim
+        .state
+        .lock()
+        .unwrap()
+        .flows
+        .iter()
+        .find(|f| f.tracking_id == twice[0])
+        .map(|f| f.id.clone())
+        .unwrap();
+    assert_eq!(rec["state"], "delivered", "{rec}");
+    assert_eq!(rec["remote_status"], "ack Ok", "{rec}");
+    assert_eq!(rec["remote_id"], first.as_str(), "{rec}");
+    assert!(records(&p, Some("rejected")).is_empty());
+}
+
+/// The acknowledgement search's position is stored after the records it settled: killed in
+/// between, the next run reads the same flows again, and no acknowledgement is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_the_acknowledgements_and_the_position_the_next_run_loses_none() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    sim.state.lock().unwrap().ack_errors.insert(
+        "F2026-0003".into(),
+        ("InvalidSchema".into(), "BT-49 missing".into()),
+    );
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    let n = sim.created().len();
+    // The PA acknowledges every flow during this run, killed once its records are stored.
+    kill_at(
+        command(&p, &["status"]),
+        "after-ack-records@pa",
+        &p.path("paused"),
+    )
+    .await;
+    let (code, s, err) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{s} {err}");
+    let ok = records(&p, Some("delivered"));
+    assert_eq!(ok.len(), n - 1, "{ok:?}");
+    assert!(ok.iter().all(|r| r["remote_status"] == "ack Ok"), "{ok:?}");
+    let rejected = records(&p, Some("rejected"));
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(rejected[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("InvalidSchema (BT-1): BT-49 missing"));
+}
+
+/// An account with a long history at the PA: the first acknowledgement search starts shortly
+/// before facto's oldest waiting flow, and pages through none of the older flows.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_acknowledgement_search_skips_the_accounts_older_flows() {
+    let sim = Sim::start().await;
+    sim.history(250, 30);
+    let p = project(&sim, "");
+    let (_, r, err) = run(&p, &["sync"]).await;
+    assert!(r["error"].is_null(), "{r} {err}");
+    // One acknowledgement search, one lifecycle search.
+    assert_eq!(sim.calls("POST /flow-service/v1/flows/search"), 2);
+    let reads = sim.reads();
+    assert!(
+        reads
+            .iter()
+            .filter(|(n, _)| n.starts_with("OLD-"))
+            .all(|(_, r)| *r == 0),
+        "{reads:?}"
+    );
+    for _ in 0..2 {
+        run(&p, &["status"]).await;
+    }
+    let ok = records(&p, Some("delivered"));
+    assert!(!ok.is_empty());
+    assert!(ok.iter().all(|r| r["remote_status"] == "ack Ok"), "{ok:?}");
+}

@@ -2,8 +2,10 @@
 //! 127.0.0.1: OAuth2 client-credentials tokens or one static bearer token, `Request-Id` required
 //! on every call (and `Organization-Id` recorded), `POST /v1/flows` that reads the multipart
 //! `flowInfo` and `file` parts and checks them as the spec says (required fields, `flowSyntax`
-//! enum, `trackingId` ≤ 64, `sha256` of the file), searches by `trackingId`, flow metadata whose
-//! acknowledgement moves from `Pending` to `Ok` (or `Error` with reasons) as it is read, and
+//! enum, `trackingId` ≤ 64, `sha256` of the file), searches by `trackingId`, searches of
+//! outgoing flows changed after `updatedAfter` (paged, `updatedAt` in Paris time; each first page
+//! is a processing step of the PA), flow metadata whose acknowledgement moves from `Pending` to
+//! `Ok` (or `Error` with reasons) as it is read or searched, and
 //! faults on demand: an answer lost after the flow was created, a 500 before it was, a 429, an
 //! answer later than the client waits, searches
 //! that do not list a new flow yet, the uniqueness check (`AlreadyExistingFlow`). It counts the
@@ -15,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use chrono::{DateTime, Duration, FixedOffset, Timelike, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wiremock::{Request, ResponseTemplate};
@@ -57,6 +60,10 @@ pub struct SimFlow {
     reads: u32,
     /// Acknowledged `Error` as a duplicate of an earlier flow.
     duplicate: bool,
+    /// Its last change (created, acknowledged), on the PA's clock.
+    updated_at: DateTime<Utc>,
+    /// Searches of outgoing flows while it was pending (the PA processes it meanwhile).
+    processed: u32,
 }
 
 #[derive(Default)]
@@ -100,6 +107,14 @@ pub struct State {
     pub downloads: BTreeMap<String, u32>,
     /// The PA's Directory Service, served under `/directory-service`.
     pub directory: crate::pa_directory::Directory,
+    /// The PA's clock for outgoing flows: minutes after `epoch`, one per change.
+    pub clock: i64,
+    /// When the PA's clock started (the first flow's creation).
+    pub epoch: Option<DateTime<Utc>>,
+    /// Most outgoing flows on one search page (0: the request's `limit`).
+    pub out_page: usize,
+    /// Searches by `trackingId`.
+    pub tracking_searches: u32,
 }
 
 /// The running simulator.
@@ -166,6 +181,13 @@ fn number_of(xml: &str) -> Option<String> {
         .map(|(n, _)| n.to_owned())
 }
 
+/// A time as a French PA may write it: in Paris time (+01:00 in winter).
+fn paris(t: DateTime<Utc>) -> String {
+    let cet = FixedOffset::east_opt(3600).unwrap();
+    t.with_timezone(&cet)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
 impl SimFlow {
     /// Acknowledges the flow `Error` (with the reasons of its number in `ack_errors`).
     pub fn force_error(&mut self) {
@@ -186,7 +208,7 @@ impl SimFlow {
         json!({"flowId": self.id, "trackingId": self.tracking_id, "name": self.name,
             "flowSyntax": self.syntax, "flowProfile": "CIUS", "processingRule": "B2B",
             "processingRuleSource": "Computed", "flowType": "CustomerInvoice", "flowDirection": "Out",
-            "submittedAt": "2026-12-01T10:00:00Z", "updatedAt": "2026-12-01T10:00:00Z",
+            "submittedAt": "2026-12-01T10:00:00Z", "updatedAt": paris(self.updated_at),
             "acknowledgement": {"status": self.ack, "details": details}})
     }
 }
@@ -291,6 +313,8 @@ impl State {
             number,
             reads: 0,
             duplicate: false,
+            updated_at: self.tick_clock(),
+            processed: 0,
         };
         if !self.default_script.is_empty() && !self.scripts.contains_key(&flow.number) {
             let steps = self.default_script.iter().cloned().collect();
@@ -323,11 +347,15 @@ impl State {
         if lifecycle {
             return self.search_lifecycle(&body);
         }
+        let Some(tracking) = filters["trackingId"].as_str() else {
+            return self.search_out(&body);
+        };
+        self.tracking_searches += 1;
         if self.search_lag > 0 {
             self.search_lag -= 1;
             return ResponseTemplate::new(200).set_body_json(json!({"limit": 100, "results": []}));
         }
-        let tracking = filters["trackingId"].as_str();
+        let tracking = Some(tracking);
         let results: Vec<Value> = self
             .flows
             .iter()
@@ -350,6 +378,7 @@ impl State {
                     .any(|o| o.tracking_id == f.tracking_id)
         };
         let duplicate = self.flows.iter().find(|f| f.id == id).is_some_and(earlier);
+        let next = self.at(self.clock + 1);
         let Some(f) = self.flows.iter_mut().find(|f| f.id == id) else {
             return error(404, "NOT_FOUND", "unknown flow");
         };
@@ -361,9 +390,109 @@ impl State {
             } else {
                 "Ok"
             };
+            self.clock += 1;
+            f.updated_at = next;
         }
         let f = f.clone();
         ResponseTemplate::new(200).set_body_json(f.json(self))
+    }
+}
+
+impl State {
+    /// The PA's clock, moved on by one change.
+    fn tick_clock(&mut self) -> DateTime<Utc> {
+        self.clock += 1;
+        self.at(self.clock)
+    }
+
+    /// A time on the PA's clock for outgoing flows.
+    fn at(&mut self, clock: i64) -> DateTime<Utc> {
+        let epoch = *self
+            .epoch
+            .get_or_insert_with(|| Utc::now().with_nanosecond(0).unwrap());
+        epoch + Duration::minutes(clock)
+    }
+
+    /// Each search of outgoing flows, the PA processes the pending ones: acknowledged at the
+    /// second (`Ok`, or `Error` with the reasons of `ack_errors`, or as a duplicate of an
+    /// earlier flow of its `trackingId` under `async_unique_check`), which moves `updatedAt`.
+    fn process_out(&mut self) {
+        if self.ack_never {
+            return;
+        }
+        for i in 0..self.flows.len() {
+            if self.flows[i].ack != "Pending" {
+                continue;
+            }
+            self.flows[i].processed += 1;
+            if self.flows[i].processed < 2 {
+                continue;
+            }
+            let duplicate = self.async_unique_check
+                && self.flows[..i]
+                    .iter()
+                    .any(|o| o.tracking_id == self.flows[i].tracking_id);
+            let error = duplicate || self.ack_errors.contains_key(&self.flows[i].number);
+            let when = self.tick_clock();
+            let f = &mut self.flows[i];
+            f.duplicate = duplicate;
+            f.ack = if error { "Error" } else { "Ok" };
+            f.updated_at = when;
+        }
+    }
+
+    /// A search of outgoing flows (`flowDirection`, `flowType`, strict `updatedAfter`), paged
+    /// by an offset cursor; a first page is a processing step. Each listed flow counts as read.
+    fn search_out(&mut self, body: &Value) -> ResponseTemplate {
+        let filters = &body["where"];
+        let offset = match body["cursor"].as_str() {
+            None => {
+                self.process_out();
+                0
+            }
+            Some(c) => match c.strip_prefix("out:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => n,
+                None => return error(400, "INVALID_FORMAT", "unknown cursor"),
+            },
+        };
+        let listed = |key: &str, value: &str| {
+            filters[key]
+                .as_array()
+                .is_none_or(|l| l.iter().any(|v| v == value))
+        };
+        if !listed("flowDirection", "Out") || !listed("flowType", "CustomerInvoice") {
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"limit": 100, "filters": filters, "results": []}));
+        }
+        let after = match filters.get("updatedAfter").and_then(Value::as_str) {
+            None => None,
+            Some(a) => match DateTime::parse_from_rfc3339(a) {
+                Ok(a) => Some(a.with_timezone(&Utc)),
+                Err(_) => return error(400, "INVALID_FORMAT", "updatedAfter is a date-time"),
+            },
+        };
+        let size = body["limit"].as_u64().map_or(25, |l| l as usize);
+        let size = if self.out_page > 0 {
+            size.min(self.out_page)
+        } else {
+            size
+        };
+        let matching: Vec<usize> = (0..self.flows.len())
+            .filter(|&i| after.is_none_or(|a| self.flows[i].updated_at > a))
+            .collect();
+        let page: Vec<usize> = matching.iter().copied().skip(offset).take(size).collect();
+        let results: Vec<Value> = page
+            .iter()
+            .map(|&i| {
+                self.flows[i].reads += 1;
+                self.flows[i].json(self)
+            })
+            .collect();
+        let mut answer = json!({"limit": size, "filters": filters, "results": results});
+        if offset + size < matching.len() {
+            answer["nextCursor"] = json!(format!("out:{}", offset + size));
+        }
+        ResponseTemplate::new(200).set_body_json(answer)
     }
 }
 
@@ -478,6 +607,28 @@ impl Sim {
         let mut s = self.state.lock().unwrap();
         let siren = s.flows.first().map(|f| f.siren.clone()).unwrap_or_default();
         s.publish(number, &siren, "20261130", &lc);
+    }
+
+    /// `n` outgoing flows acknowledged `days` ago, sent before facto (other trackingIds).
+    pub fn history(&self, n: usize, days: i64) {
+        let mut s = self.state.lock().unwrap();
+        let at = Utc::now() - Duration::days(days);
+        for k in 0..n {
+            s.flows.push(SimFlow {
+                id: format!("old-{k:04}"),
+                tracking_id: format!("erp-{k}"),
+                number: format!("OLD-{k}"),
+                name: format!("OLD-{k}.xml"),
+                syntax: "CII".into(),
+                siren: String::new(),
+                date: String::new(),
+                ack: "Ok",
+                reads: 0,
+                duplicate: false,
+                updated_at: at,
+                processed: 0,
+            });
+        }
     }
 
     /// How often each invoice's flow metadata was read.

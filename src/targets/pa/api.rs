@@ -171,7 +171,7 @@ pub struct Flow {
     /// `CustomerInvoice`, `CustomerInvoiceLC` (a lifecycle status about facto's invoice)...
     #[serde(default)]
     pub flow_type: Option<String>,
-    /// Its last change (RFC 3339): the lifecycle cursor.
+    /// Its last change (RFC 3339): where the searches of changed flows stand.
     #[serde(default)]
     pub updated_at: Option<String>,
 }
@@ -536,20 +536,20 @@ impl PaApi {
         Ok(url)
     }
 
-    /// One page of the lifecycle statuses about facto's invoices (`flowType` CustomerInvoiceLC,
-    /// direction `In`) changed after `updated_after`, from `cursor`: the flows and the next
-    /// page's cursor.
+    /// One page of the flows matching `filter` (a `where` object) changed after
+    /// `updated_after`, from `cursor`: the flows and the next page's cursor (`None` on the last).
     ///
     /// # Errors
     ///
     /// Network, credentials or protocol failure, or the PA's refusal.
-    pub async fn search_lifecycle(
+    pub async fn search_changed(
         &self,
+        filter: &Value,
         updated_after: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<(Vec<Flow>, Option<String>), PaError> {
         let url = format!("{}/v1/flows/search", self.base);
-        let mut filter = json!({"flowType": ["CustomerInvoiceLC"], "flowDirection": ["In"]});
+        let mut filter = filter.clone();
         if let Some(after) = updated_after {
             filter["updatedAfter"] = json!(after);
         }

@@ -80,7 +80,8 @@ pub struct PaConfig {
     /// still does not list it this long after, it is sent again. Minutes, default 60.
     #[serde(default = "crate::targets::http::default_lookup_grace_minutes")]
     pub lookup_grace_minutes: u64,
-    /// Most flows whose acknowledgement is read in one status run. Default 200.
+    /// Most flows whose acknowledgement is read one by one in a status run (those the searches
+    /// of changed flows did not settle: waiting over an hour, or found `Error`). Default 200.
     #[serde(default = "two_hundred")]
     pub poll_max_flows: usize,
     /// Base URL of the PA's Directory Service, up to (not including) `/v1`

@@ -7,20 +7,19 @@
 //! 221 wait for a human. The read position is a ledger value, written after the records, and
 //! recording is idempotent (each CDAR once, by its id), so a crash in between loses nothing.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Datelike, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::api::{Flow, PaApi};
 use super::cdar::{self, CdarStatus};
+#[cfg(test)]
+use super::feed::rfc3339;
+use super::feed::Feed;
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::targets::driver::Polled;
 use crate::targets::{remote, TargetError};
 
-/// Most pages (of 100 flows) read in one run; the next run goes on from where this one stopped.
-pub const MAX_PAGES: usize = 10;
+pub use super::feed::MAX_PAGES;
 
 /// How far back each search reaches before the newest change already read: a flow the PA
 /// indexes late with an earlier `updatedAt` is still seen (the ones already read are skipped).
@@ -40,29 +39,6 @@ pub fn index_key(target: &str, siren: &str, year: i32, number: &str) -> String {
 /// The index entry of a record: written with its claim, before the invoice is sent.
 pub fn index_value(key: &RecordKey) -> serde_json::Value {
     json!({"job": key.job, "target": key.target, "doc_id": key.doc_id})
-}
-
-/// Where the reading of a connector's statuses stands.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Position {
-    /// The newest `updatedAt` read (RFC 3339).
-    updated_after: Option<String>,
-    /// The PA's cursor when the last run stopped at its page budget.
-    resume: Option<String>,
-    /// Flows already read near `updated_after` (flow id → `updatedAt`), skipped when seen again.
-    seen: BTreeMap<String, String>,
-}
-
-/// A PA's `updatedAt`: RFC 3339, or without a zone (read as UTC) as some PAs write it.
-fn rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| {
-            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                .ok()
-                .map(|t| t.and_utc())
-        })
 }
 
 /// The advice a final refusal (210, 213) gives, naming the document.
@@ -242,13 +218,11 @@ pub async fn follow(
     ledger: &dyn Ledger,
     polled: &mut Polled,
 ) -> Result<(), TargetError> {
-    let mut pos: Position = ledger
-        .value(&cursor_key(target))?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    let result = read(api, target, ledger, polled, &mut pos).await;
+    let filter = json!({"flowType": ["CustomerInvoiceLC"], "flowDirection": ["In"]});
+    let mut feed = Feed::load(ledger, cursor_key(target), filter, OVERLAP_SECS)?;
+    let result = read(api, target, ledger, polled, &mut feed).await;
     ledger.put_records(&polled.changed)?;
-    ledger.put_value(&cursor_key(target), &json!(pos))?;
+    feed.save(ledger)?;
     result
 }
 
@@ -257,56 +231,16 @@ async fn read(
     target: &str,
     ledger: &dyn Ledger,
     polled: &mut Polled,
-    pos: &mut Position,
+    feed: &mut Feed,
 ) -> Result<(), TargetError> {
-    let after = pos
-        .updated_after
-        .as_deref()
-        .and_then(rfc3339)
-        .map(|t| (t - chrono::Duration::seconds(OVERLAP_SECS)).to_rfc3339());
-    let mut newest = pos.updated_after.as_deref().and_then(rfc3339);
-    let mut cursor = pos.resume.take();
-    for _ in 0..MAX_PAGES {
-        let page = match api
-            .search_lifecycle(after.as_deref(), cursor.as_deref())
-            .await
-        {
-            Ok(p) => p,
-            // A cursor the PA no longer takes: start again from the newest change read.
-            Err(super::api::PaError::Refused { .. }) if cursor.is_some() => {
-                cursor = None;
-                continue;
-            }
-            Err(e) => return Err(remote(target, &e)),
-        };
-        let (flows, next) = page;
-        for f in flows {
-            let at = f.updated_at.clone().unwrap_or_default();
-            if let Some(t) = rfc3339(&at) {
-                newest = newest.max(Some(t));
-            }
-            if !is_status(&f) || pos.seen.contains_key(&f.flow_id) {
-                continue;
-            }
+    let flows = feed.changes(api).await.map_err(|e| remote(target, &e))?;
+    for f in flows {
+        if is_status(&f) {
             read_flow(api, target, ledger, polled, &f).await?;
-            pos.seen.insert(f.flow_id.clone(), at);
         }
-        match next {
-            Some(n) => cursor = Some(n),
-            None => {
-                // Every page read: the position moves on, and flows too old to be listed
-                // again are forgotten.
-                if let Some(t) = newest {
-                    pos.updated_after = Some(t.to_rfc3339());
-                    let horizon = t - chrono::Duration::seconds(2 * OVERLAP_SECS);
-                    pos.seen
-                        .retain(|_, at| rfc3339(at).is_some_and(|a| a >= horizon));
-                }
-                return Ok(());
-            }
-        }
+        feed.handled(&f);
     }
-    pos.resume = cursor;
+    feed.finish();
     Ok(())
 }
 

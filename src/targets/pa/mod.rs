@@ -3,7 +3,8 @@
 //! with `trackingId` derived from its ledger key ([`tracking_id`]). The API has no idempotency
 //! key, so a flow whose outcome is unknown (a timeout, a 5xx, a crash after the send) stays
 //! claimed and is searched by `trackingId` before anything is sent again; an
-//! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed:
+//! `AlreadyExistingFlow` answer is settled the same way. The acknowledgement is then followed
+//! through searches of the flows changed since the last read ([`acks`]):
 //! `Ok` keeps the record delivered (accepted by the PA), `Error` rejects it with the PA's reasons.
 //!
 //! Routes (`crate::route`): a B2B document (and a public buyer's with `public_buyers = "pa"`)
@@ -13,11 +14,13 @@
 //! or UBL, or a Factur-X (PDF/A-3) carrying the CII. The lifecycle statuses (CDAR) are read at
 //! each poll ([`lifecycle`], [`cdar`]).
 
+pub mod acks;
 pub mod api;
 pub mod cdar;
 pub mod config;
 pub mod directory;
 mod facturx;
+pub mod feed;
 pub mod lifecycle;
 mod routing;
 
@@ -26,7 +29,7 @@ pub use routing::PaReady;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::{Datelike, Utc};
+use chrono::Datelike;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -443,9 +446,8 @@ impl Target for PaRun {
         )
     }
 
-    /// Acknowledgements of the flows not yet acknowledged `Ok` (at most `poll_max_flows`, in
-    /// turn from where the last run stopped, so that none waits forever), then the lifecycle
-    /// statuses ([`lifecycle`]).
+    /// Acknowledgements of the flows not yet acknowledged `Ok`, searched ([`acks`]), then the
+    /// lifecycle statuses ([`lifecycle`]).
     async fn poll(
         &mut self,
         ledger: &dyn Ledger,
@@ -458,78 +460,21 @@ impl Target for PaRun {
 }
 
 impl PaRun {
-    /// The acknowledgements of the flows waiting for one.
+    /// The acknowledgements of the flows waiting for one: a search of facto's flows changed
+    /// since the last run, then at most `poll_max_flows` flows read one by one ([`acks`]).
     async fn poll_acks(
         &mut self,
         ledger: &dyn Ledger,
         live: Vec<Record>,
     ) -> Result<Polled, TargetError> {
-        let api = self.api()?;
-        let name = self.name.clone();
-        let mut polled = Polled::default();
-        // Waiting: no lifecycle status yet (a status means the PA took the flow).
-        let waiting: Vec<Record> = live
-            .into_iter()
-            .filter(|r| {
-                r.remote_status
-                    .as_deref()
-                    .is_none_or(|s| s.starts_with("ack ") && s != ack("Ok"))
-            })
-            .filter(|r| r.remote_id.is_some())
-            .collect();
-        let rotation = format!("pa-ack-cursor\0{name}");
-        let after = ledger.value(&rotation)?;
-        let waiting = lifecycle::rotate(
-            waiting,
-            after.as_ref().and_then(|v| v.as_str()),
+        acks::poll(
+            self.api()?,
+            &self.name,
             self.cfg.poll_max_flows,
-        );
-        if let Some(last) = waiting.last() {
-            ledger.put_value(&rotation, &json!(lifecycle::rotation_key(last)))?;
-        }
-        for mut r in waiting {
-            let id = r.remote_id.clone().unwrap_or_default();
-            let Some(flow) = api.flow(&id).await.map_err(|e| remote(&name, &e))? else {
-                continue;
-            };
-            let now = Utc::now();
-            let status = flow.ack_status().to_owned();
-            // Unchanged; an `Error` is acted on even when a lookup already recorded it.
-            if status != "Error" && r.remote_status.as_deref() == Some(ack(&status).as_str()) {
-                continue;
-            }
-            let Some(a) = flow.acknowledgement.filter(|_| status == "Error") else {
-                polled.status(&name, r, &ack(&status), None, now);
-                continue;
-            };
-            // A duplicate of an earlier flow of the same trackingId: that one stands for it.
-            if a.only_duplicate() {
-                let flows = api
-                    .search(&tracking_id(&r.key))
-                    .await
-                    .map_err(|e| remote(&name, &e))?;
-                let other = Self::best(flows.into_iter().filter(|f| f.flow_id != id).collect());
-                if let Some(o) = other.filter(|o| o.ack_status() != "Error") {
-                    r.remote_id = Some(o.flow_id.clone());
-                    polled.status(&name, r, &ack(o.ack_status()), None, now);
-                    continue;
-                }
-            }
-            let reasons = a.reasons();
-            polled.changes.push(format!(
-                "{} ({name}): flow {id} acknowledged Error: rejected: {reasons}",
-                r.number
-            ));
-            r.remote_status = Some(ack("Error"));
-            r.last_error = Some(format!("the PA rejected flow {id}: {reasons}"));
-            r.transition(
-                State::Rejected,
-                format!("flow {id}: acknowledgement Error: {reasons}"),
-                now,
-            );
-            polled.changed.push(r);
-        }
-        Ok(polled)
+            ledger,
+            live,
+        )
+        .await
     }
 }
 
