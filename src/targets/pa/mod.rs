@@ -496,7 +496,7 @@ mod tests {
             target: "pa".into(),
             doc_id: "F1".into(),
         };
-        let now = Utc::now();
+        let now = chrono::Utc::now();
         let mut r = Record::new(key, now);
         assert!(!rejected_before(&r, "flow-0001"));
         r.transition(
