@@ -20,6 +20,7 @@ pub mod directory;
 mod facturx;
 pub mod lifecycle;
 mod routing;
+pub mod webhook;
 
 pub use routing::PaReady;
 
