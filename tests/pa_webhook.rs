@@ -165,6 +165,12 @@ async fn a_signed_event_polls_at_once_a_bad_one_nothing_and_the_webhook_is_regis
         event(&addr, "sales-fec", &body, Some(ts), Some(&good)).await,
         404
     );
+    // A body beyond 64 KB is refused before anything is checked.
+    let big = vec![b' '; 70 * 1024];
+    assert_eq!(
+        event(&addr, T, &big, Some(ts), Some(&sign(&big, ts))).await,
+        413
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         sim.calls(SEARCH),

@@ -98,9 +98,12 @@ async fn register(hooks: Arc<Webhooks>, name: String, mut stop: watch::Receiver<
     let file = webhook::key_path(&hooks.data_dir, &name);
     loop {
         let outcome = match PaApi::new(&hook.pa) {
-            Ok(api) => webhook::ensure(&api, &hook.callback, &file)
-                .await
-                .map_err(|e| e.to_string()),
+            // Stopping does not wait for the PA: a registration cut short leaves a webhook
+            // without a stored key, which the next start replaces.
+            Ok(api) => tokio::select! {
+                r = webhook::ensure(&api, &hook.callback, &file) => r.map_err(|e| e.to_string()),
+                _ = stop.changed() => return,
+            },
             Err(e) => Err(e.to_string()),
         };
         let again = match outcome {

@@ -284,10 +284,11 @@ pub async fn ensure(
         .collect();
     let stored = load(file).filter(|s| s.callback_url == callback);
     if let Some(s) = stored {
-        if here
-            .iter()
-            .any(|w| w.webhook_id.as_deref() == Some(s.webhook_id.as_str()))
-        {
+        // A PA that gave no id: the stored key is the one of this URL.
+        let same = |w: &&Listed| {
+            s.webhook_id.is_empty() || w.webhook_id.as_deref() == Some(s.webhook_id.as_str())
+        };
+        if here.iter().any(same) {
             return Ok(SecretString::from(s.signing_key));
         }
     }
