@@ -2,7 +2,8 @@
 //! callback once (a restart finds it at the PA and keeps the stored key; a webhook the PA lost
 //! is registered again), a correctly signed event brings the status poll forward (the status
 //! schedule is an hour away), and an event badly signed, stale, unsigned or replayed triggers
-//! nothing. The signing key and the events' bodies never reach the log.
+//! nothing. The signing key and the events' bodies never reach the log. The registration's
+//! requests pass Prism's validation against the Flow Service 1.3.0 spec.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -34,6 +35,7 @@ fn spawn(p: &Project, log: &Path) -> (Child, String, String) {
         .command(&["run"])
         .env("PA_CLIENT_ID", CLIENT_ID)
         .env("PA_CLIENT_SECRET", CLIENT_SECRET)
+        .env("PA_TOKEN", "contract-token")
         .env("RUST_LOG", "facto=debug")
         .stdout(Stdio::null())
         .stderr(file)
@@ -222,5 +224,60 @@ async fn a_signed_event_polls_at_once_a_bad_one_nothing_and_the_webhook_is_regis
     assert!(
         !text.contains("someone-else"),
         "an event's body is in the log"
+    );
+}
+
+/// The daemon's `GET` and `POST /v1/webhooks` are valid against the AFNOR Flow Service contract
+/// (Prism validates every request), and the key of Prism's answer is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registration_is_valid_against_the_afnor_flow_contract() {
+    use crate::pa_contract::{afnor, python};
+    use crate::pennylane_contract::{prism, start};
+    let (Some((bin, _)), Some(py), Some(afnor)) = (prism(), python(), afnor()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("afnor-flow.json");
+    crate::common::tool_ok(
+        std::process::Command::new(&py)
+            .arg(afnor.join("prism_mock_spec.py"))
+            .arg(afnor.join("AFNOR-Flow_Service-1.3.0.swagger.json"))
+            .arg(&spec),
+    );
+    let log = dir.path().join("prism.log");
+    // Not `--errors`: the spec's own list answer misses its required `webhookIds` (a spec
+    // defect), so Prism would answer 500 to a valid request.
+    let mock = start(&bin, &spec, &log, false);
+    let p = Project::demo_with_target(
+        T,
+        &format!(
+            "kind = \"afnor-pa\"\napi_url = \"http://127.0.0.1:{}\"\nbearer_token_env = \"PA_TOKEN\"\nmax_retry_secs = 5\nwebhook_url = \"{CALLBACK}\"\n",
+            mock.port
+        ),
+    );
+    let cfg = p.read("facto.toml")
+        + "\n[daemon]\nlisten = \"127.0.0.1:0\"\nstatus_every = \"every 1h\"\n";
+    p.write("facto.toml", &cfg);
+    let (mut child, _, _) = spawn(&p, &p.path("daemon.log"));
+    let key_file = p.path("data/pa-webhooks/pa.json");
+    let start_at = Instant::now();
+    while !key_file.exists() && start_at.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(terminate(&mut child), 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        key_file.exists(),
+        "{}\n{text}",
+        std::fs::read_to_string(p.path("daemon.log")).unwrap()
+    );
+    for call in ["get /v1/webhooks", "post /v1/webhooks"] {
+        assert!(text.contains(call), "no {call}: {text}");
+    }
+    assert_eq!(
+        text.matches("Request received").count(),
+        text.matches("The request passed the validation rules")
+            .count(),
+        "{text}"
     );
 }
