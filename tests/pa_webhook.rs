@@ -192,8 +192,15 @@ async fn a_signed_event_polls_at_once_a_bad_one_nothing_and_the_webhook_is_regis
     assert_eq!(terminate(&mut child), 0);
 
     // A restart finds the webhook at the PA and keeps the stored key: no new registration, and
-    // an event verifies at once.
-    let listed = sim.state.lock().unwrap().webhooks.listed;
+    // an event verifies at once. A stray webhook of the same URL (a registration whose answer
+    // was lost) is removed: its events could not be verified.
+    let listed = {
+        let mut s = sim.state.lock().unwrap();
+        s.webhooks
+            .hooks
+            .push(json!({"webhookId": "stray-1", "callbackUrl": CALLBACK}));
+        s.webhooks.listed
+    };
     let (mut child, addr, _) = spawn(&p, &log);
     let body2 = br#"{"flowId":"f-restart","updatedAt":"2026-12-01T11:00:00Z"}"#;
     let ts = now();
@@ -202,11 +209,17 @@ async fn a_signed_event_polls_at_once_a_bad_one_nothing_and_the_webhook_is_regis
         200
     );
     wait_for("the check at start", || {
-        sim.state.lock().unwrap().webhooks.listed > listed
+        let s = sim.state.lock().unwrap();
+        s.webhooks.listed > listed && s.webhooks.deleted == 1
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sim.state.lock().unwrap().webhooks.created, 1);
+    {
+        let s = sim.state.lock().unwrap();
+        assert_eq!((s.webhooks.created, s.webhooks.deleted), (1, 1));
+        assert_eq!(s.webhooks.hooks.len(), 1);
+        assert_ne!(s.webhooks.hooks[0]["webhookId"], "stray-1");
+    }
     assert_eq!(terminate(&mut child), 0);
 
     // The PA lost it: the next start registers again.

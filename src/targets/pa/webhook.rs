@@ -282,21 +282,33 @@ pub async fn ensure(
         .iter()
         .filter(|w| w.callback_url.as_deref() == Some(callback))
         .collect();
-    let stored = load(file).filter(|s| s.callback_url == callback);
-    if let Some(s) = stored {
-        // A PA that gave no id: the stored key is the one of this URL.
-        let same = |w: &&Listed| {
-            s.webhook_id.is_empty() || w.webhook_id.as_deref() == Some(s.webhook_id.as_str())
-        };
-        if here.iter().any(same) {
-            return Ok(SecretString::from(s.signing_key));
-        }
-    }
+    // A PA that gave no id: the stored key is the one of this URL.
+    let kept = load(file)
+        .filter(|s| s.callback_url == callback)
+        .filter(|s| {
+            here.iter().any(|w| {
+                s.webhook_id.is_empty() || w.webhook_id.as_deref() == Some(s.webhook_id.as_str())
+            })
+        });
+    // Webhooks of this URL facto cannot verify (a key file lost, a registration whose answer
+    // was lost) would only bring refused events: removed.
     for w in &here {
-        if let Some(id) = &w.webhook_id {
+        let Some(id) = w.webhook_id.as_deref() else {
+            continue;
+        };
+        let ours = kept
+            .as_ref()
+            .is_some_and(|s| s.webhook_id.is_empty() || s.webhook_id == id);
+        let plain = id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ours && plain && !id.is_empty() {
             tracing::info!(webhook = %id, "Removing a webhook of this URL whose key facto does not hold.");
             api.delete(&api.url(&format!("/v1/webhooks/{id}"))).await?;
         }
+    }
+    if let Some(s) = kept {
+        return Ok(SecretString::from(s.signing_key));
     }
     // `flowDirection` takes one value: facto follows its invoices' acknowledgements (`Out`)
     // and their lifecycle (`In`), so it filters on the types only.
