@@ -91,12 +91,9 @@ fn key_bytes(key: &SecretString) -> Vec<u8> {
         .unwrap_or_else(|_| text.as_bytes().to_vec())
 }
 
-fn mac(sig: WebhookSignature, key: &SecretString, body: &[u8], ts: &str) -> Hmac<Sha256> {
-    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
-    let mut m = match Hmac::<Sha256>::new_from_slice(&key_bytes(key)) {
-        Ok(m) => m,
-        Err(_) => unreachable_mac(),
-    };
+/// The MAC of an event; `None` only if the key were refused (HMAC takes any length).
+fn mac(sig: WebhookSignature, key: &SecretString, body: &[u8], ts: &str) -> Option<Hmac<Sha256>> {
+    let mut m = Hmac::<Sha256>::new_from_slice(&key_bytes(key)).ok()?;
     match sig {
         WebhookSignature::HmacBodyTs => {
             m.update(body);
@@ -111,18 +108,13 @@ fn mac(sig: WebhookSignature, key: &SecretString, body: &[u8], ts: &str) -> Hmac
             m.update(&h.finalize());
         }
     }
-    m
-}
-
-/// HMAC accepts every key length; an empty key gives a MAC nobody can match by chance.
-fn unreachable_mac() -> Hmac<Sha256> {
-    <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default())
+    Some(m)
 }
 
 /// The `Afnor-Signature` of `body` sent at `ts` (base64), as the PA computes it.
-pub fn sign(sig: WebhookSignature, key: &SecretString, body: &[u8], ts: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(mac(sig, key, body, ts).finalize().into_bytes())
+pub fn sign(sig: WebhookSignature, key: &SecretString, body: &[u8], ts: &str) -> Option<String> {
+    let m = mac(sig, key, body, ts)?;
+    Some(base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes()))
 }
 
 /// Checks an event: the timestamp within ±[`WINDOW_SECS`] of `now` (epoch seconds), then the
@@ -151,6 +143,7 @@ pub fn verify(
         .decode(signature.map(str::trim).ok_or(Refusal::Header(SIG))?)
         .map_err(|_| Refusal::Header(SIG))?;
     mac(sig, key, body, ts_text)
+        .ok_or(Refusal::Signature)?
         .verify_slice(&given)
         .map_err(|_| Refusal::Signature)
 }
@@ -366,13 +359,14 @@ mod tests {
         // Computed independently: Python's hmac.new(b"\x07" * 32, msg, sha256), msg being
         // body + b"@1764583200" (or its SHA-256 digest).
         let body = br#"{"flowId":"f-1","updatedAt":"2026-12-01T10:00:00Z"}"#;
-        let a = sign(WebhookSignature::HmacBodyTs, &key(), body, "1764583200");
+        let a = sign(WebhookSignature::HmacBodyTs, &key(), body, "1764583200").unwrap();
         let b = sign(
             WebhookSignature::HmacSha256OfBodyTs,
             &key(),
             body,
             "1764583200",
-        );
+        )
+        .unwrap();
         assert_eq!(a, VECTOR_A);
         assert_eq!(b, VECTOR_B);
         assert_ne!(a, b);
@@ -396,7 +390,7 @@ mod tests {
                 WebhookSignature::HmacBodyTs,
             ),
         ] {
-            let s = sign(v, &key(), body, &ts);
+            let s = sign(v, &key(), body, &ts).unwrap();
             assert_eq!(verify(v, &key(), body, Some(&ts), Some(&s), now), Ok(()));
             assert_eq!(
                 verify(other, &key(), body, Some(&ts), Some(&s), now),
@@ -426,14 +420,14 @@ mod tests {
         let now = 1_764_583_200;
         let at = |ts: i64| {
             let t = ts.to_string();
-            let s = sign(v, &key(), b"{}", &t);
+            let s = sign(v, &key(), b"{}", &t).unwrap();
             verify(v, &key(), b"{}", Some(&t), Some(&s), now)
         };
         assert_eq!(at(now - 300), Ok(()));
         assert_eq!(at(now + 300), Ok(()));
         assert_eq!(at(now - 301), Err(Refusal::Stale(301)));
         assert_eq!(at(now + 301), Err(Refusal::Stale(-301)));
-        let s = sign(v, &key(), b"{}", "x");
+        let s = sign(v, &key(), b"{}", "x").unwrap();
         assert!(matches!(
             verify(v, &key(), b"{}", Some("x"), Some(&s), now),
             Err(Refusal::Header("Afnor-Signature-Timestamp"))
