@@ -8,7 +8,7 @@
 //!   `/api/hello` (what the CLI sends); connections are bounded in number
 //!   and time ([`http::Gate`]);
 //! - keeps the PA webhooks registered and serves their endpoint, which brings the status poll
-//!   forward ([`pa_webhook`]);
+//!   forward (`pa_webhook`);
 //! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
 //!   them and exits 0; a second signal exits at once (the ledger rules still hold).
 

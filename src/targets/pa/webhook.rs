@@ -157,7 +157,7 @@ pub fn event_key(body: &[u8]) -> Option<String> {
     Some(format!("{id}@{at}"))
 }
 
-/// Events already processed, remembered for twice the window and at most [`REMEMBER_MAX`].
+/// Events already processed, remembered for twice the window (ten thousand at most).
 #[derive(Default)]
 pub struct Replays {
     seen: HashSet<String>,
