@@ -242,22 +242,26 @@ async fn status_loop(
     ledger: SledLedger,
     schedule: schedule::Schedule,
     mut stop: watch::Receiver<bool>,
-    soon: Arc<tokio::sync::Notify>,
+    soon: Arc<pa_webhook::Soon>,
 ) {
     loop {
         let next = schedule.next(Utc::now(), 0, Duration::ZERO);
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            // A webhook event: the poll runs now instead of at its time.
-            () = soon.notified() => {}
-            _ = stop.changed() => {}
-        }
+        // A webhook event: its target is polled now instead of at its time.
+        let early = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = soon.notified() => true,
+            _ = stop.changed() => false,
+        };
         if *stop.borrow() {
             return;
         }
+        let only = soon.take();
         for j in &cfg.jobs {
             for t in &j.targets {
+                if early && !only.contains(t) {
+                    continue;
+                }
                 let Some(run) = crate::sync::api_target(&cfg, j, t) else {
                     continue;
                 };
@@ -348,7 +352,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         ));
     }
     let status = schedule::parse(&cfg.daemon.status_every).map_err(DaemonError::Config)?;
-    let soon = Arc::new(tokio::sync::Notify::new());
+    let soon = Arc::new(pa_webhook::Soon::default());
     passes.spawn(status_loop(
         Arc::clone(&cfg),
         ledger.clone(),

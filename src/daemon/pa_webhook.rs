@@ -1,10 +1,10 @@
 //! The PA's webhooks in the daemon: for each `afnor-pa` target with a `webhook_url`, a task keeps
 //! the webhook registered (at start, then every hour in case the PA lost it), and the endpoint
 //! `POST /api/v1/pa/{target}/webhook` (open: the PA calls it, with a signature instead of the
-//! admin token) checks an event and only brings the status poll forward. Polling stays the
-//! source of truth: an event lost, refused or ignored changes nothing but the delay.
+//! admin token) checks an event and only brings that target's status poll forward. Polling
+//! stays the source of truth: an event lost, refused or ignored changes nothing but the delay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,6 +31,35 @@ const RECHECK: Duration = Duration::from_secs(3600);
 /// How soon a failed registration is tried again.
 const RETRY: Duration = Duration::from_secs(300);
 
+/// Targets whose status poll a webhook event brought forward, and the wake-up of the status
+/// loop.
+#[derive(Default)]
+pub(super) struct Soon {
+    targets: Mutex<BTreeSet<String>>,
+    wake: Notify,
+}
+
+impl Soon {
+    /// Asks for a poll of `target` now (one wake-up is kept if the loop is busy polling).
+    fn bring_forward(&self, target: &str) {
+        self.targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(target.to_owned());
+        self.wake.notify_one();
+    }
+
+    /// Waits for an event.
+    pub(super) async fn notified(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The targets asked for since the last poll (a scheduled poll covers them all).
+    pub(super) fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.targets.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// One target's webhook: its signature variant and, once known, its signing key.
 struct Hook {
     signature: WebhookSignature,
@@ -44,14 +73,14 @@ pub(super) struct Webhooks {
     hooks: BTreeMap<String, Hook>,
     replays: Mutex<Replays>,
     /// Wakes the status loop.
-    poll: Arc<Notify>,
+    poll: Arc<Soon>,
     data_dir: PathBuf,
 }
 
 impl Webhooks {
     /// The webhooks of the jobs' `afnor-pa` targets that name a `webhook_url`, with the keys
     /// stored by an earlier start (so events verify before the PA has been asked again).
-    pub(super) fn new(cfg: &Config, poll: Arc<Notify>) -> Arc<Self> {
+    pub(super) fn new(cfg: &Config, poll: Arc<Soon>) -> Arc<Self> {
         let mut hooks = BTreeMap::new();
         for name in cfg.jobs.iter().flat_map(|j| &j.targets) {
             let Some(Connector::AfnorPa(pa)) = cfg.connectors.get(name) else {
@@ -177,9 +206,27 @@ pub(super) async fn receive(
         .first_time(&format!("{target}:{event}"), Instant::now());
     if first {
         tracing::info!(target = %target, "Webhook event; status poll brought forward.");
-        hooks.poll.notify_one();
+        hooks.poll.bring_forward(&target);
     } else {
         tracing::debug!(target = %target, "Webhook event already processed; ignored.");
     }
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Soon;
+
+    #[tokio::test]
+    async fn an_event_wakes_the_status_loop_for_its_target_only() {
+        let soon = Soon::default();
+        soon.bring_forward("pa");
+        soon.bring_forward("pa");
+        // The wake-up is kept for a loop that was busy polling.
+        tokio::time::timeout(std::time::Duration::from_secs(1), soon.notified())
+            .await
+            .unwrap();
+        assert_eq!(soon.take().into_iter().collect::<Vec<_>>(), ["pa"]);
+        assert!(soon.take().is_empty());
+    }
 }
