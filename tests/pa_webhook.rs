@@ -107,6 +107,19 @@ async fn first_pass(addr: &str, token: &str) {
     }
 }
 
+/// The number of searches once none has come for a second (a poll in progress is over).
+async fn settled(sim: &Sim) -> usize {
+    let mut n = sim.calls(SEARCH);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let m = sim.calls(SEARCH);
+        if m == n {
+            return n;
+        }
+        n = m;
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -143,8 +156,7 @@ async fn a_signed_event_polls_at_once_a_bad_one_nothing_and_the_webhook_is_regis
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
     // Let the first pass's own status reads settle.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = sim.calls(SEARCH);
+    let before = settled(&sim).await;
 
     let flow_id = sim.state.lock().unwrap().flows[0].id.clone();
     let body = json!({"flowId": flow_id, "flowType": "CustomerInvoiceLC", "updatedAt": "2026-12-01T10:00:00Z"})
@@ -183,8 +195,7 @@ async fn a_signed_event_polls_at_once_a_bad_one_nothing_and_the_webhook_is_regis
     // Accepted: the status poll runs now, an hour before its schedule.
     assert_eq!(event(&addr, T, &body, Some(ts), Some(&good)).await, 200);
     wait_for("the status poll", || sim.calls(SEARCH) > before).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let after = sim.calls(SEARCH);
+    let after = settled(&sim).await;
     // The same event again (a replay, or the PA sending twice): answered, nothing more.
     assert_eq!(event(&addr, T, &body, Some(ts), Some(&good)).await, 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
