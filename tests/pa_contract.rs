@@ -25,7 +25,7 @@ print("\n".join(bad))
 sys.exit(1 if bad else 0)
 "##;
 
-fn python() -> Option<PathBuf> {
+pub fn python() -> Option<PathBuf> {
     let py = std::env::var_os("FACTO_CONTRACT_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
@@ -43,7 +43,7 @@ fn python() -> Option<PathBuf> {
 }
 
 /// The AFNOR folder of `../shared` (the Flow Service spec and its Prism patcher).
-fn afnor() -> Option<PathBuf> {
+pub fn afnor() -> Option<PathBuf> {
     let dir = crate::common::repo().join("../shared/reference/openapi/afnor");
     if dir.join("AFNOR-Flow_Service-1.3.0.swagger.json").exists() {
         return Some(dir);

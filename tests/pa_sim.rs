@@ -14,6 +14,7 @@
 //! `CustomerInvoiceLC` flows publishes the next step of each as CDAR flows (built from the FNFE
 //! examples' structure), listed after `updatedAfter` page by page and downloaded with
 //! `docType=Original`.
+//! Webhooks (`/v1/webhooks`) are in `pa_sim_webhook`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -115,6 +116,8 @@ pub struct State {
     pub out_page: usize,
     /// Searches by `trackingId`.
     pub tracking_searches: u32,
+    /// The webhooks (`/v1/webhooks`).
+    pub webhooks: crate::pa_sim_webhook::Webhooks,
 }
 
 /// The running simulator.
@@ -529,6 +532,7 @@ impl Answer for State {
         match (req.method.as_str(), rest) {
             ("POST", "/v1/flows") => self.create(req),
             ("POST", "/v1/flows/search") => self.search(req),
+            (_, p) if p.starts_with("/v1/webhooks") => self.webhooks.answer(req, p),
             ("GET", p) if p.starts_with("/v1/flows/") => {
                 let id = &p["/v1/flows/".len()..];
                 let original = req

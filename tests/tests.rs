@@ -26,6 +26,8 @@ mod pa_lifecycle;
 mod pa_official;
 mod pa_sim;
 mod pa_sim_lc;
+mod pa_sim_webhook;
+mod pa_webhook;
 mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;

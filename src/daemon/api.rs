@@ -1,6 +1,6 @@
-//! The admin API's routes on axum: `/health` and the proof of `/api/hello` open to all, every
-//! other path (unknown ones included) behind the admin token, a signed request or the editor's
-//! cookie ([`authorize`]).
+//! The admin API's routes on axum: `/health`, the proof of `/api/hello` and the PA webhooks
+//! (signed events) open to all, every other path (unknown ones included) behind the admin
+//! token, a signed request or the editor's cookie ([`authorize`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +35,8 @@ pub(super) struct Server {
     pub(super) challenges: auth::Challenges,
     pub(super) stats: Arc<Mutex<Stats>>,
     pub(super) exec: Executor,
+    /// The PA webhooks (their endpoint is open: events are signed).
+    pub(super) webhooks: Arc<super::pa_webhook::Webhooks>,
 }
 
 type Shared = State<Arc<Server>>;
@@ -75,6 +77,12 @@ pub(super) fn router(server: Arc<Server>, request: Duration) -> Router {
     Router::new()
         .route("/health", any(health))
         .route(auth::HELLO_PATH, any(hello))
+        .route(
+            "/api/v1/pa/{target}/webhook",
+            post(super::pa_webhook::receive)
+                .fallback(not_found)
+                .layer(DefaultBodyLimit::max(super::pa_webhook::MAX_BODY)),
+        )
         .merge(guarded)
         .with_state(server)
         .layer(DefaultBodyLimit::max(http::MAX_REQUEST))

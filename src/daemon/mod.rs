@@ -7,6 +7,8 @@
 //!   `<data_dir>/admin-token` (0600, created on first start) or a signature with a challenge of
 //!   `/api/hello` (what the CLI sends); connections are bounded in number
 //!   and time ([`http::Gate`]);
+//! - keeps the PA webhooks registered and serves their endpoint, which brings the status poll
+//!   forward (`pa_webhook`);
 //! - on SIGINT / SIGTERM stops taking work, lets passes in flight finish within a bound, records
 //!   them and exits 0; a second signal exits at once (the ledger rules still hold).
 
@@ -14,6 +16,7 @@ mod api;
 pub mod auth;
 pub mod editor;
 pub mod http;
+mod pa_webhook;
 pub use crate::schedule;
 
 use std::collections::BTreeMap;
@@ -239,19 +242,26 @@ async fn status_loop(
     ledger: SledLedger,
     schedule: schedule::Schedule,
     mut stop: watch::Receiver<bool>,
+    soon: Arc<pa_webhook::Soon>,
 ) {
     loop {
         let next = schedule.next(Utc::now(), 0, Duration::ZERO);
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
-        }
+        // A webhook event: its target is polled now instead of at its time.
+        let early = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = soon.notified() => true,
+            _ = stop.changed() => false,
+        };
         if *stop.borrow() {
             return;
         }
+        let only = soon.take();
         for j in &cfg.jobs {
             for t in &j.targets {
+                if early && !only.contains(t) {
+                    continue;
+                }
                 let Some(run) = crate::sync::api_target(&cfg, j, t) else {
                     continue;
                 };
@@ -342,12 +352,16 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         ));
     }
     let status = schedule::parse(&cfg.daemon.status_every).map_err(DaemonError::Config)?;
+    let soon = Arc::new(pa_webhook::Soon::default());
     passes.spawn(status_loop(
         Arc::clone(&cfg),
         ledger.clone(),
         status,
         stop_rx.clone(),
+        Arc::clone(&soon),
     ));
+    let webhooks = pa_webhook::Webhooks::new(&cfg, soon);
+    webhooks.keep_registered(&stop_rx, &mut passes);
     let server = Arc::new(api::Server {
         cfg: Arc::clone(&cfg),
         config_path: config_path.clone(),
@@ -358,6 +372,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         challenges: auth::Challenges::default(),
         stats: Arc::clone(&stats),
         exec,
+        webhooks,
     });
     let request = Duration::from_secs(cfg.daemon.request_timeout_secs.max(1));
     let listener = http::GatedListener::new(

@@ -404,6 +404,31 @@ impl PaApi {
         .await
     }
 
+    /// The URL of an API path (`/v1/...`).
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `DELETE` of a resource: retried; a 404 (already gone) is done.
+    pub(super) async fn delete(&self, url: &str) -> Result<(), PaError> {
+        self.with_token(|token| async move {
+            let sent = retry::send(self.policy, url, || {
+                self.request(Method::DELETE, url, &token)
+            })
+            .await;
+            Attempt::Done(match sent {
+                Ok(_) | Err(HttpFailure::Refused { status: 404, .. }) => Ok(()),
+                Err(HttpFailure::Refused { status: 401, .. }) => {
+                    return Attempt::TokenRefused(auth_refused(401))
+                }
+                Err(HttpFailure::Refused { status: 403, .. }) => Err(auth_refused(403)),
+                Err(HttpFailure::Refused { status, body, .. }) => Err(refusal(status, &body)),
+                Err(e) => Err(e.into()),
+            })
+        })
+        .await
+    }
+
     /// Creates one flow (`POST /v1/flows`): `flowInfo` (name, syntax, `trackingId`, `sha256`,
     /// `processingRule` when the route gives one) and the file. Sent once: see
     /// [`ApiError::Unknown`].

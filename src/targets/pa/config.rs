@@ -98,6 +98,14 @@ pub struct PaConfig {
     /// `chorus` target) or `pa` (through the PA, `processingRule = B2G`).
     #[serde(default)]
     pub public_buyers: crate::route::PublicBuyers,
+    /// The public URL at which the PA calls facto's daemon when a flow changes
+    /// (`https://facto.example/api/v1/pa/<target>/webhook`): the daemon registers it and polls
+    /// at once on a signed event. None (default): polling only.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// How the PA signs its events: `hmac-body-ts` (default) or `hmac-sha256-of-body-ts`.
+    #[serde(default)]
+    pub webhook_signature: super::webhook::WebhookSignature,
     /// Whether the job that runs this connector also has a Chorus Pro target (the API or
     /// portal files): set when the job's targets are built, never read from the file. Without
     /// one, public buyers' invoices with `public_buyers = "chorus"` are taken and held (named,
@@ -163,6 +171,7 @@ impl PaConfig {
             ("api_url", Some(&c.api_url)),
             ("token_url", c.token_url.as_ref()),
             ("directory_url", c.directory_url.as_ref()),
+            ("webhook_url", c.webhook_url.as_ref()),
         ] {
             if let Some(u) = url {
                 if url::Url::parse(u).is_err() {
@@ -274,6 +283,38 @@ mod tests {
         .to_string();
         assert!(
             e.contains("`cii`") && e.contains("`ubl`") && e.contains("`facturx`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn webhook_settings_are_optional_and_checked() {
+        use super::super::webhook::WebhookSignature;
+        let c = load(&format!("{BASE}bearer_token_env = \"T\"\n")).unwrap();
+        assert_eq!(c.webhook_url, None);
+        assert_eq!(c.webhook_signature, WebhookSignature::HmacBodyTs);
+        let c = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\nwebhook_url = \"https://facto.example/api/v1/pa/pa/webhook\"\nwebhook_signature = \"hmac-sha256-of-body-ts\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.webhook_signature, WebhookSignature::HmacSha256OfBodyTs);
+        assert!(c.webhook_url.is_some());
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\nwebhook_url = \"/api/v1/pa/pa/webhook\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("webhook_url") && e.contains("absolute URL"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{BASE}bearer_token_env = \"T\"\nwebhook_signature = \"sha1\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("hmac-body-ts") && e.contains("hmac-sha256-of-body-ts"),
             "{e}"
         );
     }

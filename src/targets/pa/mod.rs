@@ -23,6 +23,7 @@ mod facturx;
 pub mod feed;
 pub mod lifecycle;
 mod routing;
+pub mod webhook;
 
 pub use routing::PaReady;
 
