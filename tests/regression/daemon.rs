@@ -420,3 +420,41 @@ fn the_cli_signs_daemon_commands_with_a_single_use_challenge_and_never_sends_the
     p.write("data/daemon.json", &real);
     assert_eq!(crate::daemon::terminate(&mut child.0), 0);
 }
+
+/// The daemon's status polling settles the records left claimed, as a pass does: while a pass
+/// of the job is between a PA's answer and its record, the status polling must not take the
+/// same claimed record for lost and send it again (it waits for the pass).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_polling_never_resends_a_document_a_pass_of_its_job_is_delivering() {
+    use crate::pa_sim::{Sim, CLIENT_ID, CLIENT_SECRET};
+    let sim = Sim::start().await;
+    // Searches list nothing: a claimed record always looks lost, and the grace is none.
+    sim.state.lock().unwrap().search_lag = u32::MAX;
+    let p = Project::demo_with_target("pa", &sim.connector("lookup_grace_minutes = 0\n"));
+    let flag = p.path("paused");
+    let flag_text = flag.to_string_lossy().into_owned();
+    let (child, _, _) = crate::daemon::start_with(
+        &p,
+        "status_every = \"every 1s\"\n",
+        &[
+            ("PA_CLIENT_ID", CLIENT_ID),
+            ("PA_CLIENT_SECRET", CLIENT_SECRET),
+            ("FACTO_TEST_PAUSE_AT", "after-send:2@pa"),
+            ("FACTO_TEST_PAUSE_FILE", &flag_text),
+        ],
+    );
+    let _running = Running(child);
+    let start = std::time::Instant::now();
+    while !flag.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "never paused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Several status passes' time while the job's pass is held after its second send.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let created = sim.created();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert!(created.values().all(|n| *n == 1), "sent twice: {created:?}");
+}
