@@ -87,3 +87,30 @@ async fn a_flow_sent_again_after_the_grace_keeps_the_syntax_it_was_packed_in() {
     drop(s);
     assert_once(&sim, &p);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_that_ignores_the_tracking_id_never_makes_another_documents_flow_ours() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::LoseAnswer);
+    let (code, r, _) = run(&p, &["sync"]).await;
+    assert_eq!(code, 3, "{r}");
+    assert_eq!(records(&p, Some("claimed")).len(), 1);
+    // The next run's search lists every flow of the account, none saying its trackingId: none
+    // is taken for the lost one, which waits for its grace period, claimed.
+    sim.state.lock().unwrap().search_blind = true;
+    let (_, r, _) = run(&p, &["sync"]).await;
+    assert!(
+        r["statuses"]
+            .to_string()
+            .contains("waiting for the platform"),
+        "{r}"
+    );
+    assert_eq!(records(&p, Some("claimed")).len(), 1, "{r}");
+    sim.state.lock().unwrap().search_blind = false;
+    next_run_finds_it(&sim, &p).await;
+}

@@ -116,6 +116,8 @@ pub struct State {
     pub out_page: usize,
     /// Searches by `trackingId`.
     pub tracking_searches: u32,
+    /// Searches by `trackingId` ignore it and list every flow, without their `trackingId`.
+    pub search_blind: bool,
     /// The webhooks (`/v1/webhooks`).
     pub webhooks: crate::pa_sim_webhook::Webhooks,
 }
@@ -358,12 +360,19 @@ impl State {
             self.search_lag -= 1;
             return ResponseTemplate::new(200).set_body_json(json!({"limit": 100, "results": []}));
         }
-        let tracking = Some(tracking);
+        // A PA that ignores the criterion and echoes no trackingId lists every flow.
+        let blind = self.search_blind;
         let results: Vec<Value> = self
             .flows
             .iter()
-            .filter(|f| tracking.is_none_or(|t| f.tracking_id == t))
-            .map(|f| f.json(self))
+            .filter(|f| blind || f.tracking_id == tracking)
+            .map(|f| {
+                let mut v = f.json(self);
+                if blind {
+                    v.as_object_mut().map(|o| o.remove("trackingId"));
+                }
+                v
+            })
             .collect();
         ResponseTemplate::new(200)
             .set_body_json(json!({"limit": 100, "filters": filters, "results": results}))
