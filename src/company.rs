@@ -18,6 +18,20 @@ pub struct Company {
     /// when a document has no note of that subject code.
     #[serde(default)]
     pub invoice_notes: InvoiceNotes,
+    /// Language of the web console's labels, dates and amounts: `fr` (the default) or `en`.
+    #[serde(default)]
+    pub locale: Locale,
+}
+
+/// A language of the web console.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    /// French: `JJ/MM/AAAA`, decimal comma, narrow no-break space between thousands.
+    #[default]
+    Fr,
+    /// English: `YYYY-MM-DD`, decimal point, comma between thousands.
+    En,
 }
 
 /// `[company.invoice_notes]`: the company's wording of the PMT, PMD and AAB notes (BT-21/BT-22)
@@ -129,6 +143,7 @@ mod tests {
             name: "x".into(),
             siren: "123456782".into(),
             fiscal_year_end: "06-30".into(),
+            locale: Locale::Fr,
         };
         let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert_eq!(c.fiscal_year_closing(d("2026-03-01")), d("2026-06-30"));

@@ -29,6 +29,10 @@ pub(super) struct Server {
     pub(super) data_dir: PathBuf,
     pub(super) ledger: SledLedger,
     pub(super) token: String,
+    /// The accountant's token (`accountant-token`), for the console.
+    pub(super) accountant: String,
+    /// The console's sessions.
+    pub(super) sessions: super::console::Sessions,
     /// The address announced in `daemon.json` (bound into the proof of `/api/hello`).
     pub(super) addr: String,
     /// Challenges handed out by `/api/hello`, for requests signed by the CLI.
@@ -83,6 +87,7 @@ pub(super) fn router(server: Arc<Server>, request: Duration) -> Router {
                 .fallback(not_found)
                 .layer(DefaultBodyLimit::max(super::pa_webhook::MAX_BODY)),
         )
+        .merge(super::console::router())
         .merge(guarded)
         .with_state(server)
         .layer(DefaultBodyLimit::max(http::MAX_REQUEST))
@@ -202,6 +207,9 @@ async fn authorize(State(s): Shared, req: Request, next: Next) -> Response {
                 .check(v, &s.token, parts.method.as_str(), parts.uri.path(), &body)
         });
     if !bearer.is_some_and(is_token) && !browser_ok && !signed {
+        if let Some(refused) = super::console::accountant_refusal(&s, headers) {
+            return refused;
+        }
         return error(
             StatusCode::UNAUTHORIZED,
             "the admin token is required (Authorization: Bearer <data_dir/admin-token>, or a request signed with a fresh challenge of /api/hello)",

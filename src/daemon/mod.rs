@@ -14,6 +14,7 @@
 
 mod api;
 pub mod auth;
+pub mod console;
 pub mod editor;
 pub mod http;
 mod pa_webhook;
@@ -75,7 +76,11 @@ pub fn handle_path(data_dir: &Path) -> PathBuf {
 }
 
 fn admin_token(data_dir: &Path) -> Result<String, DaemonError> {
-    let p = token_path(data_dir);
+    token_at(token_path(data_dir))
+}
+
+/// The token in file `p`, created (random, 0600) when there is none.
+fn token_at(p: PathBuf) -> Result<String, DaemonError> {
     if let Ok(t) = std::fs::read_to_string(&p) {
         if !t.trim().is_empty() {
             return Ok(t.trim().to_owned());
@@ -325,6 +330,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     let mut signals = Signals::new()?;
     let ledger = SledLedger::open(&cfg.data_dir)?;
     let token = admin_token(&cfg.data_dir)?;
+    let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?;
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
         .await
         .map_err(|e| DaemonError::Io(format!("cannot listen on {}: {e}", cfg.daemon.listen)))?;
@@ -393,6 +399,8 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         data_dir: cfg.data_dir.clone(),
         ledger: ledger.clone(),
         token,
+        accountant,
+        sessions: console::Sessions::default(),
         addr: handle.addr.clone(),
         challenges: auth::Challenges::default(),
         stats: Arc::clone(&stats),

@@ -1,0 +1,199 @@
+//! The console's two languages: its labels, and dates and amounts written the way each reads
+//! them (French: `JJ/MM/AAAA`, `1 234,56` with a narrow no-break space; English: `YYYY-MM-DD`,
+//! `1,234.56`). The language is the company's `locale`, unless the user switched.
+
+use chrono::NaiveDate;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+pub use crate::company::Locale;
+
+/// The narrow no-break space (U+202F) that separates thousands in French.
+pub const THIN_SPACE: char = '\u{202F}';
+
+/// Every label: key, French, English.
+const LABELS: &[(&str, &str, &str)] = &[
+    ("title", "Console facto", "facto console"),
+    ("login", "Connexion", "Log in"),
+    ("logout", "Déconnexion", "Log out"),
+    ("token", "Jeton d’accès", "Access token"),
+    ("bad_token", "Jeton refusé.", "Token refused."),
+    ("export", "Exporter", "Export"),
+    ("exports", "Exports", "Exports"),
+    ("audit", "Journal des modifications", "Audit log"),
+    ("role", "Rôle", "Role"),
+    ("admin", "administrateur", "admin"),
+    ("accountant", "comptable", "accountant"),
+    ("forbidden", "Accès refusé", "Access refused"),
+    (
+        "forbidden_text",
+        "Votre rôle ne permet pas cette action.",
+        "Your role does not allow this.",
+    ),
+    ("target", "Cible (format)", "Target (format)"),
+    ("journal", "Journal", "Journal"),
+    ("from", "Du", "From"),
+    ("to", "Au", "To"),
+    ("preview", "Aperçu", "Preview"),
+    ("to_export_of", "à exporter sur", "to export of"),
+    (
+        "documents_in_period",
+        "documents de la période",
+        "documents in the period",
+    ),
+    ("number", "Numéro", "Number"),
+    ("date", "Date", "Date"),
+    ("customer", "Client", "Customer"),
+    ("gross", "TTC", "Gross"),
+    ("state", "État", "State"),
+    ("reasons", "Motifs et corrections", "Reasons and fixes"),
+    ("all", "Tout", "All"),
+    ("none", "Aucun", "None"),
+    (
+        "include_exported",
+        "Inclure les documents déjà exportés",
+        "Include already exported documents",
+    ),
+    ("finish", "Exporter la sélection", "Export the selection"),
+    (
+        "nothing",
+        "Aucun document à exporter.",
+        "No document to export.",
+    ),
+    ("failed", "L’export a échoué", "The export failed"),
+    ("batch", "Export", "Export"),
+    ("period", "Période", "Period"),
+    ("documents", "Documents", "Documents"),
+    ("debit", "Débit", "Debit"),
+    ("credit", "Crédit", "Credit"),
+    ("file", "Fichier", "File"),
+    ("active", "actif", "active"),
+    ("cancelled", "annulé", "cancelled"),
+    ("open", "Ouvrir", "Open"),
+    ("download", "Télécharger", "Download"),
+    ("cancel", "Annuler l’export", "Cancel the export"),
+    (
+        "confirm_cancel",
+        "Annuler cet export ? Ses documents pourront être exportés à nouveau.",
+        "Cancel this export? Its documents will be free for a new export.",
+    ),
+    ("run_report", "Compte rendu de l’export", "Export report"),
+    ("read", "lus", "read"),
+    ("delivered", "exportés", "exported"),
+    ("held", "retenus", "held"),
+    (
+        "no_batches",
+        "Aucun export pour l’instant.",
+        "No export yet.",
+    ),
+    ("created", "Créé le", "Created"),
+    ("when", "Quand", "When"),
+    ("action", "Action", "Action"),
+    ("detail", "Détail", "Detail"),
+    ("language", "English", "Français"),
+];
+
+/// The label `key` in `lang` (the key itself when it has none, so a gap shows).
+pub fn t(lang: Locale, key: &str) -> &str {
+    LABELS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or(key, |(_, fr, en)| match lang {
+            Locale::Fr => fr,
+            Locale::En => en,
+        })
+}
+
+/// The other language (the switch) and its code.
+pub fn other(lang: Locale) -> (Locale, &'static str) {
+    match lang {
+        Locale::Fr => (Locale::En, "en"),
+        Locale::En => (Locale::Fr, "fr"),
+    }
+}
+
+/// A language code of the switch (`fr`, `en`).
+pub fn parse(code: &str) -> Option<Locale> {
+    match code {
+        "fr" => Some(Locale::Fr),
+        "en" => Some(Locale::En),
+        _ => None,
+    }
+}
+
+/// A date: `JJ/MM/AAAA` in French, `YYYY-MM-DD` in English.
+pub fn date(lang: Locale, d: NaiveDate) -> String {
+    match lang {
+        Locale::Fr => d.format("%d/%m/%Y").to_string(),
+        Locale::En => d.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// An amount with two decimals (rounded half away from zero), thousands grouped: `-1 234,56`
+/// (narrow no-break space) in French, `-1,234.56` in English.
+pub fn amount(lang: Locale, v: Decimal) -> String {
+    let (sep, point) = match lang {
+        Locale::Fr => (THIN_SPACE, ','),
+        Locale::En => (',', '.'),
+    };
+    let v = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let text = format!("{:.2}", v.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((text.as_str(), "00"));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(sep);
+        }
+        grouped.push(c);
+    }
+    let sign = if v.is_sign_negative() && !v.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{grouped}{point}{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn french_amounts_have_a_decimal_comma_and_thin_spaces() {
+        assert_eq!(
+            amount(Locale::Fr, d("1234567.891")),
+            "1\u{202F}234\u{202F}567,89"
+        );
+        assert_eq!(amount(Locale::Fr, d("-1358.25")), "-1\u{202F}358,25");
+        assert_eq!(amount(Locale::Fr, d("999")), "999,00");
+        assert_eq!(amount(Locale::Fr, d("0.005")), "0,01");
+        assert_eq!(amount(Locale::Fr, d("-0.001")), "0,00");
+        assert_eq!(amount(Locale::En, d("1234567.5")), "1,234,567.50");
+        assert_eq!(amount(Locale::En, d("100000")), "100,000.00");
+    }
+
+    #[test]
+    fn french_dates_are_day_month_year() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
+        assert_eq!(date(Locale::Fr, day), "07/03/2026");
+        assert_eq!(date(Locale::En, day), "2026-03-07");
+    }
+
+    #[test]
+    fn labels_exist_in_both_languages_and_the_switch_goes_to_the_other() {
+        assert_eq!(t(Locale::Fr, "download"), "Télécharger");
+        assert_eq!(t(Locale::En, "download"), "Download");
+        assert_eq!(t(Locale::En, "no-such-key"), "no-such-key");
+        for (k, fr, en) in LABELS {
+            assert!(!fr.is_empty() && !en.is_empty(), "{k}");
+            assert_eq!(LABELS.iter().filter(|(x, _, _)| x == k).count(), 1, "{k}");
+        }
+        assert_eq!(other(Locale::Fr), (Locale::En, "en"));
+        assert_eq!(parse("fr"), Some(Locale::Fr));
+        assert_eq!(parse("de"), None);
+    }
+}
