@@ -109,6 +109,14 @@ async fn console_roles_cookie_and_csrf_guard_every_change() {
     let (status, page) = get(&addr, "/console/export", &cookie).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("data-role=\"accountant\""));
+    // Every journal-file connector is offered, the job's and the folder's (Chorus files too).
+    for t in ["sales-fec", "sales-quadratus", "chorus-files"] {
+        assert!(
+            page.contains(&format!("<option value=\"{t}\"")),
+            "{t}: {page}"
+        );
+    }
+    assert!(!page.contains("<option value=\"pa\""), "{page}");
     let csrf = csrf_of(&page);
     assert!(csrf.len() >= 40);
 

@@ -14,7 +14,7 @@ use crate::daemon::{start, terminate};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-struct Driver {
+pub struct Driver {
     child: Child,
     base: String,
     session: String,
@@ -30,7 +30,7 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    fn start() -> Option<Driver> {
+    pub fn start() -> Option<Driver> {
         let (driver, browser) = (
             Path::new("/usr/bin/chromedriver"),
             Path::new("/usr/bin/chromium"),
@@ -77,7 +77,7 @@ impl Driver {
         Some(d)
     }
 
-    fn raw(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub fn raw(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         self.rt.block_on(async {
             let mut r = reqwest::Client::new()
                 .request(method.parse().unwrap(), format!("{}{path}", self.base));
@@ -89,12 +89,12 @@ impl Driver {
         })
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.raw(method, &format!("/session/{}{path}", self.session), body)
             .unwrap()
     }
 
-    fn find(&self, css: &str) -> String {
+    pub fn find(&self, css: &str) -> String {
         let v = self.call(
             "POST",
             "/element",
@@ -106,7 +106,7 @@ impl Driver {
             .to_owned()
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.call(
             "POST",
@@ -115,12 +115,12 @@ impl Driver {
         );
     }
 
-    fn click(&self, css: &str) {
+    pub fn click(&self, css: &str) {
         let e = self.find(css);
         self.call("POST", &format!("/element/{e}/click"), Some(json!({})));
     }
 
-    fn script(&self, js: &str) -> Value {
+    pub fn script(&self, js: &str) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -129,7 +129,7 @@ impl Driver {
             .clone()
     }
 
-    fn wait_for(&self, js: &str) -> Value {
+    pub fn wait_for(&self, js: &str) -> Value {
         let start = Instant::now();
         loop {
             let v = self.script(js);

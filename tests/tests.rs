@@ -9,6 +9,7 @@ mod common;
 mod chorus_api;
 mod chorus_files;
 mod chorus_sim;
+mod console_browser;
 mod console_http;
 
 mod crash;

@@ -82,7 +82,7 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         Err(r) => return *r,
     };
     let lang = a.lang;
-    let cfg = match Config::load(&s.config_path, Some(&s.data_dir)) {
+    let mut cfg = match Config::load(&s.config_path, Some(&s.data_dir)) {
         Ok(c) => c,
         Err(e) => {
             return failure(
@@ -93,12 +93,6 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
             )
         }
     };
-    let targets: Vec<(String, String)> = cfg
-        .connectors
-        .iter()
-        .filter(|(_, c)| matches!(c, Connector::JournalFile(_)))
-        .map(|(n, c)| (n.clone(), format!("{n} ({})", c.kind())))
-        .collect();
     let jobs: Vec<(String, String)> = cfg
         .jobs
         .iter()
@@ -106,6 +100,7 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         .collect();
     let job =
         query(&uri, "job").unwrap_or_else(|| jobs.first().map(|j| j.0.clone()).unwrap_or_default());
+    let targets = journal_targets(&mut cfg, &job);
     let target = query(&uri, "target").unwrap_or_default();
     let journal = query(&uri, "journal").unwrap_or_default();
     let from = query(&uri, "from").unwrap_or_default();
@@ -141,6 +136,31 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         body.push_str(&preview_section(&s, lang, [&job, &target, &journal, &from, &until]).await);
     }
     page(&a, t(lang, "export"), &body)
+}
+
+/// Every journal-file connector (the job's and those of the connectors folder), as the CLI's
+/// `export --target` takes them: (name, name and format).
+fn journal_targets(cfg: &mut Config, job: &str) -> Vec<(String, String)> {
+    let files = std::fs::read_dir(&cfg.connectors_dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for f in files {
+        if f.extension().is_some_and(|x| x == "toml") {
+            if let Some(name) = f.file_stem().and_then(|n| n.to_str()) {
+                // Refused for any other kind of connector: only journal files are added.
+                let _ = cfg.add_export_target(job, name);
+            }
+        }
+    }
+    cfg.connectors
+        .iter()
+        .filter(|(_, c)| matches!(c, Connector::JournalFile(_)))
+        .map(|(n, c)| (n.clone(), format!("{n} ({})", c.kind())))
+        .collect()
 }
 
 /// The preview of an export, as `facto preview --target` gives it, with the selection.
