@@ -187,49 +187,12 @@ async fn preview_section(
         };
         return format!("<p class=\"error\" id=\"error\">{}</p>", esc(&e));
     };
-    let mut rows = String::new();
-    for r in tp["rows"].as_array().into_iter().flatten() {
-        let status = r["status"].as_str().unwrap_or_default();
-        let number = r["number"].as_str().unwrap_or_default();
-        let customer = r["customer"].as_str().unwrap_or_default();
-        let detail = r["detail"].as_str().unwrap_or_default();
-        let date = r["date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
-        let held = matches!(status, "held" | "failed" | "changed-after-delivery");
-        let strike = |x: String| if held { format!("<s>{x}</s>") } else { x };
-        let pick = match status {
-            "new" => format!(
-                "<input type=\"checkbox\" class=\"pick\" value=\"{}\" checked>",
-                esc(number)
-            ),
-            "already-transferred" => format!(
-                "<input type=\"checkbox\" class=\"pick exported\" value=\"{}\" disabled>",
-                esc(number)
-            ),
-            _ => "<input type=\"checkbox\" disabled>".to_owned(),
-        };
-        let reasons = if held && !detail.is_empty() {
-            let items: String = detail
-                .split(" | ")
-                .map(|d| format!("<li>{}</li>", esc(d)))
-                .collect();
-            format!(
-                "<details class=\"reasons\"><summary>{}</summary><ul>{items}</ul></details>",
-                esc(t(lang, "reasons"))
-            )
-        } else {
-            esc(detail)
-        };
-        rows.push_str(&format!(
-            "<tr class=\"doc st-{st}{h}\" data-number=\"{n}\" data-status=\"{st}\"><td>{pick}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{st}</td><td>{reasons}</td></tr>",
-            strike(esc(number)),
-            opt_date(lang, date),
-            strike(esc(customer)),
-            amount_of(lang, &r["gross"]),
-            st = esc(status),
-            h = if held { " held" } else { "" },
-            n = esc(number),
-        ));
-    }
+    let rows: String = tp["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| doc_row(lang, r))
+        .collect();
     format!(
         "<section id=\"preview\" data-job=\"{}\" data-target=\"{}\" data-journal=\"{}\" data-from=\"{}\" data-to=\"{}\">\
          <p id=\"count\"><strong id=\"to-export\">{}</strong> {} <strong id=\"in-period\">{}</strong> {}</p>\
@@ -246,6 +209,52 @@ async fn preview_section(
         esc(t(lang, "number")), esc(t(lang, "date")), esc(t(lang, "customer")), esc(t(lang, "gross")),
         esc(t(lang, "state")), esc(t(lang, "reasons")),
         esc(t(lang, "finish")),
+    )
+}
+
+/// One document of the preview (a row of `facto preview --json`): a checkbox when it can be
+/// exported, struck through with its reasons and fixes when it is held.
+fn doc_row(lang: Locale, r: &Value) -> String {
+    let status = r["status"].as_str().unwrap_or_default();
+    let number = r["number"].as_str().unwrap_or_default();
+    let customer = r["customer"].as_str().unwrap_or_default();
+    let detail = r["detail"].as_str().unwrap_or_default();
+    let date = r["date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+    let held = matches!(status, "held" | "failed" | "changed-after-delivery");
+    let strike = |x: String| if held { format!("<s>{x}</s>") } else { x };
+    let pick = match status {
+        "new" => format!(
+            "<input type=\"checkbox\" class=\"pick\" value=\"{}\" checked>",
+            esc(number)
+        ),
+        "already-transferred" => format!(
+            "<input type=\"checkbox\" class=\"pick exported\" value=\"{}\" disabled>",
+            esc(number)
+        ),
+        _ => "<input type=\"checkbox\" disabled>".to_owned(),
+    };
+    let reasons = if held && !detail.is_empty() {
+        let items: String = detail
+            .split(" | ")
+            .map(|d| format!("<li>{}</li>", esc(d)))
+            .collect();
+        format!(
+            "<details class=\"reasons\"><summary>{}</summary><ul>{items}</ul></details>",
+            esc(t(lang, "reasons"))
+        )
+    } else {
+        esc(detail)
+    };
+    format!(
+        "<tr class=\"doc st-{st}{h}\" data-number=\"{n}\" data-status=\"{st}\"><td>{pick}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{reasons}</td></tr>",
+        strike(esc(number)),
+        opt_date(lang, date),
+        strike(esc(customer)),
+        amount_of(lang, &r["gross"]),
+        esc(i18n::state(lang, status)),
+        st = esc(status),
+        h = if held { " held" } else { "" },
+        n = esc(number),
     )
 }
 
@@ -487,7 +496,7 @@ pub(super) async fn show(State(s): Shared, headers: HeaderMap, Path(id): Path<St
             esc(d["number"].as_str().unwrap_or_default()),
             esc(d["customer"].as_str().unwrap_or_default()),
             amount_of(lang, &d["gross"]),
-            esc(d["state"].as_str().unwrap_or_default()),
+            esc(i18n::state(lang, d["state"].as_str().unwrap_or_default())),
         ));
     }
     body.push_str("</tbody></table>");
@@ -589,4 +598,65 @@ pub(super) async fn cancel(
         &format!("export batch {id} cancelled"),
     );
     to(&format!("/console/exports/{id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_held_row_is_struck_through_with_its_reasons_and_every_value_is_escaped() {
+        let row = doc_row(
+            Locale::Fr,
+            &json!({"number": "F<1>", "customer": "A & \"B\" <script>", "date": "2026-07-29",
+                "gross": "2538.9", "status": "held",
+                "detail": "tax_code: no mapping <TVA85> — fix: add it | totals: off — fix: <b>"}),
+        );
+        assert!(row.contains("<s>F&lt;1&gt;</s>"), "{row}");
+        assert!(
+            row.contains("<s>A &amp; &quot;B&quot; &lt;script&gt;</s>"),
+            "{row}"
+        );
+        assert!(!row.contains("<script>") && !row.contains("<b>"), "{row}");
+        assert!(
+            row.contains("<li>tax_code: no mapping &lt;TVA85&gt; — fix: add it</li>"),
+            "{row}"
+        );
+        assert!(
+            row.contains("<li>totals: off — fix: &lt;b&gt;</li>"),
+            "{row}"
+        );
+        assert!(
+            row.contains("<details class=\"reasons\">") && row.contains("retenu"),
+            "{row}"
+        );
+        assert!(
+            row.contains("29/07/2026") && row.contains("2\u{202F}538,90"),
+            "{row}"
+        );
+        assert!(row.contains("<input type=\"checkbox\" disabled>"), "{row}");
+    }
+
+    #[test]
+    fn new_rows_are_ticked_and_exported_ones_wait_for_the_include_option() {
+        let new = doc_row(
+            Locale::En,
+            &json!({"number": "F1", "status": "new", "detail": ""}),
+        );
+        assert!(new.contains("class=\"pick\" value=\"F1\" checked"), "{new}");
+        assert!(!new.contains("<s>") && new.contains("to export"), "{new}");
+        let old = doc_row(
+            Locale::En,
+            &json!({"number": "F\"2", "status": "already-transferred", "detail": "in export batch 1"}),
+        );
+        assert!(
+            old.contains("class=\"pick exported\" value=\"F&quot;2\" disabled"),
+            "{old}"
+        );
+        assert!(
+            !old.contains("<s>") && old.contains("already exported"),
+            "{old}"
+        );
+    }
 }

@@ -103,6 +103,36 @@ pub fn t(lang: Locale, key: &str) -> &str {
         })
 }
 
+/// The states of documents and records: (state, French, English).
+const STATES: &[(&str, &str, &str)] = &[
+    ("new", "à exporter", "to export"),
+    ("already-transferred", "déjà exporté", "already exported"),
+    ("held", "retenu", "held"),
+    ("failed", "en échec", "failed"),
+    (
+        "changed-after-delivery",
+        "modifié après envoi",
+        "changed after delivery",
+    ),
+    ("in-progress", "en cours", "in progress"),
+    ("nothing-to-book", "rien à comptabiliser", "nothing to book"),
+    ("delivered", "exporté", "delivered"),
+    ("exported", "exporté", "exported"),
+    ("claimed", "en cours", "claimed"),
+    ("rejected", "rejeté", "rejected"),
+];
+
+/// A state as the user reads it (the state itself when it has no wording).
+pub fn state(lang: Locale, state: &str) -> &str {
+    STATES
+        .iter()
+        .find(|(k, _, _)| *k == state)
+        .map_or(state, |(_, fr, en)| match lang {
+            Locale::Fr => fr,
+            Locale::En => en,
+        })
+}
+
 /// The other language (the switch) and its code.
 pub fn other(lang: Locale) -> (Locale, &'static str) {
     match lang {
@@ -195,5 +225,8 @@ mod tests {
         assert_eq!(other(Locale::Fr), (Locale::En, "en"));
         assert_eq!(parse("fr"), Some(Locale::Fr));
         assert_eq!(parse("de"), None);
+        assert_eq!(state(Locale::Fr, "held"), "retenu");
+        assert_eq!(state(Locale::En, "already-transferred"), "already exported");
+        assert_eq!(state(Locale::Fr, "odd"), "odd");
     }
 }
