@@ -200,6 +200,41 @@ async fn console_roles_cookie_and_csrf_guard_every_change() {
         .count();
     assert_eq!(ours, 1, "{batches}");
 
+    // The preview shows the exported documents apart; "include already exported" exports
+    // them again, as `facto export --include-exported` does.
+    let (_, page) = get(
+        &addr,
+        "/console/export?job=demo&target=sales-quadratus&from=2026-01-01&to=2026-03-31",
+        &cookie,
+    )
+    .await;
+    assert!(
+        page.contains("class=\"pick exported\" value=\"F2026-0001\" disabled")
+            && page.contains("class=\"pick\" value=\"F2026-0002\" checked"),
+        "{page}"
+    );
+    let again = json!({"job": "demo", "target": "sales-quadratus", "from": "2026-01-01", "to": "2026-03-31", "include_exported": true, "exclude": ["F2026-0002"]});
+    let r = post(&addr, "/console/export", &cookie, Some(&csrf), &again).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let second: u64 = r.headers()[LOCATION]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(second, id);
+    let (_, shown) = p.json(&["exports", "show", &second.to_string()]);
+    assert!(
+        shown["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["number"] == "F2026-0001"),
+        "{shown}"
+    );
+
     // The admin sees the audit log, with the accountant's export in it.
     let (admin_cookie, _) = login(&addr, &admin).await;
     let (status, audit) = get(&addr, "/console/audit", &admin_cookie).await;
@@ -268,4 +303,21 @@ async fn the_console_speaks_french_by_default_and_english_on_request() {
         "{page}"
     );
     assert_eq!(terminate(&mut daemon), 0);
+}
+
+#[test]
+fn an_unknown_console_locale_is_refused_with_its_line() {
+    let p = Project::demo();
+    let cfg = p.read("facto.toml").replace(
+        "fiscal_year_end = \"12-31\"",
+        "fiscal_year_end = \"12-31\"\nlocale = \"de\"",
+    );
+    p.write("facto.toml", &cfg);
+    let out = p.run(&["preview"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("facto.toml:13") && err.contains("`de`"),
+        "{err}"
+    );
 }
