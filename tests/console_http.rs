@@ -244,6 +244,10 @@ async fn console_roles_cookie_and_csrf_guard_every_change() {
         "{audit}"
     );
     assert!(audit.contains("role accountant"), "{audit}");
+    assert!(
+        audit.contains("console-login") && audit.contains("role admin"),
+        "{audit}"
+    );
 
     // Logging out ends the session on the server.
     let r = post(&addr, "/console/logout", &cookie, Some(&csrf), &json!({})).await;

@@ -369,9 +369,11 @@ async fn login(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
 }
 
 async fn logout(State(s): Shared, headers: HeaderMap) -> Response {
-    if let Err(r) = guard(&s, &headers, true, Action::Read) {
-        return *r;
-    }
+    let a = match guard(&s, &headers, true, Action::Read) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    audit(&s, a.role, "logout", "logged out");
     if let Some(id) =
         header_str(&headers, header::COOKIE).and_then(|c| html::cookie(c, SESSION_COOKIE))
     {
