@@ -30,7 +30,7 @@ pub(super) struct Server {
     pub(super) ledger: SledLedger,
     pub(super) token: String,
     /// The accountant's token (`accountant-token`), for the console.
-    pub(super) accountant: String,
+    pub(super) accountant: secrecy::SecretString,
     /// The console's sessions.
     pub(super) sessions: super::console::Sessions,
     /// The address announced in `daemon.json` (bound into the proof of `/api/hello`).

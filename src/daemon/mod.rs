@@ -330,7 +330,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     let mut signals = Signals::new()?;
     let ledger = SledLedger::open(&cfg.data_dir)?;
     let token = admin_token(&cfg.data_dir)?;
-    let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?;
+    let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?.into();
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
         .await
         .map_err(|e| DaemonError::Io(format!("cannot listen on {}: {e}", cfg.daemon.listen)))?;

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
+use secrecy::ExposeSecret;
 
 use super::api::Server;
 use super::auth::ct_eq;
@@ -300,7 +301,7 @@ pub(super) fn accountant_refusal(s: &Server, headers: &HeaderMap) -> Option<Resp
     let bearer = header_str(headers, header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .is_some_and(|b| ct_eq(b.as_bytes(), s.accountant.as_bytes()));
+        .is_some_and(|b| ct_eq(b.as_bytes(), s.accountant.expose_secret().as_bytes()));
     let session = session_of(s, headers).is_some_and(|x| x.role == Role::Accountant);
     (bearer || session).then(|| {
         (
@@ -342,7 +343,7 @@ async fn login(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
         .unwrap_or_default();
     let role = if ct_eq(given.as_bytes(), s.token.as_bytes()) {
         Role::Admin
-    } else if ct_eq(given.as_bytes(), s.accountant.as_bytes()) {
+    } else if ct_eq(given.as_bytes(), s.accountant.expose_secret().as_bytes()) {
         Role::Accountant
     } else {
         return html_response(
