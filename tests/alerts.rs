@@ -243,3 +243,33 @@ async fn a_receiver_answering_500_then_200_gets_the_alert_once_after_a_retry() {
     let _ = json_of(sync(&p)).await;
     assert_eq!(posts(&server).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_pass_with_new_problems_sends_one_alert_per_channel() {
+    let server = hook(200).await;
+    let (smtp, mails) = smtp_sink().await;
+    let p = Arc::new(project(&server, Some(smtp)));
+    let q = Arc::clone(&p);
+    let mut child = tokio::task::spawn_blocking(move || {
+        crate::daemon::start_with(&q, "", &[("FACTO_TEST_ALERT_KEY", KEY)]).0
+    })
+    .await
+    .unwrap();
+    // The first pass runs at start.
+    let start = std::time::Instant::now();
+    while posts(&server).await.is_empty() || mails.all().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the daemon's pass sent no alert"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let code = tokio::task::spawn_blocking(move || crate::daemon::terminate(&mut child))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(verified(&got[0])["job"], "demo");
+    assert_eq!(mails.all().len(), 1);
+}
