@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use facto::ledger::Ledger as _;
+
 use crate::common::{json_of, kill_at, Project};
 
 const KEY: &str = "alert-signing-key";
@@ -272,4 +274,48 @@ async fn a_daemon_pass_with_new_problems_sends_one_alert_per_channel() {
     assert_eq!(got.len(), 1);
     assert_eq!(verified(&got[0])["job"], "demo");
     assert_eq!(mails.all().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_alert_stays_pending_without_its_secret_path_and_goes_out_after_the_next_pass() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts/T0-SECRET"))
+        .respond_with(ResponseTemplate::new(400))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/alerts/T0-SECRET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let p = project(&server, None);
+    let cfg = p
+        .read("facto.toml")
+        .replace("/alerts\"", "/alerts/T0-SECRET\"");
+    p.write("facto.toml", &cfg);
+    let (_, report, err) = json_of(sync(&p)).await;
+    assert_eq!(posts(&server).await.len(), 1, "a 400 is not retried");
+    assert!(!err.contains("T0-SECRET"), "{err}");
+    let id = format!("{}/webhook", report["run_id"].as_str().unwrap());
+    {
+        let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+        let alert = ledger.value(&format!("alerts/{id}")).unwrap().unwrap();
+        assert_eq!(alert["state"], "pending");
+        assert_eq!(alert["attempts"], 1);
+        let why = alert["last_error"].as_str().unwrap();
+        assert!(
+            why.contains("HTTP 400") && !why.contains("T0-SECRET"),
+            "{why}"
+        );
+    }
+    // The next pass (nothing new in it) sends the pending alert.
+    let _ = json_of(sync(&p)).await;
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(verified(&got[1])["id"], id.as_str());
+    let _ = json_of(sync(&p)).await;
+    assert_eq!(posts(&server).await.len(), 2, "sent: not again");
 }

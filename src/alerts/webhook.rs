@@ -56,7 +56,11 @@ pub(super) async fn send(a: &AlertsConfig, message: &Message) -> Result<(), Aler
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| AlertError::Send(e.to_string()))?;
-    let resp = retry::send(policy(a), url, || {
+    // Errors name the origin only: a hook's path or query is often its secret.
+    let origin = url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let resp = retry::send(policy(a), &origin, || {
         client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -72,7 +76,7 @@ pub(super) async fn send(a: &AlertsConfig, message: &Message) -> Result<(), Aler
     .map_err(|e| AlertError::Send(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(AlertError::Send(format!(
-            "{url}: HTTP {}",
+            "{origin}: HTTP {}",
             resp.status().as_u16()
         )));
     }
