@@ -319,3 +319,58 @@ async fn a_refused_alert_stays_pending_without_its_secret_path_and_goes_out_afte
     let _ = json_of(sync(&p)).await;
     assert_eq!(posts(&server).await.len(), 2, "sent: not again");
 }
+
+/// Points the demo job at an http source on `source` instead of its folder.
+fn with_http_source(p: &Project, source: &MockServer) {
+    p.write(
+        "connectors/api.toml",
+        &format!(
+            "kind = \"http\"\nurl = \"{}/api/invoices\"\ntoken_env = \"FACTO_TEST_TOKEN\"\nitems_field = \"data\"\ninitial_retry_ms = 50\nmax_retry_secs = 5\n",
+            source.uri()
+        ),
+    );
+    let cfg = p
+        .read("facto.toml")
+        .replace("source = \"demo-invoices\"", "source = \"api\"");
+    p.write("facto.toml", &cfg);
+}
+
+async fn source_answers(source: &MockServer, status: u16) {
+    source.reset().await;
+    let body = serde_json::json!({ "data": [], "next": null });
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(source)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_alerts_once_until_a_pass_completes_again() {
+    let server = hook(200).await;
+    let source = MockServer::start().await;
+    let p = project(&server, None);
+    with_http_source(&p, &source);
+    let run = || {
+        let mut c = sync(&p);
+        c.env("FACTO_TEST_TOKEN", "t");
+        json_of(c)
+    };
+    source_answers(&source, 401).await;
+    let (code, r, err) = run().await;
+    assert_eq!(code, 3, "{r} {err}");
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 1, "{err}");
+    let body = verified(&got[0]);
+    assert_eq!(body["events"], serde_json::json!(["stopped"]));
+    assert_eq!(body["stopped"], r["error"]);
+    // Still down: already alerted.
+    assert_eq!(run().await.0, 3);
+    assert_eq!(posts(&server).await.len(), 1);
+    // Back, then down again: a new stop, a new alert.
+    source_answers(&source, 200).await;
+    assert_eq!(run().await.0, 0);
+    assert_eq!(posts(&server).await.len(), 1);
+    source_answers(&source, 401).await;
+    assert_eq!(run().await.0, 3);
+    assert_eq!(posts(&server).await.len(), 2);
+}
