@@ -57,6 +57,9 @@ struct RawConfig {
     /// The daemon (`facto run`).
     #[serde(default)]
     daemon: DaemonSection,
+    /// Alerts (`[alerts]`).
+    #[serde(default)]
+    alerts: Option<crate::alerts::AlertsConfig>,
 }
 
 /// `[daemon]`: how `facto run` listens and polls.
@@ -193,6 +196,8 @@ pub struct Config {
     pub connectors_dir: PathBuf,
     /// The daemon's settings.
     pub daemon: DaemonSection,
+    /// Where alerts go, when `[alerts]` is set.
+    pub alerts: Option<crate::alerts::AlertsConfig>,
 }
 
 impl Config {
@@ -384,7 +389,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(a) = &raw.alerts {
+            a.validate(path, &text)?;
+        }
         Ok(Config {
+            alerts: raw.alerts,
             daemon: raw.daemon,
             path: path.to_owned(),
             base_dir,

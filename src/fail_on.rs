@@ -91,17 +91,33 @@ fn known(ledger: &dyn Ledger, job: &str) -> Result<BTreeSet<Identity>, LedgerErr
 ///
 /// Ledger failure.
 pub fn count_new(ledger: &dyn Ledger, report: &mut RunReport) -> Result<(), LedgerError> {
-    let known = known(ledger, &report.job)?;
     // Counted per document and problem, as the report lists them (one line for all targets).
-    let new: BTreeSet<_> = report
-        .problems
+    let new: BTreeSet<_> = new_problems(ledger, report)?
         .iter()
         .map(identity)
-        .filter(|i| !known.contains(i))
         .map(|(_, doc, status, field, reason)| (doc, status, field, reason))
         .collect();
     report.new_problems = new.len() as u64;
     Ok(())
+}
+
+/// The problem lines of `report` that no earlier live sync of the job reported (what an alert
+/// is about); read before [`remember`] records them.
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn new_problems(
+    ledger: &dyn Ledger,
+    report: &RunReport,
+) -> Result<Vec<ProblemLine>, LedgerError> {
+    let known = known(ledger, &report.job)?;
+    Ok(report
+        .problems
+        .iter()
+        .filter(|p| !known.contains(&identity(p)))
+        .cloned()
+        .collect())
 }
 
 /// Records the problems of `report` (already saved) as reported: they replace the job's set when

@@ -2,6 +2,7 @@
 //! `source → mapping → checks → format → target`, and the ledger records every transfer so that
 //! nothing is sent twice and nothing is lost.
 
+pub mod alerts;
 #[cfg(test)]
 mod architecture;
 pub mod checks;

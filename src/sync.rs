@@ -440,6 +440,8 @@ pub async fn run_job(
             &serde_json::to_value(&report).unwrap_or_default(),
         )?;
         if sync {
+            // Recorded (flushed) before the problems count as reported: never lost to a crash.
+            crate::alerts::record(cfg.alerts.as_ref(), ledger, &report)?;
             crate::fail_on::remember(ledger, &report)?;
         }
     }

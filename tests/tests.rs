@@ -6,6 +6,7 @@
 
 mod common;
 
+mod alerts;
 mod chorus_api;
 mod chorus_files;
 mod chorus_sim;

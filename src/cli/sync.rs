@@ -35,6 +35,9 @@ pub(super) async fn sync(
         code = code.max(fail_on.unwrap_or(j.fail_on).exit_code(&r));
         reports.push(r);
     }
+    if !dry_run {
+        crate::alerts::after_pass(cfg.alerts.as_ref(), &ledger).await;
+    }
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

@@ -237,7 +237,11 @@ async fn job_loop(
             // thread of its own, so that the runtime's workers keep serving the admin API and the
             // signals for the whole pass.
             let pass = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(run_job(&cfg, ledger, &job, &Mode::Sync, &opts))
+                tokio::runtime::Handle::current().block_on(async {
+                    let pass = run_job(&cfg, ledger, &job, &Mode::Sync, &opts).await;
+                    crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
+                    pass
+                })
             });
             let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",

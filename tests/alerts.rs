@@ -1,0 +1,376 @@
+//! Alerts on the real binary, against a webhook receiver (wiremock) and an SMTP sink written here
+//! (enough of EHLO / MAIL / RCPT / DATA / QUIT), both on 127.0.0.1: one message per pass and
+//! channel, none for problems already alerted, none twice across a SIGKILL between the record
+//! and the send, one after a receiver's 500.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use facto::ledger::Ledger as _;
+
+use crate::common::{json_of, kill_at, Project};
+
+const KEY: &str = "alert-signing-key";
+
+/// The mails an SMTP sink received (their DATA).
+#[derive(Clone, Default)]
+struct Mails(Arc<Mutex<Vec<String>>>);
+
+impl Mails {
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Starts an SMTP sink on 127.0.0.1; returns its address and what it receives.
+async fn smtp_sink() -> (SocketAddr, Mails) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mails = Mails::default();
+    let m = mails.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(session(s, m.clone()));
+        }
+    });
+    (addr, mails)
+}
+
+async fn session(s: TcpStream, mails: Mails) {
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let cmd = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+            b"250 sink\r\n"
+        } else if ["MAIL", "RCPT", "RSET", "NOOP"]
+            .iter()
+            .any(|c| cmd.starts_with(c))
+        {
+            b"250 OK\r\n"
+        } else if cmd == "DATA" {
+            let _ = w.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await;
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == ".\r\n" {
+                    break;
+                }
+                data.push_str(&line);
+            }
+            mails.0.lock().unwrap().push(data);
+            b"250 queued\r\n"
+        } else if cmd == "QUIT" {
+            let _ = w.write_all(b"221 bye\r\n").await;
+            return;
+        } else {
+            b"502 not implemented\r\n"
+        };
+        let _ = w.write_all(reply).await;
+    }
+}
+
+/// The demo project (two documents held on its first sync) with alerts to `hook` and, when
+/// given, the SMTP sink at `smtp`.
+fn project(hook: &MockServer, smtp: Option<SocketAddr>) -> Project {
+    let p = Project::demo();
+    let mut cfg = p.read("facto.toml");
+    cfg.push_str(&format!(
+        "\n[alerts]\nwebhook_url = \"{}/alerts\"\nwebhook_secret_env = \"FACTO_TEST_ALERT_KEY\"\n",
+        hook.uri()
+    ));
+    if let Some(a) = smtp {
+        cfg.push_str(&format!(
+            "[alerts.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"facto@example.fr\"\nto = [\"compta@example.fr\", \"Admin <admin@example.fr>\"]\n",
+            a.port()
+        ));
+    }
+    p.write("facto.toml", &cfg);
+    p
+}
+
+fn sync(p: &Project) -> std::process::Command {
+    let mut c = p.command(&["--json", "sync"]);
+    c.env("FACTO_TEST_ALERT_KEY", KEY);
+    c
+}
+
+async fn hook(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(status))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn posts(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap_or_default()
+}
+
+fn header<'a>(r: &'a Request, name: &str) -> &'a str {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// Checks the signature of a webhook request and returns its JSON body.
+fn verified(r: &Request) -> Value {
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(&r.body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(header(r, "x-facto-signature"), expected);
+    assert!(header(r, "x-facto-timestamp").parse::<i64>().is_ok());
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(header(r, "idempotency-key"), body["id"].as_str().unwrap());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_held_documents_send_one_webhook_and_one_mail_and_the_same_problems_none_again() {
+    let server = hook(200).await;
+    let (smtp, mails) = smtp_sink().await;
+    let p = project(&server, Some(smtp));
+    let (code, report, err) = json_of(sync(&p)).await;
+    assert_eq!(code, 1, "{err}");
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    let got = posts(&server).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "one webhook for the pass, not one per document"
+    );
+    let body = verified(&got[0]);
+    assert_eq!(body["id"], format!("{run_id}/webhook"));
+    assert_eq!(body["job"], "demo");
+    assert_eq!(body["run_id"], run_id.as_str());
+    assert_eq!(body["events"], serde_json::json!(["held"]));
+    assert_eq!(body["counts"]["new_problems"], 2);
+    assert_eq!(body["problems"].as_array().unwrap().len(), 2, "{body}");
+    assert!(body["problems"][0]["fix"]
+        .as_str()
+        .is_some_and(|f| !f.is_empty()));
+    assert!(body["text"].as_str().unwrap().contains("Fix:"), "{body}");
+    let m = mails.all();
+    assert_eq!(m.len(), 1, "one mail for the pass");
+    assert!(
+        m[0].contains("Subject: facto: job demo needs attention (held)"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[0].contains(&format!("Message-ID: <{run_id}.smtp@facto.alert>")),
+        "{}",
+        m[0]
+    );
+    assert!(m[0].contains("F2026-0030"), "{}", m[0]);
+    assert!(!err.contains(KEY), "the key is never logged");
+
+    // The same problems again: nothing new, nothing sent.
+    let (code, _, err) = json_of(sync(&p)).await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(posts(&server).await.len(), 1);
+    assert_eq!(mails.all().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_record_before_the_send_the_next_run_sends_it_once() {
+    // Before the webhook (nothing sent yet), and between the webhook's send and the mail's.
+    for point in ["alert-recorded", "alert-recorded@smtp"] {
+        let server = hook(200).await;
+        let (smtp, mails) = smtp_sink().await;
+        let p = project(&server, Some(smtp));
+        kill_at(sync(&p), point, &p.path("paused")).await;
+        let before = posts(&server).await.len();
+        assert_eq!(before, usize::from(point.ends_with("@smtp")), "{point}");
+        assert!(mails.all().is_empty(), "{point}");
+        let (code, _, err) = json_of(sync(&p)).await;
+        assert_eq!(code, 1, "{point}: {err}");
+        let got = posts(&server).await;
+        assert_eq!(got.len(), 1, "{point}: the webhook exactly once");
+        verified(&got[0]);
+        assert_eq!(mails.all().len(), 1, "{point}: the mail exactly once");
+        // Nothing is left pending: a third run sends nothing.
+        let _ = json_of(sync(&p)).await;
+        assert_eq!(posts(&server).await.len(), 1, "{point}");
+        assert_eq!(mails.all().len(), 1, "{point}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_answering_500_then_200_gets_the_alert_once_after_a_retry() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let p = project(&server, None);
+    let (code, _, err) = json_of(sync(&p)).await;
+    assert_eq!(code, 1, "{err}");
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 2, "the 500, then the retry");
+    assert_eq!(
+        verified(&got[0]),
+        verified(&got[1]),
+        "the same alert, same id"
+    );
+    // Recorded as sent: the next run does not send it again.
+    let _ = json_of(sync(&p)).await;
+    assert_eq!(posts(&server).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_pass_with_new_problems_sends_one_alert_per_channel() {
+    let server = hook(200).await;
+    let (smtp, mails) = smtp_sink().await;
+    let p = Arc::new(project(&server, Some(smtp)));
+    let q = Arc::clone(&p);
+    let mut child = tokio::task::spawn_blocking(move || {
+        crate::daemon::start_with(&q, "", &[("FACTO_TEST_ALERT_KEY", KEY)]).0
+    })
+    .await
+    .unwrap();
+    // The first pass runs at start.
+    let start = std::time::Instant::now();
+    while posts(&server).await.is_empty() || mails.all().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the daemon's pass sent no alert"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let code = tokio::task::spawn_blocking(move || crate::daemon::terminate(&mut child))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(verified(&got[0])["job"], "demo");
+    assert_eq!(mails.all().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_alert_stays_pending_without_its_secret_path_and_goes_out_after_the_next_pass() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts/T0-SECRET"))
+        .respond_with(ResponseTemplate::new(400))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/alerts/T0-SECRET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let p = project(&server, None);
+    let cfg = p
+        .read("facto.toml")
+        .replace("/alerts\"", "/alerts/T0-SECRET\"");
+    p.write("facto.toml", &cfg);
+    let (_, report, err) = json_of(sync(&p)).await;
+    assert_eq!(posts(&server).await.len(), 1, "a 400 is not retried");
+    assert!(!err.contains("T0-SECRET"), "{err}");
+    let id = format!("{}/webhook", report["run_id"].as_str().unwrap());
+    {
+        let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+        let alert = ledger.value(&format!("alerts/{id}")).unwrap().unwrap();
+        assert_eq!(alert["state"], "pending");
+        assert_eq!(alert["attempts"], 1);
+        let why = alert["last_error"].as_str().unwrap();
+        assert!(
+            why.contains("HTTP 400") && !why.contains("T0-SECRET"),
+            "{why}"
+        );
+    }
+    // The next pass (nothing new in it) sends the pending alert.
+    let _ = json_of(sync(&p)).await;
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(verified(&got[1])["id"], id.as_str());
+    let _ = json_of(sync(&p)).await;
+    assert_eq!(posts(&server).await.len(), 2, "sent: not again");
+}
+
+/// Points the demo job at an http source on `source` instead of its folder.
+fn with_http_source(p: &Project, source: &MockServer) {
+    p.write(
+        "connectors/api.toml",
+        &format!(
+            "kind = \"http\"\nurl = \"{}/api/invoices\"\ntoken_env = \"FACTO_TEST_TOKEN\"\nitems_field = \"data\"\ninitial_retry_ms = 50\nmax_retry_secs = 5\n",
+            source.uri()
+        ),
+    );
+    let cfg = p
+        .read("facto.toml")
+        .replace("source = \"demo-invoices\"", "source = \"api\"");
+    p.write("facto.toml", &cfg);
+}
+
+async fn source_answers(source: &MockServer, status: u16) {
+    source.reset().await;
+    let body = serde_json::json!({ "data": [], "next": null });
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(source)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_alerts_once_until_a_pass_completes_again() {
+    let server = hook(200).await;
+    let source = MockServer::start().await;
+    let p = project(&server, None);
+    with_http_source(&p, &source);
+    let run = || {
+        let mut c = sync(&p);
+        c.env("FACTO_TEST_TOKEN", "t");
+        json_of(c)
+    };
+    source_answers(&source, 401).await;
+    let (code, r, err) = run().await;
+    assert_eq!(code, 3, "{r} {err}");
+    let got = posts(&server).await;
+    assert_eq!(got.len(), 1, "{err}");
+    let body = verified(&got[0]);
+    assert_eq!(body["events"], serde_json::json!(["stopped"]));
+    assert_eq!(body["stopped"], r["error"]);
+    // Still down: already alerted.
+    assert_eq!(run().await.0, 3);
+    assert_eq!(posts(&server).await.len(), 1);
+    // Back, then down again: a new stop, a new alert.
+    source_answers(&source, 200).await;
+    assert_eq!(run().await.0, 0);
+    assert_eq!(posts(&server).await.len(), 1);
+    source_answers(&source, 401).await;
+    assert_eq!(run().await.0, 3);
+    assert_eq!(posts(&server).await.len(), 2);
+}
