@@ -127,14 +127,27 @@ pub fn new_problems(
 ///
 /// Ledger failure.
 pub fn remember(ledger: &dyn Ledger, report: &RunReport) -> Result<(), LedgerError> {
+    ledger.put_values(&[remembered(ledger, report)?])
+}
+
+/// The ledger value [`remember`] writes, for a caller that writes it in one batch with others
+/// (the alert of the same problems: both or neither survive a crash).
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn remembered(
+    ledger: &dyn Ledger,
+    report: &RunReport,
+) -> Result<(String, serde_json::Value), LedgerError> {
     let mut set: BTreeSet<Identity> = report.problems.iter().map(identity).collect();
     if report.error.is_some() {
         set.extend(known(ledger, &report.job)?);
     }
-    ledger.put_values(&[(
+    Ok((
         format!("{REPORTED}{}", report.job),
         serde_json::to_value(&set).unwrap_or_default(),
-    )])
+    ))
 }
 
 #[cfg(test)]

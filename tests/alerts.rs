@@ -135,11 +135,15 @@ fn header<'a>(r: &'a Request, name: &str) -> &'a str {
 
 /// Checks the signature of a webhook request and returns its JSON body.
 fn verified(r: &Request) -> Value {
+    let ts = header(r, "x-facto-timestamp");
+    assert!(ts.parse::<i64>().is_ok());
+    // The timestamp, a dot, the body: a replay with a fresh timestamp does not verify.
     let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(ts.as_bytes());
+    mac.update(b".");
     mac.update(&r.body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(header(r, "x-facto-signature"), expected);
-    assert!(header(r, "x-facto-timestamp").parse::<i64>().is_ok());
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(header(r, "idempotency-key"), body["id"].as_str().unwrap());
     body
@@ -373,4 +377,62 @@ async fn a_stop_alerts_once_until_a_pass_completes_again() {
     source_answers(&source, 401).await;
     assert_eq!(run().await.0, 3);
     assert_eq!(posts(&server).await.len(), 2);
+}
+
+/// A receiver that redirects has not taken the alert (no redirect is followed), and while a
+/// receiver fails, the other alerts pending for it wait for the next pass instead of each
+/// spending its budget on it in the same pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_no_delivery_and_a_failing_receiver_is_tried_once_per_pass() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "/elsewhere"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(path("/elsewhere"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let p = project(&server, None);
+    let _ = json_of(sync(&p)).await;
+    let to_alerts = |got: &[Request]| got.iter().filter(|r| r.url.path() == "/alerts").count();
+    let got = posts(&server).await;
+    assert_eq!(to_alerts(&got), 1, "a 302 is not retried");
+    assert!(
+        got.iter().all(|r| r.url.path() != "/elsewhere"),
+        "no redirect followed"
+    );
+    // A new problem: a second alert; the first is tried again, fails (302), the second waits.
+    let mut doc = p.read_json("examples/invoices/inv-2026-0030.json");
+    doc["id"] = serde_json::json!("inv-2026-0090");
+    doc["number"] = serde_json::json!("F2026-0090");
+    p.write_json("examples/invoices/inv-2026-0090.json", &doc);
+    let _ = json_of(sync(&p)).await;
+    assert_eq!(to_alerts(&posts(&server).await), 2, "one attempt per pass");
+    {
+        let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+        let pending = facto::alerts::pending(&ledger).unwrap();
+        assert_eq!(pending.len(), 2);
+        let attempts: Vec<u32> = pending.iter().map(|a| a.attempts).collect();
+        assert_eq!(attempts, vec![2, 0], "the second waits for the next pass");
+    }
+    // The receiver is back: both go out after the next pass, once each.
+    let _ = json_of(sync(&p)).await;
+    let got = posts(&server).await;
+    let ids: Vec<String> = got
+        .iter()
+        .filter(|r| r.url.path() == "/alerts")
+        .skip(2)
+        .map(|r| verified(r)["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }

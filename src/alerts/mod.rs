@@ -179,6 +179,9 @@ pub fn record(
             PENDING.to_owned(),
             serde_json::to_value(&pending).unwrap_or_default(),
         ));
+        // The problems as reported, in the same batch: a crash cannot leave the alert recorded
+        // and its problems still "new" (the next pass would raise them again under a new id).
+        values.push(crate::fail_on::remembered(ledger, report)?);
     }
     if !values.is_empty() {
         ledger.put_values(&values)?;
@@ -252,7 +255,13 @@ pub async fn send_pending(
 ) -> Result<usize, LedgerError> {
     let _one = SENDING.lock().await;
     let mut sent = 0;
+    // A channel whose receiver failed this round is not tried again before the next pass: a
+    // receiver that is down costs one attempt's budget per pass, not one per pending alert.
+    let mut down: Vec<&'static str> = Vec::new();
     for mut alert in pending(ledger)? {
+        if down.contains(&alert.channel.as_str()) {
+            continue;
+        }
         // Test-only: a crash after the record, before the send.
         crate::fault::point("alert-recorded", alert.channel.as_str());
         match send_one(alerts, &alert).await {
@@ -264,6 +273,7 @@ pub async fn send_pending(
                 sent += 1;
             }
             Err(e) => {
+                down.push(alert.channel.as_str());
                 alert.attempts = alert.attempts.saturating_add(1);
                 alert.last_error = Some(e.to_string());
                 save(ledger, &alert)?;

@@ -24,6 +24,15 @@ pub(super) fn signature(key: &SecretString, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// What the signature covers: the timestamp, a dot, then the body's exact bytes.
+pub(super) fn signed(ts: &str, body: &[u8]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(ts.len() + 1 + body.len());
+    text.extend_from_slice(ts.as_bytes());
+    text.push(b'.');
+    text.extend_from_slice(body);
+    text
+}
+
 /// The sending budget of one attempt.
 pub(super) fn policy(a: &AlertsConfig) -> RetryPolicy {
     let budget = Duration::from_secs(a.send_budget_secs.max(1));
@@ -51,9 +60,11 @@ pub(super) async fn send(a: &AlertsConfig, message: &Message) -> Result<(), Aler
             ))
         })?;
     let body = serde_json::to_vec(message).unwrap_or_default();
-    let sig = signature(&key, &body);
+    // No redirect is followed: a 3xx is no delivery (the body would be dropped or re-posted
+    // elsewhere), so the alert stays pending.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| AlertError::Send(e.to_string()))?;
     // Errors name the origin only: a hook's path or query is often its secret.
@@ -61,14 +72,13 @@ pub(super) async fn send(a: &AlertsConfig, message: &Message) -> Result<(), Aler
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     let resp = retry::send(policy(a), &origin, || {
+        // The signature covers the timestamp: a captured alert cannot be replayed as fresh.
+        let ts = chrono::Utc::now().timestamp().to_string();
         client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Facto-Signature", &sig)
-            .header(
-                "X-Facto-Timestamp",
-                chrono::Utc::now().timestamp().to_string(),
-            )
+            .header("X-Facto-Signature", signature(&key, &signed(&ts, &body)))
+            .header("X-Facto-Timestamp", ts)
             .header("Idempotency-Key", &message.id)
             .body(body.clone())
     })
@@ -98,6 +108,11 @@ mod tests {
         assert_ne!(
             signature(&key, b"what do ya want for nothing!"),
             signature(&key, b"what do ya want for nothing?")
+        );
+        assert_eq!(signed("1700000000", b"{}"), b"1700000000.{}");
+        assert_ne!(
+            signature(&key, &signed("1700000000", b"{}")),
+            signature(&key, &signed("1700000001", b"{}"))
         );
     }
 }

@@ -237,12 +237,12 @@ async fn job_loop(
             // thread of its own, so that the runtime's workers keep serving the admin API and the
             // signals for the whole pass.
             let pass = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async {
-                    let pass = run_job(&cfg, ledger, &job, &Mode::Sync, &opts).await;
-                    crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
-                    pass
-                })
+                tokio::runtime::Handle::current().block_on(run_job(&cfg, ledger, &job, &Mode::Sync, &opts))
             });
+            // Alerts go out once the job is free again: a receiver that is slow or down never
+            // holds the job's next pass or the status polling of its targets.
+            drop(_busy);
+            crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
             let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",
                 Ok(r) => {
