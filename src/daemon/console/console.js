@@ -47,6 +47,9 @@
         job: d.job, target: d.target, journal: d.journal, from: d.from, to: d.to,
         include_exported: include.checked,
         exclude: picks().filter(function (p) { return !p.disabled && !p.checked; })
+          .map(function (p) { return p.value; }),
+        // Exactly what was ticked: nothing the preview did not show is exported.
+        only: picks().filter(function (p) { return !p.disabled && p.checked; })
           .map(function (p) { return p.value; })
       });
     });

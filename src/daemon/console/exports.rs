@@ -272,6 +272,11 @@ pub(super) struct ExportForm {
     include_exported: bool,
     #[serde(default)]
     exclude: Vec<String>,
+    /// The documents ticked in the preview, when the page sends them: exactly these are
+    /// exported (a document held at preview time and fixed since, or one that arrived since, is
+    /// never exported unseen).
+    #[serde(default)]
+    only: Option<Vec<String>>,
 }
 
 /// `POST /console/export`: `facto export` with the wizard's choices; on success, to the new
@@ -308,6 +313,17 @@ pub(super) async fn export(State(s): Shared, headers: HeaderMap, body: Bytes) ->
         args.push("--include-exported".to_owned());
     }
     args.extend(f.exclude.iter().map(|n| format!("--exclude={n}")));
+    if let Some(only) = &f.only {
+        if only.is_empty() {
+            return failure(
+                &a,
+                StatusCode::BAD_REQUEST,
+                t(lang, "failed"),
+                "no document is ticked: nothing to export",
+            );
+        }
+        args.extend(only.iter().map(|n| format!("--only={n}")));
+    }
     let (code, out, err) = cli(&s, &args).await;
     let report: Option<RunReport> = serde_json::from_slice(&out).ok();
     let batches = report
