@@ -449,14 +449,25 @@ fn record_section(lang: Locale, _doc: &str, r: &Record) -> String {
 /// The admin's buttons for one record.
 fn actions(lang: Locale, doc: &str, r: &Record, warning: &str) -> String {
     let target = &r.key.target;
+    // Retry is offered where `facto ledger retry` acts: a delivered record is never sent twice.
+    let retry = if matches!(
+        r.state,
+        RecordState::Held | RecordState::Failed | RecordState::Rejected | RecordState::Released
+    ) {
+        format!(
+            "<button type=\"button\" class=\"act retry\" data-url=\"/console/documents/{}/retry\" data-body=\"{}\" data-confirm=\"{}\">{}</button> ",
+            enc(doc),
+            esc(&serde_json::json!({"target": target}).to_string()),
+            esc(&format!("{} ({target})", t(lang, "confirm_retry"))),
+            esc(t(lang, "retry")),
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "<p class=\"actions\"><button type=\"button\" class=\"act retry\" data-url=\"/console/documents/{d}/retry\" data-body=\"{rb}\" data-confirm=\"{}\">{}</button> \
-         <button type=\"button\" class=\"act forget\" data-url=\"/console/documents/{d}/forget\" data-body=\"{fb}\" data-confirm=\"{w}\">{}</button></p>",
-        esc(&format!("{} ({target})", t(lang, "confirm_retry"))),
-        esc(t(lang, "retry")),
+        "<p class=\"actions\">{retry}<button type=\"button\" class=\"act forget\" data-url=\"/console/documents/{d}/forget\" data-body=\"{fb}\" data-confirm=\"{w}\">{}</button></p>",
         esc(t(lang, "forget")),
         d = enc(doc),
-        rb = esc(&serde_json::json!({"target": target}).to_string()),
         fb = esc(&serde_json::json!({"target": target, "job": r.key.job, "confirm": true}).to_string()),
         w = esc(warning),
     )
@@ -750,5 +761,12 @@ mod tests {
         );
         assert!(html.contains("&quot;confirm&quot;:true"), "{html}");
         assert!(html.contains("id=\"run-sales\""), "{html}");
+        assert!(html.contains("class=\"act retry\""), "{html}");
+        let done = record("F2", RecordState::Delivered);
+        let html = doc_page(&admin, "F2", &[done], &[String::new()]);
+        assert!(
+            !html.contains("class=\"act retry\"") && html.contains("class=\"act forget\""),
+            "{html}"
+        );
     }
 }
