@@ -228,3 +228,77 @@ async fn documents_search_show_retry_forget_and_the_overview() {
 
     assert_eq!(terminate(&mut daemon), 0);
 }
+
+fn screenshot(d: &crate::editor_browser::Driver, name: &str) {
+    use base64::Engine as _;
+    let v = d.call("GET", "/screenshot", None);
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(v["value"].as_str().unwrap())
+        .unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screens");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// In a real browser: the admin's overview links the held document, whose page's Forget asks
+/// with the CLI's warning in the browser's dialog and, accepted, removes the record.
+#[test]
+fn the_admin_forgets_a_document_through_the_confirmation_dialog() {
+    let Some(browser) = crate::editor_browser::Driver::start() else {
+        return;
+    };
+    let p = Project::demo();
+    let (_, _) = p.json(&["sync"]);
+    let (mut daemon, addr, admin) = start(&p);
+    let base = format!("http://{addr}");
+    browser.call(
+        "POST",
+        "/window/rect",
+        Some(json!({"width": 1280, "height": 1000})),
+    );
+    browser.call(
+        "POST",
+        "/url",
+        Some(json!({ "url": format!("{base}/console/login") })),
+    );
+    browser.wait_for("return document.querySelector('input[name=token]') !== null");
+    browser.type_into("input[name=token]", &admin);
+    browser.click("form button[type=submit]");
+    browser.wait_for("return document.getElementById('wizard') !== null");
+
+    browser.call(
+        "POST",
+        "/url",
+        Some(json!({ "url": format!("{base}/console") })),
+    );
+    browser.wait_for("return document.getElementById('waiting') !== null");
+    screenshot(&browser, "overview");
+    browser.click(&format!("tr.wait_held[data-number='{HELD}'] a"));
+    browser.wait_for("return document.querySelector('button.act.forget') !== null");
+    screenshot(&browser, "document");
+    let target = browser.script("return document.querySelector('section.record').dataset.target");
+    let target = target.as_str().unwrap().to_owned();
+
+    browser.click("section.record button.act.forget");
+    let asked = browser.call("GET", "/alert/text", None)["value"].clone();
+    assert!(
+        asked
+            .as_str()
+            .unwrap()
+            .contains("forget removes the record of"),
+        "{asked}"
+    );
+    browser.call("POST", "/alert/accept", Some(json!({})));
+    browser.wait_for("return location.pathname === '/console/documents' && document.getElementById('search') !== null");
+    screenshot(&browser, "documents");
+    let (_, left) = p.json(&["ledger", "show", HELD]);
+    assert!(
+        !left
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["key"]["target"] == target.as_str()),
+        "{left}"
+    );
+    assert_eq!(terminate(&mut daemon), 0);
+}
