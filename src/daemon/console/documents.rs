@@ -724,6 +724,15 @@ mod tests {
             "add <it>",
         ));
         r.remote_status = Some("cdv:207 <x>".into());
+        r.changed_after_delivery = Some(crate::ledger::ChangeNote {
+            detected_at: Utc::now(),
+            source_hash: "h".into(),
+            changes: vec![crate::ledger::FieldChange {
+                field: "totals.gross".into(),
+                before: "100 <a>".into(),
+                after: "120".into(),
+            }],
+        });
         let acc = Viewer {
             role: Role::Accountant,
             lang: Locale::Fr,
@@ -740,6 +749,10 @@ mod tests {
         );
         assert!(html.contains("Correction"), "{html}");
         assert!(html.contains("cdv:207 &lt;x&gt;"), "{html}");
+        assert!(
+            html.contains("<del>100 &lt;a&gt;</del></td><td><ins>120</ins>"),
+            "{html}"
+        );
         let admin = Viewer {
             role: Role::Admin,
             lang: Locale::En,
