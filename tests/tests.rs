@@ -11,6 +11,7 @@ mod chorus_api;
 mod chorus_files;
 mod chorus_sim;
 mod console_browser;
+mod console_documents;
 mod console_http;
 
 mod crash;

@@ -46,7 +46,15 @@ pub fn frame(v: Option<&Viewer<'_>>, lang: Locale, title: &str, body: &str) -> S
             esc(t(lang, "export")),
             esc(t(lang, "exports"))
         ));
+        nav.push_str(&format!(
+            "<a href=\"/console/documents\">{}</a> ",
+            esc(t(lang, "documents"))
+        ));
         if v.role == Role::Admin {
+            nav.push_str(&format!(
+                "<a href=\"/console\">{}</a> ",
+                esc(t(lang, "overview"))
+            ));
             nav.push_str(&format!(
                 "<a href=\"/console/audit\">{}</a> ",
                 esc(t(lang, "audit"))

@@ -10,9 +10,11 @@
 //! The pages run the very commands of the CLI through the daemon's [`Executor`](super::Executor)
 //! (`preview`, `export`, `exports ...`), so a screen cannot export anything twice either.
 
+mod documents;
 mod exports;
 pub mod html;
 pub mod i18n;
+mod overview;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -167,7 +169,7 @@ type Shared = State<Arc<Server>>;
 /// its own sessions).
 pub(super) fn router() -> Router<Arc<Server>> {
     Router::new()
-        .route("/console", get(|| async { to("/console/export") }))
+        .route("/console", get(overview::overview))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/lang", get(switch_lang))
@@ -180,6 +182,11 @@ pub(super) fn router() -> Router<Arc<Server>> {
         .route("/console/exports/{id}/download", get(exports::download))
         .route("/console/exports/{id}/cancel", post(exports::cancel))
         .route("/console/audit", get(audit_page))
+        .route("/console/documents", get(documents::search))
+        .route("/console/documents/{doc}", get(documents::show))
+        .route("/console/documents/{doc}/retry", post(documents::retry))
+        .route("/console/documents/{doc}/forget", post(documents::forget))
+        .route("/console/documents/{doc}/run", post(documents::run_now))
 }
 
 /// A `303 See Other` to `path`.
