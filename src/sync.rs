@@ -140,8 +140,10 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
     Ok(notes)
 }
 
-/// The lock of one job's passes, shared by everything in this process.
-fn job_lock(job: &str) -> Arc<tokio::sync::Mutex<()>> {
+/// The lock of one job's passes, shared by everything in this process: a pass holds it, and so
+/// does the daemon's status polling of the job's targets (both settle the records left claimed:
+/// at once, each could send a document again after its grace period).
+pub fn job_lock(job: &str) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: std::sync::OnceLock<
         std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     > = std::sync::OnceLock::new();

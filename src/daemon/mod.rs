@@ -189,22 +189,6 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
     s
 }
 
-/// One lock per job: a job's pass and the status polling of its targets never run at the same
-/// time (both settle the records left claimed, and two settlements could each send a document
-/// again after its grace period).
-#[derive(Default)]
-struct JobLocks(Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl JobLocks {
-    fn of(&self, job: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(m.entry(job.to_owned()).or_default())
-    }
-}
-
 async fn job_loop(
     config: (PathBuf, PathBuf),
     ledger: SledLedger,
@@ -212,13 +196,10 @@ async fn job_loop(
     schedule: schedule::Schedule,
     stop: watch::Receiver<bool>,
     stats: Arc<Mutex<Stats>>,
-    locks: Arc<JobLocks>,
 ) {
     schedule::drive(&schedule, stop, true, || {
-        let (config, ledger, job, stats, locks) = (&config, &ledger, &job, &stats, &locks);
+        let (config, ledger, job, stats) = (&config, &ledger, &job, &stats);
         async move {
-            let lock = locks.of(&job.name);
-            let _busy = lock.lock().await;
             let opts = RunOptions {
                 dry_run: false,
                 today: chrono::Local::now().date_naive(),
@@ -239,9 +220,9 @@ async fn job_loop(
             let pass = tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(run_job(&cfg, ledger, &job, &Mode::Sync, &opts))
             });
-            // Alerts go out once the job is free again: a receiver that is slow or down never
-            // holds the job's next pass or the status polling of its targets.
-            drop(_busy);
+            // Alerts go out once the job is free again (`run_job` holds the job's lock): a
+            // receiver that is slow or down never holds the job's next pass or the status
+            // polling of its targets.
             crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
             let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",
@@ -271,7 +252,6 @@ async fn status_loop(
     schedule: schedule::Schedule,
     mut stop: watch::Receiver<bool>,
     soon: Arc<pa_webhook::Soon>,
-    locks: Arc<JobLocks>,
 ) {
     loop {
         let next = schedule.next(Utc::now(), 0, Duration::ZERO);
@@ -287,7 +267,8 @@ async fn status_loop(
         }
         let only = soon.take();
         for j in &cfg.jobs {
-            let lock = locks.of(&j.name);
+            // Never beside a pass of the job, the daemon's or one forwarded from the CLI.
+            let lock = crate::sync::job_lock(&j.name);
             let _busy = lock.lock().await;
             for t in &j.targets {
                 if early && !only.contains(t) {
@@ -368,7 +349,6 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     let stats = Arc::new(Mutex::new(Stats::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut passes = tokio::task::JoinSet::new();
-    let locks = Arc::new(JobLocks::default());
     for job in &cfg.jobs {
         let text = job
             .schedule
@@ -382,7 +362,6 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
             sch,
             stop_rx.clone(),
             Arc::clone(&stats),
-            Arc::clone(&locks),
         ));
     }
     let status = schedule::parse(&cfg.daemon.status_every).map_err(DaemonError::Config)?;
@@ -393,7 +372,6 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         status,
         stop_rx.clone(),
         Arc::clone(&soon),
-        locks,
     ));
     let webhooks = pa_webhook::Webhooks::new(&cfg, soon);
     webhooks.keep_registered(&stop_rx, &mut passes);
