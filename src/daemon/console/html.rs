@@ -46,6 +46,10 @@ pub fn frame(v: Option<&Viewer<'_>>, lang: Locale, title: &str, body: &str) -> S
             esc(t(lang, "export")),
             esc(t(lang, "exports"))
         ));
+        nav.push_str(&format!(
+            "<a href=\"/console/mappings\">{}</a> ",
+            esc(t(lang, "mappings"))
+        ));
         if v.role == Role::Admin {
             nav.push_str(&format!(
                 "<a href=\"/console/audit\">{}</a> ",
