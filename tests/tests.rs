@@ -12,6 +12,7 @@ mod chorus_files;
 mod chorus_sim;
 mod console_browser;
 mod console_http;
+mod console_mappings;
 
 mod crash;
 mod daemon;
