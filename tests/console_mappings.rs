@@ -2,7 +2,8 @@
 //! decimal comma and the file holds it with a point; a deletion is refused until confirmed,
 //! showing what it would hold back, then audited with the role and the diff; the accountant
 //! reads but every change is refused (403); the search filters; every held reason shows with
-//! its fix, not only mapping gaps.
+//! its fix, not only mapping gaps. The same in a browser: search as one types, a row edited in
+//! place, a deletion confirmed in the browser's dialog (screenshots in `target/console-screens/`).
 
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
@@ -155,5 +156,104 @@ async fn mappings_are_edited_deleted_and_audited_from_the_console() {
     );
     let (status, _) = get(&addr, "/console/audit", &acc).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(terminate(&mut daemon), 0);
+}
+
+/// Polls `cond` on the mapping file for up to 30 s.
+fn wait_file(p: &Project, cond: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let text = p.read("mappings/pcg-demo.toml");
+        if cond(&text) {
+            return text;
+        }
+        assert!(start.elapsed().as_secs() < 30, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A screenshot for review under `target/console-screens/`, like the other console pages'.
+fn screenshot(d: &crate::editor_browser::Driver, name: &str) {
+    use base64::Engine as _;
+    let v = d.call("GET", "/screenshot", None);
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(v["value"].as_str().unwrap_or_default())
+        .unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screens");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+#[test]
+fn an_admin_searches_edits_in_place_and_deletes_in_a_browser() {
+    use crate::editor_browser::Driver;
+    let Some(b) = Driver::start() else {
+        return;
+    };
+    let p = Project::demo();
+    let (mut daemon, addr, admin) = start(&p);
+    let base = format!("http://{addr}");
+    b.call(
+        "POST",
+        "/url",
+        Some(json!({ "url": format!("{base}/console/login") })),
+    );
+    b.wait_for("return document.querySelector('input[name=token]') !== null");
+    b.type_into("input[name=token]", &admin);
+    b.click("form button[type=submit]");
+    b.wait_for("return location.pathname === '/console/export'");
+    b.call(
+        "POST",
+        "/url",
+        Some(json!({ "url": format!("{base}/console/mappings") })),
+    );
+    b.wait_for("return document.querySelector('table.entries') !== null");
+
+    screenshot(&b, "mappings");
+
+    // The search hides the rows that do not match as one types.
+    b.type_into("#search", "mairie");
+    b.wait_for("return document.querySelector('tr.entry[data-code=C001]').hidden && !document.querySelector('tr.entry[data-code=C002]').hidden");
+    b.script("const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); return true;");
+    b.wait_for("return !document.querySelector('tr.entry[data-code=C001]').hidden");
+
+    // Edit in place: the row becomes inputs, checked on the spot, saved with the decimal comma.
+    b.click("tr.entry[data-code=TVA10] button.edit");
+    b.script("document.querySelector('tr.entry[data-code=TVA10] input[name=rate]').value = ''; return true;");
+    b.type_into("tr.entry[data-code=TVA10] input[name=rate]", "10,50");
+    b.wait_for("const r = document.querySelector('section.mapping pre.result'); return r.dataset.state === 'checked' && r.textContent.includes('10.5')");
+    b.click("tr.entry[data-code=TVA10] button.save");
+    wait_file(&p, |t| {
+        t.split("[tax.TVA10]")
+            .nth(1)
+            .is_some_and(|e| e.starts_with("\nrate = \"10.5\"\n"))
+    });
+
+    // Delete: the confirmation says what it would hold back; accepted, the entry goes.
+    // The page reloads after a save: the row shows the new rate, as text again.
+    b.wait_for("const c = document.querySelector('tr.entry[data-code=TVA10] td[data-key=rate]'); return c !== null && c.textContent === '10.5' && document.readyState === 'complete'");
+    b.click("tr.entry[data-code=TVA55] button.delete");
+    let start = std::time::Instant::now();
+    let asked = loop {
+        // The confirmation comes once the server answered with the deletion's impact.
+        if let Some(s) = b.call("GET", "/alert/text", None)["value"].as_str() {
+            break s.to_owned();
+        }
+        assert!(start.elapsed().as_secs() < 30, "no confirmation asked");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        asked.contains("Supprimer cette entrée") && asked.contains("F2026-0003"),
+        "{asked}"
+    );
+    b.call("POST", "/alert/accept", Some(json!({})));
+    wait_file(&p, |t| !t.contains("[tax.TVA55]"));
+    b.call(
+        "POST",
+        "/url",
+        Some(json!({ "url": format!("{base}/console/audit") })),
+    );
+    b.wait_for("return document.getElementById('audit') !== null");
+    screenshot(&b, "audit");
     assert_eq!(terminate(&mut daemon), 0);
 }
