@@ -67,6 +67,11 @@ async fn mappings_are_edited_deleted_and_audited_from_the_console() {
         page.contains("839.26") && page.contains("correct the amounts"),
         "the totals reason is shown too: {page}"
     );
+    // Counted once per document, though it is held for each of its job's two targets.
+    assert!(
+        page.contains("<td class=\"num\">1</td><td>F2026-0032</td>"),
+        "{page}"
+    );
     let acc_csrf = csrf_of(&page);
     let save = json!({"mapping": "pcg-demo", "table": "tax", "code": "TVA85",
         "fields": {"rate": "8,5", "category": "S", "account": "445715", "label": "TVA collectée 8,5%"}});

@@ -5,7 +5,7 @@
 //!
 //! The admin edits; the accountant reads, and every change of theirs is refused (403).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use axum::body::Bytes;
@@ -52,13 +52,13 @@ pub(super) fn matches(q: &str, code: &str, fields: &BTreeMap<&str, String>) -> b
 }
 
 /// Every reason documents of the jobs using `mapping` are held for, with its fix: (code,
-/// message, fix) → (count, example numbers).
+/// message, fix) → the numbers of the documents.
 fn held_reasons(
     cfg: &Config,
     ledger: &dyn Ledger,
     mapping: &str,
-) -> BTreeMap<(String, String, String), (u64, Vec<String>)> {
-    let mut out: BTreeMap<(String, String, String), (u64, Vec<String>)> = BTreeMap::new();
+) -> BTreeMap<(String, String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
     for j in cfg.jobs.iter().filter(|j| j.mapping == mapping) {
         let Ok(held) = ledger.list(&RecordFilter {
             job: Some(j.name.clone()),
@@ -72,10 +72,8 @@ fn held_reasons(
                 let g = out
                     .entry((p.code.clone(), p.message.clone(), p.fix.clone()))
                     .or_default();
-                g.0 += 1;
-                if g.1.len() < 5 && !g.1.contains(&r.number) {
-                    g.1.push(r.number.clone());
-                }
+                // Once per document, whatever the number of its targets.
+                g.insert(r.number.clone());
             }
         }
     }
@@ -84,7 +82,7 @@ fn held_reasons(
 
 fn reasons_table(
     lang: Locale,
-    reasons: &BTreeMap<(String, String, String), (u64, Vec<String>)>,
+    reasons: &BTreeMap<(String, String, String), BTreeSet<String>>,
 ) -> String {
     let mut h = format!("<h3>{}</h3>", esc(t(lang, "held_reasons")));
     if reasons.is_empty() {
@@ -99,7 +97,9 @@ fn reasons_table(
         esc(t(lang, "documents")),
         esc(t(lang, "examples"))
     );
-    for ((code, message, fix), (n, ex)) in reasons {
+    for ((code, message, fix), numbers) in reasons {
+        let ex: Vec<&str> = numbers.iter().take(5).map(String::as_str).collect();
+        let n = numbers.len();
         let _ = write!(
             h,
             "<tr class=\"reason\" data-code=\"{}\"><td>{}</td><td>{}</td><td class=\"num\">{n}</td><td>{}</td></tr>",
