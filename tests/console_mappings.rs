@@ -112,6 +112,10 @@ async fn mappings_are_edited_deleted_and_audited_from_the_console() {
     let (status, refused) = post(&addr, "/console/mappings/save", &adm, &csrf,
         &json!({"mapping": "pcg-demo", "table": "tax", "code": "TVA85", "fields": {"rate": "huit"}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused.contains("pcg-demo.toml:"),
+        "the error names its line: {refused}"
+    );
 
     // The search filters entries by code, account or label.
     let (_, found) = get(&addr, "/console/mappings?q=445715", &adm).await;

@@ -118,8 +118,9 @@ pub fn apply(text: &str, e: &Edit) -> Result<String, String> {
         }
         if v.trim().is_empty() {
             entry.remove(k);
-        } else if k == "rate" {
-            entry.insert(k, toml_edit::value(rate(v)?));
+        } else if let (true, Ok(r)) = (k == "rate", rate(v)) {
+            // Not a number: written as typed, so the mapping's check names it with its line.
+            entry.insert(k, toml_edit::value(r));
         } else {
             entry.insert(k, toml_edit::value(v.trim()));
         }

@@ -373,6 +373,17 @@ mod tests {
         };
         let text = editor::apply("[tax.TVA20]\nrate = \"20\"\n", &e).unwrap();
         assert!(text.contains("[tax.TVA85]\nrate = \"8.5\""), "{text}");
+        let e = Edit {
+            fields: [("rate".to_owned(), "huit".to_owned())]
+                .into_iter()
+                .collect(),
+            ..e
+        };
+        let text = editor::apply("", &e).unwrap();
+        assert!(
+            text.contains("rate = \"huit\""),
+            "left for the check to name: {text}"
+        );
     }
 
     #[test]
