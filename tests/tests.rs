@@ -13,6 +13,7 @@ mod chorus_sim;
 mod console_browser;
 mod console_documents;
 mod console_http;
+mod console_mappings;
 
 mod crash;
 mod daemon;

@@ -19,10 +19,10 @@ use crate::mapping::{unmapped_codes, Mapping, GL_FIELDS, TAX_FIELDS};
 use crate::model::Document;
 
 /// The tables an admin may edit.
-const TABLES: [&str; 4] = ["tax", "gl.accounts", "gl.products", "customers.accounts"];
+pub(super) const TABLES: [&str; 4] = ["tax", "gl.accounts", "gl.products", "customers.accounts"];
 
 /// The keys each entry of `table` takes: its own, then those the targets declare for it.
-fn table_keys(table: &str) -> Option<Vec<&'static str>> {
+pub(super) fn table_keys(table: &str) -> Option<Vec<&'static str>> {
     let (own, declared): (&[&'static str], Option<KeyTable>) = match table {
         "tax" => (&TAX_FIELDS, Some(KeyTable::Tax)),
         "gl.accounts" | "gl.products" => (&GL_FIELDS, Some(KeyTable::Gl)),
@@ -37,7 +37,7 @@ fn table_keys(table: &str) -> Option<Vec<&'static str>> {
 }
 
 /// Columns shown in the tables, when the table has them: the common keys, then the declared ones.
-fn columns() -> Vec<&'static str> {
+pub(super) fn columns() -> Vec<&'static str> {
     ["rate", "category", "account", "aux", "label"]
         .into_iter()
         .chain(MAPPING_KEYS.all().map(|k| k.name))
@@ -118,11 +118,63 @@ pub fn apply(text: &str, e: &Edit) -> Result<String, String> {
         }
         if v.trim().is_empty() {
             entry.remove(k);
+        } else if let (true, Ok(r)) = (k == "rate", rate(v)) {
+            // Not a number: written as typed, so the mapping's check names it with its line.
+            entry.insert(k, toml_edit::value(r));
         } else {
             entry.insert(k, toml_edit::value(v.trim()));
         }
     }
     Ok(doc.to_string())
+}
+
+/// A rate as typed (`8,5`, `8.5`, ` 20 `) written the way the mapping files hold it (`8.5`,
+/// `20`): the decimal comma is accepted; the value is parsed as a decimal, never a float.
+///
+/// # Errors
+///
+/// The text is not a decimal number.
+pub fn rate(typed: &str) -> Result<String, String> {
+    let t = typed.trim();
+    let dotted = if t.contains('.') {
+        t.to_owned()
+    } else {
+        t.replacen(',', ".", 1)
+    };
+    let d = rust_decimal::Decimal::from_str_exact(&dotted)
+        .map_err(|_| format!("the rate `{t}` is not a number (write 8.5 or 8,5)"))?;
+    Ok(d.normalize().to_string())
+}
+
+/// The text of the file without entry `code` of `table` (comments and layout of the rest kept).
+///
+/// # Errors
+///
+/// An unknown table, a file that is not TOML, or no such entry.
+pub fn remove(text: &str, table: &str, code: &str) -> Result<String, String> {
+    table_keys(table).ok_or_else(|| format!("table `{table}` cannot be edited here"))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("the file is not valid TOML: {e}"))?;
+    let mut t = doc.as_table_mut();
+    for part in table.split('.') {
+        t = t
+            .get_mut(part)
+            .and_then(toml_edit::Item::as_table_mut)
+            .ok_or_else(|| format!("no [{table}] in this file"))?;
+    }
+    t.remove(code)
+        .ok_or_else(|| format!("no entry `{code}` in [{table}]"))?;
+    Ok(doc.to_string())
+}
+
+/// The numbers of `docs` that `current` lets through and `new` would hold back: what a change
+/// of the mapping (a deletion) would hold back.
+pub fn would_hold(docs: &[Document], current: &Mapping, new: &Mapping) -> Vec<String> {
+    docs.iter()
+        .filter(|d| prepare(d, current).is_ok() && prepare(d, new).is_err())
+        .map(|d| d.number.clone())
+        .collect()
 }
 
 /// A line diff of two texts (removed lines `-`, added lines `+`), for the audit log.
@@ -181,7 +233,8 @@ fn unknown_target_code(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Option<St
     None
 }
 
-fn held_documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Document> {
+/// The held documents of the jobs using `mapping`, as the ledger keeps them, once each.
+pub(super) fn held_documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Document> {
     let mut seen = std::collections::BTreeSet::new();
     let mut docs = Vec::new();
     for j in cfg.jobs.iter().filter(|j| j.mapping == mapping) {
@@ -256,6 +309,20 @@ pub fn preview(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Value {
 ///
 /// The edit does not check, or the file or the ledger cannot be written.
 pub fn save(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Result<Value, String> {
+    save_as(cfg, ledger, e, None)
+}
+
+/// [`save`], recording in the audit log who made the change (`by`: the console's role).
+///
+/// # Errors
+///
+/// As [`save`].
+pub fn save_as(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    e: &Edit,
+    by: Option<&str>,
+) -> Result<Value, String> {
     let checked = preview(cfg, ledger, e);
     if checked["ok"] != true {
         return Err(checked["error"]
@@ -267,27 +334,169 @@ pub fn save(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Result<Value, String
     let text = std::fs::read_to_string(&path)
         .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     let new_text = apply(&text, e)?;
-    fsutil::write_atomic(&path, new_text.as_bytes(), None)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    let d = diff(&text, &new_text);
-    ledger
-        .audit(AuditEvent {
-            at: chrono::Utc::now(),
-            action: "mapping-edit".into(),
-            detail: format!("{}: [{}.\"{}\"]\n{d}", display(&path, cfg), e.table, e.code),
-        })
-        .map_err(|err| err.to_string())?;
+    let d = write_audited(
+        cfg,
+        ledger,
+        (&path, &text, &new_text),
+        "mapping-edit",
+        &format!("[{}.\"{}\"]", e.table, e.code),
+        by,
+    )?;
     for j in cfg.jobs.iter().filter(|j| j.mapping == e.mapping) {
         let _ = ledger.request_rescan(&j.name);
     }
     Ok(json!({"saved": true, "releases": checked["releases"], "diff": d}))
 }
 
-fn display(path: &Path, cfg: &Config) -> String {
+/// Writes the new text of a mapping file atomically and records the change with its diff (and
+/// who made it, when known); returns the diff.
+fn write_audited(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    (path, text, new_text): (&Path, &str, &str),
+    action: &str,
+    what: &str,
+    by: Option<&str>,
+) -> Result<String, String> {
+    fsutil::write_atomic(path, new_text.as_bytes(), None)
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    let d = diff(text, new_text);
+    let who = by.map_or(String::new(), |r| format!(" (web console, role {r})"));
+    ledger
+        .audit(AuditEvent {
+            at: chrono::Utc::now(),
+            action: action.into(),
+            detail: format!("{}: {what}{who}\n{d}", display(path, cfg)),
+        })
+        .map_err(|err| err.to_string())?;
+    Ok(d)
+}
+
+/// The deletion of one entry.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Removal {
+    /// Mapping name (file stem under `mappings/`).
+    pub mapping: String,
+    /// Table (`tax`, `gl.accounts`, `gl.products`, `customers.accounts`).
+    pub table: String,
+    /// The code (entry key).
+    pub code: String,
+    /// Whether the user confirmed, having seen what it would hold back.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// Checks a deletion as [`preview`] checks an edit: the file without the entry must still be
+/// a valid mapping; `docs` (the documents of the jobs using it) that the mapping lets through
+/// and the file without the entry would hold back are listed under `holds`.
+pub fn check_removal(cfg: &Config, r: &Removal, docs: &[Document]) -> Value {
+    let path = cfg.mappings_dir.join(format!("{}.toml", r.mapping));
+    let Some(current) = cfg.mappings.get(&r.mapping) else {
+        return json!({"ok": false, "error": format!("no mapping `{}` in use", r.mapping)});
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return json!({"ok": false, "error": format!("cannot read {}", path.display())});
+    };
+    let new_text = match remove(&text, &r.table, &r.code) {
+        Ok(t) => t,
+        Err(m) => return json!({"ok": false, "error": m}),
+    };
+    let new = match Mapping::from_text(&path, &new_text, MAPPING_KEYS) {
+        Ok(m) => m,
+        Err(err) => return json!({"ok": false, "error": err.to_string()}),
+    };
+    json!({"ok": true, "holds": would_hold(docs, current, &new), "diff": diff(&text, &new_text)})
+}
+
+/// Deletes an entry (checked again), audited with its diff and who did it.
+///
+/// # Errors
+///
+/// The deletion does not check, or the file or the ledger cannot be written.
+pub fn delete_as(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    r: &Removal,
+    docs: &[Document],
+    by: Option<&str>,
+) -> Result<Value, String> {
+    let checked = check_removal(cfg, r, docs);
+    if checked["ok"] != true {
+        return Err(checked["error"]
+            .as_str()
+            .unwrap_or("the deletion does not check")
+            .to_owned());
+    }
+    let path = cfg.mappings_dir.join(format!("{}.toml", r.mapping));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let new_text = remove(&text, &r.table, &r.code)?;
+    let d = write_audited(
+        cfg,
+        ledger,
+        (&path, &text, &new_text),
+        "mapping-delete",
+        &format!("[{}.\"{}\"] deleted", r.table, r.code),
+        by,
+    )?;
+    for j in cfg.jobs.iter().filter(|j| j.mapping == r.mapping) {
+        let _ = ledger.request_rescan(&j.name);
+    }
+    Ok(json!({"deleted": true, "holds": checked["holds"], "diff": d}))
+}
+
+/// `path` relative to the project folder, for messages and the audit log.
+pub(super) fn display(path: &Path, cfg: &Config) -> String {
     path.strip_prefix(&cfg.base_dir)
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// The entries of `table` in `m`, each with its values by key, as the pages show them.
+pub(super) fn entries(m: &Mapping, table: &str) -> Vec<(String, BTreeMap<&'static str, String>)> {
+    match table {
+        "tax" => m
+            .tax
+            .iter()
+            .map(|(c, t)| {
+                let mut f = BTreeMap::new();
+                f.insert("rate", t.rate.normalize().to_string());
+                f.insert("category", format!("{:?}", t.category));
+                f.insert("account", t.account.clone().unwrap_or_default());
+                f.insert("label", t.label.clone().unwrap_or_default());
+                f.extend(set_keys(KeyTable::Tax, &t.keys));
+                (c.clone(), f)
+            })
+            .collect(),
+        "gl.accounts" | "gl.products" => {
+            let src = if table == "gl.accounts" {
+                &m.gl.accounts
+            } else {
+                &m.gl.products
+            };
+            src.iter()
+                .map(|(c, a)| {
+                    let mut f = BTreeMap::new();
+                    f.insert("account", a.account.clone());
+                    f.insert("label", a.label.clone());
+                    f.extend(set_keys(KeyTable::Gl, &a.keys));
+                    (c.clone(), f)
+                })
+                .collect()
+        }
+        _ => m
+            .customers
+            .accounts
+            .iter()
+            .map(|(c, a)| {
+                let mut f = BTreeMap::new();
+                f.insert("aux", a.aux.clone());
+                f.insert("label", a.label.clone().unwrap_or_default());
+                (c.clone(), f)
+            })
+            .collect(),
+    }
 }
 
 /// The editor page.
@@ -339,48 +548,7 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
         let columns = columns();
         for table in TABLES {
             let keys = table_keys(table).unwrap_or_default();
-            let entries: Vec<(String, BTreeMap<&str, String>)> = match table {
-                "tax" => m
-                    .tax
-                    .iter()
-                    .map(|(c, t)| {
-                        let mut f = BTreeMap::new();
-                        f.insert("rate", t.rate.normalize().to_string());
-                        f.insert("category", format!("{:?}", t.category));
-                        f.insert("account", t.account.clone().unwrap_or_default());
-                        f.insert("label", t.label.clone().unwrap_or_default());
-                        f.extend(set_keys(KeyTable::Tax, &t.keys));
-                        (c.clone(), f)
-                    })
-                    .collect(),
-                "gl.accounts" | "gl.products" => {
-                    let src = if table == "gl.accounts" {
-                        &m.gl.accounts
-                    } else {
-                        &m.gl.products
-                    };
-                    src.iter()
-                        .map(|(c, a)| {
-                            let mut f = BTreeMap::new();
-                            f.insert("account", a.account.clone());
-                            f.insert("label", a.label.clone());
-                            f.extend(set_keys(KeyTable::Gl, &a.keys));
-                            (c.clone(), f)
-                        })
-                        .collect()
-                }
-                _ => m
-                    .customers
-                    .accounts
-                    .iter()
-                    .map(|(c, a)| {
-                        let mut f = BTreeMap::new();
-                        f.insert("aux", a.aux.clone());
-                        f.insert("label", a.label.clone().unwrap_or_default());
-                        (c.clone(), f)
-                    })
-                    .collect(),
-            };
+            let entries = entries(m, table);
             let _ = write!(h, "<h3>[{}]</h3><table><tr><th>code</th>", esc(table));
             for &k in &columns {
                 if keys.contains(&k) {

@@ -47,8 +47,9 @@ pub fn frame(v: Option<&Viewer<'_>>, lang: Locale, title: &str, body: &str) -> S
             esc(t(lang, "exports"))
         ));
         nav.push_str(&format!(
-            "<a href=\"/console/documents\">{}</a> ",
-            esc(t(lang, "documents"))
+            "<a href=\"/console/documents\">{}</a> <a href=\"/console/mappings\">{}</a> ",
+            esc(t(lang, "documents")),
+            esc(t(lang, "mappings"))
         ));
         if v.role == Role::Admin {
             nav.push_str(&format!(

@@ -172,6 +172,42 @@ const LABELS: &[(&str, &str, &str)] = &[
         "Plateforme agréée : statut à traiter",
         "Approved platform: status to act on",
     ),
+    ("mappings", "Correspondances", "Mappings"),
+    (
+        "held_reasons",
+        "Documents retenus : motifs et corrections",
+        "Held documents: reasons and fixes",
+    ),
+    ("reason", "Motif", "Reason"),
+    ("fix_col", "Correction", "Fix"),
+    ("examples", "Exemples", "Examples"),
+    (
+        "read_only",
+        "Lecture seule : seul un administrateur modifie les correspondances.",
+        "Read only: only an admin changes mappings.",
+    ),
+    ("edit", "Modifier", "Edit"),
+    ("delete", "Supprimer", "Delete"),
+    ("add", "Ajouter une entrée", "Add an entry"),
+    ("save", "Enregistrer", "Save"),
+    ("check", "Vérification", "Check"),
+    (
+        "confirm_delete",
+        "Supprimer cette entrée ?",
+        "Delete this entry?",
+    ),
+    (
+        "would_hold",
+        "Documents qui seraient retenus",
+        "Documents it would hold back",
+    ),
+    ("would_release", "Documents libérés", "Documents released"),
+    ("refused", "Refusé", "Refused"),
+    ("saved", "Enregistré.", "Saved."),
+    ("who", "Qui", "Who"),
+    ("cli", "ligne de commande ou API", "command line or API"),
+    ("previous", "Plus récents", "Newer"),
+    ("next", "Plus anciens", "Older"),
 ];
 
 /// The label `key` in `lang` (the key itself when it has none, so a gap shows).

@@ -10,10 +10,12 @@
 //! The pages run the very commands of the CLI through the daemon's [`Executor`](super::Executor)
 //! (`preview`, `export`, `exports ...`), so a screen cannot export anything twice either.
 
+mod audit;
 mod documents;
 mod exports;
 pub mod html;
 pub mod i18n;
+mod mappings;
 mod overview;
 
 use std::collections::HashMap;
@@ -181,12 +183,16 @@ pub(super) fn router() -> Router<Arc<Server>> {
         .route("/console/exports/{id}", get(exports::show))
         .route("/console/exports/{id}/download", get(exports::download))
         .route("/console/exports/{id}/cancel", post(exports::cancel))
-        .route("/console/audit", get(audit_page))
         .route("/console/documents", get(documents::search))
         .route("/console/documents/{doc}", get(documents::show))
         .route("/console/documents/{doc}/retry", post(documents::retry))
         .route("/console/documents/{doc}/forget", post(documents::forget))
         .route("/console/documents/{doc}/run", post(documents::run_now))
+        .route("/console/audit", get(audit::page))
+        .route("/console/mappings", get(mappings::page))
+        .route("/console/mappings/check", post(mappings::check))
+        .route("/console/mappings/save", post(mappings::save))
+        .route("/console/mappings/delete", post(mappings::delete))
 }
 
 /// A `303 See Other` to `path`.
@@ -423,35 +429,6 @@ async fn switch_lang(uri: Uri, headers: HeaderMap) -> Response {
         ],
     )
         .into_response()
-}
-
-/// `GET /console/audit` (admin): every change, newest first.
-async fn audit_page(State(s): Shared, headers: HeaderMap) -> Response {
-    let a = match guard(&s, &headers, false, Action::Admin) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let lang = a.lang;
-    let mut rows = String::new();
-    for e in s.ledger.audit_trail().unwrap_or_default().iter().rev() {
-        rows.push_str(&format!(
-            "<tr><td>{} {}</td><td>{}</td><td><pre>{}</pre></td></tr>",
-            i18n::date(lang, e.at.date_naive()),
-            e.at.format("%H:%M:%S UTC"),
-            esc(&e.action),
-            esc(&e.detail)
-        ));
-    }
-    let body = format!(
-        "<table id=\"audit\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{rows}</tbody></table>",
-        esc(t(lang, "when")),
-        esc(t(lang, "action")),
-        esc(t(lang, "detail"))
-    );
-    html_response(
-        StatusCode::OK,
-        html::frame(Some(&a.viewer()), lang, t(lang, "audit"), &body),
-    )
 }
 
 #[cfg(test)]
