@@ -120,9 +120,12 @@ impl Sessions {
         let id = random();
         let mut m = self.map();
         m.retain(|_, s| s.expires > Instant::now());
-        if m.len() >= MAX_SESSIONS {
+        // Each role has half the room: logging in again and again with one role's token pushes
+        // out that role's oldest sessions, never the other role's.
+        if m.values().filter(|s| s.role == role).count() >= MAX_SESSIONS / 2 {
             if let Some(oldest) = m
                 .iter()
+                .filter(|(_, s)| s.role == role)
                 .min_by_key(|(_, s)| s.expires)
                 .map(|(k, _)| k.clone())
             {
@@ -463,5 +466,18 @@ mod tests {
         s.close(&a);
         assert!(s.get(&a).is_none());
         assert!(s.get("made-up").is_none());
+    }
+
+    #[test]
+    fn one_roles_logins_never_push_out_the_other_roles_sessions() {
+        let s = Sessions::default();
+        let admin = s.open(Role::Admin);
+        let first = s.open(Role::Accountant);
+        for _ in 0..MAX_SESSIONS * 2 {
+            s.open(Role::Accountant);
+        }
+        assert_eq!(s.get(&admin).map(|x| x.role), Some(Role::Admin));
+        assert!(s.get(&first).is_none(), "the role's oldest goes first");
+        assert!(s.map().len() <= MAX_SESSIONS);
     }
 }
