@@ -281,7 +281,8 @@ pub(super) async fn show(
     };
     let (code, out, err) = cli(
         &s,
-        &["ledger".into(), "show".into(), doc.clone(), "--json".into()],
+        // The document last, after `--`: a number such as `-12` is no option.
+        &["ledger".into(), "show".into(), "--json".into(), "--".into(), doc.clone()],
     )
     .await;
     let records = match serde_json::from_slice::<Vec<Record>>(&out) {
@@ -303,13 +304,13 @@ fn forget_args(doc: &str, r: &Record, yes: bool) -> Vec<String> {
     let mut args = vec![
         "ledger".to_owned(),
         "forget".to_owned(),
-        doc.to_owned(),
         format!("--target={}", r.key.target),
         format!("--job={}", r.key.job),
     ];
     if yes {
         args.push("--yes".to_owned());
     }
+    args.extend(["--".to_owned(), doc.to_owned()]);
     args
 }
 
@@ -523,12 +524,12 @@ pub(super) async fn retry(
     let mut args = vec![
         "ledger".to_owned(),
         "retry".to_owned(),
-        doc.clone(),
         "--json".to_owned(),
     ];
     if let Some(t) = &f.target {
         args.push(format!("--target={t}"));
     }
+    args.extend(["--".to_owned(), doc.clone()]);
     let (code, out, err) = cli(&s, &args).await;
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
@@ -553,7 +554,6 @@ pub(super) async fn forget(
     let mut args = vec![
         "ledger".to_owned(),
         "forget".to_owned(),
-        doc.clone(),
         "--json".to_owned(),
         format!("--target={}", f.target.unwrap_or_default()),
     ];
@@ -563,6 +563,7 @@ pub(super) async fn forget(
     if f.confirm {
         args.push("--yes".to_owned());
     }
+    args.extend(["--".to_owned(), doc.clone()]);
     let (code, out, err) = cli(&s, &args).await;
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);

@@ -77,6 +77,7 @@
         post("delete", req).then(function (j) {
           if (j.error) { ctx.out.textContent = L.refused + ": " + j.error; ctx.out.dataset.state = "error"; return; }
           var holds = (j.holds || []).join(", ") || L.none;
+          if (j.impact_unknown) holds += "\n!! " + j.impact_unknown.join("\n!! ");
           if (!window.confirm(L.confirm_delete + " [" + req.table + "] " + req.code + "\n" + L.would_hold + ": " + holds + "\n" + (j.diff || ""))) return;
           req.confirm = true;
           post("delete", req).then(function (k) {

@@ -283,7 +283,12 @@ pub(super) async fn save(State(s): Shared, headers: HeaderMap, body: Bytes) -> R
 
 /// The documents a deletion is checked against: every document of the sources of the jobs
 /// using the mapping, and the held ones the ledger keeps.
-async fn documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Document> {
+async fn documents(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    mapping: &str,
+) -> (Vec<Document>, Vec<String>) {
+    let mut unread = Vec::new();
     let mut docs = editor::held_documents(cfg, ledger, mapping);
     let mut seen: std::collections::BTreeSet<String> = docs.iter().map(|d| d.id.clone()).collect();
     for j in cfg.jobs.iter().filter(|j| j.mapping == mapping) {
@@ -297,9 +302,10 @@ async fn documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -> Vec<Docu
         .await;
         if let Err(e) = scanned {
             tracing::warn!(job = %j.name, error = %e, "Source not read for a deletion's impact.");
+            unread.push(format!("job {}: {e}", j.name));
         }
     }
-    docs
+    (docs, unread)
 }
 
 /// `POST /console/mappings/delete` (admin): without `confirm`, 409 with what the deletion
@@ -313,7 +319,7 @@ pub(super) async fn delete(State(s): Shared, headers: HeaderMap, body: Bytes) ->
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad deletion: {e}")),
     };
-    let docs = documents(&cfg, &s.ledger, &r.mapping).await;
+    let (docs, unread) = documents(&cfg, &s.ledger, &r.mapping).await;
     if !r.confirm {
         let mut v: Value = editor::check_removal(&cfg, &r, &docs);
         if v["ok"] != true {
@@ -323,6 +329,10 @@ pub(super) async fn delete(State(s): Shared, headers: HeaderMap, body: Bytes) ->
             );
         }
         v["confirm"] = json!("needed");
+        // A source not read: what the deletion would hold back is not known, and says so.
+        if !unread.is_empty() {
+            v["impact_unknown"] = json!(unread);
+        }
         return (StatusCode::CONFLICT, Json(v)).into_response();
     }
     match editor::delete_as(&cfg, &s.ledger, &r, &docs, Some(a.role.as_str())) {
