@@ -282,7 +282,13 @@ pub(super) async fn show(
     let (code, out, err) = cli(
         &s,
         // The document last, after `--`: a number such as `-12` is no option.
-        &["ledger".into(), "show".into(), "--json".into(), "--".into(), doc.clone()],
+        &[
+            "ledger".into(),
+            "show".into(),
+            "--json".into(),
+            "--".into(),
+            doc.clone(),
+        ],
     )
     .await;
     let records = match serde_json::from_slice::<Vec<Record>>(&out) {
@@ -521,11 +527,7 @@ pub(super) async fn retry(
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let mut args = vec![
-        "ledger".to_owned(),
-        "retry".to_owned(),
-        "--json".to_owned(),
-    ];
+    let mut args = vec!["ledger".to_owned(), "retry".to_owned(), "--json".to_owned()];
     if let Some(t) = &f.target {
         args.push(format!("--target={t}"));
     }
