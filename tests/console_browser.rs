@@ -12,7 +12,8 @@ use crate::common::Project;
 use crate::daemon::{start, terminate};
 use crate::editor_browser::Driver;
 
-fn screenshot(d: &Driver, name: &str) {
+/// A screenshot for review under `target/console-screens/`, one per console page.
+pub fn screenshot(d: &Driver, name: &str) {
     use base64::Engine as _;
     let v = d.call("GET", "/screenshot", None);
     let png = base64::engine::general_purpose::STANDARD

@@ -4,21 +4,15 @@
 //! audited with the role, and the overview lists what waits for a human.
 
 use reqwest::header::{COOKIE, LOCATION};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::Project;
-use crate::console_http::{csrf_of, login};
+use crate::console_browser::screenshot;
+use crate::console_http::{client, csrf_of, login, post};
 use crate::daemon::{start, terminate};
 
 const HELD: &str = "F2026-0030";
-
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 async fn get(addr: &str, path: &str, cookie: &str) -> reqwest::Response {
     client()
@@ -33,23 +27,6 @@ async fn page(addr: &str, path: &str, cookie: &str) -> String {
     let r = get(addr, path, cookie).await;
     assert_eq!(r.status(), StatusCode::OK, "{path}");
     r.text().await.unwrap()
-}
-
-async fn post(
-    addr: &str,
-    path: &str,
-    cookie: &str,
-    csrf: Option<&str>,
-    body: &Value,
-) -> reqwest::Response {
-    let mut r = client()
-        .post(format!("http://{addr}{path}"))
-        .header(COOKIE, cookie)
-        .json(body);
-    if let Some(c) = csrf {
-        r = r.header("x-facto-csrf", c);
-    }
-    r.send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -227,17 +204,6 @@ async fn documents_search_show_retry_forget_and_the_overview() {
     );
 
     assert_eq!(terminate(&mut daemon), 0);
-}
-
-fn screenshot(d: &crate::editor_browser::Driver, name: &str) {
-    use base64::Engine as _;
-    let v = d.call("GET", "/screenshot", None);
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(v["value"].as_str().unwrap())
-        .unwrap();
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
 /// In a real browser: the admin's overview links the held document, whose page's Forget asks

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::common::Project;
 use crate::daemon::{start, terminate};
 
-fn client() -> Client {
+pub fn client() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -49,7 +49,7 @@ async fn get(addr: &str, path: &str, cookie: &str) -> (StatusCode, String) {
     (r.status(), r.text().await.unwrap())
 }
 
-async fn post(
+pub async fn post(
     addr: &str,
     path: &str,
     cookie: &str,

@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::Project;
+use crate::console_browser::screenshot;
 use crate::console_http::{csrf_of, login};
 use crate::daemon::{start, terminate};
 
@@ -179,18 +180,6 @@ fn wait_file(p: &Project, cond: impl Fn(&str) -> bool) -> String {
         assert!(start.elapsed().as_secs() < 30, "{text}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-}
-
-/// A screenshot for review under `target/console-screens/`, like the other console pages'.
-fn screenshot(d: &crate::editor_browser::Driver, name: &str) {
-    use base64::Engine as _;
-    let v = d.call("GET", "/screenshot", None);
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(v["value"].as_str().unwrap_or_default())
-        .unwrap();
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
 #[test]

@@ -5,8 +5,6 @@
 //! retry`, `ledger forget --yes` (after a dialog showing the CLI's own warning) and `sync
 //! --job` ("run this job now"); each is audited with the role. The accountant reads only.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -14,42 +12,14 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::html::{esc, frame, Viewer};
+use super::html::{esc, Viewer};
 use super::i18n::{self, t, Locale};
-use super::{audit, guard, html_response, query, to, Access, Action, Role};
+use super::{audit, cli, failure, guard, page, query, to, Access, Action, Role, Shared};
 use crate::ledger::{Record, State as RecordState};
 use crate::report::RunReport;
 
-type Shared = State<Arc<super::Server>>;
-
 /// Rows per page of the search.
 pub(super) const PAGE_SIZE: usize = 50;
-
-/// A command of the CLI run by the daemon: exit code, standard output, error.
-pub(super) async fn cli(s: &super::Server, args: &[String]) -> (u8, Vec<u8>, String) {
-    (s.exec)(args.to_vec(), s.config_path.clone(), s.ledger.clone()).await
-}
-
-/// A 200 page of the console.
-pub(super) fn page(a: &Access, title: &str, body: &str) -> Response {
-    html_response(
-        StatusCode::OK,
-        frame(Some(&a.viewer()), a.lang, title, body),
-    )
-}
-
-/// A page holding one error.
-pub(super) fn failure(a: &Access, status: StatusCode, title: &str, error: &str) -> Response {
-    html_response(
-        status,
-        frame(
-            Some(&a.viewer()),
-            a.lang,
-            title,
-            &format!("<p class=\"error\" id=\"error\">{}</p>", esc(error)),
-        ),
-    )
-}
 
 /// A path segment or query value percent-encoded (unreserved characters kept).
 pub(super) fn enc(s: &str) -> String {

@@ -3,8 +3,6 @@
 //! the CLI's own command through the daemon's executor (`preview`, `export`, `exports ...`):
 //! the same code path, the same exactly-once rules.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -14,38 +12,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::html::{esc, frame};
+use super::html::esc;
 use super::i18n::{self, t, Locale};
-use super::{audit, guard, html_response, query, to, Access, Action};
+use super::{audit, cli, failure, guard, page, query, to, Action, Shared};
 use crate::config::{Config, Connector};
 use crate::ledger::{Batch, BatchStatus, Ledger};
 use crate::report::RunReport;
-
-type Shared = State<Arc<super::Server>>;
-
-/// A command of the CLI run by the daemon: exit code, standard output, error.
-async fn cli(s: &super::Server, args: &[String]) -> (u8, Vec<u8>, String) {
-    (s.exec)(args.to_vec(), s.config_path.clone(), s.ledger.clone()).await
-}
-
-fn page(a: &Access, title: &str, body: &str) -> Response {
-    html_response(
-        StatusCode::OK,
-        frame(Some(&a.viewer()), a.lang, title, body),
-    )
-}
-
-fn failure(a: &Access, status: StatusCode, title: &str, error: &str) -> Response {
-    html_response(
-        status,
-        frame(
-            Some(&a.viewer()),
-            a.lang,
-            title,
-            &format!("<p class=\"error\" id=\"error\">{}</p>", esc(error)),
-        ),
-    )
-}
 
 fn opt_date(lang: Locale, d: Option<NaiveDate>) -> String {
     d.map(|d| i18n::date(lang, d)).unwrap_or_default()

@@ -212,6 +212,33 @@ fn html_response(status: StatusCode, page: String) -> Response {
         .into_response()
 }
 
+/// A command of the CLI run by the daemon: exit code, standard output, error. Every screen
+/// that acts goes through it, so the console follows the CLI's rules.
+async fn cli(s: &Server, args: &[String]) -> (u8, Vec<u8>, String) {
+    (s.exec)(args.to_vec(), s.config_path.clone(), s.ledger.clone()).await
+}
+
+/// A 200 page of the console.
+fn page(a: &Access, title: &str, body: &str) -> Response {
+    html_response(
+        StatusCode::OK,
+        html::frame(Some(&a.viewer()), a.lang, title, body),
+    )
+}
+
+/// A page holding one error.
+fn failure(a: &Access, status: StatusCode, title: &str, error: &str) -> Response {
+    html_response(
+        status,
+        html::frame(
+            Some(&a.viewer()),
+            a.lang,
+            title,
+            &format!("<p class=\"error\" id=\"error\">{}</p>", esc(error)),
+        ),
+    )
+}
+
 /// The first value of `name` in the query string, decoded.
 fn query(uri: &Uri, name: &str) -> Option<String> {
     html::pairs(uri.query()?)

@@ -5,20 +5,17 @@
 //! and 213, read from the records' `remote_status` as `facto status` records them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::documents::{doc_ref, enc, page};
+use super::documents::{doc_ref, enc};
 use super::html::esc;
 use super::i18n::{self, t, Locale};
-use super::{guard, to, Action, Role};
+use super::{guard, page, to, Action, Role, Shared};
 use crate::ledger::{Ledger, Record, RecordFilter, State as RecordState};
 use crate::report::RunReport;
-
-type Shared = State<Arc<super::Server>>;
 
 /// Most kept reports read to find each job's last pass (newest first).
 const MAX_REPORTS: usize = 500;
