@@ -26,9 +26,16 @@ pub(super) async fn sync(
     let mut reports = Vec::new();
     let mut code = exit::OK;
     for (i, j) in jobs.into_iter().enumerate() {
-        let mut r = crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts)
-            .await
-            .map_err(run_failure)?;
+        let mut r = match crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The alerts the earlier jobs recorded go now, not after the next run.
+                if !dry_run {
+                    crate::alerts::after_pass(cfg.alerts.as_ref(), &ledger).await;
+                }
+                return Err(run_failure(e));
+            }
+        };
         if i == 0 {
             r.recovery.clone_from(&recovery);
         }

@@ -477,3 +477,38 @@ fn an_error_in_the_second_job_is_reported_at_the_second_jobs_line() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_of_the_earlier_jobs_go_out_when_a_later_job_of_the_sync_fails() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let p = Project::demo();
+    let mut cfg = p.read("facto.toml");
+    // A second job whose target cannot run (Xero, never connected): the sync stops there,
+    // after the demo job recorded its alert (two documents held).
+    cfg.push_str(&format!(
+        "\n[[job]]\nname = \"later\"\nsource = \"demo-invoices\"\nmapping = \"pcg-demo\"\ntargets = [\"xero\"]\n\n[alerts]\nwebhook_url = \"{}/alerts\"\nwebhook_secret_env = \"FACTO_TEST_ALERT_KEY\"\n",
+        hook.uri()
+    ));
+    p.write("facto.toml", &cfg);
+    let mut c = p.command(&["sync"]);
+    c.env("FACTO_TEST_ALERT_KEY", "k")
+        .env("XERO_CLIENT_ID", "id")
+        .env("XERO_CLIENT_SECRET", "secret");
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("not connected to Xero"), "{err}");
+    let got = hook.received_requests().await.unwrap_or_default();
+    assert_eq!(got.len(), 1, "the demo job's alert is sent by this run");
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["job"], "demo");
+}
