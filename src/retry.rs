@@ -280,6 +280,8 @@ where
         let resp = match make().send().await {
             Ok(resp) => resp,
             Err(e) if !once || e.is_connect() => {
+                // Never the URL in a log: a path or query may be a secret (a webhook's).
+                let e = e.without_url();
                 if once {
                     tracing::warn!(url = %shown, error = %e, "No connection; retrying.");
                 } else {
@@ -289,7 +291,7 @@ where
                 return Err(backoff::Error::transient(OnceFailure::NotSent(
                     HttpFailure::Unreachable {
                         url: shown.clone(),
-                        detail: e.without_url().to_string(),
+                        detail: e.to_string(),
                     },
                 )));
             }

@@ -99,9 +99,23 @@ pub enum RunError {
     Target(#[from] TargetError),
 }
 
-/// A new run id, sortable by time.
+/// A new run id, sortable by time and unique in the process: two passes starting in the same
+/// millisecond (the daemon starts every job at once) get the next free millisecond, so one never
+/// overwrites the other's report or alert.
 pub fn new_run_id() -> String {
-    Utc::now().format("R%Y%m%dT%H%M%S%3fZ").to_string()
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
+    let now = Utc::now().timestamp_millis();
+    let prev = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    let ms = now.max(prev.saturating_add(1));
+    chrono::DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_else(Utc::now)
+        .format("R%Y%m%dT%H%M%S%3fZ")
+        .to_string()
 }
 
 /// Rolls back interrupted batches and puts committed files in place; returns what it did.
@@ -448,4 +462,35 @@ pub async fn run_job(
         }
     }
     Ok(report)
+}
+
+/// A live sync pass of `job` that failed before its report was made (a target that cannot start,
+/// the ledger): a report that says why is kept (the console's overview lists the job as stopped)
+/// and the stop raises its alert once, like a pass that stopped early. Its own failures are
+/// logged: the pass has failed already.
+pub fn record_failed_pass(cfg: &Config, ledger: &dyn Ledger, job: &str, error: &RunError) {
+    let mut report = RunReport::new(&new_run_id(), "sync", job, false);
+    report.error = Some(error.to_string());
+    report.finished_at = Some(Utc::now());
+    let kept = ledger
+        .save_report(
+            &report.run_id,
+            &serde_json::to_value(&report).unwrap_or_default(),
+        )
+        .and_then(|()| crate::alerts::record(cfg.alerts.as_ref(), ledger, &report));
+    if let Err(e) = kept {
+        tracing::error!(job, error = %e, "The failed pass could not be recorded.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_are_unique_and_in_order_even_within_one_millisecond() {
+        let ids: Vec<String> = (0..2000).map(|_| super::new_run_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids, "unique and already in order");
+    }
 }

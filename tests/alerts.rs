@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -32,19 +33,24 @@ impl Mails {
 
 /// Starts an SMTP sink on 127.0.0.1; returns its address and what it receives.
 async fn smtp_sink() -> (SocketAddr, Mails) {
+    smtp_sink_slow(Duration::ZERO).await
+}
+
+/// An SMTP sink that keeps each message, then waits `reply_after` before its `250`.
+async fn smtp_sink_slow(reply_after: Duration) -> (SocketAddr, Mails) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mails = Mails::default();
     let m = mails.clone();
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
-            tokio::spawn(session(s, m.clone()));
+            tokio::spawn(session(s, m.clone(), reply_after));
         }
     });
     (addr, mails)
 }
 
-async fn session(s: TcpStream, mails: Mails) {
+async fn session(s: TcpStream, mails: Mails, reply_after: Duration) {
     let (r, mut w) = s.into_split();
     let mut r = BufReader::new(r);
     let _ = w.write_all(b"220 sink ESMTP\r\n").await;
@@ -76,6 +82,7 @@ async fn session(s: TcpStream, mails: Mails) {
                 data.push_str(&line);
             }
             mails.0.lock().unwrap().push(data);
+            tokio::time::sleep(reply_after).await;
             b"250 queued\r\n"
         } else if cmd == "QUIT" {
             let _ = w.write_all(b"221 bye\r\n").await;
@@ -435,4 +442,94 @@ async fn a_redirect_is_no_delivery_and_a_failing_receiver_is_tried_once_per_pass
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_whose_reply_is_lost_after_the_message_is_marked_uncertain_and_never_sent_again() {
+    let server = hook(200).await;
+    // The sink keeps the message, then answers after the client's 1 s timeout.
+    let (smtp, mails) = smtp_sink_slow(Duration::from_secs(3)).await;
+    let p = project(&server, Some(smtp));
+    let mut cfg = p.read("facto.toml");
+    cfg.push_str("timeout_secs = 1\n");
+    p.write("facto.toml", &cfg);
+    let (_, report, err) = json_of(sync(&p)).await;
+    assert_eq!(mails.all().len(), 1, "written once, not retried: {err}");
+    let id = format!("{}/smtp", report["run_id"].as_str().unwrap());
+    {
+        let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+        let alert = ledger.value(&format!("alerts/{id}")).unwrap().unwrap();
+        assert_eq!(alert["state"], "uncertain", "{alert}");
+        assert!(alert["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not sent again"));
+    }
+    // The next pass does not send it again.
+    let _ = json_of(sync(&p)).await;
+    assert_eq!(mails.all().len(), 1);
+    assert_eq!(posts(&server).await.len(), 1, "the webhook went once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_webhook_never_writes_its_secret_path_to_the_log() {
+    let server = hook(200).await;
+    let p = project(&server, None);
+    // Nothing listens on port 1: every attempt is refused and logged.
+    let cfg = p
+        .read("facto.toml")
+        .replace(
+            &format!("{}/alerts\"", server.uri()),
+            "http://127.0.0.1:1/alerts/T0-SECRET\"",
+        )
+        .replace("[alerts]\n", "[alerts]\nsend_budget_secs = 2\n");
+    assert!(
+        cfg.contains("T0-SECRET") && cfg.contains("send_budget_secs"),
+        "{cfg}"
+    );
+    p.write("facto.toml", &cfg);
+    let (_, _, err) = json_of(sync(&p)).await;
+    assert!(err.contains("127.0.0.1:1"), "the attempt is logged: {err}");
+    assert!(!err.contains("T0-SECRET"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_the_receiver_refuses_does_not_hold_back_the_next_ones() {
+    let server = MockServer::start().await;
+    let p = project(&server, None);
+    // The first pass's alert is refused (422) every time it comes.
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(422))
+        .mount(&server)
+        .await;
+    let (_, first, _) = json_of(sync(&p)).await;
+    let first_id = format!("{}/webhook", first["run_id"].as_str().unwrap());
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .and(wiremock::matchers::body_string_contains(first_id.as_str()))
+        .respond_with(ResponseTemplate::new(422))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    // A new problem: a copy of the unmapped F2026-0030 under another id and number.
+    let mut doc: Value =
+        serde_json::from_str(&p.read("examples/invoices/inv-2026-0030.json")).unwrap();
+    doc["id"] = "inv-2026-9001".into();
+    doc["number"] = "F2026-9001".into();
+    p.write("examples/invoices/inv-2026-9001.json", &doc.to_string());
+    let (_, second, err) = json_of(sync(&p)).await;
+    let second_id = format!("{}/webhook", second["run_id"].as_str().unwrap());
+    let got = posts(&server).await;
+    let ids: Vec<String> = got
+        .iter()
+        .map(|r| verified(r)["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, vec![first_id, second_id], "{err} {second}");
 }

@@ -61,6 +61,9 @@ pub enum AlertState {
     Pending,
     /// Accepted by the receiver.
     Sent,
+    /// Written to the receiver, whose answer was lost: it may have arrived. Not sent again
+    /// blindly (an e-mail cannot be looked up); the log and the ledger say so.
+    Uncertain,
 }
 
 /// One alert for one channel, as the ledger keeps it.
@@ -93,6 +96,13 @@ pub enum AlertError {
     /// The receiver could not be reached or refused, after retries.
     #[error("{0}")]
     Send(String),
+    /// The receiver refused this alert (a 4xx): it stays pending, the channel's other alerts
+    /// are still tried.
+    #[error("{0}")]
+    Refused(String),
+    /// The message was written but its answer lost: it may have been accepted.
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 /// Serialises the read-modify-write of the pending list (passes of several jobs record at once).
@@ -219,7 +229,7 @@ fn save(ledger: &dyn Ledger, alert: &Alert) -> Result<(), LedgerError> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let k = key(&alert.id);
     let mut values = vec![(k.clone(), serde_json::to_value(alert).unwrap_or_default())];
-    if alert.state == AlertState::Sent {
+    if alert.state != AlertState::Pending {
         let mut pending = pending_keys(ledger)?;
         pending.retain(|p| *p != k);
         values.push((
@@ -272,8 +282,17 @@ pub async fn send_pending(
                 tracing::info!(alert = %alert.id, "Alert sent.");
                 sent += 1;
             }
+            Err(AlertError::Uncertain(e)) => {
+                // Off the pending list like a sent one: never sent twice blindly.
+                alert.state = AlertState::Uncertain;
+                alert.last_error = Some(e.clone());
+                save(ledger, &alert)?;
+                tracing::error!(alert = %alert.id, error = %e, "Alert perhaps delivered; it is not sent again.");
+            }
             Err(e) => {
-                down.push(alert.channel.as_str());
+                if !matches!(e, AlertError::Refused(_)) {
+                    down.push(alert.channel.as_str());
+                }
                 alert.attempts = alert.attempts.saturating_add(1);
                 alert.last_error = Some(e.to_string());
                 save(ledger, &alert)?;

@@ -1,5 +1,5 @@
 //! The webhook channel: the alert's JSON POSTed with `X-Facto-Signature: sha256=<hex
-//! HMAC-SHA-256 of the body>` (key from the environment), `X-Facto-Timestamp` and
+//! HMAC-SHA-256 of the timestamp, a dot and the body>` (key from the environment), `X-Facto-Timestamp` and
 //! `Idempotency-Key` (the alert id: a receiver drops a second delivery after a crash). Retried
 //! on transport errors, 408, 429 and 5xx within the bounded backoff (the idempotency key makes a
 //! repeat harmless).
@@ -83,7 +83,16 @@ pub(super) async fn send(a: &AlertsConfig, message: &Message) -> Result<(), Aler
             .body(body.clone())
     })
     .await
-    .map_err(|e| AlertError::Send(e.to_string()))?;
+    .map_err(|e| match e {
+        // A 4xx answers this alert (too large, unprocessable...), not the channel: the alerts
+        // after it are still tried. A 408 is the receiver's state, like a 5xx or a 429.
+        retry::HttpFailure::Refused { status, .. }
+            if (400..500).contains(&status) && status != 408 =>
+        {
+            AlertError::Refused(e.to_string())
+        }
+        e => AlertError::Send(e.to_string()),
+    })?;
     if !resp.status().is_success() {
         return Err(AlertError::Send(format!(
             "{origin}: HTTP {}",

@@ -29,8 +29,10 @@ pub(super) async fn sync(
         let mut r = match crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts).await {
             Ok(r) => r,
             Err(e) => {
-                // The alerts the earlier jobs recorded go now, not after the next run.
+                // The stop is kept and alerted; the alerts the earlier jobs recorded go now,
+                // not after the next run.
                 if !dry_run {
+                    crate::sync::record_failed_pass(&cfg, &ledger, &j.name, &e);
                     crate::alerts::after_pass(cfg.alerts.as_ref(), &ledger).await;
                 }
                 return Err(run_failure(e));

@@ -79,10 +79,21 @@ fn admin_token(data_dir: &Path) -> Result<String, DaemonError> {
     token_at(token_path(data_dir))
 }
 
-/// The token in file `p`, created (random, 0600) when there is none.
+/// The shortest token the daemon accepts from a file an admin wrote.
+const MIN_TOKEN_LEN: usize = 24;
+
+/// The token in file `p`, created (random, 0600) when there is none. A token an admin wrote that
+/// is too short to resist guessing is refused: the daemon does not start. (Every file of the
+/// data folder is made 0600 when the ledger opens, a token file included.)
 fn token_at(p: PathBuf) -> Result<String, DaemonError> {
     if let Ok(t) = std::fs::read_to_string(&p) {
         if !t.trim().is_empty() {
+            if t.trim().chars().count() < MIN_TOKEN_LEN {
+                return Err(DaemonError::Config(format!(
+                    "the token in {} is shorter than {MIN_TOKEN_LEN} characters; delete the file and the daemon makes a random one",
+                    p.display()
+                )));
+            }
             return Ok(t.trim().to_owned());
         }
     }
@@ -220,6 +231,9 @@ async fn job_loop(
             let pass = tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(run_job(&cfg, ledger, &job, &Mode::Sync, &opts))
             });
+            if let Err(e) = &pass {
+                crate::sync::record_failed_pass(&cfg, ledger, &job.name, e);
+            }
             // Alerts go out once the job is free again (`run_job` holds the job's lock): a
             // receiver that is slow or down never holds the job's next pass or the status
             // polling of its targets.

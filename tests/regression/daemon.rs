@@ -84,6 +84,11 @@ fn a_stale_daemon_json_never_sends_the_admin_token_to_the_server_on_its_port() {
     assert_eq!(code, 0);
     // The daemon died long ago: its pid is no one's, its port someone else's.
     p.write("data/admin-token", "the-secret-admin-token-0123456789");
+    std::fs::set_permissions(
+        p.path("data/admin-token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = gone.id();
     gone.wait().unwrap();
@@ -457,4 +462,15 @@ async fn the_status_polling_never_resends_a_document_a_pass_of_its_job_is_delive
     let created = sim.created();
     assert_eq!(created.len(), 2, "{created:?}");
     assert!(created.values().all(|n| *n == 1), "sent twice: {created:?}");
+}
+
+#[test]
+fn the_daemon_refuses_a_short_token_an_admin_wrote() {
+    let p = Project::demo();
+    p.write("data/accountant-token", "short");
+    let out = p.command(&["run"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("shorter than 24"), "{err}");
+    assert!(!err.contains("short\n"), "the token is never shown: {err}");
 }

@@ -479,7 +479,7 @@ fn an_error_in_the_second_job_is_reported_at_the_second_jobs_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_alerts_of_the_earlier_jobs_go_out_when_a_later_job_of_the_sync_fails() {
+async fn a_job_that_fails_to_start_alerts_its_stop_once_and_the_earlier_jobs_alerts_go_out() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let hook = MockServer::start().await;
@@ -497,10 +497,14 @@ async fn the_alerts_of_the_earlier_jobs_go_out_when_a_later_job_of_the_sync_fail
         hook.uri()
     ));
     p.write("facto.toml", &cfg);
-    let mut c = p.command(&["sync"]);
-    c.env("FACTO_TEST_ALERT_KEY", "k")
-        .env("XERO_CLIENT_ID", "id")
-        .env("XERO_CLIENT_SECRET", "secret");
+    let sync = || {
+        let mut c = p.command(&["sync"]);
+        c.env("FACTO_TEST_ALERT_KEY", "k")
+            .env("XERO_CLIENT_ID", "id")
+            .env("XERO_CLIENT_SECRET", "secret");
+        c
+    };
+    let mut c = sync();
     let out = tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap();
@@ -508,7 +512,24 @@ async fn the_alerts_of_the_earlier_jobs_go_out_when_a_later_job_of_the_sync_fail
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("not connected to Xero"), "{err}");
     let got = hook.received_requests().await.unwrap_or_default();
-    assert_eq!(got.len(), 1, "the demo job's alert is sent by this run");
-    let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!(body["job"], "demo");
+    let bodies: Vec<serde_json::Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    // The demo job's alert is sent by this run, and the later job's stop raises its own.
+    assert_eq!(bodies[0]["job"], "demo");
+    assert_eq!(bodies[0]["events"], serde_json::json!(["held"]));
+    assert_eq!(bodies[1]["job"], "later");
+    assert_eq!(bodies[1]["events"], serde_json::json!(["stopped"]));
+    assert!(bodies[1]["text"]
+        .as_str()
+        .unwrap()
+        .contains("not connected to Xero"));
+    // The same stop at the next run: no second alert.
+    let mut c = sync();
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(hook.received_requests().await.unwrap_or_default().len(), 2);
 }
