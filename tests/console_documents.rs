@@ -268,3 +268,75 @@ fn the_admin_forgets_a_document_through_the_confirmation_dialog() {
     );
     assert_eq!(terminate(&mut daemon), 0);
 }
+
+/// Two jobs hold a document of the same number: the page's Retry of one record releases that
+/// record only (the console sends its job and exact id), and `ledger retry` by the number alone
+/// refuses, naming both, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_of_a_number_in_two_jobs_acts_on_one_record() {
+    let p = Project::demo();
+    p.write(
+        "connectors/other-invoices.toml",
+        "kind = \"json-dir\"\npath = \"other\"\n",
+    );
+    p.write(
+        "other/inv-2026-0030.json",
+        &p.read("examples/invoices/inv-2026-0030.json"),
+    );
+    let cfg = p.read("facto.toml")
+        + "\n[[job]]\nname = \"other\"\nsource = \"other-invoices\"\nmapping = \"pcg-demo\"\ntargets = [\"sales-csv\"]\n";
+    p.write("facto.toml", &cfg);
+    let (_, _) = p.json(&["sync"]);
+    let (_, shown) = p.json(&["ledger", "show", HELD]);
+    let jobs: Vec<&str> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"]["job"].as_str().unwrap())
+        .collect();
+    assert!(jobs.contains(&"demo") && jobs.contains(&"other"), "{shown}");
+
+    // The CLI by number alone: refused, both named, the flag told; nothing audited.
+    let out = p.run(&["ledger", "retry", "--target", "sales-csv", "--", HELD]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("job demo") && err.contains("job other") && err.contains("--job"),
+        "{err}"
+    );
+
+    let (mut daemon, addr, admin) = start(&p);
+    let (adm, _) = login(&addr, &admin).await;
+    let audit = page(&addr, "/console/audit", &adm).await;
+    assert!(
+        !audit.contains("console-retry") && !audit.contains(": held;"),
+        "{audit}"
+    );
+    let doc = page(&addr, &format!("/console/documents/{HELD}"), &adm).await;
+    let body = json!({"target": "sales-csv", "job": "other", "doc_id": "inv-2026-0030"});
+    let shown_body = body.to_string().replace('"', "&quot;");
+    assert!(
+        doc.contains(&format!("data-body=\"{shown_body}\"")),
+        "{doc}"
+    );
+    let r = post(
+        &addr,
+        &format!("/console/documents/{HELD}/retry"),
+        &adm,
+        Some(&csrf_of(&doc)),
+        &body,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let audit = page(&addr, "/console/audit", &adm).await;
+    assert!(
+        audit.contains("other/sales-csv/inv-2026-0030: held;"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("demo/sales-csv/inv-2026-0030: held;")
+            && !audit.contains("demo/sales-fec/inv-2026-0030: held;"),
+        "the other job's records are untouched: {audit}"
+    );
+    assert_eq!(terminate(&mut daemon), 0);
+}
