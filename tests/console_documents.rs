@@ -312,6 +312,24 @@ async fn retry_of_a_number_in_two_jobs_acts_on_one_record() {
         !audit.contains("console-retry") && !audit.contains(": held;"),
         "{audit}"
     );
+    // The overview: one row per job and target; the waiting table paged with its total.
+    let over = page(&addr, "/console?wpage=9", &adm).await;
+    for (job, target) in [
+        ("demo", "sales-fec"),
+        ("demo", "sales-csv"),
+        ("other", "sales-csv"),
+    ] {
+        assert!(
+            over.contains(&format!(
+                "class=\"pass\" data-job=\"{job}\" data-target=\"{target}\""
+            )),
+            "{over}"
+        );
+    }
+    assert!(
+        over.contains("id=\"waiting-pager\"") && over.contains("Page 1/1"),
+        "{over}"
+    );
     let doc = page(&addr, &format!("/console/documents/{HELD}"), &adm).await;
     let body = json!({"target": "sales-csv", "job": "other", "doc_id": "inv-2026-0030"});
     let shown_body = body.to_string().replace('"', "&quot;");

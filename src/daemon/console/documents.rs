@@ -186,6 +186,37 @@ pub(super) fn search_form(lang: Locale, c: &Criteria, targets: &[String]) -> Str
     )
 }
 
+/// The pager under a paged table: "page N/M · total", then links to the previous and next
+/// pages (`href` gives a page's address). The elements' ids are `prefix` and `pager`, `prev`,
+/// `next`.
+pub(super) fn pager(
+    lang: Locale,
+    prefix: &str,
+    (page, pages): (usize, usize),
+    total: usize,
+    href: &dyn Fn(usize) -> String,
+) -> String {
+    let mut s = format!(
+        "<p id=\"{prefix}pager\">{} {page}/{pages} · {total} {}",
+        esc(t(lang, "page")),
+        esc(t(lang, "records"))
+    );
+    if page > 1 {
+        s.push_str(&format!(
+            " <a id=\"{prefix}prev\" href=\"{}\">←</a>",
+            esc(&href(page - 1))
+        ));
+    }
+    if page < pages {
+        s.push_str(&format!(
+            " <a id=\"{prefix}next\" href=\"{}\">→</a>",
+            esc(&href(page + 1))
+        ));
+    }
+    s.push_str("</p>");
+    s
+}
+
 /// One page of the matching records (all of them, newest change first), with the pager.
 pub(super) fn results(lang: Locale, c: &Criteria, records: &[Record]) -> String {
     if records.is_empty() {
@@ -209,25 +240,9 @@ pub(super) fn results(lang: Locale, c: &Criteria, records: &[Record]) -> String 
             href = enc(doc_ref(r)),
         ));
     }
-    let mut pager = format!(
-        "<p id=\"pager\">{} {page}/{pages} · {} {}",
-        esc(t(lang, "page")),
-        records.len(),
-        esc(t(lang, "records"))
-    );
-    if page > 1 {
-        pager.push_str(&format!(
-            " <a id=\"prev\" href=\"/console/documents?{}\">←</a>",
-            esc(&c.query_of(page - 1))
-        ));
-    }
-    if page < pages {
-        pager.push_str(&format!(
-            " <a id=\"next\" href=\"/console/documents?{}\">→</a>",
-            esc(&c.query_of(page + 1))
-        ));
-    }
-    pager.push_str("</p>");
+    let pager = pager(lang, "", (page, pages), records.len(), &|n| {
+        format!("/console/documents?{}", c.query_of(n))
+    });
     format!(
         "<table id=\"results\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>Job</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{rows}</tbody></table>{pager}",
         esc(t(lang, "number")),
