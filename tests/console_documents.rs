@@ -358,3 +358,49 @@ async fn retry_of_a_number_in_two_jobs_acts_on_one_record() {
     );
     assert_eq!(terminate(&mut daemon), 0);
 }
+
+/// A document whose id and number start with `-`: its page, Retry and Forget reach the CLI as
+/// a document (after `--`), not as an unknown flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_named_with_a_leading_dash_is_retried_and_forgotten() {
+    let p = Project::demo();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0030.json");
+    doc["id"] = json!("-F1");
+    doc["number"] = json!("-N1");
+    p.write_json("examples/invoices/dash.json", &doc);
+    let (_, _) = p.json(&["sync"]);
+    let (mut daemon, addr, admin) = start(&p);
+    let (adm, _) = login(&addr, &admin).await;
+    let shown = page(&addr, "/console/documents/-N1", &adm).await;
+    assert!(shown.contains("class=\"act retry\""), "{shown}");
+    let csrf = csrf_of(&shown);
+    let r = post(
+        &addr,
+        "/console/documents/-N1/retry",
+        &adm,
+        Some(&csrf),
+        &json!({"target": "sales-fec", "job": "demo", "doc_id": "-F1"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let audit = page(&addr, "/console/audit", &adm).await;
+    assert!(audit.contains("demo/sales-fec/-F1: held;"), "{audit}");
+    let r = post(
+        &addr,
+        "/console/documents/-N1/forget",
+        &adm,
+        Some(&csrf),
+        &json!({"target": "sales-fec", "job": "demo", "doc_id": "-F1", "confirm": true}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, left) = p.json(&["ledger", "show", "--", "-F1"]);
+    let targets: Vec<&str> = left
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["key"]["target"].as_str())
+        .collect();
+    assert_eq!(targets, ["sales-csv"], "{left}");
+    assert_eq!(terminate(&mut daemon), 0);
+}
