@@ -296,13 +296,18 @@ async fn retry_of_a_number_in_two_jobs_acts_on_one_record() {
         .collect();
     assert!(jobs.contains(&"demo") && jobs.contains(&"other"), "{shown}");
 
-    // The CLI by number alone: refused, both named, the flag told; nothing audited.
+    // The CLI by number alone: refused, both named, the flag told; nothing changed or audited.
     let out = p.run(&["ledger", "retry", "--target", "sales-csv", "--", HELD]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("job demo") && err.contains("job other") && err.contains("--job"),
         "{err}"
+    );
+    assert_eq!(
+        p.json(&["ledger", "show", HELD]).1,
+        shown,
+        "nothing changed"
     );
 
     let (mut daemon, addr, admin) = start(&p);

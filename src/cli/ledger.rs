@@ -53,6 +53,14 @@ fn find_records(
     Ok(found)
 }
 
+/// Keeps, of `found`, the records whose id is exactly `doc` when there are some: a document
+/// named by its id wins over another whose number is that id.
+fn exact_id_wins(found: &mut Vec<Record>, doc: &str) {
+    if found.iter().any(|r| r.key.doc_id == doc) {
+        found.retain(|r| r.key.doc_id == doc);
+    }
+}
+
 /// The records `ledger retry` acts on among `found` (the records answering to `doc`, already
 /// narrowed to the asked target): those of `job` when named, and only one document's. An id or
 /// number answering for several jobs or documents is refused without `--job`, naming the
@@ -79,8 +87,8 @@ fn retry_candidates(
         d.dedup();
         d
     };
-    if job.is_some() && docs(&found).len() > 1 && found.iter().any(|r| r.key.doc_id == doc) {
-        found.retain(|r| r.key.doc_id == doc);
+    if job.is_some() && docs(&found).len() > 1 {
+        exact_id_wins(&mut found, doc);
     }
     let candidates = docs(&found);
     if candidates.len() > 1 {
@@ -267,8 +275,8 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                 .collect();
             // Within the named job, the document whose id is exactly `doc` wins over one whose
             // number is that id.
-            if job.is_some() && found.len() > 1 && found.iter().any(|r| r.key.doc_id == *doc) {
-                found.retain(|r| r.key.doc_id == *doc);
+            if job.is_some() && found.len() > 1 {
+                exact_id_wins(&mut found, doc);
             }
             let [r] = found.as_slice() else {
                 if found
