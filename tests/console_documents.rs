@@ -268,3 +268,144 @@ fn the_admin_forgets_a_document_through_the_confirmation_dialog() {
     );
     assert_eq!(terminate(&mut daemon), 0);
 }
+
+/// Two jobs hold a document of the same number: the page's Retry of one record releases that
+/// record only (the console sends its job and exact id), and `ledger retry` by the number alone
+/// refuses, naming both, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_of_a_number_in_two_jobs_acts_on_one_record() {
+    let p = Project::demo();
+    p.write(
+        "connectors/other-invoices.toml",
+        "kind = \"json-dir\"\npath = \"other\"\n",
+    );
+    p.write(
+        "other/inv-2026-0030.json",
+        &p.read("examples/invoices/inv-2026-0030.json"),
+    );
+    let cfg = p.read("facto.toml")
+        + "\n[[job]]\nname = \"other\"\nsource = \"other-invoices\"\nmapping = \"pcg-demo\"\ntargets = [\"sales-csv\"]\n";
+    p.write("facto.toml", &cfg);
+    let (_, _) = p.json(&["sync"]);
+    let (_, shown) = p.json(&["ledger", "show", HELD]);
+    let jobs: Vec<&str> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"]["job"].as_str().unwrap())
+        .collect();
+    assert!(jobs.contains(&"demo") && jobs.contains(&"other"), "{shown}");
+
+    // The CLI by number alone: refused, both named, the flag told; nothing changed or audited.
+    let out = p.run(&["ledger", "retry", "--target", "sales-csv", "--", HELD]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("job demo") && err.contains("job other") && err.contains("--job"),
+        "{err}"
+    );
+    assert_eq!(
+        p.json(&["ledger", "show", HELD]).1,
+        shown,
+        "nothing changed"
+    );
+
+    let (mut daemon, addr, admin) = start(&p);
+    let (adm, _) = login(&addr, &admin).await;
+    let audit = page(&addr, "/console/audit", &adm).await;
+    assert!(
+        !audit.contains("console-retry") && !audit.contains(": held;"),
+        "{audit}"
+    );
+    // The overview: one row per job and target; the waiting table paged with its total.
+    let over = page(&addr, "/console?wpage=9", &adm).await;
+    for (job, target) in [
+        ("demo", "sales-fec"),
+        ("demo", "sales-csv"),
+        ("other", "sales-csv"),
+    ] {
+        assert!(
+            over.contains(&format!(
+                "class=\"pass\" data-job=\"{job}\" data-target=\"{target}\""
+            )),
+            "{over}"
+        );
+    }
+    assert!(
+        over.contains("id=\"waiting-pager\"") && over.contains("Page 1/1"),
+        "{over}"
+    );
+    let doc = page(&addr, &format!("/console/documents/{HELD}"), &adm).await;
+    let body = json!({"target": "sales-csv", "job": "other", "doc_id": "inv-2026-0030"});
+    let shown_body = body.to_string().replace('"', "&quot;");
+    assert!(
+        doc.contains(&format!("data-body=\"{shown_body}\"")),
+        "{doc}"
+    );
+    let r = post(
+        &addr,
+        &format!("/console/documents/{HELD}/retry"),
+        &adm,
+        Some(&csrf_of(&doc)),
+        &body,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let audit = page(&addr, "/console/audit", &adm).await;
+    assert!(
+        audit.contains("other/sales-csv/inv-2026-0030: held;"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("demo/sales-csv/inv-2026-0030: held;")
+            && !audit.contains("demo/sales-fec/inv-2026-0030: held;"),
+        "the other job's records are untouched: {audit}"
+    );
+    assert_eq!(terminate(&mut daemon), 0);
+}
+
+/// A document whose id and number start with `-`: its page, Retry and Forget reach the CLI as
+/// a document (after `--`), not as an unknown flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_named_with_a_leading_dash_is_retried_and_forgotten() {
+    let p = Project::demo();
+    let mut doc = p.read_json("examples/invoices/inv-2026-0030.json");
+    doc["id"] = json!("-F1");
+    doc["number"] = json!("-N1");
+    p.write_json("examples/invoices/dash.json", &doc);
+    let (_, _) = p.json(&["sync"]);
+    let (mut daemon, addr, admin) = start(&p);
+    let (adm, _) = login(&addr, &admin).await;
+    let shown = page(&addr, "/console/documents/-N1", &adm).await;
+    assert!(shown.contains("class=\"act retry\""), "{shown}");
+    let csrf = csrf_of(&shown);
+    let r = post(
+        &addr,
+        "/console/documents/-N1/retry",
+        &adm,
+        Some(&csrf),
+        &json!({"target": "sales-fec", "job": "demo", "doc_id": "-F1"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let audit = page(&addr, "/console/audit", &adm).await;
+    assert!(audit.contains("demo/sales-fec/-F1: held;"), "{audit}");
+    let r = post(
+        &addr,
+        "/console/documents/-N1/forget",
+        &adm,
+        Some(&csrf),
+        &json!({"target": "sales-fec", "job": "demo", "doc_id": "-F1", "confirm": true}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, left) = p.json(&["ledger", "show", "--", "-F1"]);
+    let targets: Vec<&str> = left
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["key"]["target"].as_str())
+        .collect();
+    assert_eq!(targets, ["sales-csv"], "{left}");
+    assert_eq!(terminate(&mut daemon), 0);
+}

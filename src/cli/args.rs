@@ -235,6 +235,10 @@ pub enum LedgerCmd {
         /// Only for this target.
         #[arg(long)]
         target: Option<String>,
+        /// Only in this job: needed when the id or number answers in several jobs or names
+        /// several documents (the exact id then wins within the job).
+        #[arg(long)]
+        job: Option<String>,
     },
     /// Remove a record (the next sync treats the document as new). Audited.
     Forget {

@@ -53,6 +53,68 @@ fn find_records(
     Ok(found)
 }
 
+/// Keeps, of `found`, the records whose id is exactly `doc` when there are some: a document
+/// named by its id wins over another whose number is that id.
+fn exact_id_wins(found: &mut Vec<Record>, doc: &str) {
+    if found.iter().any(|r| r.key.doc_id == doc) {
+        found.retain(|r| r.key.doc_id == doc);
+    }
+}
+
+/// The records `ledger retry` acts on among `found` (the records answering to `doc`, already
+/// narrowed to the asked target): those of `job` when named, and only one document's. An id or
+/// number answering for several jobs or documents is refused without `--job`, naming the
+/// candidates; within the named job the document whose id is exactly `doc` wins.
+///
+/// # Errors
+///
+/// The refusal's message, when more than one document answers.
+fn retry_candidates(
+    found: Vec<Record>,
+    doc: &str,
+    job: Option<&str>,
+) -> Result<Vec<Record>, String> {
+    let mut found: Vec<Record> = found
+        .into_iter()
+        .filter(|r| job.is_none_or(|j| r.key.job == j))
+        .collect();
+    let docs = |v: &[Record]| {
+        let mut d: Vec<(String, String)> = v
+            .iter()
+            .map(|r| (r.key.job.clone(), r.key.doc_id.clone()))
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    };
+    if job.is_some() && docs(&found).len() > 1 {
+        exact_id_wins(&mut found, doc);
+    }
+    let candidates = docs(&found);
+    if candidates.len() > 1 {
+        let named: Vec<String> = candidates
+            .iter()
+            .map(|(j, id)| {
+                let number = found
+                    .iter()
+                    .find(|r| r.key.job == *j && r.key.doc_id == *id)
+                    .map(|r| r.number.as_str())
+                    .unwrap_or_default();
+                format!(
+                    "job {j}, document {} (number {number})",
+                    crate::model::shown_id(id)
+                )
+            })
+            .collect();
+        return Err(format!(
+            "`{doc}` answers for {} documents: {}; name one with --job JOB and its document id",
+            candidates.len(),
+            named.join("; ")
+        ));
+    }
+    Ok(found)
+}
+
 pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Failure> {
     let cfg = cx.load()?;
     let ledger = cx.open_ledger(&cfg)?;
@@ -137,8 +199,19 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             }
             Ok(exit::OK)
         }
-        LedgerCmd::Retry { doc, target } => {
+        LedgerCmd::Retry { doc, target, job } => {
             let found = find_records(&ledger, doc, target.as_deref())?;
+            let found = retry_candidates(found, doc, job.as_deref())
+                .map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
+            if found.is_empty() {
+                return Err(fail(
+                    exit::USAGE,
+                    anyhow!(
+                        "no ledger record for document `{doc}` in job {}",
+                        job.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
             let now = Utc::now();
             let mut changed = Vec::new();
             let mut notes = Vec::new();
@@ -196,10 +269,15 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             job,
             yes,
         } => {
-            let found: Vec<Record> = find_records(&ledger, doc, Some(target))?
+            let mut found: Vec<Record> = find_records(&ledger, doc, Some(target))?
                 .into_iter()
                 .filter(|r| job.as_ref().is_none_or(|j| r.key.job == *j))
                 .collect();
+            // Within the named job, the document whose id is exactly `doc` wins over one whose
+            // number is that id.
+            if job.is_some() && found.len() > 1 {
+                exact_id_wins(&mut found, doc);
+            }
             let [r] = found.as_slice() else {
                 if found
                     .iter()
@@ -282,5 +360,58 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             }
             Ok(exit::OK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::RecordKey;
+
+    fn rec(job: &str, target: &str, id: &str, number: &str) -> Record {
+        let mut r = Record::new(
+            RecordKey {
+                job: job.into(),
+                target: target.into(),
+                doc_id: id.into(),
+            },
+            Utc::now(),
+        );
+        r.number = number.into();
+        r
+    }
+
+    fn keys(v: &[Record]) -> Vec<String> {
+        v.iter().map(|r| r.key.to_string()).collect()
+    }
+
+    #[test]
+    fn retry_refuses_a_number_in_two_jobs_without_job() {
+        let found = vec![rec("a", "fec", "id-1", "F1"), rec("b", "fec", "id-9", "F1")];
+        let e = retry_candidates(found.clone(), "F1", None).unwrap_err();
+        assert!(
+            e.contains("job a, document id-1") && e.contains("job b, document id-9"),
+            "{e}"
+        );
+        assert!(e.contains("--job"), "{e}");
+        let one = retry_candidates(found, "F1", Some("b")).unwrap();
+        assert_eq!(keys(&one), ["b/fec/id-9"]);
+    }
+
+    #[test]
+    fn retry_takes_one_document_on_every_target_of_its_job() {
+        let found = vec![rec("a", "fec", "id-1", "F1"), rec("a", "csv", "id-1", "F1")];
+        let all = retry_candidates(found, "F1", None).unwrap();
+        assert_eq!(keys(&all), ["a/fec/id-1", "a/csv/id-1"]);
+    }
+
+    #[test]
+    fn retry_prefers_the_exact_id_within_the_named_job() {
+        // Document `X7`, and another whose number is `X7`.
+        let found = vec![rec("a", "fec", "X7", "F1"), rec("a", "fec", "id-2", "X7")];
+        let e = retry_candidates(found.clone(), "X7", None).unwrap_err();
+        assert!(e.contains("answers for 2 documents"), "{e}");
+        let one = retry_candidates(found, "X7", Some("a")).unwrap();
+        assert_eq!(keys(&one), ["a/fec/X7"]);
     }
 }

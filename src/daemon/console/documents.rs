@@ -1,22 +1,24 @@
 //! The Documents pages: a search over the ledger's records (number, customer, state, target,
 //! period; paged) and a document's page (its record per target, remote ids and statuses, last
 //! error, history, the diff when it changed after delivery, held reasons with their fixes).
-//! The admin's actions run the CLI's own commands through the daemon's executor: `ledger
-//! retry`, `ledger forget --yes` (after a dialog showing the CLI's own warning) and `sync
-//! --job` ("run this job now"); each is audited with the role. The accountant reads only.
+//! The admin's actions (in `actions`) run the CLI's own commands through the daemon's executor:
+//! `ledger retry` of one record, `ledger forget --yes` (after a dialog showing the CLI's own
+//! warning) and `sync --job` ("run this job now"); each is audited with the role. The
+//! accountant reads only.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use chrono::NaiveDate;
-use serde::Deserialize;
+
+mod actions;
 
 use super::html::{esc, Viewer};
 use super::i18n::{self, t, Locale};
-use super::{audit, cli, failure, guard, page, query, to, Access, Action, Role, Shared};
+use super::{cli, failure, guard, page, query, Action, Role, Shared};
 use crate::ledger::{Record, State as RecordState};
-use crate::report::RunReport;
+use actions::forget_args;
+pub(super) use actions::{forget, retry, run_now};
 
 /// Rows per page of the search.
 pub(super) const PAGE_SIZE: usize = 50;
@@ -184,6 +186,37 @@ pub(super) fn search_form(lang: Locale, c: &Criteria, targets: &[String]) -> Str
     )
 }
 
+/// The pager under a paged table: "page N/M · total", then links to the previous and next
+/// pages (`href` gives a page's address). The elements' ids are `prefix` and `pager`, `prev`,
+/// `next`.
+pub(super) fn pager(
+    lang: Locale,
+    prefix: &str,
+    (page, pages): (usize, usize),
+    total: usize,
+    href: &dyn Fn(usize) -> String,
+) -> String {
+    let mut s = format!(
+        "<p id=\"{prefix}pager\">{} {page}/{pages} · {total} {}",
+        esc(t(lang, "page")),
+        esc(t(lang, "records"))
+    );
+    if page > 1 {
+        s.push_str(&format!(
+            " <a id=\"{prefix}prev\" href=\"{}\">←</a>",
+            esc(&href(page - 1))
+        ));
+    }
+    if page < pages {
+        s.push_str(&format!(
+            " <a id=\"{prefix}next\" href=\"{}\">→</a>",
+            esc(&href(page + 1))
+        ));
+    }
+    s.push_str("</p>");
+    s
+}
+
 /// One page of the matching records (all of them, newest change first), with the pager.
 pub(super) fn results(lang: Locale, c: &Criteria, records: &[Record]) -> String {
     if records.is_empty() {
@@ -207,25 +240,9 @@ pub(super) fn results(lang: Locale, c: &Criteria, records: &[Record]) -> String 
             href = enc(doc_ref(r)),
         ));
     }
-    let mut pager = format!(
-        "<p id=\"pager\">{} {page}/{pages} · {} {}",
-        esc(t(lang, "page")),
-        records.len(),
-        esc(t(lang, "records"))
-    );
-    if page > 1 {
-        pager.push_str(&format!(
-            " <a id=\"prev\" href=\"/console/documents?{}\">←</a>",
-            esc(&c.query_of(page - 1))
-        ));
-    }
-    if page < pages {
-        pager.push_str(&format!(
-            " <a id=\"next\" href=\"/console/documents?{}\">→</a>",
-            esc(&c.query_of(page + 1))
-        ));
-    }
-    pager.push_str("</p>");
+    let pager = pager(lang, "", (page, pages), records.len(), &|n| {
+        format!("/console/documents?{}", c.query_of(n))
+    });
     format!(
         "<table id=\"results\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>Job</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{rows}</tbody></table>{pager}",
         esc(t(lang, "number")),
@@ -269,25 +286,15 @@ pub(super) async fn show(
     if a.role == Role::Admin {
         for r in &records {
             // Without --yes the CLI changes nothing and says what forgetting would do.
-            let (_, _, warning) = cli(&s, &forget_args(&doc, r, false)).await;
+            let (_, _, warning) = cli(
+                &s,
+                &forget_args(&r.key.doc_id, &r.key.target, Some(&r.key.job), false),
+            )
+            .await;
             warnings.push(warning);
         }
     }
     page(&a, &doc, &doc_page(&a.viewer(), &doc, &records, &warnings))
-}
-
-fn forget_args(doc: &str, r: &Record, yes: bool) -> Vec<String> {
-    let mut args = vec![
-        "ledger".to_owned(),
-        "forget".to_owned(),
-        format!("--target={}", r.key.target),
-        format!("--job={}", r.key.job),
-    ];
-    if yes {
-        args.push("--yes".to_owned());
-    }
-    args.extend(["--".to_owned(), doc.to_owned()]);
-    args
 }
 
 /// The body of a document's page. `warnings` (admin only: empty for the accountant, who gets no
@@ -434,7 +441,7 @@ fn actions(lang: Locale, doc: &str, r: &Record, warning: &str) -> String {
         format!(
             "<button type=\"button\" class=\"act retry\" data-url=\"/console/documents/{}/retry\" data-body=\"{}\" data-confirm=\"{}\">{}</button> ",
             enc(doc),
-            esc(&serde_json::json!({"target": target}).to_string()),
+            esc(&serde_json::json!({"target": target, "job": r.key.job, "doc_id": r.key.doc_id}).to_string()),
             esc(&format!("{} ({target})", t(lang, "confirm_retry"))),
             esc(t(lang, "retry")),
         )
@@ -445,7 +452,7 @@ fn actions(lang: Locale, doc: &str, r: &Record, warning: &str) -> String {
         "<p class=\"actions\">{retry}<button type=\"button\" class=\"act forget\" data-url=\"/console/documents/{d}/forget\" data-body=\"{fb}\" data-confirm=\"{w}\">{}</button></p>",
         esc(t(lang, "forget")),
         d = enc(doc),
-        fb = esc(&serde_json::json!({"target": target, "job": r.key.job, "confirm": true}).to_string()),
+        fb = esc(&serde_json::json!({"target": target, "job": r.key.job, "doc_id": r.key.doc_id, "confirm": true}).to_string()),
         w = esc(warning),
     )
 }
@@ -456,145 +463,6 @@ document.querySelectorAll('button.act').forEach(function(b){b.addEventListener('
 if(b.dataset.confirm&&!window.confirm(b.dataset.confirm))return;b.disabled=true;\
 fetch(b.dataset.url,{method:'POST',headers:{'x-facto-csrf':csrf,'content-type':'application/json'},body:b.dataset.body,credentials:'same-origin'})\
 .then(function(r){if(r.redirected){location.href=r.url;return;}return r.text().then(function(h){document.open();document.write(h);document.close();});});});});})();</script>";
-
-/// The body of an action's request.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ActionForm {
-    #[serde(default)]
-    target: Option<String>,
-    #[serde(default)]
-    job: Option<String>,
-    #[serde(default)]
-    confirm: bool,
-}
-
-fn admin_action(
-    s: &super::Server,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Access, ActionForm), Box<Response>> {
-    let a = guard(s, headers, true, Action::Admin)?;
-    match serde_json::from_slice::<ActionForm>(body) {
-        Ok(f) => Ok((a, f)),
-        Err(e) => Err(Box::new(failure(
-            &a,
-            StatusCode::BAD_REQUEST,
-            t(a.lang, "failed_action"),
-            &format!("bad request: {e}"),
-        ))),
-    }
-}
-
-/// `POST /console/documents/{doc}/retry` (admin, `{"target": ...}`): `facto ledger retry`.
-pub(super) async fn retry(
-    State(s): Shared,
-    headers: HeaderMap,
-    Path(doc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let (a, f) = match admin_action(&s, &headers, &body) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let mut args = vec!["ledger".to_owned(), "retry".to_owned(), "--json".to_owned()];
-    if let Some(t) = &f.target {
-        args.push(format!("--target={t}"));
-    }
-    args.extend(["--".to_owned(), doc.clone()]);
-    let (code, out, err) = cli(&s, &args).await;
-    if code != 0 {
-        return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
-    }
-    let notes: Vec<String> = serde_json::from_slice(&out).unwrap_or_default();
-    audit(&s, a.role, "retry", &notes.join("; "));
-    to(&format!("/console/documents/{}", enc(&doc)))
-}
-
-/// `POST /console/documents/{doc}/forget` (admin, `{"target", "job", "confirm": true}`):
-/// `facto ledger forget --yes`; without the confirmation, the CLI's warning (409).
-pub(super) async fn forget(
-    State(s): Shared,
-    headers: HeaderMap,
-    Path(doc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let (a, f) = match admin_action(&s, &headers, &body) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let mut args = vec![
-        "ledger".to_owned(),
-        "forget".to_owned(),
-        "--json".to_owned(),
-        format!("--target={}", f.target.unwrap_or_default()),
-    ];
-    if let Some(j) = &f.job {
-        args.push(format!("--job={j}"));
-    }
-    if f.confirm {
-        args.push("--yes".to_owned());
-    }
-    args.extend(["--".to_owned(), doc.clone()]);
-    let (code, out, err) = cli(&s, &args).await;
-    if code != 0 {
-        return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
-    }
-    let was: Option<Record> = serde_json::from_slice(&out).ok();
-    audit(
-        &s,
-        a.role,
-        "forget",
-        &format!(
-            "{} forgotten (was {})",
-            was.as_ref().map_or(doc.clone(), |r| r.key.to_string()),
-            was.as_ref().map_or("?", |r| r.state.as_str())
-        ),
-    );
-    to(&format!("/console/documents?q={}", enc(&doc)))
-}
-
-/// `POST /console/documents/{doc}/run` (admin, `{"job": ...}`): "run this job now", the pass of
-/// `facto sync --job` (the daemon's own executor, as the CLI's forwarded `sync`).
-pub(super) async fn run_now(
-    State(s): Shared,
-    headers: HeaderMap,
-    Path(doc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let (a, f) = match admin_action(&s, &headers, &body) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let Some(job) = f.job.filter(|j| !j.is_empty()) else {
-        return failure(
-            &a,
-            StatusCode::BAD_REQUEST,
-            t(a.lang, "failed_action"),
-            "no job named",
-        );
-    };
-    let (code, out, err) = cli(
-        &s,
-        &["sync".into(), "--json".into(), format!("--job={job}")],
-    )
-    .await;
-    let Ok(report) = serde_json::from_slice::<RunReport>(&out) else {
-        return failure(
-            &a,
-            StatusCode::CONFLICT,
-            t(a.lang, "failed_action"),
-            &format!("{err} (exit {code})"),
-        );
-    };
-    audit(
-        &s,
-        a.role,
-        "run-job",
-        &format!("job {job} run now (run {}, exit {code})", report.run_id),
-    );
-    to(&format!("/console/documents/{}", enc(&doc)))
-}
 
 #[cfg(test)]
 mod tests {
@@ -663,6 +531,27 @@ mod tests {
         assert_eq!(html.matches("<tr class=\"record").count(), 3);
         assert!(
             html.contains("id=\"prev\" href=\"/console/documents?q=a%26b&amp;"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_buttons_name_the_record_s_job_and_exact_id() {
+        let mut r = record("F1", RecordState::Failed);
+        r.key.doc_id = "-F1".into();
+        let admin = Viewer {
+            role: Role::Admin,
+            lang: Locale::En,
+            csrf: "c",
+        };
+        let html = doc_page(&admin, "F1", &[r], &[String::new()]);
+        let retry = esc(
+            &serde_json::json!({"target": "sales-fec", "job": "sales", "doc_id": "-F1"})
+                .to_string(),
+        );
+        assert!(html.contains(&format!("data-body=\"{retry}\"")), "{html}");
+        assert!(
+            html.contains("&quot;confirm&quot;:true,&quot;doc_id&quot;:&quot;-F1&quot;,&quot;job&quot;:&quot;sales&quot;"),
             "{html}"
         );
     }

@@ -208,6 +208,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("cli", "ligne de commande ou API", "command line or API"),
     ("previous", "Plus récents", "Newer"),
     ("next", "Plus anciens", "Older"),
+    ("error", "Erreur", "Error"),
 ];
 
 /// The label `key` in `lang` (the key itself when it has none, so a gap shows).
