@@ -181,6 +181,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                     at: now,
                     action: "retry".into(),
                     detail: notes.join("; "),
+                    who: cx.who.clone(),
                 })
                 .map_err(ledger_failure)?;
             if cx.out.is_json() {
@@ -236,6 +237,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                     r.batch_id,
                     r.payload_hash
                 ),
+                who: cx.who.clone(),
             };
             let removed = ledger.forget(&r.key, audit).map_err(|e| match e {
                 LedgerError::Invalid(_) => fail(exit::USAGE, e),

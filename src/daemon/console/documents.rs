@@ -121,7 +121,7 @@ pub(super) async fn search(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
     if !c.target.is_empty() {
         args.push(format!("--target={}", c.target));
     }
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, out, err) = cli(&s, a.role, &args).await;
     let Ok(mut records) = serde_json::from_slice::<Vec<Record>>(&out) else {
         return failure(
             &a,
@@ -251,6 +251,7 @@ pub(super) async fn show(
     };
     let (code, out, err) = cli(
         &s,
+        a.role,
         // The document last, after `--`: a number such as `-12` is no option.
         &[
             "ledger".into(),
@@ -269,7 +270,7 @@ pub(super) async fn show(
     if a.role == Role::Admin {
         for r in &records {
             // Without --yes the CLI changes nothing and says what forgetting would do.
-            let (_, _, warning) = cli(&s, &forget_args(&doc, r, false)).await;
+            let (_, _, warning) = cli(&s, a.role, &forget_args(&doc, r, false)).await;
             warnings.push(warning);
         }
     }
@@ -502,12 +503,11 @@ pub(super) async fn retry(
         args.push(format!("--target={t}"));
     }
     args.extend(["--".to_owned(), doc.clone()]);
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, _, err) = cli(&s, a.role, &args).await;
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
     }
-    let notes: Vec<String> = serde_json::from_slice(&out).unwrap_or_default();
-    audit(&s, a.role, "retry", &notes.join("; "));
+    // `ledger retry` audited it, with the role as who acted.
     to(&format!("/console/documents/{}", enc(&doc)))
 }
 
@@ -536,21 +536,11 @@ pub(super) async fn forget(
         args.push("--yes".to_owned());
     }
     args.extend(["--".to_owned(), doc.clone()]);
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, _, err) = cli(&s, a.role, &args).await;
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
     }
-    let was: Option<Record> = serde_json::from_slice(&out).ok();
-    audit(
-        &s,
-        a.role,
-        "forget",
-        &format!(
-            "{} forgotten (was {})",
-            was.as_ref().map_or(doc.clone(), |r| r.key.to_string()),
-            was.as_ref().map_or("?", |r| r.state.as_str())
-        ),
-    );
+    // `ledger forget` audited it, with the role as who acted.
     to(&format!("/console/documents?q={}", enc(&doc)))
 }
 
@@ -576,6 +566,7 @@ pub(super) async fn run_now(
     };
     let (code, out, err) = cli(
         &s,
+        a.role,
         &["sync".into(), "--json".into(), format!("--job={job}")],
     )
     .await;

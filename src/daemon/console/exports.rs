@@ -105,7 +105,9 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         esc(t(lang, "preview")),
     );
     if !target.is_empty() && !from.is_empty() && !until.is_empty() {
-        body.push_str(&preview_section(&s, lang, [&job, &target, &journal, &from, &until]).await);
+        body.push_str(
+            &preview_section(&s, a.role, lang, [&job, &target, &journal, &from, &until]).await,
+        );
     }
     page(&a, t(lang, "export"), &body)
 }
@@ -138,6 +140,7 @@ fn journal_targets(cfg: &mut Config, job: &str) -> Vec<(String, String)> {
 /// The preview of an export, as `facto preview --target` gives it, with the selection.
 async fn preview_section(
     s: &super::Server,
+    role: super::Role,
     lang: Locale,
     [job, target, journal, from, until]: [&str; 5],
 ) -> String {
@@ -149,7 +152,7 @@ async fn preview_section(
         format!("--from={from}"),
         format!("--to={until}"),
     ];
-    let (code, out, err) = cli(s, &args).await;
+    let (code, out, err) = cli(s, role, &args).await;
     let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
     let Some(tp) = v["targets"].as_array().and_then(|a| a.first()) else {
         let e = if err.is_empty() {
@@ -296,7 +299,7 @@ pub(super) async fn export(State(s): Shared, headers: HeaderMap, body: Bytes) ->
         }
         args.extend(only.iter().map(|n| format!("--only={n}")));
     }
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, out, err) = cli(&s, a.role, &args).await;
     let report: Option<RunReport> = serde_json::from_slice(&out).ok();
     let batches = report
         .as_ref()
@@ -358,7 +361,12 @@ pub(super) async fn list(State(s): Shared, headers: HeaderMap) -> Response {
         Err(r) => return *r,
     };
     let lang = a.lang;
-    let (code, out, err) = cli(&s, &["exports".into(), "list".into(), "--json".into()]).await;
+    let (code, out, err) = cli(
+        &s,
+        a.role,
+        &["exports".into(), "list".into(), "--json".into()],
+    )
+    .await;
     let Ok(batches) = serde_json::from_slice::<Vec<Batch>>(&out) else {
         return failure(
             &a,
@@ -421,6 +429,7 @@ pub(super) async fn show(State(s): Shared, headers: HeaderMap, Path(id): Path<St
     };
     let (_, out, err) = cli(
         &s,
+        a.role,
         &[
             "exports".into(),
             "show".into(),
@@ -512,6 +521,7 @@ pub(super) async fn download(
     };
     let (code, bytes, err) = cli(
         &s,
+        a.role,
         &[
             "exports".into(),
             "download".into(),
@@ -568,6 +578,7 @@ pub(super) async fn cancel(
     };
     let (code, _, err) = cli(
         &s,
+        a.role,
         &[
             "exports".into(),
             "cancel".into(),
@@ -579,12 +590,7 @@ pub(super) async fn cancel(
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "cancel"), &err);
     }
-    audit(
-        &s,
-        a.role,
-        "cancel-batch",
-        &format!("export batch {id} cancelled"),
-    );
+    // `exports cancel` audited it, with the role as who acted.
     to(&format!("/console/exports/{id}"))
 }
 
