@@ -262,8 +262,15 @@ async fn mapping_preview(State(s): Shared, body: Bytes) -> Response {
 }
 
 async fn mapping_save(State(s): Shared, body: Bytes) -> Response {
-    match edit_of(&s, &body) {
-        Ok((edit, cfg)) => match editor::save(&cfg, &s.ledger, &edit) {
+    // File work under the mapping files' lock: off the async threads.
+    let server = Arc::clone(&s);
+    let done = tokio::task::spawn_blocking(move || {
+        edit_of(&server, &body).map(|(edit, cfg)| editor::save(&cfg, &server.ledger, &edit))
+    })
+    .await
+    .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+    match done {
+        Ok(saved) => match saved {
             Ok(v) => Json(v).into_response(),
             Err(e @ editor::SaveError::Stale(_)) => error(StatusCode::CONFLICT, e.to_string()),
             Err(e) => Json(json!({ "error": e.to_string() })).into_response(),

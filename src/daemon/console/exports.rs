@@ -54,36 +54,26 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         Err(r) => return *r,
     };
     let lang = a.lang;
-    let mut cfg = match Config::load(&s.config_path, Some(&s.data_dir)) {
+    // The configuration and the connectors folder are read off the async threads.
+    let (config, data, asked) = (
+        s.config_path.clone(),
+        s.data_dir.clone(),
+        query(&uri, "job"),
+    );
+    let loaded = super::blocking(move || choices(&config, &data, asked)).await;
+    let Choices {
+        jobs,
+        job,
+        targets,
+        default_journal,
+    } = match loaded.and_then(|r| r) {
         Ok(c) => c,
-        Err(e) => {
-            return failure(
-                &a,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                t(lang, "export"),
-                &e.to_string(),
-            )
-        }
+        Err(e) => return failure(&a, StatusCode::INTERNAL_SERVER_ERROR, t(lang, "export"), &e),
     };
-    let jobs: Vec<(String, String)> = cfg
-        .jobs
-        .iter()
-        .map(|j| (j.name.clone(), j.name.clone()))
-        .collect();
-    let job =
-        query(&uri, "job").unwrap_or_else(|| jobs.first().map(|j| j.0.clone()).unwrap_or_default());
-    let targets = journal_targets(&mut cfg, &job);
     let target = query(&uri, "target").unwrap_or_default();
     let journal = query(&uri, "journal").unwrap_or_default();
     let from = query(&uri, "from").unwrap_or_default();
     let until = query(&uri, "to").unwrap_or_default();
-    let default_journal = cfg
-        .jobs
-        .iter()
-        .find(|j| j.name == job)
-        .and_then(|j| cfg.mapping_for(j))
-        .map(|m| m.journal.code.clone())
-        .unwrap_or_default();
     let mut body = format!(
         "<form id=\"wizard\" method=\"get\" action=\"/console/export\">\
          <label>Job <select name=\"job\">{}</select></label> \
@@ -110,6 +100,45 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         );
     }
     page(&a, t(lang, "export"), &body)
+}
+
+/// What the wizard's form offers: the jobs, the job chosen, its journal-file targets, and the
+/// journal code of its mapping.
+struct Choices {
+    jobs: Vec<(String, String)>,
+    job: String,
+    targets: Vec<(String, String)>,
+    default_journal: String,
+}
+
+/// The wizard's [`Choices`] for the job `asked` (else the first), from the configuration as
+/// it is on disk now. File work: run on a blocking thread.
+fn choices(
+    config: &std::path::Path,
+    data_dir: &std::path::Path,
+    asked: Option<String>,
+) -> Result<Choices, String> {
+    let mut cfg = Config::load(config, Some(data_dir)).map_err(|e| e.to_string())?;
+    let jobs: Vec<(String, String)> = cfg
+        .jobs
+        .iter()
+        .map(|j| (j.name.clone(), j.name.clone()))
+        .collect();
+    let job = asked.unwrap_or_else(|| jobs.first().map(|j| j.0.clone()).unwrap_or_default());
+    let targets = journal_targets(&mut cfg, &job);
+    let default_journal = cfg
+        .jobs
+        .iter()
+        .find(|j| j.name == job)
+        .and_then(|j| cfg.mapping_for(j))
+        .map(|m| m.journal.code.clone())
+        .unwrap_or_default();
+    Ok(Choices {
+        jobs,
+        job,
+        targets,
+        default_journal,
+    })
 }
 
 /// Every journal-file connector (the job's and those of the connectors folder), as the CLI's
