@@ -2,7 +2,9 @@
 //! entries and, beside them, the codes that keep documents held back, with counts; an edit is
 //! checked on the spot (the whole file is parsed again with the change), shows which held
 //! documents it would release, and is saved atomically into the TOML file keeping its comments
-//! and layout (`toml_edit`). Every saved change goes to the ledger's audit log with its diff.
+//! and layout (`toml_edit`). Every saved change goes to the ledger's audit log with its diff and
+//! who made it. Saves are made one at a time, and one made on a file changed since its page was
+//! loaded (the page's `base`, the file's sha256) is refused, so no save is lost.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,7 +1,7 @@
 //! The console's Audit page (admin): every change recorded in the ledger's audit log, made
-//! through the console, the admin API or the CLI: who (the console's role, else the command
-//! line or API), when (dates as the language writes them), what, and the detail with the diff
-//! of a mapping save; newest first, a page at a time.
+//! through the console, the admin API or the CLI: who (the event's `who`: the console's role,
+//! the command line, the admin API...), when (dates as the language writes them), what, and the
+//! detail with the diff of a mapping save; newest first, a page at a time.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
