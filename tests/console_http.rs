@@ -240,6 +240,9 @@ async fn console_roles_cookie_and_csrf_guard_every_change() {
     let url = format!("/console/exports/{second}/cancel");
     let r = post(&addr, &url, &cookie, Some(&csrf), &json!({})).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The first from the command line (signed, forwarded to the daemon): who is the CLI.
+    let (code, _) = p.json(&["exports", "cancel", &id.to_string()]);
+    assert_eq!(code, 0);
 
     // The admin sees the audit log, with the accountant's export in it.
     let (admin_cookie, _) = login(&addr, &admin).await;
@@ -256,6 +259,14 @@ async fn console_roles_cookie_and_csrf_guard_every_change() {
             && !cancels[0].contains("command line"),
         "{}",
         cancels[0]
+    );
+    let by_cli = audit
+        .split("<tr")
+        .find(|r| r.contains(&format!("export batch {id} cancelled")))
+        .unwrap_or_default();
+    assert!(
+        by_cli.contains("data-who=\"cli\"") && by_cli.contains(">ligne de commande<"),
+        "{by_cli}"
     );
     assert!(
         audit.contains("console-export") && audit.contains(&format!("export batch {id}")),
