@@ -67,7 +67,11 @@ pub(super) async fn page(State(s): Shared, headers: HeaderMap, uri: Uri) -> Resp
     let n: usize = query(&uri, "page")
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let trail = s.ledger.audit_trail().unwrap_or_default();
+    // The whole trail is read from the store: off the async threads.
+    let server = std::sync::Arc::clone(&s);
+    let trail = super::blocking(move || server.ledger.audit_trail().unwrap_or_default())
+        .await
+        .unwrap_or_default();
     let (rows, more) = rows(lang, &trail, n);
     let mut pager = String::new();
     if n > 0 {
