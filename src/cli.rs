@@ -97,6 +97,7 @@ pub fn main_entry() -> ExitCode {
         cli: &cli,
         out: Output::stdout(cli.json),
         daemon_ledger: None,
+        who: crate::daemon::WHO_CLI.to_owned(),
     };
     let result = runtime.block_on(run(&mut cx));
     if matches!(cli.command, Command::Run) {
@@ -147,6 +148,8 @@ struct Context<'a> {
     out: Output,
     /// The ledger the daemon holds (sled's lock is its): `None` when the command runs on its own.
     daemon_ledger: Option<SledLedger>,
+    /// Who runs the command, as the audit log records it (`cli`, `api`, `console:admin`...).
+    who: String,
 }
 
 impl Context<'_> {

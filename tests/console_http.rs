@@ -235,10 +235,39 @@ async fn console_roles_cookie_and_csrf_guard_every_change() {
         "{shown}"
     );
 
+    // The accountant cancels the second batch: `exports cancel` records it, with the role as
+    // who acted, and the console adds no second event (it once did).
+    let url = format!("/console/exports/{second}/cancel");
+    let r = post(&addr, &url, &cookie, Some(&csrf), &json!({})).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The first from the command line (signed, forwarded to the daemon): who is the CLI.
+    let (code, _) = p.json(&["exports", "cancel", &id.to_string()]);
+    assert_eq!(code, 0);
+
     // The admin sees the audit log, with the accountant's export in it.
     let (admin_cookie, _) = login(&addr, &admin).await;
     let (status, audit) = get(&addr, "/console/audit", &admin_cookie).await;
     assert_eq!(status, StatusCode::OK);
+    let cancels: Vec<&str> = audit
+        .split("<tr")
+        .filter(|r| r.contains(&format!("export batch {second} cancelled")))
+        .collect();
+    assert_eq!(cancels.len(), 1, "one event per cancel: {audit}");
+    assert!(
+        cancels[0].contains("data-action=\"cancel-batch\" data-who=\"console:accountant\"")
+            && cancels[0].contains(">comptable (console)<")
+            && !cancels[0].contains("command line"),
+        "{}",
+        cancels[0]
+    );
+    let by_cli = audit
+        .split("<tr")
+        .find(|r| r.contains(&format!("export batch {id} cancelled")))
+        .unwrap_or_default();
+    assert!(
+        by_cli.contains("data-who=\"cli\"") && by_cli.contains(">ligne de commande<"),
+        "{by_cli}"
+    );
     assert!(
         audit.contains("console-export") && audit.contains(&format!("export batch {id}")),
         "{audit}"

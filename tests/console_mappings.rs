@@ -169,6 +169,84 @@ async fn mappings_are_edited_deleted_and_audited_from_the_console() {
     assert_eq!(terminate(&mut daemon), 0);
 }
 
+/// The base (sha256 of the file) the admin's page shows for `pcg-demo`.
+fn base_of(page: &str) -> String {
+    let at = "data-mapping=\"pcg-demo\" data-base=\"";
+    let rest = page
+        .split(at)
+        .nth(1)
+        .expect("the page carries the file's base");
+    rest.split('"').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deletion_whose_source_cannot_be_read_warns_and_a_save_on_a_stale_page_is_refused() {
+    let p = Project::demo();
+    let (mut daemon, addr, admin) = start(&p);
+    // The job's source folder is gone: what a deletion would hold back cannot be known.
+    std::fs::rename(p.path("examples/invoices"), p.path("examples/gone")).unwrap();
+    let (adm, _) = login(&addr, &admin).await;
+    let (_, page) = get(&addr, "/console/mappings", &adm).await;
+    let csrf = csrf_of(&page);
+    let base = base_of(&page);
+    assert_eq!(base.len(), 64, "{page}");
+    let delete = json!({"mapping": "pcg-demo", "table": "tax", "code": "TVA10", "base": base});
+    let (status, impact) = post(&addr, "/console/mappings/delete", &adm, &csrf, &delete).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{impact}");
+    let impact: Value = serde_json::from_str(&impact).unwrap();
+    let unknown = impact["impact_unknown"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        unknown.len() == 1 && unknown[0].as_str().unwrap().starts_with("job demo:"),
+        "the impact is unknown, and says why: {impact}"
+    );
+    assert_eq!(impact["confirm"], "needed");
+    assert!(p.read("mappings/pcg-demo.toml").contains("[tax.TVA10]"));
+    // Confirmed all the same: the entry goes.
+    let mut confirmed = delete.clone();
+    confirmed["confirm"] = json!(true);
+    let (status, done) = post(&addr, "/console/mappings/delete", &adm, &csrf, &confirmed).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(!p.read("mappings/pcg-demo.toml").contains("[tax.TVA10]"));
+
+    // Two pages loaded on the same file: the first save lands, the second is refused (409)
+    // and the file holds the first's edit only.
+    let (_, page) = get(&addr, "/console/mappings", &adm).await;
+    let base = base_of(&page);
+    let save = |code: &str| {
+        json!({"mapping": "pcg-demo", "table": "gl.accounts", "code": code, "base": base,
+            "fields": {"account": "706000", "label": code}})
+    };
+    let (status, first) = post(&addr, "/console/mappings/save", &adm, &csrf, &save("FIRST")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = post(
+        &addr,
+        "/console/mappings/save",
+        &adm,
+        &csrf,
+        &save("SECOND"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{second}");
+    assert!(
+        second.contains("changed since this page was loaded"),
+        "{second}"
+    );
+    let text = p.read("mappings/pcg-demo.toml");
+    assert!(
+        text.contains("[gl.accounts.FIRST]") && !text.contains("SECOND"),
+        "{text}"
+    );
+    // The same stale page cannot delete either.
+    let (status, _) = post(&addr, "/console/mappings/delete", &adm, &csrf,
+        &json!({"mapping": "pcg-demo", "table": "tax", "code": "TVA55", "base": base, "confirm": true})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(p.read("mappings/pcg-demo.toml").contains("[tax.TVA55]"));
+    assert_eq!(terminate(&mut daemon), 0);
+}
+
 /// Polls `cond` on the mapping file for up to 30 s.
 fn wait_file(p: &Project, cond: impl Fn(&str) -> bool) -> String {
     let start = std::time::Instant::now();

@@ -91,7 +91,7 @@ pub(super) async fn chorus_answer(cx: &mut Context<'_>, cmd: &ChorusCmd) -> Resu
     let Some(Connector::ChorusPro(chorus)) = cfg.connectors.get(&rec.key.target) else {
         return Err(fail(exit::USAGE, anyhow::anyhow!("no Chorus Pro target")));
     };
-    match answer::send(chorus, &ledger, &rec.key, answer).await {
+    match answer::send(chorus, &ledger, &rec.key, answer, &cx.who).await {
         Ok(done) => {
             if cx.out.is_json() {
                 cx.out

@@ -207,7 +207,8 @@ pub(super) fn exports(cx: &mut Context<'_>, cmd: &ExportsCmd) -> Result<u8, Fail
             let audit = AuditEvent {
                 at: Utc::now(),
                 action: "cancel-batch".into(),
-                detail: format!("export batch {id} cancelled from the command line"),
+                detail: format!("export batch {id} cancelled"),
+                who: cx.who.clone(),
             };
             let (b, n) = ledger.cancel_batch(*id, audit).map_err(|e| match e {
                 LedgerError::NotFound(_) | LedgerError::Invalid(_) => fail(exit::USAGE, e),

@@ -13,11 +13,13 @@ use crate::ledger::sled::SledLedger;
 use crate::report::exit;
 
 /// Runs a command forwarded by a client through the daemon's admin API, with the daemon's
-/// configuration file and ledger; returns the exit code, standard output and error message.
+/// configuration file and ledger, on behalf of `who` (for the audit log); returns the exit
+/// code, standard output and error message.
 pub(super) fn execute_forwarded(
     args: Vec<String>,
     config: PathBuf,
     ledger: SledLedger,
+    who: String,
 ) -> crate::daemon::Forwarded {
     Box::pin(async move {
         let mut argv = vec![
@@ -37,6 +39,7 @@ pub(super) fn execute_forwarded(
             cli: &cli,
             out: Output::buffer(cli.json),
             daemon_ledger: Some(ledger),
+            who,
         };
         // Like a pass, a forwarded command (a whole `sync`, an `export`) runs on a thread of its
         // own, so the daemon keeps answering meanwhile.

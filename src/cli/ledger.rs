@@ -224,7 +224,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                         return Err(fail(exit::USAGE, anyhow!("{} is not sent again: {why}", r.key)))
                     }
                     State::Failed | State::Rejected | State::Released => {
-                        r.transition(State::Released, "retry asked from the command line", now);
+                        r.transition(State::Released, format!("retry asked ({})", cx.who), now);
                         notes.push(format!("{}: released; the next sync delivers it again", r.key));
                         changed.push(r);
                     }
@@ -254,6 +254,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                     at: now,
                     action: "retry".into(),
                     detail: notes.join("; "),
+                    who: cx.who.clone(),
                 })
                 .map_err(ledger_failure)?;
             if cx.out.is_json() {
@@ -314,6 +315,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                     r.batch_id,
                     r.payload_hash
                 ),
+                who: cx.who.clone(),
             };
             let removed = ledger.forget(&r.key, audit).map_err(|e| match e {
                 LedgerError::Invalid(_) => fail(exit::USAGE, e),

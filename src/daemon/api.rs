@@ -262,10 +262,18 @@ async fn mapping_preview(State(s): Shared, body: Bytes) -> Response {
 }
 
 async fn mapping_save(State(s): Shared, body: Bytes) -> Response {
-    match edit_of(&s, &body) {
-        Ok((edit, cfg)) => match editor::save(&cfg, &s.ledger, &edit) {
+    // File work under the mapping files' lock: off the async threads.
+    let server = Arc::clone(&s);
+    let done = tokio::task::spawn_blocking(move || {
+        edit_of(&server, &body).map(|(edit, cfg)| editor::save(&cfg, &server.ledger, &edit))
+    })
+    .await
+    .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+    match done {
+        Ok(saved) => match saved {
             Ok(v) => Json(v).into_response(),
-            Err(e) => Json(json!({ "error": e })).into_response(),
+            Err(e @ editor::SaveError::Stale(_)) => error(StatusCode::CONFLICT, e.to_string()),
+            Err(e) => Json(json!({ "error": e.to_string() })).into_response(),
         },
         Err((status, e)) => error(status, e),
     }
@@ -287,7 +295,7 @@ struct CliAnswer {
     stdout: String,
 }
 
-async fn cli(State(s): Shared, body: Bytes) -> Response {
+async fn cli(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<CliRequest>(&body) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"args\": [...]}");
     };
@@ -297,8 +305,24 @@ async fn cli(State(s): Shared, body: Bytes) -> Response {
         .filter_map(|x| x.as_str().map(str::to_owned))
         .collect();
     // The executor parses the arguments as the CLI does and refuses, by command, what does not
-    // go through the daemon (`run`, `connect`).
-    let (exit_code, out, error) = (s.exec)(args, s.config_path.clone(), s.ledger.clone()).await;
+    // go through the daemon (`run`, `connect`). A signed request comes from the CLI; the token
+    // as a bearer, from a program using the API.
+    let signed = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(auth::HMAC_SCHEME));
+    let who = if signed {
+        super::WHO_CLI
+    } else {
+        super::WHO_API
+    };
+    let (exit_code, out, error) = (s.exec)(
+        args,
+        s.config_path.clone(),
+        s.ledger.clone(),
+        who.to_owned(),
+    )
+    .await;
     use base64::Engine as _;
     Json(CliAnswer {
         error,

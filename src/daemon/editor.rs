@@ -2,7 +2,9 @@
 //! entries and, beside them, the codes that keep documents held back, with counts; an edit is
 //! checked on the spot (the whole file is parsed again with the change), shows which held
 //! documents it would release, and is saved atomically into the TOML file keeping its comments
-//! and layout (`toml_edit`). Every saved change goes to the ledger's audit log with its diff.
+//! and layout (`toml_edit`). Every saved change goes to the ledger's audit log with its diff and
+//! who made it. Saves are made one at a time, and one made on a file changed since its page was
+//! loaded (the page's `base`, the file's sha256) is refused, so no save is lost.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,13 +14,14 @@ use serde_json::{json, Value};
 
 use crate::checks::prepare;
 use crate::config::{Config, MAPPING_KEYS};
-use crate::fsutil;
-use crate::ledger::{AuditEvent, Ledger, RecordFilter, State};
+use crate::ledger::{Ledger, RecordFilter, State};
 use crate::mapping::keys::KeyTable;
 use crate::mapping::{unmapped_codes, Mapping, GL_FIELDS, TAX_FIELDS};
 use crate::model::Document;
 
+mod save;
 mod toml_text;
+pub use save::{base_of, delete_as, save, save_as, SaveError, WHO_EDITOR};
 pub use toml_text::{apply, diff, rate, remove, Edit};
 
 /// The tables an admin may edit.
@@ -180,76 +183,6 @@ pub fn preview(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Value {
     json!({"ok": true, "releases": released, "diff": diff(&text, &new_text)})
 }
 
-/// Saves an edit (checked again), writes the audit entry and asks for a re-check of held
-/// documents.
-///
-/// # Errors
-///
-/// The edit does not check, or the file or the ledger cannot be written.
-pub fn save(cfg: &Config, ledger: &dyn Ledger, e: &Edit) -> Result<Value, String> {
-    save_as(cfg, ledger, e, None)
-}
-
-/// [`save`], recording in the audit log who made the change (`by`: the console's role).
-///
-/// # Errors
-///
-/// As [`save`].
-pub fn save_as(
-    cfg: &Config,
-    ledger: &dyn Ledger,
-    e: &Edit,
-    by: Option<&str>,
-) -> Result<Value, String> {
-    let checked = preview(cfg, ledger, e);
-    if checked["ok"] != true {
-        return Err(checked["error"]
-            .as_str()
-            .unwrap_or("the edit does not check")
-            .to_owned());
-    }
-    let path = cfg.mappings_dir.join(format!("{}.toml", e.mapping));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    let new_text = apply(&text, e)?;
-    let d = write_audited(
-        cfg,
-        ledger,
-        (&path, &text, &new_text),
-        "mapping-edit",
-        &format!("[{}.\"{}\"]", e.table, e.code),
-        by,
-    )?;
-    for j in cfg.jobs.iter().filter(|j| j.mapping == e.mapping) {
-        let _ = ledger.request_rescan(&j.name);
-    }
-    Ok(json!({"saved": true, "releases": checked["releases"], "diff": d}))
-}
-
-/// Writes the new text of a mapping file atomically and records the change with its diff (and
-/// who made it, when known); returns the diff.
-fn write_audited(
-    cfg: &Config,
-    ledger: &dyn Ledger,
-    (path, text, new_text): (&Path, &str, &str),
-    action: &str,
-    what: &str,
-    by: Option<&str>,
-) -> Result<String, String> {
-    fsutil::write_atomic(path, new_text.as_bytes(), None)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    let d = diff(text, new_text);
-    let who = by.map_or(String::new(), |r| format!(" (web console, role {r})"));
-    ledger
-        .audit(AuditEvent {
-            at: chrono::Utc::now(),
-            action: action.into(),
-            detail: format!("{}: {what}{who}\n{d}", display(path, cfg)),
-        })
-        .map_err(|err| err.to_string())?;
-    Ok(d)
-}
-
 /// The deletion of one entry.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Removal {
@@ -262,6 +195,9 @@ pub struct Removal {
     /// Whether the user confirmed, having seen what it would hold back.
     #[serde(default)]
     pub confirm: bool,
+    /// The sha256 of the file as the page showed it, as [`Edit::base`].
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// Checks a deletion as [`preview`] checks an edit: the file without the entry must still be
@@ -284,43 +220,6 @@ pub fn check_removal(cfg: &Config, r: &Removal, docs: &[Document]) -> Value {
         Err(err) => return json!({"ok": false, "error": err.to_string()}),
     };
     json!({"ok": true, "holds": would_hold(docs, current, &new), "diff": diff(&text, &new_text)})
-}
-
-/// Deletes an entry (checked again), audited with its diff and who did it.
-///
-/// # Errors
-///
-/// The deletion does not check, or the file or the ledger cannot be written.
-pub fn delete_as(
-    cfg: &Config,
-    ledger: &dyn Ledger,
-    r: &Removal,
-    docs: &[Document],
-    by: Option<&str>,
-) -> Result<Value, String> {
-    let checked = check_removal(cfg, r, docs);
-    if checked["ok"] != true {
-        return Err(checked["error"]
-            .as_str()
-            .unwrap_or("the deletion does not check")
-            .to_owned());
-    }
-    let path = cfg.mappings_dir.join(format!("{}.toml", r.mapping));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    let new_text = remove(&text, &r.table, &r.code)?;
-    let d = write_audited(
-        cfg,
-        ledger,
-        (&path, &text, &new_text),
-        "mapping-delete",
-        &format!("[{}.\"{}\"] deleted", r.table, r.code),
-        by,
-    )?;
-    for j in cfg.jobs.iter().filter(|j| j.mapping == r.mapping) {
-        let _ = ledger.request_rescan(&j.name);
-    }
-    Ok(json!({"deleted": true, "holds": checked["holds"], "diff": d}))
 }
 
 /// `path` relative to the project folder, for messages and the audit log.
@@ -455,12 +354,13 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
             .collect();
         let _ = write!(
             h,
-            "<h3>Add or change an entry</h3><form id=\"edit-{0}\" data-mapping=\"{0}\" onsubmit=\"return false\">\
+            "<h3>Add or change an entry</h3><form id=\"edit-{0}\" data-mapping=\"{0}\" data-base=\"{1}\" onsubmit=\"return false\">\
              <select name=\"table\">{options}</select>{inputs}\
              <button type=\"button\" name=\"check\" onclick=\"send(this.form,'preview')\">Check</button>\
              <button type=\"button\" name=\"save\" onclick=\"send(this.form,'save')\">Save</button></form>\
              <pre class=\"result\" id=\"result-{0}\"></pre></section>",
-            esc(name)
+            esc(name),
+            std::fs::read_to_string(&m.path).map_or_else(|_| String::new(), |t| base_of(&t))
         );
     }
     h.push_str("<h2>Changes</h2><ul id=\"audit\">");
@@ -493,11 +393,11 @@ pub fn page(cfg: &Config, ledger: &dyn Ledger) -> String {
     h.push_str(
         "async function send(f,what){const fields={};const keys=tableKeys[f.elements.table.value]||[];\
          for(const k of keys){const v=f.elements[k].value;if(v)fields[k]=v}\
-         const body={mapping:f.dataset.mapping,table:f.elements.table.value,code:f.elements.code.value,fields};\
+         const body={mapping:f.dataset.mapping,table:f.elements.table.value,code:f.elements.code.value,fields,base:f.dataset.base||undefined};\
          const r=await fetch('/api/mapping/'+what,{method:'POST',headers:{'Content-Type':'application/json','X-Facto-Editor':'1'},body:JSON.stringify(body)});\
          const j=await r.json();const out=document.getElementById('result-'+f.dataset.mapping);\
          if(j.error){out.textContent='Refused: '+j.error;out.dataset.state='error';return}\
-         out.textContent=(what==='save'?'Saved. ':'Checks. ')+'Would release: '+((j.releases||[]).join(', ')||'nothing')+'\\n'+(j.diff||'');\
+         out.textContent=(j.warning?'!! '+j.warning+'\\n':'')+(what==='save'?'Saved. ':'Checks. ')+'Would release: '+((j.releases||[]).join(', ')||'nothing')+'\\n'+(j.diff||'');\
          out.dataset.state=what==='save'?'saved':'checked';if(what==='save')setTimeout(()=>location.reload(),300)}</script></body></html>",
     );
     h
@@ -508,7 +408,7 @@ mod tests {
     use super::*;
     use crate::ledger::sled::SledLedger;
 
-    fn copy(from: &Path, to: &Path) {
+    pub(super) fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for e in std::fs::read_dir(from).unwrap() {
             let p = e.unwrap().path();
@@ -542,6 +442,7 @@ mod tests {
             fields: [("xero_tax_type".to_owned(), code.to_owned())]
                 .into_iter()
                 .collect(),
+            base: None,
         };
         // No preflight yet: nothing to check against.
         assert_eq!(preview(&cfg, &ledger, &edit("ANY"))["ok"], true);

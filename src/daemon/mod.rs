@@ -108,9 +108,18 @@ fn token_at(p: PathBuf) -> Result<String, DaemonError> {
 }
 
 /// Runs a forwarded CLI command (argv without the program name) with the daemon's configuration
-/// file and the ledger it holds, and returns its exit code, its standard output and its error
-/// message.
-pub type Executor = fn(Vec<String>, PathBuf, SledLedger) -> Forwarded;
+/// file and the ledger it holds, on behalf of its last argument (who acts, as the audit log
+/// records it: [`WHO_CLI`], [`WHO_API`], `console:<role>`), and returns its exit code, its
+/// standard output and its error message.
+pub type Executor = fn(Vec<String>, PathBuf, SledLedger, String) -> Forwarded;
+
+/// Who acts, in the audit log: a command typed at the command line (run here or forwarded,
+/// signed, to the daemon).
+pub const WHO_CLI: &str = "cli";
+/// Who acts, in the audit log: a caller of the admin API with the admin token.
+pub const WHO_API: &str = "api";
+/// Who acts, in the audit log: a pass of a job, on its own.
+pub const WHO_SYNC: &str = "sync";
 
 /// The outcome of a forwarded command: exit code, standard output, error message.
 pub type Forwarded =

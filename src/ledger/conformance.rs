@@ -159,6 +159,7 @@ fn audit(action: &str) -> AuditEvent {
         at: now(),
         action: action.into(),
         detail: String::new(),
+        who: "cli".into(),
     }
 }
 

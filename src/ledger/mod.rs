@@ -440,6 +440,10 @@ pub struct AuditEvent {
     pub action: String,
     /// On what, and anything worth keeping.
     pub detail: String,
+    /// Who acted: `cli`, `api`, `console:admin`, `console:accountant`, or `sync` for what a
+    /// pass does on its own; "" in the records written before it was kept (the command line).
+    #[serde(default)]
+    pub who: String,
 }
 
 /// Errors of the ledger.

@@ -1,7 +1,7 @@
 //! The console's Audit page (admin): every change recorded in the ledger's audit log, made
-//! through the console, the admin API or the CLI: who (the console's role, else the command
-//! line or API), when (dates as the language writes them), what, and the detail with the diff
-//! of a mapping save; newest first, a page at a time.
+//! through the console, the admin API or the CLI: who (the event's `who`: the console's role,
+//! the command line, the admin API...), when (dates as the language writes them), what, and the
+//! detail with the diff of a mapping save; newest first, a page at a time.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -15,17 +15,25 @@ use crate::ledger::{AuditEvent, Ledger};
 /// Events per page.
 pub(super) const PER_PAGE: usize = 50;
 
-/// Who made a change: the console's role, recorded as `(web console, role …)`, else the
-/// command line or the admin API.
+/// Who made a change, from the event's `who`: the console's role, the command line, the admin
+/// API, the editor page or a pass; "" (a record older than the field) is the command line or
+/// the API, which were not told apart then.
 pub(super) fn who(lang: Locale, e: &AuditEvent) -> String {
-    let role = e
-        .detail
-        .split("(web console, role ")
-        .nth(1)
-        .and_then(|r| r.split(')').next());
-    match role {
-        Some(r) => format!("{} (console)", t(lang, r)),
-        None => t(lang, "cli").to_owned(),
+    match e.who.as_str() {
+        "" => t(lang, "cli").to_owned(),
+        w => match w.strip_prefix("console:") {
+            Some(role) => format!("{} (console)", t(lang, role)),
+            None => t(lang, &format!("who_{w}")).to_owned(),
+        },
+    }
+}
+
+/// The raw value of who acted, for the cell's title: `web console, role admin`, `cli`...
+fn who_title(e: &AuditEvent) -> String {
+    match e.who.strip_prefix("console:") {
+        Some(role) => format!("web console, role {role}"),
+        None if e.who.is_empty() => "command line or API".to_owned(),
+        None => e.who.clone(),
     }
 }
 
@@ -36,12 +44,14 @@ pub(super) fn rows(lang: Locale, trail: &[AuditEvent], page: usize) -> (String, 
     let newest_first = trail.iter().rev().skip(page.saturating_mul(PER_PAGE));
     for e in newest_first.clone().take(PER_PAGE) {
         out.push_str(&format!(
-            "<tr class=\"event\" data-action=\"{a}\"><td>{} {}</td><td class=\"who\">{}</td><td>{a}</td><td><pre>{}</pre></td></tr>",
+            "<tr class=\"event\" data-action=\"{a}\" data-who=\"{w}\"><td>{} {}</td><td class=\"who\" title=\"{}\">{}</td><td>{a}</td><td><pre>{}</pre></td></tr>",
             i18n::date(lang, e.at.date_naive()),
             e.at.format("%H:%M:%S UTC"),
+            esc(&who_title(e)),
             esc(&who(lang, e)),
             esc(&e.detail),
             a = esc(&e.action),
+            w = esc(&e.who),
         ));
     }
     (out, newest_first.count() > PER_PAGE)
@@ -57,7 +67,11 @@ pub(super) async fn page(State(s): Shared, headers: HeaderMap, uri: Uri) -> Resp
     let n: usize = query(&uri, "page")
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let trail = s.ledger.audit_trail().unwrap_or_default();
+    // The whole trail is read from the store: off the async threads.
+    let server = std::sync::Arc::clone(&s);
+    let trail = super::blocking(move || server.ledger.audit_trail().unwrap_or_default())
+        .await
+        .unwrap_or_default();
     let (rows, more) = rows(lang, &trail, n);
     let mut pager = String::new();
     if n > 0 {
@@ -94,6 +108,11 @@ mod tests {
 
     fn event(i: usize, detail: &str) -> AuditEvent {
         AuditEvent {
+            who: if detail.contains("web console") {
+                "console:admin".into()
+            } else {
+                String::new()
+            },
             at: chrono::Utc
                 .with_ymd_and_hms(2026, 3, 7, 9, 0, 0)
                 .single()
@@ -133,5 +152,36 @@ mod tests {
         assert!(last.contains("administrateur (console)"), "{last}");
         assert!(last.contains("ligne de commande ou API"));
         assert_eq!(who(Locale::En, &trail[0]), "admin (console)");
+    }
+
+    #[test]
+    fn who_is_read_from_its_field_and_old_records_without_it_still_read() {
+        // Written before `who` was kept: the command line or the API.
+        let old: AuditEvent = serde_json::from_str(
+            r#"{"at":"2026-03-07T09:00:00Z","action":"forget","detail":"x forgotten"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.who, "");
+        assert_eq!(who(Locale::En, &old), "command line or API");
+        let with = |w: &str, detail: &str| AuditEvent {
+            who: w.into(),
+            detail: detail.into(),
+            ..old.clone()
+        };
+        // The detail is no longer parsed: a detail quoting the old text names nobody.
+        let quoted = with("cli", "note: (web console, role admin)");
+        assert_eq!(who(Locale::En, &quoted), "command line");
+        assert_eq!(
+            who(Locale::Fr, &with("console:accountant", "")),
+            "comptable (console)"
+        );
+        assert_eq!(who(Locale::En, &with("api", "")), "admin API");
+        assert_eq!(who(Locale::Fr, &with("sync", "")), "passe automatique");
+        let (row, _) = rows(Locale::En, &[with("console:accountant", "batch 3")], 0);
+        assert!(
+            row.contains("data-who=\"console:accountant\"")
+                && row.contains("title=\"web console, role accountant\">accountant (console)<"),
+            "{row}"
+        );
     }
 }

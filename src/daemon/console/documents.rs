@@ -123,7 +123,7 @@ pub(super) async fn search(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
     if !c.target.is_empty() {
         args.push(format!("--target={}", c.target));
     }
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, out, err) = cli(&s, a.role, &args).await;
     let Ok(mut records) = serde_json::from_slice::<Vec<Record>>(&out) else {
         return failure(
             &a,
@@ -268,6 +268,7 @@ pub(super) async fn show(
     };
     let (code, out, err) = cli(
         &s,
+        a.role,
         // The document last, after `--`: a number such as `-12` is no option.
         &[
             "ledger".into(),
@@ -288,6 +289,7 @@ pub(super) async fn show(
             // Without --yes the CLI changes nothing and says what forgetting would do.
             let (_, _, warning) = cli(
                 &s,
+                a.role,
                 &forget_args(&r.key.doc_id, &r.key.target, Some(&r.key.job), false),
             )
             .await;

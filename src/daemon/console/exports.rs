@@ -54,36 +54,26 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         Err(r) => return *r,
     };
     let lang = a.lang;
-    let mut cfg = match Config::load(&s.config_path, Some(&s.data_dir)) {
+    // The configuration and the connectors folder are read off the async threads.
+    let (config, data, asked) = (
+        s.config_path.clone(),
+        s.data_dir.clone(),
+        query(&uri, "job"),
+    );
+    let loaded = super::blocking(move || choices(&config, &data, asked)).await;
+    let Choices {
+        jobs,
+        job,
+        targets,
+        default_journal,
+    } = match loaded.and_then(|r| r) {
         Ok(c) => c,
-        Err(e) => {
-            return failure(
-                &a,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                t(lang, "export"),
-                &e.to_string(),
-            )
-        }
+        Err(e) => return failure(&a, StatusCode::INTERNAL_SERVER_ERROR, t(lang, "export"), &e),
     };
-    let jobs: Vec<(String, String)> = cfg
-        .jobs
-        .iter()
-        .map(|j| (j.name.clone(), j.name.clone()))
-        .collect();
-    let job =
-        query(&uri, "job").unwrap_or_else(|| jobs.first().map(|j| j.0.clone()).unwrap_or_default());
-    let targets = journal_targets(&mut cfg, &job);
     let target = query(&uri, "target").unwrap_or_default();
     let journal = query(&uri, "journal").unwrap_or_default();
     let from = query(&uri, "from").unwrap_or_default();
     let until = query(&uri, "to").unwrap_or_default();
-    let default_journal = cfg
-        .jobs
-        .iter()
-        .find(|j| j.name == job)
-        .and_then(|j| cfg.mapping_for(j))
-        .map(|m| m.journal.code.clone())
-        .unwrap_or_default();
     let mut body = format!(
         "<form id=\"wizard\" method=\"get\" action=\"/console/export\">\
          <label>Job <select name=\"job\">{}</select></label> \
@@ -105,9 +95,50 @@ pub(super) async fn wizard(State(s): Shared, headers: HeaderMap, uri: Uri) -> Re
         esc(t(lang, "preview")),
     );
     if !target.is_empty() && !from.is_empty() && !until.is_empty() {
-        body.push_str(&preview_section(&s, lang, [&job, &target, &journal, &from, &until]).await);
+        body.push_str(
+            &preview_section(&s, a.role, lang, [&job, &target, &journal, &from, &until]).await,
+        );
     }
     page(&a, t(lang, "export"), &body)
+}
+
+/// What the wizard's form offers: the jobs, the job chosen, its journal-file targets, and the
+/// journal code of its mapping.
+struct Choices {
+    jobs: Vec<(String, String)>,
+    job: String,
+    targets: Vec<(String, String)>,
+    default_journal: String,
+}
+
+/// The wizard's [`Choices`] for the job `asked` (else the first), from the configuration as
+/// it is on disk now. File work: run on a blocking thread.
+fn choices(
+    config: &std::path::Path,
+    data_dir: &std::path::Path,
+    asked: Option<String>,
+) -> Result<Choices, String> {
+    let mut cfg = Config::load(config, Some(data_dir)).map_err(|e| e.to_string())?;
+    let jobs: Vec<(String, String)> = cfg
+        .jobs
+        .iter()
+        .map(|j| (j.name.clone(), j.name.clone()))
+        .collect();
+    let job = asked.unwrap_or_else(|| jobs.first().map(|j| j.0.clone()).unwrap_or_default());
+    let targets = journal_targets(&mut cfg, &job);
+    let default_journal = cfg
+        .jobs
+        .iter()
+        .find(|j| j.name == job)
+        .and_then(|j| cfg.mapping_for(j))
+        .map(|m| m.journal.code.clone())
+        .unwrap_or_default();
+    Ok(Choices {
+        jobs,
+        job,
+        targets,
+        default_journal,
+    })
 }
 
 /// Every journal-file connector (the job's and those of the connectors folder), as the CLI's
@@ -138,6 +169,7 @@ fn journal_targets(cfg: &mut Config, job: &str) -> Vec<(String, String)> {
 /// The preview of an export, as `facto preview --target` gives it, with the selection.
 async fn preview_section(
     s: &super::Server,
+    role: super::Role,
     lang: Locale,
     [job, target, journal, from, until]: [&str; 5],
 ) -> String {
@@ -149,7 +181,7 @@ async fn preview_section(
         format!("--from={from}"),
         format!("--to={until}"),
     ];
-    let (code, out, err) = cli(s, &args).await;
+    let (code, out, err) = cli(s, role, &args).await;
     let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
     let Some(tp) = v["targets"].as_array().and_then(|a| a.first()) else {
         let e = if err.is_empty() {
@@ -296,7 +328,7 @@ pub(super) async fn export(State(s): Shared, headers: HeaderMap, body: Bytes) ->
         }
         args.extend(only.iter().map(|n| format!("--only={n}")));
     }
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, out, err) = cli(&s, a.role, &args).await;
     let report: Option<RunReport> = serde_json::from_slice(&out).ok();
     let batches = report
         .as_ref()
@@ -358,7 +390,12 @@ pub(super) async fn list(State(s): Shared, headers: HeaderMap) -> Response {
         Err(r) => return *r,
     };
     let lang = a.lang;
-    let (code, out, err) = cli(&s, &["exports".into(), "list".into(), "--json".into()]).await;
+    let (code, out, err) = cli(
+        &s,
+        a.role,
+        &["exports".into(), "list".into(), "--json".into()],
+    )
+    .await;
     let Ok(batches) = serde_json::from_slice::<Vec<Batch>>(&out) else {
         return failure(
             &a,
@@ -421,6 +458,7 @@ pub(super) async fn show(State(s): Shared, headers: HeaderMap, Path(id): Path<St
     };
     let (_, out, err) = cli(
         &s,
+        a.role,
         &[
             "exports".into(),
             "show".into(),
@@ -512,6 +550,7 @@ pub(super) async fn download(
     };
     let (code, bytes, err) = cli(
         &s,
+        a.role,
         &[
             "exports".into(),
             "download".into(),
@@ -568,6 +607,7 @@ pub(super) async fn cancel(
     };
     let (code, _, err) = cli(
         &s,
+        a.role,
         &[
             "exports".into(),
             "cancel".into(),
@@ -579,12 +619,7 @@ pub(super) async fn cancel(
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "cancel"), &err);
     }
-    audit(
-        &s,
-        a.role,
-        "cancel-batch",
-        &format!("export batch {id} cancelled"),
-    );
+    // `exports cancel` audited it, with the role as who acted.
     to(&format!("/console/exports/{id}"))
 }
 

@@ -209,6 +209,15 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("previous", "Plus récents", "Newer"),
     ("next", "Plus anciens", "Older"),
     ("error", "Erreur", "Error"),
+    ("who_cli", "ligne de commande", "command line"),
+    ("who_api", "API d’administration", "admin API"),
+    ("who_editor", "éditeur de correspondances", "mapping editor"),
+    ("who_sync", "passe automatique", "automatic pass"),
+    (
+        "audit_missing",
+        "mais l’entrée du journal des modifications manque",
+        "but its audit entry is missing",
+    ),
 ];
 
 /// The label `key` in `lang` (the key itself when it has none, so a gap shows).

@@ -49,13 +49,16 @@
       });
       var codeInput = tr.querySelector("input.code");
       return { mapping: ctx.section.dataset.mapping, table: table.dataset.table,
-        code: codeInput ? codeInput.value : tr.dataset.code, fields: fields };
+        code: codeInput ? codeInput.value : tr.dataset.code, fields: fields,
+        base: ctx.section.dataset.base || undefined };
     }
     function show(j, saved) {
       if (j.error) { ctx.out.textContent = L.refused + ": " + j.error; ctx.out.dataset.state = "error"; return; }
       ctx.out.textContent = (saved ? L.saved + " " : L.check + ": ") + L.would_release + ": " +
         ((j.releases || []).join(", ") || L.none) + "\n" + (j.diff || "");
       ctx.out.dataset.state = saved ? "saved" : "checked";
+      // Saved, but not audited: it is saved all the same, and says what is missing.
+      if (j.warning) ctx.out.textContent = "!! " + L.audit_missing + ": " + j.warning + "\n" + ctx.out.textContent;
     }
     var timer;
     tr.addEventListener("input", function () {
@@ -73,7 +76,8 @@
       if (e.target.classList.contains("edit")) edit(tr, table);
       if (e.target.classList.contains("delete")) {
         var ctx = context(tr);
-        var req = { mapping: ctx.section.dataset.mapping, table: table.dataset.table, code: tr.dataset.code };
+        var req = { mapping: ctx.section.dataset.mapping, table: table.dataset.table, code: tr.dataset.code,
+          base: ctx.section.dataset.base || undefined };
         post("delete", req).then(function (j) {
           if (j.error) { ctx.out.textContent = L.refused + ": " + j.error; ctx.out.dataset.state = "error"; return; }
           var holds = (j.holds || []).join(", ") || L.none;
@@ -82,7 +86,8 @@
           req.confirm = true;
           post("delete", req).then(function (k) {
             if (k.error) { ctx.out.textContent = L.refused + ": " + k.error; return; }
-            ctx.out.textContent = L.saved; ctx.out.dataset.state = "deleted";
+            ctx.out.textContent = L.saved + (k.warning ? "\n!! " + L.audit_missing + ": " + k.warning : "");
+            ctx.out.dataset.state = "deleted";
             setTimeout(function () { location.reload(); }, 300);
           });
         });

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,10 +17,10 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::super::api::Server;
-use super::super::editor::{self, Edit, Removal};
+use super::super::editor::{self, Edit, Removal, SaveError};
 use super::html::esc;
 use super::i18n::{t, Locale};
-use super::{guard, html, html_response, query, Access, Action, Role, Shared};
+use super::{blocking, guard, html, html_response, query, Access, Action, Role, Shared};
 use crate::config::Config;
 use crate::ledger::{Ledger, RecordFilter, State as RecordState};
 use crate::model::Document;
@@ -29,7 +30,8 @@ use crate::source::Item;
 /// The page's script (edit in place, check on the spot, delete with confirmation), embedded.
 const JS: &str = include_str!("mappings.js");
 
-/// The configuration as it is on disk now (mappings edited since the start included).
+/// The configuration as it is on disk now (mappings edited since the start included); file
+/// work: called on a blocking thread ([`blocking`]).
 fn fresh(s: &Server) -> Result<Config, String> {
     Config::load(&s.config_path, Some(&s.data_dir)).map_err(|e| e.to_string())
 }
@@ -133,9 +135,11 @@ fn body(cfg: &Config, ledger: &dyn Ledger, role: Role, lang: Locale, q: &str) ->
         let m = &cfg.mappings[name];
         let _ = write!(
             h,
-            "<section class=\"mapping\" data-mapping=\"{0}\"><h2>{0} <small>({1})</small></h2>",
+            "<section class=\"mapping\" data-mapping=\"{0}\" data-base=\"{2}\"><h2>{0} <small>({1})</small></h2>",
             esc(name),
-            esc(&editor::display(&m.path, cfg))
+            esc(&editor::display(&m.path, cfg)),
+            // What a change is made on: a save refuses (409) once the file changed since.
+            std::fs::read_to_string(&m.path).map_or_else(|_| String::new(), |t| editor::base_of(&t))
         );
         h.push_str(&reasons_table(lang, &held_reasons(cfg, ledger, name)));
         for table in editor::TABLES {
@@ -207,6 +211,7 @@ fn body(cfg: &Config, ledger: &dyn Ledger, role: Role, lang: Locale, q: &str) ->
         "none",
         "refused",
         "saved",
+        "audit_missing",
     ]
     .into_iter()
     .map(|k| (k, t(lang, k)))
@@ -225,49 +230,67 @@ pub(super) async fn page(State(s): Shared, headers: HeaderMap, uri: Uri) -> Resp
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let cfg = match fresh(&s) {
-        Ok(c) => c,
-        Err(e) => {
-            return html_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                html::refusal(&a.viewer(), &e),
-            )
-        }
-    };
     let q = query(&uri, "q").unwrap_or_default();
-    html_response(
-        StatusCode::OK,
-        html::frame(
-            Some(&a.viewer()),
-            a.lang,
-            t(a.lang, "mappings"),
-            &body(&cfg, &s.ledger, a.role, a.lang, &q),
+    let (role, lang) = (a.role, a.lang);
+    let server = Arc::clone(&s);
+    // The configuration, the mapping files and the ledger are read off the async threads.
+    let body =
+        blocking(move || fresh(&server).map(|cfg| body(&cfg, &server.ledger, role, lang, &q)))
+            .await
+            .and_then(|r| r);
+    match body {
+        Ok(b) => html_response(
+            StatusCode::OK,
+            html::frame(Some(&a.viewer()), a.lang, t(a.lang, "mappings"), &b),
         ),
-    )
+        Err(e) => html_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            html::refusal(&a.viewer(), &e),
+        ),
+    }
 }
 
-/// The admin's session and the configuration of a change, or the answer to send.
-fn change(s: &Server, headers: &HeaderMap) -> Result<(Access, Config), Box<Response>> {
-    let a = guard(s, headers, true, Action::Admin)?;
-    let cfg = fresh(s).map_err(|e| Box::new(json_error(StatusCode::INTERNAL_SERVER_ERROR, &e)))?;
-    Ok((a, cfg))
+/// The admin's session for a change, or the answer to send.
+fn change(s: &Server, headers: &HeaderMap) -> Result<Access, Box<Response>> {
+    guard(s, headers, true, Action::Admin)
+}
+
+/// The answer to a save or a deletion: 409 when the file changed since the page was loaded,
+/// 422 when the change does not check; a change saved but not audited is a 200 with its
+/// `warning`.
+fn saved(result: Result<Result<Value, SaveError>, String>) -> Response {
+    match result {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e @ SaveError::Stale(_))) => json_error(StatusCode::CONFLICT, &e.to_string()),
+        Ok(Err(e)) => json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
 }
 
 /// `POST /console/mappings/check` (admin): an edit checked on the spot, as the editor does.
 pub(super) async fn check(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, cfg) = match change(&s, &headers) {
-        Ok(x) => x,
-        Err(r) => return *r,
+    if let Err(r) = change(&s, &headers) {
+        return *r;
+    }
+    let e = match serde_json::from_slice::<Edit>(&body) {
+        Ok(e) => e,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad edit: {e}")),
     };
-    match serde_json::from_slice::<Edit>(&body) {
-        Ok(e) => Json(editor::preview(&cfg, &s.ledger, &e)).into_response(),
-        Err(e) => json_error(StatusCode::BAD_REQUEST, &format!("bad edit: {e}")),
+    let server = Arc::clone(&s);
+    let checked =
+        blocking(move || fresh(&server).map(|cfg| editor::preview(&cfg, &server.ledger, &e)))
+            .await
+            .and_then(|r| r);
+    match checked {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
 
-/// `POST /console/mappings/save` (admin): the edit checked again, saved, audited with the role.
+/// `POST /console/mappings/save` (admin): the edit checked again, saved, audited with the role;
+/// refused (409) when the file changed since the page was loaded (`base`).
 pub(super) async fn save(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let (a, cfg) = match change(&s, &headers) {
+    let a = match change(&s, &headers) {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -275,14 +298,19 @@ pub(super) async fn save(State(s): Shared, headers: HeaderMap, body: Bytes) -> R
         Ok(e) => e,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad edit: {e}")),
     };
-    match editor::save_as(&cfg, &s.ledger, &e, Some(a.role.as_str())) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, &e),
-    }
+    let server = Arc::clone(&s);
+    saved(
+        blocking(move || {
+            let cfg = fresh(&server).map_err(SaveError::Refused)?;
+            editor::save_as(&cfg, &server.ledger, &e, &a.role.who())
+        })
+        .await,
+    )
 }
 
 /// The documents a deletion is checked against: every document of the sources of the jobs
-/// using the mapping, and the held ones the ledger keeps.
+/// using the mapping, and the held ones the ledger keeps; and the sources that could not be
+/// read (then what the deletion would hold back is not known).
 async fn documents(
     cfg: &Config,
     ledger: &dyn Ledger,
@@ -308,10 +336,34 @@ async fn documents(
     (docs, unread)
 }
 
+/// A deletion, off the async threads (the sources are read for its impact): without
+/// `confirm`, 409 with what it would hold back and its diff (nothing changes), and which
+/// sources could not be read (`impact_unknown`); confirmed, the entry goes, audited.
+fn delete_blocking(s: &Server, r: &Removal, who: &str) -> Result<Response, SaveError> {
+    let cfg = fresh(s).map_err(SaveError::Refused)?;
+    let handle = tokio::runtime::Handle::current();
+    let (docs, unread) = handle.block_on(documents(&cfg, &s.ledger, &r.mapping));
+    if !r.confirm {
+        let mut v: Value = editor::check_removal(&cfg, r, &docs);
+        if v["ok"] != true {
+            return Err(SaveError::Refused(
+                v["error"].as_str().unwrap_or("refused").to_owned(),
+            ));
+        }
+        v["confirm"] = json!("needed");
+        // A source not read: what the deletion would hold back is not known, and says so.
+        if !unread.is_empty() {
+            v["impact_unknown"] = json!(unread);
+        }
+        return Ok((StatusCode::CONFLICT, Json(v)).into_response());
+    }
+    editor::delete_as(&cfg, &s.ledger, r, &docs, who).map(|v| Json(v).into_response())
+}
+
 /// `POST /console/mappings/delete` (admin): without `confirm`, 409 with what the deletion
 /// would hold back and its diff (nothing changes); confirmed, the entry goes, audited.
 pub(super) async fn delete(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let (a, cfg) = match change(&s, &headers) {
+    let a = match change(&s, &headers) {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -319,25 +371,11 @@ pub(super) async fn delete(State(s): Shared, headers: HeaderMap, body: Bytes) ->
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad deletion: {e}")),
     };
-    let (docs, unread) = documents(&cfg, &s.ledger, &r.mapping).await;
-    if !r.confirm {
-        let mut v: Value = editor::check_removal(&cfg, &r, &docs);
-        if v["ok"] != true {
-            return json_error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                v["error"].as_str().unwrap_or("refused"),
-            );
-        }
-        v["confirm"] = json!("needed");
-        // A source not read: what the deletion would hold back is not known, and says so.
-        if !unread.is_empty() {
-            v["impact_unknown"] = json!(unread);
-        }
-        return (StatusCode::CONFLICT, Json(v)).into_response();
-    }
-    match editor::delete_as(&cfg, &s.ledger, &r, &docs, Some(a.role.as_str())) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    let server = Arc::clone(&s);
+    let done = blocking(move || delete_blocking(&server, &r, &a.role.who())).await;
+    match done {
+        Ok(Ok(resp)) => resp,
+        other => saved(other.map(|r| r.map(|_| Value::Null))),
     }
 }
 
@@ -380,6 +418,7 @@ mod tests {
             fields: [("rate".to_owned(), "8,5".to_owned())]
                 .into_iter()
                 .collect(),
+            base: None,
         };
         let text = editor::apply("[tax.TVA20]\nrate = \"20\"\n", &e).unwrap();
         assert!(text.contains("[tax.TVA85]\nrate = \"8.5\""), "{text}");
@@ -413,6 +452,7 @@ mod tests {
             table: table.into(),
             code: code.into(),
             confirm: false,
+            base: None,
         };
         // Only the invoice with a 5.5 % line needs TVA55.
         let v = editor::check_removal(&cfg, &r("tax", "TVA55"), &docs);

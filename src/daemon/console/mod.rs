@@ -89,6 +89,11 @@ impl Role {
         }
     }
 
+    /// Who acts, as the audit log records it: `console:admin`, `console:accountant`.
+    pub fn who(self) -> String {
+        format!("console:{}", self.as_str())
+    }
+
     /// Whether the role may do `action`.
     pub fn allows(self, action: Action) -> bool {
         match self {
@@ -212,10 +217,25 @@ fn html_response(status: StatusCode, page: String) -> Response {
         .into_response()
 }
 
-/// A command of the CLI run by the daemon: exit code, standard output, error. Every screen
-/// that acts goes through it, so the console follows the CLI's rules.
-async fn cli(s: &Server, args: &[String]) -> (u8, Vec<u8>, String) {
-    (s.exec)(args.to_vec(), s.config_path.clone(), s.ledger.clone()).await
+/// A command of the CLI run by the daemon for `role`: exit code, standard output, error. Every
+/// screen that acts goes through it, so the console follows the CLI's rules, and a command
+/// that audits records the role as who acted (the console does not record it a second time).
+async fn cli(s: &Server, role: Role, args: &[String]) -> (u8, Vec<u8>, String) {
+    (s.exec)(
+        args.to_vec(),
+        s.config_path.clone(),
+        s.ledger.clone(),
+        role.who(),
+    )
+    .await
+}
+
+/// Runs `f` (file work: the configuration, mapping files, sources, the ledger's scans) on
+/// tokio's blocking threads, so it never stalls the async workers serving the other requests.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("the task failed: {e}"))
 }
 
 /// A 200 page of the console.
@@ -331,7 +351,8 @@ fn audit(s: &Server, role: Role, action: &str, detail: &str) {
     let event = AuditEvent {
         at: Utc::now(),
         action: format!("console-{action}"),
-        detail: format!("{detail} (web console, role {})", role.as_str()),
+        detail: detail.to_owned(),
+        who: role.who(),
     };
     if let Err(e) = s.ledger.audit(event) {
         tracing::error!(error = %e, action, "Audit event not recorded.");

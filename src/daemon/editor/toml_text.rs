@@ -18,6 +18,10 @@ pub struct Edit {
     pub code: String,
     /// Its keys; an empty value removes the key.
     pub fields: BTreeMap<String, String>,
+    /// The sha256 of the file as the page showed it ([`super::base_of`]): a save refuses when
+    /// the file changed since. Absent (API callers): not checked.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// The text of the file with the edit applied (comments and layout kept).
@@ -220,6 +224,7 @@ mod tests {
             table: "tax".into(),
             code: "TVA20".into(),
             fields,
+            base: None,
         };
         let out = apply(GROUPED, &e).unwrap();
         assert!(out.contains("label = \"TVA normale\""), "{out}");

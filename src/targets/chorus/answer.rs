@@ -106,7 +106,7 @@ pub fn check_file(name: &str, size: u64) -> Result<(), AnswerError> {
 }
 
 /// Sends `answer` for the document of `key` (a record of the Chorus Pro target `key.target`,
-/// configured by `cfg`); returns what was done.
+/// configured by `cfg`) on behalf of `who` (for the audit log); returns what was done.
 ///
 /// # Errors
 ///
@@ -116,6 +116,7 @@ pub async fn send(
     ledger: &dyn Ledger,
     key: &RecordKey,
     answer: Answer,
+    who: &str,
 ) -> Result<String, AnswerError> {
     let Some(mut rec) = ledger.get(key)? else {
         return Err(AnswerError::NotApplicable(format!(
@@ -217,6 +218,7 @@ pub async fn send(
                 at: now,
                 action: answer.action().into(),
                 detail: format!("{key} ({number}): {what}"),
+                who: who.to_owned(),
             })?;
             Ok(format!(
                 "{number}: Chorus Pro accepted the {what}; status {status}"

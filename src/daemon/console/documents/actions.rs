@@ -1,5 +1,5 @@
 //! The admin's actions on a document's records, each running the CLI's own command through
-//! the daemon's executor and audited with the role: `ledger retry` of one record (its job and
+//! the daemon's executor, which audits it with the role as who acted: `ledger retry` of one record (its job and
 //! exact id), `ledger forget` (its warning first, then `--yes`) and `sync --job`.
 
 use axum::body::Bytes;
@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::super::i18n::t;
 use super::super::{audit, cli, failure, guard, to, Access, Action, Shared};
 use super::enc;
-use crate::ledger::Record;
 use crate::report::RunReport;
 
 /// `facto ledger forget` of one record: the document last, after `--` (an id such as `-F1` is
@@ -103,12 +102,11 @@ pub(in crate::daemon::console) async fn retry(
     };
     let id = f.doc_id.as_deref().unwrap_or(&doc);
     let args = retry_args(id, f.target.as_deref(), f.job.as_deref());
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, _, err) = cli(&s, a.role, &args).await;
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
     }
-    let notes: Vec<String> = serde_json::from_slice(&out).unwrap_or_default();
-    audit(&s, a.role, "retry", &notes.join("; "));
+    // `ledger retry` audited it, with the role as who acted.
     to(&format!("/console/documents/{}", enc(&doc)))
 }
 
@@ -130,21 +128,11 @@ pub(in crate::daemon::console) async fn forget(
         f.job.as_deref(),
         f.confirm,
     );
-    let (code, out, err) = cli(&s, &args).await;
+    let (code, _, err) = cli(&s, a.role, &args).await;
     if code != 0 {
         return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
     }
-    let was: Option<Record> = serde_json::from_slice(&out).ok();
-    audit(
-        &s,
-        a.role,
-        "forget",
-        &format!(
-            "{} forgotten (was {})",
-            was.as_ref().map_or(doc.clone(), |r| r.key.to_string()),
-            was.as_ref().map_or("?", |r| r.state.as_str())
-        ),
-    );
+    // `ledger forget` audited it, with the role as who acted.
     to(&format!("/console/documents?q={}", enc(&doc)))
 }
 
@@ -170,6 +158,7 @@ pub(in crate::daemon::console) async fn run_now(
     };
     let (code, out, err) = cli(
         &s,
+        a.role,
         &["sync".into(), "--json".into(), format!("--job={job}")],
     )
     .await;
