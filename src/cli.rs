@@ -97,7 +97,7 @@ pub fn main_entry() -> ExitCode {
         cli: &cli,
         out: Output::stdout(cli.json),
         daemon_ledger: None,
-        who: crate::daemon::WHO_CLI.to_owned(),
+        who: crate::ledger::WHO_CLI.to_owned(),
     };
     let result = runtime.block_on(run(&mut cx));
     if matches!(cli.command, Command::Run) {

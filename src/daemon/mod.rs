@@ -113,13 +113,7 @@ fn token_at(p: PathBuf) -> Result<String, DaemonError> {
 /// standard output and its error message.
 pub type Executor = fn(Vec<String>, PathBuf, SledLedger, String) -> Forwarded;
 
-/// Who acts, in the audit log: a command typed at the command line (run here or forwarded,
-/// signed, to the daemon).
-pub const WHO_CLI: &str = "cli";
-/// Who acts, in the audit log: a caller of the admin API with the admin token.
-pub const WHO_API: &str = "api";
-/// Who acts, in the audit log: a pass of a job, on its own.
-pub const WHO_SYNC: &str = "sync";
+pub use crate::ledger::{WHO_API, WHO_CLI, WHO_SYNC};
 
 /// The outcome of a forwarded command: exit code, standard output, error message.
 pub type Forwarded =

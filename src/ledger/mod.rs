@@ -446,6 +446,14 @@ pub struct AuditEvent {
     pub who: String,
 }
 
+/// Who acts, in the audit log: a command typed at the command line (run here or forwarded,
+/// signed, to the daemon).
+pub const WHO_CLI: &str = "cli";
+/// Who acts, in the audit log: a caller of the admin API with the admin token.
+pub const WHO_API: &str = "api";
+/// Who acts, in the audit log: a pass of a job, on its own.
+pub const WHO_SYNC: &str = "sync";
+
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

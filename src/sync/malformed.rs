@@ -38,7 +38,7 @@ pub(super) fn rekey(
                 at: now,
                 action: "rekeyed".into(),
                 detail: format!("{old}: a malformed document, now held under its own key"),
-                who: crate::daemon::WHO_SYNC.into(),
+                who: crate::ledger::WHO_SYNC.into(),
             },
         )?;
     }

@@ -137,7 +137,7 @@ impl JobRun<'_> {
                                 at: now,
                                 action: "resolved".into(),
                                 detail: format!("{key}: the file reads correctly now"),
-                                who: crate::daemon::WHO_SYNC.into(),
+                                who: crate::ledger::WHO_SYNC.into(),
                             },
                         )?;
                     }
@@ -301,7 +301,7 @@ impl JobRun<'_> {
                             at: now,
                             action: "no-longer-final".into(),
                             detail: format!("{key}: now {} in the source", doc.status.as_str()),
-                            who: crate::daemon::WHO_SYNC.into(),
+                            who: crate::ledger::WHO_SYNC.into(),
                         },
                     )?;
                 }
