@@ -183,19 +183,39 @@ fn main() {
         .unwrap_or(1_000_000);
     let path = Path::new(&path);
     let mut l = ledger(path, n);
+    println!("peak RSS after open: {:.1} MiB", peak_rss_mib());
     let docs = n / TARGETS.len();
     if std::env::var_os("FACTO_BENCH_REINDEX").is_some() {
         let mut b = WriteBatch::default();
-        for kv in l.store().scan(b"i\0") {
-            b.remove(kv.expect("scan the index").0);
-        }
         b.remove(&b"m\0index2"[..]);
-        l.store().apply(b).expect("drop the document index");
+        l.store().apply(b).expect("drop the document index marker");
         l.store().flush().expect("flush");
+        let index: Vec<Vec<u8>> = l
+            .store()
+            .scan(b"i\0")
+            .map(|kv| kv.expect("scan the index").0)
+            .collect();
+        for chunk in index.chunks(CHUNK) {
+            let mut b = WriteBatch::default();
+            for k in chunk {
+                b.remove(k.as_slice());
+            }
+            l.store().apply(b).expect("drop the document index");
+            l.store().flush().expect("flush");
+        }
+        drop(index);
+        println!(
+            "document index dropped (peak RSS so far {:.1} MiB)",
+            peak_rss_mib()
+        );
         drop(l);
         let t = Instant::now();
         l = SledLedger::open(path).expect("reopen the ledger");
-        println!("document index built on open in {:.1?}", t.elapsed());
+        println!(
+            "document index built on open in {:.1?} (peak RSS so far {:.1} MiB)",
+            t.elapsed(),
+            peak_rss_mib()
+        );
     }
     // Documents spread over the ledger, a different one each run (nothing cached for it).
     let doc = |i: usize| (docs / (RUNS + 1)) * (i + 1) + i;

@@ -83,25 +83,36 @@ impl<S: Store> StoreLedger<S> {
             return Ok(());
         }
         let _w = self.write_lock();
-        let mut b = WriteBatch::default();
-        let mut n = 0;
-        for kv in self.store.scan(b"i\0") {
-            b.remove(kv?.0);
-            n += 1;
-            if n % CHUNK == 0 {
-                self.store.apply(std::mem::take(&mut b))?;
+        // The keys are gathered first and written after the scan, a chunk at a time, each
+        // flushed, so that no write batch and no scan grows with the ledger.
+        let stale = self
+            .store
+            .scan(b"i\0")
+            .map(|kv| kv.map(|(k, _)| k))
+            .collect::<Result<Vec<_>>>()?;
+        for chunk in stale.chunks(CHUNK) {
+            let mut b = WriteBatch::default();
+            for k in chunk {
+                b.remove(k.as_slice());
             }
+            self.store.apply(b)?;
+            self.store.flush()?;
         }
+        drop(stale);
+        let mut entries = Vec::new();
         self.doc_entries(|k| {
-            b.insert(k, &[][..]);
-            n += 1;
-            if n % CHUNK == 0 {
-                self.store.apply(std::mem::take(&mut b))?;
-            }
+            entries.push(k);
             Ok(())
         })?;
-        self.store.apply(b)?;
-        self.store.flush()?;
+        for chunk in entries.chunks(CHUNK) {
+            let mut b = WriteBatch::default();
+            for k in chunk {
+                b.insert(k.as_slice(), &[][..]);
+            }
+            self.store.apply(b)?;
+            self.store.flush()?;
+        }
+        drop(entries);
         let mut b = WriteBatch::default();
         b.insert(MARKER, &b"1"[..]);
         self.store.apply(b)?;
