@@ -214,7 +214,7 @@ pub async fn preview(
     // Duplicates as the sync would find them, in source order and over the whole source (a
     // document out of the period still owns its number); nothing is saved.
     let mut dups = crate::sync::duplicates::Duplicates::default();
-    dups.backfill(ledger, &job.name)?;
+    dups.backfill(ledger, &job.name, true)?;
     for item in &items {
         match item {
             Item::Doc { doc, hash, origin } if doc.status == DocStatus::Final => {

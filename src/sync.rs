@@ -244,7 +244,7 @@ pub async fn run_job(
         unread: BTreeSet::new(),
         unknown_warned: BTreeSet::new(),
     };
-    jr.dups.backfill(ledger, &job.name)?;
+    jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();
     let cursor = ledger.cursor(&job.name)?;
     let from_cursor = match (mode, &cursor) {

@@ -74,6 +74,7 @@ conformance!(
     records_cursors_reports_and_values_round_trip,
     a_claimed_record_cannot_be_forgotten,
     the_store_keeps_what_the_rules_rely_on,
+    find_answers_by_id_number_shown_and_malformed_id,
 );
 
 pub(crate) fn record(doc: &str, state: State) -> Record {
@@ -237,6 +238,11 @@ fn cancel_releases_documents_and_keeps_history<B: Backend>(b: &mut B) {
 enum Op {
     /// An API-target record written in this state.
     Put(usize, State),
+    /// The API-target record (if any) takes another number: one of a few, some of them another
+    /// document's id.
+    Renumber(usize, usize),
+    /// A record of another job written in this state.
+    OtherJob(usize, State),
     /// An export of these documents: claimed, then committed (true) or abandoned (false).
     Export(Vec<usize>, bool),
     /// The last committed batch is cancelled.
@@ -253,11 +259,13 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     use proptest::prelude::*;
     let state = proptest::sample::select(State::ALL.to_vec());
     prop_oneof![
-        4 => (0..6usize, state).prop_map(|(d, s)| Op::Put(d, s)),
-        4 => (proptest::collection::vec(0..6usize, 1..4), any::<bool>())
+        4 => (0..DOCS, state.clone()).prop_map(|(d, s)| Op::Put(d, s)),
+        1 => (0..DOCS, 0..4usize).prop_map(|(d, n)| Op::Renumber(d, n)),
+        1 => (0..DOCS, state).prop_map(|(d, s)| Op::OtherJob(d, s)),
+        4 => (proptest::collection::vec(0..DOCS, 1..4), any::<bool>())
             .prop_map(|(d, c)| Op::Export(d, c)),
         2 => Just(Op::Cancel),
-        1 => (0..6usize).prop_map(Op::Forget),
+        1 => (0..DOCS).prop_map(Op::Forget),
         1 => Just(Op::Reopen),
         1 => Just(Op::Legacy),
     ]
@@ -266,12 +274,58 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
 /// Everything the indexes answer matches a scan of the records themselves.
 fn assert_indexes_match<S: Store>(l: &StoreLedger<S>) {
     assert_eq!(l.check_indexes().unwrap(), Vec::<String>::new());
-    let all = l
-        .list(&RecordFilter {
-            job: Some("j".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let every = l.list(&RecordFilter::default()).unwrap();
+    // By state across jobs (and of one target across jobs).
+    for state in State::ALL {
+        for target in [None, Some("api")] {
+            let listed: Vec<RecordKey> = l
+                .list(&RecordFilter {
+                    target: target.map(String::from),
+                    state: Some(state),
+                    ..Default::default()
+                })
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key)
+                .collect();
+            let scanned: Vec<RecordKey> = every
+                .iter()
+                .filter(|r| r.state == state && target.is_none_or(|t| r.key.target == t))
+                .map(|r| r.key.clone())
+                .collect();
+            assert_eq!(listed, scanned, "{target:?} {state:?}");
+        }
+    }
+    // By document: every name a record answers to, and some it does not.
+    let mut names: Vec<String> = (0..DOCS).map(doc_id).collect();
+    names.extend((0..4).map(number));
+    names.extend(["N-d0", "malformed:d0", "d0", "malformed:", ""].map(String::from));
+    for name in &names {
+        let scanned: Vec<RecordKey> = every
+            .iter()
+            .filter(|r| {
+                let id = &r.key.doc_id;
+                id == name
+                    || crate::model::shown_id(id) == name
+                    || id
+                        .strip_prefix(crate::model::MALFORMED_ID)
+                        .is_some_and(|m| name.strip_prefix("malformed:") == Some(m))
+                    || r.number == *name
+            })
+            .map(|r| r.key.clone())
+            .collect();
+        let found: Vec<RecordKey> = l.find(name).unwrap().into_iter().map(|r| r.key).collect();
+        assert_eq!(found, scanned, "find {name:?}");
+        let in_job: Vec<RecordKey> = l
+            .find_in_job("k", name)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        let of_k: Vec<RecordKey> = scanned.into_iter().filter(|k| k.job == "k").collect();
+        assert_eq!(in_job, of_k, "find {name:?} in job k");
+    }
+    let all: Vec<Record> = every.into_iter().filter(|r| r.key.job == "j").collect();
     for target in ["t", "api"] {
         let mut counts = BTreeMap::new();
         for state in State::ALL {
@@ -305,9 +359,19 @@ fn on(target: &str, doc: &str, state: State) -> Record {
     r
 }
 
-/// Document ids, some with the bytes that once broke keys and membership pages.
+/// How many document ids the proptests use.
+const DOCS: usize = 7;
+
+/// Document ids, some with the bytes that once broke keys and membership pages, one of a
+/// malformed document (which `find` also answers by its shown and `malformed:` ids).
 fn doc_id(d: usize) -> String {
-    ["d0", "d\n1", "d\0 2", "d\u{1}3", "d4\n", "\0"][d % 6].to_owned()
+    let malformed = format!("{}d0", crate::model::MALFORMED_ID);
+    ["d0", "d\n1", "d\0 2", "d\u{1}3", "d4\n", "\0", &malformed][d % DOCS].to_owned()
+}
+
+/// Numbers a record can be given: one another document's id, one empty.
+fn number(n: usize) -> String {
+    ["X-1", "d0", "", "N-d0"][n % 4].to_owned()
 }
 
 /// Applies `ops` to a fresh ledger, checking the indexes after each.
@@ -318,6 +382,17 @@ fn run_ops<B: Backend>(b: &mut B, ops: Vec<Op>) {
         let led = l.as_ref().unwrap();
         match op {
             Op::Put(d, state) => led.put_records(&[on("api", &doc_id(d), state)]).unwrap(),
+            Op::Renumber(d, n) => {
+                if let Some(mut r) = led.get(&on("api", &doc_id(d), State::Held).key).unwrap() {
+                    r.number = number(n);
+                    led.put_records(&[r]).unwrap();
+                }
+            }
+            Op::OtherJob(d, state) => {
+                let mut r = on("api", &doc_id(d), state);
+                r.key.job = "k".into();
+                led.put_records(&[r]).unwrap();
+            }
             Op::Export(docs, commit) => {
                 let open = led.begin_batch("j", "t", Path::new("tmp")).unwrap();
                 let mut claimed = Vec::new();
@@ -368,7 +443,7 @@ fn run_ops<B: Backend>(b: &mut B, ops: Vec<Op>) {
             Op::Reopen | Op::Legacy => {
                 if matches!(op, Op::Legacy) {
                     let mut wb = WriteBatch::default();
-                    for prefix in [&b"t\0"[..], b"x\0", b"q\0", b"m\0index"] {
+                    for prefix in [&b"t\0"[..], b"x\0", b"q\0", b"i\0", b"m\0index"] {
                         for kv in led.store().scan(prefix) {
                             wb.remove(kv.unwrap().0);
                         }
@@ -482,4 +557,98 @@ fn a_claimed_record_cannot_be_forgotten<B: Backend>(b: &mut B) {
         l.count_states("j", "t").unwrap(),
         BTreeMap::from([(State::Claimed, 1)])
     );
+}
+
+fn keys_of(found: Vec<Record>) -> Vec<String> {
+    found
+        .into_iter()
+        .map(|r| format!("{}/{}/{}", r.key.job, r.key.target, r.key.doc_id))
+        .collect()
+}
+
+/// `find` answers by id, number, a malformed document's shown id and `malformed:` id, through
+/// the document index: after a renumbering, a forget, an export cancelled, and on a ledger
+/// opened without the index (built then), with a stray entry left by an interrupted build.
+fn find_answers_by_id_number_shown_and_malformed_id<B: Backend>(b: &mut B) {
+    let bad = format!("{}x", crate::model::MALFORMED_ID);
+    {
+        let l = b.open();
+        let mut other_job = record("a", State::Delivered);
+        other_job.key.job = "k".into();
+        let mut malformed = record(&bad, State::Held);
+        malformed.number = String::new();
+        let mut x = record("x", State::Failed);
+        x.number = "a".into();
+        l.put_records(&[record("a", State::Held), other_job, malformed, x])
+            .unwrap();
+        assert_eq!(keys_of(l.find("a").unwrap()), ["j/t/a", "j/t/x", "k/t/a"]);
+        assert_eq!(keys_of(l.find("N-a").unwrap()), ["j/t/a", "k/t/a"]);
+        assert_eq!(keys_of(l.find_in_job("k", "N-a").unwrap()), ["k/t/a"]);
+        assert_eq!(
+            keys_of(l.find_in_job("j", "a").unwrap()),
+            ["j/t/a", "j/t/x"]
+        );
+        assert!(l.find_in_job("z", "a").unwrap().is_empty());
+        // The malformed document by its shown id (a real document has it too), its
+        // `malformed:` id and its stored id; its empty number as well.
+        assert_eq!(
+            keys_of(l.find("x").unwrap()),
+            [format!("j/t/{bad}"), "j/t/x".into()]
+        );
+        assert_eq!(
+            keys_of(l.find("malformed:x").unwrap()),
+            [format!("j/t/{bad}")]
+        );
+        assert_eq!(keys_of(l.find(&bad).unwrap()), [format!("j/t/{bad}")]);
+        assert_eq!(keys_of(l.find("").unwrap()), [format!("j/t/{bad}")]);
+        assert!(l.find("N-x").unwrap().is_empty());
+        assert!(l.find("nothing").unwrap().is_empty());
+        // Renumbered: the old number no longer answers.
+        let mut a = l.get(&record("a", State::Held).key).unwrap().unwrap();
+        a.number = "N-a2".into();
+        l.put_records(&[a]).unwrap();
+        assert_eq!(keys_of(l.find("N-a").unwrap()), ["k/t/a"]);
+        assert_eq!(keys_of(l.find("N-a2").unwrap()), ["j/t/a"]);
+        // Forgotten: gone from every name.
+        l.forget(&record("x", State::Held).key, audit("forget"))
+            .unwrap();
+        assert_eq!(keys_of(l.find("a").unwrap()), ["j/t/a", "k/t/a"]);
+        assert_eq!(keys_of(l.find("x").unwrap()), [format!("j/t/{bad}")]);
+        // Exported, then the export cancelled: found in each state.
+        let open = l.begin_batch("j", "t", Path::new("tmp")).unwrap();
+        l.claim(&open, &[claimed(&open, "e")], &[]).unwrap();
+        assert_eq!(l.find("N-e").unwrap()[0].state, State::Claimed);
+        l.commit_batch(
+            &open,
+            BatchCommit {
+                batch: &batch(open.id),
+                counters: vec![],
+            },
+            &mut &b"f"[..],
+        )
+        .unwrap();
+        assert_eq!(l.find("e").unwrap()[0].state, State::Delivered);
+        l.cancel_batch(open.id, audit("cancel")).unwrap();
+        assert_eq!(l.find("N-e").unwrap()[0].state, State::Released);
+        assert_eq!(l.check_indexes().unwrap(), Vec::<String>::new());
+        // As a ledger written before the document index: the other indexes there, this one
+        // not, with a stray entry of an interrupted build.
+        let mut wb = WriteBatch::default();
+        for kv in l.store().scan(b"i\0") {
+            wb.remove(kv.unwrap().0);
+        }
+        wb.remove(&b"m\0index2"[..]);
+        wb.insert(&b"i\0gone\0j\0t\0gone"[..], &[][..]);
+        l.store().apply(wb).unwrap();
+        l.store().flush().unwrap();
+        assert!(l.find("N-a2").unwrap().is_empty());
+    }
+    let l = b.open();
+    assert_eq!(l.check_indexes().unwrap(), Vec::<String>::new());
+    assert_eq!(keys_of(l.find("N-a2").unwrap()), ["j/t/a"]);
+    assert_eq!(
+        keys_of(l.find("malformed:x").unwrap()),
+        [format!("j/t/{bad}")]
+    );
+    assert!(l.find("gone").unwrap().is_empty());
 }

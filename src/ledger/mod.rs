@@ -536,6 +536,20 @@ pub trait Ledger: Send + Sync {
     /// Storage or decoding failure.
     fn find(&self, doc: &str) -> Result<Vec<Record>>;
 
+    /// The records of `job` whose document id or number is `doc` (a credit note's invoice), in
+    /// key order.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn find_in_job(&self, job: &str, doc: &str) -> Result<Vec<Record>> {
+        Ok(self
+            .find(doc)?
+            .into_iter()
+            .filter(|r| r.key.job == job)
+            .collect())
+    }
+
     /// Counts the records of a job and target per state (reads no JSON).
     ///
     /// # Errors

@@ -17,6 +17,10 @@
 //! read back only by `ledger list`. `q\0<id>` counts the records claimed for open batch `id`, so a
 //! commit moves them from claimed to delivered in one write. A ledger without `m\0index` gets both
 //! indexes built once when it is opened.
+//!
+//! `i\0<name>\0job\0target\0doc` indexes each record under every name `find` answers to (its id,
+//! its number, a malformed document's shown id and `malformed:` id; see `rules::doc_index`), in
+//! the same batches; a ledger without `m\0index2` gets it built once when it is opened.
 
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -102,6 +106,7 @@ impl<S: Store> StoreLedger<S> {
         if ledger.store.get(b"m\0index")?.is_none() {
             ledger.rebuild_indexes()?;
         }
+        ledger.ensure_doc_index()?;
         Ok(ledger)
     }
 
@@ -248,5 +253,6 @@ impl<S: Store> StoreLedger<S> {
 }
 
 mod codec;
+mod doc_index;
 mod index;
 mod ledger_impl;

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
-use crate::ledger::{Ledger, LedgerError, RecordFilter, RecordKey, State};
+use crate::ledger::{Ledger, LedgerError, Record, RecordFilter, RecordKey, State};
 use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
 
@@ -34,6 +34,10 @@ pub(crate) struct Duplicates {
     /// Set while held documents are re-checked from the ledger's copies: those are not a
     /// second reading of the source.
     pub(crate) refeeding: bool,
+    /// Set in a dry run of a job whose numbers are not all in the value store: a number not
+    /// found there is looked up in the ledger's records (by number, through its index) rather
+    /// than every record of the job read up front, since nothing would be saved.
+    from_records: bool,
 }
 
 fn number_key(job: &str, kind: &str, number: &str) -> String {
@@ -105,6 +109,11 @@ impl Duplicates {
                     let origin = v["origin"].as_str().unwrap_or_default().to_owned();
                     owns.then_some((id, origin))
                 }
+                None if self.from_records => owner(
+                    ledger.find_in_job(job, &doc.number)?,
+                    doc.kind.as_str(),
+                    &doc.number,
+                ),
                 None => None,
             },
         };
@@ -156,13 +165,23 @@ impl Duplicates {
 
     /// Registers, once per job, the numbers of the documents a ledger made before numbers
     /// were remembered holds (a delivered one owns its number before any other); they are
-    /// written with the first page.
+    /// written with the first page. A dry run saves nothing: it looks each number up in the
+    /// records when it meets it instead, so its cost follows the documents it reads.
     ///
     /// # Errors
     ///
     /// Ledger failure.
-    pub(crate) fn backfill(&mut self, ledger: &dyn Ledger, job: &str) -> Result<(), LedgerError> {
+    pub(crate) fn backfill(
+        &mut self,
+        ledger: &dyn Ledger,
+        job: &str,
+        dry_run: bool,
+    ) -> Result<(), LedgerError> {
         if ledger.value(&marker(job))?.is_some() {
+            return Ok(());
+        }
+        if dry_run {
+            self.from_records = true;
             return Ok(());
         }
         let records = ledger.list(&RecordFilter {
@@ -172,14 +191,8 @@ impl Duplicates {
         })?;
         let mut owners: HashMap<String, (String, String, bool)> = HashMap::new();
         for r in records.into_iter().filter(|r| !r.number.is_empty()) {
-            let sent = r.state.is_delivered() || r.state == State::Claimed;
             let key = number_key(job, &r.kind, &r.number);
-            match owners.get(&key) {
-                Some((id, _, was_sent)) if *was_sent || !sent || *id == r.key.doc_id => {}
-                _ => {
-                    owners.insert(key, (r.key.doc_id, r.origin, sent));
-                }
-            }
+            claim_number(&mut owners, key, r);
         }
         for (key, (id, origin, _)) in owners {
             if ledger.value(&key)?.is_none() {
@@ -206,11 +219,35 @@ impl Duplicates {
     }
 }
 
+/// The backfill's rule, one record at a time in key order: the first record with a number owns
+/// it, unless a later one of another id was sent and it was not.
+fn claim_number(owners: &mut HashMap<String, (String, String, bool)>, key: String, r: Record) {
+    let sent = r.state.is_delivered() || r.state == State::Claimed;
+    match owners.get(&key) {
+        Some((id, _, was_sent)) if *was_sent || !sent || *id == r.key.doc_id => {}
+        _ => {
+            owners.insert(key, (r.key.doc_id, r.origin, sent));
+        }
+    }
+}
+
+/// The owner of `kind` `number` among `records` (a job's records answering to it), by the
+/// backfill's rule.
+fn owner(records: Vec<Record>, kind: &str, number: &str) -> Option<(String, String)> {
+    let mut owners = HashMap::new();
+    for r in records
+        .into_iter()
+        .filter(|r| r.number == number && r.kind == kind)
+    {
+        claim_number(&mut owners, String::new(), r);
+    }
+    owners.remove("").map(|(id, origin, _)| (id, origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ledger::sled::SledLedger;
-    use crate::ledger::Record;
     use crate::mapping::tests::worked_invoice;
 
     #[test]
@@ -236,11 +273,26 @@ mod tests {
         delivered.state = State::Delivered;
         ledger.put_records(&[first, delivered]).unwrap();
         let targets = vec!["t".to_owned()];
-        let mut d = Duplicates::default();
-        d.backfill(&ledger, "j").unwrap();
-        d.save(&ledger, false).unwrap();
         let mut again = doc.clone();
         again.id = "second".into();
+        // A dry run (preview) reads no record up front and saves nothing, yet finds the same
+        // owner, through the ledger's index by number.
+        let mut dry = Duplicates::default();
+        dry.backfill(&ledger, "j", true).unwrap();
+        assert!(dry.numbers.is_empty() && dry.unsaved.is_empty());
+        let found = dry
+            .check(&ledger, "j", &targets, &again, "b.json", "h2")
+            .unwrap();
+        assert!(matches!(found, Some(Duplicate::SameNumber(_))));
+        assert!(dry
+            .check(&ledger, "j", &targets, &doc, "a.json", "h1")
+            .unwrap()
+            .is_none());
+        dry.save(&ledger, true).unwrap();
+        assert!(ledger.value(&marker("j")).unwrap().is_none());
+        let mut d = Duplicates::default();
+        d.backfill(&ledger, "j", false).unwrap();
+        d.save(&ledger, false).unwrap();
         let found = Duplicates::default()
             .check(&ledger, "j", &targets, &again, "b.json", "h2")
             .unwrap();
@@ -251,7 +303,7 @@ mod tests {
             .check(&ledger, "j", &targets, &doc, "a.json", "h1")
             .unwrap()
             .is_none());
-        d.backfill(&ledger, "j").unwrap();
+        d.backfill(&ledger, "j", false).unwrap();
         assert!(d.unsaved.is_empty());
     }
 }

@@ -58,8 +58,13 @@ pub(super) fn header(v: &[u8]) -> Option<(State, Option<u64>)> {
     Some((state, (id != u64::MAX).then_some(id)))
 }
 
+/// The JSON of a stored record, after its header.
+pub(super) fn body(v: &[u8]) -> &[u8] {
+    v.get(HEADER..).unwrap_or_default()
+}
+
 pub(super) fn decode_record(key: &[u8], v: &[u8], state: State) -> Result<Record> {
-    let mut r: Record = from_json(key, v.get(HEADER..).unwrap_or_default())?;
+    let mut r: Record = from_json(key, body(v))?;
     let batch = header(v).and_then(|h| h.1);
     if state != r.state {
         let note = match batch {

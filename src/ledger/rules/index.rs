@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::codec::{encode_record, header, rkey, to_json};
-use super::StoreLedger;
+use super::{doc_index, StoreLedger};
 use crate::ledger::store::{Store, WriteBatch};
 use crate::ledger::{keys, Record, RecordKey, Result, State, SCHEMA_VERSION};
 
@@ -143,6 +143,14 @@ impl<S: Store> StoreLedger<S> {
     ) -> Result<()> {
         let k = rkey(key);
         let old = self.current(st, &k)?;
+        // Only a record's number can move it in the document index (its id is its key).
+        let old_number = old.as_deref().and_then(doc_index::stored_number);
+        doc_index::restage(
+            &mut st.batch,
+            key,
+            old_number.as_deref(),
+            new.map(|r| r.number.as_str()),
+        );
         let tally = st
             .tallies
             .entry((key.job.clone(), key.target.clone()))
@@ -218,13 +226,51 @@ impl<S: Store> StoreLedger<S> {
             .unwrap_or([0; TALLY]))
     }
 
-    /// The records of `job`/`target` in stored state `state`, through the `x\0` index.
-    pub(super) fn list_indexed(
+    /// The records of `job`/`target` in logical state `state`, whose tally is `tally`: through
+    /// the `x\0` index, or for `claimed`/`delivered` where records are stored as claimed for an
+    /// export batch (they are not in the index), a scan of that job and target's records.
+    pub(super) fn list_state(
         &self,
         job: &str,
         target: &str,
         state: State,
+        tally: &[u64; TALLY],
     ) -> Result<Vec<Record>> {
+        let batched = matches!(state, State::Claimed | State::Delivered) && tally[BATCHED] > 0;
+        if !batched {
+            return self.list_indexed(job, target, state);
+        }
+        let mut out = Vec::new();
+        for kv in self.store.scan(&keys::prefix("r", &[job, target])) {
+            let (k, v) = kv?;
+            if self.logical(&v) == Some(state) {
+                out.push(self.decode(&k, &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `(job, target)` pairs with records, each with its tally, in key order; of `job` only
+    /// when given.
+    pub(super) fn tallies(&self, job: Option<&str>) -> Result<Vec<(String, String, [u64; TALLY])>> {
+        let prefix = match job {
+            Some(j) => keys::prefix("t", &[j]),
+            None => b"t\0".to_vec(),
+        };
+        let mut out = Vec::new();
+        for kv in self.store.scan(&prefix) {
+            let (k, v) = kv?;
+            if let Some([job, target]) =
+                keys::split(&k[2..]).and_then(|p| <[String; 2]>::try_from(p).ok())
+            {
+                out.push((job, target, decode_tally(&v)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records of `job`/`target` in stored state `state`, through the `x\0` index.
+    fn list_indexed(&self, job: &str, target: &str, state: State) -> Result<Vec<Record>> {
         let prefix = xprefix(job, target, state);
         let mut out = Vec::new();
         for kv in self.store.scan(&prefix) {
@@ -297,6 +343,7 @@ impl<S: Store> StoreLedger<S> {
                 found_t.insert(k.to_vec(), t);
             }
         }
+        problems.extend(self.check_doc_index()?);
         if found_t != expected.tallies {
             problems.push(format!(
                 "tallies {:?} differ from the records' {:?}",

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::codec::{bkey, dprefix, from_json, okey, rkey, to_json, ukey};
-use super::index::{qkey, read_u64, Stage, BATCHED, TALLY};
+use super::index::{qkey, read_u64, Stage, TALLY};
 use super::{now, StoreLedger};
 use crate::ledger::store::{Store, WriteBatch};
 use crate::ledger::{
@@ -35,14 +35,19 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {
-        if let (Some(job), Some(target), Some(state)) = (&f.job, &f.target, f.state) {
-            // Records stored as claimed for an export batch are not in the index; only a
-            // journal-file target has them, and only `claimed`/`delivered` can stand for them.
-            let batched = matches!(state, State::Claimed | State::Delivered)
-                && self.tally(job, target)?[BATCHED] > 0;
-            if !batched {
-                return self.list_indexed(job, target, state);
+        if let Some(state) = f.state {
+            // One (job, target) at a time, from its tally: those with no record in this state
+            // are not read at all, the others through the state index where it covers them.
+            let mut out = Vec::new();
+            for (job, target, tally) in self.tallies(f.job.as_deref())? {
+                if f.target.as_ref().is_some_and(|t| *t != target)
+                    || tally[usize::from(state.code())] == 0
+                {
+                    continue;
+                }
+                out.extend(self.list_state(&job, &target, state, &tally)?);
             }
+            return Ok(out);
         }
         let prefix = match (&f.job, &f.target) {
             (Some(j), Some(t)) => keys::prefix("r", &[j, t]),
@@ -52,11 +57,6 @@ impl<S: Store> Ledger for StoreLedger<S> {
         let mut out = Vec::new();
         for kv in self.store.scan(&prefix) {
             let (k, v) = kv?;
-            if let Some(s) = f.state {
-                if self.logical(&v) != Some(s) {
-                    continue;
-                }
-            }
             let r = self.decode(&k, &v)?;
             if f.target.as_ref().is_some_and(|t| *t != r.key.target) {
                 continue;
@@ -67,21 +67,11 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn find(&self, doc: &str) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        for kv in self.store.scan(b"r\0") {
-            let (k, v) = kv?;
-            let r = self.decode(&k, &v)?;
-            // A malformed document's record answers to its escaped id, or to `malformed:` and
-            // that id when a real document has the same.
-            let id = &r.key.doc_id;
-            let malformed = id
-                .strip_prefix(crate::model::MALFORMED_ID)
-                .is_some_and(|m| doc.strip_prefix("malformed:") == Some(m));
-            if id == doc || crate::model::shown_id(id) == doc || malformed || r.number == doc {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        self.find_indexed(doc, None)
+    }
+
+    fn find_in_job(&self, job: &str, doc: &str) -> Result<Vec<Record>> {
+        self.find_indexed(doc, Some(job))
     }
 
     fn count_states(&self, job: &str, target: &str) -> Result<BTreeMap<State, u64>> {

@@ -13,7 +13,7 @@ fn a_version_1_ledger_is_indexed_and_upgraded() {
     l.put_records(&[record("a", State::Held), record("b", State::Failed)])
         .unwrap();
     // As an earlier facto left it: version 1, no indexes.
-    for prefix in [&b"t\0"[..], b"x\0", b"m\0index"] {
+    for prefix in [&b"t\0"[..], b"x\0", b"i\0", b"m\0index"] {
         for kv in l.store().db.scan_prefix(prefix) {
             l.store().db.remove(kv.unwrap().0).unwrap();
         }

@@ -299,9 +299,9 @@ impl PennylaneRun {
             return Ok(None);
         };
         let known = ledger
-            .find(prev)?
+            .find_in_job(&self.job, prev)?
             .into_iter()
-            .filter(|r| r.key.target == self.name && r.key.job == self.job)
+            .filter(|r| r.key.target == self.name)
             .find_map(|r| r.remote_id.and_then(|id| id.parse::<i64>().ok()));
         if known.is_some() {
             return Ok(known);

@@ -276,9 +276,9 @@ impl XeroRun {
             return Ok(());
         };
         let invoice = ledger
-            .find(prev)?
+            .find_in_job(&self.job, prev)?
             .into_iter()
-            .filter(|r| r.key.target == self.name && r.key.job == self.job)
+            .filter(|r| r.key.target == self.name)
             .find_map(|r| r.remote_id);
         let Some(invoice) = invoice else {
             rec.remote_status = Some(format!(
