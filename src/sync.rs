@@ -470,7 +470,30 @@ pub async fn run_job(
 /// logged: the pass has failed already.
 pub fn record_failed_pass(cfg: &Config, ledger: &dyn Ledger, job: &str, error: &RunError) {
     let mut report = RunReport::new(&new_run_id(), "sync", job, false);
-    report.error = Some(error.to_string());
+    let targets: Vec<String> = cfg
+        .jobs
+        .iter()
+        .find(|j| j.name == job)
+        .map(|j| j.targets.clone())
+        .unwrap_or_default();
+    let mut error = error.to_string();
+    // The target the failure names (`target `xero` is not connected...`) leads the error, as a
+    // target's own stop does, so the overview can say which target stopped.
+    let named: Vec<&String> = targets
+        .iter()
+        .filter(|t| error.contains(&format!("`{t}`")))
+        .collect();
+    if let [t] = named.as_slice() {
+        error = format!("{t}: {error}");
+    }
+    report.targets = targets
+        .iter()
+        .map(|t| crate::report::TargetReport {
+            target: t.clone(),
+            ..Default::default()
+        })
+        .collect();
+    report.error = Some(error);
     report.finished_at = Some(Utc::now());
     let kept = ledger
         .save_report(

@@ -339,6 +339,16 @@ fn the_mapping_editor_checks_saves_with_comments_kept_and_audits() {
     let before = p.read("mappings/pcg-demo.toml");
     let (_, saved, _) = call(&addr, "POST", "/api/mapping/save", &with, Some(edit("8.5")));
     assert!(saved.contains("\"saved\":true"), "{saved}");
+    // The same save by a program with the token: audited as the API's, not the editor's.
+    let bearer = format!("Bearer {token}");
+    let (_, again, _) = call(
+        &addr,
+        "POST",
+        "/api/mapping/save",
+        &[("Authorization", bearer.as_str())],
+        Some(edit("8.5")),
+    );
+    assert!(again.contains("\"saved\":true"), "{again}");
     let after = p.read("mappings/pcg-demo.toml");
     assert!(
         after.contains("[tax.TVA85]") && after.contains("rate = \"8.5\""),
@@ -364,4 +374,12 @@ fn the_mapping_editor_checks_saves_with_comments_kept_and_audits() {
         .clone();
     assert_eq!(fec["delivered"], 1, "{r}");
     assert_eq!(terminate(&mut child), 0);
+    let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+    let whos: Vec<String> = facto::ledger::Ledger::audit_trail(&ledger)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "mapping-edit")
+        .map(|e| e.who)
+        .collect();
+    assert_eq!(whos, ["editor", "api"]);
 }

@@ -214,6 +214,8 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             }
             let now = Utc::now();
             let mut changed = Vec::new();
+            // The states read: a pass that claims or delivers one of them meanwhile wins.
+            let mut was = Vec::new();
             let mut notes = Vec::new();
             for mut r in found {
                 match r.state {
@@ -224,6 +226,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                         return Err(fail(exit::USAGE, anyhow!("{} is not sent again: {why}", r.key)))
                     }
                     State::Failed | State::Rejected | State::Released => {
+                        was.push(r.state);
                         r.transition(State::Released, format!("retry asked ({})", cx.who), now);
                         notes.push(format!("{}: released; the next sync delivers it again", r.key));
                         changed.push(r);
@@ -242,7 +245,9 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
                     }
                 }
             }
-            ledger.put_records(&changed).map_err(ledger_failure)?;
+            ledger
+                .put_records_if(&changed, &was)
+                .map_err(ledger_failure)?;
             let mut jobs: Vec<&str> = changed.iter().map(|r| r.key.job.as_str()).collect();
             jobs.sort_unstable();
             jobs.dedup();

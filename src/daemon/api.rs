@@ -215,9 +215,24 @@ async fn authorize(State(s): Shared, req: Request, next: Next) -> Response {
             "the admin token is required (Authorization: Bearer <data_dir/admin-token>, or a request signed with a fresh challenge of /api/hello)",
         );
     }
+    // Who acts, as verified here (never from a header the check did not prove): a signed
+    // request is the CLI's, a bearer a program's, the cookie the mapping editor's.
+    let who = if signed {
+        super::WHO_CLI
+    } else if bearer.is_some_and(is_token) {
+        super::WHO_API
+    } else {
+        editor::WHO_EDITOR
+    };
+    let mut parts = parts;
+    parts.extensions.insert(Verified(who));
     next.run(Request::from_parts(parts, axum::body::Body::from(body)))
         .await
 }
+
+/// Who the authorization check proved a request comes from (an audit `who`).
+#[derive(Clone, Copy)]
+struct Verified(&'static str);
 
 fn editor_header(headers: &HeaderMap) -> bool {
     headers.get("x-facto-editor").map(|v| v.as_bytes()) == Some(b"1")
@@ -261,11 +276,16 @@ async fn mapping_preview(State(s): Shared, body: Bytes) -> Response {
     }
 }
 
-async fn mapping_save(State(s): Shared, body: Bytes) -> Response {
+async fn mapping_save(
+    State(s): Shared,
+    verified: Option<axum::Extension<Verified>>,
+    body: Bytes,
+) -> Response {
+    let who = verified.map_or(editor::WHO_EDITOR, |v| v.0 .0);
     // File work under the mapping files' lock: off the async threads.
     let server = Arc::clone(&s);
     let done = tokio::task::spawn_blocking(move || {
-        edit_of(&server, &body).map(|(edit, cfg)| editor::save(&cfg, &server.ledger, &edit))
+        edit_of(&server, &body).map(|(edit, cfg)| editor::save_as(&cfg, &server.ledger, &edit, who))
     })
     .await
     .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
@@ -295,7 +315,11 @@ struct CliAnswer {
     stdout: String,
 }
 
-async fn cli(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn cli(
+    State(s): Shared,
+    verified: Option<axum::Extension<Verified>>,
+    body: Bytes,
+) -> Response {
     let Ok(req) = serde_json::from_slice::<CliRequest>(&body) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"args\": [...]}");
     };
@@ -305,17 +329,8 @@ async fn cli(State(s): Shared, headers: HeaderMap, body: Bytes) -> Response {
         .filter_map(|x| x.as_str().map(str::to_owned))
         .collect();
     // The executor parses the arguments as the CLI does and refuses, by command, what does not
-    // go through the daemon (`run`, `connect`). A signed request comes from the CLI; the token
-    // as a bearer, from a program using the API.
-    let signed = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(auth::HMAC_SCHEME));
-    let who = if signed {
-        super::WHO_CLI
-    } else {
-        super::WHO_API
-    };
+    // go through the daemon (`run`, `connect`). Who acts is what the authorization proved.
+    let who = verified.map_or(super::WHO_API, |v| v.0 .0);
     let (exit_code, out, error) = (s.exec)(
         args,
         s.config_path.clone(),

@@ -75,6 +75,7 @@ conformance!(
     a_claimed_record_cannot_be_forgotten,
     the_store_keeps_what_the_rules_rely_on,
     find_answers_by_id_number_shown_and_malformed_id,
+    a_change_made_on_a_stale_read_is_refused_whole,
 );
 
 pub(crate) fn record(doc: &str, state: State) -> Record {
@@ -556,6 +557,36 @@ fn a_claimed_record_cannot_be_forgotten<B: Backend>(b: &mut B) {
     assert_eq!(
         l.count_states("j", "t").unwrap(),
         BTreeMap::from([(State::Claimed, 1)])
+    );
+}
+
+/// `put_records_if`: a retry read as failed loses to the claim a pass made meanwhile, and
+/// writes nothing, not even the records that had not changed.
+fn a_change_made_on_a_stale_read_is_refused_whole<B: Backend>(b: &mut B) {
+    let l = b.open();
+    l.put_records(&[record("a", State::Failed), record("b", State::Failed)])
+        .unwrap();
+    // A pass claims `a` after the admin's read.
+    l.put_records(&[record("a", State::Claimed)]).unwrap();
+    let released = [record("b", State::Released), record("a", State::Released)];
+    let err = l.put_records_if(&released, &[State::Failed, State::Failed]);
+    assert!(
+        matches!(&err, Err(super::LedgerError::Invalid(m)) if m.contains("changed meanwhile") && m.contains("claimed")),
+        "{err:?}"
+    );
+    assert_eq!(
+        l.get(&record("a", State::Held).key).unwrap().unwrap().state,
+        State::Claimed
+    );
+    assert_eq!(
+        l.get(&record("b", State::Held).key).unwrap().unwrap().state,
+        State::Failed
+    );
+    // Read again, as it is: accepted.
+    l.put_records_if(&released[..1], &[State::Failed]).unwrap();
+    assert_eq!(
+        l.count_states("j", "t").unwrap(),
+        BTreeMap::from([(State::Claimed, 1), (State::Released, 1)])
     );
 }
 

@@ -522,6 +522,17 @@ pub trait Ledger: Send + Sync {
     /// Storage failure.
     fn put_records(&self, records: &[Record]) -> Result<()>;
 
+    /// [`Ledger::put_records`], provided each record is still in the state it was read in
+    /// (`expected`, one per record): the check and the write are one step against every other
+    /// writer of the ledger, so an admin's change never overwrites a claim or a delivery a pass
+    /// made meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Invalid`] naming the record that changed (nothing is written); storage
+    /// failure.
+    fn put_records_if(&self, records: &[Record], expected: &[State]) -> Result<()>;
+
     /// Lists records matching the filter, in key order.
     ///
     /// # Errors

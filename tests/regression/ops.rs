@@ -526,6 +526,14 @@ async fn a_job_that_fails_to_start_alerts_its_stop_once_and_the_earlier_jobs_ale
         .as_str()
         .unwrap()
         .contains("not connected to Xero"));
+    // The stop names its target first, as a target's own stop does (the overview reads it).
+    assert!(
+        bodies[1]["stopped"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("xero: ")),
+        "{}",
+        bodies[1]
+    );
     // The same stop at the next run: no second alert.
     let mut c = sync();
     tokio::task::spawn_blocking(move || c.output().unwrap())

@@ -19,7 +19,7 @@ pub(super) const PER_PAGE: usize = 50;
 /// API, the editor page or a pass; "" (a record older than the field) is the command line or
 /// the API, which were not told apart then.
 pub(super) fn who(lang: Locale, e: &AuditEvent) -> String {
-    match e.who.as_str() {
+    match recorded_who(e).as_str() {
         "" => t(lang, "cli").to_owned(),
         w => match w.strip_prefix("console:") {
             Some(role) => format!("{} (console)", t(lang, role)),
@@ -30,11 +30,25 @@ pub(super) fn who(lang: Locale, e: &AuditEvent) -> String {
 
 /// The raw value of who acted, for the cell's title: `web console, role admin`, `cli`...
 fn who_title(e: &AuditEvent) -> String {
-    match e.who.strip_prefix("console:") {
+    let w = recorded_who(e);
+    match w.strip_prefix("console:") {
         Some(role) => format!("web console, role {role}"),
-        None if e.who.is_empty() => "command line or API".to_owned(),
-        None => e.who.clone(),
+        None if w.is_empty() => "command line or API".to_owned(),
+        None => w,
     }
+}
+
+/// `who`, or for an event the console wrote before the field existed (its action starts with
+/// `console-`, which only the console writes), the role it put at the very end of the detail.
+fn recorded_who(e: &AuditEvent) -> String {
+    if e.who.is_empty() && e.action.starts_with("console-") {
+        for role in ["admin", "accountant"] {
+            if e.detail.ends_with(&format!("(web console, role {role})")) {
+                return format!("console:{role}");
+            }
+        }
+    }
+    e.who.clone()
 }
 
 /// The rows of page `page` (0 = newest) of `trail` (oldest first, as the ledger keeps it),
@@ -152,6 +166,28 @@ mod tests {
         assert!(last.contains("administrateur (console)"), "{last}");
         assert!(last.contains("ligne de commande ou API"));
         assert_eq!(who(Locale::En, &trail[0]), "admin (console)");
+    }
+
+    #[test]
+    fn an_event_the_console_wrote_before_the_field_keeps_its_role() {
+        let old: AuditEvent = serde_json::from_value(serde_json::json!({
+            "at": "2026-11-30T10:00:00Z",
+            "action": "console-retry",
+            "detail": "demo/fec/F1: released (web console, role admin)"
+        }))
+        .unwrap();
+        assert_eq!(
+            who(Locale::En, &old),
+            format!("{} (console)", t(Locale::En, "admin"))
+        );
+        // Not a console action: the text proves nothing.
+        let cli: AuditEvent = serde_json::from_value(serde_json::json!({
+            "at": "2026-11-30T10:00:00Z",
+            "action": "forget",
+            "detail": "x (web console, role admin)"
+        }))
+        .unwrap();
+        assert_eq!(who(Locale::En, &cli), t(Locale::En, "cli"));
     }
 
     #[test]

@@ -52,26 +52,45 @@ pub(super) async fn overview(State(s): Shared, headers: HeaderMap, uri: Uri) -> 
         return to("/console/export");
     }
     let lang = a.lang;
-    let mut ids = s.ledger.report_ids().unwrap_or_default();
-    // Run ids sort by time (`R%Y%m%dT...`): newest first.
-    ids.sort_unstable_by(|x, y| y.cmp(x));
-    let mut last: BTreeMap<String, RunReport> = BTreeMap::new();
-    for id in ids.iter().take(MAX_REPORTS) {
-        let Some(r) = s
-            .ledger
-            .report(id)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
-        else {
-            continue;
-        };
-        if r.command == "sync" && !r.dry_run && !last.contains_key(&r.job) {
-            last.insert(r.job.clone(), r);
+    // The ledger reads (reports, every record) off the async threads.
+    let server = std::sync::Arc::clone(&s);
+    let read = super::blocking(move || {
+        let mut ids = server.ledger.report_ids().unwrap_or_default();
+        // Run ids sort by time (`R%Y%m%dT...`): newest first.
+        ids.sort_unstable_by(|x, y| y.cmp(x));
+        let mut last: BTreeMap<String, RunReport> = BTreeMap::new();
+        for id in ids.iter().take(MAX_REPORTS) {
+            let Some(r) = server
+                .ledger
+                .report(id)
+                .ok()
+                .flatten()
+                .and_then(|v| serde_json::from_value::<RunReport>(v).ok())
+            else {
+                continue;
+            };
+            if r.command == "sync" && !r.dry_run && !last.contains_key(&r.job) {
+                last.insert(r.job.clone(), r);
+            }
         }
-    }
-    let records = s.ledger.list(&RecordFilter::default()).unwrap_or_default();
-    let passes: Vec<RunReport> = last.into_values().collect();
+        let records = server
+            .ledger
+            .list(&RecordFilter::default())
+            .unwrap_or_default();
+        (last.into_values().collect::<Vec<RunReport>>(), records)
+    })
+    .await;
+    let (passes, records) = match read {
+        Ok(x) => x,
+        Err(e) => {
+            return super::failure(
+                &a,
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                t(lang, "overview"),
+                &e,
+            )
+        }
+    };
     let wpage = query(&uri, "wpage")
         .and_then(|p| p.parse().ok())
         .unwrap_or(1);

@@ -58,6 +58,18 @@ fn read_at_base(path: &Path, cfg: &Config, base: Option<&str>) -> Result<String,
     }
 }
 
+/// The file of mapping `name`, only for a mapping the configuration uses: a name from a request
+/// never reaches the file system before it is known (`../x` is no mapping).
+fn mapping_file(cfg: &Config, name: &str) -> Result<std::path::PathBuf, SaveError> {
+    if !cfg.mappings.contains_key(name) {
+        return Err(SaveError::Refused(format!(
+            "no mapping `{name}` in use; the mappings of facto.toml's jobs: {}",
+            cfg.mappings.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(cfg.mappings_dir.join(format!("{name}.toml")))
+}
+
 /// Saves an edit (checked again), writes the audit entry and asks for a re-check of held
 /// documents.
 ///
@@ -78,7 +90,7 @@ pub fn save_as(cfg: &Config, ledger: &dyn Ledger, e: &Edit, who: &str) -> Result
     let _one_at_a_time = WRITES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let path = cfg.mappings_dir.join(format!("{}.toml", e.mapping));
+    let path = mapping_file(cfg, &e.mapping)?;
     let text = read_at_base(&path, cfg, e.base.as_deref())?;
     let checked = preview(cfg, ledger, e);
     if checked["ok"] != true {
@@ -144,7 +156,7 @@ pub fn delete_as(
     let _one_at_a_time = WRITES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let path = cfg.mappings_dir.join(format!("{}.toml", r.mapping));
+    let path = mapping_file(cfg, &r.mapping)?;
     let text = read_at_base(&path, cfg, r.base.as_deref())?;
     let checked = check_removal(cfg, r, docs);
     if checked["ok"] != true {
@@ -270,6 +282,30 @@ mod tests {
             "{}",
             trail[0].detail
         );
+    }
+
+    #[test]
+    fn a_mapping_name_outside_the_configuration_never_reaches_the_file_system() {
+        let (_dir, cfg, ledger) = demo();
+        let mut e = label("X", "x", Some(base_of("anything")));
+        e.mapping = "../facto".into();
+        // Refused by name, not "changed since" (which would tell the file exists).
+        let got = save_as(&cfg, &ledger, &e, "console:admin");
+        assert!(
+            matches!(&got, Err(SaveError::Refused(m)) if m.contains("no mapping `../facto`")),
+            "{got:?}"
+        );
+        let r = Removal {
+            mapping: "../facto".into(),
+            table: "gl.accounts".into(),
+            code: "X".into(),
+            confirm: true,
+            base: Some(base_of("anything")),
+        };
+        assert!(matches!(
+            delete_as(&cfg, &ledger, &r, &[], "console:admin"),
+            Err(SaveError::Refused(_))
+        ));
     }
 
     #[test]

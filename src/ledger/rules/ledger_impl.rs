@@ -34,6 +34,36 @@ impl<S: Store> Ledger for StoreLedger<S> {
         Ok(())
     }
 
+    fn put_records_if(&self, records: &[Record], expected: &[State]) -> Result<()> {
+        if records.len() != expected.len() {
+            return Err(LedgerError::Invalid(
+                "one expected state per record".to_owned(),
+            ));
+        }
+        let w = self.write_lock();
+        for (r, want) in records.iter().zip(expected) {
+            let now = self
+                .store
+                .get(&rkey(&r.key))?
+                .and_then(|v| self.logical(&v));
+            if now != Some(*want) {
+                return Err(LedgerError::Invalid(format!(
+                    "{} changed meanwhile (now {}); look at it again",
+                    r.key,
+                    now.map_or("gone", State::as_str)
+                )));
+            }
+        }
+        let mut st = Stage::default();
+        for r in records {
+            self.stage(&mut st, &r.key, Some(r))?;
+        }
+        self.apply(st)?;
+        drop(w);
+        self.store.flush()?;
+        Ok(())
+    }
+
     fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {
         if let Some(state) = f.state {
             // One (job, target) at a time, from its tally: those with no record in this state
