@@ -16,9 +16,7 @@ use crate::targets::http::{self, ApiError};
 use crate::targets::oauth::{Attempt, OAuthError, RefreshingToken};
 use crate::targets::secret_from_env;
 
-/// Pennylane's rate-limit window: 25 calls per 5 s per token (its `requests_per_5s`). The limiter
-/// paces over 1 % more: the server counts arrivals, the limiter departures, and a call arriving a
-/// few milliseconds early would be refused.
+/// Pennylane's rate-limit window: 25 calls per 5 s per token (the connector's `requests_per_5s`).
 const WINDOW: Duration = Duration::from_secs(5);
 
 /// Errors of the Pennylane API.
@@ -114,6 +112,8 @@ impl PennylaneApi {
             base: cfg.api_url.trim_end_matches('/').to_owned(),
             auth,
             policy: http::policy(cfg.max_retry_secs),
+            // 1 % over the window: the server counts arrivals, the limiter departures, and a
+            // call arriving a few milliseconds early would be refused.
             limiter: RateLimiter::new(cfg.requests_per_5s, WINDOW + WINDOW / 100),
         })
     }
