@@ -366,12 +366,21 @@ where
 }
 
 /// A sliding-window limit on requests (Pennylane: 25 per 5 s per token), shared by the calls of
-/// one client so that a run never provokes a storm of 429s.
+/// one client so that a run never provokes a storm of 429s. Measured with [`tokio::time::Instant`]:
+/// exact to the millisecond, where servers give their reset in whole seconds.
 #[derive(Debug)]
 pub struct RateLimiter {
     max: usize,
     window: Duration,
-    sent: tokio::sync::Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    state: std::sync::Mutex<Window>,
+}
+
+/// The calls of the current window, and how long the server asked to wait.
+#[derive(Debug, Default)]
+struct Window {
+    sent: std::collections::VecDeque<tokio::time::Instant>,
+    /// No call before then: the server said its window had no call left.
+    closed_until: Option<tokio::time::Instant>,
 }
 
 impl RateLimiter {
@@ -380,29 +389,63 @@ impl RateLimiter {
         RateLimiter {
             max: max.max(1) as usize,
             window,
-            sent: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
+            state: std::sync::Mutex::new(Window::default()),
         }
+    }
+
+    /// The window, its calls older than `window` dropped. (Never held across an await: a
+    /// panic elsewhere cannot poison plain timestamps, hence `into_inner`.)
+    fn current(&self, now: tokio::time::Instant) -> std::sync::MutexGuard<'_, Window> {
+        let mut w = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while w
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            w.sent.pop_front();
+        }
+        w
     }
 
     /// Waits until one more request fits in the window, and counts it.
     pub async fn acquire(&self) {
-        let mut sent = self.sent.lock().await;
         loop {
             let now = tokio::time::Instant::now();
-            while sent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.window)
-            {
-                sent.pop_front();
-            }
-            if sent.len() < self.max {
-                sent.push_back(now);
-                return;
-            }
+            let wake = {
+                let mut w = self.current(now);
+                let closed = w.closed_until.filter(|t| *t > now);
+                let full = w.sent.len() >= self.max;
+                if !full && closed.is_none() {
+                    w.sent.push_back(now);
+                    return;
+                }
+                let slot = match w.sent.front() {
+                    Some(oldest) if full => *oldest + self.window,
+                    _ => now,
+                };
+                slot.max(closed.unwrap_or(now))
+            };
             count(&RATE_LIMIT_WAITS);
-            let oldest = sent.front().copied().unwrap_or(now);
-            tokio::time::sleep(self.window.saturating_sub(now.duration_since(oldest))).await;
+            tokio::time::sleep_until(wake).await;
         }
+    }
+
+    /// The server says its window has no call left, the next one being allowed in `wait` (its
+    /// reset). When this limiter's window is full too, both count the same calls and the
+    /// limiter's own clock decides: waiting on the server's reset, rounded to the second, added
+    /// up to a second to every window (25 calls took 6 s instead of 5). Otherwise others use
+    /// the same quota, and no call goes before `wait` is over.
+    pub fn exhausted(&self, wait: Duration) {
+        let now = tokio::time::Instant::now();
+        let mut w = self.current(now);
+        if w.sent.len() >= self.max {
+            return;
+        }
+        let until = now + wait;
+        w.closed_until = Some(w.closed_until.map_or(until, |t| t.max(until)));
     }
 }
 
@@ -415,20 +458,30 @@ pub fn exhausted_wait(
     reset_header: Option<&str>,
     window: Duration,
 ) -> Option<Duration> {
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .map(str::to_owned)
-    };
-    if header(remaining_header)?.parse::<u64>().ok()? > 0 {
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    exhausted_wait_at(
+        header(remaining_header),
+        reset_header.and_then(header),
+        chrono::Utc::now().timestamp_millis(),
+        window,
+    )
+}
+
+/// [`exhausted_wait`] from the headers' values, at `now_ms` (unix milliseconds). The reset, in
+/// whole seconds, is waited on to the millisecond, not from the start of the current second.
+pub fn exhausted_wait_at(
+    remaining: Option<&str>,
+    reset: Option<&str>,
+    now_ms: i64,
+    window: Duration,
+) -> Option<Duration> {
+    if remaining?.trim().parse::<u64>().ok()? > 0 {
         return None;
     }
-    let until_reset = reset_header
-        .and_then(header)
-        .and_then(|v| v.parse::<i64>().ok())
-        .map(|ts| Duration::from_secs((ts - chrono::Utc::now().timestamp()).max(0) as u64));
+    let until_reset = reset
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|ts| ts.saturating_mul(1000).saturating_sub(now_ms).max(0))
+        .map(|ms| Duration::from_millis(ms.unsigned_abs()));
     Some(until_reset.unwrap_or(window).min(window))
 }
 
@@ -446,6 +499,129 @@ mod limiter_tests {
         // 3 at once, 3 after 5 s, the 7th after 10 s.
         assert!(start.elapsed() >= Duration::from_secs(10));
         assert!(start.elapsed() < Duration::from_secs(11));
+    }
+
+    use tokio::time::Instant;
+
+    /// A fake Pennylane quota: `max` calls per fixed window of 5 s opened by the first call after
+    /// the last window closed; its `ratelimit-reset` is the window's end in whole unix seconds,
+    /// rounded up. The wall clock starts at 0.3 s past a second, so the rounding matters.
+    struct Quota {
+        max: usize,
+        opened: Instant,
+        used: usize,
+        refused: usize,
+        t0: Instant,
+    }
+
+    const WINDOW: Duration = Duration::from_secs(5);
+    const UNIX_T0_MS: i64 = 1_770_379_505_300;
+
+    impl Quota {
+        /// `used` calls already made by someone else, in a window opened `ago`.
+        fn new(max: usize, used: usize, ago: Duration) -> Quota {
+            let t0 = Instant::now();
+            Quota {
+                max,
+                opened: t0.checked_sub(ago).unwrap(),
+                used,
+                refused: 0,
+                t0,
+            }
+        }
+
+        fn unix_ms(&self, t: Instant) -> i64 {
+            let since = t.duration_since(self.t0).as_millis() as i64;
+            let before = self.t0.duration_since(t).as_millis() as i64;
+            UNIX_T0_MS + since - before
+        }
+
+        /// One call arriving now: its `ratelimit-remaining` and `ratelimit-reset`.
+        fn call(&mut self) -> (String, String) {
+            let now = Instant::now();
+            if now >= self.opened + WINDOW {
+                self.opened = now;
+                self.used = 0;
+            }
+            self.used += 1;
+            if self.used > self.max {
+                self.refused += 1;
+            }
+            let reset = (self.unix_ms(self.opened + WINDOW) + 999) / 1000;
+            (
+                self.max.saturating_sub(self.used).to_string(),
+                reset.to_string(),
+            )
+        }
+    }
+
+    /// `n` calls as the Pennylane client makes them: the limiter, the call (20 ms), the
+    /// headers noted. When each call was sent, from the start.
+    async fn paced_calls(l: &RateLimiter, q: &mut Quota, n: usize) -> Vec<Duration> {
+        let mut sent = Vec::new();
+        for _ in 0..n {
+            l.acquire().await;
+            sent.push(q.t0.elapsed());
+            let (remaining, reset) = q.call();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now_ms = q.unix_ms(Instant::now());
+            if let Some(wait) = exhausted_wait_at(Some(&remaining), Some(&reset), now_ms, WINDOW) {
+                l.exhausted(wait);
+            }
+        }
+        sent
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pennylane_pacing_takes_the_documented_window_and_never_more_calls() {
+        let l = RateLimiter::new(25, WINDOW);
+        let mut q = Quota::new(25, 0, Duration::ZERO);
+        let sent = paced_calls(&l, &mut q, 100).await;
+        assert_eq!(q.refused, 0, "a call above the limit");
+        // 25 calls per window: the 26th, 51st and 76th open the next ones, 5 s apart (the
+        // reset rounded to the second made it 6 s).
+        for (k, i) in [(1u32, 25), (2, 50), (3, 75)] {
+            let want = WINDOW * k;
+            let got = sent[i];
+            assert!(
+                got >= want && got <= want + WINDOW / 20,
+                "call {} sent at {got:?}, not within 5 % of {want:?}",
+                i + 1
+            );
+        }
+        // No 5 s holds more than 25 of them.
+        for w in sent.windows(26) {
+            assert!(w[25] - w[0] >= WINDOW, "{w:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_used_by_others_is_waited_for_until_its_reset() {
+        // 20 calls made 1 s ago by another client of the token: 5 left, reset at 4.3 s → 5.
+        let l = RateLimiter::new(25, WINDOW);
+        let mut q = Quota::new(25, 20, Duration::from_secs(1));
+        let sent = paced_calls(&l, &mut q, 10).await;
+        assert_eq!(q.refused, 0, "a call above the limit");
+        assert!(sent[4] < Duration::from_millis(200), "{sent:?}");
+        // The 6th waits for the reset (whole second 5 of the wall clock, 4.7 s from the start),
+        // to the millisecond.
+        assert_eq!(sent[5], Duration::from_millis(4_700), "{sent:?}");
+    }
+
+    #[test]
+    fn the_reset_is_waited_on_to_the_millisecond() {
+        let w = |rem: &str, reset: Option<&str>, now_ms| {
+            exhausted_wait_at(Some(rem), reset, now_ms, WINDOW)
+        };
+        assert_eq!(w("3", Some("1000"), 999_000), None);
+        assert_eq!(
+            w("0", Some("1000"), 996_250),
+            Some(Duration::from_millis(3_750))
+        );
+        assert_eq!(w("0", Some("1000"), 1_000_500), Some(Duration::ZERO));
+        assert_eq!(w("0", Some("2000"), 1_000_000), Some(WINDOW));
+        assert_eq!(w("0", None, 0), Some(WINDOW));
+        assert_eq!(exhausted_wait_at(None, Some("1"), 0, WINDOW), None);
     }
 
     fn busy(retry_after: Option<Duration>) -> backoff::Error<HttpFailure> {

@@ -85,13 +85,22 @@ pub fn amount(d: Decimal, decimal_sep: char) -> String {
     }
 }
 
+/// The ISO-8859-15 byte of a character, if it has one: Latin-1 but for eight code points.
 fn latin9_byte(c: char) -> Option<u8> {
-    let u = c as u32;
-    if let Some((_, b)) = LATIN9_DIFF.iter().find(|(h, _)| *h == c) {
-        return Some(*b);
+    match c {
+        '€' => Some(0xA4),
+        'Š' => Some(0xA6),
+        'š' => Some(0xA8),
+        'Ž' => Some(0xB4),
+        'ž' => Some(0xB8),
+        'Œ' => Some(0xBC),
+        'œ' => Some(0xBD),
+        'Ÿ' => Some(0xBE),
+        // The Latin-1 signs whose bytes Latin-9 gave to the eight above.
+        '¤' | '¦' | '¨' | '´' | '¸' | '¼' | '½' | '¾' => None,
+        c if (c as u32) < 0x80 || (0xA0..=0xFF).contains(&(c as u32)) => Some(c as u8),
+        _ => None,
     }
-    let replaced = LATIN9_DIFF.iter().any(|(_, b)| u32::from(*b) == u);
-    (u < 0x80 || ((0xA0..=0xFF).contains(&u) && !replaced)).then_some(u as u8)
 }
 
 /// Windows-1252's characters at 0x80–0x9F (typographic signs); the rest is Latin-1.
@@ -200,6 +209,24 @@ fn transliterate(c: char) -> Option<&'static str> {
     })
 }
 
+/// What `c` becomes in `enc` when it has no byte there: a transliteration, else its base
+/// letters, else `?` (see [`fold`]).
+fn fold_missing(c: char, enc: Encoding, out: &mut String) {
+    if let Some(t) = transliterate(c) {
+        out.push_str(t);
+        return;
+    }
+    let before = out.len();
+    out.extend(
+        c.to_string()
+            .nfkd()
+            .filter(|b| byte_in(*b, enc).is_some_and(|b| b >= 0x20)),
+    );
+    if out.len() == before {
+        out.push('?');
+    }
+}
+
 /// Rewrites text so that every character has a byte in `enc`: characters outside it are
 /// transliterated (`’`→`'`, `–`→`-`, in ASCII `œ`→`oe`, `é`→`e`), else decomposed to their base
 /// letter, else become `?`. One character then stands for one byte, so fixed-width layouts can
@@ -212,33 +239,43 @@ pub fn fold(s: &str, enc: Encoding) -> String {
     for c in s.chars() {
         if byte_in(c, enc).is_some() {
             out.push(c);
-        } else if let Some(t) = transliterate(c) {
-            out.push_str(t);
         } else {
-            let base: String = c
-                .to_string()
-                .nfkd()
-                .filter(|b| byte_in(*b, enc).is_some_and(|b| b >= 0x20))
-                .collect();
-            if base.is_empty() {
-                out.push('?');
-            } else {
-                out.push_str(&base);
-            }
+            fold_missing(c, enc, &mut out);
         }
     }
     out
 }
 
-/// Encodes text into the target encoding, folding what it lacks (see [`fold`]).
+/// Encodes text into the target encoding, folding what it lacks (see [`fold`]). One pass: runs
+/// of ASCII are copied as they are, only the other characters are looked up (every page of a
+/// French journal holds some: "TVA collectée").
 pub fn encode(s: &str, enc: Encoding) -> Vec<u8> {
-    if matches!(enc, Encoding::Utf8 | Encoding::Utf8Bom) || s.is_ascii() {
+    if matches!(enc, Encoding::Utf8 | Encoding::Utf8Bom) {
         return s.as_bytes().to_vec();
     }
-    fold(s, enc)
-        .chars()
-        .map(|c| byte_in(c, enc).unwrap_or(b'?'))
-        .collect()
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s;
+    let mut folded = String::new();
+    while !rest.is_empty() {
+        let ascii = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest.as_bytes()[..ascii]);
+        rest = &rest[ascii..];
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else { break };
+        rest = chars.as_str();
+        match byte_in(c, enc) {
+            Some(b) => out.push(b),
+            None => {
+                folded.clear();
+                fold_missing(c, enc, &mut folded);
+                out.extend(folded.chars().map(|c| byte_in(c, enc).unwrap_or(b'?')));
+            }
+        }
+    }
+    out
 }
 
 /// Bytes to put before the first line (a BOM where asked for).
@@ -273,6 +310,51 @@ mod tests {
         );
         assert_eq!(encode("Čapek", Encoding::Iso885915), b"Capek");
         assert_eq!(encode("日", Encoding::Iso885915), b"?");
+    }
+
+    #[test]
+    fn latin9_ascii_is_copied_as_is() {
+        let s = "VE\tJournal des ventes\t411000\t1358,25\r\n";
+        assert_eq!(encode(s, Encoding::Iso885915), s.as_bytes());
+        assert_eq!(encode("", Encoding::Iso885915), b"");
+    }
+
+    #[test]
+    fn latin9_accented_letters_between_ascii_runs() {
+        assert_eq!(
+            encode("é TVA collectée à 20 % ÿ", Encoding::Iso885915),
+            b"\xE9 TVA collect\xE9e \xE0 20 % \xFF"
+        );
+        assert_eq!(
+            encode("ÀÉÈÇÔÛ", Encoding::Iso885915),
+            b"\xC0\xC9\xC8\xC7\xD4\xDB"
+        );
+    }
+
+    #[test]
+    fn latin9_the_eight_characters_it_changed_from_latin1() {
+        assert_eq!(
+            encode("€ Š š Ž ž Œ œ Ÿ", Encoding::Iso885915),
+            b"\xA4 \xA6 \xA8 \xB4 \xB8 \xBC \xBD \xBE"
+        );
+        // The Latin-1 signs of those bytes are not in Latin-9: folded, never their old byte.
+        let signs = "¤¦¨´¸¼½¾";
+        let bytes = encode(signs, Encoding::Iso885915);
+        assert_eq!(bytes, fold(signs, Encoding::Iso885915).as_bytes());
+        assert!(bytes.iter().all(u8::is_ascii), "{bytes:?}");
+        // Every byte but the C1 controls decodes to a character that encodes back to it.
+        for b in (0..=255u8).filter(|b| !(0x80..0xA0).contains(b)) {
+            let c = decode(&[b], Encoding::Iso885915);
+            assert_eq!(encode(&c, Encoding::Iso885915), [b], "{b:#x} {c}");
+        }
+    }
+
+    #[test]
+    fn latin9_unrepresentable_characters_fold_as_before() {
+        assert_eq!(encode("Łódź Čapek", Encoding::Iso885915), b"?\xF3dz Capek");
+        assert_eq!(encode("a日b", Encoding::Iso885915), b"a?b");
+        assert_eq!(encode("l’œuvre…", Encoding::Iso885915), b"l'\xBDuvre...");
+        assert_eq!(encode("a\u{202F}b", Encoding::Iso885915), b"a b");
     }
 
     #[test]

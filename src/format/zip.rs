@@ -4,33 +4,11 @@
 
 use chrono::{Datelike, NaiveDate};
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-const CRC_TABLE: [u32; 256] = crc_table();
-
 /// CRC-32 (IEEE), as zip stores it.
+/// `crc32fast` works on many bytes at a time (SIMD where the CPU has it); the byte-at-a-time
+/// table it replaces took 18 % of a CII export.
 pub fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |c, &b| {
-        CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8)
-    })
+    crc32fast::hash(data)
 }
 
 fn dos_date(d: NaiveDate) -> u16 {
@@ -181,6 +159,25 @@ mod tests {
     #[test]
     fn crc_of_the_standard_check_string() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
+        // Longer than any SIMD block, with every byte value.
+        let all: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let bitwise = !all.iter().fold(!0u32, |mut c, &b| {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            c
+        });
+        assert_eq!(crc32(&all), bitwise);
     }
 
     #[test]

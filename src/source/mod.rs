@@ -120,36 +120,41 @@ pub(crate) fn items_from_value(value: serde_json::Value, origin: &str, page: &mu
         serde_json::Value::Array(v) => v,
         other => vec![other],
     };
-    let out = &mut page.items;
     for (pos, v) in values.into_iter().enumerate() {
-        let (raw_id, number) = crate::model::raw_identity(&v, pos);
-        let escaped = v
-            .get("id")
-            .and_then(|x| x.as_str())
-            .is_some_and(|s| s.chars().any(char::is_control));
-        let mut unknown = Vec::new();
-        let parsed = crate::model::parse_document_noting(v, origin, pos, &mut unknown);
-        if let Ok(doc) = &parsed {
-            page.unknown_fields
-                .extend(unknown::of_document(unknown, doc));
-        }
-        match parsed {
-            Ok(doc) => out.push(Item::Doc {
-                doc: Box::new(doc),
-                origin: origin.to_owned(),
-                hash: None,
-            }),
-            Err(error) => {
-                let id = if raw_id.starts_with('#') {
-                    format!("{origin}{raw_id}")
-                } else if escaped {
-                    // Never the record of a real document whose id is the escaped text.
-                    format!("{}{raw_id}", crate::model::MALFORMED_ID)
-                } else {
-                    raw_id
-                };
-                out.push(Item::Bad { id, number, error });
-            }
+        item_from_value(v, origin, pos, page);
+    }
+}
+
+/// One value read at `pos` of `origin`: a document, or a held item naming what is wrong.
+pub(crate) fn item_from_value(v: serde_json::Value, origin: &str, pos: usize, page: &mut Page) {
+    let out = &mut page.items;
+    let (raw_id, number) = crate::model::raw_identity(&v, pos);
+    let escaped = v
+        .get("id")
+        .and_then(|x| x.as_str())
+        .is_some_and(|s| s.chars().any(char::is_control));
+    let mut unknown = Vec::new();
+    let parsed = crate::model::parse_document_noting(v, origin, pos, &mut unknown);
+    if let Ok(doc) = &parsed {
+        page.unknown_fields
+            .extend(unknown::of_document(unknown, doc));
+    }
+    match parsed {
+        Ok(doc) => out.push(Item::Doc {
+            doc: Box::new(doc),
+            origin: origin.to_owned(),
+            hash: None,
+        }),
+        Err(error) => {
+            let id = if raw_id.starts_with('#') {
+                format!("{origin}{raw_id}")
+            } else if escaped {
+                // Never the record of a real document whose id is the escaped text.
+                format!("{}{raw_id}", crate::model::MALFORMED_ID)
+            } else {
+                raw_id
+            };
+            out.push(Item::Bad { id, number, error });
         }
     }
 }
