@@ -533,3 +533,39 @@ async fn an_alert_the_receiver_refuses_does_not_hold_back_the_next_ones() {
         .collect();
     assert_eq!(ids, vec![first_id, second_id], "{err} {second}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_does_not_hold_the_daemon_or_its_stop() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/alerts"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+        .mount(&server)
+        .await;
+    let p = Arc::new(project(&server, None));
+    let q = Arc::clone(&p);
+    let mut child = tokio::task::spawn_blocking(move || {
+        crate::daemon::start_with(&q, "", &[("FACTO_TEST_ALERT_KEY", KEY)]).0
+    })
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    while posts(&server).await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no alert tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The alert hangs (its budget is 60 s): the daemon stops at once all the same.
+    let asked = std::time::Instant::now();
+    let code = tokio::task::spawn_blocking(move || crate::daemon::terminate(&mut child))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "the stop waited {:?} for the alert",
+        asked.elapsed()
+    );
+    // Cut short, it is still pending: never lost.
+    let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+    assert_eq!(facto::alerts::pending(&ledger).unwrap().len(), 1);
+}

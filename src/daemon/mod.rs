@@ -237,10 +237,12 @@ async fn job_loop(
             if let Err(e) = &pass {
                 crate::sync::record_failed_pass(&cfg, ledger, &job.name, e);
             }
-            // Alerts go out once the job is free again (`run_job` holds the job's lock): a
-            // receiver that is slow or down never holds the job's next pass or the status
-            // polling of its targets.
-            crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
+            // Alerts go out once the job is free again (`run_job` holds the job's lock), on a
+            // task of their own: a receiver that is slow or down never holds this job's next
+            // pass, another job's, or the daemon's stop. (One sender at a time; an alert a stop
+            // cuts short stays pending and goes out after the next pass.)
+            let (alerts, l) = (cfg.alerts.clone(), ledger.clone());
+            tokio::spawn(async move { crate::alerts::after_pass(alerts.as_ref(), &l).await });
             let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",
                 Ok(r) => {
