@@ -274,3 +274,35 @@ async fn a_partner_app_connects_with_oauth_and_its_rotated_tokens_are_saved() {
         sim.state.lock().unwrap().oauth.refresh_tokens()[0]
     );
 }
+
+/// Issue 14: a first sync costs the upload and the import of each document and little more (the
+/// customers and accounts once per sync, the statuses in one list call); a later sync with
+/// nothing new costs O(1) calls, not one per invoice; a payment is still seen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_costs_two_calls_per_document_and_statuses_one_list_call() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    let (code, r) = run(&p, &["sync"]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
+    let calls = sim.take_calls();
+    let total: u32 = calls.values().sum();
+    let per_doc = f64::from(total) / DELIVERABLE as f64;
+    eprintln!("first sync: {total} calls, {per_doc:.2} per document: {calls:?}");
+    assert_eq!(calls.get("GET /customer_invoices/{id}"), None, "{calls:?}");
+    assert_eq!(calls["GET /customer_invoices"], 1, "{calls:?}");
+    assert!(per_doc <= 2.5, "{per_doc:.2}: {calls:?}");
+
+    let (_, r) = run(&p, &["sync"]).await;
+    assert_eq!(target(&r, T)["delivered"], 0, "{r}");
+    let calls = sim.take_calls();
+    eprintln!("second sync: {calls:?}");
+    assert_eq!(calls.values().sum::<u32>(), 1, "{calls:?}");
+
+    sim.state.lock().unwrap().paid.push("F2026-0002".into());
+    let (code, st) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{st}");
+    assert_eq!(state_count(&p, "paid"), 1, "{st}");
+    assert_eq!(sim.take_calls().values().sum::<u32>(), 1);
+    assert_once(&sim);
+}

@@ -3,9 +3,12 @@
 //! file attachments (the first import of each may answer 409 "not ready"), imports checked for
 //! coherent amounts and recorded by external reference, cursor-paged lists, and faults on demand
 //! (429 with retry-after, an answer lost after the import, a slow answer). It counts imports per
-//! invoice number so that tests prove "imported exactly once".
+//! invoice number so that tests prove "imported exactly once", and every call per endpoint
+//! (`calls`) so that tests prove what a sync costs. Lists honour `limit` and `cursor`, and the
+//! `filter` conditions facto sends (`eq`, `in`, and `gt`/`gteq` on `updated_at`); an invoice's
+//! `updated_at` moves when it is imported and when it is paid.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -39,6 +42,10 @@ pub struct State {
     pub not_ready_once: bool,
     /// Invoice numbers paid in Pennylane.
     pub paid: Vec<String>,
+    /// Invoice ids whose payment moved their `updated_at` already.
+    pub paid_seen: BTreeSet<i64>,
+    /// Calls per endpoint (`GET /customer_invoices/{id}`), authorised or not.
+    pub calls: BTreeMap<String, u32>,
     /// Imports not listed yet (a late answer): invoice id → when they land.
     pub landing: BTreeMap<i64, std::time::Instant>,
     /// OAuth2 of partner apps: PKCE consent, both tokens rotated on every refresh.
@@ -55,29 +62,82 @@ fn dec(v: &Value) -> Decimal {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or_default()
 }
 
-fn filter_value(req: &Request, field: &str) -> Option<String> {
-    let f = req
-        .url
+fn query(req: &Request, key: &str) -> Option<String> {
+    req.url
         .query_pairs()
-        .find(|(k, _)| k == "filter")?
-        .1
-        .into_owned();
-    let v: Value = serde_json::from_str(&f).ok()?;
-    v.as_array()?
-        .iter()
-        .find(|c| c["field"] == field)
-        .and_then(|c| c["value"].as_str().map(str::to_owned))
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
-fn page(items: Vec<Value>) -> ResponseTemplate {
-    ResponseTemplate::new(200)
-        .set_body_json(json!({"items": items, "has_more": false, "next_cursor": null}))
+/// The `filter` conditions on `field`: (operator, value).
+fn conditions(req: &Request, field: &str) -> Vec<(String, Value)> {
+    let v: Value = query(req, "filter")
+        .and_then(|f| serde_json::from_str(&f).ok())
+        .unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["field"] == field)
+        .map(|c| {
+            (
+                c["operator"].as_str().unwrap_or("").to_owned(),
+                c["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Whether `value` passes every condition on `field` (`eq`, `in`, `gt`, `gteq`; timestamps
+/// compared as instants).
+fn passes(req: &Request, field: &str, value: &Value) -> bool {
+    let time = |v: &Value| {
+        v.as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    conditions(req, field)
+        .iter()
+        .all(|(op, want)| match op.as_str() {
+            "eq" => value == want,
+            "in" => want.as_array().is_some_and(|a| a.contains(value)),
+            "gt" | "gteq" => match (time(value), time(want)) {
+                (Some(v), Some(w)) => v > w || (op == "gteq" && v == w),
+                _ => false,
+            },
+            _ => false,
+        })
+}
+
+/// One page of `items` as `limit` and `cursor` (an offset here) ask.
+fn page_of(req: &Request, items: Vec<Value>) -> ResponseTemplate {
+    let limit: usize = query(req, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let from: usize = query(req, "cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let more = items.len() > from + limit;
+    let items: Vec<Value> = items.into_iter().skip(from).take(limit).collect();
+    ResponseTemplate::new(200).set_body_json(json!({"items": items, "has_more": more,
+        "next_cursor": more.then(|| (from + limit).to_string())}))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 impl Answer for State {
     fn answer(&mut self, req: &Request) -> ResponseTemplate {
         let s = self;
         s.requests += 1;
+        let route = req.url.path().trim_start_matches("/api/external/v2");
+        let route = match route.strip_prefix("/customer_invoices/") {
+            Some(rest) if rest.parse::<i64>().is_ok() => "/customer_invoices/{id}".to_owned(),
+            _ => route.to_owned(),
+        };
+        *s.calls
+            .entry(format!("{} {route}", req.method))
+            .or_insert(0) += 1;
         if req.url.path() == "/oauth/token" {
             return s.oauth.token(req);
         }
@@ -97,24 +157,22 @@ impl Answer for State {
         let method = req.method.as_str().to_owned();
         match (method.as_str(), path.as_str()) {
             ("GET", "/ledger_accounts") => {
-                let n = filter_value(req, "number").unwrap_or_default();
                 let rows = s
                     .accounts
                     .iter()
-                    .filter(|(_, num, _)| *num == n)
+                    .filter(|(_, num, _)| passes(req, "number", &json!(num)))
                     .map(|(id, num, vat)| json!({"id": id, "number": num, "vat_rate": vat, "enabled": true}))
                     .collect();
-                page(rows)
+                page_of(req, rows)
             }
             ("GET", "/customers") => {
-                let ext = filter_value(req, "external_reference");
-                page(
-                    s.customers
-                        .iter()
-                        .filter(|(_, e)| ext.as_deref().is_none_or(|x| x == e))
-                        .map(|(id, e)| json!({"id": id, "external_reference": e}))
-                        .collect(),
-                )
+                let rows = s
+                    .customers
+                    .iter()
+                    .filter(|(_, e)| passes(req, "external_reference", &json!(e)))
+                    .map(|(id, e)| json!({"id": id, "external_reference": e}))
+                    .collect();
+                page_of(req, rows)
             }
             ("POST", "/company_customers") => {
                 let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -174,7 +232,7 @@ impl Answer for State {
                 let id = 9000 + s.invoices.len() as i64 + 1;
                 s.invoices.push(json!({"id": id, "invoice_number": number,
                     "external_reference": b["external_reference"], "credited_invoice_id": b["credited_invoice_id"],
-                    "currency_amount": b["currency_amount"]}));
+                    "currency_amount": b["currency_amount"], "updated_at": now()}));
                 let answer = ResponseTemplate::new(201)
                     .set_body_json(json!({"id": id, "invoice_number": number,
                     "external_reference": b["external_reference"], "status": "upcoming"}));
@@ -193,37 +251,49 @@ impl Answer for State {
                     .trim_start_matches("/customer_invoices/")
                     .parse()
                     .unwrap_or(0);
+                s.settle_payments();
                 match s.invoices.iter().find(|i| i["id"] == id) {
-                    Some(i) => {
-                        let mut i = i.clone();
-                        let paid = s.paid.iter().any(|n| i["invoice_number"] == n.as_str());
-                        i["status"] = json!(if paid { "paid" } else { "upcoming" });
-                        i["paid"] = json!(paid);
-                        ResponseTemplate::new(200).set_body_json(i)
-                    }
+                    Some(i) => ResponseTemplate::new(200).set_body_json(i),
                     None => ResponseTemplate::new(404),
                 }
             }
             ("GET", "/customer_invoices") => {
-                let ext = filter_value(req, "external_reference");
-                let num = filter_value(req, "invoice_number");
+                s.settle_payments();
                 let now = std::time::Instant::now();
-                page(
-                    s.invoices
-                        .iter()
-                        .filter(|i| {
-                            i["id"]
-                                .as_i64()
-                                .and_then(|id| s.landing.get(&id))
-                                .is_none_or(|t| *t <= now)
-                        })
-                        .filter(|i| ext.as_deref().is_none_or(|x| i["external_reference"] == x))
-                        .filter(|i| num.as_deref().is_none_or(|x| i["invoice_number"] == x))
-                        .cloned()
-                        .collect(),
-                )
+                let rows = s
+                    .invoices
+                    .iter()
+                    .filter(|i| {
+                        i["id"]
+                            .as_i64()
+                            .and_then(|id| s.landing.get(&id))
+                            .is_none_or(|t| *t <= now)
+                    })
+                    .filter(|i| {
+                        ["external_reference", "invoice_number", "updated_at"]
+                            .iter()
+                            .all(|f| passes(req, f, &i[*f]))
+                    })
+                    .cloned()
+                    .collect();
+                page_of(req, rows)
             }
             _ => ResponseTemplate::new(404),
+        }
+    }
+}
+
+impl State {
+    /// Gives every invoice its status, and moves `updated_at` of those paid since last seen.
+    fn settle_payments(&mut self) {
+        for i in &mut self.invoices {
+            let id = i["id"].as_i64().unwrap_or(0);
+            let paid = self.paid.iter().any(|n| i["invoice_number"] == n.as_str());
+            if paid && self.paid_seen.insert(id) {
+                i["updated_at"] = json!(now());
+            }
+            i["status"] = json!(if paid { "paid" } else { "upcoming" });
+            i["paid"] = json!(paid);
         }
     }
 }
@@ -259,5 +329,10 @@ impl Sim {
 
     pub fn imports(&self) -> BTreeMap<String, u32> {
         self.state.lock().unwrap().imports.clone()
+    }
+
+    /// Calls per endpoint so far, and forgets them.
+    pub fn take_calls(&self) -> BTreeMap<String, u32> {
+        std::mem::take(&mut self.state.lock().unwrap().calls)
     }
 }

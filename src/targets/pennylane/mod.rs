@@ -8,13 +8,14 @@
 
 pub mod api;
 pub mod config;
+mod lookup;
 pub mod vat;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -46,6 +47,12 @@ pub struct PennylaneRun {
     api: Option<PennylaneApi>,
     accounts: HashMap<String, Vec<(i64, String)>>,
     customers: HashMap<String, i64>,
+    /// Customers known to be missing from Pennylane in this run (created without a lookup).
+    absent: HashSet<String>,
+    /// What the page being delivered will look up, for the bulk lookups.
+    wanted: Mutex<lookup::Wanted>,
+    /// Whether bulk lookups are used (until Pennylane refuses one).
+    bulk: bool,
 }
 
 fn money(d: Decimal) -> String {
@@ -129,6 +136,9 @@ impl PennylaneRun {
             attachments,
             accounts: HashMap::new(),
             customers: HashMap::new(),
+            absent: HashSet::new(),
+            wanted: Mutex::new(lookup::Wanted::default()),
+            bulk: true,
         })
     }
 
@@ -141,130 +151,6 @@ impl PennylaneRun {
     /// The external reference of a document: stable, so a lookup always finds its import.
     pub fn reference(&self, doc_id: &str) -> String {
         format!("{}{}:{doc_id}", self.cfg.reference_prefix, self.job)
-    }
-
-    async fn ledger_account(
-        &mut self,
-        number: &str,
-        vat: &str,
-    ) -> Result<Option<i64>, TargetError> {
-        let key = account_key(number);
-        if !self.accounts.contains_key(&key) {
-            let mut rows = Vec::new();
-            for candidate in [number.to_owned(), key.clone()] {
-                let found = self
-                    .api()?
-                    .list("/ledger_accounts", Some(filter_eq("number", &candidate)))
-                    .await
-                    .map_err(|e| remote(&self.name, &e))?;
-                rows = found
-                    .iter()
-                    .filter(|v| v.get("enabled").and_then(Value::as_bool) != Some(false))
-                    .filter(|v| {
-                        v.get("number")
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| account_key(n) == key)
-                    })
-                    .filter_map(|v| {
-                        Some((
-                            v.get("id")?.as_i64()?,
-                            v.get("vat_rate")
-                                .and_then(Value::as_str)
-                                .unwrap_or("any")
-                                .to_owned(),
-                        ))
-                    })
-                    .collect();
-                if !rows.is_empty() || candidate == key {
-                    break;
-                }
-            }
-            self.accounts.insert(key.clone(), rows);
-        }
-        let rows = &self.accounts[&key];
-        Ok(rows
-            .iter()
-            .find(|(_, v)| v == vat)
-            .or_else(|| rows.iter().find(|(_, v)| v == "any"))
-            .or_else(|| rows.first())
-            .map(|(id, _)| *id))
-    }
-
-    async fn customer(&mut self, doc: &Document) -> Result<Result<i64, Problem>, TargetError> {
-        let ext = doc.customer_id().to_owned();
-        if let Some(id) = self.customers.get(&ext) {
-            return Ok(Ok(*id));
-        }
-        let found = self
-            .api()?
-            .list("/customers", Some(filter_eq("external_reference", &ext)))
-            .await
-            .map_err(|e| remote(&self.name, &e))?;
-        let hit = found
-            .iter()
-            .find(|v| v.get("external_reference").and_then(Value::as_str) == Some(ext.as_str()))
-            .and_then(|v| v.get("id").and_then(Value::as_i64));
-        if let Some(id) = hit {
-            self.customers.insert(ext, id);
-            return Ok(Ok(id));
-        }
-        let b = &doc.buyer;
-        let Some(addr) = b.billing_address.as_ref().filter(|a| {
-            !a.lines.is_empty()
-                && a.postcode.is_some()
-                && a.city.is_some()
-                && a.country_code.is_some()
-        }) else {
-            return Ok(Err(Problem::new(
-                "pennylane-customer-address",
-                "buyer.billing_address",
-                format!("customer `{ext}` is not in Pennylane yet, and creating it needs a full billing address (street, postcode, city, country)"),
-                "complete the customer's billing address in the invoicing application, or create the customer in Pennylane with this external reference",
-            )));
-        };
-        let mut body = json!({
-            "name": b.name,
-            "external_reference": ext,
-            "billing_address": {
-                "address": addr.lines.join(", "),
-                "postal_code": addr.postcode,
-                "city": addr.city,
-                "country_alpha2": addr.country_code,
-            },
-        });
-        if let Some(siren) = b
-            .siren
-            .as_deref()
-            .or(b.siret.as_deref().map(|s| &s[..s.len().min(9)]))
-        {
-            body["reg_no"] = json!(siren);
-        }
-        if let Some(v) = &b.vat_id {
-            body["vat_number"] = json!(v);
-        }
-        if let Some(m) = &b.email {
-            body["emails"] = json!([m]);
-        }
-        match self.api()?.post("/company_customers", &body).await {
-            Ok(v) => {
-                let id =
-                    v.get("id")
-                        .and_then(Value::as_i64)
-                        .ok_or_else(|| TargetError::Remote {
-                            target: self.name.clone(),
-                            detail: "customer created without an id in the answer".into(),
-                        })?;
-                self.customers.insert(ext, id);
-                Ok(Ok(id))
-            }
-            Err(PennylaneError::Refused { status, body }) => Ok(Err(Problem::new(
-                "pennylane-customer-refused",
-                "buyer",
-                format!("Pennylane refused to create customer `{ext}` (HTTP {status}): {body}"),
-                "correct the customer's details in the invoicing application",
-            ))),
-            Err(e) => Err(remote(&self.name, &e)),
-        }
     }
 
     fn pdf(&self, rec: &Record, doc: &Document) -> Result<(String, Vec<u8>), Problem> {
@@ -409,12 +295,14 @@ impl Target for PennylaneRun {
         self.cfg.lookup_grace_minutes
     }
 
-    /// Invoices before credit notes, so that a credit note finds the invoice it credits.
+    /// Invoices before credit notes, so that a credit note finds the invoice it credits; notes
+    /// the page's customers and accounts, looked up in bulk at its first check.
     fn order(&self, docs: &mut [Doc]) {
         docs.sort_by(|a, b| {
             let key = |m: &MappedDocument| (m.doc.kind == DocKind::CreditNote, m.doc.issue_date);
             key(&a.0).cmp(&key(&b.0))
         });
+        self.want(docs);
     }
 
     fn offline_problems(
@@ -608,23 +496,58 @@ impl Target for PennylaneRun {
         )
     }
 
-    /// Pennylane's status of imported invoices (`paid` moves the record to paid).
+    /// Pennylane's status of imported invoices (`paid` moves the record to paid), from one
+    /// paged list of the invoices updated since the last poll (a cursor kept in the ledger),
+    /// not one call per invoice.
     async fn poll(
         &mut self,
-        _ledger: &dyn Ledger,
+        ledger: &dyn Ledger,
         live: Vec<Record>,
     ) -> Result<Polled, TargetError> {
         let mut out = Polled::default();
+        let mut live: HashMap<i64, Record> = live
+            .into_iter()
+            .filter(|r| r.kind == "invoice")
+            .filter_map(|r| Some((r.remote_id.as_deref()?.parse().ok()?, r)))
+            .collect();
+        let key = poll_key(&self.name, &self.job);
         let now = Utc::now();
-        for r in live.into_iter().filter(|r| r.kind == "invoice") {
-            let Some(id) = r.remote_id.clone() else {
+        let stored = ledger
+            .value(&key)?
+            .and_then(|v| v.as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()));
+        if live.is_empty() {
+            // Nothing to follow, no call; the next poll starts from what it will follow.
+            if stored.is_some() {
+                ledger.put_value(&key, &Value::Null)?;
+            }
+            return Ok(out);
+        }
+        // The cursor is Pennylane's own `updated_at` of the newest change seen (its clock, not
+        // ours); without one, from the oldest invoice followed, by our clock.
+        let since = match stored {
+            Some(t) => t - POLL_OVERLAP,
+            None => live.values().map(|r| r.updated_at).min().unwrap_or(now) - CLOCK_SKEW,
+        };
+        let changed = self
+            .api()?
+            .list("/customer_invoices", Some(updated_since(since)))
+            .await
+            .map_err(|e| remote(&self.name, &e))?;
+        let mut newest = stored;
+        for v in changed {
+            let updated = v
+                .get("updated_at")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc));
+            newest = newest.max(updated);
+            let Some(r) = v
+                .get("id")
+                .and_then(Value::as_i64)
+                .and_then(|id| live.remove(&id))
+            else {
                 continue;
             };
-            let v = self
-                .api()?
-                .get(&format!("/customer_invoices/{id}"), &[])
-                .await
-                .map_err(|e| remote(&self.name, &e))?;
             let paid = v.get("paid").and_then(Value::as_bool) == Some(true);
             let Some(status) = v.get("status").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
@@ -635,8 +558,33 @@ impl Target for PennylaneRun {
             let paid = (paid || status == "paid").then_some("paid in Pennylane");
             out.status(&self.name, r, &status, paid, now);
         }
+        // The records first, then the cursor: a crash between them lists the same changes again.
+        ledger.put_records(&std::mem::take(&mut out.changed))?;
+        let next = newest.unwrap_or(since);
+        ledger.put_value(&key, &json!(next.to_rfc3339()))?;
         Ok(out)
     }
+}
+
+/// How far back a poll looks before the newest change the previous one saw: a change
+/// committed while that poll was listing may carry an earlier `updated_at`. An invoice listed
+/// twice is skipped when its status is unchanged.
+const POLL_OVERLAP: chrono::Duration = chrono::Duration::minutes(1);
+
+/// How far back the first poll looks before the oldest invoice it follows, whose time is ours
+/// while `updated_at` is Pennylane's.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The ledger value holding a target's poll cursor for a job (Pennylane's `updated_at`).
+fn poll_key(target: &str, job: &str) -> String {
+    format!("pennylane-poll\0{target}\0{job}")
+}
+
+/// The list filter of invoices updated at or after `since`.
+fn updated_since(since: DateTime<Utc>) -> String {
+    json!([{"field": "updated_at", "operator": "gteq",
+        "value": since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}])
+    .to_string()
 }
 
 /// The document's invoice PDF: its file name and bytes, read under the attachment rule
