@@ -46,6 +46,10 @@ pub struct State {
     pub paid_seen: BTreeSet<i64>,
     /// Calls per endpoint (`GET /customer_invoices/{id}`), authorised or not.
     pub calls: BTreeMap<String, u32>,
+    /// Invoices returned by lists of customer invoices.
+    pub listed: u32,
+    /// Refuse `in` filters (422), as an API that supports only `eq` would.
+    pub refuse_in: bool,
     /// Imports not listed yet (a late answer): invoice id → when they land.
     pub landing: BTreeMap<i64, std::time::Instant>,
     /// OAuth2 of partner apps: PKCE consent, both tokens rotated on every refresh.
@@ -155,6 +159,10 @@ impl Answer for State {
             .trim_start_matches("/api/external/v2")
             .to_owned();
         let method = req.method.as_str().to_owned();
+        if s.refuse_in && query(req, "filter").is_some_and(|f| f.contains("\"in\"")) {
+            return ResponseTemplate::new(422)
+                .set_body_json(json!({"error": "operator in is not supported"}));
+        }
         match (method.as_str(), path.as_str()) {
             ("GET", "/ledger_accounts") => {
                 let rows = s
@@ -275,7 +283,8 @@ impl Answer for State {
                             .all(|f| passes(req, f, &i[*f]))
                     })
                     .cloned()
-                    .collect();
+                    .collect::<Vec<_>>();
+                s.listed += rows.len() as u32;
                 page_of(req, rows)
             }
             _ => ResponseTemplate::new(404),
@@ -329,6 +338,15 @@ impl Sim {
 
     pub fn imports(&self) -> BTreeMap<String, u32> {
         self.state.lock().unwrap().imports.clone()
+    }
+
+    /// Moves every invoice's `updated_at` back by `by` (time passing since they changed).
+    pub fn age(&self, by: chrono::Duration) {
+        for i in &mut self.state.lock().unwrap().invoices {
+            let t =
+                chrono::DateTime::parse_from_rfc3339(i["updated_at"].as_str().unwrap()).unwrap();
+            i["updated_at"] = json!((t - by).to_rfc3339());
+        }
     }
 
     /// Calls per endpoint so far, and forgets them.

@@ -286,3 +286,23 @@ impl PennylaneRun {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_is_found_by_its_exact_number_then_by_its_key() {
+        let rows = vec![
+            (1, "any".to_owned(), "7061".to_owned()),
+            (2, "FR_200".to_owned(), "706100".to_owned()),
+            (3, "any".to_owned(), "707".to_owned()),
+        ];
+        assert_eq!(rows_for("706100", &rows), vec![(2, "FR_200".to_owned())]);
+        assert_eq!(rows_for("707000", &rows), vec![(3, "any".to_owned())]);
+        assert_eq!(rows_for("708500", &rows), Vec::new());
+        let f: Value = serde_json::from_str(&filter_in("number", &["706".into()])).unwrap();
+        assert_eq!(f[0]["operator"], "in");
+        assert_eq!(f[0]["value"], json!(["706"]));
+    }
+}

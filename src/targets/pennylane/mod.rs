@@ -654,6 +654,14 @@ mod tests {
         assert_eq!(taxes.iter().copied().sum::<Decimal>(), Decimal::new(59, 2));
         assert_eq!(account_key("706000"), "706");
         assert_eq!(account_key("7061"), "7061");
+        let f: Value =
+            serde_json::from_str(&updated_since("2026-01-02T03:04:05.678Z".parse().unwrap()))
+                .unwrap();
+        assert_eq!(
+            f,
+            json!([{"field": "updated_at", "operator": "gteq", "value": "2026-01-02T03:04:05Z"}]),
+            "to the second below: gteq still lists what changed in that second"
+        );
         assert_eq!(
             m.tax["TVA55"].key(config::VAT_RATE).as_deref(),
             Some("FR_55"),
