@@ -318,13 +318,13 @@ async fn a_sync_costs_two_calls_per_document_and_statuses_one_list_call() {
     assert_once(&sim);
 }
 
-/// Should Pennylane refuse the bulk (`in`) lookups, each customer and account is looked up
-/// alone, as before, and everything is still imported once.
+/// Should Pennylane refuse the bulk (`in`) lookups and the `updated_at` filter, each customer,
+/// account and invoice status is read alone, as before: everything imported once, a payment seen.
 #[tokio::test(flavor = "multi_thread")]
-async fn bulk_lookups_refused_fall_back_to_one_lookup_each() {
+async fn refused_filters_fall_back_to_one_call_each() {
     let sim = Sim::start().await;
     let p = project(&sim, "");
-    sim.state.lock().unwrap().refuse_in = true;
+    sim.state.lock().unwrap().refuse = vec!["\"operator\":\"in\"", "\"updated_at\""];
     let (code, r) = run(&p, &["sync"]).await;
     assert_eq!(code, 1, "{r}");
     assert_eq!(target(&r, T)["delivered"], DELIVERABLE as u64, "{r}");
@@ -333,4 +333,10 @@ async fn bulk_lookups_refused_fall_back_to_one_lookup_each() {
     // The refused bulk lookup (accounts come first), then one per account and per customer.
     assert_eq!(calls["GET /ledger_accounts"], 1 + 8, "{calls:?}");
     assert_eq!(calls["GET /customers"], 9, "{calls:?}");
+    assert_eq!(calls["GET /customer_invoices"], 1, "{calls:?}");
+    assert_eq!(calls["GET /customer_invoices/{id}"], 38, "{calls:?}");
+    sim.state.lock().unwrap().paid.push("F2026-0002".into());
+    let (code, st) = run(&p, &["status"]).await;
+    assert_eq!(code, 0, "{st}");
+    assert_eq!(state_count(&p, "paid"), 1, "{st}");
 }

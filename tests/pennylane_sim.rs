@@ -48,8 +48,9 @@ pub struct State {
     pub calls: BTreeMap<String, u32>,
     /// Invoices returned by lists of customer invoices.
     pub listed: u32,
-    /// Refuse `in` filters (422), as an API that supports only `eq` would.
-    pub refuse_in: bool,
+    /// Filters refused (422) when they contain one of these, as an API that does not support
+    /// them would: `"operator":"in"`, `"updated_at"`.
+    pub refuse: Vec<&'static str>,
     /// Imports not listed yet (a late answer): invoice id → when they land.
     pub landing: BTreeMap<i64, std::time::Instant>,
     /// OAuth2 of partner apps: PKCE consent, both tokens rotated on every refresh.
@@ -159,9 +160,11 @@ impl Answer for State {
             .trim_start_matches("/api/external/v2")
             .to_owned();
         let method = req.method.as_str().to_owned();
-        if s.refuse_in && query(req, "filter").is_some_and(|f| f.contains("\"in\"")) {
-            return ResponseTemplate::new(422)
-                .set_body_json(json!({"error": "operator in is not supported"}));
+        if let Some(f) = query(req, "filter") {
+            if s.refuse.iter().any(|r| f.contains(r)) {
+                return ResponseTemplate::new(422)
+                    .set_body_json(json!({"error": "this filter is not supported"}));
+            }
         }
         match (method.as_str(), path.as_str()) {
             ("GET", "/ledger_accounts") => {

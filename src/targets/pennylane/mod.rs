@@ -4,7 +4,8 @@
 //! customer found by `external_reference` (the customer id shared with the accounting software)
 //! or created. Pennylane has no idempotency key: the record is claimed and flushed with its
 //! external reference before the import, and a claimed record is looked up by that reference
-//! before anything is sent again.
+//! before anything is sent again. Statuses and payments are read from one paged list of the
+//! invoices updated since the newest change seen before (a cursor kept in the ledger).
 
 pub mod api;
 pub mod config;
@@ -528,11 +529,23 @@ impl Target for PennylaneRun {
             Some(t) => t - POLL_OVERLAP,
             None => live.values().map(|r| r.updated_at).min().unwrap_or(now) - CLOCK_SKEW,
         };
-        let changed = self
+        let changed = match self
             .api()?
             .list("/customer_invoices", Some(updated_since(since)))
             .await
-            .map_err(|e| remote(&self.name, &e))?;
+        {
+            Ok(changed) => changed,
+            Err(PennylaneError::Refused { status, .. }) => {
+                // A company whose API does not filter on `updated_at`: one call per invoice.
+                tracing::warn!(
+                    target = %self.name,
+                    status,
+                    "Pennylane refused the updated_at filter; statuses are read one invoice at a time."
+                );
+                self.each_invoice(live.keys().copied().collect()).await?
+            }
+            Err(e) => return Err(remote(&self.name, &e)),
+        };
         let mut newest = stored;
         for v in changed {
             let updated = v
@@ -562,6 +575,22 @@ impl Target for PennylaneRun {
         ledger.put_records(&std::mem::take(&mut out.changed))?;
         let next = newest.unwrap_or(since);
         ledger.put_value(&key, &json!(next.to_rfc3339()))?;
+        Ok(out)
+    }
+}
+
+impl PennylaneRun {
+    /// Each invoice of `ids`, one call each (when the list cannot be filtered by `updated_at`).
+    async fn each_invoice(&self, ids: Vec<i64>) -> Result<Vec<Value>, TargetError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                self.api()?
+                    .get(&format!("/customer_invoices/{id}"), &[])
+                    .await
+                    .map_err(|e| remote(&self.name, &e))?,
+            );
+        }
         Ok(out)
     }
 }
