@@ -108,6 +108,8 @@ fn every_request_of_a_sync_is_valid_against_the_pennylane_contract() {
     assert_eq!(t["failed"], 0, "a request was refused by the contract: {r}");
     assert_eq!(t["delivered"], 42, "{r}");
     assert_eq!(out.status.code(), Some(1), "{r}");
+    // The statuses' list (filtered by `updated_at`) and the bulk lookups were accepted too.
+    assert!(r["error"].is_null(), "{r}");
 
     // Validation is on: a request with wrong types, a bad date and an unknown field is refused.
     let bad = serde_json::json!({
