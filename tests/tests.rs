@@ -38,5 +38,6 @@ mod pennylane_contract;
 mod pennylane_sim;
 mod regression;
 mod xero_api;
+mod xero_calls;
 mod xero_contract;
 mod xero_sim;

@@ -54,6 +54,10 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
             "expires_at": "2099-01-01T00:00:00Z", "tenant_id": "11111111-1111-1111-1111-111111111111"})
         .to_string(),
     );
+    // Prism answers every contact lookup and creation with the spec's examples (no contact
+    // number of ours, one contact created): the demo's customers are made one, so that the
+    // contact it creates is the contact of every document.
+    one_customer(&p);
     // Prism answers with the spec's examples: the chart's "200 Sales" and the tax type OUTPUT2.
     p.extend_mapping(|line| {
         if line.starts_with("[gl.") {
@@ -76,6 +80,22 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
     assert_eq!(t["failed"], 0, "a request was refused by the contract: {r}");
     assert_eq!(t["delivered"], 42, "{r}");
     assert!(r["error"].is_null(), "{r}");
+    // The credit notes' allocations (one `POST /CreditNotes`) were accepted too.
+    let (_, recs) = p.json(&["ledger", "list", "--target", "xero", "--state", "delivered"]);
+    let allocated: Vec<&serde_json::Value> = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "credit_note")
+        .map(|r| &r["remote_status"])
+        .collect();
+    assert!(
+        !allocated.is_empty()
+            && allocated
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.starts_with("allocated to"))),
+        "{allocated:?}"
+    );
 
     // Validation is on: a wrong type, a bad uuid, a misspelt field and a bad status are refused.
     let bad = serde_json::json!({"Invoices": [{"Type": "SALES",
@@ -95,5 +115,22 @@ fn every_request_of_a_sync_is_valid_against_the_xero_contract() {
             violations.contains(what),
             "{what} not flagged: {violations}"
         );
+    }
+}
+
+/// Gives every document of the demo the customer `C001`.
+fn one_customer(p: &Project) {
+    for f in std::fs::read_dir(p.path("examples/invoices")).unwrap() {
+        let path = f.unwrap().path();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let docs = match v.as_array_mut() {
+            Some(a) => a.iter_mut().collect::<Vec<_>>(),
+            None => vec![&mut v],
+        };
+        for d in docs {
+            d["buyer"]["customer_id"] = serde_json::json!("C001");
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     }
 }

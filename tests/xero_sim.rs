@@ -1,9 +1,12 @@
 //! A behavioural fake of Xero on 127.0.0.1 (wiremock, one stateful responder): the OAuth2 token
 //! endpoint (authorization code with PKCE checked against the consent URL's challenge, refresh
 //! tokens rotated on every use), `/connections`, and the Accounting API: accounts and tax rates,
-//! contacts, invoices and credit notes in batches with per-item results, `Idempotency-Key`
-//! replay, lookups by number, allocations. Faults on demand: minute and daily 429s, a lost
-//! answer after processing. It counts creations per number so that tests prove "exactly once".
+//! contacts (looked up by a `where` of numbers, created many a call, a number never twice),
+//! invoices and credit notes in batches with per-item results, `Idempotency-Key` replay, lookups
+//! by number, allocations (one credit note a call, or a batch's through `POST /CreditNotes`).
+//! Faults on demand: minute and daily 429s, a lost answer after processing. It counts creations
+//! per number so that tests prove "exactly once", and calls per endpoint so that tests prove
+//! what a sync costs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -50,6 +53,10 @@ pub struct State {
     /// Invoice numbers paid in Xero.
     pub paid: Vec<String>,
     pub calls: u32,
+    /// Accounting API calls by `METHOD /path` (ids in paths as `{id}`).
+    pub api_calls: BTreeMap<String, u32>,
+    /// Contact numbers whose creation Xero refuses (a validation error on the item).
+    pub reject_contacts: Vec<String>,
     /// Batches not landed yet: idempotency key → when, and the numbers they hold.
     pub landing: Vec<(Option<String>, std::time::Instant, Vec<String>)>,
 }
@@ -74,7 +81,114 @@ fn d(v: &Value) -> Decimal {
     v.to_string().trim_matches('"').parse().unwrap_or_default()
 }
 
+/// The numbers of a `where` made of `ContactNumber=="…"` joined by ` OR ` (`None`: anything
+/// else, which this fake does not read).
+fn contact_numbers(w: &str) -> Option<Vec<String>> {
+    w.split(" OR ")
+        .map(|c| {
+            let v = c
+                .trim()
+                .strip_prefix("ContactNumber==\"")?
+                .strip_suffix('"')?;
+            Some(v.replace("\\\"", "\"").replace("\\\\", "\\"))
+        })
+        .collect()
+}
+
 impl Responder {
+    /// `PUT /Contacts`: every contact of the body, each its own result; a number already
+    /// known, or one the test rejects, is refused (Xero would hold two contacts otherwise).
+    fn contacts(s: &mut State, req: &Request) -> ResponseTemplate {
+        let key = req
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(r) = key.as_ref().and_then(|k| s.replies.get(k)) {
+            return ResponseTemplate::new(200).set_body_json(r.clone());
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for c in body["Contacts"].as_array().cloned().unwrap_or_default() {
+            let n = c["ContactNumber"].as_str().unwrap_or("").to_owned();
+            let why = if s.contacts.iter().any(|(_, m)| *m == n) {
+                Some(format!(
+                    "Contact number {n} is already assigned to another contact."
+                ))
+            } else if s.reject_contacts.contains(&n) || c["Name"].as_str().unwrap_or("").is_empty()
+            {
+                Some("The contact name must be unique across all active contacts.".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                out.push(json!({"ContactNumber": n, "HasValidationErrors": true,
+                    "ValidationErrors": [{"Message": why}]}));
+                continue;
+            }
+            let id = format!("c0000000-0000-4000-8000-{:012x}", s.contacts.len() + 1);
+            s.contacts.push((id.clone(), n.clone()));
+            s.created_contacts += 1;
+            out.push(json!({"ContactID": id, "ContactNumber": n, "HasValidationErrors": false}));
+        }
+        let reply = json!({ "Contacts": out });
+        if let Some(k) = key {
+            s.replies.insert(k, reply.clone());
+        }
+        ResponseTemplate::new(200).set_body_json(reply)
+    }
+
+    /// `POST /CreditNotes` updating credit notes by id with their `Allocations`: each credit
+    /// note its own result; an unknown invoice or more than the credit note's total is refused.
+    fn allocate_many(s: &mut State, req: &Request) -> ResponseTemplate {
+        if s.allocations_over_day_limit {
+            return ResponseTemplate::new(429)
+                .insert_header("Retry-After", "3600")
+                .insert_header("X-Rate-Limit-Problem", "day");
+        }
+        let key = req
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(r) = key.as_ref().and_then(|k| s.replies.get(k)) {
+            return ResponseTemplate::new(200).set_body_json(r.clone());
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for item in body["CreditNotes"].as_array().cloned().unwrap_or_default() {
+            let cn = item["CreditNoteID"].as_str().unwrap_or("").to_owned();
+            let Some(total) = s
+                .docs
+                .iter()
+                .find(|x| x["CreditNoteID"] == cn.as_str())
+                .map(|x| d(&x["Total"]))
+            else {
+                out.push(json!({"CreditNoteID": cn, "HasErrors": true, "ValidationErrors": [{"Message": "Credit note not found"}]}));
+                continue;
+            };
+            let mut allocations = Vec::new();
+            for a in item["Allocations"].as_array().cloned().unwrap_or_default() {
+                let inv = a["Invoice"]["InvoiceID"].as_str().unwrap_or("").to_owned();
+                let known = s.docs.iter().any(|x| x["InvoiceID"] == inv.as_str());
+                let mut a = a.clone();
+                if !known || d(&a["Amount"]) > total {
+                    a["ValidationErrors"] = json!([{"Message": "Credit Note cannot be allocated as amount is greater than amount outstanding"}]);
+                } else {
+                    s.allocations.push((cn.clone(), inv));
+                    a["ValidationErrors"] = json!([]);
+                }
+                allocations.push(a);
+            }
+            out.push(json!({"CreditNoteID": cn, "HasErrors": false, "Allocations": allocations}));
+        }
+        let reply = json!({ "CreditNotes": out });
+        if let Some(k) = key {
+            s.replies.insert(k, reply.clone());
+        }
+        ResponseTemplate::new(200).set_body_json(reply)
+    }
+
     fn docs(s: &mut State, req: &Request, credit: bool) -> ResponseTemplate {
         let key = req
             .headers
@@ -230,6 +344,15 @@ impl Answer for State {
             return ResponseTemplate::new(403).set_body_json(json!({"Title": "Forbidden"}));
         }
         let path = path.trim_start_matches("/api.xro/2.0").to_owned();
+        let endpoint = match path.strip_prefix("/CreditNotes/") {
+            Some(rest) if rest.ends_with("/Allocations") => {
+                "/CreditNotes/{id}/Allocations".to_owned()
+            }
+            _ => path.clone(),
+        };
+        *s.api_calls
+            .entry(format!("{} {endpoint}", req.method))
+            .or_insert(0) += 1;
         let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
         match (req.method.as_str(), path.as_str()) {
             ("GET", "/Accounts") => ResponseTemplate::new(200).set_body_json(json!({"Accounts":
@@ -237,26 +360,17 @@ impl Answer for State {
             ("GET", "/TaxRates") => ResponseTemplate::new(200).set_body_json(json!({"TaxRates":
                 s.tax_types.iter().map(|t| json!({"TaxType": t, "Status": "ACTIVE"})).collect::<Vec<_>>()})),
             ("GET", "/Contacts") => {
-                let w = q.get("where").cloned().unwrap_or_default();
-                let list: Vec<Value> = s.contacts.iter().filter(|(_, n)| w.contains(&format!("\"{n}\""))).map(|(id, n)| json!({"ContactID": id, "ContactNumber": n})).collect();
+                let Some(numbers) = q.get("where").map(|w| contact_numbers(w)) else {
+                    return ResponseTemplate::new(200).set_body_json(json!({"Contacts": s.contacts.iter().map(|(id, n)| json!({"ContactID": id, "ContactNumber": n})).collect::<Vec<_>>()}));
+                };
+                let Some(numbers) = numbers else {
+                    return ResponseTemplate::new(400).set_body_json(json!({"ErrorNumber": 16, "Type": "QueryParseException", "Message": "bad where"}));
+                };
+                let list: Vec<Value> = s.contacts.iter().filter(|(_, n)| numbers.contains(n)).map(|(id, n)| json!({"ContactID": id, "ContactNumber": n})).collect();
                 ResponseTemplate::new(200).set_body_json(json!({"Contacts": list}))
             }
-            ("PUT", "/Contacts") => {
-                let key = req.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                if let Some(r) = key.as_ref().and_then(|k| s.replies.get(k)) {
-                    return ResponseTemplate::new(200).set_body_json(r.clone());
-                }
-                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                let n = body["Contacts"][0]["ContactNumber"].as_str().unwrap_or("").to_owned();
-                let id = format!("c0000000-0000-4000-8000-{:012x}", s.contacts.len() + 1);
-                s.contacts.push((id.clone(), n.clone()));
-                s.created_contacts += 1;
-                let reply = json!({"Contacts": [{"ContactID": id, "ContactNumber": n, "HasValidationErrors": false}]});
-                if let Some(k) = key {
-                    s.replies.insert(k, reply.clone());
-                }
-                ResponseTemplate::new(200).set_body_json(reply)
-            }
+            ("PUT", "/Contacts") => Responder::contacts(s, req),
+            ("POST", "/CreditNotes") => Responder::allocate_many(s, req),
             ("PUT", "/Invoices") => Responder::docs(s, req, false),
             ("PUT", "/CreditNotes") => Responder::docs(s, req, true),
             ("GET", "/Invoices") if q.contains_key("IDs") => {

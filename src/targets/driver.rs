@@ -260,6 +260,11 @@ pub trait Target: Send + Sync {
     ) -> impl Future<Output = Result<(), TargetError>> + Send {
         async { Ok(()) }
     }
+    /// Reads at once what checking a page's documents needs from the target (Xero looks
+    /// their contacts up in one call), after [`Target::preflight`].
+    fn prepare(&mut self, _docs: &[Doc]) -> impl Future<Output = Result<(), TargetError>> + Send {
+        async { Ok(()) }
+    }
     /// Checks a document against the target: ready, or held with its problems.
     fn check(
         &mut self,
@@ -431,6 +436,7 @@ impl<T: Target> Driven<T> {
         }
         self.target.preflight(ledger).await?;
         self.target.order(&mut docs);
+        self.target.prepare(&docs).await?;
         let now = Utc::now();
         let size = self.target.lot_size().max(1);
         let mut queue = docs.into_iter().peekable();

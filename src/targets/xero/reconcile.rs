@@ -14,7 +14,8 @@ use crate::targets::TargetError;
 
 impl XeroRun {
     /// Xero's status of delivered invoices (`PAID` moves the record to paid), 50 per call; the
-    /// records of each call are stored at once.
+    /// records of each call are stored at once. Those delivered in this run are not asked for:
+    /// Xero answered their status a moment ago.
     pub(super) async fn follow(
         &self,
         ledger: &dyn Ledger,
@@ -22,7 +23,12 @@ impl XeroRun {
     ) -> Result<Polled, TargetError> {
         let invoices: Vec<Record> = live
             .into_iter()
-            .filter(|r| r.kind == "invoice" && r.remote_id.is_some())
+            .filter(|r| {
+                r.kind == "invoice"
+                    && r.remote_id
+                        .as_ref()
+                        .is_some_and(|id| !self.sent.contains(id))
+            })
             .collect();
         let mut out = Polled::default();
         for chunk in invoices.chunks(50) {
