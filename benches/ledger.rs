@@ -7,7 +7,11 @@
 //! over four jobs; one document in 1 000 held) is built there once and reused by later runs.
 //! Each lookup is timed 5 times (min / median / max), then one full scan of the records, as
 //! `find` did before the document index, for comparison. With `FACTO_BENCH_REINDEX=1` the
-//! document index is dropped and the time to build it again on open is measured too.
+//! document index is dropped and the time to build it again on open is measured too. With
+//! `FACTO_BENCH_NO_DOC_INDEX=1` the ledger is built as before the document index existed (no
+//! `i\0` entry, no marker; use a fresh folder) and the bench stops; the next run's first open
+//! builds it, as an upgrade does.
+//! The open itself is timed over 5 reopens (a fresh process: `facto ledger show`, see README).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,9 +20,9 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use facto::ledger::sled::SledLedger;
-use facto::ledger::store::{Store, WriteBatch};
-use facto::ledger::{Event, Ledger, Record, RecordFilter, RecordKey, State};
+use facto::ledger::sled::{SledLedger, SledStore};
+use facto::ledger::store::{Scan, Store, WriteBatch};
+use facto::ledger::{Event, Ledger, Record, RecordFilter, RecordKey, State, StoreLedger};
 use rust_decimal::Decimal;
 
 const JOBS: usize = 4;
@@ -105,6 +109,76 @@ fn record(d: usize, target: &str) -> Record {
     r
 }
 
+/// The sled store with every document index write (`i\0` entries, the `m\0index2` marker)
+/// left out: a ledger as written before the document index existed.
+struct NoDocIndex(SledStore);
+
+impl Store for NoDocIndex {
+    fn location(&self) -> &Path {
+        self.0.location()
+    }
+    fn get(&self, key: &[u8]) -> facto::ledger::Result<Option<Vec<u8>>> {
+        self.0.get(key)
+    }
+    fn scan(&self, prefix: &[u8]) -> Scan<'_> {
+        self.0.scan(prefix)
+    }
+    fn apply(&self, batch: WriteBatch) -> facto::ledger::Result<()> {
+        let mut b = WriteBatch::default();
+        for (k, v) in batch.into_ops() {
+            if k.starts_with(b"i\0") || k == b"m\0index2" {
+                continue;
+            }
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.0.apply(b)
+    }
+    fn flush(&self) -> facto::ledger::Result<()> {
+        self.0.flush()
+    }
+    fn increment(&self, key: &[u8]) -> facto::ledger::Result<u64> {
+        self.0.increment(key)
+    }
+    fn put_blob(&self, id: u64, file: &mut dyn std::io::Read) -> facto::ledger::Result<()> {
+        self.0.put_blob(id, file)
+    }
+    fn blob(&self, id: u64) -> facto::ledger::Result<Vec<u8>> {
+        self.0.blob(id)
+    }
+    fn remove_blob(&self, id: u64) {
+        self.0.remove_blob(id)
+    }
+}
+
+/// Writes the `n` records of the bench into `l` and marks it built.
+fn fill<S: Store>(l: &StoreLedger<S>, path: &Path, n: usize) {
+    let t = Instant::now();
+    let docs = n / TARGETS.len();
+    let mut page = Vec::with_capacity(CHUNK);
+    for d in 0..docs {
+        for target in TARGETS {
+            page.push(record(d, target));
+        }
+        if page.len() >= CHUNK || d + 1 == docs {
+            l.put_records(&page).expect("write records");
+            page.clear();
+        }
+        if d > 0 && d % 100_000 == 0 {
+            eprintln!("  {} records in {:.1?}", d * TARGETS.len(), t.elapsed());
+        }
+    }
+    l.put_value("bench-records", &serde_json::json!(n))
+        .expect("mark the ledger built");
+    println!(
+        "built a ledger of {n} records at {} in {:.1?}",
+        path.display(),
+        t.elapsed(),
+    );
+}
+
 /// Opens the bench ledger at `path`, building it first unless a complete one of `n` records
 /// is there.
 fn ledger(path: &Path, n: usize) -> SledLedger {
@@ -124,30 +198,21 @@ fn ledger(path: &Path, n: usize) -> SledLedger {
         drop(l);
         std::fs::remove_dir_all(path).expect("remove an incomplete bench ledger");
     }
-    let t = Instant::now();
-    let l = SledLedger::open(path).expect("create the bench ledger");
-    let docs = n / TARGETS.len();
-    let mut page = Vec::with_capacity(CHUNK);
-    for d in 0..docs {
-        for target in TARGETS {
-            page.push(record(d, target));
-        }
-        if page.len() >= CHUNK || d + 1 == docs {
-            l.put_records(&page).expect("write records");
-            page.clear();
-        }
-        if d > 0 && d % 100_000 == 0 {
-            eprintln!("  {} records in {:.1?}", d * TARGETS.len(), t.elapsed());
-        }
+    if std::env::var_os("FACTO_BENCH_NO_DOC_INDEX").is_some() {
+        let store = SledStore::open(path).expect("create the bench ledger");
+        let l = StoreLedger::on(NoDocIndex(store)).expect("open the bench ledger");
+        fill(&l, path, n);
+        l.store().flush().expect("flush the bench ledger");
+        drop(l);
+        println!(
+            "built without the document index: run again without FACTO_BENCH_NO_DOC_INDEX to \
+             time its build on the first open (the \"opened in\" figure)"
+        );
+        std::process::exit(0);
     }
-    l.put_value("bench-records", &serde_json::json!(n))
-        .expect("mark the ledger built");
-    println!(
-        "built a ledger of {n} records at {} in {:.1?} ({:.0} MiB on disk)",
-        path.display(),
-        t.elapsed(),
-        l.size_on_disk() as f64 / 1048576.0
-    );
+    let l = SledLedger::open(path).expect("create the bench ledger");
+    fill(&l, path, n);
+    println!("{:.0} MiB on disk", l.size_on_disk() as f64 / 1048576.0);
     l
 }
 
@@ -217,6 +282,24 @@ fn main() {
             peak_rss_mib()
         );
     }
+    // Open time: closed and opened again, sled's lock let go first (the wait not timed).
+    let mut opens: Vec<Duration> = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        drop(l);
+        std::thread::sleep(Duration::from_millis(1500));
+        let t = Instant::now();
+        l = SledLedger::open(path).expect("reopen the ledger");
+        opens.push(t.elapsed());
+    }
+    opens.sort();
+    println!(
+        "{:<48} {:>10.3?} {:>10.3?} {:>10.3?}   (peak RSS so far {:.1} MiB)",
+        "open (reopen of a closed ledger)",
+        opens[0],
+        opens[RUNS / 2],
+        opens[RUNS - 1],
+        peak_rss_mib()
+    );
     // Documents spread over the ledger, a different one each run (nothing cached for it).
     let doc = |i: usize| (docs / (RUNS + 1)) * (i + 1) + i;
     println!(

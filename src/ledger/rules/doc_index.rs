@@ -17,9 +17,13 @@ use crate::model::{shown_id, MALFORMED_ID};
 
 /// The marker of a ledger whose document index is built.
 const MARKER: &[u8] = b"m\0index2";
-/// Index writes per batch while building the index of an existing ledger (the marker, written
-/// last, makes an interrupted build start over).
-const CHUNK: usize = 50_000;
+/// Index writes per flushed batch while building the index of an existing ledger (the marker,
+/// written last, makes an interrupted build start over).
+#[cfg(not(test))]
+const CHUNK: usize = 10_000;
+/// Small in tests, so that the conformance suite's build crosses chunks.
+#[cfg(test)]
+const CHUNK: usize = 3;
 
 /// The names a record answers to, each once.
 pub(super) fn names(doc_id: &str, number: &str) -> BTreeSet<String> {
@@ -83,37 +87,36 @@ impl<S: Store> StoreLedger<S> {
             return Ok(());
         }
         let _w = self.write_lock();
-        // The keys are gathered first and written after the scan, a chunk at a time, each
-        // flushed, so that no write batch and no scan grows with the ledger.
-        let stale = self
-            .store
-            .scan(b"i\0")
-            .map(|kv| kv.map(|(k, _)| k))
-            .collect::<Result<Vec<_>>>()?;
-        for chunk in stale.chunks(CHUNK) {
+        // Nothing holds every key: what an interrupted build left is removed a chunk at a time
+        // (each scan starts again from the first key left), and the entries are written as
+        // the scan of the records reaches them, a chunk per flushed write, so that the memory
+        // of the build does not grow with the ledger.
+        loop {
             let mut b = WriteBatch::default();
-            for k in chunk {
-                b.remove(k.as_slice());
+            let mut n = 0;
+            for kv in self.store.scan(b"i\0").take(CHUNK) {
+                b.remove(kv?.0);
+                n += 1;
+            }
+            if n == 0 {
+                break;
             }
             self.store.apply(b)?;
             self.store.flush()?;
         }
-        drop(stale);
-        let mut entries = Vec::new();
+        let mut b = WriteBatch::default();
+        let mut n = 0;
         self.doc_entries(|k| {
-            entries.push(k);
+            b.insert(k, &[][..]);
+            n += 1;
+            if n == CHUNK {
+                self.store.apply(std::mem::take(&mut b))?;
+                self.store.flush()?;
+                n = 0;
+            }
             Ok(())
         })?;
-        for chunk in entries.chunks(CHUNK) {
-            let mut b = WriteBatch::default();
-            for k in chunk {
-                b.insert(k.as_slice(), &[][..]);
-            }
-            self.store.apply(b)?;
-            self.store.flush()?;
-        }
-        drop(entries);
-        let mut b = WriteBatch::default();
+        // The marker with the last entries: an interrupted build starts over.
         b.insert(MARKER, &b"1"[..]);
         self.store.apply(b)?;
         self.store.flush()?;
