@@ -200,8 +200,6 @@ pub async fn preview(
         .map(|t| crate::sync::offline_target(cfg, job, t))
         .collect::<Result<Vec<_>, _>>()?;
     let layouts: Vec<_> = runs.iter().map(|r| r.layout()).collect();
-    let mut items = Vec::new();
-    scan_source(cfg, job, |i| items.push(i)).await?;
     let mut out = Preview {
         job: job.name.clone(),
         from,
@@ -209,45 +207,10 @@ pub async fn preview(
         skipped: BTreeMap::new(),
         targets: Vec::new(),
     };
-    let mut docs: Vec<(&Document, String, &str, Option<Duplicate>)> = Vec::new();
-    let mut bad = Vec::new();
-    // Duplicates as the sync would find them, in source order and over the whole source (a
-    // document out of the period still owns its number); nothing is saved.
-    let mut dups = crate::sync::duplicates::Duplicates::default();
-    dups.backfill(ledger, &job.name, true)?;
-    for item in &items {
-        match item {
-            Item::Doc { doc, hash, origin } if doc.status == DocStatus::Final => {
-                let hash = hash
-                    .clone()
-                    .unwrap_or_else(|| crate::sync::source_hash(doc));
-                let dup = dups.check(ledger, &job.name, &job.targets, doc, origin, &hash)?;
-                if matches!(dup, Some(Duplicate::Reread)) {
-                    continue;
-                }
-                if in_period(doc, from, to) {
-                    docs.push((doc, hash, origin.as_str(), dup));
-                }
-            }
-            Item::Doc { doc, .. } if in_period(doc, from, to) => {
-                if skipped_by_a_target(ledger, job, &targets, &layouts, doc)? {
-                    *out.skipped
-                        .entry(doc.status.as_str().to_owned())
-                        .or_insert(0) += 1;
-                }
-            }
-            Item::Doc { .. } => {}
-            Item::Bad { id, number, error } => bad.push((id, number, error)),
-        }
-    }
-    docs.sort_by(|a, b| (a.0.issue_date, &a.0.number).cmp(&(b.0.issue_date, &b.0.number)));
-    for ((t, layout), run) in targets.into_iter().zip(layouts).zip(runs.iter_mut()) {
-        // Chorus Pro files are for public buyers only: other documents are not in their count.
-        let in_scope: Vec<&(&Document, String, &str, Option<Duplicate>)> = docs
-            .iter()
-            .filter(|(d, _, _, _)| layout.as_ref().is_none_or(|l| format::in_scope(l, d)))
-            .collect();
-        let mut tp = TargetPreview {
+    let mut tps: Vec<TargetPreview> = targets
+        .iter()
+        .zip(runs.iter_mut())
+        .map(|(t, run)| TargetPreview {
             action: if run.journal().is_some() {
                 "export"
             } else {
@@ -255,123 +218,205 @@ pub async fn preview(
             },
             target: t.clone(),
             to_transfer: 0,
-            documents: in_scope.len() as u64,
+            documents: 0,
             rows: Vec::new(),
-        };
-        for (doc, hash, origin, dup) in in_scope {
-            let key = RecordKey {
-                job: job.name.clone(),
-                target: t.clone(),
-                doc_id: doc.id.clone(),
-            };
-            let rec = ledger.get(&key)?;
-            let held_for = |p: &Problem| {
-                (
-                    "held".to_owned(),
-                    format!("{}: {} — fix: {}", p.field, p.message, p.fix),
-                )
-            };
-            let route = run.offline_route(ledger, doc);
-            // In the order the sync decides: a second copy of an id first, whatever its record.
-            let (status, detail) = match (dup, rec.as_ref().map(|r| r.state)) {
-                (Some(Duplicate::SameId(p)), _) => held_for(p),
-                (_, Some(s)) if s.is_delivered() => {
-                    let batch = match rec.as_ref().and_then(|r| r.batch_id) {
-                        Some(id) => match ledger.batch(id)? {
-                            Some(b) if b.status == BatchStatus::Active => {
-                                format!("in export batch {id} ({})", b.file_name)
-                            }
-                            _ => format!("batch {id}"),
-                        },
-                        None => s.as_str().to_owned(),
+        })
+        .collect();
+    let mut bad = Vec::new();
+    // Duplicates as the sync would find them, in source order and over the whole source (a
+    // document out of the period still owns its number); nothing is saved.
+    let mut dups = crate::sync::duplicates::Duplicates::default();
+    dups.backfill(ledger, &job.name, true)?;
+    // Page by page: each document becomes its rows at once; only the rows stay.
+    let mut src = cfg.open_source(&job.source, None)?;
+    while let Some(page) = src.next_page().await? {
+        for item in page.items {
+            match item {
+                Item::Doc { doc, hash, origin } if doc.status == DocStatus::Final => {
+                    let hash = hash.unwrap_or_else(|| crate::sync::source_hash(&doc));
+                    let dup = dups.check(ledger, &job.name, &job.targets, &doc, &origin, &hash)?;
+                    if matches!(dup, Some(Duplicate::Reread)) || !in_period(&doc, from, to) {
+                        continue;
+                    }
+                    let seen = Seen {
+                        doc: &doc,
+                        hash: &hash,
+                        origin: &origin,
+                        dup: dup.as_ref(),
                     };
-                    let changed = rec
-                        .as_ref()
-                        .map(|r| crate::sync::changes_after_delivery(r, doc, hash))
-                        .unwrap_or_default();
-                    if !changed.is_empty() {
-                        (
-                            "changed-after-delivery".to_owned(),
-                            format!("{batch}; changed in the source since, never re-sent"),
-                        )
-                    } else {
-                        ("already-transferred".to_owned(), batch)
+                    for ((tp, layout), run) in tps.iter_mut().zip(&layouts).zip(&runs) {
+                        // Chorus Pro files are for public buyers only: other documents are not
+                        // in their count.
+                        if layout.as_ref().is_some_and(|l| !format::in_scope(l, &doc)) {
+                            continue;
+                        }
+                        tp.documents += 1;
+                        let row = row(
+                            ledger,
+                            job,
+                            mapping,
+                            &mapping_file,
+                            tp,
+                            *layout,
+                            run.as_ref(),
+                            &seen,
+                        )?;
+                        tp.rows.push(row);
                     }
                 }
-                (_, Some(State::Claimed)) => (
-                    "in-progress".into(),
-                    "claimed by a delivery in progress".into(),
-                ),
-                (_, Some(State::Failed)) => (
-                    "failed".into(),
-                    rec.and_then(|r| r.last_error).unwrap_or_default(),
-                ),
-                (Some(Duplicate::SameNumber(p)), _) => held_for(p),
-                _ => match prepare(doc, mapping).and_then(|md| {
-                    let mut p =
-                        layout.map_or_else(Vec::new, |l| format::check(&l, &md, &mapping_file));
-                    p.extend(
-                        run.offline_problems(ledger, origin, &md)
-                            .unwrap_or_default(),
-                    );
-                    if p.is_empty() {
-                        Ok(md)
-                    } else {
-                        Err(p)
+                Item::Doc { doc, .. } if in_period(&doc, from, to) => {
+                    if skipped_by_a_target(ledger, job, &targets, &layouts, &doc)? {
+                        *out.skipped
+                            .entry(doc.status.as_str().to_owned())
+                            .or_insert(0) += 1;
                     }
-                }) {
-                    Ok(md) if layout.is_some_and(|l| l.nothing_to_book(&md)) => (
-                        "nothing-to-book".into(),
-                        "every amount is zero: no line to write".into(),
-                    ),
-                    Ok(_) => {
-                        tp.to_transfer += 1;
-                        ("new".into(), String::new())
-                    }
-                    Err(problems) => (
-                        "held".into(),
-                        problems
-                            .iter()
-                            .map(|p| {
-                                format!(
-                                    "{}: {} — fix: {}",
-                                    crate::problem::field_label(&p.field),
-                                    p.message,
-                                    p.fix
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join(" | "),
-                    ),
-                },
-            };
-            tp.rows.push(PreviewRow {
-                doc_id: doc.id.clone(),
-                number: doc.number.clone(),
-                date: Some(doc.issue_date),
-                customer: doc.buyer.name.clone(),
-                gross: Some(doc.totals.gross),
-                status,
-                detail,
-                route,
-            });
+                }
+                Item::Doc { .. } => {}
+                Item::Bad { id, number, error } => bad.push(PreviewRow {
+                    doc_id: crate::model::shown_id(&id).to_owned(),
+                    number: number.unwrap_or_else(|| crate::model::shown_id(&id).to_owned()),
+                    date: None,
+                    customer: String::new(),
+                    gross: None,
+                    status: "held".into(),
+                    detail: error.to_string(),
+                    route: None,
+                }),
+            }
         }
-        for (id, number, error) in &bad {
-            tp.rows.push(PreviewRow {
-                doc_id: crate::model::shown_id(id).to_owned(),
-                number: Option::clone(number)
-                    .unwrap_or_else(|| crate::model::shown_id(id).to_owned()),
-                date: None,
-                customer: String::new(),
-                gross: None,
-                status: "held".into(),
-                detail: error.to_string(),
-                route: None,
-            });
-        }
+    }
+    for mut tp in tps {
+        // Stable: documents with the same date and number keep their source order.
+        tp.rows
+            .sort_by(|a, b| (a.date, &a.number).cmp(&(b.date, &b.number)));
+        tp.rows.extend(bad.iter().cloned());
         out.targets.push(tp);
     }
     Ok(out)
+}
+
+/// A final document of the period as read, with what the duplicate check found.
+struct Seen<'a> {
+    doc: &'a Document,
+    hash: &'a str,
+    origin: &'a str,
+    dup: Option<&'a Duplicate>,
+}
+
+/// One document's row for one target, in the order the sync decides; a new one is counted in
+/// `tp.to_transfer`.
+#[allow(clippy::too_many_arguments)]
+fn row(
+    ledger: &dyn Ledger,
+    job: &Job,
+    mapping: &crate::mapping::Mapping,
+    mapping_file: &str,
+    tp: &mut TargetPreview,
+    layout: Option<format::Layout>,
+    run: &dyn crate::targets::TargetRun,
+    seen: &Seen<'_>,
+) -> Result<PreviewRow, crate::ledger::LedgerError> {
+    let Seen {
+        doc,
+        hash,
+        origin,
+        dup,
+    } = *seen;
+    let key = RecordKey {
+        job: job.name.clone(),
+        target: tp.target.clone(),
+        doc_id: doc.id.clone(),
+    };
+    let rec = ledger.get(&key)?;
+    let held_for = |p: &Problem| {
+        (
+            "held".to_owned(),
+            format!("{}: {} — fix: {}", p.field, p.message, p.fix),
+        )
+    };
+    let route = run.offline_route(ledger, doc);
+    // In the order the sync decides: a second copy of an id first, whatever its record.
+    let (status, detail) = match (dup, rec.as_ref().map(|r| r.state)) {
+        (Some(Duplicate::SameId(p)), _) => held_for(p),
+        (_, Some(s)) if s.is_delivered() => {
+            let batch = match rec.as_ref().and_then(|r| r.batch_id) {
+                Some(id) => match ledger.batch(id)? {
+                    Some(b) if b.status == BatchStatus::Active => {
+                        format!("in export batch {id} ({})", b.file_name)
+                    }
+                    _ => format!("batch {id}"),
+                },
+                None => s.as_str().to_owned(),
+            };
+            let changed = rec
+                .as_ref()
+                .map(|r| crate::sync::changes_after_delivery(r, doc, hash))
+                .unwrap_or_default();
+            if !changed.is_empty() {
+                (
+                    "changed-after-delivery".to_owned(),
+                    format!("{batch}; changed in the source since, never re-sent"),
+                )
+            } else {
+                ("already-transferred".to_owned(), batch)
+            }
+        }
+        (_, Some(State::Claimed)) => (
+            "in-progress".into(),
+            "claimed by a delivery in progress".into(),
+        ),
+        (_, Some(State::Failed)) => (
+            "failed".into(),
+            rec.and_then(|r| r.last_error).unwrap_or_default(),
+        ),
+        (Some(Duplicate::SameNumber(p)), _) => held_for(p),
+        _ => match prepare(doc, mapping).and_then(|md| {
+            let mut p = layout.map_or_else(Vec::new, |l| format::check(&l, &md, mapping_file));
+            p.extend(
+                run.offline_problems(ledger, origin, &md)
+                    .unwrap_or_default(),
+            );
+            if p.is_empty() {
+                Ok(md)
+            } else {
+                Err(p)
+            }
+        }) {
+            Ok(md) if layout.is_some_and(|l| l.nothing_to_book(&md)) => (
+                "nothing-to-book".into(),
+                "every amount is zero: no line to write".into(),
+            ),
+            Ok(_) => {
+                tp.to_transfer += 1;
+                ("new".into(), String::new())
+            }
+            Err(problems) => (
+                "held".into(),
+                problems
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}: {} — fix: {}",
+                            crate::problem::field_label(&p.field),
+                            p.message,
+                            p.fix
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ),
+        },
+    };
+    Ok(PreviewRow {
+        doc_id: doc.id.clone(),
+        number: doc.number.clone(),
+        date: Some(doc.issue_date),
+        customer: doc.buyer.name.clone(),
+        gross: Some(doc.totals.gross),
+        status,
+        detail,
+        route,
+    })
 }
 
 /// A code the source uses that the mapping lacks.

@@ -22,6 +22,7 @@ mod deliver;
 pub(crate) mod duplicates;
 mod malformed;
 mod process;
+mod spill;
 mod summary;
 mod targets;
 use deliver::deliver;
@@ -262,7 +263,8 @@ pub async fn run_job(
     if let Some(src) = &source {
         jr.unread = src.unread_origins();
     }
-    let mut export_pool: Vec<Pending> = jr.targets.iter().map(|_| Pending::default()).collect();
+    // An export's documents wait on disk, keys in memory, until the period is read.
+    let mut spills: Vec<Option<spill::Spill>> = jr.targets.iter().map(|_| None).collect();
     let mut failure: Option<TargetError> = None;
     let mut amounts = vec![Amounts::default(); jr.targets.len()];
     if let Some(src) = source.as_mut() {
@@ -271,9 +273,11 @@ pub async fn run_job(
                 Ok(Some(page)) => {
                     let pending = jr.process(page, progress)?;
                     if matches!(mode, Mode::Export(_)) {
-                        for (pool, p) in export_pool.iter_mut().zip(pending) {
-                            pool.deliver.extend(p.deliver);
-                            pool.others.extend(p.others);
+                        if let Err(e) =
+                            set_aside(&mut runs, &mut spills, cfg, ledger, pending, &run_id)
+                        {
+                            failure = Some(e);
+                            break;
                         }
                     } else if let Err(e) = deliver(
                         &mut runs,
@@ -356,30 +360,8 @@ pub async fn run_job(
         }
     }
     if failure.is_none() && matches!(mode, Mode::Export(_)) {
-        for pool in &mut export_pool {
-            pool.deliver.sort_by(|a, b| {
-                (a.0.doc.issue_date, &a.0.doc.number).cmp(&(b.0.doc.issue_date, &b.0.doc.number))
-            });
-        }
-        for ((run, pool), sum) in runs.iter_mut().zip(export_pool).zip(amounts.iter_mut()) {
-            let Some(j) = run.journal() else {
-                continue;
-            };
-            let mut others = Some(pool.others);
-            let mut docs = pool.deliver.into_iter().peekable();
-            while docs.peek().is_some() || others.is_some() {
-                let page: Vec<_> = docs.by_ref().take(500).collect();
-                // A journal file takes every document of the page, or fails the run.
-                let page_sum: Vec<Amounts> =
-                    page.iter().map(|(m, _)| Amounts::of(&m.doc)).collect();
-                if let Err(e) =
-                    j.deliver_page(ledger, page, others.take().unwrap_or_default(), &run_id)
-                {
-                    failure = Some(e);
-                    break;
-                }
-                page_sum.into_iter().for_each(|a| sum.add(a));
-            }
+        if let Err(e) = deliver_spills(&mut runs, spills, ledger, &run_id, &mut amounts) {
+            failure = Some(e);
         }
     }
     let mut delivered = Vec::new();
@@ -462,6 +444,59 @@ pub async fn run_job(
         }
     }
     Ok(report)
+}
+
+/// An export's page: its documents set aside in each journal target's spill, in the order read;
+/// its other records (held, released) recorded now, as a sync records them.
+fn set_aside(
+    runs: &mut [Box<dyn crate::targets::TargetRun>],
+    spills: &mut [Option<spill::Spill>],
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    pending: Vec<Pending>,
+    run_id: &str,
+) -> Result<(), TargetError> {
+    let each = runs.iter_mut().zip(spills.iter_mut()).zip(pending);
+    for (i, ((run, sp), p)) in each.enumerate() {
+        let Some(j) = run.journal() else {
+            continue;
+        };
+        if !p.others.is_empty() {
+            j.deliver_page(ledger, Vec::new(), p.others, run_id)?;
+        }
+        for (md, rec) in &p.deliver {
+            let sp = match sp {
+                Some(sp) => sp,
+                None => sp.insert(spill::Spill::create(&cfg.data_dir, run_id, i)?),
+            };
+            sp.push(md, rec)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes each journal target's batch from its spill, in (issue date, number) order across
+/// the period, 500 documents a page (the same bytes as when the period was held in memory).
+fn deliver_spills(
+    runs: &mut [Box<dyn crate::targets::TargetRun>],
+    spills: Vec<Option<spill::Spill>>,
+    ledger: &dyn Ledger,
+    run_id: &str,
+    amounts: &mut [Amounts],
+) -> Result<(), TargetError> {
+    for ((run, sp), sum) in runs.iter_mut().zip(spills).zip(amounts.iter_mut()) {
+        let (Some(j), Some(sp)) = (run.journal(), sp) else {
+            continue;
+        };
+        let mut pages = sp.into_pages(500)?;
+        while let Some(page) = pages.next_page()? {
+            let page_sum: Vec<Amounts> = page.iter().map(|(m, _)| Amounts::of(&m.doc)).collect();
+            // A journal file takes every document of the page, or fails the run.
+            j.deliver_page(ledger, page, Vec::new(), run_id)?;
+            page_sum.into_iter().for_each(|a| sum.add(a));
+        }
+    }
+    Ok(())
 }
 
 /// A live sync pass of `job` that failed before its report was made (a target that cannot start,

@@ -201,3 +201,78 @@ fn ledger_commands_retry_forget_and_audit() {
     let (_, one) = p.json(&["ledger", "reports", reports[0].as_str().unwrap()]);
     assert_eq!(one["command"], "sync");
 }
+
+/// The batches of an export of the whole year to `target` and the preview's rows, with the
+/// demo source read `page_size` documents at a time.
+fn export_in_pages(page_size: usize, target: &str) -> (Vec<(String, String, Vec<u8>)>, String) {
+    let p = Project::demo();
+    p.write(
+        "connectors/chorus-cii.toml",
+        "kind = \"journal-file\"\nformat = \"chorus-cii\"\nout_dir = \"out/chorus\"\nlot_size = 4\n",
+    );
+    let src = p.read("connectors/demo-invoices.toml");
+    assert!(src.contains("page_size = 500"));
+    p.write(
+        "connectors/demo-invoices.toml",
+        &src.replace("page_size = 500", &format!("page_size = {page_size}")),
+    );
+    let year = [
+        "--target",
+        target,
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+    ];
+    let (code, pv) = p.json(&[&["preview"][..], &year[..]].concat());
+    assert_eq!(code, 0, "{pv}");
+    let args = [
+        &["export"][..],
+        &year[..],
+        &["--validation-date", "2026-12-31"],
+    ]
+    .concat();
+    // Exit 1: the demo holds two documents on purpose.
+    let (code, r) = p.json(&args);
+    assert!(code <= 1 && r["error"].is_null(), "{r}");
+    let batches = r["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let bytes = std::fs::read(p.path(b["path"].as_str().unwrap())).unwrap();
+            let name = b["path"].as_str().unwrap().rsplit('/').next().unwrap();
+            (
+                name.to_owned(),
+                b["sha256"].as_str().unwrap().to_owned(),
+                bytes,
+            )
+        })
+        .collect();
+    (batches, pv["targets"].to_string())
+}
+
+/// Issue 14: `export` and `preview` stream the period page by page. Whatever the source's page
+/// size, the batch holds the period sorted by date and number across the pages, entries
+/// numbered in that order: the same bytes and sha256 as from one page (and the same lots).
+#[test]
+fn an_export_read_two_documents_a_page_writes_the_same_bytes_as_from_one_page() {
+    for target in [FEC, "chorus-cii"] {
+        let (one, rows_one) = export_in_pages(1000, target);
+        let (many, rows_many) = export_in_pages(2, target);
+        assert!(!one.is_empty(), "{target}: a batch is written");
+        if target == FEC {
+            let text = String::from_utf8_lossy(&one[0].2).into_owned();
+            assert!(text.find("\tF2026-0001\t") < text.find("\tF2026-0013\t"));
+        } else {
+            assert!(one.len() > 1, "lots of 4 documents");
+        }
+        for ((name1, sha1, bytes1), (name2, sha2, bytes2)) in one.iter().zip(&many) {
+            assert_eq!(name1, name2);
+            assert_eq!(sha1, sha2, "{target}: the ledger's sha256 is the same");
+            assert!(bytes1 == bytes2, "{target} {name1}: the same bytes");
+        }
+        assert_eq!(one.len(), many.len());
+        assert_eq!(rows_one, rows_many, "{target}: the same preview rows");
+    }
+}

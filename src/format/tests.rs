@@ -125,7 +125,7 @@ fn render_text(layout: &Layout, mds: &[MappedDocument]) -> String {
     out
 }
 
-fn worked() -> Vec<MappedDocument> {
+pub(crate) fn worked() -> Vec<MappedDocument> {
     let m = mapping();
     [worked_invoice(), worked_credit_note()]
         .iter()

@@ -125,7 +125,7 @@ impl JournalEntry {
 }
 
 /// A document that passed mapping and checks, with its entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MappedDocument {
     /// The source document.
     pub doc: Document,
