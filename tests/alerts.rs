@@ -129,6 +129,34 @@ async fn hook(status: u16) -> MockServer {
     server
 }
 
+/// A receiver at `at` that answers `first` to the first `n` posts, then 200.
+async fn first_then_ok(at: &str, first: ResponseTemplate, n: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(at))
+        .respond_with(first)
+        .up_to_n_times(n)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// `facto run` on `p`, with the alerts' signing key.
+async fn daemon(p: &Arc<Project>) -> std::process::Child {
+    let q = Arc::clone(p);
+    tokio::task::spawn_blocking(move || {
+        crate::daemon::start_with(&q, "", &[("FACTO_TEST_ALERT_KEY", KEY)]).0
+    })
+    .await
+    .unwrap()
+}
+
 async fn posts(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
@@ -229,19 +257,7 @@ async fn killed_after_the_record_before_the_send_the_next_run_sends_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_answering_500_then_200_gets_the_alert_once_after_a_retry() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/alerts"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/alerts"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = first_then_ok("/alerts", ResponseTemplate::new(500), 1).await;
     let p = project(&server, None);
     let (code, _, err) = json_of(sync(&p)).await;
     assert_eq!(code, 1, "{err}");
@@ -262,12 +278,7 @@ async fn a_daemon_pass_with_new_problems_sends_one_alert_per_channel() {
     let server = hook(200).await;
     let (smtp, mails) = smtp_sink().await;
     let p = Arc::new(project(&server, Some(smtp)));
-    let q = Arc::clone(&p);
-    let mut child = tokio::task::spawn_blocking(move || {
-        crate::daemon::start_with(&q, "", &[("FACTO_TEST_ALERT_KEY", KEY)]).0
-    })
-    .await
-    .unwrap();
+    let mut child = daemon(&p).await;
     // The first pass runs at start.
     let start = std::time::Instant::now();
     while posts(&server).await.is_empty() || mails.all().is_empty() {
@@ -289,19 +300,7 @@ async fn a_daemon_pass_with_new_problems_sends_one_alert_per_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_alert_stays_pending_without_its_secret_path_and_goes_out_after_the_next_pass() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/alerts/T0-SECRET"))
-        .respond_with(ResponseTemplate::new(400))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/alerts/T0-SECRET"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = first_then_ok("/alerts/T0-SECRET", ResponseTemplate::new(400), 1).await;
     let p = project(&server, None);
     let cfg = p
         .read("facto.toml")
@@ -391,19 +390,12 @@ async fn a_stop_alerts_once_until_a_pass_completes_again() {
 /// spending its budget on it in the same pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_is_no_delivery_and_a_failing_receiver_is_tried_once_per_pass() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/alerts"))
-        .respond_with(ResponseTemplate::new(302).insert_header("Location", "/elsewhere"))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/alerts"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = first_then_ok(
+        "/alerts",
+        ResponseTemplate::new(302).insert_header("Location", "/elsewhere"),
+        2,
+    )
+    .await;
     Mock::given(path("/elsewhere"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
@@ -543,12 +535,7 @@ async fn a_receiver_that_never_answers_does_not_hold_the_daemon_or_its_stop() {
         .mount(&server)
         .await;
     let p = Arc::new(project(&server, None));
-    let q = Arc::clone(&p);
-    let mut child = tokio::task::spawn_blocking(move || {
-        crate::daemon::start_with(&q, "", &[("FACTO_TEST_ALERT_KEY", KEY)]).0
-    })
-    .await
-    .unwrap();
+    let mut child = daemon(&p).await;
     let start = std::time::Instant::now();
     while posts(&server).await.is_empty() {
         assert!(start.elapsed() < Duration::from_secs(60), "no alert tried");

@@ -95,15 +95,19 @@ fn contact_numbers(w: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The request's `Idempotency-Key`, if any.
+fn idempotency_key(req: &Request) -> Option<String> {
+    req.headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 impl Responder {
     /// `PUT /Contacts`: every contact of the body, each its own result; a number already
     /// known, or one the test rejects, is refused (Xero would hold two contacts otherwise).
     fn contacts(s: &mut State, req: &Request) -> ResponseTemplate {
-        let key = req
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let key = idempotency_key(req);
         if let Some(r) = key.as_ref().and_then(|k| s.replies.get(k)) {
             return ResponseTemplate::new(200).set_body_json(r.clone());
         }
@@ -146,11 +150,7 @@ impl Responder {
                 .insert_header("Retry-After", "3600")
                 .insert_header("X-Rate-Limit-Problem", "day");
         }
-        let key = req
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let key = idempotency_key(req);
         if let Some(r) = key.as_ref().and_then(|k| s.replies.get(k)) {
             return ResponseTemplate::new(200).set_body_json(r.clone());
         }
@@ -190,11 +190,7 @@ impl Responder {
     }
 
     fn docs(s: &mut State, req: &Request, credit: bool) -> ResponseTemplate {
-        let key = req
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let key = idempotency_key(req);
         if let Some(k) = &key {
             let now = std::time::Instant::now();
             if s.landing

@@ -119,6 +119,33 @@ impl<S: Store> StoreLedger<S> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Writes `records` in one atomic batch and flushes; with `expected`, only if each record is
+    /// still in that state, checked under the same lock as the write (else nothing is written).
+    fn write_records(&self, records: &[Record], expected: Option<&[State]>) -> Result<()> {
+        let w = self.write_lock();
+        for (r, want) in records.iter().zip(expected.unwrap_or_default()) {
+            let now = self
+                .store
+                .get(&rkey(&r.key))?
+                .and_then(|v| self.logical(&v));
+            if now != Some(*want) {
+                return Err(LedgerError::Invalid(format!(
+                    "{} changed meanwhile (now {}); look at it again",
+                    r.key,
+                    now.map_or("gone", State::as_str)
+                )));
+            }
+        }
+        let mut st = index::Stage::default();
+        for r in records {
+            self.stage(&mut st, &r.key, Some(r))?;
+        }
+        self.apply(st)?;
+        drop(w);
+        self.store.flush()?;
+        Ok(())
+    }
+
     /// The state a stored header stands for: `claimed` in a committed batch is `delivered`.
     fn logical(&self, v: &[u8]) -> Option<State> {
         let (state, batch) = header(v)?;

@@ -23,15 +23,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
         if records.is_empty() {
             return Ok(());
         }
-        let w = self.write_lock();
-        let mut st = Stage::default();
-        for r in records {
-            self.stage(&mut st, &r.key, Some(r))?;
-        }
-        self.apply(st)?;
-        drop(w);
-        self.store.flush()?;
-        Ok(())
+        self.write_records(records, None)
     }
 
     fn put_records_if(&self, records: &[Record], expected: &[State]) -> Result<()> {
@@ -40,28 +32,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
                 "one expected state per record".to_owned(),
             ));
         }
-        let w = self.write_lock();
-        for (r, want) in records.iter().zip(expected) {
-            let now = self
-                .store
-                .get(&rkey(&r.key))?
-                .and_then(|v| self.logical(&v));
-            if now != Some(*want) {
-                return Err(LedgerError::Invalid(format!(
-                    "{} changed meanwhile (now {}); look at it again",
-                    r.key,
-                    now.map_or("gone", State::as_str)
-                )));
-            }
-        }
-        let mut st = Stage::default();
-        for r in records {
-            self.stage(&mut st, &r.key, Some(r))?;
-        }
-        self.apply(st)?;
-        drop(w);
-        self.store.flush()?;
-        Ok(())
+        self.write_records(records, Some(expected))
     }
 
     fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {

@@ -88,6 +88,21 @@ fn admin_action(
     }
 }
 
+/// Runs a CLI command that audits itself (`ledger retry`/`forget`, with the role as who
+/// acted), then goes to `then`; its refusal is shown as a 409 page.
+async fn self_audited(
+    s: &super::super::Server,
+    a: &Access,
+    args: &[String],
+    then: &str,
+) -> Response {
+    let (code, _, err) = cli(s, a.role, args).await;
+    if code != 0 {
+        return failure(a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
+    }
+    to(then)
+}
+
 /// `POST /console/documents/{doc}/retry` (admin, `{"target", "job", "doc_id"}`): `facto ledger
 /// retry` of that record only.
 pub(in crate::daemon::console) async fn retry(
@@ -102,12 +117,7 @@ pub(in crate::daemon::console) async fn retry(
     };
     let id = f.doc_id.as_deref().unwrap_or(&doc);
     let args = retry_args(id, f.target.as_deref(), f.job.as_deref());
-    let (code, _, err) = cli(&s, a.role, &args).await;
-    if code != 0 {
-        return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
-    }
-    // `ledger retry` audited it, with the role as who acted.
-    to(&format!("/console/documents/{}", enc(&doc)))
+    self_audited(&s, &a, &args, &format!("/console/documents/{}", enc(&doc))).await
 }
 
 /// `POST /console/documents/{doc}/forget` (admin, `{"target", "job", "confirm": true}`):
@@ -128,12 +138,13 @@ pub(in crate::daemon::console) async fn forget(
         f.job.as_deref(),
         f.confirm,
     );
-    let (code, _, err) = cli(&s, a.role, &args).await;
-    if code != 0 {
-        return failure(&a, StatusCode::CONFLICT, t(a.lang, "failed_action"), &err);
-    }
-    // `ledger forget` audited it, with the role as who acted.
-    to(&format!("/console/documents?q={}", enc(&doc)))
+    self_audited(
+        &s,
+        &a,
+        &args,
+        &format!("/console/documents?q={}", enc(&doc)),
+    )
+    .await
 }
 
 /// `POST /console/documents/{doc}/run` (admin, `{"job": ...}`): "run this job now", the pass of
