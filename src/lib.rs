@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod ledger;
 pub mod mapping;
 pub mod model;
+pub mod par;
 pub mod preview;
 pub mod problem;
 pub mod report;

@@ -244,6 +244,7 @@ pub async fn run_job(
         dups: Duplicates::default(),
         unread: BTreeSet::new(),
         unknown_warned: BTreeSet::new(),
+        numbers_ride: runs.iter_mut().all(|r| r.journal().is_some()),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();
@@ -271,6 +272,12 @@ pub async fn run_job(
         loop {
             match src.next_page().await {
                 Ok(Some(page)) => {
+                    if jr.repeats(&page) {
+                        if let Err(e) = settle(&mut runs) {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                     let pending = jr.process(page, progress)?;
                     if matches!(mode, Mode::Export(_)) {
                         if let Err(e) =
@@ -304,6 +311,12 @@ pub async fn run_job(
     }
     // Held documents not seen in this pull are checked again from the copy the ledger keeps, so
     // a mapping fixed by an admin releases them without touching the source.
+    // The re-check reads the ledger: every page handed to a writer is in it first.
+    if failure.is_none() {
+        if let Err(e) = settle(&mut runs) {
+            failure = Some(e);
+        }
+    }
     if failure.is_none() && matches!(mode, Mode::Sync) {
         let mut seen = BTreeSet::new();
         let mut docs = Vec::new();
@@ -446,6 +459,16 @@ pub async fn run_job(
     Ok(report)
 }
 
+/// Waits until every journal file's writer has claimed and written what it was handed.
+fn settle(runs: &mut [Box<dyn crate::targets::TargetRun>]) -> Result<(), TargetError> {
+    for run in runs.iter_mut() {
+        if let Some(j) = run.journal() {
+            j.settle()?;
+        }
+    }
+    Ok(())
+}
+
 /// An export's page: its documents set aside in each journal target's spill, in the order read;
 /// its other records (held, released) recorded now, as a sync records them.
 fn set_aside(
@@ -461,7 +484,9 @@ fn set_aside(
         let Some(j) = run.journal() else {
             continue;
         };
-        if !p.others.is_empty() {
+        // The page's numbers are recorded now, before any of its documents is written.
+        j.register_numbers(p.numbers);
+        if !p.others.is_empty() || j.has_numbers() {
             j.deliver_page(ledger, Vec::new(), p.others, run_id)?;
         }
         for (md, rec) in &p.deliver {

@@ -237,6 +237,17 @@ pub fn pad_account(account: &str, len: Option<usize>) -> String {
     }
 }
 
+/// Whether an entry line is written: it has an amount.
+fn written(l: &crate::mapping::EntryLine) -> bool {
+    !(l.debit.is_zero() && l.credit.is_zero())
+}
+
+/// The lines a document's entry writes (those of its [`EntryView`]): what [`render`] adds to
+/// [`FileState::lines`].
+pub fn written_lines(md: &MappedDocument) -> u64 {
+    md.entry.lines.iter().filter(|l| written(l)).count() as u64
+}
+
 impl<'a> EntryView<'a> {
     /// The view of one mapped document under a layout.
     pub fn new(md: &'a MappedDocument, seq: u64, valid_date: NaiveDate, layout: &Layout) -> Self {
@@ -244,7 +255,7 @@ impl<'a> EntryView<'a> {
             .entry
             .lines
             .iter()
-            .filter(|l| !(l.debit.is_zero() && l.credit.is_zero()))
+            .filter(|l| written(l))
             .map(|l| LineView {
                 role: l.role,
                 general: pad_account(&l.account, layout.account_length),

@@ -508,6 +508,10 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 
 /// The ledger's operations. Every method that changes state flushes to disk before it returns.
 pub trait Ledger: Send + Sync {
+    /// Another handle on this same ledger, for a thread of its own (a journal file's writer):
+    /// it shares the store, the open batches and the write lock; nothing is copied.
+    fn shared(&self) -> std::sync::Arc<dyn Ledger>;
+
     /// Reads one record.
     ///
     /// # Errors

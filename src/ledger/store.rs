@@ -36,7 +36,7 @@ impl WriteBatch {
 
 /// What a ledger backend provides. Every write is visible to the next read at once; it is
 /// durable once [`Store::flush`] returns.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + 'static {
     /// Where the store lives, for messages.
     fn location(&self) -> &Path;
 

@@ -65,7 +65,8 @@ pub(super) async fn deliver(
         .zip(amounts.iter_mut())
     {
         let page = PageAmounts::before(run.as_ref(), &p.deliver);
-        if run.journal().is_some() {
+        if let Some(j) = run.journal() {
+            j.register_numbers(p.numbers);
             // A journal file takes every document of the page, or fails the run.
             run.deliver_page(ledger, p.deliver, p.others, run_id)
                 .await?;

@@ -149,6 +149,17 @@ impl Duplicates {
 
     /// The problem of a second copy of `doc`'s id, read from `origin` after `first`; the
     /// cursor is kept before both.
+    /// The numbers registered since the last save, taken: the caller has them written before
+    /// any of their documents is delivered.
+    pub(crate) fn take_unsaved(&mut self) -> Vec<(String, Value)> {
+        std::mem::take(&mut self.unsaved)
+    }
+
+    /// Whether a final document with this id was read earlier in this run.
+    pub(crate) fn seen(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
     pub(crate) fn same_id(&mut self, doc: &Document, first: &str, origin: &str) -> Problem {
         self.conflicts.insert(first.to_owned());
         self.conflicts.insert(origin.to_owned());

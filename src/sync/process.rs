@@ -1,7 +1,7 @@
 //! One page of a run sorted document by document: what goes to each target, what is held and
 //! why, what was already delivered or changed since, with the run's tallies and problem lines.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -64,11 +64,20 @@ pub(super) fn problem_lines(target: &str, r: &Record, status: &str) -> Vec<Probl
 /// is held.
 pub(super) type Prepared = Result<Arc<MappedDocument>, Vec<Problem>>;
 
+/// A document's pure work, done ahead on any thread: its [`Prepared`] and its snapshot.
+pub(super) struct Ready {
+    prepared: Prepared,
+    snapshot: BTreeMap<String, String>,
+}
+
 /// Per-target work of one page.
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) deliver: Vec<(Arc<MappedDocument>, Record)>,
     pub(super) others: Vec<Record>,
+    /// The page's new number registrations, when the target's writer records them (before
+    /// its claims); empty when the run saved them itself.
+    pub(super) numbers: Vec<(String, serde_json::Value)>,
 }
 
 /// In-run tallies per target.
@@ -103,6 +112,9 @@ pub(super) struct JobRun<'a> {
     pub(super) unread: BTreeSet<String>,
     /// Unknown field paths already warned about in this run.
     pub(super) unknown_warned: BTreeSet<String>,
+    /// Every target is a journal file: each one's writer records the page's new numbers
+    /// before its claims, off this thread. Otherwise the run records them before delivering.
+    pub(super) numbers_ride: bool,
 }
 
 impl JobRun<'_> {
@@ -112,6 +124,15 @@ impl JobRun<'_> {
             target: target.to_owned(),
             doc_id: doc_id.to_owned(),
         }
+    }
+
+    /// Whether `page` holds an id read earlier in this run: its records may still be on their
+    /// way to the ledger (a journal file's writer), so the page waits for them before it reads.
+    pub(super) fn repeats(&self, page: &Page) -> bool {
+        page.items.iter().any(|item| match item {
+            Item::Bad { id, .. } => self.dups.seen(id),
+            Item::Doc { doc, .. } => self.dups.seen(&doc.id),
+        })
     }
 
     /// Sorts one page's items into per-target deliveries and records.
@@ -152,7 +173,8 @@ impl JobRun<'_> {
                     .push(crate::source::unknown::warning(f));
             }
         }
-        for item in page.items {
+        let mut ready = self.prepare_page(&page.items)?;
+        for (item, ready) in page.items.into_iter().zip(ready.iter_mut()) {
             if let Some(p) = progress {
                 p.inc(1);
             }
@@ -202,20 +224,70 @@ impl JobRun<'_> {
                 }
                 Item::Doc { doc, origin, hash } => {
                     let hash = hash.unwrap_or_else(|| source_hash(&doc));
-                    self.process_doc(&doc, &origin, &hash, &mut pending, now)?;
+                    self.process_doc(&doc, &origin, &hash, ready.take(), &mut pending, now)?;
                 }
             }
         }
         // Flushed before this page's records: a number is never delivered unregistered.
-        self.dups.save(self.ledger, self.dry_run)?;
+        if self.numbers_ride && !self.dry_run {
+            let numbers = self.dups.take_unsaved();
+            if !numbers.is_empty() {
+                for p in &mut pending {
+                    p.numbers.clone_from(&numbers);
+                }
+            }
+        } else {
+            self.dups.save(self.ledger, self.dry_run)?;
+        }
         Ok(pending)
     }
 
+    /// The pure work of the page's documents that are likely to be delivered (final, not
+    /// delivered yet to its first target) — mapping, checks and the snapshot kept in the
+    /// record — done on every core before the page is sorted in order on this thread.
+    fn prepare_page(&self, items: &[Item]) -> Result<Vec<Option<Ready>>, RunError> {
+        let mut wanted = Vec::with_capacity(items.len());
+        for item in items {
+            let doc = match item {
+                Item::Doc { doc, .. }
+                    if doc.status == DocStatus::Final
+                        && match self.mode {
+                            Mode::Export(sel) => sel.selects(doc),
+                            Mode::Sync => true,
+                        } =>
+                {
+                    doc
+                }
+                _ => {
+                    wanted.push(None);
+                    continue;
+                }
+            };
+            let fresh = match self.targets.first() {
+                Some(t) => !self
+                    .ledger
+                    .get(&self.key(t, &doc.id))?
+                    .is_some_and(|r| r.state.is_delivered()),
+                None => false,
+            };
+            wanted.push(fresh.then_some(doc.as_ref()));
+        }
+        let mapping = self.mapping;
+        Ok(crate::par::map(&wanted, |_, doc| {
+            doc.map(|doc| Ready {
+                prepared: prepare(doc, mapping).map(Arc::new),
+                snapshot: stored_snapshot(doc),
+            })
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn process_doc(
         &mut self,
         doc: &Document,
         origin: &str,
         hash: &str,
+        ready: Option<Ready>,
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
     ) -> Result<(), RunError> {
@@ -250,7 +322,10 @@ impl JobRun<'_> {
             self.report_same_id(doc, origin, hash, &problem, now);
             return Ok(());
         }
-        let mut prepared: Option<Prepared> = None;
+        let (mut prepared, mut snapshot) = match ready {
+            Some(r) => (Some(r.prepared), Some(r.snapshot)),
+            None => (None, None),
+        };
         let mut skipped_counted = false;
         for (ti, t) in targets.iter().enumerate() {
             // Chorus Pro files are for public buyers only: other documents never reach them.
@@ -275,7 +350,7 @@ impl JobRun<'_> {
                             hash,
                             rec,
                             Some(st),
-                            &mut prepared,
+                            (&mut prepared, &mut snapshot),
                             pending,
                             now,
                         );
@@ -340,7 +415,7 @@ impl JobRun<'_> {
                         hash,
                         rec,
                         None,
-                        &mut prepared,
+                        (&mut prepared, &mut snapshot),
                         pending,
                         now,
                     );
@@ -402,7 +477,7 @@ impl JobRun<'_> {
         hash: &str,
         mut rec: Record,
         restore: Option<State>,
-        prepared: &mut Option<Prepared>,
+        (prepared, snapshot): (&mut Option<Prepared>, &mut Option<BTreeMap<String, String>>),
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
     ) {
@@ -444,7 +519,7 @@ impl JobRun<'_> {
                 rec.problems.clear();
                 rec.held_document = None;
                 rec.mapping_hash = Some(self.mapping.hash.clone());
-                rec.snapshot = stored_snapshot(doc);
+                rec.snapshot = snapshot.take().unwrap_or_else(|| stored_snapshot(doc));
                 rec.changed_after_delivery = None;
                 rec.restore_to = restore.map(|st| (st, rec.batch_id));
                 pending[ti].deliver.push((Arc::clone(md), rec));

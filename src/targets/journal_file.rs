@@ -4,6 +4,8 @@
 //! the commit rolls the batch back; after it, the file is (re)published from the ledger's bytes.
 
 pub mod config;
+mod render;
+mod writer;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,16 +20,18 @@ use self::config::JournalFileConfig;
 use super::TargetError;
 use crate::company::Company;
 use crate::fault;
-use crate::format::{self, fec, text, EntryView, FileState, Layout};
+use crate::format::{self, fec, text, FileState, Layout};
 use crate::fsutil;
 use crate::ledger::{Batch, BatchCommit, BatchStatus, Ledger, OpenBatch, Record, State};
 use crate::mapping::MappedDocument;
+use writer::{write_counted, Open, PageWrite, Writer};
 
-struct Open {
+/// The batch being written: the ledger's open marker, the bytes handed to the writer so far
+/// (the next zip entry's offset) and the writer thread that owns the file.
+struct Current {
     batch: OpenBatch,
-    file: BufWriter<File>,
-    hasher: Sha256,
     size: u64,
+    writer: Writer,
 }
 
 /// One run's delivery to a journal-file target.
@@ -43,7 +47,7 @@ pub struct JournalRun {
     valid_date: NaiveDate,
     dry_run: bool,
     origin: String,
-    open: Option<Open>,
+    open: Option<Current>,
     run_id: String,
     /// Batches already completed in this run (a Chorus lot is full at `lot_size` documents).
     closed: Vec<Batch>,
@@ -58,6 +62,8 @@ pub struct JournalRun {
     entries: Option<(String, String)>,
     counter: Option<(String, u64)>,
     journal: String,
+    /// Number registrations to record before the next page's claims.
+    numbers: Vec<(String, serde_json::Value)>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TargetError + '_ {
@@ -107,6 +113,7 @@ impl JournalRun {
             entries: None,
             counter: None,
             journal: String::new(),
+            numbers: Vec::new(),
         }
     }
 
@@ -146,8 +153,23 @@ impl JournalRun {
         let mut head = text::preamble(enc).to_vec();
         head.extend(text::encode(&self.layout.header(), enc));
         write_counted(&mut open, &head).map_err(io_err(&tmp))?;
-        self.open = Some(open);
+        self.open = Some(Current {
+            batch: open.batch.clone(),
+            size: open.size,
+            writer: Writer::start(ledger.shared(), open, &self.name)?,
+        });
         Ok(())
+    }
+
+    /// Number registrations (the run's duplicate checks) to record before the next page's
+    /// claims, in the writer's order: a number is never delivered unregistered.
+    pub fn register_numbers(&mut self, numbers: Vec<(String, serde_json::Value)>) {
+        self.numbers.extend(numbers);
+    }
+
+    /// Whether number registrations wait for the next page.
+    pub fn has_numbers(&self) -> bool {
+        !self.numbers.is_empty()
     }
 
     /// Claims and writes one page of documents; `others` (held records) are recorded in the
@@ -200,10 +222,14 @@ impl JournalRun {
     ) -> Result<(), TargetError> {
         if self.dry_run {
             self.docs += docs.len() as u64;
+            self.numbers.clear();
             return Ok(());
         }
         run_id.clone_into(&mut self.run_id);
         if docs.is_empty() {
+            if !self.numbers.is_empty() {
+                ledger.put_values(&std::mem::take(&mut self.numbers))?;
+            }
             ledger.put_records(&others)?;
             return Ok(());
         }
@@ -223,45 +249,47 @@ impl JournalRun {
             Some((_, n)) => *n,
             None => ledger.counter(&counter_name)?,
         };
-        let enc = self.layout.encoding;
-        let mut page_text = String::new();
         let mut page_bytes: Vec<u8> = Vec::new();
         let base_offset = self.open.as_ref().map_or(0, |o| o.size);
         let mut claimed = Vec::with_capacity(docs.len());
         let open_id = self.open.as_ref().map(|o| o.batch.id);
         let now = Utc::now();
-        for (md, mut rec) in docs {
-            // A journal code given on the command line replaces the mapping's, in this batch only.
-            let md = match &self.journal_code {
-                Some(code) if *code != md.entry.journal_code => {
-                    let mut m = MappedDocument::clone(&md);
-                    m.entry.journal_code.clone_from(code);
-                    Arc::new(m)
-                }
-                _ => md,
-            };
-            let num = fec::entry_number(&journal, next);
-            let mut piece = String::new();
-            let payload_hash = match format::einvoice_xml(&self.layout, &md) {
-                Some(xml) => {
-                    let name = format::einvoice_name(&self.layout, &md.doc.number);
-                    let hash = Sha256::digest(&xml);
-                    if self.lot_size() == Some(1) {
-                        // One document per file: the XML itself, named after the document.
-                        self.single_name = Some(name);
-                        page_bytes.extend(xml);
-                    } else {
-                        let offset = base_offset + page_bytes.len() as u64;
-                        page_bytes.extend(self.zip.entry(&name, &xml, md.doc.issue_date, offset));
+        let (mds, recs): (Vec<_>, Vec<_>) = docs
+            .into_iter()
+            .map(|(md, rec)| {
+                // A journal code given on the command line replaces the mapping's, in this
+                // batch only.
+                let md = match &self.journal_code {
+                    Some(code) if *code != md.entry.journal_code => {
+                        let mut m = MappedDocument::clone(&md);
+                        m.entry.journal_code.clone_from(code);
+                        Arc::new(m)
                     }
-                    hash
-                }
-                None => {
-                    let view = EntryView::new(&md, next, self.valid_date, &self.layout);
-                    format::render(&self.layout, &mut self.state, &view, &mut piece);
-                    Sha256::digest(piece.as_bytes())
-                }
-            };
+                    _ => md,
+                };
+                (md, rec)
+            })
+            .unzip();
+        let (parts, lines) =
+            render::page(&self.layout, &mds, next, self.state.lines, self.valid_date);
+        self.state.lines = lines;
+        for ((md, mut rec), part) in mds.into_iter().zip(recs).zip(parts) {
+            let num = fec::entry_number(&journal, next);
+            if !part.xml {
+                page_bytes.extend(part.bytes);
+            } else if self.lot_size() == Some(1) {
+                // One document per file: the XML itself, named after the document.
+                self.single_name = Some(format::einvoice_name(&self.layout, &md.doc.number));
+                page_bytes.extend(part.bytes);
+            } else {
+                let name = format::einvoice_name(&self.layout, &md.doc.number);
+                let offset = base_offset + page_bytes.len() as u64;
+                page_bytes.extend(
+                    self.zip
+                        .entry(&name, &part.bytes, md.doc.issue_date, offset),
+                );
+            }
+            let payload_hash = part.hash;
             next += 1;
             let (d, c) = md.entry.sums();
             // Each entry is bounded by the checks' gate: a batch cannot reach Decimal's limit.
@@ -289,27 +317,35 @@ impl JournalRun {
                 ),
                 now,
             );
-            page_text.push_str(&piece);
             claimed.push(rec);
         }
         self.counter = Some((counter_name, next));
-        let Some(open) = self.open.as_mut() else {
+        let Some(cur) = self.open.as_mut() else {
             return Ok(());
         };
-        ledger.claim(&open.batch, &claimed, &others)?;
-        fault::point("after-claim", &self.name);
-        let bytes = if self.layout.format.is_einvoice() {
-            page_bytes
-        } else {
-            text::encode(&page_text, enc)
-        };
-        let tmp = open.batch.tmp_path.clone();
-        let half = bytes.len() / 2;
-        write_counted(open, &bytes[..half]).map_err(io_err(&tmp))?;
-        open.file.flush().map_err(io_err(&tmp))?;
-        fault::point("mid-write", &self.name);
-        write_counted(open, &bytes[half..]).map_err(io_err(&tmp))?;
-        Ok(())
+        let bytes = page_bytes;
+        // The writer claims (flushed) then writes, while this thread goes on with the next page.
+        cur.size += bytes.len() as u64;
+        cur.writer.send(PageWrite {
+            numbers: std::mem::take(&mut self.numbers),
+            claimed,
+            others,
+            bytes,
+        })
+    }
+
+    /// Waits until the pages handed to the writer are claimed and written, so that the ledger
+    /// reads as if this thread had written them (before a page that repeats an id, before the
+    /// re-check of held documents).
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the writer.
+    pub fn settle(&mut self) -> Result<(), TargetError> {
+        match self.open.as_mut() {
+            Some(cur) => cur.writer.settle(),
+            None => Ok(()),
+        }
     }
 
     /// Completes the batch: fsync, ledger commit, rename into place. `None` when nothing was
@@ -330,9 +366,10 @@ impl JournalRun {
 
     /// Completes the open batch, if any, and readies the run for the next one.
     fn close(&mut self, ledger: &dyn Ledger) -> Result<(), TargetError> {
-        let Some(mut open) = self.open.take() else {
+        let Some(cur) = self.open.take() else {
             return Ok(());
         };
+        let mut open = cur.writer.finish()?;
         let tmp = open.batch.tmp_path.clone();
         if self.layout.format.is_einvoice() && self.single_name.is_none() {
             let end = self.zip.finish(open.size);
@@ -439,19 +476,14 @@ impl JournalRun {
     /// Ledger failure (the next run's recovery then does the same).
     pub fn abort(mut self, ledger: &dyn Ledger, why: &str) -> Result<(), TargetError> {
         self.closed.clear();
-        if let Some(open) = self.open.take() {
-            let _ = std::fs::remove_file(&open.batch.tmp_path);
-            ledger.abort_batch(&open.batch, why)?;
+        if let Some(cur) = self.open.take() {
+            // The writer's own error, if any, is the run's error already.
+            let _ = cur.writer.finish();
+            let _ = std::fs::remove_file(&cur.batch.tmp_path);
+            ledger.abort_batch(&cur.batch, why)?;
         }
         Ok(())
     }
-}
-
-fn write_counted(open: &mut Open, bytes: &[u8]) -> std::io::Result<()> {
-    open.file.write_all(bytes)?;
-    open.hasher.update(bytes);
-    open.size += bytes.len() as u64;
-    Ok(())
 }
 
 /// Puts a committed batch's file in place from the ledger's bytes when it is missing or differs

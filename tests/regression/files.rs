@@ -215,7 +215,13 @@ async fn temp_files_of_a_killed_run_are_removed_by_recovery_from_any_folder() {
         }
         v
     };
-    assert_eq!(temps(&p).len(), 2, "{:?}", temps(&p));
+    // The killed batch's temp file and the orphan; the run's other journal target may have
+    // begun its own batch meanwhile (the killed one's writer thread paused, not the run).
+    let before = temps(&p);
+    assert!(
+        before.len() >= 2 && before.iter().any(|t| t.contains("/older/")),
+        "{before:?}"
+    );
     // The next run is started from another folder (cron), with the config's absolute path.
     let config = p.path("facto.toml").display().to_string();
     let mut c = p.command(&["--json", "--config", &config, "sync"]);

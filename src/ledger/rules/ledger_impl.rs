@@ -14,6 +14,10 @@ use crate::ledger::{
 };
 
 impl<S: Store> Ledger for StoreLedger<S> {
+    fn shared(&self) -> std::sync::Arc<dyn Ledger> {
+        std::sync::Arc::new(self.clone())
+    }
+
     fn get(&self, key: &RecordKey) -> Result<Option<Record>> {
         let k = rkey(key);
         self.store.get(&k)?.map(|v| self.decode(&k, &v)).transpose()
