@@ -36,6 +36,20 @@ fn plan() -> Option<&'static Plan> {
     .as_ref()
 }
 
+/// Slows a journal file's writer by `FACTO_TEST_SLOW_WRITER_MS` before each page, so that a
+/// test sees what the run reads while a page is still on its way to the ledger.
+pub fn slow_writer() {
+    static MS: OnceLock<Option<u64>> = OnceLock::new();
+    let ms = MS.get_or_init(|| {
+        std::env::var("FACTO_TEST_SLOW_WRITER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(ms) = ms {
+        std::thread::sleep(std::time::Duration::from_millis(*ms));
+    }
+}
+
 /// Marks a point of the delivery; pauses forever there when a test asked for it.
 pub fn point(name: &str, target: &str) {
     static HITS: AtomicU32 = AtomicU32::new(0);

@@ -3,16 +3,31 @@
 //! calling thread (a thread costs more than it saves there).
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 
 /// Below this many items a page is worked on the calling thread alone.
 const MIN_PER_THREAD: usize = 64;
 
-/// The threads a page may use: the machine's cores, at most 8.
+/// The threads a page may use: `FACTO_THREADS` when set (1: the run's own thread only),
+/// otherwise the machine's cores, at most 8.
 fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(NonZeroUsize::get)
-        .unwrap_or(1)
-        .min(8)
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(NonZeroUsize::get)
+            .unwrap_or(1)
+            .min(8);
+        match std::env::var("FACTO_THREADS") {
+            Err(_) => cores,
+            Ok(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    tracing::warn!(value = %v, cores, "FACTO_THREADS is not a number from 1 to 64; the machine's cores are used.");
+                    cores
+                }
+            },
+        }
+    })
 }
 
 /// `f` applied to every item, in order; contiguous slices of `items` are worked on scoped

@@ -8,4 +8,5 @@ mod files;
 mod ledger_keys;
 mod never_twice;
 mod ops;
+mod pipeline;
 mod robust;

@@ -53,6 +53,7 @@ fn write_page(
     page: &PageWrite,
     target: &str,
 ) -> Result<(), TargetError> {
+    fault::slow_writer();
     if !page.numbers.is_empty() {
         ledger.put_values(&page.numbers)?;
     }
@@ -176,5 +177,84 @@ fn stopped() -> TargetError {
     TargetError::Io {
         path: "(export batch)".into(),
         source: std::io::Error::other("the batch's writer stopped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::MemLedger;
+
+    fn page(bytes: usize) -> PageWrite {
+        PageWrite {
+            numbers: Vec::new(),
+            claimed: Vec::new(),
+            others: Vec::new(),
+            bytes: vec![b'x'; bytes],
+        }
+    }
+
+    /// A page the writer cannot write (a full disk) stops it; the run learns it at its next
+    /// hand-over or at the close, never later, and nothing after that page is written.
+    #[test]
+    fn a_write_that_fails_on_the_writer_thread_is_the_runs_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = MemLedger::in_memory().unwrap();
+        let batch = ledger.begin_batch("j", "t", dir.path()).unwrap();
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let open = Open {
+            batch,
+            file: BufWriter::new(full),
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let mut w = Writer::start(ledger.shared(), open, "t").unwrap();
+        // Larger than the buffer: the first page fails on the thread.
+        let mut results = vec![w.send(page(1 << 20))];
+        for _ in 0..3 {
+            results.push(w.send(page(10)));
+        }
+        results.push(w.finish().map(|_| ()));
+        let first = results
+            .into_iter()
+            .find_map(Result::err)
+            .expect("the failure reached the run");
+        assert!(first.to_string().contains("No space left"), "{first}");
+    }
+
+    /// The writer hands the file back with everything queued written, in order.
+    #[test]
+    fn pages_are_written_in_the_order_given_and_settle_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = MemLedger::in_memory().unwrap();
+        let batch = ledger.begin_batch("j", "t", dir.path()).unwrap();
+        let path = dir.path().join("out.txt");
+        let open = Open {
+            batch,
+            file: BufWriter::new(File::create(&path).unwrap()),
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let mut w = Writer::start(ledger.shared(), open, "t").unwrap();
+        for i in 0..20u8 {
+            let mut p = page(0);
+            p.bytes = vec![b'a' + i; 3];
+            w.send(p).unwrap();
+            if i == 10 {
+                w.settle().unwrap();
+            }
+        }
+        let mut open = w.finish().unwrap();
+        open.file.flush().unwrap();
+        let want: Vec<u8> = (0..20u8).flat_map(|i| [b'a' + i; 3]).collect();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        assert_eq!(open.size, 60);
+        assert_eq!(
+            open.hasher.finalize().as_slice(),
+            Sha256::digest(&want).as_slice()
+        );
     }
 }
