@@ -22,11 +22,17 @@ pub(crate) enum Duplicate {
     Reread,
 }
 
-/// The ids and numbers seen by one run of a job.
+/// The ids and numbers seen by one run of a job. Kept for the whole run, so kept small: an
+/// id maps to its file (an index into `origins`, one entry per file) and the first 16 bytes
+/// of its content hash; a (kind, number) to its owner's id and file. About 150 bytes a
+/// document, where full strings took about 420 (a first sync of a million documents held
+/// 400 MiB of them).
 #[derive(Default)]
 pub(crate) struct Duplicates {
-    ids: HashMap<String, (String, String)>,
-    numbers: HashMap<String, (String, String)>,
+    ids: HashMap<Box<str>, (u32, [u8; 16])>,
+    numbers: HashMap<Box<str>, (Box<str>, u32)>,
+    origins: Vec<String>,
+    origin_ix: HashMap<String, u32>,
     unsaved: Vec<(String, Value)>,
     /// Where the copies of an id read twice came from: the cursor does not move past them, so
     /// every run reads both again and reports them until one is removed.
@@ -44,6 +50,24 @@ fn number_key(job: &str, kind: &str, number: &str) -> String {
     // JSON quoting keeps the number unambiguous whatever it holds.
     let number = serde_json::to_string(number).unwrap_or_default();
     format!("doc-number\0{job}\0{kind}\0{number}")
+}
+
+/// The in-memory key of a (kind, number), the job being the run's.
+fn short_key(kind: &str, number: &str) -> Box<str> {
+    format!("{kind}\0{number}").into_boxed_str()
+}
+
+/// The first 16 bytes of a content hash (hex SHA-256); another text is hashed first.
+fn fingerprint(hash: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    match hex::decode(hash.get(..32).unwrap_or_default()) {
+        Ok(b) if b.len() == 16 => out.copy_from_slice(&b),
+        _ => {
+            use sha2::Digest;
+            out.copy_from_slice(&sha2::Sha256::digest(hash.as_bytes())[..16]);
+        }
+    }
+    out
 }
 
 /// Set once a job's numbers are all in the value store.
@@ -69,26 +93,28 @@ impl Duplicates {
         if doc.status != DocStatus::Final {
             return Ok(None);
         }
-        match self.ids.get(&doc.id) {
-            Some((_, first_hash)) if !self.refeeding && first_hash == hash => {
+        match self.ids.get(doc.id.as_str()) {
+            Some((_, first_hash)) if !self.refeeding && *first_hash == fingerprint(hash) => {
                 return Ok(Some(Duplicate::Reread));
             }
             Some((first, _)) if !self.refeeding => {
-                let first = first.clone();
+                let first = self.origin(*first).to_owned();
                 return Ok(Some(Duplicate::SameId(self.same_id(doc, &first, origin))));
             }
             Some(_) => {}
             None => {
+                let o = self.intern(origin);
                 self.ids
-                    .insert(doc.id.clone(), (origin.to_owned(), hash.to_owned()));
+                    .insert(doc.id.as_str().into(), (o, fingerprint(hash)));
             }
         }
         if doc.number.is_empty() {
             return Ok(None);
         }
         let key = number_key(job, doc.kind.as_str(), &doc.number);
-        let owner = match self.numbers.get(&key) {
-            Some(o) => Some(o.clone()),
+        let short = short_key(doc.kind.as_str(), &doc.number);
+        let owner = match self.numbers.get(&short) {
+            Some((id, o)) => Some((id.to_string(), self.origin(*o).to_owned())),
             None => match ledger.value(&key)? {
                 Some(v) => {
                     let id = v["id"].as_str().unwrap_or_default().to_owned();
@@ -133,22 +159,36 @@ impl Duplicates {
                     ),
                 ))))
             }
-            Some(o) => {
-                self.numbers.insert(key, o);
+            Some((id, first)) => {
+                let o = self.intern(&first);
+                self.numbers.insert(short, (id.into_boxed_str(), o));
                 Ok(None)
             }
             None => {
                 let value = json!({"id": doc.id, "origin": origin});
-                self.numbers
-                    .insert(key.clone(), (doc.id.clone(), origin.to_owned()));
+                let o = self.intern(origin);
+                self.numbers.insert(short, (doc.id.as_str().into(), o));
                 self.unsaved.push((key, value));
                 Ok(None)
             }
         }
     }
 
-    /// The problem of a second copy of `doc`'s id, read from `origin` after `first`; the
-    /// cursor is kept before both.
+    /// The index of `origin` in `origins`, added when new.
+    fn intern(&mut self, origin: &str) -> u32 {
+        if let Some(i) = self.origin_ix.get(origin) {
+            return *i;
+        }
+        let i = u32::try_from(self.origins.len()).unwrap_or(u32::MAX);
+        self.origins.push(origin.to_owned());
+        self.origin_ix.insert(origin.to_owned(), i);
+        i
+    }
+
+    fn origin(&self, i: u32) -> &str {
+        self.origins.get(i as usize).map_or("", String::as_str)
+    }
+
     /// The numbers registered since the last save, taken: the caller has them written before
     /// any of their documents is delivered.
     pub(crate) fn take_unsaved(&mut self) -> Vec<(String, Value)> {
@@ -160,6 +200,8 @@ impl Duplicates {
         self.ids.contains_key(id)
     }
 
+    /// The problem of a second copy of `doc`'s id, read from `origin` after `first`; the
+    /// cursor is kept before both.
     pub(crate) fn same_id(&mut self, doc: &Document, first: &str, origin: &str) -> Problem {
         self.conflicts.insert(first.to_owned());
         self.conflicts.insert(origin.to_owned());
@@ -201,15 +243,22 @@ impl Duplicates {
             state: None,
         })?;
         let mut owners: HashMap<String, (String, String, bool)> = HashMap::new();
+        let mut shorts: HashMap<String, Box<str>> = HashMap::new();
         for r in records.into_iter().filter(|r| !r.number.is_empty()) {
             let key = number_key(job, &r.kind, &r.number);
+            shorts
+                .entry(key.clone())
+                .or_insert_with(|| short_key(&r.kind, &r.number));
             claim_number(&mut owners, key, r);
         }
         for (key, (id, origin, _)) in owners {
             if ledger.value(&key)?.is_none() {
                 self.unsaved
                     .push((key.clone(), json!({"id": id, "origin": origin})));
-                self.numbers.insert(key, (id, origin));
+                if let Some(short) = shorts.remove(&key) {
+                    let o = self.intern(&origin);
+                    self.numbers.insert(short, (id.into_boxed_str(), o));
+                }
             }
         }
         self.unsaved.push((marker(job), json!(true)));
