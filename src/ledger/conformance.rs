@@ -76,6 +76,7 @@ conformance!(
     the_store_keeps_what_the_rules_rely_on,
     find_answers_by_id_number_shown_and_malformed_id,
     a_change_made_on_a_stale_read_is_refused_whole,
+    claims_and_values_are_recorded_together,
 );
 
 pub(crate) fn record(doc: &str, state: State) -> Record {
@@ -192,6 +193,38 @@ fn commit_makes_members_delivered_and_file_downloadable<B: Backend>(b: &mut B) {
     assert_eq!(l.recover().unwrap().unpublished.len(), 1);
     l.mark_published(open.id).unwrap();
     assert!(l.recover().unwrap().unpublished.is_empty());
+}
+
+/// A page's number registrations ride with its claims (a journal file's writer): both are in
+/// the ledger after the call, and after a reopen.
+fn claims_and_values_are_recorded_together<B: Backend>(b: &mut B) {
+    let key = "doc-number\0j\0invoice\0\"N-a\"".to_owned();
+    {
+        let l = b.open();
+        let open = l.begin_batch("j", "t", Path::new("tmp")).unwrap();
+        let values = vec![(key.clone(), serde_json::json!({"id": "a", "origin": "f.json"}))];
+        l.claim_with_values(
+            &open,
+            &[claimed(&open, "a")],
+            &[record("c", State::Held)],
+            &values,
+        )
+        .unwrap();
+        l.claim_with_values(&open, &[claimed(&open, "b")], &[], &[])
+            .unwrap();
+    }
+    let l = b.open();
+    assert_eq!(l.value(&key).unwrap().unwrap()["id"], "a");
+    let counts = l.count_states("j", "t").unwrap();
+    assert_eq!(counts.get(&State::Held), Some(&1), "{counts:?}");
+    for doc in ["a", "b"] {
+        let k = RecordKey {
+            job: "j".into(),
+            target: "t".into(),
+            doc_id: doc.into(),
+        };
+        assert_eq!(l.get(&k).unwrap().unwrap().state, State::Claimed, "{doc}");
+    }
 }
 
 fn interrupted_batch_is_rolled_back_on_recovery<B: Backend>(b: &mut B) {

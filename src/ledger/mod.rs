@@ -595,6 +595,24 @@ pub trait Ledger: Send + Sync {
     /// Storage failure.
     fn claim(&self, open: &OpenBatch, claimed: &[Record], others: &[Record]) -> Result<()>;
 
+    /// [`Ledger::claim`] with `values` ([`Ledger::put_values`]: a page's number registrations)
+    /// in the same atomic batch, under one flush: the numbers are never recorded without their
+    /// claims, nor the claims without them.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn claim_with_values(
+        &self,
+        open: &OpenBatch,
+        claimed: &[Record],
+        others: &[Record],
+        values: &[(String, serde_json::Value)],
+    ) -> Result<()> {
+        self.put_values(values)?;
+        self.claim(open, claimed, others)
+    }
+
     /// Stores the file and marks every claimed document of the batch delivered; the batch becomes
     /// active in one final atomic write, flushed. Until then a crash rolls the batch back.
     ///

@@ -8,6 +8,10 @@ use crate::ledger::{keys, LedgerError, Record, RecordKey, Result, State};
 pub(super) fn rkey(k: &RecordKey) -> Vec<u8> {
     keys::key("r", &[&k.job, &k.target, &k.doc_id])
 }
+/// The key of a stored value ([`crate::ledger::Ledger::put_value`]).
+pub(super) fn vkey(key: &str) -> Vec<u8> {
+    format!("k\0{key}").into_bytes()
+}
 pub(super) fn bkey(id: u64) -> Vec<u8> {
     format!("b\0{id:016}").into_bytes()
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::codec::{bkey, dprefix, from_json, okey, rkey, to_json, ukey};
+use super::codec::{bkey, dprefix, from_json, okey, rkey, to_json, ukey, vkey};
 use super::index::{qkey, read_u64, Stage, TALLY};
 use super::{now, StoreLedger};
 use crate::ledger::store::{Store, WriteBatch};
@@ -129,8 +129,21 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn claim(&self, open: &OpenBatch, claimed: &[Record], others: &[Record]) -> Result<()> {
+        self.claim_with_values(open, claimed, others, &[])
+    }
+
+    fn claim_with_values(
+        &self,
+        open: &OpenBatch,
+        claimed: &[Record],
+        others: &[Record],
+        values: &[(String, serde_json::Value)],
+    ) -> Result<()> {
         let w = self.write_lock();
         let mut st = Stage::default();
+        for (key, value) in values {
+            st.batch.insert(vkey(key), to_json(value)?);
+        }
         let mut members = Vec::with_capacity(claimed.len() * 32);
         for r in claimed {
             debug_assert_eq!(r.state, State::Claimed);
@@ -344,7 +357,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn put_value(&self, key: &str, value: &serde_json::Value) -> Result<()> {
-        self.put(format!("k\0{key}").into_bytes(), to_json(value)?)?;
+        self.put(vkey(key), to_json(value)?)?;
         self.store.flush()?;
         Ok(())
     }
@@ -352,7 +365,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
     fn put_values(&self, values: &[(String, serde_json::Value)]) -> Result<()> {
         let mut batch = WriteBatch::default();
         for (key, value) in values {
-            batch.insert(format!("k\0{key}").into_bytes(), to_json(value)?);
+            batch.insert(vkey(key), to_json(value)?);
         }
         self.store.apply(batch)?;
         self.store.flush()?;
@@ -360,7 +373,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn value(&self, key: &str) -> Result<Option<serde_json::Value>> {
-        let k = format!("k\0{key}").into_bytes();
+        let k = vkey(key);
         self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
     }
 }

@@ -54,10 +54,7 @@ fn write_page(
     target: &str,
 ) -> Result<(), TargetError> {
     fault::slow_writer();
-    if !page.numbers.is_empty() {
-        ledger.put_values(&page.numbers)?;
-    }
-    ledger.claim(&open.batch, &page.claimed, &page.others)?;
+    ledger.claim_with_values(&open.batch, &page.claimed, &page.others, &page.numbers)?;
     fault::point("after-claim", target);
     let tmp = open.batch.tmp_path.clone();
     let half = page.bytes.len() / 2;
