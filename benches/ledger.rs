@@ -12,9 +12,15 @@
 //! `i\0` entry, no marker; use a fresh folder) and the bench stops; the next run's first open
 //! builds it, as an upgrade does.
 //! The open itself is timed over 5 reopens (a fresh process: `facto ledger show`, see README).
+//! With `FACTO_BENCH_COMMANDS=1` the commands users type are then timed too, each its own
+//! `facto` process beside the ledger: `ledger show`, `ledger list --state held`, `preview` and
+//! `sync` of 1 000 documents (see `ledger/commands.rs`). Their syncs add records to the ledger.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+#[path = "ledger/commands.rs"]
+mod commands;
 
 // The same allocator as the `facto` binary.
 #[global_allocator]
@@ -351,4 +357,10 @@ fn main() {
         t.elapsed()
     );
     println!("peak RSS: {:.1} MiB", peak_rss_mib());
+    // The commands, each its own process: this one lets the ledger go first.
+    if std::env::var_os("FACTO_BENCH_COMMANDS").is_some() {
+        drop(l);
+        std::thread::sleep(Duration::from_millis(1500));
+        commands::commands(path);
+    }
 }

@@ -202,7 +202,10 @@ fn claims_and_values_are_recorded_together<B: Backend>(b: &mut B) {
     {
         let l = b.open();
         let open = l.begin_batch("j", "t", Path::new("tmp")).unwrap();
-        let values = vec![(key.clone(), serde_json::json!({"id": "a", "origin": "f.json"}))];
+        let values = vec![(
+            key.clone(),
+            serde_json::json!({"id": "a", "origin": "f.json"}),
+        )];
         l.claim_with_values(
             &open,
             &[claimed(&open, "a")],
