@@ -544,6 +544,23 @@ pub trait Ledger: Send + Sync {
     /// Storage or decoding failure.
     fn list(&self, filter: &RecordFilter) -> Result<Vec<Record>>;
 
+    /// [`Ledger::list`] one record at a time, in the same order, none kept: for a pass over
+    /// every record of a job whose memory must not grow with it.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure, or the first error `each` returns (the pass stops there).
+    fn visit(
+        &self,
+        filter: &RecordFilter,
+        each: &mut dyn FnMut(Record) -> Result<()>,
+    ) -> Result<()> {
+        for r in self.list(filter)? {
+            each(r)?;
+        }
+        Ok(())
+    }
+
     /// Records whose document id or number is `doc`, across jobs and targets.
     ///
     /// # Errors

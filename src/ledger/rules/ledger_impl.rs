@@ -40,35 +40,44 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        self.visit(f, &mut |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn visit(&self, f: &RecordFilter, each: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
         if let Some(state) = f.state {
             // One (job, target) at a time, from its tally: those with no record in this state
             // are not read at all, the others through the state index where it covers them.
-            let mut out = Vec::new();
             for (job, target, tally) in self.tallies(f.job.as_deref())? {
                 if f.target.as_ref().is_some_and(|t| *t != target)
                     || tally[usize::from(state.code())] == 0
                 {
                     continue;
                 }
-                out.extend(self.list_state(&job, &target, state, &tally)?);
+                for r in self.list_state(&job, &target, state, &tally)? {
+                    each(r)?;
+                }
             }
-            return Ok(out);
+            return Ok(());
         }
         let prefix = match (&f.job, &f.target) {
             (Some(j), Some(t)) => keys::prefix("r", &[j, t]),
             (Some(j), None) => keys::prefix("r", &[j]),
             _ => b"r\0".to_vec(),
         };
-        let mut out = Vec::new();
         for kv in self.store.scan(&prefix) {
             let (k, v) = kv?;
             let r = self.decode(&k, &v)?;
             if f.target.as_ref().is_some_and(|t| *t != r.key.target) {
                 continue;
             }
-            out.push(r);
+            each(r)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn find(&self, doc: &str) -> Result<Vec<Record>> {
