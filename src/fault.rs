@@ -50,6 +50,29 @@ pub fn slow_writer() {
     }
 }
 
+/// Fails a journal file's write at `name` when `FACTO_TEST_FAIL_AT` names it (`name` or
+/// `name@target`): what a full disk does there, for the tests of the rollback.
+///
+/// # Errors
+///
+/// The injected failure.
+pub fn fail(name: &str, target: &str) -> std::io::Result<()> {
+    static SPEC: OnceLock<Option<String>> = OnceLock::new();
+    let Some(spec) = SPEC.get_or_init(|| std::env::var("FACTO_TEST_FAIL_AT").ok()) else {
+        return Ok(());
+    };
+    let (point, only) = match spec.split_once('@') {
+        Some((p, t)) => (p, Some(t)),
+        None => (spec.as_str(), None),
+    };
+    if point == name && only.is_none_or(|t| t == target) {
+        return Err(std::io::Error::other(
+            "injected failure (FACTO_TEST_FAIL_AT)",
+        ));
+    }
+    Ok(())
+}
+
 /// Marks a point of the delivery; pauses forever there when a test asked for it.
 pub fn point(name: &str, target: &str) {
     static HITS: AtomicU32 = AtomicU32::new(0);

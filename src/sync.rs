@@ -245,6 +245,7 @@ pub async fn run_job(
         unread: BTreeSet::new(),
         unknown_warned: BTreeSet::new(),
         numbers_ride: runs.iter_mut().all(|r| r.journal().is_some()),
+        malformed_ids: BTreeSet::new(),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();

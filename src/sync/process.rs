@@ -115,6 +115,9 @@ pub(super) struct JobRun<'a> {
     /// Every target is a journal file: each one's writer records the page's new numbers
     /// before its claims, off this thread. Otherwise the run records them before delivering.
     pub(super) numbers_ride: bool,
+    /// Ids of the unreadable documents met in this run: their held records may still be on
+    /// their way to the ledger too (see [`JobRun::repeats`]).
+    pub(super) malformed_ids: BTreeSet<String>,
 }
 
 impl JobRun<'_> {
@@ -129,9 +132,10 @@ impl JobRun<'_> {
     /// Whether `page` holds an id read earlier in this run: its records may still be on their
     /// way to the ledger (a journal file's writer), so the page waits for them before it reads.
     pub(super) fn repeats(&self, page: &Page) -> bool {
+        let seen = |id: &str| self.dups.seen(id) || self.malformed_ids.contains(id);
         page.items.iter().any(|item| match item {
-            Item::Bad { id, .. } => self.dups.seen(id),
-            Item::Doc { doc, .. } => self.dups.seen(&doc.id),
+            Item::Bad { id, .. } => seen(id),
+            Item::Doc { doc, .. } => seen(&doc.id),
         })
     }
 
@@ -181,6 +185,7 @@ impl JobRun<'_> {
             match item {
                 Item::Bad { id, number, error } => {
                     self.report.documents_read += 1;
+                    self.malformed_ids.insert(id.clone());
                     let problem = Problem::new(
                         "malformed-document",
                         error.path.clone(),

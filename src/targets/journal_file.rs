@@ -369,6 +369,32 @@ impl JournalRun {
         let Some(cur) = self.open.take() else {
             return Ok(());
         };
+        let batch = cur.batch.clone();
+        let mut committed = false;
+        let result = self.close_open(ledger, cur, &mut committed);
+        if let Err(e) = &result {
+            if !committed {
+                // A page that failed on the writer, or a failed fsync or commit: the batch is
+                // rolled back now (its claims released, its temp file gone), not only by the
+                // next start's recovery (the daemon's is at its start).
+                let _ = std::fs::remove_file(&batch.tmp_path);
+                if let Err(a) =
+                    ledger.abort_batch(&batch, &format!("closing the batch failed: {e}"))
+                {
+                    tracing::error!(target = %self.name, error = %a, "The batch could not be rolled back; the next start's recovery does it.");
+                }
+            }
+        }
+        result
+    }
+
+    /// [`JournalRun::close`] of the batch `cur`; `committed` is set once the ledger holds it.
+    fn close_open(
+        &mut self,
+        ledger: &dyn Ledger,
+        cur: Current,
+        committed: &mut bool,
+    ) -> Result<(), TargetError> {
         let mut open = cur.writer.finish()?;
         let tmp = open.batch.tmp_path.clone();
         if self.layout.format.is_einvoice() && self.single_name.is_none() {
@@ -453,6 +479,7 @@ impl JournalRun {
             },
             &mut reader,
         )?;
+        *committed = true;
         fault::point("after-commit", &self.name);
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         fsutil::sync_dir(&dir).map_err(io_err(&dir))?;

@@ -61,6 +61,7 @@ fn write_page(
     write_counted(open, &page.bytes[..half]).map_err(io_err(&tmp))?;
     open.file.flush().map_err(io_err(&tmp))?;
     fault::point("mid-write", target);
+    fault::fail("mid-write", target).map_err(io_err(&tmp))?;
     write_counted(open, &page.bytes[half..]).map_err(io_err(&tmp))?;
     Ok(())
 }
