@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 #[path = "ledger/commands.rs"]
 mod commands;
+#[path = "common/mod.rs"]
+mod common;
 
 // The same allocator as the `facto` binary.
 #[global_allocator]
@@ -38,15 +40,7 @@ const RUNS: usize = 5;
 const CHUNK: usize = 10_000;
 
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+    common::peak_rss_mib_of("/proc/self/status").unwrap_or(0.0)
 }
 
 fn job(d: usize) -> String {

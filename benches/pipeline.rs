@@ -17,27 +17,20 @@ use facto::config::Config;
 use facto::ledger::sled::SledLedger;
 use facto::sync::{run_job, Mode, RunOptions};
 
+#[path = "common/mod.rs"]
+mod common;
+
 const PER_FILE: usize = 1000;
 
+/// Document `i` of the bench: one in ten a credit note, spread over the year and 50 customers.
 fn doc(i: usize) -> String {
-    let customer = i % 50;
-    let day = 1 + i % 28;
-    let month = 1 + (i / 28) % 12;
-    // Two lines: 3 × 125.50 at 20 % and 2 × 19.99 at 5.5 %.
-    format!(
-        r#"{{"id":"b{i}","number":"F{i:08}","kind":"{kind}","status":"final","issue_date":"2026-{month:02}-{day:02}",
-"due_date":"2026-12-31","currency":"EUR","updated_at":"2026-{month:02}-{day:02}T10:00:00Z",
-"seller":{{"name":"Bench SAS","siren":"123456782"}},
-"buyer":{{"name":"Client {customer}","customer_id":"C{customer}"}},
-"lines":[{{"id":"1","description":"Prestation de conseil","quantity":"3","unit":"HUR","unit_price":"125.50","net_amount":"376.50","gl_account":"CONSEIL","tax_code":"TVA20"}},
-{{"id":"2","description":"Livre technique","quantity":"2","unit_price":"19.99","net_amount":"39.98","product_code":"PRD-LIVRE","tax_code":"TVA55"}}],
-"totals":{{"net":"416.48","tax":"77.50","gross":"493.98","paid":"0.00","due":"493.98"}},
-"tax_breakdown":[{{"tax_code":"TVA20","rate":"20.00","base":"376.50","amount":"75.30"}},{{"tax_code":"TVA55","rate":"5.50","base":"39.98","amount":"2.20"}}]}}"#,
-        kind = if i % 10 == 9 {
-            "credit_note"
-        } else {
-            "invoice"
-        },
+    let date = format!("2026-{:02}-{:02}", 1 + (i / 28) % 12, 1 + i % 28);
+    common::doc(
+        &format!("b{i}"),
+        &format!("F{i:08}"),
+        &date,
+        i % 50,
+        i % 10 == 9,
     )
 }
 
@@ -60,53 +53,11 @@ fn setup(dir: &Path, n: usize) {
         f.write_all(b"]").unwrap();
         i = end;
     }
-    std::fs::create_dir_all(dir.join("connectors")).unwrap();
-    std::fs::create_dir_all(dir.join("mappings")).unwrap();
-    std::fs::write(
-        dir.join("facto.toml"),
-        "[company]\nname = \"Bench\"\nsiren = \"123456782\"\n[[job]]\nname = \"bench\"\nsource = \"src\"\nmapping = \"m\"\ntargets = [\"fec\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("connectors/src.toml"),
-        "kind = \"json-dir\"\npath = \"invoices\"\npage_size = 2000\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("connectors/fec.toml"),
-        "kind = \"journal-file\"\nformat = \"fec\"\nout_dir = \"out\"\n",
-    )
-    .unwrap();
-    let mut m = String::from(
-        "[journal]\ncode = \"VE\"\nlabel = \"Journal des ventes\"\n[customers]\ncollective_account = \"411000\"\n",
-    );
-    for c in 0..50 {
-        m.push_str(&format!(
-            "[customers.accounts.C{c}]\naux = \"CCLIENT{c}\"\n"
-        ));
-    }
-    m.push_str(
-        "[gl.accounts.CONSEIL]\naccount = \"706100\"\nlabel = \"Conseil\"\n[gl.products.PRD-LIVRE]\naccount = \"707100\"\nlabel = \"Livres\"\n\
-         [tax.TVA20]\nrate = \"20\"\ncategory = \"S\"\naccount = \"445711\"\n[tax.TVA55]\nrate = \"5.5\"\ncategory = \"S\"\naccount = \"445713\"\n",
-    );
-    std::fs::write(dir.join("mappings/m.toml"), m).unwrap();
+    common::project(dir, "bench", "fec", None, 2000);
 }
 
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
+    common::peak_rss_mib_of("/proc/self/status").unwrap_or(f64::NAN)
 }
 
 fn main() {

@@ -14,14 +14,20 @@ struct Plan {
     file: Option<String>,
 }
 
+/// `point@target` split: the point, and the one target it applies to (all when none is named).
+fn for_target(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('@') {
+        Some((p, t)) => (p, Some(t)),
+        None => (spec, None),
+    }
+}
+
 fn plan() -> Option<&'static Plan> {
     static PLAN: OnceLock<Option<Plan>> = OnceLock::new();
     PLAN.get_or_init(|| {
         let spec = std::env::var("FACTO_TEST_PAUSE_AT").ok()?;
-        let (spec, target) = match spec.split_once('@') {
-            Some((s, t)) => (s.to_owned(), Some(t.to_owned())),
-            None => (spec, None),
-        };
+        let (spec, target) = for_target(&spec);
+        let (spec, target) = (spec.to_owned(), target.map(str::to_owned));
         let (point, nth) = match spec.split_once(':') {
             Some((p, n)) => (p.to_owned(), n.parse().unwrap_or(1)),
             None => (spec, 1),
@@ -61,10 +67,7 @@ pub fn fail(name: &str, target: &str) -> std::io::Result<()> {
     let Some(spec) = SPEC.get_or_init(|| std::env::var("FACTO_TEST_FAIL_AT").ok()) else {
         return Ok(());
     };
-    let (point, only) = match spec.split_once('@') {
-        Some((p, t)) => (p, Some(t)),
-        None => (spec.as_str(), None),
-    };
+    let (point, only) = for_target(spec);
     if point == name && only.is_none_or(|t| t == target) {
         return Err(std::io::Error::other(
             "injected failure (FACTO_TEST_FAIL_AT)",

@@ -14,15 +14,13 @@ const DOCS: usize = 1000;
 fn month(tag: &str, m: u32) -> String {
     let docs: Vec<String> = (0..DOCS)
         .map(|i| {
-            let c = i % 50;
-            let day = 1 + i % 28;
-            format!(
-                r#"{{"id":"{tag}{i}","number":"{tag}{i:06}","kind":"invoice","status":"final","issue_date":"2026-{m:02}-{day:02}",
-"currency":"EUR","updated_at":"2026-{m:02}-{day:02}T10:00:00Z","seller":{{"name":"Bench SAS","siren":"123456782"}},
-"buyer":{{"name":"Client {c}","customer_id":"C{c}"}},
-"lines":[{{"id":"1","description":"Prestation","quantity":"3","unit_price":"125.50","net_amount":"376.50","gl_account":"CONSEIL","tax_code":"TVA20"}}],
-"totals":{{"net":"376.50","tax":"75.30","gross":"451.80","paid":"0.00","due":"451.80"}},
-"tax_breakdown":[{{"tax_code":"TVA20","rate":"20.00","base":"376.50","amount":"75.30"}}]}}"#
+            let date = format!("2026-{m:02}-{:02}", 1 + i % 28);
+            super::common::doc(
+                &format!("{tag}{i}"),
+                &format!("{tag}{i:06}"),
+                &date,
+                i % 50,
+                false,
             )
         })
         .collect();
@@ -30,32 +28,7 @@ fn month(tag: &str, m: u32) -> String {
 }
 
 fn project(dir: &Path, ledger: &Path) {
-    std::fs::create_dir_all(dir.join("connectors")).expect("connectors");
-    std::fs::create_dir_all(dir.join("mappings")).expect("mappings");
-    std::fs::create_dir_all(dir.join("invoices")).expect("invoices");
-    let cfg = format!(
-        "data_dir = {:?}\n[company]\nname = \"Bench\"\nsiren = \"123456782\"\n[[job]]\nname = \"shop-0\"\nsource = \"src\"\nmapping = \"m\"\ntargets = [\"books\"]\n",
-        ledger.display().to_string()
-    );
-    std::fs::write(dir.join("facto.toml"), cfg).expect("facto.toml");
-    std::fs::write(
-        dir.join("connectors/src.toml"),
-        "kind = \"json-dir\"\npath = \"invoices\"\npage_size = 500\n",
-    )
-    .expect("source");
-    std::fs::write(
-        dir.join("connectors/books.toml"),
-        "kind = \"journal-file\"\nformat = \"fec\"\nout_dir = \"out\"\n",
-    )
-    .expect("target");
-    let mut m = String::from(
-        "[journal]\ncode = \"VE\"\nlabel = \"Ventes\"\n[customers]\ncollective_account = \"411000\"\n",
-    );
-    for c in 0..50 {
-        m.push_str(&format!("[customers.accounts.C{c}]\naux = \"CC{c}\"\n"));
-    }
-    m.push_str("[gl.accounts.CONSEIL]\naccount = \"706100\"\nlabel = \"Conseil\"\n[tax.TVA20]\nrate = \"20\"\ncategory = \"S\"\naccount = \"445711\"\n");
-    std::fs::write(dir.join("mappings/m.toml"), m).expect("mapping");
+    super::common::project(dir, "shop-0", "books", Some(ledger), 500);
 }
 
 /// Runs `facto args` in `dir`: wall time, peak RSS in MiB, exit code.
@@ -71,12 +44,8 @@ fn run(dir: &Path, args: &[&str]) -> (Duration, f64, i32) {
     let status = format!("/proc/{}/status", child.id());
     let mut hwm = 0.0f64;
     let code = loop {
-        if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        }) {
-            hwm = hwm.max(kib / 1024.0);
+        if let Some(mib) = super::common::peak_rss_mib_of(&status) {
+            hwm = hwm.max(mib);
         }
         if let Some(st) = child.try_wait().expect("wait") {
             break st.code().unwrap_or(-1);

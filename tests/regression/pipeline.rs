@@ -51,6 +51,20 @@ fn state_of(p: &Project, target: &str, doc_id: &str) -> String {
         .unwrap_or_else(|| panic!("no record of {doc_id}: {all}"))
 }
 
+/// `facto --json sync` with the writer slowed (400 ms a page), so that the run reaches what it
+/// reads next while a page is still on its way to the ledger: its exit code and report.
+fn sync_with_slow_writer(p: &Project) -> (Option<i32>, Value) {
+    let out = p
+        .command(&["--json", "sync"])
+        .env("FACTO_TEST_SLOW_WRITER_MS", "400")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+    )
+}
+
 /// How many lines of the target's files name `number`.
 fn lines_naming(p: &Project, number: &str) -> usize {
     p.out_files()
@@ -87,13 +101,8 @@ fn a_held_document_corrected_in_the_source_is_delivered_once_and_stays_delivered
     late["lines"][0]["gl_account"] = "CONSEIL".into();
     p.write("examples/invoices/00001.json", &late.to_string());
     // The writer is slowed: the run reaches the re-check while the page is on its way.
-    let out = p
-        .command(&["--json", "sync"])
-        .env("FACTO_TEST_SLOW_WRITER_MS", "400")
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(out.status.code(), Some(0), "{r}");
+    let (code, r) = sync_with_slow_writer(&p);
+    assert_eq!(code, Some(0), "{r}");
     assert_eq!(target(&r, "sales-fec")["delivered"], 1, "{r}");
     assert_eq!(state_of(&p, "sales-fec", "late-1"), "delivered");
     let fec_lines = lines_naming(&p, "F2026-9100");
@@ -124,12 +133,7 @@ fn an_unreadable_second_copy_on_a_later_page_leaves_the_delivered_first_alone() 
         ],
         2,
     );
-    let out = p
-        .command(&["--json", "sync"])
-        .env("FACTO_TEST_SLOW_WRITER_MS", "400")
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let (_, r) = sync_with_slow_writer(&p);
     assert_eq!(target(&r, "sales-fec")["delivered"], 3, "{r}");
     assert_eq!(state_of(&p, "sales-fec", "twice-1"), "delivered");
     assert_eq!(state_of(&p, "sales-csv", "twice-1"), "delivered");
@@ -186,6 +190,17 @@ fn the_files_are_the_same_bytes_on_one_thread_and_on_four() {
     assert_eq!(one, four);
 }
 
+/// The demo's documents of 2026 exported to its CSV target.
+const CSV_YEAR: [&str; 7] = [
+    "export",
+    "--target",
+    "sales-csv",
+    "--from",
+    "2026-01-01",
+    "--to",
+    "2026-12-31",
+];
+
 /// A page whose claims failed on the writer surfaced only when the batch was closed (the last
 /// page of an export): the batch was left open, its documents claimed, its temp file there,
 /// until a next start's recovery; the daemon recovers only when it starts.
@@ -193,16 +208,7 @@ fn the_files_are_the_same_bytes_on_one_thread_and_on_four() {
 fn a_batch_whose_last_page_fails_on_the_writer_is_rolled_back_at_once() {
     let p = Project::demo();
     let out = p
-        .command(&[
-            "--json",
-            "export",
-            "--target",
-            "sales-csv",
-            "--from",
-            "2026-01-01",
-            "--to",
-            "2026-12-31",
-        ])
+        .command(&with_json(&CSV_YEAR))
         .env("FACTO_TEST_FAIL_AT", "mid-write@sales-csv")
         .output()
         .unwrap();
@@ -219,15 +225,7 @@ fn a_batch_whose_last_page_fails_on_the_writer_is_rolled_back_at_once() {
         .collect();
     assert!(temps.is_empty(), "{temps:?}");
     // The next export delivers them.
-    let (code, r) = p.json(&[
-        "export",
-        "--target",
-        "sales-csv",
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-12-31",
-    ]);
+    let (code, r) = p.json(&CSV_YEAR);
     // (1: the demo's two held documents are problems.)
     assert_eq!(code, 1, "{r}");
     assert_eq!(target(&r, "sales-csv")["delivered"], 42, "{r}");
@@ -252,12 +250,7 @@ fn a_later_hold_of_an_id_first_read_unreadable_keeps_its_own_reason() {
         ],
         2,
     );
-    let out = p
-        .command(&["--json", "sync"])
-        .env("FACTO_TEST_SLOW_WRITER_MS", "400")
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let (_, r) = sync_with_slow_writer(&p);
     assert_eq!(target(&r, "sales-fec")["delivered"], 1, "{r}");
     let (_, held) = p.json(&["ledger", "list", "--target", "sales-fec", "--state", "held"]);
     let rec = held
