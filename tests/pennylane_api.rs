@@ -11,7 +11,7 @@ use crate::common::{self, free_port, give_consent, json_of, kill_at, target, wit
 use crate::pennylane_sim::{Fault, Sim, OAUTH_CLIENT, OAUTH_SECRET, TOKEN};
 
 const T: &str = "pennylane";
-const DELIVERABLE: usize = 42;
+pub const DELIVERABLE: usize = 42;
 
 /// The demo project with a `pennylane` target and an invoice PDF beside every document.
 pub fn project(sim: &Sim, extra: &str) -> Project {
@@ -49,7 +49,7 @@ pub fn command(p: &Project, args: &[&str], token: &str) -> std::process::Command
     c
 }
 
-async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
+pub async fn run(p: &Project, args: &[&str]) -> (i32, Value) {
     run_with(p, args, TOKEN).await
 }
 

@@ -11,14 +11,14 @@ use crate::common::{json_of, target, with_json, Project};
 use crate::xero_api::{command, connected};
 use crate::xero_sim::Sim;
 
-const INVOICES: usize = 180;
-const CREDIT_NOTES: usize = 20;
-const CUSTOMERS: usize = 50;
-const DOCUMENTS: usize = INVOICES + CREDIT_NOTES;
+pub const INVOICES: usize = 180;
+pub const CREDIT_NOTES: usize = 20;
+pub const CUSTOMERS: usize = 50;
+pub const DOCUMENTS: usize = INVOICES + CREDIT_NOTES;
 
 /// Replaces the demo's documents: invoice `i` goes to customer `i % CUSTOMERS`, and each of the
 /// first `CREDIT_NOTES` invoices is credited in full.
-fn many_documents(p: &Project) {
+pub fn many_documents(p: &Project) {
     let template = p.read_json("examples/new-invoice.json");
     let mut m = p.read("mappings/pcg-demo.toml");
     for c in 0..CUSTOMERS {
@@ -48,11 +48,11 @@ fn many_documents(p: &Project) {
     }
 }
 
-async fn sync(p: &Project) -> Value {
+pub async fn sync(p: &Project) -> Value {
     json_of(command(p, &with_json(&["sync"]))).await.1
 }
 
-fn calls_since(sim: &Sim, before: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
+pub fn calls_since(sim: &Sim, before: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
     let s = sim.state.lock().unwrap();
     s.api_calls
         .iter()
