@@ -286,6 +286,21 @@ pub struct Attachment {
     pub sha256: Option<String>,
 }
 
+/// One payment of a document (`payments[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// The payment's id in the invoicing application, stable across exports. Without one, facto
+    /// names it by its date, amount and rank among the document's payments of that date and
+    /// amount.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// When the money was received (or refunded).
+    pub date: NaiveDate,
+    /// The amount received, VAT included, in the document's currency; positive.
+    #[serde(deserialize_with = "amount::strict")]
+    pub amount: Decimal,
+}
+
 /// An invoice or credit note in facto's canonical shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
@@ -378,6 +393,11 @@ pub struct Document {
     /// Attached files.
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// Payments received (or, for a credit note, refunds made), as the invoicing application
+    /// recorded them: what status 212 "Encaissée" reports where VAT is due on receipt. Left out
+    /// of the serialized document when empty, so that documents without any keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<Payment>,
 }
 
 impl Document {

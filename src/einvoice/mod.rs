@@ -12,7 +12,7 @@ pub mod facturx;
 pub mod rules;
 pub mod rules_fr;
 pub mod ubl;
-mod xml;
+pub(crate) mod xml;
 
 /// `s` unless it is blank once written (see `xml::blank`): such a value is left out.
 pub fn present(s: Option<&str>) -> Option<&str> {
@@ -433,6 +433,6 @@ pub fn note_has_code(n: &crate::model::Note, code: &str) -> bool {
 #[cfg(test)]
 mod french_core_tests;
 #[cfg(test)]
-mod schematron_tests;
+pub(crate) mod schematron_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -11,14 +11,14 @@ use super::*;
 use crate::checks::prepare;
 use crate::mapping::tests::{mapping, worked_credit_note, worked_invoice};
 
-pub(super) fn shared() -> PathBuf {
+pub(crate) fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference")
 }
 
 /// A Python with `saxonche`: `FACTO_SCHEMATRON_PYTHON`, else the venv `.ci/run` fills, else
 /// `python3`. `None` (said on stderr) when there is none or `../shared` is missing; under
 /// `CI=true` that is a failure.
-pub(super) fn schematron_python() -> Option<PathBuf> {
+pub(crate) fn schematron_python() -> Option<PathBuf> {
     let script = shared().join("france/run_schematron.py");
     let candidates: Vec<PathBuf> = match std::env::var_os("FACTO_SCHEMATRON_PYTHON") {
         Some(p) => vec![PathBuf::from(p)],
@@ -50,7 +50,7 @@ fn run(python: &Path, rules: &str, files: &[PathBuf]) -> Result<(), String> {
 
 /// Runs one compiled schematron (`rules`, under `../shared/reference`) on files; the report of
 /// every finding when one is fatal.
-pub(super) fn run_rules(python: &Path, rules: &str, files: &[PathBuf]) -> Result<(), String> {
+pub(crate) fn run_rules(python: &Path, rules: &str, files: &[PathBuf]) -> Result<(), String> {
     let out = Command::new(python)
         .arg(shared().join("france/run_schematron.py"))
         .arg(shared().join(rules))

@@ -23,7 +23,7 @@ const CII_SCHEMAS: [&str; 2] = [
 
 /// The official schemas in `../shared/reference/xsd`, and xmllint; `None` (with a message) when
 /// either is missing outside CI. CI always has both: there their absence fails the test.
-pub(super) fn schema_tools(xsd: &str) -> Option<PathBuf> {
+pub(crate) fn schema_tools(xsd: &str) -> Option<PathBuf> {
     let path = repo().join("../shared/reference/xsd").join(xsd);
     let xmllint = Command::new("xmllint").arg("--version").output().is_ok();
     if path.exists() && xmllint {
@@ -38,7 +38,7 @@ pub(super) fn schema_tools(xsd: &str) -> Option<PathBuf> {
 }
 
 /// Validates files against a schema; panics with xmllint's own messages.
-pub(super) fn validate(xsd: &Path, files: &[PathBuf]) {
+pub(crate) fn validate(xsd: &Path, files: &[PathBuf]) {
     let out = Command::new("xmllint")
         .arg("--noout")
         .arg("--schema")

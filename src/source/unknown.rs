@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 
 use crate::model::{
     Address, Attachment, AttachmentKind, BillingCase, DocKind, DocStatus, Document,
-    ElectronicAddress, Line, Note, OperationNature, Party, TaxBreakdown, Totals,
+    ElectronicAddress, Line, Note, OperationNature, Party, Payment, TaxBreakdown, Totals,
 };
 
 /// A field a document carried that facto ignored: its path (positions as `[]`) and the
@@ -205,6 +205,11 @@ fn full_document() -> Document {
             url: Some(String::new()),
             mime_type: Some(String::new()),
             sha256: Some(String::new()),
+        }],
+        payments: vec![Payment {
+            id: Some(String::new()),
+            date,
+            amount: Decimal::ZERO,
         }],
     }
 }

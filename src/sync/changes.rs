@@ -102,13 +102,19 @@ fn delivered_view(r: &Record) -> BTreeMap<String, String> {
     m
 }
 
+/// What a payment moves: not a change of the document. A payment recorded after delivery is
+/// the invoice's life (status 212 reports it to a PA), not a correction.
+const PAYMENT_FIELDS: [&str; 2] = ["totals.paid", "totals.due"];
+
 /// What changed in the source since a document was delivered: nothing when the bytes are the
-/// same, or when only their formatting changed (same key fields).
+/// same, when only their formatting changed (same key fields), or when only payments did.
 pub fn changes_after_delivery(r: &Record, doc: &Document, hash: &str) -> Vec<FieldChange> {
     if r.source_hash == hash {
         return Vec::new();
     }
-    diff(&delivered_view(r), &snapshot(doc))
+    let mut changes = diff(&delivered_view(r), &snapshot(doc));
+    changes.retain(|c| !PAYMENT_FIELDS.contains(&c.field.as_str()));
+    changes
 }
 
 fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<FieldChange> {

@@ -417,3 +417,36 @@ async fn unknown_fields_from_the_http_source_are_listed_too() {
     assert_eq!(warnings.len(), 1, "{r}");
     assert_eq!(target(&r, "sales-fec")["delivered"], 2, "{r}");
 }
+
+/// A payment recorded in the invoicing application after delivery (`totals.paid`, `totals.due`,
+/// `payments[]`) was reported as "changed after delivery", with the fix "a credit note and a new
+/// invoice": a false alarm on every paid invoice. A payment is the invoice's life, not a
+/// correction; a real change made with it is still reported.
+#[test]
+fn a_payment_after_delivery_is_not_a_change_after_delivery() {
+    let p = Project::demo();
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    let path = "examples/invoices/inv-2026-0001.json";
+    let mut v = p.read_json(path);
+    let gross = v["totals"]["gross"].clone();
+    v["totals"]["paid"] = gross.clone();
+    v["totals"]["due"] = "0.00".into();
+    v["payments"] = serde_json::json!([{"id": "PAY-1", "date": "2026-02-10", "amount": gross}]);
+    v["updated_at"] = "2026-11-01T00:00:00Z".into();
+    p.write_json(path, &v);
+    let changed = |r: &serde_json::Value| r.to_string().contains("changed-after-delivery");
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "{r}");
+    assert!(!changed(&r), "{r}");
+
+    // Paid, and its due date moved: the due date is reported, the payment is not.
+    v["due_date"] = "2026-03-31".into();
+    v["updated_at"] = "2026-11-02T00:00:00Z".into();
+    p.write_json(path, &v);
+    let (_, r) = p.json(&["sync"]);
+    assert!(changed(&r), "{r}");
+    let text = r.to_string();
+    assert!(text.contains("2026-03-31"), "{r}");
+    assert!(!text.contains("totals.paid"), "{r}");
+}

@@ -16,6 +16,7 @@
 
 pub mod acks;
 pub mod api;
+pub mod cashed;
 pub mod cdar;
 pub mod config;
 pub mod directory;
