@@ -231,6 +231,39 @@ fn pick_job<'a>(cfg: &'a Config, name: Option<&str>) -> Result<&'a crate::config
     }
 }
 
+/// `facto preview --ereporting --target <pa>`: what the job's PA target would e-report for the
+/// period (nothing is sent).
+fn ereporting_preview(
+    cx: &mut Context<'_>,
+    cfg: &Config,
+    job: &str,
+    target: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<u8, Failure> {
+    let is_pa = cfg
+        .job(job)
+        .map_err(|e| fail(exit::USAGE, e))?
+        .targets
+        .iter()
+        .any(|t| t == target)
+        && matches!(
+            cfg.connectors.get(target),
+            Some(crate::config::Connector::AfnorPa(_))
+        );
+    if !is_pa {
+        return Err(fail(
+            exit::USAGE,
+            anyhow!("--ereporting needs --target to name an afnor-pa target of job {job}; `{target}` is not one"),
+        ));
+    }
+    let ledger = cx.open_ledger(cfg)?;
+    let r = crate::ereporting::Report::from_ledger(&ledger, job, target, from, to)
+        .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?;
+    cx.out.report(&r, crate::ereporting::Report::render)?;
+    Ok(exit::OK)
+}
+
 fn today() -> NaiveDate {
     chrono::Local::now().date_naive()
 }
@@ -248,9 +281,13 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
             from,
             to,
             target,
+            ereporting,
         } => {
             let mut cfg = cx.load()?;
             let job_name = pick_job(&cfg, job.as_deref())?.name.clone();
+            if let (true, Some(t)) = (ereporting, target) {
+                return ereporting_preview(cx, &cfg, &job_name, t, *from, *to);
+            }
             if let Some(t) = target {
                 cfg.add_export_target(&job_name, t)
                     .map_err(|e| fail(exit::USAGE, e))?;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connect;
 pub mod daemon;
 pub mod einvoice;
+pub mod ereporting;
 pub mod fail_on;
 pub mod fault;
 pub mod format;

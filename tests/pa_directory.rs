@@ -636,3 +636,70 @@ async fn public_buyers_through_the_pa_in_one_job_and_chorus_in_another_on_one_so
     );
     assert!(sim.server.received_requests().await.unwrap().is_empty());
 }
+
+/// Issue 15 (e-reporting, first part): `facto preview --ereporting --target <pa>` totals what
+/// the PA target held for e-reporting, as flow 10 groups it: the demo's B2C sale on its day, by
+/// category and VAT rate; each sale to the German buyer as its own entry; the period bounds it;
+/// nothing is sent. A target that is not a PA is refused with the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_ereporting_totals_the_sales_held_for_e_reporting() {
+    let sim = Sim::start().await;
+    let p = project(&sim, "");
+    run(&p, &["sync"]).await;
+    let flows = sent(&sim).await.len();
+    let (code, r, err) = run(&p, &["preview", "--target", T, "--ereporting"]).await;
+    assert_eq!(code, 0, "{r} {err}");
+    assert_eq!(
+        r["b2c"],
+        json!([{"date": "2026-10-30", "currency": "EUR", "category": "TLB1", "rate": "20",
+            "base": "650.00", "vat": "130.00", "documents": 1}]),
+        "{r}"
+    );
+    let international: Vec<(&str, &str)> = r["international"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["number"].as_str().unwrap(), u["base"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        international,
+        [
+            ("F2026-0005", "3600.00"),
+            ("F2026-0016", "2600.00"),
+            ("F2026-0028", "5750.00"),
+            ("F2026-0037", "1250.00")
+        ],
+        "{r}"
+    );
+    assert!(r["international"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["buyer_country"] == "DE" && u["category"] == "TPS1" && u["rate"] == "0"));
+
+    // The fourth quarter only, as text.
+    let mut c = p.command(&[
+        "preview",
+        "--target",
+        T,
+        "--ereporting",
+        "--from",
+        "2026-10-01",
+        "--to",
+        "2026-12-31",
+    ]);
+    c.env("PA_TOKEN", BEARER);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("nothing is sent") && text.contains("F2026-0037"),
+        "{text}"
+    );
+    assert!(!text.contains("F2026-0028"), "{text}");
+    assert_eq!(sent(&sim).await.len(), flows, "a preview sends nothing");
+
+    let (code, _, err) = run(&p, &["preview", "--target", "sales-fec", "--ereporting"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("afnor-pa target"), "{err}");
+}

@@ -60,6 +60,10 @@ pub enum Command {
         /// Only this target.
         #[arg(long)]
         target: Option<String>,
+        /// What the PA target (`--target`) would e-report (flow 10) for the period: its B2C
+        /// sales per day, category and VAT rate, its international sales per invoice.
+        #[arg(long, requires = "target")]
+        ereporting: bool,
     },
     /// Write one export batch (journal file) for a period.
     Export(ExportArgs),
