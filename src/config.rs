@@ -276,6 +276,13 @@ impl Config {
                 ));
             }
             for name in std::iter::once(&rj.source).chain(rj.targets.iter()) {
+                if name.contains('#') {
+                    return Err(ConfigError::at(
+                        path,
+                        job_line,
+                        format!("connector name `{name}`: a connector's name holds no `#` (facto keeps a PA's status 212 records under `<pa>#212`); rename its file"),
+                    ));
+                }
                 if !connectors.contains_key(name) {
                     let file = connectors_dir.join(format!("{name}.toml"));
                     if !file.exists() {

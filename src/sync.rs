@@ -17,6 +17,7 @@ use crate::source::{Item, Page};
 use crate::targets::journal_file;
 use crate::targets::TargetError;
 
+mod cashed;
 mod changes;
 mod deliver;
 pub(crate) mod duplicates;
@@ -246,6 +247,8 @@ pub async fn run_job(
         unknown_warned: BTreeSet::new(),
         numbers_ride: runs.iter_mut().all(|r| r.journal().is_some()),
         malformed_ids: BTreeSet::new(),
+        cashed: (matches!(mode, Mode::Sync) && !cashed::targets(cfg, job).is_empty())
+            .then(BTreeMap::new),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();
@@ -422,6 +425,14 @@ pub async fn run_job(
     }
     if let Some(e) = failure {
         jr.report.error = Some(e.to_string());
+    } else if let Some(docs) = jr.cashed.take() {
+        // The payments' statuses 212, after the invoices they follow were sent and polled.
+        let emitted = cashed::emit(cfg, ledger, job, mapping, docs, opts.dry_run, &run_id).await?;
+        statuses.extend(emitted.notes);
+        jr.lines.extend(emitted.lines);
+        if let Some(e) = emitted.error {
+            jr.report.error.get_or_insert(e);
+        }
     }
     if !opts.dry_run && matches!(mode, Mode::Sync) && jr.report.error.is_none() {
         if let Some(src) = &source {

@@ -14,7 +14,7 @@ use crate::pa_directory::line;
 use crate::pa_sim::{parts, Sim, BEARER};
 
 /// The Python with SaxonC-HE (`.ci/run` installs it), or `None` (a failure under CI=true).
-fn saxon() -> Option<PathBuf> {
+pub fn saxon() -> Option<PathBuf> {
     let p = std::env::var_os("FACTO_SCHEMATRON_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| common::repo().join("target/fec-venv/bin/python"));
@@ -34,7 +34,7 @@ fn reference() -> PathBuf {
 }
 
 /// Runs one schematron on files; panics with the findings when one is fatal.
-fn rules(python: &Path, rules: &str, files: &[PathBuf]) {
+pub fn rules(python: &Path, rules: &str, files: &[PathBuf]) {
     let out = Command::new(python)
         .arg(reference().join("france/run_schematron.py"))
         .arg(reference().join(rules))

@@ -120,10 +120,34 @@ pub struct State {
     pub search_blind: bool,
     /// The webhooks (`/v1/webhooks`).
     pub webhooks: crate::pa_sim_webhook::Webhooks,
+    /// The lifecycle statuses (CDAR flows) facto posted.
+    pub posted: Vec<crate::pa_sim_cdar::Posted>,
 }
 
 /// The running simulator.
 pub type Sim = crate::common::sim::Sim<State>;
+
+/// The answer of a fault that creates nothing (a 500, a 429), if it is one.
+pub fn refused_by(fault: &Option<Fault>) -> Option<ResponseTemplate> {
+    match fault {
+        Some(Fault::Fail) => Some(ResponseTemplate::new(500)),
+        Some(Fault::TooMany) => {
+            Some(error(429, "TOO_MANY_REQUESTS", "slow down").insert_header("Retry-After", "1"))
+        }
+        _ => None,
+    }
+}
+
+/// The answer to a created flow, as the fault makes it: lost (a 500), late, or `answer`.
+pub fn created_answer(fault: &Option<Fault>, answer: Value) -> ResponseTemplate {
+    match fault {
+        Some(Fault::LoseAnswer) => ResponseTemplate::new(500),
+        Some(Fault::Slow(d)) => ResponseTemplate::new(202)
+            .set_body_json(answer)
+            .set_delay(*d),
+        _ => ResponseTemplate::new(202).set_body_json(answer),
+    }
+}
 
 fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({"errorCode": code, "errorMessage": message}))
@@ -259,6 +283,9 @@ impl State {
         if info["sha256"].as_str() != Some(hex::encode(Sha256::digest(file)).as_str()) {
             return error(422, "ChecksumMismatch", "sha256 does not match the file");
         }
+        if syntax == "CDAR" {
+            return self.create_cdar(tracking, name, file, &info);
+        }
         // A Factur-X is a PDF carrying its CII as `factur-x.xml`.
         let pdf_xml = (syntax == "Factur-X" && file.starts_with(b"%PDF-"))
             .then(|| facto::einvoice::facturx::embedded_xml(file).unwrap_or_default());
@@ -283,13 +310,8 @@ impl State {
             return error(422, "InvalidSchema", "BR-FR-05: the AAB note is missing");
         }
         let fault = self.faults.pop_front();
-        match fault {
-            Some(Fault::Fail) => return ResponseTemplate::new(500),
-            Some(Fault::TooMany) => {
-                return error(429, "TOO_MANY_REQUESTS", "slow down")
-                    .insert_header("Retry-After", "1")
-            }
-            _ => {}
+        if let Some(refused) = refused_by(&fault) {
+            return refused;
         }
         if self.unique_check
             && self
@@ -329,13 +351,7 @@ impl State {
         let answer = json!({"flowId": flow.id, "submittedAt": "2026-12-01T10:00:00Z",
             "trackingId": tracking, "name": name, "flowSyntax": syntax, "sha256": info["sha256"]});
         self.flows.push(flow);
-        match fault {
-            Some(Fault::LoseAnswer) => ResponseTemplate::new(500),
-            Some(Fault::Slow(d)) => ResponseTemplate::new(202)
-                .set_body_json(answer)
-                .set_delay(d),
-            _ => ResponseTemplate::new(202).set_body_json(answer),
-        }
+        created_answer(&fault, answer)
     }
 
     fn search(&mut self, req: &Request) -> ResponseTemplate {
@@ -373,6 +389,12 @@ impl State {
                 }
                 v
             })
+            .chain(
+                self.posted
+                    .iter()
+                    .filter(|p| !blind && p.tracking_id == tracking)
+                    .map(crate::pa_sim_cdar::Posted::json),
+            )
             .collect();
         ResponseTemplate::new(200)
             .set_body_json(json!({"limit": 100, "filters": filters, "results": results}))

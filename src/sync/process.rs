@@ -118,6 +118,9 @@ pub(super) struct JobRun<'a> {
     /// Ids of the unreadable documents met in this run: their held records may still be on
     /// their way to the ledger too (see [`JobRun::repeats`]).
     pub(super) malformed_ids: BTreeSet<String>,
+    /// The documents of this run that may owe statuses 212 to a PA target (by id; the last
+    /// copy read stands), when a target of the job sends them.
+    pub(super) cashed: Option<BTreeMap<String, Document>>,
 }
 
 impl JobRun<'_> {
@@ -326,6 +329,11 @@ impl JobRun<'_> {
             let problem = self.dups.same_id(doc, &first, origin);
             self.report_same_id(doc, origin, hash, &problem, now);
             return Ok(());
+        }
+        if let Some(c) = self.cashed.as_mut() {
+            if super::cashed::candidate(doc) {
+                c.insert(doc.id.clone(), doc.clone());
+            }
         }
         let (mut prepared, mut snapshot) = match ready {
             Some(r) => (Some(r.prepared), Some(r.snapshot)),

@@ -41,6 +41,18 @@ impl PaSyntax {
     }
 }
 
+/// Whether facto sends status 212 "Encaissée" for the payments of invoices whose VAT is due on
+/// receipt (`status_212`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status212 {
+    /// Sent, once per payment, where VAT is due on receipt (the seller's obligation).
+    #[default]
+    WhenDue,
+    /// Never sent by facto (the PA builds it from payment data it gets otherwise).
+    Off,
+}
+
 /// `kind = "afnor-pa"`: sends each e-invoice as one flow to the company's approved platform
 /// and follows its acknowledgement.
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +118,10 @@ pub struct PaConfig {
     /// How the PA signs its events: `hmac-body-ts` (default) or `hmac-sha256-of-body-ts`.
     #[serde(default)]
     pub webhook_signature: super::webhook::WebhookSignature,
+    /// Status 212 "Encaissée": `when-due` (default) sends one for each payment of an invoice
+    /// whose VAT is due on receipt (services without VAT on debits); `off` never.
+    #[serde(default)]
+    pub status_212: Status212,
     /// Whether the job that runs this connector also has a Chorus Pro target (the API or
     /// portal files): set when the job's targets are built, never read from the file. Without
     /// one, public buyers' invoices with `public_buyers = "chorus"` are taken and held (named,

@@ -17,6 +17,7 @@
 pub mod acks;
 pub mod api;
 pub mod cashed;
+pub mod cashed_run;
 pub mod cdar;
 pub mod config;
 pub mod directory;
@@ -86,6 +87,50 @@ pub struct PaRun {
     notes: crate::company::InvoiceNotes,
 }
 
+/// What a flow carries: an invoice in the connector's syntax, or a lifecycle status (CDAR)
+/// facto emits ([`cashed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowSyntax {
+    /// An e-invoice (CII, UBL or Factur-X).
+    Invoice(PaSyntax),
+    /// A lifecycle status (`flowSyntax = CDAR`).
+    Cdar,
+}
+
+impl FlowSyntax {
+    /// The `flowSyntax` value of the Flow API.
+    fn flow_syntax(self) -> &'static str {
+        match self {
+            FlowSyntax::Invoice(s) => s.flow_syntax(),
+            FlowSyntax::Cdar => "CDAR",
+        }
+    }
+
+    /// The MIME type of the file sent.
+    fn mime(self) -> &'static str {
+        match self {
+            FlowSyntax::Invoice(s) => s.mime(),
+            FlowSyntax::Cdar => "application/xml",
+        }
+    }
+
+    /// As the ledger keeps it beside a flow's file: the connector's word, or `cdar`.
+    fn stored(self) -> serde_json::Value {
+        match self {
+            FlowSyntax::Invoice(s) => json!(s),
+            FlowSyntax::Cdar => json!("cdar"),
+        }
+    }
+
+    /// Read back from [`FlowSyntax::stored`]; `default` for a file kept before it was.
+    fn from_stored(v: &serde_json::Value, default: PaSyntax) -> FlowSyntax {
+        match v.as_str() {
+            Some("cdar") => FlowSyntax::Cdar,
+            _ => FlowSyntax::Invoice(serde_json::from_value(v.clone()).unwrap_or(default)),
+        }
+    }
+}
+
 /// One flow: the file, its name, its `trackingId` and its `processingRule`.
 pub struct PaFlow {
     file: Vec<u8>,
@@ -93,7 +138,22 @@ pub struct PaFlow {
     tracking_id: String,
     processing_rule: Option<String>,
     /// Its syntax, as it was packed: a resend keeps it even if the connector changed since.
-    syntax: PaSyntax,
+    syntax: FlowSyntax,
+}
+
+impl PaFlow {
+    /// The ledger value that keeps the flow from its claim to its answer (for a resend).
+    fn kept(&self) -> (String, serde_json::Value) {
+        (
+            stored_key(&self.tracking_id),
+            json!({
+                "name": self.file_name,
+                "file": base64::engine::general_purpose::STANDARD.encode(&self.file),
+                "processingRule": self.processing_rule,
+                "syntax": self.syntax.stored(),
+            }),
+        )
+    }
 }
 
 impl PaRun {
@@ -335,19 +395,11 @@ impl Target for PaRun {
                 file,
                 tracking_id: tracking,
                 processing_rule: Some(ready.route.processing_rule().to_owned()),
-                syntax: self.cfg.syntax,
+                syntax: FlowSyntax::Invoice(self.cfg.syntax),
             });
         }
         let flow = flow.ok_or_else(|| TargetError::Config("an empty lot".into()))?;
-        values.push((
-            stored_key(&flow.tracking_id),
-            json!({
-                "name": flow.file_name,
-                "file": base64::engine::general_purpose::STANDARD.encode(&flow.file),
-                "processingRule": flow.processing_rule,
-                "syntax": flow.syntax,
-            }),
-        ));
+        values.push(flow.kept());
         Ok(Lot {
             docs: lot_docs,
             label: format!(
@@ -406,7 +458,7 @@ impl Target for PaRun {
             tracking_id: tracking.clone(),
             processing_rule: stored["processingRule"].as_str().map(str::to_owned),
             // Stored before this was kept: the connector's syntax, as then.
-            syntax: serde_json::from_value(stored["syntax"].clone()).unwrap_or(self.cfg.syntax),
+            syntax: FlowSyntax::from_stored(&stored["syntax"], self.cfg.syntax),
         };
         let outcome = self.deliver(&flow).await?;
         // Kept while the outcome is unknown again: the next lookup may need to send it again.

@@ -1,0 +1,196 @@
+//! A sync's status 212 phase (issue 15 §2): after the run's deliveries and the targets' polls,
+//! the payments of the documents read in this run, and those of earlier runs still waiting,
+//! go to each PA target whose connector sends them (`status_212 = "when-due"`, the default),
+//! one ledger record per payment ([`crate::targets::pa::cashed_run`]). A payment already sent is
+//! never sent again; one waiting for its invoice is not rewritten while it still waits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::changes::source_hash;
+use super::process::problem_lines;
+use super::RunError;
+use crate::checks::prepare;
+use crate::config::{Config, Connector, Job};
+use crate::ledger::{Ledger, Record, RecordFilter, RecordKey, State};
+use crate::mapping::{MappedDocument, Mapping};
+use crate::model::{DocStatus, Document};
+use crate::report::ProblemLine;
+use crate::targets::pa::cashed;
+use crate::targets::pa::cashed_run::{record_id, target_name, CashedRun, WAITING};
+use crate::targets::pa::config::Status212;
+use crate::targets::{Driven, TargetError, TargetRun};
+
+/// The PA targets of a job that send status 212.
+pub(super) fn targets(cfg: &Config, job: &Job) -> Vec<String> {
+    job.targets
+        .iter()
+        .filter(|t| {
+            matches!(cfg.connectors.get(*t), Some(Connector::AfnorPa(c)) if c.status_212 == Status212::WhenDue)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether a document read in this run may owe statuses 212.
+pub(super) fn candidate(doc: &Document) -> bool {
+    doc.status == DocStatus::Final && !doc.payments.is_empty() && cashed::due(doc)
+}
+
+/// What the phase tells the run: its report notes, its problem lines, and why a target stopped.
+#[derive(Default)]
+pub(super) struct Emitted {
+    pub(super) notes: Vec<String>,
+    pub(super) lines: Vec<ProblemLine>,
+    pub(super) error: Option<String>,
+}
+
+/// Sends the statuses 212 owed for `docs` (read in this run) and for the payments of earlier
+/// runs still held, to every PA target of the job that sends them.
+///
+/// # Errors
+///
+/// The ledger fails.
+pub(super) async fn emit(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    job: &Job,
+    mapping: &Mapping,
+    docs: BTreeMap<String, Document>,
+    dry_run: bool,
+    run_id: &str,
+) -> Result<Emitted, RunError> {
+    let mut out = Emitted::default();
+    for pa in targets(cfg, job) {
+        let Some(Connector::AfnorPa(c)) = cfg.connectors.get(&pa) else {
+            continue;
+        };
+        let mut c = c.clone();
+        c.chorus_in_job = crate::config::chorus_target(&job.targets, &cfg.connectors).is_some();
+        let mut run = match CashedRun::new(&pa, &c, &job.name, dry_run) {
+            Ok(r) => r,
+            Err(e) => {
+                out.error = Some(e.to_string());
+                continue;
+            }
+        };
+        let name = target_name(&pa);
+        let mut all = docs.clone();
+        // Payments held in earlier runs (waiting for their invoice, most often) come back from
+        // the copy their record keeps; one still waiting is left as it is.
+        let held = ledger.list(&RecordFilter {
+            job: Some(job.name.clone()),
+            target: Some(name.clone()),
+            state: Some(State::Held),
+        })?;
+        for r in held {
+            let Some(doc) = r
+                .held_document
+                .as_ref()
+                .and_then(|v| serde_json::from_value::<Document>(v.clone()).ok())
+            else {
+                continue;
+            };
+            let waiting = r.problems.iter().all(|p| p.code == WAITING);
+            if waiting && !run.invoice_accepted(ledger, &doc.id)? {
+                continue;
+            }
+            all.entry(doc.id.clone()).or_insert(doc);
+        }
+        let now = Utc::now();
+        let mut items: Vec<(Arc<MappedDocument>, Record)> = Vec::new();
+        for doc in all.into_values() {
+            let paid = match cashed::payments(&doc) {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut r = Record::new(key(job, &name, &doc.id), now);
+                    r.number.clone_from(&doc.number);
+                    r.customer_name.clone_from(&doc.buyer.name);
+                    r.problems = vec![crate::problem::Problem::new(
+                        "cashed-payments",
+                        "payments",
+                        e.to_string(),
+                        "fix the payments in the invoicing application",
+                    )];
+                    out.lines.extend(problem_lines(&name, &r, "held"));
+                    continue;
+                }
+            };
+            let Ok(md) = prepare(&doc, mapping) else {
+                // Held for its invoice's own problems: its payments wait with it.
+                continue;
+            };
+            let md = Arc::new(md);
+            let hash = source_hash(&doc);
+            for p in paid {
+                let id = record_id(&doc.id, &p.id);
+                let k = key(job, &name, &id);
+                let existing = ledger.get(&k)?;
+                if existing
+                    .as_ref()
+                    .is_some_and(|r| r.state.is_delivered() || !r.state.is_eligible())
+                {
+                    continue;
+                }
+                let mut rec = existing.unwrap_or_else(|| Record::new(k, now));
+                rec.number.clone_from(&doc.number);
+                rec.kind = doc.kind.as_str().to_owned();
+                rec.customer_id = doc.customer_id().to_owned();
+                rec.customer_name.clone_from(&doc.buyer.name);
+                rec.issue_date = Some(p.date);
+                rec.gross = Some(p.amount);
+                rec.origin = format!("payment {} of {}", p.id, doc.id);
+                rec.source_hash.clone_from(&hash);
+                run.expect(id, p);
+                items.push((Arc::clone(&md), rec));
+            }
+        }
+        let mut driven = Driven::new(run, &job.name, dry_run);
+        // Flows whose answer was lost are settled before anything is sent again.
+        match driven.reconcile(ledger).await {
+            Ok(notes) => out.notes.extend(notes),
+            Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
+                out.error = Some(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let keys: Vec<RecordKey> = items.iter().map(|(_, r)| r.key.clone()).collect();
+        match driven.deliver_page(ledger, items, Vec::new(), run_id).await {
+            Ok(()) => {}
+            Err(e @ (TargetError::Remote { .. } | TargetError::Config(_))) => {
+                out.error = Some(e.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if dry_run {
+            continue;
+        }
+        for k in keys {
+            let Some(r) = ledger.get(&k)? else {
+                continue;
+            };
+            match r.state {
+                State::Held => out.lines.extend(problem_lines(&name, &r, "held")),
+                s if s.is_delivered() => out.notes.push(format!(
+                    "{} ({name}): status 212 sent ({}), flow {}",
+                    r.number,
+                    r.origin,
+                    r.remote_id.as_deref().unwrap_or("?")
+                )),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn key(job: &Job, target: &str, doc_id: &str) -> RecordKey {
+    RecordKey {
+        job: job.name.clone(),
+        target: target.to_owned(),
+        doc_id: doc_id.to_owned(),
+    }
+}
