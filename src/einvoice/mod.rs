@@ -9,6 +9,7 @@
 pub mod cii;
 pub mod codes;
 pub mod facturx;
+pub mod read;
 pub mod rules;
 pub mod rules_fr;
 pub mod ubl;
