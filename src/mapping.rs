@@ -19,7 +19,8 @@ pub mod keys;
 use keys::{DeclaredKeys, KeyTable};
 
 pub use entry::{
-    map_document, unmapped_codes, EntryLine, JournalEntry, LineRole, MappedDocument, MappedLine,
+    counterparty, map_document, unmapped_codes, EntryLine, JournalEntry, LineRole, MappedDocument,
+    MappedLine,
 };
 
 /// Reads a decimal written as a TOML string (`"5.5"`) or integer; a TOML float is refused since it
@@ -57,6 +58,33 @@ pub struct JournalSection {
     /// VAT rate.
     #[serde(default)]
     pub revenue_lines: RevenueLines,
+    /// `sales` (the default: customers in `[customers]`, revenue credited) or `purchases`
+    /// (supplier invoices: suppliers in `[suppliers]`, by SIREN, expenses and deductible VAT
+    /// debited).
+    #[serde(default)]
+    pub side: Side,
+}
+
+/// Which book a mapping's entries go to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    /// Sales: the buyer is the counterparty (411), revenue (7xx) and collected VAT credited.
+    #[default]
+    Sales,
+    /// Purchases: the seller is the counterparty (401), expenses (6xx) and deductible VAT
+    /// (4456x) debited.
+    Purchases,
+}
+
+impl Side {
+    /// The table that lists the counterparties' accounts.
+    pub fn parties(self) -> &'static str {
+        match self {
+            Side::Sales => "customers",
+            Side::Purchases => "suppliers",
+        }
+    }
 }
 
 /// How an entry's revenue lines are grouped.
@@ -82,6 +110,10 @@ pub struct CustomerAccount {
     /// Collective account for this customer, when it differs from the default.
     #[serde(default)]
     pub collective_account: Option<String>,
+    /// The `[gl.accounts]` code of this party's lines that carry neither a GL code nor a mapped
+    /// product (a supplier's usual expense account, for received invoices).
+    #[serde(default)]
+    pub gl: Option<String>,
 }
 
 /// `[customers]`: receivable accounts.
@@ -114,6 +146,7 @@ impl CustomersSection {
                 aux: p.replace("{id}", id),
                 label: None,
                 collective_account: None,
+                gl: None,
             })
         })
     }
@@ -265,7 +298,10 @@ impl TaxCode {
 #[serde(deny_unknown_fields)]
 struct RawMapping {
     journal: JournalSection,
-    customers: CustomersSection,
+    #[serde(default)]
+    customers: Option<CustomersSection>,
+    #[serde(default)]
+    suppliers: Option<CustomersSection>,
     #[serde(default)]
     gl: GlSection,
     #[serde(default)]
@@ -283,7 +319,8 @@ pub struct Mapping {
     pub hash: String,
     /// `[journal]`.
     pub journal: JournalSection,
-    /// `[customers]`.
+    /// The counterparties' accounts: `[customers]` in a sales mapping, `[suppliers]` (by
+    /// SIREN) in a purchases one.
     pub customers: CustomersSection,
     /// `[gl]`.
     pub gl: GlSection,
@@ -355,12 +392,51 @@ impl Mapping {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let side = raw.journal.side;
+        let (parties, other) = match side {
+            Side::Sales => (
+                raw.customers,
+                raw.suppliers.is_some().then_some("suppliers"),
+            ),
+            Side::Purchases => (
+                raw.suppliers,
+                raw.customers.is_some().then_some("customers"),
+            ),
+        };
+        let spans = Spans::new(&text);
+        if let Some(other) = other {
+            return Err(ConfigError::at(
+                path,
+                spans.line(&[other.into()]),
+                format!(
+                    "[{other}] does not belong in a {} mapping: its counterparties are in [{}]",
+                    match side {
+                        Side::Sales => "sales",
+                        Side::Purchases => "purchases (side = \"purchases\")",
+                    },
+                    side.parties()
+                ),
+            ));
+        }
+        let Some(parties) = parties else {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "missing table [{}] (with collective_account = \"{}\")",
+                    side.parties(),
+                    match side {
+                        Side::Sales => "411000",
+                        Side::Purchases => "401000",
+                    }
+                ),
+            ));
+        };
         let m = Mapping {
             name,
             path: path.to_owned(),
             hash: hex::encode(Sha256::digest(bytes)),
             journal: raw.journal,
-            customers: raw.customers,
+            customers: parties,
             gl: raw.gl,
             tax: raw.tax,
             declared,
@@ -383,38 +459,52 @@ impl Mapping {
                 ),
             ));
         }
+        let t = self.journal.side.parties();
         if !account_is_valid(&self.customers.collective_account) {
             return Err(err(
-                &["customers".into(), "collective_account".into()],
+                &[t.into(), "collective_account".into()],
                 format!(
-                    "[customers] collective_account `{}` is not an account number (three digits first, e.g. 411000)",
-                    self.customers.collective_account
+                    "[{t}] collective_account `{}` is not an account number (three digits first, e.g. {})",
+                    self.customers.collective_account,
+                    match self.journal.side {
+                        Side::Sales => "411000",
+                        Side::Purchases => "401000",
+                    }
                 ),
             ));
         }
         if let Some(p) = &self.customers.aux_pattern {
             if p.matches("{id}").count() != 1 || !code_is_valid(&p.replace("{id}", "X")) {
                 return Err(err(
-                    &["customers".into(), "aux_pattern".into()],
-                    format!("[customers] aux_pattern `{p}` must hold `{{id}}` once, with letters, digits, `-` or `_` around it (e.g. \"C{{id}}\")"),
+                    &[t.into(), "aux_pattern".into()],
+                    format!("[{t}] aux_pattern `{p}` must hold `{{id}}` once, with letters, digits, `-` or `_` around it (e.g. \"C{{id}}\")"),
                 ));
             }
         }
         for (id, c) in &self.customers.accounts {
-            let here = ["customers".into(), "accounts".into(), id.as_str().into()];
+            let here = [t.into(), "accounts".into(), id.as_str().into()];
             if !code_is_valid(&c.aux) {
                 return Err(err(
                     &here,
-                    format!("[customers.accounts.\"{id}\"] aux `{}` must be 1-20 letters, digits, `-` or `_`", c.aux),
+                    format!(
+                        "[{t}.accounts.\"{id}\"] aux `{}` must be 1-20 letters, digits, `-` or `_`",
+                        c.aux
+                    ),
                 ));
             }
             if let Some(a) = &c.collective_account {
                 if !account_is_valid(a) {
                     return Err(err(
                         &here,
-                        format!("[customers.accounts.\"{id}\"] collective_account `{a}` is not an account number"),
+                        format!("[{t}.accounts.\"{id}\"] collective_account `{a}` is not an account number"),
                     ));
                 }
+            }
+            if let Some(g) = c.gl.as_ref().filter(|g| !self.gl.accounts.contains_key(*g)) {
+                return Err(err(
+                    &here,
+                    format!("[{t}.accounts.\"{id}\"] gl `{g}` is not a code of [gl.accounts]: add [gl.accounts.\"{g}\"] with its account"),
+                ));
             }
         }
         for (table, map) in [
@@ -472,10 +562,25 @@ impl Mapping {
                 match &t.account {
                     Some(a) if account_is_valid(a) => {}
                     Some(a) => {
-                        return Err(err(&here, format!("[tax.\"{code}\"] account `{a}` is not an account number (e.g. 445711)")))
+                        return Err(err(
+                            &here,
+                            format!(
+                            "[tax.\"{code}\"] account `{a}` is not an account number (e.g. 445711)"
+                        ),
+                        ))
                     }
                     None => {
-                        return Err(err(&here, format!("[tax.\"{code}\"] a {} % rate needs the collected-VAT `account` (e.g. 445711)", t.rate)))
+                        return Err(err(
+                            &here,
+                            format!(
+                                "[tax.\"{code}\"] a {} % rate needs the VAT `account` (e.g. {})",
+                                t.rate,
+                                match self.journal.side {
+                                    Side::Sales => "445711",
+                                    Side::Purchases => "445660",
+                                }
+                            ),
+                        ))
                     }
                 }
             }

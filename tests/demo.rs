@@ -1,9 +1,9 @@
 //! The demo job end to end, as a new user runs it: sync, sync again, add an invoice, fix a
 //! mapping, bad input, changes after delivery, the ledger lock, the external FEC checkers.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::common::{active_batches, fec_python, target, tcd_rules, Project, DEMO_DELIVERABLE};
+use crate::common::{active_batches, target, Project, DEMO_DELIVERABLE};
 
 #[test]
 fn sync_delivers_everything_once_then_only_what_is_new() {
@@ -278,33 +278,7 @@ fn demo_fec_passes_both_external_checkers() {
         .find(|f| f.to_string_lossy().contains("FEC"))
         .unwrap();
     let fec = p.path(fec.to_str().unwrap());
-    if let Some(tcd) = tcd_rules() {
-        let out = Command::new("python3")
-            .arg(&tcd)
-            .arg(&fec)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("E=0 A=0 V=0"),
-            "{text}"
-        );
-    }
-    if let Some(py) = fec_python() {
-        let script = "import pathlib,sys\nfrom accounting_fr.fec_check import check_fec\np=pathlib.Path(sys.argv[1]);r=check_fec(p.read_bytes(),p.name)\nprint(r.ok,r.stats,r.errors,r.warnings)\nsys.exit(0 if r.ok and not r.errors else 1)\n";
-        let out = Command::new(py)
-            .arg("-c")
-            .arg(script)
-            .arg(&fec)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::common::fec_checkers_pass(&fec);
 }
 
 #[test]

@@ -38,6 +38,7 @@ mod pa_webhook;
 mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;
+mod purchases;
 mod regression;
 mod xero_api;
 mod xero_calls;

@@ -70,11 +70,17 @@ impl Config {
         cursor: Option<&serde_json::Value>,
     ) -> Result<Source, SourceError> {
         match self.connectors.get(name) {
-            Some(Connector::JsonDir(c)) => Ok(Source::JsonDir(json_dir::JsonDirSource::open(
-                &self.resolve(&c.path),
-                c.page_size,
-                cursor,
-            )?)),
+            Some(Connector::JsonDir(c)) => {
+                let open = match c.einvoices {
+                    true => json_dir::JsonDirSource::open_with_einvoices,
+                    false => json_dir::JsonDirSource::open,
+                };
+                Ok(Source::JsonDir(open(
+                    &self.resolve(&c.path),
+                    c.page_size,
+                    cursor,
+                )?))
+            }
             Some(Connector::Http(c)) => {
                 Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
             }

@@ -25,14 +25,22 @@ pub use save::{base_of, delete_as, save, save_as, SaveError, WHO_EDITOR};
 pub use toml_text::{apply, diff, rate, remove, Edit};
 
 /// The tables an admin may edit.
-pub(super) const TABLES: [&str; 4] = ["tax", "gl.accounts", "gl.products", "customers.accounts"];
+pub(super) const TABLES: [&str; 5] = [
+    "tax",
+    "gl.accounts",
+    "gl.products",
+    "customers.accounts",
+    "suppliers.accounts",
+];
 
 /// The keys each entry of `table` takes: its own, then those the targets declare for it.
 pub(super) fn table_keys(table: &str) -> Option<Vec<&'static str>> {
     let (own, declared): (&[&'static str], Option<KeyTable>) = match table {
         "tax" => (&TAX_FIELDS, Some(KeyTable::Tax)),
         "gl.accounts" | "gl.products" => (&GL_FIELDS, Some(KeyTable::Gl)),
-        "customers.accounts" => (&["aux", "label", "collective_account"], None),
+        "customers.accounts" | "suppliers.accounts" => {
+            (&["aux", "label", "collective_account", "gl"], None)
+        }
         _ => return None,
     };
     let declared = declared
@@ -262,7 +270,9 @@ pub(super) fn entries(m: &Mapping, table: &str) -> Vec<(String, BTreeMap<&'stati
                 })
                 .collect()
         }
-        _ => m
+        // The parties of the mapping's side: customers in a sales mapping, suppliers in a
+        // purchases one (the other table is empty).
+        t if t.strip_suffix(".accounts") == Some(m.journal.side.parties()) => m
             .customers
             .accounts
             .iter()
@@ -270,9 +280,13 @@ pub(super) fn entries(m: &Mapping, table: &str) -> Vec<(String, BTreeMap<&'stati
                 let mut f = BTreeMap::new();
                 f.insert("aux", a.aux.clone());
                 f.insert("label", a.label.clone().unwrap_or_default());
+                if let Some(g) = &a.gl {
+                    f.insert("gl", g.clone());
+                }
                 (c.clone(), f)
             })
             .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -526,5 +540,46 @@ mod tests {
             .unwrap()
             .contains(&"xero_account_code"));
         assert!(h.contains("<th>xero_tax_type</th>"));
+    }
+
+    #[test]
+    fn a_supplier_is_added_with_its_usual_account_in_a_purchases_mapping() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = repo.join("mappings/pcg-achats.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edit = Edit {
+            mapping: "pcg-achats".into(),
+            table: "suppliers.accounts".into(),
+            code: "443061841".into(),
+            fields: [
+                ("aux", "FNOUV"),
+                ("label", "Nouveau fournisseur"),
+                ("gl", "FOURNITURES"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            base: None,
+        };
+        let new = apply(&text, &edit).unwrap();
+        assert!(new.starts_with("# Purchases"), "comments kept");
+        let m = Mapping::from_text(&path, &new, crate::config::MAPPING_KEYS).unwrap();
+        let rows = entries(&m, "suppliers.accounts");
+        let added = rows.iter().find(|(c, _)| c == "443061841").unwrap();
+        assert_eq!(added.1["gl"], "FOURNITURES");
+        assert!(
+            entries(&m, "customers.accounts").is_empty(),
+            "a purchases mapping has no customers"
+        );
+        // A usual account that is no [gl.accounts] code is refused by the mapping's checks.
+        let mut bad = edit.clone();
+        bad.fields.insert("gl".into(), "NOPE".into());
+        let e = Mapping::from_text(
+            &path,
+            &apply(&text, &bad).unwrap(),
+            crate::config::MAPPING_KEYS,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("gl `NOPE`"), "{e}");
     }
 }

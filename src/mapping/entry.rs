@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::keys::{DeclaredKeys, KeyTable};
-use super::{code_is_valid, GlAccount, Mapping, RevenueLines, TaxCode, VatCategory};
+use super::{code_is_valid, GlAccount, Mapping, RevenueLines, Side, TaxCode, VatCategory};
 use crate::model::{DocKind, Document};
 use crate::problem::Problem;
 
@@ -135,6 +135,65 @@ pub struct MappedDocument {
     pub lines: Vec<MappedLine>,
 }
 
+/// The counterparty of a document's entry under a mapping of `side`: its id in the mapping's
+/// party table (when it has one) and its name; the buyer of a sale, the seller of a purchase.
+pub fn counterparty(doc: &Document, side: Side) -> (Option<&str>, &str) {
+    let p = Party::of(doc, side);
+    (p.id, p.name)
+}
+
+/// The counterparty of an entry, as the mapping's side sees it: the buyer of a sale (by its
+/// `customer_id`), the seller of a purchase (by its SIREN, else its VAT id, else its
+/// `customer_id`), with the words its problems use.
+struct Party<'a> {
+    id: Option<&'a str>,
+    name: &'a str,
+    word: &'static str,
+    field: &'static str,
+    missing_code: &'static str,
+    missing: &'static str,
+    missing_fix: &'static str,
+    invalid_code: &'static str,
+    unmapped_code: &'static str,
+}
+
+impl<'a> Party<'a> {
+    fn of(doc: &'a Document, side: Side) -> Party<'a> {
+        let present = |s: &'a Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        match side {
+            Side::Sales => Party {
+                id: present(&doc.buyer.customer_id),
+                name: &doc.buyer.name,
+                word: "customer",
+                field: "buyer.customer_id",
+                missing_code: "missing-customer-id",
+                missing: "the buyer has no customer_id, so no auxiliary account can be chosen",
+                missing_fix: "set the customer's identifier in the invoicing application",
+                invalid_code: "invalid-customer-account",
+                unmapped_code: "unmapped-customer",
+            },
+            Side::Purchases => {
+                let s = &doc.seller;
+                let siret = present(&s.siret).and_then(|t| t.get(..9));
+                Party {
+                    id: present(&s.siren)
+                        .or(siret)
+                        .or_else(|| present(&s.vat_id))
+                        .or_else(|| present(&s.customer_id)),
+                    name: &s.name,
+                    word: "supplier",
+                    field: "seller.siren",
+                    missing_code: "missing-supplier-id",
+                    missing: "the seller has no SIREN, SIRET, VAT id or customer_id, so no supplier account can be chosen",
+                    missing_fix: "ask the supplier for an invoice that names its SIREN",
+                    invalid_code: "invalid-supplier-account",
+                    unmapped_code: "unmapped-supplier",
+                }
+            }
+        }
+    }
+}
+
 fn push_side(
     lines: &mut Vec<EntryLine>,
     role: LineRole,
@@ -179,62 +238,75 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             "book this document by hand, or issue it in EUR",
         ));
     }
-    let customer = match doc
-        .buyer
-        .customer_id
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-    {
+    let side = m.journal.side;
+    let party = Party::of(doc, side);
+    let table = side.parties();
+    let customer = match party.id {
         None => {
             problems.push(Problem::new(
-                "missing-customer-id",
-                "buyer.customer_id",
-                "the buyer has no customer_id, so no auxiliary account can be chosen",
-                "set the customer's identifier in the invoicing application",
+                party.missing_code,
+                party.field,
+                party.missing,
+                party.missing_fix,
             ));
             None
         }
         Some(id) => match m.customers.account(id) {
             Some(c) if !code_is_valid(&c.aux) => {
                 problems.push(Problem::new(
-                    "invalid-customer-account",
-                    "buyer.customer_id",
+                    party.invalid_code,
+                    party.field,
                     format!(
-                        "customer id `{id}` ({}) gives auxiliary account `{}` through aux_pattern, which is not 1-20 letters, digits, `-` or `_`",
-                        doc.buyer.name, c.aux
+                        "{} id `{id}` ({}) gives auxiliary account `{}` through aux_pattern, which is not 1-20 letters, digits, `-` or `_`",
+                        party.word, party.name, c.aux
                     ),
-                    format!("add [customers.accounts.\"{id}\"] with aux = \"...\" to {file}"),
+                    format!("add [{table}.accounts.\"{id}\"] with aux = \"...\" to {file}"),
                 ));
                 None
             }
             Some(c) => Some(c),
             None => {
                 problems.push(Problem::new(
-                    "unmapped-customer",
-                    "buyer.customer_id",
+                    party.unmapped_code,
+                    party.field,
                     format!(
-                        "customer id `{id}` ({}) has no auxiliary account in {file}",
-                        doc.buyer.name
+                        "{} id `{id}` ({}) has no auxiliary account in {file}",
+                        party.word, party.name
                     ),
-                    format!("add [customers.accounts.\"{id}\"] with aux = \"...\" to {file}"),
+                    format!("add [{table}.accounts.\"{id}\"] with aux = \"...\" to {file}"),
                 ));
                 None
             }
         },
     };
+    // Revenue (class 7) in sales, expenses (class 6) in purchases.
+    let (what, class) = match side {
+        Side::Sales => ("revenue", 7),
+        Side::Purchases => ("expense", 6),
+    };
+    // The party's usual GL code, for lines that name none the mapping knows.
+    let party_gl = customer
+        .as_ref()
+        .and_then(|c| c.gl.as_deref())
+        .and_then(|g| m.gl.accounts.get(g));
     let mut mapped_lines = Vec::with_capacity(doc.lines.len());
     // (account, rate when grouped by rate) → (label, net), in first-appearance order.
     let by_rate = m.journal.revenue_lines == RevenueLines::PerAccountAndRate;
     let mut revenue: Vec<((String, Option<Decimal>), String, Decimal)> = Vec::new();
     for (i, line) in doc.lines.iter().enumerate() {
+        let product = line
+            .product_code
+            .as_ref()
+            .and_then(|c| m.gl.products.get(c));
         let gl = match (&line.gl_account, &line.product_code) {
+            (None, _) if product.is_none() && party_gl.is_some() => party_gl,
             (Some(code), _) => m.gl.accounts.get(code).or_else(|| {
                 problems.push(Problem::new(
                     "unmapped-gl-account",
                     format!("lines[{i}].gl_account"),
-                    format!("GL code `{code}` has no revenue account in {file}"),
+                    format!("GL code `{code}` has no {what} account in {file}"),
                     format!(
-                        "add [gl.accounts.\"{code}\"] with account = \"7...\" and label to {file}"
+                        "add [gl.accounts.\"{code}\"] with account = \"{class}...\" and label to {file}"
                     ),
                 ));
                 None
@@ -243,9 +315,9 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 problems.push(Problem::new(
                     "unmapped-product-code",
                     format!("lines[{i}].product_code"),
-                    format!("product code `{code}` has no revenue account in {file}"),
+                    format!("product code `{code}` has no {what} account in {file}"),
                     format!(
-                        "add [gl.products.\"{code}\"] with account = \"7...\" and label to {file}"
+                        "add [gl.products.\"{code}\"] with account = \"{class}...\" and label to {file}"
                     ),
                 ));
                 None
@@ -255,7 +327,10 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                     "missing-gl-code",
                     format!("lines[{i}].gl_account"),
                     "the line has neither gl_account nor product_code",
-                    "set the line's GL account or product in the invoicing application",
+                    match side {
+                        Side::Sales => "set the line's GL account or product in the invoicing application".to_owned(),
+                        Side::Purchases => format!("give the supplier its usual account: gl = \"...\" in [suppliers.accounts] of {file}"),
+                    },
                 ));
                 None
             }
@@ -343,10 +418,10 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             ));
             continue;
         };
-        let label = t
-            .label
-            .clone()
-            .unwrap_or_else(|| format!("TVA collectée {} %", t.rate.normalize()));
+        let label = t.label.clone().unwrap_or_else(|| match side {
+            Side::Sales => format!("TVA collectée {} %", t.rate.normalize()),
+            Side::Purchases => format!("TVA déductible {} %", t.rate.normalize()),
+        });
         match tax_lines.iter_mut().find(|(a, _, _)| a == account) {
             Some((_, _, sum)) => match sum.checked_add(b.amount) {
                 Some(v) => *sum = v,
@@ -364,7 +439,9 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
     let Some(customer) = customer else {
         return Err(problems);
     };
-    let invoice = doc.kind == DocKind::Invoice;
+    // Sales: an invoice debits its customer; purchases: an invoice credits its supplier. A
+    // credit note the other way round.
+    let invoice = (doc.kind == DocKind::Invoice) == (side == Side::Sales);
     let mut lines = Vec::with_capacity(1 + revenue.len() + tax_lines.len());
     let collective = customer
         .collective_account
@@ -384,7 +461,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
             customer
                 .label
                 .clone()
-                .unwrap_or_else(|| doc.buyer.name.clone()),
+                .unwrap_or_else(|| party.name.to_owned()),
         );
     }
     for ((account, _), label, net) in &revenue {
@@ -403,7 +480,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
     let entry = JournalEntry {
         journal_code: m.journal.code.clone(),
         journal_label: m.journal.label.clone(),
-        label: format!("{} {}", doc.number, doc.buyer.name),
+        label: format!("{} {}", doc.number, party.name),
         lines,
     };
     Ok(MappedDocument {
@@ -416,9 +493,13 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
 /// Codes a document uses that the mapping lacks: `(table, code)` pairs, for `facto mappings check`.
 pub fn unmapped_codes(doc: &Document, m: &Mapping) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if let Some(id) = doc.buyer.customer_id.as_deref() {
+    if let Some(id) = Party::of(doc, m.journal.side).id {
         if m.customers.account(id).is_none() {
-            out.push(("customers.accounts", id.to_owned()));
+            let table = match m.journal.side {
+                Side::Sales => "customers.accounts",
+                Side::Purchases => "suppliers.accounts",
+            };
+            out.push((table, id.to_owned()));
         }
     }
     for l in &doc.lines {

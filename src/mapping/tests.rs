@@ -366,3 +366,89 @@ fn keys_no_target_declares_are_refused_in_serdes_words_and_declared_ones_carried
         assert_eq!(l.key("xero_account_code"), Some(l.account.as_str()));
     }
 }
+
+/// A purchases mapping: suppliers by SIREN in `[suppliers]` (never `[customers]`), a supplier's
+/// `gl` naming a `[gl.accounts]` code; a sales mapping takes no `[suppliers]`. Each error names
+/// the line and the fix.
+#[test]
+fn a_purchases_mapping_keeps_its_suppliers_apart() {
+    let purchases = "[journal]\ncode = \"HA\"\nlabel = \"Achats\"\nside = \"purchases\"\n\n[suppliers]\ncollective_account = \"401000\"\n\n[suppliers.accounts.\"732829320\"]\naux = \"FIMPRIM\"\ngl = \"IMPRESSION\"\n\n[gl.accounts.IMPRESSION]\naccount = \"623600\"\nlabel = \"Imprimés\"\n";
+    let m = mapping_from(purchases).unwrap();
+    assert_eq!(m.journal.side, Side::Purchases);
+    assert_eq!(m.customers.collective_account, "401000");
+
+    let e = mapping_from(&purchases.replace("gl = \"IMPRESSION\"", "gl = \"NOPE\"")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("gl `NOPE` is not a code of [gl.accounts]"),
+        "{e}"
+    );
+    let e = mapping_from(
+        &purchases
+            .replace("[suppliers]\ncollective_account = \"401000\"\n", "")
+            .replace(
+                "[suppliers.accounts.\"732829320\"]\naux = \"FIMPRIM\"\ngl = \"IMPRESSION\"\n",
+                "",
+            ),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("missing table [suppliers]"), "{e}");
+    let sales = purchases.replace("side = \"purchases\"\n", "");
+    let e = mapping_from(&sales).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("[suppliers] does not belong in a sales mapping"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(5), "the line of [suppliers]: {e}");
+}
+
+/// A received invoice through the purchase mapping: the supplier credited with the gross (its
+/// auxiliary account, its name), the expense and the deductible VAT debited; a credit note the
+/// other way round; an unknown supplier held with the table to add it to.
+#[test]
+fn a_supplier_invoice_credits_its_supplier() {
+    let text = "[journal]\ncode = \"HA\"\nlabel = \"Achats\"\nside = \"purchases\"\n\n[suppliers]\ncollective_account = \"401000\"\ncollective_label = \"Fournisseurs\"\n\n[suppliers.accounts.\"100000009\"]\naux = \"FVEND\"\ngl = \"ACHATS\"\n\n[gl.accounts.ACHATS]\naccount = \"604000\"\nlabel = \"Achats\"\n\n[tax.TVA20]\nrate = \"20\"\ncategory = \"S\"\naccount = \"445660\"\n\n[tax.TVA55]\nrate = \"5.5\"\ncategory = \"S\"\naccount = \"445660\"\n";
+    let m = mapping_from(text).unwrap();
+    let mut doc = worked_invoice();
+    doc.seller.siren = Some("100000009".into());
+    doc.seller.name = "Le Vendeur".into();
+    for l in &mut doc.lines {
+        l.gl_account = None;
+        l.product_code = None;
+    }
+    let md = map_document(&doc, &m).unwrap();
+    let l = &md.entry.lines;
+    assert_eq!(
+        (l[0].account.as_str(), l[0].aux.as_deref()),
+        ("401000", Some("FVEND"))
+    );
+    assert_eq!((l[0].debit, l[0].credit), (Decimal::ZERO, doc.totals.gross));
+    assert_eq!(l[1].account, "604000");
+    assert_eq!(l[1].debit, doc.totals.net);
+    assert_eq!(
+        (l[2].account.as_str(), l[2].debit),
+        ("445660", doc.totals.tax)
+    );
+    assert_eq!(md.entry.label, "F2024-0001 Le Vendeur");
+    assert_eq!(
+        md.entry.lines.last().unwrap().account_label,
+        "TVA déductible 20 %"
+    );
+
+    doc.kind = crate::model::DocKind::CreditNote;
+    let md = map_document(&doc, &m).unwrap();
+    assert_eq!(
+        md.entry.lines[0].debit, doc.totals.gross,
+        "a credit note debits the supplier"
+    );
+
+    doc.seller.siren = Some("443061841".into());
+    let problems = map_document(&doc, &m).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.code == "unmapped-supplier"
+            && p.field == "seller.siren"
+            && p.fix.contains("[suppliers.accounts.\"443061841\"]")),
+        "{problems:?}"
+    );
+}

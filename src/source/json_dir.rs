@@ -5,6 +5,7 @@
 //! which of their documents are new, changed or already delivered.
 
 mod config;
+mod einvoice;
 
 pub use config::JsonDirConfig;
 
@@ -281,7 +282,12 @@ fn reader(
         tx,
     };
     for name in names {
-        if !read_file(&dir, &name, &mut out, whole_max) {
+        let read = if einvoice::is_einvoice(&name) {
+            einvoice::read_file(&dir, &name, &mut out)
+        } else {
+            read_file(&dir, &name, &mut out, whole_max)
+        };
+        if !read {
             return; // The pull was abandoned.
         }
     }
@@ -295,21 +301,27 @@ fn reader(
     }
 }
 
+/// A file held whole (`file:<origin>`): none of its documents goes out, and it is read again
+/// once it changes.
+fn whole_file(origin: &str, message: String) -> Item {
+    Item::Bad {
+        id: format!("file:{origin}"),
+        number: None,
+        error: DocParseError {
+            origin: origin.to_owned(),
+            doc: "(whole file)".into(),
+            path: "(file)".into(),
+            message,
+        },
+    }
+}
+
 /// Reads one file into pages. False when the pull was abandoned.
 fn read_file(dir: &Path, name: &str, out: &mut Pager, whole_max: u64) -> bool {
     let path = dir.join(name);
     let origin = path.display().to_string();
     let file_id = format!("file:{origin}");
-    let bad = |detail: String| Item::Bad {
-        id: file_id.clone(),
-        number: None,
-        error: DocParseError {
-            origin: origin.clone(),
-            doc: "(whole file)".into(),
-            path: "(file)".into(),
-            message: detail,
-        },
-    };
+    let bad = |detail: String| whole_file(&origin, detail);
     let cannot_read = |e: &dyn std::fmt::Display| bad(format!("cannot read the file: {e}"));
     let input = match Input::open(&path, whole_max) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -380,7 +392,21 @@ impl JsonDirSource {
         page_size: usize,
         cursor: Option<&serde_json::Value>,
     ) -> Result<Self, SourceError> {
-        Self::open_with(dir, page_size, cursor, READ_WHOLE_MAX)
+        Self::open_with(dir, page_size, cursor, READ_WHOLE_MAX, false)
+    }
+
+    /// [`JsonDirSource::open`] for a connector that also reads e-invoice files (`.xml`,
+    /// `.pdf`; `einvoices = true`).
+    ///
+    /// # Errors
+    ///
+    /// The folder cannot be listed.
+    pub fn open_with_einvoices(
+        dir: &Path,
+        page_size: usize,
+        cursor: Option<&serde_json::Value>,
+    ) -> Result<Self, SourceError> {
+        Self::open_with(dir, page_size, cursor, READ_WHOLE_MAX, true)
     }
 
     /// [`JsonDirSource::open`], files above `whole_max` bytes streamed from disk.
@@ -389,6 +415,7 @@ impl JsonDirSource {
         page_size: usize,
         cursor: Option<&serde_json::Value>,
         whole_max: u64,
+        einvoices: bool,
     ) -> Result<Self, SourceError> {
         let folder_err = |e: std::io::Error| SourceError::Folder {
             path: dir.display().to_string(),
@@ -402,7 +429,8 @@ impl JsonDirSource {
         for entry in std::fs::read_dir(dir).map_err(folder_err)? {
             let entry = entry.map_err(folder_err)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(".json") || name.starts_with('.') {
+            let wanted = name.ends_with(".json") || (einvoices && einvoice::is_einvoice(&name));
+            if !wanted || name.starts_with('.') {
                 continue;
             }
             let meta = entry.metadata().map_err(folder_err)?;
@@ -547,7 +575,7 @@ mod tests {
 
     /// Reads `dir` in pages of `size`, files above `whole_max` bytes streamed: each page's items.
     fn pages(dir: &Path, size: usize, whole_max: u64) -> Vec<Vec<Item>> {
-        let mut s = JsonDirSource::open_with(dir, size, None, whole_max).unwrap();
+        let mut s = JsonDirSource::open_with(dir, size, None, whole_max, false).unwrap();
         let mut out = Vec::new();
         while let Some(p) = s.next_page().unwrap() {
             out.push(p.items);
@@ -595,7 +623,7 @@ mod tests {
         );
         std::fs::write(dir.path().join("f.json"), text).unwrap();
         let summary = |whole_max| {
-            let mut s = JsonDirSource::open_with(dir.path(), 10, None, whole_max).unwrap();
+            let mut s = JsonDirSource::open_with(dir.path(), 10, None, whole_max, false).unwrap();
             let mut items = Vec::new();
             let mut unknown = Vec::new();
             while let Some(p) = s.next_page().unwrap() {

@@ -14,7 +14,7 @@ use crate::checks::prepare;
 use crate::config::Job;
 use crate::format::{self, Layout};
 use crate::ledger::{AuditEvent, ChangeNote, Ledger, Record, RecordKey, State};
-use crate::mapping::{MappedDocument, Mapping};
+use crate::mapping::{MappedDocument, Mapping, Side};
 use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
 use crate::report::{ProblemLine, RunReport};
@@ -24,11 +24,20 @@ fn new_record(key: RecordKey, existing: Option<Record>, now: chrono::DateTime<Ut
     existing.unwrap_or_else(|| Record::new(key, now))
 }
 
-fn fill_from_doc(r: &mut Record, doc: &Document, origin: &str, hash: &str) {
+/// The record's copy of the document's identity; its customer is the counterparty of the
+/// mapping's side (the supplier of a purchase).
+fn fill_from_doc(r: &mut Record, doc: &Document, side: Side, origin: &str, hash: &str) {
     r.number.clone_from(&doc.number);
     r.kind = doc.kind.as_str().to_owned();
-    r.customer_id = doc.customer_id().to_owned();
-    r.customer_name.clone_from(&doc.buyer.name);
+    let (id, name) = match side {
+        Side::Sales => (doc.customer_id(), doc.buyer.name.as_str()),
+        Side::Purchases => {
+            let (id, name) = crate::mapping::counterparty(doc, side);
+            (id.unwrap_or_default(), name)
+        }
+    };
+    id.clone_into(&mut r.customer_id);
+    name.clone_into(&mut r.customer_name);
     r.issue_date = Some(doc.issue_date);
     r.gross = Some(doc.totals.gross);
     r.origin = origin.to_owned();
@@ -472,7 +481,7 @@ impl JobRun<'_> {
                 continue;
             }
             let mut r = Record::new(self.key(t, &doc.id), now);
-            fill_from_doc(&mut r, doc, origin, hash);
+            fill_from_doc(&mut r, doc, self.mapping.journal.side, origin, hash);
             r.problems = vec![problem.clone()];
             self.tallies[ti].held += 1;
             self.tallies[ti].copies += 1;
@@ -496,7 +505,7 @@ impl JobRun<'_> {
     ) {
         let result = prepared.get_or_insert_with(|| prepare(doc, self.mapping).map(Arc::new));
         let as_read = held_as_read(&rec, origin, hash);
-        fill_from_doc(&mut rec, doc, origin, hash);
+        fill_from_doc(&mut rec, doc, self.mapping.journal.side, origin, hash);
         // What this target's layout cannot hold (an account wider than its field) holds the
         // document back for this target only.
         let layout_problems = match (&*result, &self.layouts[ti]) {
@@ -569,7 +578,7 @@ impl JobRun<'_> {
             self.lines.extend(problem_lines(target, &rec, "held"));
             return;
         }
-        fill_from_doc(&mut rec, doc, origin, hash);
+        fill_from_doc(&mut rec, doc, self.mapping.journal.side, origin, hash);
         rec.hold(problems, serde_json::to_value(doc).ok(), &self.run_id, now);
         self.lines.extend(problem_lines(target, &rec, "held"));
         pending[ti].others.push(rec);

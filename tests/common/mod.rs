@@ -225,6 +225,34 @@ pub fn tcd_rules() -> Option<PathBuf> {
     None
 }
 
+/// Both FEC checkers pass `fec`: the TCD rules of `../shared/tools` and django-accounting-fr's
+/// `check_fec` (each skipped, and failing under CI=true, when absent).
+pub fn fec_checkers_pass(fec: &Path) {
+    if let Some(tcd) = tcd_rules() {
+        let out = Command::new("python3").arg(&tcd).arg(fec).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("E=0 A=0 V=0"),
+            "{text}"
+        );
+    }
+    if let Some(py) = fec_python() {
+        let script = "import pathlib,sys\nfrom accounting_fr.fec_check import check_fec\np=pathlib.Path(sys.argv[1]);r=check_fec(p.read_bytes(),p.name)\nprint(r.ok,r.stats,r.errors,r.warnings)\nsys.exit(0 if r.ok and not r.errors else 1)\n";
+        let out = Command::new(py)
+            .arg("-c")
+            .arg(script)
+            .arg(fec)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// An official schema under `../shared/reference/xsd` with xmllint to apply it, or `None` (a
 /// failure under CI=true, where `.ci/run` installs xmllint and `../shared` is present).
 pub fn xsd(rel: &str) -> Option<PathBuf> {

@@ -227,6 +227,33 @@ pub(crate) fn need(v: Option<String>, what: &'static str) -> Result<String, Read
     v.ok_or(ReadError::Missing(what))
 }
 
+/// A received e-invoice as a document whose id is its seller and number
+/// (`<seller SIREN, else VAT id, else name>:<number>`): the same invoice received twice, from a
+/// folder or from the PA, is one document.
+///
+/// # Errors
+///
+/// As [`read`].
+pub fn read_received(bytes: &[u8], updated_at: &str, origin: &str) -> Result<Document, ReadError> {
+    let mut v = to_json(
+        bytes,
+        &Received {
+            id: "",
+            updated_at,
+            origin,
+        },
+    )?;
+    let seller = &v["seller"];
+    let who = ["siren", "vat_id", "name"]
+        .iter()
+        .find_map(|k| seller[k].as_str().filter(|s| !s.trim().is_empty()))
+        .unwrap_or("unknown seller")
+        .to_owned();
+    let number = v["number"].as_str().unwrap_or_default().to_owned();
+    v["id"] = Value::String(format!("{who}:{number}"));
+    crate::model::parse_document(v, origin, 0).map_err(|e| ReadError::Document(e.to_string()))
+}
+
 /// `20260115` (format 102) or `2026-01-15` as `2026-01-15`; anything else as it is, for the
 /// document parser to name.
 pub(crate) fn date(s: Option<String>) -> Value {

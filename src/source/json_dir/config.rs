@@ -20,6 +20,10 @@ pub struct JsonDirConfig {
     /// an attachment path never leaves `path` or this folder.
     #[serde(default)]
     pub attachments_dir: Option<PathBuf>,
+    /// Also read e-invoices: `.xml` (CII or UBL) and `.pdf` (Factur-X) files, as supplier
+    /// invoices arrive from a PA's portal or by mail. Default false.
+    #[serde(default)]
+    pub einvoices: bool,
 }
 
 fn default_page() -> usize {
