@@ -304,13 +304,14 @@ impl Config {
                     path,
                     job_line,
                     format!(
-                        "job `{}`: connector `{}` is not a source (json-dir or http)",
+                        "job `{}`: connector `{}` is not a source (json-dir, http, or afnor-pa for the supplier invoices a PA received)",
                         rj.name, rj.source
                     ),
                 ));
             }
             for t in &rj.targets {
-                if connectors[t].is_source() {
+                // A PA is both: the target of sales, the source of supplier invoices.
+                if connectors[t].is_source() && !matches!(connectors[t], Connector::AfnorPa(_)) {
                     return Err(ConfigError::at(
                         path,
                         job_line,

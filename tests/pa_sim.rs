@@ -122,6 +122,8 @@ pub struct State {
     pub webhooks: crate::pa_sim_webhook::Webhooks,
     /// The lifecycle statuses (CDAR flows) facto posted.
     pub posted: Vec<crate::pa_sim_cdar::Posted>,
+    /// The supplier invoices the PA received for the company.
+    pub inbox: Vec<crate::pa_sim_inbox::Incoming>,
 }
 
 /// The running simulator.
@@ -368,6 +370,12 @@ impl State {
         if lifecycle {
             return self.search_lifecycle(&body);
         }
+        if filters["flowType"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "SupplierInvoice"))
+        {
+            return self.search_inbox(&body);
+        }
         let Some(tracking) = filters["trackingId"].as_str() else {
             return self.search_out(&body);
         };
@@ -570,6 +578,11 @@ impl Answer for State {
                     .url
                     .query_pairs()
                     .any(|(k, v)| k == "docType" && v == "Original");
+                if original {
+                    if let Some(answer) = self.incoming_file(id) {
+                        return answer;
+                    }
+                }
                 match self.lc.iter().find(|f| f.id == id) {
                     Some(f) if original => {
                         *self.downloads.entry(id.to_owned()).or_insert(0) += 1;

@@ -20,7 +20,7 @@ fn project() -> Project {
 }
 
 /// The lines of the FEC file: (journal, account, aux, debit, credit, piece).
-fn fec_lines(p: &Project) -> (std::path::PathBuf, Vec<[String; 6]>) {
+pub fn fec_lines(p: &Project) -> (std::path::PathBuf, Vec<[String; 6]>) {
     // One batch folder, one FEC file in it.
     let dir = p.path("out/achats");
     let file = std::fs::read_dir(&dir)
@@ -58,7 +58,7 @@ fn fec_lines(p: &Project) -> (std::path::PathBuf, Vec<[String; 6]>) {
     (file, rows)
 }
 
-fn row(j: &str, a: &str, x: &str, d: &str, c: &str, n: &str) -> [String; 6] {
+pub fn row(j: &str, a: &str, x: &str, d: &str, c: &str, n: &str) -> [String; 6] {
     [j, a, x, d, c, n].map(str::to_owned)
 }
 

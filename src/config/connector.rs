@@ -35,9 +35,12 @@ pub enum Connector {
 }
 
 impl Connector {
-    /// True for connectors that can be a job's source.
+    /// True for connectors that can be a job's source (a PA: the supplier invoices it received).
     pub fn is_source(&self) -> bool {
-        matches!(self, Connector::JsonDir(_) | Connector::Http(_))
+        matches!(
+            self,
+            Connector::JsonDir(_) | Connector::Http(_) | Connector::AfnorPa(_)
+        )
     }
 
     /// Its kind as reports name it (`journal-file/fec`, `chorus-pro`, `xero`, …).
@@ -84,6 +87,9 @@ impl Config {
             Some(Connector::Http(c)) => {
                 Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
             }
+            Some(Connector::AfnorPa(c)) => Ok(Source::Paged(Box::new(
+                crate::targets::pa::inbox::PaInbox::open(name, c, cursor, 100)?,
+            ))),
             _ => Err(SourceError::Config(format!(
                 "connector `{name}` is not a source"
             ))),

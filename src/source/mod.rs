@@ -73,12 +73,27 @@ pub enum SourceError {
     Config(String),
 }
 
+/// A source another module implements (the PA's received invoices: `targets::pa::inbox`), as
+/// the pipeline pulls it.
+pub trait Paged: Send {
+    /// The next page, or `None` when the pull is complete.
+    fn next_page(
+        &mut self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<Page>, SourceError>> + Send + '_>,
+    >;
+    /// The cursor to save, kept before the documents read from `origins`.
+    fn cursor_before(&self, origins: &std::collections::BTreeSet<String>) -> serde_json::Value;
+}
+
 /// A source opened for one pull.
 pub enum Source {
     /// JSON files in a folder.
     JsonDir(json_dir::JsonDirSource),
     /// A paged HTTP API.
     Http(Box<http::HttpSource>),
+    /// Another kind ([`Paged`]).
+    Paged(Box<dyn Paged>),
 }
 
 impl Source {
@@ -91,6 +106,7 @@ impl Source {
         match self {
             Source::JsonDir(s) => s.next_page(),
             Source::Http(s) => s.next_page().await,
+            Source::Paged(s) => s.next_page().await,
         }
     }
 
@@ -99,7 +115,7 @@ impl Source {
     pub fn unread_origins(&self) -> std::collections::BTreeSet<String> {
         match self {
             Source::JsonDir(s) => s.unread_origins().clone(),
-            Source::Http(_) => std::collections::BTreeSet::new(),
+            Source::Http(_) | Source::Paged(_) => std::collections::BTreeSet::new(),
         }
     }
 
@@ -110,6 +126,7 @@ impl Source {
         match self {
             Source::JsonDir(s) => s.cursor_before(origins),
             Source::Http(s) => s.cursor_before(origins),
+            Source::Paged(s) => s.cursor_before(origins),
         }
     }
 }

@@ -85,6 +85,25 @@ impl Feed {
         })
     }
 
+    /// A feed whose position is `position` (a source's cursor, [`Feed::position`]) rather
+    /// than a ledger value.
+    pub fn at(position: Option<&Value>, filter: Value, overlap_secs: i64) -> Feed {
+        Feed {
+            key: String::new(),
+            filter,
+            overlap_secs,
+            pos: position
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+            end: None,
+        }
+    }
+
+    /// The position, as a source's cursor keeps it.
+    pub fn position(&self) -> Value {
+        json!(self.pos)
+    }
+
     /// Reads nothing changed before `t`, when the caller knows no flow it waits for is older:
     /// a first run does not page through the account's whole history, nor a run after a long
     /// time without reading. No effect on a position past `t`.

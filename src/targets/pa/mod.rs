@@ -23,6 +23,7 @@ pub mod config;
 pub mod directory;
 mod facturx;
 pub mod feed;
+pub mod inbox;
 pub mod lifecycle;
 mod routing;
 pub mod webhook;
