@@ -411,7 +411,10 @@ fn row(
         doc_id: doc.id.clone(),
         number: doc.number.clone(),
         date: Some(doc.issue_date),
-        customer: doc.buyer.name.clone(),
+        // The counterparty: the supplier of a received invoice.
+        customer: crate::mapping::counterparty(doc, mapping.journal.side)
+            .1
+            .to_owned(),
         gross: Some(doc.totals.gross),
         status,
         detail,

@@ -167,3 +167,21 @@ fn a_purchases_mapping_lists_suppliers_not_customers() {
         "{err}"
     );
 }
+
+/// `preview` and `mappings check` speak of the suppliers of a purchases job, not the company.
+#[test]
+fn preview_and_mappings_check_name_the_suppliers() {
+    let p = project();
+    let out = p.run(&["preview", "--job", "achats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Imprimerie Rapide SARL") && text.contains("Bureau Plus SA"),
+        "{text}"
+    );
+    assert!(!text.contains("Atelier Demo SAS"), "{text}");
+    let out = p.run(&["mappings", "check", "--job", "achats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 suppliers (job achats)"), "{text}");
+}

@@ -20,6 +20,9 @@ struct MappingsCheck {
 #[derive(Serialize)]
 struct JobCheck {
     customers: usize,
+    /// What the parties are (`customers`, or `suppliers` in a purchases mapping), for the text.
+    #[serde(skip)]
+    parties: &'static str,
     documents_scanned: u64,
     gl_accounts: usize,
     gl_products: usize,
@@ -45,12 +48,13 @@ impl MappingsCheck {
         for r in &self.jobs {
             let _ = writeln!(
                 s,
-                "{}: valid — {} GL accounts, {} products, {} tax codes, {} customers (job {})",
+                "{}: valid — {} GL accounts, {} products, {} tax codes, {} {} (job {})",
                 r.mapping.display(),
                 r.gl_accounts,
                 r.gl_products,
                 r.tax_codes,
                 r.customers,
+                r.parties,
                 r.job
             );
             if !r.unreadable.is_empty() {
@@ -118,6 +122,7 @@ pub(super) async fn mappings_check(cx: &mut Context<'_>, job: Option<&str>) -> R
         any_gap |= !scan.gaps.is_empty() || !scan.unreadable.is_empty();
         report.jobs.push(JobCheck {
             customers: m.customers.accounts.len(),
+            parties: m.journal.side.parties(),
             documents_scanned: scan.documents,
             gl_accounts: m.gl.accounts.len(),
             gl_products: m.gl.products.len(),
@@ -149,6 +154,7 @@ mod tests {
         let report = MappingsCheck {
             jobs: vec![JobCheck {
                 customers: 1,
+                parties: "customers",
                 documents_scanned: 3,
                 gl_accounts: 4,
                 gl_products: 5,
