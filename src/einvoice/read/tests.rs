@@ -165,3 +165,34 @@ fn foreign_or_hostile_files_are_errors_not_panics() {
         ReadError::Missing("amount due, BT-115 (cbc:PayableAmount)")
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// No received file makes the reader panic: a valid CII or UBL of the demo, cut anywhere
+    /// or with bytes overwritten anywhere, reads or is refused with a reason.
+    #[test]
+    fn a_mangled_file_is_refused_never_a_panic(
+        doc in 0usize..40,
+        ubl in proptest::prelude::any::<bool>(),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+            0..8,
+        ),
+    ) {
+        let docs = demo();
+        let md = &docs[doc % docs.len()];
+        let profile = Profile::FrenchCore { default_notes: true };
+        let v = InvoiceView::new(md).with_profile(profile);
+        let syntax = if ubl { Syntax::Ubl } else { Syntax::Cii };
+        let mut bytes = syntax.render(&v);
+        for (at, b) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        if let Err(e) = read(&bytes, &received()) {
+            proptest::prop_assert!(!e.to_string().is_empty());
+        }
+    }
+}
