@@ -161,8 +161,13 @@ impl<'a> Party<'a> {
     fn of(doc: &'a Document, side: Side) -> Party<'a> {
         let present = |s: &'a Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty());
         match side {
+            // As before purchases existed: the id as written, unless blank.
             Side::Sales => Party {
-                id: present(&doc.buyer.customer_id),
+                id: doc
+                    .buyer
+                    .customer_id
+                    .as_deref()
+                    .filter(|s| !s.trim().is_empty()),
                 name: &doc.buyer.name,
                 word: "customer",
                 field: "buyer.customer_id",

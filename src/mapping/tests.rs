@@ -452,3 +452,17 @@ fn a_supplier_invoice_credits_its_supplier() {
         "{problems:?}"
     );
 }
+
+/// A sale's customer id is looked up as written: purchases trim the seller's ids, but the
+/// sales side kept its rule (a padded id is not the listed one).
+#[test]
+fn a_sale_s_customer_id_is_looked_up_as_written() {
+    let m = mapping();
+    let mut doc = worked_invoice();
+    doc.buyer.customer_id = Some(" C001 ".into());
+    let problems = map_document(&doc, &m).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.code == "unmapped-customer"),
+        "{problems:?}"
+    );
+}
