@@ -310,8 +310,7 @@ impl Config {
                 ));
             }
             for t in &rj.targets {
-                // A PA is both: the target of sales, the source of supplier invoices.
-                if connectors[t].is_source() && !matches!(connectors[t], Connector::AfnorPa(_)) {
+                if !connectors[t].is_target() {
                     return Err(ConfigError::at(
                         path,
                         job_line,

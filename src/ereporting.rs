@@ -258,8 +258,7 @@ impl Report {
         let docs = held
             .into_iter()
             .filter(|r| r.problems.iter().any(|p| p.code == route::E_REPORTING))
-            .filter_map(|r| r.held_document)
-            .filter_map(|v| serde_json::from_value::<Document>(v).ok());
+            .filter_map(|mut r| r.take_held_doc());
         Report::of(target, from, to, docs)
     }
 

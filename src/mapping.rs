@@ -85,6 +85,14 @@ impl Side {
             Side::Purchases => "suppliers",
         }
     }
+
+    /// The usual collective account of the counterparties, as the messages suggest it.
+    fn collective_example(self) -> &'static str {
+        match self {
+            Side::Sales => "411000",
+            Side::Purchases => "401000",
+        }
+    }
 }
 
 /// How an entry's revenue lines are grouped.
@@ -424,10 +432,7 @@ impl Mapping {
                 format!(
                     "missing table [{}] (with collective_account = \"{}\")",
                     side.parties(),
-                    match side {
-                        Side::Sales => "411000",
-                        Side::Purchases => "401000",
-                    }
+                    side.collective_example()
                 ),
             ));
         };
@@ -466,10 +471,7 @@ impl Mapping {
                 format!(
                     "[{t}] collective_account `{}` is not an account number (three digits first, e.g. {})",
                     self.customers.collective_account,
-                    match self.journal.side {
-                        Side::Sales => "411000",
-                        Side::Purchases => "401000",
-                    }
+                    self.journal.side.collective_example()
                 ),
             ));
         }

@@ -330,24 +330,22 @@ pub async fn run_job(
                 target: Some(t.clone()),
                 state: Some(State::Held),
             })?;
-            for r in held {
+            for mut r in held {
                 if r.updated_at >= started
                     || jr.held_now.contains(&r.key.doc_id)
                     || !seen.insert(r.key.doc_id.clone())
                 {
                     continue;
                 }
-                if let Some(v) = r.held_document {
-                    if let Ok(doc) = serde_json::from_value::<Document>(v) {
-                        // The copy is the document as read under that hash: an unchanged one
-                        // is not rewritten.
-                        let hash = Some(r.source_hash).filter(|h| !h.is_empty());
-                        docs.push(Item::Doc {
-                            doc: Box::new(doc),
-                            origin: r.origin.clone(),
-                            hash,
-                        });
-                    }
+                if let Some(doc) = r.take_held_doc() {
+                    // The copy is the document as read under that hash: an unchanged one is
+                    // not rewritten.
+                    let hash = Some(r.source_hash).filter(|h| !h.is_empty());
+                    docs.push(Item::Doc {
+                        doc: Box::new(doc),
+                        origin: r.origin,
+                        hash,
+                    });
                 }
             }
         }

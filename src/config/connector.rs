@@ -43,6 +43,12 @@ impl Connector {
         )
     }
 
+    /// True for connectors that can be a job's target: all but the folder and HTTP sources
+    /// (a PA is both: the target of sales, the source of supplier invoices).
+    pub fn is_target(&self) -> bool {
+        !matches!(self, Connector::JsonDir(_) | Connector::Http(_))
+    }
+
     /// Its kind as reports name it (`journal-file/fec`, `chorus-pro`, `xero`, …).
     pub fn kind(&self) -> String {
         match self {
@@ -73,17 +79,12 @@ impl Config {
         cursor: Option<&serde_json::Value>,
     ) -> Result<Source, SourceError> {
         match self.connectors.get(name) {
-            Some(Connector::JsonDir(c)) => {
-                let open = match c.einvoices {
-                    true => json_dir::JsonDirSource::open_with_einvoices,
-                    false => json_dir::JsonDirSource::open,
-                };
-                Ok(Source::JsonDir(open(
-                    &self.resolve(&c.path),
-                    c.page_size,
-                    cursor,
-                )?))
-            }
+            Some(Connector::JsonDir(c)) => Ok(Source::JsonDir(json_dir::JsonDirSource::open(
+                &self.resolve(&c.path),
+                c.page_size,
+                cursor,
+                c.einvoices,
+            )?)),
             Some(Connector::Http(c)) => {
                 Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
             }

@@ -134,11 +134,8 @@ pub(super) fn held_documents(cfg: &Config, ledger: &dyn Ledger, mapping: &str) -
         }) else {
             continue;
         };
-        for r in held {
-            if let Some(d) = r
-                .held_document
-                .and_then(|v| serde_json::from_value::<Document>(v).ok())
-            {
+        for mut r in held {
+            if let Some(d) = r.take_held_doc() {
                 if seen.insert(d.id.clone()) {
                     docs.push(d);
                 }

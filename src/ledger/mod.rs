@@ -289,6 +289,11 @@ impl Record {
         self.held_document = held_doc;
     }
 
+    /// The document a held record keeps (taken out of it), when it still reads as one.
+    pub fn take_held_doc(&mut self) -> Option<crate::model::Document> {
+        serde_json::from_value(self.held_document.take()?).ok()
+    }
+
     /// Moves the record to `state`, stamping the time and noting why.
     pub fn transition(&mut self, state: State, note: impl Into<String>, now: DateTime<Utc>) {
         self.state = state;

@@ -316,7 +316,7 @@ pub fn map_document(doc: &Document, m: &Mapping) -> Result<MappedDocument, Vec<P
                 ));
                 None
             }),
-            (None, Some(code)) => m.gl.products.get(code).or_else(|| {
+            (None, Some(code)) => product.or_else(|| {
                 problems.push(Problem::new(
                     "unmapped-product-code",
                     format!("lines[{i}].product_code"),

@@ -382,7 +382,8 @@ fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
 }
 
 impl JsonDirSource {
-    /// Lists the folder and keeps the files that changed since `cursor`.
+    /// Lists the folder and keeps the files that changed since `cursor`: `.json` files, and
+    /// with `einvoices` also `.xml` and `.pdf` e-invoices.
     ///
     /// # Errors
     ///
@@ -391,22 +392,9 @@ impl JsonDirSource {
         dir: &Path,
         page_size: usize,
         cursor: Option<&serde_json::Value>,
+        einvoices: bool,
     ) -> Result<Self, SourceError> {
-        Self::open_with(dir, page_size, cursor, READ_WHOLE_MAX, false)
-    }
-
-    /// [`JsonDirSource::open`] for a connector that also reads e-invoice files (`.xml`,
-    /// `.pdf`; `einvoices = true`).
-    ///
-    /// # Errors
-    ///
-    /// The folder cannot be listed.
-    pub fn open_with_einvoices(
-        dir: &Path,
-        page_size: usize,
-        cursor: Option<&serde_json::Value>,
-    ) -> Result<Self, SourceError> {
-        Self::open_with(dir, page_size, cursor, READ_WHOLE_MAX, true)
+        Self::open_with(dir, page_size, cursor, READ_WHOLE_MAX, einvoices)
     }
 
     /// [`JsonDirSource::open`], files above `whole_max` bytes streamed from disk.
@@ -542,14 +530,14 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
-        let mut s = JsonDirSource::open(dir.path(), 2, None).unwrap();
+        let mut s = JsonDirSource::open(dir.path(), 2, None, false).unwrap();
         assert_eq!(drain(&mut s).len(), 3);
         let cursor = s.cursor();
-        let mut s = JsonDirSource::open(dir.path(), 2, Some(&cursor)).unwrap();
+        let mut s = JsonDirSource::open(dir.path(), 2, Some(&cursor), false).unwrap();
         assert_eq!(s.pending_files(), 0);
         assert!(drain(&mut s).is_empty());
         std::fs::write(dir.path().join("c.json"), doc("c")).unwrap();
-        let mut s = JsonDirSource::open(dir.path(), 2, Some(&cursor)).unwrap();
+        let mut s = JsonDirSource::open(dir.path(), 2, Some(&cursor), false).unwrap();
         let items = drain(&mut s);
         assert_eq!(items.len(), 1);
         assert!(matches!(&items[0], Item::Doc { doc, .. } if doc.id == "c"));
@@ -559,7 +547,7 @@ mod tests {
     fn invalid_json_becomes_a_held_item_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bad.json"), "{ \"id\": ").unwrap();
-        let mut s = JsonDirSource::open(dir.path(), 10, None).unwrap();
+        let mut s = JsonDirSource::open(dir.path(), 10, None, false).unwrap();
         let items = drain(&mut s);
         match &items[0] {
             Item::Bad { id, error, .. } => {

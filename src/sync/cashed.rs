@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::changes::source_hash;
-use super::process::problem_lines;
+use super::process::{fill_from_doc, problem_lines};
 use super::RunError;
 use crate::checks::prepare;
 use crate::config::{Config, Connector, Job};
@@ -67,8 +67,7 @@ pub(super) async fn emit(
         let Some(Connector::AfnorPa(c)) = cfg.connectors.get(&pa) else {
             continue;
         };
-        let mut c = c.clone();
-        c.chorus_in_job = crate::config::chorus_target(&job.targets, &cfg.connectors).is_some();
+        let c = super::targets::pa_config(cfg, job, c);
         let mut run = match CashedRun::new(&pa, &c, &job.name, dry_run) {
             Ok(r) => r,
             Err(e) => {
@@ -85,12 +84,8 @@ pub(super) async fn emit(
             target: Some(name.clone()),
             state: Some(State::Held),
         })?;
-        for r in held {
-            let Some(doc) = r
-                .held_document
-                .as_ref()
-                .and_then(|v| serde_json::from_value::<Document>(v.clone()).ok())
-            else {
+        for mut r in held {
+            let Some(doc) = r.take_held_doc() else {
                 continue;
             };
             let waiting = r.problems.iter().all(|p| p.code == WAITING);
@@ -106,8 +101,7 @@ pub(super) async fn emit(
                 Ok(p) => p,
                 Err(e) => {
                     let mut r = Record::new(key(job, &name, &doc.id), now);
-                    r.number.clone_from(&doc.number);
-                    r.customer_name.clone_from(&doc.buyer.name);
+                    fill_from_doc(&mut r, &doc, mapping.journal.side, "", "");
                     r.problems = vec![crate::problem::Problem::new(
                         "cashed-payments",
                         "payments",
@@ -135,14 +129,11 @@ pub(super) async fn emit(
                     continue;
                 }
                 let mut rec = existing.unwrap_or_else(|| Record::new(k, now));
-                rec.number.clone_from(&doc.number);
-                rec.kind = doc.kind.as_str().to_owned();
-                rec.customer_id = doc.customer_id().to_owned();
-                rec.customer_name.clone_from(&doc.buyer.name);
+                let origin = format!("payment {} of {}", p.id, doc.id);
+                fill_from_doc(&mut rec, &doc, mapping.journal.side, &origin, &hash);
+                // The payment's own date and amount.
                 rec.issue_date = Some(p.date);
                 rec.gross = Some(p.amount);
-                rec.origin = format!("payment {} of {}", p.id, doc.id);
-                rec.source_hash.clone_from(&hash);
                 run.expect(id, p);
                 items.push((Arc::clone(&md), rec));
             }

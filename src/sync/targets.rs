@@ -5,6 +5,7 @@ use crate::config::{Config, Connector, Job};
 use crate::mapping::Mapping;
 use crate::targets::chorus::ChorusRun;
 use crate::targets::journal_file::JournalRun;
+use crate::targets::pa::config::PaConfig;
 use crate::targets::pa::PaRun;
 use crate::targets::pennylane::PennylaneRun;
 use crate::targets::xero::XeroRun;
@@ -28,6 +29,13 @@ pub fn mapping_file(m: &Mapping) -> String {
         Some(p) => format!("{p}/{file}"),
         None => file,
     }
+}
+
+/// A PA connector as a job runs it: told whether the job also has a Chorus Pro target.
+pub(super) fn pa_config(cfg: &Config, job: &Job, c: &PaConfig) -> PaConfig {
+    let mut c = c.clone();
+    c.chorus_in_job = crate::config::chorus_target(&job.targets, &cfg.connectors).is_some();
+    c
 }
 
 /// The run of an API target of a job (Chorus Pro, Pennylane, Xero), to follow statuses; `None`
@@ -135,9 +143,7 @@ pub(super) fn build_targets(
                         "`{name}` sends to the approved platform (PA) through its API: `facto sync` sends to it"
                     )));
                 }
-                let mut c = c.clone();
-                c.chorus_in_job = crate::config::chorus_target(&job.targets, &cfg.connectors)
-                    .is_some();
+                let c = pa_config(cfg, job, c);
                 PaRun::new(name, &c, opts.dry_run)
                     .map(|r| {
                         r.with_attachments(cfg.attachment_roots(&job.source))

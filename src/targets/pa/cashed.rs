@@ -47,6 +47,9 @@ pub enum CashedError {
     /// No VAT breakdown to split the payments by.
     #[error("the document has no VAT breakdown with a non-zero amount (tax_breakdown): status 212 reports what was collected per VAT rate")]
     NoBreakdown,
+    /// No payment of the document has this id.
+    #[error("the document has no payment `{0}` (payments[].id)")]
+    NoSuchPayment(String),
     /// An amount too large to compute with.
     #[error("an amount of the document's payments or VAT breakdown is too large to compute with")]
     Overflow,
@@ -212,10 +215,7 @@ pub fn split(doc: &Document, id: &str) -> Result<Vec<AtRate>, CashedError> {
         }
         before = upto;
     }
-    Err(CashedError::SameId {
-        index: all.len(),
-        id: format!("{id} (no such payment)"),
-    })
+    Err(CashedError::NoSuchPayment(id.to_owned()))
 }
 
 /// The buyer's electronic address and name, as the 212 addresses it (MDT-57/58/73).

@@ -136,13 +136,12 @@ impl Target for CashedRun {
         rec: &Record,
     ) -> Result<Result<CashedReady, Vec<Problem>>, TargetError> {
         let doc = &md.doc;
-        let Some(paid) = self.payments.get(&rec.key.doc_id).cloned() else {
-            return Ok(Err(vec![problem(
-                "cashed-payment-gone",
-                format!("the payment of {} this status stood for is no longer in the document's payments", doc.number),
-                "nothing is sent for it; if the payment was real, give it back its id in the invoicing application",
-            )]));
-        };
+        // Every record handed to this run comes with its payment ([`CashedRun::expect`]).
+        let paid = self
+            .payments
+            .get(&rec.key.doc_id)
+            .cloned()
+            .ok_or_else(|| TargetError::Config(format!("{}: no payment expected", rec.key)))?;
         let invoice = self.invoice(ledger, &doc.id)?;
         if let Some(why) = invoice.as_ref().and_then(super::lifecycle::final_refusal) {
             return Ok(Err(vec![problem(

@@ -142,7 +142,10 @@ fn a_payment_is_split_per_rate_and_the_parts_add_up_to_the_gross_per_rate() {
         }],
         "a refund is reported negative"
     );
-    assert!(split(&c, "R2").is_err());
+    assert_eq!(
+        split(&c, "R2"),
+        Err(CashedError::NoSuchPayment("R2".into()))
+    );
     c.tax_breakdown.clear();
     assert_eq!(split(&c, "R1"), Err(CashedError::NoBreakdown));
 }
