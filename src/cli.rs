@@ -25,6 +25,7 @@ mod forward;
 mod ledger;
 mod mappings;
 mod output;
+mod respond;
 mod status;
 mod sync;
 
@@ -308,6 +309,22 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
         } => mappings_check(cx, job.as_deref()).await,
         Command::Status { job } => status(cx, job.as_deref()).await,
         Command::Chorus { cmd } => chorus_answer(cx, cmd).await,
+        Command::Respond {
+            doc,
+            status,
+            reason,
+            text,
+            action,
+            job,
+        } => {
+            let response = crate::targets::pa::respond::Response {
+                status: *status,
+                reason: reason.clone(),
+                text: text.clone(),
+                action: action.clone(),
+            };
+            respond::respond(cx, job.as_deref(), doc, response).await
+        }
         Command::Run => {
             let cfg = cx.load()?;
             // Forwarded commands name this file: absolute, whatever the client's folder.

@@ -23,6 +23,7 @@ pub mod model;
 pub mod par;
 pub mod preview;
 pub mod problem;
+pub mod received;
 pub mod report;
 pub mod retry;
 pub mod route;

@@ -33,6 +33,7 @@ use summary::finish_report;
 use targets::build_targets;
 
 pub use changes::{changes_after_delivery, snapshot, source_hash};
+pub(crate) use process::fill_from_doc;
 pub use targets::{api_target, mapping_file, offline_target};
 
 /// How the run behaves.

@@ -31,6 +31,7 @@ mod pa_faults;
 mod pa_inbox;
 mod pa_lifecycle;
 mod pa_official;
+mod pa_respond;
 mod pa_sim;
 mod pa_sim_cdar;
 mod pa_sim_inbox;

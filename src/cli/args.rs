@@ -65,6 +65,29 @@ pub enum Command {
         #[arg(long, requires = "target")]
         ereporting: bool,
     },
+    /// Answer a supplier invoice received through a PA: 204 taken over, 205 approved, 207
+    /// disputed (with a reason), 210 refused (with a reason; final). Sent to the seller through
+    /// the PA, once; recorded in the ledger and the audit log.
+    Respond {
+        /// The received invoice: its document id (`<seller SIREN>:<number>`) or number.
+        doc: String,
+        /// 204, 205, 207 or 210 (or taken-over, approved, disputed, refused).
+        #[arg(value_parser = parse_buyer_status)]
+        status: crate::targets::pa::respond::BuyerStatus,
+        /// Why (207, 210): a reason code of the reform, such as TX_TVA_ERR or DOUBLON.
+        #[arg(long)]
+        reason: Option<String>,
+        /// The reason in words, for the seller.
+        #[arg(long, default_value = "")]
+        text: String,
+        /// What the seller is expected to do (207, 210): NIN a corrective invoice, CNF a full
+        /// credit note, CNP a partial one, NOA nothing...
+        #[arg(long)]
+        action: Option<String>,
+        /// The job that received it, when several did.
+        #[arg(long)]
+        job: Option<String>,
+    },
     /// Write one export batch (journal file) for a period.
     Export(ExportArgs),
     /// Export history: list, show, download, cancel.
@@ -277,6 +300,12 @@ pub enum MappingsCmd {
 }
 
 /// `--journal`: the code also names the export file, so it is checked like the mapping's.
+fn parse_buyer_status(s: &str) -> Result<crate::targets::pa::respond::BuyerStatus, String> {
+    crate::targets::pa::respond::BuyerStatus::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a status the buyer sends: 204 (taken-over), 205 (approved), 207 (disputed) or 210 (refused)")
+    })
+}
+
 fn parse_journal(s: &str) -> Result<String, String> {
     if crate::mapping::code_is_valid(s) {
         Ok(s.to_owned())

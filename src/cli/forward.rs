@@ -80,6 +80,7 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
             | Command::Ledger { .. }
             | Command::Status { .. }
             | Command::Chorus { .. }
+            | Command::Respond { .. }
     ) {
         return None;
     }

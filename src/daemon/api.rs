@@ -76,6 +76,10 @@ pub(super) fn router(server: Arc<Server>, request: Duration) -> Router {
         ));
     let guarded = Router::new()
         .route("/api/cli", post(cli).fallback(not_found))
+        .route(
+            "/api/v1/received/status",
+            post(received_status).fallback(not_found),
+        )
         .merge(bounded)
         .layer(from_fn_with_state(Arc::clone(&server), authorize));
     Router::new()
@@ -345,4 +349,71 @@ async fn cli(
         stdout: base64::engine::general_purpose::STANDARD.encode(out),
     })
     .into_response()
+}
+
+/// A buyer status about a received invoice ([`crate::received::respond`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusRequest {
+    /// The received invoice: its document id or number.
+    doc: String,
+    /// `204`, `205`, `207`, `210` (or `taken-over`, `approved`, `disputed`, `refused`).
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    job: Option<String>,
+}
+
+/// `POST /api/v1/received/status`: sends the company's status about a supplier invoice
+/// received through a PA, once (asked again, answers with the flow already sent: 200,
+/// `"already": true`); audited under the caller that the authorization proved.
+async fn received_status(
+    State(s): Shared,
+    verified: Option<axum::Extension<Verified>>,
+    body: Bytes,
+) -> Response {
+    use crate::received::RespondError;
+    use crate::targets::pa::respond::{BuyerStatus, Response as Answer};
+    let req = match serde_json::from_slice::<StatusRequest>(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"doc\", \"status\", \"reason\"?, \"text\"?, \"action\"?, \"job\"?}}: {e}"),
+            )
+        }
+    };
+    let Some(status) = BuyerStatus::parse(&req.status) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{}` is not a status the buyer sends: 204, 205, 207 or 210",
+                req.status
+            ),
+        );
+    };
+    let cfg = match s.fresh() {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let who = verified.map_or(super::WHO_API, |v| v.0 .0);
+    let answer = Answer {
+        status,
+        reason: req.reason,
+        text: req.text,
+        action: req.action,
+    };
+    match crate::received::respond(&cfg, &s.ledger, req.job.as_deref(), &req.doc, answer, who).await
+    {
+        Ok(done) => Json(done).into_response(),
+        Err(e @ RespondError::Usage(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ RespondError::Refused(_)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e @ RespondError::Remote(_)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(e @ RespondError::Ledger(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }

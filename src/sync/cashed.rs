@@ -21,6 +21,7 @@ use crate::report::ProblemLine;
 use crate::targets::pa::cashed;
 use crate::targets::pa::cashed_run::{record_id, target_name, CashedRun, WAITING};
 use crate::targets::pa::config::Status212;
+use crate::targets::pa::status_run::StatusRun;
 use crate::targets::{Driven, TargetError, TargetRun};
 
 /// The PA targets of a job that send status 212.
@@ -138,7 +139,7 @@ pub(super) async fn emit(
                 items.push((Arc::clone(&md), rec));
             }
         }
-        let mut driven = Driven::new(run, &job.name, dry_run);
+        let mut driven = Driven::new(StatusRun(run), &job.name, dry_run);
         // Flows whose answer was lost are settled before anything is sent again.
         match driven.reconcile(ledger).await {
             Ok(notes) => out.notes.extend(notes),

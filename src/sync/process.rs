@@ -26,7 +26,7 @@ fn new_record(key: RecordKey, existing: Option<Record>, now: chrono::DateTime<Ut
 
 /// The record's copy of the document's identity; its customer is the counterparty of the
 /// mapping's side (the supplier of a purchase).
-pub(super) fn fill_from_doc(r: &mut Record, doc: &Document, side: Side, origin: &str, hash: &str) {
+pub(crate) fn fill_from_doc(r: &mut Record, doc: &Document, side: Side, origin: &str, hash: &str) {
     r.number.clone_from(&doc.number);
     r.kind = doc.kind.as_str().to_owned();
     let (id, name) = match side {

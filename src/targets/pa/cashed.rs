@@ -14,7 +14,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 
-use crate::einvoice::xml::Xml;
+use super::cdar_write::{write, CdarParty, Detail, InvoiceRef, StatusMessage};
 use crate::model::{DocKind, Document, OperationNature};
 
 /// Why a document's payments cannot be reported (each names the document's field to fix).
@@ -254,15 +254,6 @@ pub fn document_id(number: &str, paid: &Paid) -> String {
     format!("{number}_212_{}_{}", paid.date.format("%Y%m%d"), &h[..12])
 }
 
-/// `12000.00` for an amount, `20.00` for a rate: two decimals at least.
-fn two(d: Decimal) -> String {
-    let mut d = d.normalize();
-    if d.scale() < 2 {
-        d.rescale(2);
-    }
-    d.to_string()
-}
-
 /// The status 212 message, as the FNFE example writes it: one `SpecifiedDocumentStatus` per VAT
 /// rate with its sequence number and its `MEN` amount and rate; addressed to the buyer and the
 /// PPF (`0000`, scheme 0238, role DFH).
@@ -275,153 +266,54 @@ pub fn cdar(c: &Cashed<'_>) -> Vec<u8> {
         }
         .to_owned()
     });
-    let stamp = |t: NaiveDateTime| t.format("%Y%m%d%H%M%S").to_string();
-    let mut x = Xml::new();
-    x.open(
-        "rsm:CrossDomainAcknowledgementAndResponse",
-        &[
-            (
-                "xmlns:qdt",
-                "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
-            ),
-            (
-                "xmlns:udt",
-                "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
-            ),
-            (
-                "xmlns:ram",
-                "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
-            ),
-            (
-                "xmlns:rsm",
-                "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100",
-            ),
-        ],
-    );
-    x.open("rsm:ExchangedDocumentContext", &[]);
-    x.within(
-        &["ram:BusinessProcessSpecifiedDocumentContextParameter"],
-        "ram:ID",
-        &[],
-        "REGULATED",
-    );
-    x.within(
-        &["ram:GuidelineSpecifiedDocumentContextParameter"],
-        "ram:ID",
-        &[],
-        "urn.cpro.gouv.fr:1p0:CDV:invoice",
-    );
-    x.close("rsm:ExchangedDocumentContext");
-
-    x.open("rsm:ExchangedDocument", &[]);
-    x.leaf("ram:ID", &[], &document_id(&doc.number, c.paid));
-    x.leaf("ram:Name", &[], &format!("{} 212 Encaissée", doc.number));
-    x.within(
-        &["ram:IssueDateTime"],
-        "udt:DateTimeString",
-        &[("format", "204")],
-        &stamp(c.written_at),
-    );
-    x.within(&["ram:SenderTradeParty"], "ram:RoleCode", &[], "WK");
-    x.open("ram:IssuerTradeParty", &[]);
-    x.leaf("ram:GlobalID", &[("schemeID", "0002")], c.seller_siren);
-    x.opt("ram:Name", Some(&doc.seller.name));
-    x.leaf("ram:RoleCode", &[], "SE");
-    x.close("ram:IssuerTradeParty");
-    x.open("ram:RecipientTradeParty", &[]);
     // The buyer's SIREN, else the one its address (scheme 0225) starts with: without it, the
     // rules read a message whose only identified recipient is the PPF as the PPF's copy.
-    let siren = c.buyer.siren.as_deref().or_else(|| {
+    let buyer_siren = c.buyer.siren.as_deref().or_else(|| {
         c.buyer
             .address
             .get(..9)
             .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
     });
-    if let Some(siren) = siren {
-        x.leaf("ram:GlobalID", &[("schemeID", "0002")], siren);
-    }
-    x.opt("ram:Name", Some(&c.buyer.name));
-    x.leaf("ram:RoleCode", &[], "BY");
-    x.within(
-        &["ram:URIUniversalCommunication"],
-        "ram:URIID",
-        &[("schemeID", "0225")],
-        &c.buyer.address,
-    );
-    x.close("ram:RecipientTradeParty");
-    x.open("ram:RecipientTradeParty", &[]);
-    x.leaf("ram:GlobalID", &[("schemeID", "0238")], "0000");
-    x.leaf("ram:Name", &[], "PPF");
-    x.leaf("ram:RoleCode", &[], "DFH");
-    x.close("ram:RecipientTradeParty");
-    x.close("rsm:ExchangedDocument");
-
-    x.open("rsm:AcknowledgementDocument", &[]);
-    x.within(
-        &["ram:MultipleReferencesIndicator"],
-        "udt:Indicator",
-        &[],
-        "false",
-    );
-    x.leaf("ram:TypeCode", &[], "23");
-    // The status's date: the day the money was received.
-    let at = c.paid.date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    x.within(
-        &["ram:IssueDateTime"],
-        "udt:DateTimeString",
-        &[("format", "204")],
-        &stamp(at),
-    );
-    x.open("ram:ReferenceReferencedDocument", &[]);
-    x.leaf("ram:IssuerAssignedID", &[], &doc.number);
-    x.leaf("ram:StatusCode", &[], "47");
-    x.leaf("ram:TypeCode", &[], &type_code);
-    if let Some(t) = c.deposited_at {
-        x.within(
-            &["ram:ReceiptDateTime"],
-            "udt:DateTimeString",
-            &[("format", "204")],
-            &stamp(t),
-        );
-    }
-    x.within(
-        &["ram:FormattedIssueDateTime"],
-        "qdt:DateTimeString",
-        &[("format", "102")],
-        &doc.issue_date.format("%Y%m%d").to_string(),
-    );
-    x.leaf("ram:ProcessConditionCode", &[], "212");
-    x.leaf("ram:ProcessCondition", &[], "Encaissée");
-    x.within(
-        &["ram:IssuerTradeParty"],
-        "ram:GlobalID",
-        &[("schemeID", "0002")],
-        c.seller_siren,
-    );
-    for (i, a) in c.amounts.iter().enumerate() {
-        x.open("ram:SpecifiedDocumentStatus", &[]);
-        x.leaf("ram:SequenceNumeric", &[], &(i + 1).to_string());
-        x.open("ram:SpecifiedDocumentCharacteristic", &[]);
-        x.leaf("ram:TypeCode", &[], "MEN");
-        x.within(
-            &["ram:ValueChangedIndicator"],
-            "udt:IndicatorString",
-            &[],
-            "false",
-        );
-        x.leaf(
-            "ram:ValueAmount",
-            &[("currencyID", &doc.currency)],
-            &two(a.amount),
-        );
-        x.leaf("ram:ValuePercent", &[], &two(a.rate));
-        x.close("ram:SpecifiedDocumentCharacteristic");
-        x.close("ram:SpecifiedDocumentStatus");
-    }
-    x.close("ram:ReferenceReferencedDocument");
-    x.close("rsm:AcknowledgementDocument");
-    x.close("rsm:CrossDomainAcknowledgementAndResponse");
-    x.finish()
+    let id = document_id(&doc.number, c.paid);
+    let name = format!("{} 212 Encaissée", doc.number);
+    write(&StatusMessage {
+        id: &id,
+        name: &name,
+        written_at: c.written_at,
+        issuer: CdarParty {
+            siren: Some(c.seller_siren),
+            name: &doc.seller.name,
+            role: "SE",
+            address: None,
+        },
+        recipients: vec![CdarParty {
+            siren: buyer_siren,
+            name: &c.buyer.name,
+            role: "BY",
+            address: Some(&c.buyer.address),
+        }],
+        to_ppf: true,
+        // The status's date: the day the money was received.
+        status_at: c.paid.date.and_hms_opt(0, 0, 0).unwrap_or_default(),
+        invoice: InvoiceRef {
+            number: &doc.number,
+            type_code: &type_code,
+            issue_date: doc.issue_date,
+            received_at: c.deposited_at,
+            seller_siren: c.seller_siren,
+        },
+        code: 212,
+        label: "Encaissée",
+        un_status: "47",
+        details: c
+            .amounts
+            .iter()
+            .map(|a| Detail {
+                amount: Some((a.amount, &doc.currency, a.rate)),
+                ..Detail::default()
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -9,18 +9,17 @@
 //! the directory's, as for the invoice ([`PaRun::route`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::cashed::{self, AtRate, Cashed, Paid, Recipient};
 use super::config::PaConfig;
-use super::{tracking_id, FlowSyntax, PaFlow, PaRun};
+use super::status_run::{Message, StatusKind};
+use super::PaRun;
 use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::mapping::MappedDocument;
 use crate::problem::Problem;
-use crate::targets::driver::{Found, Lot, LotDoc, Outcome, Polled, Resent, Target};
 use crate::targets::TargetError;
 
 /// The ledger target of a PA's status 212 records: `<pa>#212` (a connector's name holds no `#`).
@@ -116,16 +115,19 @@ fn problem(code: &str, message: String, fix: &str) -> Problem {
     Problem::new(code, "payments", message, fix)
 }
 
-impl Target for CashedRun {
+impl StatusKind for CashedRun {
     type Ready = CashedReady;
-    type Payload = PaFlow;
 
-    fn name(&self) -> &str {
+    fn target(&self) -> &str {
         &self.name
     }
 
-    fn grace_minutes(&self) -> u64 {
-        self.pa.cfg.lookup_grace_minutes
+    fn pa(&self) -> &PaRun {
+        &self.pa
+    }
+
+    fn pa_mut(&mut self) -> &mut PaRun {
+        &mut self.pa
     }
 
     /// The invoice at the PA, its payments in order, the seller's SIREN and the buyer's address.
@@ -206,15 +208,8 @@ impl Target for CashedRun {
         }))
     }
 
-    /// The CDAR of one payment, kept in the ledger until its answer (for a resend).
-    async fn pack(
-        &mut self,
-        docs: Vec<(Arc<MappedDocument>, Record, CashedReady)>,
-        _run_id: &str,
-    ) -> Result<Lot<PaFlow>, TargetError> {
-        let Some((md, rec, ready)) = docs.into_iter().next() else {
-            return Err(TargetError::Config("an empty lot".into()));
-        };
+    /// The CDAR of one payment.
+    fn message(&self, md: &MappedDocument, ready: &CashedReady) -> Message {
         let file = cashed::cdar(&Cashed {
             doc: &md.doc,
             seller_siren: &ready.seller_siren,
@@ -224,20 +219,12 @@ impl Target for CashedRun {
             deposited_at: ready.deposited_at,
             written_at: Utc::now().naive_utc(),
         });
-        let tracking = tracking_id(&rec.key);
         let safe: String = crate::fsutil::safe_name(&md.doc.number)
             .chars()
             .take(180)
             .collect();
-        let flow = PaFlow {
-            file_name: format!("CDAR_212_{safe}_{}.xml", ready.paid.date.format("%Y%m%d")),
-            file,
-            tracking_id: tracking.clone(),
-            processing_rule: None,
-            syntax: FlowSyntax::Cdar,
-        };
         let label = format!(
-            "status 212 of {} for the payment {} of {} ({}), trackingId {tracking}",
+            "status 212 of {} for the payment {} of {} ({})",
             md.doc.number,
             ready.paid.id,
             ready.paid.date,
@@ -248,64 +235,11 @@ impl Target for CashedRun {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let values = vec![flow.kept()];
-        Ok(Lot {
-            docs: vec![LotDoc {
-                payload_hash: hex::encode(Sha256::digest(&flow.file)),
-                md,
-                rec,
-            }],
+        Message {
+            file_name: format!("CDAR_212_{safe}_{}.xml", ready.paid.date.format("%Y%m%d")),
+            file,
             label,
-            key: Some(tracking),
-            values,
-            payload: flow,
-        })
-    }
-
-    async fn send(
-        &mut self,
-        _ledger: &dyn Ledger,
-        lot: &Lot<PaFlow>,
-    ) -> Result<Outcome, TargetError> {
-        self.pa.deliver(&lot.payload).await
-    }
-
-    async fn settle(
-        &mut self,
-        ledger: &dyn Ledger,
-        lot: &Lot<PaFlow>,
-        recs: &mut [Record],
-    ) -> Result<(), TargetError> {
-        Target::settle(&mut self.pa, ledger, lot, recs).await
-    }
-
-    async fn lookup(&mut self, r: &Record) -> Result<Option<Found>, TargetError> {
-        Target::lookup(&mut self.pa, r).await
-    }
-
-    async fn resend(
-        &mut self,
-        ledger: &dyn Ledger,
-        claimed: &[Record],
-    ) -> Result<Option<Resent>, TargetError> {
-        Target::resend(&mut self.pa, ledger, claimed).await
-    }
-
-    fn waiting_note(&self) -> String {
-        self.pa.waiting_note()
-    }
-
-    fn released_note(&self) -> String {
-        self.pa.released_note()
-    }
-
-    /// A status sent is not followed further (its acknowledgement is the PA's).
-    async fn poll(
-        &mut self,
-        _ledger: &dyn Ledger,
-        _live: Vec<Record>,
-    ) -> Result<Polled, TargetError> {
-        Ok(Polled::default())
+        }
     }
 }
 

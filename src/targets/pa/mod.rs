@@ -19,13 +19,16 @@ pub mod api;
 pub mod cashed;
 pub mod cashed_run;
 pub mod cdar;
+pub mod cdar_write;
 pub mod config;
 pub mod directory;
 mod facturx;
 pub mod feed;
 pub mod inbox;
 pub mod lifecycle;
+pub mod respond;
 mod routing;
+pub mod status_run;
 pub mod webhook;
 
 pub use routing::PaReady;

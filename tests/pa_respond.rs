@@ -1,0 +1,277 @@
+//! The buyer's statuses about received supplier invoices (issue 15 §3), through the real binary
+//! and the PA simulator: `facto respond` sends 204, 205, 207 (with its reason and expected
+//! action) and 210 (final) to the seller through the PA the invoice came from, once each: asked
+//! again, it answers with the flow already sent; a lost answer is looked up, never posted
+//! twice; what the PA receives passes the CDAR XSD and the official BR-FR-CDV rules; a reason
+//! outside the reform's lists, or a status after a refusal, is refused before anything is sent;
+//! the invoice's record and the audit log keep what was sent and by whom. The daemon's admin
+//! API does the same (`POST /api/v1/received/status`), audited as the API's.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::{self, json_of, with_json, Project};
+use crate::pa_sim::{Fault, Sim, BEARER};
+
+fn project(sim: &Sim) -> Project {
+    let p = Project::demo();
+    p.write("connectors/pa.toml", &sim.bearer_connector(""));
+    let mut cfg = p.read("facto.toml");
+    cfg.push_str("\n[[job]]\nname = \"achats\"\nsource = \"pa\"\nmapping = \"pcg-achats\"\ntargets = [\"purchases-fec\"]\n");
+    p.write("facto.toml", &cfg);
+    p
+}
+
+async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
+    let mut c = p.command(&with_json(args));
+    c.env("PA_TOKEN", BEARER);
+    json_of(c).await
+}
+
+/// A project whose PA received the three demo supplier invoices, booked by the `achats` job.
+async fn received() -> (Sim, Project) {
+    let sim = Sim::start().await;
+    let p = project(&sim);
+    for (file, syntax) in [
+        ("IMP-2026-0118.cii.xml", "CII"),
+        ("BP-FA-2026-0457.ubl.xml", "UBL"),
+        ("IMP-AV-2026-0007.cii.xml", "CII"),
+    ] {
+        let bytes = std::fs::read(p.path(&format!("examples/received/{file}"))).unwrap();
+        sim.state.lock().unwrap().receive(file, syntax, bytes);
+    }
+    let (code, r, err) = run(&p, &["sync", "--job", "achats"]).await;
+    assert_eq!(code, 0, "{r} {err}");
+    (sim, p)
+}
+
+/// The statuses the PA took: (invoice number, code, flows created for its trackingId).
+fn posted(sim: &Sim) -> Vec<(String, u16, u32)> {
+    let s = sim.state.lock().unwrap();
+    s.posted
+        .iter()
+        .map(|f| {
+            let n = s.created.get(&f.tracking_id).copied().unwrap_or(0);
+            (f.number.clone(), f.code, n)
+        })
+        .collect()
+}
+
+/// The files the PA received pass the CDAR D22B XSD, then the BR-FR-CDV rules.
+fn official_rules_pass(sim: &Sim) {
+    let files: Vec<(String, Vec<u8>)> = sim
+        .state
+        .lock()
+        .unwrap()
+        .posted
+        .iter()
+        .map(|f| (format!("{}-{}.xml", f.code, f.flow_id), f.file.clone()))
+        .collect();
+    if let Some(xsd) = common::xsd("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd") {
+        common::xmllint(&xsd, &files);
+    }
+    if let Some(python) = crate::pa_official::saxon() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = files
+            .iter()
+            .map(|(name, bytes)| {
+                let path = dir.path().join(name);
+                std::fs::write(&path, bytes).unwrap();
+                path
+            })
+            .collect();
+        crate::pa_official::rules(
+            &python,
+            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
+            &paths,
+        );
+    }
+}
+
+fn audit(p: &Project) -> Vec<(String, String, String)> {
+    let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+    facto::ledger::Ledger::audit_trail(&ledger)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "pa-status")
+        .map(|e| (e.action, e.detail, e.who))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_buyer_disputes_approves_and_refuses_received_invoices_once_each() {
+    let (sim, p) = received().await;
+
+    // A dispute: its reason, its text and the action expected of the seller.
+    let (code, r, err) = run(
+        &p,
+        &[
+            "respond",
+            "IMP-2026-0118",
+            "207",
+            "--reason",
+            "TX_TVA_ERR",
+            "--text",
+            "Taux de TVA erroné sur la ligne 2",
+            "--action",
+            "NIN",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{r} {err}");
+    assert_eq!(r["already"], false, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("status 207 En litige, reason TX_TVA_ERR"),
+        "{r}"
+    );
+    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 207, 1)]);
+    let file = String::from_utf8(sim.state.lock().unwrap().posted[0].file.clone()).unwrap();
+    for part in [
+        // Issued by the company as the buyer, to the seller at its electronic address.
+        "<ram:GlobalID schemeID=\"0002\">123456782</ram:GlobalID><ram:Name>Atelier Demo SAS</ram:Name><ram:RoleCode>BY</ram:RoleCode>",
+        "<ram:RoleCode>SE</ram:RoleCode><ram:URIUniversalCommunication><ram:URIID schemeID=\"0225\">732829320</ram:URIID>",
+        "<ram:ProcessConditionCode>207</ram:ProcessConditionCode>",
+        "<ram:ReasonCode>TX_TVA_ERR</ram:ReasonCode><ram:Reason>Taux de TVA erroné sur la ligne 2</ram:Reason><ram:RequestedActionCode>NIN</ram:RequestedActionCode>",
+    ] {
+        let squeezed: String = file.split('\n').map(str::trim).collect();
+        assert!(squeezed.contains(part), "{part}\n{file}");
+    }
+
+    // Asked again: the flow already sent, nothing posted.
+    let (code, r, err) = run(
+        &p,
+        &["respond", "IMP-2026-0118", "207", "--reason", "TX_TVA_ERR"],
+    )
+    .await;
+    assert_eq!(code, 0, "{r} {err}");
+    assert_eq!(r["already"], true, "{r}");
+    assert_eq!(r["flow"], "flow-cdar-0001", "{r}");
+    assert_eq!(posted(&sim).len(), 1);
+
+    // Approved once the seller corrected it; taken over first for another one.
+    let (code, r, err) = run(&p, &["respond", "IMP-2026-0118", "approved"]).await;
+    assert_eq!(code, 0, "{r} {err}");
+    let (code, r, err) = run(&p, &["respond", "FA-2026-0457", "204"]).await;
+    assert_eq!(code, 0, "{r} {err}");
+
+    // Refused without a reason, or with one a refusal may not give: nothing sent.
+    let (code, _, err) = run(&p, &["respond", "FA-2026-0457", "210"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("needs a reason") && err.contains("DOUBLON"),
+        "{err}"
+    );
+    let (code, _, err) = run(&p, &["respond", "FA-2026-0457", "210", "--reason", "AUTRE"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a reason status 210 may give"), "{err}");
+    let (code, _, err) = run(&p, &["respond", "FA-2026-0457", "205", "--reason", "AUTRE"]).await;
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&p, &["respond", "FA-2026-0457", "208"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(posted(&sim).len(), 3);
+
+    // Refused: final, to the PPF too; nothing follows it.
+    let (code, r, err) = run(
+        &p,
+        &["respond", "FA-2026-0457", "refused", "--reason", "DOUBLON"],
+    )
+    .await;
+    assert_eq!(code, 0, "{r} {err}");
+    let refusal = String::from_utf8(sim.state.lock().unwrap().posted[3].file.clone()).unwrap();
+    assert!(
+        refusal.contains("<ram:RoleCode>DFH</ram:RoleCode>"),
+        "{refusal}"
+    );
+    let (code, _, err) = run(&p, &["respond", "FA-2026-0457", "205"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a refusal is final"), "{err}");
+    // An invoice the PA did not deliver.
+    let (code, _, err) = run(&p, &["respond", "F-NOWHERE-1", "204"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no supplier invoice `F-NOWHERE-1`"), "{err}");
+
+    let codes: Vec<(String, u16, u32)> = posted(&sim);
+    assert_eq!(
+        codes,
+        [
+            ("IMP-2026-0118".to_owned(), 207, 1),
+            ("IMP-2026-0118".to_owned(), 205, 1),
+            ("FA-2026-0457".to_owned(), 204, 1),
+            ("FA-2026-0457".to_owned(), 210, 1),
+        ]
+    );
+    official_rules_pass(&sim);
+
+    // Recorded: the invoice's history, the statuses' records, the audit log with who.
+    let (_, shown) = p.json(&["ledger", "show", "IMP-2026-0118"]);
+    let shown = shown.to_string();
+    assert!(
+        shown.contains("status 207 En litige, reason TX_TVA_ERR sent to Imprimerie Rapide SARL through pa, flow flow-cdar-0001 (cli)"),
+        "{shown}"
+    );
+    let (_, list) = p.json(&["ledger", "list", "--target", "pa#status"]);
+    assert_eq!(list.as_array().unwrap().len(), 4, "{list}");
+    let trail = audit(&p);
+    assert_eq!(trail.len(), 4, "{trail:?}");
+    assert!(trail.iter().all(|(_, _, who)| who == "cli"), "{trail:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_whose_answer_was_lost_is_found_at_the_pa_not_sent_twice() {
+    let (sim, p) = received().await;
+    sim.state
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Fault::LoseAnswer);
+    let (code, r, err) = run(&p, &["respond", "IMP-2026-0118", "205"]).await;
+    assert_ne!(code, 0, "{r} {err}");
+    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 205, 1)]);
+    // Asked again: looked up by its trackingId, found, not posted again.
+    let (code, r, err) = run(&p, &["respond", "IMP-2026-0118", "205"]).await;
+    assert_eq!(code, 0, "{r} {err}");
+    assert_eq!(r["already"], true, "{r}");
+    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 205, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_sends_a_buyer_status_audited_as_the_api_s() {
+    let (sim, p) = received().await;
+    let (mut child, addr, token) = crate::daemon::start_with(&p, "", &[("PA_TOKEN", BEARER)]);
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(format!("http://{addr}/api/v1/received/status"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let resp = post(serde_json::json!({"doc": "IMP-AV-2026-0007", "status": "207", "reason": "QTE_ERR", "text": "2 cartons livrés, 3 facturés"}))
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["already"], false, "{body}");
+    let resp = post(serde_json::json!({"doc": "IMP-AV-2026-0007", "status": "210"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    // Without the token: refused.
+    let anonymous = client
+        .post(format!("http://{addr}/api/v1/received/status"))
+        .json(&serde_json::json!({"doc": "IMP-AV-2026-0007", "status": "205"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_eq!(posted(&sim), [("IMP-AV-2026-0007".to_owned(), 207, 1)]);
+    assert_eq!(crate::daemon::terminate(&mut child), 0);
+    let trail = audit(&p);
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0].2, "api", "{trail:?}");
+}
