@@ -16,10 +16,10 @@ use crate::pa_sim::{Fault, Sim, BEARER};
 const T: &str = "pa";
 const CASHED: &str = "pa#212";
 /// Services, buyer 528471931, 1 185.00 at two VAT rates.
-const FILE: &str = "examples/invoices/inv-2026-0010.json";
+pub const FILE: &str = "examples/invoices/inv-2026-0010.json";
 const NUMBER: &str = "F2026-0010";
 
-fn project(sim: &Sim, extra: &str) -> Project {
+pub fn project(sim: &Sim, extra: &str) -> Project {
     Project::demo_with_target(T, &sim.bearer_connector(extra))
 }
 
@@ -37,14 +37,14 @@ fn command(p: &Project, args: &[&str]) -> Command {
     c
 }
 
-async fn sync(p: &Project) -> Value {
+pub async fn sync(p: &Project) -> Value {
     let (_, r, err) = json_of(command(p, &["sync"])).await;
     assert!(r.is_object(), "{err}");
     r
 }
 
 /// Gives the invoice its two payments (600.00, then 585.00), read again by the next sync.
-fn pay(p: &Project) {
+pub fn pay(p: &Project) {
     let mut v = p.read_json(FILE);
     assert_eq!(v["operation_nature"], "services");
     assert_eq!(v["totals"]["gross"], "1185.00");
@@ -58,7 +58,7 @@ fn pay(p: &Project) {
     p.write_json(FILE, &v);
 }
 
-fn records(p: &Project, state: Option<&str>) -> Vec<Value> {
+pub fn records(p: &Project, state: Option<&str>) -> Vec<Value> {
     let mut args = vec!["ledger", "list", "--target", CASHED];
     if let Some(s) = state {
         args.extend(["--state", s]);
@@ -68,7 +68,7 @@ fn records(p: &Project, state: Option<&str>) -> Vec<Value> {
 }
 
 /// The 212 flows the PA took for the invoice, and how many flows each `trackingId` made.
-fn posted(sim: &Sim) -> (Vec<crate::pa_sim_cdar::Posted>, Vec<u32>) {
+pub fn posted(sim: &Sim) -> (Vec<crate::pa_sim_cdar::Posted>, Vec<u32>) {
     let s = sim.state.lock().unwrap();
     let posted: Vec<_> = s
         .posted

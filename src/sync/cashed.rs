@@ -14,12 +14,12 @@ use super::process::{fill_from_doc, problem_lines};
 use super::RunError;
 use crate::checks::prepare;
 use crate::config::{Config, Connector, Job};
-use crate::ledger::{Ledger, Record, RecordFilter, RecordKey, State};
+use crate::ledger::{AuditEvent, Ledger, Record, RecordFilter, RecordKey, State, WHO_SYNC};
 use crate::mapping::{MappedDocument, Mapping};
 use crate::model::{DocStatus, Document};
 use crate::report::ProblemLine;
 use crate::targets::pa::cashed;
-use crate::targets::pa::cashed_run::{record_id, target_name, CashedRun, WAITING};
+use crate::targets::pa::cashed_run::{document_of, record_id, target_name, CashedRun, WAITING};
 use crate::targets::pa::config::Status212;
 use crate::targets::pa::status_run::StatusRun;
 use crate::targets::{Driven, TargetError, TargetRun};
@@ -86,6 +86,27 @@ pub(super) async fn emit(
             state: Some(State::Held),
         })?;
         for mut r in held {
+            // A payment removed from the document since (recorded by mistake, then deleted in
+            // the invoicing application): nothing is owed for it, and its record goes, audited.
+            if let Some(fresh) = document_of(&r.key.doc_id).and_then(|d| docs.get(d)) {
+                if payment_gone(fresh, &r.key.doc_id) {
+                    let note = format!(
+                        "{} ({name}): its payment is no longer in the document; no status 212 is owed, the record waiting for it is removed",
+                        r.number
+                    );
+                    ledger.forget(
+                        &r.key,
+                        AuditEvent {
+                            at: Utc::now(),
+                            action: "forget".into(),
+                            detail: format!("{}: {note}", r.key),
+                            who: WHO_SYNC.into(),
+                        },
+                    )?;
+                    out.notes.push(note);
+                    continue;
+                }
+            }
             let Some(doc) = r.take_held_doc() else {
                 continue;
             };
@@ -177,6 +198,12 @@ pub(super) async fn emit(
         }
     }
     Ok(out)
+}
+
+/// Whether the 212 record `record` stands for a payment `doc` no longer lists (its payments
+/// read; payments that do not read remove nothing).
+fn payment_gone(doc: &Document, record: &str) -> bool {
+    cashed::payments(doc).is_ok_and(|paid| paid.iter().all(|p| record_id(&doc.id, &p.id) != record))
 }
 
 fn key(job: &Job, target: &str, doc_id: &str) -> RecordKey {

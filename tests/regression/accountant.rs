@@ -450,3 +450,49 @@ fn a_payment_after_delivery_is_not_a_change_after_delivery() {
     assert!(text.contains("2026-03-31"), "{r}");
     assert!(!text.contains("totals.paid"), "{r}");
 }
+
+/// A payment recorded by mistake, then removed in the invoicing application while its status
+/// 212 waited for the invoice to be accepted: the waiting record stayed held for ever, and the
+/// report named it at every run. It is now removed (audited as the sync's), and the payment left
+/// still gets its 212 once the invoice is accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_212_waiting_for_a_payment_removed_since_is_removed_not_held_for_ever() {
+    use crate::pa_cashed::{pay, posted, project, records, sync, FILE};
+    let sim = crate::pa_sim::Sim::start().await;
+    sim.state.lock().unwrap().ack_never = true;
+    let p = project(&sim, "");
+    pay(&p);
+    sync(&p).await;
+    assert_eq!(records(&p, Some("held")).len(), 2);
+    let mut v = p.read_json(FILE);
+    v["payments"] = serde_json::json!([{"id": "VIR-1", "date": "2026-05-10", "amount": "600.00"}]);
+    v["totals"]["paid"] = "600.00".into();
+    v["totals"]["due"] = "585.00".into();
+    v["updated_at"] = "2026-11-22T09:00:00Z".into();
+    p.write_json(FILE, &v);
+    let r = sync(&p).await;
+    assert!(
+        r.to_string()
+            .contains("its payment is no longer in the document"),
+        "{r}"
+    );
+    let held = records(&p, Some("held"));
+    assert_eq!(held.len(), 1, "{held:?}");
+    let ledger = facto::ledger::sled::SledLedger::open(&p.path("data")).unwrap();
+    let forgotten: Vec<_> = facto::ledger::Ledger::audit_trail(&ledger)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "forget")
+        .map(|e| (e.who, e.detail))
+        .collect();
+    drop(ledger);
+    assert_eq!(forgotten.len(), 1, "{forgotten:?}");
+    assert_eq!(forgotten[0].0, "sync");
+    sim.state.lock().unwrap().ack_never = false;
+    for _ in 0..4 {
+        sync(&p).await;
+    }
+    let (sent, counts) = posted(&sim);
+    assert_eq!((sent.len(), counts), (1, vec![1]));
+    assert!(records(&p, Some("held")).is_empty());
+}

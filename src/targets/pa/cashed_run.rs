@@ -35,6 +35,12 @@ pub fn record_id(doc_id: &str, payment_id: &str) -> String {
     format!("{doc_id}#212-{}", &h[..12])
 }
 
+/// The document id of a 212 record's id ([`record_id`]).
+pub fn document_of(record_id: &str) -> Option<&str> {
+    let (doc, hash) = record_id.rsplit_once("#212-")?;
+    (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(doc)
+}
+
 /// The problem code of a 212 that waits for its invoice.
 pub const WAITING: &str = "cashed-waiting";
 
@@ -256,6 +262,9 @@ mod tests {
         // A document id that looks like another's record id does not meet it.
         assert_ne!(record_id("F1#212-000000000000", "x"), record_id("F1", "x"));
         assert_eq!(target_name("pa"), "pa#212");
+        assert_eq!(document_of(&a), Some("F1"));
+        assert_eq!(document_of(&record_id("F#212-1", "x")), Some("F#212-1"));
+        assert_eq!(document_of("F1"), None);
     }
 
     #[test]
