@@ -361,6 +361,24 @@ impl Config {
                 }
                 mappings.insert(rj.mapping.clone(), Mapping::load(&file, MAPPING_KEYS)?);
             }
+            if mappings[&rj.mapping].journal.side == crate::mapping::Side::Purchases {
+                if let Some(t) = rj
+                    .targets
+                    .iter()
+                    .find(|t| !connectors[*t].takes_purchases())
+                {
+                    return Err(ConfigError::at(
+                        path,
+                        job_key("targets").or(job_line),
+                        format!(
+                            "job `{}` books supplier invoices (mapping `{}` has side = \"purchases\"), and `{t}` ({}) takes the company's own sales: a purchases job's targets are journal files in an accounting layout, or Xero (as bills)",
+                            rj.name,
+                            rj.mapping,
+                            connectors[t].kind()
+                        ),
+                    ));
+                }
+            }
             if let Some(sch) = &rj.schedule {
                 if let Err(e) = crate::schedule::parse(sch) {
                     return Err(ConfigError::at(

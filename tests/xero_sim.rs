@@ -269,7 +269,15 @@ impl Responder {
                             .sum()
                     })
                     .unwrap_or_default();
-                let stored = json!({id_field: id, number_field: number, "Status": "AUTHORISED", "Total": total.to_string(), "Type": item["Type"]});
+                // Xero names the document's contact, with its number.
+                let contact_id = item["Contact"]["ContactID"].as_str().unwrap_or("");
+                let contact_number = s
+                    .contacts
+                    .iter()
+                    .find(|(id, _)| id == contact_id)
+                    .map(|(_, n)| n.clone());
+                let stored = json!({id_field: id, number_field: number, "Status": "AUTHORISED", "Total": total.to_string(), "Type": item["Type"],
+                    "Contact": {"ContactID": contact_id, "ContactNumber": contact_number}});
                 s.docs.push(stored.clone());
                 let mut r = stored;
                 r["HasErrors"] = json!(false);

@@ -49,6 +49,20 @@ impl Connector {
         !matches!(self, Connector::JsonDir(_) | Connector::Http(_))
     }
 
+    /// True for targets that book a purchases job's supplier invoices: journal files in an
+    /// accounting layout, and Xero (as bills). Chorus Pro, a PA and the Chorus portal files send
+    /// the company's own sales invoices; Pennylane imports customer invoices.
+    pub fn takes_purchases(&self) -> bool {
+        match self {
+            Connector::JournalFile(c) => !matches!(
+                c.format,
+                crate::format::JournalFormat::ChorusUbl | crate::format::JournalFormat::ChorusCii
+            ),
+            Connector::Xero(_) => true,
+            _ => false,
+        }
+    }
+
     /// Its kind as reports name it (`journal-file/fec`, `chorus-pro`, `xero`, …).
     pub fn kind(&self) -> String {
         match self {

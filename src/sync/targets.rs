@@ -158,8 +158,11 @@ pub(super) fn build_targets(
                         "`{name}` sends to Xero through its API: `facto sync` sends to it"
                     )));
                 }
+                let side = cfg
+                    .mapping_for(job)
+                    .map_or(crate::mapping::Side::Sales, |m| m.journal.side);
                 XeroRun::new(name, &job.name, c, &cfg.data_dir, opts.dry_run)
-                    .map(|r| Box::new(Driven::new(r, &job.name, opts.dry_run)) as Box<dyn TargetRun>)
+                    .map(|r| Box::new(Driven::new(r.for_side(side), &job.name, opts.dry_run)) as Box<dyn TargetRun>)
                     .map_err(|e| RunError::Config(e.to_string()))
             }
             Some(Connector::Pennylane(c)) => {

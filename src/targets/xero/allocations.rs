@@ -63,6 +63,11 @@ impl XeroRun {
                 .find_in_job(&self.job, prev)?
                 .into_iter()
                 .filter(|x| x.key.target == self.name)
+                // Two suppliers may number their invoices alike: the bill credited is this
+                // supplier's.
+                .filter(|x| {
+                    self.side == crate::mapping::Side::Sales || x.customer_id == r.customer_id
+                })
                 .find_map(|x| x.remote_id);
             let Some(invoice) = invoice else {
                 r.remote_status = Some(format!(

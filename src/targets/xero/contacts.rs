@@ -35,9 +35,9 @@ impl XeroRun {
     ) -> Result<(), TargetError> {
         let mut wanted: BTreeMap<String, &Party> = BTreeMap::new();
         for md in mds {
-            let n = md.doc.customer_id();
+            let (n, party) = self.counterparty(&md.doc);
             if !self.contacts.contains_key(n) && !self.contact_errors.contains_key(n) {
-                wanted.entry(n.to_owned()).or_insert(&md.doc.buyer);
+                wanted.entry(n.to_owned()).or_insert(party);
             }
         }
         let numbers: Vec<&String> = wanted.keys().collect();
@@ -153,7 +153,7 @@ impl XeroRun {
         &mut self,
         md: &MappedDocument,
     ) -> Result<Result<String, Vec<Problem>>, TargetError> {
-        let n = md.doc.customer_id();
+        let (n, _) = self.counterparty(&md.doc);
         if !self.contacts.contains_key(n) && !self.contact_errors.contains_key(n) {
             self.resolve_contacts(&[md]).await?;
         }
@@ -165,9 +165,13 @@ impl XeroRun {
             .get(n)
             .cloned()
             .unwrap_or_else(|| "no answer for it".into());
+        let field = match self.side {
+            crate::mapping::Side::Sales => "buyer.customer_id",
+            crate::mapping::Side::Purchases => "seller.siren",
+        };
         Ok(Err(vec![Problem::new(
             "xero-contact",
-            "buyer.customer_id",
+            field,
             format!("Xero did not create contact {n}: {why}"),
             "correct the customer in the source (Xero wants a unique name per contact), or create the contact in Xero with this contact number",
         )]))

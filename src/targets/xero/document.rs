@@ -52,7 +52,7 @@ pub(super) struct XDoc {
 }
 
 impl XeroRun {
-    pub(super) fn document(md: &MappedDocument, contact: String) -> XDoc {
+    pub(super) fn document(&self, md: &MappedDocument, contact: String) -> XDoc {
         let d = &md.doc;
         let v = InvoiceView::new(md);
         let credit = d.kind == DocKind::CreditNote;
@@ -93,7 +93,7 @@ impl XeroRun {
             })
             .collect();
         XDoc {
-            kind: if credit { "ACCRECCREDIT" } else { "ACCREC" },
+            kind: self.doc_type(credit),
             contact: XContact {
                 contact_id: contact,
             },

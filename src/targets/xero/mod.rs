@@ -31,7 +31,7 @@ use self::document::XDoc;
 use super::driver::{Doc, Found, Item, Lot, LotDoc, Outcome, Polled, Receipt, Resent, Target};
 use super::{remote, TargetError};
 use crate::ledger::{Ledger, Record, State};
-use crate::mapping::MappedDocument;
+use crate::mapping::{MappedDocument, Side};
 use crate::model::DocKind;
 use crate::problem::Problem;
 use crate::targets::http::ApiError;
@@ -58,6 +58,8 @@ pub struct XeroRun {
     /// Invoices delivered in this run: their status is the one Xero just answered, so the
     /// poll at the end of the run does not ask for it again.
     sent: HashSet<String>,
+    /// Sales (invoices to customers) or purchases (bills from suppliers).
+    side: Side,
 }
 
 fn messages(item: &Value) -> String {
@@ -101,7 +103,43 @@ impl XeroRun {
             contacts: HashMap::new(),
             contact_errors: HashMap::new(),
             sent: HashSet::new(),
+            side: Side::Sales,
         })
+    }
+
+    /// Delivers the documents of a mapping of this side: a purchases job's supplier invoices
+    /// become bills (`ACCPAY`, `ACCPAYCREDIT`) of contacts numbered by the supplier's id.
+    #[must_use]
+    pub fn for_side(mut self, side: Side) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// Xero's `Type` of a document of this run's side.
+    fn doc_type(&self, credit: bool) -> &'static str {
+        match (self.side, credit) {
+            (Side::Sales, false) => "ACCREC",
+            (Side::Sales, true) => "ACCRECCREDIT",
+            (Side::Purchases, false) => "ACCPAY",
+            (Side::Purchases, true) => "ACCPAYCREDIT",
+        }
+    }
+
+    /// The contact number and party of a document's counterparty: the customer of a sale, the
+    /// supplier of a purchase (by its SIREN, else VAT id, as the purchase mapping files it).
+    fn counterparty<'a>(
+        &self,
+        doc: &'a crate::model::Document,
+    ) -> (&'a str, &'a crate::model::Party) {
+        match self.side {
+            Side::Sales => (doc.customer_id(), &doc.buyer),
+            Side::Purchases => (
+                crate::mapping::counterparty(doc, Side::Purchases)
+                    .0
+                    .unwrap_or_default(),
+                &doc.seller,
+            ),
+        }
     }
 
     fn api(&self) -> Result<&XeroApi, TargetError> {
@@ -349,7 +387,7 @@ impl Target for XeroRun {
             .is_some_and(|(md, _, _)| md.doc.kind == DocKind::CreditNote);
         let xdocs: Vec<XDoc> = docs
             .iter()
-            .map(|(md, _, c)| Self::document(md, c.clone()))
+            .map(|(md, _, c)| self.document(md, c.clone()))
             .collect();
         let list = if credit { "CreditNotes" } else { "Invoices" };
         #[derive(Serialize)]

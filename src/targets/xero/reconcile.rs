@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{items, remote, XeroRun};
 use crate::ledger::{Ledger, Record, State};
+use crate::mapping::Side;
 use crate::targets::driver::{Found, Item, Outcome, Polled, Receipt, Resent};
 use crate::targets::TargetError;
 
@@ -84,15 +85,30 @@ impl XeroRun {
         } else {
             ("Invoices", "InvoiceNumber", "InvoiceID")
         };
-        let known: HashMap<String, String> = found
+        // A sale and a supplier's bill, or two suppliers' bills, may share a number: only the
+        // documents of this run's type count, and a bill of the record's supplier when Xero
+        // names its contact.
+        let kind = self.doc_type(credit);
+        let known: HashMap<(String, Option<String>), String> = found
             .get(list)
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
                     .filter(|x| x.get("Status").and_then(Value::as_str) != Some("DELETED"))
+                    .filter(|x| {
+                        x.get("Type")
+                            .and_then(Value::as_str)
+                            .is_none_or(|t| t == kind)
+                    })
                     .filter_map(|x| {
+                        // Xero numbers sales uniquely; bills carry their suppliers' numbers.
+                        let contact = x
+                            .pointer("/Contact/ContactNumber")
+                            .and_then(Value::as_str)
+                            .filter(|_| self.side == Side::Purchases)
+                            .map(str::to_owned);
                         Some((
-                            x.get(number_field)?.as_str()?.to_owned(),
+                            (x.get(number_field)?.as_str()?.to_owned(), contact),
                             x.get(id_field)?.as_str()?.to_owned(),
                         ))
                     })
@@ -102,14 +118,17 @@ impl XeroRun {
         Ok(claimed
             .iter()
             .map(|r| {
-                known.get(&r.number).map(|id| Found {
-                    state: State::Delivered,
-                    receipt: Receipt {
-                        remote_id: Some(id.clone()),
-                        note: "found in Xero after an interrupted run: not sent again".into(),
-                        ..Receipt::default()
-                    },
-                })
+                known
+                    .get(&(r.number.clone(), Some(r.customer_id.clone())))
+                    .or_else(|| known.get(&(r.number.clone(), None)))
+                    .map(|id| Found {
+                        state: State::Delivered,
+                        receipt: Receipt {
+                            remote_id: Some(id.clone()),
+                            note: "found in Xero after an interrupted run: not sent again".into(),
+                            ..Receipt::default()
+                        },
+                    })
             })
             .collect())
     }
