@@ -260,7 +260,8 @@ fn ereporting_preview(
     }
     let ledger = cx.open_ledger(cfg)?;
     let r = crate::ereporting::Report::from_ledger(&ledger, job, target, from, to)
-        .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?;
+        .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?
+        .in_periods(cfg.company.vat_regime, today());
     cx.out.report(&r, crate::ereporting::Report::render)?;
     Ok(exit::OK)
 }

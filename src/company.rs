@@ -21,6 +21,25 @@ pub struct Company {
     /// Language of the web console's labels, dates and amounts: `fr` (the default) or `en`.
     #[serde(default)]
     pub locale: Locale,
+    /// The company's VAT regime, which sets its e-reporting periods and due dates.
+    #[serde(default)]
+    pub vat_regime: Option<VatRegime>,
+}
+
+/// A VAT regime, as it sets the e-reporting periods (`../shared/reference/notes/fr-pa-flow-api.md`
+/// §10): the normal regime paid monthly reports by ten-day periods, the normal regime paid
+/// quarterly and the simplified regime monthly, the VAT-free franchise every two months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VatRegime {
+    /// Réel normal, VAT paid monthly.
+    NormalMonthly,
+    /// Réel normal, VAT paid quarterly.
+    NormalQuarterly,
+    /// Régime simplifié.
+    Simplified,
+    /// Franchise en base (no VAT charged).
+    Franchise,
 }
 
 /// A language of the web console.
@@ -144,6 +163,7 @@ mod tests {
             siren: "123456782".into(),
             fiscal_year_end: "06-30".into(),
             locale: Locale::Fr,
+            vat_regime: None,
         };
         let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert_eq!(c.fiscal_year_closing(d("2026-03-01")), d("2026-06-30"));

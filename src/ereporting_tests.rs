@@ -164,3 +164,170 @@ fn the_ledger_s_records_held_for_e_reporting_are_the_ones_reported() {
     let docs: u32 = r.b2c.iter().map(|a| a.documents).max().unwrap_or(0);
     assert_eq!(docs, 1, "only F1: {:?}", r.b2c);
 }
+
+fn paid(mut d: Document, payments: &[(&str, &str, &str)]) -> Document {
+    d.payments = payments
+        .iter()
+        .map(|(id, date, amount)| crate::model::Payment {
+            id: Some((*id).into()),
+            date: day(date),
+            amount: dec(amount),
+        })
+        .collect();
+    d
+}
+
+/// Where VAT is due on receipt, the payments received in the period are reported on the day
+/// they were received, whenever the sale was made, split per rate as status 212 splits them:
+/// B2C per day and rate, international per invoice; goods' payments and those outside the
+/// period are not; a credit note's refund counts negative; payments that do not add up are
+/// listed with the fix.
+#[test]
+fn payments_received_for_services_are_reported_on_their_day_per_rate() {
+    let services = Some(OperationNature::Services);
+    // The worked invoice's gross: 1 200.00 at 20 %, 158.25 at 5.5 %.
+    let september = paid(
+        b2c("F1", "2026-09-28", services),
+        &[
+            ("P1", "2026-10-05", "500.00"),
+            ("P2", "2026-11-02", "858.25"),
+        ],
+    );
+    let same_day = paid(
+        b2c("F2", "2026-10-01", services),
+        &[("P3", "2026-10-05", "1358.25")],
+    );
+    let goods = paid(
+        b2c("F3", "2026-10-01", Some(OperationNature::Goods)),
+        &[("P4", "2026-10-05", "100.00")],
+    );
+    let mut refund = worked_credit_note();
+    refund.issue_date = day("2026-10-02");
+    refund.operation_nature = services;
+    let refund = paid(refund, &[("R1", "2026-10-06", "120.00")]);
+    let foreign = paid(
+        abroad(b2c("F5", "2026-10-03", services), "DE"),
+        &[("P5", "2026-10-07", "1358.25")],
+    );
+    let over = paid(
+        b2c("F6", "2026-10-03", services),
+        &[("P6", "2026-10-07", "9999.00")],
+    );
+    let r = Report::of(
+        "pa",
+        Some(day("2026-10-01")),
+        Some(day("2026-10-31")),
+        [september, same_day, goods, refund, foreign, over],
+    )
+    .unwrap();
+    let on = |date: &str| -> Vec<(Decimal, Decimal, u32)> {
+        r.b2c_payments
+            .iter()
+            .filter(|a| a.date == day(date))
+            .map(|a| (a.collected.rate, a.collected.amount, a.payments))
+            .collect()
+    };
+    // 10-05: P1 (500.00 split) and P3 (the whole gross) together, per rate.
+    let fifth = on("2026-10-05");
+    assert_eq!(fifth.len(), 2, "{fifth:?}");
+    let total: Decimal = fifth.iter().map(|x| x.1).sum();
+    assert_eq!(total, dec("1858.25"));
+    assert!(fifth.iter().all(|x| x.2 == 2));
+    assert!(fifth.iter().any(|x| x.0 == dec("20")) && fifth.iter().any(|x| x.0 == dec("5.5")));
+    // The refund, negative.
+    let sixth: Decimal = on("2026-10-06").iter().map(|x| x.1).sum();
+    assert_eq!(sixth, dec("-120.00"));
+    // P2 is in November, P4 pays goods: neither is here.
+    assert!(r
+        .b2c_payments
+        .iter()
+        .all(|a| a.date.to_string() != "2026-11-02"));
+    // The international invoice's payment, per rate.
+    let foreign: Decimal = r
+        .international_payments
+        .iter()
+        .map(|u| u.collected.amount)
+        .sum();
+    assert_eq!(foreign, dec("1358.25"));
+    assert!(r.international_payments.iter().all(|u| u.number == "F5"));
+    let over: Vec<&Unreported> = r.unreported.iter().filter(|u| u.number == "F6").collect();
+    assert_eq!(over.len(), 1, "{:?}", r.unreported);
+    assert!(over[0].reason.contains("payments") && over[0].fix.contains("payments"));
+    let text = r.render();
+    assert!(
+        text.contains("Payments received") && text.contains("F5"),
+        "{text}"
+    );
+}
+
+/// With the company's VAT regime, the periods that hold data, open or closed on the day, with
+/// their due dates; without it, none, and the preview says how to set it.
+#[test]
+fn the_report_lists_the_regime_s_periods_that_hold_data() {
+    let services = Some(OperationNature::Services);
+    let docs = [
+        b2c("F1", "2026-10-01", services),
+        paid(
+            b2c("F2", "2026-10-12", services),
+            &[("P1", "2026-10-25", "1358.25")],
+        ),
+    ];
+    let r = Report::of("pa", None, None, docs.clone())
+        .unwrap()
+        .in_periods(
+            Some(crate::company::VatRegime::NormalMonthly),
+            day("2026-10-15"),
+        );
+    type Row = (String, String, Option<String>, &'static str, usize, usize);
+    let got: Vec<Row> = r
+        .periods
+        .iter()
+        .map(|p| {
+            (
+                p.period.start.to_string(),
+                p.period.end.to_string(),
+                p.period.due.map(|d| d.to_string()),
+                p.state,
+                p.transactions,
+                p.payments,
+            )
+        })
+        .collect();
+    let s = |x: &str| x.to_owned();
+    assert_eq!(
+        got,
+        [
+            (
+                s("2026-10-01"),
+                s("2026-10-10"),
+                Some(s("2026-10-20")),
+                "closed",
+                2,
+                0
+            ),
+            (
+                s("2026-10-11"),
+                s("2026-10-20"),
+                Some(s("2026-10-31")),
+                "open",
+                2,
+                0
+            ),
+            (
+                s("2026-10-21"),
+                s("2026-10-31"),
+                Some(s("2026-11-10")),
+                "open",
+                0,
+                2
+            ),
+        ],
+        "the 1-10 period holds F1's two rates; no empty period is listed"
+    );
+    assert!(r.render().contains("normal-monthly"), "{}", r.render());
+    let none = Report::of("pa", None, None, docs)
+        .unwrap()
+        .in_periods(None, day("2026-10-15"));
+    assert!(none.periods.is_empty());
+    assert!(none.render().contains("set [company] vat_regime"));
+}

@@ -1,8 +1,9 @@
 //! The reform's demo (issue 15), end to end through the real binary and one PA simulator: the
-//! demo company sends its sales to its PA; its B2C period is totalled for e-reporting; a service
-//! invoice paid in two parts gets its two statuses 212; the three supplier invoices its PA
-//! received are booked into the purchase journal (HA), whose FEC both checkers accept; the
-//! company approves one of them (205). A second run sends nothing again.
+//! demo company sends its sales to its PA; its B2C period is totalled for e-reporting, in the
+//! ten-day periods of its VAT regime with their due dates; a service invoice paid in two parts
+//! gets its two statuses 212; the three supplier invoices its PA received are booked into the
+//! purchase journal (HA), whose FEC both checkers accept; the company approves one of them
+//! (205). A second run sends nothing again.
 
 use serde_json::{json, Value};
 
@@ -31,6 +32,13 @@ async fn the_reform_demo_sends_reports_collects_receives_and_answers() {
     let sim = Sim::start().await;
     sim.state.lock().unwrap().instant_ack = true;
     let p = Project::demo_with_target("pa", &sim.bearer_connector(""));
+    p.write(
+        "facto.toml",
+        &p.read("facto.toml").replace(
+            "fiscal_year_end = \"12-31\"\n",
+            "fiscal_year_end = \"12-31\"\nvat_regime = \"normal-monthly\"\n",
+        ),
+    );
     p.write(
         "facto.toml",
         &(p.read("facto.toml")
@@ -81,6 +89,17 @@ async fn the_reform_demo_sends_reports_collects_receives_and_answers() {
             "base": "650.00", "vat": "130.00", "documents": 1}]),
         "{r}"
     );
+    // Its ten-day period, closed, with its due date.
+    let period = r["periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["start"] == "2026-10-21")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(period["end"], "2026-10-31", "{r}");
+    assert_eq!(period["due"], "2026-11-10", "{r}");
+    assert_eq!(period["state"], "closed", "{r}");
 
     // The company approves a supplier invoice.
     let (code, r, err) = run(&p, &["respond", "IMP-2026-0118", "approved"]).await;
