@@ -5,12 +5,11 @@
 //! send; a payment that waits for its invoice is not rewritten while it waits; `status_212 =
 //! "off"` sends none; goods send none.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::common::{self, json_of, kill_at, with_json, Project};
+use crate::common::{json_of, kill_at, with_json, Project};
 use crate::pa_sim::{Fault, Sim, BEARER};
 
 const T: &str = "pa";
@@ -145,25 +144,7 @@ async fn a_service_invoice_paid_in_two_parts_gets_one_212_per_payment_once() {
         .enumerate()
         .map(|(i, f)| (format!("212-{i}.xml"), f.file.clone()))
         .collect();
-    if let Some(xsd) = common::xsd("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd") {
-        common::xmllint(&xsd, &files);
-    }
-    if let Some(python) = crate::pa_official::saxon() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths: Vec<PathBuf> = files
-            .iter()
-            .map(|(name, bytes)| {
-                let path = dir.path().join(name);
-                std::fs::write(&path, bytes).unwrap();
-                path
-            })
-            .collect();
-        crate::pa_official::rules(
-            &python,
-            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
-            &paths,
-        );
-    }
+    crate::pa_official::cdar_chain_passes(&files);
 
     // Later runs, the same document read again: nothing more.
     sync(&p).await;

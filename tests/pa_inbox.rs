@@ -11,7 +11,7 @@ use crate::common::{json_of, target, with_json, Project};
 use crate::pa_sim::{Sim, BEARER};
 use crate::purchases::{fec_lines, row};
 
-fn project(sim: &Sim) -> Project {
+pub fn project(sim: &Sim) -> Project {
     let p = Project::demo();
     p.write("connectors/pa.toml", &sim.bearer_connector(""));
     let mut cfg = p.read("facto.toml");
@@ -33,13 +33,18 @@ fn receive(sim: &Sim, p: &Project, file: &str, syntax: &str) {
     sim.state.lock().unwrap().receive(file, syntax, bytes);
 }
 
+/// The PA receives the three demo supplier invoices (`examples/received/`).
+pub fn receive_the_demo_invoices(sim: &Sim, p: &Project) {
+    receive(sim, p, "IMP-2026-0118.cii.xml", "CII");
+    receive(sim, p, "BP-FA-2026-0457.ubl.xml", "UBL");
+    receive(sim, p, "IMP-AV-2026-0007.cii.xml", "CII");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn supplier_invoices_received_by_the_pa_are_booked_once() {
     let sim = Sim::start().await;
     let p = project(&sim);
-    receive(&sim, &p, "IMP-2026-0118.cii.xml", "CII");
-    receive(&sim, &p, "BP-FA-2026-0457.ubl.xml", "UBL");
-    receive(&sim, &p, "IMP-AV-2026-0007.cii.xml", "CII");
+    receive_the_demo_invoices(&sim, &p);
     let (code, r) = sync(&p).await;
     assert_eq!(code, 0, "{r}");
     assert_eq!(target(&r, "purchases-fec")["delivered"], 3, "{r}");

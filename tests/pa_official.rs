@@ -151,3 +151,27 @@ async fn every_ubl_flow_the_pa_receives_passes_xsd_en16931_and_br_fr() {
         &paths,
     );
 }
+
+/// Lifecycle statuses (CDAR) the PA simulator received, through the official chain: the CDAR
+/// D22B XSD, then the BR-FR-CDV rules, zero fatal findings.
+pub fn cdar_chain_passes(files: &[(String, Vec<u8>)]) {
+    if let Some(xsd) = common::xsd("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd") {
+        common::xmllint(&xsd, files);
+    }
+    if let Some(python) = saxon() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = files
+            .iter()
+            .map(|(name, bytes)| {
+                let path = dir.path().join(name);
+                std::fs::write(&path, bytes).unwrap();
+                path
+            })
+            .collect();
+        rules(
+            &python,
+            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
+            &paths,
+        );
+    }
+}

@@ -7,21 +7,10 @@
 //! the invoice's record and the audit log keep what was sent and by whom. The daemon's admin
 //! API does the same (`POST /api/v1/received/status`), audited as the API's.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
-use crate::common::{self, json_of, with_json, Project};
+use crate::common::{json_of, with_json, Project};
 use crate::pa_sim::{Fault, Sim, BEARER};
-
-fn project(sim: &Sim) -> Project {
-    let p = Project::demo();
-    p.write("connectors/pa.toml", &sim.bearer_connector(""));
-    let mut cfg = p.read("facto.toml");
-    cfg.push_str("\n[[job]]\nname = \"achats\"\nsource = \"pa\"\nmapping = \"pcg-achats\"\ntargets = [\"purchases-fec\"]\n");
-    p.write("facto.toml", &cfg);
-    p
-}
 
 async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
     let mut c = p.command(&with_json(args));
@@ -32,15 +21,8 @@ async fn run(p: &Project, args: &[&str]) -> (i32, Value, String) {
 /// A project whose PA received the three demo supplier invoices, booked by the `achats` job.
 async fn received() -> (Sim, Project) {
     let sim = Sim::start().await;
-    let p = project(&sim);
-    for (file, syntax) in [
-        ("IMP-2026-0118.cii.xml", "CII"),
-        ("BP-FA-2026-0457.ubl.xml", "UBL"),
-        ("IMP-AV-2026-0007.cii.xml", "CII"),
-    ] {
-        let bytes = std::fs::read(p.path(&format!("examples/received/{file}"))).unwrap();
-        sim.state.lock().unwrap().receive(file, syntax, bytes);
-    }
+    let p = crate::pa_inbox::project(&sim);
+    crate::pa_inbox::receive_the_demo_invoices(&sim, &p);
     let (code, r, err) = run(&p, &["sync", "--job", "achats"]).await;
     assert_eq!(code, 0, "{r} {err}");
     (sim, p)
@@ -68,25 +50,7 @@ fn official_rules_pass(sim: &Sim) {
         .iter()
         .map(|f| (format!("{}-{}.xml", f.code, f.flow_id), f.file.clone()))
         .collect();
-    if let Some(xsd) = common::xsd("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd") {
-        common::xmllint(&xsd, &files);
-    }
-    if let Some(python) = crate::pa_official::saxon() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths: Vec<PathBuf> = files
-            .iter()
-            .map(|(name, bytes)| {
-                let path = dir.path().join(name);
-                std::fs::write(&path, bytes).unwrap();
-                path
-            })
-            .collect();
-        crate::pa_official::rules(
-            &python,
-            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
-            &paths,
-        );
-    }
+    crate::pa_official::cdar_chain_passes(&files);
 }
 
 fn audit(p: &Project) -> Vec<(String, String, String)> {

@@ -44,14 +44,7 @@ async fn the_reform_demo_sends_reports_collects_receives_and_answers() {
         &(p.read("facto.toml")
             + "\n[[job]]\nname = \"achats\"\nsource = \"pa\"\nmapping = \"pcg-achats\"\ntargets = [\"purchases-fec\"]\n"),
     );
-    for (file, syntax) in [
-        ("IMP-2026-0118.cii.xml", "CII"),
-        ("BP-FA-2026-0457.ubl.xml", "UBL"),
-        ("IMP-AV-2026-0007.cii.xml", "CII"),
-    ] {
-        let bytes = std::fs::read(p.path(&format!("examples/received/{file}"))).unwrap();
-        sim.state.lock().unwrap().receive(file, syntax, bytes);
-    }
+    crate::pa_inbox::receive_the_demo_invoices(&sim, &p);
     // The service invoice F2026-0010, paid in two parts.
     crate::pa_cashed::pay(&p);
 

@@ -165,3 +165,22 @@ fn any_text_in_any_field_is_held_by_facto_or_passes_the_en16931_schematrons() {
     );
     written.assert_pass(&python);
 }
+
+/// Lifecycle statuses (CDAR) through the official chain: the CDAR D22B XSD, then the BR-FR-CDV
+/// rules, zero fatal findings (each step says "skipped" when its tools are absent, and fails
+/// under `CI=true`).
+pub(crate) fn cdar_chain_passes(files: &[PathBuf]) {
+    use crate::einvoice::tests::{schema_tools, validate};
+    if let Some(xsd) = schema_tools("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd")
+    {
+        validate(&xsd, files);
+    }
+    if let Some(python) = schematron_python() {
+        run_rules(
+            &python,
+            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
+            files,
+        )
+        .unwrap_or_else(|report| panic!("{report}"));
+    }
+}

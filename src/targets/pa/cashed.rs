@@ -14,7 +14,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 
-use super::cdar_write::{write, CdarParty, Detail, InvoiceRef, StatusMessage};
+use super::cdar_write::{type_code, write, CdarParty, Detail, InvoiceRef, StatusMessage};
 use crate::model::{DocKind, Document, OperationNature};
 
 /// Why a document's payments cannot be reported (each names the document's field to fix).
@@ -259,13 +259,7 @@ pub fn document_id(number: &str, paid: &Paid) -> String {
 /// PPF (`0000`, scheme 0238, role DFH).
 pub fn cdar(c: &Cashed<'_>) -> Vec<u8> {
     let doc = c.doc;
-    let type_code = doc.type_code.clone().unwrap_or_else(|| {
-        match doc.kind {
-            DocKind::Invoice => "380",
-            DocKind::CreditNote => "381",
-        }
-        .to_owned()
-    });
+    let type_code = type_code(doc);
     // The buyer's SIREN, else the one its address (scheme 0225) starts with: without it, the
     // rules read a message whose only identified recipient is the PPF as the PPF's copy.
     let buyer_siren = c.buyer.siren.as_deref().or_else(|| {

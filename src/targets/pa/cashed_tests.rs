@@ -288,20 +288,7 @@ fn messages_pass_the_cdar_xsd_and_the_br_fr_cdv_rules() {
     let f = dir.join("212-undeposited.xml");
     std::fs::write(&f, undeposited).unwrap();
     files.push(f);
-    use crate::einvoice::schematron_tests::{run_rules, schematron_python};
-    use crate::einvoice::tests::{schema_tools, validate};
-    if let Some(xsd) = schema_tools("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd")
-    {
-        validate(&xsd, &files);
-    }
-    if let Some(python) = schematron_python() {
-        run_rules(
-            &python,
-            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
-            &files,
-        )
-        .unwrap_or_else(|report| panic!("{report}"));
-    }
+    crate::einvoice::schematron_tests::cdar_chain_passes(&files);
 }
 
 /// The fixture proves the chain is wired: the FNFE's own 212 passes it, and a copy without its

@@ -10,6 +10,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
 use crate::einvoice::xml::Xml;
+use crate::model::{DocKind, Document};
 
 /// A party of the message: the issuer, or one recipient.
 #[derive(Debug, Clone)]
@@ -78,6 +79,18 @@ pub struct StatusMessage<'a> {
     pub un_status: &'a str,
     /// Its details, numbered from 1 in order.
     pub details: Vec<Detail<'a>>,
+}
+
+/// A document's type (BT-3) as a status names it: its own, else `380` for an invoice and `381`
+/// for a credit note.
+pub fn type_code(doc: &Document) -> String {
+    doc.type_code.clone().unwrap_or_else(|| {
+        match doc.kind {
+            DocKind::Invoice => "380",
+            DocKind::CreditNote => "381",
+        }
+        .to_owned()
+    })
 }
 
 /// `12000.00` for an amount, `20.00` for a rate: two decimals at least.

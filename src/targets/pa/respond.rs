@@ -10,13 +10,13 @@
 use chrono::{NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::cdar_write::{write, CdarParty, Detail, InvoiceRef, StatusMessage};
+use super::cdar_write::{type_code, write, CdarParty, Detail, InvoiceRef, StatusMessage};
 use super::config::PaConfig;
 use super::status_run::{Message, StatusKind};
 use super::PaRun;
 use crate::ledger::{Ledger, Record};
 use crate::mapping::MappedDocument;
-use crate::model::{DocKind, Document};
+use crate::model::Document;
 use crate::problem::Problem;
 use crate::targets::TargetError;
 
@@ -276,10 +276,6 @@ impl RespondRun {
     }
 }
 
-fn problem(code: &str, field: &str, message: String, fix: &str) -> Problem {
-    Problem::new(code, field, message, fix)
-}
-
 impl StatusKind for RespondRun {
     type Ready = Ready;
 
@@ -305,10 +301,10 @@ impl StatusKind for RespondRun {
     ) -> Result<Result<Ready, Vec<Problem>>, TargetError> {
         let seller = &md.doc.seller;
         let Some(siren) = crate::route::siren(seller) else {
-            return Ok(Err(vec![problem(
+            return Ok(Err(vec![Problem::new(
                 "status-seller-siren",
                 "seller.siren",
-                "the invoice names no SIREN for its seller (BT-30): a status names the invoice by its seller's SIREN".into(),
+                "the invoice names no SIREN for its seller (BT-30): a status names the invoice by its seller's SIREN",
                 "ask the seller for an invoice that names its SIREN",
             )]));
         };
@@ -361,13 +357,7 @@ pub fn cdar(
     ready: &Ready,
     now: NaiveDateTime,
 ) -> Vec<u8> {
-    let type_code = doc.type_code.clone().unwrap_or_else(|| {
-        match doc.kind {
-            DocKind::Invoice => "380",
-            DocKind::CreditNote => "381",
-        }
-        .to_owned()
-    });
+    let type_code = type_code(doc);
     let code = r.status.code();
     let h = hex::encode(Sha256::digest(
         format!("{}\0{}\0{}", ready.seller_siren, doc.number, code).as_bytes(),

@@ -133,20 +133,7 @@ fn each_status_reads_back_as_sent_and_passes_the_cdar_xsd_and_the_br_fr_cdv_rule
         std::fs::write(&f, bytes).unwrap();
         files.push(f);
     }
-    use crate::einvoice::schematron_tests::{run_rules, schematron_python};
-    use crate::einvoice::tests::{schema_tools, validate};
-    if let Some(xsd) = schema_tools("cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd")
-    {
-        validate(&xsd, &files);
-    }
-    if let Some(python) = schematron_python() {
-        run_rules(
-            &python,
-            "france/rules/BR-FR-CDV-Schematron-CDAR.xslt",
-            &files,
-        )
-        .unwrap_or_else(|report| panic!("{report}"));
-    }
+    crate::einvoice::schematron_tests::cdar_chain_passes(&files);
 }
 
 /// The chain is wired for these statuses too: a dispute without its reason fails BR-FR-CDV-15.
