@@ -105,8 +105,83 @@ fn sent_note(r: &Record) -> String {
     )
 }
 
+/// What a status record keeps of the response it sends, to tell a request asking for another.
+const SENT_REASON: &str = "reason";
+const SENT_ACTION: &str = "action";
+const SENT_TEXT: &str = "text";
+
+fn keep(rec: &mut Record, r: &Response) {
+    for (k, v) in [
+        (SENT_REASON, r.reason.clone()),
+        (SENT_ACTION, r.action.clone()),
+        (SENT_TEXT, Some(r.text.clone()).filter(|t| !t.is_empty())),
+    ] {
+        match v {
+            Some(v) => rec.snapshot.insert(k.to_owned(), v),
+            None => rec.snapshot.remove(k),
+        };
+    }
+}
+
+/// How the response sent differs from `r`, if it does.
+fn differs(sent: &Record, r: &Response) -> Option<String> {
+    let mut other = sent.clone();
+    keep(&mut other, r);
+    (other.snapshot != sent.snapshot).then(|| {
+        let shown = |rec: &Record| {
+            [SENT_REASON, SENT_ACTION, SENT_TEXT]
+                .iter()
+                .filter_map(|k| rec.snapshot.get(*k).map(|v| format!("{k} {v}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "it was sent with [{}], not [{}]",
+            shown(sent),
+            shown(&other)
+        )
+    })
+}
+
+/// Notes a status sent on the invoice's own record (read again now: a pass may have moved it)
+/// and in the audit log. A record in the middle of a delivery gets no note: its history dates
+/// its claim.
+fn record_sent(
+    ledger: &dyn Ledger,
+    invoice: &RecordKey,
+    what: &str,
+    who: &str,
+) -> Result<(), LedgerError> {
+    let now = Utc::now();
+    if let Some(mut inv) = ledger.get(invoice)? {
+        if inv.state != State::Claimed {
+            inv.transition(inv.state, format!("{what} ({who})"), now);
+            ledger.put_records(std::slice::from_ref(&inv))?;
+        }
+    }
+    ledger.audit(AuditEvent {
+        at: now,
+        action: "pa-status".into(),
+        detail: format!("{invoice}: {what}"),
+        who: who.to_owned(),
+    })
+}
+
+/// What a status sent says, for the invoice's history and the audit log.
+fn sent_what(status: BuyerStatus, reason: Option<&str>, pa: &str, r: &Record) -> String {
+    let reason = reason.map(|x| format!(", reason {x}")).unwrap_or_default();
+    format!(
+        "status {} {}{reason} sent to {} through {pa}, flow {}",
+        status.code(),
+        status.label(),
+        r.customer_name,
+        r.remote_id.as_deref().unwrap_or("?")
+    )
+}
+
 /// Sends `response` about the received invoice `doc` through the PA it came from, on behalf of
-/// `who` (the audit log's `cli`, `api`...).
+/// `who` (the audit log's `cli`, `api`...). It runs under the job's lock, so that a pass of the
+/// job, or another request, never works on the same records meanwhile.
 ///
 /// # Errors
 ///
@@ -121,7 +196,11 @@ pub async fn respond(
     who: &str,
 ) -> Result<Answered, RespondError> {
     response.check().map_err(|e| usage(e.to_string()))?;
-    let (mut invoice, job) = received(cfg, ledger, job, doc)?;
+    let (_, first) = received(cfg, ledger, job, doc)?;
+    let lock = crate::sync::job_lock(&first.name);
+    let _pass = lock.lock().await;
+    // Read again under the lock.
+    let (invoice, job) = received(cfg, ledger, Some(&first.name), doc)?;
     let pa = job.source.clone();
     let Some(Connector::AfnorPa(pa_cfg)) = cfg.connectors.get(&pa) else {
         return Err(usage(format!(
@@ -146,22 +225,79 @@ pub async fn respond(
                     sent_note(&r)
                 )));
             }
+            if r.state == State::Claimed {
+                return Err(usage(format!(
+                    "{number}: a refusal (210) was sent and its outcome is not known yet: ask for the refusal again (`facto respond {number} 210 ...`) to settle it first; a refusal is final"
+                )));
+            }
         }
     }
     let k = key(status);
-    let already = |r: &Record| Answered {
-        record: r.key.to_string(),
-        flow: r.remote_id.clone(),
-        already: true,
-        message: format!(
-            "{number}: status {code} {} was already {}: not sent again",
-            status.label(),
-            sent_note(r)
-        ),
+    let already = |r: &Record| -> Result<Answered, RespondError> {
+        if let Some(why) = differs(r, &response) {
+            return Err(usage(format!(
+                "{number}: status {code} {} was already {}, and a status goes once per invoice: {why}",
+                status.label(),
+                sent_note(r)
+            )));
+        }
+        Ok(Answered {
+            record: r.key.to_string(),
+            flow: r.remote_id.clone(),
+            already: true,
+            message: format!(
+                "{number}: status {code} {} was already {}: not sent again",
+                status.label(),
+                sent_note(r)
+            ),
+        })
     };
-    let existing = ledger.get(&k)?;
-    if let Some(r) = existing.as_ref().filter(|r| r.state.is_delivered()) {
-        return Ok(already(r));
+    let unknown = || {
+        RespondError::Remote(format!(
+            "{number}: status {code} was sent and its outcome is unknown; ask again later: facto looks it up at the PA first, and sends it again only if the PA still does not have it {} minutes after the send",
+            pa_cfg.lookup_grace_minutes
+        ))
+    };
+    let buyer = Buyer {
+        siren: cfg.company.siren.clone(),
+        name: cfg.company.name.clone(),
+    };
+    let run = RespondRun::new(&pa, pa_cfg, buyer, response.clone())
+        .map_err(|e| RespondError::Remote(e.to_string()))?;
+    let mut driven = Driven::new(StatusRun(run), &job.name, false);
+    let mut rec = match ledger.get(&k)? {
+        Some(r) if r.state.is_delivered() => return already(&r),
+        // An earlier send whose answer was lost: settled first (found at the PA, sent again
+        // identical after the grace period), never posted again blindly.
+        Some(r) if r.state == State::Claimed => {
+            driven.reconcile(ledger).await.map_err(remote)?;
+            match ledger.get(&k)? {
+                Some(r) if r.state.is_delivered() => {
+                    let asked = r.snapshot.get(SENT_REASON).cloned();
+                    let what = sent_what(status, asked.as_deref(), &pa, &r);
+                    record_sent(
+                        ledger,
+                        &invoice.key,
+                        &format!("{what}, found at the PA after a lost answer"),
+                        who,
+                    )?;
+                    return already(&r);
+                }
+                Some(r) if r.state == State::Claimed => return Err(unknown()),
+                Some(r) => r,
+                None => Record::new(k.clone(), Utc::now()),
+            }
+        }
+        Some(r) => r,
+        None => Record::new(k.clone(), Utc::now()),
+    };
+    if rec.state == State::Failed {
+        // Refused by the PA before: nothing was created, the request sends it again.
+        rec.transition(
+            State::Released,
+            format!("sent again on request ({who})"),
+            Utc::now(),
+        );
     }
     let flow_id = invoice
         .origin
@@ -173,36 +309,6 @@ pub async fn respond(
                 invoice.origin
             ))
         })?;
-    let buyer = Buyer {
-        siren: cfg.company.siren.clone(),
-        name: cfg.company.name.clone(),
-    };
-    let run = RespondRun::new(&pa, pa_cfg, buyer, response.clone())
-        .map_err(|e| RespondError::Remote(e.to_string()))?;
-    let mut driven = Driven::new(StatusRun(run), &job.name, false);
-    // A send whose answer was lost is settled first: found at the PA, or released after the
-    // grace period; never posted again blindly.
-    driven.reconcile(ledger).await.map_err(remote)?;
-    let mut rec = match ledger.get(&k)? {
-        Some(r) if r.state.is_delivered() => return Ok(already(&r)),
-        Some(r) if r.state == State::Claimed => {
-            return Err(RespondError::Remote(format!(
-                "{number}: an earlier send of status {code} has an unknown outcome; the PA does not list it yet. It is looked up again at the next request, and sent again only {} minutes after that send if the PA still does not have it",
-                pa_cfg.lookup_grace_minutes
-            )))
-        }
-        Some(mut r) => {
-            if r.state == State::Failed {
-                r.transition(
-                    State::Released,
-                    format!("sent again on request ({who})"),
-                    Utc::now(),
-                );
-            }
-            r
-        }
-        None => Record::new(k.clone(), Utc::now()),
-    };
     // The invoice as the PA holds it: the status names it by its number, date and seller.
     let api = PaApi::new(pa_cfg).map_err(|e| RespondError::Remote(format!("{pa}: {e}")))?;
     let bytes = api
@@ -218,8 +324,12 @@ pub async fn respond(
         &invoice.origin,
     )
     .map_err(|e| RespondError::Refused(format!("{number}: {e}")))?;
-    let origin = format!("status {code} of {number} ({})", invoice.origin);
+    let origin = format!(
+        "status {code} of {number} ({}), asked by {who}",
+        invoice.origin
+    );
     crate::sync::fill_from_doc(&mut rec, &doc, Side::Purchases, &origin, "");
+    keep(&mut rec, &response);
     let md = MappedDocument {
         doc,
         entry: JournalEntry {
@@ -231,58 +341,45 @@ pub async fn respond(
         lines: Vec::new(),
     };
     let run_id = crate::sync::new_run_id();
-    driven
+    let sent = driven
         .deliver_page(ledger, vec![(Arc::new(md), rec)], Vec::new(), &run_id)
-        .await
-        .map_err(remote)?;
-    let Some(r) = ledger.get(&k)? else {
-        return Err(RespondError::Remote(format!(
+        .await;
+    let r = ledger.get(&k)?;
+    match (sent, r) {
+        (Err(TargetError::Ledger(e)), _) => Err(RespondError::Ledger(e)),
+        (_, Some(r)) if r.state == State::Claimed => Err(unknown()),
+        (Err(e), _) => Err(RespondError::Remote(format!(
+            "{number}: status {code} not sent: {e}"
+        ))),
+        (Ok(()), None) => Err(RespondError::Remote(format!(
             "{number}: no record of the status"
-        )));
-    };
-    if r.state == State::Held {
-        let why: Vec<String> = r
-            .problems
-            .iter()
-            .map(|p| format!("{} ({}): fix: {}", p.message, p.field, p.fix))
-            .collect();
-        return Err(RespondError::Refused(format!(
-            "{number}: status {code} not sent: {}",
-            why.join("; ")
-        )));
-    }
-    if !r.state.is_delivered() {
-        return Err(RespondError::Refused(format!(
+        ))),
+        (Ok(()), Some(r)) if r.state == State::Held => {
+            let why: Vec<String> = r
+                .problems
+                .iter()
+                .map(|p| format!("{} ({}): fix: {}", p.message, p.field, p.fix))
+                .collect();
+            Err(RespondError::Refused(format!(
+                "{number}: status {code} not sent: {}",
+                why.join("; ")
+            )))
+        }
+        (Ok(()), Some(r)) if !r.state.is_delivered() => Err(RespondError::Refused(format!(
             "{number}: status {code} not sent: {}",
             r.last_error.as_deref().unwrap_or(r.state.as_str())
-        )));
+        ))),
+        (Ok(()), Some(r)) => {
+            let what = sent_what(status, response.reason.as_deref(), &pa, &r);
+            record_sent(ledger, &invoice.key, &what, who)?;
+            Ok(Answered {
+                record: r.key.to_string(),
+                flow: r.remote_id.clone(),
+                already: false,
+                message: format!("{number}: {what}"),
+            })
+        }
     }
-    let reason = response
-        .reason
-        .as_deref()
-        .map(|x| format!(", reason {x}"))
-        .unwrap_or_default();
-    let what = format!(
-        "status {code} {}{reason} sent to {} through {pa}, flow {}",
-        status.label(),
-        r.customer_name,
-        r.remote_id.as_deref().unwrap_or("?")
-    );
-    let now = Utc::now();
-    invoice.transition(invoice.state, format!("{what} ({who})"), now);
-    ledger.put_records(std::slice::from_ref(&invoice))?;
-    ledger.audit(AuditEvent {
-        at: now,
-        action: "pa-status".into(),
-        detail: format!("{} ({number}): {what}", invoice.key),
-        who: who.to_owned(),
-    })?;
-    Ok(Answered {
-        record: r.key.to_string(),
-        flow: r.remote_id.clone(),
-        already: false,
-        message: format!("{number}: {what}"),
-    })
 }
 
 fn remote(e: TargetError) -> RespondError {

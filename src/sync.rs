@@ -250,6 +250,7 @@ pub async fn run_job(
         malformed_ids: BTreeSet::new(),
         cashed: (matches!(mode, Mode::Sync) && !cashed::targets(cfg, job).is_empty())
             .then(BTreeMap::new),
+        cashed_none: BTreeSet::new(),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();
@@ -426,7 +427,9 @@ pub async fn run_job(
         jr.report.error = Some(e.to_string());
     } else if let Some(docs) = jr.cashed.take() {
         // The payments' statuses 212, after the invoices they follow were sent and polled.
-        let emitted = cashed::emit(cfg, ledger, job, mapping, docs, opts.dry_run, &run_id).await?;
+        let none = std::mem::take(&mut jr.cashed_none);
+        let read = cashed::Read { docs, none };
+        let emitted = cashed::emit(cfg, ledger, job, mapping, read, opts.dry_run, &run_id).await?;
         statuses.extend(emitted.notes);
         jr.lines.extend(emitted.lines);
         if let Some(e) = emitted.error {

@@ -106,14 +106,32 @@ async fn the_buyer_disputes_approves_and_refuses_received_invoices_once_each() {
     }
 
     // Asked again: the flow already sent, nothing posted.
-    let (code, r, err) = run(
-        &p,
-        &["respond", "IMP-2026-0118", "207", "--reason", "TX_TVA_ERR"],
-    )
-    .await;
+    let dispute = [
+        "respond",
+        "IMP-2026-0118",
+        "207",
+        "--reason",
+        "TX_TVA_ERR",
+        "--text",
+        "Taux de TVA erroné sur la ligne 2",
+        "--action",
+        "NIN",
+    ];
+    let (code, r, err) = run(&p, &dispute).await;
     assert_eq!(code, 0, "{r} {err}");
     assert_eq!(r["already"], true, "{r}");
     assert_eq!(r["flow"], "flow-cdar-0001", "{r}");
+    // Asked again with another reason: refused, not taken for the one sent.
+    let (code, _, err) = run(
+        &p,
+        &["respond", "IMP-2026-0118", "207", "--reason", "PU_ERR"],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("a status goes once per invoice") && err.contains("reason TX_TVA_ERR"),
+        "{err}"
+    );
     assert_eq!(posted(&sim).len(), 1);
 
     // Approved once the seller corrected it; taken over first for another one.
@@ -184,6 +202,9 @@ async fn the_buyer_disputes_approves_and_refuses_received_invoices_once_each() {
     assert!(trail.iter().all(|(_, _, who)| who == "cli"), "{trail:?}");
 }
 
+/// A refusal whose answer was lost: its outcome unknown, no other status may follow it yet;
+/// asked again, it is looked up by its `trackingId`, found, recorded and audited, never posted
+/// twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_status_whose_answer_was_lost_is_found_at_the_pa_not_sent_twice() {
     let (sim, p) = received().await;
@@ -192,14 +213,29 @@ async fn a_status_whose_answer_was_lost_is_found_at_the_pa_not_sent_twice() {
         .unwrap()
         .faults
         .push_back(Fault::LoseAnswer);
-    let (code, r, err) = run(&p, &["respond", "IMP-2026-0118", "205"]).await;
-    assert_ne!(code, 0, "{r} {err}");
-    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 205, 1)]);
+    let refuse = ["respond", "IMP-2026-0118", "210", "--reason", "DOUBLON"];
+    let (code, r, err) = run(&p, &refuse).await;
+    assert_eq!(code, 3, "{r} {err}");
+    assert!(err.contains("outcome is unknown"), "{err}");
+    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 210, 1)]);
+    assert!(audit(&p).is_empty(), "not audited while unknown");
+    let (code, _, err) = run(&p, &["respond", "IMP-2026-0118", "205"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not known yet"), "{err}");
     // Asked again: looked up by its trackingId, found, not posted again.
-    let (code, r, err) = run(&p, &["respond", "IMP-2026-0118", "205"]).await;
+    let (code, r, err) = run(&p, &refuse).await;
     assert_eq!(code, 0, "{r} {err}");
     assert_eq!(r["already"], true, "{r}");
-    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 205, 1)]);
+    assert_eq!(posted(&sim), [("IMP-2026-0118".to_owned(), 210, 1)]);
+    let trail = audit(&p);
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert!(
+        trail[0].1.contains("found at the PA after a lost answer"),
+        "{trail:?}"
+    );
+    let (code, _, err) = run(&p, &["respond", "IMP-2026-0118", "205"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a refusal is final"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

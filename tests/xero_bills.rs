@@ -107,7 +107,19 @@ async fn supplier_invoices_become_bills_of_their_suppliers_once() {
 /// sale for a bill.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_after_the_send_is_settled_by_the_bills_of_the_same_supplier() {
+    kill_then_settle(false).await;
+}
+
+/// The same when Xero names a document's contact by its id only: the suppliers' contacts are
+/// looked up by number, and their ids decide.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_after_the_send_is_settled_by_contact_ids_when_xero_gives_no_numbers() {
+    kill_then_settle(true).await;
+}
+
+async fn kill_then_settle(unnumbered: bool) {
     let sim = Sim::start().await;
+    sim.state.lock().unwrap().contacts_unnumbered = unnumbered;
     let p = project(&sim).await;
     kill_at(
         command(&p, &["sync", "--job", "achats"]),
@@ -122,9 +134,21 @@ async fn a_kill_after_the_send_is_settled_by_the_bills_of_the_same_supplier() {
     );
     // The supplier is a customer too, under the same number (its SIREN), with a sale numbered
     // like its bill.
+    let contact = if unnumbered {
+        serde_json::json!({"ContactID": "x"})
+    } else {
+        serde_json::json!({"ContactID": "x", "ContactNumber": "380129866"})
+    };
     sim.state.lock().unwrap().docs.push(serde_json::json!({
         "InvoiceID": "sale-0001", "InvoiceNumber": "FA-2026-0457", "Status": "AUTHORISED",
-        "Type": "ACCREC", "Contact": {"ContactID": "x", "ContactNumber": "380129866"}}));
+        "Type": "ACCREC", "Contact": contact}));
+    // Another supplier's bill of the same number, listed first.
+    sim.state.lock().unwrap().docs.insert(
+        0,
+        serde_json::json!({
+        "InvoiceID": "other-0001", "InvoiceNumber": "FA-2026-0457", "Status": "AUTHORISED",
+        "Type": "ACCPAY", "Contact": {"ContactID": "c-other"}}),
+    );
     let (code, r) = sync(&p).await;
     assert_eq!(code, 0, "{r}");
     assert!(
@@ -140,6 +164,10 @@ async fn a_kill_after_the_send_is_settled_by_the_bills_of_the_same_supplier() {
         .filter_map(|r| r["remote_id"].as_str())
         .collect();
     assert!(!ids.contains(&"sale-0001"), "a sale is not a bill: {ids:?}");
+    assert!(
+        !ids.contains(&"other-0001"),
+        "nor another supplier's bill: {ids:?}"
+    );
     crate::common::assert_once(&sim.created(), 3, "created");
 }
 

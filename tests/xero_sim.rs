@@ -57,6 +57,8 @@ pub struct State {
     pub api_calls: BTreeMap<String, u32>,
     /// Contact numbers whose creation Xero refuses (a validation error on the item).
     pub reject_contacts: Vec<String>,
+    /// Documents name their contact by id only (`Contact` without `ContactNumber`).
+    pub contacts_unnumbered: bool,
     /// Batches not landed yet: idempotency key → when, and the numbers they hold.
     pub landing: Vec<(Option<String>, std::time::Instant, Vec<String>)>,
 }
@@ -275,7 +277,8 @@ impl Responder {
                     .contacts
                     .iter()
                     .find(|(id, _)| id == contact_id)
-                    .map(|(_, n)| n.clone());
+                    .map(|(_, n)| n.clone())
+                    .filter(|_| !s.contacts_unnumbered);
                 let stored = json!({id_field: id, number_field: number, "Status": "AUTHORISED", "Total": total.to_string(), "Type": item["Type"],
                     "Contact": {"ContactID": contact_id, "ContactNumber": contact_number}});
                 s.docs.push(stored.clone());

@@ -299,13 +299,14 @@ pub enum MappingsCmd {
     },
 }
 
-/// `--journal`: the code also names the export file, so it is checked like the mapping's.
+/// `facto respond`'s status: its code or its word.
 fn parse_buyer_status(s: &str) -> Result<crate::targets::pa::respond::BuyerStatus, String> {
     crate::targets::pa::respond::BuyerStatus::parse(s).ok_or_else(|| {
         format!("`{s}` is not a status the buyer sends: 204 (taken-over), 205 (approved), 207 (disputed) or 210 (refused)")
     })
 }
 
+/// `--journal`: the code also names the export file, so it is checked like the mapping's.
 fn parse_journal(s: &str) -> Result<String, String> {
     if crate::mapping::code_is_valid(s) {
         Ok(s.to_owned())

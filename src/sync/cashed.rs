@@ -4,7 +4,7 @@
 //! one ledger record per payment ([`crate::targets::pa::cashed_run`]). A payment already sent is
 //! never sent again; one waiting for its invoice is not rewritten while it still waits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -48,8 +48,18 @@ pub(super) struct Emitted {
     pub(super) error: Option<String>,
 }
 
-/// Sends the statuses 212 owed for `docs` (read in this run) and for the payments of earlier
-/// runs still held, to every PA target of the job that sends them.
+/// What this run read, for the 212 phase.
+pub(super) struct Read {
+    /// The documents that may owe statuses 212, by id.
+    pub(super) docs: BTreeMap<String, Document>,
+    /// The ids of those that owe none now (no payment, not due, not final).
+    pub(super) none: BTreeSet<String>,
+}
+
+/// Sends the statuses 212 owed for the documents read in this run and for the payments of
+/// earlier runs still held, to every PA target of the job that sends them. A held payment the
+/// document no longer lists, or whose document owes no 212 any more, is forgotten (audited; in
+/// a dry run only reported).
 ///
 /// # Errors
 ///
@@ -59,10 +69,11 @@ pub(super) async fn emit(
     ledger: &dyn Ledger,
     job: &Job,
     mapping: &Mapping,
-    docs: BTreeMap<String, Document>,
+    read: Read,
     dry_run: bool,
     run_id: &str,
 ) -> Result<Emitted, RunError> {
+    let Read { docs, none } = read;
     let mut out = Emitted::default();
     for pa in targets(cfg, job) {
         let Some(Connector::AfnorPa(c)) = cfg.connectors.get(&pa) else {
@@ -88,12 +99,17 @@ pub(super) async fn emit(
         for mut r in held {
             // A payment removed from the document since (recorded by mistake, then deleted in
             // the invoicing application): nothing is owed for it, and its record goes, audited.
-            if let Some(fresh) = document_of(&r.key.doc_id).and_then(|d| docs.get(d)) {
-                if payment_gone(fresh, &r.key.doc_id) {
-                    let note = format!(
-                        "{} ({name}): its payment is no longer in the document; no status 212 is owed, the record waiting for it is removed",
-                        r.number
-                    );
+            let doc_id = document_of(&r.key.doc_id);
+            let gone = doc_id.is_some_and(|d| none.contains(d))
+                || doc_id
+                    .and_then(|d| docs.get(d))
+                    .is_some_and(|fresh| payment_gone(fresh, &r.key.doc_id));
+            if gone {
+                let note = format!(
+                    "{} ({name}): its payment is no longer in the document, or the document owes no status 212 any more; the record waiting for it is removed",
+                    r.number
+                );
+                if !dry_run {
                     ledger.forget(
                         &r.key,
                         AuditEvent {
@@ -103,9 +119,9 @@ pub(super) async fn emit(
                             who: WHO_SYNC.into(),
                         },
                     )?;
-                    out.notes.push(note);
-                    continue;
                 }
+                out.notes.push(note);
+                continue;
             }
             let Some(doc) = r.take_held_doc() else {
                 continue;

@@ -130,6 +130,9 @@ pub(super) struct JobRun<'a> {
     /// The documents of this run that may owe statuses 212 to a PA target (by id; the last
     /// copy read stands), when a target of the job sends them.
     pub(super) cashed: Option<BTreeMap<String, Document>>,
+    /// The ids of the documents of this run that owe none (no payment, not due, not final):
+    /// a 212 still waiting for one of them is owed no more.
+    pub(super) cashed_none: BTreeSet<String>,
 }
 
 impl JobRun<'_> {
@@ -342,6 +345,10 @@ impl JobRun<'_> {
         if let Some(c) = self.cashed.as_mut() {
             if super::cashed::candidate(doc) {
                 c.insert(doc.id.clone(), doc.clone());
+                self.cashed_none.remove(&doc.id);
+            } else {
+                c.remove(&doc.id);
+                self.cashed_none.insert(doc.id.clone());
             }
         }
         let (mut prepared, mut snapshot) = match ready {

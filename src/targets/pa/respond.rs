@@ -211,6 +211,11 @@ impl Response {
                 )));
             }
         }
+        if !self.status.needs_reason() && !self.text.is_empty() {
+            return Err(ResponseError(format!(
+                "status {code} carries no text: --text goes with the reason of a 207 or a 210"
+            )));
+        }
         if self.text.chars().count() > 1024 || self.text.chars().any(char::is_control) {
             return Err(ResponseError(
                 "--text is at most 1 024 characters on one line".into(),

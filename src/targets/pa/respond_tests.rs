@@ -62,6 +62,9 @@ fn reasons_and_actions_are_checked_against_the_reform_s_lists() {
     assert!(err(response("205", Some("AUTRE"), None)).contains("takes no reason"));
     assert!(err(response("204", None, Some("NIN"))).contains("expects no action"));
     assert!(err(response("207", Some("AUTRE"), Some("XYZ"))).contains("not an action"));
+    let mut text = response("205", None, None);
+    text.text = "OK pour paiement".into();
+    assert!(err(text).contains("carries no text"));
     let mut long = response("207", Some("AUTRE"), None);
     long.text = "x".repeat(1025);
     assert!(err(long.clone()).contains("1 024"));

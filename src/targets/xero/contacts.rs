@@ -40,7 +40,21 @@ impl XeroRun {
                 wanted.entry(n.to_owned()).or_insert(party);
             }
         }
-        let numbers: Vec<&String> = wanted.keys().collect();
+        let numbers: Vec<String> = wanted.keys().cloned().collect();
+        self.lookup_contacts(&numbers).await?;
+        let missing: Vec<(String, &Party)> = wanted
+            .into_iter()
+            .filter(|(n, _)| !self.contacts.contains_key(n))
+            .collect();
+        for chunk in missing.chunks(PER_CALL) {
+            self.create_contacts(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Looks these contact numbers up (50 a call) and keeps the ids Xero has for them.
+    pub(super) async fn lookup_contacts(&mut self, numbers: &[String]) -> Result<(), TargetError> {
+        let wanted: std::collections::BTreeSet<&str> = numbers.iter().map(String::as_str).collect();
         for chunk in numbers.chunks(PER_CALL) {
             let cond: Vec<String> = chunk
                 .iter()
@@ -58,20 +72,13 @@ impl XeroRun {
                 let number = c.get("ContactNumber").and_then(Value::as_str);
                 let id = c.get("ContactID").and_then(Value::as_str);
                 if let (Some(n), Some(id)) = (number, id) {
-                    if wanted.contains_key(n) {
+                    if wanted.contains(n) {
                         self.contacts
                             .entry(n.to_owned())
                             .or_insert_with(|| id.to_owned());
                     }
                 }
             }
-        }
-        let missing: Vec<(String, &Party)> = wanted
-            .into_iter()
-            .filter(|(n, _)| !self.contacts.contains_key(n))
-            .collect();
-        for chunk in missing.chunks(PER_CALL) {
-            self.create_contacts(chunk).await?;
         }
         Ok(())
     }

@@ -62,9 +62,12 @@ impl XeroRun {
         Ok(out)
     }
 
-    /// Which records of one batch Xero has, by number (a deleted one does not count).
+    /// Which records of one batch Xero has, by number (a deleted one does not count). A sale
+    /// and a supplier's bill, or two suppliers' bills, may share a number: only the documents
+    /// of this run's type count, and a bill is the record's supplier's (by the contact number
+    /// Xero gives, else by the contact's id), never a guess between two suppliers.
     pub(super) async fn find_by_number(
-        &self,
+        &mut self,
         claimed: &[Record],
     ) -> Result<Vec<Option<Found>>, TargetError> {
         let credit = claimed.first().is_some_and(|r| r.kind == "credit_note");
@@ -85,11 +88,10 @@ impl XeroRun {
         } else {
             ("Invoices", "InvoiceNumber", "InvoiceID")
         };
-        // A sale and a supplier's bill, or two suppliers' bills, may share a number: only the
-        // documents of this run's type count, and a bill of the record's supplier when Xero
-        // names its contact.
         let kind = self.doc_type(credit);
-        let known: HashMap<(String, Option<String>), String> = found
+        let text = |x: &Value, p: &str| x.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        // (number, contact number, contact id, document id)
+        let known: Vec<(String, Option<String>, Option<String>, String)> = found
             .get(list)
             .and_then(Value::as_array)
             .map(|a| {
@@ -101,34 +103,49 @@ impl XeroRun {
                             .is_none_or(|t| t == kind)
                     })
                     .filter_map(|x| {
-                        // Xero numbers sales uniquely; bills carry their suppliers' numbers.
-                        let contact = x
-                            .pointer("/Contact/ContactNumber")
-                            .and_then(Value::as_str)
-                            .filter(|_| self.side == Side::Purchases)
-                            .map(str::to_owned);
                         Some((
-                            (x.get(number_field)?.as_str()?.to_owned(), contact),
-                            x.get(id_field)?.as_str()?.to_owned(),
+                            text(x, &format!("/{number_field}"))?,
+                            text(x, "/Contact/ContactNumber"),
+                            text(x, "/Contact/ContactID"),
+                            text(x, &format!("/{id_field}"))?,
                         ))
                     })
                     .collect()
             })
             .unwrap_or_default();
+        if self.side == Side::Purchases && known.iter().any(|k| k.1.is_none()) {
+            // Xero did not say whose: the suppliers' contact ids decide.
+            let suppliers: Vec<String> = claimed
+                .iter()
+                .map(|r| r.customer_id.clone())
+                .filter(|n| !self.contacts.contains_key(n))
+                .collect();
+            self.lookup_contacts(&suppliers).await?;
+        }
         Ok(claimed
             .iter()
             .map(|r| {
-                known
-                    .get(&(r.number.clone(), Some(r.customer_id.clone())))
-                    .or_else(|| known.get(&(r.number.clone(), None)))
-                    .map(|id| Found {
-                        state: State::Delivered,
-                        receipt: Receipt {
-                            remote_id: Some(id.clone()),
-                            note: "found in Xero after an interrupted run: not sent again".into(),
-                            ..Receipt::default()
-                        },
-                    })
+                let mut same = known.iter().filter(|k| k.0 == r.number);
+                let id = match self.side {
+                    // Xero numbers sales uniquely.
+                    Side::Sales => same.next(),
+                    Side::Purchases => {
+                        let contact = self.contacts.get(&r.customer_id);
+                        same.find(|k| {
+                            k.1.as_deref() == Some(r.customer_id.as_str())
+                                || (k.1.is_none() && contact.is_some() && k.2.as_ref() == contact)
+                        })
+                    }
+                }
+                .map(|k| k.3.clone());
+                id.map(|id| Found {
+                    state: State::Delivered,
+                    receipt: Receipt {
+                        remote_id: Some(id),
+                        note: "found in Xero after an interrupted run: not sent again".into(),
+                        ..Receipt::default()
+                    },
+                })
             })
             .collect())
     }
