@@ -54,6 +54,51 @@ impl Backend for InMemory {
     }
 }
 
+/// PostgreSQL, at `FACTO_TEST_POSTGRES` (`.ci/run` starts a server on 127.0.0.1), one
+/// namespace per test, removed when the test ends.
+pub(crate) struct OnPostgres {
+    pub(crate) url: String,
+    pub(crate) ns: String,
+}
+
+impl OnPostgres {
+    /// The backend, or `None` (said "skipped", a failure under `CI=true`) without a server.
+    pub(crate) fn available() -> Option<OnPostgres> {
+        let Ok(url) = std::env::var("FACTO_TEST_POSTGRES") else {
+            crate::test_skip::skip(
+                "FACTO_TEST_POSTGRES is not set: the PostgreSQL ledger's conformance needs a server (`.ci/run` starts one)",
+            );
+            return None;
+        };
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ns = format!(
+            "test-{}-{}-{n}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        Some(OnPostgres { url, ns })
+    }
+}
+
+impl Backend for OnPostgres {
+    type S = super::postgres::PgStore;
+    fn fresh() -> Self {
+        OnPostgres::available().expect("FACTO_TEST_POSTGRES")
+    }
+    fn open(&mut self) -> StoreLedger<super::postgres::PgStore> {
+        StoreLedger::open_postgres(&self.url, None, &self.ns).unwrap()
+    }
+}
+
+impl Drop for OnPostgres {
+    fn drop(&mut self) {
+        if let Ok(s) = super::postgres::PgStore::open(&self.url, None, &self.ns) {
+            let _ = s.drop_namespace();
+        }
+    }
+}
+
 /// Runs each named generic test on every backend, one `#[test]` per (backend, test).
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
@@ -62,6 +107,13 @@ macro_rules! conformance {
         }
         mod in_memory {
             $(#[test] fn $test() { super::$test(&mut <super::InMemory as super::Backend>::fresh()) })*
+        }
+        mod on_postgres {
+            $(#[test] fn $test() {
+                if let Some(mut b) = super::OnPostgres::available() {
+                    super::$test(&mut b)
+                }
+            })*
         }
     };
 }
@@ -513,6 +565,13 @@ proptest::proptest! {
     #[test]
     fn indexes_follow_every_write_in_memory(ops in proptest::collection::vec(op(), 1..24)) {
         run_ops(&mut InMemory::fresh(), ops);
+    }
+
+    #[test]
+    fn indexes_follow_every_write_on_postgres(ops in proptest::collection::vec(op(), 1..24)) {
+        if let Some(mut b) = OnPostgres::available() {
+            run_ops(&mut b, ops);
+        }
     }
 }
 

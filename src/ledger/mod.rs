@@ -10,9 +10,10 @@
 //! permanent refusal by the target.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod keys;
 mod migrate;
+pub mod postgres;
 mod rules;
 pub mod sled;
 pub mod store;

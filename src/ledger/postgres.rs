@@ -1,0 +1,469 @@
+//! The PostgreSQL store (issue 16, first step): the same [`Store`] as sled's (bytes by key,
+//! prefix scans in key order, atomic write batches, counters, the kept batch files), in three
+//! tables of a PostgreSQL database that operators back up and replicate as they know how. The
+//! ledger's rules and keys above it are unchanged, so the conformance suite proves it
+//! ([`super::conformance`]).
+//!
+//! - **Namespaces.** Every row carries its ledger's namespace (`ns`): one database holds the
+//!   ledgers of many companies, none reading another's.
+//! - **Schema.** facto creates and migrates it itself: numbered migrations, each applied once in
+//!   its own transaction under an advisory lock (two processes starting together migrate once),
+//!   the version kept in `facto_schema`. A database migrated by a newer facto is refused.
+//! - **Durability.** A write batch is one transaction, durable when it commits (the server's
+//!   `synchronous_commit`); [`Store::flush`] has nothing left to do.
+//! - **Threads.** The blocking client runs on a thread of its own, so the store may be called
+//!   from the async code that drives the ledger without nesting runtimes.
+//!
+//! The password never sits in the configuration: the URL names the server, the user and the
+//! database, and the password comes from the environment (`PGPASSWORD`, or the variable the
+//! caller names).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use postgres::{Client, NoTls};
+
+use super::rules::StoreLedger;
+use super::store::{Scan, Store, WriteBatch};
+use super::{LedgerError, Result};
+
+/// The ledger on PostgreSQL.
+pub type PgLedger = StoreLedger<PgStore>;
+
+impl StoreLedger<PgStore> {
+    /// Opens the ledger of namespace `ns` in the database at `url` ([`PgStore::open`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStore::open`], and a namespace written by another ledger version.
+    pub fn open_postgres(url: &str, password: Option<&str>, ns: &str) -> Result<PgLedger> {
+        StoreLedger::on(PgStore::open(url, password, ns)?)
+    }
+}
+
+/// The migrations, in order: migration `n` (from 1) is `MIGRATIONS[n - 1]`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the key-value rows (counters among them, as big-endian u64) and the kept batch
+    // files, by namespace.
+    "CREATE TABLE facto_kv (ns TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (ns, key));
+     CREATE TABLE facto_blobs (ns TEXT NOT NULL, id BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (ns, id));",
+];
+
+/// Rows read per call of a scan: a scan of a million records never holds them all.
+const SCAN_PAGE: i64 = 1000;
+
+/// The advisory lock key under which facto migrates a database.
+const MIGRATION_LOCK: i64 = 0x6661_6374_6f00_0001;
+
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// A PostgreSQL database as a ledger store, for one namespace.
+pub struct PgStore {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    ns: String,
+    /// The server and database, for messages (never the password).
+    shown: PathBuf,
+}
+
+fn store_error(e: impl std::error::Error + Send + Sync + 'static) -> LedgerError {
+    LedgerError::Store(Box::new(e))
+}
+
+fn gone() -> LedgerError {
+    LedgerError::Invalid("the PostgreSQL connection's thread has stopped".into())
+}
+
+/// The connection string without its password, for messages: a URL's `user:password@`
+/// loses the password, a `key=value` string its `password=` pair.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        (Some(_), _) => url.split('?').next().unwrap_or_default().to_owned(),
+        _ => url
+            .split_whitespace()
+            .filter(|kv| !kv.starts_with("password="))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// The first key after every key that starts with `prefix` (`None`: there is none).
+fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`; the password from `password`, else
+    /// `PGPASSWORD`), migrates the schema, and serves namespace `ns`.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached or refuses the login, the schema is newer than this facto,
+    /// or a migration fails.
+    pub fn open(url: &str, password: Option<&str>, ns: &str) -> Result<PgStore> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| LedgerError::Invalid(format!("ledger URL {}: {e}", shown(url))))?;
+        if let Some(p) = password {
+            config.password(p);
+        } else if config.get_password().is_none() {
+            if let Ok(p) = std::env::var("PGPASSWORD") {
+                config.password(p);
+            }
+        }
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let where_ = shown(url);
+        std::thread::Builder::new()
+            .name("facto-postgres".into())
+            .spawn(move || {
+                let mut client = match config.connect(NoTls) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(LedgerError::Invalid(format!(
+                            "cannot connect to the ledger database {where_}: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(migrate(&mut client));
+                for job in rx {
+                    job(&mut client);
+                }
+            })
+            .map_err(|e| LedgerError::Io {
+                path: PathBuf::from(shown(url)),
+                source: e,
+            })?;
+        ready_rx.recv().map_err(|_| gone())??;
+        Ok(PgStore {
+            jobs: Mutex::new(tx),
+            ns: ns.to_owned(),
+            shown: PathBuf::from(format!("{}#{ns}", shown(url))),
+        })
+    }
+
+    /// Removes everything the namespace holds (a company leaving the deployment, a test's
+    /// data), in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    pub fn drop_namespace(&self) -> Result<()> {
+        let ns = self.ns.clone();
+        self.call(move |c| {
+            let mut tx = c.transaction().map_err(store_error)?;
+            for table in ["facto_kv", "facto_blobs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE ns = $1"), &[&ns])
+                    .map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)
+        })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = mpsc::channel();
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(Box::new(move |c: &mut Client| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+
+    /// One page of a scan: the rows after `from` (excluded when `after`), before `end`.
+    fn page(
+        &self,
+        from: Vec<u8>,
+        after: bool,
+        end: Option<Vec<u8>>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let ns = self.ns.clone();
+        self.call(move |c| {
+            let op = if after { ">" } else { ">=" };
+            let rows = match &end {
+                Some(end) => c.query(
+                    &format!("SELECT key, value FROM facto_kv WHERE ns = $1 AND key {op} $2 AND key < $3 ORDER BY key LIMIT $4"),
+                    &[&ns, &from, end, &SCAN_PAGE],
+                ),
+                None => c.query(
+                    &format!("SELECT key, value FROM facto_kv WHERE ns = $1 AND key {op} $2 ORDER BY key LIMIT $3"),
+                    &[&ns, &from, &SCAN_PAGE],
+                ),
+            }
+            .map_err(store_error)?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+}
+
+/// Applies the migrations this database has not had, each once, under the advisory lock.
+fn migrate(c: &mut Client) -> Result<()> {
+    let mut tx = c.transaction().map_err(store_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(store_error)?;
+    // Under the lock: two processes creating it at once would collide.
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS facto_schema (version INTEGER NOT NULL)")
+        .map_err(store_error)?;
+    let found: i32 = tx
+        .query_opt("SELECT max(version) FROM facto_schema", &[])
+        .map_err(store_error)?
+        .and_then(|r| r.get::<_, Option<i32>>(0))
+        .unwrap_or(0);
+    let expected = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    if found > expected {
+        return Err(LedgerError::Invalid(format!(
+            "the ledger database has schema version {found}, this facto knows up to {expected}: use the facto version that migrated it"
+        )));
+    }
+    for (n, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.batch_execute(sql).map_err(store_error)?;
+        let version = i32::try_from(n + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO facto_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .map_err(store_error)?;
+    }
+    tx.commit().map_err(store_error)
+}
+
+impl Store for PgStore {
+    fn location(&self) -> &Path {
+        &self.shown
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (ns, key) = (self.ns.clone(), key.to_vec());
+        self.call(move |c| {
+            Ok(c.query_opt(
+                "SELECT value FROM facto_kv WHERE ns = $1 AND key = $2",
+                &[&ns, &key],
+            )
+            .map_err(store_error)?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Scan<'_> {
+        let end = after_prefix(prefix);
+        let mut next = Some((prefix.to_vec(), false));
+        let mut buffered = std::collections::VecDeque::new();
+        Box::new(std::iter::from_fn(move || loop {
+            if let Some(row) = buffered.pop_front() {
+                return Some(Ok(row));
+            }
+            let (from, after) = next.take()?;
+            match self.page(from, after, end.clone()) {
+                Ok(rows) => {
+                    if rows.len() as i64 == SCAN_PAGE {
+                        next = rows.last().map(|(k, _)| (k.clone(), true));
+                    }
+                    if rows.is_empty() {
+                        return None;
+                    }
+                    buffered.extend(rows);
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }))
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<()> {
+        let ns = self.ns.clone();
+        let ops = batch.into_ops();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.call(move |c| {
+            let mut tx = c.transaction().map_err(store_error)?;
+            let put = tx
+                .prepare(
+                    "INSERT INTO facto_kv (ns, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+                )
+                .map_err(store_error)?;
+            let del = tx
+                .prepare("DELETE FROM facto_kv WHERE ns = $1 AND key = $2")
+                .map_err(store_error)?;
+            for (k, v) in ops {
+                match v {
+                    Some(v) => tx.execute(&put, &[&ns, &k, &v]),
+                    None => tx.execute(&del, &[&ns, &k]),
+                }
+                .map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)
+        })
+    }
+
+    /// Each batch is durable when its transaction commits.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The counter is a row like any other (a big-endian `u64`, as sled keeps it), read and
+    /// written under its row lock, so that two processes never take the same number.
+    fn increment(&self, key: &[u8]) -> Result<u64> {
+        let (ns, key) = (self.ns.clone(), key.to_vec());
+        self.call(move |c| {
+            let mut tx = c.transaction().map_err(store_error)?;
+            tx.execute(
+                "INSERT INTO facto_kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO NOTHING",
+                &[&ns, &key, &0u64.to_be_bytes().to_vec()],
+            )
+            .map_err(store_error)?;
+            let now: Vec<u8> = tx
+                .query_one(
+                    "SELECT value FROM facto_kv WHERE ns = $1 AND key = $2 FOR UPDATE",
+                    &[&ns, &key],
+                )
+                .map_err(store_error)?
+                .get(0);
+            let n = <[u8; 8]>::try_from(now.as_slice())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0)
+                .checked_add(1)
+                .ok_or_else(|| LedgerError::Invalid("a counter overflowed".into()))?;
+            tx.execute(
+                "UPDATE facto_kv SET value = $3 WHERE ns = $1 AND key = $2",
+                &[&ns, &key, &n.to_be_bytes().to_vec()],
+            )
+            .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(n)
+        })
+    }
+
+    fn put_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(|e| LedgerError::Io {
+            path: self.shown.join(format!("batches/{id}")),
+            source: e,
+        })?;
+        let ns = self.ns.clone();
+        let id = i64::try_from(id).map_err(|_| LedgerError::Invalid(format!("batch id {id}")))?;
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO facto_blobs (ns, id, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (ns, id) DO UPDATE SET data = EXCLUDED.data",
+                &[&ns, &id, &data],
+            )
+            .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn blob(&self, id: u64) -> Result<Vec<u8>> {
+        let ns = self.ns.clone();
+        let path = self.shown.join(format!("batches/{id}"));
+        let id = i64::try_from(id).map_err(|_| LedgerError::Invalid(format!("batch id {id}")))?;
+        self.call(move |c| {
+            c.query_opt(
+                "SELECT data FROM facto_blobs WHERE ns = $1 AND id = $2",
+                &[&ns, &id],
+            )
+            .map_err(store_error)?
+            .map(|r| r.get(0))
+            .ok_or_else(|| LedgerError::Io {
+                path,
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+        })
+    }
+
+    fn remove_blob(&self, id: u64) {
+        let ns = self.ns.clone();
+        let Ok(id) = i64::try_from(id) else {
+            return;
+        };
+        let _ = self.call(move |c| {
+            c.execute(
+                "DELETE FROM facto_blobs WHERE ns = $1 AND id = $2",
+                &[&ns, &id],
+            )
+            .map_err(store_error)?;
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            shown("postgres://facto:s3cret@127.0.0.1:5432/facto"),
+            "postgres://facto@127.0.0.1:5432/facto"
+        );
+        assert_eq!(
+            shown("postgres://facto@db/facto"),
+            "postgres://facto@db/facto"
+        );
+        assert_eq!(
+            shown("host=db password=s3cret user=facto"),
+            "host=db user=facto"
+        );
+        assert_eq!(
+            shown("postgres://db/facto?password=s3cret"),
+            "postgres://db/facto"
+        );
+    }
+
+    /// A scan reads page by page: more rows than a page, in key order, none of the next
+    /// prefix's.
+    #[test]
+    fn a_scan_pages_through_more_rows_than_a_page() {
+        let Some(b) = crate::ledger::conformance::OnPostgres::available() else {
+            return;
+        };
+        let s = PgStore::open(&b.url, None, &b.ns).unwrap();
+        let mut wb = WriteBatch::default();
+        for i in 0..2500u32 {
+            wb.insert(
+                [b"p\0".as_slice(), &i.to_be_bytes()].concat(),
+                i.to_be_bytes().to_vec(),
+            );
+        }
+        wb.insert(b"p\x01after".to_vec(), b"x".to_vec());
+        wb.insert(b"o\xffbefore".to_vec(), b"x".to_vec());
+        s.apply(wb).unwrap();
+        let keys: Vec<Vec<u8>> = s.scan(b"p\0").map(|kv| kv.unwrap().0).collect();
+        assert_eq!(keys.len(), 2500);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "in key order");
+        assert!(keys.iter().all(|k| k.starts_with(b"p\0")));
+    }
+
+    #[test]
+    fn a_prefix_ends_before_its_first_outsider() {
+        assert_eq!(after_prefix(b"r\0"), Some(b"r\x01".to_vec()));
+        assert_eq!(after_prefix(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(after_prefix(b"\xff\xff"), None);
+        assert_eq!(after_prefix(b""), None);
+    }
+}
