@@ -9,6 +9,9 @@
 //! - **Schema.** facto creates and migrates it itself: numbered migrations, each applied once in
 //!   its own transaction under an advisory lock (two processes starting together migrate once),
 //!   the version kept in `facto_schema`. A database migrated by a newer facto is refused.
+//! - **One writer.** A process holds its namespace's advisory lock while the store is open, as
+//!   sled holds its folder's: a second process is refused ([`LedgerError::Locked`]) until
+//!   several workers share a ledger's claims.
 //! - **Durability.** A write batch is one transaction, durable when it commits (the server's
 //!   `synchronous_commit`); [`Store::flush`] has nothing left to do.
 //! - **Threads.** The blocking client runs on a thread of its own, so the store may be called
@@ -60,10 +63,55 @@ type Job = Box<dyn FnOnce(&mut Client) + Send>;
 
 /// A PostgreSQL database as a ledger store, for one namespace.
 pub struct PgStore {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// The connection's thread takes its work here (`None` once dropped).
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     ns: String,
     /// The server and database, for messages (never the password).
     shown: PathBuf,
+}
+
+/// How long an open waits for a namespace that another process is letting go of.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The advisory lock that makes one process the namespace's only writer, as sled's lock on its
+/// folder does, until several workers share a ledger: the namespace's hash.
+fn namespace_lock(ns: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("facto-ledger\0{ns}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[..8]);
+    i64::from_be_bytes(b)
+}
+
+/// Takes the namespace's lock for the life of the connection, waiting a little for a process
+/// that is closing.
+fn lock_namespace(c: &mut Client, ns: &str) -> Result<bool> {
+    let key = namespace_lock(ns);
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let got: bool = c
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .map_err(store_error)?
+            .get(0);
+        if got || std::time::Instant::now() >= deadline {
+            return Ok(got);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+impl Drop for PgStore {
+    /// Closes the connection (releasing the namespace) before the next open may need it.
+    fn drop(&mut self) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn store_error(e: impl std::error::Error + Send + Sync + 'static) -> LedgerError {
@@ -127,7 +175,9 @@ impl PgStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let where_ = shown(url);
-        std::thread::Builder::new()
+        let located = PathBuf::from(format!("{}#{ns}", shown(url)));
+        let (namespace, locked) = (ns.to_owned(), located.clone());
+        let thread = std::thread::Builder::new()
             .name("facto-postgres".into())
             .spawn(move || {
                 let mut client = match config.connect(NoTls) {
@@ -139,21 +189,33 @@ impl PgStore {
                         return;
                     }
                 };
-                let _ = ready_tx.send(migrate(&mut client));
-                for job in rx {
-                    job(&mut client);
+                let ready = migrate(&mut client).and_then(|()| {
+                    match lock_namespace(&mut client, &namespace)? {
+                        true => Ok(()),
+                        false => Err(LedgerError::Locked(locked)),
+                    }
+                });
+                let ok = ready.is_ok();
+                let _ = ready_tx.send(ready);
+                if ok {
+                    for job in rx {
+                        job(&mut client);
+                    }
                 }
             })
             .map_err(|e| LedgerError::Io {
                 path: PathBuf::from(shown(url)),
                 source: e,
             })?;
-        ready_rx.recv().map_err(|_| gone())??;
-        Ok(PgStore {
-            jobs: Mutex::new(tx),
+        let ready = ready_rx.recv().map_err(|_| gone());
+        let store = PgStore {
+            jobs: Mutex::new(Some(tx)),
+            thread: Some(thread),
             ns: ns.to_owned(),
-            shown: PathBuf::from(format!("{}#{ns}", shown(url))),
-        })
+            shown: located,
+        };
+        ready??;
+        Ok(store)
     }
 
     /// Removes everything the namespace holds (a company leaving the deployment, a test's
@@ -183,6 +245,8 @@ impl PgStore {
         self.jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .ok_or_else(gone)?
             .send(Box::new(move |c: &mut Client| {
                 let _ = tx.send(f(c));
             }))
@@ -457,6 +521,24 @@ mod tests {
         assert_eq!(keys.len(), 2500);
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "in key order");
         assert!(keys.iter().all(|k| k.starts_with(b"p\0")));
+    }
+
+    /// One process at a time writes a namespace: a second open is refused as sled's would be,
+    /// and the namespace is free again once the first closes; another namespace is not held.
+    #[test]
+    fn a_namespace_has_one_writer_at_a_time() {
+        let Some(b) = crate::ledger::conformance::OnPostgres::available() else {
+            return;
+        };
+        let first = PgStore::open(&b.url, None, &b.ns).unwrap();
+        assert!(matches!(
+            PgStore::open(&b.url, None, &b.ns),
+            Err(LedgerError::Locked(_))
+        ));
+        let other = PgStore::open(&b.url, None, &format!("{}-other", b.ns)).unwrap();
+        drop(first);
+        let again = PgStore::open(&b.url, None, &b.ns).unwrap();
+        drop((again, other));
     }
 
     #[test]
