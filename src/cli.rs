@@ -12,8 +12,8 @@ use chrono::NaiveDate;
 use clap::Parser;
 
 use crate::config::Config;
-use crate::ledger::sled::SledLedger;
 use crate::ledger::LedgerError;
+use crate::ledger::{Ledger, SharedLedger};
 use crate::report::{exit, RunReport};
 use crate::sync::RunError;
 
@@ -147,8 +147,9 @@ fn init_tracing(cli: &Cli) {
 struct Context<'a> {
     cli: &'a Cli,
     out: Output,
-    /// The ledger the daemon holds (sled's lock is its): `None` when the command runs on its own.
-    daemon_ledger: Option<SledLedger>,
+    /// The ledger the daemon holds (its lock is the daemon's): `None` when the command runs on
+    /// its own.
+    daemon_ledger: Option<SharedLedger>,
     /// Who runs the command, as the audit log records it (`cli`, `api`, `console:admin`...).
     who: String,
 }
@@ -159,10 +160,10 @@ impl Context<'_> {
             .map_err(|e| fail(exit::USAGE, e))
     }
 
-    fn open_ledger(&self, cfg: &Config) -> Result<SledLedger, Failure> {
+    fn open_ledger(&self, cfg: &Config) -> Result<SharedLedger, Failure> {
         match &self.daemon_ledger {
-            Some(l) => Ok(l.clone()),
-            None => SledLedger::open(&cfg.data_dir).map_err(ledger_failure),
+            Some(l) => Ok(std::sync::Arc::clone(l)),
+            None => cfg.open_ledger().map_err(ledger_failure),
         }
     }
 
@@ -172,7 +173,7 @@ impl Context<'_> {
     fn recover(
         &self,
         cfg: &Config,
-        ledger: &SledLedger,
+        ledger: &dyn Ledger,
         dry_run: bool,
     ) -> Result<Vec<String>, Failure> {
         if dry_run || self.daemon_ledger.is_some() {
@@ -258,8 +259,9 @@ fn ereporting_preview(
             anyhow!("--ereporting needs --target to name an afnor-pa target of job {job}; `{target}` is not one"),
         ));
     }
-    let ledger = cx.open_ledger(cfg)?;
-    let r = crate::ereporting::Report::from_ledger(&ledger, job, target, from, to)
+    let shared = cx.open_ledger(cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
+    let r = crate::ereporting::Report::from_ledger(ledger, job, target, from, to)
         .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?
         .in_periods(cfg.company.vat_regime, today());
     cx.out.report(&r, crate::ereporting::Report::render)?;
@@ -295,8 +297,9 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
                     .map_err(|e| fail(exit::USAGE, e))?;
             }
             let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
-            let ledger = cx.open_ledger(&cfg)?;
-            let p = crate::preview::preview(&cfg, &ledger, job, *from, *to, target.as_deref())
+            let shared = cx.open_ledger(&cfg)?;
+            let ledger: &dyn crate::ledger::Ledger = &*shared;
+            let p = crate::preview::preview(&cfg, ledger, job, *from, *to, target.as_deref())
                 .await
                 .map_err(|e| fail(exit::UNREACHABLE, anyhow!("{e}")))?;
             cx.out.report(&p, crate::preview::Preview::render)?;

@@ -60,6 +60,46 @@ struct RawConfig {
     /// Alerts (`[alerts]`).
     #[serde(default)]
     alerts: Option<crate::alerts::AlertsConfig>,
+    /// The ledger in PostgreSQL (`[ledger]`); without it, sled in `data_dir`.
+    #[serde(default)]
+    ledger: Option<LedgerSection>,
+}
+
+/// `[ledger]`: the ledger in a PostgreSQL database instead of sled's folder.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSection {
+    /// `postgres://user@host:port/database`, without the password.
+    pub url: String,
+    /// The environment variable that holds the password. Default `PGPASSWORD`.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// This company's namespace in the database. Default: its SIREN.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl LedgerSection {
+    /// What is wrong with it, if anything: a URL that is not PostgreSQL's, or that holds the
+    /// password (which belongs in the environment).
+    fn problem(&self) -> Option<String> {
+        let rest = self
+            .url
+            .strip_prefix("postgres://")
+            .or_else(|| self.url.strip_prefix("postgresql://"));
+        let Some(rest) = rest else {
+            return Some(format!(
+                "[ledger] url must be a PostgreSQL URL (postgres://user@host:port/database), not `{}`",
+                self.url
+            ));
+        };
+        let creds = rest.split('/').next().unwrap_or_default();
+        let in_url = creds.rsplit_once('@').is_some_and(|(c, _)| c.contains(':'))
+            || rest.contains("password=");
+        in_url.then(|| {
+            "[ledger] url holds a password: remove it, and put the password in the environment variable that password_env names (default PGPASSWORD)".into()
+        })
+    }
 }
 
 /// `[daemon]`: how `facto run` listens and polls.
@@ -198,6 +238,8 @@ pub struct Config {
     pub daemon: DaemonSection,
     /// Where alerts go, when `[alerts]` is set.
     pub alerts: Option<crate::alerts::AlertsConfig>,
+    /// The ledger in PostgreSQL, when `[ledger]` is set; else sled in `data_dir`.
+    pub ledger: Option<LedgerSection>,
 }
 
 impl Config {
@@ -417,8 +459,16 @@ impl Config {
         if let Some(a) = &raw.alerts {
             a.validate(path, &text)?;
         }
+        if let Some(why) = raw.ledger.as_ref().and_then(LedgerSection::problem) {
+            return Err(ConfigError::at(
+                path,
+                spans.line(&["ledger".into(), "url".into()]),
+                why,
+            ));
+        }
         Ok(Config {
             alerts: raw.alerts,
+            ledger: raw.ledger,
             daemon: raw.daemon,
             path: path.to_owned(),
             base_dir,
@@ -429,6 +479,26 @@ impl Config {
             mappings,
             mappings_dir,
             connectors_dir,
+        })
+    }
+
+    /// Opens the ledger the configuration names: PostgreSQL when `[ledger]` is set (the
+    /// password from its variable, the namespace by default the company's SIREN), else sled in
+    /// `data_dir`.
+    ///
+    /// # Errors
+    ///
+    /// The ledger is in use by another process, cannot be reached, or is of another version.
+    pub fn open_ledger(&self) -> Result<crate::ledger::SharedLedger, crate::ledger::LedgerError> {
+        use crate::ledger::{postgres::PgLedger, sled::SledLedger};
+        Ok(match &self.ledger {
+            None => std::sync::Arc::new(SledLedger::open(&self.data_dir)?),
+            Some(l) => {
+                let var = l.password_env.as_deref().unwrap_or("PGPASSWORD");
+                let password = std::env::var(var).ok();
+                let ns = l.namespace.as_deref().unwrap_or(&self.company.siren);
+                std::sync::Arc::new(PgLedger::open_postgres(&l.url, password.as_deref(), ns)?)
+            }
         })
     }
 

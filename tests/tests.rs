@@ -41,6 +41,7 @@ mod pa_webhook;
 mod pennylane_api;
 mod pennylane_contract;
 mod pennylane_sim;
+mod postgres_ledger;
 mod purchases;
 mod reform_demo;
 mod regression;

@@ -1,7 +1,6 @@
 //! `facto chorus complete|recycle`: answers to Chorus Pro about an invoice it holds.
 
 use super::{fail, ledger_failure, ChorusCmd, Context, Failure};
-use crate::ledger::Ledger;
 use crate::report::exit;
 
 /// `facto chorus complete|recycle`: one answer to Chorus Pro about one invoice.
@@ -9,7 +8,8 @@ pub(super) async fn chorus_answer(cx: &mut Context<'_>, cmd: &ChorusCmd) -> Resu
     use crate::config::Connector;
     use crate::targets::chorus::answer::{self, Answer, AnswerError};
     let cfg = cx.load()?;
-    let ledger = cx.open_ledger(&cfg)?;
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
     let (doc, target, answer) = match cmd {
         ChorusCmd::Complete {
             doc,
@@ -91,7 +91,7 @@ pub(super) async fn chorus_answer(cx: &mut Context<'_>, cmd: &ChorusCmd) -> Resu
     let Some(Connector::ChorusPro(chorus)) = cfg.connectors.get(&rec.key.target) else {
         return Err(fail(exit::USAGE, anyhow::anyhow!("no Chorus Pro target")));
     };
-    match answer::send(chorus, &ledger, &rec.key, answer, &cx.who).await {
+    match answer::send(chorus, ledger, &rec.key, answer, &cx.who).await {
         Ok(done) => {
             if cx.out.is_json() {
                 cx.out

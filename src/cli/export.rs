@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::{
     fail, ledger_failure, pick_job, run_failure, today, Context, ExportArgs, ExportsCmd, Failure,
 };
-use crate::ledger::{AuditEvent, BatchStatus, Ledger, LedgerError};
+use crate::ledger::{AuditEvent, BatchStatus, LedgerError};
 use crate::report::{exit, RunReport};
 use crate::sync::{ExportSelection, Mode, RunOptions};
 
@@ -25,8 +25,9 @@ pub(super) async fn export(cx: &mut Context<'_>, a: &ExportArgs) -> Result<u8, F
     cfg.add_export_target(&job_name, &a.target)
         .map_err(|e| fail(exit::USAGE, e))?;
     let job = cfg.job(&job_name).map_err(|e| fail(exit::USAGE, e))?;
-    let ledger = cx.open_ledger(&cfg)?;
-    let recovery = cx.recover(&cfg, &ledger, false)?;
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
+    let recovery = cx.recover(&cfg, ledger, false)?;
     let pb = cx.progress();
     let opts = RunOptions {
         dry_run: false,
@@ -44,7 +45,7 @@ pub(super) async fn export(cx: &mut Context<'_>, a: &ExportArgs) -> Result<u8, F
         exclude: a.exclude.clone(),
         validation_date: a.validation_date,
     };
-    let mut r = crate::sync::run_job(&cfg, &ledger, job, &Mode::Export(sel), &opts)
+    let mut r = crate::sync::run_job(&cfg, ledger, job, &Mode::Export(sel), &opts)
         .await
         .map_err(run_failure)?;
     r.recovery = recovery;
@@ -60,7 +61,8 @@ pub(super) async fn export(cx: &mut Context<'_>, a: &ExportArgs) -> Result<u8, F
 
 pub(super) fn exports(cx: &mut Context<'_>, cmd: &ExportsCmd) -> Result<u8, Failure> {
     let cfg = cx.load()?;
-    let ledger = cx.open_ledger(&cfg)?;
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
     match cmd {
         ExportsCmd::List => {
             let batches = ledger.batches().map_err(ledger_failure)?;

@@ -9,7 +9,6 @@ use clap::Parser;
 
 use super::{run, Cli, Command, Context, Failure, Output};
 use crate::config::Config;
-use crate::ledger::sled::SledLedger;
 use crate::report::exit;
 
 /// Runs a command forwarded by a client through the daemon's admin API, with the daemon's
@@ -18,7 +17,7 @@ use crate::report::exit;
 pub(super) fn execute_forwarded(
     args: Vec<String>,
     config: PathBuf,
-    ledger: SledLedger,
+    ledger: crate::ledger::SharedLedger,
     who: String,
 ) -> crate::daemon::Forwarded {
     Box::pin(async move {

@@ -5,8 +5,7 @@ use anyhow::{anyhow, Context as _};
 use chrono::Utc;
 
 use super::{fail, ledger_failure, Context, Failure, LedgerCmd};
-use crate::ledger::sled::SledLedger;
-use crate::ledger::{AuditEvent, Ledger, LedgerError, Record, RecordFilter, State};
+use crate::ledger::{AuditEvent, LedgerError, Record, RecordFilter, State};
 use crate::report::{exit, RunReport};
 
 fn record_line(r: &Record) -> String {
@@ -29,7 +28,7 @@ fn record_line(r: &Record) -> String {
 }
 
 fn find_records(
-    ledger: &SledLedger,
+    ledger: &dyn crate::ledger::Ledger,
     doc: &str,
     target: Option<&str>,
 ) -> Result<Vec<Record>, Failure> {
@@ -117,7 +116,8 @@ fn retry_candidates(
 
 pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Failure> {
     let cfg = cx.load()?;
-    let ledger = cx.open_ledger(&cfg)?;
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
     match cmd {
         LedgerCmd::List { job, target, state } => {
             let state = match state.as_deref() {
@@ -150,7 +150,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             Ok(exit::OK)
         }
         LedgerCmd::Show { doc } => {
-            let found = find_records(&ledger, doc, None)?;
+            let found = find_records(ledger, doc, None)?;
             if cx.out.is_json() {
                 cx.out.json(&found)?;
             } else {
@@ -200,7 +200,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             Ok(exit::OK)
         }
         LedgerCmd::Retry { doc, target, job } => {
-            let found = find_records(&ledger, doc, target.as_deref())?;
+            let found = find_records(ledger, doc, target.as_deref())?;
             let found = retry_candidates(found, doc, job.as_deref())
                 .map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
             if found.is_empty() {
@@ -275,7 +275,7 @@ pub(super) fn ledger_cmd(cx: &mut Context<'_>, cmd: &LedgerCmd) -> Result<u8, Fa
             job,
             yes,
         } => {
-            let mut found: Vec<Record> = find_records(&ledger, doc, Some(target))?
+            let mut found: Vec<Record> = find_records(ledger, doc, Some(target))?
                 .into_iter()
                 .filter(|r| job.as_ref().is_none_or(|j| r.key.job == *j))
                 .collect();

@@ -14,8 +14,9 @@ pub(super) async fn respond(
     response: Response,
 ) -> Result<u8, Failure> {
     let cfg = cx.load()?;
-    let ledger = cx.open_ledger(&cfg)?;
-    match crate::received::respond(&cfg, &ledger, job, doc, response, &cx.who).await {
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
+    match crate::received::respond(&cfg, ledger, job, doc, response, &cx.who).await {
         Ok(done) => {
             if cx.out.is_json() {
                 cx.out.json(&done)?;

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{fail, ledger_failure, run_failure, Context, Failure};
-use crate::ledger::Ledger;
 use crate::report::exit;
 
 /// One API target of one job: what changed, and how many documents are in each state now. The
@@ -48,7 +47,8 @@ pub(super) async fn status(cx: &mut Context<'_>, job: Option<&str>) -> Result<u8
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
         None => cfg.jobs.iter().collect(),
     };
-    let ledger = cx.open_ledger(&cfg)?;
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
     let mut all = Vec::new();
     let mut code = exit::OK;
     for j in jobs {
@@ -59,12 +59,12 @@ pub(super) async fn status(cx: &mut Context<'_>, job: Option<&str>) -> Result<u8
             let mut run = run.map_err(run_failure)?;
             let mut changes = Vec::new();
             let mut error = None;
-            match run.reconcile(&ledger).await {
+            match run.reconcile(ledger).await {
                 Ok(notes) => changes.extend(notes),
                 Err(e) => error = Some(e.to_string()),
             }
             if error.is_none() {
-                match run.poll(&ledger).await {
+                match run.poll(ledger).await {
                     Ok(c) => changes.extend(c),
                     Err(e) => error = Some(e.to_string()),
                 }

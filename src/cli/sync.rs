@@ -15,8 +15,9 @@ pub(super) async fn sync(
         Some(n) => vec![cfg.job(n).map_err(|e| fail(exit::USAGE, e))?],
         None => cfg.jobs.iter().collect(),
     };
-    let ledger = cx.open_ledger(&cfg)?;
-    let recovery = cx.recover(&cfg, &ledger, dry_run)?;
+    let shared = cx.open_ledger(&cfg)?;
+    let ledger: &dyn crate::ledger::Ledger = &*shared;
+    let recovery = cx.recover(&cfg, ledger, dry_run)?;
     let pb = cx.progress();
     let opts = RunOptions {
         dry_run,
@@ -26,14 +27,14 @@ pub(super) async fn sync(
     let mut reports = Vec::new();
     let mut code = exit::OK;
     for (i, j) in jobs.into_iter().enumerate() {
-        let mut r = match crate::sync::run_job(&cfg, &ledger, j, &Mode::Sync, &opts).await {
+        let mut r = match crate::sync::run_job(&cfg, ledger, j, &Mode::Sync, &opts).await {
             Ok(r) => r,
             Err(e) => {
                 // The stop is kept and alerted; the alerts the earlier jobs recorded go now,
                 // not after the next run.
                 if !dry_run {
-                    crate::sync::record_failed_pass(&cfg, &ledger, &j.name, &e);
-                    crate::alerts::after_pass(cfg.alerts.as_ref(), &ledger).await;
+                    crate::sync::record_failed_pass(&cfg, ledger, &j.name, &e);
+                    crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
                 }
                 return Err(run_failure(e));
             }
@@ -45,7 +46,7 @@ pub(super) async fn sync(
         reports.push(r);
     }
     if !dry_run {
-        crate::alerts::after_pass(cfg.alerts.as_ref(), &ledger).await;
+        crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();

@@ -20,14 +20,13 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use super::{auth, editor, http, Executor, Stats};
 use crate::config::Config;
-use crate::ledger::sled::SledLedger;
 
 /// What the handlers share.
 pub(super) struct Server {
     pub(super) cfg: Arc<Config>,
     pub(super) config_path: PathBuf,
     pub(super) data_dir: PathBuf,
-    pub(super) ledger: SledLedger,
+    pub(super) ledger: crate::ledger::SharedLedger,
     pub(super) token: String,
     /// The accountant's token (`accountant-token`), for the console.
     pub(super) accountant: secrecy::SecretString,
@@ -243,7 +242,7 @@ fn editor_header(headers: &HeaderMap) -> bool {
 }
 
 async fn metrics(State(s): Shared) -> Response {
-    let text = super::metrics(&s.cfg, &s.ledger, &s.stats());
+    let text = super::metrics(&s.cfg, &*s.ledger, &s.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -251,7 +250,7 @@ async fn editor_page(State(s): Shared) -> Response {
     match s.fresh() {
         Ok(cfg) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            editor::page(&cfg, &s.ledger),
+            editor::page(&cfg, &*s.ledger),
         )
             .into_response(),
         Err(e) => (
@@ -275,7 +274,7 @@ fn edit_of(s: &Server, body: &[u8]) -> Result<(editor::Edit, Config), (StatusCod
 
 async fn mapping_preview(State(s): Shared, body: Bytes) -> Response {
     match edit_of(&s, &body) {
-        Ok((edit, cfg)) => Json(editor::preview(&cfg, &s.ledger, &edit)).into_response(),
+        Ok((edit, cfg)) => Json(editor::preview(&cfg, &*s.ledger, &edit)).into_response(),
         Err((status, e)) => error(status, e),
     }
 }
@@ -289,7 +288,8 @@ async fn mapping_save(
     // File work under the mapping files' lock: off the async threads.
     let server = Arc::clone(&s);
     let done = tokio::task::spawn_blocking(move || {
-        edit_of(&server, &body).map(|(edit, cfg)| editor::save_as(&cfg, &server.ledger, &edit, who))
+        edit_of(&server, &body)
+            .map(|(edit, cfg)| editor::save_as(&cfg, &*server.ledger, &edit, who))
     })
     .await
     .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
@@ -408,7 +408,8 @@ async fn received_status(
         text: req.text,
         action: req.action,
     };
-    match crate::received::respond(&cfg, &s.ledger, req.job.as_deref(), &req.doc, answer, who).await
+    match crate::received::respond(&cfg, &*s.ledger, req.job.as_deref(), &req.doc, answer, who)
+        .await
     {
         Ok(done) => Json(done).into_response(),
         Err(e @ RespondError::Usage(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),

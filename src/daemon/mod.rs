@@ -31,8 +31,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Job};
 use crate::fsutil;
-use crate::ledger::sled::SledLedger;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, SharedLedger};
 use crate::sync::{run_job, Mode, RunOptions};
 
 /// Errors that stop the daemon from starting.
@@ -111,7 +110,7 @@ fn token_at(p: PathBuf) -> Result<String, DaemonError> {
 /// file and the ledger it holds, on behalf of its last argument (who acts, as the audit log
 /// records it: [`WHO_CLI`], [`WHO_API`], `console:<role>`), and returns its exit code, its
 /// standard output and its error message.
-pub type Executor = fn(Vec<String>, PathBuf, SledLedger, String) -> Forwarded;
+pub type Executor = fn(Vec<String>, PathBuf, SharedLedger, String) -> Forwarded;
 
 pub use crate::ledger::{WHO_API, WHO_CLI, WHO_SYNC};
 
@@ -126,7 +125,7 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
+fn metrics(cfg: &Config, ledger: &dyn Ledger, stats: &Stats) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
@@ -174,12 +173,14 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
             label(job)
         );
     }
-    let _ = writeln!(
-        s,
-        "# HELP facto_ledger_size_bytes Size of the ledger on disk."
-    );
-    let _ = writeln!(s, "# TYPE facto_ledger_size_bytes gauge");
-    let _ = writeln!(s, "facto_ledger_size_bytes {}", ledger.size_on_disk());
+    if let Some(size) = ledger.size_on_disk() {
+        let _ = writeln!(
+            s,
+            "# HELP facto_ledger_size_bytes Size of the ledger on disk."
+        );
+        let _ = writeln!(s, "# TYPE facto_ledger_size_bytes gauge");
+        let _ = writeln!(s, "facto_ledger_size_bytes {size}");
+    }
     let _ = writeln!(
         s,
         "# HELP facto_retries_total HTTP requests sent again after a transient failure."
@@ -205,7 +206,7 @@ fn metrics(cfg: &Config, ledger: &SledLedger, stats: &Stats) -> String {
 
 async fn job_loop(
     config: (PathBuf, PathBuf),
-    ledger: SledLedger,
+    ledger: SharedLedger,
     job: Job,
     schedule: schedule::Schedule,
     stop: watch::Receiver<bool>,
@@ -232,17 +233,17 @@ async fn job_loop(
             // thread of its own, so that the runtime's workers keep serving the admin API and the
             // signals for the whole pass.
             let pass = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(run_job(&cfg, ledger, &job, &Mode::Sync, &opts))
+                tokio::runtime::Handle::current().block_on(run_job(&cfg, &**ledger, &job, &Mode::Sync, &opts))
             });
             if let Err(e) = &pass {
-                crate::sync::record_failed_pass(&cfg, ledger, &job.name, e);
+                crate::sync::record_failed_pass(&cfg, &**ledger, &job.name, e);
             }
             // Alerts go out once the job is free again (`run_job` holds the job's lock), on a
             // task of their own: a receiver that is slow or down never holds this job's next
             // pass, another job's, or the daemon's stop. (One sender at a time; an alert a stop
             // cuts short stays pending and goes out after the next pass.)
             let (alerts, l) = (cfg.alerts.clone(), ledger.clone());
-            tokio::spawn(async move { crate::alerts::after_pass(alerts.as_ref(), &l).await });
+            tokio::spawn(async move { crate::alerts::after_pass(alerts.as_ref(), &*l).await });
             let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",
                 Ok(r) => {
@@ -267,7 +268,7 @@ async fn job_loop(
 
 async fn status_loop(
     cfg: Arc<Config>,
-    ledger: SledLedger,
+    ledger: SharedLedger,
     schedule: schedule::Schedule,
     mut stop: watch::Receiver<bool>,
     soon: Arc<pa_webhook::Soon>,
@@ -303,11 +304,11 @@ async fn status_loop(
                         continue;
                     }
                 };
-                if let Err(e) = run.reconcile(&ledger).await {
+                if let Err(e) = run.reconcile(&*ledger).await {
                     tracing::warn!(target = %t, error = %e, "Status polling failed.");
                     continue;
                 }
-                match run.poll(&ledger).await {
+                match run.poll(&*ledger).await {
                     Ok(changes) => {
                         for c in changes {
                             tracing::info!(target = %t, change = %c, "Status changed.");
@@ -332,7 +333,7 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 /// without `allow_remote`), a file cannot be written.
 pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
-    let ledger = SledLedger::open(&cfg.data_dir)?;
+    let ledger = cfg.open_ledger()?;
     let token = admin_token(&cfg.data_dir)?;
     let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?.into();
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
@@ -359,7 +360,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     )
     .map_err(|e| DaemonError::Io(format!("cannot write {}: {e}", handle_file.display())))?;
     let recovered =
-        crate::sync::recover(&ledger, &cfg).map_err(|e| DaemonError::Io(e.to_string()))?;
+        crate::sync::recover(&*ledger, &cfg).map_err(|e| DaemonError::Io(e.to_string()))?;
     for r in recovered {
         tracing::info!(recovery = %r, "Recovered at start.");
     }

@@ -506,6 +506,10 @@ pub enum LedgerError {
     Transition(#[from] IllegalTransition),
 }
 
+/// A ledger whatever its store, shared between the tasks of a process (the daemon's, a
+/// command's).
+pub type SharedLedger = std::sync::Arc<dyn Ledger>;
+
 /// The ledger in memory, for tests (see [`store::MemStore`]).
 pub type MemLedger = StoreLedger<store::MemStore>;
 
@@ -517,6 +521,12 @@ pub trait Ledger: Send + Sync {
     /// Another handle on this same ledger, for a thread of its own (a journal file's writer):
     /// it shares the store, the open batches and the write lock; nothing is copied.
     fn shared(&self) -> std::sync::Arc<dyn Ledger>;
+
+    /// Its size on disk, when its store has one of its own (sled's folder; not a database
+    /// server's).
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
 
     /// Reads one record.
     ///

@@ -46,7 +46,7 @@ impl StoreLedger<SledStore> {
 
     /// Size of the ledger on disk, in bytes.
     pub fn size_on_disk(&self) -> u64 {
-        self.store().db.size_on_disk().unwrap_or(0)
+        Store::size_on_disk(self.store()).unwrap_or(0)
     }
 }
 
@@ -167,6 +167,10 @@ impl Store for SledStore {
     fn remove_blob(&self, id: u64) {
         let _ = std::fs::remove_file(self.blob_path(id));
         let _ = std::fs::remove_file(self.blob_tmp_path(id));
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
     }
 }
 

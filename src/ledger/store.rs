@@ -88,6 +88,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops what is kept for batch `id`, a copy interrupted half-way included; best effort.
     fn remove_blob(&self, id: u64);
+
+    /// Its size on disk, when it has one of its own (a database server's is the operator's).
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A [`Store`] in memory (a `BTreeMap` behind a mutex), for tests: clones share the data, so a

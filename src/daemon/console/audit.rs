@@ -10,7 +10,7 @@ use axum::response::Response;
 use super::html::{self, esc};
 use super::i18n::{self, t, Locale};
 use super::{guard, html_response, query, Action, Shared};
-use crate::ledger::{AuditEvent, Ledger};
+use crate::ledger::AuditEvent;
 
 /// Events per page.
 pub(super) const PER_PAGE: usize = 50;

@@ -16,7 +16,7 @@ use super::html::esc;
 use super::i18n::{self, t, Locale};
 use super::{audit, cli, failure, guard, page, query, to, Action, Shared};
 use crate::config::{Config, Connector};
-use crate::ledger::{Batch, BatchStatus, Ledger};
+use crate::ledger::{Batch, BatchStatus};
 use crate::report::RunReport;
 
 fn opt_date(lang: Locale, d: Option<NaiveDate>) -> String {

@@ -235,7 +235,7 @@ pub(super) async fn page(State(s): Shared, headers: HeaderMap, uri: Uri) -> Resp
     let server = Arc::clone(&s);
     // The configuration, the mapping files and the ledger are read off the async threads.
     let body =
-        blocking(move || fresh(&server).map(|cfg| body(&cfg, &server.ledger, role, lang, &q)))
+        blocking(move || fresh(&server).map(|cfg| body(&cfg, &*server.ledger, role, lang, &q)))
             .await
             .and_then(|r| r);
     match body {
@@ -278,7 +278,7 @@ pub(super) async fn check(State(s): Shared, headers: HeaderMap, body: Bytes) -> 
     };
     let server = Arc::clone(&s);
     let checked =
-        blocking(move || fresh(&server).map(|cfg| editor::preview(&cfg, &server.ledger, &e)))
+        blocking(move || fresh(&server).map(|cfg| editor::preview(&cfg, &*server.ledger, &e)))
             .await
             .and_then(|r| r);
     match checked {
@@ -302,7 +302,7 @@ pub(super) async fn save(State(s): Shared, headers: HeaderMap, body: Bytes) -> R
     saved(
         blocking(move || {
             let cfg = fresh(&server).map_err(SaveError::Refused)?;
-            editor::save_as(&cfg, &server.ledger, &e, &a.role.who())
+            editor::save_as(&cfg, &*server.ledger, &e, &a.role.who())
         })
         .await,
     )
@@ -342,7 +342,7 @@ async fn documents(
 fn delete_blocking(s: &Server, r: &Removal, who: &str) -> Result<Response, SaveError> {
     let cfg = fresh(s).map_err(SaveError::Refused)?;
     let handle = tokio::runtime::Handle::current();
-    let (docs, unread) = handle.block_on(documents(&cfg, &s.ledger, &r.mapping));
+    let (docs, unread) = handle.block_on(documents(&cfg, &*s.ledger, &r.mapping));
     if !r.confirm {
         let mut v: Value = editor::check_removal(&cfg, r, &docs);
         if v["ok"] != true {
@@ -357,7 +357,7 @@ fn delete_blocking(s: &Server, r: &Removal, who: &str) -> Result<Response, SaveE
         }
         return Ok((StatusCode::CONFLICT, Json(v)).into_response());
     }
-    editor::delete_as(&cfg, &s.ledger, r, &docs, who).map(|v| Json(v).into_response())
+    editor::delete_as(&cfg, &*s.ledger, r, &docs, who).map(|v| Json(v).into_response())
 }
 
 /// `POST /console/mappings/delete` (admin): without `confirm`, 409 with what the deletion

@@ -34,7 +34,7 @@ use secrecy::ExposeSecret;
 
 use super::api::Server;
 use super::auth::ct_eq;
-use crate::ledger::{AuditEvent, Ledger};
+use crate::ledger::AuditEvent;
 use html::{esc, Viewer};
 use i18n::{t, Locale};
 

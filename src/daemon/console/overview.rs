@@ -15,7 +15,7 @@ use super::documents::{doc_ref, enc, pager};
 use super::html::esc;
 use super::i18n::{self, t, Locale};
 use super::{guard, page, query, to, Action, Role, Shared};
-use crate::ledger::{Ledger, Record, RecordFilter, State as RecordState};
+use crate::ledger::{Record, RecordFilter, State as RecordState};
 use crate::report::RunReport;
 
 /// Most kept reports read to find each job's last pass (newest first).

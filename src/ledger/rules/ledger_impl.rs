@@ -14,6 +14,10 @@ use crate::ledger::{
 };
 
 impl<S: Store> Ledger for StoreLedger<S> {
+    fn size_on_disk(&self) -> Option<u64> {
+        Store::size_on_disk(self.store())
+    }
+
     fn shared(&self) -> std::sync::Arc<dyn Ledger> {
         std::sync::Arc::new(self.clone())
     }

@@ -1,0 +1,122 @@
+//! The ledger in PostgreSQL (issue 16, first step), through the real binary: `[ledger] url` in
+//! `facto.toml` puts the demo's records, batches and kept files in the database (nothing in a sled
+//! folder), nothing is sent twice, a batch downloads again byte for byte; a second process finds
+//! the namespace in use; a password written in the URL is refused with its line. Needs the server
+//! `.ci/run` starts (`FACTO_TEST_POSTGRES`); without it each test says "skipped".
+
+use crate::common::{self, Project, DEMO_DELIVERABLE};
+
+/// The test server's URL, or `None` (said "skipped", a failure under `CI=true`).
+pub fn url() -> Option<String> {
+    let u = std::env::var("FACTO_TEST_POSTGRES").ok();
+    if u.is_none() {
+        common::skip("FACTO_TEST_POSTGRES is not set: the PostgreSQL ledger needs a server (`.ci/run` starts one; see README, Tests)");
+    }
+    u
+}
+
+/// Puts the project's ledger in its own namespace of the test database; returns the namespace.
+pub fn on_postgres(p: &Project, url: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ns = format!(
+        "it-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros()
+    );
+    p.write(
+        "facto.toml",
+        &format!(
+            "{}\n[ledger]\nurl = \"{url}\"\nnamespace = \"{ns}\"\n",
+            p.read("facto.toml")
+        ),
+    );
+    ns
+}
+
+/// The project's ledger opened from the test process (no facto process may hold it).
+pub fn open(url: &str, ns: &str) -> facto::ledger::postgres::PgLedger {
+    facto::ledger::postgres::PgLedger::open_postgres(url, None, ns).unwrap()
+}
+
+#[test]
+fn the_demo_syncs_on_postgres_once_and_its_files_download_again() {
+    let Some(url) = url() else { return };
+    let p = Project::demo();
+    let ns = on_postgres(&p, &url);
+    let (code, r) = p.json(&["sync"]);
+    assert_eq!(code, 1, "the demo holds two documents: {r}");
+    assert_eq!(
+        common::target(&r, "sales-fec")["delivered"],
+        DEMO_DELIVERABLE,
+        "{r}"
+    );
+    assert!(
+        !p.path("data/db").exists() && !p.path("data/conf").exists(),
+        "no sled ledger beside the database"
+    );
+    let (_, again) = p.json(&["sync"]);
+    assert_eq!(
+        common::target(&again, "sales-fec")["delivered"],
+        0,
+        "{again}"
+    );
+    assert!(again["batches"].as_array().unwrap().is_empty(), "{again}");
+    let (_, held) = p.json(&["ledger", "list", "--state", "held"]);
+    assert_eq!(
+        held.as_array().unwrap().len(),
+        4,
+        "two documents, two targets: {held}"
+    );
+    // A batch's file downloads again, byte for byte, from the database.
+    for (batch, _) in common::active_batches(&p, "sales-fec") {
+        let file = std::fs::read(p.path(batch["path"].as_str().unwrap())).unwrap();
+        let out = p.path("dl.bin");
+        let (code, _) = p.json(&[
+            "exports",
+            "download",
+            &batch["id"].to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0);
+        assert_eq!(std::fs::read(&out).unwrap(), file);
+    }
+    let ledger = open(&url, &ns);
+    assert_eq!(ledger.check_indexes().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_second_process_finds_the_namespace_in_use() {
+    let Some(url) = url() else { return };
+    let p = Project::demo();
+    let ns = on_postgres(&p, &url);
+    let held = open(&url, &ns);
+    let out = p.run(&["ledger", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("in use by another facto process"), "{err}");
+    assert!(!err.contains("s3cret"));
+    drop(held);
+    assert_eq!(p.run(&["ledger", "list"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_password_in_the_ledger_url_is_refused_with_its_line() {
+    let p = Project::demo();
+    let cfg = p.read("facto.toml");
+    let line = cfg.lines().count() + 3;
+    p.write(
+        "facto.toml",
+        &format!("{cfg}\n[ledger]\nurl = \"postgres://facto:s3cret@127.0.0.1:1/facto\"\n"),
+    );
+    let out = p.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("facto.toml:{line}:")), "{err}");
+    assert!(err.contains("password_env"), "{err}");
+    assert!(
+        !err.contains("s3cret"),
+        "the password is never repeated: {err}"
+    );
+}
