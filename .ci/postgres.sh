@@ -5,7 +5,7 @@
 # package's `postgres` user (PostgreSQL refuses to run as root).
 set -euo pipefail
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+bin=$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true) | sort -V | tail -1)
 if [ -z "$bin" ]; then
   echo "PostgreSQL is not installed (Debian package postgresql)" >&2
   exit 1
@@ -22,6 +22,15 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 dir=$(mktemp -d /tmp/facto-pg.XXXXXX)
+# A server half started (a port taken, createdb failing) is stopped and its folder removed.
+started=""
+cleanup() {
+  if [ -z "$started" ]; then
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+  fi
+}
+trap cleanup EXIT
 chmod 0755 "$dir"
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; fi
 port=${FACTO_PG_PORT:-$((20000 + RANDOM % 20000))}
@@ -30,4 +39,5 @@ as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
   start >/dev/null
 as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U facto facto
+started=yes
 echo "$dir postgres://facto@127.0.0.1:$port/facto"

@@ -54,7 +54,10 @@ fn fail(code: u8, e: impl Into<anyhow::Error>) -> Failure {
 }
 
 fn ledger_failure(e: LedgerError) -> Failure {
-    fail(exit::USAGE, e)
+    match e {
+        LedgerError::Unreachable(_) => fail(exit::UNREACHABLE, e),
+        e => fail(exit::USAGE, e),
+    }
 }
 
 fn run_failure(e: RunError) -> Failure {

@@ -80,23 +80,16 @@ pub struct LedgerSection {
 }
 
 impl LedgerSection {
-    /// What is wrong with it, if anything: a URL that is not PostgreSQL's, or that holds the
-    /// password (which belongs in the environment).
+    /// What is wrong with it, if anything: a connection string PostgreSQL does not read, or
+    /// one that holds the password (which belongs in the environment). The string itself is
+    /// never repeated: it may hold the password.
     fn problem(&self) -> Option<String> {
-        let rest = self
-            .url
-            .strip_prefix("postgres://")
-            .or_else(|| self.url.strip_prefix("postgresql://"));
-        let Some(rest) = rest else {
-            return Some(format!(
-                "[ledger] url must be a PostgreSQL URL (postgres://user@host:port/database), not `{}`",
-                self.url
-            ));
-        };
-        let creds = rest.split('/').next().unwrap_or_default();
-        let in_url = creds.rsplit_once('@').is_some_and(|(c, _)| c.contains(':'))
-            || rest.contains("password=");
-        in_url.then(|| {
+        if self.url.parse::<postgres::Config>().is_err() {
+            return Some(
+                "[ledger] url is not a PostgreSQL connection string (postgres://user@host:port/database)".into(),
+            );
+        }
+        crate::ledger::postgres::has_password(&self.url).then(|| {
             "[ledger] url holds a password: remove it, and put the password in the environment variable that password_env names (default PGPASSWORD)".into()
         })
     }
@@ -494,8 +487,14 @@ impl Config {
         Ok(match &self.ledger {
             None => std::sync::Arc::new(SledLedger::open(&self.data_dir)?),
             Some(l) => {
-                let var = l.password_env.as_deref().unwrap_or("PGPASSWORD");
-                let password = std::env::var(var).ok();
+                let password = match &l.password_env {
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        crate::ledger::LedgerError::Invalid(format!(
+                            "[ledger] password_env names {var}, which is not set: export the ledger database's password in it"
+                        ))
+                    })?),
+                    None => std::env::var("PGPASSWORD").ok(),
+                };
                 let ns = l.namespace.as_deref().unwrap_or(&self.company.siren);
                 std::sync::Arc::new(PgLedger::open_postgres(&l.url, password.as_deref(), ns)?)
             }

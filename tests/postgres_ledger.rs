@@ -120,3 +120,24 @@ fn a_password_in_the_ledger_url_is_refused_with_its_line() {
         "the password is never repeated: {err}"
     );
 }
+
+/// With the ledger in PostgreSQL, a command goes through the running daemon (which holds the
+/// namespace) as it does on sled, instead of failing with "in use".
+#[test]
+fn a_command_goes_through_the_daemon_that_holds_the_database_ledger() {
+    let Some(url) = url() else { return };
+    let p = Project::demo();
+    on_postgres(&p, &url);
+    let (mut child, _, _) = crate::daemon::start(&p);
+    let out = p.run(&["--json", "ledger", "list", "--target", "sales-fec"]);
+    let code = out.status.code();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(crate::daemon::terminate(&mut child), 0);
+    assert_eq!(
+        code,
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with('['), "{stdout}");
+}

@@ -98,6 +98,7 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
         handle.pid,
         &token,
         &cfg.data_dir,
+        cfg.ledger.is_none(),
     ));
     let challenge = match verified {
         Ok(c) => c,

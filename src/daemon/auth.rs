@@ -181,8 +181,11 @@ pub async fn verify(
     pid: u32,
     token: &str,
     data_dir: &Path,
+    sled_ledger: bool,
 ) -> Result<String, VerifyError> {
-    if holds_ledger_lock(pid, data_dir) == Some(false) {
+    // A daemon on sled holds its folder's lock: a process that does not is stale. A ledger in
+    // PostgreSQL has no such file; the proof below decides alone.
+    if sled_ledger && holds_ledger_lock(pid, data_dir) == Some(false) {
         return Err(VerifyError::Stale(format!(
             "process {pid} of {} does not hold the ledger",
             data_dir.join("daemon.json").display()

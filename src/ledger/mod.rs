@@ -501,6 +501,9 @@ pub enum LedgerError {
     /// The operation is not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
+    /// The ledger's database cannot be reached (PostgreSQL down, a dropped connection).
+    #[error("{0}")]
+    Unreachable(String),
     /// A record was asked to take an edge the delivery protocol never takes.
     #[error(transparent)]
     Transition(#[from] IllegalTransition),

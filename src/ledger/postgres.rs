@@ -114,7 +114,14 @@ impl Drop for PgStore {
     }
 }
 
-fn store_error(e: impl std::error::Error + Send + Sync + 'static) -> LedgerError {
+/// A database error as the ledger reports it; a lost connection is "unreachable" (exit 3), and
+/// what it was doing was not recorded.
+fn store_error(e: postgres::Error) -> LedgerError {
+    if e.is_closed() {
+        return LedgerError::Unreachable(format!(
+            "the connection to the ledger database was lost ({e}): what was being written was not recorded; run the command again (a daemon must be restarted)"
+        ));
+    }
     LedgerError::Store(Box::new(e))
 }
 
@@ -122,22 +129,33 @@ fn gone() -> LedgerError {
     LedgerError::Invalid("the PostgreSQL connection's thread has stopped".into())
 }
 
-/// The connection string without its password, for messages: a URL's `user:password@`
-/// loses the password, a `key=value` string its `password=` pair.
-fn shown(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
-        }
-        (Some(_), _) => url.split('?').next().unwrap_or_default().to_owned(),
-        _ => url
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("password="))
-            .collect::<Vec<_>>()
-            .join(" "),
-    }
+/// Where a connection string points, for messages: user, hosts, ports and database only, read
+/// from the parsed string, so that no password (however written) is ever repeated.
+pub fn shown(url: &str) -> String {
+    let Ok(c) = url.parse::<postgres::Config>() else {
+        return "(an unreadable PostgreSQL connection string)".into();
+    };
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .zip(c.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(h, p)| match h {
+            postgres::config::Host::Tcp(h) => format!("{h}:{p}"),
+            postgres::config::Host::Unix(d) => format!("{}:{p}", d.display()),
+        })
+        .collect();
+    format!(
+        "postgres://{}@{}/{}",
+        c.get_user().unwrap_or(""),
+        hosts.join(","),
+        c.get_dbname().unwrap_or("")
+    )
+}
+
+/// Whether the connection string carries a password (which belongs in the environment).
+pub fn has_password(url: &str) -> bool {
+    url.parse::<postgres::Config>()
+        .is_ok_and(|c| c.get_password().is_some())
 }
 
 /// The first key after every key that starts with `prefix` (`None`: there is none).
@@ -171,7 +189,15 @@ impl PgStore {
                 config.password(p);
             }
         }
-        config.connect_timeout(std::time::Duration::from_secs(10));
+        // A server that stops answering, or a host that dies, is noticed within a minute or
+        // so, never hours later: every call is bounded.
+        config
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(30))
+            .keepalives_interval(std::time::Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(std::time::Duration::from_secs(60));
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let where_ = shown(url);
@@ -183,18 +209,18 @@ impl PgStore {
                 let mut client = match config.connect(NoTls) {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(LedgerError::Invalid(format!(
+                        let _ = ready_tx.send(Err(LedgerError::Unreachable(format!(
                             "cannot connect to the ledger database {where_}: {e}"
                         ))));
                         return;
                     }
                 };
-                let ready = migrate(&mut client).and_then(|()| {
-                    match lock_namespace(&mut client, &namespace)? {
+                let ready = session(&mut client)
+                    .and_then(|()| migrate(&mut client))
+                    .and_then(|()| match lock_namespace(&mut client, &namespace)? {
                         true => Ok(()),
                         false => Err(LedgerError::Locked(locked)),
-                    }
-                });
+                    });
                 let ok = ready.is_ok();
                 let _ = ready_tx.send(ready);
                 if ok {
@@ -280,14 +306,33 @@ impl PgStore {
     }
 }
 
+/// The session's settings: a write is durable when its commit returns, whatever the server's
+/// default, and no statement or lock wait runs unbounded.
+fn session(c: &mut Client) -> Result<()> {
+    c.batch_execute(
+        "SET synchronous_commit = on;
+         SET statement_timeout = '60s';
+         SET lock_timeout = '30s';
+         SET idle_in_transaction_session_timeout = '60s';",
+    )
+    .map_err(store_error)
+}
+
 /// Applies the migrations this database has not had, each once, under the advisory lock.
 fn migrate(c: &mut Client) -> Result<()> {
     let mut tx = c.transaction().map_err(store_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(store_error)?;
-    // Under the lock: two processes creating it at once would collide.
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS facto_schema (version INTEGER NOT NULL)")
-        .map_err(store_error)?;
+    // Under the lock: two processes creating it at once would collide. Created only when
+    // missing, so that a role without the right to create tables uses a migrated database.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('facto_schema') IS NOT NULL", &[])
+        .map_err(store_error)?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE facto_schema (version INTEGER NOT NULL)")
+            .map_err(store_error)?;
+    }
     let found: i32 = tx
         .query_opt("SELECT max(version) FROM facto_schema", &[])
         .map_err(store_error)?
@@ -407,9 +452,11 @@ impl Store for PgStore {
                 )
                 .map_err(store_error)?
                 .get(0);
+            // A counter that is not 8 bytes is damage, never a new start: batch ids would be
+            // taken again.
             let n = <[u8; 8]>::try_from(now.as_slice())
                 .map(u64::from_be_bytes)
-                .unwrap_or(0)
+                .map_err(|_| LedgerError::Invalid("a ledger counter is damaged (not 8 bytes): restore the database from its backup".into()))?
                 .checked_add(1)
                 .ok_or_else(|| LedgerError::Invalid("a counter overflowed".into()))?;
             tx.execute(
@@ -480,23 +527,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_is_shown_without_its_password() {
-        assert_eq!(
-            shown("postgres://facto:s3cret@127.0.0.1:5432/facto"),
-            "postgres://facto@127.0.0.1:5432/facto"
-        );
-        assert_eq!(
-            shown("postgres://facto@db/facto"),
-            "postgres://facto@db/facto"
-        );
-        assert_eq!(
-            shown("host=db password=s3cret user=facto"),
-            "host=db user=facto"
-        );
-        assert_eq!(
-            shown("postgres://db/facto?password=s3cret"),
-            "postgres://db/facto"
-        );
+    fn a_connection_string_is_shown_without_its_password() {
+        for (url, want) in [
+            (
+                "postgres://facto:s3cret@127.0.0.1:5432/facto",
+                "postgres://facto@127.0.0.1:5432/facto",
+            ),
+            (
+                "postgres://facto@db/facto",
+                "postgres://facto@db:5432/facto",
+            ),
+            (
+                "postgres://u@h/db?password=s3cret",
+                "postgres://u@h:5432/db",
+            ),
+            (
+                "host=db password='s3 cret' user=facto dbname=f",
+                "postgres://facto@db:5432/f",
+            ),
+        ] {
+            assert_eq!(shown(url), want, "{url}");
+            assert!(!shown(url).contains("s3"));
+        }
+        assert!(has_password("postgres://facto:pa/ss@host/db"));
+        assert!(has_password("host=db password=x"));
+        assert!(has_password("postgres://u@h/db?password=x"));
+        assert!(!has_password("postgres://facto@db/facto"));
+        assert!(!shown("not a url \u{0}").contains("not a url"));
     }
 
     /// A scan reads page by page: more rows than a page, in key order, none of the next
