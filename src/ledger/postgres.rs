@@ -15,7 +15,9 @@
 //! - **Durability.** A write batch is one transaction, durable when it commits (the server's
 //!   `synchronous_commit`); [`Store::flush`] has nothing left to do.
 //! - **Threads.** The blocking client runs on a thread of its own, so the store may be called
-//!   from the async code that drives the ledger without nesting runtimes.
+//!   from the async code that drives the ledger without nesting runtimes. A lost connection is
+//!   made again at the next call (the namespace's lock taken again), and the call repeated:
+//!   every operation of the store is safe to repeat.
 //!
 //! The password never sits in the configuration: the URL names the server, the user and the
 //! database, and the password comes from the environment (`PGPASSWORD`, or the variable the
@@ -59,7 +61,25 @@ const SCAN_PAGE: i64 = 1000;
 /// The advisory lock key under which facto migrates a database.
 const MIGRATION_LOCK: i64 = 0x6661_6374_6f00_0001;
 
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// What the connection's thread holds: its client, and how to make a new one (connected, its
+/// session set, the namespace's lock taken again) when the last one was lost.
+struct Conn {
+    client: Option<Client>,
+    connect: Box<dyn FnMut() -> Result<Client> + Send>,
+}
+
+impl Conn {
+    /// The client, connected again first if the last one was lost.
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.client = Some((self.connect)()?);
+        }
+        self.client.as_mut().ok_or_else(gone)
+    }
+}
 
 /// A PostgreSQL database as a ledger store, for one namespace.
 pub struct PgStore {
@@ -119,7 +139,7 @@ impl Drop for PgStore {
 fn store_error(e: postgres::Error) -> LedgerError {
     if e.is_closed() {
         return LedgerError::Unreachable(format!(
-            "the connection to the ledger database was lost ({e}): what was being written was not recorded; run the command again (a daemon must be restarted)"
+            "the connection to the ledger database was lost ({e}); it is made again at the next call"
         ));
     }
     LedgerError::Store(Box::new(e))
@@ -197,35 +217,39 @@ impl PgStore {
             .keepalives_idle(std::time::Duration::from_secs(30))
             .keepalives_interval(std::time::Duration::from_secs(10))
             .keepalives_retries(3)
-            .tcp_user_timeout(std::time::Duration::from_secs(60));
+            .tcp_user_timeout(std::time::Duration::from_secs(60))
+            .application_name(&format!("facto {ns}"));
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let where_ = shown(url);
         let located = PathBuf::from(format!("{}#{ns}", shown(url)));
         let (namespace, locked) = (ns.to_owned(), located.clone());
+        let connect = move || -> Result<Client> {
+            let mut client = config.connect(NoTls).map_err(|e| {
+                LedgerError::Unreachable(format!(
+                    "cannot connect to the ledger database {where_}: {e}"
+                ))
+            })?;
+            session(&mut client)?;
+            migrate(&mut client)?;
+            match lock_namespace(&mut client, &namespace)? {
+                true => Ok(client),
+                false => Err(LedgerError::Locked(locked.clone())),
+            }
+        };
         let thread = std::thread::Builder::new()
             .name("facto-postgres".into())
             .spawn(move || {
-                let mut client = match config.connect(NoTls) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(LedgerError::Unreachable(format!(
-                            "cannot connect to the ledger database {where_}: {e}"
-                        ))));
-                        return;
-                    }
+                let mut conn = Conn {
+                    client: None,
+                    connect: Box::new(connect),
                 };
-                let ready = session(&mut client)
-                    .and_then(|()| migrate(&mut client))
-                    .and_then(|()| match lock_namespace(&mut client, &namespace)? {
-                        true => Ok(()),
-                        false => Err(LedgerError::Locked(locked)),
-                    });
+                let ready = conn.client().map(|_| ());
                 let ok = ready.is_ok();
                 let _ = ready_tx.send(ready);
                 if ok {
                     for job in rx {
-                        job(&mut client);
+                        job(&mut conn);
                     }
                 }
             })
@@ -262,10 +286,23 @@ impl PgStore {
         })
     }
 
-    /// Runs `f` on the connection's thread and waits for its answer.
+    /// Runs `f` on the connection's thread and waits for its answer. A connection found lost
+    /// is made again (the namespace's lock taken again) and `f` runs once more: every operation
+    /// of the store is safe to repeat (writes set values, a counter at worst skips a number).
     fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<R> + Send + Sync + 'static,
+    ) -> Result<R> {
+        let f = std::sync::Arc::new(f);
+        match self.once(std::sync::Arc::clone(&f)) {
+            Err(LedgerError::Unreachable(_)) => self.once(f),
+            done => done,
+        }
+    }
+
+    fn once<R: Send + 'static>(
+        &self,
+        f: std::sync::Arc<impl Fn(&mut Client) -> Result<R> + Send + Sync + 'static>,
     ) -> Result<R> {
         let (tx, rx) = mpsc::channel();
         self.jobs
@@ -273,8 +310,8 @@ impl PgStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .ok_or_else(gone)?
-            .send(Box::new(move |c: &mut Client| {
-                let _ = tx.send(f(c));
+            .send(Box::new(move |conn: &mut Conn| {
+                let _ = tx.send(conn.client().and_then(|c| f(c)));
             }))
             .map_err(|_| gone())?;
         rx.recv().map_err(|_| gone())?
@@ -418,10 +455,10 @@ impl Store for PgStore {
             let del = tx
                 .prepare("DELETE FROM facto_kv WHERE ns = $1 AND key = $2")
                 .map_err(store_error)?;
-            for (k, v) in ops {
+            for (k, v) in &ops {
                 match v {
-                    Some(v) => tx.execute(&put, &[&ns, &k, &v]),
-                    None => tx.execute(&del, &[&ns, &k]),
+                    Some(v) => tx.execute(&put, &[&ns, k, v]),
+                    None => tx.execute(&del, &[&ns, k]),
                 }
                 .map_err(store_error)?;
             }
@@ -500,7 +537,7 @@ impl Store for PgStore {
             .map_err(store_error)?
             .map(|r| r.get(0))
             .ok_or_else(|| LedgerError::Io {
-                path,
+                path: path.clone(),
                 source: std::io::ErrorKind::NotFound.into(),
             })
         })
@@ -596,6 +633,46 @@ mod tests {
         drop(first);
         let again = PgStore::open(&b.url, None, &b.ns).unwrap();
         drop((again, other));
+    }
+
+    /// The server ends facto's session (a restart, an operator): the next call connects again,
+    /// takes the namespace again, and answers; nothing written before is lost.
+    #[test]
+    fn a_lost_connection_is_made_again_and_the_namespace_held_again() {
+        let Some(b) = crate::ledger::conformance::OnPostgres::available() else {
+            return;
+        };
+        let s = PgStore::open(&b.url, None, &b.ns).unwrap();
+        let mut wb = WriteBatch::default();
+        wb.insert(b"k".to_vec(), b"1".to_vec());
+        s.apply(wb).unwrap();
+        let mut admin = Client::connect(&b.url, NoTls).unwrap();
+        let name = format!("facto {}", b.ns);
+        let ended = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap();
+        assert_eq!(ended, 1);
+        for _ in 0..100 {
+            let left: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&name],
+                )
+                .unwrap()
+                .get(0);
+            if left == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(s.get(b"k").unwrap(), Some(b"1".to_vec()));
+        assert!(matches!(
+            PgStore::open(&b.url, None, &b.ns),
+            Err(LedgerError::Locked(_))
+        ));
     }
 
     #[test]
