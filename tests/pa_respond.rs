@@ -68,21 +68,18 @@ async fn the_buyer_disputes_approves_and_refuses_received_invoices_once_each() {
     let (sim, p) = received().await;
 
     // A dispute: its reason, its text and the action expected of the seller.
-    let (code, r, err) = run(
-        &p,
-        &[
-            "respond",
-            "IMP-2026-0118",
-            "207",
-            "--reason",
-            "TX_TVA_ERR",
-            "--text",
-            "Taux de TVA erroné sur la ligne 2",
-            "--action",
-            "NIN",
-        ],
-    )
-    .await;
+    let dispute = [
+        "respond",
+        "IMP-2026-0118",
+        "207",
+        "--reason",
+        "TX_TVA_ERR",
+        "--text",
+        "Taux de TVA erroné sur la ligne 2",
+        "--action",
+        "NIN",
+    ];
+    let (code, r, err) = run(&p, &dispute).await;
     assert_eq!(code, 0, "{r} {err}");
     assert_eq!(r["already"], false, "{r}");
     assert!(
@@ -106,17 +103,6 @@ async fn the_buyer_disputes_approves_and_refuses_received_invoices_once_each() {
     }
 
     // Asked again: the flow already sent, nothing posted.
-    let dispute = [
-        "respond",
-        "IMP-2026-0118",
-        "207",
-        "--reason",
-        "TX_TVA_ERR",
-        "--text",
-        "Taux de TVA erroné sur la ligne 2",
-        "--action",
-        "NIN",
-    ];
     let (code, r, err) = run(&p, &dispute).await;
     assert_eq!(code, 0, "{r} {err}");
     assert_eq!(r["already"], true, "{r}");

@@ -408,9 +408,19 @@ async fn received_status(
         text: req.text,
         action: req.action,
     };
-    match crate::received::respond(&cfg, &*s.ledger, req.job.as_deref(), &req.doc, answer, who)
-        .await
-    {
+    // The request waits on the ledger (a database call may take seconds) and on the PA: on a
+    // thread of its own, as a forwarded command, so the runtime's workers keep serving.
+    let done = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(crate::received::respond(
+            &cfg,
+            &*s.ledger,
+            req.job.as_deref(),
+            &req.doc,
+            answer,
+            who,
+        ))
+    });
+    match done {
         Ok(done) => Json(done).into_response(),
         Err(e @ RespondError::Usage(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e @ RespondError::Refused(_)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
