@@ -137,7 +137,9 @@ impl Drop for PgStore {
 /// A database error as the ledger reports it; a lost connection is "unreachable" (exit 3), and
 /// what it was doing was not recorded.
 fn store_error(e: postgres::Error) -> LedgerError {
-    if e.is_closed() {
+    // Closed, reset, broken pipe, timed out: the connection is gone, not the statement wrong.
+    let io = std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
+    if e.is_closed() || io {
         return LedgerError::Unreachable(format!(
             "the connection to the ledger database was lost ({e}); it is made again at the next call"
         ));
@@ -311,7 +313,12 @@ impl PgStore {
             .as_ref()
             .ok_or_else(gone)?
             .send(Box::new(move |conn: &mut Conn| {
-                let _ = tx.send(conn.client().and_then(|c| f(c)));
+                let done = conn.client().and_then(|c| f(c));
+                if matches!(done, Err(LedgerError::Unreachable(_))) {
+                    // Made again before the next call, whatever the client believes.
+                    conn.client = None;
+                }
+                let _ = tx.send(done);
             }))
             .map_err(|_| gone())?;
         rx.recv().map_err(|_| gone())?
