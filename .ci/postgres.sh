@@ -35,8 +35,11 @@ chmod 0755 "$dir"
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; fi
 port=${FACTO_PG_PORT:-$((20000 + RANDOM % 20000))}
 as_owner "$bin/initdb" -D "$dir/data" -U facto --auth=trust -E UTF8 >/dev/null
+# Tests trade durability for speed; FACTO_PG_DURABLE=1 (benchmarks) keeps the server's defaults.
+fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+if [ "${FACTO_PG_DURABLE:-}" = "1" ]; then fast=""; fi
 as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $fast" \
   start >/dev/null
 as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U facto facto
 started=yes

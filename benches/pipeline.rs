@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench --bench pipeline` (or `FACTO_BENCH_N=10000 cargo bench --bench pipeline`).
 //! With `FACTO_BENCH_TRACE=1` it also prints the resident memory every 200 ms, to stderr.
+//! With `FACTO_BENCH_POSTGRES=postgres://user@host:port/db` the ledger is in that database (a
+//! namespace of its own, removed at the end) instead of sled: `.ci/postgres.sh` starts a server.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +16,6 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use facto::config::Config;
-use facto::ledger::sled::SledLedger;
 use facto::sync::{run_job, Mode, RunOptions};
 
 #[path = "common/mod.rs"]
@@ -75,8 +76,28 @@ fn main() {
         peak_rss_mib()
     );
 
+    let postgres = std::env::var("FACTO_BENCH_POSTGRES").ok();
+    let ns = format!("bench-{}", std::process::id());
+    if let Some(url) = &postgres {
+        let path = dir.path().join("facto.toml");
+        let cfg = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{cfg}\n[ledger]\nurl = \"{url}\"\nnamespace = \"{ns}\"\n"),
+        )
+        .unwrap();
+    }
     let cfg = Config::load(&dir.path().join("facto.toml"), None).unwrap();
-    let ledger = SledLedger::open(&cfg.data_dir).unwrap();
+    let shared = cfg.open_ledger().unwrap();
+    let ledger = &*shared;
+    println!(
+        "ledger: {}",
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "sled"
+        }
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,7 +124,7 @@ fn main() {
     }
     let t = Instant::now();
     let report = rt
-        .block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts))
+        .block_on(run_job(&cfg, ledger, job, &Mode::Sync, &opts))
         .unwrap();
     let first = t.elapsed();
     assert_eq!(report.targets[0].delivered, n as u64, "{}", report.render());
@@ -111,7 +132,7 @@ fn main() {
 
     let t = Instant::now();
     let again = rt
-        .block_on(run_job(&cfg, &ledger, job, &Mode::Sync, &opts))
+        .block_on(run_job(&cfg, ledger, job, &Mode::Sync, &opts))
         .unwrap();
     let second = t.elapsed();
     assert_eq!(again.targets[0].delivered, 0);
@@ -119,12 +140,24 @@ fn main() {
 
     let file = dir.path().join(&report.batches[0].path);
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let on_disk = ledger
+        .size_on_disk()
+        .map(|b| format!(", ledger {:.1} MiB on disk", b as f64 / 1048576.0))
+        .unwrap_or_default();
     println!(
-        "first sync: {n} documents in {first:.2?} = {:.0} documents/s (FEC file {:.1} MiB, ledger {:.1} MiB on disk)",
+        "first sync: {n} documents in {first:.2?} = {:.0} documents/s (FEC file {:.1} MiB{on_disk})",
         n as f64 / first.as_secs_f64(),
         size as f64 / 1048576.0,
-        ledger.size_on_disk() as f64 / 1048576.0
     );
     println!("second sync (nothing new, {n} documents in the ledger): {second:.2?}");
     println!("peak RSS: {rss:.1} MiB");
+    if let Some(url) = &postgres {
+        // The bench's namespace goes once its ledger is closed.
+        drop(shared);
+        if let Err(e) =
+            facto::ledger::postgres::PgStore::open(url, None, &ns).and_then(|s| s.drop_namespace())
+        {
+            eprintln!("the bench's namespace {ns} was not removed: {e}");
+        }
+    }
 }

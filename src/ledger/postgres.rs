@@ -137,9 +137,17 @@ impl Drop for PgStore {
 /// A database error as the ledger reports it; a lost connection is "unreachable" (exit 3), and
 /// what it was doing was not recorded.
 fn store_error(e: postgres::Error) -> LedgerError {
-    // Closed, reset, broken pipe, timed out: the connection is gone, not the statement wrong.
+    // Closed, reset, broken pipe, timed out, or ended by the server (a FATAL error, a
+    // connection exception, an operator's shutdown): the connection is gone, not the statement
+    // wrong.
     let io = std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
-    if e.is_closed() || io {
+    let ended = e.as_db_error().is_some_and(|d| {
+        let code = d.code().code();
+        matches!(d.severity(), "FATAL" | "PANIC")
+            || code.starts_with("08")
+            || code.starts_with("57P")
+    });
+    if e.is_closed() || io || ended {
         return LedgerError::Unreachable(format!(
             "the connection to the ledger database was lost ({e}); it is made again at the next call"
         ));
@@ -421,6 +429,24 @@ impl Store for PgStore {
         })
     }
 
+    /// One query for all of them.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let (ns, wanted) = (self.ns.clone(), keys.to_vec());
+        let found = self.call(move |c| {
+            let rows = c
+                .query(
+                    "SELECT key, value FROM facto_kv WHERE ns = $1 AND key = ANY($2::bytea[])",
+                    &[&ns, &wanted],
+                )
+                .map_err(store_error)?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+                .collect::<std::collections::HashMap<_, _>>())
+        })?;
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
     fn scan(&self, prefix: &[u8]) -> Scan<'_> {
         let end = after_prefix(prefix);
         let mut next = Some((prefix.to_vec(), false));
@@ -445,28 +471,44 @@ impl Store for PgStore {
         }))
     }
 
+    /// One transaction of two statements, whatever the batch's size: the batch's last write of
+    /// each key (a later write wins), upserted from arrays, and its removals.
     fn apply(&self, batch: WriteBatch) -> Result<()> {
         let ns = self.ns.clone();
-        let ops = batch.into_ops();
-        if ops.is_empty() {
+        let mut last: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::BTreeMap::new();
+        for (k, v) in batch.into_ops() {
+            last.insert(k, v);
+        }
+        if last.is_empty() {
             return Ok(());
+        }
+        let (mut keys, mut values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, v) in last {
+            match v {
+                Some(v) => {
+                    keys.push(k);
+                    values.push(v);
+                }
+                None => gone.push(k),
+            }
         }
         self.call(move |c| {
             let mut tx = c.transaction().map_err(store_error)?;
-            let put = tx
-                .prepare(
-                    "INSERT INTO facto_kv (ns, key, value) VALUES ($1, $2, $3)
+            if !keys.is_empty() {
+                tx.execute(
+                    "INSERT INTO facto_kv (ns, key, value)
+                     SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
                      ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&ns, &keys, &values],
                 )
                 .map_err(store_error)?;
-            let del = tx
-                .prepare("DELETE FROM facto_kv WHERE ns = $1 AND key = $2")
-                .map_err(store_error)?;
-            for (k, v) in &ops {
-                match v {
-                    Some(v) => tx.execute(&put, &[&ns, k, v]),
-                    None => tx.execute(&del, &[&ns, k]),
-                }
+            }
+            if !gone.is_empty() {
+                tx.execute(
+                    "DELETE FROM facto_kv WHERE ns = $1 AND key = ANY($2::bytea[])",
+                    &[&ns, &gone],
+                )
                 .map_err(store_error)?;
             }
             tx.commit().map_err(store_error)

@@ -137,6 +137,7 @@ impl<S: Store> StoreLedger<S> {
             }
         }
         let mut st = index::Stage::default();
+        self.prefetch(&mut st, records.iter().map(|r| &r.key))?;
         for r in records {
             self.stage(&mut st, &r.key, Some(r))?;
         }

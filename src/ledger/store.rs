@@ -47,6 +47,16 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failure.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// The values of several keys, in their order: one call where the store can (a database),
+    /// else one [`Store::get`] each.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
     /// Every key starting with `prefix`, with its value, in key order.
     fn scan(&self, prefix: &[u8]) -> Scan<'_>;
 

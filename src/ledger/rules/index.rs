@@ -60,6 +60,8 @@ pub(super) struct Stage {
     pub(super) batch: WriteBatch,
     /// Record values written so far in this stage (`None`: removed), read before the tree.
     records: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Record values read from the store ahead, in one call ([`StoreLedger::prefetch`]).
+    read: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
     pub(super) tallies: BTreeMap<(String, String), [i64; TALLY]>,
     pub(super) open_claims: BTreeMap<u64, i64>,
 }
@@ -127,10 +129,29 @@ impl<S: Store> StoreLedger<S> {
 
     /// The stored value of record `k`, as this stage left it.
     pub(super) fn current(&self, st: &Stage, k: &[u8]) -> Result<Option<Vec<u8>>> {
-        match st.records.get(k) {
+        match st.records.get(k).or_else(|| st.read.get(k)) {
             Some(v) => Ok(v.clone()),
             None => self.store.get(k),
         }
+    }
+
+    /// Reads the stored values of these records in one call, for the stage's writes that
+    /// follow (under the write lock: nothing changes them meanwhile).
+    pub(super) fn prefetch<'a>(
+        &self,
+        st: &mut Stage,
+        keys: impl Iterator<Item = &'a RecordKey>,
+    ) -> Result<()> {
+        let keys: Vec<Vec<u8>> = keys
+            .map(rkey)
+            .filter(|k| !st.records.contains_key(k) && !st.read.contains_key(k))
+            .collect();
+        if keys.len() < 2 {
+            return Ok(());
+        }
+        let values = self.store.get_many(&keys)?;
+        st.read.extend(keys.into_iter().zip(values));
+        Ok(())
     }
 
     /// Stages writing `new` (or removing the record, for `None`) under `key`, with its index

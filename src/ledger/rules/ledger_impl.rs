@@ -157,6 +157,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
         for (key, value) in values {
             st.batch.insert(vkey(key), to_json(value)?);
         }
+        self.prefetch(&mut st, claimed.iter().chain(others).map(|r| &r.key))?;
         let mut members = Vec::with_capacity(claimed.len() * 32);
         for r in claimed {
             debug_assert_eq!(r.state, State::Claimed);
