@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod error;
 mod keys;
 mod migrate;
 pub mod postgres;
@@ -19,6 +20,7 @@ pub mod sled;
 pub mod store;
 mod transition;
 
+pub use error::LedgerError;
 pub use rules::StoreLedger;
 
 pub use transition::IllegalTransition;
@@ -459,55 +461,6 @@ pub const WHO_CLI: &str = "cli";
 pub const WHO_API: &str = "api";
 /// Who acts, in the audit log: a pass of a job, on its own.
 pub const WHO_SYNC: &str = "sync";
-
-/// Errors of the ledger.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// Another process holds the ledger.
-    #[error("the ledger at {0} is in use by another facto process (a running `facto run` daemon or another sync); wait for it to finish or stop it")]
-    Locked(PathBuf),
-    /// The ledger was written by another version of facto.
-    #[error("the ledger at {path} has schema version {found}, this facto reads version {expected}; use the facto version that wrote it")]
-    Schema {
-        /// Ledger folder.
-        path: PathBuf,
-        /// Version found.
-        found: u32,
-        /// Version expected.
-        expected: u32,
-    },
-    /// The store failed (its own error, whatever the backend).
-    #[error("ledger storage error: {0}")]
-    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A file of the ledger (a stored batch) could not be written or read.
-    #[error("ledger file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// A stored value could not be read.
-    #[error("ledger entry {key} is unreadable: {detail}")]
-    Corrupt {
-        /// Key.
-        key: String,
-        /// Why.
-        detail: String,
-    },
-    /// No such record or batch.
-    #[error("{0}")]
-    NotFound(String),
-    /// The operation is not allowed in the current state.
-    #[error("{0}")]
-    Invalid(String),
-    /// The ledger's database cannot be reached (PostgreSQL down, a dropped connection).
-    #[error("{0}")]
-    Unreachable(String),
-    /// A record was asked to take an edge the delivery protocol never takes.
-    #[error(transparent)]
-    Transition(#[from] IllegalTransition),
-}
 
 /// A ledger whatever its store, shared between the tasks of a process (the daemon's, a
 /// command's).
