@@ -110,12 +110,17 @@ const SENT_REASON: &str = "reason";
 const SENT_ACTION: &str = "action";
 const SENT_TEXT: &str = "text";
 
-fn keep(rec: &mut Record, r: &Response) {
-    for (k, v) in [
+/// The response's reason, action and text, as a status record keeps them.
+fn kept(r: &Response) -> [(&'static str, Option<String>); 3] {
+    [
         (SENT_REASON, r.reason.clone()),
         (SENT_ACTION, r.action.clone()),
         (SENT_TEXT, Some(r.text.clone()).filter(|t| !t.is_empty())),
-    ] {
+    ]
+}
+
+fn keep(rec: &mut Record, r: &Response) {
+    for (k, v) in kept(r) {
         match v {
             Some(v) => rec.snapshot.insert(k.to_owned(), v),
             None => rec.snapshot.remove(k),
@@ -125,20 +130,21 @@ fn keep(rec: &mut Record, r: &Response) {
 
 /// How the response sent differs from `r`, if it does.
 fn differs(sent: &Record, r: &Response) -> Option<String> {
-    let mut other = sent.clone();
-    keep(&mut other, r);
-    (other.snapshot != sent.snapshot).then(|| {
-        let shown = |rec: &Record| {
-            [SENT_REASON, SENT_ACTION, SENT_TEXT]
-                .iter()
-                .filter_map(|k| rec.snapshot.get(*k).map(|v| format!("{k} {v}")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    let asked = kept(r);
+    let same = asked
+        .iter()
+        .all(|(k, v)| sent.snapshot.get(*k) == v.as_ref());
+    let shown = |pairs: &mut dyn Iterator<Item = (&str, Option<&String>)>| {
+        pairs
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (!same).then(|| {
         format!(
             "it was sent with [{}], not [{}]",
-            shown(sent),
-            shown(&other)
+            shown(&mut asked.iter().map(|(k, _)| (*k, sent.snapshot.get(*k)))),
+            shown(&mut asked.iter().map(|(k, v)| (*k, v.as_ref())))
         )
     })
 }
