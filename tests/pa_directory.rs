@@ -637,6 +637,12 @@ async fn public_buyers_through_the_pa_in_one_job_and_chorus_in_another_on_one_so
     assert!(sim.server.received_requests().await.unwrap().is_empty());
 }
 
+/// The demo's B2C sales as the e-reporting preview totals them: one sale, on 2026-10-30.
+pub fn demo_b2c() -> serde_json::Value {
+    json!([{"date": "2026-10-30", "currency": "EUR", "category": "TLB1", "rate": "20",
+        "base": "650.00", "vat": "130.00", "documents": 1}])
+}
+
 /// Issue 15 (e-reporting, first part): `facto preview --ereporting --target <pa>` totals what
 /// the PA target held for e-reporting, as flow 10 groups it: the demo's B2C sale on its day, by
 /// category and VAT rate; each sale to the German buyer as its own entry; the period bounds it;
@@ -649,12 +655,7 @@ async fn preview_ereporting_totals_the_sales_held_for_e_reporting() {
     let flows = sent(&sim).await.len();
     let (code, r, err) = run(&p, &["preview", "--target", T, "--ereporting"]).await;
     assert_eq!(code, 0, "{r} {err}");
-    assert_eq!(
-        r["b2c"],
-        json!([{"date": "2026-10-30", "currency": "EUR", "category": "TLB1", "rate": "20",
-            "base": "650.00", "vat": "130.00", "documents": 1}]),
-        "{r}"
-    );
+    assert_eq!(r["b2c"], demo_b2c(), "{r}");
     let international: Vec<(&str, &str)> = r["international"]
         .as_array()
         .unwrap()
