@@ -21,6 +21,7 @@ mod cashed;
 mod changes;
 mod deliver;
 pub(crate) mod duplicates;
+mod learned;
 mod malformed;
 mod process;
 mod spill;
@@ -251,6 +252,7 @@ pub async fn run_job(
         cashed: (matches!(mode, Mode::Sync) && !cashed::targets(cfg, job).is_empty())
             .then(BTreeMap::new),
         cashed_none: BTreeSet::new(),
+        cashed_learn: !learned::accounting_targets(cfg, job).is_empty(),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();

@@ -25,6 +25,7 @@ mod http_source;
 mod lifecycle;
 mod pa_api;
 mod pa_cashed;
+mod pa_cashed_learned;
 mod pa_contract;
 mod pa_directory;
 mod pa_faults;

@@ -610,6 +610,15 @@ fn records_cursors_reports_and_values_round_trip<B: Backend>(b: &mut B) {
         l.put_value("k1", &serde_json::json!(1)).unwrap();
         l.put_values(&[("k2".into(), serde_json::json!([2]))])
             .unwrap();
+        // Entries: listed by their first parts, none reaching a neighbour's (`j` vs `j\0x`).
+        let e = |p: &[&str], v: Option<i32>| {
+            let parts = p.iter().map(|s| (*s).to_owned()).collect();
+            (parts, v.map(|v| serde_json::json!(v)))
+        };
+        l.put_entries("s", &[e(&["j", "d1"], Some(1)), e(&["j", "d\0z"], Some(2))])
+            .unwrap();
+        l.put_entries("s", &[e(&["j\0x", "d"], Some(3)), e(&["j", "d1"], None)])
+            .unwrap();
     }
     let l = b.open();
     let a = l.get(&record("a", State::Held).key).unwrap().unwrap();
@@ -630,6 +639,10 @@ fn records_cursors_reports_and_values_round_trip<B: Backend>(b: &mut B) {
     assert_eq!(l.value("k2").unwrap(), Some(serde_json::json!([2])));
     assert_eq!(l.value("k3").unwrap(), None);
     assert_eq!(l.counter("VE").unwrap(), 1);
+    let kept = l.entries("s", &["j"]).unwrap();
+    assert_eq!(kept, [(vec!["d\0z".to_owned()], serde_json::json!(2))]);
+    assert_eq!(l.entries("s", &[]).unwrap().len(), 2);
+    assert!(l.entries("other", &["j"]).unwrap().is_empty());
 }
 
 /// A claimed record is a delivery in progress: forgetting it is refused; others go, audited.

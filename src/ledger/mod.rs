@@ -765,4 +765,25 @@ pub trait Ledger: Send + Sync {
     ///
     /// Storage failure.
     fn value(&self, key: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Stores (`Some`) or removes (`None`) entries of the space `space`, each named by its
+    /// parts, in one atomic write with one flush: a set a feature lists by its first parts
+    /// ([`Ledger::entries`]), such as the documents still waiting for a payment.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn put_entries(
+        &self,
+        space: &str,
+        entries: &[(Vec<String>, Option<serde_json::Value>)],
+    ) -> Result<()>;
+
+    /// The entries of `space` whose parts begin with `first`, each with its remaining parts.
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn entries(&self, space: &str, first: &[&str])
+        -> Result<Vec<(Vec<String>, serde_json::Value)>>;
 }

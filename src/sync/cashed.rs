@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::changes::source_hash;
+use super::learned;
 use super::process::{fill_from_doc, problem_lines};
 use super::RunError;
 use crate::checks::prepare;
@@ -35,9 +36,10 @@ pub(super) fn targets(cfg: &Config, job: &Job) -> Vec<String> {
         .collect()
 }
 
-/// Whether a document read in this run may owe statuses 212.
-pub(super) fn candidate(doc: &Document) -> bool {
-    doc.status == DocStatus::Final && !doc.payments.is_empty() && cashed::due(doc)
+/// Whether a document read in this run may owe statuses 212: paid in part or in full, or,
+/// when the job's accounting targets may report it paid (`learn`), not paid yet.
+pub(super) fn candidate(doc: &Document, learn: bool) -> bool {
+    doc.status == DocStatus::Final && (learn || !doc.payments.is_empty()) && cashed::due(doc)
 }
 
 /// What the phase tells the run: its report notes, its problem lines, and why a target stopped.
@@ -89,6 +91,19 @@ pub(super) async fn emit(
         };
         let name = target_name(&pa);
         let mut all = docs.clone();
+        let learn_from = learned::accounting_targets(cfg, job);
+        if !learn_from.is_empty() {
+            out.notes.extend(learn(
+                ledger,
+                job,
+                &pa,
+                &learn_from,
+                &docs,
+                &none,
+                &mut all,
+                dry_run,
+            )?);
+        }
         // Payments held in earlier runs (waiting for their invoice, most often) come back from
         // the copy their record keeps; one still waiting is left as it is.
         let held = ledger.list(&RecordFilter {
@@ -100,10 +115,18 @@ pub(super) async fn emit(
             // A payment removed from the document since (recorded by mistake, then deleted in
             // the invoicing application): nothing is owed for it, and its record goes, audited.
             let doc_id = document_of(&r.key.doc_id);
+            let fresh = doc_id.filter(|d| docs.contains_key(*d));
+            let learned_from =
+                fresh.and_then(|d| learned::target_of(d, &r.key.doc_id, &learn_from));
             let gone = doc_id.is_some_and(|d| none.contains(d))
-                || doc_id
-                    .and_then(|d| docs.get(d))
-                    .is_some_and(|fresh| payment_gone(fresh, &r.key.doc_id));
+                || fresh
+                    .and_then(|d| all.get(d))
+                    .is_some_and(|doc| match learned_from {
+                        // A learned payment waiting to be sent goes once the source shows the
+                        // document paid in full; otherwise it stays, for what is still unpaid.
+                        Some(_) => learned::unpaid(doc).is_some_and(|u| u.is_zero()),
+                        None => payment_gone(doc, &r.key.doc_id),
+                    });
             if gone {
                 let note = format!(
                     "{} ({name}): its payment is no longer in the document, or the document owes no status 212 any more; the record waiting for it is removed",
@@ -123,6 +146,13 @@ pub(super) async fn emit(
                 out.notes.push(note);
                 continue;
             }
+            if let (Some(t), Some(date), Some(doc)) = (
+                learned_from,
+                r.issue_date,
+                fresh.and_then(|d| all.get_mut(d)),
+            ) {
+                learned::add(doc, t, date);
+            }
             let Some(doc) = r.take_held_doc() else {
                 continue;
             };
@@ -134,7 +164,20 @@ pub(super) async fn emit(
         }
         let now = Utc::now();
         let mut items: Vec<(Arc<MappedDocument>, Record)> = Vec::new();
-        for doc in all.into_values() {
+        for mut doc in all.into_values() {
+            if doc.payments.is_empty() {
+                continue;
+            }
+            // After a learned payment was sent, the source's later payments are in it.
+            for p in learned::settle_sent(ledger, &job.name, &pa, &learn_from, &mut doc)? {
+                out.notes.push(format!(
+                    "{} ({name}): payment {} of {} on {} not sent: the payment learned from an accounting target, already reported, covered it",
+                    doc.number,
+                    p.id.as_deref().unwrap_or("?"),
+                    p.amount,
+                    p.date
+                ));
+            }
             let paid = match cashed::payments(&doc) {
                 Ok(p) => p,
                 Err(e) => {
@@ -214,6 +257,73 @@ pub(super) async fn emit(
         }
     }
     Ok(out)
+}
+
+/// Keeps the copies of the documents read in this run that leave something unpaid, drops those
+/// now paid or owing no 212, and adds to `all` the payments the accounting targets `from`
+/// report (those documents from their kept copies when this run did not read them). Returns
+/// the report's notes.
+///
+/// # Errors
+///
+/// The ledger fails.
+#[allow(clippy::too_many_arguments)]
+fn learn(
+    ledger: &dyn Ledger,
+    job: &Job,
+    pa: &str,
+    from: &[String],
+    docs: &BTreeMap<String, Document>,
+    none: &BTreeSet<String>,
+    all: &mut BTreeMap<String, Document>,
+    dry_run: bool,
+) -> Result<Vec<String>, RunError> {
+    let name = target_name(pa);
+    let mut kept = learned::waiting(ledger, &job.name, pa)?;
+    let mut writes: Vec<(Vec<String>, Option<serde_json::Value>)> = Vec::new();
+    let entry = |id: &str| vec![job.name.clone(), pa.to_owned(), id.to_owned()];
+    for id in none {
+        if kept.remove(id).is_some() {
+            writes.push((entry(id), None));
+        }
+    }
+    for (id, doc) in docs {
+        // A document with a learned payment on record waits no more: that record keeps it.
+        let open = learned::unpaid(doc).is_some_and(|u| !u.is_zero())
+            && !learned::recorded(ledger, &job.name, pa, from, id)?;
+        let was = kept.remove(id);
+        if open && was.as_ref() != Some(doc) {
+            writes.push((entry(id), serde_json::to_value(doc).ok()));
+        } else if !open && was.is_some() {
+            writes.push((entry(id), None));
+        }
+        if open {
+            kept.insert(id.clone(), doc.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    for (id, doc) in kept {
+        if learned::recorded(ledger, &job.name, pa, from, &id)? {
+            // Its learned payment has its record (sent, or held with the document): the
+            // document waits here no more.
+            writes.push((entry(&id), None));
+            continue;
+        }
+        let Some((target, date)) = learned::paid_in(ledger, &job.name, from, &id)? else {
+            continue;
+        };
+        let mut doc = all.remove(&id).unwrap_or(doc);
+        learned::add(&mut doc, &target, date);
+        notes.push(format!(
+            "{} ({name}): paid in {target} on {date}, not in the invoicing application: status 212 owed for what was left to pay",
+            doc.number
+        ));
+        all.insert(id, doc);
+    }
+    if !dry_run && !writes.is_empty() {
+        ledger.put_entries(learned::SPACE, &writes)?;
+    }
+    Ok(notes)
 }
 
 /// Whether the 212 record `record` stands for a payment `doc` no longer lists (its payments

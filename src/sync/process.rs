@@ -133,6 +133,9 @@ pub(super) struct JobRun<'a> {
     /// The ids of the documents of this run that owe none (no payment, not due, not final):
     /// a 212 still waiting for one of them is owed no more.
     pub(super) cashed_none: BTreeSet<String>,
+    /// Whether the job's accounting targets may report payments (so that unpaid documents
+    /// that may owe 212 are kept for the 212 phase too).
+    pub(super) cashed_learn: bool,
 }
 
 impl JobRun<'_> {
@@ -343,7 +346,7 @@ impl JobRun<'_> {
             return Ok(());
         }
         if let Some(c) = self.cashed.as_mut() {
-            if super::cashed::candidate(doc) {
+            if super::cashed::candidate(doc, self.cashed_learn) {
                 c.insert(doc.id.clone(), doc.clone());
                 self.cashed_none.remove(&doc.id);
             } else {

@@ -390,4 +390,44 @@ impl<S: Store> Ledger for StoreLedger<S> {
         let k = vkey(key);
         self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
     }
+
+    fn put_entries(
+        &self,
+        space: &str,
+        entries: &[(Vec<String>, Option<serde_json::Value>)],
+    ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (parts, value) in entries {
+            let mut all: Vec<&str> = vec![space];
+            all.extend(parts.iter().map(String::as_str));
+            let k = keys::key("e", &all);
+            match value {
+                Some(v) => batch.insert(k, to_json(v)?),
+                None => batch.remove(k),
+            }
+        }
+        self.store.apply(batch)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    fn entries(
+        &self,
+        space: &str,
+        first: &[&str],
+    ) -> Result<Vec<(Vec<String>, serde_json::Value)>> {
+        let mut all: Vec<&str> = vec![space];
+        all.extend_from_slice(first);
+        let prefix = keys::prefix("e", &all);
+        let mut out = Vec::new();
+        for kv in self.store.scan(&prefix) {
+            let (k, v) = kv?;
+            let rest = keys::split(&k[prefix.len()..]).ok_or_else(|| LedgerError::Corrupt {
+                key: String::from_utf8_lossy(&k).replace('\0', "/"),
+                detail: "an entry's key does not split into its parts".into(),
+            })?;
+            out.push((rest, from_json(&k, &v)?));
+        }
+        Ok(out)
+    }
 }
