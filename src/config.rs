@@ -77,6 +77,11 @@ pub struct LedgerSection {
     /// This company's namespace in the database. Default: its SIREN.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Several facto workers (processes, machines) share this ledger and run the same jobs:
+    /// no worker holds the namespace alone; each claim is taken at the database, by one worker
+    /// only. Jobs then deliver through APIs only (a journal file is written by one process).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 impl LedgerSection {
@@ -459,6 +464,25 @@ impl Config {
                 why,
             ));
         }
+        if raw.ledger.as_ref().is_some_and(|l| l.shared) {
+            let files = jobs.iter().find_map(|j| {
+                let t = j
+                    .targets
+                    .iter()
+                    .find(|t| matches!(connectors.get(*t), Some(Connector::JournalFile(_))))?;
+                Some((j, t))
+            });
+            if let Some((j, t)) = files {
+                return Err(ConfigError::at(
+                    path,
+                    spans.line(&["ledger".into(), "shared".into()]),
+                    format!(
+                        "[ledger] shared = true lets several workers run the same jobs, and job `{}` writes journal files (`{t}`), which one process writes: run that job from a deployment whose ledger is not shared, or remove `{t}` from its targets",
+                        j.name
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             alerts: raw.alerts,
             ledger: raw.ledger,
@@ -496,7 +520,13 @@ impl Config {
                     None => std::env::var("PGPASSWORD").ok(),
                 };
                 let ns = l.namespace.as_deref().unwrap_or(&self.company.siren);
-                std::sync::Arc::new(PgLedger::open_postgres(&l.url, password.as_deref(), ns)?)
+                let store = crate::ledger::postgres::PgStore::open_as(
+                    &l.url,
+                    password.as_deref(),
+                    ns,
+                    l.shared,
+                )?;
+                std::sync::Arc::new(PgLedger::on(store)?)
             }
         })
     }

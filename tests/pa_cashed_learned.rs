@@ -153,3 +153,50 @@ async fn a_learned_payment_still_waiting_gives_way_to_the_sources_payments() {
     assert_eq!((sent.len(), counts), (2, vec![1, 1]));
     assert_eq!(total(&sent).to_string(), "1185.00");
 }
+
+/// A learned 212 the PA turns away for now (429s until the run gives up) is sent at a later
+/// run, once: its document's copy stays until it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learned_212_refused_for_now_is_sent_at_a_later_run() {
+    let (pa, pl, p) = started().await;
+    sync(&p).await;
+    pl.state.lock().unwrap().paid.push(NUMBER.into());
+    for _ in 0..20 {
+        pa.state
+            .lock()
+            .unwrap()
+            .faults
+            .push_back(crate::pa_sim::Fault::TooMany);
+    }
+    sync(&p).await;
+    assert!(posted(&pa).0.is_empty());
+    pa.state.lock().unwrap().faults.clear();
+    for _ in 0..3 {
+        sync(&p).await;
+    }
+    let (sent, counts) = posted(&pa);
+    assert_eq!((sent.len(), counts), (1, vec![1]));
+    assert_eq!(total(&sent).to_string(), "1185.00");
+}
+
+/// Payments reported, then removed from the source, then the invoice paid in Pennylane: what
+/// was reported already counts, so the total never passes the gross.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learned_payment_never_reports_more_than_the_gross_with_what_was_sent() {
+    let (pa, pl, p) = started().await;
+    sync(&p).await;
+    pay(&p);
+    sync(&p).await;
+    assert_eq!(posted(&pa).0.len(), 2);
+    let mut v = p.read_json(FILE);
+    v["payments"] = serde_json::json!([]);
+    v["totals"]["paid"] = "0.00".into();
+    v["totals"]["due"] = "1185.00".into();
+    v["updated_at"] = "2026-11-21T09:00:00Z".into();
+    p.write_json(FILE, &v);
+    pl.state.lock().unwrap().paid.push(NUMBER.into());
+    sync(&p).await;
+    sync(&p).await;
+    let (sent, _) = posted(&pa);
+    assert_eq!(total(&sent).to_string(), "1185.00", "{sent:?}");
+}

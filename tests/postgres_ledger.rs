@@ -141,3 +141,22 @@ fn a_command_goes_through_the_daemon_that_holds_the_database_ledger() {
     );
     assert!(stdout.starts_with('['), "{stdout}");
 }
+
+#[test]
+fn a_shared_ledger_refuses_jobs_that_write_journal_files_with_its_line() {
+    let p = Project::demo();
+    let cfg = p.read("facto.toml");
+    let line = cfg.lines().count() + 4;
+    p.write(
+        "facto.toml",
+        &format!("{cfg}\n[ledger]\nurl = \"postgres://facto@127.0.0.1:1/facto\"\nshared = true\n"),
+    );
+    let out = p.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("facto.toml:{line}:")), "{err}");
+    assert!(
+        err.contains("job `demo` writes journal files (`sales-fec`)"),
+        "{err}"
+    );
+}

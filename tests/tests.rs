@@ -46,6 +46,7 @@ mod postgres_ledger;
 mod purchases;
 mod reform_demo;
 mod regression;
+mod workers;
 mod xero_api;
 mod xero_bills;
 mod xero_calls;

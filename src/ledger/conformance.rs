@@ -129,7 +129,12 @@ conformance!(
     find_answers_by_id_number_shown_and_malformed_id,
     a_change_made_on_a_stale_read_is_refused_whole,
     claims_and_values_are_recorded_together,
+    a_claim_is_taken_once_and_never_written_over,
 );
+
+#[path = "conformance_claims.rs"]
+mod claims;
+use claims::a_claim_is_taken_once_and_never_written_over;
 
 pub(crate) fn record(doc: &str, state: State) -> Record {
     let key = RecordKey {

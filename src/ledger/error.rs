@@ -9,7 +9,7 @@ use super::transition::IllegalTransition;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// Another process holds the ledger.
-    #[error("the ledger at {0} is in use by another facto process (a running `facto run` daemon or another sync); wait for it to finish or stop it")]
+    #[error("the ledger at {0} is in use by another facto process (a running `facto run` daemon or another sync, or, in a database, workers that share it while this one does not, or the reverse: see [ledger] shared); wait for it to finish or stop it")]
     Locked(PathBuf),
     /// The ledger was written by another version of facto.
     #[error("the ledger at {path} has schema version {found}, this facto reads version {expected}; use the facto version that wrote it")]

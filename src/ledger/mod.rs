@@ -231,6 +231,10 @@ pub struct Record {
     /// cancelled (a re-export with `--include-exported` of a document still in an active batch).
     #[serde(default)]
     pub restore_to: Option<(State, Option<u64>)>,
+    /// The worker whose claim this is, when several share the ledger ([`Ledger::worker`]):
+    /// another worker settles the claim only once that worker is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
     /// First seen.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -267,6 +271,7 @@ impl Record {
             held_document: None,
             changed_after_delivery: None,
             restore_to: None,
+            claimed_by: None,
             created_at: now,
             updated_at: now,
             history: Vec::new(),
@@ -508,6 +513,47 @@ pub trait Ledger: Send + Sync {
     /// [`LedgerError::Invalid`] naming the record that changed (nothing is written); storage
     /// failure.
     fn put_records_if(&self, records: &[Record], expected: &[State]) -> Result<()>;
+
+    /// Claims `claims` and writes `others` (held, released) in one atomic batch, as workers
+    /// sharing the ledger need: the claims are written only if none of their records was
+    /// claimed or delivered meanwhile, by another worker (else none is, and their keys come
+    /// back: the caller sends nothing of them); a record of `others` held or released is not
+    /// written over one no longer eligible.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn put_claims(&self, claims: &[Record], others: &[Record]) -> Result<Vec<RecordKey>>;
+
+    /// Writes `records` provided each is still as it was read (`read`: its `updated_at` then,
+    /// `None` for a record not stored), checked in the same step as the write: a worker takes
+    /// over a claim left by another only if no one else did meanwhile. `false`, and nothing
+    /// written, when one changed.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn put_records_unchanged(
+        &self,
+        records: &[Record],
+        read: &[Option<DateTime<Utc>>],
+    ) -> Result<bool>;
+
+    /// This process's worker id, when several workers share the ledger (`None`: this process
+    /// holds the ledger alone).
+    fn worker(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether worker `id` is still running (holding the ledger); a worker that is gone left
+    /// its claims to be settled by the others.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn worker_alive(&self, _id: &str) -> Result<bool> {
+        Ok(false)
+    }
 
     /// Lists records matching the filter, in key order.
     ///

@@ -68,6 +68,10 @@ type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 struct Conn {
     client: Option<Client>,
     connect: Box<dyn FnMut() -> Result<Client> + Send>,
+    /// How many connections were made: a lock taken on one is gone with it.
+    generation: u64,
+    /// The connection on which this process took the write lock, while it holds it.
+    write_lock: Option<u64>,
 }
 
 impl Conn {
@@ -76,8 +80,25 @@ impl Conn {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.client = Some((self.connect)()?);
+            self.generation += 1;
         }
         self.client.as_mut().ok_or_else(gone)
+    }
+
+    /// The client for a write: refused when the write lock was taken on a connection since
+    /// lost (the server let it go with the connection; another worker may have written since).
+    fn writer(&mut self) -> Result<&mut Client> {
+        let client_lost = self.client.as_ref().is_none_or(Client::is_closed);
+        if self
+            .write_lock
+            .is_some_and(|g| g != self.generation || client_lost)
+        {
+            return Err(LedgerError::Unreachable(
+                "the connection that held the ledger's write lock was lost: the write is not made"
+                    .into(),
+            ));
+        }
+        self.client()
     }
 }
 
@@ -87,6 +108,11 @@ pub struct PgStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     ns: String,
+    /// Shared by several workers: no namespace lock; each write section takes the write lock.
+    shared: bool,
+    /// This worker's id when shared: its connection holds the advisory lock of that id, so
+    /// the others know it is alive while the lock is held.
+    worker: Option<String>,
     /// The server and database, for messages (never the password).
     shown: PathBuf,
 }
@@ -104,16 +130,42 @@ fn namespace_lock(ns: &str) -> i64 {
     i64::from_be_bytes(b)
 }
 
+/// The advisory lock of one write section of the namespace's ledger, when several workers
+/// share it: another key than [`namespace_lock`]'s.
+fn write_lock(ns: &str) -> i64 {
+    namespace_lock(&format!("{ns}\0writes"))
+}
+
+/// The advisory lock a worker's connection holds while it runs.
+fn worker_lock(ns: &str, worker: &str) -> i64 {
+    namespace_lock(&format!("{ns}\0worker\0{worker}"))
+}
+
+/// A new worker id: the process id and a hash of the time, unique among live workers.
+fn new_worker_id() -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = Sha256::digest(format!("{}\0{nanos}", std::process::id()).as_bytes());
+    format!("{}-{}", std::process::id(), &hex::encode(h)[..8])
+}
+
 /// Takes the namespace's lock for the life of the connection, waiting a little for a process
 /// that is closing.
-fn lock_namespace(c: &mut Client, ns: &str) -> Result<bool> {
+/// Workers sharing the namespace take it in shared mode: they exclude a process that would hold
+/// it alone, not each other.
+fn lock_namespace(c: &mut Client, ns: &str, shared: bool) -> Result<bool> {
     let key = namespace_lock(ns);
     let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let take = if shared {
+        "SELECT pg_try_advisory_lock_shared($1)"
+    } else {
+        "SELECT pg_try_advisory_lock($1)"
+    };
     loop {
-        let got: bool = c
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-            .map_err(store_error)?
-            .get(0);
+        let got: bool = c.query_one(take, &[&key]).map_err(store_error)?.get(0);
         if got || std::time::Instant::now() >= deadline {
             return Ok(got);
         }
@@ -209,6 +261,18 @@ impl PgStore {
     /// The server cannot be reached or refuses the login, the schema is newer than this facto,
     /// or a migration fails.
     pub fn open(url: &str, password: Option<&str>, ns: &str) -> Result<PgStore> {
+        PgStore::open_as(url, password, ns, false)
+    }
+
+    /// [`PgStore::open`], for one of several workers sharing the namespace (`shared`): the
+    /// namespace is not locked; each write section of the ledger's rules takes the
+    /// namespace's write lock instead ([`Store::lock_writes`]), so one worker at a time reads
+    /// then writes records and indexes.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStore::open`].
+    pub fn open_as(url: &str, password: Option<&str>, ns: &str, shared: bool) -> Result<PgStore> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| LedgerError::Invalid(format!("ledger URL {}: {e}", shown(url))))?;
@@ -234,6 +298,8 @@ impl PgStore {
         let where_ = shown(url);
         let located = PathBuf::from(format!("{}#{ns}", shown(url)));
         let (namespace, locked) = (ns.to_owned(), located.clone());
+        let worker = shared.then(new_worker_id);
+        let worker_key = worker.as_deref().map(|w| worker_lock(ns, w));
         let connect = move || -> Result<Client> {
             let mut client = config.connect(NoTls).map_err(|e| {
                 LedgerError::Unreachable(format!(
@@ -242,7 +308,13 @@ impl PgStore {
             })?;
             session(&mut client)?;
             migrate(&mut client)?;
-            match lock_namespace(&mut client, &namespace)? {
+            if let Some(key) = worker_key {
+                // Held for the life of the connection: this worker is alive while it is.
+                client
+                    .execute("SELECT pg_advisory_lock($1)", &[&key])
+                    .map_err(store_error)?;
+            }
+            match lock_namespace(&mut client, &namespace, shared)? {
                 true => Ok(client),
                 false => Err(LedgerError::Locked(locked.clone())),
             }
@@ -253,6 +325,8 @@ impl PgStore {
                 let mut conn = Conn {
                     client: None,
                     connect: Box::new(connect),
+                    generation: 0,
+                    write_lock: None,
                 };
                 let ready = conn.client().map(|_| ());
                 let ok = ready.is_ok();
@@ -272,6 +346,8 @@ impl PgStore {
             jobs: Mutex::new(Some(tx)),
             thread: Some(thread),
             ns: ns.to_owned(),
+            shared,
+            worker,
             shown: located,
         };
         ready??;
@@ -303,6 +379,14 @@ impl PgStore {
         &self,
         f: impl Fn(&mut Client) -> Result<R> + Send + Sync + 'static,
     ) -> Result<R> {
+        self.call_on(move |conn| conn.client().and_then(&f))
+    }
+
+    /// [`PgStore::call`] with the connection's state (its write lock).
+    fn call_on<R: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Conn) -> Result<R> + Send + Sync + 'static,
+    ) -> Result<R> {
         let f = std::sync::Arc::new(f);
         match self.once(std::sync::Arc::clone(&f)) {
             Err(LedgerError::Unreachable(_)) => self.once(f),
@@ -312,7 +396,7 @@ impl PgStore {
 
     fn once<R: Send + 'static>(
         &self,
-        f: std::sync::Arc<impl Fn(&mut Client) -> Result<R> + Send + Sync + 'static>,
+        f: std::sync::Arc<impl Fn(&mut Conn) -> Result<R> + Send + Sync + 'static>,
     ) -> Result<R> {
         let (tx, rx) = mpsc::channel();
         self.jobs
@@ -321,7 +405,7 @@ impl PgStore {
             .as_ref()
             .ok_or_else(gone)?
             .send(Box::new(move |conn: &mut Conn| {
-                let done = conn.client().and_then(|c| f(c));
+                let done = f(conn);
                 if matches!(done, Err(LedgerError::Unreachable(_))) {
                     // Made again before the next call, whatever the client believes.
                     conn.client = None;
@@ -493,8 +577,8 @@ impl Store for PgStore {
                 None => gone.push(k),
             }
         }
-        self.call(move |c| {
-            let mut tx = c.transaction().map_err(store_error)?;
+        self.call_on(move |conn| {
+            let mut tx = conn.writer()?.transaction().map_err(store_error)?;
             if !keys.is_empty() {
                 tx.execute(
                     "INSERT INTO facto_kv (ns, key, value)
@@ -553,6 +637,71 @@ impl Store for PgStore {
             tx.commit().map_err(store_error)?;
             Ok(n)
         })
+    }
+
+    /// With several workers: the namespace's write lock, a session lock on this connection
+    /// (waited for; each worker holds it only for one write of records and indexes).
+    fn lock_writes(&self) -> Result<()> {
+        if !self.shared {
+            return Ok(());
+        }
+        let key = write_lock(&self.ns);
+        self.call_on(move |conn| {
+            conn.client()?;
+            let held = conn.write_lock.is_some_and(|g| g == conn.generation);
+            let c = conn.client()?;
+            if !held {
+                c.execute("SELECT pg_advisory_lock($1)", &[&key])
+                    .map_err(store_error)?;
+            }
+            conn.write_lock = Some(conn.generation);
+            Ok(())
+        })
+    }
+
+    fn worker(&self) -> Option<String> {
+        self.worker.clone()
+    }
+
+    /// Alive while its connection holds its lock: taking the lock tells it is gone (and it is
+    /// let go at once). This worker's own id answers "gone": its claims met at reconciliation
+    /// are from an interrupted run of its own.
+    fn worker_alive(&self, id: &str) -> Result<bool> {
+        if !self.shared {
+            return Ok(false);
+        }
+        let key = worker_lock(&self.ns, id);
+        let own = self.worker.as_deref() == Some(id);
+        self.call(move |c| {
+            if own {
+                return Ok(false);
+            }
+            let got: bool = c
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(store_error)?
+                .get(0);
+            if got {
+                c.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .map_err(store_error)?;
+            }
+            Ok(!got)
+        })
+    }
+
+    fn unlock_writes(&self) {
+        if !self.shared {
+            return;
+        }
+        let key = write_lock(&self.ns);
+        let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
+            if conn.write_lock.take() == Some(conn.generation) {
+                if let Some(c) = conn.client.as_mut().filter(|c| !c.is_closed()) {
+                    c.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                        .map_err(store_error)?;
+                }
+            }
+            Ok(())
+        }));
     }
 
     fn put_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
@@ -668,6 +817,59 @@ mod tests {
 
     /// One process at a time writes a namespace: a second open is refused as sled's would be,
     /// and the namespace is free again once the first closes; another namespace is not held.
+    #[test]
+    fn shared_workers_see_each_other_alive_and_write_one_at_a_time() {
+        let Some(b) = crate::ledger::conformance::OnPostgres::available() else {
+            return;
+        };
+        let a = PgStore::open_as(&b.url, None, &b.ns, true).unwrap();
+        let c = PgStore::open_as(&b.url, None, &b.ns, true).unwrap();
+        let (wa, wc) = (a.worker().unwrap(), c.worker().unwrap());
+        assert_ne!(wa, wc);
+        assert!(c.worker_alive(&wa).unwrap(), "a runs");
+        assert!(
+            !a.worker_alive(&wa).unwrap(),
+            "its own claims are from a run of its own"
+        );
+        // One write section at a time: c waits while a holds the lock.
+        a.lock_writes().unwrap();
+        let c = std::sync::Arc::new(c);
+        let (c2, done) = (
+            std::sync::Arc::clone(&c),
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+        let d2 = std::sync::Arc::clone(&done);
+        let t = std::thread::spawn(move || {
+            c2.lock_writes().unwrap();
+            d2.store(true, std::sync::atomic::Ordering::SeqCst);
+            c2.unlock_writes();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!done.load(std::sync::atomic::Ordering::SeqCst), "c waited");
+        a.unlock_writes();
+        t.join().unwrap();
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+        drop(a);
+        assert!(
+            !c.worker_alive(&wa).unwrap(),
+            "a is gone: its claims are for the others to settle"
+        );
+        assert!(
+            matches!(
+                PgStore::open(&b.url, None, &b.ns),
+                Err(LedgerError::Locked(_))
+            ),
+            "no process holds a shared namespace alone"
+        );
+        drop(c);
+        let alone = PgStore::open(&b.url, None, &b.ns).unwrap();
+        assert!(matches!(
+            PgStore::open_as(&b.url, None, &b.ns, true),
+            Err(LedgerError::Locked(_))
+        ));
+        drop(alone);
+    }
+
     #[test]
     fn a_namespace_has_one_writer_at_a_time() {
         let Some(b) = crate::ledger::conformance::OnPostgres::available() else {

@@ -58,6 +58,18 @@ impl<S> Clone for StoreLedger<S> {
     }
 }
 
+/// The ledger's write lock: this process's, and the store's across processes.
+pub(super) struct WriteGuard<'a, S: Store> {
+    store: &'a S,
+    _local: std::sync::MutexGuard<'a, ()>,
+}
+
+impl<S: Store> Drop for WriteGuard<'_, S> {
+    fn drop(&mut self) {
+        self.store.unlock_writes();
+    }
+}
+
 pub(super) fn now() -> chrono::DateTime<Utc> {
     Utc::now()
 }
@@ -115,14 +127,21 @@ impl<S: Store> StoreLedger<S> {
         &self.store
     }
 
-    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    /// This process's write lock, then the store's across processes ([`Store::lock_writes`]),
+    /// both held until the guard drops.
+    fn write_lock(&self) -> Result<WriteGuard<'_, S>> {
+        let local = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.store.lock_writes()?;
+        Ok(WriteGuard {
+            store: &self.store,
+            _local: local,
+        })
     }
 
     /// Writes `records` in one atomic batch and flushes; with `expected`, only if each record is
     /// still in that state, checked under the same lock as the write (else nothing is written).
     fn write_records(&self, records: &[Record], expected: Option<&[State]>) -> Result<()> {
-        let w = self.write_lock();
+        let w = self.write_lock()?;
         for (r, want) in records.iter().zip(expected.unwrap_or_default()) {
             let now = self
                 .store
@@ -136,15 +155,25 @@ impl<S: Store> StoreLedger<S> {
                 )));
             }
         }
+        let all: Vec<&Record> = records.iter().collect();
+        self.write_locked(&all)?;
+        drop(w);
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Writes `records` with their indexes in one atomic batch; the caller holds the write
+    /// lock and flushes.
+    fn write_locked(&self, records: &[&Record]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut st = index::Stage::default();
         self.prefetch(&mut st, records.iter().map(|r| &r.key))?;
         for r in records {
             self.stage(&mut st, &r.key, Some(r))?;
         }
-        self.apply(st)?;
-        drop(w);
-        self.store.flush()?;
-        Ok(())
+        self.apply(st)
     }
 
     /// The state a stored header stands for: `claimed` in a committed batch is `delivered`.

@@ -103,6 +103,35 @@ pub trait Store: Send + Sync + 'static {
     fn size_on_disk(&self) -> Option<u64> {
         None
     }
+
+    /// Makes this process the ledger's only writer, across processes, until
+    /// [`Store::unlock_writes`]: the ledger's rules read, then write, the records and their
+    /// indexes under it. A store several processes share (a database) takes its lock; one a
+    /// process holds alone (sled's folder, memory) has nothing to do.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn lock_writes(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Ends what [`Store::lock_writes`] began; best effort (a lost connection ended it already).
+    fn unlock_writes(&self) {}
+
+    /// This process's worker id in a store several processes share.
+    fn worker(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the worker `id` still holds the store ([`Store::worker`]).
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn worker_alive(&self, _id: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A [`Store`] in memory (a `BTreeMap` behind a mutex), for tests: clones share the data, so a

@@ -146,12 +146,13 @@ pub(super) async fn emit(
                 out.notes.push(note);
                 continue;
             }
-            if let (Some(t), Some(date), Some(doc)) = (
-                learned_from,
-                r.issue_date,
-                fresh.and_then(|d| all.get_mut(d)),
-            ) {
-                learned::add(doc, t, date);
+            if let (Some(t), Some(date), Some(d)) = (learned_from, r.issue_date, fresh) {
+                if let Some(doc) = all.get(d) {
+                    let sent = learned::sent(ledger, &job.name, &pa, doc)?.total;
+                    if let Some(doc) = all.get_mut(d) {
+                        learned::add(doc, t, date, sent);
+                    }
+                }
             }
             let Some(doc) = r.take_held_doc() else {
                 continue;
@@ -169,7 +170,8 @@ pub(super) async fn emit(
                 continue;
             }
             // After a learned payment was sent, the source's later payments are in it.
-            for p in learned::settle_sent(ledger, &job.name, &pa, &learn_from, &mut doc)? {
+            let sent = learned::sent(ledger, &job.name, &pa, &doc)?;
+            for p in learned::settle_sent(ledger, &job.name, &pa, &sent, &mut doc)? {
                 out.notes.push(format!(
                     "{} ({name}): payment {} of {} on {} not sent: the payment learned from an accounting target, already reported, covered it",
                     doc.number,
@@ -288,9 +290,9 @@ fn learn(
         }
     }
     for (id, doc) in docs {
-        // A document with a learned payment on record waits no more: that record keeps it.
+        // A document whose learned payment was sent (or refused for good) waits no more.
         let open = learned::unpaid(doc).is_some_and(|u| !u.is_zero())
-            && !learned::recorded(ledger, &job.name, pa, from, id)?;
+            && !learned::sent(ledger, &job.name, pa, doc)?.learned_done();
         let was = kept.remove(id);
         if open && was.as_ref() != Some(doc) {
             writes.push((entry(id), serde_json::to_value(doc).ok()));
@@ -303,17 +305,23 @@ fn learn(
     }
     let mut notes = Vec::new();
     for (id, doc) in kept {
-        if learned::recorded(ledger, &job.name, pa, from, &id)? {
-            // Its learned payment has its record (sent, or held with the document): the
-            // document waits here no more.
+        let sent = learned::sent(ledger, &job.name, pa, all.get(&id).unwrap_or(&doc))?;
+        if sent.learned_done() {
+            // Its learned payment was sent (or refused for good): the document waits here
+            // no more.
             writes.push((entry(&id), None));
+            continue;
+        }
+        if sent.learned_held() {
+            // Held with its copy of the document: the held records bring it back. The copy
+            // here stays until it is sent (a send refused for now releases it).
             continue;
         }
         let Some((target, date)) = learned::paid_in(ledger, &job.name, from, &id)? else {
             continue;
         };
         let mut doc = all.remove(&id).unwrap_or(doc);
-        learned::add(&mut doc, &target, date);
+        learned::add(&mut doc, &target, date, sent.total);
         notes.push(format!(
             "{} ({name}): paid in {target} on {date}, not in the invoicing application: status 212 owed for what was left to pay",
             doc.number

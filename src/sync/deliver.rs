@@ -71,7 +71,7 @@ pub(super) async fn deliver(
             run.deliver_page(ledger, p.deliver, p.others, run_id)
                 .await?;
         } else if stop.is_some() {
-            ledger.put_records(&p.others)?;
+            ledger.put_claims(&[], &p.others)?;
         } else {
             match run.deliver_page(ledger, p.deliver, p.others, run_id).await {
                 Ok(()) => {}

@@ -22,9 +22,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::config::{Config, Connector, Job};
-use crate::ledger::{Ledger, RecordKey, State};
+use crate::ledger::{Ledger, Record, RecordKey, State};
 use crate::model::{Document, Payment};
-use crate::targets::pa::cashed_run::{record_id, target_name};
+use crate::targets::pa::cashed_run::{document_of, record_id, target_name};
 
 /// The ledger's entry space of the documents waiting for a payment an accounting target may
 /// report.
@@ -114,30 +114,73 @@ pub(super) fn paid_in(
     Ok(None)
 }
 
-/// Whether a payment learned from one of `targets` has its 212 record for `doc_id` (in any
-/// state).
+/// Whether a 212 record counts as sent: claimed (being sent), or delivered and not rejected.
+fn is_sent(r: &Record) -> bool {
+    r.state == State::Claimed || (r.state.is_delivered() && r.state != State::Rejected)
+}
+
+/// What the ledger holds of a document's statuses 212 at one PA.
+#[derive(Default)]
+pub(super) struct Sent {
+    /// The amount the 212s sent (or being sent) report, whatever the source lists now.
+    pub(super) total: Decimal,
+    /// The learned payment's record, with its payment id, when there is one.
+    pub(super) learned: Option<(String, Record)>,
+}
+
+impl Sent {
+    /// The learned payment's record is sent or being sent, or was refused for good: the
+    /// document waits for none any more.
+    pub(super) fn learned_done(&self) -> bool {
+        self.learned
+            .as_ref()
+            .is_some_and(|(_, r)| !r.state.is_eligible())
+    }
+
+    /// The learned payment's record is held (its copy of the document is read again by the
+    /// 212 phase's held records).
+    pub(super) fn learned_held(&self) -> bool {
+        self.learned
+            .as_ref()
+            .is_some_and(|(_, r)| r.state == State::Held)
+    }
+}
+
+/// The 212 records of `doc` at PA `pa` of `job` (found by its number, as every 212 record is
+/// numbered like its invoice): what they report, and the learned payment's, whichever target
+/// it came from (one since removed from the job included).
 ///
 /// # Errors
 ///
 /// The ledger cannot be read.
-pub(super) fn recorded(
+pub(super) fn sent(
     ledger: &dyn Ledger,
     job: &str,
     pa: &str,
-    targets: &[String],
-    doc_id: &str,
-) -> crate::ledger::Result<bool> {
-    for t in targets {
-        let key = RecordKey {
-            job: job.to_owned(),
-            target: target_name(pa),
-            doc_id: record_id(doc_id, &payment_id(t)),
-        };
-        if ledger.get(&key)?.is_some() {
-            return Ok(true);
+    doc: &Document,
+) -> crate::ledger::Result<Sent> {
+    let target = target_name(pa);
+    let suffix = format!(" of {}", doc.id);
+    let mut out = Sent::default();
+    for r in ledger.find_in_job(job, &doc.number)? {
+        if r.key.target != target || document_of(&r.key.doc_id) != Some(doc.id.as_str()) {
+            continue;
+        }
+        if is_sent(&r) {
+            let amount = r.gross.unwrap_or_default().abs();
+            out.total = out.total.checked_add(amount).unwrap_or(Decimal::MAX);
+        }
+        let payment = r
+            .origin
+            .strip_prefix("payment ")
+            .and_then(|o| o.strip_suffix(suffix.as_str()))
+            .filter(|p| p.starts_with("paid-in:"))
+            .map(str::to_owned);
+        if let Some(p) = payment {
+            out.learned = Some((p, r));
         }
     }
-    Ok(false)
+    Ok(out)
 }
 
 /// The target of `targets` whose learned payment of `doc_id` the 212 record `record` is.
@@ -148,10 +191,15 @@ pub(super) fn target_of<'a>(doc_id: &str, record: &str, targets: &'a [String]) -
         .map(String::as_str)
 }
 
-/// Adds the payment learned from `target` on `date` to `doc`: what its payments leave unpaid.
-/// Nothing when they leave nothing.
-pub(super) fn add(doc: &mut Document, target: &str, date: NaiveDate) {
-    let Some(rest) = unpaid(doc).filter(|u| *u > Decimal::ZERO) else {
+/// Adds the payment learned from `target` on `date` to `doc`: what its payments leave unpaid,
+/// and never more than what the 212s already sent (`sent`, those of payments since removed
+/// from the source included) leave of its gross. Nothing when that is nothing.
+pub(super) fn add(doc: &mut Document, target: &str, date: NaiveDate, sent: Decimal) {
+    let left = doc.totals.gross.abs().checked_sub(sent).unwrap_or_default();
+    let Some(rest) = unpaid(doc)
+        .map(|u| u.min(left))
+        .filter(|u| *u > Decimal::ZERO)
+    else {
         return;
     };
     let id = payment_id(target);
@@ -169,10 +217,10 @@ pub(super) fn add(doc: &mut Document, target: &str, date: NaiveDate) {
     });
 }
 
-/// Whether a payment learned from one of `targets` was sent for `doc` (or is being sent), and
-/// if so, rewrites its payments to what was reported: the learned payment as it was sent, and
-/// only those of the source's payments whose own 212 was sent too. Returns the payments left
-/// out, each already counted in the learned one.
+/// When a learned payment was sent for `doc` (or is being sent), rewrites its payments to
+/// what was reported: the learned payment as it was sent, and only those of the source's
+/// payments whose own 212 was sent too. Returns the payments left out, each already counted
+/// in the learned one.
 ///
 /// # Errors
 ///
@@ -181,25 +229,10 @@ pub(super) fn settle_sent(
     ledger: &dyn Ledger,
     job: &str,
     pa: &str,
-    targets: &[String],
+    sent: &Sent,
     doc: &mut Document,
 ) -> crate::ledger::Result<Vec<Payment>> {
-    let key = |payment: &str| RecordKey {
-        job: job.to_owned(),
-        target: target_name(pa),
-        doc_id: record_id(&doc.id, payment),
-    };
-    let mut learned = None;
-    for t in targets {
-        let id = payment_id(t);
-        if let Some(r) = ledger.get(&key(&id))? {
-            if !r.state.is_eligible() {
-                learned = Some((id, r));
-                break;
-            }
-        }
-    }
-    let Some((id, r)) = learned else {
+    let Some((id, r)) = sent.learned.as_ref().filter(|(_, r)| is_sent(r)) else {
         return Ok(Vec::new());
     };
     let (Some(date), Some(amount)) = (r.issue_date, r.gross) else {
@@ -215,22 +248,25 @@ pub(super) fn settle_sent(
     let mut kept = Vec::new();
     let mut left = Vec::new();
     for p in source {
-        let sent = ledger
-            .get(&key(&p.id))?
-            .is_some_and(|r| !r.state.is_eligible());
+        let key = RecordKey {
+            job: job.to_owned(),
+            target: target_name(pa),
+            doc_id: record_id(&doc.id, &p.id),
+        };
+        let was_sent = ledger.get(&key)?.is_some_and(|r| is_sent(&r));
         let p = Payment {
             id: Some(p.id),
             date: p.date,
             amount: p.amount,
         };
-        if sent {
+        if was_sent {
             kept.push(p);
         } else {
             left.push(p);
         }
     }
     kept.push(Payment {
-        id: Some(id),
+        id: Some(id.clone()),
         date,
         amount,
     });
@@ -267,16 +303,25 @@ mod tests {
     fn what_is_learned_is_what_the_source_leaves_unpaid_once() {
         let mut d = part_paid();
         assert_eq!(unpaid(&d), Some(dec("358.25")));
-        add(&mut d, "xero", day("2024-05-02"));
-        add(&mut d, "xero", day("2024-05-03"));
+        add(&mut d, "xero", day("2024-05-02"), Decimal::ZERO);
+        add(&mut d, "xero", day("2024-05-03"), Decimal::ZERO);
         assert_eq!(d.payments.len(), 2, "{:?}", d.payments);
         assert_eq!(d.payments[1].id.as_deref(), Some("paid-in:xero"));
         assert_eq!(d.payments[1].amount, dec("358.25"));
         assert_eq!(d.payments[1].date, day("2024-05-02"));
         assert_eq!(unpaid(&d), Some(Decimal::ZERO));
         // Paid in full (or more) in the source: nothing to learn.
-        add(&mut d, "pennylane", day("2024-05-04"));
+        add(&mut d, "pennylane", day("2024-05-04"), Decimal::ZERO);
         assert_eq!(d.payments.len(), 2);
+        // The 212s already sent (for payments since removed from the source) count too.
+        let mut e = part_paid();
+        e.payments.clear();
+        add(&mut e, "xero", day("2024-05-02"), dec("1000.00"));
+        assert_eq!(e.payments[0].amount, dec("358.25"));
+        let mut e = part_paid();
+        e.payments.clear();
+        add(&mut e, "xero", day("2024-05-02"), dec("1358.25"));
+        assert!(e.payments.is_empty(), "all of it reported already");
         d.totals.gross = Decimal::MAX;
         d.payments[0].amount = Decimal::MAX;
         assert_eq!(unpaid(&d), None, "too large to add up: no panic");
@@ -305,7 +350,6 @@ mod tests {
         let rid = record_id("d", &payment_id("pennylane"));
         assert_eq!(target_of("d", &rid, &targets), Some("pennylane"));
         assert_eq!(target_of("d", &record_id("d", "P-1"), &targets), None);
-        assert!(!recorded(&l, "j", "pa", &targets, "d").unwrap());
     }
 
     #[test]
@@ -322,14 +366,17 @@ mod tests {
                 now,
             );
             r.state = state;
+            r.number = worked_invoice().number;
+            r.origin = format!("payment {payment} of {}", worked_invoice().id);
             r.gross = Some(dec(gross));
             r.issue_date = Some(day(date));
             r
         };
-        let targets = ["xero".to_owned()];
         // Nothing learned yet: the document stays as read.
         let mut d = part_paid();
-        assert!(settle_sent(&l, "j", "pa", &targets, &mut d)
+        let sent = super::sent(&l, "j", "pa", &d).unwrap();
+        assert!(!sent.learned_done() && sent.total.is_zero());
+        assert!(settle_sent(&l, "j", "pa", &sent, &mut d)
             .unwrap()
             .is_empty());
         assert_eq!(d, part_paid());
@@ -344,12 +391,24 @@ mod tests {
             date: day("2024-05-01"),
             amount: dec("358.25"),
         });
-        let left = settle_sent(&l, "j", "pa", &targets, &mut d).unwrap();
+        let sent = super::sent(&l, "j", "pa", &d).unwrap();
+        assert!(sent.learned_done());
+        assert_eq!(sent.total, dec("1358.25"));
+        let left = settle_sent(&l, "j", "pa", &sent, &mut d).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].id.as_deref(), Some("P-2"));
         let ids: Vec<_> = d.payments.iter().map(|p| p.id.clone().unwrap()).collect();
         assert_eq!(ids, ["P-1", "paid-in:xero"]);
         assert_eq!(d.payments[1].amount, dec("358.25"));
-        assert!(recorded(&l, "j", "pa", &targets, &worked_invoice().id).unwrap());
+        // A learned 212 the PA refused for good is no payment: the source's payments go.
+        let mut refused = rec("paid-in:xero", State::Failed, "358.25", "2024-05-02");
+        refused.number = worked_invoice().number;
+        l.put_records(&[refused]).unwrap();
+        let mut d = part_paid();
+        let sent = super::sent(&l, "j", "pa", &d).unwrap();
+        assert!(sent.learned_done() && !sent.learned_held());
+        assert!(settle_sent(&l, "j", "pa", &sent, &mut d)
+            .unwrap()
+            .is_empty());
     }
 }

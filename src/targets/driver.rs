@@ -469,7 +469,7 @@ impl<T: Target> Driven<T> {
             let lot = self.target.pack(ready, run_id).await?;
             self.send_lot(ledger, lot, &mut others, run_id).await?;
         }
-        ledger.put_records(&others)?;
+        ledger.put_claims(&[], &others)?;
         Ok(())
     }
 
@@ -485,17 +485,25 @@ impl<T: Target> Driven<T> {
         // A page holds only eligible records (held or released): a claim refused here means a
         // caller broke that rule, and the run stops rather than send anything twice.
         let note = format!("run {run_id}: claimed for {}", lot.label);
+        let worker = ledger.worker();
         for d in &mut lot.docs {
             d.rec.claim(note.as_str(), now).map_err(LedgerError::from)?;
             d.rec.payload_hash = Some(d.payload_hash.clone());
             d.rec.idempotency_key.clone_from(&lot.key);
+            d.rec.claimed_by.clone_from(&worker);
         }
         if !lot.values.is_empty() {
             ledger.put_values(&lot.values)?;
         }
-        let mut first: Vec<Record> = lot.docs.iter().map(|d| d.rec.clone()).collect();
-        first.append(others);
-        ledger.put_records(&first)?;
+        let claims: Vec<Record> = lot.docs.iter().map(|d| d.rec.clone()).collect();
+        let refused = ledger.put_claims(&claims, others)?;
+        others.clear();
+        if !refused.is_empty() {
+            // Another worker sharing the ledger claimed or delivered one of them meanwhile:
+            // nothing of this lot is sent (the others are left to the next run).
+            tracing::info!(target = %self.target.name(), lot = %lot.label, "claimed by another worker meanwhile; not sent");
+            return Ok(());
+        }
         fault::point("after-claim", self.target.name());
         let outcome = self.target.send(ledger, &lot).await?;
         if matches!(outcome, Outcome::Delivered(_) | Outcome::Partial(_)) {
@@ -519,7 +527,28 @@ impl<T: Target> Driven<T> {
         if self.dry_run {
             return Ok(Vec::new());
         }
-        let claimed = ledger.list(&self.filter(State::Claimed))?;
+        let mut claimed = ledger.list(&self.filter(State::Claimed))?;
+        // A claim of a worker still running (several share the ledger) is its delivery in
+        // progress: only a gone worker's claims are settled here.
+        let mut alive = std::collections::BTreeMap::new();
+        let mut kept = Vec::with_capacity(claimed.len());
+        for r in claimed {
+            let live = match &r.claimed_by {
+                Some(w) => match alive.get(w) {
+                    Some(a) => *a,
+                    None => {
+                        let a = ledger.worker_alive(w)?;
+                        alive.insert(w.clone(), a);
+                        a
+                    }
+                },
+                None => false,
+            };
+            if !live {
+                kept.push(r);
+            }
+        }
+        claimed = kept;
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
@@ -541,6 +570,16 @@ impl<T: Target> Driven<T> {
                         self.target.waiting_note()
                     ));
                 }
+                continue;
+            }
+            // Taken over, at the ledger, before anything is sent or recorded: of several
+            // workers settling the same claim, one goes on.
+            let read: Vec<_> = lot.iter().map(|r| Some(r.updated_at)).collect();
+            for r in &mut lot {
+                r.updated_at = now;
+                r.claimed_by = ledger.worker();
+            }
+            if !ledger.put_records_unchanged(&lot, &read)? {
                 continue;
             }
             if !all_found {

@@ -86,7 +86,7 @@ impl<S: Store> StoreLedger<S> {
         if self.store.get(MARKER)?.is_some() {
             return Ok(());
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         // Nothing holds every key: what an interrupted build left is removed a chunk at a time
         // (each scan starts again from the first key left), and the entries are written as
         // the scan of the records reaches them, a chunk per flushed write, so that the memory

@@ -70,7 +70,7 @@ impl<S: Store> StoreLedger<S> {
     /// Builds the `t\0`, `x\0` and `q\0` indexes from the records, in one atomic batch, and marks
     /// the ledger as indexed. Used once for a ledger written before the indexes existed.
     pub(super) fn rebuild_indexes(&self) -> Result<()> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let mut b = WriteBatch::default();
         for prefix in [&b"t\0"[..], b"x\0", b"q\0"] {
             for kv in self.store.scan(prefix) {
@@ -320,7 +320,7 @@ impl<S: Store> StoreLedger<S> {
     /// Compares the indexes with the records they describe; returns the differences (none when
     /// the ledger is consistent). For tests and `ledger` diagnostics.
     pub fn check_indexes(&self) -> Result<Vec<String>> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let expected = self.recount()?;
         let mut problems: Vec<String> = expected
             .unreadable

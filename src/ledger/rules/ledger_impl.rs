@@ -43,6 +43,67 @@ impl<S: Store> Ledger for StoreLedger<S> {
         self.write_records(records, Some(expected))
     }
 
+    fn worker(&self) -> Option<String> {
+        self.store.worker()
+    }
+
+    fn worker_alive(&self, id: &str) -> Result<bool> {
+        self.store.worker_alive(id)
+    }
+
+    fn put_claims(&self, claims: &[Record], others: &[Record]) -> Result<Vec<RecordKey>> {
+        let w = self.write_lock()?;
+        let keys: Vec<Vec<u8>> = claims.iter().chain(others).map(|r| rkey(&r.key)).collect();
+        let stored = self.store.get_many(&keys)?;
+        let taken = |v: &Option<Vec<u8>>| {
+            v.as_deref()
+                .and_then(|v| self.logical(v))
+                .is_some_and(|s| !s.is_eligible())
+        };
+        let refused: Vec<RecordKey> = claims
+            .iter()
+            .zip(&stored)
+            .filter(|(_, v)| taken(v))
+            .map(|(r, _)| r.key.clone())
+            .collect();
+        let mut write: Vec<&Record> = Vec::with_capacity(keys.len());
+        if refused.is_empty() {
+            write.extend(claims);
+        }
+        for (r, v) in others.iter().zip(stored.iter().skip(claims.len())) {
+            if !(r.state.is_eligible() && taken(v)) {
+                write.push(r);
+            }
+        }
+        self.write_locked(&write)?;
+        drop(w);
+        self.store.flush()?;
+        Ok(refused)
+    }
+
+    fn put_records_unchanged(
+        &self,
+        records: &[Record],
+        read: &[Option<chrono::DateTime<chrono::Utc>>],
+    ) -> Result<bool> {
+        if records.len() != read.len() {
+            return Err(LedgerError::Invalid("one read time per record".to_owned()));
+        }
+        let w = self.write_lock()?;
+        let keys: Vec<Vec<u8>> = records.iter().map(|r| rkey(&r.key)).collect();
+        for ((k, v), want) in keys.iter().zip(self.store.get_many(&keys)?).zip(read) {
+            let now = v.map(|v| self.decode(k, &v)).transpose()?;
+            if now.map(|r| r.updated_at) != *want {
+                return Ok(false);
+            }
+        }
+        let all: Vec<&Record> = records.iter().collect();
+        self.write_locked(&all)?;
+        drop(w);
+        self.store.flush()?;
+        Ok(true)
+    }
+
     fn list(&self, f: &RecordFilter) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         self.visit(f, &mut |r| {
@@ -112,7 +173,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
                 "{key} is claimed by a delivery in progress; run `facto sync` first so it is completed or rolled back"
             )));
         }
-        let w = self.write_lock();
+        let w = self.write_lock()?;
         let mut st = Stage::default();
         self.stage(&mut st, key, None)?;
         st.batch.insert(
@@ -152,7 +213,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
         others: &[Record],
         values: &[(String, serde_json::Value)],
     ) -> Result<()> {
-        let w = self.write_lock();
+        let w = self.write_lock()?;
         let mut st = Stage::default();
         for (key, value) in values {
             st.batch.insert(vkey(key), to_json(value)?);
@@ -193,7 +254,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
         // 2. The commit point: the batch becomes active and the open marker goes, atomically;
         // from then on every record claimed for it reads as delivered, so their tally moves
         // from claimed to delivered in the same write.
-        let w = self.write_lock();
+        let w = self.write_lock()?;
         let mut st = Stage::default();
         st.batch.insert(bkey(id), to_json(commit.batch)?);
         st.batch.insert(ukey(id), &[][..]);
@@ -224,7 +285,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
     }
 
     fn abort_batch(&self, open: &OpenBatch, note: &str) -> Result<u64> {
-        let w = self.write_lock();
+        let w = self.write_lock()?;
         let mut st = Stage::default();
         let n = self.release_members(open.id, note, &mut st, true)?;
         st.batch.remove(okey(open.id));
@@ -301,7 +362,7 @@ impl<S: Store> Ledger for StoreLedger<S> {
                 "export batch {id} is already cancelled"
             )));
         }
-        let w = self.write_lock();
+        let w = self.write_lock()?;
         let mut st = Stage::default();
         let n =
             self.release_members(id, &format!("export batch {id} cancelled"), &mut st, false)?;

@@ -1,0 +1,127 @@
+//! Several workers on one PostgreSQL ledger (issue 16 §1): four `facto sync` processes run the
+//! same job at once, over and over, each killed (SIGKILL) at a random moment, against the
+//! Pennylane fake, which counts every import. A document is claimed by one worker only; a
+//! killed worker's claims are settled by the others through the target's lookup, never by
+//! sending blindly. At the end: every document imported exactly once, none lost, none claimed.
+//! Needs the server `.ci/run` starts (`FACTO_TEST_POSTGRES`); without it the test says
+//! "skipped".
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{assert_once, Project};
+use crate::pennylane_api::{self, DELIVERABLE};
+use crate::pennylane_sim::{Sim, TOKEN};
+
+/// The demo job delivering to Pennylane only (a shared ledger takes no journal files), its
+/// ledger in its own namespace of the test database, shared by several workers.
+fn project(sim: &Sim, url: &str) -> Project {
+    let p = pennylane_api::with_connector(&sim.connector("lookup_grace_minutes = 0"));
+    let cfg = p
+        .read("facto.toml")
+        .replace("\"sales-fec\", \"sales-csv\", ", "");
+    assert!(cfg.contains("targets = [\"pennylane\"]"), "{cfg}");
+    p.write("facto.toml", &cfg);
+    crate::postgres_ledger::on_postgres(&p, url);
+    let cfg = p
+        .read("facto.toml")
+        .replace("[ledger]\n", "[ledger]\nshared = true\n");
+    p.write("facto.toml", &cfg);
+    p
+}
+
+/// `facto sync` in the project folder `dir`.
+fn sync(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facto"));
+    c.current_dir(dir)
+        .arg("sync")
+        .env_remove("RUST_LOG")
+        .env_remove("FACTO_TEST_PAUSE_AT")
+        .env("PENNYLANE_API_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// A small generator (xorshift), seeded from the clock; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_workers_killed_at_random_deliver_each_document_once() {
+    let Some(url) = crate::postgres_ledger::url() else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let p = project(&sim, &url);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let dir = p.path("");
+    let kills = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let dir = dir.clone();
+            let kills = std::sync::Arc::clone(&kills);
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed.wrapping_mul(w + 1) | 1);
+                for _ in 0..8 {
+                    let mut child = sync(&dir).spawn().unwrap();
+                    // Killed somewhere in its run (or not at all, a quarter of the time).
+                    let at = Duration::from_millis(rng.below(400));
+                    let kill = rng.below(4) != 0;
+                    let start = Instant::now();
+                    loop {
+                        if child.try_wait().unwrap().is_some() {
+                            break;
+                        }
+                        if kill && start.elapsed() >= at {
+                            child.kill().unwrap();
+                            child.wait().unwrap();
+                            kills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        assert!(start.elapsed() < Duration::from_secs(120), "a run hung");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        tokio::task::spawn_blocking(move || w.join().unwrap())
+            .await
+            .unwrap();
+    }
+    // The last runs, never killed, settle what the killed ones left claimed.
+    for _ in 0..2 {
+        let out = sync(&dir).stderr(Stdio::piped()).output().unwrap();
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let kills = kills.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{kills} workers killed");
+    assert_once(&sim.imports(), DELIVERABLE, "imported");
+    let (_, claimed) = p.json(&["ledger", "list", "--state", "claimed"]);
+    assert_eq!(claimed.as_array().map(Vec::len), Some(0), "{claimed}");
+    let (_, delivered) = p.json(&["ledger", "list", "--state", "delivered"]);
+    assert_eq!(
+        delivered.as_array().map(Vec::len),
+        Some(DELIVERABLE),
+        "{delivered}"
+    );
+}
