@@ -589,6 +589,12 @@ impl Config {
                 "connector `{name}` is not a journal-file target"
             )));
         }
+        if self.ledger.as_ref().is_some_and(|l| l.shared) {
+            return Err(ConfigError::new(
+                &self.path,
+                format!("[ledger] shared = true: workers share this ledger, and a journal file (`{name}`) is written by one process; export from a deployment whose ledger is not shared"),
+            ));
+        }
         self.connectors.insert(name.to_owned(), connector);
         Ok(())
     }

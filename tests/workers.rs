@@ -2,7 +2,8 @@
 //! same job at once, over and over, each killed (SIGKILL) at a random moment, against the
 //! Pennylane fake, which counts every import. A document is claimed by one worker only; a
 //! killed worker's claims are settled by the others through the target's lookup, never by
-//! sending blindly. At the end: every document imported exactly once, none lost, none claimed.
+//! sending blindly. At the end: every document imported exactly once, none lost, none claimed,
+//! and each customer created once.
 //! Needs the server `.ci/run` starts (`FACTO_TEST_POSTGRES`); without it the test says
 //! "skipped".
 
@@ -15,19 +16,19 @@ use crate::pennylane_sim::{Sim, TOKEN};
 
 /// The demo job delivering to Pennylane only (a shared ledger takes no journal files), its
 /// ledger in its own namespace of the test database, shared by several workers.
-fn project(sim: &Sim, url: &str) -> Project {
+fn project(sim: &Sim, url: &str) -> (Project, String) {
     let p = pennylane_api::with_connector(&sim.connector("lookup_grace_minutes = 0"));
     let cfg = p
         .read("facto.toml")
         .replace("\"sales-fec\", \"sales-csv\", ", "");
     assert!(cfg.contains("targets = [\"pennylane\"]"), "{cfg}");
     p.write("facto.toml", &cfg);
-    crate::postgres_ledger::on_postgres(&p, url);
+    let ns = crate::postgres_ledger::on_postgres(&p, url);
     let cfg = p
         .read("facto.toml")
         .replace("[ledger]\n", "[ledger]\nshared = true\n");
     p.write("facto.toml", &cfg);
-    p
+    (p, ns)
 }
 
 /// `facto sync` in the project folder `dir`.
@@ -61,7 +62,7 @@ async fn four_workers_killed_at_random_deliver_each_document_once() {
         return;
     };
     let sim = Sim::start().await;
-    let p = project(&sim, &url);
+    let (p, ns) = project(&sim, &url);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -116,8 +117,24 @@ async fn four_workers_killed_at_random_deliver_each_document_once() {
     let kills = kills.load(std::sync::atomic::Ordering::Relaxed);
     println!("{kills} workers killed");
     assert_once(&sim.imports(), DELIVERABLE, "imported");
+    // Each customer created once, however many workers met it at the same moment.
+    let customers: Vec<String> = sim
+        .state
+        .lock()
+        .unwrap()
+        .customers
+        .iter()
+        .map(|(_, r)| r.clone())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = customers.iter().collect();
+    assert_eq!(distinct.len(), customers.len(), "{customers:?}");
     let (_, claimed) = p.json(&["ledger", "list", "--state", "claimed"]);
     assert_eq!(claimed.as_array().map(Vec::len), Some(0), "{claimed}");
+    // The indexes agree with the records, recounted from scratch.
+    let differences = crate::postgres_ledger::open(&url, &ns)
+        .check_indexes()
+        .unwrap();
+    assert!(differences.is_empty(), "{differences:?}");
     let (_, delivered) = p.json(&["ledger", "list", "--state", "delivered"]);
     assert_eq!(
         delivered.as_array().map(Vec::len),

@@ -539,6 +539,20 @@ pub trait Ledger: Send + Sync {
         read: &[Option<DateTime<Utc>>],
     ) -> Result<bool>;
 
+    /// Takes the lock `name` across the workers sharing the ledger, waiting for it, until
+    /// [`Ledger::unlock_name`]; nothing to do for a ledger one process holds alone. Use
+    /// [`crate::targets::one_at_a_time`], which also serializes this process's tasks.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn lock_name(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Lets go of what [`Ledger::lock_name`] took; best effort.
+    fn unlock_name(&self, _name: &str) {}
+
     /// This process's worker id, when several workers share the ledger (`None`: this process
     /// holds the ledger alone).
     fn worker(&self) -> Option<String> {

@@ -449,7 +449,10 @@ fn session(c: &mut Client) -> Result<()> {
         "SET synchronous_commit = on;
          SET statement_timeout = '60s';
          SET lock_timeout = '30s';
-         SET idle_in_transaction_session_timeout = '60s';",
+         SET idle_in_transaction_session_timeout = '60s';
+         SET tcp_keepalives_idle = 30;
+         SET tcp_keepalives_interval = 10;
+         SET tcp_keepalives_count = 3;",
     )
     .map_err(store_error)
 }
@@ -661,6 +664,34 @@ impl Store for PgStore {
 
     fn worker(&self) -> Option<String> {
         self.worker.clone()
+    }
+
+    /// A session advisory lock of the name, in this namespace (let go with the connection if
+    /// it is lost).
+    fn lock_name(&self, name: &str) -> Result<()> {
+        if !self.shared {
+            return Ok(());
+        }
+        let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
+        self.call(move |c| {
+            c.execute("SELECT pg_advisory_lock($1)", &[&key])
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn unlock_name(&self, name: &str) {
+        if !self.shared {
+            return;
+        }
+        let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
+        let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
+            if let Some(c) = conn.client.as_mut().filter(|c| !c.is_closed()) {
+                c.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .map_err(store_error)?;
+            }
+            Ok(())
+        }));
     }
 
     /// Alive while its connection holds its lock: taking the lock tells it is gone (and it is

@@ -119,6 +119,20 @@ pub trait Store: Send + Sync + 'static {
     /// Ends what [`Store::lock_writes`] began; best effort (a lost connection ended it already).
     fn unlock_writes(&self) {}
 
+    /// Takes the lock `name` across the processes sharing the store, waiting for it (a
+    /// customer created once however many workers meet it); nothing to do for a store one
+    /// process holds alone.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn lock_name(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Lets go of what [`Store::lock_name`] took; best effort.
+    fn unlock_name(&self, _name: &str) {}
+
     /// This process's worker id in a store several processes share.
     fn worker(&self) -> Option<String> {
         None

@@ -262,7 +262,11 @@ pub trait Target: Send + Sync {
     }
     /// Reads at once what checking a page's documents needs from the target (Xero looks
     /// their contacts up in one call), after [`Target::preflight`].
-    fn prepare(&mut self, _docs: &[Doc]) -> impl Future<Output = Result<(), TargetError>> + Send {
+    fn prepare(
+        &mut self,
+        _ledger: &dyn Ledger,
+        _docs: &[Doc],
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
         async { Ok(()) }
     }
     /// Checks a document against the target: ready, or held with its problems.
@@ -436,7 +440,7 @@ impl<T: Target> Driven<T> {
         }
         self.target.preflight(ledger).await?;
         self.target.order(&mut docs);
-        self.target.prepare(&docs).await?;
+        self.target.prepare(ledger, &docs).await?;
         let now = Utc::now();
         let size = self.target.lot_size().max(1);
         let mut queue = docs.into_iter().peekable();
@@ -500,8 +504,11 @@ impl<T: Target> Driven<T> {
         others.clear();
         if !refused.is_empty() {
             // Another worker sharing the ledger claimed or delivered one of them meanwhile:
-            // nothing of this lot is sent (the others are left to the next run).
+            // nothing of this lot is sent. The lot's other documents wait, held with their
+            // copy, for the next run (which reads held copies again), so that none is lost
+            // behind a cursor that moved on.
             tracing::info!(target = %self.target.name(), lot = %lot.label, "claimed by another worker meanwhile; not sent");
+            contended::wait_for_next_run(ledger, lot.docs, &refused, run_id, now)?;
             return Ok(());
         }
         fault::point("after-claim", self.target.name());
@@ -769,5 +776,6 @@ impl<T: Target + 'static> TargetRun for Driven<T> {
     }
 }
 
+mod contended;
 #[cfg(test)]
 mod tests;

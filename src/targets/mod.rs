@@ -22,11 +22,14 @@ pub mod chorus;
 pub mod driver;
 pub mod http;
 pub mod journal_file;
+mod named_lock;
 pub mod oauth;
 pub mod pa;
 pub mod pennylane;
 pub mod tokens;
 pub mod xero;
+
+pub use named_lock::one_at_a_time;
 
 pub use driver::{Driven, Target, TargetRun};
 

@@ -47,6 +47,14 @@ impl<S: Store> Ledger for StoreLedger<S> {
         self.store.worker()
     }
 
+    fn lock_name(&self, name: &str) -> Result<()> {
+        self.store.lock_name(name)
+    }
+
+    fn unlock_name(&self, name: &str) {
+        self.store.unlock_name(name);
+    }
+
     fn worker_alive(&self, id: &str) -> Result<bool> {
         self.store.worker_alive(id)
     }
@@ -164,6 +172,8 @@ impl<S: Store> Ledger for StoreLedger<S> {
 
     fn forget(&self, key: &RecordKey, audit: AuditEvent) -> Result<Record> {
         let k = rkey(key);
+        // Read under the write lock: a claim another worker takes meanwhile is never removed.
+        let w = self.write_lock()?;
         let Some(v) = self.store.get(&k)? else {
             return Err(LedgerError::NotFound(format!("no ledger record for {key}")));
         };
@@ -173,7 +183,6 @@ impl<S: Store> Ledger for StoreLedger<S> {
                 "{key} is claimed by a delivery in progress; run `facto sync` first so it is completed or rolled back"
             )));
         }
-        let w = self.write_lock()?;
         let mut st = Stage::default();
         self.stage(&mut st, key, None)?;
         st.batch.insert(

@@ -607,3 +607,31 @@ async fn the_answer_is_recorded_before_the_work_after_it() {
     assert_eq!(b.state, State::Delivered);
     assert_eq!(b.remote_status.as_deref(), Some("TAKEN"));
 }
+
+/// Another worker claimed B while this one packed A+B: nothing of the lot is sent, and A waits,
+/// held with its copy, for the next run (never lost behind a cursor that moved on).
+#[tokio::test]
+async fn a_lot_another_worker_claimed_part_of_is_not_sent_and_the_rest_waits() {
+    let w = World::new();
+    let mut fake = w.fake();
+    fake.lot = 2;
+    let page = w.page(&["A", "B"]);
+    let mut theirs = page[1].1.clone();
+    theirs.claim("run-other: claimed", Utc::now()).unwrap();
+    w.ledger.put_records(&[theirs]).unwrap();
+    let mut d = Driven::new(fake, "job", false);
+    d.deliver_page(&w.ledger, page, Vec::new(), "run-1")
+        .await
+        .unwrap();
+    assert!(w.calls().is_empty(), "nothing sent");
+    assert_eq!(d.delivered, 0);
+    assert_eq!(w.rec("B").state, State::Claimed, "theirs, untouched");
+    let mut a = w.rec("A");
+    assert_eq!(a.state, State::Held);
+    assert_eq!(a.problems[0].code, "claimed-elsewhere");
+    assert_eq!(a.take_held_doc().map(|d| d.number), Some("A".to_owned()));
+    // The next run delivers it.
+    let (d, r) = deliver(&w, w.fake(), &["A"]).await;
+    r.unwrap();
+    assert_eq!((d.delivered, w.rec("A").state), (1, State::Delivered));
+}

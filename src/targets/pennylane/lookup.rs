@@ -198,11 +198,34 @@ impl PennylaneRun {
         Ok(())
     }
 
-    /// The customer of `doc`: found by external reference, or created.
+    /// The customer of `doc`: found by external reference, or created. Workers sharing the
+    /// ledger create it one at a time, each looking it up again first, so it is created once.
     pub(super) async fn customer(
         &mut self,
+        ledger: &dyn crate::ledger::Ledger,
         doc: &Document,
     ) -> Result<Result<i64, Problem>, TargetError> {
+        if let Some(found) = self.known_customer(doc).await? {
+            return Ok(Ok(found));
+        }
+        if ledger.worker().is_none() {
+            return self.create_customer(doc).await;
+        }
+        let ext = doc.customer_id().to_owned();
+        let name = format!("pennylane-customer\0{}\0{ext}", self.name);
+        crate::targets::one_at_a_time(ledger, &name, async {
+            self.absent.remove(&ext);
+            match self.known_customer(doc).await? {
+                Some(id) => Ok(Ok(id)),
+                None => self.create_customer(doc).await,
+            }
+        })
+        .await?
+    }
+
+    /// The customer of `doc` when Pennylane has it (from the cache, the page's bulk lookup, or
+    /// one lookup by external reference).
+    async fn known_customer(&mut self, doc: &Document) -> Result<Option<i64>, TargetError> {
         let ext = doc.customer_id().to_owned();
         if !self.customers.contains_key(&ext) && !self.absent.contains(&ext) {
             let mut wanted = self.take_wanted().customers;
@@ -210,7 +233,7 @@ impl PennylaneRun {
             self.prefetch_customers(wanted).await?;
         }
         if let Some(id) = self.customers.get(&ext) {
-            return Ok(Ok(*id));
+            return Ok(Some(*id));
         }
         if !self.absent.contains(&ext) {
             let found = self
@@ -224,9 +247,18 @@ impl PennylaneRun {
                 .and_then(|v| v.get("id").and_then(Value::as_i64));
             if let Some(id) = hit {
                 self.customers.insert(ext, id);
-                return Ok(Ok(id));
+                return Ok(Some(id));
             }
         }
+        Ok(None)
+    }
+
+    /// Creates the customer of `doc` in Pennylane (a full billing address needed).
+    async fn create_customer(
+        &mut self,
+        doc: &Document,
+    ) -> Result<Result<i64, Problem>, TargetError> {
+        let ext = doc.customer_id().to_owned();
         let b = &doc.buyer;
         let Some(addr) = b.billing_address.as_ref().filter(|a| {
             !a.lines.is_empty()

@@ -363,7 +363,7 @@ impl Target for PennylaneRun {
             None
         };
         let customer = if problems.is_empty() {
-            match self.customer(d).await? {
+            match self.customer(ledger, d).await? {
                 Ok(id) => Some(id),
                 Err(p) => {
                     problems.push(p);

@@ -31,6 +31,7 @@ impl XeroRun {
     /// know yet: one lookup and at most one creation per 50 customers.
     pub(super) async fn resolve_contacts(
         &mut self,
+        ledger: &dyn crate::ledger::Ledger,
         mds: &[&MappedDocument],
     ) -> Result<(), TargetError> {
         let mut wanted: BTreeMap<String, &Party> = BTreeMap::new();
@@ -46,6 +47,30 @@ impl XeroRun {
             .into_iter()
             .filter(|(n, _)| !self.contacts.contains_key(n))
             .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if ledger.worker().is_none() {
+            return self.create_missing(missing).await;
+        }
+        // Workers sharing the ledger create contacts one at a time, each looking the missing
+        // ones up again first: a contact another worker created meanwhile is found, not made
+        // twice.
+        let name = format!("xero-contacts\0{}", self.name);
+        crate::targets::one_at_a_time(ledger, &name, async {
+            let numbers: Vec<String> = missing.iter().map(|(n, _)| n.clone()).collect();
+            self.lookup_contacts(&numbers).await?;
+            let still: Vec<(String, &Party)> = missing
+                .into_iter()
+                .filter(|(n, _)| !self.contacts.contains_key(n))
+                .collect();
+            self.create_missing(still).await
+        })
+        .await?
+    }
+
+    /// Creates these contacts, 50 a call.
+    async fn create_missing(&mut self, missing: Vec<(String, &Party)>) -> Result<(), TargetError> {
         for chunk in missing.chunks(PER_CALL) {
             self.create_contacts(chunk).await?;
         }
@@ -158,11 +183,12 @@ impl XeroRun {
     /// alone here when the page's lookup did not cover it).
     pub(super) async fn contact(
         &mut self,
+        ledger: &dyn crate::ledger::Ledger,
         md: &MappedDocument,
     ) -> Result<Result<String, Vec<Problem>>, TargetError> {
         let (n, _) = self.counterparty(&md.doc);
         if !self.contacts.contains_key(n) && !self.contact_errors.contains_key(n) {
-            self.resolve_contacts(&[md]).await?;
+            self.resolve_contacts(ledger, &[md]).await?;
         }
         if let Some(id) = self.contacts.get(n) {
             return Ok(Ok(id.clone()));

@@ -352,19 +352,19 @@ impl Target for XeroRun {
 
     /// The contacts of the page's customers, found or created in bulk (documents whose codes
     /// Xero lacks are held, so their customers are left out).
-    async fn prepare(&mut self, docs: &[Doc]) -> Result<(), TargetError> {
+    async fn prepare(&mut self, ledger: &dyn Ledger, docs: &[Doc]) -> Result<(), TargetError> {
         let mds: Vec<&MappedDocument> = docs
             .iter()
             .map(|(md, _)| md.as_ref())
             .filter(|md| self.code_problems(md).is_empty())
             .collect();
-        self.resolve_contacts(&mds).await
+        self.resolve_contacts(ledger, &mds).await
     }
 
     /// Account codes and tax types against the preflight, then the contact (found or created).
     async fn check(
         &mut self,
-        _ledger: &dyn Ledger,
+        ledger: &dyn Ledger,
         md: &MappedDocument,
         _rec: &Record,
     ) -> Result<Result<String, Vec<Problem>>, TargetError> {
@@ -372,7 +372,7 @@ impl Target for XeroRun {
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
-        self.contact(md).await
+        self.contact(ledger, md).await
     }
 
     /// The batch's JSON, and its key derived from its content; the batch is stored with the
