@@ -162,14 +162,8 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
 /// does the daemon's status polling of the job's targets (both settle the records left claimed:
 /// at once, each could send a document again after its grace period).
 pub fn job_lock(job: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: std::sync::OnceLock<
-        std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    > = std::sync::OnceLock::new();
-    let map = LOCKS.get_or_init(Default::default);
-    let mut m = map
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Arc::clone(m.entry(job.to_owned()).or_default())
+    static LOCKS: crate::targets::named_lock::Locks = std::sync::OnceLock::new();
+    crate::targets::named_lock::keyed(&LOCKS, job)
 }
 
 /// Runs one job once (sync or export) and returns its report, also kept in the ledger.

@@ -22,7 +22,7 @@ pub mod chorus;
 pub mod driver;
 pub mod http;
 pub mod journal_file;
-mod named_lock;
+pub(crate) mod named_lock;
 pub mod oauth;
 pub mod pa;
 pub mod pennylane;

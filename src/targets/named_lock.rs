@@ -9,19 +9,26 @@ use std::sync::Arc;
 use crate::ledger::Ledger;
 use crate::targets::TargetError;
 
-/// This process's lock of `name` (a task waits for another of this process; the ledger's lock
-/// is one per session, so it does not tell two tasks of one process apart).
-fn local(name: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: std::sync::OnceLock<
-        std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    > = std::sync::OnceLock::new();
-    let map = LOCKS.get_or_init(Default::default);
+/// Locks of this process by name, each shared by whoever asks for that name.
+pub(crate) type Locks =
+    std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// The lock of `name` in `locks` (made on first use). Names no one holds or waits for any more
+/// are dropped, so the map keeps only those in use.
+pub(crate) fn keyed(locks: &'static Locks, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let map = locks.get_or_init(Default::default);
     let mut m = map
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Names no one holds any more are dropped, so the map keeps only those in use.
     m.retain(|_, l| Arc::strong_count(l) > 1);
     Arc::clone(m.entry(name.to_owned()).or_default())
+}
+
+/// This process's lock of `name` (a task waits for another of this process; the ledger's lock
+/// is one per session, so it does not tell two tasks of one process apart).
+fn local(name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: Locks = std::sync::OnceLock::new();
+    keyed(&LOCKS, name)
 }
 
 /// Lets go of the ledger's lock when dropped (a cancelled task included).
