@@ -289,23 +289,36 @@ fn learn(
             writes.push((entry(id), None));
         }
     }
+    // What the ledger holds of the 212s of the documents read in this run, read once.
+    let mut fresh_sent = BTreeMap::new();
     for (id, doc) in docs {
+        let sent = if learned::unpaid(doc).is_some_and(|u| !u.is_zero()) {
+            Some(learned::sent(ledger, &job.name, pa, doc)?)
+        } else {
+            None
+        };
         // A document whose learned payment was sent (or refused for good) waits no more.
-        let open = learned::unpaid(doc).is_some_and(|u| !u.is_zero())
-            && !learned::sent(ledger, &job.name, pa, doc)?.learned_done();
+        let open = sent.as_ref().is_some_and(|s| !s.learned_done());
         let was = kept.remove(id);
         if open && was.as_ref() != Some(doc) {
-            writes.push((entry(id), serde_json::to_value(doc).ok()));
+            // A copy that cannot be written leaves the last one as it is.
+            if let Ok(v) = serde_json::to_value(doc) {
+                writes.push((entry(id), Some(v)));
+            }
         } else if !open && was.is_some() {
             writes.push((entry(id), None));
         }
-        if open {
+        if let (true, Some(s)) = (open, sent) {
             kept.insert(id.clone(), doc.clone());
+            fresh_sent.insert(id.clone(), s);
         }
     }
     let mut notes = Vec::new();
     for (id, doc) in kept {
-        let sent = learned::sent(ledger, &job.name, pa, all.get(&id).unwrap_or(&doc))?;
+        let sent = match fresh_sent.remove(&id) {
+            Some(s) => s,
+            None => learned::sent(ledger, &job.name, pa, &doc)?,
+        };
         if sent.learned_done() {
             // Its learned payment was sent (or refused for good): the document waits here
             // no more.
