@@ -1,0 +1,151 @@
+//! Documents per second through 1, 2 and 4 workers sharing one PostgreSQL ledger (issue 16), and
+//! one worker on sled for comparison. The demo's invoices are copied (FACTO_BENCH_COPIES, default
+//! 40, times each) into one job that delivers to the in-repo Pennylane fake. The workers are
+//! `facto sync` processes started together; the time is from their start until the last one
+//! ends. The fake counts every import, and the bench checks each document was imported exactly
+//! once.
+//!
+//! Run: `FACTO_BENCH_POSTGRES=postgres://user@host:port/db cargo bench --bench workers`
+//! (`.ci/postgres.sh` starts a server). Without it, only the sled row is printed.
+
+// The fakes and the projects are the integration tests' own modules: what only their tests use
+// is unused here.
+#![allow(dead_code, unused_imports, unreachable_pub)]
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/pennylane_api.rs"]
+mod pennylane_api;
+#[path = "../tests/pennylane_sim.rs"]
+mod pennylane_sim;
+
+/// Adds `copies` copies of every invoice of the demo (ids and numbers suffixed), with the
+/// original's PDF; returns how many invoices the job then holds.
+fn multiply(p: &common::Project, copies: usize) -> usize {
+    let dir = p.path("examples/invoices");
+    let mut invoices = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("invoices") {
+        let path = e.expect("entry").path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        let docs = match v {
+            Value::Array(a) => a,
+            one => vec![one],
+        };
+        invoices.extend(
+            docs.into_iter()
+                .filter(|d| d["kind"] == "invoice" && d["status"] == "final"),
+        );
+    }
+    let mut all = Vec::new();
+    for k in 0..copies {
+        for d in &invoices {
+            let mut c = d.clone();
+            c["id"] = format!("{}-c{k}", d["id"].as_str().unwrap_or("")).into();
+            c["number"] = format!("{}-C{k}", d["number"].as_str().unwrap_or("")).into();
+            all.push(c);
+        }
+    }
+    std::fs::write(
+        dir.join("copies.json"),
+        serde_json::to_vec(&Value::Array(all.clone())).expect("json"),
+    )
+    .expect("write");
+    all.len()
+}
+
+/// The demo job delivering to the Pennylane fake only, with the copies.
+fn project(sim: &pennylane_sim::Sim, copies: usize) -> common::Project {
+    let p = pennylane_api::with_connector(&sim.connector("lookup_grace_minutes = 0"));
+    let cfg = p
+        .read("facto.toml")
+        .replace("\"sales-fec\", \"sales-csv\", ", "");
+    p.write("facto.toml", &cfg);
+    multiply(&p, copies);
+    p
+}
+
+/// Starts `workers` syncs together and waits for all; the seconds they took.
+fn run(dir: &std::path::Path, workers: usize) -> f64 {
+    let start = Instant::now();
+    let children: Vec<_> = (0..workers)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_facto"))
+                .current_dir(dir)
+                .arg("sync")
+                .env_remove("RUST_LOG")
+                .env("PENNYLANE_API_TOKEN", pennylane_sim::TOKEN)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("facto")
+        })
+        .collect();
+    for mut c in children {
+        c.wait().expect("wait");
+    }
+    start.elapsed().as_secs_f64()
+}
+
+async fn row(what: &str, workers: usize, copies: usize, postgres: Option<&str>) {
+    let sim = pennylane_sim::Sim::start().await;
+    let p = project(&sim, copies);
+    if let Some(url) = postgres {
+        let ns = format!("bench-workers-{}-{workers}", std::process::id());
+        p.write(
+            "facto.toml",
+            &format!(
+                "{}\n[ledger]\nurl = \"{url}\"\nnamespace = \"{ns}\"\nshared = true\n",
+                p.read("facto.toml")
+            ),
+        );
+    }
+    let secs = tokio::task::spawn_blocking({
+        let dir = p.path("");
+        move || run(&dir, workers)
+    })
+    .await
+    .expect("run");
+    let imports = sim.imports();
+    assert!(
+        imports.values().all(|n| *n == 1),
+        "imported twice: {imports:?}"
+    );
+    let n = imports.len();
+    println!(
+        "| {what} | {workers} | {n} | {secs:.2} s | {:.0} |",
+        n as f64 / secs
+    );
+    if let Some(url) = postgres {
+        let ns = format!("bench-workers-{}-{workers}", std::process::id());
+        if let Ok(s) = facto::ledger::postgres::PgStore::open(url, None, &ns) {
+            let _ = s.drop_namespace();
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let copies: usize = std::env::var("FACTO_BENCH_COPIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    println!("| ledger | workers | documents | time | documents/s |");
+    println!("|---|---|---|---|---|");
+    row("sled", 1, copies, None).await;
+    match std::env::var("FACTO_BENCH_POSTGRES").ok() {
+        Some(url) => {
+            for w in [1, 2, 4] {
+                row("PostgreSQL, shared", w, copies, Some(&url)).await;
+            }
+        }
+        None => println!("(FACTO_BENCH_POSTGRES not set: no PostgreSQL rows)"),
+    }
+}
