@@ -147,9 +147,10 @@ impl Preview {
 pub async fn scan_source(
     cfg: &Config,
     job: &Job,
+    ledger: Option<&dyn Ledger>,
     mut f: impl FnMut(Item),
 ) -> Result<(), SourceError> {
-    let mut src = cfg.open_source(&job.source, None)?;
+    let mut src = cfg.open_source(&job.source, None, ledger.map(|l| (l, job.name.as_str())))?;
     while let Some(page) = src.next_page().await? {
         page.items.into_iter().for_each(&mut f);
     }
@@ -228,7 +229,7 @@ pub async fn preview(
     let mut dups = crate::sync::duplicates::Duplicates::default();
     dups.backfill(ledger, &job.name, true)?;
     // Page by page: each document becomes its rows at once; only the rows stay.
-    let mut src = cfg.open_source(&job.source, None)?;
+    let mut src = cfg.open_source(&job.source, None, Some((ledger, &job.name)))?;
     while let Some(page) = src.next_page().await? {
         for item in page.items {
             match item {
@@ -495,7 +496,7 @@ pub async fn mapping_gaps(cfg: &Config, job: &Job) -> Result<SourceScan, SourceE
     let mut gaps: BTreeMap<(&'static str, String), Gap> = BTreeMap::new();
     let mut n = 0u64;
     let mut unreadable = Vec::new();
-    scan_source(cfg, job, |item| {
+    scan_source(cfg, job, None, |item| {
         if let Item::Bad { id, error, .. } = &item {
             unreadable.push(format!("{id}: {error}"));
         }

@@ -93,8 +93,23 @@ impl Schedule {
 /// off (see [`Schedule::next`]).
 pub async fn drive<F, Fut>(
     schedule: &Schedule,
+    stop: tokio::sync::watch::Receiver<bool>,
+    jittered: bool,
+    pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    drive_woken(schedule, stop, jittered, &tokio::sync::Notify::new(), pass).await;
+}
+
+/// [`drive`], with `wake` starting the next pass at once (a pass running finishes first; a
+/// wake during a pass starts the next one as soon as it ends).
+pub async fn drive_woken<F, Fut>(
+    schedule: &Schedule,
     mut stop: tokio::sync::watch::Receiver<bool>,
     jittered: bool,
+    wake: &tokio::sync::Notify,
     mut pass: F,
 ) where
     F: FnMut() -> Fut,
@@ -105,6 +120,7 @@ pub async fn drive<F, Fut>(
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = wake.notified() => {}
             _ = stop.changed() => {}
         }
         if *stop.borrow() {

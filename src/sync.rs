@@ -256,7 +256,7 @@ pub async fn run_job(
         _ => None,
     };
     let progress = opts.progress.as_ref();
-    let mut source = match cfg.open_source(&job.source, from_cursor) {
+    let mut source = match cfg.open_source(&job.source, from_cursor, Some((ledger, &job.name))) {
         Ok(s) => Some(s),
         Err(e) => {
             jr.report.error = Some(e.to_string());

@@ -44,6 +44,7 @@ mod pennylane_contract;
 mod pennylane_sim;
 mod postgres_ledger;
 mod purchases;
+mod push;
 mod reform_demo;
 mod regression;
 mod workers;

@@ -22,6 +22,8 @@ pub enum Connector {
     JsonDir(JsonDirConfig),
     /// A paged HTTP API.
     Http(HttpConfig),
+    /// Documents pushed to the daemon's ingestion endpoint.
+    Push(crate::source::push::PushConfig),
     /// Journal import files.
     JournalFile(JournalFileConfig),
     /// The Chorus Pro API (French public buyers).
@@ -39,14 +41,17 @@ impl Connector {
     pub fn is_source(&self) -> bool {
         matches!(
             self,
-            Connector::JsonDir(_) | Connector::Http(_) | Connector::AfnorPa(_)
+            Connector::JsonDir(_) | Connector::Http(_) | Connector::Push(_) | Connector::AfnorPa(_)
         )
     }
 
     /// True for connectors that can be a job's target: all but the folder and HTTP sources
     /// (a PA is both: the target of sales, the source of supplier invoices).
     pub fn is_target(&self) -> bool {
-        !matches!(self, Connector::JsonDir(_) | Connector::Http(_))
+        !matches!(
+            self,
+            Connector::JsonDir(_) | Connector::Http(_) | Connector::Push(_)
+        )
     }
 
     /// True for targets that book a purchases job's supplier invoices: journal files in an
@@ -68,6 +73,7 @@ impl Connector {
         match self {
             Connector::JsonDir(_) => "json-dir".into(),
             Connector::Http(_) => "http".into(),
+            Connector::Push(_) => "push".into(),
             Connector::JournalFile(c) => format!("journal-file/{}", c.format.as_str()),
             Connector::ChorusPro(_) => "chorus-pro".into(),
             Connector::AfnorPa(_) => "afnor-pa".into(),
@@ -81,7 +87,8 @@ impl Connector {
 // do not know the configuration.
 impl Config {
     /// Opens the job's source, connector `name`. `cursor` is where the last complete pull
-    /// ended; `None` reads everything.
+    /// ended; `None` reads everything. A push source reads the inbox of `inbox`'s job in its ledger
+    /// (nothing without).
     ///
     /// # Errors
     ///
@@ -91,6 +98,7 @@ impl Config {
         &self,
         name: &str,
         cursor: Option<&serde_json::Value>,
+        inbox: Option<(&dyn crate::ledger::Ledger, &str)>,
     ) -> Result<Source, SourceError> {
         match self.connectors.get(name) {
             Some(Connector::JsonDir(c)) => Ok(Source::JsonDir(json_dir::JsonDirSource::open(
@@ -102,6 +110,13 @@ impl Config {
             Some(Connector::Http(c)) => {
                 Ok(Source::Http(Box::new(http::HttpSource::open(c, cursor)?)))
             }
+            Some(Connector::Push(c)) => Ok(Source::Paged(Box::new(match inbox {
+                Some((l, job)) => {
+                    crate::source::push::PushSource::open(l.shared(), job, c.page_size, cursor)?
+                }
+                // Without the ledger (`mappings check`), nothing is waiting.
+                None => crate::source::push::PushSource::empty(),
+            }))),
             Some(Connector::AfnorPa(c)) => Ok(Source::Paged(Box::new(
                 crate::targets::pa::inbox::PaInbox::open(name, c, cursor, 100)?,
             ))),
@@ -145,6 +160,7 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
     match kind.kind.as_deref() {
         Some("json-dir") => JsonDirConfig::load(path, &text).map(Connector::JsonDir),
         Some("http") => HttpConfig::load(path, &text).map(Connector::Http),
+        Some("push") => crate::source::push::PushConfig::load(path, &text).map(Connector::Push),
         Some("journal-file") => JournalFileConfig::load(path, &text).map(Connector::JournalFile),
         Some("chorus-pro") => ChorusConfig::load(path, &text).map(Connector::ChorusPro),
         Some("afnor-pa") => PaConfig::load(path, &text).map(Connector::AfnorPa),
@@ -153,7 +169,7 @@ pub fn load_connector(path: &Path) -> Result<Connector, ConfigError> {
         Some(other) => Err(ConfigError::at(
             path,
             key_line(&text, "kind"),
-            format!("unknown connector kind `{other}`; expected json-dir, http, journal-file, chorus-pro, afnor-pa, pennylane or xero"),
+            format!("unknown connector kind `{other}`; expected json-dir, http, push, journal-file, chorus-pro, afnor-pa, pennylane or xero"),
         )),
         None => Err(ConfigError::new(
             path,

@@ -34,7 +34,7 @@ fn secret_key(var: &str) -> String {
 /// document twice.
 fn destination(c: &Connector, name: &str, base_dir: &Path, data_dir: &Path) -> Option<Dest> {
     match c {
-        Connector::JsonDir(_) | Connector::Http(_) => None,
+        Connector::JsonDir(_) | Connector::Http(_) | Connector::Push(_) => None,
         Connector::JournalFile(j) => {
             let text = format!(
                 "{} files in {}",

@@ -40,13 +40,26 @@ pub(super) struct Server {
     pub(super) exec: Executor,
     /// The PA webhooks (their endpoint is open: events are signed).
     pub(super) webhooks: Arc<super::pa_webhook::Webhooks>,
+    /// The tenant this server answers for (`default` for a single company).
+    pub(super) tenant: String,
+    /// The ingestion token (`ingest-token`), for the invoicing application's pushes.
+    pub(super) ingest: secrecy::SecretString,
+    /// Per job: what starts its next pass at once.
+    pub(super) wakers: BTreeMap<String, Arc<tokio::sync::Notify>>,
 }
 
 type Shared = State<Arc<Server>>;
 
 impl Server {
+    /// Starts job `job`'s next pass now (after the one running, if any).
+    pub(super) fn wake(&self, job: &str) {
+        if let Some(w) = self.wakers.get(job) {
+            w.notify_one();
+        }
+    }
+
     /// The configuration as it is on disk now (mappings edited since the start included).
-    fn fresh(&self) -> Result<Config, String> {
+    pub(super) fn fresh(&self) -> Result<Config, String> {
         Config::load(&self.config_path, Some(&self.data_dir)).map_err(|e| e.to_string())
     }
 
@@ -84,6 +97,14 @@ pub(super) fn router(server: Arc<Server>, request: Duration) -> Router {
     Router::new()
         .route("/health", any(health))
         .route(auth::HELLO_PATH, any(hello))
+        .route(
+            "/api/v1/tenants/{tenant}/documents",
+            post(super::ingest::tenant_documents).fallback(not_found),
+        )
+        .route(
+            "/api/v1/documents",
+            post(super::ingest::documents).fallback(not_found),
+        )
         .route(
             "/api/v1/pa/{target}/webhook",
             post(super::pa_webhook::receive)

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod console;
 pub mod editor;
 pub mod http;
+pub mod ingest;
 mod pa_webhook;
 pub use crate::schedule;
 
@@ -63,6 +64,9 @@ pub struct Handle {
     /// Process id.
     pub pid: u32,
 }
+
+/// The tenant name of a daemon serving one company (`/api/v1/tenants/default/documents`).
+pub const DEFAULT_TENANT: &str = "default";
 
 /// The admin token file.
 pub fn token_path(data_dir: &Path) -> PathBuf {
@@ -211,8 +215,9 @@ async fn job_loop(
     schedule: schedule::Schedule,
     stop: watch::Receiver<bool>,
     stats: Arc<Mutex<Stats>>,
+    wake: Arc<tokio::sync::Notify>,
 ) {
-    schedule::drive(&schedule, stop, true, || {
+    schedule::drive_woken(&schedule, stop, true, &wake, || {
         let (config, ledger, job, stats) = (&config, &ledger, &job, &stats);
         async move {
             let opts = RunOptions {
@@ -336,6 +341,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     let ledger = cfg.open_ledger()?;
     let token = admin_token(&cfg.data_dir)?;
     let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?.into();
+    let ingest = token_at(ingest::token_path(&cfg.data_dir))?.into();
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
         .await
         .map_err(|e| DaemonError::Io(format!("cannot listen on {}: {e}", cfg.daemon.listen)))?;
@@ -369,7 +375,10 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
     let stats = Arc::new(Mutex::new(Stats::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut passes = tokio::task::JoinSet::new();
+    let mut wakers = BTreeMap::new();
     for job in &cfg.jobs {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        wakers.insert(job.name.clone(), Arc::clone(&wake));
         let text = job
             .schedule
             .clone()
@@ -382,6 +391,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
             sch,
             stop_rx.clone(),
             Arc::clone(&stats),
+            wake,
         ));
     }
     let status = schedule::parse(&cfg.daemon.status_every).map_err(DaemonError::Config)?;
@@ -408,6 +418,9 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         stats: Arc::clone(&stats),
         exec,
         webhooks,
+        tenant: DEFAULT_TENANT.to_owned(),
+        ingest,
+        wakers,
     });
     let request = Duration::from_secs(cfg.daemon.request_timeout_secs.max(1));
     let listener = http::GatedListener::new(

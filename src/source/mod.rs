@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod http;
 pub mod json_dir;
+pub mod push;
 pub mod unknown;
 
 use crate::model::{DocParseError, Document};

@@ -320,7 +320,7 @@ async fn documents(
     let mut docs = editor::held_documents(cfg, ledger, mapping);
     let mut seen: std::collections::BTreeSet<String> = docs.iter().map(|d| d.id.clone()).collect();
     for j in cfg.jobs.iter().filter(|j| j.mapping == mapping) {
-        let scanned = scan_source(cfg, j, |item| {
+        let scanned = scan_source(cfg, j, Some(ledger), |item| {
             if let Item::Doc { doc, .. } = item {
                 if seen.insert(doc.id.clone()) {
                     docs.push(*doc);
