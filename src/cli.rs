@@ -70,7 +70,7 @@ fn run_failure(e: RunError) -> Failure {
 
 /// Parses the arguments, runs the command, returns the exit code.
 pub fn main_entry() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -83,6 +83,10 @@ pub fn main_entry() -> ExitCode {
         }
     };
     init_tracing(&cli);
+    if let Err(e) = tenant_config(&mut cli) {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     if let Some(code) = forward_to_daemon(&cli) {
         return code;
     }
@@ -125,6 +129,22 @@ pub fn main_entry() -> ExitCode {
     }
 }
 
+/// With `--tenant NAME`, the configuration is that tenant's: `<tenants>/<NAME>/facto.toml`.
+fn tenant_config(cli: &mut Cli) -> Result<(), String> {
+    let Some(name) = &cli.tenant_name else {
+        if cli.tenants.is_some() && !matches!(cli.command, Command::Run) {
+            return Err("--tenants names a deployment: say which tenant with --tenant NAME (only `facto --tenants DIR run` serves them all)".into());
+        }
+        return Ok(());
+    };
+    let dir = cli
+        .tenants
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::daemon::tenants::DEFAULT_DIR));
+    cli.config = crate::daemon::tenants::config_of(&dir, name)?;
+    Ok(())
+}
+
 fn init_tracing(cli: &Cli) {
     let level = if cli.quiet {
         "error"
@@ -158,6 +178,14 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The tenant the command is for (`default` for a single company).
+    fn tenant(&self) -> String {
+        self.cli
+            .tenant_name
+            .clone()
+            .unwrap_or_else(|| crate::daemon::DEFAULT_TENANT.to_owned())
+    }
+
     fn load(&self) -> Result<Config, Failure> {
         Config::load(&self.cli.config, self.cli.data_dir.as_deref())
             .map_err(|e| fail(exit::USAGE, e))
@@ -332,11 +360,21 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
             };
             respond::respond(cx, job.as_deref(), doc, response).await
         }
+        Command::Run if cli.tenants.is_some() && cli.tenant_name.is_none() => {
+            let dir = cli.tenants.clone().unwrap_or_default();
+            crate::daemon::tenants::run(&dir, execute_forwarded)
+                .await
+                .map_err(|e| match e {
+                    crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),
+                    e => fail(exit::USAGE, e),
+                })?;
+            Ok(exit::OK)
+        }
         Command::Run => {
             let cfg = cx.load()?;
             // Forwarded commands name this file: absolute, whatever the client's folder.
             let path = std::fs::canonicalize(&cli.config).unwrap_or_else(|_| cli.config.clone());
-            crate::daemon::run(cfg, path, execute_forwarded)
+            crate::daemon::run(cfg, path, execute_forwarded, cx.tenant())
                 .await
                 .map_err(|e| match e {
                     crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),

@@ -60,6 +60,9 @@ struct RawConfig {
     /// Alerts (`[alerts]`).
     #[serde(default)]
     alerts: Option<crate::alerts::AlertsConfig>,
+    /// Document events for the invoicing application (`[events]`).
+    #[serde(default)]
+    events: Option<crate::events::EventsConfig>,
     /// The ledger in PostgreSQL (`[ledger]`); without it, sled in `data_dir`.
     #[serde(default)]
     ledger: Option<LedgerSection>,
@@ -236,6 +239,8 @@ pub struct Config {
     pub daemon: DaemonSection,
     /// Where alerts go, when `[alerts]` is set.
     pub alerts: Option<crate::alerts::AlertsConfig>,
+    /// Where document events go, when `[events]` is set.
+    pub events: Option<crate::events::EventsConfig>,
     /// The ledger in PostgreSQL, when `[ledger]` is set; else sled in `data_dir`.
     pub ledger: Option<LedgerSection>,
 }
@@ -457,6 +462,10 @@ impl Config {
         if let Some(a) = &raw.alerts {
             a.validate(path, &text)?;
         }
+        if let Some(e) = &raw.events {
+            let names: Vec<&str> = jobs.iter().map(|j: &Job| j.name.as_str()).collect();
+            e.validate(path, &text, &names)?;
+        }
         if let Some(why) = raw.ledger.as_ref().and_then(LedgerSection::problem) {
             return Err(ConfigError::at(
                 path,
@@ -485,6 +494,7 @@ impl Config {
         }
         Ok(Config {
             alerts: raw.alerts,
+            events: raw.events,
             ledger: raw.ledger,
             daemon: raw.daemon,
             path: path.to_owned(),

@@ -203,7 +203,7 @@ pub async fn respond(
 ) -> Result<Answered, RespondError> {
     response.check().map_err(|e| usage(e.to_string()))?;
     let (_, first) = received(cfg, ledger, job, doc)?;
-    let lock = crate::sync::job_lock(&first.name);
+    let lock = crate::sync::job_lock(cfg, &first.name);
     let _pass = lock.lock().await;
     // Read again under the lock.
     let (invoice, job) = received(cfg, ledger, Some(&first.name), doc)?;

@@ -160,10 +160,14 @@ pub fn recover(ledger: &dyn Ledger, cfg: &Config) -> Result<Vec<String>, RunErro
 
 /// The lock of one job's passes, shared by everything in this process: a pass holds it, and so
 /// does the daemon's status polling of the job's targets (both settle the records left claimed:
-/// at once, each could send a document again after its grace period).
-pub fn job_lock(job: &str) -> Arc<tokio::sync::Mutex<()>> {
+/// at once, each could send a document again after its grace period). Keyed by the data folder
+/// too: the tenants of a deployment have jobs of the same name, which never wait for each other.
+pub fn job_lock(cfg: &Config, job: &str) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: crate::targets::named_lock::Locks = std::sync::OnceLock::new();
-    crate::targets::named_lock::keyed(&LOCKS, job)
+    // The folder's real path: a forwarded command names it absolutely, the daemon maybe not.
+    let dir = std::fs::canonicalize(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
+    let key = format!("{}\0{job}", dir.display());
+    crate::targets::named_lock::keyed(&LOCKS, &key)
 }
 
 /// Runs one job once (sync or export) and returns its report, also kept in the ledger.
@@ -182,7 +186,7 @@ pub async fn run_job(
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
     // Never two passes of one job at once (the daemon's schedule and a `sync` through its API).
-    let lock = job_lock(&job.name);
+    let lock = job_lock(cfg, &job.name);
     let _pass = lock.lock().await;
     let run_id = new_run_id();
     let command = match mode {

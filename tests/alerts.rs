@@ -19,7 +19,7 @@ use facto::ledger::Ledger as _;
 
 use crate::common::{json_of, kill_at, Project};
 
-const KEY: &str = "alert-signing-key";
+pub const KEY: &str = "alert-signing-key";
 
 /// The mails an SMTP sink received (their DATA).
 #[derive(Clone, Default)]
@@ -157,11 +157,11 @@ async fn daemon(p: &Arc<Project>) -> std::process::Child {
     .unwrap()
 }
 
-async fn posts(server: &MockServer) -> Vec<Request> {
+pub async fn posts(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
 
-fn header<'a>(r: &'a Request, name: &str) -> &'a str {
+pub fn header<'a>(r: &'a Request, name: &str) -> &'a str {
     r.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -169,7 +169,7 @@ fn header<'a>(r: &'a Request, name: &str) -> &'a str {
 }
 
 /// Checks the signature of a webhook request and returns its JSON body.
-fn verified(r: &Request) -> Value {
+pub fn verified(r: &Request) -> Value {
     let ts = header(r, "x-facto-timestamp");
     assert!(ts.parse::<i64>().is_ok());
     // The timestamp, a dot, the body: a replay with a fresh timestamp does not verify.

@@ -13,7 +13,7 @@
 pub mod config;
 pub mod message;
 mod smtp;
-mod webhook;
+pub(crate) mod webhook;
 
 use std::sync::Mutex;
 

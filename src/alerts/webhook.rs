@@ -14,7 +14,7 @@ use super::{AlertError, AlertsConfig, Message};
 use crate::retry::{self, RetryPolicy};
 
 /// `sha256=<hex>` of `body` under `key`.
-pub(super) fn signature(key: &SecretString, body: &[u8]) -> String {
+pub(crate) fn signature(key: &SecretString, body: &[u8]) -> String {
     // HMAC takes keys of any length: this cannot fail.
     let mut mac = match Hmac::<Sha256>::new_from_slice(key.expose_secret().as_bytes()) {
         Ok(m) => m,
@@ -25,7 +25,7 @@ pub(super) fn signature(key: &SecretString, body: &[u8]) -> String {
 }
 
 /// What the signature covers: the timestamp, a dot, then the body's exact bytes.
-pub(super) fn signed(ts: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn signed(ts: &str, body: &[u8]) -> Vec<u8> {
     let mut text = Vec::with_capacity(ts.len() + 1 + body.len());
     text.extend_from_slice(ts.as_bytes());
     text.push(b'.');

@@ -16,6 +16,14 @@ pub struct Cli {
     /// Ledger folder (overrides `data_dir` of the configuration).
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
+    /// A deployment's folder of tenants: one folder per company, each with its `facto.toml`.
+    /// `facto --tenants DIR run` serves them all; other commands name one with `--tenant`.
+    #[arg(long, env = "FACTO_TENANTS_DIR", value_name = "DIR")]
+    pub tenants: Option<PathBuf>,
+    /// The tenant (company) a command is for: its configuration is `<tenants>/<NAME>/facto.toml`
+    /// (`--tenants`, default `tenants`).
+    #[arg(long = "tenant", value_name = "NAME", env = "FACTO_TENANT")]
+    pub tenant_name: Option<String>,
     /// Machine-readable output (JSON) on stdout.
     #[arg(long, global = true)]
     pub json: bool,

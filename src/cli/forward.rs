@@ -19,6 +19,7 @@ pub(super) fn execute_forwarded(
     config: PathBuf,
     ledger: crate::ledger::SharedLedger,
     who: String,
+    tenant: String,
 ) -> crate::daemon::Forwarded {
     Box::pin(async move {
         let mut argv = vec![
@@ -27,10 +28,13 @@ pub(super) fn execute_forwarded(
             config.display().to_string(),
         ];
         argv.extend(args);
-        let cli = match Cli::try_parse_from(&argv) {
+        let mut cli = match Cli::try_parse_from(&argv) {
             Ok(c) => c,
             Err(e) => return (exit::USAGE, Vec::new(), e.to_string()),
         };
+        // The daemon's own tenant, whatever the environment says.
+        cli.tenants = None;
+        cli.tenant_name = Some(tenant);
         if let Some(refused) = refused_by_daemon(&cli, &config) {
             return (exit::USAGE, Vec::new(), refused.to_owned());
         }
@@ -190,10 +194,13 @@ fn forwarded_args(argv: impl Iterator<Item = String>, cwd: &Path) -> Vec<String>
     let mut it = argv.peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--config" | "--data-dir" => {
+            // The daemon runs the command with its configuration, for its tenant.
+            "--config" | "--data-dir" | "--tenant" | "--tenants" => {
                 it.next();
             }
-            _ if a.starts_with("--config=") || a.starts_with("--data-dir=") => {}
+            _ if ["--config=", "--data-dir=", "--tenant=", "--tenants="]
+                .iter()
+                .any(|f| a.starts_with(f)) => {}
             _ if a.starts_with("--out=") || a.starts_with("--attach=") => {
                 let (flag, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
                 args.push(format!("{flag}={}", absolute(v)));

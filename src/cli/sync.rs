@@ -47,6 +47,8 @@ pub(super) async fn sync(
     }
     if !dry_run {
         crate::alerts::after_pass(cfg.alerts.as_ref(), ledger).await;
+        let jobs: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        crate::events::after_pass(cfg.events.as_ref(), &jobs, ledger, &cx.tenant()).await;
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();

@@ -112,10 +112,10 @@ impl Config {
             }
             Some(Connector::Push(c)) => Ok(Source::Paged(Box::new(match inbox {
                 Some((l, job)) => {
-                    crate::source::push::PushSource::open(l.shared(), job, c.page_size, cursor)?
+                    crate::inbox::PushSource::open(l.shared(), job, c.page_size, cursor)?
                 }
                 // Without the ledger (`mappings check`), nothing is waiting.
-                None => crate::source::push::PushSource::empty(),
+                None => crate::inbox::PushSource::empty(),
             }))),
             Some(Connector::AfnorPa(c)) => Ok(Source::Paged(Box::new(
                 crate::targets::pa::inbox::PaInbox::open(name, c, cursor, 100)?,

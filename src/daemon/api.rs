@@ -262,8 +262,13 @@ fn editor_header(headers: &HeaderMap) -> bool {
     headers.get("x-facto-editor").map(|v| v.as_bytes()) == Some(b"1")
 }
 
+/// The Prometheus text of this server's tenant.
+pub(super) fn metrics_text(s: &Server) -> String {
+    super::metrics(&s.cfg, &*s.ledger, &s.stats())
+}
+
 async fn metrics(State(s): Shared) -> Response {
-    let text = super::metrics(&s.cfg, &*s.ledger, &s.stats());
+    let text = metrics_text(&s);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -361,6 +366,7 @@ async fn cli(
         s.config_path.clone(),
         s.ledger.clone(),
         who.to_owned(),
+        s.tenant.clone(),
     )
     .await;
     use base64::Engine as _;

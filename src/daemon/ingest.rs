@@ -223,7 +223,7 @@ pub fn take(
         let mut seen = false;
         let mut delivered_other = false;
         for j in &jobs {
-            if crate::source::push::waiting(ledger, &j.name, &doc.id)
+            if crate::inbox::waiting(ledger, &j.name, &doc.id)
                 .map_err(led)?
                 .contains(&hash)
             {
@@ -280,7 +280,7 @@ pub fn take(
         out.push(line);
     }
     if !store.is_empty() {
-        crate::source::push::put(ledger, &job_names, &store).map_err(led)?;
+        crate::inbox::put(ledger, &job_names, &store).map_err(led)?;
     }
     let mut counts = BTreeMap::new();
     for o in &out {

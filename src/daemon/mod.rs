@@ -19,6 +19,7 @@ pub mod editor;
 pub mod http;
 pub mod ingest;
 mod pa_webhook;
+pub mod tenants;
 pub use crate::schedule;
 
 use std::collections::BTreeMap;
@@ -111,10 +112,10 @@ fn token_at(p: PathBuf) -> Result<String, DaemonError> {
 }
 
 /// Runs a forwarded CLI command (argv without the program name) with the daemon's configuration
-/// file and the ledger it holds, on behalf of its last argument (who acts, as the audit log
-/// records it: [`WHO_CLI`], [`WHO_API`], `console:<role>`), and returns its exit code, its
-/// standard output and its error message.
-pub type Executor = fn(Vec<String>, PathBuf, SharedLedger, String) -> Forwarded;
+/// file and the ledger it holds, on behalf of its fourth argument (who acts, as the audit log
+/// records it: [`WHO_CLI`], [`WHO_API`], `console:<role>`), for the tenant of its fifth, and
+/// returns its exit code, its standard output and its error message.
+pub type Executor = fn(Vec<String>, PathBuf, SharedLedger, String, String) -> Forwarded;
 
 pub use crate::ledger::{WHO_API, WHO_CLI, WHO_SYNC};
 
@@ -208,18 +209,45 @@ fn metrics(cfg: &Config, ledger: &dyn Ledger, stats: &Stats) -> String {
     s
 }
 
-async fn job_loop(
+/// What every loop of one tenant shares.
+#[derive(Clone)]
+struct TenantCx {
+    /// The tenant's name.
+    tenant: String,
+    /// Its configuration file and data folder (read again at every pass).
     config: (PathBuf, PathBuf),
+    /// Its ledger.
     ledger: SharedLedger,
+    /// What its passes did.
+    stats: Arc<Mutex<Stats>>,
+    /// The deployment's passes in flight, taken in turn (first come, first served), so one
+    /// tenant with many jobs or slow ones never holds the others back; none for one company.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+async fn job_loop(
+    cx: TenantCx,
     job: Job,
     schedule: schedule::Schedule,
     stop: watch::Receiver<bool>,
-    stats: Arc<Mutex<Stats>>,
     wake: Arc<tokio::sync::Notify>,
 ) {
+    let TenantCx {
+        tenant,
+        config,
+        ledger,
+        stats,
+        gate,
+    } = cx;
     schedule::drive_woken(&schedule, stop, true, &wake, || {
-        let (config, ledger, job, stats) = (&config, &ledger, &job, &stats);
+        let (config, ledger, job, stats, tenant, gate) =
+            (&config, &ledger, &job, &stats, &tenant, &gate);
         async move {
+            // A turn among the deployment's passes (none to wait for with one company).
+            let _turn = match gate {
+                Some(g) => Arc::clone(g).acquire_owned().await.ok(),
+                None => None,
+            };
             let opts = RunOptions {
                 dry_run: false,
                 today: chrono::Local::now().date_naive(),
@@ -249,6 +277,13 @@ async fn job_loop(
             // cuts short stays pending and goes out after the next pass.)
             let (alerts, l) = (cfg.alerts.clone(), ledger.clone());
             tokio::spawn(async move { crate::alerts::after_pass(alerts.as_ref(), &*l).await });
+            // The document events for the invoicing application, likewise.
+            let (ev, l, t) = (cfg.events.clone(), ledger.clone(), tenant.clone());
+            let jobs: Vec<String> = cfg.jobs.iter().map(|j| j.name.clone()).collect();
+            tokio::spawn(async move {
+                let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
+                crate::events::after_pass(ev.as_ref(), &jobs, &*l, &t).await;
+            });
             let outcome = match pass {
                 Ok(r) if r.error.is_none() => "ok",
                 Ok(r) => {
@@ -277,6 +312,7 @@ async fn status_loop(
     schedule: schedule::Schedule,
     mut stop: watch::Receiver<bool>,
     soon: Arc<pa_webhook::Soon>,
+    tenant: String,
 ) {
     loop {
         let next = schedule.next(Utc::now(), 0, Duration::ZERO);
@@ -293,7 +329,7 @@ async fn status_loop(
         let only = soon.take();
         for j in &cfg.jobs {
             // Never beside a pass of the job, the daemon's or one forwarded from the CLI.
-            let lock = crate::sync::job_lock(&j.name);
+            let lock = crate::sync::job_lock(&cfg, &j.name);
             let _busy = lock.lock().await;
             for t in &j.targets {
                 if early && !only.contains(t) {
@@ -323,6 +359,9 @@ async fn status_loop(
                 }
             }
         }
+        // Paid, accepted, rejected: told to the invoicing application.
+        let jobs: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        crate::events::after_pass(cfg.events.as_ref(), &jobs, &*ledger, &tenant).await;
     }
 }
 
@@ -336,12 +375,14 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 ///
 /// The ledger is held by another process, the address cannot be bound (or is not loopback
 /// without `allow_remote`), a file cannot be written.
-pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<(), DaemonError> {
-    let mut signals = Signals::new()?;
+pub async fn run(
+    cfg: Config,
+    config_path: PathBuf,
+    exec: Executor,
+    tenant: String,
+) -> Result<(), DaemonError> {
+    let signals = Signals::new()?;
     let ledger = cfg.open_ledger()?;
-    let token = admin_token(&cfg.data_dir)?;
-    let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?.into();
-    let ingest = token_at(ingest::token_path(&cfg.data_dir))?.into();
     let listener = tokio::net::TcpListener::bind(&cfg.daemon.listen)
         .await
         .map_err(|e| DaemonError::Io(format!("cannot listen on {}: {e}", cfg.daemon.listen)))?;
@@ -359,22 +400,87 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         pid: std::process::id(),
     };
     let handle_file = handle_path(&cfg.data_dir);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut passes = tokio::task::JoinSet::new();
+    let daemon = cfg.daemon.clone();
+    let server = start_tenant(
+        TenantSpec {
+            name: tenant,
+            cfg,
+            config_path,
+            ledger,
+        },
+        handle.addr.clone(),
+        &stop_rx,
+        &mut passes,
+        exec,
+        None,
+    )?;
     fsutil::write_atomic(
         &handle_file,
         &serde_json::to_vec(&handle).unwrap_or_default(),
         Some(0o600),
     )
     .map_err(|e| DaemonError::Io(format!("cannot write {}: {e}", handle_file.display())))?;
+    tracing::warn!(addr = %addr, "facto daemon running; admin API on this address.");
+    let request = Duration::from_secs(daemon.request_timeout_secs.max(1));
+    let app = api::router(server, request);
+    serve(listener, app, &daemon, signals, (stop_tx, &mut passes)).await;
+    let _ = std::fs::remove_file(&handle_file);
+    tracing::warn!("facto daemon stopped.");
+    Ok(())
+}
+
+/// One tenant for [`start_tenant`].
+struct TenantSpec {
+    /// Its name.
+    name: String,
+    /// Its configuration.
+    cfg: Config,
+    /// Its configuration file (absolute).
+    config_path: PathBuf,
+    /// Its ledger, opened.
+    ledger: SharedLedger,
+}
+
+/// Starts one tenant: settles what its last run left, spawns its job loops, its status loop
+/// and its PA webhooks into `passes` (they stop when `stop` turns true), and returns the server
+/// of its admin API, announced at `addr`.
+///
+/// # Errors
+///
+/// Its token files cannot be read or written, a schedule does not parse, recovery fails.
+fn start_tenant(
+    spec: TenantSpec,
+    addr: String,
+    stop_rx: &watch::Receiver<bool>,
+    passes: &mut tokio::task::JoinSet<()>,
+    exec: Executor,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+) -> Result<Arc<api::Server>, DaemonError> {
+    let TenantSpec {
+        name,
+        cfg,
+        config_path,
+        ledger,
+    } = spec;
+    let token = admin_token(&cfg.data_dir)?;
+    let accountant = token_at(console::accountant_token_path(&cfg.data_dir))?.into();
+    let ingest = token_at(ingest::token_path(&cfg.data_dir))?.into();
     let recovered =
         crate::sync::recover(&*ledger, &cfg).map_err(|e| DaemonError::Io(e.to_string()))?;
     for r in recovered {
-        tracing::info!(recovery = %r, "Recovered at start.");
+        tracing::info!(tenant = %name, recovery = %r, "Recovered at start.");
     }
-    tracing::warn!(addr = %addr, "facto daemon running; admin API on this address.");
     let cfg = Arc::new(cfg);
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut passes = tokio::task::JoinSet::new();
+    let cx = TenantCx {
+        tenant: name.clone(),
+        config: (config_path.clone(), cfg.data_dir.clone()),
+        ledger: ledger.clone(),
+        stats: Arc::clone(&stats),
+        gate,
+    };
     let mut wakers = BTreeMap::new();
     for job in &cfg.jobs {
         let wake = Arc::new(tokio::sync::Notify::new());
@@ -385,12 +491,10 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
             .unwrap_or_else(|| cfg.daemon.default_schedule.clone());
         let sch = schedule::parse(&text).map_err(DaemonError::Config)?;
         passes.spawn(job_loop(
-            (config_path.clone(), cfg.data_dir.clone()),
-            ledger.clone(),
+            cx.clone(),
             job.clone(),
             sch,
             stop_rx.clone(),
-            Arc::clone(&stats),
             wake,
         ));
     }
@@ -402,34 +506,46 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         status,
         stop_rx.clone(),
         Arc::clone(&soon),
+        name.clone(),
     ));
     let webhooks = pa_webhook::Webhooks::new(&cfg, soon);
-    webhooks.keep_registered(&stop_rx, &mut passes);
-    let server = Arc::new(api::Server {
+    webhooks.keep_registered(stop_rx, passes);
+    Ok(Arc::new(api::Server {
         cfg: Arc::clone(&cfg),
-        config_path: config_path.clone(),
+        config_path,
         data_dir: cfg.data_dir.clone(),
-        ledger: ledger.clone(),
+        ledger,
         token,
         accountant,
         sessions: console::Sessions::default(),
-        addr: handle.addr.clone(),
+        addr,
         challenges: auth::Challenges::default(),
-        stats: Arc::clone(&stats),
+        stats,
         exec,
         webhooks,
-        tenant: DEFAULT_TENANT.to_owned(),
+        tenant: name,
         ingest,
         wakers,
-    });
-    let request = Duration::from_secs(cfg.daemon.request_timeout_secs.max(1));
+    }))
+}
+
+/// Serves `app` on `listener` until SIGINT / SIGTERM, then stops: no new pass starts, passes in
+/// flight finish within the grace period, then the API finishes its requests.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    daemon: &crate::config::DaemonSection,
+    mut signals: Signals,
+    (stop_tx, passes): (watch::Sender<bool>, &mut tokio::task::JoinSet<()>),
+) {
+    let request = Duration::from_secs(daemon.request_timeout_secs.max(1));
     let listener = http::GatedListener::new(
         listener,
-        cfg.daemon.max_connections,
-        Duration::from_secs(cfg.daemon.idle_timeout_secs.max(1)),
+        daemon.max_connections,
+        Duration::from_secs(daemon.idle_timeout_secs.max(1)),
         request,
     );
-    let app = api::router(server, request).into_make_service_with_connect_info::<http::Arrived>();
+    let app = app.into_make_service_with_connect_info::<http::Arrived>();
     // The admin API answers until the passes are done (`/health` included), then takes no new
     // request and finishes the forwarded commands it is running, within the same grace period.
     let (api_stop, mut api_stopping) = watch::channel(false);
@@ -450,7 +566,7 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         signals.recv().await;
         std::process::exit(130);
     });
-    let grace = tokio::time::Instant::now() + Duration::from_secs(cfg.daemon.shutdown_grace_secs);
+    let grace = tokio::time::Instant::now() + Duration::from_secs(daemon.shutdown_grace_secs);
     if tokio::time::timeout_at(grace, async { while passes.join_next().await.is_some() {} })
         .await
         .is_err()
@@ -463,9 +579,6 @@ pub async fn run(cfg: Config, config_path: PathBuf, exec: Executor) -> Result<()
         tracing::warn!("Commands sent to the daemon still running after the grace period; exiting without them.");
         api.abort();
     }
-    let _ = std::fs::remove_file(&handle_file);
-    tracing::warn!("facto daemon stopped.");
-    Ok(())
 }
 
 /// SIGINT and SIGTERM, listened to from the daemon's start (before it announces itself), so a

@@ -226,6 +226,7 @@ async fn cli(s: &Server, role: Role, args: &[String]) -> (u8, Vec<u8>, String) {
         s.config_path.clone(),
         s.ledger.clone(),
         role.who(),
+        s.tenant.clone(),
     )
     .await
 }
