@@ -15,6 +15,8 @@
 //! With `FACTO_BENCH_COMMANDS=1` the commands users type are then timed too, each its own
 //! `facto` process beside the ledger: `ledger show`, `ledger list --state held`, `preview` and
 //! `sync` of 1 000 documents (see `ledger/commands.rs`). Their syncs add records to the ledger.
+//! With `FACTO_BENCH_POSTGRES=<url>` the ledger is built (once) in that database instead,
+//! namespace `bench-ledger-<records>`, and its lookups and commands timed there.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -216,6 +218,56 @@ fn ledger(path: &Path, n: usize) -> SledLedger {
     l
 }
 
+/// The same ledger in PostgreSQL (namespace `bench-ledger-<n>`, built once and kept), its
+/// lookups, and the commands beside it when `FACTO_BENCH_COMMANDS` is set.
+fn postgres(url: &str, n: usize) {
+    use facto::ledger::postgres::PgStore;
+    let ns = format!("bench-ledger-{n}");
+    let open = || {
+        StoreLedger::on(PgStore::open(url, None, &ns).expect("open PostgreSQL"))
+            .expect("open the ledger")
+    };
+    let t = Instant::now();
+    let l = open();
+    println!(
+        "opened the ledger in PostgreSQL (namespace {ns}) in {:.2?}",
+        t.elapsed()
+    );
+    if l.value("bench-records").expect("read") != Some(serde_json::json!(n)) {
+        fill(&l, Path::new(&ns), n);
+    }
+    let docs = n / TARGETS.len();
+    let doc = |i: usize| (docs / (RUNS + 1)) * (i + 1) + i;
+    println!(
+        "{:<48} {:>10} {:>10} {:>10}",
+        format!("{n} records, {RUNS} runs"),
+        "min",
+        "median",
+        "max"
+    );
+    time("find by number (ledger show)", |i| {
+        l.find(&number(doc(i))).expect("find").len()
+    });
+    time("find_in_job by number (a credit note's invoice)", |i| {
+        let d = doc(i);
+        l.find_in_job(&job(d), &number(d)).expect("find").len()
+    });
+    time("list --state held, every job", |_| {
+        l.list(&RecordFilter {
+            state: Some(State::Held),
+            ..Default::default()
+        })
+        .expect("list")
+        .len()
+    });
+    println!("peak RSS: {:.1} MiB", peak_rss_mib());
+    drop(l);
+    if std::env::var_os("FACTO_BENCH_COMMANDS").is_some() {
+        let data = tempfile::tempdir().expect("temp dir");
+        commands::commands(data.path(), Some((url, &ns)));
+    }
+}
+
 /// Runs `f` [`RUNS`] times (run `i` gets `i`) and prints min / median / max with what the
 /// last run returned.
 fn time(what: &str, mut f: impl FnMut(usize) -> usize) {
@@ -236,16 +288,20 @@ fn time(what: &str, mut f: impl FnMut(usize) -> usize) {
 }
 
 fn main() {
+    let n: usize = std::env::var("FACTO_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000);
+    if let Ok(url) = std::env::var("FACTO_BENCH_POSTGRES") {
+        postgres(&url, n);
+        return;
+    }
     let Some(path) = std::env::var_os("FACTO_BENCH_LEDGER") else {
         println!(
             "ledger bench skipped: set FACTO_BENCH_LEDGER=/a/dir (the ledger is built there once)"
         );
         return;
     };
-    let n: usize = std::env::var("FACTO_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(1_000_000);
     let path = Path::new(&path);
     let mut l = ledger(path, n);
     println!("peak RSS after open: {:.1} MiB", peak_rss_mib());
@@ -355,6 +411,6 @@ fn main() {
     if std::env::var_os("FACTO_BENCH_COMMANDS").is_some() {
         drop(l);
         std::thread::sleep(Duration::from_millis(1500));
-        commands::commands(path);
+        commands::commands(path, None);
     }
 }

@@ -4,9 +4,12 @@
 //! ingestion endpoint answers, so an accepted document is never lost, and a shared PostgreSQL
 //! ledger gives every worker the same inbox. A newer version of a document replaces the
 //! waiting one in the same write. The pull ([`PushSource`]) hands every waiting document on,
-//! page by page; its cursor lists what it read, and the next pull removes those entries (a pass
-//! saves its cursor only once every document it read is recorded in the ledger). Entries are
-//! removed by their hash: a version pushed meanwhile stays.
+//! page by page; its cursor lists what it read. The next pull removes those of them that are
+//! settled, every record delivered (a pass saves its cursor only once every document it read is
+//! recorded in the ledger); a document held, failed, claimed or released stays and is read again,
+//! as a release or a retry needs it. Entries are removed by their hash: a version pushed
+//! meanwhile stays. The whole inbox of a job is read at each pull (pages are cut from it in
+//! memory): it holds only what is not yet delivered.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +45,23 @@ pub fn waiting(
         .entries(SPACE, &[job, id])?
         .into_iter()
         .filter_map(|(rest, _)| rest.into_iter().next())
+        .collect())
+}
+
+/// The versions of document `id` waiting for job `job`, with their hashes.
+///
+/// # Errors
+///
+/// Storage failure.
+pub fn waiting_versions(
+    ledger: &dyn Ledger,
+    job: &str,
+    id: &str,
+) -> Result<Vec<(String, Waiting)>, crate::ledger::LedgerError> {
+    Ok(ledger
+        .entries(SPACE, &[job, id])?
+        .into_iter()
+        .filter_map(|(rest, v)| Some((rest.into_iter().next()?, serde_json::from_value(v).ok()?)))
         .collect())
 }
 
@@ -134,12 +154,21 @@ impl PushSource {
         let done: PushCursor = cursor
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .unwrap_or_default();
-        if !done.read.is_empty() {
-            let gone: Vec<_> = done
-                .read
-                .into_iter()
-                .map(|(id, hash)| (vec![job.to_owned(), id, hash], None))
-                .collect();
+        // What the last complete pass read goes once it is settled: every record of it
+        // delivered (or none: no target takes it). A document held, failed, claimed or released
+        // stays, for it may be needed again (a retry, a release after the lookup grace period).
+        let mut gone = Vec::new();
+        for (id, hash) in done.read {
+            let records = ledger.find_in_job(job, &id).map_err(led)?;
+            if records
+                .iter()
+                .filter(|r| r.key.doc_id == id)
+                .all(|r| r.state.is_delivered())
+            {
+                gone.push((vec![job.to_owned(), id, hash], None));
+            }
+        }
+        if !gone.is_empty() {
             ledger.put_entries(SPACE, &gone).map_err(led)?;
         }
         let mut waiting: Vec<(chrono::DateTime<Utc>, String, String, serde_json::Value)> = ledger
@@ -258,5 +287,38 @@ mod tests {
         let cursor = s.cursor_before(&keep);
         let mut s = PushSource::open(l.clone(), "app", 10, Some(&cursor)).unwrap();
         assert_eq!(ids(&mut s), vec!["A".to_owned()]);
+    }
+
+    #[test]
+    fn a_document_not_yet_delivered_stays_for_a_retry_or_a_release() {
+        use crate::ledger::{Record, RecordKey, State};
+        let l: SharedLedger = std::sync::Arc::new(MemLedger::in_memory().unwrap());
+        put(&*l, &["app"], &[("A".into(), "h1".into(), doc("A", "one"))]).unwrap();
+        put(&*l, &["app"], &[("B".into(), "h2".into(), doc("B", "two"))]).unwrap();
+        let rec = |id: &str, target: &str, state| Record {
+            state,
+            source_hash: "h".into(),
+            ..Record::new(
+                RecordKey {
+                    job: "app".into(),
+                    target: target.into(),
+                    doc_id: id.into(),
+                },
+                Utc::now(),
+            )
+        };
+        // A delivered to one target, released at the other (its answer was lost); B delivered.
+        l.put_records(&[
+            rec("A", "t1", State::Delivered),
+            rec("A", "t2", State::Released),
+            rec("B", "t1", State::Delivered),
+            rec("B", "t2", State::Paid),
+        ])
+        .unwrap();
+        let s = PushSource::open(l.clone(), "app", 10, None).unwrap();
+        let cursor = s.cursor_before(&BTreeSet::new());
+        let mut s = PushSource::open(l.clone(), "app", 10, Some(&cursor)).unwrap();
+        assert_eq!(ids(&mut s), vec!["A".to_owned()]);
+        assert_eq!(waiting(&*l, "app", "B").unwrap(), Vec::<String>::new());
     }
 }

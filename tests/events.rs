@@ -62,6 +62,11 @@ async fn document_events_wait_for_a_receiver_that_is_down_then_go_once_and_signe
     // Tried (and retried), not lost: the events wait in the ledger.
     assert!(!posts(&down).await.is_empty());
     let tried = events(&down).await;
+    // A receiver that does not take the key (401): the events wait too, none given up.
+    let denied = receiver(401).await;
+    point_at(&p, &denied);
+    let (_, _, _) = json_of(sync(&p)).await;
+    assert!(!posts(&denied).await.is_empty());
 
     let up = receiver(200).await;
     point_at(&p, &up);

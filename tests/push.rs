@@ -84,6 +84,33 @@ fn delivered(addr: &str, token: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// Waits for the daemon's first pass (at start) to end: a push then meets no pass in flight.
+pub fn wait_first_pass(addr: &str, token: &str) {
+    let start = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    loop {
+        let m = rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("http://{addr}/metrics"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        if m.contains("facto_passes_total{job=\"demo\"") {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no first pass");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn wait_delivered(addr: &str, token: &str, n: u64) {
     let start = Instant::now();
     while delivered(addr, token) != Some(n) {
@@ -100,6 +127,7 @@ fn wait_delivered(addr: &str, token: &str, n: u64) {
 fn pushed_documents_are_answered_at_once_and_delivered_once() {
     let p = push_project();
     let (mut child, addr, admin) = start_with(&p, "", &[]);
+    wait_first_pass(&addr, &admin);
     let ingest = p.read("data/ingest-token").trim().to_owned();
     assert!(ingest.len() >= 24 && ingest != admin);
     #[cfg(unix)]
@@ -228,7 +256,8 @@ fn pushed_documents_are_answered_at_once_and_delivered_once() {
 #[test]
 fn an_accepted_push_survives_a_killed_daemon_and_the_next_sync_delivers_it() {
     let p = push_project();
-    let (mut child, addr, _) = start_with(&p, "", &[]);
+    let (mut child, addr, admin) = start_with(&p, "", &[]);
+    wait_first_pass(&addr, &admin);
     let ingest = p.read("data/ingest-token").trim().to_owned();
     let docs = json!([
         example(&p, "inv-2026-0005.json"),
@@ -242,6 +271,24 @@ fn an_accepted_push_survives_a_killed_daemon_and_the_next_sync_delivers_it() {
     );
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["counts"]["accepted"], 2, "{answer}");
+    // A newer version replaces the waiting one; the older one sent again after it is stale.
+    let first = example(&p, "inv-2026-0005.json");
+    let mut newer = first.clone();
+    newer["updated_at"] = json!("2026-12-01T09:00:00Z");
+    newer["due_date"] = json!("2026-12-31");
+    let path = "/api/v1/tenants/default/documents";
+    let (_, a) = post(&addr, path, Some(&ingest), &newer);
+    assert_eq!(a["documents"][0]["status"], "accepted", "{a}");
+    let (_, a) = post(&addr, path, Some(&ingest), &first);
+    assert_eq!(a["documents"][0]["status"], "stale", "{a}");
+    // A draft is taken but never booked.
+    let (_, a) = post(
+        &addr,
+        path,
+        Some(&ingest),
+        &example(&p, "draft-2026-0001.json"),
+    );
+    assert_eq!(a["documents"][0]["status"], "skipped", "{a}");
     // SIGKILL right after the answer: no pass ran for them (the schedule is hourly).
     child.kill().unwrap();
     child.wait().unwrap();

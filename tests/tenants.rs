@@ -166,6 +166,15 @@ fn one_deployment_serves_many_tenants_apart_and_follows_the_folder() {
     wait_for("acme delivers", || {
         delivered(&get(&addr, "/tenants/acme/metrics", &acme_admin).1).is_some_and(|n| n > 0)
     });
+    // A bad edit of a running tenant leaves it running as it was; its health is not public.
+    let good = std::fs::read_to_string(acme.join("facto.toml")).unwrap();
+    std::fs::write(acme.join("facto.toml"), "[company\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(get(&addr, "/tenants/acme/metrics", &acme_admin).0, 200);
+    let (_, m) = get(&addr, "/metrics", &token(dir, ".deployment/admin-token"));
+    assert!(m.contains("facto_tenants_unloaded 2"), "{m}");
+    std::fs::write(acme.join("facto.toml"), good).unwrap();
+    assert_eq!(get(&addr, "/tenants/acme/health", "").0, 404);
     // Apart: a tenant's token opens nothing of another's.
     assert_eq!(get(&addr, "/tenants/beta/metrics", &acme_admin).0, 401);
     assert_eq!(get(&addr, "/tenants/acme/metrics", &beta_admin).0, 401);
@@ -195,7 +204,11 @@ fn one_deployment_serves_many_tenants_apart_and_follows_the_folder() {
     assert_eq!(code, 200);
     assert!(m.contains("tenant=\"acme\",job=\"demo\""), "{m}");
     assert!(m.contains("tenant=\"beta\",job=\"demo\""), "{m}");
-    assert!(m.contains("facto_tenants_unloaded 1"), "{m}");
+    wait_for("acme's edit undone, only broken unloaded", || {
+        get(&addr, "/metrics", &deployment)
+            .1
+            .contains("facto_tenants_unloaded 1")
+    });
     assert_eq!(get(&addr, "/metrics", &acme_admin).0, 401);
 
     // The CLI for one tenant goes through the deployment (which holds the ledgers).
@@ -212,6 +225,36 @@ fn one_deployment_serves_many_tenants_apart_and_follows_the_folder() {
         listed.contains("inv-2026-0001") && !listed.contains("inv-2026-0002"),
         "{listed}"
     );
+    // A tenant's command reads and writes files only in its own folder.
+    let theirs = acme.join("data/admin-token");
+    let out = facto(
+        dir,
+        &[
+            "--tenant",
+            "beta",
+            "chorus",
+            "complete",
+            "X",
+            "--comment",
+            "c",
+            "--attach",
+        ],
+    )
+    .arg(&theirs)
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("outside the tenant's folder"), "{err}");
+    let out = facto(
+        dir,
+        &["--tenant", "beta", "exports", "download", "1", "--out"],
+    )
+    .arg(acme.join("stolen.txt"))
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the tenant's folder"));
+    assert!(!acme.join("stolen.txt").exists());
     let out = facto(dir, &["--tenant", "nobody", "ledger", "list"])
         .output()
         .unwrap();

@@ -27,8 +27,21 @@ fn month(tag: &str, m: u32) -> String {
     format!("[{}]", docs.join(","))
 }
 
-fn project(dir: &Path, ledger: &Path) {
-    super::common::project(dir, "shop-0", "books", Some(ledger), 500);
+/// The project beside the big ledger: sled's folder `ledger`, or with `pg` (URL, namespace) that
+/// PostgreSQL namespace.
+fn project(dir: &Path, ledger: &Path, pg: Option<(&str, &str)>) {
+    match pg {
+        None => super::common::project(dir, "shop-0", "books", Some(ledger), 500),
+        Some((url, ns)) => {
+            super::common::project(dir, "shop-0", "books", None, 500);
+            let cfg = std::fs::read_to_string(dir.join("facto.toml")).expect("facto.toml");
+            std::fs::write(
+                dir.join("facto.toml"),
+                format!("{cfg}[ledger]\nurl = \"{url}\"\nnamespace = \"{ns}\"\n"),
+            )
+            .expect("facto.toml");
+        }
+    }
 }
 
 /// Runs `facto args` in `dir`: wall time, peak RSS in MiB, exit code.
@@ -69,11 +82,12 @@ fn report(what: &str, mut runs: Vec<(Duration, f64, i32)>) {
     );
 }
 
-/// Times the commands beside the ledger at `ledger` (not open in this process).
-pub(crate) fn commands(ledger: &Path) {
+/// Times the commands beside the ledger at `ledger`, or in PostgreSQL with `pg` (URL,
+/// namespace); not open in this process.
+pub(crate) fn commands(ledger: &Path, pg: Option<(&str, &str)>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
-    project(dir, ledger);
+    project(dir, ledger, pg);
     std::fs::write(dir.join("invoices/march.json"), month("CMDM", 3)).expect("month");
     println!(
         "{:<48} {:>10} {:>10} {:>10}",
@@ -122,9 +136,16 @@ pub(crate) fn commands(ledger: &Path) {
         .map(|k| {
             let _ = std::fs::remove_dir_all(&empty);
             let only = dir.join(format!("only-{k}"));
-            project(&only, &empty);
+            let ns = pg.map(|(url, ns)| (url, format!("{ns}-empty-{}-{k}", std::process::id())));
+            project(&only, &empty, ns.as_ref().map(|(u, n)| (*u, n.as_str())));
             std::fs::write(only.join("invoices/one.json"), month("CMDE", 3)).expect("month");
-            run(&only, &["sync"])
+            let r = run(&only, &["sync"]);
+            if let Some((url, ns)) = &ns {
+                if let Ok(s) = facto::ledger::postgres::PgStore::open(url, None, ns) {
+                    let _ = s.drop_namespace();
+                }
+            }
+            r
         })
         .collect();
     report("facto sync, the same into an empty ledger", fresh);

@@ -34,9 +34,15 @@ pub(super) fn execute_forwarded(
         };
         // The daemon's own tenant, whatever the environment says.
         cli.tenants = None;
+        let tenant_name = tenant.clone();
         cli.tenant_name = Some(tenant);
         if let Some(refused) = refused_by_daemon(&cli, &config) {
             return (exit::USAGE, Vec::new(), refused.to_owned());
+        }
+        if tenant_name != crate::daemon::DEFAULT_TENANT {
+            if let Err(refused) = confined(&cli, &config) {
+                return (exit::USAGE, Vec::new(), refused);
+            }
         }
         let mut cx = Context {
             cli: &cli,
@@ -55,6 +61,55 @@ pub(super) fn execute_forwarded(
             Err(Failure(code, e)) => (code, out, format!("{e:#}")),
         }
     })
+}
+
+/// A tenant's daemon reads and writes the files a client names only inside the tenant's folder
+/// (the folder of its `facto.toml`): another tenant's files, or the daemon's, are out of reach.
+fn confined(cli: &Cli, config: &Path) -> Result<(), String> {
+    use super::args::ExportsCmd;
+    let root = config
+        .parent()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .ok_or_else(|| "the tenant's folder cannot be resolved".to_owned())?;
+    let mut paths: Vec<&Path> = Vec::new();
+    let mut download_default = false;
+    match &cli.command {
+        Command::Chorus {
+            cmd: super::args::ChorusCmd::Complete { attach, .. },
+        } => paths.extend(attach.iter().map(PathBuf::as_path)),
+        Command::Export(a) => paths.extend(a.out.as_deref()),
+        Command::Exports {
+            cmd: ExportsCmd::Download { out, .. },
+        } => match out.as_deref() {
+            Some(p) if p == Path::new("-") => {}
+            Some(p) => paths.push(p),
+            None => download_default = true,
+        },
+        _ => {}
+    }
+    if download_default {
+        return Err("a tenant's daemon writes only inside the tenant's folder: give --out <a path in it>, or --out - for the standard output".into());
+    }
+    for p in paths {
+        // The file itself may not exist yet (an output): its nearest existing folder decides.
+        let mut probe = p.to_path_buf();
+        let real = loop {
+            if let Ok(r) = std::fs::canonicalize(&probe) {
+                break r;
+            }
+            if !probe.pop() {
+                return Err(format!("{} cannot be resolved", p.display()));
+            }
+        };
+        if !real.starts_with(&root) {
+            return Err(format!(
+                "{} is outside the tenant's folder {}: a tenant's daemon reads and writes files only inside it",
+                p.display(),
+                root.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why the daemon refuses a forwarded command, judged on the parsed command (wherever the

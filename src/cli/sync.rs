@@ -1,6 +1,6 @@
 //! `facto sync`: one pass of every job, or of one.
 
-use super::{fail, run_failure, today, Context, Failure};
+use super::{fail, ledger_failure, run_failure, today, Context, Failure};
 use crate::report::exit;
 use crate::sync::{Mode, RunOptions};
 
@@ -18,6 +18,11 @@ pub(super) async fn sync(
     let shared = cx.open_ledger(&cfg)?;
     let ledger: &dyn crate::ledger::Ledger = &*shared;
     let recovery = cx.recover(&cfg, ledger, dry_run)?;
+    if let (Some(ev), false) = (&cfg.events, dry_run) {
+        // The news of this run is sent, not the past of a ledger that had records before.
+        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        crate::events::begin(ev, &names, ledger).map_err(ledger_failure)?;
+    }
     let pb = cx.progress();
     let opts = RunOptions {
         dry_run,

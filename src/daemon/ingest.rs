@@ -10,7 +10,8 @@
 //!   fix; it goes once they are fixed), `changed-after-delivery` (stored; a delivered document
 //!   is never sent again, the change is reported), `duplicate` (this id with this content was
 //!   already received: nothing is done, its states are given) or `rejected` (not a document:
-//!   nothing is stored; the field and the fix are given).
+//!   nothing is stored; the field and the fix are given), `stale` (a newer version of it, by
+//!   `updated_at`, is waiting: nothing is stored) or `skipped` (not final: stored, never booked).
 //! - Idempotent on (tenant, document id, content hash): a request sent again after a lost
 //!   answer changes nothing.
 //! - Stored in the ledger and flushed before the answer: what was accepted is never lost.
@@ -49,7 +50,8 @@ pub struct Outcome {
     /// Its number, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
-    /// `accepted`, `held`, `changed-after-delivery`, `duplicate` or `rejected`.
+    /// `accepted`, `held`, `changed-after-delivery`, `duplicate`, `stale`, `skipped` or
+    /// `rejected`.
     pub status: &'static str,
     /// Why it is held or rejected: the field, what is wrong, the fix.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -171,12 +173,63 @@ pub fn take(
         )
     };
     let job_names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    // One push at a time between the checks and the write: in this process, and across the
+    // workers sharing the ledger (two pushes of one id would both be stored).
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    ledger.lock_name("ingest").map_err(led)?;
+    let taken = take_locked(cfg, ledger, &jobs, &job_names, values);
+    ledger.unlock_name("ingest");
+    let (out, stored) = taken?;
+    let mut counts = BTreeMap::new();
+    for o in &out {
+        *counts.entry(o.status).or_insert(0) += 1;
+    }
+    let woken = if stored {
+        job_names.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        Vec::new()
+    };
+    Ok((
+        Answer {
+            tenant: tenant.to_owned(),
+            source,
+            counts,
+            delivering_now: false,
+            documents: out,
+        },
+        woken,
+    ))
+}
+
+/// [`take`]'s checks and write, under its lock: each document's outcome, and whether anything
+/// was stored.
+fn take_locked(
+    cfg: &Config,
+    ledger: &dyn Ledger,
+    jobs: &[&crate::config::Job],
+    job_names: &[&str],
+    values: Vec<Value>,
+) -> Result<(Vec<Outcome>, bool), Refusal> {
+    let led = |e: crate::ledger::LedgerError| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the ledger cannot be read or written ({e}); nothing was stored, send again"),
+        )
+    };
     let mut out = Vec::with_capacity(values.len());
     let mut store = Vec::new();
     let mut first_at: BTreeMap<String, usize> = BTreeMap::new();
     for (pos, v) in values.into_iter().enumerate() {
         let mut page = Page::default();
-        item_from_value(v.clone(), &format!("push:{source}"), pos, &mut page);
+        item_from_value(
+            v.clone(),
+            &format!("push:{}", jobs.first().map_or("", |j| j.source.as_str())),
+            pos,
+            &mut page,
+        );
         let doc = match page.items.pop() {
             Some(Item::Doc { doc, .. }) => doc,
             Some(Item::Bad { id, number, error }) => {
@@ -222,14 +275,20 @@ pub fn take(
         let hash = crate::sync::source_hash(&doc);
         let mut seen = false;
         let mut delivered_other = false;
-        for j in &jobs {
-            if crate::inbox::waiting(ledger, &j.name, &doc.id)
-                .map_err(led)?
-                .contains(&hash)
-            {
-                seen = true;
-                line.states
-                    .push(format!("{}: waiting for the next pass", j.name));
+        let mut newer: Option<String> = None;
+        for j in jobs {
+            for (h, w) in crate::inbox::waiting_versions(ledger, &j.name, &doc.id).map_err(led)? {
+                if h == hash {
+                    seen = true;
+                    line.states
+                        .push(format!("{}: waiting for the next pass", j.name));
+                } else if let Some(at) = w.document["updated_at"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .filter(|at| *at > doc.updated_at)
+                {
+                    newer = Some(at.to_rfc3339());
+                }
             }
             for r in ledger.find_in_job(&j.name, &doc.id).map_err(led)? {
                 if r.key.doc_id != doc.id {
@@ -250,6 +309,38 @@ pub fn take(
             continue;
         }
         line.states.clear();
+        if let Some(at) = newer {
+            // A retry of an older version after a newer one: the newer one stays.
+            line.status = "stale";
+            line.problems.push(Problem::new(
+                "older-version",
+                "updated_at",
+                format!(
+                    "a newer version of this document (updated_at {at}) is waiting; this one was updated at {}",
+                    doc.updated_at.to_rfc3339()
+                ),
+                "nothing to do if the newer version is the right one; otherwise send the document again with a later updated_at",
+            ));
+            out.push(line);
+            continue;
+        }
+        if doc.status != crate::model::DocStatus::Final {
+            // Stored all the same: a document booked before and no longer final is handled as
+            // the pipeline does for a pulled one.
+            line.status = "skipped";
+            line.problems.push(Problem::new(
+                "not-final",
+                "status",
+                format!(
+                    "the document is {}: facto books final documents only",
+                    doc.status.as_str()
+                ),
+                "send it again once it is final",
+            ));
+            store.push((doc.id.clone(), hash, v));
+            out.push(line);
+            continue;
+        }
         if delivered_other {
             line.status = "changed-after-delivery";
             line.problems.push(Problem::new(
@@ -260,7 +351,7 @@ pub fn take(
             ));
         } else {
             let mut problems = Vec::new();
-            for j in &jobs {
+            for j in jobs {
                 if let Some(m) = cfg.mapping_for(j) {
                     if let Err(p) = crate::checks::prepare(&doc, m.as_ref()) {
                         for p in p {
@@ -280,27 +371,9 @@ pub fn take(
         out.push(line);
     }
     if !store.is_empty() {
-        crate::inbox::put(ledger, &job_names, &store).map_err(led)?;
+        crate::inbox::put(ledger, job_names, &store).map_err(led)?;
     }
-    let mut counts = BTreeMap::new();
-    for o in &out {
-        *counts.entry(o.status).or_insert(0) += 1;
-    }
-    let woken = if store.is_empty() {
-        Vec::new()
-    } else {
-        job_names.iter().map(|s| (*s).to_owned()).collect()
-    };
-    Ok((
-        Answer {
-            tenant: tenant.to_owned(),
-            source,
-            counts,
-            delivering_now: false,
-            documents: out,
-        },
-        woken,
-    ))
+    Ok((out, !store.is_empty()))
 }
 
 /// Whether the bearer of `req` may push to this tenant: its ingestion token or its admin token.

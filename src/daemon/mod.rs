@@ -239,13 +239,21 @@ async fn job_loop(
         stats,
         gate,
     } = cx;
+    let stop_wait = stop.clone();
     schedule::drive_woken(&schedule, stop, true, &wake, || {
-        let (config, ledger, job, stats, tenant, gate) =
-            (&config, &ledger, &job, &stats, &tenant, &gate);
+        let (config, ledger, job, stats, tenant, gate, stop_wait) =
+            (&config, &ledger, &job, &stats, &tenant, &gate, &stop_wait);
         async move {
             // A turn among the deployment's passes (none to wait for with one company).
+            // A stop while waiting for it: no pass.
             let _turn = match gate {
-                Some(g) => Arc::clone(g).acquire_owned().await.ok(),
+                Some(g) => {
+                    let mut stopping = stop_wait.clone();
+                    tokio::select! {
+                        t = Arc::clone(g).acquire_owned() => t.ok(),
+                        _ = stopping.wait_for(|s| *s) => return true,
+                    }
+                }
                 None => None,
             };
             let opts = RunOptions {
@@ -471,6 +479,10 @@ fn start_tenant(
         crate::sync::recover(&*ledger, &cfg).map_err(|e| DaemonError::Io(e.to_string()))?;
     for r in recovered {
         tracing::info!(tenant = %name, recovery = %r, "Recovered at start.");
+    }
+    if let Some(ev) = &cfg.events {
+        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
+        crate::events::begin(ev, &names, &*ledger)?;
     }
     let cfg = Arc::new(cfg);
     let stats = Arc::new(Mutex::new(Stats::default()));

@@ -156,7 +156,10 @@ impl Deployment {
 struct Running {
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
+    /// The configuration it runs.
     text: String,
+    /// A configuration that did not load (not tried again until it changes).
+    refused: Option<String>,
     ledger: SharedLedger,
     data_dir: PathBuf,
     ledger_key: String,
@@ -276,16 +279,22 @@ impl Keeper {
             }
             self.rescan(&mut running).await;
         }
-        let names: Vec<String> = running.keys().cloned().collect();
-        for name in names {
-            if let Some(r) = running.remove(&name) {
-                self.stop(&name, r).await;
-            }
+        // Every tenant told at once, then waited for together, within one grace period.
+        for r in running.values() {
+            let _ = r.stop.send(true);
         }
+        let all = std::mem::take(&mut running);
+        let _ = tokio::time::timeout(
+            self.grace,
+            futures_join(all.into_iter().map(|(name, r)| self.stop(name, r, false))),
+        )
+        .await;
     }
 
     /// Stops a tenant: no new pass; the passes in flight finish (within the grace period).
-    async fn stop(&self, name: &str, mut r: Running) {
+    /// Unless `unserve` is false (a restart: the new one takes its place), its API goes too.
+    async fn stop(&self, name: String, mut r: Running, unserve: bool) {
+        let name = name.as_str();
         let _ = r.stop.send(true);
         if tokio::time::timeout(self.grace, async {
             while r.tasks.join_next().await.is_some() {}
@@ -296,8 +305,10 @@ impl Keeper {
             tracing::warn!(tenant = %name, "Passes still running after the grace period; stopped without them (the next start settles what they left).");
             r.tasks.abort_all();
         }
-        let _ = std::fs::remove_file(super::handle_path(&r.data_dir));
-        self.deployment.served_mut().servers.remove(name);
+        if unserve {
+            let _ = std::fs::remove_file(super::handle_path(&r.data_dir));
+            self.deployment.served_mut().servers.remove(name);
+        }
     }
 
     async fn rescan(&self, running: &mut BTreeMap<String, Running>) {
@@ -310,7 +321,7 @@ impl Keeper {
         for name in gone {
             if let Some(r) = running.remove(&name) {
                 tracing::warn!(tenant = %name, "Tenant removed; stopping it.");
-                self.stop(&name, r).await;
+                self.stop(name, r, true).await;
             }
         }
         self.deployment
@@ -319,29 +330,53 @@ impl Keeper {
             .retain(|n, _| found.contains_key(n));
         for (name, path) in found {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let mut kept = None;
-            if let Some(r) = running.get(&name) {
+            if let Some(r) = running.get_mut(&name) {
                 if r.text == text {
+                    // Back to what it runs (a bad edit undone).
+                    if r.refused.take().is_some() {
+                        self.deployment.served_mut().unloaded.remove(&name);
+                    }
                     continue;
                 }
-                if let Some(r) = running.remove(&name) {
-                    tracing::warn!(tenant = %name, "Tenant configuration changed; restarting it.");
-                    let reuse = (r.data_dir.clone(), r.ledger_key.clone(), r.ledger.clone());
-                    self.stop(&name, r).await;
-                    kept = Some(reuse);
+                if r.refused.as_ref() == Some(&text) {
+                    continue;
                 }
             }
-            match self.start(&name, &path, text, kept) {
+            // Loaded first: a configuration that does not load leaves the tenant running as it
+            // was (a restart would take it down).
+            let cfg = match Config::load(&path, None) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(tenant = %name, error = %e, "Tenant configuration does not load; tried again when it changes.");
+                    if let Some(r) = running.get_mut(&name) {
+                        r.refused = Some(text);
+                    }
+                    self.deployment
+                        .served_mut()
+                        .unloaded
+                        .insert(name, e.to_string());
+                    continue;
+                }
+            };
+            let mut kept = None;
+            if let Some(r) = running.remove(&name) {
+                tracing::warn!(tenant = %name, "Tenant configuration changed; restarting it.");
+                let reuse = (r.data_dir.clone(), r.ledger_key.clone(), r.ledger.clone());
+                // Its API keeps answering until the new one takes its place.
+                self.stop(name.clone(), r, false).await;
+                kept = Some(reuse);
+            }
+            // Opening a ledger and settling what it holds are blocking work.
+            match tokio::task::block_in_place(|| self.start(&name, &path, cfg, text, kept)) {
                 Ok(r) => {
                     self.deployment.served_mut().unloaded.remove(&name);
                     running.insert(name, r);
                 }
                 Err(e) => {
                     tracing::error!(tenant = %name, error = %e, "Tenant not started; tried again at the next scan.");
-                    self.deployment
-                        .served_mut()
-                        .unloaded
-                        .insert(name, e.to_string());
+                    let mut served = self.deployment.served_mut();
+                    served.servers.remove(&name);
+                    served.unloaded.insert(name, e.to_string());
                 }
             }
         }
@@ -351,10 +386,10 @@ impl Keeper {
         &self,
         name: &str,
         path: &Path,
+        cfg: Config,
         text: String,
         kept: Option<(PathBuf, String, SharedLedger)>,
     ) -> Result<Running, DaemonError> {
-        let cfg = Config::load(path, None).map_err(|e| DaemonError::Config(e.to_string()))?;
         let ledger_key = format!("{:?}", cfg.ledger);
         let ledger = match kept {
             // The ledger stays open across a restart (sled's lock is this process's).
@@ -399,6 +434,7 @@ impl Keeper {
             stop,
             tasks,
             text,
+            refused: None,
             ledger,
             data_dir,
             ledger_key,
@@ -510,6 +546,10 @@ async fn dispatch(State(d): State<Arc<Deployment>>, mut req: Request) -> Respons
     let Some((tenant, inner)) = route(req.uri().path()) else {
         return no();
     };
+    // A tenant's `/health` names its jobs without a token: the deployment's counts only.
+    if inner == "/health" {
+        return no();
+    }
     let Some(router) = d.served().servers.get(tenant).map(|(_, r)| r.clone()) else {
         return no();
     };
@@ -525,6 +565,20 @@ async fn dispatch(State(d): State<Arc<Deployment>>, mut req: Request) -> Respons
         Ok(r) => r,
         Err(e) => match e {},
     }
+}
+
+/// Runs every future to its end, together.
+async fn futures_join<F: std::future::Future<Output = ()>>(futs: impl IntoIterator<Item = F>) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@
 //! order, with the bounded backoff, and removes an event only once the receiver took it. An
 //! event's id is derived from what it says, so one recorded twice (a crash between the two
 //! writes) is the same event, which the receiver drops by its id. A receiver that is down keeps
-//! the events, in order, for the next pass; one that refuses an event (a 4xx) has it kept as
-//! `refused` and listed, and the others still go.
+//! the events, in order, for the next pass, and so does one that answers 401, 403 or 404 (a
+//! wrong secret or URL); one that refuses an event (400, 409, 410, 413, 415, 422) has it kept
+//! in the outbox as `refused`, logged, and the others still go.
 
 mod send;
 
@@ -210,6 +211,9 @@ struct Seen {
     hash: String,
     #[serde(default)]
     changed: Option<String>,
+    /// The last step of the record's history then.
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
 }
 
 fn seen_of(r: &Record) -> Seen {
@@ -220,6 +224,7 @@ fn seen_of(r: &Record) -> Seen {
             .changed_after_delivery
             .as_ref()
             .map(|c| c.source_hash.clone()),
+        at: r.history.last().map(|e| e.at),
     }
 }
 
@@ -238,11 +243,20 @@ fn event_id(r: &Record, kind: Kind, detail: &str) -> String {
     format!("evt_{}", &hex::encode(h.finalize())[..32])
 }
 
-/// The events a record's change since `before` announces.
-fn news(r: &Record, before: Option<&Seen>, tenant: &str, on: &[Kind]) -> Vec<DocEvent> {
+/// The events a record's change since `before` announces: the steps of its history since then
+/// (a document delivered, then found paid in the same run, is told both), then its state now.
+/// Nothing from before `since` (when `[events]` was set): the receiver is not flooded with the
+/// past.
+fn news(
+    r: &Record,
+    before: Option<&Seen>,
+    since: DateTime<Utc>,
+    tenant: &str,
+    on: &[Kind],
+) -> Vec<DocEvent> {
     let now = seen_of(r);
     let mut out = Vec::new();
-    let base = |kind: Kind, detail: &str| DocEvent {
+    let base = |kind: Kind, state: State, detail: &str| DocEvent {
         id: event_id(r, kind, detail),
         event: kind,
         at: Utc::now(),
@@ -251,27 +265,44 @@ fn news(r: &Record, before: Option<&Seen>, tenant: &str, on: &[Kind]) -> Vec<Doc
         target: r.key.target.clone(),
         document_id: r.key.doc_id.clone(),
         number: r.number.clone(),
-        state: r.state.as_str().to_owned(),
+        state: state.as_str().to_owned(),
         remote_id: r.remote_id.clone(),
         remote_status: r.remote_status.clone(),
         problems: Vec::new(),
         error: None,
         changes: Vec::new(),
     };
+    let after = before.and_then(|b| b.at).unwrap_or(since).max(since);
+    let steps: Vec<_> = r.history.iter().filter(|e| e.at > after).collect();
+    // Every step but the last (the state now, told below with its problems).
+    for e in steps.iter().take(steps.len().saturating_sub(1)) {
+        if let Some(kind) = Kind::of_state(e.state) {
+            out.push(base(
+                kind,
+                e.state,
+                &format!("{}:{}", e.state.as_str(), e.at),
+            ));
+        }
+    }
+    let recent = r.history.last().is_none_or(|e| e.at > since);
     let moved = before.is_none_or(|b| b.state != now.state || b.hash != now.hash);
-    if let Some(kind) = Kind::of_state(r.state).filter(|_| moved) {
+    if let Some(kind) = Kind::of_state(r.state).filter(|_| moved && recent) {
         // A held document is news again when a new version of it is held.
         let detail = format!("{}:{}", r.state.as_str(), r.source_hash);
-        let mut e = base(kind, &detail);
+        let mut e = base(kind, r.state, &detail);
         if matches!(kind, Kind::Held | Kind::Failed | Kind::Rejected) {
             e.problems.clone_from(&r.problems);
             e.error.clone_from(&r.last_error);
         }
         out.push(e);
     }
-    if let Some(c) = &r.changed_after_delivery {
+    if let Some(c) = r
+        .changed_after_delivery
+        .as_ref()
+        .filter(|c| c.detected_at > since)
+    {
         if before.and_then(|b| b.changed.as_ref()) != Some(&c.source_hash) {
-            let mut e = base(Kind::ChangedAfterDelivery, &c.source_hash);
+            let mut e = base(Kind::ChangedAfterDelivery, r.state, &c.source_hash);
             e.changes.clone_from(&c.changes);
             out.push(e);
         }
@@ -280,8 +311,46 @@ fn news(r: &Record, before: Option<&Seen>, tenant: &str, on: &[Kind]) -> Vec<Doc
     out
 }
 
-/// Serialises the recording within this process (the daemon's passes end together).
-static RECORDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The ledger value holding when `[events]` began for job `job`.
+fn since_key(job: &str) -> String {
+    format!("events-since/{job}")
+}
+
+/// Notes, once per job, that `[events]` begins now: the news of what happens from then on is
+/// sent, not the past of a ledger that had records before. Called before a run's passes (so
+/// their news is sent); [`record`] calls it too.
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn begin(ev: &EventsConfig, jobs: &[&str], ledger: &dyn Ledger) -> Result<(), LedgerError> {
+    for job in jobs.iter().filter(|j| ev.covers(j)) {
+        if ledger.value(&since_key(job))?.is_none() {
+            ledger.put_value(
+                &since_key(job),
+                &serde_json::Value::String(Utc::now().to_rfc3339()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn since(ledger: &dyn Ledger, job: &str) -> Result<DateTime<Utc>, LedgerError> {
+    Ok(ledger
+        .value(&since_key(job))?
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        })
+        .map_or_else(Utc::now, |t| t.with_timezone(&Utc)))
+}
+
+/// Serialises the recording of one tenant within this process (the daemon's passes end
+/// together).
+fn recording(tenant: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: crate::targets::named_lock::Locks = std::sync::OnceLock::new();
+    crate::targets::named_lock::keyed(&LOCKS, tenant)
+}
 
 fn corrupt(e: serde_json::Error) -> LedgerError {
     LedgerError::Corrupt {
@@ -303,11 +372,12 @@ pub fn record(
     ledger: &dyn Ledger,
     tenant: &str,
 ) -> Result<usize, LedgerError> {
-    let _one = RECORDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = recording(tenant);
+    let _one = lock.blocking_lock();
+    begin(ev, jobs, ledger)?;
     let mut recorded = 0;
     for job in jobs.iter().filter(|j| ev.covers(j)) {
+        let since = since(ledger, job)?;
         let seen: BTreeMap<Vec<String>, Seen> = ledger
             .entries(SEEN, &[job])?
             .into_iter()
@@ -327,7 +397,7 @@ pub fn record(
                 if before == Some(&now) || matches!(r.state, State::Claimed | State::Released) {
                     return Ok(());
                 }
-                events.extend(news(&r, before, tenant, &ev.on));
+                events.extend(news(&r, before, since, tenant, &ev.on));
                 let mut parts = vec![(*job).to_owned()];
                 parts.extend(k);
                 marks.push((parts, Some(serde_json::to_value(&now).map_err(corrupt)?)));
@@ -383,8 +453,9 @@ pub fn outbox(ledger: &dyn Ledger) -> Result<Vec<Queued>, LedgerError> {
     Ok(q)
 }
 
-/// Records the news, then sends the outbox: what a pass (or a status poll) ends with. Failures
-/// are logged; what was not sent stays for the next time.
+/// Records the news (on a blocking thread: it reads every record of the jobs), then sends the
+/// outbox: what a pass (or a status poll) ends with. Failures are logged; what was not sent
+/// stays for the next time.
 pub async fn after_pass(
     ev: Option<&EventsConfig>,
     jobs: &[&str],
@@ -394,10 +465,27 @@ pub async fn after_pass(
     let Some(ev) = ev else {
         return;
     };
-    if let Err(e) = record(ev, jobs, ledger, tenant) {
-        tracing::error!(error = %e, "Document events could not be recorded; they will be at the next pass.");
+    let (e, names, l, t) = (
+        ev.clone(),
+        jobs.iter().map(|j| (*j).to_owned()).collect::<Vec<_>>(),
+        ledger.shared(),
+        tenant.to_owned(),
+    );
+    let recorded = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        record(&e, &names, &*l, &t)
+    })
+    .await;
+    match recorded {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "Document events could not be recorded; they will be at the next pass.")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Document events could not be recorded; they will be at the next pass.")
+        }
     }
-    if let Err(e) = send_pending(ev, ledger).await {
+    if let Err(e) = send_pending(ev, ledger, tenant).await {
         tracing::warn!(error = %e, "Document events not sent; they stay in the outbox.");
     }
 }

@@ -31,7 +31,8 @@ enum Outcome {
 }
 
 /// Sends every event of the outbox not refused, oldest first; stops at the first that cannot
-/// be delivered (the receiver is down: the order is kept). Returns how many were sent.
+/// be delivered (the receiver is down: the order is kept). One sender at a time per `tenant`,
+/// across the process and the workers sharing its ledger. Returns how many were sent.
 ///
 /// # Errors
 ///
@@ -39,6 +40,7 @@ enum Outcome {
 pub async fn send_pending(
     ev: &super::EventsConfig,
     ledger: &dyn Ledger,
+    tenant: &str,
 ) -> Result<usize, SendError> {
     let key = std::env::var(&ev.webhook_secret_env)
         .ok()
@@ -50,7 +52,7 @@ pub async fn send_pending(
                 ev.webhook_secret_env
             ))
         })?;
-    let sent = crate::targets::one_at_a_time(ledger, "events-outbox", async {
+    let sent = crate::targets::one_at_a_time(ledger, &format!("events-outbox/{tenant}"), async {
         let mut sent = 0;
         for mut q in outbox(ledger)?.into_iter().filter(|q| !q.refused) {
             match post(&ev.webhook_url, &key, ev.send_budget_secs, &q).await {
@@ -123,8 +125,11 @@ async fn post(url: &str, key: &SecretString, budget: u64, q: &Queued) -> Result<
     match resp {
         Ok(r) if r.status().is_success() => Ok(Outcome::Sent),
         Ok(r) => Err(format!("{origin}: HTTP {}", r.status().as_u16())),
+        // The receiver refuses this event (malformed, conflict, too large, unprocessable): the
+        // next ones may go. Any other answer (401, 403, 404: a wrong secret or URL; 408, 429)
+        // is the receiver's state: the outbox waits, in order.
         Err(retry::HttpFailure::Refused { status, .. })
-            if (400..500).contains(&status) && status != 408 && status != 429 =>
+            if matches!(status, 400 | 409 | 410 | 413 | 415 | 422) =>
         {
             Ok(Outcome::Refused(format!("{origin}: HTTP {status}")))
         }

@@ -24,6 +24,7 @@ fn kinds(l: &MemLedger) -> Vec<(String, Kind)> {
 fn each_news_is_recorded_once_and_a_claim_is_no_news() {
     let l = MemLedger::in_memory().unwrap();
     let ev = config(all_kinds());
+    begin(&ev, &["j"], &l).unwrap();
     let mut a = rec("A", State::Claimed);
     a.source_hash = "h1".into();
     let mut b = rec("B", State::Held);
@@ -75,6 +76,7 @@ fn each_news_is_recorded_once_and_a_claim_is_no_news() {
 fn an_event_recorded_again_after_a_crash_keeps_its_id() {
     let l = MemLedger::in_memory().unwrap();
     let ev = config(all_kinds());
+    begin(&ev, &["j"], &l).unwrap();
     let mut a = rec("A", State::Delivered);
     a.source_hash = "h1".into();
     l.put_records(&[a]).unwrap();
@@ -93,6 +95,7 @@ fn an_event_recorded_again_after_a_crash_keeps_its_id() {
 fn only_the_kinds_and_jobs_asked_for_are_recorded() {
     let l = MemLedger::in_memory().unwrap();
     let mut ev = config(vec![Kind::Paid]);
+    begin(&ev, &["j"], &l).unwrap();
     l.put_records(&[rec("A", State::Delivered), rec("B", State::Paid)])
         .unwrap();
     assert_eq!(record(&ev, &["j"], &l, "t").unwrap(), 1);
@@ -101,4 +104,48 @@ fn only_the_kinds_and_jobs_asked_for_are_recorded() {
     let l = MemLedger::in_memory().unwrap();
     l.put_records(&[rec("B", State::Paid)]).unwrap();
     assert_eq!(record(&ev, &["j"], &l, "t").unwrap(), 0);
+}
+
+fn step(state: State, secs: i64) -> crate::ledger::Event {
+    crate::ledger::Event {
+        at: Utc::now() + chrono::Duration::seconds(secs),
+        state,
+        note: String::new(),
+    }
+}
+
+#[test]
+fn a_step_between_two_announcements_is_told_too() {
+    let l = MemLedger::in_memory().unwrap();
+    let ev = config(all_kinds());
+    begin(&ev, &["j"], &l).unwrap();
+    let mut a = rec("A", State::Paid);
+    a.history = vec![
+        step(State::Claimed, 1),
+        step(State::Delivered, 2),
+        step(State::Paid, 3),
+    ];
+    l.put_records(&[a]).unwrap();
+    record(&ev, &["j"], &l, "t").unwrap();
+    let mut got = kinds(&l);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("A".into(), Kind::Delivered), ("A".into(), Kind::Paid)]
+    );
+}
+
+#[test]
+fn events_set_on_a_ledger_with_a_past_do_not_send_that_past() {
+    let l = MemLedger::in_memory().unwrap();
+    let mut old = rec("OLD", State::Delivered);
+    old.history = vec![step(State::Delivered, -3600)];
+    l.put_records(&[old]).unwrap();
+    let ev = config(all_kinds());
+    assert_eq!(record(&ev, &["j"], &l, "t").unwrap(), 0);
+    let mut new = rec("NEW", State::Delivered);
+    new.history = vec![step(State::Delivered, 5)];
+    l.put_records(&[new]).unwrap();
+    assert_eq!(record(&ev, &["j"], &l, "t").unwrap(), 1);
+    assert_eq!(kinds(&l), vec![("NEW".into(), Kind::Delivered)]);
 }
