@@ -60,6 +60,13 @@ fn ledger_failure(e: LedgerError) -> Failure {
     }
 }
 
+fn daemon_failure(e: crate::daemon::DaemonError) -> Failure {
+    match e {
+        crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),
+        e => fail(exit::USAGE, e),
+    }
+}
+
 fn run_failure(e: RunError) -> Failure {
     match e {
         RunError::Config(_) => fail(exit::USAGE, e),
@@ -364,10 +371,7 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
             let dir = cli.tenants.clone().unwrap_or_default();
             crate::daemon::tenants::run(&dir, execute_forwarded)
                 .await
-                .map_err(|e| match e {
-                    crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),
-                    e => fail(exit::USAGE, e),
-                })?;
+                .map_err(daemon_failure)?;
             Ok(exit::OK)
         }
         Command::Run => {
@@ -376,10 +380,7 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
             let path = std::fs::canonicalize(&cli.config).unwrap_or_else(|_| cli.config.clone());
             crate::daemon::run(cfg, path, execute_forwarded, cx.tenant())
                 .await
-                .map_err(|e| match e {
-                    crate::daemon::DaemonError::Ledger(e) => ledger_failure(e),
-                    e => fail(exit::USAGE, e),
-                })?;
+                .map_err(daemon_failure)?;
             Ok(exit::OK)
         }
         Command::Connect { target, tenant } => connect(cx, target, tenant.as_deref()).await,

@@ -60,12 +60,13 @@ fn statuses(answer: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn delivered(addr: &str, token: &str) -> Option<u64> {
+/// The daemon's metrics, with `token`.
+pub fn metrics(addr: &str, token: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let m = rt.block_on(async {
+    rt.block_on(async {
         reqwest::Client::new()
             .get(format!("http://{addr}/metrics"))
             .bearer_auth(token)
@@ -75,8 +76,12 @@ fn delivered(addr: &str, token: &str) -> Option<u64> {
             .text()
             .await
             .unwrap()
-    });
-    m.lines()
+    })
+}
+
+fn delivered(addr: &str, token: &str) -> Option<u64> {
+    metrics(addr, token)
+        .lines()
         .find(|l| {
             l.starts_with("facto_documents{job=\"demo\",target=\"sales-fec\",state=\"delivered\"}")
         })
@@ -87,25 +92,7 @@ fn delivered(addr: &str, token: &str) -> Option<u64> {
 /// Waits for the daemon's first pass (at start) to end: a push then meets no pass in flight.
 pub fn wait_first_pass(addr: &str, token: &str) {
     let start = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    loop {
-        let m = rt.block_on(async {
-            reqwest::Client::new()
-                .get(format!("http://{addr}/metrics"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        });
-        if m.contains("facto_passes_total{job=\"demo\"") {
-            return;
-        }
+    while !metrics(addr, token).contains("facto_passes_total{job=\"demo\"") {
         assert!(start.elapsed() < Duration::from_secs(30), "no first pass");
         std::thread::sleep(Duration::from_millis(50));
     }

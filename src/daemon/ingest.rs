@@ -84,6 +84,14 @@ fn refuse(status: StatusCode, msg: impl Into<String>) -> Refusal {
     Refusal(status, msg.into())
 }
 
+/// The ledger failed: nothing was stored, the application sends again.
+fn led(e: crate::ledger::LedgerError) -> Refusal {
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the ledger cannot be read or written ({e}); nothing was stored, send again"),
+    )
+}
+
 /// The push source a request goes to: the one it names, or the only one.
 fn push_source(cfg: &Config, named: Option<&str>) -> Result<String, Refusal> {
     let push: Vec<&String> = cfg
@@ -166,12 +174,6 @@ pub fn take(
             ))
         }
     };
-    let led = |e: crate::ledger::LedgerError| {
-        refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the ledger cannot be read or written ({e}); nothing was stored, send again"),
-        )
-    };
     let job_names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
     // One push at a time between the checks and the write: in this process, and across the
     // workers sharing the ledger (two pushes of one id would both be stored).
@@ -213,12 +215,6 @@ fn take_locked(
     job_names: &[&str],
     values: Vec<Value>,
 ) -> Result<(Vec<Outcome>, bool), Refusal> {
-    let led = |e: crate::ledger::LedgerError| {
-        refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the ledger cannot be read or written ({e}); nothing was stored, send again"),
-        )
-    };
     let mut out = Vec::with_capacity(values.len());
     let mut store = Vec::new();
     let mut first_at: BTreeMap<String, usize> = BTreeMap::new();
