@@ -218,6 +218,47 @@ fn ledger(path: &Path, n: usize) -> SledLedger {
     l
 }
 
+/// Times the lookups commands and targets make, on documents spread over the ledger (a
+/// different one each run: nothing cached for it).
+fn lookups(l: &dyn Ledger, n: usize) {
+    let docs = n / TARGETS.len();
+    let doc = |i: usize| (docs / (RUNS + 1)) * (i + 1) + i;
+    println!(
+        "{:<48} {:>10} {:>10} {:>10}",
+        format!("{n} records, {RUNS} runs"),
+        "min",
+        "median",
+        "max"
+    );
+    time("find by number (ledger show)", |i| {
+        l.find(&number(doc(i))).expect("find").len()
+    });
+    time("find by id", |i| {
+        l.find(&format!("b{}", doc(i))).expect("find").len()
+    });
+    time("find_in_job by number (a credit note's invoice)", |i| {
+        let d = doc(i);
+        l.find_in_job(&job(d), &number(d)).expect("find").len()
+    });
+    time("list --state held, every job", |_| {
+        l.list(&RecordFilter {
+            state: Some(State::Held),
+            ..Default::default()
+        })
+        .expect("list")
+        .len()
+    });
+    time("list --state failed --target accounts", |_| {
+        l.list(&RecordFilter {
+            target: Some("accounts".into()),
+            state: Some(State::Failed),
+            ..Default::default()
+        })
+        .expect("list")
+        .len()
+    });
+}
+
 /// The same ledger in PostgreSQL (namespace `bench-ledger-<n>`, built once and kept), its
 /// lookups, and the commands beside it when `FACTO_BENCH_COMMANDS` is set.
 fn postgres(url: &str, n: usize) {
@@ -236,30 +277,7 @@ fn postgres(url: &str, n: usize) {
     if l.value("bench-records").expect("read") != Some(serde_json::json!(n)) {
         fill(&l, Path::new(&ns), n);
     }
-    let docs = n / TARGETS.len();
-    let doc = |i: usize| (docs / (RUNS + 1)) * (i + 1) + i;
-    println!(
-        "{:<48} {:>10} {:>10} {:>10}",
-        format!("{n} records, {RUNS} runs"),
-        "min",
-        "median",
-        "max"
-    );
-    time("find by number (ledger show)", |i| {
-        l.find(&number(doc(i))).expect("find").len()
-    });
-    time("find_in_job by number (a credit note's invoice)", |i| {
-        let d = doc(i);
-        l.find_in_job(&job(d), &number(d)).expect("find").len()
-    });
-    time("list --state held, every job", |_| {
-        l.list(&RecordFilter {
-            state: Some(State::Held),
-            ..Default::default()
-        })
-        .expect("list")
-        .len()
-    });
+    lookups(&l, n);
     println!("peak RSS: {:.1} MiB", peak_rss_mib());
     drop(l);
     if std::env::var_os("FACTO_BENCH_COMMANDS").is_some() {
@@ -356,42 +374,8 @@ fn main() {
         opens[RUNS - 1],
         peak_rss_mib()
     );
-    // Documents spread over the ledger, a different one each run (nothing cached for it).
+    lookups(&l, n);
     let doc = |i: usize| (docs / (RUNS + 1)) * (i + 1) + i;
-    println!(
-        "{:<48} {:>10} {:>10} {:>10}",
-        format!("{n} records, {RUNS} runs"),
-        "min",
-        "median",
-        "max"
-    );
-    time("find by number (ledger show)", |i| {
-        l.find(&number(doc(i))).expect("find").len()
-    });
-    time("find by id", |i| {
-        l.find(&format!("b{}", doc(i))).expect("find").len()
-    });
-    time("find_in_job by number (a credit note's invoice)", |i| {
-        let d = doc(i);
-        l.find_in_job(&job(d), &number(d)).expect("find").len()
-    });
-    time("list --state held, every job", |_| {
-        l.list(&RecordFilter {
-            state: Some(State::Held),
-            ..Default::default()
-        })
-        .expect("list")
-        .len()
-    });
-    time("list --state failed --target accounts", |_| {
-        l.list(&RecordFilter {
-            target: Some("accounts".into()),
-            state: Some(State::Failed),
-            ..Default::default()
-        })
-        .expect("list")
-        .len()
-    });
     // What `find` did before the index: every record read and decoded, once.
     let t = Instant::now();
     let mut matched = 0;

@@ -291,3 +291,28 @@ fn an_accepted_push_survives_a_killed_daemon_and_the_next_sync_delivers_it() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["documents_read"], 0, "{report}");
 }
+
+#[test]
+fn a_source_that_delivers_at_once_needs_no_deliver_now() {
+    let p = push_project();
+    p.write(
+        "connectors/app.toml",
+        "kind = \"push\"\ndeliver_at_once = true\n",
+    );
+    let (mut child, addr, admin) = start_with(&p, "", &[]);
+    wait_first_pass(&addr, &admin);
+    let ingest = p.read("data/ingest-token").trim().to_owned();
+    let (code, a) = post(
+        &addr,
+        "/api/v1/tenants/default/documents",
+        Some(&ingest),
+        &example(&p, "inv-2026-0007.json"),
+    );
+    assert_eq!(
+        (code, a["delivering_now"].clone()),
+        (200, json!(true)),
+        "{a}"
+    );
+    wait_delivered(&addr, &admin, 1);
+    assert_eq!(terminate(&mut child), 0);
+}

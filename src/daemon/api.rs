@@ -120,7 +120,7 @@ pub(super) fn router(server: Arc<Server>, request: Duration) -> Router {
         .layer(from_fn(http::close_and_no_store))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         Json(ErrorBody {
@@ -141,7 +141,7 @@ async fn not_found() -> Response {
 }
 
 /// The value of `name` in the query string (`?name=value`), as written.
-fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+pub(super) fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.uri().query()?.split('&').find_map(|kv| {
         kv.strip_prefix(name)
             .and_then(|rest| rest.strip_prefix('='))

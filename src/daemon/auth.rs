@@ -225,6 +225,15 @@ pub async fn verify(
     }
 }
 
+/// Whether the request's `Authorization: Bearer` token is `token` (compared in constant time).
+pub fn bearer_is(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| ct_eq(t.trim().as_bytes(), token.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

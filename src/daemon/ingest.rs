@@ -23,13 +23,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::Server;
+use super::api::{error, query_param, Server};
 use crate::config::{Config, Connector};
 use crate::ledger::Ledger;
 use crate::problem::Problem;
@@ -374,21 +374,9 @@ fn take_locked(
 
 /// Whether the bearer of `req` may push to this tenant: its ingestion token or its admin token.
 fn allowed(s: &Server, headers: &axum::http::HeaderMap) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return false;
-    };
     use secrecy::ExposeSecret;
-    super::auth::ct_eq(given.as_bytes(), s.ingest.expose_secret().as_bytes())
-        || super::auth::ct_eq(given.as_bytes(), s.token.as_bytes())
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+    super::auth::bearer_is(headers, s.ingest.expose_secret())
+        || super::auth::bearer_is(headers, &s.token)
 }
 
 /// `POST /api/v1/tenants/{tenant}/documents`.
@@ -405,6 +393,8 @@ pub(super) async fn tenant_documents(
 
 /// `POST /api/v1/documents`: the daemon's own tenant.
 pub(super) async fn documents(State(s): State<Arc<Server>>, req: Request) -> Response {
+    let source = query_param(&req, "source").map(str::to_owned);
+    let now = query_param(&req, "deliver") == Some("now");
     let (parts, body) = req.into_parts();
     if !allowed(&s, &parts.headers) {
         return error(
@@ -416,38 +406,12 @@ pub(super) async fn documents(State(s): State<Arc<Server>>, req: Request) -> Res
     else {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large");
     };
-    let query = parts.uri.query().unwrap_or_default();
-    let param = |name: &str| {
-        query.split('&').find_map(|kv| {
-            kv.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('='))
-                .map(|v| v.to_owned())
-        })
-    };
-    let (source, now) = (param("source"), param("deliver").as_deref() == Some("now"));
     let server = Arc::clone(&s);
     // The ledger may wait on a database: on a thread of its own.
     let taken = tokio::task::spawn_blocking(move || {
         let cfg = server
             .fresh()
             .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        let at_once = source
-            .as_deref()
-            .or_else(|| {
-                let mut p = cfg
-                    .connectors
-                    .iter()
-                    .filter(|(_, c)| matches!(c, Connector::Push(_)));
-                match (p.next(), p.next()) {
-                    (Some((n, _)), None) => Some(n.as_str()),
-                    _ => None,
-                }
-            })
-            .and_then(|n| match cfg.connectors.get(n) {
-                Some(Connector::Push(c)) => Some(c.deliver_at_once),
-                _ => None,
-            })
-            .unwrap_or(false);
         take(
             &cfg,
             &*server.ledger,
@@ -455,7 +419,14 @@ pub(super) async fn documents(State(s): State<Arc<Server>>, req: Request) -> Res
             source.as_deref(),
             &body,
         )
-        .map(|(a, woken)| (a, woken, at_once))
+        .map(|(a, woken)| {
+            // The source `take` resolved (the one named, or the only one).
+            let at_once = matches!(
+                cfg.connectors.get(&a.source),
+                Some(Connector::Push(c)) if c.deliver_at_once
+            );
+            (a, woken, at_once)
+        })
     })
     .await;
     match taken {

@@ -453,17 +453,10 @@ async fn health(State(d): State<Arc<Deployment>>) -> Response {
     .into_response()
 }
 
-fn bearer_is(req: &axum::http::HeaderMap, token: &str) -> bool {
-    req.get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| super::auth::ct_eq(t.trim().as_bytes(), token.as_bytes()))
-}
-
 /// `/metrics` (the deployment's token): every tenant's series with a `tenant` label, and the
 /// tenants that did not load.
 async fn metrics(State(d): State<Arc<Deployment>>, req: Request) -> Response {
-    if !bearer_is(req.headers(), &d.token) {
+    if !super::auth::bearer_is(req.headers(), &d.token) {
         return (
             StatusCode::UNAUTHORIZED,
             "the deployment's admin token is required (.deployment/admin-token)",
