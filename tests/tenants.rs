@@ -15,7 +15,7 @@ use crate::daemon::terminate;
 use crate::push::post;
 
 /// A tenant folder: a copy of the demo project at `dir/name`.
-fn tenant(dir: &Path, name: &str) -> PathBuf {
+pub fn tenant(dir: &Path, name: &str) -> PathBuf {
     let p = Project::demo();
     let to = dir.join(name);
     std::fs::rename(p.dir.path(), &to)
@@ -54,7 +54,7 @@ fn facto(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn token(dir: &Path, rel: &str) -> String {
+pub fn token(dir: &Path, rel: &str) -> String {
     std::fs::read_to_string(dir.join(rel))
         .unwrap()
         .trim()
@@ -99,7 +99,7 @@ fn delivered(metrics: &str) -> Option<u64> {
 
 // The child is handed to the caller, which waits for it (`terminate`).
 #[allow(clippy::zombie_processes)]
-fn start(dir: &Path) -> (Child, String) {
+pub fn start(dir: &Path) -> (Child, String) {
     let child = facto(dir, &["run"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -293,6 +293,57 @@ fn one_deployment_serves_many_tenants_apart_and_follows_the_folder() {
     );
     assert_eq!(terminate(&mut child), 0);
     drop(hang);
+}
+
+/// A tenant's console through the deployment: login, a page, and another tenant refusing the
+/// session.
+pub fn console_under_its_prefix(addr: &str, admin: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c
+            .post(format!("http://{addr}/tenants/acme/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={admin}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/tenants/acme/console/export");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("; Path=/tenants/acme/console;"), "{cookie}");
+        let session = cookie.split(';').next().unwrap().to_owned();
+        let r = c
+            .get(format!("http://{addr}/tenants/acme/console/documents"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("href=\"/tenants/acme/console/exports\""),
+            "{page}"
+        );
+        assert!(
+            !page.contains("href=\"/console") && !page.contains("(\"/console"),
+            "{page}"
+        );
+        let r = c
+            .get(format!("http://{addr}/tenants/beta/console/documents"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/tenants/beta/console/login");
+    });
 }
 
 fn p_json(path: &Path) -> Value {

@@ -18,6 +18,7 @@ pub mod console;
 pub mod editor;
 pub mod http;
 pub mod ingest;
+mod mount;
 mod pa_webhook;
 pub mod tenants;
 pub use crate::schedule;

@@ -536,14 +536,14 @@ async fn dispatch(State(d): State<Arc<Deployment>>, mut req: Request) -> Respons
         )
             .into_response()
     };
-    let Some((tenant, inner)) = route(req.uri().path()) else {
+    let Some((tenant, inner)) = route(req.uri().path()).map(|(t, i)| (t.to_owned(), i)) else {
         return no();
     };
     // A tenant's `/health` names its jobs without a token: the deployment's counts only.
     if inner == "/health" {
         return no();
     }
-    let Some(router) = d.served().servers.get(tenant).map(|(_, r)| r.clone()) else {
+    let Some(router) = d.served().servers.get(&tenant).map(|(_, r)| r.clone()) else {
         return no();
     };
     let pq = match req.uri().query() {
@@ -554,10 +554,12 @@ async fn dispatch(State(d): State<Arc<Deployment>>, mut req: Request) -> Respons
         return no();
     };
     *req.uri_mut() = uri;
-    match router.oneshot(req).await {
+    let resp = match router.oneshot(req).await {
         Ok(r) => r,
         Err(e) => match e {},
-    }
+    };
+    // The tenant's pages, redirects and cookies under its prefix.
+    super::mount::under(&format!("/tenants/{tenant}"), resp).await
 }
 
 /// Runs every future to its end, together.

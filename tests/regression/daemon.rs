@@ -272,6 +272,25 @@ fn a_forwarded_run_behind_a_global_flag_is_refused() {
 }
 
 #[test]
+fn a_tenants_console_keeps_its_links_redirects_and_session_under_its_prefix() {
+    // The console wrote `/console/…` links, redirects and a `Path=/console` cookie: under a
+    // deployment (`/tenants/<name>/console`) every link and the login left the tenant.
+    use crate::tenants::{console_under_its_prefix, start, tenant, token};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("deployment.toml"),
+        "[daemon]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 2\n",
+    )
+    .unwrap();
+    let acme = tenant(tmp.path(), "acme");
+    tenant(tmp.path(), "beta");
+    let (child, addr) = start(tmp.path());
+    let mut child = Running(child);
+    console_under_its_prefix(&addr, &token(&acme, "data/admin-token"));
+    assert_eq!(crate::daemon::terminate(&mut child.0), 0);
+}
+
+#[test]
 fn metrics_label_values_are_escaped() {
     let p = Project::demo();
     let cfg = p
