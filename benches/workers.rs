@@ -7,6 +7,7 @@
 //!
 //! Run: `FACTO_BENCH_POSTGRES=postgres://user@host:port/db cargo bench --bench workers`
 //! (`.ci/postgres.sh` starts a server). Without it, only the sled row is printed.
+//! `FACTO_BENCH_WORKERS=1,4` runs only the PostgreSQL rows of those worker counts.
 
 // The fakes and the projects are the integration tests' own modules: what only their tests use
 // is unused here.
@@ -76,22 +77,39 @@ fn project(sim: &pennylane_sim::Sim, copies: usize) -> common::Project {
 fn run(dir: &std::path::Path, workers: usize) -> f64 {
     let start = Instant::now();
     let children: Vec<_> = (0..workers)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_facto"))
-                .current_dir(dir)
+        .map(|i| {
+            // FACTO_BENCH_LOG=DIR: each worker's log (RUST_LOG as given) in DIR/worker-<n>.log.
+            let log = std::env::var("FACTO_BENCH_LOG").ok().map(|d| {
+                std::fs::File::create(format!("{d}/worker-{workers}-{i}.log")).expect("log")
+            });
+            let mut c = Command::new(env!("CARGO_BIN_EXE_facto"));
+            c.current_dir(dir)
                 .arg("sync")
-                .env_remove("RUST_LOG")
                 .env("PENNYLANE_API_TOKEN", pennylane_sim::TOKEN)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("facto")
+                .stdout(Stdio::null());
+            match log {
+                Some(f) => c.stderr(f),
+                None => c.env_remove("RUST_LOG").stderr(Stdio::null()),
+            };
+            c.spawn().expect("facto")
         })
         .collect();
     for mut c in children {
         c.wait().expect("wait");
     }
     start.elapsed().as_secs_f64()
+}
+
+/// The CPU seconds of the children waited for so far (`/proc/self/stat`'s cutime + cstime).
+fn children_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // After the command's name: state is field 3, cutime 16 and cstime 17 (1-based).
+    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
 }
 
 async fn row(what: &str, workers: usize, copies: usize, postgres: Option<&str>) {
@@ -107,6 +125,7 @@ async fn row(what: &str, workers: usize, copies: usize, postgres: Option<&str>) 
             ),
         );
     }
+    let cpu = children_cpu();
     let secs = tokio::task::spawn_blocking({
         let dir = p.path("");
         move || run(&dir, workers)
@@ -120,8 +139,9 @@ async fn row(what: &str, workers: usize, copies: usize, postgres: Option<&str>) 
     );
     let n = imports.len();
     println!(
-        "| {what} | {workers} | {n} | {secs:.2} s | {:.0} |",
-        n as f64 / secs
+        "| {what} | {workers} | {n} | {secs:.2} s | {:.0} | {:.2} s |",
+        n as f64 / secs,
+        children_cpu() - cpu
     );
     if let Some(url) = postgres {
         let ns = format!("bench-workers-{}-{workers}", std::process::id());
@@ -137,12 +157,17 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
-    println!("| ledger | workers | documents | time | documents/s |");
-    println!("|---|---|---|---|---|");
+    println!("| ledger | workers | documents | time | documents/s | workers' CPU |");
+    println!("|---|---|---|---|---|---|");
     row("sled", 1, copies, None).await;
     match std::env::var("FACTO_BENCH_POSTGRES").ok() {
         Some(url) => {
-            for w in [1, 2, 4] {
+            // FACTO_BENCH_WORKERS="1,4" runs only those rows.
+            let counts: Vec<usize> = std::env::var("FACTO_BENCH_WORKERS")
+                .ok()
+                .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![1, 2, 4]);
+            for w in counts {
                 row("PostgreSQL, shared", w, copies, Some(&url)).await;
             }
         }

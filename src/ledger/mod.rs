@@ -355,6 +355,16 @@ pub trait Ledger: Send + Sync {
     /// Lets go of what [`Ledger::lock_name`] took; best effort.
     fn unlock_name(&self, _name: &str) {}
 
+    /// Takes the lock `name` as [`Ledger::lock_name`] does if no other worker holds it, without
+    /// waiting: `false` when another does. Always `true` for a ledger one process holds alone.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn try_lock_name(&self, _name: &str) -> Result<bool> {
+        Ok(true)
+    }
+
     /// This process's worker id, when several workers share the ledger (`None`: this process
     /// holds the ledger alone).
     fn worker(&self) -> Option<String> {

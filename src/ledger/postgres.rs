@@ -580,29 +580,23 @@ impl Store for PgStore {
                 None => gone.push(k),
             }
         }
+        // One statement, so one round trip and atomic on its own: its keys written and
+        // removed are distinct (the batch's last operation per key).
         self.call_on(move |conn| {
-            let mut tx = conn.writer()?.transaction().map_err(store_error)?;
-            if !keys.is_empty() {
-                tx.execute(
-                    "INSERT INTO facto_kv (ns, key, value)
+            conn.writer()?
+                .execute(
+                    "WITH gone AS (DELETE FROM facto_kv WHERE ns = $1 AND key = ANY($4::bytea[]))
+                     INSERT INTO facto_kv (ns, key, value)
                      SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
                      ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&ns, &keys, &values],
+                    &[&ns, &keys, &values, &gone],
                 )
                 .map_err(store_error)?;
-            }
-            if !gone.is_empty() {
-                tx.execute(
-                    "DELETE FROM facto_kv WHERE ns = $1 AND key = ANY($2::bytea[])",
-                    &[&ns, &gone],
-                )
-                .map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)
+            Ok(())
         })
     }
 
-    /// Each batch is durable when its transaction commits.
+    /// Each batch is durable when its statement commits.
     fn flush(&self) -> Result<()> {
         Ok(())
     }
@@ -677,6 +671,18 @@ impl Store for PgStore {
             c.execute("SELECT pg_advisory_lock($1)", &[&key])
                 .map_err(store_error)?;
             Ok(())
+        })
+    }
+
+    fn try_lock_name(&self, name: &str) -> Result<bool> {
+        if !self.shared {
+            return Ok(true);
+        }
+        let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
+        self.call(move |c| {
+            Ok(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(store_error)?
+                .get(0))
         })
     }
 

@@ -133,6 +133,15 @@ pub trait Store: Send + Sync + 'static {
     /// Lets go of what [`Store::lock_name`] took; best effort.
     fn unlock_name(&self, _name: &str) {}
 
+    /// [`Store::lock_name`] if no other process holds it, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn try_lock_name(&self, _name: &str) -> Result<bool> {
+        Ok(true)
+    }
+
     /// This process's worker id in a store several processes share.
     fn worker(&self) -> Option<String> {
         None
@@ -150,15 +159,20 @@ pub trait Store: Send + Sync + 'static {
 
 /// A [`Store`] in memory (a `BTreeMap` behind a mutex), for tests: clones share the data, so a
 /// ledger opened again on a clone sees what the last one left, as after a restart.
+/// [`MemStore::as_worker`] makes a clone one of several workers sharing it: they then take
+/// turns on named locks ([`Store::try_lock_name`]), as on PostgreSQL.
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
     inner: Arc<Mutex<MemInner>>,
+    worker: Option<String>,
 }
 
 #[derive(Debug, Default)]
 struct MemInner {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     blobs: BTreeMap<u64, Vec<u8>>,
+    /// Named locks held by workers: the holder and how many times it took the lock.
+    names: BTreeMap<String, (String, usize)>,
 }
 
 impl super::StoreLedger<MemStore> {
@@ -175,6 +189,15 @@ impl super::StoreLedger<MemStore> {
 impl MemStore {
     fn lock(&self) -> MutexGuard<'_, MemInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A clone of this store (the same data) for worker `id` among several sharing it.
+    #[must_use]
+    pub fn as_worker(&self, id: &str) -> MemStore {
+        MemStore {
+            inner: Arc::clone(&self.inner),
+            worker: Some(id.to_owned()),
+        }
     }
 }
 
@@ -249,5 +272,65 @@ impl Store for MemStore {
 
     fn remove_blob(&self, id: u64) {
         self.lock().blobs.remove(&id);
+    }
+
+    fn worker(&self) -> Option<String> {
+        self.worker.clone()
+    }
+
+    /// Taken again by its holder as PostgreSQL's session locks are (one unlock per take).
+    fn try_lock_name(&self, name: &str) -> Result<bool> {
+        let Some(me) = &self.worker else {
+            return Ok(true);
+        };
+        let mut inner = self.lock();
+        let held = inner
+            .names
+            .entry(name.to_owned())
+            .or_insert_with(|| (me.clone(), 0));
+        if held.0 != *me {
+            return Ok(false);
+        }
+        held.1 += 1;
+        Ok(true)
+    }
+
+    /// Waits (at most a minute: a test that forgets an unlock fails) for the holder.
+    fn lock_name(&self, name: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.try_lock_name(name)? {
+            if std::time::Instant::now() >= deadline {
+                return Err(LedgerError::Unreachable(format!(
+                    "the lock {name} was never let go"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn unlock_name(&self, name: &str) {
+        let Some(me) = &self.worker else {
+            return;
+        };
+        let mut inner = self.lock();
+        if let Some(held) = inner.names.get_mut(name).filter(|h| h.0 == *me) {
+            held.1 = held.1.saturating_sub(1);
+            if held.1 == 0 {
+                inner.names.remove(name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl MemStore {
+    /// The named locks held now, and by whom.
+    pub(crate) fn names_held(&self) -> Vec<(String, String)> {
+        self.lock()
+            .names
+            .iter()
+            .map(|(n, (w, _))| (n.clone(), w.clone()))
+            .collect()
     }
 }

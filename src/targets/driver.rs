@@ -443,22 +443,21 @@ impl<T: Target> Driven<T> {
         self.target.prepare(ledger, &docs).await?;
         let now = Utc::now();
         let size = self.target.lot_size().max(1);
-        let mut queue = docs.into_iter().peekable();
+        let mut turns = turns::Turns::new(ledger, docs);
         loop {
             let mut ready: Vec<(Arc<MappedDocument>, Record, T::Ready)> = Vec::new();
             while ready.len() < size {
-                let Some((next, _)) = queue.peek() else {
-                    break;
+                let (md, mut rec) = match turns.next(!ready.is_empty()).await? {
+                    turns::Next::Doc(d) => *d,
+                    turns::Next::SendFirst | turns::Next::Done => break,
                 };
                 if ready
                     .first()
-                    .is_some_and(|(first, _, _)| !self.target.joins(first, next))
+                    .is_some_and(|(first, _, _)| !self.target.joins(first, &md))
                 {
+                    turns.put_back((md, rec));
                     break;
                 }
-                let Some((md, mut rec)) = queue.next() else {
-                    break;
-                };
                 match self.target.check(ledger, &md, &rec).await? {
                     Ok(r) => ready.push((md, rec, r)),
                     Err(problems) => {
@@ -472,7 +471,20 @@ impl<T: Target> Driven<T> {
             }
             let lot = self.target.pack(ready, run_id).await?;
             self.send_lot(ledger, lot, &mut others, run_id).await?;
+            turns.release();
         }
+        // Put off for another worker that still holds them after the wait: held with their
+        // copy for the next run, none lost behind the cursor.
+        let gave_up = turns.gave_up();
+        contended::hold_for_next_run(
+            ledger,
+            gave_up.iter().map(|(md, rec)| (md.as_ref(), rec)),
+            &[],
+            "another worker sharing the ledger was still sending this document",
+            run_id,
+            now,
+            &mut others,
+        )?;
         ledger.put_claims(&[], &others)?;
         Ok(())
     }
@@ -779,3 +791,4 @@ impl<T: Target + 'static> TargetRun for Driven<T> {
 mod contended;
 #[cfg(test)]
 mod tests;
+mod turns;

@@ -135,22 +135,31 @@ impl<S: Store> StoreLedger<S> {
         }
     }
 
-    /// Reads the stored values of these records in one call, for the stage's writes that
-    /// follow (under the write lock: nothing changes them meanwhile).
+    /// Reads the stored values of these records, and the tallies of their jobs and targets, in
+    /// one call, for the stage's writes that follow (under the write lock: nothing changes them
+    /// meanwhile).
     pub(super) fn prefetch<'a>(
         &self,
         st: &mut Stage,
         keys: impl Iterator<Item = &'a RecordKey>,
     ) -> Result<()> {
-        let keys: Vec<Vec<u8>> = keys
-            .map(rkey)
-            .filter(|k| !st.records.contains_key(k) && !st.read.contains_key(k))
-            .collect();
-        if keys.len() < 2 {
+        let mut want: Vec<Vec<u8>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            for k in [rkey(key), tkey(&key.job, &key.target)] {
+                if !st.records.contains_key(&k)
+                    && !st.read.contains_key(&k)
+                    && seen.insert(k.clone())
+                {
+                    want.push(k);
+                }
+            }
+        }
+        if want.is_empty() {
             return Ok(());
         }
-        let values = self.store.get_many(&keys)?;
-        st.read.extend(keys.into_iter().zip(values));
+        let values = self.store.get_many(&want)?;
+        st.read.extend(want.into_iter().zip(values));
         Ok(())
     }
 
@@ -223,7 +232,10 @@ impl<S: Store> StoreLedger<S> {
             if delta.iter().all(|d| *d == 0) {
                 continue;
             }
-            let mut t = self.tally(job, target)?;
+            let mut t = match st.read.get(&tkey(job, target)) {
+                Some(v) => v.as_deref().map(decode_tally).unwrap_or([0; TALLY]),
+                None => self.tally(job, target)?,
+            };
             for (slot, d) in t.iter_mut().zip(delta) {
                 *slot = slot.saturating_add_signed(*d);
             }

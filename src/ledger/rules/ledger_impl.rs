@@ -55,6 +55,10 @@ impl<S: Store> Ledger for StoreLedger<S> {
         self.store.unlock_name(name);
     }
 
+    fn try_lock_name(&self, name: &str) -> Result<bool> {
+        self.store.try_lock_name(name)
+    }
+
     fn worker_alive(&self, id: &str) -> Result<bool> {
         self.store.worker_alive(id)
     }

@@ -1,12 +1,15 @@
-//! A lot refused at its claim because another worker sharing the ledger claimed or delivered
-//! one of its documents meanwhile ([`crate::ledger::Ledger::put_claims`]): nothing of it is
-//! sent, and its other documents wait, held with their copy, for the next run, which reads held
-//! copies again. So none is lost behind a source cursor that moved on.
+//! Documents another worker sharing the ledger keeps this one from sending now: a lot refused at
+//! its claim because another worker claimed or delivered one of its documents meanwhile
+//! ([`crate::ledger::Ledger::put_claims`]), or a document another worker still had reserved
+//! after the wait ([`super::turns`]). Nothing of them is sent; each waits, held with its copy,
+//! for the next run, which reads held copies again. So none is lost behind a source cursor that
+//! moved on.
 
 use chrono::{DateTime, Utc};
 
 use super::LotDoc;
 use crate::ledger::{Ledger, Record, RecordKey};
+use crate::mapping::MappedDocument;
 use crate::problem::Problem;
 use crate::targets::TargetError;
 
@@ -24,22 +27,50 @@ pub(super) fn wait_for_next_run(
     now: DateTime<Utc>,
 ) -> Result<(), TargetError> {
     let mut waiting = Vec::new();
-    for d in docs {
-        if refused.contains(&d.rec.key) {
+    hold_for_next_run(
+        ledger,
+        docs.iter().map(|d| (d.md.as_ref(), &d.rec)),
+        refused,
+        "another worker sharing the ledger claimed a document sent together with this one",
+        run_id,
+        now,
+        &mut waiting,
+    )?;
+    ledger.put_claims(&[], &waiting)?;
+    Ok(())
+}
+
+/// The held records (with `why`) of the documents of `docs` that `refused` does not name and
+/// whose stored record is still eligible, added to `waiting` for the caller to write.
+///
+/// # Errors
+///
+/// The ledger fails.
+pub(super) fn hold_for_next_run<'d>(
+    ledger: &dyn Ledger,
+    docs: impl Iterator<Item = (&'d MappedDocument, &'d Record)>,
+    refused: &[RecordKey],
+    why: &str,
+    run_id: &str,
+    now: DateTime<Utc>,
+    waiting: &mut Vec<Record>,
+) -> Result<(), TargetError> {
+    for (md, planned) in docs {
+        if refused.contains(&planned.key) {
             continue;
         }
-        let mut rec = match ledger.get(&d.rec.key)? {
+        let mut rec = match ledger.get(&planned.key)? {
             Some(r) => r,
             None => {
-                let mut r = Record::new(d.rec.key.clone(), now);
-                r.number.clone_from(&d.rec.number);
-                r.kind.clone_from(&d.rec.kind);
-                r.customer_id.clone_from(&d.rec.customer_id);
-                r.customer_name.clone_from(&d.rec.customer_name);
-                r.issue_date = d.rec.issue_date;
-                r.gross = d.rec.gross;
-                r.origin.clone_from(&d.rec.origin);
-                r.source_hash.clone_from(&d.rec.source_hash);
+                let mut r = Record::new(planned.key.clone(), now);
+                r.number.clone_from(&planned.number);
+                r.kind.clone_from(&planned.kind);
+                r.customer_id.clone_from(&planned.customer_id);
+                r.customer_name.clone_from(&planned.customer_name);
+                r.issue_date = planned.issue_date;
+                r.gross = planned.gross;
+                r.origin.clone_from(&planned.origin);
+                r.source_hash.clone_from(&planned.source_hash);
                 r
             }
         };
@@ -50,15 +81,14 @@ pub(super) fn wait_for_next_run(
             vec![Problem::new(
                 "claimed-elsewhere",
                 "",
-                "another worker sharing the ledger claimed a document sent together with this one",
+                why,
                 "nothing to do: it is sent at the next run",
             )],
-            serde_json::to_value(&d.md.doc).ok(),
+            serde_json::to_value(&md.doc).ok(),
             run_id,
             now,
         );
         waiting.push(rec);
     }
-    ledger.put_claims(&[], &waiting)?;
     Ok(())
 }

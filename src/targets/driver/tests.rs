@@ -635,3 +635,64 @@ async fn a_lot_another_worker_claimed_part_of_is_not_sent_and_the_rest_waits() {
     r.unwrap();
     assert_eq!((d.delivered, w.rec("A").state), (1, State::Delivered));
 }
+
+/// Two workers share the ledger; the other one reserved B and claimed it. This one packs A+C
+/// (B put off, not sent with A), then waits for B, finds it claimed and leaves it: one call,
+/// nothing held, every reservation let go. Without turns, the lot A+B was refused at its claim
+/// and A held for the next run.
+#[tokio::test]
+async fn workers_take_turns_a_document_another_reserved_is_put_off_not_packed() {
+    use crate::ledger::store::MemStore;
+    let store = MemStore::default();
+    let mut w = World::new();
+    w.ledger = crate::ledger::StoreLedger::on(store.as_worker("me")).unwrap();
+    let theirs = crate::ledger::StoreLedger::on(store.as_worker("other")).unwrap();
+    let mut fake = w.fake();
+    fake.lot = 2;
+    let page = w.page(&["A", "B", "C"]);
+    let b = super::turns::name(&page[1].1.key);
+    assert!(theirs.try_lock_name(&b).unwrap());
+    let mut claimed = page[1].1.clone();
+    claimed.claim("run-other: claimed", Utc::now()).unwrap();
+    theirs.put_records(&[claimed]).unwrap();
+    let mut d = Driven::new(fake, "job", false);
+    let (r, ()) = tokio::join!(
+        d.deliver_page(&w.ledger, page, Vec::new(), "run-1"),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            theirs.unlock_name(&b);
+        }
+    );
+    r.unwrap();
+    assert_eq!(w.calls(), vec![vec!["A".to_owned(), "C".to_owned()]]);
+    assert_eq!(d.delivered, 2);
+    assert_eq!(w.rec("A").state, State::Delivered);
+    assert_eq!(w.rec("B").state, State::Claimed, "theirs, untouched");
+    assert_eq!(w.rec("C").state, State::Delivered);
+    assert!(store.names_held().is_empty(), "{:?}", store.names_held());
+}
+
+/// The other worker reserved B and never lets go of it (nor claims it): after the wait, B is
+/// held with its copy for the next run, never lost behind the cursor; A and C go.
+#[tokio::test]
+async fn a_document_another_worker_keeps_reserved_waits_for_the_next_run() {
+    use crate::ledger::store::MemStore;
+    let store = MemStore::default();
+    let mut w = World::new();
+    w.ledger = crate::ledger::StoreLedger::on(store.as_worker("me")).unwrap();
+    let theirs = crate::ledger::StoreLedger::on(store.as_worker("other")).unwrap();
+    let page = w.page(&["A", "B", "C"]);
+    assert!(theirs
+        .try_lock_name(&super::turns::name(&page[1].1.key))
+        .unwrap());
+    let mut d = Driven::new(w.fake(), "job", false);
+    d.deliver_page(&w.ledger, page, Vec::new(), "run-1")
+        .await
+        .unwrap();
+    assert_eq!(w.calls(), vec![vec!["A".to_owned()], vec!["C".to_owned()]]);
+    let mut b = w.rec("B");
+    assert_eq!(b.state, State::Held);
+    assert_eq!(b.problems[0].code, "claimed-elsewhere");
+    assert_eq!(b.take_held_doc().map(|d| d.number), Some("B".to_owned()));
+    assert_eq!(store.names_held().len(), 1, "only theirs is left");
+}
