@@ -100,6 +100,22 @@ fn run(dir: &std::path::Path, workers: usize) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// The machine's CPU ticks so far: (busy, all), from `/proc/stat`'s first line.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let all: u64 = f.iter().sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (all - idle, all)
+}
+
 /// The CPU seconds of the children waited for so far (`/proc/self/stat`'s cutime + cstime).
 fn children_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -126,6 +142,7 @@ async fn row(what: &str, workers: usize, copies: usize, postgres: Option<&str>) 
         );
     }
     let cpu = children_cpu();
+    let ticks = machine_ticks();
     let secs = tokio::task::spawn_blocking({
         let dir = p.path("");
         move || run(&dir, workers)
@@ -138,8 +155,17 @@ async fn row(what: &str, workers: usize, copies: usize, postgres: Option<&str>) 
         "imported twice: {imports:?}"
     );
     let n = imports.len();
+    if let Ok(d) = std::env::var("FACTO_BENCH_LOG") {
+        let keys: Vec<&String> = imports.keys().collect();
+        let _ = std::fs::write(
+            format!("{d}/imported-{workers}-{}.txt", postgres.is_some()),
+            format!("{keys:#?}"),
+        );
+    }
+    let (busy, all) = machine_ticks();
+    let busy = (busy - ticks.0) as f64 * 100.0 / (all - ticks.1).max(1) as f64;
     println!(
-        "| {what} | {workers} | {n} | {secs:.2} s | {:.0} | {:.2} s |",
+        "| {what} | {workers} | {n} | {secs:.2} s | {:.0} | {:.2} s | {busy:.0} % |",
         n as f64 / secs,
         children_cpu() - cpu
     );
@@ -157,8 +183,8 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
-    println!("| ledger | workers | documents | time | documents/s | workers' CPU |");
-    println!("|---|---|---|---|---|---|");
+    println!("| ledger | workers | documents | time | documents/s | workers' CPU | machine busy |");
+    println!("|---|---|---|---|---|---|---|");
     row("sled", 1, copies, None).await;
     match std::env::var("FACTO_BENCH_POSTGRES").ok() {
         Some(url) => {

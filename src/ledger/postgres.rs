@@ -32,6 +32,7 @@ use postgres::{Client, NoTls};
 use super::rules::StoreLedger;
 use super::store::{Scan, Store, WriteBatch};
 use super::{LedgerError, Result};
+use conn::Conn;
 
 /// The ledger on PostgreSQL.
 pub type PgLedger = StoreLedger<PgStore>;
@@ -62,45 +63,6 @@ const SCAN_PAGE: i64 = 1000;
 const MIGRATION_LOCK: i64 = 0x6661_6374_6f00_0001;
 
 type Job = Box<dyn FnOnce(&mut Conn) + Send>;
-
-/// What the connection's thread holds: its client, and how to make a new one (connected, its
-/// session set, the namespace's lock taken again) when the last one was lost.
-struct Conn {
-    client: Option<Client>,
-    connect: Box<dyn FnMut() -> Result<Client> + Send>,
-    /// How many connections were made: a lock taken on one is gone with it.
-    generation: u64,
-    /// The connection on which this process took the write lock, while it holds it.
-    write_lock: Option<u64>,
-}
-
-impl Conn {
-    /// The client, connected again first if the last one was lost.
-    fn client(&mut self) -> Result<&mut Client> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            self.client = Some((self.connect)()?);
-            self.generation += 1;
-        }
-        self.client.as_mut().ok_or_else(gone)
-    }
-
-    /// The client for a write: refused when the write lock was taken on a connection since
-    /// lost (the server let it go with the connection; another worker may have written since).
-    fn writer(&mut self) -> Result<&mut Client> {
-        let client_lost = self.client.as_ref().is_none_or(Client::is_closed);
-        if self
-            .write_lock
-            .is_some_and(|g| g != self.generation || client_lost)
-        {
-            return Err(LedgerError::Unreachable(
-                "the connection that held the ledger's write lock was lost: the write is not made"
-                    .into(),
-            ));
-        }
-        self.client()
-    }
-}
 
 /// A PostgreSQL database as a ledger store, for one namespace.
 pub struct PgStore {
@@ -327,6 +289,7 @@ impl PgStore {
                     connect: Box::new(connect),
                     generation: 0,
                     write_lock: None,
+                    prepared: std::collections::HashMap::new(),
                 };
                 let ready = conn.client().map(|_| ());
                 let ok = ready.is_ok();
@@ -506,26 +469,22 @@ impl Store for PgStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let (ns, key) = (self.ns.clone(), key.to_vec());
-        self.call(move |c| {
-            Ok(c.query_opt(
-                "SELECT value FROM facto_kv WHERE ns = $1 AND key = $2",
-                &[&ns, &key],
-            )
-            .map_err(store_error)?
-            .map(|r| r.get(0)))
+        self.call_on(move |conn| {
+            let (c, st) = conn.prepared("SELECT value FROM facto_kv WHERE ns = $1 AND key = $2")?;
+            Ok(c.query_opt(&st, &[&ns, &key])
+                .map_err(store_error)?
+                .map(|r| r.get(0)))
         })
     }
 
     /// One query for all of them.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let (ns, wanted) = (self.ns.clone(), keys.to_vec());
-        let found = self.call(move |c| {
-            let rows = c
-                .query(
-                    "SELECT key, value FROM facto_kv WHERE ns = $1 AND key = ANY($2::bytea[])",
-                    &[&ns, &wanted],
-                )
-                .map_err(store_error)?;
+        let found = self.call_on(move |conn| {
+            let (c, st) = conn.prepared(
+                "SELECT key, value FROM facto_kv WHERE ns = $1 AND key = ANY($2::bytea[])",
+            )?;
+            let rows = c.query(&st, &[&ns, &wanted]).map_err(store_error)?;
             Ok(rows
                 .iter()
                 .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
@@ -583,14 +542,14 @@ impl Store for PgStore {
         // One statement, so one round trip and atomic on its own: its keys written and
         // removed are distinct (the batch's last operation per key).
         self.call_on(move |conn| {
-            conn.writer()?
-                .execute(
-                    "WITH gone AS (DELETE FROM facto_kv WHERE ns = $1 AND key = ANY($4::bytea[]))
-                     INSERT INTO facto_kv (ns, key, value)
-                     SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
-                     ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&ns, &keys, &values, &gone],
-                )
+            conn.writer()?;
+            let (c, st) = conn.prepared(
+                "WITH gone AS (DELETE FROM facto_kv WHERE ns = $1 AND key = ANY($4::bytea[]))
+                 INSERT INTO facto_kv (ns, key, value)
+                 SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS t(k, v)
+                 ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+            )?;
+            c.execute(&st, &[&ns, &keys, &values, &gone])
                 .map_err(store_error)?;
             Ok(())
         })
@@ -646,10 +605,9 @@ impl Store for PgStore {
         self.call_on(move |conn| {
             conn.client()?;
             let held = conn.write_lock.is_some_and(|g| g == conn.generation);
-            let c = conn.client()?;
             if !held {
-                c.execute("SELECT pg_advisory_lock($1)", &[&key])
-                    .map_err(store_error)?;
+                let (c, st) = conn.prepared("SELECT pg_advisory_lock($1)")?;
+                c.execute(&st, &[&key]).map_err(store_error)?;
             }
             conn.write_lock = Some(conn.generation);
             Ok(())
@@ -667,9 +625,9 @@ impl Store for PgStore {
             return Ok(());
         }
         let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
-        self.call(move |c| {
-            c.execute("SELECT pg_advisory_lock($1)", &[&key])
-                .map_err(store_error)?;
+        self.call_on(move |conn| {
+            let (c, st) = conn.prepared("SELECT pg_advisory_lock($1)")?;
+            c.execute(&st, &[&key]).map_err(store_error)?;
             Ok(())
         })
     }
@@ -679,10 +637,9 @@ impl Store for PgStore {
             return Ok(true);
         }
         let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
-        self.call(move |c| {
-            Ok(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-                .map_err(store_error)?
-                .get(0))
+        self.call_on(move |conn| {
+            let (c, st) = conn.prepared("SELECT pg_try_advisory_lock($1)")?;
+            Ok(c.query_one(&st, &[&key]).map_err(store_error)?.get(0))
         })
     }
 
@@ -692,9 +649,8 @@ impl Store for PgStore {
         }
         let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
         let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
-            if let Some(c) = conn.client.as_mut().filter(|c| !c.is_closed()) {
-                c.execute("SELECT pg_advisory_unlock($1)", &[&key])
-                    .map_err(store_error)?;
+            if let Some((c, st)) = conn.prepared_if_open("SELECT pg_advisory_unlock($1)")? {
+                c.execute(&st, &[&key]).map_err(store_error)?;
             }
             Ok(())
         }));
@@ -732,9 +688,8 @@ impl Store for PgStore {
         let key = write_lock(&self.ns);
         let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
             if conn.write_lock.take() == Some(conn.generation) {
-                if let Some(c) = conn.client.as_mut().filter(|c| !c.is_closed()) {
-                    c.execute("SELECT pg_advisory_unlock($1)", &[&key])
-                        .map_err(store_error)?;
+                if let Some((c, st)) = conn.prepared_if_open("SELECT pg_advisory_unlock($1)")? {
+                    c.execute(&st, &[&key]).map_err(store_error)?;
                 }
             }
             Ok(())
@@ -794,5 +749,6 @@ impl Store for PgStore {
     }
 }
 
+mod conn;
 #[cfg(test)]
 mod tests;
