@@ -28,7 +28,7 @@ mod common;
 
 // The same allocator as the `facto` binary.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: facto::alloc::Allocator = facto::alloc::Allocator;
 
 use facto::ledger::sled::{SledLedger, SledStore};
 use facto::ledger::store::{Scan, Store, WriteBatch};
@@ -306,6 +306,7 @@ fn time(what: &str, mut f: impl FnMut(usize) -> usize) {
 }
 
 fn main() {
+    facto::alloc::large_allocations_mapped();
     let n: usize = std::env::var("FACTO_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 // The same allocator as the `facto` binary.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: facto::alloc::Allocator = facto::alloc::Allocator;
 
 use facto::config::Config;
 use facto::sync::{run_job, Mode, RunOptions};
@@ -62,6 +62,7 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
+    facto::alloc::large_allocations_mapped();
     // `cargo bench` passes `--bench`; nothing else is expected.
     let n: usize = std::env::var("FACTO_BENCH_N")
         .ok()

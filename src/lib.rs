@@ -3,6 +3,7 @@
 //! nothing is sent twice and nothing is lost.
 
 pub mod alerts;
+pub mod alloc;
 #[cfg(test)]
 mod architecture;
 pub mod checks;

@@ -1,9 +1,10 @@
 //! The `facto` binary: parse the command line, run, map the outcome to an exit code.
 
 fn main() -> std::process::ExitCode {
+    facto::alloc::large_allocations_mapped();
     facto::cli::main_entry()
 }
 
-// glibc's allocator is slow for the many small allocations of JSON and ledger records.
+// mimalloc for small allocations, the system's for large ones (`facto::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: facto::alloc::Allocator = facto::alloc::Allocator;
