@@ -20,6 +20,7 @@ use crate::sync::RunError;
 mod args;
 mod chorus;
 mod connect;
+mod events;
 mod export;
 mod forward;
 mod ledger;
@@ -29,7 +30,9 @@ mod respond;
 mod status;
 mod sync;
 
-pub use args::{ChorusCmd, Cli, Command, ExportArgs, ExportsCmd, LedgerCmd, MappingsCmd};
+pub use args::{
+    ChorusCmd, Cli, Command, EventsCmd, ExportArgs, ExportsCmd, LedgerCmd, MappingsCmd,
+};
 use chorus::chorus_answer;
 use connect::connect;
 use export::{export, exports};
@@ -351,6 +354,7 @@ async fn run(cx: &mut Context<'_>) -> Result<u8, Failure> {
         } => mappings_check(cx, job.as_deref()).await,
         Command::Status { job } => status(cx, job.as_deref()).await,
         Command::Chorus { cmd } => chorus_answer(cx, cmd).await,
+        Command::Events { cmd } => events::events_cmd(cx, cmd),
         Command::Respond {
             doc,
             status,

@@ -136,3 +136,50 @@ async fn a_bad_events_section_is_refused_with_its_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("retries"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_events_are_listed_then_sent_again_or_discarded_by_an_admin() {
+    let p = Project::demo();
+    let refusing = receiver(422).await;
+    point_at(&p, &refusing);
+    let (_, _, _) = json_of(sync(&p)).await;
+    let tried = posts(&refusing).await.len();
+    assert!(tried > 0);
+    let listed = |p: &Project, args: &[&str]| -> Vec<Value> {
+        let out = p.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let refused = listed(&p, &["--json", "events", "list", "--refused"]);
+    assert_eq!(refused.len(), tried, "each refused event kept once");
+    assert!(refused.iter().all(|q| q["refused"] == true));
+    // Refused: not sent again, to this receiver or to a fixed one, until an admin says so.
+    let (_, _, _) = json_of(sync(&p)).await;
+    assert_eq!(posts(&refusing).await.len(), tried);
+    let up = receiver(200).await;
+    point_at(&p, &up);
+    let (_, _, _) = json_of(sync(&p)).await;
+    assert!(posts(&up).await.is_empty());
+
+    let dropped = refused[0]["event"]["id"].as_str().unwrap().to_owned();
+    let out = p.run(&["events", "discard", &dropped]);
+    assert_eq!(out.status.code(), Some(2), "discard asks to confirm");
+    assert!(p
+        .run(&["events", "discard", &dropped, "--yes"])
+        .status
+        .success());
+    let out = p.run(&["events", "resend", "--refused"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("{} ", tried - 1)));
+    let (_, _, _) = json_of(sync(&p)).await;
+    let got = events(&up).await;
+    assert_eq!(got.len(), tried - 1);
+    assert!(got.iter().all(|e| e["id"] != dropped.as_str()));
+    assert!(listed(&p, &["--json", "events", "list"]).is_empty());
+    let out = p.run(&["events", "resend", &dropped]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -140,6 +140,41 @@ pub enum Command {
         #[command(subcommand)]
         cmd: ChorusCmd,
     },
+    /// The outbox of document events for the invoicing application (`[events]`): list, send a
+    /// refused one again, discard one.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: EventsCmd,
+    },
+}
+
+/// `facto events ...`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// The events waiting in the outbox, oldest first.
+    List {
+        /// Only those the receiver refused.
+        #[arg(long)]
+        refused: bool,
+    },
+    /// Send a refused event again at the next pass (after the receiver was fixed). Audited.
+    Resend {
+        /// The event's id.
+        #[arg(required_unless_present = "refused", conflicts_with = "refused")]
+        id: Option<String>,
+        /// Every refused event.
+        #[arg(long)]
+        refused: bool,
+    },
+    /// Remove an event from the outbox: it is never sent. Audited.
+    Discard {
+        /// The event's id.
+        id: String,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `facto chorus ...`.

@@ -139,6 +139,7 @@ pub(super) fn forward_to_daemon(cli: &Cli) -> Option<ExitCode> {
             | Command::Status { .. }
             | Command::Chorus { .. }
             | Command::Respond { .. }
+            | Command::Events { .. }
     ) {
         return None;
     }

@@ -199,7 +199,8 @@ pub struct Queued {
     /// The last failure, without secrets.
     #[serde(default)]
     pub last_error: Option<String>,
-    /// The receiver refused it (a 4xx): kept, not sent again until an admin removes it.
+    /// The receiver refused it (a 4xx): kept, not sent again until an admin sends it again or
+    /// removes it (`facto events resend` / `facto events discard`).
     #[serde(default)]
     pub refused: bool,
 }
@@ -451,6 +452,40 @@ pub fn outbox(ledger: &dyn Ledger) -> Result<Vec<Queued>, LedgerError> {
         .collect::<Result<_, _>>()?;
     q.sort_by(|a, b| (a.event.at, &a.event.id).cmp(&(b.event.at, &b.event.id)));
     Ok(q)
+}
+
+/// Makes refused events of the outbox go again at the next pass (`id`: that one, else every
+/// refused one), their attempts counted from zero; returns the ids.
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn resend(ledger: &dyn Ledger, id: Option<&str>) -> Result<Vec<String>, LedgerError> {
+    let mut done = Vec::new();
+    for mut q in outbox(ledger)? {
+        if !q.refused || id.is_some_and(|i| i != q.event.id) {
+            continue;
+        }
+        q.refused = false;
+        q.attempts = 0;
+        let v = serde_json::to_value(&q).map_err(corrupt)?;
+        ledger.put_entries(OUTBOX, &[(vec![q.event.id.clone()], Some(v))])?;
+        done.push(q.event.id);
+    }
+    Ok(done)
+}
+
+/// Removes event `id` from the outbox (never sent, or refused); `false` when it is not there.
+///
+/// # Errors
+///
+/// Ledger failure.
+pub fn discard(ledger: &dyn Ledger, id: &str) -> Result<bool, LedgerError> {
+    if !outbox(ledger)?.iter().any(|q| q.event.id == id) {
+        return Ok(false);
+    }
+    ledger.put_entries(OUTBOX, &[(vec![id.to_owned()], None)])?;
+    Ok(true)
 }
 
 /// Records the news (on a blocking thread: it reads every record of the jobs), then sends the
