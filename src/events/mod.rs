@@ -461,7 +461,7 @@ pub fn outbox(ledger: &dyn Ledger) -> Result<Vec<Queued>, LedgerError> {
 ///
 /// Ledger failure.
 pub fn resend(ledger: &dyn Ledger, id: Option<&str>) -> Result<Vec<String>, LedgerError> {
-    let mut done = Vec::new();
+    let mut again = Vec::new();
     for mut q in outbox(ledger)? {
         if !q.refused || id.is_some_and(|i| i != q.event.id) {
             continue;
@@ -469,10 +469,16 @@ pub fn resend(ledger: &dyn Ledger, id: Option<&str>) -> Result<Vec<String>, Ledg
         q.refused = false;
         q.attempts = 0;
         let v = serde_json::to_value(&q).map_err(corrupt)?;
-        ledger.put_entries(OUTBOX, &[(vec![q.event.id.clone()], Some(v))])?;
-        done.push(q.event.id);
+        again.push((vec![q.event.id], Some(v)));
     }
-    Ok(done)
+    // In one write: all of them go again, or none.
+    if !again.is_empty() {
+        ledger.put_entries(OUTBOX, &again)?;
+    }
+    Ok(again
+        .into_iter()
+        .filter_map(|(k, _)| k.into_iter().next())
+        .collect())
 }
 
 /// Removes event `id` from the outbox (never sent, or refused); `false` when it is not there.

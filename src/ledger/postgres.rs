@@ -98,6 +98,11 @@ fn write_lock(ns: &str) -> i64 {
     namespace_lock(&format!("{ns}\0writes"))
 }
 
+/// The advisory lock of the name `name` ([`Store::lock_name`]), in namespace `ns`.
+fn name_lock(ns: &str, name: &str) -> i64 {
+    namespace_lock(&format!("{ns}\0name\0{name}"))
+}
+
 /// The advisory lock a worker's connection holds while it runs.
 fn worker_lock(ns: &str, worker: &str) -> i64 {
     namespace_lock(&format!("{ns}\0worker\0{worker}"))
@@ -624,7 +629,7 @@ impl Store for PgStore {
         if !self.shared {
             return Ok(());
         }
-        let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
+        let key = name_lock(&self.ns, name);
         self.call_on(move |conn| {
             let (c, st) = conn.prepared("SELECT pg_advisory_lock($1)")?;
             c.execute(&st, &[&key]).map_err(store_error)?;
@@ -636,7 +641,7 @@ impl Store for PgStore {
         if !self.shared {
             return Ok(true);
         }
-        let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
+        let key = name_lock(&self.ns, name);
         self.call_on(move |conn| {
             let (c, st) = conn.prepared("SELECT pg_try_advisory_lock($1)")?;
             Ok(c.query_one(&st, &[&key]).map_err(store_error)?.get(0))
@@ -647,7 +652,7 @@ impl Store for PgStore {
         if !self.shared {
             return;
         }
-        let key = namespace_lock(&format!("{}\0name\0{name}", self.ns));
+        let key = name_lock(&self.ns, name);
         let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
             if let Some((c, st)) = conn.prepared_if_open("SELECT pg_advisory_unlock($1)")? {
                 c.execute(&st, &[&key]).map_err(store_error)?;

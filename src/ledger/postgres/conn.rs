@@ -20,9 +20,14 @@ pub(super) struct Conn {
 }
 
 impl Conn {
+    /// Whether there is no client or its connection was lost.
+    fn lost(&self) -> bool {
+        self.client.as_ref().is_none_or(Client::is_closed)
+    }
+
     /// The client, connected again first if the last one was lost.
     pub(super) fn client(&mut self) -> Result<&mut Client> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
+        if self.lost() {
             self.client = None;
             self.client = Some((self.connect)()?);
             self.generation += 1;
@@ -58,7 +63,7 @@ impl Conn {
         &mut self,
         sql: &'static str,
     ) -> Result<Option<(&mut Client, Statement)>> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
+        if self.lost() {
             return Ok(None);
         }
         self.prepared(sql).map(Some)
@@ -67,7 +72,7 @@ impl Conn {
     /// The client for a write: refused when the write lock was taken on a connection since
     /// lost (the server let it go with the connection; another worker may have written since).
     pub(super) fn writer(&mut self) -> Result<&mut Client> {
-        let client_lost = self.client.as_ref().is_none_or(Client::is_closed);
+        let client_lost = self.lost();
         if self
             .write_lock
             .is_some_and(|g| g != self.generation || client_lost)

@@ -91,10 +91,16 @@ fn shared_workers_see_each_other_alive_and_write_one_at_a_time() {
     t.join().unwrap();
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     drop(a);
-    assert!(
-        !c.worker_alive(&wa).unwrap(),
-        "a is gone: its claims are for the others to settle"
-    );
+    // The server lets go of a's locks when its backend ends, a moment after the connection
+    // closes (seen failing once in three runs under load): asked again for up to 5 s.
+    let gone = (0..250).any(|_| {
+        let alive = c.worker_alive(&wa).unwrap();
+        if alive {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        !alive
+    });
+    assert!(gone, "a is gone: its claims are for the others to settle");
     assert!(
         matches!(
             PgStore::open(&b.url, None, &b.ns),

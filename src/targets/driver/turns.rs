@@ -75,7 +75,7 @@ impl<'a> Turns<'a> {
     /// The ledger fails.
     pub(super) async fn next(&mut self, lot_open: bool) -> Result<Next, TargetError> {
         loop {
-            if let Some(d) = self.now.pop_front() {
+            let (d, name) = if let Some(d) = self.now.pop_front() {
                 if !self.shared {
                     return Ok(Next::Doc(Box::new(d)));
                 }
@@ -84,28 +84,25 @@ impl<'a> Turns<'a> {
                     self.later.push_back(d);
                     continue;
                 }
-                self.reserved.push(name);
-                if !self.taken_elsewhere(&d)? {
-                    return Ok(Next::Doc(Box::new(d)));
+                (d, name)
+            } else if let Some(d) = self.later.pop_front() {
+                let name = name(&d.1.key);
+                if !self.ledger.try_lock_name(&name)? {
+                    if lot_open {
+                        self.later.push_front(d);
+                        return Ok(Next::SendFirst);
+                    }
+                    // Waits holding nothing: the worker it waits for never waits for this one.
+                    self.release();
+                    if !self.wait_for(&name).await? {
+                        self.gave_up.push(d);
+                        continue;
+                    }
                 }
-                continue;
-            }
-            let Some(d) = self.later.pop_front() else {
+                (d, name)
+            } else {
                 return Ok(Next::Done);
             };
-            let name = name(&d.1.key);
-            if !self.ledger.try_lock_name(&name)? {
-                if lot_open {
-                    self.later.push_front(d);
-                    return Ok(Next::SendFirst);
-                }
-                // Waits holding nothing: the worker it waits for never waits for this one.
-                self.release();
-                if !self.wait_for(&name).await? {
-                    self.gave_up.push(d);
-                    continue;
-                }
-            }
             self.reserved.push(name);
             if !self.taken_elsewhere(&d)? {
                 return Ok(Next::Doc(Box::new(d)));
