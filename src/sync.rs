@@ -24,6 +24,8 @@ pub(crate) mod duplicates;
 mod learned;
 mod malformed;
 mod process;
+mod readahead;
+mod share;
 mod spill;
 mod summary;
 mod targets;
@@ -251,6 +253,9 @@ pub async fn run_job(
             .then(BTreeMap::new),
         cashed_none: BTreeSet::new(),
         cashed_learn: !learned::accounting_targets(cfg, job).is_empty(),
+        ahead: readahead::ReadAhead::default(),
+        share: share::Share::default(),
+        later: share::Later::new(),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();
@@ -284,6 +289,11 @@ pub async fn run_job(
                             break;
                         }
                     }
+                    if matches!(mode, Mode::Sync) {
+                        // Asked again at every page: a worker that starts or stops mid-run
+                        // changes the shares of the pages still to come.
+                        jr.share = share::Share::now(ledger)?;
+                    }
                     let pending = jr.process(page, progress)?;
                     if matches!(mode, Mode::Export(_)) {
                         if let Err(e) =
@@ -305,6 +315,18 @@ pub async fn run_job(
                         failure = Some(e);
                         break;
                     }
+                    if let Err(e) = deliver_later(
+                        &mut jr,
+                        share::DEFER_MAX,
+                        (&mut runs, &mut stopped, &mut amounts),
+                        ledger,
+                        &run_id,
+                    )
+                    .await?
+                    {
+                        failure = Some(e);
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -313,6 +335,22 @@ pub async fn run_job(
                     break;
                 }
             }
+        }
+    }
+    // The other shares' documents read and not planned yet: whatever their owners did not
+    // deliver by now is delivered here.
+    if failure.is_none() {
+        match deliver_later(
+            &mut jr,
+            0,
+            (&mut runs, &mut stopped, &mut amounts),
+            ledger,
+            &run_id,
+        )
+        .await?
+        {
+            Ok(()) => {}
+            Err(e) => failure = Some(e),
         }
     }
     // Held documents not seen in this pull are checked again from the copy the ledger keeps, so
@@ -471,6 +509,31 @@ pub async fn run_job(
         }
     }
     Ok(report)
+}
+
+/// A run's targets in progress, why each stopped, and the amounts each delivered.
+type Runs<'r> = (
+    &'r mut Vec<Box<dyn crate::targets::TargetRun>>,
+    &'r mut Vec<Option<String>>,
+    &'r mut Vec<Amounts>,
+);
+
+/// Plans and delivers the oldest documents of other shares until no more than `keep` wait,
+/// a page at a time. The outer error stops the run; the inner one is a target's failure.
+async fn deliver_later(
+    jr: &mut JobRun<'_>,
+    keep: usize,
+    (runs, stopped, amounts): Runs<'_>,
+    ledger: &dyn Ledger,
+    run_id: &str,
+) -> Result<Result<(), TargetError>, RunError> {
+    while jr.later.len() > keep {
+        let pending = jr.plan_later(share::DEFER_PAGE)?;
+        if let Err(e) = deliver(runs, stopped, ledger, pending, run_id, amounts).await {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Waits until every journal file's writer has claimed and written what it was handed.

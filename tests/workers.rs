@@ -142,3 +142,74 @@ async fn four_workers_killed_at_random_deliver_each_document_once() {
         "{delivered}"
     );
 }
+
+/// The share of a document id among `of` workers, as facto computes it (FNV-1a of the id).
+fn share_of(id: &str, of: u64) -> u64 {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    h % of
+}
+
+/// Workers divide a run: each plans and delivers its own share of the documents first, the
+/// others' after. Here a second worker is registered (the test holds it) but never runs: the
+/// one `facto sync` delivers its own share, then the other's share, which it finds undelivered.
+/// The imports come as two runs, one share then the other; a second sync delivers what waited
+/// for its invoice; every document once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_delivers_its_share_first_then_what_the_other_worker_left() {
+    let Some(url) = crate::postgres_ledger::url() else {
+        return;
+    };
+    let sim = Sim::start().await;
+    let (p, ns) = project(&sim, &url);
+    let other = facto::ledger::postgres::PgStore::open_as(&url, None, &ns, true).unwrap();
+    let mut id_of = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(p.path("examples/invoices")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let docs = match v {
+            serde_json::Value::Array(a) => a,
+            one => vec![one],
+        };
+        for d in docs {
+            id_of.insert(
+                d["number"].as_str().unwrap().to_owned(),
+                d["id"].as_str().unwrap().to_owned(),
+            );
+        }
+    }
+    let dir = p.path("");
+    let out = sync(&dir).stderr(Stdio::piped()).output().unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let order: Vec<String> = sim
+        .state
+        .lock()
+        .unwrap()
+        .invoices
+        .iter()
+        .map(|v| v["invoice_number"].as_str().unwrap().to_owned())
+        .collect();
+    let shares: Vec<u64> = order.iter().map(|n| share_of(&id_of[n], 2)).collect();
+    let switches = shares.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(shares.contains(&0) && shares.contains(&1), "{order:?}");
+    assert_eq!(
+        switches, 1,
+        "one share, then the other: {order:?} {shares:?}"
+    );
+    let out = sync(&dir).stderr(Stdio::piped()).output().unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_once(&sim.imports(), DELIVERABLE, "imported");
+    drop(other);
+}

@@ -130,11 +130,14 @@ conformance!(
     a_change_made_on_a_stale_read_is_refused_whole,
     claims_and_values_are_recorded_together,
     a_claim_is_taken_once_and_never_written_over,
+    records_and_values_are_read_at_once_in_order,
 );
 
 #[path = "conformance_claims.rs"]
 mod claims;
-use claims::a_claim_is_taken_once_and_never_written_over;
+use claims::{
+    a_claim_is_taken_once_and_never_written_over, records_and_values_are_read_at_once_in_order,
+};
 
 pub(crate) fn record(doc: &str, state: State) -> Record {
     let key = RecordKey {

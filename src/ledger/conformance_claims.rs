@@ -1,5 +1,6 @@
 //! The conformance suite's claims as workers sharing a ledger take them
-//! ([`crate::ledger::Ledger::put_claims`], [`crate::ledger::Ledger::put_records_unchanged`]).
+//! ([`crate::ledger::Ledger::put_claims`], [`crate::ledger::Ledger::put_records_unchanged`]), and
+//! the reads of a page at once ([`crate::ledger::Ledger::get_many`]).
 
 use super::{record, Backend};
 use crate::ledger::{Ledger, State};
@@ -51,4 +52,47 @@ pub(super) fn a_claim_is_taken_once_and_never_written_over<B: Backend>(b: &mut B
     assert!(l
         .put_records_unchanged(&[record("new", State::Held)], &[None])
         .unwrap());
+}
+
+/// Records and values read at once come back in the order asked, a missing one as `None`,
+/// each as a single read would give it.
+pub(super) fn records_and_values_are_read_at_once_in_order<B: Backend>(b: &mut B) {
+    let l = b.open();
+    l.put_records(&[record("a", State::Delivered), record("c", State::Held)])
+        .unwrap();
+    l.put_values(&[
+        ("one".into(), serde_json::json!(1)),
+        ("three".into(), serde_json::json!({"n": 3})),
+    ])
+    .unwrap();
+    let keys: Vec<_> = ["c", "b", "a", "c"]
+        .iter()
+        .map(|d| record(d, State::Held).key)
+        .collect();
+    let got = l.get_many(&keys).unwrap();
+    let one: Vec<_> = keys.iter().map(|k| l.get(k).unwrap()).collect();
+    assert_eq!(got, one);
+    let states: Vec<_> = got.iter().map(|r| r.as_ref().map(|r| r.state)).collect();
+    assert_eq!(
+        states,
+        [
+            Some(State::Held),
+            None,
+            Some(State::Delivered),
+            Some(State::Held)
+        ]
+    );
+    assert!(l.get_many(&[]).unwrap().is_empty());
+    let names: Vec<String> = ["three", "two", "one"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    assert_eq!(
+        l.values(&names).unwrap(),
+        [
+            Some(serde_json::json!({"n": 3})),
+            None,
+            Some(serde_json::json!(1))
+        ]
+    );
 }

@@ -298,6 +298,16 @@ pub trait Ledger: Send + Sync {
     /// Storage or decoding failure.
     fn get(&self, key: &RecordKey) -> Result<Option<Record>>;
 
+    /// Reads several records at once, in the order of `keys` (one round trip to a database
+    /// server, where [`Ledger::get`] takes one each).
+    ///
+    /// # Errors
+    ///
+    /// Storage or decoding failure.
+    fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<Record>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
     /// Writes records (held, released, follow-ups) in one atomic batch and flushes.
     ///
     /// # Errors
@@ -379,6 +389,16 @@ pub trait Ledger: Send + Sync {
     /// Storage failure.
     fn worker_alive(&self, _id: &str) -> Result<bool> {
         Ok(false)
+    }
+
+    /// The ids of the live workers sharing the ledger, this one among them, in order; empty
+    /// for a ledger one process holds alone. A run reads its share of the source first by them.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn workers(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 
     /// Lists records matching the filter, in key order.
@@ -637,6 +657,15 @@ pub trait Ledger: Send + Sync {
     ///
     /// Storage failure.
     fn value(&self, key: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Several values stored with [`Ledger::put_value`], in the order of `keys`, read at once.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn values(&self, keys: &[String]) -> Result<Vec<Option<serde_json::Value>>> {
+        keys.iter().map(|k| self.value(k)).collect()
+    }
 
     /// Stores (`Some`) or removes (`None`) entries of the space `space`, each named by its
     /// parts, in one atomic write with one flush: a set a feature lists by its first parts

@@ -155,6 +155,16 @@ pub trait Store: Send + Sync + 'static {
     fn worker_alive(&self, _id: &str) -> Result<bool> {
         Ok(false)
     }
+
+    /// The ids of the live workers sharing the store, this one among them, in order; empty for
+    /// a store one process holds alone.
+    ///
+    /// # Errors
+    ///
+    /// Storage failure.
+    fn workers(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A [`Store`] in memory (a `BTreeMap` behind a mutex), for tests: clones share the data, so a
@@ -173,6 +183,8 @@ struct MemInner {
     blobs: BTreeMap<u64, Vec<u8>>,
     /// Named locks held by workers: the holder and how many times it took the lock.
     names: BTreeMap<String, (String, usize)>,
+    /// The workers made by [`MemStore::as_worker`] and not gone ([`MemStore::leave`]).
+    workers: std::collections::BTreeSet<String>,
 }
 
 impl super::StoreLedger<MemStore> {
@@ -191,9 +203,15 @@ impl MemStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Worker `id` stops: it is no longer among [`Store::workers`].
+    pub fn leave(&self, id: &str) {
+        self.lock().workers.remove(id);
+    }
+
     /// A clone of this store (the same data) for worker `id` among several sharing it.
     #[must_use]
     pub fn as_worker(&self, id: &str) -> MemStore {
+        self.lock().workers.insert(id.to_owned());
         MemStore {
             inner: Arc::clone(&self.inner),
             worker: Some(id.to_owned()),
@@ -276,6 +294,13 @@ impl Store for MemStore {
 
     fn worker(&self) -> Option<String> {
         self.worker.clone()
+    }
+
+    fn workers(&self) -> Result<Vec<String>> {
+        if self.worker.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self.lock().workers.iter().cloned().collect())
     }
 
     /// Taken again by its holder as PostgreSQL's session locks are (one unlock per take).

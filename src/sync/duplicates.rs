@@ -44,6 +44,8 @@ pub(crate) struct Duplicates {
     /// found there is looked up in the ledger's records (by number, through its index) rather
     /// than every record of the job read up front, since nothing would be saved.
     from_records: bool,
+    /// The stored owners of the current page's numbers, read at once ([`Duplicates::read_ahead`]).
+    ahead: HashMap<String, Option<Value>>,
 }
 
 fn number_key(job: &str, kind: &str, number: &str) -> String {
@@ -118,7 +120,11 @@ impl Duplicates {
         let short = short_key(doc.kind.as_str(), &doc.number);
         let owner = match self.numbers.get(&short) {
             Some((id, o)) => Some((id.to_string(), self.origin(*o).to_owned())),
-            None => match ledger.value(&key)? {
+            None => match self
+                .ahead
+                .remove(&key)
+                .map_or_else(|| ledger.value(&key), Ok)?
+            {
                 Some(v) => {
                     let id = v["id"].as_str().unwrap_or_default().to_owned();
                     // A first document forgotten from the ledger no longer owns its number
@@ -175,6 +181,36 @@ impl Duplicates {
                 Ok(None)
             }
         }
+    }
+
+    /// Reads at once the stored owners of the numbers of `docs` not met yet in this run, for
+    /// [`Duplicates::check`] to find without a read each; what an earlier page read is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Ledger failure.
+    pub(crate) fn read_ahead<'d>(
+        &mut self,
+        ledger: &dyn Ledger,
+        job: &str,
+        docs: impl Iterator<Item = &'d Document>,
+    ) -> Result<(), LedgerError> {
+        self.ahead.clear();
+        let keys: Vec<String> = docs
+            .filter(|d| d.status == DocStatus::Final && !d.number.is_empty())
+            .filter(|d| {
+                !self
+                    .numbers
+                    .contains_key(&short_key(d.kind.as_str(), &d.number))
+            })
+            .map(|d| number_key(job, d.kind.as_str(), &d.number))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let found = ledger.values(&keys)?;
+        self.ahead = keys.into_iter().zip(found).collect();
+        Ok(())
     }
 
     /// The index of `origin` in `origins`, added when new.

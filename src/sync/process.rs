@@ -9,6 +9,8 @@ use indicatif::ProgressBar;
 
 use super::changes::{changes_after_delivery, source_hash, stored_snapshot};
 use super::duplicates::{Duplicate, Duplicates};
+use super::readahead::ReadAhead;
+use super::share::{Deferred, Later, Share};
 use super::{malformed, mapping_file, Mode, RunError};
 use crate::checks::prepare;
 use crate::config::Job;
@@ -136,6 +138,12 @@ pub(super) struct JobRun<'a> {
     /// Whether the job's accounting targets may report payments (so that unpaid documents
     /// that may owe 212 are kept for the 212 phase too).
     pub(super) cashed_learn: bool,
+    /// The current page's records, read at once.
+    pub(super) ahead: ReadAhead,
+    /// This worker's share of the documents, when workers share the ledger.
+    pub(super) share: Share,
+    /// Documents of other shares read and admitted, to be planned later.
+    pub(super) later: Later,
 }
 
 impl JobRun<'_> {
@@ -195,7 +203,22 @@ impl JobRun<'_> {
                     .push(crate::source::unknown::warning(f));
             }
         }
-        let mut ready = self.prepare_page(&page.items)?;
+        let docs: Vec<Option<&Document>> = page
+            .items
+            .iter()
+            .map(|item| match item {
+                Item::Doc { doc, .. } if !self.defers(doc) => Some(doc.as_ref()),
+                _ => None,
+            })
+            .collect();
+        self.read_ahead(&docs)?;
+        let all = page.items.iter().filter_map(|item| match item {
+            Item::Doc { doc, .. } => Some(doc.as_ref()),
+            Item::Bad { .. } => None,
+        });
+        self.dups.read_ahead(self.ledger, &self.job.name, all)?;
+        let mut ready = self.prepare_page(&docs)?;
+        drop(docs);
         for (item, ready) in page.items.into_iter().zip(ready.iter_mut()) {
             if let Some(p) = progress {
                 p.inc(1);
@@ -213,6 +236,7 @@ impl JobRun<'_> {
                     let targets = Arc::clone(&self.targets);
                     for (ti, t) in targets.iter().enumerate() {
                         if !self.dry_run {
+                            self.ahead.changed(&self.key(t, &id));
                             malformed::rekey(self.ledger, &self.key(t, &id), &error.origin, now)?;
                         }
                         let existing = self.ledger.get(&self.key(t, &id))?;
@@ -247,7 +271,16 @@ impl JobRun<'_> {
                 }
                 Item::Doc { doc, origin, hash } => {
                     let hash = hash.unwrap_or_else(|| source_hash(&doc));
-                    self.process_doc(&doc, &origin, &hash, ready.take(), &mut pending, now)?;
+                    if !self.defers(&doc) {
+                        self.process_doc(&doc, &origin, &hash, ready.take(), &mut pending, now)?;
+                    } else if let Some(same_number) = self.admit(&doc, &origin, &hash, now)? {
+                        self.later.push_back(Deferred {
+                            doc,
+                            origin,
+                            hash,
+                            same_number,
+                        });
+                    }
                 }
             }
         }
@@ -265,21 +298,62 @@ impl JobRun<'_> {
         Ok(pending)
     }
 
+    /// Whether `doc` is of another worker's share: planned after this worker's own.
+    fn defers(&self, doc: &Document) -> bool {
+        matches!(self.mode, Mode::Sync) && !self.dups.refeeding && !self.share.mine(&doc.id)
+    }
+
+    /// Reads at once the records, on every target, of the documents about to be planned.
+    fn read_ahead(&mut self, docs: &[Option<&Document>]) -> Result<(), RunError> {
+        let keys = docs
+            .iter()
+            .flatten()
+            .flat_map(|doc| self.targets.iter().map(|t| self.key(t, &doc.id)))
+            .collect();
+        self.ahead.load(self.ledger, keys)?;
+        Ok(())
+    }
+
+    /// Plans the oldest `max` documents of other shares (see [`super::share`]): by now their
+    /// owners have delivered most of them, found delivered here at the cost of a read.
+    pub(super) fn plan_later(&mut self, max: usize) -> Result<Vec<Pending>, RunError> {
+        let now = Utc::now();
+        let n = self.later.len().min(max);
+        let batch: Vec<Deferred> = self.later.drain(..n).collect();
+        let mut pending: Vec<Pending> = self.targets.iter().map(|_| Pending::default()).collect();
+        let docs: Vec<Option<&Document>> = batch.iter().map(|d| Some(d.doc.as_ref())).collect();
+        self.read_ahead(&docs)?;
+        let mut ready = self.prepare_page(&docs)?;
+        for (d, ready) in batch.iter().zip(ready.iter_mut()) {
+            let same_number = d.same_number.clone();
+            self.plan(
+                &d.doc,
+                &d.origin,
+                &d.hash,
+                same_number,
+                ready.take(),
+                &mut pending,
+                now,
+            )?;
+        }
+        Ok(pending)
+    }
+
     /// The pure work of the page's documents that are likely to be delivered (final, not
     /// delivered yet to its first target) — mapping, checks and the snapshot kept in the
     /// record — done on every core before the page is sorted in order on this thread.
-    fn prepare_page(&self, items: &[Item]) -> Result<Vec<Option<Ready>>, RunError> {
-        let mut wanted = Vec::with_capacity(items.len());
-        for item in items {
-            let doc = match item {
-                Item::Doc { doc, .. }
+    fn prepare_page(&self, docs: &[Option<&Document>]) -> Result<Vec<Option<Ready>>, RunError> {
+        let mut wanted = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let doc = match doc {
+                Some(doc)
                     if doc.status == DocStatus::Final
                         && match self.mode {
                             Mode::Export(sel) => sel.selects(doc),
                             Mode::Sync => true,
                         } =>
                 {
-                    doc
+                    *doc
                 }
                 _ => {
                     wanted.push(None);
@@ -288,12 +362,12 @@ impl JobRun<'_> {
             };
             let fresh = match self.targets.first() {
                 Some(t) => !self
-                    .ledger
-                    .get(&self.key(t, &doc.id))?
+                    .ahead
+                    .get(self.ledger, &self.key(t, &doc.id))?
                     .is_some_and(|r| r.state.is_delivered()),
                 None => false,
             };
-            wanted.push(fresh.then_some(doc.as_ref()));
+            wanted.push(fresh.then_some(doc));
         }
         let mapping = self.mapping;
         Ok(crate::par::map(&wanted, |_, doc| {
@@ -304,7 +378,6 @@ impl JobRun<'_> {
         }))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn process_doc(
         &mut self,
         doc: &Document,
@@ -314,15 +387,27 @@ impl JobRun<'_> {
         pending: &mut [Pending],
         now: chrono::DateTime<Utc>,
     ) -> Result<(), RunError> {
-        let export = match self.mode {
-            Mode::Export(sel) => {
-                if !sel.selects(doc) {
-                    return Ok(());
-                }
-                Some(sel)
+        match self.admit(doc, origin, hash, now)? {
+            Some(same_number) => self.plan(doc, origin, hash, same_number, ready, pending, now),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a document read and finds, in read order, whether it duplicates another;
+    /// `None` when it is left out (not selected, a second copy), else the number's other owner
+    /// when it has one.
+    fn admit(
+        &mut self,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<Option<Problem>>, RunError> {
+        if let Mode::Export(sel) = self.mode {
+            if !sel.selects(doc) {
+                return Ok(None);
             }
-            Mode::Sync => None,
-        };
+        }
         self.report.documents_read += 1;
         let targets = Arc::clone(&self.targets);
         let dup = self
@@ -331,19 +416,19 @@ impl JobRun<'_> {
         let same_number = match dup {
             Some(Duplicate::SameId(problem)) => {
                 self.report_same_id(doc, origin, hash, &problem, now);
-                return Ok(());
+                return Ok(None);
             }
             Some(Duplicate::SameNumber(problem)) => Some(problem),
             Some(Duplicate::Reread) => {
                 tracing::warn!(doc = %doc.number, origin = %origin, "Document read twice with the same content; taken once.");
-                return Ok(());
+                return Ok(None);
             }
             None => None,
         };
         if let Some(first) = self.copy_elsewhere(doc, origin)? {
             let problem = self.dups.same_id(doc, &first, origin);
             self.report_same_id(doc, origin, hash, &problem, now);
-            return Ok(());
+            return Ok(None);
         }
         if let Some(c) = self.cashed.as_mut() {
             if super::cashed::candidate(doc, self.cashed_learn) {
@@ -354,6 +439,27 @@ impl JobRun<'_> {
                 self.cashed_none.insert(doc.id.clone());
             }
         }
+        Ok(Some(same_number))
+    }
+
+    /// Sorts an admitted document on each target: delivered already, changed since, held, or
+    /// to deliver.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &mut self,
+        doc: &Document,
+        origin: &str,
+        hash: &str,
+        same_number: Option<Problem>,
+        ready: Option<Ready>,
+        pending: &mut [Pending],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), RunError> {
+        let export = match self.mode {
+            Mode::Export(sel) => Some(sel),
+            Mode::Sync => None,
+        };
+        let targets = Arc::clone(&self.targets);
         let (mut prepared, mut snapshot) = match ready {
             Some(r) => (Some(r.prepared), Some(r.snapshot)),
             None => (None, None),
@@ -368,7 +474,7 @@ impl JobRun<'_> {
                 continue;
             }
             let key = self.key(t, &doc.id);
-            let existing = self.ledger.get(&key)?;
+            let existing = self.ahead.get(self.ledger, &key)?;
             let state = existing.as_ref().map(|r| r.state);
             if let Some(st) = state.filter(|s| s.is_delivered()) {
                 let rec = existing.unwrap_or_else(|| new_record(key.clone(), None, now));
@@ -402,6 +508,7 @@ impl JobRun<'_> {
                 // A held document that went back to draft (or was cancelled) must not be
                 // re-checked from its old final copy: its record goes.
                 if matches!(state, Some(State::Held | State::Released)) && !self.dry_run {
+                    self.ahead.changed(&key);
                     self.ledger.forget(
                         &key,
                         AuditEvent {
@@ -464,7 +571,7 @@ impl JobRun<'_> {
             return Ok(None);
         }
         for t in self.targets.iter() {
-            if let Some(r) = self.ledger.get(&self.key(t, &doc.id))? {
+            if let Some(r) = self.ahead.get(self.ledger, &self.key(t, &doc.id))? {
                 let elsewhere = r.origin != origin && self.unread.contains(&r.origin);
                 return Ok(elsewhere.then_some(r.origin));
             }

@@ -217,3 +217,48 @@ fn a_malformed_id_never_shares_a_record_with_a_real_document() {
         "the real one stays: {r}"
     );
 }
+
+/// A first sync into a PostgreSQL namespace the server's statistics did not know yet read, for
+/// each read of several keys, every row of that namespace: the plan made for the namespace's
+/// value took it for a few rows and looked the keys up by namespace alone (a millisecond a read
+/// at 4 000 rows, growing with the sync). The reads are planned for any namespace now, each key
+/// looked up in the primary key.
+#[test]
+fn reads_of_several_keys_stay_on_the_primary_key_in_a_namespace_new_to_the_statistics() {
+    use facto::ledger::postgres::PgStore;
+    use facto::ledger::{Ledger, Record, RecordKey};
+    let Some(url) = crate::postgres_ledger::url() else {
+        return;
+    };
+    let pid = std::process::id();
+    let (big, new) = (format!("regr-big-{pid}"), format!("regr-new-{pid}"));
+    // Another namespace fills the table, and the statistics are taken without the new one.
+    let l = crate::postgres_ledger::open(&url, &big);
+    let now = chrono::Utc::now();
+    let records: Vec<Record> = (0..3000)
+        .map(|i| {
+            let key = RecordKey {
+                job: "j".into(),
+                target: "t".into(),
+                doc_id: format!("d{i}"),
+            };
+            Record::new(key, now)
+        })
+        .collect();
+    l.put_records(&records).unwrap();
+    drop(l);
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute("ANALYZE facto_kv").unwrap();
+    let s = PgStore::open(&url, None, &new).unwrap();
+    let plan = s.read_plan().unwrap();
+    assert!(
+        plan.contains("Index Cond: ((ns = $1) AND (key = ANY ($2)))"),
+        "each key looked up in the primary key:\n{plan}"
+    );
+    s.drop_namespace().unwrap();
+    drop(s);
+    PgStore::open(&url, None, &big)
+        .unwrap()
+        .drop_namespace()
+        .unwrap();
+}

@@ -68,6 +68,14 @@ fn shared_workers_see_each_other_alive_and_write_one_at_a_time() {
     let (wa, wc) = (a.worker().unwrap(), c.worker().unwrap());
     assert_ne!(wa, wc);
     assert!(c.worker_alive(&wa).unwrap(), "a runs");
+    let mut both = vec![wa.clone(), wc.clone()];
+    both.sort();
+    assert_eq!(
+        c.workers().unwrap(),
+        both,
+        "each lists the live workers, in order"
+    );
+    assert_eq!(a.workers().unwrap(), both);
     assert!(
         !a.worker_alive(&wa).unwrap(),
         "its own claims are from a run of its own"
@@ -101,6 +109,11 @@ fn shared_workers_see_each_other_alive_and_write_one_at_a_time() {
         !alive
     });
     assert!(gone, "a is gone: its claims are for the others to settle");
+    assert_eq!(
+        c.workers().unwrap(),
+        [wc.as_str()],
+        "a gone is no longer listed"
+    );
     assert!(
         matches!(
             PgStore::open(&b.url, None, &b.ns),

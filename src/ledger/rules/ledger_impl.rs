@@ -27,6 +27,15 @@ impl<S: Store> Ledger for StoreLedger<S> {
         self.store.get(&k)?.map(|v| self.decode(&k, &v)).transpose()
     }
 
+    fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<Record>>> {
+        let ks: Vec<Vec<u8>> = keys.iter().map(rkey).collect();
+        let found = self.store.get_many(&ks)?;
+        ks.iter()
+            .zip(found)
+            .map(|(k, v)| v.map(|v| self.decode(k, &v)).transpose())
+            .collect()
+    }
+
     fn put_records(&self, records: &[Record]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -45,6 +54,10 @@ impl<S: Store> Ledger for StoreLedger<S> {
 
     fn worker(&self) -> Option<String> {
         self.store.worker()
+    }
+
+    fn workers(&self) -> Result<Vec<String>> {
+        self.store.workers()
     }
 
     fn lock_name(&self, name: &str) -> Result<()> {
@@ -463,6 +476,15 @@ impl<S: Store> Ledger for StoreLedger<S> {
     fn value(&self, key: &str) -> Result<Option<serde_json::Value>> {
         let k = vkey(key);
         self.store.get(&k)?.map(|v| from_json(&k, &v)).transpose()
+    }
+
+    fn values(&self, keys: &[String]) -> Result<Vec<Option<serde_json::Value>>> {
+        let ks: Vec<Vec<u8>> = keys.iter().map(|k| vkey(k)).collect();
+        let found = self.store.get_many(&ks)?;
+        ks.iter()
+            .zip(found)
+            .map(|(k, v)| v.map(|v| from_json(k, &v)).transpose())
+            .collect()
     }
 
     fn put_entries(
