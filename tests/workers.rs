@@ -213,3 +213,55 @@ async fn a_worker_delivers_its_share_first_then_what_the_other_worker_left() {
     assert_once(&sim.imports(), DELIVERABLE, "imported");
     drop(other);
 }
+
+/// Four workers on one shared ledger sync the same 200 documents of 50 customers to the Xero
+/// fake at once: each contact is created once (looked up and created under one lock across the
+/// workers; the fake refuses a second contact of a number), each document once.
+#[tokio::test(flavor = "multi_thread")]
+async fn four_workers_create_each_xero_contact_once() {
+    use crate::xero_calls::{many_documents, CUSTOMERS, DOCUMENTS};
+    let Some(url) = crate::postgres_ledger::url() else {
+        return;
+    };
+    let sim = crate::xero_sim::Sim::start().await;
+    let p = crate::xero_api::connected(&sim, "").await;
+    many_documents(&p);
+    // Slow lookups: without the lock, two workers would both find a contact missing.
+    sim.state.lock().unwrap().contacts_delay = Some(std::time::Duration::from_millis(300));
+    let cfg = p
+        .read("facto.toml")
+        .replace("\"sales-fec\", \"sales-csv\", ", "");
+    p.write("facto.toml", &cfg);
+    crate::postgres_ledger::on_postgres(&p, &url);
+    let cfg = p
+        .read("facto.toml")
+        .replace("[ledger]\n", "[ledger]\nshared = true\n");
+    p.write("facto.toml", &cfg);
+    let sync = || {
+        let mut c = crate::xero_api::command(&p, &["sync"]);
+        c.env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let children: Vec<_> = (0..4).map(|_| sync().spawn().unwrap()).collect();
+    let outs: Vec<_> = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect()
+    })
+    .await
+    .unwrap();
+    for out in outs.iter().chain([&sync().output().unwrap()]) {
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_once(&sim.created(), DOCUMENTS, "created");
+    let s = sim.state.lock().unwrap();
+    assert_eq!(s.created_contacts as usize, CUSTOMERS);
+    assert_eq!(s.refused_contacts, 0, "no worker tried to create a contact another had made");
+}

@@ -39,6 +39,10 @@ pub struct State {
     pub tax_types: Vec<String>,
     pub contacts: Vec<(String, String)>,
     pub created_contacts: u32,
+    /// Contacts refused by `PUT /Contacts` (a number already known, a name rejected).
+    pub refused_contacts: u32,
+    /// How long each contact lookup (`GET /Contacts`) takes to answer, when set.
+    pub contacts_delay: Option<std::time::Duration>,
     pub docs: Vec<Value>,
     pub created: BTreeMap<String, u32>,
     pub allocations: Vec<(String, String)>,
@@ -128,6 +132,7 @@ impl Responder {
                 None
             };
             if let Some(why) = why {
+                s.refused_contacts += 1;
                 out.push(json!({"ContactNumber": n, "HasValidationErrors": true,
                     "ValidationErrors": [{"Message": why}]}));
                 continue;
@@ -374,7 +379,11 @@ impl Answer for State {
                     return ResponseTemplate::new(400).set_body_json(json!({"ErrorNumber": 16, "Type": "QueryParseException", "Message": "bad where"}));
                 };
                 let list: Vec<Value> = s.contacts.iter().filter(|(_, n)| numbers.contains(n)).map(|(id, n)| json!({"ContactID": id, "ContactNumber": n})).collect();
-                ResponseTemplate::new(200).set_body_json(json!({"Contacts": list}))
+                let answer = ResponseTemplate::new(200).set_body_json(json!({"Contacts": list}));
+                match s.contacts_delay {
+                    Some(d) => answer.set_delay(d),
+                    None => answer,
+                }
             }
             ("PUT", "/Contacts") => Responder::contacts(s, req),
             ("POST", "/CreditNotes") => Responder::allocate_many(s, req),

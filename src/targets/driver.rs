@@ -654,13 +654,23 @@ impl<T: Target> Driven<T> {
         if self.dry_run {
             return Ok(Vec::new());
         }
-        let mut live = Vec::new();
-        for state in T::POLLED {
-            live.extend(ledger.list(&self.filter(*state))?);
-        }
-        let polled = self.target.poll(ledger, live).await?;
-        ledger.put_records(&polled.changed)?;
-        Ok(polled.changes)
+        // One worker at a time follows a target: two would read the same statuses (and a PA's
+        // acknowledgement feed) and write the same records from two reads. Left to the other.
+        let name = format!("poll/{}/{}", self.job, self.target.name());
+        let followed = super::named_lock::if_free(ledger, &name, async {
+            let mut live = Vec::new();
+            for state in T::POLLED {
+                live.extend(ledger.list(&self.filter(*state))?);
+            }
+            let polled = self.target.poll(ledger, live).await?;
+            ledger.put_records(&polled.changed)?;
+            Ok(polled.changes)
+        })
+        .await?;
+        followed.unwrap_or_else(|| {
+            tracing::info!(target = %self.target.name(), "Another worker is following this target's statuses; left to it.");
+            Ok(Vec::new())
+        })
     }
 }
 

@@ -60,3 +60,24 @@ pub async fn one_at_a_time<T>(
     let _held = Held { ledger, name };
     Ok(work.await)
 }
+/// Runs `work` holding the lock `name` if no one holds it (another task of this process or
+/// another worker): `None`, and nothing run, when someone does.
+///
+/// # Errors
+///
+/// The ledger's lock cannot be asked for.
+pub async fn if_free<T>(
+    ledger: &dyn Ledger,
+    name: &str,
+    work: impl Future<Output = T>,
+) -> Result<Option<T>, TargetError> {
+    let local = local(name);
+    let Ok(_mine) = local.try_lock() else {
+        return Ok(None);
+    };
+    if !ledger.try_lock_name(name)? {
+        return Ok(None);
+    }
+    let _held = Held { ledger, name };
+    Ok(Some(work.await))
+}

@@ -696,3 +696,27 @@ async fn a_document_another_worker_keeps_reserved_waits_for_the_next_run() {
     assert_eq!(b.take_held_doc().map(|d| d.number), Some("B".to_owned()));
     assert_eq!(store.names_held().len(), 1, "only theirs is left");
 }
+
+/// One worker at a time follows a target's statuses: while another worker does, this one's
+/// poll asks the target nothing and writes nothing; once it is done, this one follows.
+#[tokio::test]
+async fn a_target_another_worker_is_polling_is_left_to_it() {
+    use crate::ledger::store::MemStore;
+    let store = MemStore::default();
+    let mut w = World::new();
+    w.ledger = crate::ledger::StoreLedger::on(store.as_worker("me")).unwrap();
+    let theirs = crate::ledger::StoreLedger::on(store.as_worker("other")).unwrap();
+    let (mut d, r) = deliver(&w, w.fake(), &["B"]).await;
+    r.unwrap();
+    assert!(theirs.try_lock_name("poll/job/fake").unwrap());
+    assert!(d.poll(&w.ledger).await.unwrap().is_empty());
+    assert_eq!(
+        w.rec("B").state,
+        State::Delivered,
+        "left to the other worker"
+    );
+    theirs.unlock_name("poll/job/fake");
+    assert_eq!(d.poll(&w.ledger).await.unwrap(), ["B paid"]);
+    assert_eq!(w.rec("B").state, State::Paid);
+    assert!(store.names_held().is_empty(), "{:?}", store.names_held());
+}
