@@ -66,7 +66,7 @@ pub async fn one_at_a_time<T>(
 /// # Errors
 ///
 /// The ledger's lock cannot be asked for.
-pub async fn if_free<T>(
+pub(crate) async fn if_free<T>(
     ledger: &dyn Ledger,
     name: &str,
     work: impl Future<Output = T>,
