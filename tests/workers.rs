@@ -263,5 +263,8 @@ async fn four_workers_create_each_xero_contact_once() {
     assert_once(&sim.created(), DOCUMENTS, "created");
     let s = sim.state.lock().unwrap();
     assert_eq!(s.created_contacts as usize, CUSTOMERS);
-    assert_eq!(s.refused_contacts, 0, "no worker tried to create a contact another had made");
+    assert_eq!(
+        s.refused_contacts, 0,
+        "no worker tried to create a contact another had made"
+    );
 }

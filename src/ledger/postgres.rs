@@ -436,12 +436,20 @@ impl PgStore {
 /// The session's settings: a write is durable when its commit returns, whatever the server's
 /// default, and no statement or lock wait runs unbounded.
 fn session(c: &mut Client) -> Result<()> {
-    // Plans that do not depend on the namespace's statistics. A plan made for one value took a
-    // namespace new to the statistics (a first sync, a new tenant) for a few rows, looked its
-    // keys up by namespace alone and read every row of it, a millisecond a read at 4 000 rows:
-    // a first sync went quadratic. The generic plan looks each key up in the primary key.
+    // Every statement of a key-value table is a lookup of keys, or a range of them, in the
+    // primary key: the plans are pinned to that, whatever the statistics say. Left to them, a
+    // namespace or a table the statistics did not know yet (a first sync, a new tenant, a new
+    // database) was planned as a few rows: keys were looked up by namespace alone, every row of
+    // it read for each read of several keys (445 ms a read at 40 000 rows on a new database),
+    // and the plan kept for the connection's life. Index scans only, planned once per statement
+    // ([`members::READ_MANY`] looks each key up on its own).
     c.batch_execute(
         "SET plan_cache_mode = force_generic_plan;
+         SET enable_seqscan = off;
+         SET enable_bitmapscan = off;
+         SET enable_hashjoin = off;
+         SET enable_mergejoin = off;
+         SET enable_material = off;
          SET synchronous_commit = on;
          SET statement_timeout = '60s';
          SET lock_timeout = '30s';
