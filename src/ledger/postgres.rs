@@ -442,7 +442,8 @@ fn session(c: &mut Client) -> Result<()> {
     // database) was planned as a few rows: keys were looked up by namespace alone, every row of
     // it read for each read of several keys (445 ms a read at 40 000 rows on a new database),
     // and the plan kept for the connection's life. Index scans only, planned once per statement
-    // ([`members::READ_MANY`] looks each key up on its own).
+    // ([`members::READ_MANY`] looks each key up on its own). No JIT: the cost a turned-off scan
+    // still counts made the server compile the few statements with no other way (120 ms each).
     c.batch_execute(
         "SET plan_cache_mode = force_generic_plan;
          SET enable_seqscan = off;
@@ -450,6 +451,7 @@ fn session(c: &mut Client) -> Result<()> {
          SET enable_hashjoin = off;
          SET enable_mergejoin = off;
          SET enable_material = off;
+         SET jit = off;
          SET synchronous_commit = on;
          SET statement_timeout = '60s';
          SET lock_timeout = '30s';
