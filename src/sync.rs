@@ -256,6 +256,7 @@ pub async fn run_job(
         ahead: readahead::ReadAhead::default(),
         share: share::Share::default(),
         later: share::Later::new(),
+        later_numbers: std::collections::HashSet::new(),
     };
     jr.dups.backfill(ledger, &job.name, opts.dry_run)?;
     let started = Utc::now();
@@ -289,7 +290,7 @@ pub async fn run_job(
                             break;
                         }
                     }
-                    if matches!(mode, Mode::Sync) {
+                    if matches!(mode, Mode::Sync) && !opts.dry_run {
                         // Asked again at every page: a worker that starts or stops mid-run
                         // changes the shares of the pages still to come.
                         jr.share = share::Share::now(ledger)?;

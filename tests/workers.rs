@@ -154,8 +154,10 @@ fn share_of(id: &str, of: u64) -> u64 {
 /// Workers divide a run: each plans and delivers its own share of the documents first, the
 /// others' after. Here a second worker is registered (the test holds it) but never runs: the
 /// one `facto sync` delivers its own share, then the other's share, which it finds undelivered.
-/// The imports come as two runs, one share then the other; a second sync delivers what waited
-/// for its invoice; every document once.
+/// The imports come as two runs, one share then the other. A credit note whose invoice is in
+/// the other share waits with it: two invoice and credit note pairs, one each way, both go in
+/// the first sync, each credit note after its invoice (Pennylane holds a credit note whose
+/// invoice it does not have). A second sync delivers what waited; every document once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_delivers_its_share_first_then_what_the_other_worker_left() {
     let Some(url) = crate::postgres_ledger::url() else {
@@ -164,7 +166,40 @@ async fn a_worker_delivers_its_share_first_then_what_the_other_worker_left() {
     let sim = Sim::start().await;
     let (p, ns) = project(&sim, &url);
     let other = facto::ledger::postgres::PgStore::open_as(&url, None, &ns, true).unwrap();
+    // Two pairs: the credit note in share 0 and its invoice in share 1, and the reverse. Their
+    // files sort after the demo's, the credit notes last: one worker reads each invoice first.
+    let template = p.read_json("examples/new-invoice.json");
+    let mut pairs = Vec::new();
+    for (cn_share, tag) in [(0, "a"), (1, "b")] {
+        let inv = (0..)
+            .map(|i| format!("pair-{tag}-inv-{i}"))
+            .find(|id| share_of(id, 2) != cn_share)
+            .unwrap();
+        let cn = (0..)
+            .map(|i| format!("pair-{tag}-cn-{i}"))
+            .find(|id| share_of(id, 2) == cn_share)
+            .unwrap();
+        let mut d = template.clone();
+        d["purchase_order"] = serde_json::Value::Null;
+        let with_pdf = |d: &mut serde_json::Value, id: &str| {
+            d["id"] = id.into();
+            let pdf = format!("pdf/{id}.pdf");
+            p.write(&format!("examples/invoices/{pdf}"), "%PDF-1.4\n%%EOF\n");
+            d["attachments"] = serde_json::json!([{"kind": "invoice_pdf", "path": pdf, "mime_type": "application/pdf"}]);
+        };
+        with_pdf(&mut d, &inv);
+        d["number"] = format!("P{tag}-INV").into();
+        p.write_json(&format!("examples/invoices/y-{tag}-inv.json"), &d);
+        with_pdf(&mut d, &cn);
+        d["number"] = format!("P{tag}-CN").into();
+        d["kind"] = "credit_note".into();
+        d["preceding_invoice"] = format!("P{tag}-INV").into();
+        d["preceding_invoice_date"] = d["issue_date"].clone();
+        p.write_json(&format!("examples/invoices/z-{tag}-cn.json"), &d);
+        pairs.push((format!("P{tag}-INV"), format!("P{tag}-CN")));
+    }
     let mut id_of = std::collections::BTreeMap::new();
+    let mut credits = std::collections::BTreeMap::new();
     for e in std::fs::read_dir(p.path("examples/invoices")).unwrap() {
         let path = e.unwrap().path();
         if path.extension().and_then(|x| x.to_str()) != Some("json") {
@@ -176,10 +211,11 @@ async fn a_worker_delivers_its_share_first_then_what_the_other_worker_left() {
             one => vec![one],
         };
         for d in docs {
-            id_of.insert(
-                d["number"].as_str().unwrap().to_owned(),
-                d["id"].as_str().unwrap().to_owned(),
-            );
+            let number = d["number"].as_str().unwrap().to_owned();
+            if let Some(inv) = d["preceding_invoice"].as_str() {
+                credits.insert(number.clone(), inv.to_owned());
+            }
+            id_of.insert(number, d["id"].as_str().unwrap().to_owned());
         }
     }
     let dir = p.path("");
@@ -197,20 +233,34 @@ async fn a_worker_delivers_its_share_first_then_what_the_other_worker_left() {
         .iter()
         .map(|v| v["invoice_number"].as_str().unwrap().to_owned())
         .collect();
-    let shares: Vec<u64> = order.iter().map(|n| share_of(&id_of[n], 2)).collect();
-    let switches = shares.windows(2).filter(|w| w[0] != w[1]).count();
-    assert!(shares.contains(&0) && shares.contains(&1), "{order:?}");
-    assert_eq!(
-        switches, 1,
-        "one share, then the other: {order:?} {shares:?}"
-    );
+    // The first import is of this worker's share. A document goes in the first run if it is of
+    // that share, unless it credits an invoice of the other share.
+    let mine = share_of(&id_of[&order[0]], 2);
+    let first_run = |n: &String| {
+        let theirs = |n: &String| share_of(&id_of[n], 2) != mine;
+        !theirs(n)
+            && !credits
+                .get(n)
+                .is_some_and(|inv| id_of.contains_key(inv) && theirs(inv))
+    };
+    let runs: Vec<bool> = order.iter().map(first_run).collect();
+    let switches = runs.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(runs.contains(&false), "{order:?}");
+    assert_eq!(switches, 1, "one share, then the other: {order:?} {runs:?}");
+    for (inv, cn) in &pairs {
+        let at = |n: &String| order.iter().position(|o| o == n);
+        assert!(
+            at(inv).is_some() && at(cn) > at(inv),
+            "{cn} after {inv} in the first sync: {order:?}"
+        );
+    }
     let out = sync(&dir).stderr(Stdio::piped()).output().unwrap();
     assert!(
         out.status.code().is_some_and(|c| c <= 1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_once(&sim.imports(), DELIVERABLE, "imported");
+    assert_once(&sim.imports(), DELIVERABLE + 4, "imported");
     drop(other);
 }
 

@@ -144,6 +144,8 @@ pub(super) struct JobRun<'a> {
     pub(super) share: Share,
     /// Documents of other shares read and admitted, to be planned later.
     pub(super) later: Later,
+    /// The numbers of the documents in `later`: a credit note of one of them waits too.
+    pub(super) later_numbers: std::collections::HashSet<String>,
 }
 
 impl JobRun<'_> {
@@ -236,7 +238,10 @@ impl JobRun<'_> {
                     let targets = Arc::clone(&self.targets);
                     for (ti, t) in targets.iter().enumerate() {
                         if !self.dry_run {
+                            // The record under the escaped id may go: neither copy stands.
                             self.ahead.changed(&self.key(t, &id));
+                            self.ahead
+                                .changed(&self.key(t, crate::model::shown_id(&id)));
                             malformed::rekey(self.ledger, &self.key(t, &id), &error.origin, now)?;
                         }
                         let existing = self.ledger.get(&self.key(t, &id))?;
@@ -274,6 +279,7 @@ impl JobRun<'_> {
                     if !self.defers(&doc) {
                         self.process_doc(&doc, &origin, &hash, ready.take(), &mut pending, now)?;
                     } else if let Some(same_number) = self.admit(&doc, &origin, &hash, now)? {
+                        self.later_numbers.insert(doc.number.clone());
                         self.later.push_back(Deferred {
                             doc,
                             origin,
@@ -298,9 +304,16 @@ impl JobRun<'_> {
         Ok(pending)
     }
 
-    /// Whether `doc` is of another worker's share: planned after this worker's own.
+    /// Whether `doc` is planned later: it is of another worker's share, or it credits an
+    /// invoice that is (a credit note goes after its invoice, as the targets send them).
     fn defers(&self, doc: &Document) -> bool {
-        matches!(self.mode, Mode::Sync) && !self.dups.refeeding && !self.share.mine(&doc.id)
+        matches!(self.mode, Mode::Sync)
+            && !self.dups.refeeding
+            && (!self.share.mine(&doc.id)
+                || doc
+                    .preceding_invoice
+                    .as_deref()
+                    .is_some_and(|n| self.later_numbers.contains(n)))
     }
 
     /// Reads at once the records, on every target, of the documents about to be planned.
@@ -320,6 +333,9 @@ impl JobRun<'_> {
         let now = Utc::now();
         let n = self.later.len().min(max);
         let batch: Vec<Deferred> = self.later.drain(..n).collect();
+        for d in &batch {
+            self.later_numbers.remove(&d.doc.number);
+        }
         let mut pending: Vec<Pending> = self.targets.iter().map(|_| Pending::default()).collect();
         let docs: Vec<Option<&Document>> = batch.iter().map(|d| Some(d.doc.as_ref())).collect();
         self.read_ahead(&docs)?;
@@ -509,7 +525,7 @@ impl JobRun<'_> {
                 // re-checked from its old final copy: its record goes.
                 if matches!(state, Some(State::Held | State::Released)) && !self.dry_run {
                     self.ahead.changed(&key);
-                    self.ledger.forget(
+                    let forgot = self.ledger.forget(
                         &key,
                         AuditEvent {
                             at: now,
@@ -517,7 +533,12 @@ impl JobRun<'_> {
                             detail: format!("{key}: now {} in the source", doc.status.as_str()),
                             who: crate::ledger::WHO_SYNC.into(),
                         },
-                    )?;
+                    );
+                    match forgot {
+                        // Read with the page: another worker may have removed it since.
+                        Ok(_) | Err(crate::ledger::LedgerError::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 if !skipped_counted {
                     *self

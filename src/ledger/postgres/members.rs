@@ -33,13 +33,15 @@ pub(super) fn live(c: &mut Client, ns: &str, me: &str) -> Result<Vec<String>> {
                 .map_err(store_error)?
                 .get(0);
             if gone {
-                c.execute(
+                // Let go of its lock whatever the removal did: held on, it would make the gone
+                // worker look alive to every other.
+                let removed = c.execute(
                     "DELETE FROM facto_workers WHERE ns = $1 AND id = $2",
                     &[&ns, &id],
-                )
-                .map_err(store_error)?;
+                );
                 c.execute("SELECT pg_advisory_unlock($1)", &[&key])
                     .map_err(store_error)?;
+                removed.map_err(store_error)?;
                 continue;
             }
         }
