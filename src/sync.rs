@@ -341,17 +341,9 @@ pub async fn run_job(
     // The other shares' documents read and not planned yet: whatever their owners did not
     // deliver by now is delivered here.
     if failure.is_none() {
-        match deliver_later(
-            &mut jr,
-            0,
-            (&mut runs, &mut stopped, &mut amounts),
-            ledger,
-            &run_id,
-        )
-        .await?
-        {
-            Ok(()) => {}
-            Err(e) => failure = Some(e),
+        let runs = (&mut runs, &mut stopped, &mut amounts);
+        if let Err(e) = deliver_later(&mut jr, 0, runs, ledger, &run_id).await? {
+            failure = Some(e);
         }
     }
     // Held documents not seen in this pull are checked again from the copy the ledger keeps, so

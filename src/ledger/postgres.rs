@@ -277,7 +277,7 @@ impl PgStore {
                     "cannot connect to the ledger database {where_}: {e}"
                 ))
             })?;
-            session(&mut client)?;
+            conn::session(&mut client)?;
             migrate(&mut client)?;
             if let Some((key, id)) = &worker_key {
                 // Held for the life of the connection: this worker is alive while it is.
@@ -431,36 +431,6 @@ impl PgStore {
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
-}
-
-/// The session's settings: a write is durable when its commit returns, whatever the server's
-/// default, and no statement or lock wait runs unbounded.
-fn session(c: &mut Client) -> Result<()> {
-    // Every statement of a key-value table is a lookup of keys, or a range of them, in the
-    // primary key: the plans are pinned to that, whatever the statistics say. Left to them, a
-    // namespace or a table the statistics did not know yet (a first sync, a new tenant, a new
-    // database) was planned as a few rows: keys were looked up by namespace alone, every row of
-    // it read for each read of several keys (445 ms a read at 40 000 rows on a new database),
-    // and the plan kept for the connection's life. Index scans only, planned once per statement
-    // ([`members::READ_MANY`] looks each key up on its own). No JIT: the cost a turned-off scan
-    // still counts made the server compile the few statements with no other way (120 ms each).
-    c.batch_execute(
-        "SET plan_cache_mode = force_generic_plan;
-         SET enable_seqscan = off;
-         SET enable_bitmapscan = off;
-         SET enable_hashjoin = off;
-         SET enable_mergejoin = off;
-         SET enable_material = off;
-         SET jit = off;
-         SET synchronous_commit = on;
-         SET statement_timeout = '60s';
-         SET lock_timeout = '30s';
-         SET idle_in_transaction_session_timeout = '60s';
-         SET tcp_keepalives_idle = 30;
-         SET tcp_keepalives_interval = 10;
-         SET tcp_keepalives_count = 3;",
-    )
-    .map_err(store_error)
 }
 
 /// Applies the migrations this database has not had, each once, under the advisory lock.

@@ -205,11 +205,13 @@ impl JobRun<'_> {
                     .push(crate::source::unknown::warning(f));
             }
         }
+        let later = self.deferred(&page.items);
         let docs: Vec<Option<&Document>> = page
             .items
             .iter()
-            .map(|item| match item {
-                Item::Doc { doc, .. } if !self.defers(doc) => Some(doc.as_ref()),
+            .zip(&later)
+            .map(|(item, later)| match item {
+                Item::Doc { doc, .. } if !later => Some(doc.as_ref()),
                 _ => None,
             })
             .collect();
@@ -221,7 +223,8 @@ impl JobRun<'_> {
         self.dups.read_ahead(self.ledger, &self.job.name, all)?;
         let mut ready = self.prepare_page(&docs)?;
         drop(docs);
-        for (item, ready) in page.items.into_iter().zip(ready.iter_mut()) {
+        let each = page.items.into_iter().zip(later).zip(ready.iter_mut());
+        for ((item, later), ready) in each {
             if let Some(p) = progress {
                 p.inc(1);
             }
@@ -276,7 +279,7 @@ impl JobRun<'_> {
                 }
                 Item::Doc { doc, origin, hash } => {
                     let hash = hash.unwrap_or_else(|| source_hash(&doc));
-                    if !self.defers(&doc) {
+                    if !later {
                         self.process_doc(&doc, &origin, &hash, ready.take(), &mut pending, now)?;
                     } else if let Some(same_number) = self.admit(&doc, &origin, &hash, now)? {
                         self.later_numbers.insert(doc.number.clone());
@@ -304,16 +307,31 @@ impl JobRun<'_> {
         Ok(pending)
     }
 
-    /// Whether `doc` is planned later: it is of another worker's share, or it credits an
-    /// invoice that is (a credit note goes after its invoice, as the targets send them).
-    fn defers(&self, doc: &Document) -> bool {
-        matches!(self.mode, Mode::Sync)
-            && !self.dups.refeeding
-            && (!self.share.mine(&doc.id)
-                || doc
-                    .preceding_invoice
-                    .as_deref()
-                    .is_some_and(|n| self.later_numbers.contains(n)))
+    /// Which of `items` are planned later: documents of another worker's share, and credit
+    /// notes of an invoice planned later (this page's included), as the targets send a credit
+    /// note after its invoice. Decided once per item, before the page is read ahead.
+    fn deferred(&self, items: &[Item]) -> Vec<bool> {
+        if !matches!(self.mode, Mode::Sync) || self.dups.refeeding {
+            return vec![false; items.len()];
+        }
+        let mut page: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        items
+            .iter()
+            .map(|item| {
+                let Item::Doc { doc, .. } = item else {
+                    return false;
+                };
+                let later = !self.share.mine(&doc.id)
+                    || doc
+                        .preceding_invoice
+                        .as_deref()
+                        .is_some_and(|n| self.later_numbers.contains(n) || page.contains(n));
+                if later {
+                    page.insert(&doc.number);
+                }
+                later
+            })
+            .collect()
     }
 
     /// Reads at once the records, on every target, of the documents about to be planned.

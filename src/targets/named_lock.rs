@@ -60,6 +60,7 @@ pub async fn one_at_a_time<T>(
     let _held = Held { ledger, name };
     Ok(work.await)
 }
+
 /// Runs `work` holding the lock `name` if no one holds it (another task of this process or
 /// another worker): `None`, and nothing run, when someone does.
 ///

@@ -1,5 +1,5 @@
 //! The connection's thread's state: its client, made again when lost, the write lock it
-//! holds, and the statements prepared on it.
+//! holds, and the statements prepared on it; and the settings of each session it opens.
 
 use postgres::{Client, Statement};
 
@@ -84,4 +84,34 @@ impl Conn {
         }
         self.client()
     }
+}
+
+/// The session's settings: a write is durable when its commit returns, whatever the server's
+/// default, and no statement or lock wait runs unbounded.
+pub(super) fn session(c: &mut Client) -> Result<()> {
+    // Every statement of a key-value table is a lookup of keys, or a range of them, in the
+    // primary key: the plans are pinned to that, whatever the statistics say. Left to them, a
+    // namespace or a table the statistics did not know yet (a first sync, a new tenant, a new
+    // database) was planned as a few rows: keys were looked up by namespace alone, every row of
+    // it read for each read of several keys (445 ms a read at 40 000 rows on a new database),
+    // and the plan kept for the connection's life. Index scans only, planned once per statement
+    // ([`super::members::READ_MANY`] looks each key up on its own). No JIT: the cost a turned-off scan
+    // still counts made the server compile the few statements with no other way (120 ms each).
+    c.batch_execute(
+        "SET plan_cache_mode = force_generic_plan;
+         SET enable_seqscan = off;
+         SET enable_bitmapscan = off;
+         SET enable_hashjoin = off;
+         SET enable_mergejoin = off;
+         SET enable_material = off;
+         SET jit = off;
+         SET synchronous_commit = on;
+         SET statement_timeout = '60s';
+         SET lock_timeout = '30s';
+         SET idle_in_transaction_session_timeout = '60s';
+         SET tcp_keepalives_idle = 30;
+         SET tcp_keepalives_interval = 10;
+         SET tcp_keepalives_count = 3;",
+    )
+    .map_err(store_error)
 }
