@@ -8,6 +8,10 @@
 //!   `FACTO_BENCH_WINDOW` seconds (default 120), per incremental pass (nothing new to deliver),
 //!   and its peak memory.
 //!
+//! With `FACTO_BENCH_POSTGRES` (a server's URL, the password in `PGPASSWORD`), every tenant's
+//! ledger is a namespace of that database instead, the tenants sharing
+//! `FACTO_BENCH_CONNECTIONS` (default 8) connections; the sessions the daemon holds are counted.
+//!
 //! Run: `cargo bench --bench tenants` (about 5 minutes on 2 cores for 1 000 tenants).
 
 use std::path::Path;
@@ -82,6 +86,22 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds of every `postgres` process of this machine (the test server's): their sum at
+/// two moments counts the server's work between them, but for processes that ended meanwhile.
+fn server_cpu_secs() -> f64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_secs)
+        .sum()
+}
+
 fn metrics(addr: &str, token: &str) -> String {
     let out = Command::new("curl")
         .args(["-s", "-H", &format!("Authorization: Bearer {token}")])
@@ -121,9 +141,24 @@ fn main() {
         serde_json::to_vec(&Value::Array(invoices(repo, docs))).expect("json"),
     )
     .expect("write");
+    let postgres = std::env::var("FACTO_BENCH_POSTGRES").ok();
+    let connections = env_usize("FACTO_BENCH_CONNECTIONS", 8);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let made = Instant::now();
     for i in 0..tenants {
-        copy_dir(&template, &dir.join(format!("t{i:05}")));
+        let to = dir.join(format!("t{i:05}"));
+        copy_dir(&template, &to);
+        if let Some(url) = &postgres {
+            let cfg = std::fs::read_to_string(to.join("facto.toml")).expect("read");
+            std::fs::write(
+                to.join("facto.toml"),
+                format!("{cfg}\n[ledger]\nurl = \"{url}\"\nnamespace = \"bench-{stamp}-{i}\"\n"),
+            )
+            .expect("write");
+        }
     }
     eprintln!(
         "{tenants} tenant folders made in {:.1} s",
@@ -131,7 +166,7 @@ fn main() {
     );
     std::fs::write(
         dir.join("deployment.toml"),
-        "max_parallel_passes = 2\nrescan_secs = 3600\n[daemon]\nlisten = \"127.0.0.1:0\"\nmax_connections = 16\nshutdown_grace_secs = 60\n",
+        format!("max_parallel_passes = 2\nrescan_secs = 3600\nledger_connections = {connections}\n[daemon]\nlisten = \"127.0.0.1:0\"\nmax_connections = 16\nshutdown_grace_secs = 60\n"),
     )
     .expect("write");
     let start = Instant::now();
@@ -177,11 +212,22 @@ fn main() {
     let rss_first = status_field(pid, "VmRSS:");
     let passes = |m: &str| sum(m, "facto_passes_total{");
     let m0 = metrics(&addr, &token);
-    let (p0, c0) = (passes(&m0), cpu_secs(pid));
+    let (p0, c0, s0) = (passes(&m0), cpu_secs(pid), server_cpu_secs());
     std::thread::sleep(Duration::from_secs(window as u64));
     let m1 = metrics(&addr, &token);
-    let (p1, c1) = (passes(&m1), cpu_secs(pid));
+    let (p1, c1, s1) = (passes(&m1), cpu_secs(pid), server_cpu_secs());
     let hwm = status_field(pid, "VmHWM:");
+    let sessions = postgres.as_deref().map(|url| {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&format!("facto deployment {pid}")],
+            )
+            .expect("count")
+            .get(0);
+        n
+    });
     let failed = sum(&m1, "outcome=\"failed\"") + sum(&m1, "outcome=\"error\"");
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -189,6 +235,14 @@ fn main() {
     let _ = child.wait();
     let incremental = p1.saturating_sub(p0);
     println!("tenants: {tenants}, invoices each: {docs}, max_parallel_passes: 2");
+    match sessions {
+        Some(n) => println!(
+            "ledgers in PostgreSQL, ledger_connections = {connections}: {n} sessions held by the daemon; the server's CPU in steady state {:.1} s ({:.1} ms a pass)",
+            s1 - s0,
+            (s1 - s0) * 1000.0 / (p1.saturating_sub(p0)).max(1) as f64
+        ),
+        None => println!("ledgers in sled"),
+    }
     println!("daemon up (all tenants loaded): {started:.1} s");
     println!(
         "first full pass, {want} invoices: {first:.1} s ({:.0} invoices/s), RSS then {} MiB (peak seen {} MiB)",

@@ -517,6 +517,19 @@ impl Config {
     ///
     /// The ledger is in use by another process, cannot be reached, or is of another version.
     pub fn open_ledger(&self) -> Result<crate::ledger::SharedLedger, crate::ledger::LedgerError> {
+        self.open_ledger_in(None)
+    }
+
+    /// [`Config::open_ledger`], a PostgreSQL ledger on the connections of `pools` (a
+    /// deployment's tenants share them) instead of one of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::open_ledger`].
+    pub fn open_ledger_in(
+        &self,
+        pools: Option<&crate::ledger::postgres::PgPools>,
+    ) -> Result<crate::ledger::SharedLedger, crate::ledger::LedgerError> {
         use crate::ledger::{postgres::PgLedger, sled::SledLedger};
         Ok(match &self.ledger {
             None => std::sync::Arc::new(SledLedger::open(&self.data_dir)?),
@@ -530,12 +543,15 @@ impl Config {
                     None => std::env::var("PGPASSWORD").ok(),
                 };
                 let ns = l.namespace.as_deref().unwrap_or(&self.company.siren);
-                let store = crate::ledger::postgres::PgStore::open_as(
-                    &l.url,
-                    password.as_deref(),
-                    ns,
-                    l.shared,
-                )?;
+                let store = match pools {
+                    Some(p) => p.open(&l.url, password.as_deref(), ns, l.shared)?,
+                    None => crate::ledger::postgres::PgStore::open_as(
+                        &l.url,
+                        password.as_deref(),
+                        ns,
+                        l.shared,
+                    )?,
+                };
                 std::sync::Arc::new(PgLedger::on(store)?)
             }
         })

@@ -160,3 +160,92 @@ fn a_shared_ledger_refuses_jobs_that_write_journal_files_with_its_line() {
         "{err}"
     );
 }
+
+/// The sessions of one facto process on the test server (its `application_name`), once the
+/// count settles at `want` (a backend ends a moment after its connection closes), else the last
+/// count after 10 s.
+fn sessions(url: &str, name: &str, want: i64) -> i64 {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let mut n = -1;
+    for _ in 0..500 {
+        n = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        if n == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    n
+}
+
+/// Five tenants whose ledgers are in one database, `ledger_connections = 2`: every tenant
+/// delivers through two sessions, each namespace still held by the deployment alone, and a
+/// tenant removed from the folder lets go of its namespace while the others keep the sessions.
+#[test]
+fn a_deployment_s_tenants_share_a_few_connections_to_the_ledger_database() {
+    use crate::tenants::{delivered, get, start, tenant, token, wait_for};
+    let Some(url) = url() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("deployment.toml"),
+        "rescan_secs = 1\nmax_parallel_passes = 2\nledger_connections = 2\n[daemon]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 2\n",
+    )
+    .unwrap();
+    let stamp = chrono::Utc::now().timestamp_micros();
+    let mut tenants = Vec::new();
+    for i in 0..5 {
+        let name = format!("t{i}");
+        let folder = tenant(dir, &name);
+        let ns = format!("pool-{}-{stamp}-{i}", std::process::id());
+        let cfg = std::fs::read_to_string(folder.join("facto.toml")).unwrap();
+        std::fs::write(
+            folder.join("facto.toml"),
+            format!("{cfg}\n[ledger]\nurl = \"{url}\"\nnamespace = \"{ns}\"\n"),
+        )
+        .unwrap();
+        tenants.push((name, folder, ns));
+    }
+    let (mut child, addr) = start(dir);
+    let name = format!("facto deployment {}", child.id());
+    for (t, folder, _) in &tenants {
+        let admin = token(folder, "data/admin-token");
+        wait_for(&format!("{t} delivers"), || {
+            delivered(&get(&addr, &format!("/tenants/{t}/metrics"), &admin).1)
+                == Some(DEMO_DELIVERABLE)
+        });
+    }
+    assert_eq!(sessions(&url, &name, 2), 2, "five tenants, two sessions");
+    for (_, _, ns) in &tenants {
+        assert_eq!(
+            sessions(&url, &format!("facto {ns}"), 0),
+            0,
+            "no tenant has a connection of its own"
+        );
+    }
+    for (_, _, ns) in &tenants {
+        assert!(
+            matches!(
+                facto::ledger::postgres::PgStore::open(&url, None, ns),
+                Err(facto::ledger::LedgerError::Locked(_))
+            ),
+            "{ns} is the deployment's"
+        );
+    }
+    // A tenant removed lets go of its namespace; the others keep their sessions.
+    let (_, gone, gone_ns) = &tenants[4];
+    std::fs::remove_file(gone.join("facto.toml")).unwrap();
+    wait_for("the removed tenant's namespace is free", || {
+        facto::ledger::postgres::PgStore::open(&url, None, gone_ns).is_ok()
+    });
+    assert_eq!(sessions(&url, &name, 2), 2);
+    let first = token(&tenants[0].1, "data/admin-token");
+    assert_eq!(get(&addr, "/tenants/t0/metrics", &first).0, 200);
+    assert_eq!(crate::daemon::terminate(&mut child), 0);
+    assert_eq!(sessions(&url, &name, 0), 0, "all closed at the end");
+}

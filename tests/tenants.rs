@@ -61,7 +61,7 @@ pub fn token(dir: &Path, rel: &str) -> String {
         .to_owned()
 }
 
-fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
+pub fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -77,7 +77,7 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     })
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(
@@ -89,7 +89,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 /// The delivered count of the demo job's FEC target in a tenant's metrics.
-fn delivered(metrics: &str) -> Option<u64> {
+pub fn delivered(metrics: &str) -> Option<u64> {
     metrics
         .lines()
         .find(|l| l.contains("target=\"sales-fec\",state=\"delivered\""))

@@ -88,6 +88,10 @@ pub struct DeploymentConfig {
     /// Default 10.
     #[serde(default = "ten")]
     pub rescan_secs: u64,
+    /// Connections the tenants whose ledger is in PostgreSQL share, per database and role.
+    /// Default 8.
+    #[serde(default = "eight")]
+    pub ledger_connections: usize,
 }
 
 fn four() -> usize {
@@ -95,6 +99,9 @@ fn four() -> usize {
 }
 fn ten() -> u64 {
     10
+}
+fn eight() -> usize {
+    8
 }
 
 impl DeploymentConfig {
@@ -110,11 +117,16 @@ impl DeploymentConfig {
         };
         let c: DeploymentConfig = crate::toml_file::parse_toml(&p, &text)
             .map_err(|e| DaemonError::Config(e.to_string()))?;
-        if c.max_parallel_passes == 0 {
-            return Err(DaemonError::Config(format!(
-                "{}: max_parallel_passes must be at least 1",
-                p.display()
-            )));
+        for (key, n) in [
+            ("max_parallel_passes", c.max_parallel_passes),
+            ("ledger_connections", c.ledger_connections),
+        ] {
+            if n == 0 {
+                return Err(DaemonError::Config(format!(
+                    "{}: {key} must be at least 1",
+                    p.display()
+                )));
+            }
         }
         Ok(c)
     }
@@ -221,6 +233,10 @@ pub async fn run(dir: &Path, exec: Executor) -> Result<(), DaemonError> {
         exec,
         gate,
         deployment: Arc::clone(&deployment),
+        pools: crate::ledger::postgres::PgPools::new(
+            dc.ledger_connections,
+            &format!("facto deployment {}", std::process::id()),
+        ),
         request: Duration::from_secs(dc.daemon.request_timeout_secs.max(1)),
         grace: Duration::from_secs(dc.daemon.shutdown_grace_secs),
     };
@@ -258,6 +274,8 @@ struct Keeper {
     exec: Executor,
     gate: Arc<tokio::sync::Semaphore>,
     deployment: Arc<Deployment>,
+    /// The connections the tenants' PostgreSQL ledgers share.
+    pools: crate::ledger::postgres::PgPools,
     request: Duration,
     grace: Duration,
 }
@@ -394,7 +412,7 @@ impl Keeper {
         let ledger = match kept {
             // The ledger stays open across a restart (sled's lock is this process's).
             Some((d, k, l)) if d == cfg.data_dir && k == ledger_key => l,
-            _ => cfg.open_ledger()?,
+            _ => cfg.open_ledger_in(Some(&self.pools))?,
         };
         let data_dir = cfg.data_dir.clone();
         let (stop, stop_rx) = watch::channel(false);

@@ -10,29 +10,28 @@
 //!   its own transaction under an advisory lock (two processes starting together migrate once),
 //!   the version kept in `facto_schema`. A database migrated by a newer facto is refused.
 //! - **One writer.** A process holds its namespace's advisory lock while the store is open, as
-//!   sled holds its folder's: a second process is refused ([`LedgerError::Locked`]) until
-//!   several workers share a ledger's claims.
+//!   sled holds its folder's: a second process is refused ([`LedgerError::Locked`]), unless
+//!   the workers share the namespace (`shared`).
 //! - **Durability.** A write batch is one transaction, durable when it commits (the server's
 //!   `synchronous_commit`); [`Store::flush`] has nothing left to do.
-//! - **Threads.** The blocking client runs on a thread of its own, so the store may be called
-//!   from the async code that drives the ledger without nesting runtimes. A lost connection is
-//!   made again at the next call (the namespace's lock taken again), and the call repeated:
-//!   every operation of the store is safe to repeat.
+//! - **Threads.** The blocking client runs on a thread of its own (a *line*), so the store may
+//!   be called from the async code that drives the ledger without nesting runtimes. A store
+//!   opened alone has a line of its own; a deployment's tenants share a few ([`PgPools`]). A
+//!   lost connection is made again at the next call (each store's locks taken again), and the
+//!   call repeated: every operation of the store is safe to repeat.
 //!
 //! The password never sits in the configuration: the URL names the server, the user and the
 //! database, and the password comes from the environment (`PGPASSWORD`, or the variable the
 //! caller names).
 
+use postgres::Client;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::Mutex;
-
-use postgres::{Client, NoTls};
 
 use super::rules::StoreLedger;
 use super::store::{Scan, Store, WriteBatch};
 use super::{LedgerError, Result};
 use conn::Conn;
+pub use pool::PgPools;
 
 /// The ledger on PostgreSQL.
 pub type PgLedger = StoreLedger<PgStore>;
@@ -58,19 +57,26 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE facto_workers (ns TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (ns, id));",
 ];
 
+/// How long a wait for a lock another worker holds lasts at most (the sessions' lock timeout).
+const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One turn of that wait: the longest a store waiting for a lock keeps its line from the
+/// others.
+const LOCK_TURN: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Rows read per call of a scan: a scan of a million records never holds them all.
 const SCAN_PAGE: i64 = 1000;
 
 /// The advisory lock key under which facto migrates a database.
 const MIGRATION_LOCK: i64 = 0x6661_6374_6f00_0001;
 
-type Job = Box<dyn FnOnce(&mut Conn) + Send>;
-
 /// A PostgreSQL database as a ledger store, for one namespace.
 pub struct PgStore {
-    /// The connection's thread takes its work here (`None` once dropped).
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The connections it shares, and its line among them (with its seat on it).
+    pools: PgPools,
+    key: [u8; 32],
+    line: std::sync::Arc<pool::Line>,
+    seat: u64,
     ns: String,
     /// Shared by several workers: no namespace lock; each write section takes the write lock.
     shared: bool,
@@ -80,9 +86,6 @@ pub struct PgStore {
     /// The server and database, for messages (never the password).
     shown: PathBuf,
 }
-
-/// How long an open waits for a namespace that another process is letting go of.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The advisory lock that makes one process the namespace's only writer, as sled's lock on its
 /// folder does, until several workers share a ledger: the namespace's hash.
@@ -121,37 +124,11 @@ fn new_worker_id() -> String {
     format!("{}-{}", std::process::id(), &hex::encode(h)[..8])
 }
 
-/// Takes the namespace's lock for the life of the connection, waiting a little for a process
-/// that is closing.
-/// Workers sharing the namespace take it in shared mode: they exclude a process that would hold
-/// it alone, not each other.
-fn lock_namespace(c: &mut Client, ns: &str, shared: bool) -> Result<bool> {
-    let key = namespace_lock(ns);
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    let take = if shared {
-        "SELECT pg_try_advisory_lock_shared($1)"
-    } else {
-        "SELECT pg_try_advisory_lock($1)"
-    };
-    loop {
-        let got: bool = c.query_one(take, &[&key]).map_err(store_error)?.get(0);
-        if got || std::time::Instant::now() >= deadline {
-            return Ok(got);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 impl Drop for PgStore {
-    /// Closes the connection (releasing the namespace) before the next open may need it.
+    /// Lets go of the namespace (and closes the connection if no other store shares it)
+    /// before the next open may need it.
     fn drop(&mut self) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.pools.leave(self.key, &self.line, self.seat, &self.ns);
     }
 }
 
@@ -177,7 +154,21 @@ fn store_error(e: postgres::Error) -> LedgerError {
 }
 
 fn gone() -> LedgerError {
-    LedgerError::Invalid("the PostgreSQL connection's thread has stopped".into())
+    LedgerError::Unreachable(
+        "the PostgreSQL connection's thread has stopped: the call is made again on a new connection"
+            .into(),
+    )
+}
+
+/// Lets go of the session lock `key`. Should the server fail to, the connection is closed (the
+/// server then lets go of every lock of it), so that no lock outlives its holder's wish.
+fn unlock(conn: &mut Conn, key: i64) -> Result<()> {
+    let (c, st) = conn.prepared("SELECT pg_advisory_unlock($1)")?;
+    if let Err(e) = c.execute(&st, &[&key]) {
+        conn.client = None;
+        return Err(store_error(e));
+    }
+    Ok(())
 }
 
 /// Where a connection string points, for messages: user, hosts, ports and database only, read
@@ -242,94 +233,7 @@ impl PgStore {
     ///
     /// As [`PgStore::open`].
     pub fn open_as(url: &str, password: Option<&str>, ns: &str, shared: bool) -> Result<PgStore> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e| LedgerError::Invalid(format!("ledger URL {}: {e}", shown(url))))?;
-        if let Some(p) = password {
-            config.password(p);
-        } else if config.get_password().is_none() {
-            if let Ok(p) = std::env::var("PGPASSWORD") {
-                config.password(p);
-            }
-        }
-        // A server that stops answering, or a host that dies, is noticed within a minute or
-        // so, never hours later: every call is bounded.
-        config
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .keepalives(true)
-            .keepalives_idle(std::time::Duration::from_secs(30))
-            .keepalives_interval(std::time::Duration::from_secs(10))
-            .keepalives_retries(3)
-            .tcp_user_timeout(std::time::Duration::from_secs(60))
-            .application_name(&format!("facto {ns}"));
-        let (tx, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
-        let where_ = shown(url);
-        let located = PathBuf::from(format!("{}#{ns}", shown(url)));
-        let (namespace, locked) = (ns.to_owned(), located.clone());
-        let worker = shared.then(new_worker_id);
-        let worker_key = worker
-            .as_deref()
-            .map(|w| (worker_lock(ns, w), w.to_owned()));
-        let connect = move || -> Result<Client> {
-            let mut client = config.connect(NoTls).map_err(|e| {
-                LedgerError::Unreachable(format!(
-                    "cannot connect to the ledger database {where_}: {e}"
-                ))
-            })?;
-            conn::session(&mut client)?;
-            migrate(&mut client)?;
-            if let Some((key, id)) = &worker_key {
-                // Held for the life of the connection: this worker is alive while it is.
-                client
-                    .execute("SELECT pg_advisory_lock($1)", &[key])
-                    .map_err(store_error)?;
-                client
-                    .execute(
-                        "INSERT INTO facto_workers (ns, id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        &[&namespace, id],
-                    )
-                    .map_err(store_error)?;
-            }
-            match lock_namespace(&mut client, &namespace, shared)? {
-                true => Ok(client),
-                false => Err(LedgerError::Locked(locked.clone())),
-            }
-        };
-        let thread = std::thread::Builder::new()
-            .name("facto-postgres".into())
-            .spawn(move || {
-                let mut conn = Conn {
-                    client: None,
-                    connect: Box::new(connect),
-                    generation: 0,
-                    write_lock: None,
-                    prepared: std::collections::HashMap::new(),
-                };
-                let ready = conn.client().map(|_| ());
-                let ok = ready.is_ok();
-                let _ = ready_tx.send(ready);
-                if ok {
-                    for job in rx {
-                        job(&mut conn);
-                    }
-                }
-            })
-            .map_err(|e| LedgerError::Io {
-                path: PathBuf::from(shown(url)),
-                source: e,
-            })?;
-        let ready = ready_rx.recv().map_err(|_| gone());
-        let store = PgStore {
-            jobs: Mutex::new(Some(tx)),
-            thread: Some(thread),
-            ns: ns.to_owned(),
-            shared,
-            worker,
-            shown: located,
-        };
-        ready??;
-        Ok(store)
+        PgPools::alone().open(url, password, ns, shared)
     }
 
     /// Removes everything the namespace holds (a company leaving the deployment, a test's
@@ -370,10 +274,11 @@ impl PgStore {
         &self,
         f: impl Fn(&mut Client) -> Result<R> + Send + Sync + 'static,
     ) -> Result<R> {
-        self.call_on(move |conn| conn.client().and_then(&f))
+        let seat = self.seat;
+        self.call_on(move |conn| conn.seated(seat).and_then(&f))
     }
 
-    /// [`PgStore::call`] with the connection's state (its write lock).
+    /// [`PgStore::call`] with the connection's state (this store's seat and its locks).
     fn call_on<R: Send + 'static>(
         &self,
         f: impl Fn(&mut Conn) -> Result<R> + Send + Sync + 'static,
@@ -389,22 +294,49 @@ impl PgStore {
         &self,
         f: std::sync::Arc<impl Fn(&mut Conn) -> Result<R> + Send + Sync + 'static>,
     ) -> Result<R> {
-        let (tx, rx) = mpsc::channel();
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(Box::new(move |conn: &mut Conn| {
-                let done = f(conn);
-                if matches!(done, Err(LedgerError::Unreachable(_))) {
-                    // Made again before the next call, whatever the client believes.
-                    conn.client = None;
+        self.line.run(move |conn: &mut Conn| {
+            let done = f(conn);
+            let refused = std::mem::take(&mut conn.refused);
+            if matches!(done, Err(LedgerError::Unreachable(_))) && !refused {
+                // Made again before the next call, whatever the client believes.
+                conn.client = None;
+            }
+            done
+        })?
+    }
+
+    /// Takes the session lock `key` for this store, waiting for it in turns of [`LOCK_TURN`]
+    /// (the line serves its other stores between them) up to [`LOCK_WAIT_MAX`]; `take` records
+    /// it on the seat.
+    fn lock_waiting(
+        &self,
+        key: i64,
+        what: &str,
+        take: impl Fn(&mut Conn) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<()> {
+        let seat = self.seat;
+        let take = std::sync::Arc::new(take);
+        let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
+        loop {
+            let take = std::sync::Arc::clone(&take);
+            let got = self.call_on(move |conn| {
+                if !conn.lock_for(seat, key, LOCK_TURN, LOCK_WAIT_MAX)? {
+                    return Ok(false);
                 }
-                let _ = tx.send(done);
-            }))
-            .map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+                take(conn)?;
+                Ok(true)
+            })?;
+            if got {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(LedgerError::Unreachable(format!(
+                    "{what} of the ledger at {} stayed taken by another worker for {} s: tried again at the next run",
+                    self.shown.display(),
+                    LOCK_WAIT_MAX.as_secs()
+                )));
+            }
+        }
     }
 
     /// One page of a scan: the rows after `from` (excluded when `after`), before `end`.
@@ -481,9 +413,12 @@ impl Store for PgStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let (ns, key) = (self.ns.clone(), key.to_vec());
+        let (ns, key, seat) = (self.ns.clone(), key.to_vec(), self.seat);
         self.call_on(move |conn| {
-            let (c, st) = conn.prepared("SELECT value FROM facto_kv WHERE ns = $1 AND key = $2")?;
+            let (c, st) = conn.prepared_for(
+                seat,
+                "SELECT value FROM facto_kv WHERE ns = $1 AND key = $2",
+            )?;
             Ok(c.query_opt(&st, &[&ns, &key])
                 .map_err(store_error)?
                 .map(|r| r.get(0)))
@@ -492,9 +427,9 @@ impl Store for PgStore {
 
     /// One query for all of them.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        let (ns, wanted) = (self.ns.clone(), keys.to_vec());
+        let (ns, wanted, seat) = (self.ns.clone(), keys.to_vec(), self.seat);
         let found = self.call_on(move |conn| {
-            let (c, st) = conn.prepared(members::READ_MANY)?;
+            let (c, st) = conn.prepared_for(seat, members::READ_MANY)?;
             let rows = c.query(&st, &[&ns, &wanted]).map_err(store_error)?;
             Ok(rows
                 .iter()
@@ -552,8 +487,9 @@ impl Store for PgStore {
         }
         // One statement, so one round trip and atomic on its own: its keys written and
         // removed are distinct (the batch's last operation per key).
+        let seat = self.seat;
         self.call_on(move |conn| {
-            conn.writer()?;
+            conn.writer(seat)?;
             let (c, st) = conn.prepared(
                 "WITH gone AS (DELETE FROM facto_kv WHERE ns = $1 AND key = ANY($4::bytea[]))
                  INSERT INTO facto_kv (ns, key, value)
@@ -606,23 +542,41 @@ impl Store for PgStore {
         })
     }
 
-    /// With several workers: the namespace's write lock, a session lock on this connection
-    /// (waited for; each worker holds it only for one write of records and indexes).
+    /// With several workers: the namespace's write lock, a session lock of this store (waited
+    /// for; each worker holds it only for one write of records and indexes).
     fn lock_writes(&self) -> Result<()> {
         if !self.shared {
             return Ok(());
         }
-        let key = write_lock(&self.ns);
-        self.call_on(move |conn| {
-            conn.client()?;
-            let held = conn.write_lock.is_some_and(|g| g == conn.generation);
-            if !held {
-                let (c, st) = conn.prepared("SELECT pg_advisory_lock($1)")?;
-                c.execute(&st, &[&key]).map_err(store_error)?;
-            }
-            conn.write_lock = Some(conn.generation);
+        let seat = self.seat;
+        let held = self.call_on(move |conn| {
+            conn.seated(seat)?;
+            let generation = conn.generation;
+            Ok(conn.seat(seat)?.write_lock == Some(generation))
+        })?;
+        if held {
+            return Ok(());
+        }
+        self.lock_waiting(write_lock(&self.ns), "the write lock", move |conn| {
+            let generation = conn.generation;
+            conn.seat(seat)?.write_lock = Some(generation);
             Ok(())
         })
+    }
+
+    fn unlock_writes(&self) {
+        if !self.shared {
+            return;
+        }
+        let (key, seat) = (write_lock(&self.ns), self.seat);
+        let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
+            let generation = conn.generation;
+            let holds = conn.holds_since(seat, generation);
+            if conn.seat(seat)?.write_lock.take() == Some(generation) && holds {
+                unlock(conn, key)?;
+            }
+            Ok(())
+        }));
     }
 
     fn worker(&self) -> Option<String> {
@@ -635,10 +589,9 @@ impl Store for PgStore {
         if !self.shared {
             return Ok(());
         }
-        let key = name_lock(&self.ns, name);
-        self.call_on(move |conn| {
-            let (c, st) = conn.prepared("SELECT pg_advisory_lock($1)")?;
-            c.execute(&st, &[&key]).map_err(store_error)?;
+        let (key, seat) = (name_lock(&self.ns, name), self.seat);
+        self.lock_waiting(key, &format!("the lock `{name}`"), move |conn| {
+            *conn.seat(seat)?.names.entry(key).or_default() += 1;
             Ok(())
         })
     }
@@ -647,10 +600,14 @@ impl Store for PgStore {
         if !self.shared {
             return Ok(true);
         }
-        let key = name_lock(&self.ns, name);
+        let (key, seat) = (name_lock(&self.ns, name), self.seat);
         self.call_on(move |conn| {
-            let (c, st) = conn.prepared("SELECT pg_try_advisory_lock($1)")?;
-            Ok(c.query_one(&st, &[&key]).map_err(store_error)?.get(0))
+            let (c, st) = conn.prepared_for(seat, "SELECT pg_try_advisory_lock($1)")?;
+            let got: bool = c.query_one(&st, &[&key]).map_err(store_error)?.get(0);
+            if got {
+                *conn.seat(seat)?.names.entry(key).or_default() += 1;
+            }
+            Ok(got)
         })
     }
 
@@ -658,12 +615,21 @@ impl Store for PgStore {
         if !self.shared {
             return;
         }
-        let key = name_lock(&self.ns, name);
+        let (key, seat) = (name_lock(&self.ns, name), self.seat);
         let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
-            if let Some((c, st)) = conn.prepared_if_open("SELECT pg_advisory_unlock($1)")? {
-                c.execute(&st, &[&key]).map_err(store_error)?;
+            let generation = conn.generation;
+            if !conn.holds_since(seat, generation) {
+                return Ok(());
             }
-            Ok(())
+            let names = &mut conn.seat(seat)?.names;
+            match names.get_mut(&key) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    names.remove(&key);
+                }
+                None => return Ok(()),
+            }
+            unlock(conn, key)
         }));
     }
 
@@ -699,21 +665,6 @@ impl Store for PgStore {
         };
         let ns = self.ns.clone();
         self.call(move |c| members::live(c, &ns, &me))
-    }
-
-    fn unlock_writes(&self) {
-        if !self.shared {
-            return;
-        }
-        let key = write_lock(&self.ns);
-        let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
-            if conn.write_lock.take() == Some(conn.generation) {
-                if let Some((c, st)) = conn.prepared_if_open("SELECT pg_advisory_unlock($1)")? {
-                    c.execute(&st, &[&key]).map_err(store_error)?;
-                }
-            }
-            Ok(())
-        }));
     }
 
     fn put_blob(&self, id: u64, file: &mut dyn std::io::Read) -> Result<()> {
@@ -771,5 +722,8 @@ impl Store for PgStore {
 
 mod conn;
 mod members;
+mod pool;
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod tests;

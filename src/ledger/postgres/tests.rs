@@ -1,6 +1,7 @@
 //! The PostgreSQL store's own tests: connection strings, paging, locks, lost connections.
 
 use super::*;
+use postgres::NoTls;
 
 #[test]
 fn a_connection_string_is_shown_without_its_password() {
