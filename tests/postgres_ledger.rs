@@ -161,26 +161,16 @@ fn a_shared_ledger_refuses_jobs_that_write_journal_files_with_its_line() {
     );
 }
 
-/// The sessions of one facto process on the test server (its `application_name`), once the
-/// count settles at `want` (a backend ends a moment after its connection closes), else the last
-/// count after 10 s.
-fn sessions(url: &str, name: &str, want: i64) -> i64 {
+/// The sessions named `name` on the test server (one facto process's `application_name`).
+fn sessions(url: &str, name: &str) -> i64 {
     let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    let mut n = -1;
-    for _ in 0..500 {
-        n = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&name],
-            )
-            .unwrap()
-            .get(0);
-        if n == want {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    n
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0)
 }
 
 /// Five tenants whose ledgers are in one database, `ledger_connections = 2`: every tenant
@@ -220,10 +210,10 @@ fn a_deployment_s_tenants_share_a_few_connections_to_the_ledger_database() {
                 == Some(DEMO_DELIVERABLE)
         });
     }
-    assert_eq!(sessions(&url, &name, 2), 2, "five tenants, two sessions");
+    assert_eq!(sessions(&url, &name), 2, "five tenants, two sessions");
     for (_, _, ns) in &tenants {
         assert_eq!(
-            sessions(&url, &format!("facto {ns}"), 0),
+            sessions(&url, &format!("facto {ns}")),
             0,
             "no tenant has a connection of its own"
         );
@@ -243,9 +233,10 @@ fn a_deployment_s_tenants_share_a_few_connections_to_the_ledger_database() {
     wait_for("the removed tenant's namespace is free", || {
         facto::ledger::postgres::PgStore::open(&url, None, gone_ns).is_ok()
     });
-    assert_eq!(sessions(&url, &name, 2), 2);
+    assert_eq!(sessions(&url, &name), 2);
     let first = token(&tenants[0].1, "data/admin-token");
     assert_eq!(get(&addr, "/tenants/t0/metrics", &first).0, 200);
     assert_eq!(crate::daemon::terminate(&mut child), 0);
-    assert_eq!(sessions(&url, &name, 0), 0, "all closed at the end");
+    // A backend ends a moment after its connection closes.
+    wait_for("all closed at the end", || sessions(&url, &name) == 0);
 }

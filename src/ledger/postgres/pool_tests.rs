@@ -31,6 +31,28 @@ fn sessions(url: &str, name: &str, want: i64) -> i64 {
     n
 }
 
+/// Ends the sessions named `name` (a server restart, an operator), once they are gone.
+pub(super) fn end_sessions(url: &str, name: &str) -> u64 {
+    let mut admin = Client::connect(url, NoTls).unwrap();
+    let ended = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap();
+    assert_eq!(sessions(url, name, 0), 0);
+    ended
+}
+
+/// A thread that takes `store`'s write lock (waiting for it) and lets it go.
+fn takes_the_write_lock(store: &std::sync::Arc<PgStore>) -> std::thread::JoinHandle<()> {
+    let s = std::sync::Arc::clone(store);
+    std::thread::spawn(move || {
+        s.lock_writes().unwrap();
+        s.unlock_writes();
+    })
+}
+
 fn put(s: &PgStore, k: &[u8], v: &[u8]) {
     let mut wb = WriteBatch::default();
     wb.insert(k.to_vec(), v.to_vec());
@@ -100,11 +122,7 @@ fn a_store_waiting_for_a_lock_keeps_no_other_store_of_its_connection_waiting() {
         .unwrap();
     let holder = PgStore::open_as(&b.url, None, &b.ns, true).unwrap();
     holder.lock_writes().unwrap();
-    let w = std::sync::Arc::clone(&waiting);
-    let t = std::thread::spawn(move || {
-        w.lock_writes().unwrap();
-        w.unlock_writes();
-    });
+    let t = takes_the_write_lock(&waiting);
     std::thread::sleep(Duration::from_millis(300));
     assert!(!t.is_finished(), "it waits for the holder");
     // Each call of the other store waits at most one turn of the wait (200 ms), never the
@@ -146,11 +164,7 @@ fn two_workers_of_one_namespace_never_share_a_session() {
     assert!(one.try_lock_name("n").unwrap());
     assert!(!two.try_lock_name("n").unwrap(), "the name is one's");
     one.lock_writes().unwrap();
-    let t2 = std::sync::Arc::clone(&two);
-    let t = std::thread::spawn(move || {
-        t2.lock_writes().unwrap();
-        t2.unlock_writes();
-    });
+    let t = takes_the_write_lock(&two);
     std::thread::sleep(Duration::from_millis(300));
     assert!(!t.is_finished(), "two waits for one's write lock");
     one.unlock_writes();
@@ -185,13 +199,7 @@ fn a_refused_write_leaves_the_connection_to_the_other_stores() {
             .map(|r| r.get(0))
             .collect()
     };
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&name],
-        )
-        .unwrap();
-    assert_eq!(sessions(&b.url, &name, 0), 0);
+    assert_eq!(end_sessions(&b.url, &name), 1);
     let mut wb = WriteBatch::default();
     wb.insert(b"k".to_vec(), b"v".to_vec());
     assert!(
@@ -227,15 +235,7 @@ fn a_shared_connection_made_again_takes_back_every_store_s_locks() {
     let w = pools.open(&b.url, None, &ns_b, true).unwrap();
     put(&a, b"k", b"a");
     assert!(w.try_lock_name("contact").unwrap());
-    let mut admin = Client::connect(&b.url, NoTls).unwrap();
-    let ended = admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&name],
-        )
-        .unwrap();
-    assert_eq!(ended, 1);
-    assert_eq!(sessions(&b.url, &name, 0), 0);
+    assert_eq!(end_sessions(&b.url, &name), 1);
     assert_eq!(a.get(b"k").unwrap(), Some(b"a".to_vec()));
     assert_eq!(w.workers().unwrap(), vec![w.worker().unwrap()]);
     assert!(matches!(

@@ -1,7 +1,6 @@
 //! The PostgreSQL store's own tests: connection strings, paging, locks, lost connections.
 
 use super::*;
-use postgres::NoTls;
 
 #[test]
 fn a_connection_string_is_shown_without_its_password() {
@@ -158,28 +157,8 @@ fn a_lost_connection_is_made_again_and_the_namespace_held_again() {
     let mut wb = WriteBatch::default();
     wb.insert(b"k".to_vec(), b"1".to_vec());
     s.apply(wb).unwrap();
-    let mut admin = Client::connect(&b.url, NoTls).unwrap();
-    let name = format!("facto {}", b.ns);
-    let ended = admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&name],
-        )
-        .unwrap();
+    let ended = super::pool_tests::end_sessions(&b.url, &format!("facto {}", b.ns));
     assert_eq!(ended, 1);
-    for _ in 0..100 {
-        let left: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&name],
-            )
-            .unwrap()
-            .get(0);
-        if left == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     assert_eq!(s.get(b"k").unwrap(), Some(b"1".to_vec()));
     assert!(matches!(
         PgStore::open(&b.url, None, &b.ns),
