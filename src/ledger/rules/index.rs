@@ -12,6 +12,10 @@ use crate::ledger::{keys, Record, RecordKey, Result, State, SCHEMA_VERSION};
 /// export batch (which read as delivered once it is committed, and have no `x\0` entry).
 pub(super) const TALLY: usize = State::ALL.len() + 1;
 pub(super) const BATCHED: usize = State::ALL.len();
+
+/// Records read at once when a state's index lists them.
+const LIST_PAGE: usize = 500;
+
 fn tkey(job: &str, target: &str) -> Vec<u8> {
     keys::key("t", &[job, target])
 }
@@ -302,30 +306,41 @@ impl<S: Store> StoreLedger<S> {
         Ok(out)
     }
 
-    /// The records of `job`/`target` in stored state `state`, through the `x\0` index.
+    /// The records of `job`/`target` in stored state `state`, through the `x\0` index; read
+    /// [`LIST_PAGE`] at a time ([`Store::get_many`]: one query a page in a database, where one
+    /// a record cost a round trip each).
     fn list_indexed(&self, job: &str, target: &str, state: State) -> Result<Vec<Record>> {
         let prefix = xprefix(job, target, state);
         let mut out = Vec::new();
+        let mut page: Vec<Vec<u8>> = Vec::with_capacity(LIST_PAGE);
+        let read = |page: &mut Vec<Vec<u8>>, out: &mut Vec<Record>| -> Result<()> {
+            for (k, v) in page.iter().zip(self.store.get_many(page)?) {
+                // Forgotten since the index was read (`check_indexes` reports a lasting
+                // mismatch).
+                let Some(v) = v else { continue };
+                let r = self.decode(k, &v)?;
+                if r.state == state {
+                    out.push(r);
+                }
+            }
+            page.clear();
+            Ok(())
+        };
         for kv in self.store.scan(&prefix) {
             let (xk, _) = kv?;
             let Some(doc_id) = keys::unescape(&xk[prefix.len()..]) else {
                 continue;
             };
-            let key = RecordKey {
+            page.push(rkey(&RecordKey {
                 job: job.into(),
                 target: target.into(),
                 doc_id,
-            };
-            let k = rkey(&key);
-            // Forgotten since the index was read (`check_indexes` reports a lasting mismatch).
-            let Some(v) = self.store.get(&k)? else {
-                continue;
-            };
-            let r = self.decode(&k, &v)?;
-            if r.state == state {
-                out.push(r);
+            }));
+            if page.len() == LIST_PAGE {
+                read(&mut page, &mut out)?;
             }
         }
+        read(&mut page, &mut out)?;
         Ok(out)
     }
 
@@ -385,5 +400,35 @@ impl<S: Store> StoreLedger<S> {
             ));
         }
         Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ledger::conformance::record;
+    use crate::ledger::{Ledger, MemLedger, RecordFilter, State, StoreLedger};
+
+    /// A state's list reads its records a page at a time: every one of several pages, in key
+    /// order, none of another state.
+    #[test]
+    fn a_state_lists_every_record_of_several_pages_in_order() {
+        let l: MemLedger = StoreLedger::on(Default::default()).unwrap();
+        let n = 2 * super::LIST_PAGE + 1;
+        let mut records: Vec<_> = (0..n)
+            .map(|i| record(&format!("d{i:05}"), State::Held))
+            .collect();
+        records.push(record("d00001x", State::Delivered));
+        l.put_records(&records).unwrap();
+        let held: Vec<String> = l
+            .list(&RecordFilter {
+                state: Some(State::Held),
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.doc_id)
+            .collect();
+        let want: Vec<String> = (0..n).map(|i| format!("d{i:05}")).collect();
+        assert_eq!(held, want);
     }
 }
