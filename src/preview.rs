@@ -18,6 +18,7 @@ use crate::model::{DocStatus, Document};
 use crate::problem::Problem;
 use crate::source::{Item, SourceError};
 use crate::sync::duplicates::Duplicate;
+use crate::sync::readahead::ReadAhead;
 
 /// One document's fate.
 #[derive(Debug, Clone, Serialize)]
@@ -230,7 +231,26 @@ pub async fn preview(
     dups.backfill(ledger, &job.name, true)?;
     // Page by page: each document becomes its rows at once; only the rows stay.
     let mut src = cfg.open_source(&job.source, None, Some((ledger, &job.name)))?;
+    let mut ahead = ReadAhead::default();
     while let Some(page) = src.next_page().await? {
+        // The page's records, on every target, and the owners of its numbers, read at once: one
+        // round trip to a database for the page instead of one for each document and target.
+        let docs = page.items.iter().filter_map(|i| match i {
+            Item::Doc { doc, .. } => Some(&**doc),
+            Item::Bad { .. } => None,
+        });
+        let keys = docs
+            .clone()
+            .flat_map(|d| {
+                targets.iter().map(|t| RecordKey {
+                    job: job.name.clone(),
+                    target: t.clone(),
+                    doc_id: d.id.clone(),
+                })
+            })
+            .collect();
+        ahead.load(ledger, keys)?;
+        dups.read_ahead(ledger, &job.name, docs)?;
         for item in page.items {
             match item {
                 Item::Doc { doc, hash, origin } if doc.status == DocStatus::Final => {
@@ -244,6 +264,7 @@ pub async fn preview(
                         hash: &hash,
                         origin: &origin,
                         dup: dup.as_ref(),
+                        ahead: &ahead,
                     };
                     for ((tp, layout), run) in tps.iter_mut().zip(&layouts).zip(&runs) {
                         // Chorus Pro files are for public buyers only: other documents are not
@@ -266,7 +287,7 @@ pub async fn preview(
                     }
                 }
                 Item::Doc { doc, .. } if in_period(&doc, from, to) => {
-                    if skipped_by_a_target(ledger, job, &targets, &layouts, &doc)? {
+                    if skipped_by_a_target(ledger, &ahead, job, &targets, &layouts, &doc)? {
                         *out.skipped
                             .entry(doc.status.as_str().to_owned())
                             .or_insert(0) += 1;
@@ -302,6 +323,8 @@ struct Seen<'a> {
     hash: &'a str,
     origin: &'a str,
     dup: Option<&'a Duplicate>,
+    /// The page's records, read at once.
+    ahead: &'a ReadAhead,
 }
 
 /// One document's row for one target, in the order the sync decides; a new one is counted in
@@ -322,13 +345,14 @@ fn row(
         hash,
         origin,
         dup,
+        ahead,
     } = *seen;
     let key = RecordKey {
         job: job.name.clone(),
         target: tp.target.clone(),
         doc_id: doc.id.clone(),
     };
-    let rec = ledger.get(&key)?;
+    let rec = ahead.get(ledger, &key)?;
     let held_for = |p: &Problem| {
         (
             "held".to_owned(),
@@ -445,6 +469,7 @@ pub struct Gap {
 /// received it (a delivered document that went back is already delivered, not skipped).
 fn skipped_by_a_target(
     ledger: &dyn Ledger,
+    ahead: &ReadAhead,
     job: &Job,
     targets: &[String],
     layouts: &[Option<format::Layout>],
@@ -459,7 +484,10 @@ fn skipped_by_a_target(
             target: t.clone(),
             doc_id: doc.id.clone(),
         };
-        if !ledger.get(&key)?.is_some_and(|r| r.state.is_delivered()) {
+        if !ahead
+            .get(ledger, &key)?
+            .is_some_and(|r| r.state.is_delivered())
+        {
             return Ok(true);
         }
     }

@@ -24,7 +24,7 @@ pub(crate) mod duplicates;
 mod learned;
 mod malformed;
 mod process;
-mod readahead;
+pub(crate) mod readahead;
 mod share;
 mod spill;
 mod summary;

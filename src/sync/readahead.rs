@@ -11,7 +11,7 @@ use crate::ledger::{Ledger, LedgerError, Record, RecordKey};
 
 /// The page's records by key (`None`: not stored when read).
 #[derive(Default)]
-pub(super) struct ReadAhead {
+pub(crate) struct ReadAhead {
     records: HashMap<RecordKey, Option<Record>>,
 }
 
@@ -21,7 +21,7 @@ impl ReadAhead {
     /// # Errors
     ///
     /// Ledger failure.
-    pub(super) fn load(
+    pub(crate) fn load(
         &mut self,
         ledger: &dyn Ledger,
         keys: Vec<RecordKey>,
@@ -40,7 +40,7 @@ impl ReadAhead {
     /// # Errors
     ///
     /// Ledger failure.
-    pub(super) fn get(
+    pub(crate) fn get(
         &self,
         ledger: &dyn Ledger,
         key: &RecordKey,
