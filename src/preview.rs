@@ -239,8 +239,11 @@ pub async fn preview(
             Item::Doc { doc, .. } => Some(&**doc),
             Item::Bad { .. } => None,
         });
+        // Only the period's records are read: a preview's work follows its period. Every
+        // document still owns its number, whatever its date.
         let keys = docs
             .clone()
+            .filter(|d| in_period(d, from, to))
             .flat_map(|d| {
                 targets.iter().map(|t| RecordKey {
                     job: job.name.clone(),
