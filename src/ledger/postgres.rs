@@ -24,8 +24,9 @@
 //! database, and the password comes from the environment (`PGPASSWORD`, or the variable the
 //! caller names).
 
-use postgres::Client;
 use std::path::{Path, PathBuf};
+
+use postgres::Client;
 
 use super::rules::StoreLedger;
 use super::store::{Scan, Store, WriteBatch};
@@ -570,8 +571,7 @@ impl Store for PgStore {
         }
         let (key, seat) = (write_lock(&self.ns), self.seat);
         let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
-            let generation = conn.generation;
-            let holds = conn.holds_since(seat, generation);
+            let (generation, holds) = (conn.generation, conn.holds(seat));
             if conn.seat(seat)?.write_lock.take() == Some(generation) && holds {
                 unlock(conn, key)?;
             }
@@ -617,8 +617,7 @@ impl Store for PgStore {
         }
         let (key, seat) = (name_lock(&self.ns, name), self.seat);
         let _ = self.once(std::sync::Arc::new(move |conn: &mut Conn| {
-            let generation = conn.generation;
-            if !conn.holds_since(seat, generation) {
+            if !conn.holds(seat) {
                 return Ok(());
             }
             let names = &mut conn.seat(seat)?.names;

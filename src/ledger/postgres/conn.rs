@@ -155,12 +155,7 @@ impl Conn {
                     c.execute("SELECT pg_advisory_unlock($1)", &[key])?;
                 }
             }
-            let unlock = if s.shared {
-                "SELECT pg_advisory_unlock_shared($1)"
-            } else {
-                "SELECT pg_advisory_unlock($1)"
-            };
-            c.execute(unlock, &[&namespace_lock(&s.ns)])?;
+            c.execute(namespace_sql(s.shared).1, &[&namespace_lock(&s.ns)])?;
             if let Some(id) = &s.worker {
                 c.execute(
                     "DELETE FROM facto_workers WHERE ns = $1 AND id = $2",
@@ -223,15 +218,14 @@ impl Conn {
         self.current()
     }
 
-    /// Whether seat `seat` still holds, on the connection as it is, what it took on
-    /// `generation`: a lock is let go with its connection, never taken again to be let go.
-    pub(super) fn holds_since(&self, seat: u64, generation: u64) -> bool {
+    /// Whether seat `seat` holds its locks on the connection as it is: a lock is let go with
+    /// its connection, never taken again to be let go.
+    pub(super) fn holds(&self, seat: u64) -> bool {
         !self.lost()
-            && self.generation == generation
             && self
                 .seats
                 .get(&seat)
-                .is_some_and(|s| s.held_on == Some(generation))
+                .is_some_and(|s| s.held_on == Some(self.generation))
     }
 
     /// Tries once to take the session lock `key` for seat `seat`, then waits for it at most
@@ -272,12 +266,9 @@ impl Conn {
 /// `Ok(false)`: another session holds one (nothing is left held).
 fn take_seat(c: &mut Client, s: &Seat) -> Result<bool> {
     let try_lock = |c: &mut Client, key: i64, shared: bool| -> Result<bool> {
-        let sql = if shared {
-            "SELECT pg_try_advisory_lock_shared($1)"
-        } else {
-            "SELECT pg_try_advisory_lock($1)"
-        };
-        Ok(c.query_one(sql, &[&key]).map_err(store_error)?.get(0))
+        Ok(c.query_one(namespace_sql(shared).0, &[&key])
+            .map_err(store_error)?
+            .get(0))
     };
     let worker = s.worker.as_deref().map(|w| (worker_lock(&s.ns, w), w));
     if let Some((key, id)) = worker {
@@ -307,6 +298,22 @@ fn take_seat(c: &mut Client, s: &Seat) -> Result<bool> {
         return Ok(false);
     }
     Ok(true)
+}
+
+/// How a seat's namespace lock is tried and let go: in shared mode when several workers share
+/// the namespace (they exclude a process that would hold it alone, not each other).
+fn namespace_sql(shared: bool) -> (&'static str, &'static str) {
+    if shared {
+        (
+            "SELECT pg_try_advisory_lock_shared($1)",
+            "SELECT pg_advisory_unlock_shared($1)",
+        )
+    } else {
+        (
+            "SELECT pg_try_advisory_lock($1)",
+            "SELECT pg_advisory_unlock($1)",
+        )
+    }
 }
 
 /// The error of a store used after it left its connection.

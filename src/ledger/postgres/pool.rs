@@ -27,7 +27,7 @@ use super::{gone, migrate, new_worker_id, shown, PgStore};
 use crate::ledger::{LedgerError, Result};
 
 /// Work for a line's thread.
-pub(super) type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 
 /// How long an open waits for a namespace that another process is letting go of.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -81,15 +81,9 @@ struct Entry {
     namespaces: HashSet<String>,
 }
 
-/// The lines of one database and role.
-#[derive(Default)]
-struct Lines {
-    entries: Vec<Entry>,
-}
-
-pub(super) struct Inner {
-    /// By database and role (a hash of the connection string and password).
-    lines: Mutex<HashMap<[u8; 32], Lines>>,
+struct Inner {
+    /// The lines of each database and role (by a hash of the connection string and password).
+    lines: Mutex<HashMap<[u8; 32], Vec<Entry>>>,
     limit: usize,
     /// The sessions' `application_name` (`None`: `facto <namespace>` of the first store).
     name: Option<String>,
@@ -105,20 +99,19 @@ impl PgPools {
     /// At most `limit` connections (at least 1) per database and role; the sessions are named
     /// `name` on the server (`application_name`, as `pg_stat_activity` lists them).
     pub fn new(limit: usize, name: &str) -> PgPools {
-        PgPools(Arc::new(Inner {
-            lines: Mutex::new(HashMap::new()),
-            limit: limit.max(1),
-            name: Some(name.to_owned()),
-            seats: std::sync::atomic::AtomicU64::new(0),
-        }))
+        PgPools::with(limit, Some(name.to_owned()))
     }
 
     /// The pool of a store opened alone: one connection, named after its namespace.
     pub(super) fn alone() -> PgPools {
+        PgPools::with(1, None)
+    }
+
+    fn with(limit: usize, name: Option<String>) -> PgPools {
         PgPools(Arc::new(Inner {
             lines: Mutex::new(HashMap::new()),
-            limit: 1,
-            name: None,
+            limit: limit.max(1),
+            name,
             seats: std::sync::atomic::AtomicU64::new(0),
         }))
     }
@@ -130,7 +123,7 @@ impl PgPools {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .map(|l| l.entries.len())
+            .map(Vec::len)
             .sum()
     }
 
@@ -241,9 +234,8 @@ impl PgPools {
     ) -> Result<Arc<Line>> {
         let mut all = self.0.lines.lock().unwrap_or_else(PoisonError::into_inner);
         let lines = all.entry(key).or_default();
-        if lines.entries.len() >= self.0.limit {
+        if lines.len() >= self.0.limit {
             if let Some(e) = lines
-                .entries
                 .iter_mut()
                 .filter(|e| !e.namespaces.contains(ns))
                 .min_by_key(|e| e.namespaces.len())
@@ -277,7 +269,7 @@ impl PgPools {
             jobs: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         });
-        lines.entries.push(Entry {
+        lines.push(Entry {
             line: Arc::clone(&line),
             namespaces: HashSet::from([ns.to_owned()]),
         });
@@ -293,17 +285,13 @@ impl PgPools {
             let Some(lines) = all.get_mut(&key) else {
                 return;
             };
-            let Some(i) = lines
-                .entries
-                .iter()
-                .position(|e| Arc::ptr_eq(&e.line, line))
-            else {
+            let Some(i) = lines.iter().position(|e| Arc::ptr_eq(&e.line, line)) else {
                 return;
             };
-            lines.entries[i].namespaces.remove(ns);
-            if lines.entries[i].namespaces.is_empty() {
-                let e = lines.entries.swap_remove(i);
-                if lines.entries.is_empty() {
+            lines[i].namespaces.remove(ns);
+            if lines[i].namespaces.is_empty() {
+                let e = lines.swap_remove(i);
+                if lines.is_empty() {
                     all.remove(&key);
                 }
                 Some(e.line)
