@@ -599,6 +599,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_deployment_needs_a_pass_and_a_ledger_connection_at_least() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DeploymentConfig::load(dir.path()).unwrap();
+        assert_eq!((c.max_parallel_passes, c.ledger_connections), (4, 8));
+        for key in ["max_parallel_passes", "ledger_connections"] {
+            std::fs::write(dir.path().join("deployment.toml"), format!("{key} = 0\n")).unwrap();
+            let e = DeploymentConfig::load(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(&format!("{key} must be at least 1")), "{e}");
+            assert!(e.contains("deployment.toml"), "{e}");
+        }
+        std::fs::write(
+            dir.path().join("deployment.toml"),
+            "ledger_connection = 2\n",
+        )
+        .unwrap();
+        let e = DeploymentConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("ledger_connection"), "unknown keys refused: {e}");
+    }
+
+    #[test]
     fn tenant_names_are_folder_names_that_cannot_escape() {
         for ok in ["acme", "a", "ecole-42", "print_shop"] {
             assert!(valid_name(ok), "{ok}");
