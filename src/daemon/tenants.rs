@@ -336,16 +336,18 @@ impl Keeper {
             .filter(|n| !found.contains_key(*n))
             .cloned()
             .collect();
+        // A folder gone is no longer counted as unloaded before any removed tenant stops: a
+        // tenant seen stopped (its API gone) is seen with the folder as it was then.
+        self.deployment
+            .served_mut()
+            .unloaded
+            .retain(|n, _| found.contains_key(n));
         for name in gone {
             if let Some(r) = running.remove(&name) {
                 tracing::warn!(tenant = %name, "Tenant removed; stopping it.");
                 self.stop(name, r, true).await;
             }
         }
-        self.deployment
-            .served_mut()
-            .unloaded
-            .retain(|n, _| found.contains_key(n));
         for (name, path) in found {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             if let Some(r) = running.get_mut(&name) {
